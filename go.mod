@@ -1,0 +1,3 @@
+module mohawk
+
+go 1.26.8
