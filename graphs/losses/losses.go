@@ -1,0 +1,96 @@
+// Package losses builds the training objectives of mohawk as graph values:
+// token cross-entropy, soft cross-entropy and KL divergence against teacher
+// distributions (with temperature), the per-(batch, head) Frobenius distance
+// of mixing matrices (Stage 1), the per-token L2 distance of hidden states
+// (Stage 2) and mean squared error. Every loss is a float scalar of rank 0,
+// the mean over its examples, ready for graphs.Gradients.
+//
+// Place in the dependency order: losses imports graphs only, and panics with
+// *graphs.Error on misuse like every graph builder.
+package losses
+
+import (
+	"mohawk/graphs"
+	"mohawk/tensors"
+)
+
+// TokenCrossEntropy is the mean over tokens of −log softmax(logits)[label]
+// for logits [B, T, V] and integer labels [B, T].
+func TokenCrossEntropy(logits, labels *graphs.Value) *graphs.Value {
+	logp := graphs.LogSoftmax(logits, -1)
+	picked := graphs.GatherElements(logp, graphs.Unsqueeze(graphs.Cast(labels, tensors.Int64), -1), -1)
+	return graphs.Neg(graphs.ReduceMeanAll(picked))
+}
+
+// SoftCrossEntropy is the mean over tokens of −Σ_v p_T(v)·log p_S(v) with
+// p = softmax(logits/τ), scaled by τ² (Hinton et al.) so that gradient
+// magnitudes do not depend on the temperature; τ = 1 is the MOHAWK Stage 3
+// objective.
+func SoftCrossEntropy(student, teacher *graphs.Value, temperature float64) *graphs.Value {
+	ls, pt := tempered(student, teacher, temperature)
+	ce := graphs.Neg(graphs.ReduceSum(graphs.Mul(pt, ls), []int64{-1}, false))
+	return scaleT2(graphs.ReduceMeanAll(ce), temperature)
+}
+
+// KLDivergence is the mean over tokens of KL(p_T ‖ p_S) = Σ p_T (log p_T −
+// log p_S), with the same temperature handling as SoftCrossEntropy. It
+// differs from the soft cross-entropy by the teacher's entropy, a constant
+// for the student.
+func KLDivergence(student, teacher *graphs.Value, temperature float64) *graphs.Value {
+	ls, pt := tempered(student, teacher, temperature)
+	lt := graphs.LogSoftmax(temperatureScale(teacher, temperature), -1)
+	kl := graphs.ReduceSum(graphs.Mul(pt, graphs.Sub(lt, ls)), []int64{-1}, false)
+	return scaleT2(graphs.ReduceMeanAll(kl), temperature)
+}
+
+func tempered(student, teacher *graphs.Value, t float64) (logStudent, probTeacher *graphs.Value) {
+	if !student.Shape.Equal(teacher.Shape) {
+		panic(&graphs.Error{Op: "SoftCrossEntropy", Msg: "student " + student.String() + " and teacher " + teacher.String() + " logits differ in shape (vocabulary mismatch?)"})
+	}
+	return graphs.LogSoftmax(temperatureScale(student, t), -1), graphs.Softmax(temperatureScale(teacher, t), -1)
+}
+
+func temperatureScale(x *graphs.Value, t float64) *graphs.Value {
+	if t == 1 {
+		return x
+	}
+	return graphs.Mul(x, graphs.ScalarLike(x, 1/t))
+}
+
+func scaleT2(x *graphs.Value, t float64) *graphs.Value {
+	if t == 1 {
+		return x
+	}
+	return graphs.Mul(x, graphs.ScalarLike(x, t*t))
+}
+
+// Frobenius is the mean over (batch, head) of ‖M − A‖_F for matrices
+// [B, H, T, T] (not squared, as in MOHAWK Stage 1).
+func Frobenius(m, a *graphs.Value) *graphs.Value {
+	d := graphs.Sub(m, a)
+	return graphs.ReduceMeanAll(safeSqrt(graphs.ReduceSum(graphs.Mul(d, d), []int64{-2, -1}, false)))
+}
+
+// L2 is the mean over tokens of ‖s − t‖₂ over the last axis (not squared,
+// as in MOHAWK Stage 2).
+func L2(s, t *graphs.Value) *graphs.Value {
+	d := graphs.Sub(s, t)
+	return graphs.ReduceMeanAll(safeSqrt(graphs.ReduceSum(graphs.Mul(d, d), []int64{-1}, false)))
+}
+
+// MSE is the mean of (s − t)².
+func MSE(s, t *graphs.Value) *graphs.Value {
+	d := graphs.Sub(s, t)
+	return graphs.ReduceMeanAll(graphs.Mul(d, d))
+}
+
+// safeSqrt is √(x + ε) with ε = 1e-12 (1e-30 in float64), so that the
+// gradient stays finite when a distance is exactly zero; the value moves by
+// at most √ε.
+func safeSqrt(x *graphs.Value) *graphs.Value {
+	eps := 1e-12
+	if x.DType == tensors.Float64 {
+		eps = 1e-30
+	}
+	return graphs.Sqrt(graphs.Add(x, graphs.ScalarLike(x, eps)))
+}

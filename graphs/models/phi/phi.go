@@ -1,0 +1,166 @@
+package phi
+
+import (
+	"fmt"
+	"math"
+
+	"mohawk/graphs"
+	"mohawk/graphs/layers"
+	"mohawk/tensors"
+)
+
+// Config is the teacher architecture.
+type Config struct {
+	Vocab        int64
+	Hidden       int64
+	Layers       int
+	Heads        int64
+	Intermediate int64
+	RotaryDim    int64
+	RopeTheta    float64
+	Eps          float32
+}
+
+// HeadDim is Hidden/Heads.
+func (c Config) HeadDim() int64 { return c.Hidden / c.Heads }
+
+// Validate checks the dimensions fit together.
+func (c Config) Validate() error {
+	switch {
+	case c.Vocab <= 0 || c.Hidden <= 0 || c.Layers <= 0 || c.Heads <= 0 || c.Intermediate <= 0:
+		return fmt.Errorf("phi config: sizes must be positive: %+v", c)
+	case c.Hidden%c.Heads != 0:
+		return fmt.Errorf("phi config: hidden size %d is not divisible by %d heads", c.Hidden, c.Heads)
+	case c.RotaryDim < 0 || c.RotaryDim > c.HeadDim() || c.RotaryDim%2 != 0:
+		return fmt.Errorf("phi config: rotary dim %d must be even and at most the head dim %d", c.RotaryDim, c.HeadDim())
+	}
+	return nil
+}
+
+// NumParams is the parameter count of the architecture.
+func (c Config) NumParams() int64 {
+	d, f := c.Hidden, c.Intermediate
+	perLayer := 4*(d*d+d) + (d*f + f) + (f*d + d) + 2*d
+	return c.Vocab*d + int64(c.Layers)*perLayer + 2*d + c.Vocab*d + c.Vocab
+}
+
+// ParamShapes lists every parameter with its Hugging Face name and shape.
+func (c Config) ParamShapes() map[string]graphs.Shape {
+	out := map[string]graphs.Shape{}
+	d, f := c.Hidden, c.Intermediate
+	out["model.embed_tokens.weight"] = graphs.S(c.Vocab, d)
+	for i := 0; i < c.Layers; i++ {
+		p := LayerPrefix(i)
+		for _, n := range []string{"q_proj", "k_proj", "v_proj", "dense"} {
+			out[p+".self_attn."+n+".weight"] = graphs.S(d, d)
+			out[p+".self_attn."+n+".bias"] = graphs.S(d)
+		}
+		out[p+".mlp.fc1.weight"], out[p+".mlp.fc1.bias"] = graphs.S(f, d), graphs.S(f)
+		out[p+".mlp.fc2.weight"], out[p+".mlp.fc2.bias"] = graphs.S(d, f), graphs.S(d)
+		out[p+".input_layernorm.weight"], out[p+".input_layernorm.bias"] = graphs.S(d), graphs.S(d)
+	}
+	out["model.final_layernorm.weight"], out["model.final_layernorm.bias"] = graphs.S(d), graphs.S(d)
+	out["lm_head.weight"], out["lm_head.bias"] = graphs.S(c.Vocab, d), graphs.S(c.Vocab)
+	return out
+}
+
+// LayerPrefix is the Hugging Face name prefix of layer i.
+func LayerPrefix(i int) string { return fmt.Sprintf("model.layers.%d", i) }
+
+// Options select what Forward builds beyond the logits.
+type Options struct {
+	// Layers, when positive, stops after that many layers (for stages that
+	// only need the first layers' targets); logits are then not built.
+	Layers int
+	// NoLogits skips the final LayerNorm and LM head.
+	NoLogits bool
+	// Cache, when set, supplies past keys/values per layer ([B, H, Tpast, P])
+	// and receives the presents; positions start at Tpast.
+	Cache *Cache
+}
+
+// Cache is a KV cache for decoding: inputs Past{Key,Value}[i] and, after
+// Forward, outputs Present{Key,Value}[i] (past and new positions).
+type Cache struct {
+	PastKey, PastValue       []*graphs.Value
+	PresentKey, PresentValue []*graphs.Value
+}
+
+// Outputs of Forward.
+type Outputs struct {
+	Logits *graphs.Value // [B, T, V]
+	// Hidden[i] is the residual stream entering layer i; Hidden[L] leaves the
+	// last layer (before the final LayerNorm).
+	Hidden []*graphs.Value
+	// Normed[i] = LN_i(Hidden[i]), the input both branches of layer i see.
+	Normed []*graphs.Value
+	// Attn[i] are layer i's attention probabilities [B, H, T, T].
+	Attn []*graphs.Value
+	// AttnOut[i] is layer i's attention block output (after dense) [B, T, D].
+	AttnOut []*graphs.Value
+	// MLPOut[i] is layer i's MLP output [B, T, D].
+	MLPOut []*graphs.Value
+	// FinalNormed is LN_final(Hidden[L]) when logits are built.
+	FinalNormed *graphs.Value
+}
+
+// Forward builds the teacher on token ids [B, T] (int64).
+func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs {
+	nl := c.Layers
+	if opt.Layers > 0 {
+		nl = opt.Layers
+	}
+	dt := tensors.Float32
+	h := layers.Embedding(p, "model.embed_tokens.weight", ids, c.Vocab, c.Hidden)
+	dt = h.DType
+	var offset *graphs.Value
+	if opt.Cache != nil {
+		offset = graphs.Squeeze(graphs.ShapeOf(opt.Cache.PastKey[0], 2, 3), 0)
+	}
+	cos, sin := layers.RotaryTables(layers.Positions(ids, 1, offset, dt), c.RotaryDim, c.RopeTheta)
+	out := &Outputs{}
+	for i := 0; i < nl; i++ {
+		out.Hidden = append(out.Hidden, h)
+		pre := LayerPrefix(i)
+		u := layers.LayerNorm(p, pre+".input_layernorm", h, c.Eps)
+		out.Normed = append(out.Normed, u)
+		attn, probs := Attention(p, c, i, u, cos, sin, opt.Cache)
+		mlp := layers.PhiMLP(p, pre+".mlp", u, c.Intermediate)
+		out.Attn, out.AttnOut, out.MLPOut = append(out.Attn, probs), append(out.AttnOut, attn), append(out.MLPOut, mlp)
+		h = graphs.Add(graphs.Add(attn, mlp), h)
+	}
+	out.Hidden = append(out.Hidden, h)
+	if nl < c.Layers || opt.NoLogits {
+		return out
+	}
+	out.FinalNormed = layers.LayerNorm(p, "model.final_layernorm", h, c.Eps)
+	out.Logits = layers.Linear(p, "lm_head", out.FinalNormed, c.Vocab, true)
+	return out
+}
+
+// Attention is layer i's self-attention on normed input u [B, T, D]: it
+// returns the block output (after dense) and the probabilities.
+func Attention(p layers.Params, c Config, i int, u, cos, sin *graphs.Value, cache *Cache) (out, probs *graphs.Value) {
+	pre := LayerPrefix(i) + ".self_attn"
+	hd := c.HeadDim()
+	heads := func(name string) *graphs.Value {
+		x := layers.Linear(p, pre+"."+name, u, c.Hidden, true)
+		return graphs.Reshape(x, 0, 0, c.Heads, hd) // [B, T, H, P]
+	}
+	q, k, v := heads("q_proj"), heads("k_proj"), heads("v_proj")
+	if c.RotaryDim > 0 {
+		q, k = layers.ApplyRotary(q, cos, sin, c.RotaryDim), layers.ApplyRotary(k, cos, sin, c.RotaryDim)
+	}
+	toBHTP := func(x *graphs.Value) *graphs.Value { return graphs.Transpose(x, 0, 2, 1, 3) }
+	q, k, v = toBHTP(q), toBHTP(k), toBHTP(v)
+	if cache != nil {
+		k = graphs.Concat(2, cache.PastKey[i], k)
+		v = graphs.Concat(2, cache.PastValue[i], v)
+		cache.PresentKey = append(cache.PresentKey, k)
+		cache.PresentValue = append(cache.PresentValue, v)
+	}
+	o, probs := layers.CausalAttention(q, k, v, 1/math.Sqrt(float64(hd)))
+	o = graphs.Transpose(o, 0, 2, 1, 3) // [B, T, H, P]
+	o = graphs.ReshapeTo(o, u.Shape, u)
+	return layers.Linear(p, pre+".dense", o, c.Hidden, true), probs
+}

@@ -1,0 +1,281 @@
+package graphs
+
+import (
+	"math"
+
+	"mohawk/tensors"
+)
+
+// Binary arithmetic with ONNX multidirectional broadcasting.
+
+// Add is a + b.
+func Add(a, b *Value) *Value { return op1("Add", nil, a, b) }
+
+// Sub is a − b.
+func Sub(a, b *Value) *Value { return op1("Sub", nil, a, b) }
+
+// Mul is a · b.
+func Mul(a, b *Value) *Value { return op1("Mul", nil, a, b) }
+
+// Div is a / b.
+func Div(a, b *Value) *Value { return op1("Div", nil, a, b) }
+
+// Max is the elementwise maximum.
+func Max(a, b *Value) *Value { return op1("Max", nil, a, b) }
+
+// Min is the elementwise minimum.
+func Min(a, b *Value) *Value { return op1("Min", nil, a, b) }
+
+// Pow is a^b; b must be a constant (its gradient is not provided).
+func Pow(a, b *Value) *Value { return op1("Pow", nil, a, b) }
+
+// Where selects x where cond is true, else y.
+func Where(cond, x, y *Value) *Value { return op1("Where", nil, cond, x, y) }
+
+// Comparisons and logic (bool results, no gradient).
+
+// Equal is a == b.
+func Equal(a, b *Value) *Value { return op1("Equal", nil, a, b) }
+
+// Less is a < b.
+func Less(a, b *Value) *Value { return op1("Less", nil, a, b) }
+
+// LessOrEqual is a ≤ b.
+func LessOrEqual(a, b *Value) *Value { return op1("LessOrEqual", nil, a, b) }
+
+// Greater is a > b.
+func Greater(a, b *Value) *Value { return op1("Greater", nil, a, b) }
+
+// GreaterOrEqual is a ≥ b.
+func GreaterOrEqual(a, b *Value) *Value { return op1("GreaterOrEqual", nil, a, b) }
+
+// And is the logical and of bool tensors.
+func And(a, b *Value) *Value { return op1("And", nil, a, b) }
+
+// Or is the logical or of bool tensors.
+func Or(a, b *Value) *Value { return op1("Or", nil, a, b) }
+
+// Not is the logical negation.
+func Not(a *Value) *Value { return op1("Not", nil, a) }
+
+// IsNaN marks NaN elements.
+func IsNaN(a *Value) *Value { return op1("IsNaN", nil, a) }
+
+// IsInf marks ±Inf elements.
+func IsInf(a *Value) *Value { return op1("IsInf", nil, a) }
+
+// Unary float maps.
+
+// Neg is −x.
+func Neg(x *Value) *Value { return op1("Neg", nil, x) }
+
+// Exp is eˣ.
+func Exp(x *Value) *Value { return op1("Exp", nil, x) }
+
+// Log is the natural logarithm.
+func Log(x *Value) *Value { return op1("Log", nil, x) }
+
+// Sqrt is √x.
+func Sqrt(x *Value) *Value { return op1("Sqrt", nil, x) }
+
+// Tanh is the hyperbolic tangent.
+func Tanh(x *Value) *Value { return op1("Tanh", nil, x) }
+
+// Sigmoid is 1/(1+e⁻ˣ).
+func Sigmoid(x *Value) *Value { return op1("Sigmoid", nil, x) }
+
+// Softplus is log(1+eˣ).
+func Softplus(x *Value) *Value { return op1("Softplus", nil, x) }
+
+// Abs is |x|.
+func Abs(x *Value) *Value { return op1("Abs", nil, x) }
+
+// Sign is −1, 0 or 1 (no gradient).
+func Sign(x *Value) *Value { return op1("Sign", nil, x) }
+
+// Reciprocal is 1/x.
+func Reciprocal(x *Value) *Value { return op1("Reciprocal", nil, x) }
+
+// Relu is max(x, 0).
+func Relu(x *Value) *Value { return op1("Relu", nil, x) }
+
+// Erf is the error function.
+func Erf(x *Value) *Value { return op1("Erf", nil, x) }
+
+// Sin is the sine.
+func Sin(x *Value) *Value { return op1("Sin", nil, x) }
+
+// Cos is the cosine.
+func Cos(x *Value) *Value { return op1("Cos", nil, x) }
+
+// Identity passes x through.
+func Identity(x *Value) *Value { return op1("Identity", nil, x) }
+
+type castAttr struct{ To tensors.DType }
+
+// Cast converts x to dtype to.
+func Cast(x *Value, to tensors.DType) *Value {
+	if x.DType == to {
+		return x
+	}
+	return op1("Cast", &castAttr{to}, x)
+}
+
+func inferBinary(n *Node) []TypeShape {
+	a, b := n.Inputs[0], n.Inputs[1]
+	sameDType(n.Op, a, b)
+	if a.DType == tensors.Bool {
+		panic(errorf(n.Op, "arithmetic on bool tensors"))
+	}
+	return ts(a.DType, broadcastShapes(n.Op, a.Shape, b.Shape))
+}
+
+func inferCompare(n *Node) []TypeShape {
+	a, b := n.Inputs[0], n.Inputs[1]
+	sameDType(n.Op, a, b)
+	return ts(tensors.Bool, broadcastShapes(n.Op, a.Shape, b.Shape))
+}
+
+func inferLogic(n *Node) []TypeShape {
+	wantDType(n.Op, tensors.Bool, n.Inputs...)
+	shapes := make([]Shape, len(n.Inputs))
+	for i, v := range n.Inputs {
+		shapes[i] = v.Shape
+	}
+	return ts(tensors.Bool, broadcastShapes(n.Op, shapes...))
+}
+
+func inferUnaryFloat(n *Node) []TypeShape {
+	wantFloat(n.Op, n.Inputs[0])
+	return ts(n.Inputs[0].DType, n.Inputs[0].Shape)
+}
+
+func inferSame(n *Node) []TypeShape { return ts(n.Inputs[0].DType, n.Inputs[0].Shape) }
+
+func inferFloatMask(n *Node) []TypeShape {
+	wantFloat(n.Op, n.Inputs[0])
+	return ts(tensors.Bool, n.Inputs[0].Shape)
+}
+
+// zeros is a scalar zero of v's dtype (broadcasts in Where).
+func zeroOf(v *Value) *Value { return ScalarLike(v, 0) }
+
+func init() {
+	register(&OpDef{Type: "Add", Since: 14, Infer: inferBinary, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		return []*Value{sumLikeIf(need[0], g[0], n.Inputs[0]), sumLikeIf(need[1], g[0], n.Inputs[1])}
+	}})
+	register(&OpDef{Type: "Sub", Since: 14, Infer: inferBinary, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		var db *Value
+		if need[1] {
+			db = sumLike(Neg(g[0]), n.Inputs[1])
+		}
+		return []*Value{sumLikeIf(need[0], g[0], n.Inputs[0]), db}
+	}})
+	register(&OpDef{Type: "Mul", Since: 14, Infer: inferBinary, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		a, b := n.Inputs[0], n.Inputs[1]
+		out := make([]*Value, 2)
+		if need[0] {
+			out[0] = sumLike(Mul(g[0], b), a)
+		}
+		if need[1] {
+			out[1] = sumLike(Mul(g[0], a), b)
+		}
+		return out
+	}})
+	register(&OpDef{Type: "Div", Since: 14, Infer: inferBinary, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		a, b, y := n.Inputs[0], n.Inputs[1], n.Outputs[0]
+		out := make([]*Value, 2)
+		if need[0] {
+			out[0] = sumLike(Div(g[0], b), a)
+		}
+		if need[1] { // d(a/b)/db = −y/b
+			out[1] = sumLike(Neg(Div(Mul(g[0], y), b)), b)
+		}
+		return out
+	}})
+	register(&OpDef{Type: "Pow", Since: 15, Infer: inferBinary, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		a, p := n.Inputs[0], n.Inputs[1]
+		if need[1] {
+			panic(errorf("Pow", "gradient with respect to the exponent is not supported"))
+		}
+		// d(a^p)/da = p·a^(p−1)
+		return []*Value{sumLike(Mul(g[0], Mul(p, Pow(a, Sub(p, ScalarLike(p, 1))))), a), nil}
+	}})
+	minmax := func(pick func(a, b *Value) *Value) GradFunc {
+		return func(n *Node, g []*Value, need []bool) []*Value {
+			a, b := n.Inputs[0], n.Inputs[1]
+			mask := pick(a, b) // where a is selected (ties go to a)
+			out := make([]*Value, 2)
+			if need[0] {
+				out[0] = sumLike(Where(mask, g[0], zeroOf(g[0])), a)
+			}
+			if need[1] {
+				out[1] = sumLike(Where(mask, zeroOf(g[0]), g[0]), b)
+			}
+			return out
+		}
+	}
+	register(&OpDef{Type: "Max", Since: 13, Infer: inferBinary, Grad: minmax(GreaterOrEqual)})
+	register(&OpDef{Type: "Min", Since: 13, Infer: inferBinary, Grad: minmax(LessOrEqual)})
+	register(&OpDef{Type: "Where", Since: 16, Infer: func(n *Node) []TypeShape {
+		c, x, y := n.Inputs[0], n.Inputs[1], n.Inputs[2]
+		wantDType("Where", tensors.Bool, c)
+		sameDType("Where", x, y)
+		return ts(x.DType, broadcastShapes("Where", c.Shape, x.Shape, y.Shape))
+	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		c, x, y := n.Inputs[0], n.Inputs[1], n.Inputs[2]
+		out := make([]*Value, 3)
+		if need[1] {
+			out[1] = sumLike(Where(c, g[0], zeroOf(g[0])), x)
+		}
+		if need[2] {
+			out[2] = sumLike(Where(c, zeroOf(g[0]), g[0]), y)
+		}
+		return out
+	}})
+	for _, op := range []string{"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual"} {
+		register(&OpDef{Type: op, Since: 16, Infer: inferCompare, NoGrad: true})
+	}
+	register(&OpDef{Type: "And", Since: 7, Infer: inferLogic, NoGrad: true})
+	register(&OpDef{Type: "Or", Since: 7, Infer: inferLogic, NoGrad: true})
+	register(&OpDef{Type: "Not", Since: 1, Infer: inferLogic, NoGrad: true})
+	register(&OpDef{Type: "IsNaN", Since: 20, Infer: inferFloatMask, NoGrad: true})
+	register(&OpDef{Type: "IsInf", Since: 20, Infer: inferFloatMask, NoGrad: true})
+	register(&OpDef{Type: "Sign", Since: 13, Infer: inferSame, NoGrad: true})
+
+	unary := func(op string, since int, grad func(x, y, g *Value) *Value) {
+		register(&OpDef{Type: op, Since: since, Infer: inferUnaryFloat, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+			return []*Value{grad(n.Inputs[0], n.Outputs[0], g[0])}
+		}})
+	}
+	unary("Neg", 13, func(x, y, g *Value) *Value { return Neg(g) })
+	unary("Exp", 13, func(x, y, g *Value) *Value { return Mul(g, y) })
+	unary("Log", 13, func(x, y, g *Value) *Value { return Div(g, x) })
+	unary("Sqrt", 13, func(x, y, g *Value) *Value { return Div(Mul(g, ScalarLike(g, 0.5)), y) })
+	unary("Tanh", 13, func(x, y, g *Value) *Value { return Mul(g, Sub(ScalarLike(y, 1), Mul(y, y))) })
+	unary("Sigmoid", 13, func(x, y, g *Value) *Value { return Mul(g, Mul(y, Sub(ScalarLike(y, 1), y))) })
+	unary("Softplus", 1, func(x, y, g *Value) *Value { return Mul(g, Sigmoid(x)) })
+	unary("Abs", 13, func(x, y, g *Value) *Value { return Mul(g, Sign(x)) })
+	unary("Reciprocal", 13, func(x, y, g *Value) *Value { return Neg(Mul(g, Mul(y, y))) })
+	unary("Relu", 14, func(x, y, g *Value) *Value { return Where(Greater(x, zeroOf(x)), g, zeroOf(g)) })
+	unary("Sin", 7, func(x, y, g *Value) *Value { return Mul(g, Cos(x)) })
+	unary("Cos", 7, func(x, y, g *Value) *Value { return Neg(Mul(g, Sin(x))) })
+	unary("Erf", 13, func(x, y, g *Value) *Value {
+		return Mul(g, Mul(ScalarLike(x, 2/math.Sqrt(math.Pi)), Exp(Neg(Mul(x, x)))))
+	})
+	register(&OpDef{Type: "Identity", Since: 21, Infer: inferSame, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		return []*Value{g[0]}
+	}})
+	register(&OpDef{Type: "Cast", Since: 21, Infer: func(n *Node) []TypeShape {
+		a := n.Attr.(*castAttr)
+		if !a.To.Valid() {
+			panic(errorf("Cast", "invalid target dtype %v", a.To))
+		}
+		return ts(a.To, n.Inputs[0].Shape)
+	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		if !n.Inputs[0].DType.IsFloat() {
+			panic(errorf("Cast", "gradient into non-float input %v", n.Inputs[0]))
+		}
+		return []*Value{Cast(g[0], n.Inputs[0].DType)}
+	}, Attrs: func(n *Node) []Attr { return []Attr{intAttr("to", int64(n.Attr.(*castAttr).To))} }})
+}

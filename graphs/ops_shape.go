@@ -1,0 +1,689 @@
+package graphs
+
+import (
+	"fmt"
+	"math"
+
+	"mohawk/tensors"
+)
+
+type reshapeAttr struct{ Out Shape }
+
+// Reshape reshapes x to spec with ONNX semantics: 0 copies the input dim at
+// that position and one −1 is inferred (symbolically when dims are).
+func Reshape(x *Value, spec ...int64) *Value {
+	out := make(Shape, len(spec))
+	known := D(1)
+	infer := -1
+	for i, s := range spec {
+		switch {
+		case s == 0:
+			if i >= x.Rank() {
+				panic(errorf("Reshape", "spec %v copies dim %d of %v", spec, i, x))
+			}
+			out[i] = x.Shape[i]
+		case s == -1:
+			if infer >= 0 {
+				panic(errorf("Reshape", "spec %v has two -1 entries", spec))
+			}
+			infer = i
+			continue
+		case s > 0:
+			out[i] = D(s)
+		default:
+			panic(errorf("Reshape", "bad spec %v", spec))
+		}
+		known = known.Mul(out[i])
+	}
+	if infer >= 0 {
+		d, ok := x.Shape.NumElements().Div(known)
+		if !ok {
+			panic(errorf("Reshape", "cannot infer -1 in %v for %v", spec, x))
+		}
+		out[infer] = d
+	}
+	return op1("Reshape", &reshapeAttr{out}, x, x.g.root.Int64s(spec...))
+}
+
+// ReshapeTo reshapes x to shape s. Symbolic dims of s are taken at run time
+// from x or from the values in from, wherever an equal dim occurs.
+func ReshapeTo(x *Value, s Shape, from ...*Value) *Value {
+	if x.Shape.Equal(s) {
+		return x
+	}
+	g := graphOf("ReshapeTo", append([]*Value{x}, from...)...)
+	sym := 0
+	for _, d := range s {
+		if !d.Static() {
+			sym++
+		}
+	}
+	if sym <= 1 { // static sizes with at most one dim to infer
+		spec := make([]int64, len(s))
+		for i, d := range s {
+			if d.Static() {
+				spec[i] = d.K
+			} else {
+				spec[i] = -1
+			}
+		}
+		return op1("Reshape", &reshapeAttr{s.Clone()}, x, g.root.Int64s(spec...))
+	}
+	parts := make([]*Value, len(s))
+	for i, d := range s {
+		if d.Static() {
+			parts[i] = g.root.Int64s(d.K)
+			continue
+		}
+		parts[i] = dimOf("ReshapeTo", d, append([]*Value{x}, from...))
+	}
+	return op1("Reshape", &reshapeAttr{s.Clone()}, x, Concat(0, parts...))
+}
+
+// dimOf finds d in the shapes of vs and returns it at run time as int64[1].
+func dimOf(op string, d Dim, vs []*Value) *Value {
+	for _, v := range vs {
+		for j, vd := range v.Shape {
+			if vd == d {
+				return ShapeOf(v, j, j+1)
+			}
+		}
+	}
+	panic(errorf(op, "symbolic dim %v occurs in none of %v", d, vs))
+}
+
+// ShapeVector returns s as an int64[rank] value computed at run time, taking
+// symbolic dims from the shapes of vs.
+func ShapeVector(s Shape, vs ...*Value) *Value {
+	g := graphOf("ShapeVector", vs...)
+	if s.Static() {
+		return g.root.Int64s(s.Sizes()...)
+	}
+	parts := make([]*Value, len(s))
+	for i, d := range s {
+		if d.Static() {
+			parts[i] = g.root.Int64s(d.K)
+		} else {
+			parts[i] = dimOf("ShapeVector", d, vs)
+		}
+	}
+	return Concat(0, parts...)
+}
+
+// reshapeLike reshapes g to x's shape (static or taken from x at run time).
+func reshapeLike(g, x *Value) *Value {
+	if g.Shape.Equal(x.Shape) {
+		return g
+	}
+	if x.Shape.Static() {
+		return op1("Reshape", &reshapeAttr{x.Shape.Clone()}, g, g.g.root.Int64s(x.Shape.Sizes()...))
+	}
+	return op1("Reshape", &reshapeAttr{x.Shape.Clone()}, g, ShapeOf(x, 0, x.Rank()))
+}
+
+type shapeAttr struct{ Start, End int }
+
+// ShapeOf is the int64 vector of x's dims start..end−1.
+func ShapeOf(x *Value, start, end int) *Value {
+	return op1("Shape", &shapeAttr{start, end}, x)
+}
+
+type transposeAttr struct{ Perm []int64 }
+
+// Transpose permutes the axes of x.
+func Transpose(x *Value, perm ...int64) *Value { return op1("Transpose", &transposeAttr{perm}, x) }
+
+type axesAttr struct{ Axes []int64 }
+
+// Unsqueeze inserts size-1 axes.
+func Unsqueeze(x *Value, axes ...int64) *Value {
+	return op1("Unsqueeze", &axesAttr{axes}, x, x.g.root.Int64s(axes...))
+}
+
+// Squeeze removes size-1 axes.
+func Squeeze(x *Value, axes ...int64) *Value {
+	return op1("Squeeze", &axesAttr{axes}, x, x.g.root.Int64s(axes...))
+}
+
+type concatAttr struct{ Axis int64 }
+
+// Concat joins values along axis.
+func Concat(axis int64, vs ...*Value) *Value {
+	if len(vs) == 1 {
+		return vs[0]
+	}
+	return op1("Concat", &concatAttr{axis}, vs...)
+}
+
+type splitAttr struct {
+	Axis  int64
+	Sizes []int64
+}
+
+// Split cuts x along axis into pieces of the given static sizes.
+func Split(x *Value, axis int64, sizes ...int64) []*Value {
+	return graphOf("Split", x).add("Split", &splitAttr{axis, sizes}, x, x.g.root.Int64s(sizes...))
+}
+
+type sliceAttr struct{ Starts, Ends, Axes, Steps []int64 }
+
+// End is an end index meaning "to the end of the axis".
+const End = math.MaxInt64
+
+// Slice takes x[start:end:step] along each listed axis (constant bounds).
+func Slice(x *Value, starts, ends, axes, steps []int64) *Value {
+	if steps == nil {
+		steps = make([]int64, len(starts))
+		for i := range steps {
+			steps[i] = 1
+		}
+	}
+	r := x.g.root
+	return op1("Slice", &sliceAttr{starts, ends, axes, steps}, x, r.Int64s(starts...), r.Int64s(ends...), r.Int64s(axes...), r.Int64s(steps...))
+}
+
+// SliceAxis is x[start:end] along one axis.
+func SliceAxis(x *Value, axis, start, end int64) *Value {
+	return Slice(x, []int64{start}, []int64{end}, []int64{axis}, nil)
+}
+
+type gatherAttr struct{ Axis int64 }
+
+// Gather picks slices of data along axis at integer indices.
+func Gather(data, indices *Value, axis int64) *Value {
+	return op1("Gather", &gatherAttr{axis}, data, indices)
+}
+
+// GatherElements picks data elements along axis at indices of data's rank.
+func GatherElements(data, indices *Value, axis int64) *Value {
+	return op1("GatherElements", &gatherAttr{axis}, data, indices)
+}
+
+// GatherND gathers slices addressed by the last axis of indices.
+func GatherND(data, indices *Value) *Value { return op1("GatherND", nil, data, indices) }
+
+type scatterAttr struct {
+	Axis      int64
+	Reduction string
+}
+
+// ScatterElementsAdd adds updates into data at indices along axis.
+func ScatterElementsAdd(data, indices, updates *Value, axis int64) *Value {
+	return op1("ScatterElements", &scatterAttr{axis, "add"}, data, indices, updates)
+}
+
+// ScatterNDAdd adds updates into data at the positions indices address.
+func ScatterNDAdd(data, indices, updates *Value) *Value {
+	return op1("ScatterND", &scatterAttr{0, "add"}, data, indices, updates)
+}
+
+// Expand broadcasts x to shape s (symbolic dims taken from the shapes of vs).
+func Expand(x *Value, s Shape, vs ...*Value) *Value {
+	return op1("Expand", &reshapeAttr{s.Clone()}, x, ShapeVector(s, append([]*Value{x}, vs...)...))
+}
+
+type constOfShapeAttr struct {
+	Out   Shape
+	Value *tensors.Tensor
+}
+
+// Full is a tensor of shape s filled with v (dtype dt), built in g;
+// symbolic dims are taken at run time from the shapes of vs.
+func Full(g *Graph, dt tensors.DType, s Shape, v float64, vs ...*Value) *Value {
+	var sv *Value
+	if s.Static() {
+		sv = g.root.Int64s(s.Sizes()...)
+	} else {
+		sv = ShapeVector(s, vs...)
+	}
+	return g.add("ConstantOfShape", &constOfShapeAttr{s.Clone(), scalarTensor(dt, v).Reshape(1)}, sv)[0]
+}
+
+// ZerosLike is a zero tensor with x's dtype and shape.
+func ZerosLike(x *Value) *Value { return Full(x.g, x.DType, x.Shape, 0, x) }
+
+type padAttr struct {
+	Pads  []int64
+	Value float64
+}
+
+// Pad pads x with a constant: pads = [begin_0.., end_0..] as in ONNX.
+func Pad(x *Value, pads []int64, value float64) *Value {
+	return op1("Pad", &padAttr{pads, value}, x, x.g.root.Int64s(pads...), x.g.root.Const(scalarTensor(x.DType, value)))
+}
+
+type rangeAttr struct{ Out Dim }
+
+// Range is start, start+delta, … below limit (rank-0 inputs); n names its
+// length for shape checking.
+func Range(start, limit, delta *Value, n Dim) *Value {
+	return op1("Range", &rangeAttr{n}, start, limit, delta)
+}
+
+type triluAttr struct {
+	Upper bool
+	K     int64
+}
+
+// Trilu keeps the upper (or lower) triangle of the last two axes, offset k.
+func Trilu(x *Value, upper bool, k int64) *Value {
+	return op1("Trilu", &triluAttr{upper, k}, x, x.g.root.Int64(k))
+}
+
+type cumSumAttr struct {
+	Axis               int64
+	Exclusive, Reverse bool
+}
+
+// CumSum is the running sum along axis.
+func CumSum(x *Value, axis int64, exclusive, reverse bool) *Value {
+	return op1("CumSum", &cumSumAttr{axis, exclusive, reverse}, x, x.g.root.Int64(axis))
+}
+
+// Size is the number of elements of x as an int64 scalar.
+func Size(x *Value) *Value { return op1("Size", nil, x) }
+
+// sumLike reduces an adjoint g of a broadcast result to the shape of x.
+func sumLike(g, x *Value) *Value {
+	if g.Shape.Equal(x.Shape) {
+		return g
+	}
+	r, rx := g.Rank(), x.Rank()
+	var axes []int64
+	for i := 0; i < r; i++ {
+		if i < r-rx || (x.Shape[i-(r-rx)].IsOne() && !g.Shape[i].IsOne()) {
+			axes = append(axes, int64(i))
+		}
+	}
+	s := g
+	if len(axes) > 0 {
+		s = ReduceSum(g, axes, true)
+	}
+	if r > rx {
+		lead := make([]int64, r-rx)
+		for i := range lead {
+			lead[i] = int64(i)
+		}
+		s = Squeeze(s, lead...)
+	}
+	if !s.Shape.Equal(x.Shape) {
+		panic(errorf("sumLike", "reduced %v to %v, want %v", g, s.Shape, x.Shape))
+	}
+	return s
+}
+
+func sumLikeIf(need bool, g, x *Value) *Value {
+	if !need {
+		return nil
+	}
+	return sumLike(g, x)
+}
+
+func sliceDim(d Dim, start, end, step int64) Dim {
+	if d.Static() {
+		n := d.K
+		clamp := func(i int64, lo, hi int64) int64 {
+			if i < 0 {
+				i += n
+			}
+			return max(lo, min(hi, i))
+		}
+		if step > 0 {
+			s, e := clamp(start, 0, n), clamp(end, 0, n)
+			return D(max(0, (e-s+step-1)/step))
+		}
+		s, e := clamp(start, -1, n-1), clamp(end, -1, n-1)
+		if end == -End || end == math.MinInt64 {
+			e = -1
+		}
+		return D(max(0, (s-e+(-step)-1)/(-step)))
+	}
+	if step == 1 && start >= 0 && (end == End || end < 0) {
+		cut := start
+		if end < 0 {
+			cut -= end
+		}
+		return d.Plus(-cut)
+	}
+	panic(errorf("Slice", "cannot slice symbolic dim %v with [%d:%d:%d]", d, start, end, step))
+}
+
+func init() {
+	register(&OpDef{Type: "Reshape", Since: 21, Infer: func(n *Node) []TypeShape {
+		x, a := n.Inputs[0], n.Attr.(*reshapeAttr)
+		wantDType("Reshape", tensors.Int64, n.Inputs[1])
+		if xe, oe := x.Shape.NumElements(), a.Out.NumElements(); xe != oe && xe.Static() && oe.Static() {
+			panic(errorf("Reshape", "%v has %v elements, target %v has %v", x, xe, a.Out, oe))
+		}
+		return ts(x.DType, a.Out)
+	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		return []*Value{reshapeLike(g[0], n.Inputs[0]), nil}
+	}})
+	register(&OpDef{Type: "Shape", Since: 21, NoGrad: true, Infer: func(n *Node) []TypeShape {
+		a := n.Attr.(*shapeAttr)
+		if a.Start < 0 || a.End > n.Inputs[0].Rank() || a.Start > a.End {
+			panic(errorf("Shape", "bad range [%d,%d) for %v", a.Start, a.End, n.Inputs[0]))
+		}
+		return ts(tensors.Int64, S(a.End-a.Start))
+	}, Attrs: func(n *Node) []Attr {
+		a := n.Attr.(*shapeAttr)
+		return []Attr{intAttr("start", int64(a.Start)), intAttr("end", int64(a.End))}
+	}})
+	register(&OpDef{Type: "Size", Since: 21, NoGrad: true, Infer: func(n *Node) []TypeShape {
+		return ts(tensors.Int64, nil)
+	}})
+	register(&OpDef{Type: "Transpose", Since: 21, Infer: func(n *Node) []TypeShape {
+		x, p := n.Inputs[0], n.Attr.(*transposeAttr).Perm
+		if len(p) != x.Rank() {
+			panic(errorf("Transpose", "perm %v for %v", p, x))
+		}
+		out := make(Shape, len(p))
+		seen := make([]bool, len(p))
+		for i, a := range p {
+			if a < 0 || int(a) >= len(p) || seen[a] {
+				panic(errorf("Transpose", "bad perm %v", p))
+			}
+			seen[a] = true
+			out[i] = x.Shape[a]
+		}
+		return ts(x.DType, out)
+	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		p := n.Attr.(*transposeAttr).Perm
+		inv := make([]int64, len(p))
+		for i, a := range p {
+			inv[a] = int64(i)
+		}
+		return []*Value{Transpose(g[0], inv...)}
+	}, Attrs: func(n *Node) []Attr { return []Attr{intsAttr("perm", n.Attr.(*transposeAttr).Perm)} }})
+	register(&OpDef{Type: "Unsqueeze", Since: 21, Infer: func(n *Node) []TypeShape {
+		x, axes := n.Inputs[0], n.Attr.(*axesAttr).Axes
+		r := x.Rank() + len(axes)
+		ins := make([]bool, r)
+		for _, a := range axes {
+			ins[normAxis("Unsqueeze", int(a), r)] = true
+		}
+		out := make(Shape, 0, r)
+		j := 0
+		for i := 0; i < r; i++ {
+			if ins[i] {
+				out = append(out, D(1))
+			} else {
+				out = append(out, x.Shape[j])
+				j++
+			}
+		}
+		return ts(x.DType, out)
+	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		return []*Value{reshapeLike(g[0], n.Inputs[0]), nil}
+	}})
+	register(&OpDef{Type: "Squeeze", Since: 21, Infer: func(n *Node) []TypeShape {
+		x, axes := n.Inputs[0], n.Attr.(*axesAttr).Axes
+		drop := make([]bool, x.Rank())
+		for _, a := range axes {
+			i := normAxis("Squeeze", int(a), x.Rank())
+			if !x.Shape[i].IsOne() {
+				panic(errorf("Squeeze", "axis %d of %v is not 1", a, x))
+			}
+			drop[i] = true
+		}
+		var out Shape
+		for i, d := range x.Shape {
+			if !drop[i] {
+				out = append(out, d)
+			}
+		}
+		return ts(x.DType, out)
+	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		return []*Value{reshapeLike(g[0], n.Inputs[0]), nil}
+	}})
+	register(&OpDef{Type: "Concat", Since: 13, Infer: func(n *Node) []TypeShape {
+		ax := normAxis("Concat", int(n.Attr.(*concatAttr).Axis), n.Inputs[0].Rank())
+		sameDType("Concat", n.Inputs...)
+		out := n.Inputs[0].Shape.Clone()
+		for _, v := range n.Inputs[1:] {
+			if v.Rank() != len(out) {
+				panic(errorf("Concat", "rank mismatch %v vs %v", n.Inputs[0], v))
+			}
+			for i := range out {
+				if i == ax {
+					out[i] = addDims(out[i], v.Shape[i])
+				} else if out[i] != v.Shape[i] {
+					panic(errorf("Concat", "dim %d differs: %v vs %v", i, n.Inputs[0], v))
+				}
+			}
+		}
+		return ts(n.Inputs[0].DType, out)
+	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		ax := normAxis("Concat", int(n.Attr.(*concatAttr).Axis), n.Inputs[0].Rank())
+		sizes := make([]int64, len(n.Inputs))
+		for i, v := range n.Inputs {
+			if !v.Shape[ax].Static() {
+				panic(errorf("Concat", "gradient needs static sizes along axis %d, got %v", ax, v))
+			}
+			sizes[i] = v.Shape[ax].K
+		}
+		parts := Split(g[0], int64(ax), sizes...)
+		for i := range parts {
+			if !need[i] {
+				parts[i] = nil
+			}
+		}
+		return parts
+	}, Attrs: func(n *Node) []Attr { return []Attr{intAttr("axis", n.Attr.(*concatAttr).Axis)} }})
+	register(&OpDef{Type: "Split", Since: 18, Infer: func(n *Node) []TypeShape {
+		x, a := n.Inputs[0], n.Attr.(*splitAttr)
+		ax := normAxis("Split", int(a.Axis), x.Rank())
+		total := int64(0)
+		out := make([]TypeShape, len(a.Sizes))
+		for i, s := range a.Sizes {
+			sh := x.Shape.Clone()
+			sh[ax] = D(s)
+			out[i] = TypeShape{x.DType, sh}
+			total += s
+		}
+		if x.Shape[ax] != D(total) {
+			panic(errorf("Split", "sizes %v do not add up to dim %d of %v", a.Sizes, ax, x))
+		}
+		return out
+	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		parts := make([]*Value, len(g))
+		for i, gi := range g {
+			if gi == nil {
+				gi = ZerosLike(n.Outputs[i])
+			}
+			parts[i] = gi
+		}
+		return []*Value{Concat(n.Attr.(*splitAttr).Axis, parts...), nil}
+	}, Attrs: func(n *Node) []Attr { return []Attr{intAttr("axis", n.Attr.(*splitAttr).Axis)} }})
+	register(&OpDef{Type: "Slice", Since: 13, Infer: func(n *Node) []TypeShape {
+		x, a := n.Inputs[0], n.Attr.(*sliceAttr)
+		if len(a.Ends) != len(a.Starts) || len(a.Axes) != len(a.Starts) || len(a.Steps) != len(a.Starts) {
+			panic(errorf("Slice", "starts/ends/axes/steps lengths differ"))
+		}
+		out := x.Shape.Clone()
+		for i, ax := range a.Axes {
+			k := normAxis("Slice", int(ax), x.Rank())
+			if a.Steps[i] == 0 {
+				panic(errorf("Slice", "zero step"))
+			}
+			out[k] = sliceDim(x.Shape[k], a.Starts[i], a.Ends[i], a.Steps[i])
+		}
+		return ts(x.DType, out)
+	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		x, a := n.Inputs[0], n.Attr.(*sliceAttr)
+		pads := make([]int64, 2*x.Rank())
+		for i, ax := range a.Axes {
+			k := normAxis("Slice", int(ax), x.Rank())
+			if a.Steps[i] != 1 {
+				panic(errorf("Slice", "gradient of a strided slice is not supported"))
+			}
+			d, s, e := x.Shape[k], a.Starts[i], a.Ends[i]
+			if d.Static() {
+				size := d.K
+				if s < 0 {
+					s += size
+				}
+				if e < 0 {
+					e += size
+				}
+				s, e = max(0, min(size, s)), max(0, min(size, e))
+				pads[k], pads[k+x.Rank()] = s, size-e
+				continue
+			}
+			if s < 0 || (e != End && e >= 0) {
+				panic(errorf("Slice", "gradient of slice [%d:%d] of symbolic dim %v", s, e, d))
+			}
+			pads[k] = s
+			if e < 0 {
+				pads[k+x.Rank()] = -e
+			}
+		}
+		return []*Value{Pad(g[0], pads, 0), nil, nil, nil, nil}
+	}})
+	register(&OpDef{Type: "Pad", Since: 21, Infer: func(n *Node) []TypeShape {
+		x, p := n.Inputs[0], n.Attr.(*padAttr).Pads
+		if len(p) != 2*x.Rank() {
+			panic(errorf("Pad", "pads %v for %v", p, x))
+		}
+		out := x.Shape.Clone()
+		for i := range out {
+			out[i] = addDims(out[i], D(p[i]+p[i+x.Rank()]))
+		}
+		return ts(x.DType, out)
+	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		x, p := n.Inputs[0], n.Attr.(*padAttr).Pads
+		r := x.Rank()
+		var starts, ends, axes []int64
+		for i := 0; i < r; i++ {
+			if p[i] < 0 || p[i+r] < 0 {
+				panic(errorf("Pad", "gradient of negative padding"))
+			}
+			if p[i] == 0 && p[i+r] == 0 {
+				continue
+			}
+			e := int64(End)
+			if p[i+r] > 0 {
+				e = -p[i+r]
+			}
+			starts, ends, axes = append(starts, p[i]), append(ends, e), append(axes, int64(i))
+		}
+		return []*Value{Slice(g[0], starts, ends, axes, nil), nil, nil}
+	}, Attrs: func(n *Node) []Attr { return []Attr{stringAttr("mode", "constant")} }})
+	register(&OpDef{Type: "Gather", Since: 13, Infer: func(n *Node) []TypeShape {
+		d, idx := n.Inputs[0], n.Inputs[1]
+		wantInt("Gather", idx)
+		ax := normAxis("Gather", int(n.Attr.(*gatherAttr).Axis), d.Rank())
+		out := append(append(d.Shape[:ax:ax], idx.Shape...), d.Shape[ax+1:]...)
+		return ts(d.DType, out)
+	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		d, idx := n.Inputs[0], n.Inputs[1]
+		if normAxis("Gather", int(n.Attr.(*gatherAttr).Axis), d.Rank()) != 0 {
+			panic(errorf("Gather", "gradient only along axis 0"))
+		}
+		// Scatter-add the rows back: the embedding gradient.
+		return []*Value{ScatterNDAdd(ZerosLike(d), Unsqueeze(Cast(idx, tensors.Int64), -1), g[0]), nil}
+	}, Attrs: func(n *Node) []Attr { return []Attr{intAttr("axis", n.Attr.(*gatherAttr).Axis)} }})
+	register(&OpDef{Type: "GatherElements", Since: 13, Infer: func(n *Node) []TypeShape {
+		d, idx := n.Inputs[0], n.Inputs[1]
+		wantInt("GatherElements", idx)
+		normAxis("GatherElements", int(n.Attr.(*gatherAttr).Axis), d.Rank())
+		if idx.Rank() != d.Rank() {
+			panic(errorf("GatherElements", "indices %v must have the rank of %v", idx, d))
+		}
+		return ts(d.DType, idx.Shape)
+	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		d, idx := n.Inputs[0], n.Inputs[1]
+		return []*Value{ScatterElementsAdd(ZerosLike(d), idx, g[0], n.Attr.(*gatherAttr).Axis), nil}
+	}, Attrs: func(n *Node) []Attr { return []Attr{intAttr("axis", n.Attr.(*gatherAttr).Axis)} }})
+	register(&OpDef{Type: "GatherND", Since: 13, Infer: func(n *Node) []TypeShape {
+		d, idx := n.Inputs[0], n.Inputs[1]
+		wantDType("GatherND", tensors.Int64, idx)
+		k := idx.Shape[idx.Rank()-1]
+		if !k.Static() || int(k.K) > d.Rank() {
+			panic(errorf("GatherND", "last dim of %v must be static and ≤ rank of %v", idx, d))
+		}
+		out := append(idx.Shape[:idx.Rank()-1:idx.Rank()-1], d.Shape[k.K:]...)
+		return ts(d.DType, out)
+	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		return []*Value{ScatterNDAdd(ZerosLike(n.Inputs[0]), n.Inputs[1], g[0]), nil}
+	}})
+	register(&OpDef{Type: "ScatterElements", Since: 18, Infer: func(n *Node) []TypeShape {
+		d, idx, u := n.Inputs[0], n.Inputs[1], n.Inputs[2]
+		wantInt("ScatterElements", idx)
+		sameDType("ScatterElements", d, u)
+		if !idx.Shape.Equal(u.Shape) {
+			panic(errorf("ScatterElements", "indices %v and updates %v differ in shape", idx, u))
+		}
+		return ts(d.DType, d.Shape)
+	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		idx := n.Inputs[1]
+		return []*Value{g[0], nil, GatherElements(g[0], idx, n.Attr.(*scatterAttr).Axis)}
+	}, Attrs: func(n *Node) []Attr {
+		a := n.Attr.(*scatterAttr)
+		return []Attr{intAttr("axis", a.Axis), stringAttr("reduction", a.Reduction)}
+	}})
+	register(&OpDef{Type: "ScatterND", Since: 18, Infer: func(n *Node) []TypeShape {
+		d, idx, u := n.Inputs[0], n.Inputs[1], n.Inputs[2]
+		wantDType("ScatterND", tensors.Int64, idx)
+		sameDType("ScatterND", d, u)
+		return ts(d.DType, d.Shape)
+	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		return []*Value{g[0], nil, GatherND(g[0], n.Inputs[1])}
+	}, Attrs: func(n *Node) []Attr { return []Attr{stringAttr("reduction", n.Attr.(*scatterAttr).Reduction)} }})
+	register(&OpDef{Type: "Expand", Since: 13, Infer: func(n *Node) []TypeShape {
+		x, a := n.Inputs[0], n.Attr.(*reshapeAttr)
+		return ts(x.DType, broadcastShapes("Expand", x.Shape, a.Out))
+	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		return []*Value{sumLike(g[0], n.Inputs[0]), nil}
+	}})
+	register(&OpDef{Type: "ConstantOfShape", Since: 21, NoGrad: true, Infer: func(n *Node) []TypeShape {
+		a := n.Attr.(*constOfShapeAttr)
+		wantDType("ConstantOfShape", tensors.Int64, n.Inputs[0])
+		return ts(a.Value.DType, a.Out)
+	}, Attrs: func(n *Node) []Attr { return []Attr{tensorAttr("value", n.Attr.(*constOfShapeAttr).Value)} }})
+	register(&OpDef{Type: "Range", Since: 11, NoGrad: true, Infer: func(n *Node) []TypeShape {
+		sameDType("Range", n.Inputs...)
+		for _, v := range n.Inputs {
+			if v.Rank() != 0 {
+				panic(errorf("Range", "input %v must be a scalar", v))
+			}
+		}
+		return ts(n.Inputs[0].DType, Shape{n.Attr.(*rangeAttr).Out})
+	}})
+	register(&OpDef{Type: "Trilu", Since: 14, Infer: func(n *Node) []TypeShape {
+		if n.Inputs[0].Rank() < 2 {
+			panic(errorf("Trilu", "input %v needs rank ≥ 2", n.Inputs[0]))
+		}
+		return inferSame(n)
+	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		a := n.Attr.(*triluAttr)
+		return []*Value{Trilu(g[0], a.Upper, a.K), nil}
+	}, Attrs: func(n *Node) []Attr { return []Attr{intAttr("upper", boolInt(n.Attr.(*triluAttr).Upper))} }})
+	register(&OpDef{Type: "CumSum", Since: 14, Infer: func(n *Node) []TypeShape {
+		normAxis("CumSum", int(n.Attr.(*cumSumAttr).Axis), n.Inputs[0].Rank())
+		return inferSame(n)
+	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		a := n.Attr.(*cumSumAttr)
+		return []*Value{CumSum(g[0], a.Axis, a.Exclusive, !a.Reverse), nil}
+	}, Attrs: func(n *Node) []Attr {
+		a := n.Attr.(*cumSumAttr)
+		return []Attr{intAttr("exclusive", boolInt(a.Exclusive)), intAttr("reverse", boolInt(a.Reverse))}
+	}})
+}
+
+func wantInt(op string, v *Value) {
+	if v.DType != tensors.Int64 && v.DType != tensors.Int32 {
+		panic(errorf(op, "indices %v must be int64 or int32", v))
+	}
+}
+
+// addDims adds two dims; a sum of two symbolic dims gets an opaque name.
+func addDims(a, b Dim) Dim {
+	switch {
+	case b.Static():
+		return a.Plus(b.K)
+	case a.Static():
+		return b.Plus(a.K)
+	}
+	return Sym(fmt.Sprintf("(%v+%v)", a, b))
+}

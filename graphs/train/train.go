@@ -1,0 +1,215 @@
+// Package train builds training-step graphs: forward, loss, backward,
+// gradient accumulation over micro-batches, global-norm clipping and the
+// AdamW update, all in one ONNX graph, so one ordinary session run performs
+// a whole optimizer step and parameters and optimizer state never need to
+// leave the device between ops of a step.
+//
+// Step graph interface (names are fixed so runners can bind them):
+//   - inputs: every trainable parameter under its own name, its AdamW moments
+//     "<name>.exp_avg" and "<name>.exp_avg_sq", the batch (BatchName,
+//     [K, micro-batch shape...]), the learning rate LRName [1] and the 1-based
+//     step number StepName [1] (float);
+//   - outputs: "<name>.new", "<name>.exp_avg.new", "<name>.exp_avg_sq.new" per
+//     parameter, LossName [K] (each micro-batch's loss), GradNormName [1]
+//     (global norm before clipping), FiniteName [1] (bool: loss and gradients
+//     finite) and GradSumSqName [P] (per-parameter squared gradient norms, in
+//     parameter order, to name the first non-finite tensor).
+//
+// A step with non-finite loss or gradients leaves parameters and moments
+// unchanged (the outputs equal the inputs) and reports FiniteName = false.
+//
+// Place in the dependency order: train imports graphs and graphs/layers.
+package train
+
+import (
+	"fmt"
+
+	"mohawk/graphs"
+	"mohawk/graphs/layers"
+	"mohawk/tensors"
+)
+
+// Fixed names of the step graph's non-parameter inputs and outputs.
+const (
+	BatchName     = "batch"
+	LRName        = "lr"
+	StepName      = "step"
+	LossName      = "loss"
+	GradNormName  = "grad_norm"
+	FiniteName    = "finite"
+	GradSumSqName = "grad_sumsq"
+)
+
+// Moment names of a parameter.
+func ExpAvg(name string) string   { return name + ".exp_avg" }
+func ExpAvgSq(name string) string { return name + ".exp_avg_sq" }
+
+// New is the output name of an updated tensor.
+func New(name string) string { return name + ".new" }
+
+// AdamW holds optimizer hyperparameters with PyTorch semantics: decoupled
+// weight decay applied as p ← p·(1 − lr·wd) before the Adam step, bias
+// correction, eps added after the square root.
+type AdamW struct {
+	Beta1, Beta2 float64
+	Eps          float64
+	WeightDecay  float64
+	// ClipNorm is the global gradient-norm limit (0 disables clipping).
+	ClipNorm float64
+}
+
+// DefaultAdamW is the MOHAWK setting: β = (0.9, 0.95), weight decay 0.1,
+// clipping at 1.0, eps 1e-8.
+func DefaultAdamW() AdamW {
+	return AdamW{Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1, ClipNorm: 1}
+}
+
+// Param is one trainable parameter.
+type Param struct {
+	Name  string
+	Shape graphs.Shape
+	Decay bool // weight decay applies (not for biases, norms, D)
+}
+
+// LossFunc builds a micro-batch's scalar loss from the parameters and the
+// micro-batch value, in graph g (a loop body when K > 1).
+type LossFunc func(g *graphs.Graph, p layers.Params, batch *graphs.Value) *graphs.Value
+
+// Spec describes a step graph.
+type Spec struct {
+	Name   string
+	Params []Param
+	DType  tensors.DType // parameter dtype (float32 or float64)
+	// MicroBatches is K: the gradient of the mean loss over K micro-batches
+	// is accumulated before one update.
+	MicroBatches int
+	// Batch is the dtype and shape of one micro-batch.
+	BatchDType tensors.DType
+	BatchShape graphs.Shape
+	Loss       LossFunc
+	Opt        AdamW
+}
+
+// Build returns the step graph. It panics with *graphs.Error on a
+// malformed spec (graphs.Try converts).
+func Build(s Spec) *graphs.Graph {
+	if s.MicroBatches < 1 {
+		panic(&graphs.Error{Op: "train.Build", Msg: fmt.Sprintf("micro-batches %d < 1", s.MicroBatches)})
+	}
+	g := graphs.New(s.Name)
+	params := make([]*graphs.Value, len(s.Params))
+	byName := map[string]*graphs.Value{}
+	for i, p := range s.Params {
+		params[i] = g.Input(p.Name, s.DType, p.Shape)
+		byName[p.Name] = params[i]
+	}
+	src := layers.ParamFunc(func(name string, shape graphs.Shape) *graphs.Value {
+		v, ok := byName[name]
+		if !ok {
+			panic(&graphs.Error{Op: "train.Build", Msg: "loss asked for parameter " + name + ", which is not trainable in this step"})
+		}
+		if !v.Shape.Equal(shape) {
+			panic(&graphs.Error{Op: "train.Build", Msg: fmt.Sprintf("parameter %s has shape %v, loss wants %v", name, v.Shape, shape)})
+		}
+		return v
+	})
+	m := make([]*graphs.Value, len(params))
+	v := make([]*graphs.Value, len(params))
+	for i, p := range s.Params {
+		m[i] = g.Input(ExpAvg(p.Name), s.DType, p.Shape)
+		v[i] = g.Input(ExpAvgSq(p.Name), s.DType, p.Shape)
+	}
+	k := int64(s.MicroBatches)
+	batch := g.Input(BatchName, s.BatchDType, append(graphs.Shape{graphs.D(k)}, s.BatchShape...))
+	lr := g.Input(LRName, s.DType, graphs.S(1))
+	step := g.Input(StepName, s.DType, graphs.S(1))
+
+	grads, losses := accumulate(g, s, params, src, batch)
+	upd := update(g, s, params, grads, m, v, lr, step)
+	for i, p := range s.Params {
+		g.Output(New(p.Name), upd.params[i])
+		g.Output(New(ExpAvg(p.Name)), upd.m[i])
+		g.Output(New(ExpAvgSq(p.Name)), upd.v[i])
+	}
+	g.Output(LossName, losses)
+	g.Output(GradNormName, graphs.Reshape(upd.norm, 1))
+	g.Output(FiniteName, graphs.Reshape(upd.finite, 1))
+	g.Output(GradSumSqName, upd.sumsq)
+	return g
+}
+
+// accumulate returns the mean gradient over the K micro-batches and the
+// per-micro-batch losses [K].
+func accumulate(g *graphs.Graph, s Spec, params []*graphs.Value, src layers.Params, batch *graphs.Value) ([]*graphs.Value, *graphs.Value) {
+	k := s.MicroBatches
+	if k == 1 {
+		mb := graphs.Squeeze(batch, 0)
+		loss := s.Loss(g, src, mb)
+		return graphs.Gradients(loss, params...), graphs.Reshape(loss, 1)
+	}
+	init := make([]*graphs.Value, len(params))
+	for i, p := range params {
+		init[i] = graphs.ZerosLike(p)
+	}
+	body := graphs.NewLoopBody(g, "microbatch", init)
+	mb := graphs.Gather(batch, body.Iter, 0)
+	loss := s.Loss(body.G, src, mb)
+	gs := graphs.Gradients(loss, params...)
+	acc := make([]*graphs.Value, len(params))
+	for i := range params {
+		acc[i] = graphs.Add(body.Carried[i], gs[i])
+	}
+	body.Finish(nil, acc, []*graphs.Value{loss})
+	outs := graphs.Loop(g.Int64(int64(k)), init, body, graphs.D(int64(k)))
+	inv := graphs.ScalarLike(params[0], 1/float64(k))
+	grads := make([]*graphs.Value, len(params))
+	for i := range params {
+		grads[i] = graphs.Mul(outs[i], inv)
+	}
+	return grads, outs[len(params)]
+}
+
+type updated struct {
+	params, m, v []*graphs.Value
+	norm, finite *graphs.Value
+	sumsq        *graphs.Value
+}
+
+func update(g *graphs.Graph, s Spec, params, grads, m, v []*graphs.Value, lr, step *graphs.Value) updated {
+	o := s.Opt
+	c := func(x float64) *graphs.Value { return g.Scalar(s.DType, x) }
+	sq := make([]*graphs.Value, len(grads))
+	for i, gr := range grads {
+		sq[i] = graphs.Reshape(graphs.ReduceSumAll(graphs.Mul(gr, gr)), 1)
+	}
+	sumsq := graphs.Concat(0, sq...)
+	norm := graphs.Sqrt(graphs.ReduceSumAll(sumsq))
+	finite := graphs.Not(graphs.Or(graphs.IsNaN(norm), graphs.IsInf(norm)))
+	if o.ClipNorm > 0 {
+		// PyTorch clip_grad_norm_: scale by min(1, max_norm / (norm + 1e-6)).
+		coef := graphs.Min(c(1), graphs.Div(c(o.ClipNorm), graphs.Add(norm, c(1e-6))))
+		for i := range grads {
+			grads[i] = graphs.Mul(grads[i], coef)
+		}
+	}
+	bc1 := graphs.Sub(c(1), graphs.Pow(c(o.Beta1), step))
+	bc2 := graphs.Sub(c(1), graphs.Pow(c(o.Beta2), step))
+	stepSize := graphs.Div(lr, bc1)
+	sqrtBC2 := graphs.Sqrt(bc2)
+	u := updated{norm: norm, finite: finite, sumsq: sumsq}
+	for i, p := range params {
+		gr := grads[i]
+		mi := graphs.Add(graphs.Mul(c(o.Beta1), m[i]), graphs.Mul(c(1-o.Beta1), gr))
+		vi := graphs.Add(graphs.Mul(c(o.Beta2), v[i]), graphs.Mul(c(1-o.Beta2), graphs.Mul(gr, gr)))
+		pi := p
+		if s.Params[i].Decay && o.WeightDecay > 0 {
+			pi = graphs.Mul(p, graphs.Sub(c(1), graphs.Mul(lr, c(o.WeightDecay))))
+		}
+		denom := graphs.Add(graphs.Div(graphs.Sqrt(vi), sqrtBC2), c(o.Eps))
+		pi = graphs.Sub(pi, graphs.Mul(stepSize, graphs.Div(mi, denom)))
+		u.params = append(u.params, graphs.Where(finite, pi, p))
+		u.m = append(u.m, graphs.Where(finite, mi, m[i]))
+		u.v = append(u.v, graphs.Where(finite, vi, v[i]))
+	}
+	return u
+}
