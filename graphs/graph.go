@@ -121,8 +121,8 @@ type Node struct {
 	Op      string
 	Inputs  []*Value // a nil entry is an omitted optional input
 	Outputs []*Value
-	Attr    any      // the op's typed attributes (a pointer to a struct), or nil
-	Body    *Graph   // Loop body
+	Attr    any    // the op's typed attributes (a pointer to a struct), or nil
+	Body    *Graph // Loop body
 	Name    string
 	def     *OpDef
 }

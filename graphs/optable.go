@@ -86,10 +86,10 @@ type Attr struct {
 	Graph  *Graph
 }
 
-func intAttr(name string, v int64) Attr      { return Attr{Name: name, Kind: AttrInt, Int: v} }
-func floatAttr(name string, v float32) Attr  { return Attr{Name: name, Kind: AttrFloat, Float: v} }
-func stringAttr(name string, v string) Attr  { return Attr{Name: name, Kind: AttrString, String: v} }
-func intsAttr(name string, v []int64) Attr   { return Attr{Name: name, Kind: AttrInts, Ints: v} }
+func intAttr(name string, v int64) Attr     { return Attr{Name: name, Kind: AttrInt, Int: v} }
+func floatAttr(name string, v float32) Attr { return Attr{Name: name, Kind: AttrFloat, Float: v} }
+func stringAttr(name string, v string) Attr { return Attr{Name: name, Kind: AttrString, String: v} }
+func intsAttr(name string, v []int64) Attr  { return Attr{Name: name, Kind: AttrInts, Ints: v} }
 func tensorAttr(name string, t *tensors.Tensor) Attr {
 	return Attr{Name: name, Kind: AttrTensor, Tensor: t}
 }

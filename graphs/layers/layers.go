@@ -77,7 +77,7 @@ func RotaryTables(pos *graphs.Value, rot int64, base float64) (cos, sin *graphs.
 	}
 	invT := g.Const(tensors.FromFloat64([]int64{1, rot}, inv).Convert(pos.DType))
 	ang := graphs.Mul(graphs.Unsqueeze(pos, 1), invT) // [T, rot]
-	ang = graphs.Unsqueeze(ang, 1)                     // [T, 1, rot]
+	ang = graphs.Unsqueeze(ang, 1)                    // [T, 1, rot]
 	return graphs.Cos(ang), graphs.Sin(ang)
 }
 
