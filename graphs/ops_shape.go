@@ -338,6 +338,9 @@ func sliceDim(d Dim, start, end, step int64) Dim {
 		}
 		return D(max(0, (s-e+(-step)-1)/(-step)))
 	}
+	if step == 1 && start < 0 && end == End {
+		return D(-start) // the last −start entries (the dim is assumed long enough)
+	}
 	if step == 1 && start >= 0 && (end == End || end < 0) {
 		cut := start
 		if end < 0 {
@@ -496,6 +499,12 @@ func init() {
 		return []*Value{Concat(n.Attr.(*splitAttr).Axis, parts...), nil}
 	}, Attrs: func(n *Node) []Attr { return []Attr{intAttr("axis", n.Attr.(*splitAttr).Axis)} }})
 	register(&OpDef{Type: "Slice", Since: 13, Infer: func(n *Node) []TypeShape {
+		if d, ok := n.Attr.(*dynAttr); ok {
+			if d.Out.Rank() != n.Inputs[0].Rank() {
+				panic(errorf("Slice", "result shape %v for %v", d.Out, n.Inputs[0]))
+			}
+			return ts(n.Inputs[0].DType, d.Out)
+		}
 		x, a := n.Inputs[0], n.Attr.(*sliceAttr)
 		if len(a.Ends) != len(a.Starts) || len(a.Axes) != len(a.Starts) || len(a.Steps) != len(a.Starts) {
 			panic(errorf("Slice", "starts/ends/axes/steps lengths differ"))
@@ -510,6 +519,9 @@ func init() {
 		}
 		return ts(x.DType, out)
 	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		if d, ok := n.Attr.(*dynAttr); ok {
+			return []*Value{sliceDynamicGrad(n, d, g[0]), nil, nil, nil}
+		}
 		x, a := n.Inputs[0], n.Attr.(*sliceAttr)
 		pads := make([]int64, 2*x.Rank())
 		for i, ax := range a.Axes {
@@ -541,6 +553,9 @@ func init() {
 		return []*Value{Pad(g[0], pads, 0), nil, nil, nil, nil}
 	}})
 	register(&OpDef{Type: "Pad", Since: 21, Infer: func(n *Node) []TypeShape {
+		if d, ok := n.Attr.(*dynAttr); ok {
+			return ts(n.Inputs[0].DType, d.Out)
+		}
 		x, p := n.Inputs[0], n.Attr.(*padAttr).Pads
 		if len(p) != 2*x.Rank() {
 			panic(errorf("Pad", "pads %v for %v", p, x))
@@ -551,7 +566,16 @@ func init() {
 		}
 		return ts(x.DType, out)
 	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		x, p := n.Inputs[0], n.Attr.(*padAttr).Pads
+		x := n.Inputs[0]
+		if _, ok := n.Attr.(*dynAttr); ok {
+			// Runtime padding: cut the adjoint back to x's extent, where x
+			// starts at the pads' begin entries.
+			r := int64(x.Rank())
+			begin := SliceAxis(n.Inputs[1], 0, 0, r)
+			end := Add(begin, ShapeOf(x, 0, x.Rank()))
+			return []*Value{SliceDynamic(g[0], begin, end, allAxes(x), x.Shape), nil, nil}
+		}
+		p := n.Attr.(*padAttr).Pads
 		r := x.Rank()
 		var starts, ends, axes []int64
 		for i := 0; i < r; i++ {
@@ -686,4 +710,51 @@ func addDims(a, b Dim) Dim {
 		return b.Plus(a.K)
 	}
 	return Sym(fmt.Sprintf("(%v+%v)", a, b))
+}
+
+type dynAttr struct {
+	Out  Shape
+	Axes []int64
+}
+
+// PadEnd appends zeros (value v) to the end of axis, runtime amount n (int64
+// [1]); out names the padded dim for shape checking.
+func PadEnd(x *Value, axis int, n *Value, out Dim, v float64) *Value {
+	g := x.g.root
+	r := x.Rank()
+	parts := make([]*Value, 2*r)
+	for i := range parts {
+		parts[i] = g.Int64s(0)
+	}
+	parts[r+axis] = n
+	s := x.Shape.Clone()
+	s[axis] = out
+	return op1("Pad", &dynAttr{Out: s}, x, Concat(0, parts...), g.Const(scalarTensor(x.DType, v)))
+}
+
+// SliceDynamic is x[start:end] along the given axes with runtime int64
+// vectors start and end; out is the result's shape for shape checking.
+func SliceDynamic(x, start, end *Value, axes []int64, out Shape) *Value {
+	return op1("Slice", &dynAttr{Out: out.Clone(), Axes: axes}, x, start, end, x.g.root.Int64s(axes...))
+}
+
+// sliceDynamicGrad pads the adjoint of a runtime slice back to the input:
+// begin pads are the starts, end pads what remains after the ends.
+func sliceDynamicGrad(n *Node, d *dynAttr, g *Value) *Value {
+	x, start, end := n.Inputs[0], n.Inputs[1], n.Inputs[2]
+	r := x.Rank()
+	g0 := x.g.root
+	parts := make([]*Value, 2*r)
+	for i := range parts {
+		parts[i] = g0.Int64s(0)
+	}
+	for i, ax := range d.Axes {
+		k := normAxis("Slice", int(ax), r)
+		dim := ShapeOf(x, k, k+1)
+		s := SliceAxis(start, 0, int64(i), int64(i+1))
+		e := Min(SliceAxis(end, 0, int64(i), int64(i+1)), dim)
+		parts[k] = s
+		parts[r+k] = Sub(dim, e)
+	}
+	return op1("Pad", &dynAttr{Out: x.Shape.Clone()}, g, Concat(0, parts...), g.g.root.Const(scalarTensor(g.DType, 0)))
 }

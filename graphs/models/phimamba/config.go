@@ -1,0 +1,266 @@
+package phimamba
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Config is the student architecture.
+type Config struct {
+	Vocab      int64 // padded vocabulary (rows of the embedding and LM head)
+	VocabRaw   int64 // vocabulary before padding
+	PadMult    int64
+	DModel     int64
+	Layers     int
+	DState     int64 // N
+	VHeads     int64 // H (value heads)
+	QKHeads    int64 // heads of B and C; equal to VHeads in Phi-Mamba
+	DConv      int64
+	ConvBias   bool
+	Expand     int64
+	ChunkSize  int64
+	Activation string // after the conv: "identity" (Phi-Mamba) or "silu"
+	Inner      int64  // Intermediate size of the Phi MLP
+	Eps        float32
+}
+
+// DInner is Expand·DModel.
+func (c Config) DInner() int64 { return c.Expand * c.DModel }
+
+// HeadDim is P = DInner/VHeads.
+func (c Config) HeadDim() int64 { return c.DInner() / c.VHeads }
+
+// ConvChannels is the width of x|B|C.
+func (c Config) ConvChannels() int64 { return c.DInner() + 2*c.QKHeads*c.DState }
+
+// InProj is the output width of in_proj: x|B|C, z, a.
+func (c Config) InProj() int64 { return c.ConvChannels() + c.DInner() + c.VHeads }
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) }
+	if c.Vocab <= 0 || c.DModel <= 0 || c.Layers <= 0 || c.DState <= 0 || c.VHeads <= 0 || c.Inner <= 0 {
+		bad("sizes must be positive (vocab %d, d_model %d, n_layer %d, d_state %d, n_v_heads %d, mlp inner %d)", c.Vocab, c.DModel, c.Layers, c.DState, c.VHeads, c.Inner)
+	}
+	if c.Expand < 1 {
+		bad("expand %d must be ≥ 1", c.Expand)
+	}
+	if c.VHeads > 0 && c.DInner()%c.VHeads != 0 {
+		bad("d_inner %d is not divisible by n_v_heads %d", c.DInner(), c.VHeads)
+	}
+	if c.QKHeads != c.VHeads {
+		bad("n_qk_heads %d must equal n_v_heads %d (multi-head B and C, as in Phi-Mamba)", c.QKHeads, c.VHeads)
+	}
+	if c.DConv < 1 {
+		bad("d_conv %d must be ≥ 1", c.DConv)
+	}
+	if c.ChunkSize < 1 {
+		bad("chunk_size %d must be ≥ 1", c.ChunkSize)
+	}
+	if c.Activation != "identity" && c.Activation != "silu" {
+		bad("activation %q: only \"identity\" and \"silu\" are supported", c.Activation)
+	}
+	return errors.Join(errs...)
+}
+
+// ParamShapes lists every parameter with its name and shape.
+func (c Config) ParamShapes() map[string][]int64 {
+	out := map[string][]int64{
+		"backbone.embedding.weight":       {c.Vocab, c.DModel},
+		"backbone.final_layernorm.weight": {c.DModel},
+		"backbone.final_layernorm.bias":   {c.DModel},
+		"lm_head.weight":                  {c.Vocab, c.DModel},
+		"lm_head.bias":                    {c.Vocab},
+	}
+	for i := 0; i < c.Layers; i++ {
+		p := LayerPrefix(i)
+		out[p+".mixer.in_proj.weight"] = []int64{c.InProj(), c.DModel}
+		out[p+".mixer.z_bias"] = []int64{c.DInner()}
+		out[p+".mixer.conv1d.weight"] = []int64{c.ConvChannels(), 1, c.DConv}
+		if c.ConvBias {
+			out[p+".mixer.conv1d.bias"] = []int64{c.ConvChannels()}
+		}
+		out[p+".mixer.D"] = []int64{c.VHeads}
+		out[p+".mixer.out_proj.weight"] = []int64{c.DModel, c.DInner()}
+		out[p+".mlp.fc1.weight"] = []int64{c.Inner, c.DModel}
+		out[p+".mlp.fc1.bias"] = []int64{c.Inner}
+		out[p+".mlp.fc2.weight"] = []int64{c.DModel, c.Inner}
+		out[p+".mlp.fc2.bias"] = []int64{c.DModel}
+		out[p+".input_layernorm.weight"] = []int64{c.DModel}
+		out[p+".input_layernorm.bias"] = []int64{c.DModel}
+	}
+	return out
+}
+
+// NumParams is the parameter count (the formula of ParamShapes, summed).
+func (c Config) NumParams() int64 {
+	d, di, f := c.DModel, c.DInner(), c.Inner
+	mixer := c.InProj()*d + di + c.ConvChannels()*c.DConv + c.VHeads + d*di
+	if c.ConvBias {
+		mixer += c.ConvChannels()
+	}
+	mlp := f*d + f + d*f + d
+	return 2*c.Vocab*d + c.Vocab + 2*d + int64(c.Layers)*(mixer+mlp+2*d)
+}
+
+// LayerPrefix is the name prefix of layer i.
+func LayerPrefix(i int) string { return fmt.Sprintf("backbone.layers.%d", i) }
+
+// IsMixer reports whether a parameter belongs to a mixer.
+func IsMixer(name string) bool { return strings.Contains(name, ".mixer.") }
+
+// NoDecay reports whether weight decay skips the parameter: biases, norms
+// and D (the authors mark D as no-decay).
+func NoDecay(name string) bool {
+	return strings.HasSuffix(name, ".bias") || strings.HasSuffix(name, "z_bias") ||
+		strings.Contains(name, "layernorm") || strings.HasSuffix(name, ".D")
+}
+
+// authorsConfig is the config.json layout of goombalab/phi-mamba.
+type authorsConfig struct {
+	LanguageModel struct {
+		Input struct {
+			VocabSize           *int64 `json:"vocab_size"`
+			PadVocabSizeMultipl *int64 `json:"pad_vocab_size_multiple"`
+		} `json:"input"`
+	} `json:"LanguageModel"`
+	MixerModel struct {
+		Input struct {
+			DModel        *int64 `json:"d_model"`
+			NLayer        *int   `json:"n_layer"`
+			LMHeadPrenorm string `json:"lm_head_prenorm"`
+		} `json:"input"`
+	} `json:"MixerModel"`
+	Block1 struct {
+		NLayers    *int   `json:"n_layers"`
+		BlockType  string `json:"BlockType"`
+		BlockInput struct {
+			ResidDropout float64 `json:"resid_dropout"`
+		} `json:"block_input"`
+		CoreType  string `json:"CoreType"`
+		CoreInput struct {
+			DState     *int64 `json:"d_state"`
+			NVHeads    *int64 `json:"n_v_heads"`
+			NQKHeads   *int64 `json:"n_qk_heads"`
+			DConv      *int64 `json:"d_conv"`
+			ConvBias   *bool  `json:"conv_bias"`
+			Expand     *int64 `json:"expand"`
+			ChunkSize  *int64 `json:"chunk_size"`
+			Activation string `json:"activation"`
+			Bias       *bool  `json:"bias"`
+		} `json:"core_input"`
+	} `json:"Block1"`
+}
+
+// Authors' module names this package implements.
+const (
+	blockType = "modules.phi_block"
+	coreType  = "modules.mixers.discrete_mamba2"
+)
+
+// ParseConfig reads the authors' config.json format. The MLP width is not in
+// that format (the authors fix it at 4·d_model, Phi's ratio); the Phi MLP's
+// inner size and LayerNorm eps are therefore passed in.
+func ParseConfig(data []byte, source string, mlpInner int64, eps float32) (Config, error) {
+	var a authorsConfig
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	if err := dec.Decode(&a); err != nil {
+		return Config{}, fmt.Errorf("%s: not a Phi-Mamba config.json: %w", source, err)
+	}
+	var errs []error
+	need := func(key string, ok bool) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: missing key %s", source, key))
+		}
+	}
+	li, mi, ci := a.LanguageModel.Input, a.MixerModel.Input, a.Block1.CoreInput
+	need("LanguageModel.input.vocab_size", li.VocabSize != nil)
+	need("MixerModel.input.d_model", mi.DModel != nil)
+	need("MixerModel.input.n_layer", mi.NLayer != nil)
+	need("Block1.core_input.d_state", ci.DState != nil)
+	need("Block1.core_input.n_v_heads", ci.NVHeads != nil)
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
+	if a.Block1.BlockType != "" && a.Block1.BlockType != blockType {
+		errs = append(errs, fmt.Errorf("%s: Block1.BlockType %q is not supported (only %s)", source, a.Block1.BlockType, blockType))
+	}
+	if a.Block1.CoreType != "" && a.Block1.CoreType != coreType {
+		errs = append(errs, fmt.Errorf("%s: Block1.CoreType %q is not supported (only %s)", source, a.Block1.CoreType, coreType))
+	}
+	if a.Block1.NLayers != nil && *a.Block1.NLayers != *mi.NLayer {
+		errs = append(errs, fmt.Errorf("%s: Block1.n_layers %d differs from MixerModel.input.n_layer %d (hybrid models are not supported)", source, *a.Block1.NLayers, *mi.NLayer))
+	}
+	if ci.Bias != nil && *ci.Bias {
+		errs = append(errs, fmt.Errorf("%s: Block1.core_input.bias true is not supported (Phi-Mamba uses bias false with z_bias)", source))
+	}
+	if mi.LMHeadPrenorm != "" && mi.LMHeadPrenorm != "layer" {
+		errs = append(errs, fmt.Errorf("%s: MixerModel.input.lm_head_prenorm %q is not supported (only \"layer\")", source, mi.LMHeadPrenorm))
+	}
+	c := Config{
+		VocabRaw: *li.VocabSize, PadMult: or(li.PadVocabSizeMultipl, 8), DModel: *mi.DModel, Layers: *mi.NLayer,
+		DState: *ci.DState, VHeads: *ci.NVHeads, QKHeads: or(ci.NQKHeads, *ci.NVHeads), DConv: or(ci.DConv, 4),
+		ConvBias: ci.ConvBias == nil || *ci.ConvBias, Expand: or(ci.Expand, 1), ChunkSize: or(ci.ChunkSize, 128),
+		Activation: ci.Activation, Inner: mlpInner, Eps: eps,
+	}
+	if c.Activation == "" {
+		c.Activation = "identity"
+	}
+	if mlpInner == 0 {
+		c.Inner = 4 * c.DModel
+	}
+	c.Vocab = PadVocab(c.VocabRaw, c.PadMult)
+	if err := c.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", source, err))
+	}
+	return c, errors.Join(errs...)
+}
+
+// LoadConfig reads dir/config.json (or a file path).
+func LoadConfig(path string, mlpInner int64, eps float32) (Config, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		path = filepath.Join(path, "config.json")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read student config: %w", err)
+	}
+	return ParseConfig(data, path, mlpInner, eps)
+}
+
+// Marshal writes c in the authors' config.json format.
+func (c Config) Marshal() ([]byte, error) {
+	m := map[string]any{
+		"LanguageModel": map[string]any{"input": map[string]any{"vocab_size": c.VocabRaw, "pad_vocab_size_multiple": c.PadMult}},
+		"MixerModel":    map[string]any{"input": map[string]any{"d_model": c.DModel, "n_layer": c.Layers, "lm_head_prenorm": "layer"}},
+		"Block1": map[string]any{
+			"n_layers": c.Layers, "BlockType": blockType, "block_input": map[string]any{"resid_dropout": 0.0},
+			"CoreType": coreType,
+			"core_input": map[string]any{
+				"d_state": c.DState, "n_v_heads": c.VHeads, "n_qk_heads": c.QKHeads, "d_conv": c.DConv,
+				"conv_bias": c.ConvBias, "expand": c.Expand, "chunk_size": c.ChunkSize, "activation": c.Activation, "bias": false,
+			},
+		},
+	}
+	return json.MarshalIndent(m, "", "  ")
+}
+
+// PadVocab rounds v up to a multiple of m.
+func PadVocab(v, m int64) int64 {
+	if m <= 1 {
+		return v
+	}
+	return (v + m - 1) / m * m
+}
+
+func or[T any](p *T, d T) T {
+	if p == nil {
+		return d
+	}
+	return *p
+}

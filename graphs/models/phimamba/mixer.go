@@ -1,0 +1,273 @@
+package phimamba
+
+import (
+	"fmt"
+
+	"mohawk/graphs"
+	"mohawk/graphs/layers"
+	"mohawk/tensors"
+)
+
+// Form selects the graph form of the mixer.
+type Form int
+
+// The three forms of the mixer.
+const (
+	FormSSD    Form = iota // chunked SSD (linear in T)
+	FormMatrix             // materialised mixing matrix (quadratic)
+	FormStep               // recurrent single-token step
+)
+
+func (f Form) String() string {
+	switch f {
+	case FormSSD:
+		return "ssd"
+	case FormMatrix:
+		return "matrix"
+	case FormStep:
+		return "step"
+	}
+	return fmt.Sprintf("form(%d)", int(f))
+}
+
+// State is a layer's recurrent state: conv [B, ConvChannels, DConv−1] (the
+// last DConv−1 pre-conv inputs) and ssm [B, H, N, P].
+type State struct {
+	Conv, SSM *graphs.Value
+}
+
+// MixerOut is what a mixer returns.
+type MixerOut struct {
+	Out    *graphs.Value // [B, T, D] after out_proj
+	Matrix *graphs.Value // [B, H, T, T], FormMatrix only
+	State  State         // final states (FormSSD with states, FormStep)
+}
+
+// ssmInputs are the per-token inputs of the SSM after projection and conv.
+type ssmInputs struct {
+	x    *graphs.Value // [B, T, H, P]
+	logA *graphs.Value // [B, T, H] = −softplus(a_raw)
+	b, c *graphs.Value // [B, T, H, N]
+	z    *graphs.Value // [B, T, DInner] (gate input, z_bias not yet added)
+	conv *graphs.Value // final conv state (when a state was given)
+}
+
+func mixerName(i int, n string) string { return LayerPrefix(i) + ".mixer." + n }
+
+// project applies in_proj and the causal depthwise conv (with an optional
+// incoming conv state) and splits the result.
+func project(p layers.Params, c Config, i int, u *graphs.Value, conv *graphs.Value) ssmInputs {
+	w := layers.Linear(p, mixerName(i, "in_proj"), u, c.InProj(), false)
+	cx, di, h := c.ConvChannels(), c.DInner(), c.VHeads
+	parts := graphs.Split(w, -1, cx, di, h)
+	xbc, z, araw := parts[0], parts[1], parts[2]
+	k := c.DConv
+	cw := p.Get(mixerName(i, "conv1d.weight"), graphs.S(cx, 1, k))
+	var cb *graphs.Value
+	if c.ConvBias {
+		cb = p.Get(mixerName(i, "conv1d.bias"), graphs.S(cx))
+	}
+	xt := graphs.Transpose(xbc, 0, 2, 1) // [B, cx, T]
+	var y, state *graphs.Value
+	if conv == nil {
+		y = graphs.DepthwiseConv1D(xt, cw, cb, [2]int64{k - 1, 0})
+	} else {
+		xs := graphs.Concat(2, conv, xt) // [B, cx, K−1+T]
+		y = graphs.DepthwiseConv1D(xs, cw, cb, [2]int64{0, 0})
+		state = graphs.SliceAxis(xs, 2, -(k - 1), graphs.End)
+	}
+	if c.Activation == "silu" {
+		y = silu(y)
+	}
+	xbc = graphs.Transpose(y, 0, 2, 1)
+	n, hd := c.DState, c.HeadDim()
+	xs := graphs.Split(xbc, -1, di, h*n, h*n)
+	return ssmInputs{
+		x:    graphs.Reshape(xs[0], 0, 0, h, hd),
+		b:    graphs.Reshape(xs[1], 0, 0, h, n),
+		c:    graphs.Reshape(xs[2], 0, 0, h, n),
+		logA: graphs.Neg(graphs.Softplus(araw)),
+		z:    z,
+		conv: state,
+	}
+}
+
+func silu(x *graphs.Value) *graphs.Value { return graphs.Mul(x, graphs.Sigmoid(x)) }
+
+// finish adds D·x, applies the SiLU gate and out_proj to y [B, T, H, P].
+func finish(p layers.Params, c Config, i int, y *graphs.Value, in ssmInputs) *graphs.Value {
+	d := p.Get(mixerName(i, "D"), graphs.S(c.VHeads))
+	y = graphs.Add(y, graphs.Mul(in.x, graphs.Unsqueeze(d, -1)))
+	y = graphs.ReshapeTo(y, in.z.Shape, in.z)
+	zb := p.Get(mixerName(i, "z_bias"), graphs.S(c.DInner()))
+	y = graphs.Mul(y, silu(graphs.Add(in.z, zb)))
+	return layers.Linear(p, mixerName(i, "out_proj"), y, c.DModel, false)
+}
+
+// Mixer applies layer i's mixer to the normed input u [B, T, D] in the
+// given form. st supplies incoming states for FormSSD (optional: nil means
+// an empty context and no states are returned) and FormStep (required; u
+// must then have T = 1).
+func Mixer(p layers.Params, c Config, i int, u *graphs.Value, form Form, st *State) MixerOut {
+	var conv *graphs.Value
+	if st != nil {
+		conv = st.Conv
+	}
+	switch form {
+	case FormMatrix:
+		in := project(p, c, i, u, nil)
+		d := p.Get(mixerName(i, "D"), graphs.S(c.VHeads))
+		m := MixingMatrix(in.b, in.c, in.logA, d)
+		xh := graphs.Transpose(in.x, 0, 2, 1, 3)                   // [B, H, T, P]
+		y := graphs.Transpose(graphs.MatMul(m, xh), 0, 2, 1, 3)    // M already holds D
+		y = graphs.Sub(y, graphs.Mul(in.x, graphs.Unsqueeze(d, -1))) // finish adds D·x once
+		return MixerOut{Out: finish(p, c, i, y, in), Matrix: m}
+	case FormSSD:
+		in := project(p, c, i, u, conv)
+		var init *graphs.Value
+		if st != nil {
+			init = st.SSM
+		}
+		y, final := SSD(in.x, in.logA, in.b, in.c, c.ChunkSize, init)
+		out := MixerOut{Out: finish(p, c, i, y, in)}
+		if st != nil {
+			out.State = State{Conv: in.conv, SSM: final}
+		}
+		return out
+	case FormStep:
+		if st == nil || st.Conv == nil || st.SSM == nil {
+			panic(&graphs.Error{Op: "phimamba.Mixer", Msg: "the step form needs conv and ssm states"})
+		}
+		if !u.Shape[1].IsOne() {
+			panic(&graphs.Error{Op: "phimamba.Mixer", Msg: "the step form takes one token; got " + u.String()})
+		}
+		in := project(p, c, i, u, st.Conv)
+		y, s := Step(in.x, in.logA, in.b, in.c, st.SSM)
+		return MixerOut{Out: finish(p, c, i, y, in), State: State{Conv: in.conv, SSM: s}}
+	}
+	panic(&graphs.Error{Op: "phimamba.Mixer", Msg: "unknown form " + form.String()})
+}
+
+// segsum returns S[..., i, j] = Σ_{k=j+1..i} a[..., k] for j ≤ i and the
+// lowest finite value above the diagonal (exp → 0), for a [..., T]. It sums
+// the masked entries directly (a cumulative sum down each column), so no
+// difference of long cumulative sums is formed.
+func segsum(a *graphs.Value) *graphs.Value {
+	r := a.Rank()
+	t := a.Shape[r-1]
+	rows, cols := indexGrid(a, r-1)
+	rep := graphs.Expand(graphs.Unsqueeze(a, -1), append(a.Shape.Clone(), t), a) // [..., i, j] = a_i
+	below := graphs.Less(cols, rows)                                                // j < i
+	cs := graphs.CumSum(graphs.Where(below, rep, graphs.ScalarLike(a, 0)), int64(r-1), false, false)
+	return graphs.Where(graphs.LessOrEqual(cols, rows), cs, graphs.ScalarLike(a, graphs.Lowest(a.DType)))
+}
+
+// indexGrid returns int64 row indices [T, 1] and column indices [1, T] for
+// dim axis of v.
+func indexGrid(v *graphs.Value, axis int) (rows, cols *graphs.Value) {
+	r := v.Graph().Root()
+	t := graphs.Squeeze(graphs.ShapeOf(v, axis, axis+1), 0)
+	idx := graphs.Range(r.Int64(0), t, r.Int64(1), v.Shape[axis])
+	return graphs.Unsqueeze(idx, 1), graphs.Unsqueeze(idx, 0)
+}
+
+// MixingMatrix materialises M = L∘(C·Bᵀ) + D·I [B, H, T, T] with
+// L[l, s] = exp(Σ_{k=s+1..l} log a_k) for b, c [B, T, H, N], logA [B, T, H]
+// and d [H] (row = output position, as the attention matrix).
+func MixingMatrix(b, c, logA, d *graphs.Value) *graphs.Value {
+	bh := graphs.Transpose(b, 0, 2, 1, 3) // [B, H, T, N]
+	ch := graphs.Transpose(c, 0, 2, 1, 3)
+	ah := graphs.Transpose(logA, 0, 2, 1) // [B, H, T]
+	cb := graphs.MatMul(ch, graphs.Transpose(bh, 0, 1, 3, 2))
+	m := graphs.Mul(cb, graphs.Exp(segsum(ah)))
+	rows, cols := indexGrid(ah, 2)
+	eye := graphs.Cast(graphs.Equal(rows, cols), d.DType)                    // [T, T]
+	return graphs.Add(m, graphs.Mul(graphs.Reshape(d, -1, 1, 1), eye)) // + D on the diagonal
+}
+
+// SSD is the chunked state-space-duality algorithm for x [B, T, H, P],
+// logA [B, T, H], b, c [B, T, H, N] with chunk length q and an optional
+// initial state init [B, H, N, P] (nil: zeros). It returns y [B, T, H, P]
+// (without the D skip) and the final state [B, H, N, P], where
+// S_t = a_t·S_{t−1} + B_t x_tᵀ and y_t = S_tᵀ C_t. T need not be a multiple
+// of q: the sequence is padded with zeros (log a = 0), which does not affect
+// earlier positions, and the final state is taken at the last real token.
+func SSD(x, logA, b, c *graphs.Value, q int64, init *graphs.Value) (y, final *graphs.Value) {
+	g := x.Graph().Root()
+	bd, td, hd := x.Shape[0], x.Shape[1], x.Shape[2]
+	pd, nd := x.Shape[3], b.Shape[3]
+	// Pad T up to a multiple of q: pad = ceil(T/q)·q − T (run time).
+	t := graphs.ShapeOf(x, 1, 2)
+	qv := g.Int64s(q)
+	padN := graphs.Sub(graphs.Mul(graphs.Div(graphs.Add(t, g.Int64s(q-1)), qv), qv), t)
+	chunks := graphs.Sym("chunks(" + td.String() + ")")
+	tp := graphs.Dim{K: q, Factors: chunks.Factors}
+	pad := func(v *graphs.Value) *graphs.Value { return graphs.PadEnd(v, 1, padN, tp, 0) }
+	// Decays in the padded tail are 1 (log a = 0), so the state carries
+	// through unchanged and the final state is the last real token's.
+	toChunks := func(v *graphs.Value, last ...graphs.Dim) *graphs.Value {
+		v = graphs.Transpose(pad(v), append([]int64{0, 2, 1}, seq(3, v.Rank())...)...) // [B, H, Tp, ...]
+		return graphs.ReshapeTo(v, append(graphs.Shape{bd, hd, chunks, graphs.D(q)}, last...), v, x)
+	}
+	xc := toChunks(x, pd)      // [B, H, c, Q, P]
+	bc := toChunks(b, nd)      // [B, H, c, Q, N]
+	cc := toChunks(c, nd)      // [B, H, c, Q, N]
+	ac := toChunks(logA)       // [B, H, c, Q]
+	acs := graphs.CumSum(ac, 3, false, false)
+	// 1. Intra-chunk (diagonal blocks).
+	l := graphs.Exp(segsum(ac))                                                      // [B, H, c, Q, Q]
+	scores := graphs.Mul(graphs.MatMul(cc, graphs.Transpose(bc, 0, 1, 2, 4, 3)), l) // [B, H, c, Q, Q]
+	yDiag := graphs.MatMul(scores, xc)                                               // [B, H, c, Q, P]
+	// 2. Each chunk's own state: Σ_j exp(cs_last − cs_j)·B_j x_jᵀ.
+	last := graphs.SliceAxis(acs, 3, q-1, q) // [B, H, c, 1]
+	decay := graphs.Exp(graphs.Sub(last, acs))
+	states := graphs.MatMul(graphs.Transpose(graphs.Mul(bc, graphs.Unsqueeze(decay, -1)), 0, 1, 2, 4, 3), xc) // [B, H, c, N, P]
+	// 3. Scan over chunks: state entering each chunk, and the final state.
+	if init == nil {
+		init = graphs.Full(x.Graph(), x.DType, graphs.Shape{bd, hd, nd, pd}, 0, x, b)
+	}
+	all := graphs.Concat(2, graphs.Unsqueeze(init, 2), states) // [B, H, c+1, N, P]
+	chunkA := graphs.Concat(2, graphs.Full(x.Graph(), x.DType, graphs.Shape{bd, hd, graphs.D(1)}, 0, x), graphs.Squeeze(last, 3))
+	decayChunk := graphs.Exp(segsum(chunkA)) // [B, H, c+1, c+1]
+	c1 := all.Shape[2]
+	flat := graphs.ReshapeTo(all, graphs.Shape{bd, hd, c1, nd.Mul(pd)}, all)
+	mixed := graphs.ReshapeTo(graphs.MatMul(decayChunk, flat), all.Shape, all)
+	entering := graphs.SliceAxis(mixed, 2, 0, -1)                       // [B, H, c, N, P]
+	final = graphs.Squeeze(graphs.SliceAxis(mixed, 2, -1, graphs.End), 2) // [B, H, N, P]
+	// 4. Contribution of the entering state: exp(cs_i)·(C_i · S).
+	yOff := graphs.Mul(graphs.MatMul(cc, entering), graphs.Unsqueeze(graphs.Exp(acs), -1))
+	yc := graphs.Add(yDiag, yOff) // [B, H, c, Q, P]
+	yp := graphs.ReshapeTo(yc, graphs.Shape{bd, hd, tp, pd}, yc, xc)
+	yt := graphs.SliceDynamic(yp, g.Int64s(0), t, []int64{2}, graphs.Shape{bd, hd, td, pd}) // crop the padding
+	return graphs.Transpose(yt, 0, 2, 1, 3), final
+}
+
+func seq(from, to int) []int64 {
+	var out []int64
+	for i := from; i < to; i++ {
+		out = append(out, int64(i))
+	}
+	return out
+}
+
+// Step is one recurrent update for a single token: x [B, 1, H, P], logA
+// [B, 1, H], b, c [B, 1, H, N], state [B, H, N, P]:
+// S ← a·S + B xᵀ, y = Sᵀ C. It returns y [B, 1, H, P] and the new state.
+func Step(x, logA, b, c, state *graphs.Value) (y, next *graphs.Value) {
+	xs, bs, cs := graphs.Squeeze(x, 1), graphs.Squeeze(b, 1), graphs.Squeeze(c, 1) // [B, H, P], [B, H, N]
+	a := graphs.Exp(graphs.Reshape(graphs.Squeeze(logA, 1), 0, 0, 1, 1))              // [B, H, 1, 1]
+	outer := graphs.Mul(graphs.Unsqueeze(bs, -1), graphs.Unsqueeze(xs, -2))           // [B, H, N, P]
+	next = graphs.Add(graphs.Mul(a, state), outer)
+	yv := graphs.MatMul(graphs.Unsqueeze(cs, -2), next) // [B, H, 1, P]
+	return graphs.Transpose(yv, 0, 2, 1, 3), next
+}
+
+// ZeroState is an empty-context state for batch dim of like (dtype dt).
+func ZeroState(c Config, like *graphs.Value, dt tensors.DType) State {
+	b := like.Shape[0]
+	g := like.Graph()
+	return State{
+		Conv: graphs.Full(g, dt, graphs.Shape{b, graphs.D(c.ConvChannels()), graphs.D(c.DConv - 1)}, 0, like),
+		SSM:  graphs.Full(g, dt, graphs.Shape{b, graphs.D(c.VHeads), graphs.D(c.DState), graphs.D(c.HeadDim())}, 0, like),
+	}
+}

@@ -1,0 +1,68 @@
+package phimamba
+
+import (
+	"mohawk/graphs"
+	"mohawk/graphs/layers"
+)
+
+// Options select the student's form and extra outputs.
+type Options struct {
+	Form Form
+	// States are per-layer incoming states (FormSSD: optional, enables state
+	// outputs; FormStep: required).
+	States []State
+	// Layers, when positive, builds only the first layers (no logits).
+	Layers int
+	// NoLogits skips the final LayerNorm and LM head.
+	NoLogits bool
+}
+
+// Outputs of Forward.
+type Outputs struct {
+	Logits   *graphs.Value   // [B, T, Vocab]
+	Hidden   []*graphs.Value // residual stream entering each layer, then the last layer's output
+	Normed   []*graphs.Value // LN_i(Hidden[i])
+	MixerOut []*graphs.Value // [B, T, D] per layer
+	MLPOut   []*graphs.Value
+	Matrix   []*graphs.Value // FormMatrix: [B, H, T, T] per layer
+	States   []State         // final states per layer, when incoming states were given
+}
+
+// Forward builds the student on token ids [B, T].
+func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs {
+	nl := c.Layers
+	if opt.Layers > 0 {
+		nl = opt.Layers
+	}
+	if opt.States != nil && len(opt.States) != c.Layers {
+		panic(&graphs.Error{Op: "phimamba.Forward", Msg: "one state per layer is needed"})
+	}
+	h := layers.Embedding(p, "backbone.embedding.weight", ids, c.Vocab, c.DModel)
+	out := &Outputs{}
+	for i := 0; i < nl; i++ {
+		out.Hidden = append(out.Hidden, h)
+		u := layers.LayerNorm(p, LayerPrefix(i)+".input_layernorm", h, c.Eps)
+		out.Normed = append(out.Normed, u)
+		var st *State
+		if opt.States != nil {
+			st = &opt.States[i]
+		}
+		m := Mixer(p, c, i, u, opt.Form, st)
+		mlp := layers.PhiMLP(p, LayerPrefix(i)+".mlp", u, c.Inner)
+		out.MixerOut, out.MLPOut = append(out.MixerOut, m.Out), append(out.MLPOut, mlp)
+		if m.Matrix != nil {
+			out.Matrix = append(out.Matrix, m.Matrix)
+		}
+		if st != nil {
+			out.States = append(out.States, m.State)
+		}
+		h = graphs.Add(graphs.Add(m.Out, mlp), h)
+	}
+	out.Hidden = append(out.Hidden, h)
+	if nl < c.Layers || opt.NoLogits {
+		return out
+	}
+	f := layers.LayerNorm(p, "backbone.final_layernorm", h, c.Eps)
+	out.Logits = layers.Linear(p, "lm_head", f, c.Vocab, true)
+	return out
+}
