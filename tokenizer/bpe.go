@@ -1,0 +1,207 @@
+package tokenizer
+
+import (
+	"slices"
+	"strings"
+	"sync"
+)
+
+// merge is what a pair of adjacent symbols becomes: the id of the joined
+// token and the rank of the merge (its index in model.merges).
+type merge struct {
+	rank int32
+	id   int32
+}
+
+func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
+
+// bpeModel is the BPE model of a byte-level tokenizer, working on the raw
+// bytes of a pre-tokenized piece: byte b starts as the symbols byteIDs[b]
+// (the vocabulary id of byteChar[b], or its byte-fallback ids, or the unknown
+// token, or nothing when the vocabulary has none of those, as Hugging Face
+// does).
+type bpeModel struct {
+	byteIDs [256][]int32
+	merges  map[uint64]merge
+	unk     int32 // -1 without an unknown token
+	fuseUnk bool
+	// whole maps the raw bytes of every vocabulary token to its id when
+	// model.ignore_merges is set: a piece found there is not merged.
+	whole map[string]int32
+
+	cache   wordCache
+	scratch sync.Pool // *mergeScratch
+}
+
+// appendWord appends the ids of one pre-tokenized piece.
+func (m *bpeModel) appendWord(ids []int64, w string) []int64 {
+	if id, ok := m.whole[w]; ok {
+		return append(ids, int64(id))
+	}
+	if cached, ok := m.cache.get(w); ok {
+		return append(ids, cached...)
+	}
+	start := len(ids)
+	ids = m.mergeWord(ids, w)
+	m.cache.put(w, ids[start:])
+	return ids
+}
+
+// symbol is one element of the doubly linked list of a word's symbols.
+type symbol struct {
+	id         int32
+	prev, next int32 // indexes in the list, -1 at the ends
+}
+
+// candidate is a possible merge of symbol pos with its successor.
+type candidate struct {
+	rank, pos, id int32
+}
+
+type mergeScratch struct {
+	syms []symbol
+	heap []candidate
+}
+
+// mergeWord applies the merges to w the way Hugging Face's BPE does: the
+// adjacent pair with the lowest rank is merged first, the leftmost one among
+// equal ranks, until no adjacent pair has a merge.
+func (m *bpeModel) mergeWord(ids []int64, w string) []int64 {
+	sc, _ := m.scratch.Get().(*mergeScratch)
+	if sc == nil {
+		sc = new(mergeScratch)
+	}
+	defer m.scratch.Put(sc)
+
+	syms := sc.syms[:0]
+	for i := range len(w) {
+		for _, id := range m.byteIDs[w[i]] {
+			if id == m.unk && m.fuseUnk && len(syms) > 0 && syms[len(syms)-1].id == m.unk {
+				continue
+			}
+			n := int32(len(syms))
+			syms = append(syms, symbol{id: id, prev: n - 1, next: n + 1})
+		}
+	}
+	if len(syms) == 0 {
+		sc.syms = syms
+		return ids
+	}
+	syms[len(syms)-1].next = -1
+
+	h := sc.heap[:0]
+	for i := 0; i+1 < len(syms); i++ {
+		if mg, ok := m.merges[pairKey(syms[i].id, syms[i+1].id)]; ok {
+			h = pushCandidate(h, candidate{mg.rank, int32(i), mg.id})
+		}
+	}
+	for len(h) > 0 {
+		var top candidate
+		top, h = popCandidate(h)
+		s := &syms[top.pos]
+		if s.id < 0 || s.next < 0 {
+			continue // merged away, or last symbol
+		}
+		next := s.next
+		// A stale candidate (one of its symbols has changed) no longer
+		// yields the same token.
+		if mg, ok := m.merges[pairKey(s.id, syms[next].id)]; !ok || mg.id != top.id {
+			continue
+		}
+		s.id = top.id
+		s.next = syms[next].next
+		syms[next].id = -1
+		if s.next >= 0 {
+			syms[s.next].prev = top.pos
+			if mg, ok := m.merges[pairKey(s.id, syms[s.next].id)]; ok {
+				h = pushCandidate(h, candidate{mg.rank, top.pos, mg.id})
+			}
+		}
+		if s.prev >= 0 {
+			if mg, ok := m.merges[pairKey(syms[s.prev].id, s.id)]; ok {
+				h = pushCandidate(h, candidate{mg.rank, s.prev, mg.id})
+			}
+		}
+	}
+	for i := int32(0); i >= 0; i = syms[i].next {
+		ids = append(ids, int64(syms[i].id))
+	}
+	sc.syms, sc.heap = syms, h
+	return ids
+}
+
+func (c candidate) before(d candidate) bool {
+	return c.rank < d.rank || c.rank == d.rank && c.pos < d.pos
+}
+
+// pushCandidate and popCandidate keep h a binary min-heap under before.
+func pushCandidate(h []candidate, c candidate) []candidate {
+	h = append(h, c)
+	i := len(h) - 1
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !h[i].before(h[parent]) {
+			break
+		}
+		h[i], h[parent] = h[parent], h[i]
+		i = parent
+	}
+	return h
+}
+
+func popCandidate(h []candidate) (candidate, []candidate) {
+	top := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h = h[:last]
+	i := 0
+	for {
+		least := i
+		if l := 2*i + 1; l < len(h) && h[l].before(h[least]) {
+			least = l
+		}
+		if r := 2*i + 2; r < len(h) && h[r].before(h[least]) {
+			least = r
+		}
+		if least == i {
+			return top, h
+		}
+		h[i], h[least] = h[least], h[i]
+		i = least
+	}
+}
+
+// Bounds of the per-piece cache: pieces longer than maxCachedPiece bytes are
+// not cached, and the cache is emptied when it holds maxCacheEntries pieces.
+const (
+	maxCachedPiece  = 256
+	maxCacheEntries = 1 << 16
+)
+
+// wordCache remembers the ids of recently encoded pieces.
+type wordCache struct {
+	mu      sync.Mutex
+	entries map[string][]int64
+}
+
+func (c *wordCache) get(w string) ([]int64, bool) {
+	c.mu.Lock()
+	ids, ok := c.entries[w]
+	c.mu.Unlock()
+	return ids, ok
+}
+
+func (c *wordCache) put(w string, ids []int64) {
+	if len(w) > maxCachedPiece {
+		return
+	}
+	// Clone both: w may point into a large text, and ids into the caller's
+	// result.
+	w, ids = strings.Clone(w), slices.Clone(ids)
+	c.mu.Lock()
+	if c.entries == nil || len(c.entries) >= maxCacheEntries {
+		c.entries = make(map[string][]int64, 1024)
+	}
+	c.entries[w] = ids
+	c.mu.Unlock()
+}

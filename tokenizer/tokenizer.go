@@ -1,0 +1,200 @@
+package tokenizer
+
+import (
+	"fmt"
+	"os"
+	"unicode/utf8"
+)
+
+// Tokenizer is a byte-level BPE tokenizer loaded from a tokenizer.json. It is
+// safe for concurrent use.
+type Tokenizer struct {
+	source  string
+	entries []entry          // indexed by id; entries[id].ok when id is in use
+	ids     map[string]int64 // token string (vocabulary form) or added-token content to id
+	special map[string]int64 // content of added tokens marked special
+
+	raw        *addedMatcher // added tokens with normalized false, nil if none
+	normalized *addedMatcher // added tokens with normalized true, nil if none
+	pre        preTokenizer
+	model      *bpeModel
+}
+
+type entry struct {
+	token string // as in the file: byte-level characters, or an added token's content
+	text  string // the bytes the ByteLevel decoder turns token into
+	ok    bool
+}
+
+// preTokenizer is the supported family of pre-tokenizers: an optional Split
+// with the GPT-2 pattern, then ByteLevel.
+type preTokenizer struct {
+	split          bool // a Split with the GPT-2 pattern runs before ByteLevel
+	addPrefixSpace bool // ByteLevel's add_prefix_space
+	useRegex       bool // ByteLevel's use_regex
+}
+
+// Load reads and parses the tokenizer.json at path.
+func Load(path string) (*Tokenizer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w (pass the path of a Hugging Face tokenizer.json)", err)
+	}
+	return Parse(data, path)
+}
+
+// Encode returns the token ids of text, as Hugging Face's
+// tokenizer.encode(text).ids would. Text that is not valid UTF-8 is encoded
+// byte by byte like any other text.
+func (t *Tokenizer) Encode(text string) []int64 {
+	ids := make([]int64, 0, len(text)/4+1)
+	off := 0
+	for {
+		start, end, id, ok := t.raw.next(text, off)
+		if !ok {
+			return t.appendNormalized(ids, text[off:])
+		}
+		ids = t.appendNormalized(ids, text[off:start])
+		ids = append(ids, id)
+		off = end
+	}
+}
+
+// appendNormalized encodes a stretch of text free of raw added tokens: with a
+// null normalizer, it only looks for the added tokens marked normalized.
+func (t *Tokenizer) appendNormalized(ids []int64, s string) []int64 {
+	off := 0
+	for {
+		start, end, id, ok := t.normalized.next(s, off)
+		if !ok {
+			return t.appendPreTokenized(ids, s[off:])
+		}
+		ids = t.appendPreTokenized(ids, s[off:start])
+		ids = append(ids, id)
+		off = end
+	}
+}
+
+func (t *Tokenizer) appendPreTokenized(ids []int64, s string) []int64 {
+	if !t.pre.split {
+		return t.appendByteLevel(ids, s)
+	}
+	for s != "" {
+		n := gpt2Piece(s)
+		ids = t.appendByteLevel(ids, s[:n])
+		s = s[n:]
+	}
+	return ids
+}
+
+func (t *Tokenizer) appendByteLevel(ids []int64, s string) []int64 {
+	if s == "" {
+		return ids
+	}
+	if t.pre.addPrefixSpace && s[0] != ' ' {
+		s = " " + s
+	}
+	if !t.pre.useRegex {
+		return t.model.appendWord(ids, s)
+	}
+	for s != "" {
+		n := gpt2Piece(s)
+		ids = t.model.appendWord(ids, s[:n])
+		s = s[n:]
+	}
+	return ids
+}
+
+// Decode returns the text of ids. Added tokens, special ones included, decode
+// to their content; byte sequences that are not valid UTF-8 become U+FFFD as
+// in Hugging Face's lossy decoding. An id outside the vocabulary is an error.
+func (t *Tokenizer) Decode(ids []int64) (string, error) {
+	buf := make([]byte, 0, 4*len(ids))
+	for i, id := range ids {
+		if id < 0 || id >= int64(len(t.entries)) || !t.entries[id].ok {
+			return "", fmt.Errorf("tokenizer: decode: id %d at position %d is not in the vocabulary of %s (ids run from 0 to %d)",
+				id, i, t.source, len(t.entries)-1)
+		}
+		buf = append(buf, t.entries[id].text...)
+	}
+	return lossyUTF8(buf), nil
+}
+
+// lossyUTF8 converts b to a string, replacing each maximal ill-formed
+// subsequence by U+FFFD as Rust's String::from_utf8_lossy does.
+func lossyUTF8(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	out := make([]byte, 0, len(b)+8)
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n == 1 {
+			n = invalidPrefix(b)
+			out = utf8.AppendRune(out, utf8.RuneError)
+		} else {
+			out = append(out, b[:n]...)
+		}
+		b = b[n:]
+	}
+	return string(out)
+}
+
+// invalidPrefix returns the length of the maximal prefix of b that starts a
+// well-formed UTF-8 sequence without completing it, at least 1; b must not
+// start with a valid sequence.
+func invalidPrefix(b []byte) int {
+	lo, hi := byte(0x80), byte(0xBF) // allowed range of the second byte
+	var need int                     // continuation bytes after the lead
+	switch c := b[0]; {
+	case 0xC2 <= c && c <= 0xDF:
+		need = 1
+	case c == 0xE0:
+		need, lo = 2, 0xA0
+	case c == 0xED:
+		need, hi = 2, 0x9F
+	case 0xE1 <= c && c <= 0xEF:
+		need = 2
+	case c == 0xF0:
+		need, lo = 3, 0x90
+	case c == 0xF4:
+		need, hi = 3, 0x8F
+	case 0xF1 <= c && c <= 0xF3:
+		need = 3
+	default:
+		return 1
+	}
+	n := 1
+	for n <= need && n < len(b) && lo <= b[n] && b[n] <= hi {
+		n++
+		lo, hi = 0x80, 0xBF
+	}
+	return n
+}
+
+// VocabSize returns the size of the id space: the largest id of the
+// vocabulary and the added tokens, plus one.
+func (t *Tokenizer) VocabSize() int { return len(t.entries) }
+
+// TokenID returns the id of a token given in its tokenizer.json form (such
+// as "Ġthe" for " the") or of an added token's content.
+func (t *Tokenizer) TokenID(token string) (int64, bool) {
+	id, ok := t.ids[token]
+	return id, ok
+}
+
+// Token returns the tokenizer.json form of id: byte-level characters for
+// the vocabulary, the content for an added token.
+func (t *Tokenizer) Token(id int64) (string, bool) {
+	if id < 0 || id >= int64(len(t.entries)) || !t.entries[id].ok {
+		return "", false
+	}
+	return t.entries[id].token, true
+}
+
+// SpecialID returns the id of the added token marked special whose content
+// is content, such as "<|endoftext|>".
+func (t *Tokenizer) SpecialID(content string) (int64, bool) {
+	id, ok := t.special[content]
+	return id, ok
+}
