@@ -1,0 +1,218 @@
+// Package graphtest runs graphs on ONNX Runtime in tests: it exports a
+// graph, opens a session on a shared CPU runtime and feeds host tensors by
+// name, and it checks gradients built by graphs.Gradients against central
+// differences.
+//
+// It is the one package under graphs/ that imports export and runtime (test
+// support only, like a conformance suite); product code never imports it.
+package graphtest
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"mohawk/export"
+	"mohawk/graphs"
+	"mohawk/runtime"
+	"mohawk/tensors"
+)
+
+var (
+	envOnce sync.Once
+	env     *runtime.Env
+	envErr  error
+)
+
+// Env returns a process-wide CPU runtime, installing ONNX Runtime into the
+// user cache when needed; the test is skipped with the reason if that is
+// impossible (no library and no npm).
+func Env(t testing.TB) *runtime.Env {
+	t.Helper()
+	envOnce.Do(func() {
+		cfg := runtime.Defaults()
+		cfg.CPU.IntraOpThreads = 1
+		env, envErr = runtime.Open(cfg, os.Stderr)
+	})
+	if envErr != nil {
+		t.Skipf("ONNX Runtime unavailable: %v", envErr)
+	}
+	return env
+}
+
+// Session exports g and opens a session over all its inputs and outputs.
+func Session(t testing.TB, g *graphs.Graph) *runtime.Session {
+	t.Helper()
+	data, err := export.Marshal(g, export.Options{})
+	if err != nil {
+		t.Fatalf("export %s: %v", g.Name, err)
+	}
+	var ins, outs []string
+	for _, v := range g.Inputs() {
+		ins = append(ins, v.Name())
+	}
+	_, outs = g.Outputs()
+	s, err := Env(t).NewSession(g.Name, data, ins, outs)
+	if err != nil {
+		if dir := os.Getenv("MOHAWK_TEST_DUMP"); dir != "" {
+			os.WriteFile(filepath.Join(dir, g.Name+".onnx"), data, 0o644)
+		}
+		t.Fatalf("session %s: %v", g.Name, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Run runs g once with feeds by input name and returns outputs by name.
+func Run(t testing.TB, g *graphs.Graph, feeds map[string]*tensors.Tensor) map[string]*tensors.Tensor {
+	t.Helper()
+	return RunSession(t, Session(t, g), g, feeds)
+}
+
+// RunSession runs an open session of g.
+func RunSession(t testing.TB, s *runtime.Session, g *graphs.Graph, feeds map[string]*tensors.Tensor) map[string]*tensors.Tensor {
+	t.Helper()
+	var in []*tensors.Tensor
+	for _, v := range g.Inputs() {
+		f, ok := feeds[v.Name()]
+		if !ok {
+			t.Fatalf("no feed for input %s", v)
+		}
+		in = append(in, f)
+	}
+	out, err := s.Run(in)
+	if err != nil {
+		t.Fatalf("run %s: %v", g.Name, err)
+	}
+	_, names := g.Outputs()
+	res := map[string]*tensors.Tensor{}
+	for i, n := range names {
+		res[n] = out[i]
+	}
+	return res
+}
+
+// Random returns a float64 tensor of shape with entries uniform in
+// [lo, hi), from rng.
+func Random(rng *rand.Rand, lo, hi float64, shape ...int64) *tensors.Tensor {
+	n := tensors.NumElements(shape)
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = lo + (hi-lo)*rng.Float64()
+	}
+	return tensors.FromFloat64(shape, v)
+}
+
+// GradCase describes a gradient check: Build maps inputs (float64 graph
+// inputs shaped like Inputs) to one output; the check differentiates
+// loss = Σ output ⊙ R for a fixed random R.
+type GradCase struct {
+	Name   string
+	Inputs []*tensors.Tensor // float64
+	// Build constructs the output from the inputs.
+	Build func(g *graphs.Graph, xs []*graphs.Value) *graphs.Value
+	// Float32 computes Build in float32 (ops without float64 kernels in
+	// ONNX Runtime): inputs are cast down inside the graph and the output
+	// cast back, so the finite differences see float32 rounding.
+	Float32 bool
+	// Tol overrides the tolerance (default 1e-6 relative / 1e-8 absolute in
+	// float64, 2e-2 / 2e-3 in float32).
+	RelTol, AbsTol float64
+}
+
+// Ops lists the op types in the forward graph of a case (for coverage).
+func (c GradCase) Ops() map[string]bool {
+	g := graphs.New("ops")
+	xs := make([]*graphs.Value, len(c.Inputs))
+	for i, in := range c.Inputs {
+		xs[i] = g.Input(fmt.Sprintf("x%d", i), tensors.Float64, graphs.StaticShape(in.Shape))
+	}
+	_ = c.forward(g, xs)
+	ops := map[string]bool{}
+	for _, n := range g.Nodes() {
+		ops[n.Op] = true
+	}
+	return ops
+}
+
+func (c GradCase) forward(g *graphs.Graph, xs []*graphs.Value) *graphs.Value {
+	if !c.Float32 {
+		return c.Build(g, xs)
+	}
+	ys := make([]*graphs.Value, len(xs))
+	for i, x := range xs {
+		ys[i] = graphs.Cast(x, tensors.Float32)
+	}
+	return graphs.Cast(c.Build(g, ys), tensors.Float64)
+}
+
+// CheckGradients compares the autodiff gradients of case c with central
+// differences of step h (1e-6 in float64, 1e-3 in float32).
+func CheckGradients(t *testing.T, c GradCase) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(7, 11))
+	build := func(withGrad bool) (*graphs.Graph, []*graphs.Value) {
+		g := graphs.New("grad_" + c.Name)
+		xs := make([]*graphs.Value, len(c.Inputs))
+		for i, in := range c.Inputs {
+			xs[i] = g.Input(fmt.Sprintf("x%d", i), tensors.Float64, graphs.StaticShape(in.Shape))
+		}
+		y := c.forward(g, xs)
+		if !y.Shape.Static() {
+			t.Fatalf("%s: output %v has a symbolic shape", c.Name, y)
+		}
+		r := Random(rand.New(rand.NewPCG(3, 5)), -1, 1, y.Shape.Sizes()...)
+		loss := graphs.ReduceSumAll(graphs.Mul(y, g.Const(r)))
+		g.Output("loss", graphs.Reshape(loss, 1))
+		if withGrad {
+			for i, gr := range graphs.Gradients(loss, xs...) {
+				g.Output(fmt.Sprintf("grad%d", i), gr)
+			}
+		}
+		return g, xs
+	}
+	_ = rng
+	var g, lg *graphs.Graph
+	if err := graphs.Try(func() { g, _ = build(true); lg, _ = build(false) }); err != nil {
+		t.Fatalf("%s: build: %v", c.Name, err)
+	}
+	feeds := map[string]*tensors.Tensor{}
+	for i, in := range c.Inputs {
+		feeds[fmt.Sprintf("x%d", i)] = in
+	}
+	res := Run(t, g, feeds)
+	ls := Session(t, lg)
+	h, rel, abs := 1e-6, 1e-6, 1e-8
+	if c.Float32 {
+		h, rel, abs = 1e-3, 2e-2, 2e-3
+	}
+	if c.RelTol > 0 {
+		rel = c.RelTol
+	}
+	if c.AbsTol > 0 {
+		abs = c.AbsTol
+	}
+	lossAt := func() float64 {
+		return RunSession(t, ls, lg, feeds)["loss"].Float64s()[0]
+	}
+	for i, in := range c.Inputs {
+		got := res[fmt.Sprintf("grad%d", i)].Float64s()
+		orig := in.Clone()
+		x := in.Float64s()
+		for j := range x {
+			x[j] = orig.Float64s()[j] + h
+			up := lossAt()
+			x[j] = orig.Float64s()[j] - h
+			down := lossAt()
+			x[j] = orig.Float64s()[j]
+			want := (up - down) / (2 * h)
+			if d := math.Abs(got[j] - want); d > abs && d > rel*math.Max(math.Abs(want), math.Abs(got[j])) {
+				t.Errorf("%s: d/dx%d[%d] = %.9g (autodiff), %.9g (central difference)", c.Name, i, j, got[j], want)
+			}
+		}
+	}
+}
