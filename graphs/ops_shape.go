@@ -459,11 +459,22 @@ func init() {
 	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
 		ax := normAxis("Concat", int(n.Attr.(*concatAttr).Axis), n.Inputs[0].Rank())
 		sizes := make([]int64, len(n.Inputs))
+		static := true
 		for i, v := range n.Inputs {
-			if !v.Shape[ax].Static() {
-				panic(errorf("Concat", "gradient needs static sizes along axis %d, got %v", ax, v))
-			}
+			static = static && v.Shape[ax].Static()
 			sizes[i] = v.Shape[ax].K
+		}
+		if !static { // cut the adjoint at run-time offsets
+			parts := make([]*Value, len(n.Inputs))
+			start := g[0].g.root.Int64s(0)
+			for i, v := range n.Inputs {
+				end := Add(start, ShapeOf(v, ax, ax+1))
+				if need[i] {
+					parts[i] = SliceDynamic(g[0], start, end, []int64{int64(ax)}, v.Shape)
+				}
+				start = end
+			}
+			return parts
 		}
 		parts := Split(g[0], int64(ax), sizes...)
 		for i := range parts {

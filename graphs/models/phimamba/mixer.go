@@ -205,14 +205,18 @@ func SSD(x, logA, b, c *graphs.Value, q int64, init *graphs.Value) (y, final *gr
 	pad := func(v *graphs.Value) *graphs.Value { return graphs.PadEnd(v, 1, padN, tp, 0) }
 	// Decays in the padded tail are 1 (log a = 0), so the state carries
 	// through unchanged and the final state is the last real token's.
-	toChunks := func(v *graphs.Value, last ...graphs.Dim) *graphs.Value {
+	toChunks := func(v *graphs.Value) *graphs.Value {
 		v = graphs.Transpose(pad(v), append([]int64{0, 2, 1}, seq(3, v.Rank())...)...) // [B, H, Tp, ...]
-		return graphs.ReshapeTo(v, append(graphs.Shape{bd, hd, chunks, graphs.D(q)}, last...), v, x)
+		spec := []int64{0, 0, -1, q}
+		for _, d := range v.Shape[3:] {
+			spec = append(spec, d.Size())
+		}
+		return graphs.Reshape(v, spec...)
 	}
-	xc := toChunks(x, pd)      // [B, H, c, Q, P]
-	bc := toChunks(b, nd)      // [B, H, c, Q, N]
-	cc := toChunks(c, nd)      // [B, H, c, Q, N]
-	ac := toChunks(logA)       // [B, H, c, Q]
+	xc := toChunks(x)    // [B, H, c, Q, P]
+	bc := toChunks(b)    // [B, H, c, Q, N]
+	cc := toChunks(c)    // [B, H, c, Q, N]
+	ac := toChunks(logA) // [B, H, c, Q]
 	acs := graphs.CumSum(ac, 3, false, false)
 	// 1. Intra-chunk (diagonal blocks).
 	l := graphs.Exp(segsum(ac))                                                      // [B, H, c, Q, Q]
@@ -229,15 +233,14 @@ func SSD(x, logA, b, c *graphs.Value, q int64, init *graphs.Value) (y, final *gr
 	all := graphs.Concat(2, graphs.Unsqueeze(init, 2), states) // [B, H, c+1, N, P]
 	chunkA := graphs.Concat(2, graphs.Full(x.Graph(), x.DType, graphs.Shape{bd, hd, graphs.D(1)}, 0, x), graphs.Squeeze(last, 3))
 	decayChunk := graphs.Exp(segsum(chunkA)) // [B, H, c+1, c+1]
-	c1 := all.Shape[2]
-	flat := graphs.ReshapeTo(all, graphs.Shape{bd, hd, c1, nd.Mul(pd)}, all)
-	mixed := graphs.ReshapeTo(graphs.MatMul(decayChunk, flat), all.Shape, all)
+	flat := graphs.Reshape(all, 0, 0, 0, -1)
+	mixed := graphs.Reshape(graphs.MatMul(decayChunk, flat), 0, 0, 0, nd.Size(), pd.Size())
 	entering := graphs.SliceAxis(mixed, 2, 0, -1)                       // [B, H, c, N, P]
 	final = graphs.Squeeze(graphs.SliceAxis(mixed, 2, -1, graphs.End), 2) // [B, H, N, P]
 	// 4. Contribution of the entering state: exp(cs_i)·(C_i · S).
 	yOff := graphs.Mul(graphs.MatMul(cc, entering), graphs.Unsqueeze(graphs.Exp(acs), -1))
 	yc := graphs.Add(yDiag, yOff) // [B, H, c, Q, P]
-	yp := graphs.ReshapeTo(yc, graphs.Shape{bd, hd, tp, pd}, yc, xc)
+	yp := graphs.Reshape(yc, 0, 0, -1, pd.Size())
 	yt := graphs.SliceDynamic(yp, g.Int64s(0), t, []int64{2}, graphs.Shape{bd, hd, td, pd}) // crop the padding
 	return graphs.Transpose(yt, 0, 2, 1, 3), final
 }
