@@ -82,7 +82,9 @@ func gradCases() []graphtest.GradCase {
 		{Name: "Conv/valid", Inputs: in(s(1, 2, 6), s(2, 1, 3)), Float32: true, Build: func(_ gph, v xs) *graphs.Value {
 			return graphs.DepthwiseConv1D(v[0], v[1], nil, [2]int64{0, 1})
 		}},
-		{Name: "Reshape", Inputs: in(s(2, 6)), Build: func(_ gph, v xs) *graphs.Value { return graphs.Mul(graphs.Reshape(v[0], 3, -1), graphs.Reshape(v[0], 3, 4)) }},
+		{Name: "Reshape", Inputs: in(s(2, 6)), Build: func(_ gph, v xs) *graphs.Value {
+			return graphs.Mul(graphs.Reshape(v[0], 3, -1), graphs.Reshape(v[0], 3, 4))
+		}},
 		{Name: "Transpose", Inputs: in(s(2, 3, 4)), Build: func(_ gph, v xs) *graphs.Value { return graphs.Transpose(v[0], 2, 0, 1) }},
 		{Name: "Unsqueeze+Squeeze", Inputs: in(s(2, 3)), Build: func(_ gph, v xs) *graphs.Value {
 			return graphs.Squeeze(graphs.Mul(graphs.Unsqueeze(v[0], 0, 2), graphs.Unsqueeze(v[0], 0, 2)), 0)

@@ -118,8 +118,8 @@ func Mixer(p layers.Params, c Config, i int, u *graphs.Value, form Form, st *Sta
 		in := project(p, c, i, u, nil)
 		d := p.Get(mixerName(i, "D"), graphs.S(c.VHeads))
 		m := MixingMatrix(in.b, in.c, in.logA, d)
-		xh := graphs.Transpose(in.x, 0, 2, 1, 3)                   // [B, H, T, P]
-		y := graphs.Transpose(graphs.MatMul(m, xh), 0, 2, 1, 3)    // M already holds D
+		xh := graphs.Transpose(in.x, 0, 2, 1, 3)                     // [B, H, T, P]
+		y := graphs.Transpose(graphs.MatMul(m, xh), 0, 2, 1, 3)      // M already holds D
 		y = graphs.Sub(y, graphs.Mul(in.x, graphs.Unsqueeze(d, -1))) // finish adds D·x once
 		return MixerOut{Out: finish(p, c, i, y, in), Matrix: m}
 	case FormSSD:
@@ -157,7 +157,7 @@ func segsum(a *graphs.Value) *graphs.Value {
 	t := a.Shape[r-1]
 	rows, cols := indexGrid(a, r-1)
 	rep := graphs.Expand(graphs.Unsqueeze(a, -1), append(a.Shape.Clone(), t), a) // [..., i, j] = a_i
-	below := graphs.Less(cols, rows)                                                // j < i
+	below := graphs.Less(cols, rows)                                             // j < i
 	cs := graphs.CumSum(graphs.Where(below, rep, graphs.ScalarLike(a, 0)), int64(r-1), false, false)
 	return graphs.Where(graphs.LessOrEqual(cols, rows), cs, graphs.ScalarLike(a, graphs.Lowest(a.DType)))
 }
@@ -181,7 +181,7 @@ func MixingMatrix(b, c, logA, d *graphs.Value) *graphs.Value {
 	cb := graphs.MatMul(ch, graphs.Transpose(bh, 0, 1, 3, 2))
 	m := graphs.Mul(cb, graphs.Exp(segsum(ah)))
 	rows, cols := indexGrid(ah, 2)
-	eye := graphs.Cast(graphs.Equal(rows, cols), d.DType)                    // [T, T]
+	eye := graphs.Cast(graphs.Equal(rows, cols), d.DType)              // [T, T]
 	return graphs.Add(m, graphs.Mul(graphs.Reshape(d, -1, 1, 1), eye)) // + D on the diagonal
 }
 
@@ -219,9 +219,9 @@ func SSD(x, logA, b, c *graphs.Value, q int64, init *graphs.Value) (y, final *gr
 	ac := toChunks(logA) // [B, H, c, Q]
 	acs := graphs.CumSum(ac, 3, false, false)
 	// 1. Intra-chunk (diagonal blocks).
-	l := graphs.Exp(segsum(ac))                                                      // [B, H, c, Q, Q]
+	l := graphs.Exp(segsum(ac))                                                     // [B, H, c, Q, Q]
 	scores := graphs.Mul(graphs.MatMul(cc, graphs.Transpose(bc, 0, 1, 2, 4, 3)), l) // [B, H, c, Q, Q]
-	yDiag := graphs.MatMul(scores, xc)                                               // [B, H, c, Q, P]
+	yDiag := graphs.MatMul(scores, xc)                                              // [B, H, c, Q, P]
 	// 2. Each chunk's own state: Σ_j exp(cs_last − cs_j)·B_j x_jᵀ.
 	last := graphs.SliceAxis(acs, 3, q-1, q) // [B, H, c, 1]
 	decay := graphs.Exp(graphs.Sub(last, acs))
@@ -235,7 +235,7 @@ func SSD(x, logA, b, c *graphs.Value, q int64, init *graphs.Value) (y, final *gr
 	decayChunk := graphs.Exp(segsum(chunkA)) // [B, H, c+1, c+1]
 	flat := graphs.Reshape(all, 0, 0, 0, -1)
 	mixed := graphs.Reshape(graphs.MatMul(decayChunk, flat), 0, 0, 0, nd.Size(), pd.Size())
-	entering := graphs.SliceAxis(mixed, 2, 0, -1)                       // [B, H, c, N, P]
+	entering := graphs.SliceAxis(mixed, 2, 0, -1)                         // [B, H, c, N, P]
 	final = graphs.Squeeze(graphs.SliceAxis(mixed, 2, -1, graphs.End), 2) // [B, H, N, P]
 	// 4. Contribution of the entering state: exp(cs_i)·(C_i · S).
 	yOff := graphs.Mul(graphs.MatMul(cc, entering), graphs.Unsqueeze(graphs.Exp(acs), -1))
@@ -258,8 +258,8 @@ func seq(from, to int) []int64 {
 // S ← a·S + B xᵀ, y = Sᵀ C. It returns y [B, 1, H, P] and the new state.
 func Step(x, logA, b, c, state *graphs.Value) (y, next *graphs.Value) {
 	xs, bs, cs := graphs.Squeeze(x, 1), graphs.Squeeze(b, 1), graphs.Squeeze(c, 1) // [B, H, P], [B, H, N]
-	a := graphs.Exp(graphs.Reshape(graphs.Squeeze(logA, 1), 0, 0, 1, 1))              // [B, H, 1, 1]
-	outer := graphs.Mul(graphs.Unsqueeze(bs, -1), graphs.Unsqueeze(xs, -2))           // [B, H, N, P]
+	a := graphs.Exp(graphs.Reshape(graphs.Squeeze(logA, 1), 0, 0, 1, 1))           // [B, H, 1, 1]
+	outer := graphs.Mul(graphs.Unsqueeze(bs, -1), graphs.Unsqueeze(xs, -2))        // [B, H, N, P]
 	next = graphs.Add(graphs.Mul(a, state), outer)
 	yv := graphs.MatMul(graphs.Unsqueeze(cs, -2), next) // [B, H, 1, P]
 	return graphs.Transpose(yv, 0, 2, 1, 3), next
