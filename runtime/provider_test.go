@@ -6,8 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"mohawk/tensors"
 )
@@ -196,11 +198,13 @@ func TestCUDARun(t *testing.T) {
 		t.Skip("set MOHAWK_TEST_CUDA=1 on a machine with CUDA 13 and the provider libraries beside the ORT library")
 	}
 	var progress bytes.Buffer
+	start := time.Now()
 	env, err := Open(Config{Provider: ProviderCUDA, DisableCPUFallback: true}, &progress)
 	if err != nil {
 		t.Fatalf("Open cuda: %v\n%s", err, progress.String())
 	}
 	defer env.Close()
+	t.Logf("Open with the CUDA provider (probe session included) took %v", time.Since(start))
 	if env.Provider() != ProviderCUDA {
 		t.Fatalf("Provider() = %q", env.Provider())
 	}
@@ -241,5 +245,25 @@ func TestCUDARun(t *testing.T) {
 	if err != nil || out[0].Float32s()[0] != 21 {
 		t.Errorf("ReduceSum on CUDA = %v, %v", out, err)
 	}
-	t.Logf("CUDA provider ran; progress: %s", progress.String())
+	// Float16 with a pre-allocated output, on CUDA.
+	h, err := env.NewSession("half", binaryModel(t, "Add", tensors.Float16, []any{"n"}, []any{"n"}, []any{"n"}), []string{"a", "b"}, []string{"c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	x := tensors.FromFloat32([]int64{3}, []float32{1, 2, 3}).Convert(tensors.Float16)
+	out, err = h.Run([]*tensors.Tensor{x, x})
+	if err != nil || !slices.Equal(out[0].AsFloat32().Float32s(), []float32{2, 4, 6}) {
+		t.Errorf("float16 Add on CUDA = %v, %v", out, err)
+	}
+	t.Logf("CUDA provider ran; progress: %q", progress.String())
+
+	// TensorRT: report what happens on this machine (it may lack TensorRT).
+	var trtProgress bytes.Buffer
+	trt, err := Open(Config{Provider: ProviderTensorRT, Fallback: ProviderCPU}, &trtProgress)
+	if err != nil {
+		t.Fatalf("Open tensorrt with fallback: %v", err)
+	}
+	t.Logf("tensorrt: provider in use %q; progress: %s", trt.Provider(), trtProgress.String())
+	trt.Close()
 }
