@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"mohawk/pipeline"
+	"mohawk/runtime"
+)
+
+// flags returns a FlagSet that prints its usage to stderr and reports
+// parse errors as usage errors.
+func flags(name, args string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: pipeline %s %s\n", name, args)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	return nil
+}
+
+// splitArgs separates the config file and key=value overrides, accepting
+// flags anywhere.
+func splitArgs(fs *flag.FlagSet, args []string) (file string, overrides []string, err error) {
+	var rest []string
+	for len(args) > 0 {
+		if err := parse(fs, args); err != nil {
+			return "", nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(rest) == 0 {
+		fs.Usage()
+		return "", nil, errUsage
+	}
+	for _, o := range rest[1:] {
+		if !strings.Contains(o, "=") {
+			fmt.Fprintf(os.Stderr, "pipeline: %q is not a key=value override\n", o)
+			return "", nil, errUsage
+		}
+	}
+	return rest[0], rest[1:], nil
+}
+
+func cmdRun(ctx context.Context, args []string) error {
+	fs := flags("run", "FILE [key=value ...] [--provider P] [--dry-run]")
+	provider := fs.String("provider", "", "execution provider: cpu, cuda or tensorrt (overrides runtime.provider)")
+	dry := fs.Bool("dry-run", false, "validate and print the plan with token, step and memory figures; run nothing")
+	file, overrides, err := splitArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	cfg, err := pipeline.Load(file, overrides)
+	if err != nil {
+		return err
+	}
+	_, err = pipeline.Run(ctx, cfg, file, pipeline.RunOptions{DryRun: *dry, Provider: *provider})
+	return err
+}
+
+func cmdValidate(ctx context.Context, args []string) error {
+	fs := flags("validate", "FILE [key=value ...]")
+	file, overrides, err := splitArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	cfg, err := pipeline.Load(file, overrides)
+	if err != nil {
+		return err
+	}
+	if err := pipeline.Validate(cfg, file); err != nil {
+		return err
+	}
+	fmt.Printf("%s: ok\n", file)
+	return nil
+}
+
+// runtimeFlags adds --provider and returns a function giving the config.
+func runtimeFlags(fs *flag.FlagSet) func() runtime.Config {
+	p := fs.String("provider", "cpu", "execution provider: cpu, cuda or tensorrt")
+	lib := fs.String("ort-library", "", "path of libonnxruntime.so (default: $ORT_LIB, then the user cache)")
+	return func() runtime.Config {
+		c := runtime.Defaults()
+		c.Provider, c.Library = *p, *lib
+		return c
+	}
+}
+
+func cmdEval(ctx context.Context, args []string) error {
+	fs := flags("eval", "--model DIR --data FILE [flags]")
+	model := fs.String("model", "", "model directory: a Hugging Face Phi or a Phi-Mamba student, with tokenizer.json")
+	dataFile := fs.String("data", "", "text file, documents separated by --doc-separator")
+	seq := fs.Int("seq-len", 256, "tokens fed per window (each window scores its last seq-len tokens)")
+	windows := fs.Int("windows", 200, "number of windows")
+	sep := fs.String("doc-separator", `\n\n`, "document separator (Go escapes such as \\n are understood)")
+	batch := fs.Int("batch", 8, "windows per session run")
+	asJSON := fs.Bool("json", false, "print a JSON object")
+	rc := runtimeFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *model == "" || *dataFile == "" {
+		fs.Usage()
+		return errUsage
+	}
+	separator, err := strconv.Unquote(`"` + *sep + `"`)
+	if err != nil {
+		return fmt.Errorf("--doc-separator %q is not a valid Go string escape: %w", *sep, err)
+	}
+	r, err := pipeline.EvalPerplexity(ctx, pipeline.EvalOptions{Model: *model, Data: *dataFile, Separator: separator,
+		SeqLen: *seq, Windows: *windows, Batch: *batch, Runtime: rc(), Progress: os.Stderr})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		b, _ := json.Marshal(r)
+		fmt.Println(string(b))
+		return nil
+	}
+	fmt.Printf("perplexity %.4f over %d tokens (%d windows of %d)\n", r.Perplexity, r.Tokens, r.Windows, *seq)
+	return nil
+}
+
+func cmdGrads(ctx context.Context, args []string) error {
+	fs := flags("grads", "--model HF_DIR --input FILE --out FILE")
+	model := fs.String("model", "", "Hugging Face Phi model directory")
+	input := fs.String("input", "", "safetensors file holding input_ids (int64 [batch, seq])")
+	out := fs.String("out", "", "output safetensors file (float32 gradients under Hugging Face names, plus loss)")
+	rc := runtimeFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *model == "" || *input == "" || *out == "" {
+		fs.Usage()
+		return errUsage
+	}
+	loss, err := pipeline.Grads(ctx, *model, *input, *out, rc(), os.Stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("loss %.6f; gradients written to %s\n", loss, *out)
+	return nil
+}
+
+func cmdConvert(ctx context.Context, args []string) error {
+	fs := flags("convert", "--in DIR --out DIR")
+	in := fs.String("in", "", "student directory with config.json and pytorch_model.bin (or model.safetensors)")
+	out := fs.String("out", "", "output directory (model.safetensors + config.json)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *in == "" || *out == "" {
+		fs.Usage()
+		return errUsage
+	}
+	s, err := pipeline.Convert(*in, *out)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("converted %d tensors (%d parameters) to %s\n", len(s.Weights), s.Config.NumParams(), *out)
+	return nil
+}
+
+func cmdSetup(ctx context.Context, args []string) error {
+	fs := flags("setup", "[--provider cpu|cuda]")
+	provider := fs.String("provider", "cpu", "also install the CUDA provider libraries with cuda")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	path, err := runtime.Install(ctx, runtime.InstallOptions{GPU: *provider != "cpu", Progress: os.Stderr})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ONNX Runtime %s ready: %s\n", runtime.ORTVersion, path)
+	return nil
+}

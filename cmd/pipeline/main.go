@@ -1,0 +1,76 @@
+// Command pipeline distils a Hugging Face Phi teacher into a Phi-Mamba
+// student with MOHAWK, evaluates models and exports them to ONNX.
+//
+//	pipeline run pipeline.yaml [key=value ...] [--provider cpu|cuda|tensorrt] [--dry-run]
+//	pipeline validate pipeline.yaml [key=value ...]
+//	pipeline eval --model DIR --data FILE [--seq-len 256] [--windows 200] [--doc-separator '\n\n'] [--provider P] [--json]
+//	pipeline export --model DIR --out DIR [--fp16] [--opset N]
+//	pipeline grads --model HF_DIR --input FILE.safetensors --out FILE.safetensors
+//	pipeline convert --in DIR --out DIR
+//	pipeline generate --model EXPORT_DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--provider P]
+//	pipeline bench-generate --student DIR --teacher DIR [--contexts 1024,4096,16384] [--decode-tokens N] [--out DIR] [--provider P]
+//	pipeline setup [--provider cpu|cuda]
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"mohawk/stages"
+)
+
+const usage = `usage: pipeline <command> [arguments]
+
+commands:
+  run FILE [key=value...]   run the pipeline in FILE (resumes an interrupted run)
+  validate FILE             check FILE and everything it names, report all problems
+  eval                      held-out perplexity of a model directory
+  export                    write a model as an ONNX deployment folder
+  grads                     gradients of the next-token loss for every parameter
+  convert                   convert a pytorch_model.bin student to safetensors
+  generate                  stream text from an exported model
+  bench-generate            decode speed and memory, student vs teacher
+  setup                     install ONNX Runtime into the user cache
+
+Run 'pipeline <command> -h' for a command's flags.`
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(os.Stderr, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmds := map[string]func(context.Context, []string) error{
+		"run": cmdRun, "validate": cmdValidate, "eval": cmdEval, "export": cmdExport, "grads": cmdGrads,
+		"convert": cmdConvert, "generate": cmdGenerate, "bench-generate": cmdBenchGenerate, "setup": cmdSetup,
+	}
+	f, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "pipeline: unknown command %q\n\n%s\n", args[0], usage)
+		return 2
+	}
+	err := f(ctx, args[1:])
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	case errors.Is(err, stages.ErrInterrupted):
+		fmt.Fprintln(os.Stderr, "pipeline: interrupted; run the same command again to resume")
+		return 130
+	}
+	fmt.Fprintf(os.Stderr, "pipeline %s: %v\n", args[0], err)
+	return 1
+}
+
+var errUsage = errors.New("usage")

@@ -1,0 +1,353 @@
+package pipeline
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+
+	"mohawk/runtime"
+)
+
+// Config is pipeline.yaml, decoded strictly: an unknown or misspelled key is
+// an error naming it.
+type Config struct {
+	Name      string `mapstructure:"name"`
+	OutputDir string `mapstructure:"output_dir"`
+	Seed      uint64 `mapstructure:"seed"`
+	// Budget is a run-wide token budget that stages with a fraction share.
+	Budget   int64          `mapstructure:"budget"`
+	Teacher  TeacherConfig  `mapstructure:"teacher"`
+	Student  StudentConfig  `mapstructure:"student"`
+	Data     DataConfig     `mapstructure:"data"`
+	Training TrainingConfig `mapstructure:"training"`
+	Eval     EvalConfig     `mapstructure:"eval"`
+	Stages   []StageConfig  `mapstructure:"stages"`
+	Runtime  runtime.Config `mapstructure:"runtime"`
+	// Checkpoints control retention and fault handling.
+	Checkpoints CheckpointConfig `mapstructure:"checkpoints"`
+
+	dir string // directory of the config file; relative paths resolve here
+}
+
+// TeacherConfig names the Hugging Face Phi checkpoint to distil.
+type TeacherConfig struct {
+	Path string `mapstructure:"path"`
+}
+
+// StudentConfig overrides the student derived from the teacher.
+type StudentConfig struct {
+	// Path starts from an existing student checkpoint (mohawk or the
+	// authors' layout) instead of transferring from the teacher.
+	Path      string `mapstructure:"path"`
+	DState    int64  `mapstructure:"d_state"`    // 0: teacher head dim
+	Heads     int64  `mapstructure:"heads"`      // 0: teacher heads
+	DConv     int64  `mapstructure:"d_conv"`     // default 4
+	ChunkSize int64  `mapstructure:"chunk_size"` // default 128
+	Expand    int64  `mapstructure:"expand"`     // default 1
+	// Init is "mohawk" (identity conv, opened gate, PyTorch defaults) or
+	// "attention" (q→C, k→B, v→x, dense→out_proj, the MambaInLlama recipe).
+	Init string `mapstructure:"init"`
+}
+
+// Source is one text or JSONL file.
+type Source struct {
+	Path      string `mapstructure:"path"`
+	Format    string `mapstructure:"format"`    // text (default) | jsonl
+	Field     string `mapstructure:"field"`     // jsonl: key holding the text (default "text")
+	Separator string `mapstructure:"separator"` // text: document separator (default "\n\n")
+}
+
+// DataConfig lists training and validation text.
+type DataConfig struct {
+	Train       []Source `mapstructure:"train"`
+	Val         []Source `mapstructure:"val"`
+	ValFraction float64  `mapstructure:"val_fraction"` // split train by documents when val is empty
+	Tokenizer   string   `mapstructure:"tokenizer"`    // default: the teacher's tokenizer.json
+	CacheDir    string   `mapstructure:"cache_dir"`    // tokenized-stream cache (default output_dir/cache)
+}
+
+// OptimizerConfig is AdamW with PyTorch semantics.
+type OptimizerConfig struct {
+	LR          float64 `mapstructure:"lr"`
+	Beta1       float64 `mapstructure:"beta1"`
+	Beta2       float64 `mapstructure:"beta2"`
+	Eps         float64 `mapstructure:"eps"`
+	WeightDecay float64 `mapstructure:"weight_decay"`
+	ClipNorm    float64 `mapstructure:"clip_norm"`
+}
+
+// ScheduleConfig is the learning-rate schedule of one stage.
+type ScheduleConfig struct {
+	Kind       string  `mapstructure:"kind"`         // wsd (default) | cosine | constant
+	Warmup     float64 `mapstructure:"warmup"`       // fraction of the stage's steps
+	Decay      float64 `mapstructure:"decay"`        // wsd: fraction of steps in the final decay
+	MinLRRatio float64 `mapstructure:"min_lr_ratio"` // floor as a fraction of lr
+}
+
+// TrainingConfig holds defaults every training stage inherits.
+type TrainingConfig struct {
+	SeqLen          int             `mapstructure:"seq_len"`
+	MicroBatch      int             `mapstructure:"micro_batch"`
+	TokensPerUpdate int             `mapstructure:"tokens_per_update"`
+	Optimizer       OptimizerConfig `mapstructure:"optimizer"`
+	Schedule        ScheduleConfig  `mapstructure:"schedule"`
+	EvalEvery       int             `mapstructure:"eval_every"`       // steps; 0 = only at the end
+	EvalWindows     int             `mapstructure:"eval_windows"`     // held-out windows per evaluation
+	CheckpointEvery int             `mapstructure:"checkpoint_every"` // steps; 0 = only at the end
+}
+
+// EvalConfig configures the evaluation stage.
+type EvalConfig struct {
+	Windows  int `mapstructure:"windows"`   // perplexity windows (default 200)
+	SeqLen   int `mapstructure:"seq_len"`   // perplexity window length (default 256)
+	LastWord int `mapstructure:"last_word"` // LAMBADA-style examples from held-out text (0 = off)
+	// AfterEachStage measures the student's held-out perplexity after every
+	// training stage (for the report's table).
+	AfterEachStage bool     `mapstructure:"after_each_stage"`
+	Tasks          []Task   `mapstructure:"tasks"`  // zero-shot multiple-choice tasks
+	Models         []string `mapstructure:"models"` // teacher, student (default both)
+}
+
+// Task is one multiple-choice JSONL file in an lm-evaluation-harness layout.
+type Task struct {
+	Name  string `mapstructure:"name"`
+	Path  string `mapstructure:"path"`
+	Kind  string `mapstructure:"kind"` // hellaswag | piqa | arc | winogrande | generic
+	Limit int    `mapstructure:"limit"`
+}
+
+// CheckpointConfig sets retention and non-finite handling.
+type CheckpointConfig struct {
+	KeepLast int `mapstructure:"keep_last"` // newest checkpoints kept per stage (plus the best)
+	// OnNonFinite is "stop" (default) or "rollback": reload the last good
+	// checkpoint and multiply the learning rate by RollbackLRFactor.
+	OnNonFinite      string  `mapstructure:"on_nonfinite"`
+	RollbackLRFactor float64 `mapstructure:"rollback_lr_factor"`
+	MaxRollbacks     int     `mapstructure:"max_rollbacks"`
+}
+
+// StageConfig is one entry of stages:. Fields a stage kind does not use must
+// stay unset.
+type StageConfig struct {
+	Name   string `mapstructure:"name"`
+	Kind   string `mapstructure:"kind"`   // pretrain | orient | align | distill | eval | export
+	Tokens int64  `mapstructure:"tokens"` // training tokens of this stage
+	// Fraction of the run's total budget (run.tokens) instead of Tokens.
+	Fraction float64 `mapstructure:"fraction"`
+	// Per-stage overrides of training defaults.
+	LR              float64         `mapstructure:"lr"`
+	SeqLen          int             `mapstructure:"seq_len"`
+	MicroBatch      int             `mapstructure:"micro_batch"`
+	TokensPerUpdate int             `mapstructure:"tokens_per_update"`
+	Schedule        *ScheduleConfig `mapstructure:"schedule"`
+	// pretrain: which architecture ("teacher": a Phi model, "student": a
+	// Phi-Mamba), and whether to start from scratch (true) or from the
+	// current weights.
+	Model   string `mapstructure:"model"`
+	Scratch bool   `mapstructure:"scratch"`
+	// pretrain: a Phi architecture for a new teacher trained from scratch.
+	Architecture *ArchConfig `mapstructure:"architecture"`
+	// distill
+	Temperature     float64 `mapstructure:"temperature"`
+	HardLabelWeight float64 `mapstructure:"hard_label_weight"`
+	Trainable       string  `mapstructure:"trainable"` // all (default) | mixers
+	// orient/align: layers trained per group (0 = all at once)
+	LayerGroup int `mapstructure:"layer_group"`
+	// export
+	Out     string `mapstructure:"out"`
+	FP16    bool   `mapstructure:"fp16"`
+	Opset   int    `mapstructure:"opset"`
+	Teacher bool   `mapstructure:"teacher"` // export the teacher too
+}
+
+// ArchConfig is a Phi architecture for pretraining a teacher from scratch.
+type ArchConfig struct {
+	Vocab        int     `mapstructure:"vocab"`
+	Hidden       int     `mapstructure:"hidden"`
+	Layers       int     `mapstructure:"layers"`
+	Heads        int     `mapstructure:"heads"`
+	Intermediate int     `mapstructure:"intermediate"`
+	Rotary       float64 `mapstructure:"partial_rotary_factor"`
+}
+
+// Stage kinds.
+const (
+	KindPretrain = "pretrain"
+	KindOrient   = "orient"
+	KindAlign    = "align"
+	KindDistill  = "distill"
+	KindEval     = "eval"
+	KindExport   = "export"
+)
+
+// Defaults returns the settings a pipeline.yaml overrides.
+func Defaults() map[string]any {
+	return map[string]any{
+		"name":       "run",
+		"output_dir": "runs",
+		"seed":       1234,
+		"student": map[string]any{
+			"d_conv": 4, "chunk_size": 128, "expand": 1, "init": "mohawk",
+		},
+		"training": map[string]any{
+			"seq_len": 256, "micro_batch": 16, "tokens_per_update": 4096,
+			"optimizer":        map[string]any{"lr": 1e-3, "beta1": 0.9, "beta2": 0.95, "eps": 1e-8, "weight_decay": 0.1, "clip_norm": 1.0},
+			"schedule":         map[string]any{"kind": "wsd", "warmup": 0.1, "decay": 0.1, "min_lr_ratio": 0.0},
+			"eval_every":       0,
+			"eval_windows":     20,
+			"checkpoint_every": 100,
+		},
+		"eval":        map[string]any{"windows": 200, "seq_len": 256, "after_each_stage": true},
+		"checkpoints": map[string]any{"keep_last": 2, "on_nonfinite": "stop", "rollback_lr_factor": 0.5, "max_rollbacks": 3},
+	}
+}
+
+// Load reads a pipeline.yaml, applies key=value overrides (dotted keys,
+// list indices as numbers: stages.2.tokens=1000) and decodes it strictly.
+// Paths in the file are resolved relative to the file's directory.
+func Load(path string, overrides []string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(raw, path, overrides)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Parse decodes YAML bytes (see Load); source names the file in errors.
+func Parse(raw []byte, source string, overrides []string) (*Config, error) {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(bytes.NewReader(raw)); err != nil {
+		return nil, fmt.Errorf("%s: not valid YAML: %w", source, err)
+	}
+	settings := v.AllSettings()
+	merged := mergeMaps(Defaults(), settings)
+	for _, o := range overrides {
+		if err := applyOverride(merged, o); err != nil {
+			return nil, fmt.Errorf("override %q: %w", o, err)
+		}
+	}
+	var cfg Config
+	var md mapstructure.Metadata
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
+		Result:           &cfg,
+		ErrorUnused:      true,
+		WeaklyTypedInput: true,
+		Metadata:         &md,
+		TagName:          "mapstructure",
+		DecodeHook:       mapstructure.StringToSliceHookFunc(","),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := dec.Decode(merged); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, friendlyDecodeError(err))
+	}
+	cfg.dir = filepath.Dir(source)
+	return &cfg, nil
+}
+
+// friendlyDecodeError rewrites mapstructure's unused-key message into one
+// that names the key and says what to do.
+func friendlyDecodeError(err error) error {
+	msg := err.Error()
+	if i := strings.Index(msg, "has invalid keys: "); i >= 0 {
+		keys := strings.TrimSpace(msg[i+len("has invalid keys: "):])
+		where := strings.TrimSpace(strings.TrimPrefix(msg[:i], "decoding failed due to the following error(s):\n\n"))
+		where = strings.TrimPrefix(where, "'")
+		where = strings.TrimSuffix(where, "' ")
+		if where == "" || where == "'" {
+			where = "the top level"
+		}
+		return fmt.Errorf("unknown key(s) %s in %s; check the spelling against pipeline.yaml's documented keys", keys, strings.Trim(where, "' "))
+	}
+	return err
+}
+
+func mergeMaps(base, over map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		if bm, ok := out[k].(map[string]any); ok {
+			if om, ok := v.(map[string]any); ok {
+				out[k] = mergeMaps(bm, om)
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// applyOverride sets one dotted key (numbers index lists) to a YAML scalar.
+func applyOverride(m map[string]any, kv string) error {
+	k, val, ok := strings.Cut(kv, "=")
+	if !ok || k == "" {
+		return errors.New("want key=value")
+	}
+	parts := strings.Split(strings.ToLower(k), ".")
+	var cur any = m
+	for i, p := range parts {
+		last := i == len(parts)-1
+		switch c := cur.(type) {
+		case map[string]any:
+			if last {
+				c[p] = parseScalar(val)
+				return nil
+			}
+			next, ok := c[p]
+			if !ok {
+				next = map[string]any{}
+				c[p] = next
+			}
+			cur = next
+		case []any:
+			idx, err := strconv.Atoi(p)
+			if err != nil || idx < 0 || idx >= len(c) {
+				return fmt.Errorf("%q is not an index of a list of %d entries", p, len(c))
+			}
+			if last {
+				c[idx] = parseScalar(val)
+				return nil
+			}
+			cur = c[idx]
+		default:
+			return fmt.Errorf("%s is not a section", strings.Join(parts[:i], "."))
+		}
+	}
+	return nil
+}
+
+func parseScalar(s string) any {
+	if b, err := strconv.ParseBool(s); err == nil {
+		return b
+	}
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return i
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		return f
+	}
+	return s
+}
+
+// Resolve makes a path from the config absolute (relative to the file).
+func (c *Config) Resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}

@@ -1,0 +1,286 @@
+package pipeline
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"mohawk/graphs/models/phi"
+	"mohawk/graphs/models/phimamba"
+	"mohawk/graphs/train"
+	"mohawk/stages"
+)
+
+// StagePlan is one resolved stage: everything it will do, decided before
+// any heavy work.
+type StagePlan struct {
+	Index        int                    `json:"index"`
+	Name         string                 `json:"name"`
+	Kind         string                 `json:"kind"`
+	Train        *stages.TrainOptions   `json:"train,omitempty"`
+	Distill      *stages.DistillOptions `json:"distill,omitempty"`
+	PretrainWhat string                 `json:"pretrain_model,omitempty"`
+	Scratch      bool                   `json:"scratch,omitempty"`
+	Architecture *ArchConfig            `json:"architecture,omitempty"`
+	Export       *ExportPlan            `json:"export,omitempty"`
+	Hash         string                 `json:"hash"`
+	Dir          string                 `json:"dir"`
+}
+
+// ExportPlan is an export stage's settings.
+type ExportPlan struct {
+	Out     string `json:"out"`
+	FP16    bool   `json:"fp16"`
+	Opset   int    `json:"opset"`
+	Teacher bool   `json:"teacher"`
+}
+
+// Plan is a whole run, resolved.
+type Plan struct {
+	Name        string      `json:"name"`
+	RunDir      string      `json:"run_dir"`
+	Stages      []StagePlan `json:"stages"`
+	TotalTokens int64       `json:"total_tokens"`
+	Memory      Memory      `json:"memory"`
+}
+
+// Memory is the planned peak host/device memory of the largest stage.
+type Memory struct {
+	TeacherBytes    int64  `json:"teacher_bytes"`
+	StudentBytes    int64  `json:"student_bytes"`
+	OptimizerBytes  int64  `json:"optimizer_bytes"`
+	ActivationBytes int64  `json:"activation_bytes"`
+	TotalBytes      int64  `json:"total_bytes"`
+	LargestStage    string `json:"largest_stage"`
+}
+
+func toSchedule(s ScheduleConfig, steps int) stages.Schedule {
+	return stages.Schedule{Kind: s.Kind, Warmup: s.Warmup, Decay: s.Decay, MinRatio: s.MinLRRatio, TotalSteps: steps}
+}
+
+// Identity fingerprints the inputs a run's stage outputs depend on.
+type Identity struct {
+	Teacher string
+	Data    string
+	Student string
+}
+
+// MakePlan resolves stages: token budgets into steps and gradient
+// accumulation, per-stage overrides, and the hash chain that keys each
+// stage's output (a stage whose hash and outputs exist is not redone).
+func MakePlan(cfg *Config, id Identity, tc phi.Config, sc phimamba.Config) (*Plan, error) {
+	p := &Plan{Name: cfg.Name, RunDir: filepath.Join(cfg.Resolve(cfg.OutputDir), cfg.Name)}
+	prev := sha256Hex(id.Teacher, id.Data, id.Student, fmt.Sprint(cfg.Seed))
+	for i, s := range cfg.Stages {
+		name := s.Name
+		if name == "" {
+			name = s.Kind
+		}
+		sp := StagePlan{Index: i, Name: name, Kind: s.Kind}
+		switch s.Kind {
+		case KindPretrain, KindOrient, KindAlign, KindDistill:
+			o, err := trainOptions(cfg, s)
+			if err != nil {
+				return nil, fmt.Errorf("stages[%d] (%s): %w", i, name, err)
+			}
+			sp.Train = &o
+			p.TotalTokens += int64(o.Steps * o.MicroBatches * o.MicroBatch * o.SeqLen)
+		}
+		switch s.Kind {
+		case KindDistill:
+			sp.Distill = &stages.DistillOptions{Temperature: s.Temperature, HardLabelWeight: s.HardLabelWeight, MixersOnly: s.Trainable == "mixers"}
+			if sp.Distill.Temperature == 0 {
+				sp.Distill.Temperature = 1
+			}
+		case KindPretrain:
+			sp.PretrainWhat, sp.Scratch, sp.Architecture = s.Model, s.Scratch, s.Architecture
+			if sp.PretrainWhat == "" {
+				sp.PretrainWhat = "teacher"
+			}
+		case KindExport:
+			out := s.Out
+			if out == "" {
+				out = filepath.Join(p.RunDir, "export")
+			} else {
+				out = cfg.Resolve(out)
+			}
+			sp.Export = &ExportPlan{Out: out, FP16: s.FP16, Opset: s.Opset, Teacher: s.Teacher}
+		}
+		body, _ := json.Marshal(struct {
+			S  StagePlan
+			Ev EvalConfig
+		}{sp, cfg.Eval})
+		sp.Hash = sha256Hex(prev, string(body))[:16]
+		prev = sp.Hash
+		sp.Dir = filepath.Join(p.RunDir, "stages", fmt.Sprintf("%02d-%s", i, name))
+		p.Stages = append(p.Stages, sp)
+	}
+	p.Memory = estimateMemory(p, tc, sc)
+	return p, nil
+}
+
+// trainOptions resolves a training stage's budget and shape.
+func trainOptions(cfg *Config, s StageConfig) (stages.TrainOptions, error) {
+	t := cfg.Training
+	seq, mb, tpu := pick(s.SeqLen, t.SeqLen), pick(s.MicroBatch, t.MicroBatch), pick(s.TokensPerUpdate, t.TokensPerUpdate)
+	perMicro := seq * mb
+	if tpu < perMicro {
+		tpu = perMicro
+	}
+	if tpu%perMicro != 0 {
+		return stages.TrainOptions{}, fmt.Errorf("tokens_per_update %d is not a multiple of micro_batch × seq_len = %d", tpu, perMicro)
+	}
+	tokens := s.Tokens
+	if s.Fraction > 0 {
+		tokens = int64(s.Fraction * float64(cfg.Budget))
+	}
+	steps := int(tokens / int64(tpu))
+	if steps < 1 {
+		return stages.TrainOptions{}, fmt.Errorf("budget of %d tokens is less than one update of %d tokens", tokens, tpu)
+	}
+	lr := t.Optimizer.LR
+	if s.LR > 0 {
+		lr = s.LR
+	}
+	sch := t.Schedule
+	if s.Schedule != nil {
+		sch = *s.Schedule
+	}
+	o := t.Optimizer
+	return stages.TrainOptions{
+		Tokens: tokens, Steps: steps, MicroBatches: tpu / perMicro, MicroBatch: mb, SeqLen: seq, LR: lr,
+		Opt:      train.AdamW{Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.WeightDecay, ClipNorm: o.ClipNorm},
+		Schedule: toSchedule(sch, steps), EvalEvery: t.EvalEvery, EvalWindows: t.EvalWindows, CheckpointEvery: t.CheckpointEvery,
+	}, nil
+}
+
+func pick(a, b int) int {
+	if a > 0 {
+		return a
+	}
+	return b
+}
+
+func sha256Hex(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s;", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// estimateMemory is a planning figure: float32 weights of both models,
+// AdamW state (parameters, two moments, gradient, accumulator) for the
+// student, and activations of one micro-batch kept for the backward pass
+// (a per-layer multiple of the hidden states, the attention and mixing
+// matrices of Stage 1, and the logits of both models).
+func estimateMemory(p *Plan, tc phi.Config, sc phimamba.Config) Memory {
+	m := Memory{TeacherBytes: 4 * tc.NumParams(), StudentBytes: 4 * sc.NumParams()}
+	m.OptimizerBytes = 4 * m.StudentBytes
+	for _, s := range p.Stages {
+		if s.Train == nil {
+			continue
+		}
+		b, t := int64(s.Train.MicroBatch), int64(s.Train.SeqLen)
+		l, d, f := int64(tc.Layers), tc.Hidden, tc.Intermediate
+		act := 4 * b * t * l * (12*d + 2*f) // hidden states, projections, MLP
+		act += 4 * b * tc.Heads * t * t * l * 2
+		if s.Kind == KindOrient {
+			act += 4 * b * sc.VHeads * t * t * l * 6 // M, L, segsum and their adjoints
+		}
+		if s.Kind == KindDistill || s.Kind == KindPretrain {
+			act += 4 * b * t * tc.Vocab * 4 // both models' logits and softmaxes
+		}
+		if act > m.ActivationBytes {
+			m.ActivationBytes, m.LargestStage = act, s.Name
+		}
+	}
+	m.TotalBytes = m.TeacherBytes + m.StudentBytes + m.OptimizerBytes + m.ActivationBytes
+	return m
+}
+
+// Print writes the plan as a human-readable table.
+func (p *Plan) Print(w io.Writer) {
+	fmt.Fprintf(w, "plan %q → %s\n", p.Name, p.RunDir)
+	for _, s := range p.Stages {
+		line := fmt.Sprintf("  %d. %-10s %-9s", s.Index+1, s.Name, s.Kind)
+		if o := s.Train; o != nil {
+			line += fmt.Sprintf(" %s tokens = %d steps × %d micro-batches × %d × %d, lr %g (%s)",
+				humanCount(int64(o.Steps*o.MicroBatches*o.MicroBatch*o.SeqLen)), o.Steps, o.MicroBatches, o.MicroBatch, o.SeqLen, o.LR, o.Schedule.Kind)
+		}
+		if s.Export != nil {
+			line += " → " + s.Export.Out
+		}
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
+	}
+	m := p.Memory
+	fmt.Fprintf(w, "  tokens %s; memory ≈ %s (teacher %s, student %s, optimizer %s, activations %s in %s)\n",
+		humanCount(p.TotalTokens), humanBytes(m.TotalBytes), humanBytes(m.TeacherBytes), humanBytes(m.StudentBytes),
+		humanBytes(m.OptimizerBytes), humanBytes(m.ActivationBytes), m.LargestStage)
+}
+
+func humanCount(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.2fB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.2fM", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1fk", float64(n)/1e3)
+	}
+	return fmt.Sprint(n)
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.0f KiB", float64(n)/1024)
+}
+
+// Fingerprint identifies a file or directory's content cheaply: sizes, and
+// the SHA-256 of files up to 64 MiB (of the first and last MiB beyond).
+func Fingerprint(paths ...string) (string, error) {
+	h := sha256.New()
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		err := filepath.Walk(p, func(path string, fi os.FileInfo, err error) error {
+			if err != nil || fi.IsDir() {
+				return err
+			}
+			rel, _ := filepath.Rel(p, path)
+			fmt.Fprintf(h, "%s:%d;", rel, fi.Size())
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if fi.Size() <= 64<<20 {
+				_, err = io.Copy(h, f)
+				return err
+			}
+			if _, err := io.CopyN(h, f, 1<<20); err != nil {
+				return err
+			}
+			if _, err := f.Seek(-1<<20, io.SeekEnd); err != nil {
+				return err
+			}
+			_, err = io.Copy(h, f)
+			return err
+		})
+		if err != nil {
+			return "", fmt.Errorf("fingerprint %s: %w", p, err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}

@@ -1,0 +1,436 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"mohawk/atomicfile"
+	"mohawk/data"
+	"mohawk/graphs/models/phi"
+	"mohawk/hfconfig"
+	"mohawk/runtime"
+	"mohawk/stages"
+	"mohawk/tokenizer"
+)
+
+// RunOptions control a run.
+type RunOptions struct {
+	Out      io.Writer // progress and status (default os.Stderr)
+	DryRun   bool      // validate and print the plan only
+	Provider string    // overrides runtime.provider when set
+}
+
+// StageRecord is written to a stage's done.json when it completes; its
+// presence with a matching hash means the stage is not run again.
+type StageRecord struct {
+	Name      string  `json:"name"`
+	Kind      string  `json:"kind"`
+	Hash      string  `json:"hash"`
+	Seconds   float64 `json:"seconds"`
+	Tokens    int64   `json:"tokens"`
+	Steps     int     `json:"steps"`
+	FirstLoss float64 `json:"first_loss,omitempty"`
+	LastLoss  float64 `json:"last_loss,omitempty"`
+	ValLoss   float64 `json:"val_loss,omitempty"`
+	ValBefore float64 `json:"val_loss_before,omitempty"`
+	// Layer distances (orient: Frobenius, align: L2) before/after.
+	LayerBefore []float64 `json:"layer_before,omitempty"`
+	LayerAfter  []float64 `json:"layer_after,omitempty"`
+	// Perplexities measured after the stage (student; teacher at eval).
+	StudentPPL *stages.PerplexityResult `json:"student_ppl,omitempty"`
+	TeacherPPL *stages.PerplexityResult `json:"teacher_ppl,omitempty"`
+	Eval       *EvalReport              `json:"eval,omitempty"`
+	Export     string                   `json:"export,omitempty"`
+}
+
+const (
+	doneFile   = "done.json"
+	outputDir  = "output"
+	metricsLog = "metrics.jsonl"
+)
+
+// Run executes a pipeline: validation, plan, then every stage in order,
+// skipping stages whose outputs already exist for the same inputs and
+// resuming interrupted ones from their newest checkpoint. Cancelling ctx
+// (SIGINT/SIGTERM) makes the current stage checkpoint and return
+// stages.ErrInterrupted.
+func Run(ctx context.Context, cfg *Config, source string, opt RunOptions) (*Summary, error) {
+	out := opt.Out
+	if out == nil {
+		out = os.Stderr
+	}
+	if opt.Provider != "" {
+		cfg.Runtime.Provider = opt.Provider
+	}
+	if err := Validate(cfg, source); err != nil {
+		return nil, err
+	}
+	w, err := prepare(ctx, cfg, out, !opt.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	defer w.close()
+	w.plan.Print(out)
+	if opt.DryRun {
+		return nil, nil
+	}
+	if err := os.MkdirAll(w.plan.RunDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := saveResolved(cfg, w.plan); err != nil {
+		return nil, err
+	}
+	log, err := newRunLog(filepath.Join(w.plan.RunDir, metricsLog), out)
+	if err != nil {
+		return nil, err
+	}
+	defer log.Close()
+	sum := &Summary{Name: cfg.Name, RunDir: w.plan.RunDir, Provider: w.rt.Provider(), Started: time.Now().UTC()}
+	for _, sp := range w.plan.Stages {
+		rec, err := w.runStage(ctx, sp, log)
+		if err != nil {
+			return sum, err
+		}
+		sum.Stages = append(sum.Stages, *rec)
+	}
+	sum.Finished = time.Now().UTC()
+	if err := writeSummary(sum); err != nil {
+		return sum, err
+	}
+	if err := WriteReport(w.plan.RunDir, sum); err != nil {
+		return sum, err
+	}
+	fmt.Fprintf(out, "done: %s\n", filepath.Join(w.plan.RunDir, "report.md"))
+	return sum, nil
+}
+
+// work is a run in progress: runtime, models, data and plan.
+type work struct {
+	cfg     *Config
+	rt      *runtime.Env
+	tok     *tokenizer.Tokenizer
+	hc      *hfconfig.Phi
+	teacher *stages.Teacher
+	student *stages.Student
+	train   *data.Stream
+	val     *data.Stream
+	plan    *Plan
+	out     io.Writer
+}
+
+func (w *work) close() {
+	if w.rt != nil {
+		w.rt.Close()
+	}
+}
+
+// prepare loads everything the plan depends on. With open=false (dry run)
+// no runtime is opened.
+func prepare(ctx context.Context, cfg *Config, out io.Writer, open bool) (*work, error) {
+	w := &work{cfg: cfg, out: out}
+	var err error
+	if w.tok, err = tokenizer.Load(cfg.TokenizerPath()); err != nil {
+		return nil, err
+	}
+	eos, _ := w.tok.SpecialID(EOSToken)
+	if err := w.loadModels(); err != nil {
+		return nil, err
+	}
+	if err := w.loadData(ctx, eos); err != nil {
+		return nil, err
+	}
+	tfp, err := Fingerprint(cfg.Resolve(cfg.Teacher.Path))
+	if err != nil {
+		return nil, err
+	}
+	var paths []string
+	for _, s := range append(append([]Source{}, cfg.Data.Train...), cfg.Data.Val...) {
+		paths = append(paths, cfg.Resolve(s.Path))
+	}
+	dfp, err := Fingerprint(paths...)
+	if err != nil {
+		return nil, err
+	}
+	sfp, _ := json.Marshal(cfg.Student)
+	if cfg.Student.Path != "" {
+		fp, err := Fingerprint(cfg.Resolve(cfg.Student.Path))
+		if err != nil {
+			return nil, err
+		}
+		sfp = append(sfp, fp...)
+	}
+	dcfg, _ := json.Marshal(cfg.Data)
+	if w.plan, err = MakePlan(cfg, Identity{Teacher: tfp, Data: dfp + string(dcfg), Student: string(sfp)}, w.teacher.Config, w.student.Config); err != nil {
+		return nil, err
+	}
+	if open {
+		if w.rt, err = runtime.Open(cfg.Runtime, out); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// loadModels reads the teacher (or creates a fresh one for a pretrain-from-
+// scratch stage) and initialises the student.
+func (w *work) loadModels() error {
+	cfg := w.cfg
+	var scratch *ArchConfig
+	for _, s := range cfg.Stages {
+		if s.Kind == KindPretrain && s.Model != "student" && s.Scratch {
+			scratch = s.Architecture
+		}
+	}
+	var err error
+	if scratch != nil {
+		w.hc, w.teacher = newTeacherConfig(scratch, w.tok), nil
+		tc := PhiConfig(w.hc)
+		w.teacher = &stages.Teacher{Config: tc, Weights: RandomPhi(tc, cfg.Seed)}
+	} else if w.teacher, w.hc, err = LoadTeacher(cfg.Resolve(cfg.Teacher.Path)); err != nil {
+		return err
+	}
+	if cfg.Student.Path != "" {
+		w.student, err = LoadStudent(cfg.Resolve(cfg.Student.Path), w.teacher.Config.Eps)
+		return err
+	}
+	w.student, err = NewStudent(w.teacher, StudentConfigFor(w.teacher.Config, cfg.Student), cfg.Student.Init, cfg.Seed)
+	return err
+}
+
+// newTeacherConfig is the Hugging Face config of a Phi trained from scratch.
+func newTeacherConfig(a *ArchConfig, tok *tokenizer.Tokenizer) *hfconfig.Phi {
+	rot := a.Rotary
+	if rot == 0 {
+		rot = hfconfig.DefaultPartialRotaryFactor
+	}
+	eos, _ := tok.SpecialID(EOSToken)
+	return &hfconfig.Phi{ModelType: "phi", VocabSize: a.Vocab, HiddenSize: a.Hidden, IntermediateSize: a.Intermediate,
+		NumHiddenLayers: a.Layers, NumAttentionHeads: a.Heads, NumKeyValueHeads: a.Heads, HeadDim: a.Hidden / a.Heads,
+		PartialRotaryFactor: rot, RopeTheta: hfconfig.DefaultRopeTheta, RopeType: hfconfig.DefaultRopeType,
+		LayerNormEps: hfconfig.DefaultLayerNormEps, HiddenAct: hfconfig.DefaultHiddenAct,
+		MaxPositionEmbeddings: hfconfig.DefaultMaxPositionEmbeddings, BosTokenID: int(eos), EosTokenID: int(eos), TorchDType: "float32"}
+}
+
+// RandomPhi initialises a Phi model: matrices N(0, 0.02²), biases 0,
+// LayerNorm weights 1 (seeded per tensor name).
+func RandomPhi(c phi.Config, seed uint64) stages.Weights {
+	w := stages.Weights{}
+	for name, s := range c.ParamShapes() {
+		w[name] = initTensor(name, s.Sizes(), InitScratch, seed)
+	}
+	return w
+}
+
+func (w *work) loadData(ctx context.Context, eos int64) error {
+	cfg := w.cfg
+	cache := cfg.Data.CacheDir
+	if cache == "" {
+		cache = filepath.Join(cfg.Resolve(cfg.OutputDir), ".cache", "tokens")
+	} else {
+		cache = cfg.Resolve(cache)
+	}
+	tokID, err := Fingerprint(cfg.TokenizerPath())
+	if err != nil {
+		return err
+	}
+	opts := data.StreamOptions{CacheDir: cache, TokenizerID: tokID, Progress: w.out}
+	load := func(srcs []Source) (*data.Stream, error) {
+		var streams []*data.Stream
+		for _, s := range srcs {
+			st, err := data.Tokenize(ctx, data.Source{Path: cfg.Resolve(s.Path), Format: s.Format, Field: s.Field, Separator: s.Separator}, w.tok, eos, opts)
+			if err != nil {
+				return nil, err
+			}
+			streams = append(streams, st)
+		}
+		return concatStreams(streams)
+	}
+	if w.train, err = load(cfg.Data.Train); err != nil {
+		return err
+	}
+	if len(cfg.Data.Val) > 0 {
+		w.val, err = load(cfg.Data.Val)
+		return err
+	}
+	w.train, w.val, err = data.SplitTrainVal(w.train, cfg.Data.ValFraction, cfg.Seed)
+	return err
+}
+
+func saveResolved(cfg *Config, p *Plan) error {
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteBytes(filepath.Join(p.RunDir, "config.resolved.yaml"), b); err != nil {
+		return err
+	}
+	pb, _ := json.MarshalIndent(p, "", "  ")
+	return atomicfile.WriteBytes(filepath.Join(p.RunDir, "plan.json"), pb)
+}
+
+// runStage runs one stage or, when its done.json matches, loads its output.
+func (w *work) runStage(ctx context.Context, sp StagePlan, log *runLog) (*StageRecord, error) {
+	if rec, ok := w.finished(sp); ok {
+		log.Printf("stage %s: already done (hash %s); skipping", sp.Name, sp.Hash)
+		return rec, nil
+	}
+	if err := os.MkdirAll(sp.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	ck := &Checkpoints{Dir: filepath.Join(sp.Dir, "checkpoints"), KeepLast: w.cfg.Checkpoints.KeepLast, Log: log.Printf}
+	env := &stages.Env{Ctx: ctx, Runtime: w.rt, Teacher: w.teacher, Student: w.student, TrainData: w.train, ValData: w.val,
+		Seed: w.cfg.Seed + uint64(sp.Index), Dir: sp.Dir, Ckpt: ck, Log: log,
+		NonFinite: w.cfg.Checkpoints.OnNonFinite, RollbackLRFactor: w.cfg.Checkpoints.RollbackLRFactor, MaxRollbacks: w.cfg.Checkpoints.MaxRollbacks}
+	rec := &StageRecord{Name: sp.Name, Kind: sp.Kind, Hash: sp.Hash}
+	t0 := time.Now()
+	log.Printf("stage %s (%s): starting", sp.Name, sp.Kind)
+	var res *stages.Result
+	var err error
+	switch sp.Kind {
+	case KindOrient, KindAlign:
+		res, err = env.Orient(sp.Kind, *sp.Train)
+	case KindDistill:
+		res, err = env.Distill(*sp.Train, *sp.Distill)
+	case KindPretrain:
+		which := stages.PretrainTeacher
+		if sp.PretrainWhat == "student" {
+			which = stages.PretrainStudent
+			if sp.Scratch {
+				env.Student, err = NewStudent(w.teacher, w.student.Config, InitScratch, w.cfg.Seed)
+			}
+		}
+		if err == nil {
+			res, err = env.Pretrain(which, *sp.Train)
+		}
+	case KindEval:
+		rec.Eval, err = w.evaluate(env, log)
+	case KindExport:
+		rec.Export, err = w.export(sp)
+	}
+	if err != nil {
+		return nil, err
+	}
+	w.teacher, w.student = env.Teacher, env.Student
+	if res != nil && res.Train != nil {
+		tr := res.Train
+		rec.Tokens, rec.Steps, rec.FirstLoss, rec.LastLoss, rec.ValLoss, rec.ValBefore = tr.Tokens, tr.Steps, tr.FirstLoss, tr.LastLoss, tr.ValLoss, tr.FirstValLoss
+		rec.LayerBefore, rec.LayerAfter = res.LayerBefore, res.LayerAfter
+	}
+	if sp.Train != nil {
+		if err := w.saveOutput(sp); err != nil {
+			return nil, err
+		}
+		if w.cfg.Eval.AfterEachStage {
+			model := stages.ModelStudent
+			if sp.Kind == KindPretrain && sp.PretrainWhat != "student" {
+				model = stages.ModelTeacher
+			}
+			ppl, err := w.perplexity(env, model, log)
+			if err != nil {
+				return nil, err
+			}
+			if model == stages.ModelTeacher {
+				rec.TeacherPPL = ppl
+			} else {
+				rec.StudentPPL = ppl
+			}
+		}
+	}
+	rec.Seconds = time.Since(t0).Seconds()
+	b, _ := json.MarshalIndent(rec, "", "  ")
+	if err := atomicfile.WriteBytes(filepath.Join(sp.Dir, doneFile), b); err != nil {
+		return nil, err
+	}
+	log.Printf("stage %s: done in %s", sp.Name, time.Duration(rec.Seconds*float64(time.Second)).Round(time.Second))
+	return rec, nil
+}
+
+// finished loads a completed stage's record and outputs.
+func (w *work) finished(sp StagePlan) (*StageRecord, bool) {
+	b, err := os.ReadFile(filepath.Join(sp.Dir, doneFile))
+	if err != nil {
+		return nil, false
+	}
+	var rec StageRecord
+	if json.Unmarshal(b, &rec) != nil || rec.Hash != sp.Hash {
+		return nil, false
+	}
+	if sp.Train != nil {
+		dir := filepath.Join(sp.Dir, outputDir)
+		if sp.Kind == KindPretrain && sp.PretrainWhat != "student" {
+			t, h, err := LoadTeacher(dir)
+			if err != nil {
+				return nil, false
+			}
+			w.teacher, w.hc = t, h
+		} else {
+			s, err := LoadStudent(dir, w.teacher.Config.Eps)
+			if err != nil {
+				return nil, false
+			}
+			w.student = s
+		}
+	}
+	return &rec, true
+}
+
+// saveOutput writes the model a training stage produced, with the
+// tokenizer beside it, so the directory is usable on its own.
+func (w *work) saveOutput(sp StagePlan) error {
+	dir := filepath.Join(sp.Dir, outputDir)
+	var err error
+	if sp.Kind == KindPretrain && sp.PretrainWhat != "student" {
+		err = SaveTeacher(dir, w.teacher, w.hc)
+	} else {
+		err = SaveStudent(dir, w.student)
+	}
+	if err != nil {
+		return err
+	}
+	return copyFile(w.cfg.TokenizerPath(), filepath.Join(dir, "tokenizer.json"))
+}
+
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteBytes(dst, b)
+}
+
+func (w *work) perplexity(env *stages.Env, model string, log *runLog) (*stages.PerplexityResult, error) {
+	e := w.cfg.Eval
+	windows, err := data.EvalWindows(w.val, e.SeqLen, e.Windows)
+	if err != nil {
+		return nil, fmt.Errorf("perplexity: %w", err)
+	}
+	sc, err := env.NewScorer(model)
+	if err != nil {
+		return nil, err
+	}
+	defer sc.Close()
+	prog := log.Progress("perplexity ("+model+")", e.Windows)
+	defer prog.Done()
+	r, err := sc.Perplexity(windows, w.cfg.Training.MicroBatch, prog)
+	if err != nil {
+		return nil, err
+	}
+	log.Printf("%s perplexity: %.3f over %d tokens", model, r.Perplexity, r.Tokens)
+	log.Metric(map[string]any{"eval": "perplexity", "model": model, "perplexity": r.Perplexity, "tokens": r.Tokens})
+	return &r, nil
+}
+
+// concatStreams joins the token streams of several files.
+func concatStreams(s []*data.Stream) (*data.Stream, error) {
+	if len(s) == 1 {
+		return s[0], nil
+	}
+	return nil, fmt.Errorf("several data files per split are not supported yet; concatenate them into one file")
+}

@@ -1,0 +1,308 @@
+package stages
+
+import (
+	"fmt"
+	"sort"
+
+	"mohawk/graphs"
+	"mohawk/graphs/layers"
+	"mohawk/graphs/losses"
+	"mohawk/graphs/models/phi"
+	"mohawk/graphs/models/phimamba"
+	"mohawk/graphs/train"
+	"mohawk/tensors"
+)
+
+// TrainOptions are the settings every training stage takes from the plan.
+type TrainOptions struct {
+	Tokens          int64
+	Steps           int
+	MicroBatches    int
+	MicroBatch      int
+	SeqLen          int
+	LR              float64
+	Opt             train.AdamW
+	Schedule        Schedule
+	EvalEvery       int
+	EvalWindows     int
+	CheckpointEvery int
+}
+
+// DistillOptions add Stage 3's choices.
+type DistillOptions struct {
+	Temperature     float64
+	HardLabelWeight float64
+	MixersOnly      bool // paper Table 5: train only the mixers
+}
+
+// Result is what a stage reports to the run.
+type Result struct {
+	Train *TrainResult
+	// LayerBefore/LayerAfter are per-layer distances (Frobenius for orient,
+	// L2 for align) on held-out windows before and after the stage.
+	LayerBefore, LayerAfter []float64
+}
+
+// graphCache keeps one frozen-weight source per root graph, so a loss built
+// twice in a graph (or in a loop body) shares initializers.
+type graphCache map[*graphs.Graph]*layers.Frozen
+
+func (c graphCache) get(g *graphs.Graph, w Weights) *layers.Frozen {
+	r := g.Root()
+	if f, ok := c[r]; ok {
+		return f
+	}
+	f := &layers.Frozen{G: r, Tensors: w, DType: tensors.Float32}
+	c[r] = f
+	return f
+}
+
+// inputsAndLabels splits a micro-batch [B, T+1] into ids [B, T] and next
+// tokens [B, T].
+func inputsAndLabels(batch *graphs.Value) (ids, labels *graphs.Value) {
+	return graphs.SliceAxis(batch, 1, 0, -1), graphs.SliceAxis(batch, 1, 1, graphs.End)
+}
+
+func (o TrainOptions) spec(name string, ps []train.Param, initial Weights, loss train.LossFunc) TrainSpec {
+	return TrainSpec{Name: name, Params: ps, Initial: initial, Loss: loss, Opt: o.Opt, LR: o.LR, Schedule: o.Schedule,
+		Steps: o.Steps, MicroBatches: o.MicroBatches, MicroBatch: o.MicroBatch, SeqLen: o.SeqLen,
+		EvalEvery: o.EvalEvery, EvalWindows: o.EvalWindows, CheckpointEvery: o.CheckpointEvery}
+}
+
+// trainParams turns names into train.Params with shapes from w.
+func trainParams(names []string, w Weights, noDecay func(string) bool) []train.Param {
+	sort.Strings(names)
+	ps := make([]train.Param, len(names))
+	for i, n := range names {
+		ps[i] = train.Param{Name: n, Shape: graphs.StaticShape(w[n].Shape), Decay: !noDecay(n)}
+	}
+	return ps
+}
+
+// studentParams serves trainable student parameters from p and the rest as
+// initializers of the current student weights.
+func studentParams(p layers.Params, trainable map[string]bool, frozen *layers.Frozen) layers.Params {
+	return layers.Split{UseA: func(n string) bool { return trainable[n] }, A: p, B: frozen}
+}
+
+func set(names []string) map[string]bool {
+	m := map[string]bool{}
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
+// layerLosses builds the per-layer Stage 1 or Stage 2 distances for one
+// micro-batch: the teacher runs on the ids, each student mixer sees the
+// teacher's normed layer input.
+func (e *Env) layerLosses(kind string, g *graphs.Graph, p layers.Params, batch *graphs.Value, tc, sc graphCache, trainable map[string]bool) []*graphs.Value {
+	ids, _ := inputsAndLabels(batch)
+	t := e.Teacher
+	tout := phi.Forward(tc.get(g, t.Weights), t.Config, ids, phi.Options{NoLogits: true})
+	sp := studentParams(p, trainable, sc.get(g, e.Student.Weights))
+	c := e.Student.Config
+	out := make([]*graphs.Value, c.Layers)
+	for i := 0; i < c.Layers; i++ {
+		if kind == "orient" {
+			m := phimamba.Matrix(sp, c, i, tout.Normed[i])
+			out[i] = losses.Frobenius(m, tout.Attn[i])
+		} else {
+			m := phimamba.Mixer(sp, c, i, tout.Normed[i], phimamba.FormSSD, nil)
+			out[i] = losses.L2(m.Out, tout.AttnOut[i])
+		}
+	}
+	return out
+}
+
+func meanOf(vs []*graphs.Value) *graphs.Value {
+	s := vs[0]
+	for _, v := range vs[1:] {
+		s = graphs.Add(s, v)
+	}
+	return graphs.Mul(s, graphs.ScalarLike(s, 1/float64(len(vs))))
+}
+
+// Orient is MOHAWK Stage 1 (kind "orient") or Stage 2 (kind "align"): every
+// student mixer is fitted, layer by layer on the teacher's own layer inputs,
+// to the teacher attention matrix (Frobenius) or attention output (L2).
+// All layers train at once: their losses are independent, and their mean
+// is the objective.
+func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
+	c := e.Student.Config
+	var names []string
+	for i := 0; i < c.Layers; i++ {
+		names = append(names, c.MixerParams(i, kind == "orient")...)
+	}
+	trainable := set(names)
+	tc, sc := graphCache{}, graphCache{}
+	loss := func(g *graphs.Graph, p layers.Params, batch *graphs.Value) *graphs.Value {
+		return meanOf(e.layerLosses(kind, g, p, batch, tc, sc, trainable))
+	}
+	ps := trainParams(names, e.Student.Weights, phimamba.NoDecay)
+	before, err := e.layerDistances(kind, o, ps, e.Student.Weights, trainable)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := e.Train(o.spec(kind, ps, e.Student.Weights, loss))
+	if err != nil {
+		return nil, err
+	}
+	e.Student.Weights = merge(e.Student.Weights, tr.Weights)
+	after, err := e.layerDistances(kind, o, ps, e.Student.Weights, trainable)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Train: tr, LayerBefore: before, LayerAfter: after}, nil
+}
+
+// layerDistances evaluates the per-layer objective on held-out windows.
+func (e *Env) layerDistances(kind string, o TrainOptions, ps []train.Param, w Weights, trainable map[string]bool) ([]float64, error) {
+	if e.ValData == nil || o.EvalWindows <= 0 {
+		return nil, nil
+	}
+	tc, sc := graphCache{}, graphCache{}
+	mb := min(o.MicroBatch, o.EvalWindows)
+	var in *layers.Inputs
+	g, err := build(kind+"_layers", func(g *graphs.Graph) {
+		in = &layers.Inputs{G: g, DType: tensors.Float32}
+		for _, p := range ps {
+			in.Get(p.Name, p.Shape)
+		}
+		batch := g.Input(train.BatchName, tensors.Int64, graphs.S(mb, o.SeqLen+1))
+		ls := e.layerLosses(kind, g, in, batch, tc, sc, trainable)
+		for i := range ls {
+			ls[i] = graphs.Reshape(ls[i], 1)
+		}
+		g.Output("layers", graphs.Concat(0, ls...))
+	})
+	if err != nil {
+		return nil, err
+	}
+	sess, err := e.session(g)
+	if err != nil {
+		return nil, err
+	}
+	defer sess.Close()
+	windows, err := evalBatches(e.ValData, o.SeqLen, o.EvalWindows, mb)
+	if err != nil {
+		return nil, err
+	}
+	sum := make([]float64, e.Student.Config.Layers)
+	for _, b := range windows {
+		byName := Weights{train.BatchName: b}
+		for _, n := range in.Names() {
+			byName[n] = w[n]
+		}
+		x, err := feeds(g, byName)
+		if err != nil {
+			return nil, err
+		}
+		out, err := sess.Run(x)
+		if err != nil {
+			return nil, err
+		}
+		for i, v := range out[0].Float32s() {
+			sum[i] += float64(v) / float64(len(windows))
+		}
+	}
+	return sum, nil
+}
+
+// Distill is MOHAWK Stage 3: the whole student (or only its mixers) is
+// trained on the teacher's next-token distributions with soft
+// cross-entropy (optionally tempered, optionally mixed with the hard-label
+// loss).
+func (e *Env) Distill(o TrainOptions, d DistillOptions) (*Result, error) {
+	c := e.Student.Config
+	var names []string
+	for n := range e.Student.Weights {
+		if !d.MixersOnly || phimamba.IsMixer(n) {
+			names = append(names, n)
+		}
+	}
+	trainable := set(names)
+	tc, sc := graphCache{}, graphCache{}
+	temp := d.Temperature
+	if temp == 0 {
+		temp = 1
+	}
+	loss := func(g *graphs.Graph, p layers.Params, batch *graphs.Value) *graphs.Value {
+		ids, labels := inputsAndLabels(batch)
+		t := e.Teacher
+		tl := phi.Forward(tc.get(g, t.Weights), t.Config, ids, phi.Options{}).Logits
+		sl := phimamba.Forward(studentParams(p, trainable, sc.get(g, e.Student.Weights)), c, ids, phimamba.Options{Form: phimamba.FormSSD}).Logits
+		l := losses.SoftCrossEntropy(sl, tl, temp)
+		if d.HardLabelWeight > 0 {
+			l = graphs.Add(graphs.Mul(l, graphs.ScalarLike(l, 1-d.HardLabelWeight)),
+				graphs.Mul(losses.TokenCrossEntropy(sl, labels), graphs.ScalarLike(l, d.HardLabelWeight)))
+		}
+		return l
+	}
+	tr, err := e.Train(o.spec("distill", trainParams(names, e.Student.Weights, phimamba.NoDecay), e.Student.Weights, loss))
+	if err != nil {
+		return nil, err
+	}
+	e.Student.Weights = merge(e.Student.Weights, tr.Weights)
+	return &Result{Train: tr}, nil
+}
+
+// PretrainModel selects the architecture a pretrain stage trains.
+type PretrainModel int
+
+// Pretrain targets.
+const (
+	PretrainTeacher PretrainModel = iota // a Phi model (e.g. to make a teacher)
+	PretrainStudent                      // the Phi-Mamba student (the from-scratch baseline)
+)
+
+// Pretrain trains the teacher architecture or the student with the plain
+// next-token cross-entropy, from the current weights.
+func (e *Env) Pretrain(which PretrainModel, o TrainOptions) (*Result, error) {
+	var w Weights
+	var fwd func(p layers.Params, ids *graphs.Value) *graphs.Value
+	noDecay := phimamba.NoDecay
+	switch which {
+	case PretrainTeacher:
+		w = e.Teacher.Weights
+		fwd = func(p layers.Params, ids *graphs.Value) *graphs.Value {
+			return phi.Forward(p, e.Teacher.Config, ids, phi.Options{}).Logits
+		}
+	case PretrainStudent:
+		w = e.Student.Weights
+		fwd = func(p layers.Params, ids *graphs.Value) *graphs.Value {
+			return phimamba.Forward(p, e.Student.Config, ids, phimamba.Options{Form: phimamba.FormSSD}).Logits
+		}
+	default:
+		return nil, fmt.Errorf("pretrain: unknown model %d", which)
+	}
+	var names []string
+	for n := range w {
+		names = append(names, n)
+	}
+	loss := func(g *graphs.Graph, p layers.Params, batch *graphs.Value) *graphs.Value {
+		ids, labels := inputsAndLabels(batch)
+		return losses.TokenCrossEntropy(fwd(p, ids), labels)
+	}
+	tr, err := e.Train(o.spec("pretrain", trainParams(names, w, noDecay), w, loss))
+	if err != nil {
+		return nil, err
+	}
+	if which == PretrainTeacher {
+		e.Teacher.Weights = merge(e.Teacher.Weights, tr.Weights)
+	} else {
+		e.Student.Weights = merge(e.Student.Weights, tr.Weights)
+	}
+	return &Result{Train: tr}, nil
+}
+
+func merge(base, upd Weights) Weights {
+	out := Weights{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range upd {
+		out[k] = v
+	}
+	return out
+}

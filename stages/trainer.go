@@ -1,0 +1,354 @@
+package stages
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"mohawk/data"
+	"mohawk/graphs"
+	"mohawk/graphs/layers"
+	"mohawk/graphs/train"
+	"mohawk/runtime"
+	"mohawk/tensors"
+)
+
+// TrainSpec describes one training stage for the shared loop.
+type TrainSpec struct {
+	Name string
+	// Params are the trainable parameters; Initial holds their starting
+	// values (and may hold more: frozen weights the loss reads).
+	Params  []train.Param
+	Initial Weights
+	// Loss builds a micro-batch's loss from the parameters (trainable ones
+	// through p) and the micro-batch [MicroBatch, SeqLen+1] (int64 ids).
+	Loss train.LossFunc
+	// Optimisation.
+	Opt      train.AdamW
+	LR       float64
+	Schedule Schedule
+	// Shape of the work.
+	Steps        int
+	MicroBatches int // per optimizer step
+	MicroBatch   int
+	SeqLen       int
+	// EvalEvery evaluates the loss on ValBatches held-out windows every so
+	// many steps (0: only at the end).
+	EvalEvery       int
+	EvalWindows     int
+	CheckpointEvery int
+	// Extra step-graph outputs recorded in metrics (name → value), e.g.
+	// per-layer distances; built by Loss through the Extras hook.
+}
+
+// TrainResult summarises a finished training stage.
+type TrainResult struct {
+	Steps        int
+	Tokens       int64
+	FirstLoss    float64
+	LastLoss     float64
+	ValLoss      float64 // final held-out loss of the stage objective
+	FirstValLoss float64 // held-out loss before the first step (fresh start only)
+	Seconds      float64
+	Weights      Weights // final trainable parameters
+	Losses       []float64
+}
+
+// Train runs spec to completion, resuming from the newest checkpoint.
+func (e *Env) Train(spec TrainSpec) (*TrainResult, error) {
+	wrap := func(err error) error { return fmt.Errorf("stage %s: %w", spec.Name, err) }
+	if err := spec.Schedule.Validate(); err != nil {
+		return nil, wrap(err)
+	}
+	g, err := build(spec.Name+"_step", func(g *graphs.Graph) {
+		*g = *train.Build(train.Spec{
+			Name: spec.Name + "_step", Params: spec.Params, DType: tensors.Float32,
+			MicroBatches: spec.MicroBatches, BatchDType: tensors.Int64,
+			BatchShape: graphs.S(spec.MicroBatch, spec.SeqLen+1), Loss: spec.Loss, Opt: spec.Opt,
+		})
+	})
+	if err != nil {
+		return nil, wrap(err)
+	}
+	sess, err := e.session(g)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer sess.Close()
+	ev, err := e.newEvaluator(spec)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer ev.close()
+
+	// State: parameters and moments, fresh or from the newest checkpoint.
+	state := Weights{}
+	meta := Meta{LRFactor: 1, Seed: e.Seed}
+	start := 0
+	res := &TrainResult{}
+	if step, t, m, ok, err := e.Ckpt.Latest(); err != nil {
+		return nil, wrap(err)
+	} else if ok {
+		state, meta, start = t, m, step
+		e.Log.Printf("stage %s: resuming at step %d/%d", spec.Name, step, spec.Steps)
+	} else {
+		for _, p := range spec.Params {
+			w, ok := spec.Initial[p.Name]
+			if !ok {
+				return nil, wrap(fmt.Errorf("no initial value for parameter %s", p.Name))
+			}
+			state[p.Name] = w.Clone()
+			state[train.ExpAvg(p.Name)] = tensors.Zeros(tensors.Float32, w.Shape...)
+			state[train.ExpAvgSq(p.Name)] = tensors.Zeros(tensors.Float32, w.Shape...)
+		}
+		if v, err := ev.loss(state); err != nil {
+			return nil, wrap(err)
+		} else {
+			res.FirstValLoss = v
+			e.Log.Metric(map[string]any{"stage": spec.Name, "step": 0, "val_loss": v})
+		}
+	}
+	if start >= spec.Steps {
+		res.Steps, res.Weights = spec.Steps, params(state, spec.Params)
+		res.ValLoss = meta.ValLoss
+		return res, nil
+	}
+	sampler, err := data.NewSampler(e.TrainData, spec.SeqLen, spec.MicroBatch, e.Seed)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	tokensPerStep := int64(spec.MicroBatches * spec.MicroBatch * spec.SeqLen)
+	bar := e.Log.Progress("stage "+spec.Name, spec.Steps)
+	defer bar.Done()
+	bar.Set(start, "")
+	t0 := time.Now()
+	lastCkpt := start
+	save := func(step int) error {
+		meta.Step, meta.Tokens, meta.DataIndex = step, int64(step)*tokensPerStep, int64(step*spec.MicroBatches)
+		lastCkpt = step
+		return e.Ckpt.Save(step, state, meta)
+	}
+	for step := start; step < spec.Steps; step++ {
+		if err := e.Ctx.Err(); err != nil {
+			if step > lastCkpt {
+				if err := save(step); err != nil {
+					return nil, wrap(err)
+				}
+			}
+			e.Log.Printf("stage %s: interrupted at step %d; checkpoint saved — run the same command again to resume", spec.Name, step)
+			return nil, wrap(ErrInterrupted)
+		}
+		batch := stack(sampler, int64(step*spec.MicroBatches), spec.MicroBatches)
+		lr := spec.LR * meta.LRFactor * spec.Schedule.Factor(step)
+		byName := Weights{train.BatchName: batch,
+			train.LRName:   tensors.FromFloat32([]int64{1}, []float32{float32(lr)}),
+			train.StepName: tensors.FromFloat32([]int64{1}, []float32{float32(step + 1)})}
+		for k, v := range state {
+			byName[k] = v
+		}
+		in, err := feeds(g, byName)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		ts := time.Now()
+		out, err := sess.Run(in)
+		if err != nil {
+			return nil, wrap(fmt.Errorf("step %d: %w", step, err))
+		}
+		got := outputsByName(g, out)
+		if !got[train.FiniteName].Bools()[0] {
+			nf := &NonFiniteError{Stage: spec.Name, Step: step, Tensor: firstNonFinite(got, spec.Params)}
+			if e.NonFinite != "rollback" || meta.Rollbacks >= e.MaxRollbacks {
+				return nil, nf
+			}
+			lstep, t, m, ok, err := e.Ckpt.Latest()
+			if err != nil || !ok {
+				return nil, errors.Join(nf, fmt.Errorf("no checkpoint to roll back to"))
+			}
+			m.Rollbacks = meta.Rollbacks + 1
+			m.LRFactor = meta.LRFactor * e.RollbackLRFactor
+			e.Log.Printf("%v; rolling back to step %d with learning rate ×%g", nf, lstep, m.LRFactor)
+			state, meta, step = t, m, lstep-1
+			continue
+		}
+		for _, p := range spec.Params {
+			for _, n := range []string{p.Name, train.ExpAvg(p.Name), train.ExpAvgSq(p.Name)} {
+				state[n] = got[train.New(n)]
+			}
+		}
+		loss := mean(got[train.LossName].Float32s())
+		if step == start && start == 0 {
+			res.FirstLoss = loss
+		}
+		res.LastLoss = loss
+		res.Losses = append(res.Losses, loss)
+		dt := time.Since(ts).Seconds()
+		m := map[string]any{"stage": spec.Name, "step": step + 1, "tokens": int64(step+1) * tokensPerStep,
+			"loss": loss, "lr": lr, "grad_norm": float64(got[train.GradNormName].Float32s()[0]),
+			"tokens_per_s": float64(tokensPerStep) / dt, "rss_bytes": rss()}
+		last := step+1 == spec.Steps
+		if (spec.EvalEvery > 0 && (step+1)%spec.EvalEvery == 0) || last {
+			v, err := ev.loss(state)
+			if err != nil {
+				return nil, wrap(err)
+			}
+			m["val_loss"] = v
+			meta.ValLoss = v
+			if meta.BestValLoss == 0 || v < meta.BestValLoss {
+				meta.BestValLoss = v
+			}
+		}
+		e.Log.Metric(m)
+		bar.Set(step+1, fmt.Sprintf("loss %.4g  %.0f tok/s  %s", loss, float64(tokensPerStep)/dt, humanBytes(rss())))
+		if last || (spec.CheckpointEvery > 0 && (step+1)%spec.CheckpointEvery == 0) {
+			if err := save(step + 1); err != nil {
+				return nil, wrap(err)
+			}
+		}
+	}
+	res.Steps = spec.Steps
+	res.Tokens = int64(spec.Steps) * tokensPerStep
+	res.Seconds = time.Since(t0).Seconds()
+	res.ValLoss = meta.ValLoss
+	res.Weights = params(state, spec.Params)
+	return res, nil
+}
+
+func params(state Weights, ps []train.Param) Weights {
+	out := Weights{}
+	for _, p := range ps {
+		out[p.Name] = state[p.Name]
+	}
+	return out
+}
+
+func outputsByName(g *graphs.Graph, out []*tensors.Tensor) map[string]*tensors.Tensor {
+	_, names := g.Outputs()
+	m := make(map[string]*tensors.Tensor, len(names))
+	for i, n := range names {
+		m[n] = out[i]
+	}
+	return m
+}
+
+func firstNonFinite(got map[string]*tensors.Tensor, ps []train.Param) string {
+	for _, l := range got[train.LossName].Float32s() {
+		if math.IsNaN(float64(l)) || math.IsInf(float64(l), 0) {
+			return "loss"
+		}
+	}
+	for i, s := range got[train.GradSumSqName].Float32s() {
+		if math.IsNaN(float64(s)) || math.IsInf(float64(s), 0) {
+			return "gradient of " + ps[i].Name
+		}
+	}
+	return "gradient norm"
+}
+
+// stack gathers k consecutive sampler batches into [k, B, T+1].
+func stack(s *data.Sampler, first int64, k int) *tensors.Tensor {
+	var parts []*tensors.Tensor
+	for i := 0; i < k; i++ {
+		parts = append(parts, s.Batch(first+int64(i)))
+	}
+	shape := append([]int64{int64(k)}, parts[0].Shape...)
+	out := tensors.Zeros(tensors.Int64, shape...)
+	o := out.Int64s()
+	n := len(parts[0].Int64s())
+	for i, p := range parts {
+		copy(o[i*n:], p.Int64s())
+	}
+	return out
+}
+
+func mean(x []float32) float64 {
+	s := 0.0
+	for _, v := range x {
+		s += float64(v)
+	}
+	return s / float64(len(x))
+}
+
+// evaluator computes the stage objective on fixed held-out windows.
+type evaluator struct {
+	e       *Env
+	g       *graphs.Graph
+	sess    *runtime.Session
+	windows []*tensors.Tensor // [MicroBatch, SeqLen+1] each
+	names   []string
+}
+
+func (e *Env) newEvaluator(spec TrainSpec) (*evaluator, error) {
+	if spec.EvalWindows <= 0 || e.ValData == nil {
+		return &evaluator{e: e}, nil
+	}
+	n := spec.EvalWindows
+	all, err := data.EvalWindows(e.ValData, spec.SeqLen, n)
+	if err != nil {
+		return nil, err
+	}
+	mb := spec.MicroBatch
+	ev := &evaluator{e: e}
+	for i := 0; i+mb <= n; i += mb {
+		ev.windows = append(ev.windows, sliceRows(all, i, i+mb))
+	}
+	if len(ev.windows) == 0 {
+		ev.windows = append(ev.windows, all)
+		mb = n
+	}
+	var params *layers.Inputs
+	g, err := build(spec.Name+"_eval", func(g *graphs.Graph) {
+		params = &layers.Inputs{G: g, DType: tensors.Float32}
+		batch := g.Input(train.BatchName, tensors.Int64, graphs.S(mb, spec.SeqLen+1))
+		for _, p := range spec.Params {
+			params.Get(p.Name, p.Shape)
+		}
+		loss := spec.Loss(g, params, batch)
+		g.Output(train.LossName, graphs.Reshape(loss, 1))
+	})
+	if err != nil {
+		return nil, err
+	}
+	ev.g, ev.names = g, params.Names()
+	if ev.sess, err = e.session(g); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// loss is the mean objective over the held-out windows (0 when disabled).
+func (ev *evaluator) loss(state Weights) (float64, error) {
+	if ev.sess == nil {
+		return 0, nil
+	}
+	tot := 0.0
+	for _, w := range ev.windows {
+		byName := Weights{train.BatchName: w}
+		for _, n := range ev.names {
+			byName[n] = state[n]
+		}
+		in, err := feeds(ev.g, byName)
+		if err != nil {
+			return 0, err
+		}
+		out, err := ev.sess.Run(in)
+		if err != nil {
+			return 0, err
+		}
+		tot += float64(out[0].Float32s()[0])
+	}
+	return tot / float64(len(ev.windows)), nil
+}
+
+func (ev *evaluator) close() {
+	if ev.sess != nil {
+		ev.sess.Close()
+	}
+}
+
+// sliceRows copies rows [a, b) of a 2-D int64 tensor.
+func sliceRows(t *tensors.Tensor, a, b int) *tensors.Tensor {
+	w := int(t.Shape[1])
+	return tensors.FromInt64([]int64{int64(b - a), int64(w)}, t.Int64s()[a*w:b*w])
+}
