@@ -22,7 +22,8 @@ type Graph struct {
 	inits   []*Value
 	outputs []*Value
 	outName []string
-	nextID  int // used on the root only: ids are unique across subgraphs
+	nextID  int    // used on the root only: ids are unique across subgraphs
+	active  *Graph // on the root: the loop body under construction, if any
 	consts  map[string]*Value
 }
 

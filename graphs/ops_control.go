@@ -7,19 +7,21 @@ import "mohawk/tensors"
 // and one value per loop-carried variable. The body may read any value of
 // its enclosing graphs (outer-scope capture), e.g. parameters.
 type LoopBody struct {
-	G       *Graph
-	Iter    *Value
-	Cond    *Value
-	Carried []*Value
-	outs    []*Value
-	nScan   int
+	G          *Graph
+	Iter       *Value
+	Cond       *Value
+	Carried    []*Value
+	outs       []*Value
+	nScan      int
+	prevActive *Graph
 }
 
 // NewLoopBody starts a body in g whose carried variables have the types of
 // init.
 func NewLoopBody(g *Graph, name string, init []*Value) *LoopBody {
 	sg := g.Subgraph(name)
-	b := &LoopBody{G: sg}
+	b := &LoopBody{G: sg, prevActive: g.root.active}
+	g.root.active = sg
 	b.Iter = sg.Input(name+"_iter", tensors.Int64, nil)
 	b.Cond = sg.Input(name+"_cond_in", tensors.Bool, nil)
 	for i, v := range init {
@@ -50,6 +52,7 @@ func (b *LoopBody) Finish(cond *Value, carried, scans []*Value) {
 	}
 	b.nScan = len(scans)
 	b.outs = append(b.outs, carried...)
+	b.G.root.active = b.prevActive
 }
 
 func nameIndexed(prefix string, i int) string { return prefix + "_" + itoa(i) }

@@ -119,6 +119,12 @@ func graphOf(op string, vals ...*Value) *Graph {
 	if g == nil {
 		panic(errorf(op, "no inputs"))
 	}
+	// While a loop body is being built, new nodes go into it even when all
+	// their inputs come from enclosing graphs, so the body computes (and
+	// autodiff sees) everything derived inside one iteration.
+	if a := g.root.active; a != nil && a.encloses(g) {
+		return a
+	}
 	return g
 }
 

@@ -45,15 +45,22 @@ type Result struct {
 
 // graphCache keeps one frozen-weight source per root graph, so a loss built
 // twice in a graph (or in a loop body) shares initializers.
-type graphCache map[*graphs.Graph]*layers.Frozen
+type graphCache struct {
+	prefix string // initializer name prefix ("teacher." keeps the models apart)
+	m      map[*graphs.Graph]*layers.Frozen
+}
 
-func (c graphCache) get(g *graphs.Graph, w Weights) *layers.Frozen {
+func newCache(prefix string) *graphCache {
+	return &graphCache{prefix: prefix, m: map[*graphs.Graph]*layers.Frozen{}}
+}
+
+func (c *graphCache) get(g *graphs.Graph, w Weights) *layers.Frozen {
 	r := g.Root()
-	if f, ok := c[r]; ok {
+	if f, ok := c.m[r]; ok {
 		return f
 	}
-	f := &layers.Frozen{G: r, Tensors: w, DType: tensors.Float32}
-	c[r] = f
+	f := &layers.Frozen{G: r, Tensors: w, DType: tensors.Float32, Prefix: c.prefix}
+	c.m[r] = f
 	return f
 }
 
@@ -96,7 +103,7 @@ func set(names []string) map[string]bool {
 // layerLosses builds the per-layer Stage 1 or Stage 2 distances for one
 // micro-batch: the teacher runs on the ids, each student mixer sees the
 // teacher's normed layer input.
-func (e *Env) layerLosses(kind string, g *graphs.Graph, p layers.Params, batch *graphs.Value, tc, sc graphCache, trainable map[string]bool) []*graphs.Value {
+func (e *Env) layerLosses(kind string, g *graphs.Graph, p layers.Params, batch *graphs.Value, tc, sc *graphCache, trainable map[string]bool) []*graphs.Value {
 	ids, _ := inputsAndLabels(batch)
 	t := e.Teacher
 	tout := phi.Forward(tc.get(g, t.Weights), t.Config, ids, phi.Options{NoLogits: true})
@@ -135,7 +142,7 @@ func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 		names = append(names, c.MixerParams(i, kind == "orient")...)
 	}
 	trainable := set(names)
-	tc, sc := graphCache{}, graphCache{}
+	tc, sc := newCache("teacher."), newCache("")
 	loss := func(g *graphs.Graph, p layers.Params, batch *graphs.Value) *graphs.Value {
 		return meanOf(e.layerLosses(kind, g, p, batch, tc, sc, trainable))
 	}
@@ -161,7 +168,7 @@ func (e *Env) layerDistances(kind string, o TrainOptions, ps []train.Param, w We
 	if e.ValData == nil || o.EvalWindows <= 0 {
 		return nil, nil
 	}
-	tc, sc := graphCache{}, graphCache{}
+	tc, sc := newCache("teacher."), newCache("")
 	mb := min(o.MicroBatch, o.EvalWindows)
 	var in *layers.Inputs
 	g, err := build(kind+"_layers", func(g *graphs.Graph) {
@@ -222,7 +229,7 @@ func (e *Env) Distill(o TrainOptions, d DistillOptions) (*Result, error) {
 		}
 	}
 	trainable := set(names)
-	tc, sc := graphCache{}, graphCache{}
+	tc, sc := newCache("teacher."), newCache("")
 	temp := d.Temperature
 	if temp == 0 {
 		temp = 1

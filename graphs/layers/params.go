@@ -28,7 +28,10 @@ type Frozen struct {
 	G       *graphs.Graph
 	Tensors map[string]*tensors.Tensor
 	DType   tensors.DType
-	made    map[string]*graphs.Value
+	// Prefix is prepended to initializer names, so two models with the same
+	// parameter names (teacher and student lm_head) can share a graph.
+	Prefix string
+	made   map[string]*graphs.Value
 }
 
 // Get returns the initializer for name, checking its shape.
@@ -46,7 +49,7 @@ func (f *Frozen) Get(name string, shape graphs.Shape) *graphs.Value {
 	if f.DType != tensors.Invalid && t.DType != f.DType {
 		t = t.Convert(f.DType)
 	}
-	v := f.G.Initializer(name, t)
+	v := f.G.Initializer(f.Prefix+name, t)
 	if f.made == nil {
 		f.made = map[string]*graphs.Value{}
 	}

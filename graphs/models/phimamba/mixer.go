@@ -274,3 +274,24 @@ func ZeroState(c Config, like *graphs.Value, dt tensors.DType) State {
 		SSM:  graphs.Full(g, dt, graphs.Shape{b, graphs.D(c.VHeads), graphs.D(c.DState), graphs.D(c.HeadDim())}, 0, like),
 	}
 }
+
+// Matrix builds only layer i's mixing matrix [B, H, T, T] from the normed
+// input u (the Stage 1 object), without the output path.
+func Matrix(p layers.Params, c Config, i int, u *graphs.Value) *graphs.Value {
+	in := project(p, c, i, u, nil)
+	return MixingMatrix(in.b, in.c, in.logA, p.Get(mixerName(i, "D"), graphs.S(c.VHeads)))
+}
+
+// MixerParams lists layer i's mixer parameter names; matrixOnly keeps those
+// the mixing matrix depends on (in_proj, conv, D).
+func (c Config) MixerParams(i int, matrixOnly bool) []string {
+	names := []string{mixerName(i, "in_proj.weight"), mixerName(i, "conv1d.weight")}
+	if c.ConvBias {
+		names = append(names, mixerName(i, "conv1d.bias"))
+	}
+	names = append(names, mixerName(i, "D"))
+	if !matrixOnly {
+		names = append(names, mixerName(i, "z_bias"), mixerName(i, "out_proj.weight"))
+	}
+	return names
+}
