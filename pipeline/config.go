@@ -101,6 +101,10 @@ type TrainingConfig struct {
 	EvalEvery       int             `mapstructure:"eval_every"`       // steps; 0 = only at the end
 	EvalWindows     int             `mapstructure:"eval_windows"`     // held-out windows per evaluation
 	CheckpointEvery int             `mapstructure:"checkpoint_every"` // steps; 0 = only at the end
+	// StepsPerRun optimizer steps are performed per session run (an ONNX
+	// Loop keeps parameters and optimizer state on the device between
+	// them); evaluation and checkpoints happen between runs.
+	StepsPerRun int `mapstructure:"steps_per_run"`
 }
 
 // EvalConfig configures the evaluation stage.
@@ -203,6 +207,7 @@ func Defaults() map[string]any {
 			"eval_every":       0,
 			"eval_windows":     20,
 			"checkpoint_every": 100,
+			"steps_per_run":    1,
 		},
 		"eval":        map[string]any{"windows": 200, "seq_len": 256, "after_each_stage": true},
 		"checkpoints": map[string]any{"keep_last": 2, "on_nonfinite": "stop", "rollback_lr_factor": 0.5, "max_rollbacks": 3},

@@ -156,6 +156,7 @@ func trainOptions(cfg *Config, s StageConfig) (stages.TrainOptions, error) {
 		Tokens: tokens, Steps: steps, MicroBatches: tpu / perMicro, MicroBatch: mb, SeqLen: seq, LR: lr,
 		Opt:      train.AdamW{Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.WeightDecay, ClipNorm: o.ClipNorm},
 		Schedule: toSchedule(sch, steps), EvalEvery: t.EvalEvery, EvalWindows: t.EvalWindows, CheckpointEvery: t.CheckpointEvery,
+		StepsPerRun: t.StepsPerRun,
 	}, nil
 }
 

@@ -122,6 +122,7 @@ func Validate(cfg *Config, source string) error {
 	v.optimizer("training.optimizer", t.Optimizer)
 	v.schedule("training.schedule", t.Schedule)
 	v.check(t.EvalWindows >= 0 && t.EvalEvery >= 0 && t.CheckpointEvery >= 0, "training.eval_every, eval_windows and checkpoint_every must not be negative")
+	v.check(t.StepsPerRun >= 1, "training.steps_per_run %d must be at least 1", t.StepsPerRun)
 	// Stages.
 	v.check(len(cfg.Stages) > 0, "stages is empty; list at least one stage (e.g. {kind: eval})")
 	names := map[string]bool{}

@@ -26,6 +26,7 @@ type TrainOptions struct {
 	EvalEvery       int
 	EvalWindows     int
 	CheckpointEvery int
+	StepsPerRun     int
 }
 
 // DistillOptions add Stage 3's choices.
@@ -73,7 +74,7 @@ func inputsAndLabels(batch *graphs.Value) (ids, labels *graphs.Value) {
 func (o TrainOptions) spec(name string, ps []train.Param, initial Weights, loss train.LossFunc) TrainSpec {
 	return TrainSpec{Name: name, Params: ps, Initial: initial, Loss: loss, Opt: o.Opt, LR: o.LR, Schedule: o.Schedule,
 		Steps: o.Steps, MicroBatches: o.MicroBatches, MicroBatch: o.MicroBatch, SeqLen: o.SeqLen,
-		EvalEvery: o.EvalEvery, EvalWindows: o.EvalWindows, CheckpointEvery: o.CheckpointEvery}
+		EvalEvery: o.EvalEvery, EvalWindows: o.EvalWindows, CheckpointEvery: o.CheckpointEvery, StepsPerRun: o.StepsPerRun}
 }
 
 // trainParams turns names into train.Params with shapes from w.

@@ -38,8 +38,9 @@ type TrainSpec struct {
 	EvalEvery       int
 	EvalWindows     int
 	CheckpointEvery int
-	// Extra step-graph outputs recorded in metrics (name → value), e.g.
-	// per-layer distances; built by Loss through the Extras hook.
+	// StepsPerRun optimizer steps run inside one session run (1: one run
+	// per step); more keeps the state on the device between steps.
+	StepsPerRun int
 }
 
 // TrainResult summarises a finished training stage.
@@ -61,21 +62,26 @@ func (e *Env) Train(spec TrainSpec) (*TrainResult, error) {
 	if err := spec.Schedule.Validate(); err != nil {
 		return nil, wrap(err)
 	}
-	g, err := build(spec.Name+"_step", func(g *graphs.Graph) {
-		*g = *train.Build(train.Spec{
-			Name: spec.Name + "_step", Params: spec.Params, DType: tensors.Float32,
-			MicroBatches: spec.MicroBatches, BatchDType: tensors.Int64,
-			BatchShape: graphs.S(spec.MicroBatch, spec.SeqLen+1), Loss: spec.Loss, Opt: spec.Opt,
-		})
-	})
-	if err != nil {
+	perRun := max(1, spec.StepsPerRun)
+	runners := map[int]*stepRunner{}
+	defer func() {
+		for _, r := range runners {
+			r.sess.Close()
+		}
+	}()
+	runner := func(n int) (*stepRunner, error) {
+		if r, ok := runners[n]; ok {
+			return r, nil
+		}
+		r, err := e.newStepRunner(spec, n)
+		if err == nil {
+			runners[n] = r
+		}
+		return r, err
+	}
+	if _, err := runner(min(perRun, spec.Steps)); err != nil {
 		return nil, wrap(err)
 	}
-	sess, err := e.session(g)
-	if err != nil {
-		return nil, wrap(err)
-	}
-	defer sess.Close()
 	ev, err := e.newEvaluator(spec)
 	if err != nil {
 		return nil, wrap(err)
@@ -102,23 +108,23 @@ func (e *Env) Train(spec TrainSpec) (*TrainResult, error) {
 			state[train.ExpAvg(p.Name)] = tensors.Zeros(tensors.Float32, w.Shape...)
 			state[train.ExpAvgSq(p.Name)] = tensors.Zeros(tensors.Float32, w.Shape...)
 		}
-		if v, err := ev.loss(state); err != nil {
+		v, err := ev.loss(state)
+		if err != nil {
 			return nil, wrap(err)
-		} else {
-			res.FirstValLoss = v
-			e.Log.Metric(map[string]any{"stage": spec.Name, "step": 0, "val_loss": v})
 		}
+		res.FirstValLoss = v
+		e.Log.Metric(map[string]any{"stage": spec.Name, "step": 0, "val_loss": v})
 	}
+	res.Steps, res.Tokens = spec.Steps, int64(spec.Steps)*spec.tokensPerStep()
 	if start >= spec.Steps {
-		res.Steps, res.Weights = spec.Steps, params(state, spec.Params)
-		res.ValLoss = meta.ValLoss
+		res.Weights, res.ValLoss = params(state, spec.Params), meta.ValLoss
 		return res, nil
 	}
 	sampler, err := data.NewSampler(e.TrainData, spec.SeqLen, spec.MicroBatch, e.Seed)
 	if err != nil {
 		return nil, wrap(err)
 	}
-	tokensPerStep := int64(spec.MicroBatches * spec.MicroBatch * spec.SeqLen)
+	tokensPerStep := spec.tokensPerStep()
 	bar := e.Log.Progress("stage "+spec.Name, spec.Steps)
 	defer bar.Done()
 	bar.Set(start, "")
@@ -129,7 +135,8 @@ func (e *Env) Train(spec TrainSpec) (*TrainResult, error) {
 		lastCkpt = step
 		return e.Ckpt.Save(step, state, meta)
 	}
-	for step := start; step < spec.Steps; step++ {
+	crosses := func(every, from, to int) bool { return every > 0 && to/every > from/every }
+	for step := start; step < spec.Steps; {
 		if err := e.Ctx.Err(); err != nil {
 			if step > lastCkpt {
 				if err := save(step); err != nil {
@@ -139,26 +146,60 @@ func (e *Env) Train(spec TrainSpec) (*TrainResult, error) {
 			e.Log.Printf("stage %s: interrupted at step %d; checkpoint saved — run the same command again to resume", spec.Name, step)
 			return nil, wrap(ErrInterrupted)
 		}
-		batch := stack(sampler, int64(step*spec.MicroBatches), spec.MicroBatches)
-		lr := spec.LR * meta.LRFactor * spec.Schedule.Factor(step)
-		byName := Weights{train.BatchName: batch,
-			train.LRName:   tensors.FromFloat32([]int64{1}, []float32{float32(lr)}),
-			train.StepName: tensors.FromFloat32([]int64{1}, []float32{float32(step + 1)})}
-		for k, v := range state {
-			byName[k] = v
-		}
-		in, err := feeds(g, byName)
+		n := min(perRun, spec.Steps-step)
+		r, err := runner(n)
 		if err != nil {
 			return nil, wrap(err)
 		}
-		ts := time.Now()
-		out, err := sess.Run(in)
-		if err != nil {
-			return nil, wrap(fmt.Errorf("step %d: %w", step, err))
+		lrs := make([]float32, n)
+		for i := range lrs {
+			lrs[i] = float32(spec.LR * meta.LRFactor * spec.Schedule.Factor(step+i))
 		}
-		got := outputsByName(g, out)
-		if !got[train.FiniteName].Bools()[0] {
-			nf := &NonFiniteError{Stage: spec.Name, Step: step, Tensor: firstNonFinite(got, spec.Params)}
+		ts := time.Now()
+		got, err := r.run(state, stack(sampler, int64(step*spec.MicroBatches), n*spec.MicroBatches, n), lrs, step)
+		if err != nil {
+			return nil, wrap(fmt.Errorf("step %d: %w", step+1, err))
+		}
+		dt := time.Since(ts).Seconds() / float64(n)
+		finite := got[train.FiniteName].Bools()
+		good := 0
+		for good < n && finite[good] {
+			good++
+		}
+		for _, p := range spec.Params { // the state after the last good step
+			for _, name := range []string{p.Name, train.ExpAvg(p.Name), train.ExpAvgSq(p.Name)} {
+				state[name] = got[train.New(name)]
+			}
+		}
+		losses := got[train.LossName].Float32s()
+		norms := got[train.GradNormName].Float32s()
+		for i := 0; i < good; i++ {
+			loss := mean(losses[i*spec.MicroBatches : (i+1)*spec.MicroBatches])
+			if step+i == 0 {
+				res.FirstLoss = loss
+			}
+			res.LastLoss = loss
+			res.Losses = append(res.Losses, loss)
+			m := map[string]any{"stage": spec.Name, "step": step + i + 1, "tokens": int64(step+i+1) * tokensPerStep,
+				"loss": loss, "lr": float64(lrs[i]), "grad_norm": float64(norms[i]),
+				"tokens_per_s": float64(tokensPerStep) / dt, "rss_bytes": rss()}
+			if i == good-1 && (crosses(spec.EvalEvery, step, step+good) || step+good == spec.Steps) {
+				v, err := ev.loss(state)
+				if err != nil {
+					return nil, wrap(err)
+				}
+				m["val_loss"] = v
+				meta.ValLoss = v
+				if meta.BestValLoss == 0 || v < meta.BestValLoss {
+					meta.BestValLoss = v
+				}
+			}
+			e.Log.Metric(m)
+			bar.Set(step+i+1, fmt.Sprintf("loss %.4g  %.0f tok/s  %s", loss, float64(tokensPerStep)/dt, humanBytes(rss())))
+		}
+		if good < n {
+			bad := step + good
+			nf := &NonFiniteError{Stage: spec.Name, Step: bad + 1, Tensor: firstNonFinite(got, good, spec)}
 			if e.NonFinite != "rollback" || meta.Rollbacks >= e.MaxRollbacks {
 				return nil, nf
 			}
@@ -169,50 +210,67 @@ func (e *Env) Train(spec TrainSpec) (*TrainResult, error) {
 			m.Rollbacks = meta.Rollbacks + 1
 			m.LRFactor = meta.LRFactor * e.RollbackLRFactor
 			e.Log.Printf("%v; rolling back to step %d with learning rate ×%g", nf, lstep, m.LRFactor)
-			state, meta, step = t, m, lstep-1
+			state, meta, step = t, m, lstep
 			continue
 		}
-		for _, p := range spec.Params {
-			for _, n := range []string{p.Name, train.ExpAvg(p.Name), train.ExpAvgSq(p.Name)} {
-				state[n] = got[train.New(n)]
-			}
-		}
-		loss := mean(got[train.LossName].Float32s())
-		if step == start && start == 0 {
-			res.FirstLoss = loss
-		}
-		res.LastLoss = loss
-		res.Losses = append(res.Losses, loss)
-		dt := time.Since(ts).Seconds()
-		m := map[string]any{"stage": spec.Name, "step": step + 1, "tokens": int64(step+1) * tokensPerStep,
-			"loss": loss, "lr": lr, "grad_norm": float64(got[train.GradNormName].Float32s()[0]),
-			"tokens_per_s": float64(tokensPerStep) / dt, "rss_bytes": rss()}
-		last := step+1 == spec.Steps
-		if (spec.EvalEvery > 0 && (step+1)%spec.EvalEvery == 0) || last {
-			v, err := ev.loss(state)
-			if err != nil {
-				return nil, wrap(err)
-			}
-			m["val_loss"] = v
-			meta.ValLoss = v
-			if meta.BestValLoss == 0 || v < meta.BestValLoss {
-				meta.BestValLoss = v
-			}
-		}
-		e.Log.Metric(m)
-		bar.Set(step+1, fmt.Sprintf("loss %.4g  %.0f tok/s  %s", loss, float64(tokensPerStep)/dt, humanBytes(rss())))
-		if last || (spec.CheckpointEvery > 0 && (step+1)%spec.CheckpointEvery == 0) {
-			if err := save(step + 1); err != nil {
+		next := step + n
+		if next == spec.Steps || crosses(spec.CheckpointEvery, step, next) {
+			if err := save(next); err != nil {
 				return nil, wrap(err)
 			}
 		}
+		step = next
 	}
-	res.Steps = spec.Steps
-	res.Tokens = int64(spec.Steps) * tokensPerStep
 	res.Seconds = time.Since(t0).Seconds()
 	res.ValLoss = meta.ValLoss
 	res.Weights = params(state, spec.Params)
 	return res, nil
+}
+
+func (s TrainSpec) tokensPerStep() int64 { return int64(s.MicroBatches * s.MicroBatch * s.SeqLen) }
+
+// stepRunner is a step graph for n steps per run and its session.
+type stepRunner struct {
+	g    *graphs.Graph
+	sess *runtime.Session
+}
+
+func (e *Env) newStepRunner(spec TrainSpec, n int) (*stepRunner, error) {
+	name := fmt.Sprintf("%s_step%d", spec.Name, n)
+	g, err := build(name, func(g *graphs.Graph) {
+		*g = *train.Build(train.Spec{
+			Name: name, Params: spec.Params, DType: tensors.Float32, StepsPerRun: n,
+			MicroBatches: spec.MicroBatches, BatchDType: tensors.Int64,
+			BatchShape: graphs.S(spec.MicroBatch, spec.SeqLen+1), Loss: spec.Loss, Opt: spec.Opt,
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	sess, err := e.session(g)
+	if err != nil {
+		return nil, err
+	}
+	return &stepRunner{g: g, sess: sess}, nil
+}
+
+// run performs the runner's steps from step (0-based) on batches.
+func (r *stepRunner) run(state Weights, batches *tensors.Tensor, lrs []float32, step int) (map[string]*tensors.Tensor, error) {
+	byName := Weights{train.BatchName: batches,
+		train.LRName:   tensors.FromFloat32([]int64{int64(len(lrs))}, lrs),
+		train.StepName: tensors.FromFloat32([]int64{1}, []float32{float32(step + 1)})}
+	for k, v := range state {
+		byName[k] = v
+	}
+	in, err := feeds(r.g, byName)
+	if err != nil {
+		return nil, err
+	}
+	out, err := r.sess.Run(in)
+	if err != nil {
+		return nil, err
+	}
+	return outputsByName(r.g, out), nil
 }
 
 func params(state Weights, ps []train.Param) Weights {
@@ -232,27 +290,30 @@ func outputsByName(g *graphs.Graph, out []*tensors.Tensor) map[string]*tensors.T
 	return m
 }
 
-func firstNonFinite(got map[string]*tensors.Tensor, ps []train.Param) string {
-	for _, l := range got[train.LossName].Float32s() {
+// firstNonFinite names what went wrong in step i of a run's outputs.
+func firstNonFinite(got map[string]*tensors.Tensor, i int, spec TrainSpec) string {
+	k := spec.MicroBatches
+	for _, l := range got[train.LossName].Float32s()[i*k : (i+1)*k] {
 		if math.IsNaN(float64(l)) || math.IsInf(float64(l), 0) {
 			return "loss"
 		}
 	}
-	for i, s := range got[train.GradSumSqName].Float32s() {
+	p := len(spec.Params)
+	for j, s := range got[train.GradSumSqName].Float32s()[i*p : (i+1)*p] {
 		if math.IsNaN(float64(s)) || math.IsInf(float64(s), 0) {
-			return "gradient of " + ps[i].Name
+			return "gradient of " + spec.Params[j].Name
 		}
 	}
 	return "gradient norm"
 }
 
-// stack gathers k consecutive sampler batches into [k, B, T+1].
-func stack(s *data.Sampler, first int64, k int) *tensors.Tensor {
+// stack gathers k consecutive sampler batches into [runs, k/runs, B, T+1].
+func stack(s *data.Sampler, first int64, k, runs int) *tensors.Tensor {
 	var parts []*tensors.Tensor
 	for i := 0; i < k; i++ {
 		parts = append(parts, s.Batch(first+int64(i)))
 	}
-	shape := append([]int64{int64(k)}, parts[0].Shape...)
+	shape := append([]int64{int64(runs), int64(k / runs)}, parts[0].Shape...)
 	out := tensors.Zeros(tensors.Int64, shape...)
 	o := out.Int64s()
 	n := len(parts[0].Int64s())

@@ -4,19 +4,23 @@
 // a whole optimizer step and parameters and optimizer state never need to
 // leave the device between ops of a step.
 //
-// Step graph interface (names are fixed so runners can bind them):
+// One run of a step graph performs S optimizer steps of K micro-batches
+// each (S > 1 keeps parameters and moments inside the graph, as ONNX Loop
+// state, across steps). Interface (names are fixed so runners can bind them):
 //   - inputs: every trainable parameter under its own name, its AdamW moments
-//     "<name>.exp_avg" and "<name>.exp_avg_sq", the batch (BatchName,
-//     [K, micro-batch shape...]), the learning rate LRName [1] and the 1-based
-//     step number StepName [1] (float);
+//     "<name>.exp_avg" and "<name>.exp_avg_sq", the batches (BatchName,
+//     [S, K, micro-batch shape...]), the learning rate of each step LRName
+//     [S] and the 1-based number of the first step StepName [1] (float);
 //   - outputs: "<name>.new", "<name>.exp_avg.new", "<name>.exp_avg_sq.new" per
-//     parameter, LossName [K] (each micro-batch's loss), GradNormName [1]
-//     (global norm before clipping), FiniteName [1] (bool: loss and gradients
-//     finite) and GradSumSqName [P] (per-parameter squared gradient norms, in
-//     parameter order, to name the first non-finite tensor).
+//     parameter, LossName [S, K] (each micro-batch's loss), GradNormName [S]
+//     (global norm before clipping), FiniteName [S] (bool: the step's loss
+//     and gradients were finite and it was applied) and GradSumSqName [S, P]
+//     (per-parameter squared gradient norms, in parameter order, to name the
+//     first non-finite tensor).
 //
-// A step with non-finite loss or gradients leaves parameters and moments
-// unchanged (the outputs equal the inputs) and reports FiniteName = false.
+// A step with non-finite loss or gradients is not applied, nor is any later
+// step of the same run: the outputs hold the state after the last good
+// step, and FiniteName is false from the bad step on.
 //
 // Place in the dependency order: train imports graphs and graphs/layers.
 package train
@@ -80,6 +84,8 @@ type Spec struct {
 	Name   string
 	Params []Param
 	DType  tensors.DType // parameter dtype (float32 or float64)
+	// StepsPerRun is S: optimizer steps performed by one run of the graph.
+	StepsPerRun int
 	// MicroBatches is K: the gradient of the mean loss over K micro-batches
 	// is accumulated before one update.
 	MicroBatches int
@@ -93,19 +99,88 @@ type Spec struct {
 // Build returns the step graph. It panics with *graphs.Error on a
 // malformed spec (graphs.Try converts).
 func Build(s Spec) *graphs.Graph {
-	if s.MicroBatches < 1 {
-		panic(&graphs.Error{Op: "train.Build", Msg: fmt.Sprintf("micro-batches %d < 1", s.MicroBatches)})
+	if s.MicroBatches < 1 || s.StepsPerRun < 1 {
+		panic(&graphs.Error{Op: "train.Build", Msg: fmt.Sprintf("micro-batches %d and steps per run %d must be ≥ 1", s.MicroBatches, s.StepsPerRun)})
 	}
 	g := graphs.New(s.Name)
-	params := make([]*graphs.Value, len(s.Params))
-	byName := map[string]*graphs.Value{}
+	n := len(s.Params)
+	params := make([]*graphs.Value, n)
+	m := make([]*graphs.Value, n)
+	v := make([]*graphs.Value, n)
 	for i, p := range s.Params {
 		params[i] = g.Input(p.Name, s.DType, p.Shape)
+	}
+	for i, p := range s.Params {
+		m[i] = g.Input(ExpAvg(p.Name), s.DType, p.Shape)
+		v[i] = g.Input(ExpAvgSq(p.Name), s.DType, p.Shape)
+	}
+	steps, k := int64(s.StepsPerRun), int64(s.MicroBatches)
+	batch := g.Input(BatchName, s.BatchDType, append(graphs.Shape{graphs.D(steps), graphs.D(k)}, s.BatchShape...))
+	lr := g.Input(LRName, s.DType, graphs.S(steps))
+	step := g.Input(StepName, s.DType, graphs.S(1))
+
+	var st stepOut
+	if steps == 1 {
+		st = oneStep(s, params, m, v, graphs.Squeeze(batch, 0), lr, step, nil)
+		st.losses = graphs.Unsqueeze(st.losses, 0)
+		st.sumsq = graphs.Unsqueeze(st.sumsq, 0)
+	} else {
+		st = manySteps(g, s, params, m, v, batch, lr, step)
+	}
+	for i, p := range s.Params {
+		g.Output(New(p.Name), st.params[i])
+		g.Output(New(ExpAvg(p.Name)), st.m[i])
+		g.Output(New(ExpAvgSq(p.Name)), st.v[i])
+	}
+	g.Output(LossName, st.losses)
+	g.Output(GradNormName, st.norm)
+	g.Output(FiniteName, st.finite)
+	g.Output(GradSumSqName, st.sumsq)
+	return g
+}
+
+// stepOut is the result of one or more optimizer steps.
+type stepOut struct {
+	params, m, v []*graphs.Value
+	losses       *graphs.Value // [K] for one step, [S, K] for many
+	norm         *graphs.Value // [1] / [S]
+	finite       *graphs.Value // [1] / [S] bool
+	sumsq        *graphs.Value // [P] / [S, P]
+}
+
+// manySteps runs S optimizer steps in an ONNX Loop whose carried state is
+// the parameters, the moments and whether every step so far was finite.
+func manySteps(g *graphs.Graph, s Spec, params, m, v []*graphs.Value, batch, lr, step *graphs.Value) stepOut {
+	n := len(params)
+	ok0 := g.Const(tensors.FromBool([]int64{1}, []bool{true}))
+	init := append(append(append(append([]*graphs.Value{}, params...), m...), v...), ok0)
+	body := graphs.NewLoopBody(g, "optstep", init)
+	cp, cm, cv, ok := body.Carried[:n], body.Carried[n:2*n], body.Carried[2*n:3*n], body.Carried[3*n]
+	it := body.Iter
+	mb := graphs.Gather(batch, it, 0) // [K, ...]
+	lri := graphs.Reshape(graphs.Gather(lr, it, 0), 1)
+	t := graphs.Add(step, graphs.Reshape(graphs.Cast(it, s.DType), 1))
+	st := oneStep(s, cp, cm, cv, mb, lri, t, ok)
+	next := append(append(append(append([]*graphs.Value{}, st.params...), st.m...), st.v...), st.finite)
+	body.Finish(nil, next, []*graphs.Value{st.losses, graphs.Reshape(st.norm, -1), graphs.Reshape(st.finite, -1), st.sumsq})
+	outs := graphs.Loop(g.Int64(int64(s.StepsPerRun)), init, body, graphs.D(int64(s.StepsPerRun)))
+	scans := outs[len(init):]
+	return stepOut{
+		params: outs[:n], m: outs[n : 2*n], v: outs[2*n : 3*n],
+		losses: scans[0], norm: graphs.Reshape(scans[1], -1), finite: graphs.Reshape(scans[2], -1), sumsq: scans[3],
+	}
+}
+
+// oneStep is one optimizer step on K micro-batches [K, ...]; ok (bool [1],
+// may be nil) gates the update as well as the step's own finiteness.
+func oneStep(s Spec, params, m, v []*graphs.Value, batch, lr, step, ok *graphs.Value) stepOut {
+	byName := map[string]*graphs.Value{}
+	for i, p := range s.Params {
 		byName[p.Name] = params[i]
 	}
 	src := layers.ParamFunc(func(name string, shape graphs.Shape) *graphs.Value {
-		v, ok := byName[name]
-		if !ok {
+		v, found := byName[name]
+		if !found {
 			panic(&graphs.Error{Op: "train.Build", Msg: "loss asked for parameter " + name + ", which is not trainable in this step"})
 		}
 		if !v.Shape.Equal(shape) {
@@ -113,38 +188,17 @@ func Build(s Spec) *graphs.Graph {
 		}
 		return v
 	})
-	m := make([]*graphs.Value, len(params))
-	v := make([]*graphs.Value, len(params))
-	for i, p := range s.Params {
-		m[i] = g.Input(ExpAvg(p.Name), s.DType, p.Shape)
-		v[i] = g.Input(ExpAvgSq(p.Name), s.DType, p.Shape)
-	}
-	k := int64(s.MicroBatches)
-	batch := g.Input(BatchName, s.BatchDType, append(graphs.Shape{graphs.D(k)}, s.BatchShape...))
-	lr := g.Input(LRName, s.DType, graphs.S(1))
-	step := g.Input(StepName, s.DType, graphs.S(1))
-
-	grads, losses := accumulate(g, s, params, src, batch)
-	upd := update(g, s, params, grads, m, v, lr, step)
-	for i, p := range s.Params {
-		g.Output(New(p.Name), upd.params[i])
-		g.Output(New(ExpAvg(p.Name)), upd.m[i])
-		g.Output(New(ExpAvgSq(p.Name)), upd.v[i])
-	}
-	g.Output(LossName, losses)
-	g.Output(GradNormName, graphs.Reshape(upd.norm, 1))
-	g.Output(FiniteName, graphs.Reshape(upd.finite, 1))
-	g.Output(GradSumSqName, upd.sumsq)
-	return g
+	grads, losses := accumulate(batch.Graph(), s, params, src, batch)
+	return update(s, params, grads, m, v, losses, lr, step, ok)
 }
 
-// accumulate returns the mean gradient over the K micro-batches and the
-// per-micro-batch losses [K].
+// accumulate returns the mean gradient over the K micro-batches of batch
+// [K, ...] and the per-micro-batch losses [K].
 func accumulate(g *graphs.Graph, s Spec, params []*graphs.Value, src layers.Params, batch *graphs.Value) ([]*graphs.Value, *graphs.Value) {
 	k := s.MicroBatches
 	if k == 1 {
 		mb := graphs.Squeeze(batch, 0)
-		loss := s.Loss(g, src, mb)
+		loss := s.Loss(mb.Graph(), src, mb)
 		return graphs.Gradients(loss, params...), graphs.Reshape(loss, 1)
 	}
 	init := make([]*graphs.Value, len(params))
@@ -169,22 +223,21 @@ func accumulate(g *graphs.Graph, s Spec, params []*graphs.Value, src layers.Para
 	return grads, outs[len(params)]
 }
 
-type updated struct {
-	params, m, v []*graphs.Value
-	norm, finite *graphs.Value
-	sumsq        *graphs.Value
-}
-
-func update(g *graphs.Graph, s Spec, params, grads, m, v []*graphs.Value, lr, step *graphs.Value) updated {
+func update(s Spec, params, grads, m, v []*graphs.Value, losses, lr, step, ok *graphs.Value) stepOut {
 	o := s.Opt
+	g := params[0].Graph()
 	c := func(x float64) *graphs.Value { return g.Scalar(s.DType, x) }
 	sq := make([]*graphs.Value, len(grads))
 	for i, gr := range grads {
 		sq[i] = graphs.Reshape(graphs.ReduceSumAll(graphs.Mul(gr, gr)), 1)
 	}
 	sumsq := graphs.Concat(0, sq...)
-	norm := graphs.Sqrt(graphs.ReduceSumAll(sumsq))
-	finite := graphs.Not(graphs.Or(graphs.IsNaN(norm), graphs.IsInf(norm)))
+	norm := graphs.Reshape(graphs.Sqrt(graphs.ReduceSumAll(sumsq)), 1)
+	check := graphs.Add(norm, graphs.Reshape(graphs.ReduceSumAll(losses), 1))
+	finite := graphs.Not(graphs.Or(graphs.IsNaN(check), graphs.IsInf(check)))
+	if ok != nil {
+		finite = graphs.And(finite, ok)
+	}
 	if o.ClipNorm > 0 {
 		// PyTorch clip_grad_norm_: scale by min(1, max_norm / (norm + 1e-6)).
 		coef := graphs.Min(c(1), graphs.Div(c(o.ClipNorm), graphs.Add(norm, c(1e-6))))
@@ -196,7 +249,7 @@ func update(g *graphs.Graph, s Spec, params, grads, m, v []*graphs.Value, lr, st
 	bc2 := graphs.Sub(c(1), graphs.Pow(c(o.Beta2), step))
 	stepSize := graphs.Div(lr, bc1)
 	sqrtBC2 := graphs.Sqrt(bc2)
-	u := updated{norm: norm, finite: finite, sumsq: sumsq}
+	u := stepOut{norm: norm, finite: finite, sumsq: sumsq, losses: losses}
 	for i, p := range params {
 		gr := grads[i]
 		mi := graphs.Add(graphs.Mul(c(o.Beta1), m[i]), graphs.Mul(c(1-o.Beta1), gr))
