@@ -1,0 +1,87 @@
+package data
+
+import "fmt"
+
+// Stream is a tokenized corpus: every document's tokens followed by the
+// end-of-text id, concatenated in corpus order. Tokens are stored in 16 bits
+// when the vocabulary has at most 65536 entries, else in 32 bits. A Stream
+// is immutable and safe for concurrent use.
+type Stream struct {
+	name   string
+	wide   bool     // tokens are in u32, not u16
+	u16    []uint16 // tokens when !wide
+	u32    []uint32 // tokens when wide
+	docs   []int    // document i is tokens [docs[i], docs[i+1]); its last token is eos
+	eos    int64
+	vocab  int
+	cached bool
+}
+
+// token is the storage type of a stream's ids.
+type token interface{ ~uint16 | ~uint32 }
+
+// wideVocab reports whether ids of a vocabulary of this size need 32 bits.
+func wideVocab(vocab int) bool { return vocab > 1<<16 }
+
+// Name is the stream's source file, with " (train)" or " (val)" appended for
+// the parts made by SplitTrainVal; errors about the stream use it.
+func (s *Stream) Name() string { return s.name }
+
+// Len is the number of tokens, end-of-text ids included.
+func (s *Stream) Len() int {
+	if s.wide {
+		return len(s.u32)
+	}
+	return len(s.u16)
+}
+
+// At returns token i; it panics when i is outside [0, Len()).
+func (s *Stream) At(i int) int64 {
+	if s.wide {
+		return int64(s.u32[i])
+	}
+	return int64(s.u16[i])
+}
+
+// Window returns a copy of the n tokens starting at start; it panics when
+// they do not lie inside the stream.
+func (s *Stream) Window(start, n int) []int64 {
+	out := make([]int64, n)
+	s.read(out, start)
+	return out
+}
+
+// read copies len(dst) tokens starting at start into dst.
+func (s *Stream) read(dst []int64, start int) {
+	if start < 0 || len(dst) > s.Len()-start {
+		panic(fmt.Sprintf("data: window [%d, %d) is outside stream %s of %d tokens", start, start+len(dst), s.name, s.Len()))
+	}
+	if s.wide {
+		for i, v := range s.u32[start : start+len(dst)] {
+			dst[i] = int64(v)
+		}
+		return
+	}
+	for i, v := range s.u16[start : start+len(dst)] {
+		dst[i] = int64(v)
+	}
+}
+
+// Docs returns the document offsets: document i is tokens [d[i], d[i+1]),
+// its end-of-text id included, so len(d) is NumDocs()+1, d[0] is 0 and the
+// last entry is Len(). The slice is shared: do not modify it.
+func (s *Stream) Docs() []int { return s.docs }
+
+// NumDocs is the number of documents.
+func (s *Stream) NumDocs() int { return len(s.docs) - 1 }
+
+// VocabSize is the vocabulary size of the tokenizer that made the stream;
+// every token is below it.
+func (s *Stream) VocabSize() int { return s.vocab }
+
+// EOS is the end-of-text id that ends every document.
+func (s *Stream) EOS() int64 { return s.eos }
+
+// Cached reports whether Tokenize read the tokens from a valid cache file
+// instead of encoding the source.
+func (s *Stream) Cached() bool { return s.cached }
