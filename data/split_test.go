@@ -97,3 +97,22 @@ func TestSplitTrainValErrors(t *testing.T) {
 		t.Errorf("one document: error %v", err)
 	}
 }
+
+func TestConcat(t *testing.T) {
+	t.Parallel()
+	a := &Stream{name: "a", u16: []uint16{1, 2, 0}, docs: []int{0, 3}, eos: 0, vocab: 10}
+	b := &Stream{name: "b", u16: []uint16{3, 0, 4, 0}, docs: []int{0, 2, 4}, eos: 0, vocab: 10}
+	c, err := Concat(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Window(0, c.Len()); fmt.Sprint(got) != "[1 2 0 3 0 4 0]" {
+		t.Errorf("tokens %v", got)
+	}
+	if fmt.Sprint(c.Docs()) != "[0 3 5 7]" || c.NumDocs() != 3 {
+		t.Errorf("docs %v", c.Docs())
+	}
+	if _, err := Concat(a, &Stream{name: "c", vocab: 11}); err == nil {
+		t.Error("streams of different vocabularies were joined")
+	}
+}

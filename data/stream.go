@@ -85,3 +85,32 @@ func (s *Stream) EOS() int64 { return s.eos }
 // Cached reports whether Tokenize read the tokens from a valid cache file
 // instead of encoding the source.
 func (s *Stream) Cached() bool { return s.cached }
+
+// Concat joins streams made with the same tokenizer (same vocabulary and
+// end-of-text id) into one, documents in order.
+func Concat(streams ...*Stream) (*Stream, error) {
+	if len(streams) == 0 {
+		return nil, fmt.Errorf("data: nothing to concatenate")
+	}
+	if len(streams) == 1 {
+		return streams[0], nil
+	}
+	first := streams[0]
+	out := &Stream{name: first.name, wide: first.wide, eos: first.eos, vocab: first.vocab, docs: []int{0}}
+	for i, s := range streams {
+		if s.vocab != first.vocab || s.eos != first.eos {
+			return nil, fmt.Errorf("data: stream %s (vocabulary %d, end-of-text %d) does not match %s (vocabulary %d, end-of-text %d)",
+				s.name, s.vocab, s.eos, first.name, first.vocab, first.eos)
+		}
+		if i > 0 {
+			out.name += " + " + s.name
+		}
+		base := out.Len()
+		out.u16 = append(out.u16, s.u16...)
+		out.u32 = append(out.u32, s.u32...)
+		for _, d := range s.docs[1:] {
+			out.docs = append(out.docs, base+d)
+		}
+	}
+	return out, nil
+}

@@ -250,7 +250,7 @@ func (w *work) loadData(ctx context.Context, eos int64) error {
 			}
 			streams = append(streams, st)
 		}
-		return concatStreams(streams)
+		return data.Concat(streams...)
 	}
 	if w.train, err = load(cfg.Data.Train); err != nil {
 		return err
@@ -425,12 +425,4 @@ func (w *work) perplexity(env *stages.Env, model string, log *runLog) (*stages.P
 	log.Printf("%s perplexity: %.3f over %d tokens", model, r.Perplexity, r.Tokens)
 	log.Metric(map[string]any{"eval": "perplexity", "model": model, "perplexity": r.Perplexity, "tokens": r.Tokens})
 	return &r, nil
-}
-
-// concatStreams joins the token streams of several files.
-func concatStreams(s []*data.Stream) (*data.Stream, error) {
-	if len(s) == 1 {
-		return s[0], nil
-	}
-	return nil, fmt.Errorf("several data files per split are not supported yet; concatenate them into one file")
 }
