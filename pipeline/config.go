@@ -158,6 +158,9 @@ type StageConfig struct {
 	Scratch bool   `mapstructure:"scratch"`
 	// pretrain: a Phi architecture for a new teacher trained from scratch.
 	Architecture *ArchConfig `mapstructure:"architecture"`
+	// pretrain (teacher): dtype of the saved teacher weights (float32 or
+	// float16, as Hugging Face checkpoints are often stored).
+	SaveDType string `mapstructure:"save_dtype"`
 	// distill
 	Temperature     float64 `mapstructure:"temperature"`
 	HardLabelWeight float64 `mapstructure:"hard_label_weight"`

@@ -195,15 +195,17 @@ func SaveStudent(dir string, s *stages.Student) error {
 }
 
 // SaveTeacher writes a Hugging Face Phi directory (config.json and
-// model.safetensors in float32) for a teacher made by a pretrain stage.
-func SaveTeacher(dir string, t *stages.Teacher, h *hfconfig.Phi) error {
+// model.safetensors in dtype: float32 or float16) for a teacher made by a
+// pretrain stage.
+func SaveTeacher(dir string, t *stages.Teacher, h *hfconfig.Phi, dtype tensors.DType) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	var named []safetensors.Named
 	for _, n := range sortedNames(t.Weights) {
-		named = append(named, safetensors.Named{Name: n, T: t.Weights[n]})
+		named = append(named, safetensors.Named{Name: n, T: t.Weights[n].Convert(dtype)})
 	}
+	h.TorchDType = dtype.String()
 	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), named, map[string]string{"format": "pt"}); err != nil {
 		return err
 	}

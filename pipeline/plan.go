@@ -27,6 +27,7 @@ type StagePlan struct {
 	PretrainWhat string                 `json:"pretrain_model,omitempty"`
 	Scratch      bool                   `json:"scratch,omitempty"`
 	Architecture *ArchConfig            `json:"architecture,omitempty"`
+	SaveDType    string                 `json:"save_dtype,omitempty"`
 	Export       *ExportPlan            `json:"export,omitempty"`
 	Hash         string                 `json:"hash"`
 	Dir          string                 `json:"dir"`
@@ -98,7 +99,7 @@ func MakePlan(cfg *Config, id Identity, tc phi.Config, sc phimamba.Config) (*Pla
 				sp.Distill.Temperature = 1
 			}
 		case KindPretrain:
-			sp.PretrainWhat, sp.Scratch, sp.Architecture = s.Model, s.Scratch, s.Architecture
+			sp.PretrainWhat, sp.Scratch, sp.Architecture, sp.SaveDType = s.Model, s.Scratch, s.Architecture, s.SaveDType
 			if sp.PretrainWhat == "" {
 				sp.PretrainWhat = "teacher"
 			}

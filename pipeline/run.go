@@ -17,6 +17,7 @@ import (
 	"mohawk/hfconfig"
 	"mohawk/runtime"
 	"mohawk/stages"
+	"mohawk/tensors"
 	"mohawk/tokenizer"
 )
 
@@ -387,7 +388,11 @@ func (w *work) saveOutput(sp StagePlan) error {
 	dir := filepath.Join(sp.Dir, outputDir)
 	var err error
 	if sp.Kind == KindPretrain && sp.PretrainWhat != "student" {
-		err = SaveTeacher(dir, w.teacher, w.hc)
+		dt := tensors.Float32
+		if sp.SaveDType == "float16" {
+			dt = tensors.Float16
+		}
+		err = SaveTeacher(dir, w.teacher, w.hc, dt)
 	} else {
 		err = SaveStudent(dir, w.student)
 	}

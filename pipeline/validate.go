@@ -268,7 +268,9 @@ func (v *validator) stage(where string, s StageConfig, cfg *Config) {
 		notFor("model", s.Model != "")
 		notFor("scratch", s.Scratch)
 		notFor("architecture", s.Architecture != nil)
+		notFor("save_dtype", s.SaveDType != "")
 	} else {
+		v.check(s.SaveDType == "" || s.SaveDType == "float32" || s.SaveDType == "float16", "%s: save_dtype %q: want float32 or float16", where, s.SaveDType)
 		v.check(s.Model == "" || s.Model == "teacher" || s.Model == "student", "%s: model %q: want teacher or student", where, s.Model)
 		if s.Architecture != nil {
 			v.check(s.Scratch && s.Model != "student", "%s: architecture applies to a teacher pretrained from scratch (model: teacher, scratch: true)", where)
