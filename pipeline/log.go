@@ -21,6 +21,7 @@ type runLog struct {
 	metrics io.WriteCloser
 	out     io.Writer
 	tty     bool
+	observe func(map[string]any)
 }
 
 func newRunLog(metricsPath string, out io.Writer) (*runLog, error) {
@@ -46,6 +47,9 @@ func (l *runLog) Metric(m map[string]any) {
 		return
 	}
 	l.metrics.Write(append(b, '\n'))
+	if l.observe != nil {
+		l.observe(m)
+	}
 }
 
 func (l *runLog) Printf(format string, args ...any) {

@@ -26,6 +26,9 @@ type RunOptions struct {
 	Out      io.Writer // progress and status (default os.Stderr)
 	DryRun   bool      // validate and print the plan only
 	Provider string    // overrides runtime.provider when set
+	// Observe, when set, sees every metrics record as it is written (for
+	// dashboards and tests).
+	Observe func(m map[string]any)
 }
 
 // StageRecord is written to a stage's done.json when it completes; its
@@ -92,6 +95,7 @@ func Run(ctx context.Context, cfg *Config, source string, opt RunOptions) (*Summ
 	if err != nil {
 		return nil, err
 	}
+	log.observe = opt.Observe
 	defer log.Close()
 	sum := &Summary{Name: cfg.Name, RunDir: w.plan.RunDir, Provider: w.rt.Provider(), Started: time.Now().UTC()}
 	for _, sp := range w.plan.Stages {

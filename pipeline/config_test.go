@@ -1,0 +1,90 @@
+package pipeline
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParseRejectsUnknownKeys(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"top level", "name: x\ntrainig: {seq_len: 3}\n", "trainig"},
+		{"nested", "name: x\ntraining: {sq_len: 3}\n", "sq_len"},
+		{"in a stage", "name: x\nstages: [{kind: distill, tokens: 5, temprature: 2}]\n", "temprature"},
+		{"runtime", "name: x\nruntime: {provder: cuda}\n", "provder"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Parse([]byte(tt.yaml), "p.yaml", nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "p.yaml") {
+				t.Errorf("error %v; want one naming %q and the file", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestOverrides(t *testing.T) {
+	t.Parallel()
+	y := "name: x\nstages: [{kind: orient, tokens: 100}, {kind: distill, tokens: 200}]\n"
+	cfg, err := Parse([]byte(y), "p.yaml", []string{"stages.1.tokens=999", "training.seq_len=64", "runtime.provider=cuda", "name=other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Stages[1].Tokens != 999 || cfg.Training.SeqLen != 64 || cfg.Runtime.Provider != "cuda" || cfg.Name != "other" {
+		t.Errorf("overrides not applied: %+v %+v %q %q", cfg.Stages[1], cfg.Training, cfg.Runtime.Provider, cfg.Name)
+	}
+	for _, bad := range []string{"stages.7.tokens=1", "nokey", "name.sub=1"} {
+		if _, err := Parse([]byte(y), "p.yaml", []string{bad}); err == nil {
+			t.Errorf("override %q accepted", bad)
+		}
+	}
+}
+
+// TestValidateReportsEverything gives a config with many problems and
+// expects each to be reported in one error.
+func TestValidateReportsEverything(t *testing.T) {
+	t.Parallel()
+	y := `name: "a/b"
+teacher: {path: /nonexistent/teacher}
+data: {train: [{path: /nonexistent/train.txt, format: csv}]}
+training: {seq_len: 0, optimizer: {lr: -1, beta1: 1.5}, schedule: {kind: linear}}
+stages:
+  - {kind: orient}
+  - {kind: distill, tokens: 10, temperature: -1, trainable: some}
+  - {kind: eval, tokens: 5}
+  - {kind: explode}
+checkpoints: {on_nonfinite: ignore}
+runtime: {provider: tpu}
+`
+	cfg, err := Parse([]byte(y), "p.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Validate(cfg, "p.yaml")
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("got %v, want a *ValidationError", err)
+	}
+	for _, want := range []string{`name "a/b"`, "teacher.path", "data.train[0].path", "data.train[0].format", "data.val",
+		"seq_len 0", "lr -1", "betas", "schedule kind", "stages[0]: tokens", "temperature -1", "trainable",
+		"stages[2]: tokens does not apply", `kind "explode"`, "on_nonfinite", "runtime"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("validation error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestValidateDemoConfig(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load("../pipeline.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(cfg, "pipeline.yaml"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,49 @@
+package pipeline
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// demoDir is the repository's small teacher and text.
+func demoDir(t testing.TB) string {
+	t.Helper()
+	d, err := filepath.Abs("../testdata/demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// tinyConfig is a pipeline over the demo teacher with budgets of a few
+// optimizer steps, written to a temporary directory.
+func tinyConfig(t testing.TB, stagesYAML string, extra ...string) (*Config, string) {
+	t.Helper()
+	dir := t.TempDir()
+	demo := demoDir(t)
+	y := `name: tiny
+output_dir: ` + filepath.Join(dir, "runs") + `
+seed: 5
+teacher: {path: ` + filepath.Join(demo, "teacher") + `}
+student: {chunk_size: 16}
+data:
+  train: [{path: ` + filepath.Join(demo, "train.txt") + `}]
+  val: [{path: ` + filepath.Join(demo, "val.txt") + `}]
+  cache_dir: ` + filepath.Join(dir, "cache") + `
+training: {seq_len: 32, micro_batch: 2, tokens_per_update: 128, eval_windows: 2, checkpoint_every: 2}
+eval: {windows: 4, seq_len: 32}
+runtime: {cpu: {intra_op_threads: 1}}
+stages:
+` + stagesYAML + "\n" + strings.Join(extra, "\n") + "\n"
+	path := filepath.Join(dir, "pipeline.yaml")
+	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, path
+}
