@@ -114,3 +114,20 @@ func Concat(streams ...*Stream) (*Stream, error) {
 	}
 	return out, nil
 }
+
+// FromTokens wraps ids as a one-document stream (benchmarks and tests);
+// every id must lie below vocab.
+func FromTokens(name string, ids []int64, eos int64, vocab int) (*Stream, error) {
+	s := &Stream{name: name, wide: wideVocab(vocab), eos: eos, vocab: vocab, docs: []int{0, len(ids)}}
+	for i, id := range ids {
+		if id < 0 || id >= int64(vocab) {
+			return nil, fmt.Errorf("data: token %d at %d is outside the vocabulary of %d", id, i, vocab)
+		}
+		if s.wide {
+			s.u32 = append(s.u32, uint32(id))
+		} else {
+			s.u16 = append(s.u16, uint16(id))
+		}
+	}
+	return s, nil
+}

@@ -87,3 +87,40 @@ func TestVocabularyMismatch(t *testing.T) {
 		t.Fatalf("got %v, want a vocabulary mismatch", err)
 	}
 }
+
+// TestConvertAuthorsCheckpoint converts the authors' pytorch_model.bin
+// (saved by their save_pretrained) and checks every tensor equals the
+// safetensors copy of the same weights.
+func TestConvertAuthorsCheckpoint(t *testing.T) {
+	t.Parallel()
+	ref := shareddata.Path(t, "reference", "phimamba-random")
+	in := t.TempDir()
+	for _, f := range []string{"config.json", "pytorch_model.bin"} {
+		b, err := os.ReadFile(filepath.Join(ref, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(in, f), b, 0o644)
+	}
+	out := t.TempDir()
+	s, err := Convert(in, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := LoadStudent(ref, 1e-5) // reads model.safetensors
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := LoadStudent(out, 1e-5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Weights) != len(want.Weights) || len(back.Weights) != len(want.Weights) {
+		t.Fatalf("tensor counts %d, %d, want %d", len(s.Weights), len(back.Weights), len(want.Weights))
+	}
+	for n, w := range want.Weights {
+		if !equal(w, back.Weights[n]) {
+			t.Errorf("%s differs after conversion", n)
+		}
+	}
+}

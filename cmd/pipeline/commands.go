@@ -95,9 +95,13 @@ func cmdValidate(ctx context.Context, args []string) error {
 func runtimeFlags(fs *flag.FlagSet) func() runtime.Config {
 	p := fs.String("provider", "cpu", "execution provider: cpu, cuda or tensorrt")
 	lib := fs.String("ort-library", "", "path of libonnxruntime.so (default: $ORT_LIB, then the user cache)")
+	tf32 := fs.Bool("tf32", false, "cuda: allow TF32 tensor cores for float32 matrix products")
+	threads := fs.Int("threads", 0, "cpu: intra-op threads (0: ONNX Runtime's default)")
 	return func() runtime.Config {
 		c := runtime.Defaults()
 		c.Provider, c.Library = *p, *lib
+		c.CUDA.TF32 = *tf32
+		c.CPU.IntraOpThreads = *threads
 		return c
 	}
 }
@@ -188,5 +192,85 @@ func cmdSetup(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Printf("ONNX Runtime %s ready: %s\n", runtime.ORTVersion, path)
+	return nil
+}
+
+func printJSON(v any) {
+	b, _ := json.Marshal(v)
+	fmt.Println(string(b))
+}
+
+func cmdBenchForward(ctx context.Context, args []string) error {
+	fs := flags("bench-forward", "--model DIR|phi-1.5 [flags]")
+	model := fs.String("model", "", "teacher directory, or phi-1.5 for a random Phi-1.5-shaped model")
+	batch := fs.Int("batch", 1, "sequences per run")
+	seq := fs.Int("seq", 256, "tokens per sequence")
+	iters := fs.Int("iters", 10, "timed runs (after one warm-up run)")
+	rc := runtimeFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *model == "" {
+		fs.Usage()
+		return errUsage
+	}
+	r, err := pipeline.BenchForward(ctx, *model, *batch, *seq, *iters, rc(), os.Stderr)
+	if err != nil {
+		return err
+	}
+	printJSON(r)
+	return nil
+}
+
+func cmdBenchStage(ctx context.Context, args []string) error {
+	fs := flags("bench-stage", "--teacher DIR|phi-1.5 --stage STAGE [flags]")
+	o := pipeline.StageBenchOptions{}
+	fs.StringVar(&o.Teacher, "teacher", "", "teacher directory, or phi-1.5 for random Phi-1.5-shaped teacher and student")
+	fs.StringVar(&o.Stage, "stage", "distill", "orient, align, distill, pretrain (student LM) or pretrain-teacher")
+	fs.IntVar(&o.MicroBatch, "micro-batch", 4, "sequences per micro-batch")
+	fs.IntVar(&o.Seq, "seq", 256, "tokens per sequence")
+	fs.IntVar(&o.MicroBatches, "micro-batches", 1, "micro-batches accumulated per optimizer step")
+	fs.IntVar(&o.StepsPerRun, "steps-per-run", 1, "optimizer steps per session run")
+	fs.IntVar(&o.Runs, "runs", 3, "timed runs after one warm-up run")
+	rc := runtimeFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if o.Teacher == "" {
+		fs.Usage()
+		return errUsage
+	}
+	o.Runtime = rc()
+	r, err := pipeline.BenchStage(ctx, o, os.Stderr)
+	if err != nil {
+		return err
+	}
+	printJSON(r)
+	return nil
+}
+
+func cmdAblate(ctx context.Context, args []string) error {
+	fs := flags("ablate", "FILE --budget N [--recipes s123,s23,s3,scratch] [key=value ...]")
+	budget := fs.Int64("budget", 0, "total training tokens of each recipe")
+	recipes := fs.String("recipes", "s123,s23,s3,scratch", "recipes to run: s123, s23, s3, scratch")
+	provider := fs.String("provider", "", "execution provider (overrides runtime.provider)")
+	file, overrides, err := splitArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if *budget <= 0 {
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := pipeline.Load(file, overrides)
+	if err != nil {
+		return err
+	}
+	out, err := pipeline.Ablate(ctx, cfg, file, *budget, strings.Split(*recipes, ","), pipeline.RunOptions{Provider: *provider})
+	if err != nil {
+		return err
+	}
+	b, _ := os.ReadFile(out)
+	fmt.Print(string(b))
 	return nil
 }

@@ -3,12 +3,15 @@
 //
 //	pipeline run pipeline.yaml [key=value ...] [--provider cpu|cuda|tensorrt] [--dry-run]
 //	pipeline validate pipeline.yaml [key=value ...]
+//	pipeline ablate FILE --budget N [--recipes s123,s23,s3,scratch] [key=value ...]
 //	pipeline eval --model DIR --data FILE [--seq-len 256] [--windows 200] [--doc-separator '\n\n'] [--provider P] [--json]
 //	pipeline export --model DIR --out DIR [--fp16] [--opset N]
 //	pipeline grads --model HF_DIR --input FILE.safetensors --out FILE.safetensors
 //	pipeline convert --in DIR --out DIR
 //	pipeline generate --model EXPORT_DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--provider P]
 //	pipeline bench-generate --student DIR --teacher DIR [--contexts 1024,4096,16384] [--decode-tokens N] [--out DIR] [--provider P]
+//	pipeline bench-forward --model DIR|phi-1.5 [--batch B] [--seq T] [--iters N] [--provider P]
+//	pipeline bench-stage --teacher DIR|phi-1.5 --stage orient|align|distill|pretrain [--micro-batch B] [--seq T] [--steps-per-run S] [--provider P]
 //	pipeline setup [--provider cpu|cuda]
 package main
 
@@ -28,12 +31,15 @@ const usage = `usage: pipeline <command> [arguments]
 commands:
   run FILE [key=value...]   run the pipeline in FILE (resumes an interrupted run)
   validate FILE             check FILE and everything it names, report all problems
+  ablate FILE --budget N    run Stages 1–3, 2–3, 3 only and from-scratch on FILE, compare
   eval                      held-out perplexity of a model directory
   export                    write a model as an ONNX deployment folder
   grads                     gradients of the next-token loss for every parameter
   convert                   convert a pytorch_model.bin student to safetensors
   generate                  stream text from an exported model
   bench-generate            decode speed and memory, student vs teacher
+  bench-forward             teacher forward throughput
+  bench-stage               training-stage step throughput (tokens/s, MFU)
   setup                     install ONNX Runtime into the user cache
 
 Run 'pipeline <command> -h' for a command's flags.`
@@ -53,6 +59,7 @@ func run(args []string) int {
 	cmds := map[string]func(context.Context, []string) error{
 		"run": cmdRun, "validate": cmdValidate, "eval": cmdEval, "export": cmdExport, "grads": cmdGrads,
 		"convert": cmdConvert, "generate": cmdGenerate, "bench-generate": cmdBenchGenerate, "setup": cmdSetup,
+		"bench-forward": cmdBenchForward, "bench-stage": cmdBenchStage, "ablate": cmdAblate,
 	}
 	f, ok := cmds[args[0]]
 	if !ok {

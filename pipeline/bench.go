@@ -1,0 +1,276 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"mohawk/data"
+	"mohawk/graphs"
+	"mohawk/graphs/layers"
+	"mohawk/graphs/models/phi"
+	"mohawk/graphs/models/phimamba"
+	"mohawk/graphs/train"
+	"mohawk/runtime"
+	"mohawk/stages"
+	"mohawk/tensors"
+)
+
+// Phi15 is the Phi-1.5 architecture (for benchmarks on random weights).
+var Phi15 = phi.Config{Vocab: 51200, Hidden: 2048, Layers: 24, Heads: 32, Intermediate: 8192, RotaryDim: 32, RopeTheta: 10000, Eps: 1e-5}
+
+// benchTeacher loads a teacher directory, or builds a random Phi-1.5 for
+// the name "phi-1.5".
+func benchTeacher(model string, seed uint64) (*stages.Teacher, error) {
+	if model == "phi-1.5" {
+		return &stages.Teacher{Config: Phi15, Weights: RandomPhi(Phi15, seed)}, nil
+	}
+	t, _, err := LoadTeacher(model)
+	return t, err
+}
+
+// ForwardResult is a forward-throughput measurement.
+type ForwardResult struct {
+	Model       string  `json:"model"`
+	Provider    string  `json:"provider"`
+	Batch       int     `json:"batch"`
+	Seq         int     `json:"seq"`
+	Iters       int     `json:"iters"`
+	MsPerIter   float64 `json:"ms_per_iter"`
+	TokensPerS  float64 `json:"tokens_per_s"`
+	SessionSecs float64 `json:"session_s"`
+}
+
+// BenchForward times the teacher's logits forward on random ids.
+func BenchForward(ctx context.Context, model string, batch, seq, iters int, rc runtime.Config, progress io.Writer) (*ForwardResult, error) {
+	t, err := benchTeacher(model, 1)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := runtime.Open(rc, progress)
+	if err != nil {
+		return nil, err
+	}
+	defer rt.Close()
+	g := graphs.New("teacher_forward")
+	if err := graphs.Try(func() {
+		ids := g.Input("input_ids", tensors.Int64, graphs.S("batch", "seq"))
+		g.Output("logits", phi.Forward(&layers.Frozen{G: g, Tensors: t.Weights, DType: tensors.Float32}, t.Config, ids, phi.Options{}).Logits)
+	}); err != nil {
+		return nil, err
+	}
+	env := &stages.Env{Ctx: ctx, Runtime: rt, Dir: benchDir()}
+	t0 := time.Now()
+	s, err := env.Session(g)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	sessSecs := time.Since(t0).Seconds()
+	ids := randomIDs(batch, seq, int(t.Config.Vocab), 3)
+	var times []float64
+	for i := 0; i < iters+1; i++ {
+		ts := time.Now()
+		if _, err := s.Run([]*tensors.Tensor{ids}); err != nil {
+			return nil, err
+		}
+		if i > 0 { // the first run warms up allocators and kernels
+			times = append(times, time.Since(ts).Seconds())
+		}
+	}
+	ms := median(times) * 1000
+	return &ForwardResult{Model: model, Provider: rt.Provider(), Batch: batch, Seq: seq, Iters: iters,
+		MsPerIter: ms, TokensPerS: float64(batch*seq) / (ms / 1000), SessionSecs: sessSecs}, nil
+}
+
+func randomIDs(batch, seq, vocab int, seed uint64) *tensors.Tensor {
+	rng := rand.New(rand.NewPCG(seed, 9))
+	v := make([]int64, batch*seq)
+	for i := range v {
+		v[i] = rng.Int64N(int64(vocab))
+	}
+	return tensors.FromInt64([]int64{int64(batch), int64(seq)}, v)
+}
+
+func median(x []float64) float64 {
+	s := append([]float64(nil), x...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+// StageBenchOptions configure a training-stage throughput measurement.
+type StageBenchOptions struct {
+	Teacher      string         `json:"teacher"` // teacher directory or "phi-1.5"
+	Stage        string         `json:"stage"`   // orient | align | distill | pretrain (student LM) | pretrain-teacher
+	MicroBatch   int            `json:"micro_batch"`
+	Seq          int            `json:"seq"`
+	MicroBatches int            `json:"micro_batches"` // per optimizer step
+	StepsPerRun  int            `json:"steps_per_run"`
+	Runs         int            `json:"runs"` // measured runs (after one warm-up run)
+	Runtime      runtime.Config `json:"-"`
+}
+
+// StageResult is a training-stage throughput measurement.
+type StageResult struct {
+	StageBenchOptions
+	Provider       string  `json:"provider"`
+	TokensPerS     float64 `json:"tokens_per_s"`
+	StepSeconds    float64 `json:"step_s"`
+	FLOPsPerToken  float64 `json:"flops_per_token"`
+	TFLOPs         float64 `json:"tflops"`
+	MFU790         float64 `json:"mfu_vs_790"`
+	StudentParams  int64   `json:"student_params"`
+	TeacherParams  int64   `json:"teacher_params"`
+	PeakRSSBytes   int64   `json:"peak_rss_bytes"`
+	TotalSecs      float64 `json:"total_s"` // graph build, session and every run
+	HostBytesPerSt int64   `json:"host_bytes_per_step"`
+}
+
+// BenchStage measures one training stage's optimizer-step throughput on
+// random tokens with the stage's real step graph.
+func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*StageResult, error) {
+	t, err := benchTeacher(o.Teacher, 1)
+	if err != nil {
+		return nil, err
+	}
+	sc := StudentConfigFor(t.Config, StudentConfig{})
+	student, err := NewStudent(t, sc, InitMohawk, 1)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := runtime.Open(o.Runtime, progress)
+	if err != nil {
+		return nil, err
+	}
+	defer rt.Close()
+	n := (o.Runs + 1) * o.StepsPerRun
+	ids := randomIDs(1, (o.Seq+1)*o.MicroBatch*o.MicroBatches*(n+2), int(t.Config.Vocab), 5).Int64s()
+	stream, err := data.FromTokens("random", ids, 0, int(t.Config.Vocab))
+	if err != nil {
+		return nil, err
+	}
+	// Throughput of every step after the first run (which warms up).
+	var perStep []float64
+	log := &benchLog{metric: func(m map[string]any) {
+		step, _ := m["step"].(int)
+		if tp, ok := m["tokens_per_s"].(float64); ok && step > o.StepsPerRun {
+			perStep = append(perStep, tp)
+		}
+	}}
+	env := &stages.Env{Ctx: ctx, Runtime: rt, Teacher: t, Student: student, TrainData: stream, Seed: 1, Dir: benchDir(),
+		Ckpt: noCheckpoints{}, Log: log, NonFinite: "stop"}
+	opt := stages.TrainOptions{Steps: n, MicroBatches: o.MicroBatches, MicroBatch: o.MicroBatch, SeqLen: o.Seq, LR: 1e-4,
+		Opt: train.DefaultAdamW(), Schedule: stages.Schedule{Kind: "constant", TotalSteps: n}, StepsPerRun: o.StepsPerRun}
+	t0 := time.Now()
+	switch o.Stage {
+	case KindOrient, KindAlign:
+		_, err = env.Orient(o.Stage, opt)
+	case KindDistill:
+		_, err = env.Distill(opt, stages.DistillOptions{Temperature: 1})
+	case "pretrain":
+		_, err = env.Pretrain(stages.PretrainStudent, opt)
+	case "pretrain-teacher":
+		_, err = env.Pretrain(stages.PretrainTeacher, opt)
+	default:
+		return nil, fmt.Errorf("bench: unknown stage %q (orient, align, distill, pretrain, pretrain-teacher)", o.Stage)
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := &StageResult{StageBenchOptions: o, Provider: rt.Provider(), StudentParams: sc.NumParams(), TeacherParams: t.Config.NumParams(),
+		PeakRSSBytes: peakRSS(), TotalSecs: time.Since(t0).Seconds()}
+	r.TokensPerS = median(perStep)
+	tokensPerStep := float64(o.MicroBatch * o.Seq * o.MicroBatches)
+	if r.TokensPerS > 0 {
+		r.StepSeconds = tokensPerStep / r.TokensPerS
+	}
+	r.FLOPsPerToken = stageFLOPs(o.Stage, t.Config, sc, o.Seq)
+	r.TFLOPs = r.TokensPerS * r.FLOPsPerToken / 1e12
+	r.MFU790 = r.TFLOPs / 790
+	// Host↔device traffic per optimizer step: parameters and both moments in
+	// and out once per run, spread over the run's steps, plus the batch.
+	var trainable int64
+	switch o.Stage {
+	case KindOrient, KindAlign:
+		for i := 0; i < sc.Layers; i++ {
+			for _, name := range sc.MixerParams(i, o.Stage == KindOrient) {
+				trainable += tensors.NumElements(sc.ParamShapes()[name])
+			}
+		}
+	case "pretrain-teacher":
+		trainable = t.Config.NumParams()
+	default:
+		trainable = sc.NumParams()
+	}
+	r.HostBytesPerSt = 2*3*4*trainable/int64(o.StepsPerRun) + int64(8*(o.Seq+1)*o.MicroBatch*o.MicroBatches)
+	return r, nil
+}
+
+// stageFLOPs estimates training FLOPs per token: 6·N for a model trained
+// (forward + backward), 2·N for a forward only, plus attention/mixing terms.
+func stageFLOPs(stage string, t phi.Config, s phimamba.Config, seq int) float64 {
+	tn, sn := float64(t.NumParams()), float64(s.NumParams())
+	attn := float64(4 * int64(t.Layers) * int64(seq) * t.Hidden) // QKᵀ and AV, forward
+	emb := float64(2 * t.Vocab * t.Hidden)                       // lm_head
+	switch stage {
+	case KindDistill:
+		return 6*sn + 2*tn + attn
+	case "pretrain":
+		return 6 * sn
+	case "pretrain-teacher":
+		return 6*tn + 3*attn
+	case KindOrient, KindAlign:
+		// teacher body forward, student mixers (in_proj, conv, SSD or M) fwd+bwd
+		mix := float64(int64(s.Layers) * (s.InProj()*s.DModel + s.DModel*s.DInner()))
+		return 2*(tn-emb) + attn + 6*mix + 3*attn
+	}
+	return 0
+}
+
+// noCheckpoints discards checkpoints (benchmarks).
+type noCheckpoints struct{}
+
+func (noCheckpoints) Save(int, stages.Weights, stages.Meta) error { return nil }
+func (noCheckpoints) Latest() (int, stages.Weights, stages.Meta, bool, error) {
+	return 0, nil, stages.Meta{}, false, nil
+}
+
+// benchLog hands metrics to a function and drops everything else.
+type benchLog struct{ metric func(map[string]any) }
+
+func (l *benchLog) Metric(m map[string]any)              { l.metric(m) }
+func (l *benchLog) Printf(string, ...any)                {}
+func (l *benchLog) Progress(string, int) stages.Progress { return nopProgress{} }
+
+type nopProgress struct{}
+
+func (nopProgress) Set(int, string) {}
+func (nopProgress) Done()           {}
+
+// peakRSS is the process's peak resident memory (VmHWM), 0 where unknown.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// benchDir is where benchmark sessions keep large exported graphs.
+func benchDir() string { return filepath.Join(os.TempDir(), "mohawk-bench") }
