@@ -22,9 +22,13 @@ type Recipe struct {
 // Recipes are the ablation arms: Stages 1–3, 2–3, 3 only, and a student
 // trained from scratch with the language-model loss on the same budget.
 func Recipes() []Recipe {
-	s1 := func(f float64) StageConfig { return StageConfig{Name: "orient", Kind: KindOrient, Fraction: f, LR: 1e-3} }
+	s1 := func(f float64) StageConfig {
+		return StageConfig{Name: "orient", Kind: KindOrient, Fraction: f, LR: 1e-3}
+	}
 	s2 := func(f float64) StageConfig { return StageConfig{Name: "align", Kind: KindAlign, Fraction: f, LR: 1e-3} }
-	s3 := func(f float64) StageConfig { return StageConfig{Name: "distill", Kind: KindDistill, Fraction: f, LR: 5e-4} }
+	s3 := func(f float64) StageConfig {
+		return StageConfig{Name: "distill", Kind: KindDistill, Fraction: f, LR: 5e-4}
+	}
 	return []Recipe{
 		{Name: "s123", Label: "Stages 1–3", Stages: []StageConfig{s1(0.1), s2(0.2), s3(0.7)}},
 		{Name: "s23", Label: "Stages 2–3", Stages: []StageConfig{s2(0.3), s3(0.7)}},
