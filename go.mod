@@ -3,6 +3,7 @@ module mohawk
 go 1.26.8
 
 require (
+	github.com/owulveryck/onnx-go v0.5.0
 	github.com/schollz/progressbar/v3 v3.19.1
 	github.com/yalue/onnxruntime_go v1.27.0
 	google.golang.org/protobuf v1.36.12

@@ -1,0 +1,273 @@
+package deploy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	goruntime "runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+
+	"mohawk/atomicfile"
+	"mohawk/runtime"
+)
+
+// BenchOptions configure BenchGenerate.
+type BenchOptions struct {
+	// Student and Teacher are deployment folders; an empty one is skipped.
+	Student, Teacher string
+	// Contexts are the context lengths prefilled before decoding (default
+	// 1024, 4096, 16384).
+	Contexts []int
+	// DecodeTokens is the number of timed decode steps per context
+	// (default 32).
+	DecodeTokens int
+	// Runtime selects the library and provider (CPU or CUDA).
+	Runtime runtime.Config
+	// Batch is the number of sequences decoded side by side (default 1).
+	Batch int
+	// Chunk is the prefill piece length (default DefaultChunk).
+	Chunk int
+	// Seed seeds the random context tokens.
+	Seed uint64
+	// Progress, if not nil, receives one line per measurement.
+	Progress io.Writer
+}
+
+// BenchRow is one model at one context length.
+type BenchRow struct {
+	Model    string // KindStudent or KindTeacher
+	Provider string
+	Context  int
+	Batch    int
+	// PrefillSeconds is the time to first token: feeding Context tokens per
+	// sequence and getting the logits after the last.
+	PrefillSeconds float64
+	DecodeTokens   int
+	// DecodeMsPerToken is the mean time of one decode step (one token for
+	// each sequence), sampling included.
+	DecodeMsPerToken float64
+	// DecodeTokensPerSecond counts the tokens of all sequences.
+	DecodeTokensPerSecond float64
+	// StateBytes is the size of the carried states or KV cache after
+	// decoding (Context + DecodeTokens tokens).
+	StateBytes int64
+	// PeakRSSBytes is the process's resident-set high-water mark (VmHWM)
+	// over this row, reset before it when BenchResult.PeakReset.
+	PeakRSSBytes int64
+}
+
+// BenchResult holds every row of a BenchGenerate run.
+type BenchResult struct {
+	Rows []BenchRow
+	// PeakReset tells whether the kernel let the high-water mark be reset
+	// before each row; otherwise PeakRSSBytes is the peak of the process so
+	// far.
+	PeakReset bool
+	// Notes qualify the numbers (e.g. contexts beyond a model's trained
+	// length).
+	Notes []string
+}
+
+func (o BenchOptions) withDefaults() BenchOptions {
+	if len(o.Contexts) == 0 {
+		o.Contexts = []int{1024, 4096, 16384}
+	}
+	if o.DecodeTokens == 0 {
+		o.DecodeTokens = 32
+	}
+	if o.Batch == 0 {
+		o.Batch = 1
+	}
+	return o
+}
+
+// BenchGenerate measures generation speed and memory: for each model and
+// context length it prefills random tokens (time to first token), then
+// times greedy decode steps. The teacher's rotary embeddings extrapolate
+// mechanically past its max_position_embeddings, so longer contexts are
+// fine for timing (the numbers say nothing of quality there); the result
+// notes it.
+func BenchGenerate(ctx context.Context, o BenchOptions) (*BenchResult, error) {
+	o = o.withDefaults()
+	if o.Student == "" && o.Teacher == "" {
+		return nil, fmt.Errorf("bench: no deployment folder; set BenchOptions.Student and/or Teacher")
+	}
+	if o.DecodeTokens < 1 || o.Batch < 1 {
+		return nil, fmt.Errorf("bench: DecodeTokens %d and Batch %d must be positive", o.DecodeTokens, o.Batch)
+	}
+	for _, c := range o.Contexts {
+		if c < 1 {
+			return nil, fmt.Errorf("bench: context length %d must be positive", c)
+		}
+	}
+	res := &BenchResult{PeakReset: resetPeakRSS()}
+	for _, dir := range []string{o.Student, o.Teacher} {
+		if dir == "" {
+			continue
+		}
+		if err := benchFolder(ctx, dir, o, res); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// benchFolder adds the rows of one deployment folder to res.
+func benchFolder(ctx context.Context, dir string, o BenchOptions, res *BenchResult) error {
+	g, err := Open(dir, o.Runtime)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	defer g.Close()
+	g.Chunk = o.Chunk
+	if limit := g.genai.Model.ContextLength; g.Kind() == KindTeacher && slices.Max(o.Contexts)+o.DecodeTokens > limit {
+		res.Notes = append(res.Notes, fmt.Sprintf("teacher: contexts beyond its %d trained positions (max_position_embeddings) run on mechanically extrapolated rotary embeddings; fine for timing, says nothing of quality", limit))
+	}
+	rng := rand.New(rand.NewPCG(o.Seed, 1))
+	width := min(g.VocabSize(), g.Tokenizer().VocabSize())
+	greedy, _ := NewSampler(SamplingOptions{})
+	for _, n := range o.Contexts {
+		g.Reset()
+		goruntime.GC()
+		debug.FreeOSMemory()
+		resetPeakRSS()
+		ids := make([][]int64, o.Batch)
+		for i := range ids {
+			for range n {
+				id := rng.Int64N(int64(width))
+				if id == g.EOS() {
+					id = (id + 1) % int64(width)
+				}
+				ids[i] = append(ids[i], id)
+			}
+		}
+		start := time.Now()
+		logits, err := g.Prefill(ids)
+		if err != nil {
+			return fmt.Errorf("bench %s, context %d: %w", dir, n, err)
+		}
+		prefill := time.Since(start)
+		v := int64(g.VocabSize())
+		start = time.Now()
+		for range o.DecodeTokens {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			next := make([]int64, o.Batch)
+			for i := range next {
+				next[i] = greedy.Sample(logits.Float32s()[int64(i)*v : int64(i)*v+int64(width)])
+			}
+			if logits, err = g.Step(next); err != nil {
+				return fmt.Errorf("bench %s, context %d: %w", dir, n, err)
+			}
+		}
+		decode := time.Since(start)
+		row := BenchRow{
+			Model: g.Kind(), Provider: g.Provider(), Context: n, Batch: o.Batch,
+			PrefillSeconds: prefill.Seconds(), DecodeTokens: o.DecodeTokens,
+			DecodeMsPerToken:      decode.Seconds() * 1e3 / float64(o.DecodeTokens),
+			DecodeTokensPerSecond: float64(o.Batch*o.DecodeTokens) / decode.Seconds(),
+			StateBytes:            g.StateBytes(), PeakRSSBytes: peakRSS(),
+		}
+		res.Rows = append(res.Rows, row)
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, "bench %s context %d: prefill %.3f s, decode %.2f ms/token, state %.1f MiB, peak RSS %.0f MiB\n",
+				row.Model, n, row.PrefillSeconds, row.DecodeMsPerToken, mib(row.StateBytes), mib(row.PeakRSSBytes))
+		}
+	}
+	return nil
+}
+
+func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+// resetPeakRSS asks Linux to reset VmHWM to the current RSS and reports
+// whether it could.
+func resetPeakRSS() bool {
+	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
+}
+
+// peakRSS is VmHWM from /proc/self/status in bytes (0 where unavailable).
+func peakRSS() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// WriteBenchTable writes the rows as a Markdown table, with the notes.
+func (r *BenchResult) WriteBenchTable(path string) error {
+	var b strings.Builder
+	b.WriteString("| model | provider | context | batch | time to first token (s) | decode ms/token | decode tokens/s | state/KV (MiB) | peak RSS (MiB) |\n")
+	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, x := range r.Rows {
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %.3f | %.2f | %.1f | %.2f | %.0f |\n",
+			x.Model, x.Provider, x.Context, x.Batch, x.PrefillSeconds, x.DecodeMsPerToken, x.DecodeTokensPerSecond, mib(x.StateBytes), mib(x.PeakRSSBytes))
+	}
+	b.WriteString("\n")
+	if !r.PeakReset {
+		b.WriteString("- Peak RSS could not be reset between rows: each value is the process's peak so far.\n")
+	}
+	for _, n := range r.Notes {
+		b.WriteString("- " + n + "\n")
+	}
+	return atomicfile.WriteBytes(path, []byte(b.String()))
+}
+
+// WriteBenchPlot draws decode ms/token against the context length, one
+// line per model, as a PNG.
+func (r *BenchResult) WriteBenchPlot(path string) error {
+	p := plot.New()
+	p.Title.Text = "decode cost per token"
+	p.X.Label.Text = "context length (tokens)"
+	p.Y.Label.Text = "ms per token"
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	var lines []any
+	for _, kind := range []string{KindStudent, KindTeacher} {
+		var xy plotter.XYs
+		for _, x := range r.Rows {
+			if x.Model == kind {
+				xy = append(xy, plotter.XY{X: float64(x.Context), Y: x.DecodeMsPerToken})
+			}
+		}
+		if len(xy) > 0 {
+			lines = append(lines, kind, xy)
+		}
+	}
+	if len(lines) == 0 {
+		return fmt.Errorf("bench plot %s: no rows to draw", path)
+	}
+	if err := plotutil.AddLinePoints(p, lines...); err != nil {
+		return fmt.Errorf("bench plot %s: %w", path, err)
+	}
+	p.Y.Min = 0
+	w, err := p.WriterTo(6*vg.Inch, 4*vg.Inch, "png")
+	if err != nil {
+		return fmt.Errorf("bench plot %s: %w", path, err)
+	}
+	return atomicfile.Write(path, func(f io.Writer) error { _, err := w.WriteTo(f); return err })
+}

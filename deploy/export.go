@@ -1,0 +1,280 @@
+package deploy
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"mohawk/atomicfile"
+	"mohawk/export"
+	"mohawk/graphs"
+	"mohawk/graphs/models/phi"
+	"mohawk/graphs/models/phimamba"
+	"mohawk/hfconfig"
+	"mohawk/tensors"
+	"mohawk/tokenizer"
+)
+
+// Files of a deployment folder.
+const (
+	ModelFile       = export.ModelFile // the ONNX graph
+	DataFile        = export.DataFile  // its external weights, when written
+	ConfigFile      = "config.json"    // the model's own config (authors' or Hugging Face layout)
+	TokenizerFile   = "tokenizer.json"
+	GenAIConfigFile = "genai_config.json" // onnxruntime-genai's model description
+	ManifestFile    = "mohawk.json"       // state shapes for Generator (written last)
+)
+
+// Graph input and output names (onnxruntime-genai's conventions, see
+// ../shared/docs/onnx-ecosystem.md §4.2–4.3). The %d is the layer index.
+const (
+	InputIDs         = "input_ids"
+	Logits           = "logits"
+	PastConv         = "past_key_values.%d.conv_state"
+	PastRecurrent    = "past_key_values.%d.recurrent_state"
+	PresentConv      = "present.%d.conv_state"
+	PresentRecurrent = "present.%d.recurrent_state"
+	PastKey          = "past_key_values.%d.key"
+	PastValue        = "past_key_values.%d.value"
+	PresentKey       = "present.%d.key"
+	PresentValue     = "present.%d.value"
+)
+
+// Symbolic dimension names of the graphs' inputs.
+const (
+	batchDim   = "batch_size"
+	seqDim     = "sequence_length"
+	pastSeqDim = "past_sequence_length"
+)
+
+// EndOfText is the special token that ends a text in Phi's tokenizer.
+const EndOfText = "<|endoftext|>"
+
+// ExternalAbove is the weight size from which model.onnx.data is written
+// even when Options.External is off (export.Save also switches on its own
+// at protobuf's 2 GB limit).
+const ExternalAbove = 512 << 20
+
+// DefaultStudentContext is the student's context_length in
+// genai_config.json when Options.ContextLength is 0: the recurrent student
+// has no positional limit, so this only bounds genai's max_length.
+const DefaultStudentContext = 16384
+
+// Options control an export.
+type Options struct {
+	// FP16 stores the weights as float16; the graph casts them to float32
+	// right after loading, so the computation (and the states) stay float32.
+	// The files halve; at run time ONNX Runtime folds the casts, so the
+	// weights take float32 memory (measured: the same resident set as the
+	// float32 folder for phimamba-tiny-en).
+	FP16 bool
+	// Opset is the default-domain opset, export.DefaultOpset (21) when 0 and
+	// at most export.MaxOpset (26, what ONNX Runtime 1.29 loads).
+	Opset int
+	// External writes the weights to model.onnx.data (4 KiB aligned) even
+	// below ExternalAbove.
+	External bool
+	// ContextLength is genai_config.json's context_length; 0 means the
+	// teacher's max_position_embeddings or DefaultStudentContext.
+	ContextLength int
+}
+
+func (o Options) opset() int {
+	if o.Opset == 0 {
+		return export.DefaultOpset
+	}
+	return o.Opset
+}
+
+func (o Options) validate() error {
+	if op := o.opset(); op < export.DefaultOpset || op > export.MaxOpset {
+		return fmt.Errorf("opset %d: use %d to %d (the graphs' ops need %d; ONNX Runtime 1.29 loads at most %d)",
+			op, export.DefaultOpset, export.MaxOpset, export.DefaultOpset, export.MaxOpset)
+	}
+	if o.ContextLength < 0 {
+		return fmt.Errorf("context length %d is negative; use 0 for the default", o.ContextLength)
+	}
+	return nil
+}
+
+// ExportStudent writes a deployment folder for a Phi-Mamba student with
+// weights w (float32 or float16 tensors under the authors' names):
+// model.onnx (+ model.onnx.data), config.json in the authors' layout, a
+// copy of the tokenizer.json at tokenizerJSON, genai_config.json and
+// mohawk.json.
+//
+// The graph takes input_ids [batch_size, sequence_length] and per layer i
+// past_key_values.i.conv_state [batch_size, ConvChannels, DConv−1] and
+// past_key_values.i.recurrent_state [batch_size, H, N, P] (zeros for an
+// empty context), and returns logits [batch_size, sequence_length, vocab]
+// and present.i.conv_state / present.i.recurrent_state. An If on
+// sequence_length == 1 runs the recurrent step form for decoding and the
+// chunked SSD form (with the incoming states) otherwise.
+func ExportStudent(dir string, c phimamba.Config, w map[string]*tensors.Tensor, tokenizerJSON string, o Options) error {
+	fail := func(err error) error { return fmt.Errorf("export student to %s: %w", dir, err) }
+	if err := o.validate(); err != nil {
+		return fail(err)
+	}
+	if err := c.Validate(); err != nil {
+		return fail(fmt.Errorf("student config: %w", err))
+	}
+	tok, err := tokenizer.Load(tokenizerJSON)
+	if err != nil {
+		return fail(err)
+	}
+	eot, ok := tok.SpecialID(EndOfText)
+	if !ok {
+		return fail(fmt.Errorf("%s has no special token %s; the student needs it as its end-of-text id", tokenizerJSON, EndOfText))
+	}
+	g, err := studentGraph(c, w, o.FP16, decodeIf)
+	if err != nil {
+		return fail(err)
+	}
+	cfg, err := c.Marshal()
+	if err != nil {
+		return fail(err)
+	}
+	ctx := o.ContextLength
+	if ctx == 0 {
+		ctx = DefaultStudentContext
+	}
+	f := folder{
+		graph:  g,
+		config: cfg,
+		genai: newGenAIConfig(genaiModel{
+			BOS: eot, EOS: eot, Pad: eot, VocabSize: c.Vocab, ContextLength: ctx,
+			Decoder: genaiDecoder{
+				HiddenSize: c.DModel, NumAttentionHeads: c.VHeads, NumKeyValueHeads: c.VHeads,
+				HeadSize: c.HeadDim(), NumHiddenLayers: c.Layers,
+			},
+		}),
+		manifest: Manifest{Kind: KindStudent, Decode: studentDecode, States: studentStates(c)},
+	}
+	if err := f.write(dir, tokenizerJSON, o); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// ExportTeacher writes a deployment folder for a Phi teacher with
+// Hugging Face config h and weights w: the graph takes input_ids and per
+// layer past_key_values.i.key / .value [batch_size, heads,
+// past_sequence_length, head_dim] (length 0 for an empty context) and
+// returns logits and present.i.key / .value with the new positions
+// appended. Rotary positions continue from past_sequence_length.
+func ExportTeacher(dir string, h *hfconfig.Phi, w map[string]*tensors.Tensor, tokenizerJSON string, o Options) error {
+	fail := func(err error) error { return fmt.Errorf("export teacher to %s: %w", dir, err) }
+	if err := o.validate(); err != nil {
+		return fail(err)
+	}
+	cfg, err := h.Marshal() // validates h
+	if err != nil {
+		return fail(err)
+	}
+	tok, err := tokenizer.Load(tokenizerJSON)
+	if err != nil {
+		return fail(err)
+	}
+	eot, hasEOT := tok.SpecialID(EndOfText)
+	bos, eos := int64(h.BosTokenID), int64(h.EosTokenID)
+	for _, id := range []*int64{&bos, &eos} {
+		if *id < 0 {
+			if !hasEOT {
+				return fail(fmt.Errorf("config.json has no bos/eos token id and %s has no %s; set bos_token_id and eos_token_id", tokenizerJSON, EndOfText))
+			}
+			*id = eot
+		}
+	}
+	pc := teacherConfig(h)
+	g, err := teacherGraph(pc, w, o.FP16)
+	if err != nil {
+		return fail(err)
+	}
+	ctx := o.ContextLength
+	if ctx == 0 {
+		ctx = h.MaxPositionEmbeddings
+	}
+	f := folder{
+		graph:  g,
+		config: cfg,
+		genai: newGenAIConfig(genaiModel{
+			BOS: bos, EOS: eos, Pad: eos, VocabSize: pc.Vocab, ContextLength: ctx,
+			Decoder: genaiDecoder{
+				HiddenSize: pc.Hidden, NumAttentionHeads: pc.Heads, NumKeyValueHeads: pc.Heads,
+				HeadSize: pc.HeadDim(), NumHiddenLayers: pc.Layers,
+			},
+		}),
+		manifest: Manifest{Kind: KindTeacher, Decode: teacherDecode, States: teacherStates(pc)},
+	}
+	if err := f.write(dir, tokenizerJSON, o); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// teacherConfig is the teacher architecture of a Hugging Face config.
+func teacherConfig(h *hfconfig.Phi) phi.Config {
+	return phi.Config{Vocab: int64(h.VocabSize), Hidden: int64(h.HiddenSize), Layers: h.NumHiddenLayers,
+		Heads: int64(h.NumAttentionHeads), Intermediate: int64(h.IntermediateSize),
+		RotaryDim: int64(h.RotaryDim()), RopeTheta: h.RopeTheta, Eps: float32(h.LayerNormEps)}
+}
+
+// folder is everything a deployment folder holds, before writing.
+type folder struct {
+	graph    *graphs.Graph
+	config   []byte
+	genai    genaiConfig
+	manifest Manifest
+}
+
+// write stores the folder: the model first, the manifest last, so a folder
+// with a mohawk.json is complete.
+func (f folder) write(dir, tokenizerJSON string, o Options) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	// A manifest left from an earlier export would vouch for a half-written folder.
+	if err := os.Remove(filepath.Join(dir, ManifestFile)); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	var weightBytes int64
+	for _, v := range f.graph.Initializers() {
+		weightBytes += int64(len(v.Data().Data))
+	}
+	meta := map[string]string{"mohawk.kind": f.manifest.Kind, "mohawk.decode": f.manifest.Decode}
+	err := export.Save(f.graph, dir, export.SaveOptions{
+		Options:  export.Options{Opset: o.opset(), Metadata: meta, DocString: "mohawk " + f.manifest.Kind + " decoder: " + f.manifest.Decode},
+		External: o.External || weightBytes >= ExternalAbove,
+	})
+	if err != nil {
+		return err
+	}
+	tok, err := os.ReadFile(tokenizerJSON)
+	if err != nil {
+		return err
+	}
+	f.genai.Model.Decoder.Filename = ModelFile
+	f.manifest.Format, f.manifest.Opset = ManifestFormat, o.opset()
+	f.manifest.WeightDType = tensors.Float32.String()
+	if o.FP16 {
+		f.manifest.WeightDType = tensors.Float16.String()
+	}
+	genai, err := json.MarshalIndent(f.genai, "", "  ")
+	if err != nil {
+		return err
+	}
+	manifest, err := json.MarshalIndent(f.manifest, "", "  ")
+	if err != nil {
+		return err
+	}
+	for _, file := range []struct {
+		name string
+		data []byte
+	}{{ConfigFile, f.config}, {TokenizerFile, tok}, {GenAIConfigFile, genai}, {ManifestFile, manifest}} {
+		if err := atomicfile.WriteBytes(filepath.Join(dir, file.name), file.data); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,282 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"mohawk/runtime"
+	"mohawk/tensors"
+	"mohawk/tokenizer"
+)
+
+// DefaultChunk is the most tokens Generator feeds the graph per call when
+// Generator.Chunk is 0: longer inputs are fed in pieces, carrying the
+// states, which bounds the memory of a long prefill (the teacher's
+// attention scores grow with piece × context).
+const DefaultChunk = 512
+
+// Generator runs a deployment folder written by ExportStudent or
+// ExportTeacher on ONNX Runtime: it feeds tokens, carries the states (the
+// student's fixed-size conv and SSM states, the teacher's growing KV cache)
+// from call to call, samples and streams text. Several sequences of equal
+// length can run side by side (batch ≥ 1).
+//
+// A Generator is not safe for concurrent use.
+type Generator struct {
+	// Chunk is the most tokens fed per graph call (0: DefaultChunk).
+	Chunk int
+
+	dir      string
+	manifest *Manifest
+	genai    *genaiConfig
+	env      *runtime.Env
+	sess     *runtime.Session
+	tok      *tokenizer.Tokenizer
+	states   []*tensors.Tensor // in manifest order; nil without a context
+	batch    int
+	context  int // tokens per sequence in the context
+}
+
+// Open loads the folder dir on a runtime opened with rc: the same folder
+// runs on the CPU or, with rc.Provider "cuda", on a GPU. Close releases
+// both.
+func Open(dir string, rc runtime.Config) (*Generator, error) {
+	m, err := ReadManifest(dir)
+	if err != nil {
+		return nil, err
+	}
+	gc, err := readGenAIConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.Load(filepath.Join(dir, TokenizerFile))
+	if err != nil {
+		return nil, err
+	}
+	env, err := runtime.Open(rc, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	ins := []string{gc.Model.Decoder.Inputs["input_ids"]}
+	outs := []string{gc.Model.Decoder.Outputs["logits"]}
+	for _, s := range m.States {
+		ins, outs = append(ins, s.Input), append(outs, s.Output)
+	}
+	sess, err := env.NewSessionFromFile(m.Kind, filepath.Join(dir, gc.Model.Decoder.Filename), ins, outs)
+	if err != nil {
+		env.Close()
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	return &Generator{dir: dir, manifest: m, genai: gc, env: env, sess: sess, tok: tok}, nil
+}
+
+// Close releases the session and the runtime.
+func (g *Generator) Close() error {
+	return errors.Join(g.sess.Close(), g.env.Close())
+}
+
+// Kind is KindStudent or KindTeacher.
+func (g *Generator) Kind() string { return g.manifest.Kind }
+
+// Provider is the execution provider in use ("cpu", "cuda", ...).
+func (g *Generator) Provider() string { return g.env.Provider() }
+
+// Tokenizer is the folder's tokenizer.
+func (g *Generator) Tokenizer() *tokenizer.Tokenizer { return g.tok }
+
+// EOS is the end-of-text token id.
+func (g *Generator) EOS() int64 { return g.genai.Model.EOS }
+
+// VocabSize is the width of the logits.
+func (g *Generator) VocabSize() int { return int(g.genai.Model.VocabSize) }
+
+// Context is the number of tokens per sequence fed since the last Prefill
+// or Reset.
+func (g *Generator) Context() int { return g.context }
+
+// StateBytes is the size of the tensors carried between calls now (the
+// student's states are fixed; the teacher's KV cache grows with Context).
+func (g *Generator) StateBytes() int64 {
+	var n int64
+	for _, s := range g.states {
+		n += int64(len(s.Data))
+	}
+	return n
+}
+
+// Reset drops the context.
+func (g *Generator) Reset() { g.states, g.batch, g.context = nil, 0, 0 }
+
+// Prefill starts a new context with one row of token ids per sequence (all
+// of one length ≥ 1) and returns the logits after the last token,
+// [batch, vocab].
+func (g *Generator) Prefill(ids [][]int64) (*tensors.Tensor, error) {
+	g.Reset()
+	return g.feed(ids, false)
+}
+
+// Step appends one token per sequence to the context and returns the next
+// logits, [batch, vocab].
+func (g *Generator) Step(tokens []int64) (*tensors.Tensor, error) {
+	if g.states == nil {
+		return nil, fmt.Errorf("%s: step before prefill; call Prefill with the prompt first", g.dir)
+	}
+	ids := make([][]int64, len(tokens))
+	for i, t := range tokens {
+		ids[i] = []int64{t}
+	}
+	return g.feed(ids, false)
+}
+
+// Feed appends ids (one row per sequence, all of one length ≥ 1) to the
+// context, starting one if there is none, and returns the logits of every
+// new position, [batch, length, vocab].
+func (g *Generator) Feed(ids [][]int64) (*tensors.Tensor, error) {
+	return g.feed(ids, true)
+}
+
+// feed runs ids in pieces of at most Chunk tokens and returns all logits or
+// those after the last token.
+func (g *Generator) feed(ids [][]int64, all bool) (*tensors.Tensor, error) {
+	b, t, err := g.checkIDs(ids)
+	if err != nil {
+		return nil, err
+	}
+	if g.states == nil {
+		g.start(b)
+	}
+	chunk := g.Chunk
+	if chunk <= 0 {
+		chunk = DefaultChunk
+	}
+	v := int64(g.VocabSize())
+	var out *tensors.Tensor
+	if all {
+		out = tensors.Zeros(tensors.Float32, int64(b), int64(t), v)
+	}
+	for start := 0; start < t; start += chunk {
+		end := min(start+chunk, t)
+		n := int64(end - start)
+		flat := make([]int64, 0, int64(b)*n)
+		for _, row := range ids {
+			flat = append(flat, row[start:end]...)
+		}
+		res, err := g.sess.Run(append([]*tensors.Tensor{tensors.FromInt64([]int64{int64(b), n}, flat)}, g.states...))
+		if err != nil {
+			g.Reset() // the states may be half-updated; start again
+			return nil, fmt.Errorf("%s: %w", g.dir, err)
+		}
+		logits := res[0].Float32s()
+		g.states = res[1:]
+		g.context += int(n)
+		switch {
+		case all:
+			dst := out.Float32s()
+			for r := int64(0); r < int64(b); r++ {
+				copy(dst[(r*int64(t)+int64(start))*v:], logits[r*n*v:(r+1)*n*v])
+			}
+		case end == t:
+			last := tensors.Zeros(tensors.Float32, int64(b), v)
+			for r := int64(0); r < int64(b); r++ {
+				copy(last.Float32s()[r*v:(r+1)*v], logits[((r+1)*n-1)*v:(r+1)*n*v])
+			}
+			out = last
+		}
+	}
+	return out, nil
+}
+
+// checkIDs checks that ids is a batch of equal, non-empty rows of valid
+// token ids that fits the current context, and returns its size.
+func (g *Generator) checkIDs(ids [][]int64) (batch, length int, err error) {
+	if len(ids) == 0 || len(ids[0]) == 0 {
+		return 0, 0, fmt.Errorf("%s: no tokens to feed; pass at least one token per sequence", g.dir)
+	}
+	if g.states != nil && len(ids) != g.batch {
+		return 0, 0, fmt.Errorf("%s: %d sequences given, the context holds %d; call Prefill to start a new batch", g.dir, len(ids), g.batch)
+	}
+	v := int64(g.VocabSize())
+	for i, row := range ids {
+		if len(row) != len(ids[0]) {
+			return 0, 0, fmt.Errorf("%s: sequence %d has %d tokens, sequence 0 has %d; sequences of a batch must have equal lengths", g.dir, i, len(row), len(ids[0]))
+		}
+		for j, id := range row {
+			if id < 0 || id >= v {
+				return 0, 0, fmt.Errorf("%s: token %d of sequence %d is %d, outside the vocabulary [0, %d)", g.dir, j, i, id, v)
+			}
+		}
+	}
+	return len(ids), len(ids[0]), nil
+}
+
+// start makes the states of an empty context for batch sequences.
+func (g *Generator) start(batch int) {
+	g.states = make([]*tensors.Tensor, len(g.manifest.States))
+	for i, s := range g.manifest.States {
+		dt, _ := tensors.ParseDType(s.DType) // checked by ReadManifest
+		g.states[i] = tensors.Zeros(dt, s.shape(batch, 0)...)
+	}
+	g.batch, g.context = batch, 0
+}
+
+// Generate continues prompt by up to maxNew tokens, one sequence, sampling
+// with o, and returns the generated text. It stops early at the end-of-text
+// token (not included) and when ctx is done (returning ctx's error with the
+// text so far). onToken, if not nil, receives the text as it is generated:
+// a character whose UTF-8 bytes span several tokens is passed once complete.
+// An empty prompt starts from the beginning-of-text token.
+func (g *Generator) Generate(ctx context.Context, prompt string, maxNew int, o SamplingOptions, onToken func(text string)) (string, error) {
+	s, err := NewSampler(o)
+	if err != nil {
+		return "", err
+	}
+	ids := g.tok.Encode(prompt)
+	if len(ids) == 0 {
+		ids = []int64{g.genai.Model.BOS}
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	logits, err := g.Prefill([][]int64{ids})
+	if err != nil {
+		return "", err
+	}
+	// Ids past the tokenizer's vocabulary (padding rows) are never sampled.
+	width := min(g.VocabSize(), g.tok.VocabSize())
+	var out strings.Builder
+	emit := func(text string) {
+		if text != "" {
+			out.WriteString(text)
+			if onToken != nil {
+				onToken(text)
+			}
+		}
+	}
+	stream := textStream{tok: g.tok}
+	for n := 0; n < maxNew; n++ {
+		if err := ctx.Err(); err != nil {
+			emit(stream.flush())
+			return out.String(), err
+		}
+		next := s.Sample(logits.Float32s()[:width])
+		if next == g.EOS() {
+			break
+		}
+		text, err := stream.add(next)
+		if err != nil {
+			return out.String(), err
+		}
+		emit(text)
+		if n+1 == maxNew {
+			break
+		}
+		if logits, err = g.Step([]int64{next}); err != nil {
+			return out.String(), err
+		}
+	}
+	emit(stream.flush())
+	return out.String(), nil
+}

@@ -1,0 +1,135 @@
+package deploy
+
+import (
+	"fmt"
+
+	"mohawk/graphs"
+	"mohawk/graphs/layers"
+	"mohawk/graphs/models/phi"
+	"mohawk/graphs/models/phimamba"
+	"mohawk/tensors"
+)
+
+// decodeForm is how a student graph computes its calls. Only decodeIf is
+// exported; the other two exist to measure that choice (BenchmarkDecodeForms).
+type decodeForm int
+
+const (
+	// decodeIf: one graph for every T; an If on T == 1 runs the recurrent
+	// step form, otherwise the chunked SSD form.
+	decodeIf decodeForm = iota
+	// decodeSSD: the chunked SSD form for every T (T = 1 is padded to a
+	// whole chunk).
+	decodeSSD
+	// decodeStep: a T = 1-only graph of the step form (the lower bound a
+	// separate decode graph would reach).
+	decodeStep
+)
+
+// weights serves w as float32 parameters of g: float32 initializers, or
+// float16 initializers cast to float32 once each when fp16 is set.
+func weights(g *graphs.Graph, w map[string]*tensors.Tensor, fp16 bool) layers.Params {
+	if !fp16 {
+		return &layers.Frozen{G: g, Tensors: w, DType: tensors.Float32}
+	}
+	stored := &layers.Frozen{G: g, Tensors: w, DType: tensors.Float16}
+	cast := map[string]*graphs.Value{}
+	return layers.ParamFunc(func(name string, shape graphs.Shape) *graphs.Value {
+		if v, ok := cast[name]; ok {
+			return v
+		}
+		v := graphs.Cast(stored.Get(name, shape), tensors.Float32)
+		cast[name] = v
+		return v
+	})
+}
+
+// studentGraph builds the student's deployment graph in the given form.
+func studentGraph(c phimamba.Config, w map[string]*tensors.Tensor, fp16 bool, form decodeForm) (*graphs.Graph, error) {
+	g := graphs.New("phimamba_decoder")
+	err := graphs.Try(func() {
+		seq := graphs.Sym(seqDim)
+		if form == decodeStep {
+			seq = graphs.D(1)
+		}
+		ids := g.Input(InputIDs, tensors.Int64, graphs.S(batchDim, seq))
+		states := make([]phimamba.State, c.Layers)
+		for i := range states {
+			states[i] = phimamba.State{
+				Conv: g.Input(fmt.Sprintf(PastConv, i), tensors.Float32, graphs.S(batchDim, c.ConvChannels(), c.DConv-1)),
+				SSM:  g.Input(fmt.Sprintf(PastRecurrent, i), tensors.Float32, graphs.S(batchDim, c.VHeads, c.DState, c.HeadDim())),
+			}
+		}
+		p := weights(g, w, fp16)
+		// forward returns logits and the per-layer states, in output order.
+		forward := func(ids *graphs.Value, st []phimamba.State, f phimamba.Form) []*graphs.Value {
+			out := phimamba.Forward(p, c, ids, phimamba.Options{Form: f, States: st})
+			vals := []*graphs.Value{out.Logits}
+			for _, s := range out.States {
+				vals = append(vals, s.Conv, s.SSM)
+			}
+			return vals
+		}
+		var outs []*graphs.Value
+		switch form {
+		case decodeSSD:
+			outs = forward(ids, states, phimamba.FormSSD)
+		case decodeStep:
+			outs = forward(ids, states, phimamba.FormStep)
+		case decodeIf:
+			capture := func(b *graphs.IfBranch) (*graphs.Value, []phimamba.State) {
+				st := make([]phimamba.State, len(states))
+				for i, s := range states {
+					st[i] = phimamba.State{Conv: b.Capture(s.Conv), SSM: b.Capture(s.SSM)}
+				}
+				return b.Capture(ids), st
+			}
+			step := graphs.NewIfBranch(g, "decode_step")
+			sIDs, sSt := capture(step)
+			vals := forward(graphs.Reshape(sIDs, 0, 1), sSt, phimamba.FormStep)
+			vals[0] = graphs.ReshapeTo(vals[0], graphs.S(batchDim, seqDim, c.Vocab), sIDs) // [B, 1, V] is [B, T, V] here
+			step.Finish(vals...)
+			chunked := graphs.NewIfBranch(g, "prefill_ssd")
+			cIDs, cSt := capture(chunked)
+			chunked.Finish(forward(cIDs, cSt, phimamba.FormSSD)...)
+			single := graphs.Equal(graphs.ShapeOf(ids, 1, 2), g.Int64s(1))
+			outs = graphs.If(single, step, chunked)
+		}
+		g.Output(Logits, outs[0])
+		for i := 0; i < c.Layers; i++ {
+			g.Output(fmt.Sprintf(PresentConv, i), outs[1+2*i])
+			g.Output(fmt.Sprintf(PresentRecurrent, i), outs[2+2*i])
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build the student graph: %w", err)
+	}
+	return g, nil
+}
+
+// teacherGraph builds the teacher's deployment graph with a KV cache.
+func teacherGraph(c phi.Config, w map[string]*tensors.Tensor, fp16 bool) (*graphs.Graph, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	g := graphs.New("phi_decoder")
+	err := graphs.Try(func() {
+		ids := g.Input(InputIDs, tensors.Int64, graphs.S(batchDim, seqDim))
+		cache := &phi.Cache{}
+		past := graphs.S(batchDim, c.Heads, pastSeqDim, c.HeadDim())
+		for i := 0; i < c.Layers; i++ {
+			cache.PastKey = append(cache.PastKey, g.Input(fmt.Sprintf(PastKey, i), tensors.Float32, past))
+			cache.PastValue = append(cache.PastValue, g.Input(fmt.Sprintf(PastValue, i), tensors.Float32, past))
+		}
+		out := phi.Forward(weights(g, w, fp16), c, ids, phi.Options{Cache: cache})
+		g.Output(Logits, out.Logits)
+		for i := 0; i < c.Layers; i++ {
+			g.Output(fmt.Sprintf(PresentKey, i), cache.PresentKey[i])
+			g.Output(fmt.Sprintf(PresentValue, i), cache.PresentValue[i])
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build the teacher graph: %w", err)
+	}
+	return g, nil
+}
