@@ -245,7 +245,14 @@ func (r *BenchResult) WriteBenchPlot(path string) error {
 	p.X.Label.Text = "context length (tokens)"
 	p.Y.Label.Text = "ms per token"
 	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	var ticks plot.ConstantTicks
+	for _, x := range r.Rows {
+		if !slices.ContainsFunc(ticks, func(t plot.Tick) bool { return t.Value == float64(x.Context) }) {
+			ticks = append(ticks, plot.Tick{Value: float64(x.Context), Label: strconv.Itoa(x.Context)})
+		}
+	}
+	p.X.Tick.Marker = ticks
+	p.Legend.Top, p.Legend.Left = true, true
 	var lines []any
 	for _, kind := range []string{KindStudent, KindTeacher} {
 		var xy plotter.XYs
