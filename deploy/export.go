@@ -186,7 +186,7 @@ func ExportTeacher(dir string, h *hfconfig.Phi, w map[string]*tensors.Tensor, to
 			*id = eot
 		}
 	}
-	pc := teacherConfig(h)
+	pc := phi.FromHF(h)
 	g, err := teacherGraph(pc, w, o.FP16)
 	if err != nil {
 		return fail(err)
@@ -211,13 +211,6 @@ func ExportTeacher(dir string, h *hfconfig.Phi, w map[string]*tensors.Tensor, to
 		return fail(err)
 	}
 	return nil
-}
-
-// teacherConfig is the teacher architecture of a Hugging Face config.
-func teacherConfig(h *hfconfig.Phi) phi.Config {
-	return phi.Config{Vocab: int64(h.VocabSize), Hidden: int64(h.HiddenSize), Layers: h.NumHiddenLayers,
-		Heads: int64(h.NumAttentionHeads), Intermediate: int64(h.IntermediateSize),
-		RotaryDim: int64(h.RotaryDim()), RopeTheta: h.RopeTheta, Eps: float32(h.LayerNormEps)}
 }
 
 // folder is everything a deployment folder holds, before writing.

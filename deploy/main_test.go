@@ -108,7 +108,7 @@ func teacherRef(t testing.TB) refModel {
 		},
 		training: func(g *graphs.Graph, ids *graphs.Value) *graphs.Value {
 			p := &layers.Frozen{G: g, Tensors: w, DType: tensors.Float32}
-			return phi.Forward(p, teacherConfig(h), ids, phi.Options{}).Logits
+			return phi.Forward(p, phi.FromHF(h), ids, phi.Options{}).Logits
 		},
 	}
 }

@@ -99,8 +99,10 @@ func requiredOpset(g *graphs.Graph) int {
 	need := 1
 	for _, n := range g.Nodes() {
 		need = max(need, n.Def().Since)
-		if n.Body != nil {
-			need = max(need, requiredOpset(n.Body))
+		for _, a := range n.Def().Attrs(n) { // Loop bodies, If branches
+			if a.Kind == graphs.AttrGraph {
+				need = max(need, requiredOpset(a.Graph))
+			}
 		}
 	}
 	return need

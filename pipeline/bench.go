@@ -27,8 +27,17 @@ import (
 var Phi15 = phi.Config{Vocab: 51200, Hidden: 2048, Layers: 24, Heads: 32, Intermediate: 8192, RotaryDim: 32, RopeTheta: 10000, Eps: 1e-5}
 
 // benchTeacher loads a teacher directory, or builds a random Phi-1.5 for
-// the name "phi-1.5".
+// the name "phi-1.5" ("phi-1.5:N" keeps only N layers, for quick checks).
 func benchTeacher(model string, seed uint64) (*stages.Teacher, error) {
+	if name, layers, ok := strings.Cut(model, ":"); ok && name == "phi-1.5" {
+		c := Phi15
+		n, err := strconv.Atoi(layers)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bench: %q: want phi-1.5:<layers>", model)
+		}
+		c.Layers = n
+		return &stages.Teacher{Config: c, Weights: RandomPhi(c, seed)}, nil
+	}
 	if model == "phi-1.5" {
 		return &stages.Teacher{Config: Phi15, Weights: RandomPhi(Phi15, seed)}, nil
 	}

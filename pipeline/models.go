@@ -18,13 +18,6 @@ import (
 	"mohawk/torchpickle"
 )
 
-// PhiConfig converts a Hugging Face config to the teacher architecture.
-func PhiConfig(h *hfconfig.Phi) phi.Config {
-	return phi.Config{Vocab: int64(h.VocabSize), Hidden: int64(h.HiddenSize), Layers: h.NumHiddenLayers,
-		Heads: int64(h.NumAttentionHeads), Intermediate: int64(h.IntermediateSize),
-		RotaryDim: int64(h.RotaryDim()), RopeTheta: h.RopeTheta, Eps: float32(h.LayerNormEps)}
-}
-
 // LoadTeacher reads a Hugging Face Phi checkpoint directory: config.json
 // and (possibly sharded) safetensors, converted to float32. Every tensor the
 // architecture needs must be present with its shape; errors name the file
@@ -34,7 +27,7 @@ func LoadTeacher(dir string) (*stages.Teacher, *hfconfig.Phi, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	c := PhiConfig(h)
+	c := phi.FromHF(h)
 	w, err := loadWeights(dir, shapesOf(c.ParamShapes()), "teacher")
 	if err != nil {
 		return nil, nil, err

@@ -196,7 +196,7 @@ func (w *work) loadModels() error {
 	var err error
 	if scratch != nil {
 		w.hc, w.teacher = newTeacherConfig(scratch, w.tok), nil
-		tc := PhiConfig(w.hc)
+		tc := phi.FromHF(w.hc)
 		w.teacher = &stages.Teacher{Config: tc, Weights: RandomPhi(tc, cfg.Seed)}
 	} else if w.teacher, w.hc, err = LoadTeacher(cfg.Resolve(cfg.Teacher.Path)); err != nil {
 		return err

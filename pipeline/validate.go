@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"mohawk/graphs/models/phi"
 	"mohawk/hfconfig"
 	"mohawk/safetensors"
 	"mohawk/tokenizer"
@@ -54,7 +55,7 @@ func Validate(cfg *Config, source string) error {
 			if set, err := safetensors.OpenDir(dir); err != nil {
 				v.add("teacher.path: %v", err)
 			} else {
-				if shapes := PhiConfig(h).ParamShapes(); len(shapes) > 0 {
+				if shapes := phi.FromHF(h).ParamShapes(); len(shapes) > 0 {
 					for name, s := range shapes {
 						info, err := set.Info(name)
 						switch {

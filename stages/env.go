@@ -125,6 +125,9 @@ func (e *Env) session(g *graphs.Graph) (*runtime.Session, error) {
 	return e.Runtime.NewSessionFromFile(g.Name, filepath.Join(dir, export.ModelFile), ins, outs)
 }
 
+// Session is session for callers outside the package (benchmarks).
+func (e *Env) Session(g *graphs.Graph) (*runtime.Session, error) { return e.session(g) }
+
 // build runs a graph builder, converting construction panics to errors.
 func build(name string, fn func(g *graphs.Graph)) (*graphs.Graph, error) {
 	g := graphs.New(name)

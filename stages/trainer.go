@@ -104,7 +104,7 @@ func (e *Env) Train(spec TrainSpec) (*TrainResult, error) {
 			if !ok {
 				return nil, wrap(fmt.Errorf("no initial value for parameter %s", p.Name))
 			}
-			state[p.Name] = w.Clone()
+			state[p.Name] = w // never written to: runs return new tensors
 			state[train.ExpAvg(p.Name)] = tensors.Zeros(tensors.Float32, w.Shape...)
 			state[train.ExpAvgSq(p.Name)] = tensors.Zeros(tensors.Float32, w.Shape...)
 		}

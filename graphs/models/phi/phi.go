@@ -6,8 +6,16 @@ import (
 
 	"mohawk/graphs"
 	"mohawk/graphs/layers"
+	"mohawk/hfconfig"
 	"mohawk/tensors"
 )
+
+// FromHF converts a Hugging Face Phi config to the teacher architecture.
+func FromHF(h *hfconfig.Phi) Config {
+	return Config{Vocab: int64(h.VocabSize), Hidden: int64(h.HiddenSize), Layers: h.NumHiddenLayers,
+		Heads: int64(h.NumAttentionHeads), Intermediate: int64(h.IntermediateSize),
+		RotaryDim: int64(h.RotaryDim()), RopeTheta: h.RopeTheta, Eps: float32(h.LayerNormEps)}
+}
 
 // Config is the teacher architecture.
 type Config struct {

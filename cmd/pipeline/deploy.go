@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"mohawk/deploy"
+	"mohawk/pipeline"
+)
+
+func cmdExport(ctx context.Context, args []string) error {
+	fs := flags("export", "--model DIR --out DIR [--fp16] [--opset N]")
+	model := fs.String("model", "", "model directory: Hugging Face Phi (exported with a KV cache) or Phi-Mamba student (with recurrent states)")
+	out := fs.String("out", "", "deployment folder to write (model.onnx, config.json, tokenizer.json, genai_config.json)")
+	fp16 := fs.Bool("fp16", false, "store weights as float16")
+	opset := fs.Int("opset", 0, "ONNX opset (default 21, at most 26)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *model == "" || *out == "" {
+		fs.Usage()
+		return errUsage
+	}
+	kind, err := pipeline.ExportModel(*model, *out, deploy.Options{FP16: *fp16, Opset: *opset})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("exported %s model to %s\n", kind, *out)
+	return nil
+}
+
+func cmdGenerate(ctx context.Context, args []string) error {
+	fs := flags("generate", "--model EXPORT_DIR --prompt TEXT [flags]")
+	model := fs.String("model", "", "deployment folder written by pipeline export")
+	prompt := fs.String("prompt", "", "text to continue")
+	maxNew := fs.Int("max-new-tokens", 64, "tokens to generate at most")
+	var o deploy.SamplingOptions
+	fs.Float64Var(&o.Temperature, "temperature", 0.8, "sampling temperature (0: greedy)")
+	fs.IntVar(&o.TopK, "top-k", 50, "keep the k most likely tokens (0: all)")
+	fs.Float64Var(&o.TopP, "top-p", 0.95, "nucleus sampling mass (1: off)")
+	seed := fs.Uint64("seed", 1, "random seed")
+	rc := runtimeFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *model == "" || *prompt == "" {
+		fs.Usage()
+		return errUsage
+	}
+	o.Seed = *seed
+	g, err := deploy.Open(*model, rc())
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	fmt.Print(*prompt)
+	_, err = g.Generate(ctx, *prompt, *maxNew, o, func(text string) { fmt.Print(text) })
+	fmt.Println()
+	return err
+}
+
+func cmdBenchGenerate(ctx context.Context, args []string) error {
+	fs := flags("bench-generate", "--student DIR --teacher DIR [flags]")
+	var o deploy.BenchOptions
+	fs.StringVar(&o.Student, "student", "", "student deployment folder")
+	fs.StringVar(&o.Teacher, "teacher", "", "teacher deployment folder (KV cache)")
+	contexts := fs.String("contexts", "1024,4096,16384", "context lengths prefilled before decoding")
+	fs.IntVar(&o.DecodeTokens, "decode-tokens", 32, "timed decode steps per context")
+	out := fs.String("out", "bench-generate", "directory for the table (bench.md) and plot (bench.png)")
+	rc := runtimeFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if o.Student == "" && o.Teacher == "" {
+		fs.Usage()
+		return errUsage
+	}
+	for _, c := range strings.Split(*contexts, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 1 {
+			return fmt.Errorf("--contexts: %q is not a positive integer", c)
+		}
+		o.Contexts = append(o.Contexts, n)
+	}
+	o.Runtime, o.Progress = rc(), os.Stderr
+	r, err := deploy.BenchGenerate(ctx, o)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	if err := r.WriteBenchTable(filepath.Join(*out, "bench.md")); err != nil {
+		return err
+	}
+	if err := r.WriteBenchPlot(filepath.Join(*out, "bench.png")); err != nil {
+		return err
+	}
+	b, _ := os.ReadFile(filepath.Join(*out, "bench.md"))
+	fmt.Print(string(b))
+	return nil
+}
