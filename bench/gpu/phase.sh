@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# GPU measurement phases (docs/benchmarks.md and docs/results.md quote their
+# output with these exact commands). Run from the repository root on the GPU
+# machine after the ONNX Runtime CUDA staging of ../shared/docs/GPU.md:
+#   bench/gpu/phase.sh A|B|C OUTDIR
+# Environment: PIPELINE (binary, default bin/pipeline), SHARED (default
+# ../shared), QUICK=1 shrinks every size for a dry rehearsal on a CPU box
+# (PROVIDER=cpu).
+set -uo pipefail
+phase=$1; out=$2; mkdir -p "$out"
+P=${PIPELINE:-bin/pipeline}; S=${SHARED:-../shared}; PROV=${PROVIDER:-cuda}
+TINY=$S/reference/phi-tiny-en; DATA=$S/data/en; TORCH=$S/tools/torch-reference
+q() { if [ "${QUICK:-0}" = 1 ]; then echo "$2"; else echo "$1"; fi; }
+log() { echo "== $(date -u +%T) $*" | tee -a "$out/log.txt"; }
+# run NAME TIMEOUT CMD...: append CMD's JSON lines to $out/NAME.jsonl
+run() { local name=$1 t=$2; shift 2; log "$name: $*"; timeout "$t" "$@" >>"$out/$name.jsonl" 2>>"$out/$name.err"; echo "rc=$? $name" >>"$out/log.txt"; }
+# gpumem NAME: sample GPU memory (MiB) every 0.5 s into gpumem-NAME.txt until killed.
+gpumem() { while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -1 >>"$out/gpumem-$1.txt"; sleep 0.5; done; }
+
+case $phase in
+A)
+  nvidia-smi >"$out/nvidia-smi.txt" 2>&1
+  run eval 120 $P eval --model $TINY --data $DATA/val.txt --provider $PROV --json
+  run forward 120 $P bench-forward --model $TINY --batch 16 --seq 256 --iters $(q 20 2) --provider $PROV
+  run forward 120 $P bench-forward --model $TINY --batch 16 --seq 256 --iters $(q 5 2) --provider cpu
+  [ "$PROV" = cuda ] && run forward_torch 180 python3 bench/torch/forward_torch.py $TINY 16 256 20
+  run forward 300 $P bench-forward --model $(q phi-1.5 phi-1.5:1) --batch 1 --seq $(q 2048 128) --iters $(q 10 2) --provider $PROV
+  run forward 300 $P bench-forward --model $(q phi-1.5 phi-1.5:1) --batch 1 --seq $(q 2048 128) --iters $(q 10 2) --provider $PROV --tf32
+  [ "$PROV" = cuda ] && run forward_torch 300 python3 bench/torch/forward_torch.py phi-1.5 1 2048 10
+  [ "$PROV" = cuda ] && run forward_torch 300 python3 bench/torch/forward_torch.py phi-1.5 1 2048 10 tf32
+  for st in pretrain-teacher distill align orient; do
+    for spr in 1 $(q 16 2); do
+      run stage_tiny 240 $P bench-stage --teacher $TINY --stage $st --micro-batch $(q 16 2) --seq $(q 256 64) --steps-per-run $spr --runs $(q 3 1) --provider $PROV
+    done
+  done
+  ;;
+B)
+  for b in ${BUDGETS:-1000000 3300000}; do
+    run ablate_$b 1200 $P ablate configs/phi-tiny-en.yaml --budget $(q $b 60000) --provider $PROV \
+      training.steps_per_run=${SPR:-8} output_dir=$out/runs
+    cp $out/runs/*ablation*.md "$out/" 2>/dev/null
+  done
+  ;;
+C)
+  gpumem distill </dev/null >/dev/null 2>&1 & pid=$!
+  run stage_phi15 540 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs $(q 2 1) --provider $PROV --tf32
+  kill $pid 2>/dev/null
+  [ "$PROV" = cuda ] && run perf_torch 240 python3 $TORCH/perf_torch.py tf32 4 2048
+  [ "$PROV" = cuda ] && run perf_torch 240 python3 $TORCH/perf_torch.py bf16 4 2048
+  $P export --model $TINY --out $out/exp-teacher >/dev/null 2>>"$out/export.err"
+  $P export --model $S/reference/phimamba-tiny-en --out $out/exp-student >/dev/null 2>>"$out/export.err"
+  run bench_generate 400 $P bench-generate --student $out/exp-student --teacher $out/exp-teacher --contexts $(q 1024,4096,16384 64,256) --decode-tokens $(q 32 4) --out $out/bench-generate-$PROV --provider $PROV
+  cp $out/bench-generate-$PROV/bench.* "$out/" 2>/dev/null
+  rm -rf $out/exp-teacher $out/exp-student
+  ;;
+esac
+log "phase $phase done"
