@@ -9,6 +9,7 @@
 set -uo pipefail
 phase=$1; out=$2; mkdir -p "$out"
 P=${PIPELINE:-bin/pipeline}; S=${SHARED:-../shared}; PROV=${PROVIDER:-cuda}
+RUNS=${RUNS:-$out/runs}  # ablation runs (phase C exports a student from them)
 TINY=$S/reference/phi-tiny-en; DATA=$S/data/en; TORCH=$S/tools/torch-reference
 q() { if [ "${QUICK:-0}" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 log() { echo "== $(date -u +%T) $*" | tee -a "$out/log.txt"; }
@@ -37,21 +38,26 @@ A)
 B)
   for b in ${BUDGETS:-1000000 3300000}; do
     run ablate_$b 1200 $P ablate configs/phi-tiny-en.yaml --budget $(q $b 60000) --provider $PROV \
-      training.steps_per_run=${SPR:-8} output_dir=$out/runs
-    cp $out/runs/*ablation*.md "$out/" 2>/dev/null
+      training.steps_per_run=${SPR:-8} output_dir=$RUNS
+    cp $RUNS/*ablation*.md "$out/" 2>/dev/null
   done
   ;;
 C)
+  $P export --model $TINY --out $out/exp-teacher >/dev/null 2>>"$out/export.err"
+  student=$(ls -d $RUNS/*-s123-*/stages/02-distill/output 2>/dev/null | tail -1)
+  if [ -n "$student" ]; then
+    $P export --model $student --out $out/exp-student >/dev/null 2>>"$out/export.err"
+    run bench_generate 300 $P bench-generate --student $out/exp-student --teacher $out/exp-teacher --contexts $(q 1024,4096,16384 64,256) --decode-tokens $(q 32 4) --out $out/bench-generate-$PROV --provider $PROV
+    cp $out/bench-generate-$PROV/bench.* "$out/" 2>/dev/null
+  else
+    log "no distilled student under $RUNS: bench-generate skipped"
+  fi
+  rm -rf $out/exp-teacher $out/exp-student
+  [ "$PROV" = cuda ] && run perf_torch 200 python3 $TORCH/perf_torch.py tf32 4 2048
+  [ "$PROV" = cuda ] && run perf_torch 200 python3 $TORCH/perf_torch.py bf16 4 2048
   gpumem distill </dev/null >/dev/null 2>&1 & pid=$!
   run stage_phi15 540 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs $(q 2 1) --provider $PROV --tf32
   kill $pid 2>/dev/null
-  [ "$PROV" = cuda ] && run perf_torch 240 python3 $TORCH/perf_torch.py tf32 4 2048
-  [ "$PROV" = cuda ] && run perf_torch 240 python3 $TORCH/perf_torch.py bf16 4 2048
-  $P export --model $TINY --out $out/exp-teacher >/dev/null 2>>"$out/export.err"
-  $P export --model $S/reference/phimamba-tiny-en --out $out/exp-student >/dev/null 2>>"$out/export.err"
-  run bench_generate 400 $P bench-generate --student $out/exp-student --teacher $out/exp-teacher --contexts $(q 1024,4096,16384 64,256) --decode-tokens $(q 32 4) --out $out/bench-generate-$PROV --provider $PROV
-  cp $out/bench-generate-$PROV/bench.* "$out/" 2>/dev/null
-  rm -rf $out/exp-teacher $out/exp-student
   ;;
 esac
 log "phase $phase done"
