@@ -283,3 +283,125 @@ func peakRSS() int64 {
 
 // benchDir is where benchmark sessions keep large exported graphs.
 func benchDir() string { return filepath.Join(os.TempDir(), "mohawk-bench") }
+
+// MixerResult is one mixer-form throughput measurement.
+type MixerResult struct {
+	Form       string  `json:"form"`
+	Seq        int     `json:"seq"`
+	Provider   string  `json:"provider"`
+	MsPerCall  float64 `json:"ms_per_call"`
+	TokensPerS float64 `json:"tokens_per_s"`
+	UsPerToken float64 `json:"us_per_token"`
+}
+
+// BenchMixer times layer 0's mixer of the student derived from teacher
+// (random weights) on one sequence of each length: the chunked SSD form,
+// the materialised quadratic form (the naive baseline), and the recurrent
+// step fed one token per session run with states carried by the caller.
+func BenchMixer(ctx context.Context, teacher string, forms []string, seqs []int, iters int, rc runtime.Config, progress io.Writer) ([]MixerResult, error) {
+	t, err := benchTeacher(teacher, 1)
+	if err != nil {
+		return nil, err
+	}
+	c := StudentConfigFor(t.Config, StudentConfig{})
+	w := stages.Weights{}
+	for name, shape := range c.ParamShapes() {
+		if phimamba.IsMixer(name) && strings.HasPrefix(name, phimamba.LayerPrefix(0)+".") {
+			w[name] = initTensor(name, shape, InitMohawk, 1)
+		}
+	}
+	rt, err := runtime.Open(rc, progress)
+	if err != nil {
+		return nil, err
+	}
+	defer rt.Close()
+	env := &stages.Env{Ctx: ctx, Runtime: rt, Dir: benchDir()}
+	var out []MixerResult
+	for _, form := range forms {
+		for _, seq := range seqs {
+			r, err := benchMixerForm(env, c, w, form, seq, iters)
+			if err != nil {
+				return out, fmt.Errorf("mixer %s at T=%d: %w", form, seq, err)
+			}
+			r.Provider = rt.Provider()
+			out = append(out, *r)
+			if progress != nil {
+				fmt.Fprintf(progress, "mixer %s T=%d: %.1f µs/token\n", form, seq, r.UsPerToken)
+			}
+		}
+	}
+	return out, nil
+}
+
+func benchMixerForm(env *stages.Env, c phimamba.Config, w stages.Weights, form string, seq, iters int) (*MixerResult, error) {
+	g := graphs.New("mixer_" + form)
+	p := &layers.Frozen{G: g, Tensors: w, DType: tensors.Float32}
+	tokens := seq
+	var feeds []*tensors.Tensor
+	if err := graphs.Try(func() {
+		switch form {
+		case "ssd", "matrix":
+			u := g.Input("u", tensors.Float32, graphs.S("batch", "seq", c.DModel))
+			f := phimamba.FormSSD
+			if form == "matrix" {
+				f = phimamba.FormMatrix
+			}
+			g.Output("out", phimamba.Mixer(p, c, 0, u, f, nil).Out)
+			feeds = []*tensors.Tensor{randomFloats(1, int64(seq), c.DModel)}
+		case "step":
+			u := g.Input("u", tensors.Float32, graphs.S("batch", 1, c.DModel))
+			conv := g.Input("conv", tensors.Float32, graphs.S("batch", c.ConvChannels(), c.DConv-1))
+			ssm := g.Input("ssm", tensors.Float32, graphs.S("batch", c.VHeads, c.DState, c.HeadDim()))
+			m := phimamba.Mixer(p, c, 0, u, phimamba.FormStep, &phimamba.State{Conv: conv, SSM: ssm})
+			g.Output("out", m.Out)
+			g.Output("conv_next", m.State.Conv)
+			g.Output("ssm_next", m.State.SSM)
+			feeds = []*tensors.Tensor{randomFloats(1, 1, c.DModel), tensors.Zeros(tensors.Float32, 1, c.ConvChannels(), c.DConv-1),
+				tensors.Zeros(tensors.Float32, 1, c.VHeads, c.DState, c.HeadDim())}
+		default:
+			panic(&graphs.Error{Op: "bench-mixer", Msg: "unknown form " + form + " (ssd, matrix, step)"})
+		}
+	}); err != nil {
+		return nil, err
+	}
+	s, err := env.Session(g)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	call := func() error {
+		if form != "step" {
+			_, err := s.Run(feeds)
+			return err
+		}
+		for i := 0; i < seq; i++ { // one token per run, states carried
+			o, err := s.Run(feeds)
+			if err != nil {
+				return err
+			}
+			feeds[1], feeds[2] = o[1], o[2]
+		}
+		return nil
+	}
+	var times []float64
+	for i := 0; i < iters+1; i++ {
+		t0 := time.Now()
+		if err := call(); err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			times = append(times, time.Since(t0).Seconds())
+		}
+	}
+	sec := median(times)
+	return &MixerResult{Form: form, Seq: seq, MsPerCall: sec * 1000, TokensPerS: float64(tokens) / sec, UsPerToken: sec / float64(tokens) * 1e6}, nil
+}
+
+func randomFloats(shape ...int64) *tensors.Tensor {
+	rng := rand.New(rand.NewPCG(11, 13))
+	v := make([]float32, tensors.NumElements(shape))
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	return tensors.FromFloat32(shape, v)
+}

@@ -274,3 +274,32 @@ func cmdAblate(ctx context.Context, args []string) error {
 	fmt.Print(string(b))
 	return nil
 }
+
+func cmdBenchMixer(ctx context.Context, args []string) error {
+	fs := flags("bench-mixer", "--teacher DIR|phi-1.5 [--forms ssd,matrix,step] [--seqs 512,2048,8192]")
+	teacher := fs.String("teacher", "", "teacher whose derived student's layer-0 mixer is timed (random mixer weights)")
+	forms := fs.String("forms", "ssd,matrix,step", "mixer forms: ssd (chunked), matrix (materialised, quadratic), step (recurrent, one token per run)")
+	seqs := fs.String("seqs", "512,2048,8192", "sequence lengths")
+	iters := fs.Int("iters", 3, "timed repetitions (after one warm-up)")
+	rc := runtimeFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *teacher == "" {
+		fs.Usage()
+		return errUsage
+	}
+	var ts []int
+	for _, x := range strings.Split(*seqs, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(x))
+		if err != nil || n < 1 {
+			return fmt.Errorf("--seqs: %q is not a positive integer", x)
+		}
+		ts = append(ts, n)
+	}
+	rs, err := pipeline.BenchMixer(ctx, *teacher, strings.Split(*forms, ","), ts, *iters, rc(), os.Stderr)
+	for _, r := range rs {
+		printJSON(r)
+	}
+	return err
+}

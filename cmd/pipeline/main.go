@@ -40,6 +40,7 @@ commands:
   bench-generate            decode speed and memory, student vs teacher
   bench-forward             teacher forward throughput
   bench-stage               training-stage step throughput (tokens/s, MFU)
+  bench-mixer               mixer forms' cost per token (chunked SSD, matrix, recurrent step)
   setup                     install ONNX Runtime into the user cache
 
 Run 'pipeline <command> -h' for a command's flags.`
@@ -59,7 +60,7 @@ func run(args []string) int {
 	cmds := map[string]func(context.Context, []string) error{
 		"run": cmdRun, "validate": cmdValidate, "eval": cmdEval, "export": cmdExport, "grads": cmdGrads,
 		"convert": cmdConvert, "generate": cmdGenerate, "bench-generate": cmdBenchGenerate, "setup": cmdSetup,
-		"bench-forward": cmdBenchForward, "bench-stage": cmdBenchStage, "ablate": cmdAblate,
+		"bench-forward": cmdBenchForward, "bench-stage": cmdBenchStage, "ablate": cmdAblate, "bench-mixer": cmdBenchMixer,
 	}
 	f, ok := cmds[args[0]]
 	if !ok {
