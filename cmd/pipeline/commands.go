@@ -97,9 +97,10 @@ func runtimeFlags(fs *flag.FlagSet) func() runtime.Config {
 	lib := fs.String("ort-library", "", "path of libonnxruntime.so (default: $ORT_LIB, then the user cache)")
 	tf32 := fs.Bool("tf32", false, "cuda: allow TF32 tensor cores for float32 matrix products")
 	threads := fs.Int("threads", 0, "cpu: intra-op threads (0: ONNX Runtime's default)")
+	logLevel := fs.String("ort-log-level", "error", "ONNX Runtime log level: verbose, info, warning, error, fatal (info shows node placement)")
 	return func() runtime.Config {
 		c := runtime.Defaults()
-		c.Provider, c.Library = *p, *lib
+		c.Provider, c.Library, c.LogLevel = *p, *lib, *logLevel
 		c.CUDA.TF32 = *tf32
 		c.CPU.IntraOpThreads = *threads
 		return c
@@ -254,6 +255,10 @@ func cmdAblate(ctx context.Context, args []string) error {
 	budget := fs.Int64("budget", 0, "total training tokens of each recipe")
 	recipes := fs.String("recipes", "s123,s23,s3,scratch", "recipes to run: s123, s23, s3, scratch")
 	provider := fs.String("provider", "", "execution provider (overrides runtime.provider)")
+	lr := pipeline.PeerLRs
+	fs.Float64Var(&lr.Align, "lr-align", lr.Align, "learning rate of Stages 1 and 2")
+	fs.Float64Var(&lr.Distill, "lr-distill", lr.Distill, "learning rate of Stage 3")
+	fs.Float64Var(&lr.Scratch, "lr-scratch", lr.Scratch, "learning rate of the from-scratch student")
 	file, overrides, err := splitArgs(fs, args)
 	if err != nil {
 		return err
@@ -266,7 +271,7 @@ func cmdAblate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	out, err := pipeline.Ablate(ctx, cfg, file, *budget, strings.Split(*recipes, ","), pipeline.RunOptions{Provider: *provider})
+	out, err := pipeline.Ablate(ctx, cfg, file, *budget, strings.Split(*recipes, ","), lr, pipeline.RunOptions{Provider: *provider})
 	if err != nil {
 		return err
 	}

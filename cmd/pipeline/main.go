@@ -1,18 +1,3 @@
-// Command pipeline distils a Hugging Face Phi teacher into a Phi-Mamba
-// student with MOHAWK, evaluates models and exports them to ONNX.
-//
-//	pipeline run pipeline.yaml [key=value ...] [--provider cpu|cuda|tensorrt] [--dry-run]
-//	pipeline validate pipeline.yaml [key=value ...]
-//	pipeline ablate FILE --budget N [--recipes s123,s23,s3,scratch] [key=value ...]
-//	pipeline eval --model DIR --data FILE [--seq-len 256] [--windows 200] [--doc-separator '\n\n'] [--provider P] [--json]
-//	pipeline export --model DIR --out DIR [--fp16] [--opset N]
-//	pipeline grads --model HF_DIR --input FILE.safetensors --out FILE.safetensors
-//	pipeline convert --in DIR --out DIR
-//	pipeline generate --model EXPORT_DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--provider P]
-//	pipeline bench-generate --student DIR --teacher DIR [--contexts 1024,4096,16384] [--decode-tokens N] [--out DIR] [--provider P]
-//	pipeline bench-forward --model DIR|phi-1.5 [--batch B] [--seq T] [--iters N] [--provider P]
-//	pipeline bench-stage --teacher DIR|phi-1.5 --stage orient|align|distill|pretrain [--micro-batch B] [--seq T] [--steps-per-run S] [--provider P]
-//	pipeline setup [--provider cpu|cuda]
 package main
 
 import (

@@ -1,0 +1,22 @@
+// Package graphs is mohawk's typed graph IR and builder: every value has a
+// dtype and a shape whose dims are static or symbolic ("batch", "seq",
+// products and offsets of them), op constructors are named after the ONNX
+// ops they build (MatMul, Gemm, LayerNormalization, CumSum, Loop, ...), and
+// each op's shape rule runs while the graph is built.
+//
+// The op table (Ops, Lookup) holds one row per op: its shape rule, its
+// gradient rule (a vector-Jacobian product written with ordinary ops) or an
+// explicit no-gradient mark, its ONNX emitter and the opset it needs.
+// Gradients derives the backward graph of a scalar loss by walking the
+// graph in reverse creation order (creation order is topological), so a
+// training step is an ordinary graph that stock ONNX Runtime runs.
+//
+// Place in the dependency order: graphs imports only tensors and the
+// standard library; layers, losses, train and the models build on it;
+// export turns graphs into ONNX bytes. No cgo, no protobuf, no runtime.
+//
+// Error policy: building a graph wrongly (mismatched shapes or dtypes, a
+// value from an unrelated graph) panics with *Error, which names the op,
+// the shapes and the caller's file:line; Try converts that panic into an
+// error at package boundaries and re-raises any other panic.
+package graphs
