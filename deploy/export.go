@@ -69,8 +69,9 @@ type Options struct {
 	// weights take float32 memory (measured: the same resident set as the
 	// float32 folder for phimamba-tiny-en).
 	FP16 bool
-	// Opset is the default-domain opset, export.DefaultOpset (21) when 0 and
-	// at most export.MaxOpset (26, what ONNX Runtime 1.29 loads).
+	// Opset is the default-domain opset: 0 means the lowest the graph needs
+	// (export.RequiredOpset, which keeps every node on ONNX Runtime's CUDA
+	// kernels); at most export.MaxOpset (26, what ONNX Runtime 1.29 loads).
 	Opset int
 	// External writes the weights to model.onnx.data (4 KiB aligned) even
 	// below ExternalAbove.
@@ -80,17 +81,18 @@ type Options struct {
 	ContextLength int
 }
 
-func (o Options) opset() int {
+// opset is the opset g is written with.
+func (o Options) opset(g *graphs.Graph) int {
 	if o.Opset == 0 {
-		return export.DefaultOpset
+		return export.RequiredOpset(g)
 	}
 	return o.Opset
 }
 
 func (o Options) validate() error {
-	if op := o.opset(); op < export.DefaultOpset || op > export.MaxOpset {
-		return fmt.Errorf("opset %d: use %d to %d (the graphs' ops need %d; ONNX Runtime 1.29 loads at most %d)",
-			op, export.DefaultOpset, export.MaxOpset, export.DefaultOpset, export.MaxOpset)
+	if op := o.Opset; op != 0 && (op < export.MinOpset || op > export.MaxOpset) {
+		return fmt.Errorf("opset %d: use 0 (the lowest the graph needs) or %d to %d (ONNX Runtime 1.29 loads at most %d)",
+			op, export.MinOpset, export.MaxOpset, export.MaxOpset)
 	}
 	if o.ContextLength < 0 {
 		return fmt.Errorf("context length %d is negative; use 0 for the default", o.ContextLength)
@@ -237,7 +239,7 @@ func (f folder) write(dir, tokenizerJSON string, o Options) error {
 	}
 	meta := map[string]string{"mohawk.kind": f.manifest.Kind, "mohawk.decode": f.manifest.Decode}
 	err := export.Save(f.graph, dir, export.SaveOptions{
-		Options:  export.Options{Opset: o.opset(), Metadata: meta, DocString: "mohawk " + f.manifest.Kind + " decoder: " + f.manifest.Decode},
+		Options:  export.Options{Opset: o.opset(f.graph), Metadata: meta, DocString: "mohawk " + f.manifest.Kind + " decoder: " + f.manifest.Decode},
 		External: o.External || weightBytes >= ExternalAbove,
 	})
 	if err != nil {
@@ -248,7 +250,7 @@ func (f folder) write(dir, tokenizerJSON string, o Options) error {
 		return err
 	}
 	f.genai.Model.Decoder.Filename = ModelFile
-	f.manifest.Format, f.manifest.Opset = ManifestFormat, o.opset()
+	f.manifest.Format, f.manifest.Opset = ManifestFormat, o.opset(f.graph)
 	f.manifest.WeightDType = tensors.Float32.String()
 	if o.FP16 {
 		f.manifest.WeightDType = tensors.Float16.String()

@@ -166,7 +166,7 @@ func TestExportErrors(t *testing.T) {
 		o    Options
 		want string
 	}{
-		{"opset too low", Options{Opset: 17}, "opset 17: use 21 to 26"},
+		{"opset too low", Options{Opset: 17}, "uses ops that need opset 20; opset 17 was asked for"},
 		{"opset too high", Options{Opset: 27}, "at most 26"},
 		{"negative context", Options{ContextLength: -1}, "context length -1"},
 	} {

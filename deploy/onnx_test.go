@@ -63,8 +63,9 @@ func TestModelFile(t *testing.T) {
 				if err := proto.Unmarshal(data, &mp); err != nil {
 					t.Fatalf("model.onnx does not decode as ONNX: %v", err)
 				}
-				if len(mp.OpsetImport) != 1 || mp.OpsetImport[0].Version != int64(fc.o.opset()) || mp.OpsetImport[0].Domain != "" {
-					t.Errorf("opset imports %v, want the default domain at %d", mp.OpsetImport, fc.o.opset())
+				if len(mp.OpsetImport) != 1 || mp.OpsetImport[0].Version != int64(man.Opset) || mp.OpsetImport[0].Domain != "" ||
+					(fc.o.Opset != 0 && man.Opset != fc.o.Opset) {
+					t.Errorf("opset imports %v, manifest opset %d, asked for %d", mp.OpsetImport, man.Opset, fc.o.Opset)
 				}
 				v := gc.Model.VocabSize
 				wantIn := []string{InputIDs + ":int64[batch_size,sequence_length]"}

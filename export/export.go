@@ -19,9 +19,12 @@ import (
 const (
 	// IRVersion is the ONNX IR version mohawk writes.
 	IRVersion = 10
-	// DefaultOpset is the default-domain opset mohawk writes; every op in the
-	// op table is available at this version. ONNX Runtime 1.29 accepts up to 26.
-	DefaultOpset = 21
+	// MinOpset is the lowest default-domain opset mohawk writes. By default a
+	// model imports the lowest opset its ops need (RequiredOpset), because an
+	// ONNX Runtime build's CUDA kernels match exact op versions and newer
+	// versions of shape ops (Reshape-21, Transpose-21, ...) were registered
+	// for CUDA late: a lower opset keeps every node on the GPU.
+	MinOpset = 13
 	// MaxOpset is the highest opset ONNX Runtime 1.29 loads.
 	MaxOpset = 26
 	// Producer is written into ModelProto.producer_name.
@@ -32,7 +35,7 @@ const (
 
 // Options control how a model is written.
 type Options struct {
-	// Opset is the default-domain opset (0 means DefaultOpset).
+	// Opset is the default-domain opset (0: RequiredOpset of the graph).
 	Opset int
 	// Metadata is written into metadata_props.
 	Metadata map[string]string
@@ -68,12 +71,12 @@ type externalSink interface {
 func Model(g *graphs.Graph, opts Options, ext externalSink) (m *onnxpb.ModelProto, err error) {
 	opset := opts.Opset
 	if opset == 0 {
-		opset = DefaultOpset
+		opset = RequiredOpset(g)
 	}
 	if opset > MaxOpset {
 		return nil, fmt.Errorf("opset %d: ONNX Runtime 1.29 loads at most opset %d", opset, MaxOpset)
 	}
-	if need := requiredOpset(g); opset < need {
+	if need := RequiredOpset(g); opset < need {
 		return nil, fmt.Errorf("graph %q uses ops that need opset %d; opset %d was asked for", g.Name, need, opset)
 	}
 	w := &writer{ext: ext, names: map[string]int{}}
@@ -94,14 +97,15 @@ func Model(g *graphs.Graph, opts Options, ext externalSink) (m *onnxpb.ModelProt
 	return m, nil
 }
 
-// requiredOpset is the highest Since of the ops g (and its subgraphs) uses.
-func requiredOpset(g *graphs.Graph) int {
-	need := 1
+// RequiredOpset is the lowest opset providing every op g (and its loop
+// bodies and branches) uses, and at least MinOpset.
+func RequiredOpset(g *graphs.Graph) int {
+	need := MinOpset
 	for _, n := range g.Nodes() {
 		need = max(need, n.Def().Since)
 		for _, a := range n.Def().Attrs(n) { // Loop bodies, If branches
 			if a.Kind == graphs.AttrGraph {
-				need = max(need, requiredOpset(a.Graph))
+				need = max(need, RequiredOpset(a.Graph))
 			}
 		}
 	}

@@ -92,7 +92,7 @@ func Loop(trip *Value, init []*Value, body *LoopBody, iters Dim) []*Value {
 }
 
 func init() {
-	register(&OpDef{Type: "Loop", Since: 21, NoGrad: true, Infer: func(n *Node) []TypeShape {
+	register(&OpDef{Type: "Loop", Since: 13, NoGrad: true, Infer: func(n *Node) []TypeShape {
 		body, iters := n.Body, n.Attr.(*loopAttr).Iters
 		wantDType("Loop", tensors.Int64, n.Inputs[0])
 		init := n.Inputs[2:]

@@ -239,8 +239,8 @@ func init() {
 	register(&OpDef{Type: "And", Since: 7, Infer: inferLogic, NoGrad: true})
 	register(&OpDef{Type: "Or", Since: 7, Infer: inferLogic, NoGrad: true})
 	register(&OpDef{Type: "Not", Since: 1, Infer: inferLogic, NoGrad: true})
-	register(&OpDef{Type: "IsNaN", Since: 20, Infer: inferFloatMask, NoGrad: true})
-	register(&OpDef{Type: "IsInf", Since: 20, Infer: inferFloatMask, NoGrad: true})
+	register(&OpDef{Type: "IsNaN", Since: 13, Infer: inferFloatMask, NoGrad: true})
+	register(&OpDef{Type: "IsInf", Since: 10, Infer: inferFloatMask, NoGrad: true})
 	register(&OpDef{Type: "Sign", Since: 13, Infer: inferSame, NoGrad: true})
 
 	unary := func(op string, since int, grad func(x, y, g *Value) *Value) {
@@ -263,10 +263,10 @@ func init() {
 	unary("Erf", 13, func(x, y, g *Value) *Value {
 		return Mul(g, Mul(ScalarLike(x, 2/math.Sqrt(math.Pi)), Exp(Neg(Mul(x, x)))))
 	})
-	register(&OpDef{Type: "Identity", Since: 21, Infer: inferSame, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+	register(&OpDef{Type: "Identity", Since: 13, Infer: inferSame, Grad: func(n *Node, g []*Value, need []bool) []*Value {
 		return []*Value{g[0]}
 	}})
-	register(&OpDef{Type: "Cast", Since: 21, Infer: func(n *Node) []TypeShape {
+	register(&OpDef{Type: "Cast", Since: 13, Infer: func(n *Node) []TypeShape {
 		a := n.Attr.(*castAttr)
 		if !a.To.Valid() {
 			panic(errorf("Cast", "invalid target dtype %v", a.To))

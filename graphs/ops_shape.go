@@ -352,7 +352,7 @@ func sliceDim(d Dim, start, end, step int64) Dim {
 }
 
 func init() {
-	register(&OpDef{Type: "Reshape", Since: 21, Infer: func(n *Node) []TypeShape {
+	register(&OpDef{Type: "Reshape", Since: 13, Infer: func(n *Node) []TypeShape {
 		x, a := n.Inputs[0], n.Attr.(*reshapeAttr)
 		wantDType("Reshape", tensors.Int64, n.Inputs[1])
 		if xe, oe := x.Shape.NumElements(), a.Out.NumElements(); xe != oe && xe.Static() && oe.Static() {
@@ -362,7 +362,7 @@ func init() {
 	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
 		return []*Value{reshapeLike(g[0], n.Inputs[0]), nil}
 	}})
-	register(&OpDef{Type: "Shape", Since: 21, NoGrad: true, Infer: func(n *Node) []TypeShape {
+	register(&OpDef{Type: "Shape", Since: 15, NoGrad: true, Infer: func(n *Node) []TypeShape {
 		a := n.Attr.(*shapeAttr)
 		if a.Start < 0 || a.End > n.Inputs[0].Rank() || a.Start > a.End {
 			panic(errorf("Shape", "bad range [%d,%d) for %v", a.Start, a.End, n.Inputs[0]))
@@ -372,10 +372,10 @@ func init() {
 		a := n.Attr.(*shapeAttr)
 		return []Attr{intAttr("start", int64(a.Start)), intAttr("end", int64(a.End))}
 	}})
-	register(&OpDef{Type: "Size", Since: 21, NoGrad: true, Infer: func(n *Node) []TypeShape {
+	register(&OpDef{Type: "Size", Since: 13, NoGrad: true, Infer: func(n *Node) []TypeShape {
 		return ts(tensors.Int64, nil)
 	}})
-	register(&OpDef{Type: "Transpose", Since: 21, Infer: func(n *Node) []TypeShape {
+	register(&OpDef{Type: "Transpose", Since: 13, Infer: func(n *Node) []TypeShape {
 		x, p := n.Inputs[0], n.Attr.(*transposeAttr).Perm
 		if len(p) != x.Rank() {
 			panic(errorf("Transpose", "perm %v for %v", p, x))
@@ -398,7 +398,7 @@ func init() {
 		}
 		return []*Value{Transpose(g[0], inv...)}
 	}, Attrs: func(n *Node) []Attr { return []Attr{intsAttr("perm", n.Attr.(*transposeAttr).Perm)} }})
-	register(&OpDef{Type: "Unsqueeze", Since: 21, Infer: func(n *Node) []TypeShape {
+	register(&OpDef{Type: "Unsqueeze", Since: 13, Infer: func(n *Node) []TypeShape {
 		x, axes := n.Inputs[0], n.Attr.(*axesAttr).Axes
 		r := x.Rank() + len(axes)
 		ins := make([]bool, r)
@@ -419,7 +419,7 @@ func init() {
 	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
 		return []*Value{reshapeLike(g[0], n.Inputs[0]), nil}
 	}})
-	register(&OpDef{Type: "Squeeze", Since: 21, Infer: func(n *Node) []TypeShape {
+	register(&OpDef{Type: "Squeeze", Since: 13, Infer: func(n *Node) []TypeShape {
 		x, axes := n.Inputs[0], n.Attr.(*axesAttr).Axes
 		drop := make([]bool, x.Rank())
 		for _, a := range axes {
@@ -484,7 +484,7 @@ func init() {
 		}
 		return parts
 	}, Attrs: func(n *Node) []Attr { return []Attr{intAttr("axis", n.Attr.(*concatAttr).Axis)} }})
-	register(&OpDef{Type: "Split", Since: 18, Infer: func(n *Node) []TypeShape {
+	register(&OpDef{Type: "Split", Since: 13, Infer: func(n *Node) []TypeShape {
 		x, a := n.Inputs[0], n.Attr.(*splitAttr)
 		ax := normAxis("Split", int(a.Axis), x.Rank())
 		total := int64(0)
@@ -563,7 +563,7 @@ func init() {
 		}
 		return []*Value{Pad(g[0], pads, 0), nil, nil, nil, nil}
 	}})
-	register(&OpDef{Type: "Pad", Since: 21, Infer: func(n *Node) []TypeShape {
+	register(&OpDef{Type: "Pad", Since: 13, Infer: func(n *Node) []TypeShape {
 		if d, ok := n.Attr.(*dynAttr); ok {
 			return ts(n.Inputs[0].DType, d.Out)
 		}
@@ -642,7 +642,7 @@ func init() {
 	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
 		return []*Value{ScatterNDAdd(ZerosLike(n.Inputs[0]), n.Inputs[1], g[0]), nil}
 	}})
-	register(&OpDef{Type: "ScatterElements", Since: 18, Infer: func(n *Node) []TypeShape {
+	register(&OpDef{Type: "ScatterElements", Since: 16, Infer: func(n *Node) []TypeShape {
 		d, idx, u := n.Inputs[0], n.Inputs[1], n.Inputs[2]
 		wantInt("ScatterElements", idx)
 		sameDType("ScatterElements", d, u)
@@ -657,7 +657,7 @@ func init() {
 		a := n.Attr.(*scatterAttr)
 		return []Attr{intAttr("axis", a.Axis), stringAttr("reduction", a.Reduction)}
 	}})
-	register(&OpDef{Type: "ScatterND", Since: 18, Infer: func(n *Node) []TypeShape {
+	register(&OpDef{Type: "ScatterND", Since: 16, Infer: func(n *Node) []TypeShape {
 		d, idx, u := n.Inputs[0], n.Inputs[1], n.Inputs[2]
 		wantDType("ScatterND", tensors.Int64, idx)
 		sameDType("ScatterND", d, u)
@@ -671,7 +671,7 @@ func init() {
 	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
 		return []*Value{sumLike(g[0], n.Inputs[0]), nil}
 	}})
-	register(&OpDef{Type: "ConstantOfShape", Since: 21, NoGrad: true, Infer: func(n *Node) []TypeShape {
+	register(&OpDef{Type: "ConstantOfShape", Since: 9, NoGrad: true, Infer: func(n *Node) []TypeShape {
 		a := n.Attr.(*constOfShapeAttr)
 		wantDType("ConstantOfShape", tensors.Int64, n.Inputs[0])
 		return ts(a.Value.DType, a.Out)
