@@ -59,5 +59,30 @@ C)
   run stage_phi15 540 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs $(q 2 1) --provider $PROV --tf32
   kill $pid 2>/dev/null
   ;;
+D)
+  # Recipe sweep around the peer's setting: Stage 3 at lr 1e-3, and the
+  # attention-derived mixer initialisation (q→C, k→B, v→x, dense→out_proj).
+  for b in ${BUDGETS:-1000000 3300000}; do
+    run sweep_lr3_$b 600 $P ablate configs/phi-tiny-en.yaml --budget $(q $b 60000) --recipes s123,s23,s3 --lr-distill 0.001 \
+      --provider $PROV training.steps_per_run=${SPR:-16} output_dir=$RUNS name=phi-tiny-en-lr3
+    run sweep_att_$b 600 $P ablate configs/phi-tiny-en.yaml --budget $(q $b 60000) --recipes s123,s23,s3 \
+      --provider $PROV training.steps_per_run=${SPR:-16} output_dir=$RUNS name=phi-tiny-en-att student.init=attention
+  done
+  cp $RUNS/*-lr3-ablation*.md $RUNS/*-att-ablation*.md "$out/" 2>/dev/null
+  ;;
+E)
+  # Node placement of the Phi-1.5 forward (any node ONNX Runtime put on the CPU).
+  $P bench-forward --model $(q phi-1.5 phi-1.5:1) --batch 1 --seq $(q 2048 64) --iters 2 --provider $PROV --tf32 --ort-log-level verbose 2>&1 \
+    | grep -iE "placed on|kernel not found|fallback" | sort | uniq -c | sort -rn | head -40 >"$out/placement.txt"
+  gpumem distill16 </dev/null >/dev/null 2>&1 & pid=$!
+  run stage_phi15 420 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run $(q 16 2) --runs 1 --provider $PROV --tf32
+  kill $pid 2>/dev/null
+  for st in align orient; do
+    gpumem $st </dev/null >/dev/null 2>&1 & pid=$!
+    run stage_phi15 300 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage $st --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 1 --provider $PROV --tf32
+    kill $pid 2>/dev/null
+  done
+  for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done >"$out/gpumem-peaks.txt"
+  ;;
 esac
 log "phase $phase done"
