@@ -19,21 +19,32 @@ type Recipe struct {
 	Stages      []StageConfig
 }
 
+// RecipeLRs are the learning rates of the ablation arms.
+type RecipeLRs struct {
+	Align, Distill, Scratch float64 // Stages 1–2, Stage 3, from scratch
+}
+
+// PeerLRs are the PyTorch peer's: 1e-3 for Stages 1–2, 5e-4 for Stage 3,
+// 1e-3 from scratch.
+var PeerLRs = RecipeLRs{Align: 1e-3, Distill: 5e-4, Scratch: 1e-3}
+
 // Recipes are the ablation arms: Stages 1–3, 2–3, 3 only, and a student
 // trained from scratch with the language-model loss on the same budget.
-func Recipes() []Recipe {
+func Recipes(lr RecipeLRs) []Recipe {
 	s1 := func(f float64) StageConfig {
-		return StageConfig{Name: "orient", Kind: KindOrient, Fraction: f, LR: 1e-3}
+		return StageConfig{Name: "orient", Kind: KindOrient, Fraction: f, LR: lr.Align}
 	}
-	s2 := func(f float64) StageConfig { return StageConfig{Name: "align", Kind: KindAlign, Fraction: f, LR: 1e-3} }
+	s2 := func(f float64) StageConfig {
+		return StageConfig{Name: "align", Kind: KindAlign, Fraction: f, LR: lr.Align}
+	}
 	s3 := func(f float64) StageConfig {
-		return StageConfig{Name: "distill", Kind: KindDistill, Fraction: f, LR: 5e-4}
+		return StageConfig{Name: "distill", Kind: KindDistill, Fraction: f, LR: lr.Distill}
 	}
 	return []Recipe{
 		{Name: "s123", Label: "Stages 1–3", Stages: []StageConfig{s1(0.1), s2(0.2), s3(0.7)}},
 		{Name: "s23", Label: "Stages 2–3", Stages: []StageConfig{s2(0.3), s3(0.7)}},
 		{Name: "s3", Label: "Stage 3 only", Stages: []StageConfig{s3(1)}},
-		{Name: "scratch", Label: "from scratch (LM loss)", Stages: []StageConfig{{Name: "lm", Kind: KindPretrain, Model: "student", Scratch: true, Fraction: 1, LR: 1e-3}}},
+		{Name: "scratch", Label: "from scratch (LM loss)", Stages: []StageConfig{{Name: "lm", Kind: KindPretrain, Model: "student", Scratch: true, Fraction: 1, LR: lr.Scratch}}},
 	}
 }
 
@@ -52,13 +63,13 @@ type AblationRow struct {
 // writes a Table-2-style comparison (student/teacher held-out perplexity)
 // to <output_dir>/<name>-ablation-<budget>.md. Each arm is an ordinary run
 // (resumable, skipped when already complete).
-func Ablate(ctx context.Context, base *Config, source string, budget int64, names []string, opt RunOptions) (string, error) {
+func Ablate(ctx context.Context, base *Config, source string, budget int64, names []string, lr RecipeLRs, opt RunOptions) (string, error) {
 	want := map[string]bool{}
 	for _, n := range names {
 		want[n] = true
 	}
 	var rows []AblationRow
-	for _, r := range Recipes() {
+	for _, r := range Recipes(lr) {
 		if len(want) > 0 && !want[r.Name] {
 			continue
 		}
@@ -85,7 +96,8 @@ func Ablate(ctx context.Context, base *Config, source string, budget int64, name
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Ablation: %s, budget %s tokens\n\n", base.Name, humanCount(budget))
-	fmt.Fprintf(&b, "Held-out perplexity over %d windows of %d tokens; generated %s.\n\n", base.Eval.Windows, base.Eval.SeqLen, time.Now().UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "Held-out perplexity over %d windows of %d tokens; student init %s; lr Stages 1–2 %g, Stage 3 %g, from scratch %g; generated %s.\n\n",
+		base.Eval.Windows, base.Eval.SeqLen, base.Student.Init, lr.Align, lr.Distill, lr.Scratch, time.Now().UTC().Format(time.RFC3339))
 	b.WriteString("| recipe | student ppl | teacher ppl | student/teacher | after each stage | wall |\n|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		ratio := 0.0
