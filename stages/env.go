@@ -95,9 +95,15 @@ type NonFiniteError struct {
 	Stage  string
 	Step   int
 	Tensor string // first non-finite gradient, or "loss"
+	// Rollbacks is set when the rollback policy gave up: the fault came
+	// back after this many rollbacks (checkpoints.max_rollbacks).
+	Rollbacks int
 }
 
 func (e *NonFiniteError) Error() string {
+	if e.Rollbacks > 0 {
+		return fmt.Sprintf("stage %s: step %d: non-finite value in %s again after %d rollbacks with a lowered learning rate; giving up (checkpoints.max_rollbacks); lower the learning rate", e.Stage, e.Step, e.Tensor, e.Rollbacks)
+	}
 	return fmt.Sprintf("stage %s: step %d: non-finite value in %s; lower the learning rate, or set checkpoints.on_nonfinite: rollback", e.Stage, e.Step, e.Tensor)
 }
 

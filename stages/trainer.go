@@ -155,6 +155,9 @@ func (e *Env) Train(spec TrainSpec) (*TrainResult, error) {
 		for i := range lrs {
 			lrs[i] = float32(spec.LR * meta.LRFactor * spec.Schedule.Factor(step+i))
 		}
+		if FaultHook != nil {
+			FaultHook(spec.Name, step, lrs)
+		}
 		ts := time.Now()
 		got, err := r.run(state, stack(sampler, int64(step*spec.MicroBatches), n*spec.MicroBatches, n), lrs, step)
 		if err != nil {
@@ -201,6 +204,9 @@ func (e *Env) Train(spec TrainSpec) (*TrainResult, error) {
 			bad := step + good
 			nf := &NonFiniteError{Stage: spec.Name, Step: bad + 1, Tensor: firstNonFinite(got, good, spec)}
 			if e.NonFinite != "rollback" || meta.Rollbacks >= e.MaxRollbacks {
+				if e.NonFinite == "rollback" {
+					nf.Rollbacks = meta.Rollbacks
+				}
 				return nil, nf
 			}
 			lstep, t, m, ok, err := e.Ckpt.Latest()
