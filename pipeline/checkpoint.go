@@ -34,22 +34,38 @@ type Checkpoints struct {
 	Dir      string // …/checkpoints
 	KeepLast int    // newest complete checkpoints kept (the best is kept too)
 	Log      func(format string, args ...any)
+	// Key identifies the stage configuration (its plan hash); checkpoints
+	// written under another key are neither resumed from nor kept.
+	Key string
 }
 
 var _ stages.Checkpointer = (*Checkpoints)(nil)
 
-// Save writes the checkpoint of step: files into a temporary directory,
+// save writes the checkpoint of step: files into a temporary directory,
 // fsynced, then the manifest, then an atomic rename; then retention.
-func (c *Checkpoints) Save(step int, t stages.Weights, meta stages.Meta) error {
+func (c *Checkpoints) save(step int, t stages.Weights, meta stages.Meta) error {
+	if err := checkFinite(step, t); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	final := filepath.Join(c.Dir, fmt.Sprintf("%s%08d", ckptPrefix, step))
-	tmp, err := os.MkdirTemp(c.Dir, ".tmp-"+filepath.Base(final)+"-")
+	tmp, err := os.MkdirTemp(c.Dir, tmpPrefix+filepath.Base(final)+"-")
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	defer os.RemoveAll(tmp) // no-op after the rename
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	files := []string{ckptTensors, ckptMeta}
+	if c.Key != "" {
+		if err := atomicfile.WriteBytes(filepath.Join(tmp, ckptKey), []byte(c.Key+"\n")); err != nil {
+			return fmt.Errorf("checkpoint step %d: %w", step, err)
+		}
+		files = append(files, ckptKey)
+	}
 	var named []safetensors.Named
 	for _, n := range sortedNames(t) {
 		named = append(named, safetensors.Named{Name: n, T: t[n]})
@@ -64,10 +80,12 @@ func (c *Checkpoints) Save(step int, t stages.Weights, meta stages.Meta) error {
 	if err := atomicfile.WriteBytes(filepath.Join(tmp, ckptMeta), mb); err != nil {
 		return fmt.Errorf("checkpoint step %d: %w", step, err)
 	}
-	if err := writeManifest(tmp, []string{ckptTensors, ckptMeta}); err != nil {
+	if err := writeManifest(tmp, files); err != nil {
 		return fmt.Errorf("checkpoint step %d: %w", step, err)
 	}
-	os.RemoveAll(final) // a stale, incomplete directory of the same step
+	if err := retire(final); err != nil { // a stale directory of the same step
+		return fmt.Errorf("checkpoint step %d: %w", step, err)
+	}
 	if err := os.Rename(tmp, final); err != nil {
 		return fmt.Errorf("checkpoint step %d: %w", step, err)
 	}
@@ -161,6 +179,10 @@ func (c *Checkpoints) path(step int) string {
 func (c *Checkpoints) Latest() (int, stages.Weights, stages.Meta, bool, error) {
 	for _, step := range c.steps() {
 		dir := c.path(step)
+		if key, ok := c.foreign(dir); ok {
+			c.logf("checkpoint %s was written for another configuration of this stage (key %s, now %s); not resuming from it", dir, key, c.Key)
+			continue
+		}
 		if err := verify(dir); err != nil {
 			c.logf("checkpoint %s is not usable (%v); trying an older one", dir, err)
 			continue
@@ -211,7 +233,7 @@ func (c *Checkpoints) logf(format string, args ...any) {
 func (c *Checkpoints) prune() error {
 	if ents, err := os.ReadDir(c.Dir); err == nil {
 		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), ".tmp-") {
+			if strings.HasPrefix(e.Name(), tmpPrefix) {
 				os.RemoveAll(filepath.Join(c.Dir, e.Name()))
 			}
 		}
@@ -223,6 +245,9 @@ func (c *Checkpoints) prune() error {
 	best, bestLoss := -1, 0.0
 	for _, s := range steps {
 		var m stages.Meta
+		if _, ok := c.foreign(c.path(s)); ok {
+			continue
+		}
 		if b, err := os.ReadFile(filepath.Join(c.path(s), ckptMeta)); err == nil && json.Unmarshal(b, &m) == nil {
 			if m.ValLoss > 0 && (best < 0 || m.ValLoss < bestLoss) {
 				best, bestLoss = s, m.ValLoss
@@ -230,11 +255,14 @@ func (c *Checkpoints) prune() error {
 		}
 	}
 	var errs []error
-	for i, s := range steps {
-		if i < c.KeepLast || s == best {
+	kept := 0
+	for _, s := range steps {
+		if key, ok := c.foreign(c.path(s)); ok {
+			c.logf("removing checkpoint %s of another configuration of this stage (key %s, now %s)", c.path(s), key, c.Key)
+		} else if kept++; kept <= c.KeepLast || s == best {
 			continue
 		}
-		if err := os.RemoveAll(c.path(s)); err != nil {
+		if err := retire(c.path(s)); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -25,10 +25,11 @@ type runLog struct {
 }
 
 func newRunLog(metricsPath string, out io.Writer) (*runLog, error) {
-	f, err := os.OpenFile(metricsPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(metricsPath, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open metrics: %w", err)
 	}
+	endLine(f) // a line torn by a crash must not swallow the next record
 	tty := false
 	if fd, ok := out.(interface{ Fd() uintptr }); ok {
 		tty = term.IsTerminal(int(fd.Fd()))

@@ -82,12 +82,20 @@ func Run(ctx context.Context, cfg *Config, source string, opt RunOptions) (*Summ
 	}
 	defer w.close()
 	w.plan.Print(out)
+	if err := preflight(w, out, opt.DryRun); err != nil {
+		return nil, err
+	}
 	if opt.DryRun {
 		return nil, nil
 	}
 	if err := os.MkdirAll(w.plan.RunDir, 0o755); err != nil {
 		return nil, err
 	}
+	release, err := claimRunDir(w.plan)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if err := saveResolved(cfg, w.plan); err != nil {
 		return nil, err
 	}
@@ -289,7 +297,7 @@ func (w *work) runStage(ctx context.Context, sp StagePlan, log *runLog) (*StageR
 	if err := os.MkdirAll(sp.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	ck := &Checkpoints{Dir: filepath.Join(sp.Dir, "checkpoints"), KeepLast: w.cfg.Checkpoints.KeepLast, Log: log.Printf}
+	ck := &Checkpoints{Dir: filepath.Join(sp.Dir, "checkpoints"), KeepLast: w.cfg.Checkpoints.KeepLast, Log: log.Printf, Key: sp.Hash}
 	env := &stages.Env{Ctx: ctx, Runtime: w.rt, Teacher: w.teacher, Student: w.student, TrainData: w.train, ValData: w.val,
 		Seed: w.cfg.Seed + uint64(sp.Index), Dir: sp.Dir, Ckpt: ck, Log: log,
 		NonFinite: w.cfg.Checkpoints.OnNonFinite, RollbackLRFactor: w.cfg.Checkpoints.RollbackLRFactor, MaxRollbacks: w.cfg.Checkpoints.MaxRollbacks}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -207,7 +208,7 @@ func (v *validator) source(key string, s Source, cfg *Config) {
 }
 
 func (v *validator) optimizer(key string, o OptimizerConfig) {
-	v.check(o.LR > 0, "%s.lr %g must be positive", key, o.LR)
+	v.check(o.LR > 0 && o.LR <= math.MaxFloat32, "%s.lr %g must be positive and finite as a float32", key, o.LR)
 	v.check(o.Beta1 >= 0 && o.Beta1 < 1 && o.Beta2 >= 0 && o.Beta2 < 1, "%s betas (%g, %g) must lie in [0, 1)", key, o.Beta1, o.Beta2)
 	v.check(o.Eps > 0, "%s.eps %g must be positive", key, o.Eps)
 	v.check(o.WeightDecay >= 0, "%s.weight_decay %g must not be negative", key, o.WeightDecay)
@@ -242,7 +243,7 @@ func (v *validator) stage(where string, s StageConfig, cfg *Config) {
 		default:
 			v.check(s.Tokens > 0, "%s: tokens must be positive (the stage's training budget)", where)
 		}
-		v.check(s.LR >= 0, "%s: lr %g must not be negative", where, s.LR)
+		v.check(s.LR >= 0 && s.LR <= math.MaxFloat32, "%s: lr %g must not be negative and must be finite as a float32", where, s.LR)
 		if s.Schedule != nil {
 			v.schedule(where+".schedule", *s.Schedule)
 		}
