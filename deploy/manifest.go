@@ -242,5 +242,12 @@ func readGenAIConfig(dir string) (*genaiConfig, error) {
 	if !filepath.IsLocal(d.Filename) {
 		return nil, fmt.Errorf("%s: model.decoder.filename %q must name a file inside the folder", path, d.Filename)
 	}
+	model := filepath.Join(dir, d.Filename)
+	real, err1 := filepath.EvalSymlinks(model)
+	base, err2 := filepath.EvalSymlinks(dir)
+	fi, err3 := os.Lstat(model)
+	if err1 == nil && err2 == nil && err3 == nil && (real != filepath.Join(base, filepath.Clean(d.Filename)) || !fi.Mode().IsRegular()) {
+		return nil, fmt.Errorf("%s: model.decoder.filename %q must name a regular file inside the folder, not a symbolic link or a directory", path, d.Filename)
+	}
 	return &c, nil
 }

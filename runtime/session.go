@@ -61,6 +61,9 @@ func (e *Env) NewSession(name string, model []byte, inputs, outputs []string) (*
 // weights are in external data files next to it.
 func (e *Env) NewSessionFromFile(name, path string, inputs, outputs []string) (*Session, error) {
 	return e.newSession(name, inputs, outputs, func(opts *ort.SessionOptions) (*ort.DynamicAdvancedSession, error) {
+		if err := CheckExternalData(path); err != nil { // before ORT opens what the model names
+			return nil, err
+		}
 		s, err := ort.NewDynamicAdvancedSession(path, inputs, outputs, opts)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", path, err)
