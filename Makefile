@@ -5,8 +5,9 @@
 GO       ?= go
 BIN      := bin/pipeline
 GOFLAGS  ?=
+FUZZTIME ?= 60s
 
-.PHONY: build demo test vet fuzz bench clean
+.PHONY: build demo test vet fuzz bench clean crash-test soak
 
 build:
 	$(GO) build $(GOFLAGS) -o $(BIN) ./cmd/pipeline
@@ -23,12 +24,31 @@ test: vet
 
 # Short fuzzing pass over every parser of untrusted input (see docs/reliability.md).
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzOpen -fuzztime 60s ./safetensors
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./hfconfig
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./tokenizer
-	$(GO) test -run '^$$' -fuzz FuzzEncodeDecode -fuzztime 60s ./tokenizer
-	$(GO) test -run '^$$' -fuzz FuzzJSONL -fuzztime 60s ./data
-	$(GO) test -run '^$$' -fuzz FuzzCacheFile -fuzztime 60s ./data
+	$(GO) test -run '^$$' -fuzz FuzzOpen -fuzztime $(FUZZTIME) ./safetensors
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./hfconfig
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./tokenizer
+	$(GO) test -run '^$$' -fuzz FuzzEncodeDecode -fuzztime $(FUZZTIME) ./tokenizer
+	$(GO) test -run '^$$' -fuzz FuzzJSONL -fuzztime $(FUZZTIME) ./data
+	$(GO) test -run '^$$' -fuzz FuzzCacheFile -fuzztime $(FUZZTIME) ./data
+	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./torchpickle
+	$(GO) test -run '^$$' -fuzz FuzzPickle -fuzztime $(FUZZTIME) ./torchpickle
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./pipeline
+	$(GO) test -run '^$$' -fuzz FuzzReadSignature -fuzztime $(FUZZTIME) ./runtime
+	$(GO) test -run '^$$' -fuzz FuzzExternalData -fuzztime $(FUZZTIME) ./runtime
+	$(GO) test -run '^$$' -fuzz FuzzModelProto -fuzztime $(FUZZTIME) ./export/onnxpb
+
+# kill -9 at 50 random moments of a tiny pipeline run; every re-run must
+# resume from the newest complete checkpoint and end equal to an
+# uninterrupted run (go test ./... runs the same test with 5 kills).
+crash-test:
+	mkdir -p runs
+	MOHAWK_CRASH_KILLS=50 MOHAWK_CRASH_REPORT=$(CURDIR)/runs/crash-test.json \
+		$(GO) test -count=1 -timeout 60m -run '^TestCrashResume$$' -v ./pipeline
+
+# 30 minutes of Stage-3 training on the CPU with the resident set sampled
+# every 10 s (runs/soak/rss.csv, runs/soak/summary.txt); MINUTES=… to change.
+soak: build
+	PIPELINE=$(CURDIR)/$(BIN) bench/soak.sh runs/soak
 
 clean:
 	rm -rf bin runs
