@@ -55,8 +55,12 @@ func (s *Summary) teacherPPL() float64 {
 func WriteReport(dir string, s *Summary) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# mohawk run %s\n\n", s.Name)
-	fmt.Fprintf(&b, "Provider: %s. Started %s, finished %s (%s).\n\n", s.Provider, s.Started.Format(time.RFC3339),
-		s.Finished.Format(time.RFC3339), s.Finished.Sub(s.Started).Round(time.Second))
+	var wall float64
+	for _, r := range s.Stages {
+		wall += r.Seconds
+	}
+	fmt.Fprintf(&b, "Provider: %s. Stage wall time %s in all (stages done by an earlier invocation keep their own time); this report written %s.\n\n",
+		s.Provider, time.Duration(wall*float64(time.Second)).Round(time.Second), s.Finished.Format(time.RFC3339))
 	tp := s.teacherPPL()
 	b.WriteString("## Stages\n\n| stage | kind | tokens | steps | first loss | last loss | held-out loss | student ppl | teacher ppl | student/teacher | wall |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range s.Stages {
