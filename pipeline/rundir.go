@@ -41,14 +41,14 @@ func claimRunDir(p *Plan) (func(), error) {
 	}
 	f.Truncate(0)
 	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	dirs := []string{p.RunDir}
+	removeLeftovers(p.RunDir, true)
 	for _, s := range p.Stages {
 		if s.Export != nil && !within(s.Export.Out, p.RunDir) {
-			dirs = append(dirs, s.Export.Out)
+			// A folder the user named: only the deployment folders export
+			// writes, not what else is there.
+			removeLeftovers(filepath.Join(s.Export.Out, "student"), false)
+			removeLeftovers(filepath.Join(s.Export.Out, "teacher"), false)
 		}
-	}
-	for _, d := range dirs {
-		removeLeftovers(d)
 	}
 	return func() { f.Close() }, nil
 }
@@ -60,12 +60,19 @@ func isLeftover(name string) bool {
 	return strings.HasPrefix(name, tmpPrefix) || (strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-"))
 }
 
-// removeLeftovers removes the temporary files and directories under dir.
-func removeLeftovers(dir string) {
+// removeLeftovers removes the temporary files and directories in dir (and,
+// with deep, in its subdirectories).
+func removeLeftovers(dir string, deep bool) {
 	var gone []string
 	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
+		}
+		if !deep && d.IsDir() && path != dir {
+			if isLeftover(d.Name()) {
+				gone = append(gone, path)
+			}
+			return filepath.SkipDir
 		}
 		if path != dir && isLeftover(d.Name()) {
 			gone = append(gone, path)
