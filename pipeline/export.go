@@ -4,7 +4,13 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"mohawk/atomicfile"
 	"mohawk/deploy"
+	"mohawk/export"
+	"mohawk/graphs"
+	"mohawk/graphs/layers"
+	"mohawk/graphs/models/phi"
+	"mohawk/tensors"
 )
 
 // export runs an export stage: the student (and optionally the teacher) as
@@ -22,6 +28,50 @@ func (w *work) export(sp StagePlan) (string, error) {
 		}
 	}
 	return dir, nil
+}
+
+// ExportPlainTeacher writes a Hugging Face Phi model as a standalone ONNX
+// model without a cache: input input_ids int64 [batch, seq] → logits float32
+// [batch, seq, vocab] (batch and seq dynamic), with config.json and
+// tokenizer.json beside it.
+func ExportPlainTeacher(model, out string, o deploy.Options) error {
+	t, h, err := LoadTeacher(model)
+	if err != nil {
+		return err
+	}
+	tok := filepath.Join(model, "tokenizer.json")
+	if !exists(tok) {
+		return fmt.Errorf("model %s has no tokenizer.json; a deployment folder needs one", model)
+	}
+	g := graphs.New("phi_logits")
+	if err := graphs.Try(func() {
+		ids := g.Input("input_ids", tensors.Int64, graphs.S("batch", "seq"))
+		dt := tensors.Float32
+		if o.FP16 {
+			dt = tensors.Float16
+		}
+		p := &layers.Frozen{G: g, Tensors: t.Weights, DType: dt}
+		var params layers.Params = p
+		if o.FP16 { // weights stored as float16, computed in float32
+			params = layers.ParamFunc(func(name string, shape graphs.Shape) *graphs.Value {
+				return graphs.Cast(p.Get(name, shape), tensors.Float32)
+			})
+		}
+		g.Output("logits", phi.Forward(params, t.Config, ids, phi.Options{}).Logits)
+	}); err != nil {
+		return err
+	}
+	if err := export.Save(g, out, export.SaveOptions{Options: export.Options{Opset: o.Opset}, External: o.External}); err != nil {
+		return err
+	}
+	cfg, err := h.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteBytes(filepath.Join(out, "config.json"), cfg); err != nil {
+		return err
+	}
+	return copyFile(tok, filepath.Join(out, "tokenizer.json"))
 }
 
 // ExportModel writes a model directory (a Hugging Face Phi teacher or a

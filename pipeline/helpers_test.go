@@ -18,8 +18,9 @@ func demoDir(t testing.TB) string {
 }
 
 // tinyConfig is a pipeline over the demo teacher with budgets of a few
-// optimizer steps, written to a temporary directory.
-func tinyConfig(t testing.TB, stagesYAML string, extra ...string) (*Config, string) {
+// optimizer steps, written to a temporary directory. Each line of replace
+// ("training: {...}") replaces the default top-level section of that name.
+func tinyConfig(t testing.TB, stagesYAML string, replace ...string) (*Config, string) {
 	t.Helper()
 	dir := t.TempDir()
 	demo := demoDir(t)
@@ -36,7 +37,18 @@ training: {seq_len: 32, micro_batch: 2, tokens_per_update: 128, eval_windows: 2,
 eval: {windows: 4, seq_len: 32}
 runtime: {cpu: {intra_op_threads: 1}}
 stages:
-` + stagesYAML + "\n" + strings.Join(extra, "\n") + "\n"
+` + stagesYAML + "\n"
+	for _, r := range replace {
+		key, _, _ := strings.Cut(r, ":")
+		var lines []string
+		for _, l := range strings.Split(y, "\n") {
+			if strings.HasPrefix(l, key+":") {
+				l = r
+			}
+			lines = append(lines, l)
+		}
+		y = strings.Join(lines, "\n")
+	}
 	path := filepath.Join(dir, "pipeline.yaml")
 	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
 		t.Fatal(err)

@@ -17,7 +17,8 @@ func cmdExport(ctx context.Context, args []string) error {
 	model := fs.String("model", "", "model directory: Hugging Face Phi (exported with a KV cache) or Phi-Mamba student (with recurrent states)")
 	out := fs.String("out", "", "deployment folder to write (model.onnx, config.json, tokenizer.json, genai_config.json)")
 	fp16 := fs.Bool("fp16", false, "store weights as float16")
-	opset := fs.Int("opset", 0, "ONNX opset (default 21, at most 26)")
+	opset := fs.Int("opset", 0, "ONNX opset (default: the lowest the graph needs; at most 26)")
+	noCache := fs.Bool("no-cache", false, "teacher only: a plain input_ids → logits model without KV-cache inputs")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -25,7 +26,15 @@ func cmdExport(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	kind, err := pipeline.ExportModel(*model, *out, deploy.Options{FP16: *fp16, Opset: *opset})
+	o := deploy.Options{FP16: *fp16, Opset: *opset}
+	if *noCache {
+		if err := pipeline.ExportPlainTeacher(*model, *out, o); err != nil {
+			return err
+		}
+		fmt.Printf("exported phi model (input_ids → logits) to %s\n", *out)
+		return nil
+	}
+	kind, err := pipeline.ExportModel(*model, *out, o)
 	if err != nil {
 		return err
 	}
