@@ -253,6 +253,7 @@ func (noCheckpoints) Save(int, stages.Weights, stages.Meta) error { return nil }
 func (noCheckpoints) Latest() (int, stages.Weights, stages.Meta, bool, error) {
 	return 0, nil, stages.Meta{}, false, nil
 }
+func (n noCheckpoints) Sub(string) stages.Checkpointer { return n }
 
 // benchLog hands metrics to a function and drops everything else.
 type benchLog struct{ metric func(map[string]any) }

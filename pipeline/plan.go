@@ -157,7 +157,7 @@ func trainOptions(cfg *Config, s StageConfig) (stages.TrainOptions, error) {
 		Tokens: tokens, Steps: steps, MicroBatches: tpu / perMicro, MicroBatch: mb, SeqLen: seq, LR: lr,
 		Opt:      train.AdamW{Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.WeightDecay, ClipNorm: o.ClipNorm},
 		Schedule: toSchedule(sch, steps), EvalEvery: t.EvalEvery, EvalWindows: t.EvalWindows, CheckpointEvery: t.CheckpointEvery,
-		StepsPerRun: t.StepsPerRun,
+		StepsPerRun: t.StepsPerRun, LayerGroup: s.LayerGroup,
 	}, nil
 }
 
@@ -190,6 +190,9 @@ func estimateMemory(p *Plan, tc phi.Config, sc phimamba.Config) Memory {
 		}
 		b, t := int64(s.Train.MicroBatch), int64(s.Train.SeqLen)
 		l, d, f := int64(tc.Layers), tc.Hidden, tc.Intermediate
+		if g := int64(s.Train.LayerGroup); g > 0 && g < l && (s.Kind == KindOrient || s.Kind == KindAlign) {
+			l = g // one layer group's activations at a time
+		}
 		act := 4 * b * t * l * (12*d + 2*f) // hidden states, projections, MLP
 		act += 4 * b * tc.Heads * t * t * l * 2
 		if s.Kind == KindOrient {

@@ -284,7 +284,7 @@ func (v *validator) stage(where string, s StageConfig, cfg *Config) {
 	if s.Kind != KindOrient && s.Kind != KindAlign {
 		notFor("layer_group", s.LayerGroup != 0)
 	} else {
-		v.check(s.LayerGroup == 0, "%s: layer_group is not supported yet; all layers train at once", where)
+		v.check(s.LayerGroup >= 0, "%s: layer_group %d must not be negative (0 trains all layers at once)", where, s.LayerGroup)
 	}
 	if s.Kind != KindExport {
 		notFor("out", s.Out != "")

@@ -37,6 +37,9 @@ type Checkpointer interface {
 	Save(step int, t Weights, meta Meta) error
 	// Latest returns the newest complete checkpoint, ok=false if none.
 	Latest() (step int, t Weights, meta Meta, ok bool, err error)
+	// Sub is an independent checkpoint series under a name (one per layer
+	// group of a stage).
+	Sub(name string) Checkpointer
 }
 
 // Meta is the non-tensor part of a checkpoint.

@@ -27,6 +27,8 @@ type TrainOptions struct {
 	EvalWindows     int
 	CheckpointEvery int
 	StepsPerRun     int
+	// LayerGroup trains Stage 1/2 in groups of this many layers (0: all).
+	LayerGroup int
 }
 
 // DistillOptions add Stage 3's choices.
@@ -104,21 +106,37 @@ func set(names []string) map[string]bool {
 // layerLosses builds the per-layer Stage 1 or Stage 2 distances for one
 // micro-batch: the teacher runs on the ids, each student mixer sees the
 // teacher's normed layer input.
-func (e *Env) layerLosses(kind string, g *graphs.Graph, p layers.Params, batch *graphs.Value, tc, sc *graphCache, trainable map[string]bool) []*graphs.Value {
+func (e *Env) layerLosses(kind string, lr layerRange, g *graphs.Graph, p layers.Params, batch *graphs.Value, tc, sc *graphCache, trainable map[string]bool) []*graphs.Value {
 	ids, _ := inputsAndLabels(batch)
 	t := e.Teacher
-	tout := phi.Forward(tc.get(g, t.Weights), t.Config, ids, phi.Options{NoLogits: true})
+	// The teacher runs only as far as the last layer of the range.
+	tout := phi.Forward(tc.get(g, t.Weights), t.Config, ids, phi.Options{NoLogits: true, Layers: lr.hi})
 	sp := studentParams(p, trainable, sc.get(g, e.Student.Weights))
 	c := e.Student.Config
-	out := make([]*graphs.Value, c.Layers)
-	for i := 0; i < c.Layers; i++ {
+	out := make([]*graphs.Value, 0, lr.hi-lr.lo)
+	for i := lr.lo; i < lr.hi; i++ {
 		if kind == "orient" {
 			m := phimamba.Matrix(sp, c, i, tout.Normed[i])
-			out[i] = losses.Frobenius(m, tout.Attn[i])
+			out = append(out, losses.Frobenius(m, tout.Attn[i]))
 		} else {
 			m := phimamba.Mixer(sp, c, i, tout.Normed[i], phimamba.FormSSD, nil)
-			out[i] = losses.L2(m.Out, tout.AttnOut[i])
+			out = append(out, losses.L2(m.Out, tout.AttnOut[i]))
 		}
+	}
+	return out
+}
+
+// layerRange is the layers [lo, hi) a Stage 1/2 graph trains.
+type layerRange struct{ lo, hi int }
+
+// groups cuts n layers into consecutive groups of size (all at once for 0).
+func groups(n, size int) []layerRange {
+	if size <= 0 || size >= n {
+		return []layerRange{{0, n}}
+	}
+	var out []layerRange
+	for lo := 0; lo < n; lo += size {
+		out = append(out, layerRange{lo, min(n, lo+size)})
 	}
 	return out
 }
@@ -134,38 +152,86 @@ func meanOf(vs []*graphs.Value) *graphs.Value {
 // Orient is MOHAWK Stage 1 (kind "orient") or Stage 2 (kind "align"): every
 // student mixer is fitted, layer by layer on the teacher's own layer inputs,
 // to the teacher attention matrix (Frobenius) or attention output (L2).
-// All layers train at once: their losses are independent, and their mean
-// is the objective.
+// The layers are independent problems: by default all train at once (their
+// mean loss is the objective); with o.LayerGroup > 0 consecutive groups of
+// that many layers train one after another, each on the stage's full token
+// budget (the same data every layer sees when trained at once), which bounds
+// the activation memory by one group's. Each group checkpoints separately.
 func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 	c := e.Student.Config
-	var names []string
-	for i := 0; i < c.Layers; i++ {
-		names = append(names, c.MixerParams(i, kind == "orient")...)
+	res := &Result{}
+	gs := groups(c.Layers, o.LayerGroup)
+	namesOf := func(lr layerRange) []string {
+		var names []string
+		for i := lr.lo; i < lr.hi; i++ {
+			names = append(names, c.MixerParams(i, kind == "orient")...)
+		}
+		return names
 	}
-	trainable := set(names)
-	tc, sc := newCache("teacher."), newCache("")
-	loss := func(g *graphs.Graph, p layers.Params, batch *graphs.Value) *graphs.Value {
-		return meanOf(e.layerLosses(kind, g, p, batch, tc, sc, trainable))
+	// distances evaluates every layer's objective, group by group.
+	distances := func() ([]float64, error) {
+		var out []float64
+		for _, lr := range gs {
+			names := namesOf(lr)
+			d, err := e.layerDistances(kind, o, lr, trainParams(names, e.Student.Weights, phimamba.NoDecay), e.Student.Weights, set(names))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, d...)
+		}
+		return out, nil
 	}
-	ps := trainParams(names, e.Student.Weights, phimamba.NoDecay)
-	before, err := e.layerDistances(kind, o, ps, e.Student.Weights, trainable)
+	before, err := distances()
 	if err != nil {
 		return nil, err
 	}
-	tr, err := e.Train(o.spec(kind, ps, e.Student.Weights, loss))
+	for _, lr := range gs {
+		names := namesOf(lr)
+		trainable := set(names)
+		tc, sc := newCache("teacher."), newCache("")
+		loss := func(g *graphs.Graph, p layers.Params, batch *graphs.Value) *graphs.Value {
+			return meanOf(e.layerLosses(kind, lr, g, p, batch, tc, sc, trainable))
+		}
+		name, sub := kind, e
+		if len(gs) > 1 {
+			name = fmt.Sprintf("%s-layers-%d-%d", kind, lr.lo, lr.hi-1)
+			cp := *e
+			cp.Ckpt = e.Ckpt.Sub(name)
+			sub = &cp
+		}
+		tr, err := sub.Train(o.spec(name, trainParams(names, e.Student.Weights, phimamba.NoDecay), e.Student.Weights, loss))
+		if err != nil {
+			return nil, err
+		}
+		e.Student.Weights = merge(e.Student.Weights, tr.Weights)
+		res.Train = combine(res.Train, tr)
+	}
+	after, err := distances()
 	if err != nil {
 		return nil, err
 	}
-	e.Student.Weights = merge(e.Student.Weights, tr.Weights)
-	after, err := e.layerDistances(kind, o, ps, e.Student.Weights, trainable)
-	if err != nil {
-		return nil, err
+	res.LayerBefore, res.LayerAfter = before, after
+	return res, nil
+}
+
+// combine sums the work of layer groups into one stage result: tokens,
+// time and steps add up; losses are those of the first and last group.
+func combine(a, b *TrainResult) *TrainResult {
+	if a == nil {
+		return b
 	}
-	return &Result{Train: tr, LayerBefore: before, LayerAfter: after}, nil
+	out := *b
+	out.Steps += a.Steps
+	out.Tokens += a.Tokens
+	out.Seconds += a.Seconds
+	out.FirstLoss, out.FirstValLoss = a.FirstLoss, a.FirstValLoss
+	out.Losses = append(append([]float64{}, a.Losses...), b.Losses...)
+	out.Weights = merge(a.Weights, b.Weights)
+	return &out
 }
 
 // layerDistances evaluates the per-layer objective on held-out windows.
-func (e *Env) layerDistances(kind string, o TrainOptions, ps []train.Param, w Weights, trainable map[string]bool) ([]float64, error) {
+func (e *Env) layerDistances(kind string, o TrainOptions, lr layerRange, ps []train.Param, w Weights, trainable map[string]bool) ([]float64, error) {
 	if e.ValData == nil || o.EvalWindows <= 0 {
 		return nil, nil
 	}
@@ -177,8 +243,8 @@ func (e *Env) layerDistances(kind string, o TrainOptions, ps []train.Param, w We
 		for _, p := range ps {
 			in.Get(p.Name, p.Shape)
 		}
-		batch := g.Input(train.BatchName, tensors.Int64, graphs.S(mb, o.SeqLen+1))
-		ls := e.layerLosses(kind, g, in, batch, tc, sc, trainable)
+		batch := g.Input(train.BatchName, tensors.Int64, graphs.S("batch", o.SeqLen+1))
+		ls := e.layerLosses(kind, lr, g, in, batch, tc, sc, trainable)
 		for i := range ls {
 			ls[i] = graphs.Reshape(ls[i], 1)
 		}
@@ -196,7 +262,7 @@ func (e *Env) layerDistances(kind string, o TrainOptions, ps []train.Param, w We
 	if err != nil {
 		return nil, err
 	}
-	sum := make([]float64, e.Student.Config.Layers)
+	sum := make([]float64, lr.hi-lr.lo)
 	for _, b := range windows {
 		byName := Weights{train.BatchName: b}
 		for _, n := range in.Names() {
