@@ -1,6 +1,8 @@
 package hfconfig
 
 import (
+	"mohawk/internal/sharedpath"
+
 	"encoding/json"
 	"errors"
 	"os"
@@ -42,29 +44,10 @@ func TestLoadPhi15(t *testing.T) {
 	}
 }
 
-// referenceConfig returns the shared phi-tiny-en config.json, found next to
-// the directory holding go.mod, or skips the test.
+// referenceConfig returns the shared phi-tiny-en config.json or skips.
 func referenceConfig(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no go.mod above the test directory, so no ../shared/reference to read")
-		}
-		dir = parent
-	}
-	path := filepath.Join(dir, "..", "shared", "reference", "phi-tiny-en", FileName)
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("reference config not available (%v); it lives in ../shared/reference/phi-tiny-en next to the repository", err)
-	}
-	return path
+	return sharedpath.Path(t, "reference", "phi-tiny-en", FileName)
 }
 
 func TestLoadReference(t *testing.T) {

@@ -1,6 +1,8 @@
 package safetensors
 
 import (
+	"mohawk/internal/sharedpath"
+
 	"encoding/json"
 	"math"
 	"os"
@@ -11,30 +13,10 @@ import (
 	"mohawk/tensors"
 )
 
-// referenceDir returns the shared phi-tiny-en reference checkpoint, found as
-// ../shared/reference/phi-tiny-en next to the directory holding go.mod, or
-// skips the test.
+// referenceDir returns the shared phi-tiny-en checkpoint or skips.
 func referenceDir(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("no go.mod above the test directory, so no ../shared/reference to read")
-		}
-		dir = parent
-	}
-	ref := filepath.Join(dir, "..", "shared", "reference", "phi-tiny-en")
-	if _, err := os.Stat(ref); err != nil {
-		t.Skipf("reference checkpoint not available (%v); it lives in ../shared/reference/phi-tiny-en next to the repository", err)
-	}
-	return ref
+	return sharedpath.Path(t, "reference", "phi-tiny-en")
 }
 
 func TestReferenceCheckpoint(t *testing.T) {

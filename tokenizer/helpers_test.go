@@ -1,38 +1,19 @@
 package tokenizer
 
 import (
+	"mohawk/internal/sharedpath"
+
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 )
 
-// sharedPath returns the path of a file under the shared directory that sits
-// next to the repository root (the directory holding go.mod), skipping the
-// test when it is absent.
+// sharedPath returns a path under ../shared or skips the test.
 func sharedPath(tb testing.TB, rel ...string) string {
 	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Skip("skipping: no go.mod above the package directory, so no ../shared reference data")
-		}
-		dir = parent
-	}
-	path := filepath.Join(append([]string{dir, "..", "shared"}, rel...)...)
-	if _, err := os.Stat(path); err != nil {
-		tb.Skipf("skipping: reference data %s is absent: %v", path, err)
-	}
-	return path
+	return sharedpath.Path(tb, rel...)
 }
 
 var reference struct {

@@ -294,17 +294,27 @@ func cmdBenchMixer(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	var ts []int
-	for _, x := range strings.Split(*seqs, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(x))
-		if err != nil || n < 1 {
-			return fmt.Errorf("--seqs: %q is not a positive integer", x)
-		}
-		ts = append(ts, n)
+	ts, err := positiveInts("--seqs", *seqs)
+	if err != nil {
+		return err
 	}
 	rs, err := pipeline.BenchMixer(ctx, *teacher, strings.Split(*forms, ","), ts, *iters, rc(), os.Stderr)
 	for _, r := range rs {
 		printJSON(r)
 	}
 	return err
+}
+
+// positiveInts parses a comma-separated list of positive integers (a flag's
+// value), naming the flag in errors.
+func positiveInts(flag, list string) ([]int, error) {
+	var out []int
+	for _, x := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(x))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%s: %q is not a positive integer", flag, x)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

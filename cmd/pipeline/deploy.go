@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"mohawk/deploy"
 	"mohawk/pipeline"
@@ -88,12 +86,9 @@ func cmdBenchGenerate(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	for _, c := range strings.Split(*contexts, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(c))
-		if err != nil || n < 1 {
-			return fmt.Errorf("--contexts: %q is not a positive integer", c)
-		}
-		o.Contexts = append(o.Contexts, n)
+	var err error
+	if o.Contexts, err = positiveInts("--contexts", *contexts); err != nil {
+		return err
 	}
 	o.Runtime, o.Progress = rc(), os.Stderr
 	r, err := deploy.BenchGenerate(ctx, o)
