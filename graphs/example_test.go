@@ -1,0 +1,48 @@
+package graphs_test
+
+import (
+	"fmt"
+
+	"mohawk/graphs"
+	"mohawk/tensors"
+)
+
+// Build a linear layer on a batch with a symbolic size: shape rules run as
+// the graph is built.
+func Example() {
+	g := graphs.New("linear")
+	x := g.Input("x", tensors.Float32, graphs.S("batch", 3))
+	w := g.Input("w", tensors.Float32, graphs.S(3, 2))
+	y := graphs.Add(graphs.MatMul(x, w), g.Scalar(tensors.Float32, 1))
+	g.Output("y", y)
+	fmt.Println(y.Shape, y.DType)
+	fmt.Println(graphs.Reshape(y, -1).Shape)
+	// Output:
+	// [batch,2] float32
+	// [2*batch]
+}
+
+// Gradients builds the backward pass of a scalar loss with respect to
+// chosen values; each gradient has its value's shape.
+func ExampleGradients() {
+	g := graphs.New("loss")
+	x := g.Input("x", tensors.Float32, graphs.S("batch", 3))
+	w := g.Input("w", tensors.Float32, graphs.S(3, 2))
+	loss := graphs.ReduceMeanAll(graphs.Tanh(graphs.MatMul(x, w)))
+	dw := graphs.Gradients(loss, w)[0]
+	fmt.Println(dw.Shape, dw.Node().Op)
+	// Output:
+	// [3,2] MatMul
+}
+
+// A shape error panics with *graphs.Error while building; Try turns it
+// into an error that names the op, the shapes and where it was built.
+func ExampleTry() {
+	g := graphs.New("bad")
+	a := g.Input("a", tensors.Float32, graphs.S(2, 3))
+	b := g.Input("b", tensors.Float32, graphs.S(4, 5))
+	err := graphs.Try(func() { graphs.MatMul(a, b) })
+	fmt.Println(err != nil)
+	// Output:
+	// true
+}
