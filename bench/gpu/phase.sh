@@ -84,5 +84,22 @@ E)
   done
   for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done >"$out/gpumem-peaks.txt"
   ;;
+F)
+  # Device memory of decoding at long contexts, student vs teacher, each
+  # model alone in its process (a one-step Stage 3 run provides a student
+  # of phi-tiny-en's shape; decode speed does not depend on its training).
+  $P ablate configs/phi-tiny-en.yaml --budget 4096 --recipes s3 --provider $PROV output_dir=$RUNS name=phi-tiny-en-f >/dev/null 2>>"$out/export.err"
+  student=$(ls -d $RUNS/phi-tiny-en-f-s3-*/stages/00-distill/output | tail -1)
+  $P export --model $TINY --out $out/exp-teacher >/dev/null 2>>"$out/export.err"
+  $P export --model $student --out $out/exp-student >/dev/null 2>>"$out/export.err"
+  for m in student teacher; do
+    gpumem gen-$m </dev/null >/dev/null 2>&1 & pid=$!
+    run gen_$m 300 $P bench-generate --$m $out/exp-$m --contexts $(q 16384 256) --decode-tokens $(q 32 4) --out $out/gen-$m --provider $PROV
+    kill $pid 2>/dev/null
+    cp $out/gen-$m/bench.md "$out/gen-$m.md" 2>/dev/null
+  done
+  for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB, idle $(sort -n $f | head -1) MiB"; done >"$out/gpumem-peaks.txt"
+  rm -rf $out/exp-teacher $out/exp-student $out/gen-student $out/gen-teacher
+  ;;
 esac
 log "phase $phase done"
