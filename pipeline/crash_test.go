@@ -248,7 +248,9 @@ func (h *crashHarness) killPlan(rerun bool) *killPlan {
 	case rerun || r < 0.5:
 		return &killPlan{mode: "uniform", delay: time.Duration(h.rng.Float64() * float64(h.total))}
 	case r < 0.8:
-		return &killPlan{mode: "checkpoint", save: h.rng.IntN(12), delay: time.Duration(h.rng.Float64() * float64(4*time.Millisecond))}
+		// A save takes about 2 ms (orient) to 17 ms (distill) here; a
+		// delay past its end kills the retention or the next step.
+		return &killPlan{mode: "checkpoint", save: h.rng.IntN(12), delay: time.Duration(h.rng.Float64() * float64(20*time.Millisecond))}
 	}
 	d := h.total - h.exportAt
 	return &killPlan{mode: "export", delay: time.Duration(h.rng.Float64() * float64(max(d, time.Millisecond)))}
@@ -433,8 +435,10 @@ func (h *crashHarness) classify(cfg string, lines []outLine) string {
 		return "report"
 	case regexp.MustCompile(`^stage \w+: done`).MatchString(last):
 		return "stage end (done.json written)"
-	case strings.Contains(last, "starting") || strings.Contains(last, "resuming") || regexp.MustCompile(`^stage \w+: \d+/\d+`).MatchString(last):
-		return "training step"
+	case strings.Contains(last, "): starting") || strings.Contains(last, "resuming"):
+		return "stage start (graphs, sessions, first evaluation)"
+	case regexp.MustCompile(`^stage \w+: \d+/\d+`).MatchString(last):
+		return "training step (or a save after its rename)"
 	}
 	return "other: " + last
 }
@@ -454,6 +458,9 @@ func (h *crashHarness) scan(cfg string) tornScan {
 	t := h.t
 	var r tornScan
 	rd := runDirOf(cfg)
+	if _, err := os.Stat(rd); os.IsNotExist(err) {
+		return r // killed before the run directory was made
+	}
 	filepath.WalkDir(rd, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			t.Errorf("scan %s: %v", path, err)
