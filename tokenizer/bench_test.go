@@ -17,9 +17,7 @@ func BenchmarkEncode(b *testing.B) {
 	b.Run("cold", func(b *testing.B) {
 		b.SetBytes(int64(len(text)))
 		for b.Loop() {
-			tok.model.cache.mu.Lock()
-			tok.model.cache.entries = nil
-			tok.model.cache.mu.Unlock()
+			tok.model.cache.reset()
 			tok.Encode(text)
 		}
 	})

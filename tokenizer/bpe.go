@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"hash/maphash"
 	"slices"
 	"strings"
 	"sync"
@@ -178,16 +179,32 @@ const (
 	maxCacheEntries = 1 << 16
 )
 
-// wordCache remembers the ids of recently encoded pieces.
+// wordCache remembers the ids of recently encoded pieces. It is split into
+// shards by a hash of the piece, each with its own read-write lock, so that
+// goroutines encoding in parallel rarely wait for one another.
 type wordCache struct {
-	mu      sync.Mutex
+	seed   maphash.Seed
+	once   sync.Once
+	shards [cacheShards]cacheShard
+}
+
+const cacheShards = 32
+
+type cacheShard struct {
+	mu      sync.RWMutex
 	entries map[string][]int64
 }
 
+func (c *wordCache) shard(w string) *cacheShard {
+	c.once.Do(func() { c.seed = maphash.MakeSeed() })
+	return &c.shards[maphash.String(c.seed, w)%cacheShards]
+}
+
 func (c *wordCache) get(w string) ([]int64, bool) {
-	c.mu.Lock()
-	ids, ok := c.entries[w]
-	c.mu.Unlock()
+	s := c.shard(w)
+	s.mu.RLock()
+	ids, ok := s.entries[w]
+	s.mu.RUnlock()
 	return ids, ok
 }
 
@@ -198,10 +215,33 @@ func (c *wordCache) put(w string, ids []int64) {
 	// Clone both: w may point into a large text, and ids into the caller's
 	// result.
 	w, ids = strings.Clone(w), slices.Clone(ids)
-	c.mu.Lock()
-	if c.entries == nil || len(c.entries) >= maxCacheEntries {
-		c.entries = make(map[string][]int64, 1024)
+	s := c.shard(w)
+	s.mu.Lock()
+	if s.entries == nil || len(s.entries) >= maxCacheEntries/cacheShards {
+		s.entries = make(map[string][]int64, 64)
 	}
-	c.entries[w] = ids
-	c.mu.Unlock()
+	s.entries[w] = ids
+	s.mu.Unlock()
+}
+
+// len is the number of cached pieces (tests).
+func (c *wordCache) len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		n += len(s.entries)
+		s.mu.RUnlock()
+	}
+	return n
+}
+
+// reset empties the cache (benchmarks of a cold cache).
+func (c *wordCache) reset() {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		s.entries = nil
+		s.mu.Unlock()
+	}
 }

@@ -385,9 +385,7 @@ func TestCacheBound(t *testing.T) {
 	if got, err := tok.Decode(ids); err != nil || got != text {
 		t.Fatalf("round trip failed: %v", err)
 	}
-	tok.model.cache.mu.Lock()
-	n := len(tok.model.cache.entries)
-	tok.model.cache.mu.Unlock()
+	n := tok.model.cache.len()
 	if n == 0 || n > maxCacheEntries {
 		t.Errorf("cache holds %d pieces, want between 1 and %d", n, maxCacheEntries)
 	}
