@@ -19,7 +19,8 @@ func demoDir(t testing.TB) string {
 
 // tinyConfig is a pipeline over the demo teacher with budgets of a few
 // optimizer steps, written to a temporary directory. Each line of replace
-// ("training: {...}") replaces the default top-level section of that name.
+// ("training: {...}") replaces the top-level section of that name, or adds
+// it when the template has none.
 func tinyConfig(t testing.TB, stagesYAML string, replace ...string) (*Config, string) {
 	t.Helper()
 	dir := t.TempDir()
@@ -41,11 +42,15 @@ stages:
 	for _, r := range replace {
 		key, _, _ := strings.Cut(r, ":")
 		var lines []string
+		found := false
 		for _, l := range strings.Split(y, "\n") {
 			if strings.HasPrefix(l, key+":") {
-				l = r
+				l, found = r, true
 			}
 			lines = append(lines, l)
+		}
+		if !found { // a section the template lacks is added
+			lines = append(lines, r)
 		}
 		y = strings.Join(lines, "\n")
 	}
