@@ -30,6 +30,12 @@ func distillCheckpoints(cfg *Config) *Checkpoints {
 	return &Checkpoints{Dir: filepath.Join(cfg.Resolve(cfg.OutputDir), cfg.Name, "stages", "00-distill", "checkpoints")}
 }
 
+// rollback sets the rollback policy: learning rate ×0.5 per rollback, at
+// most max.
+func rollback(cfg *Config, max int) {
+	cfg.Checkpoints.OnNonFinite, cfg.Checkpoints.RollbackLRFactor, cfg.Checkpoints.MaxRollbacks = "rollback", 0.5, max
+}
+
 // requireFiniteCheckpoints checks every checkpoint left verifies and holds
 // only finite values, and returns the newest step.
 func requireFiniteCheckpoints(t *testing.T, c *Checkpoints) int {
@@ -58,8 +64,9 @@ func TestNonFiniteStopsAndNamesStageStepTensor(t *testing.T) {
 		t.Skip("trains a tiny model")
 	}
 	t.Parallel()
-	cfg, path := tinyConfig(t, faultStage, "checkpoints: {on_nonfinite: stop}")
+	cfg, path := tinyConfig(t, faultStage)
 	cfg.Training.CheckpointEvery = 1
+	cfg.Checkpoints.OnNonFinite = "stop"
 	var out bytes.Buffer
 	_, err := Run(context.Background(), cfg, path, RunOptions{Out: &out})
 	var nf *stages.NonFiniteError
@@ -93,8 +100,9 @@ func TestNonFiniteRollbackGivesUp(t *testing.T) {
 	t.Parallel()
 	// Every checkpoint after the first update holds 1e30-sized weights, so
 	// lowering the learning rate cannot help: the policy must give up.
-	cfg, path := tinyConfig(t, faultStage, "checkpoints: {on_nonfinite: rollback, rollback_lr_factor: 0.5, max_rollbacks: 2}")
+	cfg, path := tinyConfig(t, faultStage)
 	cfg.Training.CheckpointEvery = 1
+	rollback(cfg, 2)
 	var out bytes.Buffer
 	_, err := Run(context.Background(), cfg, path, RunOptions{Out: &out})
 	var nf *stages.NonFiniteError
@@ -134,8 +142,8 @@ func TestNonFiniteRollbackRecovers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a tiny model")
 	}
-	cfg, path := tinyConfig(t, `  - {kind: distill, tokens: 1024, lr: 0.002}`,
-		"checkpoints: {on_nonfinite: rollback, rollback_lr_factor: 0.5, max_rollbacks: 3}")
+	cfg, path := tinyConfig(t, `  - {kind: distill, tokens: 1024, lr: 0.002}`)
+	rollback(cfg, 3)
 	// Checkpoints at steps 2, 4, 6, 8; step 3's update is poisoned, step 4
 	// sees a NaN loss, the run rolls back to step 2 and goes on at half the
 	// learning rate.
