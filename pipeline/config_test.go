@@ -88,3 +88,27 @@ func TestValidateDemoConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestResolvedConfigReloads writes the resolved config the way a run does
+// and loads it back: same settings, and it validates.
+func TestResolvedConfigReloads(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load("../pipeline.yaml", []string{"stages.2.tokens=1234"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ResolvedYAML(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse(b, "config.resolved.yaml", nil)
+	if err != nil {
+		t.Fatalf("the resolved config does not load:\n%s\n%v", b, err)
+	}
+	if err := Validate(back, "config.resolved.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if back.Stages[2].Tokens != 1234 || back.Training != cfg.Training || back.Teacher.Path != cfg.Resolve(cfg.Teacher.Path) {
+		t.Errorf("round trip changed settings: %+v vs %+v", back.Training, cfg.Training)
+	}
+}

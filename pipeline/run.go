@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -277,7 +278,7 @@ func (w *work) loadData(ctx context.Context, eos int64) error {
 }
 
 func saveResolved(cfg *Config, p *Plan) error {
-	b, err := yaml.Marshal(cfg)
+	b, err := ResolvedYAML(cfg)
 	if err != nil {
 		return err
 	}
@@ -442,4 +443,65 @@ func (w *work) perplexity(env *stages.Env, model string, log *runLog) (*stages.P
 	log.Printf("%s perplexity: %.3f over %d tokens", model, r.Perplexity, r.Tokens)
 	log.Metric(map[string]any{"eval": "perplexity", "model": model, "perplexity": r.Perplexity, "tokens": r.Tokens})
 	return &r, nil
+}
+
+// ResolvedYAML renders cfg with pipeline.yaml's keys and every default
+// filled in; `pipeline run` loads it back unchanged (paths are made
+// absolute so it works from any directory).
+func ResolvedYAML(cfg *Config) ([]byte, error) {
+	c := *cfg
+	c.OutputDir = c.Resolve(c.OutputDir)
+	c.Teacher.Path = c.Resolve(c.Teacher.Path)
+	c.Student.Path = c.Resolve(c.Student.Path)
+	c.Data.Tokenizer = c.Resolve(c.Data.Tokenizer)
+	c.Data.CacheDir = c.Resolve(c.Data.CacheDir)
+	abs := func(src []Source) []Source {
+		out := append([]Source(nil), src...)
+		for i := range out {
+			out[i].Path = c.Resolve(out[i].Path)
+		}
+		return out
+	}
+	c.Data.Train, c.Data.Val = abs(c.Data.Train), abs(c.Data.Val)
+	c.Eval.Tasks = append([]Task(nil), c.Eval.Tasks...)
+	for i := range c.Eval.Tasks {
+		c.Eval.Tasks[i].Path = c.Resolve(c.Eval.Tasks[i].Path)
+	}
+	c.Stages = append([]StageConfig(nil), c.Stages...)
+	for i := range c.Stages {
+		c.Stages[i].Out = c.Resolve(c.Stages[i].Out)
+	}
+	return yaml.Marshal(keyed(reflect.ValueOf(c)))
+}
+
+// keyed converts a config value to maps keyed by its mapstructure tags
+// (what pipeline.yaml spells), dropping nil pointers.
+func keyed(v reflect.Value) any {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return keyed(v.Elem())
+	case reflect.Struct:
+		m := map[string]any{}
+		for i := 0; i < v.NumField(); i++ {
+			f := v.Type().Field(i)
+			tag := f.Tag.Get("mapstructure")
+			if tag == "" || !f.IsExported() {
+				continue
+			}
+			if x := keyed(v.Field(i)); x != nil {
+				m[tag] = x
+			}
+		}
+		return m
+	case reflect.Slice:
+		out := make([]any, v.Len())
+		for i := range out {
+			out[i] = keyed(v.Index(i))
+		}
+		return out
+	}
+	return v.Interface()
 }
