@@ -207,22 +207,9 @@ func (h *crashHarness) config(name string) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		h.t.Fatal(err)
 	}
-	demo := demoDir(h.t)
-	y := `name: tiny
-output_dir: ` + filepath.Join(dir, "runs") + `
-seed: 5
-teacher: {path: ` + filepath.Join(demo, "teacher") + `}
-student: {chunk_size: 16}
-data:
-  train: [{path: ` + filepath.Join(demo, "train.txt") + `}]
-  val: [{path: ` + filepath.Join(demo, "val.txt") + `}]
-  cache_dir: ` + filepath.Join(h.base, "cache") + `
-training: {seq_len: 32, micro_batch: 2, tokens_per_update: 128, eval_windows: 2, checkpoint_every: 1}
-eval: {windows: 4, seq_len: 32}
-checkpoints: {keep_last: 2}
-runtime: {cpu: {intra_op_threads: 1}}
-stages:
-` + crashStages + "\n"
+	y := tinyYAML(h.t, dir, filepath.Join(h.base, "cache"), crashStages,
+		"training: {seq_len: 32, micro_batch: 2, tokens_per_update: 128, eval_windows: 2, checkpoint_every: 1}",
+		"checkpoints: {keep_last: 2}")
 	path := filepath.Join(dir, "pipeline.yaml")
 	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
 		h.t.Fatal(err)

@@ -17,13 +17,12 @@ func demoDir(t testing.TB) string {
 	return d
 }
 
-// tinyConfig is a pipeline over the demo teacher with budgets of a few
-// optimizer steps, written to a temporary directory. Each line of replace
-// ("training: {...}") replaces the top-level section of that name, or adds
-// it when the template has none.
-func tinyConfig(t testing.TB, stagesYAML string, replace ...string) (*Config, string) {
+// tinyYAML is a pipeline over the demo teacher with budgets of a few
+// optimizer steps, run directories under dir and the token cache in cache.
+// Each line of replace ("training: {...}") replaces the top-level section of
+// that name, or adds it when the template has none.
+func tinyYAML(t testing.TB, dir, cache, stagesYAML string, replace ...string) string {
 	t.Helper()
-	dir := t.TempDir()
 	demo := demoDir(t)
 	y := `name: tiny
 output_dir: ` + filepath.Join(dir, "runs") + `
@@ -33,7 +32,7 @@ student: {chunk_size: 16}
 data:
   train: [{path: ` + filepath.Join(demo, "train.txt") + `}]
   val: [{path: ` + filepath.Join(demo, "val.txt") + `}]
-  cache_dir: ` + filepath.Join(dir, "cache") + `
+  cache_dir: ` + cache + `
 training: {seq_len: 32, micro_batch: 2, tokens_per_update: 128, eval_windows: 2, checkpoint_every: 2}
 eval: {windows: 4, seq_len: 32}
 runtime: {cpu: {intra_op_threads: 1}}
@@ -54,8 +53,15 @@ stages:
 		}
 		y = strings.Join(lines, "\n")
 	}
+	return y
+}
+
+// tinyConfig writes tinyYAML to a temporary directory and loads it.
+func tinyConfig(t testing.TB, stagesYAML string, replace ...string) (*Config, string) {
+	t.Helper()
+	dir := t.TempDir()
 	path := filepath.Join(dir, "pipeline.yaml")
-	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(tinyYAML(t, dir, filepath.Join(dir, "cache"), stagesYAML, replace...)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := Load(path, nil)
