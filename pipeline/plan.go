@@ -225,8 +225,8 @@ func (p *Plan) Print(w io.Writer) {
 	}
 	m := p.Memory
 	fmt.Fprintf(w, "  tokens %s; memory ≈ %s (teacher %s, student %s, optimizer %s, activations %s in %s)\n",
-		humanCount(p.TotalTokens), humanBytes(m.TotalBytes), humanBytes(m.TeacherBytes), humanBytes(m.StudentBytes),
-		humanBytes(m.OptimizerBytes), humanBytes(m.ActivationBytes), m.LargestStage)
+		humanCount(p.TotalTokens), stages.HumanBytes(m.TotalBytes), stages.HumanBytes(m.TeacherBytes), stages.HumanBytes(m.StudentBytes),
+		stages.HumanBytes(m.OptimizerBytes), stages.HumanBytes(m.ActivationBytes), m.LargestStage)
 }
 
 func humanCount(n int64) string {
@@ -239,16 +239,6 @@ func humanCount(n int64) string {
 		return fmt.Sprintf("%.1fk", float64(n)/1e3)
 	}
 	return fmt.Sprint(n)
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%.0f KiB", float64(n)/1024)
 }
 
 // Fingerprint identifies a file or directory's content cheaply: sizes, and

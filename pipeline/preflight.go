@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"mohawk/stages"
+
 	"bufio"
 	"encoding/json"
 	"errors"
@@ -121,12 +123,12 @@ func measureResources(p *Plan, cfg *Config, tc phi.Config, sc phimamba.Config, p
 		}
 	}
 	r.DiskNeeded = max(0, ckpt+outputs+export+graphs-existing)
-	r.DiskParts = []string{"checkpoints " + humanBytes(ckpt), "stage outputs " + humanBytes(outputs), "export " + humanBytes(export)}
+	r.DiskParts = []string{"checkpoints " + stages.HumanBytes(ckpt), "stage outputs " + stages.HumanBytes(outputs), "export " + stages.HumanBytes(export)}
 	if graphs > 0 {
-		r.DiskParts = append(r.DiskParts, "external-data graphs "+humanBytes(graphs))
+		r.DiskParts = append(r.DiskParts, "external-data graphs "+stages.HumanBytes(graphs))
 	}
 	if existing > 0 {
-		r.DiskParts = append(r.DiskParts, "less "+humanBytes(existing)+" already there")
+		r.DiskParts = append(r.DiskParts, "less "+stages.HumanBytes(existing)+" already there")
 	}
 	r.DiskPath = existingParent(p.RunDir)
 	if free, err := probe.freeDisk(r.DiskPath); err == nil {
@@ -171,17 +173,17 @@ func (r Resources) check(cfg *Config) error {
 	if r.DiskFree >= 0 && r.DiskNeeded > r.DiskFree {
 		errs = append(errs, fmt.Errorf("not enough disk space at %s: the remaining stages write about %s (%s; up to %d checkpoints per stage), and %s is free; "+
 			"free space there, set output_dir to a larger disk, or lower checkpoints.keep_last (now %d) or raise training.checkpoint_every",
-			r.DiskPath, humanBytes(r.DiskNeeded), strings.Join(r.DiskParts, ", "), r.CheckpointN, humanBytes(r.DiskFree), cfg.Checkpoints.KeepLast))
+			r.DiskPath, stages.HumanBytes(r.DiskNeeded), strings.Join(r.DiskParts, ", "), r.CheckpointN, stages.HumanBytes(r.DiskFree), cfg.Checkpoints.KeepLast))
 	}
 	t := cfg.Training
 	if r.MemAvail >= 0 && r.MemNeeded > r.MemAvail {
 		errs = append(errs, fmt.Errorf("not enough %s: the largest stage needs about %s, and %s is available (%s); "+
 			"lower training.micro_batch (now %d) or training.seq_len (now %d), or the largest stage's own micro_batch/seq_len",
-			r.MemWhat, humanBytes(r.MemNeeded), humanBytes(r.MemAvail), r.MemSource, t.MicroBatch, t.SeqLen))
+			r.MemWhat, stages.HumanBytes(r.MemNeeded), stages.HumanBytes(r.MemAvail), r.MemSource, t.MicroBatch, t.SeqLen))
 	}
 	if r.HostAvail >= 0 && r.HostNeeded > r.HostAvail {
 		errs = append(errs, fmt.Errorf("not enough host memory: the teacher, the student and the optimizer state need about %s on the host, and %s is available; "+
-			"use a machine with more memory or a smaller model", humanBytes(r.HostNeeded), humanBytes(r.HostAvail)))
+			"use a machine with more memory or a smaller model", stages.HumanBytes(r.HostNeeded), stages.HumanBytes(r.HostAvail)))
 	}
 	if len(errs) == 0 {
 		return nil
@@ -195,14 +197,14 @@ func (r Resources) summary() string {
 	}
 	disk := "unknown"
 	if r.DiskFree >= 0 {
-		disk = humanBytes(r.DiskFree)
+		disk = stages.HumanBytes(r.DiskFree)
 	}
 	mem := "unknown"
 	if r.MemAvail >= 0 {
-		mem = humanBytes(r.MemAvail)
+		mem = stages.HumanBytes(r.MemAvail)
 	}
 	s := fmt.Sprintf("preflight: disk %s needed, %s free at %s; %s %s needed, %s available",
-		humanBytes(r.DiskNeeded), disk, r.DiskPath, r.MemWhat, humanBytes(r.MemNeeded), mem)
+		stages.HumanBytes(r.DiskNeeded), disk, r.DiskPath, r.MemWhat, stages.HumanBytes(r.MemNeeded), mem)
 	for _, n := range r.Notes {
 		s += "\n  note: " + n
 	}

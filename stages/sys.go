@@ -21,12 +21,14 @@ func rss() int64 {
 	return pages * int64(os.Getpagesize())
 }
 
-func humanBytes(n int64) string {
+// HumanBytes formats a byte count for people (GiB, MiB or KiB); status
+// lines of stages and of pipeline use it.
+func HumanBytes(n int64) string {
 	switch {
 	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
 	case n >= 1<<20:
-		return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 	}
-	return fmt.Sprintf("%d KiB", n>>10)
+	return fmt.Sprintf("%.0f KiB", float64(n)/1024)
 }

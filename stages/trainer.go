@@ -198,7 +198,7 @@ func (e *Env) Train(spec TrainSpec) (*TrainResult, error) {
 				}
 			}
 			e.Log.Metric(m)
-			bar.Set(step+i+1, fmt.Sprintf("loss %.4g  %.0f tok/s  %s", loss, float64(tokensPerStep)/dt, humanBytes(rss())))
+			bar.Set(step+i+1, fmt.Sprintf("loss %.4g  %.0f tok/s  %s", loss, float64(tokensPerStep)/dt, HumanBytes(rss())))
 		}
 		if good < n {
 			bad := step + good
