@@ -119,30 +119,36 @@ func median(x []float64) float64 {
 
 // StageBenchOptions configure a training-stage throughput measurement.
 type StageBenchOptions struct {
-	Teacher      string         `json:"teacher"` // teacher directory or "phi-1.5"
-	Stage        string         `json:"stage"`   // orient | align | distill | pretrain (student LM) | pretrain-teacher
-	MicroBatch   int            `json:"micro_batch"`
-	Seq          int            `json:"seq"`
-	MicroBatches int            `json:"micro_batches"` // per optimizer step
-	StepsPerRun  int            `json:"steps_per_run"`
-	Runs         int            `json:"runs"` // measured runs (after one warm-up run)
-	Runtime      runtime.Config `json:"-"`
+	Teacher      string `json:"teacher"` // teacher directory or "phi-1.5"
+	Stage        string `json:"stage"`   // orient | align | distill | pretrain (student LM) | pretrain-teacher
+	MicroBatch   int    `json:"micro_batch"`
+	Seq          int    `json:"seq"`
+	MicroBatches int    `json:"micro_batches"` // per optimizer step
+	StepsPerRun  int    `json:"steps_per_run"`
+	Runs         int    `json:"runs"` // measured runs (after one warm-up run)
+	// StateOnHost copies parameters and moments to the host after every run
+	// (the behaviour before resident state), for before/after comparisons.
+	StateOnHost bool           `json:"state_on_host"`
+	Runtime     runtime.Config `json:"-"`
 }
 
 // StageResult is a training-stage throughput measurement.
 type StageResult struct {
 	StageBenchOptions
-	Provider       string  `json:"provider"`
-	TokensPerS     float64 `json:"tokens_per_s"`
-	StepSeconds    float64 `json:"step_s"`
-	FLOPsPerToken  float64 `json:"flops_per_token"`
-	TFLOPs         float64 `json:"tflops"`
-	MFU790         float64 `json:"mfu_vs_790"`
-	StudentParams  int64   `json:"student_params"`
-	TeacherParams  int64   `json:"teacher_params"`
-	PeakRSSBytes   int64   `json:"peak_rss_bytes"`
-	TotalSecs      float64 `json:"total_s"` // graph build, session and every run
-	HostBytesPerSt int64   `json:"host_bytes_per_step"`
+	Provider      string  `json:"provider"`
+	TokensPerS    float64 `json:"tokens_per_s"`
+	StepSeconds   float64 `json:"step_s"`
+	FLOPsPerToken float64 `json:"flops_per_token"`
+	TFLOPs        float64 `json:"tflops"`
+	MFU790        float64 `json:"mfu_vs_790"`
+	StudentParams int64   `json:"student_params"`
+	TeacherParams int64   `json:"teacher_params"`
+	PeakRSSBytes  int64   `json:"peak_rss_bytes"`
+	TotalSecs     float64 `json:"total_s"` // graph build, session and every run
+	// HostBytesPerSt is the host↔device traffic of one optimizer step,
+	// counted from what each run feeds and fetches.
+	HostBytesPerSt int64     `json:"host_bytes_per_step"`
+	Losses         []float64 `json:"losses"` // every step's training loss
 }
 
 // BenchStage measures one training stage's optimizer-step throughput on
@@ -169,15 +175,18 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 		return nil, err
 	}
 	// Throughput of every step after the first run (which warms up).
-	var perStep []float64
+	var perStep, losses []float64
 	log := &benchLog{metric: func(m map[string]any) {
 		step, _ := m["step"].(int)
 		if tp, ok := m["tokens_per_s"].(float64); ok && step > o.StepsPerRun {
 			perStep = append(perStep, tp)
 		}
+		if l, ok := m["loss"].(float64); ok {
+			losses = append(losses, l)
+		}
 	}}
 	env := &stages.Env{Ctx: ctx, Runtime: rt, Teacher: t, Student: student, TrainData: stream, Seed: 1, Dir: benchDir(),
-		Ckpt: noCheckpoints{}, Log: log, NonFinite: "stop"}
+		Ckpt: noCheckpoints{}, Log: log, NonFinite: "stop", StateOnHost: o.StateOnHost}
 	opt := stages.TrainOptions{Steps: n, MicroBatches: o.MicroBatches, MicroBatch: o.MicroBatch, SeqLen: o.Seq, LR: 1e-4,
 		Opt: train.DefaultAdamW(), Schedule: stages.Schedule{Kind: "constant", TotalSteps: n}, StepsPerRun: o.StepsPerRun}
 	t0 := time.Now()
@@ -197,7 +206,7 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 		return nil, err
 	}
 	r := &StageResult{StageBenchOptions: o, Provider: rt.Provider(), StudentParams: sc.NumParams(), TeacherParams: t.Config.NumParams(),
-		PeakRSSBytes: peakRSS(), TotalSecs: time.Since(t0).Seconds()}
+		PeakRSSBytes: peakRSS(), TotalSecs: time.Since(t0).Seconds(), Losses: losses}
 	r.TokensPerS = median(perStep)
 	tokensPerStep := float64(o.MicroBatch * o.Seq * o.MicroBatches)
 	if r.TokensPerS > 0 {
@@ -206,23 +215,49 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 	r.FLOPsPerToken = stageFLOPs(o.Stage, t.Config, sc, o.Seq)
 	r.TFLOPs = r.TokensPerS * r.FLOPsPerToken / 1e12
 	r.MFU790 = r.TFLOPs / 790
-	// Host↔device traffic per optimizer step: parameters and both moments in
-	// and out once per run, spread over the run's steps, plus the batch.
-	var trainable int64
-	switch o.Stage {
+	r.HostBytesPerSt = hostBytesPerStep(o, trainableShapes(o.Stage, t.Config, sc))
+	return r, nil
+}
+
+// trainableShapes lists the shapes of the tensors a stage trains.
+func trainableShapes(stage string, t phi.Config, sc phimamba.Config) [][]int64 {
+	var out [][]int64
+	switch stage {
 	case KindOrient, KindAlign:
 		for i := 0; i < sc.Layers; i++ {
-			for _, name := range sc.MixerParams(i, o.Stage == KindOrient) {
-				trainable += tensors.NumElements(sc.ParamShapes()[name])
+			for _, name := range sc.MixerParams(i, stage == KindOrient) {
+				out = append(out, sc.ParamShapes()[name])
 			}
 		}
 	case "pretrain-teacher":
-		trainable = t.Config.NumParams()
+		for _, s := range t.ParamShapes() {
+			out = append(out, s.Sizes())
+		}
 	default:
-		trainable = sc.NumParams()
+		for _, s := range sc.ParamShapes() {
+			out = append(out, s)
+		}
 	}
-	r.HostBytesPerSt = 2*3*4*trainable/int64(o.StepsPerRun) + int64(8*(o.Seq+1)*o.MicroBatch*o.MicroBatches)
-	return r, nil
+	return out
+}
+
+// hostBytesPerStep is the host↔device traffic per optimizer step of the
+// trainer's runs: each run feeds the batch block [S, K, B, T+1] (int64), S
+// learning rates and the step, and fetches S·K losses, S gradient norms,
+// S finite flags and S·P per-tensor gradient sums; with the state on the
+// host, the parameters and both moments (float32) also go in and come back
+// once per run. The end-of-stage copy is left out.
+func hostBytesPerStep(o StageBenchOptions, trainable [][]int64) int64 {
+	var elems int64
+	for _, s := range trainable {
+		elems += tensors.NumElements(s)
+	}
+	s, k, p := int64(o.StepsPerRun), int64(o.MicroBatches), int64(len(trainable))
+	perRun := 8*s*k*int64(o.MicroBatch*(o.Seq+1)) + 4*(s+1) + 4*s*k + 4*s + s + 4*s*p
+	if o.StateOnHost {
+		perRun += 2 * 3 * 4 * elems
+	}
+	return perRun / s
 }
 
 // stageFLOPs estimates training FLOPs per token: 6·N for a model trained

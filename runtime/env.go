@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"mohawk/tensors"
+
 	"context"
 	"errors"
 	"fmt"
@@ -33,9 +35,11 @@ type Env struct {
 	provider string
 	progress io.Writer
 
-	mu       sync.Mutex
-	closed   bool
-	sessions map[*Session]struct{}
+	mu         sync.Mutex
+	closed     bool
+	sessions   map[*Session]struct{}
+	residents  map[*Resident]struct{}
+	identities map[tensors.DType]*Session // Fetch's copy sessions
 }
 
 // Open finds the ORT library (installing it into the cache when allowed),
@@ -76,7 +80,8 @@ func Open(cfg Config, progress io.Writer) (*Env, error) {
 		fmt.Fprintf(progress, "warning: runtime: %v; continuing on the CPU (runtime.fallback: cpu)\n", provErr)
 		provider = ProviderCPU
 	}
-	return &Env{cfg: cfg, lib: lib, provider: provider, progress: progress, sessions: map[*Session]struct{}{}}, nil
+	return &Env{cfg: cfg, lib: lib, provider: provider, progress: progress, sessions: map[*Session]struct{}{},
+		residents: map[*Resident]struct{}{}, identities: map[tensors.DType]*Session{}}, nil
 }
 
 // resolveLibrary finds the library or installs it into the cache.
@@ -190,9 +195,12 @@ func (e *Env) Close() error {
 		return nil
 	}
 	e.closed = true
-	sessions := e.sessions
+	sessions, residents := e.sessions, e.residents
 	e.sessions = nil
 	e.mu.Unlock()
+	for r := range residents {
+		r.Release()
+	}
 
 	var errs []error
 	for s := range sessions {

@@ -273,9 +273,13 @@ func appendTensorRT(opts *ort.SessionOptions, c TensorRTConfig) error {
 	return nil
 }
 
-// probeModel is the ONNX model y = Identity(x), x and y float32[1], written
-// with the protobuf wire format directly (field numbers from onnx.proto).
-func probeModel() []byte {
+// probeModel is the ONNX model y = Identity(x), x and y float32[1].
+func probeModel() []byte { return identityModel(1, true) }
+
+// identityModel is the ONNX model y = Identity(x) for ONNX element type
+// elem, with x and y of shape [1] or of any shape, written with the
+// protobuf wire format directly (field numbers from onnx.proto).
+func identityModel(elem uint64, shaped bool) []byte {
 	msg := func(num protowire.Number, body []byte) []byte {
 		return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), body)
 	}
@@ -291,8 +295,10 @@ func probeModel() []byte {
 		return b
 	}
 	valueInfo := func(name string) []byte {
-		dim := msg(fieldShapeDim, varint(fieldDimValue, 1))
-		tensor := cat(varint(fieldTensorElemType, 1), msg(fieldTensorShape, dim))
+		tensor := varint(fieldTensorElemType, elem)
+		if shaped {
+			tensor = cat(tensor, msg(fieldTensorShape, msg(fieldShapeDim, varint(fieldDimValue, 1))))
+		}
 		return cat(str(fieldValueInfoName, name), msg(fieldValueInfoType, msg(fieldTypeTensor, tensor)))
 	}
 	node := cat(str(1, "x"), str(2, "y"), str(4, "Identity")) // NodeProto input, output, op_type

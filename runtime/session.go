@@ -354,18 +354,23 @@ func checkInput(info tensorInfo, t *tensors.Tensor) error {
 	if err := t.Check(); err != nil {
 		return err
 	}
-	if t.DType != info.elem {
-		return fmt.Errorf("has dtype %v, the model declares %s", t.DType, info.describe())
+	return checkDeclared(info, t.DType, t.Shape)
+}
+
+// checkDeclared compares a dtype and shape with what the model declares.
+func checkDeclared(info tensorInfo, dt tensors.DType, shape []int64) error {
+	if dt != info.elem {
+		return fmt.Errorf("has dtype %v, the model declares %s", dt, info.describe())
 	}
 	if !info.rankKnown {
 		return nil
 	}
-	if len(t.Shape) != len(info.dims) {
-		return fmt.Errorf("has shape %v (rank %d), the model declares %s (rank %d)", t.Shape, len(t.Shape), info.describe(), len(info.dims))
+	if len(shape) != len(info.dims) {
+		return fmt.Errorf("has shape %v (rank %d), the model declares %s (rank %d)", shape, len(shape), info.describe(), len(info.dims))
 	}
 	for k, d := range info.dims {
-		if d.param == "" && d.value >= 0 && t.Shape[k] != d.value {
-			return fmt.Errorf("has shape %v, the model declares %s (dimension %d must be %d)", t.Shape, info.describe(), k, d.value)
+		if d.param == "" && d.value >= 0 && shape[k] != d.value {
+			return fmt.Errorf("has shape %v, the model declares %s (dimension %d must be %d)", shape, info.describe(), k, d.value)
 		}
 	}
 	return nil

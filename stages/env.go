@@ -87,6 +87,11 @@ type Env struct {
 	NonFinite        string
 	RollbackLRFactor float64
 	MaxRollbacks     int
+	// StateOnHost copies the parameters and optimizer moments back into
+	// host memory after every session run, as plain Session.Run does. The
+	// default keeps them resident on the runtime's device between runs and
+	// copies them out only for checkpoints, evaluations and the end.
+	StateOnHost bool
 }
 
 // ErrInterrupted is returned when the context was cancelled; the stage

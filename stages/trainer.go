@@ -136,8 +136,26 @@ func (e *Env) Train(spec TrainSpec) (*TrainResult, error) {
 		return e.Ckpt.Save(step, state, meta)
 	}
 	crosses := func(every, from, to int) bool { return every > 0 && to/every > from/every }
+	// Between runs the state lives in dev (values resident on the device)
+	// or, when dev is empty, in state.
+	dev := map[string]*runtime.Resident{}
+	defer func() { releaseAll(dev) }()
+	toHost := func() error {
+		for k, r := range dev {
+			t, err := e.Runtime.Fetch(r)
+			if err != nil {
+				return fmt.Errorf("copy %s from the device: %w", k, err)
+			}
+			state[k] = t
+		}
+		releaseAll(dev)
+		return nil
+	}
 	for step := start; step < spec.Steps; {
 		if err := e.Ctx.Err(); err != nil {
+			if err := toHost(); err != nil {
+				return nil, wrap(err)
+			}
 			if step > lastCkpt {
 				if err := save(step); err != nil {
 					return nil, wrap(err)
@@ -158,8 +176,12 @@ func (e *Env) Train(spec TrainSpec) (*TrainResult, error) {
 		if FaultHook != nil {
 			FaultHook(spec.Name, step, lrs)
 		}
+		next := step + n
+		// The state comes back to the host when a checkpoint, an evaluation
+		// or the end follows this run.
+		keep := !e.StateOnHost && next < spec.Steps && !crosses(spec.CheckpointEvery, step, next) && !crosses(spec.EvalEvery, step, next)
 		ts := time.Now()
-		got, err := r.run(state, stack(sampler, int64(step*spec.MicroBatches), n*spec.MicroBatches, n), lrs, step)
+		got, kept, err := r.run(state, dev, stack(sampler, int64(step*spec.MicroBatches), n*spec.MicroBatches, n), lrs, step, keep)
 		if err != nil {
 			return nil, wrap(fmt.Errorf("step %d: %w", step+1, err))
 		}
@@ -169,9 +191,14 @@ func (e *Env) Train(spec TrainSpec) (*TrainResult, error) {
 		for good < n && finite[good] {
 			good++
 		}
+		releaseAll(dev)
 		for _, p := range spec.Params { // the state after the last good step
 			for _, name := range []string{p.Name, train.ExpAvg(p.Name), train.ExpAvgSq(p.Name)} {
-				state[name] = got[train.New(name)]
+				if keep {
+					dev[name] = kept[train.New(name)]
+				} else {
+					state[name] = got[train.New(name)]
+				}
 			}
 		}
 		losses := got[train.LossName].Float32s()
@@ -216,10 +243,10 @@ func (e *Env) Train(spec TrainSpec) (*TrainResult, error) {
 			m.Rollbacks = meta.Rollbacks + 1
 			m.LRFactor = meta.LRFactor * e.RollbackLRFactor
 			e.Log.Printf("%v; rolling back to step %d with learning rate ×%g", nf, lstep, m.LRFactor)
+			releaseAll(dev)
 			state, meta, step = t, m, lstep
 			continue
 		}
-		next := step + n
 		if next == spec.Steps || crosses(spec.CheckpointEvery, step, next) {
 			if err := save(next); err != nil {
 				return nil, wrap(err)
@@ -260,23 +287,53 @@ func (e *Env) newStepRunner(spec TrainSpec, n int) (*stepRunner, error) {
 	return &stepRunner{g: g, sess: sess}, nil
 }
 
-// run performs the runner's steps from step (0-based) on batches.
-func (r *stepRunner) run(state Weights, batches *tensors.Tensor, lrs []float32, step int) (map[string]*tensors.Tensor, error) {
+// run performs the runner's steps from step (0-based) on batches. The
+// state is read from dev where it is resident there, else from state. With
+// keep, the new parameters and moments stay resident and come back in kept;
+// every other output comes back to the host.
+func (r *stepRunner) run(state Weights, dev map[string]*runtime.Resident, batches *tensors.Tensor, lrs []float32, step int,
+	keep bool) (host map[string]*tensors.Tensor, kept map[string]*runtime.Resident, err error) {
 	byName := Weights{train.BatchName: batches,
 		train.LRName:   tensors.FromFloat32([]int64{int64(len(lrs))}, lrs),
 		train.StepName: tensors.FromFloat32([]int64{1}, []float32{float32(step + 1)})}
 	for k, v := range state {
 		byName[k] = v
 	}
-	in, err := feeds(r.g, byName)
-	if err != nil {
-		return nil, err
+	in := make([]runtime.Feed, len(r.g.Inputs()))
+	for i, v := range r.g.Inputs() {
+		if d, ok := dev[v.Name()]; ok {
+			in[i].Resident = d
+		} else if t, ok := byName[v.Name()]; ok {
+			in[i].Host = t
+		} else {
+			return nil, nil, fmt.Errorf("graph %s: no value for input %s", r.g.Name, v.Name())
+		}
 	}
-	out, err := r.sess.Run(in)
-	if err != nil {
-		return nil, err
+	_, names := r.g.Outputs()
+	keepOut := make([]bool, len(names))
+	for j, n := range names {
+		keepOut[j] = keep && train.IsState(n)
 	}
-	return outputsByName(r.g, out), nil
+	out, res, err := r.sess.RunResident(in, keepOut)
+	if err != nil {
+		return nil, nil, err
+	}
+	host, kept = map[string]*tensors.Tensor{}, map[string]*runtime.Resident{}
+	for j, n := range names {
+		if keepOut[j] {
+			kept[n] = res[j]
+		} else {
+			host[n] = out[j]
+		}
+	}
+	return host, kept, nil
+}
+
+func releaseAll(dev map[string]*runtime.Resident) {
+	for k, r := range dev {
+		r.Release()
+		delete(dev, k)
+	}
 }
 
 func params(state Weights, ps []train.Param) Weights {

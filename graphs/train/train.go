@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"strings"
 
 	"mohawk/graphs"
 	"mohawk/graphs/layers"
@@ -25,6 +26,10 @@ func ExpAvgSq(name string) string { return name + ".exp_avg_sq" }
 
 // New is the output name of an updated tensor.
 func New(name string) string { return name + ".new" }
+
+// IsState reports whether an output of the step graph is updated state (a
+// parameter or moment named by New), as opposed to losses and diagnostics.
+func IsState(output string) bool { return strings.HasSuffix(output, ".new") }
 
 // AdamW holds optimizer hyperparameters with PyTorch semantics: decoupled
 // weight decay applied as p ← p·(1 − lr·wd) before the Adam step, bias

@@ -1,0 +1,334 @@
+package runtime
+
+/*
+#cgo LDFLAGS: -ldl
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+// The few entries of ORT's C API (struct OrtApi, a table of function
+// pointers) that onnxruntime_go v1.27.0 does not wrap: binding outputs to a
+// device's memory and feeding those values to later runs. Entries are
+// addressed by their index in the table, which ORT only ever appends to;
+// TestOrtAPIIndices checks every index against the header that ships with
+// onnxruntime_go, and mhAPIVersion is that header's ORT_API_VERSION.
+enum {
+	mhAPIVersion = 24,
+	mhGetErrorMessage = 2,
+	mhCreateTensorWithDataAsOrtValue = 49,
+	mhGetTensorMutableData = 51,
+	mhGetTensorElementType = 60,
+	mhGetDimensionsCount = 61,
+	mhGetDimensions = 62,
+	mhGetTensorTypeAndShape = 65,
+	mhCreateMemoryInfo = 68,
+	mhAllocatorFree = 76,
+	mhGetAllocatorWithDefaultOptions = 78,
+	mhReleaseStatus = 93,
+	mhReleaseMemoryInfo = 94,
+	mhReleaseValue = 96,
+	mhReleaseTensorTypeAndShapeInfo = 99,
+	mhRunWithBinding = 133,
+	mhCreateIoBinding = 134,
+	mhReleaseIoBinding = 135,
+	mhBindInput = 136,
+	mhBindOutputToDevice = 138,
+	mhGetBoundOutputValues = 140,
+	mhSynchronizeBoundOutputs = 203,
+};
+
+typedef void *(*mh_get_api_fn)(uint32_t);
+typedef struct { mh_get_api_fn get_api; void *get_version; } mh_api_base;
+typedef mh_api_base *(*mh_get_api_base_fn)(void);
+
+static void **mh_api;
+
+// mh_load finds the OrtApi table of the already loaded library lib.
+static int mh_load(const char *lib, char *msg, size_t n) {
+	void *h = dlopen(lib, RTLD_NOW | RTLD_NOLOAD);
+	if (h == NULL) {
+		strncpy(msg, "the ONNX Runtime library is not loaded", n - 1);
+		return -1;
+	}
+	mh_get_api_base_fn base = (mh_get_api_base_fn)dlsym(h, "OrtGetApiBase");
+	dlclose(h); // the library stays loaded: onnxruntime_go holds it
+	if (base == NULL) {
+		strncpy(msg, "the library has no OrtGetApiBase", n - 1);
+		return -1;
+	}
+	mh_api = (void **)base()->get_api(mhAPIVersion);
+	if (mh_api == NULL) {
+		strncpy(msg, "the library does not offer ORT API version 24", n - 1);
+		return -1;
+	}
+	return 0;
+}
+
+typedef void *status;
+
+// mh_error turns a status into a malloc'd message (NULL for success).
+static char *mh_error(status s) {
+	if (s == NULL) return NULL;
+	const char *m = ((const char *(*)(status))mh_api[mhGetErrorMessage])(s);
+	char *out = strdup(m ? m : "unknown ORT error");
+	((void (*)(status))mh_api[mhReleaseStatus])(s);
+	return out;
+}
+
+static char *mh_memory_info(const char *name, int device, void **out) {
+	// OrtArenaAllocator = 1, OrtMemTypeDefault = 0
+	return mh_error(((status (*)(const char *, int, int, int, void **))mh_api[mhCreateMemoryInfo])(name, 1, device, 0, out));
+}
+static void mh_release_memory_info(void *m) { ((void (*)(void *))mh_api[mhReleaseMemoryInfo])(m); }
+
+static char *mh_host_value(void *info, void *data, size_t len, const int64_t *shape, size_t rank, int type, void **out) {
+	return mh_error(((status (*)(void *, void *, size_t, const int64_t *, size_t, int, void **))
+		mh_api[mhCreateTensorWithDataAsOrtValue])(info, data, len, shape, rank, type, out));
+}
+static void mh_release_value(void *v) { ((void (*)(void *))mh_api[mhReleaseValue])(v); }
+
+// mh_describe reads a tensor value's element type, rank and dimensions
+// (dims has room for 16).
+static char *mh_describe(void *v, int *type, size_t *rank, int64_t *dims) {
+	void *info = NULL;
+	char *err = mh_error(((status (*)(void *, void **))mh_api[mhGetTensorTypeAndShape])(v, &info));
+	if (err) return err;
+	err = mh_error(((status (*)(void *, int *))mh_api[mhGetTensorElementType])(info, type));
+	if (!err) err = mh_error(((status (*)(void *, size_t *))mh_api[mhGetDimensionsCount])(info, rank));
+	if (!err && *rank > 16) err = strdup("tensor rank above 16");
+	if (!err) err = mh_error(((status (*)(void *, int64_t *, size_t))mh_api[mhGetDimensions])(info, dims, *rank));
+	((void (*)(void *))mh_api[mhReleaseTensorTypeAndShapeInfo])(info);
+	return err;
+}
+
+static char *mh_data(void *v, void **out) {
+	return mh_error(((status (*)(void *, void **))mh_api[mhGetTensorMutableData])(v, out));
+}
+
+static char *mh_binding(void *session, void **out) {
+	return mh_error(((status (*)(void *, void **))mh_api[mhCreateIoBinding])(session, out));
+}
+static void mh_release_binding(void *b) { ((void (*)(void *))mh_api[mhReleaseIoBinding])(b); }
+
+static char *mh_bind_input(void *b, const char *name, void *v) {
+	return mh_error(((status (*)(void *, const char *, void *))mh_api[mhBindInput])(b, name, v));
+}
+static char *mh_bind_output(void *b, const char *name, void *info) {
+	return mh_error(((status (*)(void *, const char *, void *))mh_api[mhBindOutputToDevice])(b, name, info));
+}
+
+// mh_run runs the session on the binding and hands back the bound outputs
+// (count of them, in binding order) in out, which has room for n.
+static char *mh_run(void *session, void *b, void **out, size_t n) {
+	char *err = mh_error(((status (*)(void *, void *, void *))mh_api[mhRunWithBinding])(session, NULL, b));
+	if (err) return err;
+	err = mh_error(((status (*)(void *))mh_api[mhSynchronizeBoundOutputs])(b));
+	if (err) return err;
+	void *alloc = NULL;
+	err = mh_error(((status (*)(void **))mh_api[mhGetAllocatorWithDefaultOptions])(&alloc));
+	if (err) return err;
+	void **vals = NULL;
+	size_t count = 0;
+	err = mh_error(((status (*)(void *, void *, void ***, size_t *))mh_api[mhGetBoundOutputValues])(b, alloc, &vals, &count));
+	if (err) return err;
+	for (size_t i = 0; i < count; i++) {
+		if (i < n) out[i] = vals[i];
+		else mh_release_value(vals[i]);
+	}
+	if (vals) ((status (*)(void *, void *))mh_api[mhAllocatorFree])(alloc, vals);
+	if (count != n) return strdup("ORT returned a different number of bound outputs");
+	return NULL;
+}
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	goruntime "runtime"
+	"sync"
+	"unsafe"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"mohawk/tensors"
+)
+
+// ortAPI loads the OrtApi table once per library.
+var ortAPI struct {
+	mu  sync.Mutex
+	lib string
+	err error
+}
+
+func loadAPI(lib string) error {
+	ortAPI.mu.Lock()
+	defer ortAPI.mu.Unlock()
+	if ortAPI.lib == lib && ortAPI.err == nil {
+		return nil
+	}
+	cLib := C.CString(lib)
+	defer C.free(unsafe.Pointer(cLib))
+	var buf [256]C.char
+	if C.mh_load(cLib, &buf[0], C.size_t(len(buf))) != 0 {
+		return fmt.Errorf("runtime: ORT C API of %s: %s", lib, C.GoString(&buf[0]))
+	}
+	ortAPI.lib, ortAPI.err = lib, nil
+	return nil
+}
+
+// cErr converts a malloc'd message from the shim into an error.
+func cErr(m *C.char) error {
+	if m == nil {
+		return nil
+	}
+	defer C.free(unsafe.Pointer(m))
+	return errors.New(C.GoString(m))
+}
+
+// ortSessionPointer is the OrtSession behind an onnxruntime_go session.
+// onnxruntime_go keeps it unexported (DynamicAdvancedSession.s.ortSession
+// in v1.27.0, which go.mod pins); TestResidentRunMatchesRun fails if the
+// layout changes.
+func ortSessionPointer(s *ort.DynamicAdvancedSession) (unsafe.Pointer, error) {
+	adv := reflect.ValueOf(s).Elem().FieldByName("s")
+	if !adv.IsValid() || adv.Kind() != reflect.Pointer || adv.IsNil() {
+		return nil, errors.New("onnxruntime_go's DynamicAdvancedSession has no session field s")
+	}
+	p := adv.Elem().FieldByName("ortSession")
+	if !p.IsValid() || p.Kind() != reflect.Pointer || p.IsNil() {
+		return nil, errors.New("onnxruntime_go's AdvancedSession has no ortSession field")
+	}
+	return p.UnsafePointer(), nil
+}
+
+// memoryInfo names where a provider's resident values live.
+func memoryInfo(provider string, device int) (unsafe.Pointer, error) {
+	name := "Cpu"
+	if provider == ProviderCUDA || provider == ProviderTensorRT {
+		name = "Cuda"
+	} else {
+		device = 0
+	}
+	cName := C.CString(name)
+	defer C.free(unsafe.Pointer(cName))
+	var info unsafe.Pointer
+	if err := cErr(C.mh_memory_info(cName, C.int(device), &info)); err != nil {
+		return nil, fmt.Errorf("memory info %s:%d: %v", name, device, err)
+	}
+	return info, nil
+}
+
+// describe reads the dtype and shape of an ORT tensor value.
+func describe(v unsafe.Pointer) (tensors.DType, []int64, error) {
+	var typ C.int
+	var rank C.size_t
+	var dims [16]C.int64_t
+	if err := cErr(C.mh_describe(v, &typ, &rank, &dims[0])); err != nil {
+		return 0, nil, err
+	}
+	shape := make([]int64, int(rank))
+	for i := range shape {
+		shape[i] = int64(dims[i])
+	}
+	return tensors.DType(typ), shape, nil
+}
+
+// hostCopy copies a host-memory ORT tensor value into a new tensor.
+func hostCopy(v unsafe.Pointer) (*tensors.Tensor, error) {
+	dt, shape, err := describe(v)
+	if err != nil {
+		return nil, err
+	}
+	t := tensors.Zeros(dt, shape...)
+	if len(t.Data) == 0 {
+		return t, nil
+	}
+	var p unsafe.Pointer
+	if err := cErr(C.mh_data(v, &p)); err != nil {
+		return nil, err
+	}
+	copy(t.Data, unsafe.Slice((*byte)(p), len(t.Data)))
+	return t, nil
+}
+
+// pinnedHostValue wraps t's bytes (pinned by pin until the run ends) as an
+// ORT tensor value in host memory.
+func pinnedHostValue(pin *goruntime.Pinner, cpu unsafe.Pointer, t *tensors.Tensor) (unsafe.Pointer, error) {
+	data := t.Data
+	if len(data) == 0 || uintptr(unsafe.Pointer(&data[0]))%uintptr(t.DType.Size()) != 0 {
+		data = append(make([]byte, 0, max(8, len(data))), data...) // aligned, non-empty backing
+		data = data[:cap(data)]
+	}
+	pin.Pin(&data[0])
+	shape := make([]C.int64_t, max(1, len(t.Shape)))
+	for i, d := range t.Shape {
+		shape[i] = C.int64_t(d)
+	}
+	pin.Pin(&shape[0])
+	var v unsafe.Pointer
+	err := cErr(C.mh_host_value(cpu, unsafe.Pointer(&data[0]), C.size_t(len(t.Data)), &shape[0], C.size_t(len(t.Shape)),
+		C.int(t.DType), &v))
+	return v, err
+}
+
+func releaseValue(v unsafe.Pointer)      { C.mh_release_value(v) }
+func releaseMemoryInfo(m unsafe.Pointer) { C.mh_release_memory_info(m) }
+
+// binding is an OrtIoBinding with the host input values it owns.
+type binding struct {
+	session unsafe.Pointer
+	b       unsafe.Pointer
+	owned   []unsafe.Pointer
+}
+
+func newBinding(session unsafe.Pointer) (*binding, error) {
+	b := &binding{session: session}
+	if err := cErr(C.mh_binding(session, &b.b)); err != nil {
+		return nil, fmt.Errorf("create I/O binding: %v", err)
+	}
+	return b, nil
+}
+
+func (b *binding) release() {
+	for _, v := range b.owned {
+		releaseValue(v)
+	}
+	C.mh_release_binding(b.b)
+}
+
+func (b *binding) bindInput(name string, v unsafe.Pointer) error {
+	cName := C.CString(name)
+	defer C.free(unsafe.Pointer(cName))
+	return cErr(C.mh_bind_input(b.b, cName, v))
+}
+
+func (b *binding) bindOutput(name string, info unsafe.Pointer) error {
+	cName := C.CString(name)
+	defer C.free(unsafe.Pointer(cName))
+	return cErr(C.mh_bind_output(b.b, cName, info))
+}
+
+// run runs the session and returns its n bound outputs, which the caller
+// owns.
+func (b *binding) run(n int) ([]unsafe.Pointer, error) {
+	out := make([]unsafe.Pointer, n)
+	if n == 0 {
+		return out, cErr(C.mh_run(b.session, b.b, nil, 0))
+	}
+	cOut := (*unsafe.Pointer)(C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof(unsafe.Pointer(nil)))))
+	defer C.free(unsafe.Pointer(cOut))
+	err := cErr(C.mh_run(b.session, b.b, cOut, C.size_t(n)))
+	copy(out, unsafe.Slice(cOut, n))
+	if err != nil {
+		for _, v := range out {
+			if v != nil {
+				releaseValue(v)
+			}
+		}
+		return nil, err
+	}
+	return out, nil
+}

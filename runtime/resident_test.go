@@ -1,0 +1,167 @@
+package runtime
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	pb "mohawk/export/onnxpb"
+	"mohawk/tensors"
+)
+
+// TestOrtAPIIndices checks the shim's OrtApi table indices (the enum in
+// ortapi.go) against the C API header that ships with onnxruntime_go.
+func TestOrtAPIIndices(t *testing.T) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/yalue/onnxruntime_go").Output()
+	if err != nil {
+		t.Skipf("cannot locate onnxruntime_go's sources: %v", err)
+	}
+	header, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "onnxruntime_c_api.h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := regexp.MustCompile(`(?s)/\*.*?\*/`).ReplaceAllString(string(header), "")
+	h = regexp.MustCompile(`//[^\n]*`).ReplaceAllString(h, "")
+	i := strings.Index(h, "struct OrtApi {")
+	j := strings.Index(h[i:], "\n};")
+	if i < 0 || j < 0 {
+		t.Fatal("no struct OrtApi in the header")
+	}
+	index := map[string]int{}
+	status := regexp.MustCompile(`^ORT_API2_STATUS\(\s*(\w+)`)
+	release := regexp.MustCompile(`^ORT_CLASS_RELEASE2?\(\s*(\w+)\)`)
+	typed := regexp.MustCompile(`^ORT_API_T\([^,]+,\s*(\w+)`)
+	plain := regexp.MustCompile(`ORT_API_CALL\s*\*\s*(\w+)\s*\)`)
+	n := 0
+	for _, m := range strings.Split(h[i+len("struct OrtApi {"):i+j], ";") {
+		m = strings.TrimSpace(m)
+		if m == "" {
+			continue
+		}
+		switch {
+		case status.MatchString(m):
+			index[status.FindStringSubmatch(m)[1]] = n
+		case release.MatchString(m):
+			index["Release"+release.FindStringSubmatch(m)[1]] = n
+		case typed.MatchString(m):
+			index[typed.FindStringSubmatch(m)[1]] = n
+		case plain.MatchString(m):
+			index[plain.FindStringSubmatch(m)[1]] = n
+		default:
+			t.Fatalf("member %d not understood: %.80s", n, m)
+		}
+		n++
+	}
+	if index["CreateStatus"] != 0 || index["GetErrorMessage"] != 2 {
+		t.Fatalf("header parse is off: CreateStatus %d, GetErrorMessage %d", index["CreateStatus"], index["GetErrorMessage"])
+	}
+	version := regexp.MustCompile(`#define ORT_API_VERSION (\d+)`).FindStringSubmatch(string(header))
+
+	src, err := os.ReadFile("ortapi.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := regexp.MustCompile(`\tmh(\w+) = (\d+),`).FindAllStringSubmatch(string(src), -1)
+	if len(entries) < 20 {
+		t.Fatalf("found only %d shim entries in ortapi.go", len(entries))
+	}
+	for _, e := range entries {
+		got, _ := strconv.Atoi(e[2])
+		if e[1] == "APIVersion" {
+			if version == nil || version[1] != e[2] {
+				t.Errorf("mhAPIVersion = %s, the header's ORT_API_VERSION is %v", e[2], version)
+			}
+			continue
+		}
+		want, ok := index[e[1]]
+		if !ok {
+			t.Errorf("OrtApi has no member %s", e[1])
+		} else if got != want {
+			t.Errorf("mh%s = %d, OrtApi member index %d", e[1], got, want)
+		}
+	}
+}
+
+func TestRunResident(t *testing.T) {
+	env := needORT(t)
+	model := modelBytes(t,
+		[]*pb.NodeProto{node("MatMul", []string{"a", "b"}, []string{"c"}), node("ReduceSum", []string{"c"}, []string{"s"}, intAttr("keepdims", 0))},
+		[]*pb.ValueInfoProto{vi("a", tensors.Float32, "m", 3), vi("b", tensors.Float32, 3, 3)},
+		[]*pb.ValueInfoProto{vi("c", tensors.Float32, "m", 3), vi("s", tensors.Float32)})
+	s, err := env.NewSession("resident", model, []string{"a", "b"}, []string{"c", "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a := tensors.FromFloat32([]int64{2, 3}, []float32{1, 2, 3, 4, 5, 6})
+	b := tensors.FromFloat32([]int64{3, 3}, []float32{0.5, 1, 0, -1, 2, 1, 0, 0.25, 3})
+
+	// Three chained products c ← c·b with c kept resident, against Run.
+	want := a
+	var cur *Resident
+	for i := 0; i < 3; i++ {
+		out, err := s.Run([]*tensors.Tensor{want, b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		feed := Feed{Host: a}
+		if cur != nil {
+			feed = Feed{Resident: cur}
+		}
+		host, dev, err := s.RunResident([]Feed{feed, {Host: b}}, []bool{true, false})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if host[0] != nil || dev[1] != nil || dev[0] == nil || host[1] == nil {
+			t.Fatalf("run %d: kept/host outputs mixed up: host %v dev %v", i, host, dev)
+		}
+		if got := host[1].Float32s()[0]; got != out[1].Float32s()[0] {
+			t.Errorf("run %d: sum %v, Run gives %v", i, got, out[1].Float32s()[0])
+		}
+		if dev[0].DType != tensors.Float32 || len(dev[0].Shape) != 2 || dev[0].Shape[0] != 2 || dev[0].Bytes() != 24 {
+			t.Errorf("run %d: resident is %v %v", i, dev[0].DType, dev[0].Shape)
+		}
+		cur.Release()
+		cur, want = dev[0], out[0]
+	}
+	got, err := env.Fetch(cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slicesEqual(got.Float32s(), want.Float32s()) || len(got.Shape) != 2 {
+		t.Errorf("fetched %v %v, Run gives %v", got.Shape, got.Float32s(), want.Float32s())
+	}
+
+	// Bad inputs are errors naming the input.
+	host, _, err := s.RunResident([]Feed{{Resident: cur}, {Resident: cur}}, []bool{false, false})
+	if err == nil || !strings.Contains(err.Error(), `input "b"`) {
+		t.Errorf("a [2,3] resident fed as b [3,3]: %v %v", host, err)
+	}
+	cur.Release()
+	cur.Release() // idempotent
+	if _, _, err := s.RunResident([]Feed{{Resident: cur}, {Host: b}}, []bool{false, false}); err == nil || !strings.Contains(err.Error(), "released") {
+		t.Errorf("released resident: %v", err)
+	}
+	if _, err := env.Fetch(cur); err == nil {
+		t.Error("fetching a released resident succeeded")
+	}
+	if _, _, err := s.RunResident([]Feed{{Host: a}}, []bool{false}); err == nil || !strings.Contains(err.Error(), "want 2") {
+		t.Errorf("wrong arity: %v", err)
+	}
+}
+
+func slicesEqual(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
