@@ -1,8 +1,13 @@
 package graphs
 
+import "mohawk/tensors"
+
 // MatMul is the batched matrix product of a [..., M, K] and b [..., K, N]
-// (both rank ≥ 2; leading axes broadcast).
-func MatMul(a, b *Value) *Value { return op1("MatMul", nil, a, b) }
+// (both rank ≥ 2; leading axes broadcast). Float32 products follow the
+// graph's MatMulPrecision.
+func MatMul(a, b *Value) *Value {
+	return withPrecision(graphOf("MatMul", a, b).root.matmul, func(a, b *Value) *Value { return op1("MatMul", nil, a, b) }, a, b)
+}
 
 type gemmAttr struct {
 	TransA, TransB bool
@@ -10,13 +15,66 @@ type gemmAttr struct {
 }
 
 // Gemm is alpha·op(a)·op(b) + beta·c for 2-D a and b (c may be nil or
-// broadcast to the result), op = transpose when the flag is set.
+// broadcast to the result), op = transpose when the flag is set. Float32
+// products follow the graph's MatMulPrecision (the bias is then added in
+// float32).
 func Gemm(a, b, c *Value, transA, transB bool) *Value {
+	p := graphOf("Gemm", a, b, c).root.matmul
+	if p != MatMulFloat32 && a.DType == tensors.Float32 {
+		y := withPrecision(p, func(a, b *Value) *Value { return op1("Gemm", &gemmAttr{transA, transB, 1, 1}, a, b) }, a, b)
+		if c != nil {
+			y = Add(y, c)
+		}
+		return y
+	}
 	ins := []*Value{a, b}
 	if c != nil {
 		ins = append(ins, c)
 	}
 	return op1("Gemm", &gemmAttr{transA, transB, 1, 1}, ins...)
+}
+
+// MatMulPrecision selects how a graph's MatMul and Gemm nodes compute
+// products of float32 tensors (set on the root graph; loop bodies follow).
+type MatMulPrecision uint8
+
+const (
+	// MatMulFloat32 computes in float32 (TF32 where the runtime allows it).
+	MatMulFloat32 MatMulPrecision = iota
+	// MatMulBFloat16 casts both operands to bfloat16, multiplies them with
+	// bfloat16 kernels (tensor cores, float32 accumulation) and casts the
+	// bfloat16 result back, as PyTorch's bf16 autocast does. Gradients pass
+	// through the casts, so the backward products run in bfloat16 as well,
+	// while parameters, optimizer state and everything else stay float32.
+	MatMulBFloat16
+	// MatMulBFloat16Emulated rounds the operands and the result to
+	// bfloat16 exactly as MatMulBFloat16 does but multiplies in float32: the
+	// same numerics (up to summation order) for runtimes without bfloat16
+	// kernels, such as ONNX Runtime's CPU provider.
+	MatMulBFloat16Emulated
+)
+
+// SetMatMulPrecision sets the precision of the MatMul and Gemm nodes built
+// from now on in g's root graph and its subgraphs.
+func (g *Graph) SetMatMulPrecision(p MatMulPrecision) { g.root.matmul = p }
+
+// withPrecision applies op to float32 a and b under precision p.
+func withPrecision(p MatMulPrecision, op func(a, b *Value) *Value, a, b *Value) *Value {
+	if p == MatMulFloat32 || a.DType != tensors.Float32 || b.DType != tensors.Float32 {
+		return op(a, b)
+	}
+	if p == MatMulBFloat16 {
+		return Cast(op(Cast(a, tensors.BFloat16), Cast(b, tensors.BFloat16)), tensors.Float32)
+	}
+	return roundBF16(op(roundBF16(a), roundBF16(b)))
+}
+
+// roundBF16 rounds float32 x to the nearest bfloat16 value (kept float32).
+func roundBF16(x *Value) *Value {
+	if x.Node() != nil && x.Node().def.Type == "Cast" && x.Node().Inputs[0].DType == tensors.BFloat16 {
+		return x // already a rounded value
+	}
+	return Cast(Cast(x, tensors.BFloat16), tensors.Float32)
 }
 
 func swapLast(x *Value) *Value {

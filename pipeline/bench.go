@@ -129,6 +129,7 @@ type StageBenchOptions struct {
 	// StateOnHost copies parameters and moments to the host after every run
 	// (the behaviour before resident state), for before/after comparisons.
 	StateOnHost bool           `json:"state_on_host"`
+	Precision   string         `json:"precision"` // fp32 or bf16 (training.precision)
 	Runtime     runtime.Config `json:"-"`
 }
 
@@ -154,6 +155,11 @@ type StageResult struct {
 // BenchStage measures one training stage's optimizer-step throughput on
 // random tokens with the stage's real step graph.
 func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*StageResult, error) {
+	switch o.Precision {
+	case "", stages.PrecisionFP32, stages.PrecisionBF16:
+	default:
+		return nil, fmt.Errorf("bench: precision %q: want fp32 or bf16", o.Precision)
+	}
 	t, err := benchTeacher(o.Teacher, 1)
 	if err != nil {
 		return nil, err
@@ -188,7 +194,8 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 	env := &stages.Env{Ctx: ctx, Runtime: rt, Teacher: t, Student: student, TrainData: stream, Seed: 1, Dir: benchDir(),
 		Ckpt: noCheckpoints{}, Log: log, NonFinite: "stop", StateOnHost: o.StateOnHost}
 	opt := stages.TrainOptions{Steps: n, MicroBatches: o.MicroBatches, MicroBatch: o.MicroBatch, SeqLen: o.Seq, LR: 1e-4,
-		Opt: train.DefaultAdamW(), Schedule: stages.Schedule{Kind: "constant", TotalSteps: n}, StepsPerRun: o.StepsPerRun}
+		Opt: train.DefaultAdamW(), Schedule: stages.Schedule{Kind: "constant", TotalSteps: n}, StepsPerRun: o.StepsPerRun,
+		Precision: o.Precision}
 	t0 := time.Now()
 	switch o.Stage {
 	case KindOrient, KindAlign:

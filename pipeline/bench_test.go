@@ -3,8 +3,10 @@ package pipeline
 import (
 	"context"
 	"io"
+	"math"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -42,5 +44,44 @@ func TestBenchStageResidentState(t *testing.T) {
 			t.Logf("%s: host↔device bytes per step %d resident, %d on host; losses %.4f → %.4f", stage,
 				res.HostBytesPerSt, host.HostBytesPerSt, res.Losses[0], res.Losses[5])
 		})
+	}
+}
+
+// TestBenchStageBF16 trains Stage 3 with bfloat16 products (emulated on
+// the CPU provider): the loss falls and tracks the float32 run closely
+// without being equal to it.
+func TestBenchStageBF16(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a tiny student twice")
+	}
+	o := StageBenchOptions{Teacher: filepath.Join(demoDir(t), "teacher"), Stage: KindDistill, MicroBatch: 2, Seq: 32,
+		MicroBatches: 1, StepsPerRun: 4, Runs: 2}
+	fp32, err := BenchStage(context.Background(), o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Precision = "bf16"
+	bf16, err := BenchStage(context.Background(), o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(bf16.Losses)
+	if n != 12 || !(bf16.Losses[n-1] < bf16.Losses[0]) {
+		t.Fatalf("bf16 losses did not fall: %v", bf16.Losses)
+	}
+	same := true
+	for i, l := range bf16.Losses {
+		same = same && l == fp32.Losses[i]
+		if d := math.Abs(l-fp32.Losses[i]) / fp32.Losses[i]; d > 0.02 {
+			t.Errorf("step %d: bf16 loss %.5f, fp32 %.5f (%.2g relative)", i+1, l, fp32.Losses[i], d)
+		}
+	}
+	if same {
+		t.Error("bf16 losses equal the fp32 ones: the precision setting had no effect")
+	}
+	t.Logf("Stage 3 losses: fp32 %.5f → %.5f, bf16 %.5f → %.5f", fp32.Losses[0], fp32.Losses[n-1], bf16.Losses[0], bf16.Losses[n-1])
+	o.Precision = "fp8"
+	if _, err := BenchStage(context.Background(), o, io.Discard); err == nil || !strings.Contains(err.Error(), "fp8") {
+		t.Errorf("unknown precision: %v", err)
 	}
 }

@@ -105,6 +105,10 @@ type TrainingConfig struct {
 	// Loop keeps parameters and optimizer state on the device between
 	// them); evaluation and checkpoints happen between runs.
 	StepsPerRun int `mapstructure:"steps_per_run"`
+	// Precision of the training graphs' matrix products: "fp32" (default)
+	// or "bf16" (bfloat16 products, float32 parameters, optimizer state and
+	// everything else; the CPU provider emulates the rounding).
+	Precision string `mapstructure:"precision"`
 }
 
 // EvalConfig configures the evaluation stage.
@@ -211,6 +215,7 @@ func Defaults() map[string]any {
 			"eval_windows":     20,
 			"checkpoint_every": 100,
 			"steps_per_run":    1,
+			"precision":        "fp32",
 		},
 		"eval":        map[string]any{"windows": 200, "seq_len": 256, "after_each_stage": true},
 		"checkpoints": map[string]any{"keep_last": 2, "on_nonfinite": "stop", "rollback_lr_factor": 0.5, "max_rollbacks": 3},

@@ -51,7 +51,7 @@ func TestValidateReportsEverything(t *testing.T) {
 	y := `name: "a/b"
 teacher: {path: /nonexistent/teacher}
 data: {train: [{path: /nonexistent/train.txt, format: csv}]}
-training: {seq_len: 0, optimizer: {lr: -1, beta1: 1.5}, schedule: {kind: linear}}
+training: {seq_len: 0, precision: fp16, optimizer: {lr: -1, beta1: 1.5}, schedule: {kind: linear}}
 stages:
   - {kind: orient}
   - {kind: distill, tokens: 10, temperature: -1, trainable: some}
@@ -70,7 +70,7 @@ runtime: {provider: tpu}
 		t.Fatalf("got %v, want a *ValidationError", err)
 	}
 	for _, want := range []string{`name "a/b"`, "teacher.path", "data.train[0].path", "data.train[0].format", "data.val",
-		"seq_len 0", "lr -1", "betas", "schedule kind", "stages[0]: tokens", "temperature -1", "trainable",
+		"seq_len 0", `precision "fp16"`, "lr -1", "betas", "schedule kind", "stages[0]: tokens", "temperature -1", "trainable",
 		"stages[2]: tokens does not apply", `kind "explode"`, "on_nonfinite", "runtime"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("validation error lacks %q:\n%v", want, err)

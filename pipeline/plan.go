@@ -157,8 +157,17 @@ func trainOptions(cfg *Config, s StageConfig) (stages.TrainOptions, error) {
 		Tokens: tokens, Steps: steps, MicroBatches: tpu / perMicro, MicroBatch: mb, SeqLen: seq, LR: lr,
 		Opt:      train.AdamW{Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.WeightDecay, ClipNorm: o.ClipNorm},
 		Schedule: toSchedule(sch, steps), EvalEvery: t.EvalEvery, EvalWindows: t.EvalWindows, CheckpointEvery: t.CheckpointEvery,
-		StepsPerRun: t.StepsPerRun, LayerGroup: s.LayerGroup,
+		StepsPerRun: t.StepsPerRun, LayerGroup: s.LayerGroup, Precision: precisionOption(t.Precision),
 	}, nil
+}
+
+// precisionOption leaves float32 unnamed, so plans (and their hashes) of
+// float32 runs are the same as before the setting existed.
+func precisionOption(p string) string {
+	if p == stages.PrecisionFP32 {
+		return ""
+	}
+	return p
 }
 
 func pick(a, b int) int {

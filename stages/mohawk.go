@@ -27,6 +27,7 @@ type TrainOptions struct {
 	EvalWindows     int
 	CheckpointEvery int
 	StepsPerRun     int
+	Precision       string `json:",omitempty"` // "" (float32) or "bf16"
 	// LayerGroup trains Stage 1/2 in groups of this many layers (0: all).
 	LayerGroup int
 }
@@ -76,7 +77,8 @@ func inputsAndLabels(batch *graphs.Value) (ids, labels *graphs.Value) {
 func (o TrainOptions) spec(name string, ps []train.Param, initial Weights, loss train.LossFunc) TrainSpec {
 	return TrainSpec{Name: name, Params: ps, Initial: initial, Loss: loss, Opt: o.Opt, LR: o.LR, Schedule: o.Schedule,
 		Steps: o.Steps, MicroBatches: o.MicroBatches, MicroBatch: o.MicroBatch, SeqLen: o.SeqLen,
-		EvalEvery: o.EvalEvery, EvalWindows: o.EvalWindows, CheckpointEvery: o.CheckpointEvery, StepsPerRun: o.StepsPerRun}
+		EvalEvery: o.EvalEvery, EvalWindows: o.EvalWindows, CheckpointEvery: o.CheckpointEvery, StepsPerRun: o.StepsPerRun,
+		Precision: o.Precision}
 }
 
 // trainParams turns names into train.Params with shapes from w.

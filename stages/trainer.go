@@ -41,6 +41,10 @@ type TrainSpec struct {
 	// StepsPerRun optimizer steps run inside one session run (1: one run
 	// per step); more keeps the state on the device between steps.
 	StepsPerRun int
+	// Precision of the step graph's products: "" or "fp32", or "bf16"
+	// (bfloat16 products with float32 parameters and optimizer state;
+	// emulated on the CPU provider, which has no bfloat16 kernels).
+	Precision string
 }
 
 // TrainResult summarises a finished training stage.
@@ -275,6 +279,7 @@ func (e *Env) newStepRunner(spec TrainSpec, n int) (*stepRunner, error) {
 			Name: name, Params: spec.Params, DType: tensors.Float32, StepsPerRun: n,
 			MicroBatches: spec.MicroBatches, BatchDType: tensors.Int64,
 			BatchShape: graphs.S(spec.MicroBatch, spec.SeqLen+1), Loss: spec.Loss, Opt: spec.Opt,
+			Precision: e.matmulPrecision(spec.Precision),
 		})
 	})
 	if err != nil {
@@ -286,6 +291,24 @@ func (e *Env) newStepRunner(spec TrainSpec, n int) (*stepRunner, error) {
 	}
 	return &stepRunner{g: g, sess: sess}, nil
 }
+
+// matmulPrecision maps a precision name to the graph setting for the
+// runtime's provider.
+func (e *Env) matmulPrecision(name string) graphs.MatMulPrecision {
+	switch {
+	case name != PrecisionBF16:
+		return graphs.MatMulFloat32
+	case e.Runtime.Provider() == runtime.ProviderCPU:
+		return graphs.MatMulBFloat16Emulated
+	}
+	return graphs.MatMulBFloat16
+}
+
+// Precision names of TrainSpec.Precision.
+const (
+	PrecisionFP32 = "fp32"
+	PrecisionBF16 = "bf16"
+)
 
 // run performs the runner's steps from step (0-based) on batches. The
 // state is read from dev where it is resident there, else from state. With

@@ -74,6 +74,9 @@ type Spec struct {
 	BatchShape graphs.Shape
 	Loss       LossFunc
 	Opt        AdamW
+	// Precision is how the graph's float32 MatMul and Gemm nodes compute
+	// (bfloat16 mixed precision keeps parameters and state float32).
+	Precision graphs.MatMulPrecision
 }
 
 // Build returns the step graph. It panics with *graphs.Error on a
@@ -83,6 +86,7 @@ func Build(s Spec) *graphs.Graph {
 		panic(&graphs.Error{Op: "train.Build", Msg: fmt.Sprintf("micro-batches %d and steps per run %d must be ≥ 1", s.MicroBatches, s.StepsPerRun)})
 	}
 	g := graphs.New(s.Name)
+	g.SetMatMulPrecision(s.Precision)
 	n := len(s.Params)
 	params := make([]*graphs.Value, n)
 	m := make([]*graphs.Value, n)

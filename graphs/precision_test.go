@@ -1,0 +1,197 @@
+package graphs_test
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"mohawk/graphs"
+	"mohawk/graphs/graphtest"
+	"mohawk/tensors"
+)
+
+// bf round x to the nearest bfloat16 value.
+func bf(x float64) float64 {
+	return float64(tensors.BFloat16ToFloat32(tensors.Float32ToBFloat16(float32(x))))
+}
+
+// hostMat is a row-major float64 matrix for the reference products.
+type hostMat struct {
+	r, c int
+	v    []float64
+}
+
+func (m hostMat) at(i, j int) float64 { return m.v[i*m.c+j] }
+
+func (m hostMat) t() hostMat {
+	o := hostMat{m.c, m.r, make([]float64, len(m.v))}
+	for i := 0; i < m.r; i++ {
+		for j := 0; j < m.c; j++ {
+			o.v[j*m.r+i] = m.at(i, j)
+		}
+	}
+	return o
+}
+
+func (m hostMat) round() hostMat {
+	o := hostMat{m.r, m.c, make([]float64, len(m.v))}
+	for i, x := range m.v {
+		o.v[i] = bf(x)
+	}
+	return o
+}
+
+// mul is the float64 product, rounded to bfloat16.
+func (m hostMat) mul(n hostMat) hostMat {
+	o := hostMat{m.r, n.c, make([]float64, m.r*n.c)}
+	for i := 0; i < m.r; i++ {
+		for j := 0; j < n.c; j++ {
+			s := 0.0
+			for k := 0; k < m.c; k++ {
+				s += m.at(i, k) * n.at(k, j)
+			}
+			o.v[i*n.c+j] = bf(s)
+		}
+	}
+	return o
+}
+
+func mat(t *tensors.Tensor, rows int) hostMat {
+	v := t.Convert(tensors.Float64).Float64s()
+	return hostMat{rows, len(v) / rows, v}
+}
+
+// TestMatMulPrecision checks bfloat16 products and their gradients against
+// a float64 reference that rounds operands, results and incoming gradients
+// to bfloat16 where PyTorch's bf16 autocast does. ORT's CPU provider has no
+// bfloat16 MatMul, so it runs the emulated form; the native form's graph is
+// checked for bfloat16 only where CUDA has kernels (and run on the GPU by
+// bench-stage --precision bf16).
+func TestMatMulPrecision(t *testing.T) {
+	type tc struct {
+		name  string
+		a, b  []int64
+		trans [2]bool // Gemm's transA, transB; nil-Gemm cases use MatMul
+		gemm  bool
+	}
+	cases := []tc{
+		{name: "MatMul/batch-fold", a: []int64{2, 2, 8}, b: []int64{8, 5}},
+		{name: "Gemm/tn-bias", a: []int64{8, 4}, b: []int64{5, 8}, trans: [2]bool{true, true}, gemm: true},
+		{name: "Gemm/nn", a: []int64{4, 8}, b: []int64{8, 5}, gemm: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a, b := rnd(1, -1, 1, c.a...).Convert(tensors.Float32), rnd(2, -1, 1, c.b...).Convert(tensors.Float32)
+			bias := rnd(3, -1, 1, 5).Convert(tensors.Float32)
+			build := func(p graphs.MatMulPrecision) *graphs.Graph {
+				g := graphs.New("precision")
+				g.SetMatMulPrecision(p)
+				av, bv := g.Input("a", tensors.Float32, graphs.StaticShape(c.a)), g.Input("b", tensors.Float32, graphs.StaticShape(c.b))
+				var y *graphs.Value
+				if c.gemm {
+					y = graphs.Gemm(av, bv, g.Const(bias), c.trans[0], c.trans[1])
+				} else {
+					y = graphs.MatMul(av, bv)
+				}
+				w := g.Const(rnd(4, -1, 1, 4*5).Convert(tensors.Float32))
+				loss := graphs.ReduceSum(graphs.Mul(graphs.Reshape(y, -1), graphs.Reshape(w, -1)), []int64{0}, false)
+				grads := graphs.Gradients(loss, av, bv)
+				g.Output("y", y)
+				g.Output("da", grads[0])
+				g.Output("db", grads[1])
+				return g
+			}
+			feeds := map[string]*tensors.Tensor{"a": a, "b": b}
+			got := graphtest.Run(t, build(graphs.MatMulBFloat16Emulated), feeds)
+			plain := graphtest.Run(t, build(graphs.MatMulFloat32), feeds)
+
+			// Reference: op(a) and op(b) as float64 matrices.
+			am, bm := mat(a, len(a.Data)/4/int(c.a[len(c.a)-1])), mat(b, int(c.b[0]))
+			if c.trans[0] {
+				am = am.t()
+			}
+			if c.trans[1] {
+				bm = bm.t()
+			}
+			ar, br := am.round(), bm.round()
+			y := ar.mul(br)
+			if c.gemm {
+				for i := range y.v {
+					y.v[i] += float64(bias.Float32s()[i%5])
+				}
+			}
+			dy := mat(rnd(4, -1, 1, 4*5).Convert(tensors.Float32), 4).round()
+			da, db := dy.mul(br.t()), ar.t().mul(dy) // d op(a), d op(b)
+			if c.trans[0] {
+				da = da.t()
+			}
+			if c.trans[1] {
+				db = db.t()
+			}
+			for _, o := range []struct {
+				name string
+				want hostMat
+			}{{"y", y}, {"da", da}, {"db", db}} {
+				g := got[o.name].Convert(tensors.Float64).Float64s()
+				p := plain[o.name].Convert(tensors.Float64).Float64s()
+				worst, differs := 0.0, false
+				for i, w := range o.want.v {
+					worst = math.Max(worst, math.Abs(g[i]-w)/(math.Abs(w)+1e-3))
+					differs = differs || math.Abs(p[i]-w) > 1e-4*(math.Abs(w)+1e-3)
+				}
+				for i, x := range g {
+					if bf(x) != x && (o.name != "y" || !c.gemm) { // a bias is added in float32
+						t.Errorf("%s[%d] = %v is not a bfloat16 value", o.name, i, x)
+						break
+					}
+				}
+				if worst > 1.0/256 {
+					t.Errorf("%s: relative error %.3g against the bfloat16 reference (1 ulp is %.3g)", o.name, worst, 1.0/256)
+				}
+				if !differs {
+					t.Errorf("%s: float32 result equals the bfloat16 reference; the test cannot tell them apart", o.name)
+				}
+			}
+
+			// The native form runs only MatMul, Gemm and data movement in
+			// bfloat16, so every other node stays on float32 kernels.
+			native := build(graphs.MatMulBFloat16)
+			allowed := map[string]bool{"MatMul": true, "Gemm": true, "Cast": true, "Reshape": true, "Transpose": true}
+			bfNodes := 0
+			for _, n := range native.Nodes() {
+				for _, in := range n.Inputs {
+					if in.DType == tensors.BFloat16 {
+						if !allowed[n.Def().Type] {
+							t.Errorf("native form: %s node takes a bfloat16 input", n.Def().Type)
+						}
+						if n.Def().Type == "MatMul" || n.Def().Type == "Gemm" {
+							bfNodes++
+						}
+						break
+					}
+				}
+			}
+			if bfNodes != 3 {
+				t.Errorf("native form has %d bfloat16 products, want 3 (forward, two gradients)", bfNodes)
+			}
+		})
+	}
+}
+
+func ExampleGraph_SetMatMulPrecision() {
+	g := graphs.New("bf16")
+	g.SetMatMulPrecision(graphs.MatMulBFloat16)
+	x := g.Input("x", tensors.Float32, graphs.S(4, 8))
+	w := g.Input("w", tensors.Float32, graphs.S(8, 2))
+	y := graphs.MatMul(x, w)
+	for _, n := range g.Nodes() {
+		fmt.Println(n.Def().Type, n.Outputs[0].DType)
+	}
+	fmt.Println("y:", y.DType)
+	// Output:
+	// Cast bfloat16
+	// Cast bfloat16
+	// MatMul bfloat16
+	// Cast float32
+	// y: float32
+}
