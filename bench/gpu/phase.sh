@@ -2,7 +2,7 @@
 # GPU measurement phases (docs/benchmarks.md and docs/results.md quote their
 # output with these exact commands). Run from the repository root on the GPU
 # machine after the ONNX Runtime CUDA staging of ../shared/docs/GPU.md:
-#   bench/gpu/phase.sh A|B|C OUTDIR
+#   bench/gpu/phase.sh A|B|C|D|E|F|G|H OUTDIR
 # Environment: PIPELINE (binary, default bin/pipeline), SHARED (default
 # ../shared), QUICK=1 shrinks every size for a dry rehearsal on a CPU box
 # (PROVIDER=cpu).
@@ -14,7 +14,7 @@ TINY=$S/reference/phi-tiny-en; DATA=$S/data/en; TORCH=$S/tools/torch-reference
 q() { if [ "${QUICK:-0}" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 log() { echo "== $(date -u +%T) $*" | tee -a "$out/log.txt"; }
 # run NAME TIMEOUT CMD...: append CMD's JSON lines to $out/NAME.jsonl
-run() { local name=$1 t=$2; shift 2; log "$name: $*"; timeout "$t" "$@" >>"$out/$name.jsonl" 2>>"$out/$name.err"; echo "rc=$? $name" >>"$out/log.txt"; }
+run() { local name=$1 t=$2 rc; shift 2; log "$name: $*"; timeout "$t" "$@" >>"$out/$name.jsonl" 2>>"$out/$name.err"; rc=$?; echo "rc=$rc $name" >>"$out/log.txt"; return $rc; }
 # gpumem NAME: sample GPU memory (MiB) every 0.5 s into gpumem-NAME.txt until killed.
 gpumem() { while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -1 >>"$out/gpumem-$1.txt"; sleep 0.5; done; }
 
@@ -100,6 +100,43 @@ F)
   done
   for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB, idle $(sort -n $f | head -1) MiB"; done >"$out/gpumem-peaks.txt"
   rm -rf $out/exp-teacher $out/exp-student $out/gen-student $out/gen-teacher
+  ;;
+G)
+  # Resident training state and bf16 products (issue 7), Stage 3 at Phi-1.5
+  # shape next to PyTorch in the same run. First a bf16-vs-fp32 sanity run
+  # on phi-tiny-en and the node placement of its bf16 step graph.
+  nvidia-smi >"$out/nvidia-smi.txt" 2>&1
+  for pr in fp32 bf16; do
+    run sanity 120 $P bench-stage --teacher $TINY --stage distill --micro-batch 8 --seq 256 --steps-per-run 4 --runs 1 --provider $PROV --precision $pr
+  done
+  $P bench-stage --teacher $TINY --stage distill --micro-batch 2 --seq 64 --steps-per-run 2 --runs 1 --provider $PROV --precision bf16 --ort-log-level verbose 2>&1 \
+    | awk '/placed on \[/{cpu=/CPUExecutionProvider/; sub(/^.*\] +/, ""); print; next} cpu && /\] +[A-Za-z]+ \(/{sub(/^.*\] +/, ""); sub(/ \(.*/, ""); n[$0]++} END{for (k in n) print n[k], "on CPU:", k}' >"$out/placement.txt"
+  [ "$PROV" = cuda ] && run perf_torch 200 python3 $TORCH/perf_torch.py tf32 4 2048
+  [ "$PROV" = cuda ] && run perf_torch 200 python3 $TORCH/perf_torch.py bf16 4 2048
+  S3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs $(q 2 1) --provider $PROV --tf32"
+  gpumem s3bf16 </dev/null >/dev/null 2>&1 & pid=$!
+  run stage3 240 $P bench-stage $S3 --micro-batch $(q 4 1) --precision bf16 ||
+    run stage3 240 $P bench-stage $S3 --micro-batch $(q 2 1) --micro-batches 2 --precision bf16
+  kill $pid 2>/dev/null
+  gpumem s3fp32 </dev/null >/dev/null 2>&1 & pid=$!
+  run stage3 200 $P bench-stage $S3 --micro-batch $(q 4 1)
+  kill $pid 2>/dev/null
+  run stage3 200 $P bench-stage $S3 --micro-batch $(q 4 1) --state-on-host
+  for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done >"$out/gpumem-peaks.txt"
+  ;;
+H)
+  # Stages 1 and 2 at Phi-1.5 shape (micro-batch 1), ours (resident state,
+  # TF32 and bf16) next to bench/torch/perf_stages_torch.py in the same run.
+  [ "$PROV" = cuda ] && run torch_rehearsal 120 python3 bench/torch/perf_stages_torch.py 1 bf16 1 256 2 &&
+    for st in 2 1; do for m in tf32 bf16; do run perf_stages_torch 150 python3 bench/torch/perf_stages_torch.py $st $m 1 2048; done; done
+  for st in align orient; do
+    for pr in fp32 bf16; do
+      gpumem $st-$pr </dev/null >/dev/null 2>&1 & pid=$!
+      run stage12 150 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage $st --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 1 --provider $PROV --tf32 --precision $pr
+      kill $pid 2>/dev/null
+    done
+  done
+  for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done >"$out/gpumem-peaks.txt"
   ;;
 esac
 log "phase $phase done"
