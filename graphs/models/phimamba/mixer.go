@@ -149,17 +149,18 @@ func Mixer(p layers.Params, c Config, i int, u *graphs.Value, form Form, st *Sta
 }
 
 // segsum returns S[..., i, j] = Σ_{k=j+1..i} a[..., k] for j ≤ i and the
-// lowest finite value above the diagonal (exp → 0), for a [..., T]. It sums
-// the masked entries directly (a cumulative sum down each column), so no
-// difference of long cumulative sums is formed.
+// lowest finite value above the diagonal (exp → 0), for a [..., T], as the
+// difference cs_i − cs_j of one cumulative sum along T taken in float64, so
+// the difference of two long sums loses nothing before the final rounding.
+// (A cumulative sum down each column of the masked [T, T] matrix gives the
+// same values, but ONNX Runtime's CUDA CumSum costs O(n) per element, which
+// made that form O(T³).)
 func segsum(a *graphs.Value) *graphs.Value {
 	r := a.Rank()
-	t := a.Shape[r-1]
+	cs := graphs.CumSum(graphs.Cast(a, tensors.Float64), int64(r-1), false, false) // [..., T]
+	diff := graphs.Cast(graphs.Sub(graphs.Unsqueeze(cs, -1), graphs.Unsqueeze(cs, -2)), a.DType)
 	rows, cols := indexGrid(a, r-1)
-	rep := graphs.Expand(graphs.Unsqueeze(a, -1), append(a.Shape.Clone(), t), a) // [..., i, j] = a_i
-	below := graphs.Less(cols, rows)                                             // j < i
-	cs := graphs.CumSum(graphs.Where(below, rep, graphs.ScalarLike(a, 0)), int64(r-1), false, false)
-	return graphs.Where(graphs.LessOrEqual(cols, rows), cs, graphs.ScalarLike(a, graphs.Lowest(a.DType)))
+	return graphs.Where(graphs.LessOrEqual(cols, rows), diff, graphs.ScalarLike(a, graphs.Lowest(a.DType)))
 }
 
 // indexGrid returns int64 row indices [T, 1] and column indices [1, T] for
