@@ -61,6 +61,14 @@
 // dimension, which NewSession checks. Every ORT value is destroyed after
 // each Run. A Session serves one goroutine at a time (Run locks it).
 //
+// # Resident values
+//
+// RunResident keeps chosen outputs where the provider computed them (GPU
+// memory under cuda and tensorrt) as *Resident values that later runs take
+// as inputs without a copy; Env.Fetch copies one to the host. This goes
+// through a small cgo shim over ORT's I/O binding (ortapi.go), because
+// onnxruntime_go v1.27.0 only binds host memory.
+//
 // # Errors
 //
 // Nothing here panics on purpose. Errors are lower-case, name what they are
