@@ -2,12 +2,9 @@ package pipeline
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,6 +12,7 @@ import (
 	"strings"
 
 	"mohawk/atomicfile"
+	"mohawk/internal/filehash"
 	"mohawk/safetensors"
 	"mohawk/stages"
 )
@@ -100,26 +98,13 @@ func (c *Checkpoints) save(step int, t stages.Weights, meta stages.Meta) error {
 func writeManifest(dir string, files []string) error {
 	var b strings.Builder
 	for _, f := range files {
-		sum, err := fileSum(filepath.Join(dir, f))
+		sum, err := filehash.SHA256(filepath.Join(dir, f))
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(&b, "%s  %s\n", sum, f)
 	}
 	return atomicfile.WriteBytes(filepath.Join(dir, ckptManifest), []byte(b.String()))
-}
-
-func fileSum(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // verify checks a checkpoint directory against its manifest.
@@ -136,7 +121,7 @@ func verify(dir string) error {
 		if !ok || strings.ContainsAny(name, `/\`) || name == ".." {
 			return fmt.Errorf("malformed manifest line %q", sc.Text())
 		}
-		got, err := fileSum(filepath.Join(dir, name))
+		got, err := filehash.SHA256(filepath.Join(dir, name))
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+
+	"mohawk/internal/filehash"
 )
 
 // InstallOptions configures Install.
@@ -100,7 +102,7 @@ func Install(ctx context.Context, opts InstallOptions) (string, error) {
 func membersToInstall(dir string, pkg Package, progress io.Writer) ([]Member, error) {
 	var todo []Member
 	for _, m := range pkg.Members {
-		got, err := fileSHA256(filepath.Join(dir, m.Name))
+		got, err := filehash.SHA256(filepath.Join(dir, m.Name))
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 			todo = append(todo, m)
@@ -112,19 +114,6 @@ func membersToInstall(dir string, pkg Package, progress io.Writer) ([]Member, er
 		}
 	}
 	return todo, nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("read %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func installPackage(ctx context.Context, dir string, pkg Package, todo []Member, npm string, progress io.Writer) error {
