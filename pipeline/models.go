@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"mohawk/atomicfile"
@@ -63,7 +64,7 @@ func loadWeights(path string, want map[string][]int64, what string) (stages.Weig
 			errs = append(errs, err)
 			continue
 		}
-		if !sameShape(t.Shape, want[name]) {
+		if !slices.Equal(t.Shape, want[name]) {
 			errs = append(errs, fmt.Errorf("%s: tensor %s has shape %v, the %s config needs %v", path, name, t.Shape, what, want[name]))
 			continue
 		}
@@ -82,18 +83,6 @@ func sortedNames[T any](m map[string]T) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func sameShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // StudentFiles are the names of a student checkpoint directory.
@@ -150,7 +139,7 @@ func LoadStudent(dir string, eps float32) (*stages.Student, error) {
 		switch {
 		case !ok:
 			errs = append(errs, fmt.Errorf("%s: missing tensor %s", dir, name))
-		case !sameShape(t.Shape, shape):
+		case !slices.Equal(t.Shape, shape):
 			errs = append(errs, fmt.Errorf("%s: tensor %s has shape %v, config.json implies %v", dir, name, t.Shape, shape))
 		default:
 			w[name] = t.AsFloat32()

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 
 	gt "gorgonia.org/tensor"
@@ -94,7 +95,7 @@ func NewStudent(t *stages.Teacher, c phimamba.Config, init string, seed uint64) 
 	if init != InitScratch {
 		for s, tn := range transferMap(c) {
 			tw, ok := t.Weights[tn]
-			if !ok || !sameShape(tw.Shape, w[s].Shape) {
+			if !ok || !slices.Equal(tw.Shape, w[s].Shape) {
 				return nil, fmt.Errorf("transfer %s → %s: teacher tensor missing or of another shape", tn, s)
 			}
 			w[s] = tw.Clone()

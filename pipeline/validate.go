@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"mohawk/graphs/models/phi"
@@ -63,7 +64,7 @@ func Validate(cfg *Config, source string) error {
 						switch {
 						case err != nil:
 							v.add("teacher.path: %v", err)
-						case !sameShape(info.Shape, s.Sizes()):
+						case !slices.Equal(info.Shape, s.Sizes()):
 							v.add("teacher.path: tensor %s has shape %v, config.json implies %v", name, info.Shape, s.Sizes())
 						}
 					}

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -132,7 +133,7 @@ func TestRunResident(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slicesEqual(got.Float32s(), want.Float32s()) || len(got.Shape) != 2 {
+	if !slices.Equal(got.Float32s(), want.Float32s()) || len(got.Shape) != 2 {
 		t.Errorf("fetched %v %v, Run gives %v", got.Shape, got.Float32s(), want.Float32s())
 	}
 
@@ -152,18 +153,6 @@ func TestRunResident(t *testing.T) {
 	if _, _, err := s.RunResident([]Feed{{Host: a}}, []bool{false}); err == nil || !strings.Contains(err.Error(), "want 2") {
 		t.Errorf("wrong arity: %v", err)
 	}
-}
-
-func slicesEqual(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestRunResidentDoesNotLeak chains 1000 runs through resident values of

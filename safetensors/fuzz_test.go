@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"mohawk/tensors"
@@ -110,7 +111,7 @@ func FuzzOpen(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.DType != info.DType || !equalShape(got.Shape, info.Shape) || !bytes.Equal(got.Data, ts[i].Data) {
+			if got.DType != info.DType || !slices.Equal(got.Shape, info.Shape) || !bytes.Equal(got.Data, ts[i].Data) {
 				t.Fatalf("%q changed in the round trip", info.Name)
 			}
 		}

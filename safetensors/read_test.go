@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -150,7 +151,7 @@ func TestOpenAccepts(t *testing.T) {
 			if !ok {
 				t.Fatalf("no tensor %q among %q", tc.tensor, f.Names())
 			}
-			if !equalShape(info.Shape, tc.shape) {
+			if !slices.Equal(info.Shape, tc.shape) {
 				t.Errorf("shape %v, want %v", info.Shape, tc.shape)
 			}
 			if _, err := f.Tensor(tc.tensor); err != nil {
@@ -158,18 +159,6 @@ func TestOpenAccepts(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equalShape(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestInfoOffsets(t *testing.T) {
@@ -184,7 +173,7 @@ func TestInfoOffsets(t *testing.T) {
 	defer f.Close()
 	info, _ := f.Info("b")
 	want := TensorInfo{DType: tensors.Int32, Shape: []int64{1}, Offset: int64(8 + len(header) + 2), Size: 4}
-	if info.DType != want.DType || !equalShape(info.Shape, want.Shape) || info.Offset != want.Offset || info.Size != want.Size {
+	if info.DType != want.DType || !slices.Equal(info.Shape, want.Shape) || info.Offset != want.Offset || info.Size != want.Size {
 		t.Errorf("Info(b) = %+v, want %+v", info, want)
 	}
 	if got := b[info.Offset : info.Offset+info.Size]; !bytes.Equal(got, []byte{7, 0, 0, 0}) {

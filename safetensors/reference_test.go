@@ -2,6 +2,7 @@ package safetensors
 
 import (
 	"mohawk/internal/sharedpath"
+	"slices"
 
 	"encoding/json"
 	"math"
@@ -71,7 +72,7 @@ func TestReferenceCheckpoint(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !equalShape(info.Shape, tc.shape) {
+		if !slices.Equal(info.Shape, tc.shape) {
 			t.Errorf("%s: shape %v, want %v", tc.name, info.Shape, tc.shape)
 		}
 	}
@@ -117,7 +118,7 @@ func TestReferenceCheckpoint(t *testing.T) {
 		if name == "input_ids" {
 			wantDT = tensors.Int64
 		}
-		if info.DType != wantDT || !equalShape(info.Shape, shape) {
+		if info.DType != wantDT || !slices.Equal(info.Shape, shape) {
 			t.Errorf("%s: %v%v, want %v%v", name, info.DType, info.Shape, wantDT, shape)
 		}
 	}

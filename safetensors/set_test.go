@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -75,7 +76,7 @@ func TestSetSharded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.DType != tensors.Int64 || !equalShape(info.Shape, []int64{2}) || info.Size != 16 {
+	if info.DType != tensors.Int64 || !slices.Equal(info.Shape, []int64{2}) || info.Size != 16 {
 		t.Errorf("Info(c) = %+v", info)
 	}
 	if len(s.files) != 1 || s.files[shard2] == nil {
@@ -86,7 +87,7 @@ func TestSetSharded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.DType != w.DType || !equalShape(got.Shape, w.Shape) || !bytes.Equal(got.Data, w.Data) {
+		if got.DType != w.DType || !slices.Equal(got.Shape, w.Shape) || !bytes.Equal(got.Data, w.Data) {
 			t.Errorf("%s differs from what was written", name)
 		}
 	}

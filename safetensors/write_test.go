@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -72,7 +73,7 @@ func TestRoundTrip(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got.DType != dt || !equalShape(got.Shape, n.T.Shape) || !bytes.Equal(got.Data, n.T.Data) {
+				if got.DType != dt || !slices.Equal(got.Shape, n.T.Shape) || !bytes.Equal(got.Data, n.T.Data) {
 					t.Errorf("%s: read %v%v %v, wrote %v%v %v", n.Name, got.DType, got.Shape, got.Data, dt, n.T.Shape, n.T.Data)
 				}
 				if err := got.Check(); err != nil {
