@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+
+	"mohawk/tokenizer"
 )
 
 // Source names a corpus file and how it splits into documents.
@@ -286,6 +288,8 @@ func encodeAll[T token](ctx context.Context, e encoder) ([]T, []int, error) {
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
+			e := e
+			e.tok = forkEncoder(e.tok)
 			for !failed.Load() {
 				i := int(next.Add(1) - 1)
 				if i >= len(chunks) {
@@ -333,6 +337,15 @@ func encodeAll[T token](ctx context.Context, e encoder) ([]T, []int, error) {
 		}
 	}
 	return all, offsets, nil
+}
+
+// forkEncoder gives a worker its own copy of a tokenizer.Tokenizer, whose
+// piece cache would otherwise be shared (and contended) by every worker.
+func forkEncoder(tok Encoder) Encoder {
+	if t, ok := tok.(*tokenizer.Tokenizer); ok {
+		return t.Fork()
+	}
+	return tok
 }
 
 // encodeChunk encodes the documents of c and returns their tokens, each

@@ -35,3 +35,28 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEncodeParallel encodes val.txt from every GOMAXPROCS goroutine at
+// once, all with one tokenizer (shared) or each with its own Fork (forked,
+// as data.Tokenize's workers do); compare MB/s at -cpu 1,2 to see whether
+// encoding scales.
+func BenchmarkEncodeParallel(b *testing.B) {
+	tok := referenceTokenizer(b)
+	text := string(readShared(b, "data", "en", "val.txt"))
+	for _, fork := range []bool{false, true} {
+		name := map[bool]string{false: "shared", true: "forked"}[fork]
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(text)))
+			b.RunParallel(func(pb *testing.PB) {
+				t := tok
+				if fork {
+					t = tok.Fork()
+				}
+				t.Encode(text) // warm the piece cache
+				for pb.Next() {
+					t.Encode(text)
+				}
+			})
+		})
+	}
+}

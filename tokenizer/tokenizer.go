@@ -43,6 +43,17 @@ func Load(path string) (*Tokenizer, error) {
 	return Parse(data, path)
 }
 
+// Fork returns a tokenizer that shares t's vocabulary and merges but has
+// its own cache of encoded pieces. Goroutines encoding in parallel should
+// each use a fork: a cache they all read makes them contend for its locks
+// (BenchmarkEncodeParallel).
+func (t *Tokenizer) Fork() *Tokenizer {
+	c := *t
+	m := t.model
+	c.model = &bpeModel{byteIDs: m.byteIDs, merges: m.merges, unk: m.unk, fuseUnk: m.fuseUnk, whole: m.whole}
+	return &c
+}
+
 // Encode returns the token ids of text, as Hugging Face's
 // tokenizer.encode(text).ids would. Text that is not valid UTF-8 is encoded
 // byte by byte like any other text.

@@ -390,3 +390,22 @@ func TestCacheBound(t *testing.T) {
 		t.Errorf("cache holds %d pieces, want between 1 and %d", n, maxCacheEntries)
 	}
 }
+
+// TestForkEncodesAlike encodes val.txt with a tokenizer and its fork: same
+// ids, and the fork fills only its own piece cache.
+func TestForkEncodesAlike(t *testing.T) {
+	tok := referenceTokenizer(t)
+	text := string(readShared(t, "data", "en", "val.txt"))[:200000]
+	fork := tok.Fork()
+	before := tok.model.cache.len()
+	got := fork.Encode(text)
+	if tok.model.cache.len() != before {
+		t.Errorf("encoding with the fork changed the original's cache: %d → %d pieces", before, tok.model.cache.len())
+	}
+	if fork.model.cache.len() == 0 {
+		t.Error("the fork cached nothing")
+	}
+	if want := tok.Encode(text); !slices.Equal(got, want) {
+		t.Errorf("fork and original encode differently (%d vs %d ids)", len(got), len(want))
+	}
+}
