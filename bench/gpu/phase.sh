@@ -2,7 +2,7 @@
 # GPU measurement phases (docs/benchmarks.md and docs/results.md quote their
 # output with these exact commands). Run from the repository root on the GPU
 # machine after the ONNX Runtime CUDA staging of ../shared/docs/GPU.md:
-#   bench/gpu/phase.sh A|B|C|D|E|F|G|H OUTDIR
+#   bench/gpu/phase.sh A|B|C|D|E|F|G|H|I OUTDIR
 # Environment: PIPELINE (binary, default bin/pipeline), SHARED (default
 # ../shared), QUICK=1 shrinks every size for a dry rehearsal on a CPU box
 # (PROVIDER=cpu).
@@ -14,7 +14,9 @@ TINY=$S/reference/phi-tiny-en; DATA=$S/data/en; TORCH=$S/tools/torch-reference
 q() { if [ "${QUICK:-0}" = 1 ]; then echo "$2"; else echo "$1"; fi; }
 log() { echo "== $(date -u +%T) $*" | tee -a "$out/log.txt"; }
 # run NAME TIMEOUT CMD...: append CMD's JSON lines to $out/NAME.jsonl
-run() { local name=$1 t=$2 rc; shift 2; log "$name: $*"; timeout "$t" "$@" >>"$out/$name.jsonl" 2>>"$out/$name.err"; rc=$?; echo "rc=$rc $name" >>"$out/log.txt"; return $rc; }
+# The device returns at most eight files per call, so each result line is
+# also echoed (shortened) to stdout, which comes back in the call's output.
+run() { local name=$1 t=$2 rc; shift 2; log "$name: $*"; timeout "$t" "$@" 2>>"$out/$name.err" | tee -a "$out/$name.jsonl" | cut -c1-700; rc=${PIPESTATUS[0]}; echo "rc=$rc $name" | tee -a "$out/log.txt"; return $rc; }
 # gpumem NAME: sample GPU memory (MiB) every 0.5 s into gpumem-NAME.txt until killed.
 gpumem() { while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -1 >>"$out/gpumem-$1.txt"; sleep 0.5; done; }
 
@@ -137,6 +139,20 @@ H)
     done
   done
   for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done >"$out/gpumem-peaks.txt"
+  ;;
+I)
+  # Where Stage 3's time goes: the teacher's forward alone, the student's
+  # language-model step alone (forward, backward, AdamW, no teacher), and
+  # Stage 3, each at Phi-1.5 shape, micro-batch 4, TF32 and bf16 (resident
+  # state), plus Stages 1 and 2 in bf16 with --runs 3.
+  for pr in fp32 bf16; do
+    run split 200 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage pretrain --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --precision $pr
+    run split 200 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --precision $pr
+  done
+  run split 200 $P bench-forward --model $(q phi-1.5 phi-1.5:1) --batch $(q 4 1) --seq $(q 2048 64) --iters 5 --provider $PROV --tf32
+  for st in align orient; do
+    run stage12 150 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage $st --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 3 --provider $PROV --tf32 --precision bf16
+  done
   ;;
 esac
 log "phase $phase done"
