@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 )
@@ -49,6 +50,12 @@ type Config struct {
 	// LogLevel is ORT's own log level, written by ORT to stderr: "verbose",
 	// "info", "warning", "error" (default) or "fatal".
 	LogLevel string `mapstructure:"log_level"`
+	// ProfileDir makes ORT profile every session into a JSON trace in this
+	// (existing) folder, named after the session and written when the
+	// session closes; SummarizeProfile reads it. Node times are host times:
+	// on a GPU they measure kernel launches unless CUDA_LAUNCH_BLOCKING=1
+	// makes every launch wait for its kernel.
+	ProfileDir string `mapstructure:"profile_dir"`
 }
 
 // CPUConfig holds the CPU thread pools; 0 lets ORT choose.
@@ -134,6 +141,11 @@ func (c Config) Validate() error {
 	nonNeg := func(key string, v int64) {
 		if v < 0 {
 			bad("runtime.%s: %d is negative", key, v)
+		}
+	}
+	if c.ProfileDir != "" {
+		if st, err := os.Stat(c.ProfileDir); err != nil || !st.IsDir() {
+			bad("runtime.profile_dir: %s is not an existing folder; create it first", c.ProfileDir)
 		}
 	}
 	nonNeg("cpu.intra_op_threads", int64(c.CPU.IntraOpThreads))

@@ -97,6 +97,11 @@ func (e *Env) newSession(name string, inputs, outputs []string,
 		return fail("%v", err)
 	}
 	defer opts.Destroy()
+	if e.cfg.ProfileDir != "" {
+		if err := opts.EnableProfiling(profilePrefix(e.cfg.ProfileDir, name)); err != nil {
+			return fail("enable profiling: %v", err)
+		}
+	}
 	s, err := create(opts)
 	if err != nil {
 		return fail("%v", err)

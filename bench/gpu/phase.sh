@@ -153,6 +153,12 @@ I)
   for st in align orient; do
     run stage12 150 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage $st --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 3 --provider $PROV --tf32 --precision bf16
   done
+  # Per-op GPU time of the Stage 3 step: CUDA_LAUNCH_BLOCKING=1 makes each
+  # kernel launch wait, so ORT's host-timed node events measure the kernels.
+  mkdir -p "$out/prof"
+  run profile_run 300 env CUDA_LAUNCH_BLOCKING=1 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run 1 --runs 1 --provider $PROV --tf32 --precision bf16 --ort-profile "$out/prof"
+  $P profile --top 40 "$out"/prof/distill_step1_*.json | tee "$out/profile.txt"
+  rm -rf "$out/prof"
   ;;
 esac
 log "phase $phase done"

@@ -98,9 +98,10 @@ func runtimeFlags(fs *flag.FlagSet) func() runtime.Config {
 	tf32 := fs.Bool("tf32", false, "cuda: allow TF32 tensor cores for float32 matrix products")
 	threads := fs.Int("threads", 0, "cpu: intra-op threads (0: ONNX Runtime's default)")
 	logLevel := fs.String("ort-log-level", "error", "ONNX Runtime log level: verbose, info, warning, error, fatal (info shows node placement)")
+	profile := fs.String("ort-profile", "", "write ONNX Runtime's per-node profile of every session into this existing folder (see 'pipeline profile')")
 	return func() runtime.Config {
 		c := runtime.Defaults()
-		c.Provider, c.Library, c.LogLevel = *p, *lib, *logLevel
+		c.Provider, c.Library, c.LogLevel, c.ProfileDir = *p, *lib, *logLevel, *profile
 		c.CUDA.TF32 = *tf32
 		c.CPU.IntraOpThreads = *threads
 		return c
@@ -319,4 +320,35 @@ func positiveInts(flag, list string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+func cmdProfile(_ context.Context, args []string) error {
+	fs := flags("profile", "[--top N] [--json] PROFILE.json...")
+	top := fs.Int("top", 25, "op types shown per profile (0: all)")
+	asJSON := fs.Bool("json", false, "print one JSON array per profile")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return errUsage
+	}
+	for _, path := range fs.Args() {
+		ops, err := runtime.SummarizeProfile(path)
+		if err != nil {
+			return err
+		}
+		if *top > 0 && len(ops) > *top {
+			ops = ops[:*top]
+		}
+		if *asJSON {
+			printJSON(ops)
+			continue
+		}
+		fmt.Printf("%s\n%-28s %-8s %8s %12s %7s\n", path, "op", "provider", "calls", "ms", "share")
+		for _, o := range ops {
+			fmt.Printf("%-28s %-8s %8d %12.1f %6.1f%%\n", o.Op, o.Provider, o.Calls, o.Millis, 100*o.Share)
+		}
+	}
+	return nil
 }

@@ -13,7 +13,12 @@
 //	pipeline bench-forward --model DIR|phi-1.5 [--batch B] [--seq T] [--iters N] [--provider P]
 //	pipeline bench-stage --teacher DIR|phi-1.5 --stage orient|align|distill|pretrain [--micro-batch B] [--seq T] [--steps-per-run S] [--provider P]
 //	pipeline bench-mixer --teacher DIR|phi-1.5 [--forms ssd,matrix,step] [--seqs 512,2048,8192]
+//	pipeline profile [--top N] [--json] PROFILE.json...
 //	pipeline setup [--provider cpu|cuda]
+//
+// Every command that runs models takes --ort-profile DIR, which writes ONNX
+// Runtime's per-node trace of each session into DIR; profile sums it by op
+// type.
 //
 // Exit status: 0 on success, 1 on an error (printed with what to do), 2 on a
 // usage error, 130 when interrupted (run the same command again to resume).

@@ -26,6 +26,7 @@ commands:
   bench-forward             teacher forward throughput
   bench-stage               training-stage step throughput (tokens/s, MFU)
   bench-mixer               mixer forms' cost per token (chunked SSD, matrix, recurrent step)
+  profile                   time per op type of ONNX Runtime profiles (--ort-profile DIR)
   setup                     install ONNX Runtime into the user cache
 
 Run 'pipeline <command> -h' for a command's flags.`
@@ -46,6 +47,7 @@ func run(args []string) int {
 		"run": cmdRun, "validate": cmdValidate, "eval": cmdEval, "export": cmdExport, "grads": cmdGrads,
 		"convert": cmdConvert, "generate": cmdGenerate, "bench-generate": cmdBenchGenerate, "setup": cmdSetup,
 		"bench-forward": cmdBenchForward, "bench-stage": cmdBenchStage, "ablate": cmdAblate, "bench-mixer": cmdBenchMixer,
+		"profile": cmdProfile,
 	}
 	f, ok := cmds[args[0]]
 	if !ok {
