@@ -72,3 +72,44 @@ func Example() {
 	// cpu float32 [2 3] [11 22 33 44 55 66]
 	// session "add": run: input "b": has shape [3 2], the model declares float32[2,3] (dimension 0 must be 2)
 }
+
+// A value kept resident by one run feeds the next without a copy (on a GPU
+// provider it stays in device memory); Fetch brings it to the host.
+func ExampleSession_RunResident() {
+	env, err := runtime.Open(runtime.Config{}, os.Stderr)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer env.Close()
+	s, err := env.NewSession("add", addModel(), []string{"a", "b"}, []string{"c"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer s.Close()
+
+	one := tensors.FromFloat32([]int64{2, 3}, []float32{1, 1, 1, 1, 1, 1})
+	acc := tensors.FromFloat32([]int64{2, 3}, []float32{0, 1, 2, 3, 4, 5})
+	feed := runtime.Feed{Host: acc}
+	var kept *runtime.Resident
+	for i := 0; i < 3; i++ { // acc ← acc + 1, three times, never leaving ORT
+		_, dev, err := s.RunResident([]runtime.Feed{feed, {Host: one}}, []bool{true})
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		kept.Release() // the previous run's value (Release of nil is a no-op)
+		kept = dev[0]
+		feed = runtime.Feed{Resident: kept}
+	}
+	got, err := env.Fetch(kept)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	kept.Release()
+	fmt.Println(got.Shape, got.Float32s())
+	// Output:
+	// [2 3] [3 4 5 6 7 8]
+}
