@@ -59,7 +59,9 @@
 // folder runs on the CPU or, with Provider "cuda", on a GPU (TestCUDA,
 // opt-in). Generator.Prefill, Step and Feed run batches of equal-length
 // sequences (there is no attention mask) and carry the states between
-// calls; long inputs go in pieces of Generator.Chunk tokens. Sampler
+// calls as runtime.Resident values, so they stay where the provider keeps
+// them (device memory on a GPU) and a decode step moves only token ids and
+// logits; long inputs go in pieces of Generator.Chunk tokens. Sampler
 // implements greedy, temperature, top-k and top-p sampling. Generate
 // streams text, holding back tokens while a multi-byte character is
 // incomplete, and stops at the end-of-text token. The teacher's cache is a

@@ -35,9 +35,13 @@ type Generator struct {
 	env      *runtime.Env
 	sess     *runtime.Session
 	tok      *tokenizer.Tokenizer
-	states   []*tensors.Tensor // in manifest order; nil without a context
-	batch    int
-	context  int // tokens per sequence in the context
+	// states are the carried tensors in manifest order, nil without a
+	// context: zeros on the host at the start, then kept resident where
+	// the provider computed them (GPU memory under cuda), so a decode step
+	// moves only its token ids and logits.
+	states  []runtime.Feed
+	batch   int
+	context int // tokens per sequence in the context
 }
 
 // Open loads the folder dir on a runtime opened with rc: the same folder
@@ -73,8 +77,9 @@ func Open(dir string, rc runtime.Config) (*Generator, error) {
 	return &Generator{dir: dir, manifest: m, genai: gc, env: env, sess: sess, tok: tok}, nil
 }
 
-// Close releases the session and the runtime.
+// Close releases the states, the session and the runtime.
 func (g *Generator) Close() error {
+	g.Reset()
 	return errors.Join(g.sess.Close(), g.env.Close())
 }
 
@@ -102,13 +107,22 @@ func (g *Generator) Context() int { return g.context }
 func (g *Generator) StateBytes() int64 {
 	var n int64
 	for _, s := range g.states {
-		n += int64(len(s.Data))
+		if s.Resident != nil {
+			n += s.Resident.Bytes()
+		} else {
+			n += int64(len(s.Host.Data))
+		}
 	}
 	return n
 }
 
 // Reset drops the context.
-func (g *Generator) Reset() { g.states, g.batch, g.context = nil, 0, 0 }
+func (g *Generator) Reset() {
+	for _, s := range g.states {
+		s.Resident.Release()
+	}
+	g.states, g.batch, g.context = nil, 0, 0
+}
 
 // Prefill starts a new context with one row of token ids per sequence (all
 // of one length ≥ 1) and returns the logits after the last token,
@@ -164,13 +178,21 @@ func (g *Generator) feed(ids [][]int64, all bool) (*tensors.Tensor, error) {
 		for _, row := range ids {
 			flat = append(flat, row[start:end]...)
 		}
-		res, err := g.sess.Run(append([]*tensors.Tensor{tensors.FromInt64([]int64{int64(b), n}, flat)}, g.states...))
+		in := append([]runtime.Feed{{Host: tensors.FromInt64([]int64{int64(b), n}, flat)}}, g.states...)
+		keep := make([]bool, len(in))
+		for i := 1; i < len(keep); i++ {
+			keep[i] = true // the states stay where they are; the logits come back
+		}
+		host, dev, err := g.sess.RunResident(in, keep)
 		if err != nil {
-			g.Reset() // the states may be half-updated; start again
+			g.Reset() // start again rather than continue from unknown states
 			return nil, fmt.Errorf("%s: %w", g.dir, err)
 		}
-		logits := res[0].Float32s()
-		g.states = res[1:]
+		logits := host[0].Float32s()
+		for i, r := range dev[1:] {
+			g.states[i].Resident.Release()
+			g.states[i] = runtime.Feed{Resident: r}
+		}
 		g.context += int(n)
 		switch {
 		case all:
@@ -214,10 +236,10 @@ func (g *Generator) checkIDs(ids [][]int64) (batch, length int, err error) {
 
 // start makes the states of an empty context for batch sequences.
 func (g *Generator) start(batch int) {
-	g.states = make([]*tensors.Tensor, len(g.manifest.States))
+	g.states = make([]runtime.Feed, len(g.manifest.States))
 	for i, s := range g.manifest.States {
 		dt, _ := tensors.ParseDType(s.DType) // checked by ReadManifest
-		g.states[i] = tensors.Zeros(dt, s.shape(batch, 0)...)
+		g.states[i] = runtime.Feed{Host: tensors.Zeros(dt, s.shape(batch, 0)...)}
 	}
 	g.batch, g.context = batch, 0
 }
