@@ -166,8 +166,8 @@ func init() {
 	}})
 	register(&OpDef{Type: "Sub", Since: 14, Infer: inferBinary, Grad: func(n *Node, g []*Value, need []bool) []*Value {
 		var db *Value
-		if need[1] {
-			db = sumLike(Neg(g[0]), n.Inputs[1])
+		if need[1] { // reduce first: Neg then touches only b's elements
+			db = Neg(sumLike(g[0], n.Inputs[1]))
 		}
 		return []*Value{sumLikeIf(need[0], g[0], n.Inputs[0]), db}
 	}})
