@@ -111,14 +111,25 @@ func CausalMask(q, k *graphs.Value, qAxis, kAxis int) *graphs.Value {
 	return graphs.LessOrEqual(graphs.Unsqueeze(cols, 0), graphs.Unsqueeze(rows, 1))
 }
 
+// MaskBias is a float tensor of mask's shape (and like's dtype): 0 where
+// mask is true, the lowest finite value elsewhere. Added to scores, it sets
+// the masked ones to that lowest value exactly (any finite score is
+// absorbed) and leaves the others bit for bit, so exp or softmax gives 0
+// there. Unlike a Where over the scores, the addition passes gradients
+// through untouched (they are 0 at masked entries, where exp is 0), and on
+// ONNX Runtime's CPU provider it runs several times faster; the Where runs
+// only over the small mask.
+func MaskBias(mask, like *graphs.Value) *graphs.Value {
+	return graphs.Where(mask, graphs.ScalarLike(like, 0), graphs.ScalarLike(like, graphs.Lowest(like.DType)))
+}
+
 // CausalAttention computes softmax(q·kᵀ·scale + causal mask)·v for q [B, H,
 // Tq, P], k, v [B, H, Tk, P] and returns the output [B, H, Tq, P] and the
 // attention probabilities [B, H, Tq, Tk]. Masked scores are set to the
 // lowest finite value, so every row (whose diagonal is visible) is finite.
 func CausalAttention(q, k, v *graphs.Value, scale float64) (out, probs *graphs.Value) {
 	scores := graphs.Mul(graphs.MatMul(q, graphs.Transpose(k, 0, 1, 3, 2)), graphs.ScalarLike(q, scale))
-	mask := CausalMask(q, k, 2, 2)
-	scores = graphs.Where(mask, scores, graphs.ScalarLike(q, graphs.Lowest(q.DType)))
+	scores = graphs.Add(scores, MaskBias(CausalMask(q, k, 2, 2), q))
 	probs = graphs.Softmax(scores, -1)
 	return graphs.MatMul(probs, v), probs
 }

@@ -160,7 +160,7 @@ func segsum(a *graphs.Value) *graphs.Value {
 	cs := graphs.CumSum(graphs.Cast(a, tensors.Float64), int64(r-1), false, false) // [..., T]
 	diff := graphs.Cast(graphs.Sub(graphs.Unsqueeze(cs, -1), graphs.Unsqueeze(cs, -2)), a.DType)
 	rows, cols := indexGrid(a, r-1)
-	return graphs.Where(graphs.LessOrEqual(cols, rows), diff, graphs.ScalarLike(a, graphs.Lowest(a.DType)))
+	return graphs.Add(diff, layers.MaskBias(graphs.LessOrEqual(cols, rows), a))
 }
 
 // indexGrid returns int64 row indices [T, 1] and column indices [1, T] for
