@@ -58,7 +58,10 @@
 // Open loads a folder on a runtime.Config chosen by the caller: the same
 // folder runs on the CPU or, with Provider "cuda", on a GPU (TestCUDA,
 // opt-in). Generator.Prefill, Step and Feed run batches of equal-length
-// sequences (there is no attention mask) and carry the states between
+// sequences (there is no attention mask); a student's Prefill also takes
+// rows of different lengths, prefilling each alone and stacking the
+// fixed-size states, after which Step advances them together. They carry
+// the states between
 // calls as runtime.Resident values, so they stay where the provider keeps
 // them (device memory on a GPU) and a decode step moves only token ids and
 // logits; long inputs go in pieces of Generator.Chunk tokens. Sampler

@@ -78,7 +78,7 @@ func TestGeneratorErrors(t *testing.T) {
 		want string
 	}{
 		{"empty", nil, "no tokens"},
-		{"ragged", [][]int64{{1, 2}, {3}}, "equal lengths"},
+		{"ragged with an empty row", [][]int64{{1, 2}, {}}, "sequence 1: "},
 		{"out of vocabulary", [][]int64{{1, 8192}}, "outside the vocabulary"},
 		{"negative", [][]int64{{-1}}, "outside the vocabulary"},
 	} {
@@ -93,6 +93,13 @@ func TestGeneratorErrors(t *testing.T) {
 	}
 	if _, err := g.Step([]int64{5}); err == nil || !strings.Contains(err.Error(), "the context holds 2") {
 		t.Errorf("Step with a different batch: %v", err)
+	}
+	if _, err := g.Feed([][]int64{{1, 2}, {3}}); err == nil || !strings.Contains(err.Error(), "equal lengths") {
+		t.Errorf("Feed of ragged rows: %v", err)
+	}
+	teacher := open(t, ref(t, KindTeacher).folder(t, Options{}))
+	if _, err := teacher.Prefill([][]int64{{1, 2}, {3}}); err == nil || !strings.Contains(err.Error(), "no attention mask") {
+		t.Errorf("teacher Prefill of ragged rows: %v", err)
 	}
 	if _, err := Open(t.TempDir(), testRuntime); err == nil || !strings.Contains(err.Error(), ManifestFile+" is missing") {
 		t.Errorf("Open of an empty folder: %v", err)
@@ -217,4 +224,63 @@ func softmaxPow(p []float64, k float64) []float64 {
 		out[i] /= total
 	}
 	return out
+}
+
+// TestRaggedPrefill prefills a student with rows of different lengths, then
+// steps them together: every row's logits equal those of the row run alone.
+func TestRaggedPrefill(t *testing.T) {
+	m := ref(t, KindStudent)
+	dir := m.folder(t, Options{})
+	batch, alone := open(t, dir), open(t, dir)
+	vocab := batch.VocabSize()
+	all := rows(m.ids, 0, int(m.ids.Shape[1]))
+	lengths := []int{3, 7, 5}
+	prompts := make([][]int64, len(lengths))
+	for i, n := range lengths {
+		prompts[i] = all[i%len(all)][:n]
+	}
+	next := func(step int) []int64 { // the tokens fed at a step, per row
+		out := make([]int64, len(prompts))
+		for i := range out {
+			out[i] = int64((7*i + 3*step + 1) % vocab)
+		}
+		return out
+	}
+	got := [][]float32{}
+	l, err := batch.Prefill(prompts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if batch.Context() != 7 {
+		t.Errorf("Context %d after ragged prefill, want the longest row, 7", batch.Context())
+	}
+	got = append(got, l.Float32s())
+	for s := 0; s < 4; s++ {
+		if l, err = batch.Step(next(s)); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, l.Float32s())
+	}
+	v := vocab
+	worst := 0.0
+	for i, p := range prompts {
+		want, err := alone.Prefill([][]int64{p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for s := 0; s < 5; s++ {
+			if s > 0 {
+				if want, err = alone.Step([]int64{next(s - 1)[i]}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for k, w := range want.Float32s() {
+				worst = math.Max(worst, math.Abs(float64(got[s][i*v+k]-w)))
+			}
+		}
+	}
+	t.Logf("ragged batch vs each row alone, prefill and 4 steps: max |Δ logits| = %.3g", worst)
+	if worst > 1e-4 {
+		t.Errorf("max |Δ logits| = %.3g", worst)
+	}
 }

@@ -124,12 +124,75 @@ func (g *Generator) Reset() {
 	g.states, g.batch, g.context = nil, 0, 0
 }
 
-// Prefill starts a new context with one row of token ids per sequence (all
-// of one length ≥ 1) and returns the logits after the last token,
-// [batch, vocab].
+// Prefill starts a new context with one row of token ids per sequence and
+// returns the logits after each row's last token, [batch, vocab]. The
+// teacher needs rows of one length (its graph has no attention mask). The
+// student also takes rows of different lengths: each is prefilled alone and
+// their fixed-size states are stacked into one batch, exactly as if each
+// sequence ran by itself, and Step then advances all of them together
+// (Context is then the longest row's count).
 func (g *Generator) Prefill(ids [][]int64) (*tensors.Tensor, error) {
 	g.Reset()
+	if g.manifest.Kind == KindStudent && ragged(ids) {
+		return g.prefillRagged(ids)
+	}
 	return g.feed(ids, false)
+}
+
+// ragged reports whether the rows of ids differ in length.
+func ragged(ids [][]int64) bool {
+	for _, row := range ids {
+		if len(row) != len(ids[0]) {
+			return true
+		}
+	}
+	return false
+}
+
+// prefillRagged prefills each row alone and stacks the states (student
+// only: its states do not depend on the sequence length).
+func (g *Generator) prefillRagged(ids [][]int64) (*tensors.Tensor, error) {
+	v := int64(g.VocabSize())
+	logits := tensors.Zeros(tensors.Float32, int64(len(ids)), v)
+	parts := make([][]*tensors.Tensor, len(g.manifest.States))
+	longest := 0
+	for i, row := range ids {
+		g.Reset()
+		l, err := g.feed([][]int64{row}, false)
+		if err != nil {
+			return nil, fmt.Errorf("sequence %d: %w", i, err)
+		}
+		copy(logits.Float32s()[int64(i)*v:], l.Float32s())
+		for j, s := range g.states {
+			t := s.Host
+			if s.Resident != nil {
+				if t, err = g.env.Fetch(s.Resident); err != nil {
+					g.Reset()
+					return nil, fmt.Errorf("%s: %w", g.dir, err)
+				}
+			}
+			parts[j] = append(parts[j], t)
+		}
+		longest = max(longest, len(row))
+	}
+	g.Reset()
+	g.states = make([]runtime.Feed, len(parts))
+	for j, p := range parts {
+		g.states[j] = runtime.Feed{Host: stackRows(p)}
+	}
+	g.batch, g.context = len(ids), longest
+	return logits, nil
+}
+
+// stackRows concatenates batch-1 tensors of one shape along axis 0.
+func stackRows(ts []*tensors.Tensor) *tensors.Tensor {
+	shape := append([]int64{int64(len(ts))}, ts[0].Shape[1:]...)
+	out := tensors.Zeros(ts[0].DType, shape...)
+	n := len(ts[0].Data)
+	for i, t := range ts {
+		copy(out.Data[i*n:], t.Data)
+	}
+	return out
 }
 
 // Step appends one token per sequence to the context and returns the next
@@ -223,7 +286,11 @@ func (g *Generator) checkIDs(ids [][]int64) (batch, length int, err error) {
 	v := int64(g.VocabSize())
 	for i, row := range ids {
 		if len(row) != len(ids[0]) {
-			return 0, 0, fmt.Errorf("%s: sequence %d has %d tokens, sequence 0 has %d; sequences of a batch must have equal lengths", g.dir, i, len(row), len(ids[0]))
+			hint := "sequences fed together must have equal lengths"
+			if g.manifest.Kind == KindTeacher {
+				hint = "the teacher's graph has no attention mask, so its sequences must have equal lengths (a student's Prefill takes different lengths)"
+			}
+			return 0, 0, fmt.Errorf("%s: sequence %d has %d tokens, sequence 0 has %d; %s", g.dir, i, len(row), len(ids[0]), hint)
 		}
 		for j, id := range row {
 			if id < 0 || id >= v {
