@@ -56,20 +56,20 @@
 // # Generating
 //
 // Open loads a folder on a runtime.Config chosen by the caller: the same
-// folder runs on the CPU or, with Provider "cuda", on a GPU (TestCUDA, opt-
-// in). Generator.Prefill, Step and Feed run batches of equal-length
+// folder runs on the CPU or, with Provider "cuda", on a GPU (TestCUDA,
+// opt-in). Generator.Prefill, Step and Feed run batches of equal-length
 // sequences (there is no attention mask); a student's Prefill also takes
-// rows of different lengths, prefilling each alone and stacking the fixed-
-// size states, after which Step advances them together. They carry the
+// rows of different lengths, prefilling each alone and stacking the
+// fixed-size states, after which Step advances them together. They carry the
 // states between calls as runtime.Resident values, so they stay where the
 // provider keeps them (device memory on a GPU) and a decode step moves only
 // token ids and logits; long inputs go in pieces of Generator.Chunk tokens.
 // Sampler implements greedy, temperature, top-k and top-p sampling. Generate
 // streams text, holding back tokens while a multi-byte character is
 // incomplete, and stops at the end-of-text token. The teacher's cache is a
-// new, longer tensor each call (past_present_share_buffer is off), copied
-// between Go and ONNX Runtime; with attention over it, that is why its
-// decode cost grows with the context while the student's stays flat.
+// new, longer tensor each call (past_present_share_buffer is off); with
+// attention over it, that is why its decode cost grows with the context
+// while the student's stays flat.
 //
 // # Benchmarks
 //
