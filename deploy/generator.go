@@ -178,21 +178,10 @@ func (g *Generator) prefillRagged(ids [][]int64) (*tensors.Tensor, error) {
 	g.Reset()
 	g.states = make([]runtime.Feed, len(parts))
 	for j, p := range parts {
-		g.states[j] = runtime.Feed{Host: stackRows(p)}
+		g.states[j] = runtime.Feed{Host: tensors.Join(append([]int64{int64(len(p))}, p[0].Shape[1:]...), p...)}
 	}
 	g.batch, g.context = len(ids), longest
 	return logits, nil
-}
-
-// stackRows concatenates batch-1 tensors of one shape along axis 0.
-func stackRows(ts []*tensors.Tensor) *tensors.Tensor {
-	shape := append([]int64{int64(len(ts))}, ts[0].Shape[1:]...)
-	out := tensors.Zeros(ts[0].DType, shape...)
-	n := len(ts[0].Data)
-	for i, t := range ts {
-		copy(out.Data[i*n:], t.Data)
-	}
-	return out
 }
 
 // Step appends one token per sequence to the context and returns the next

@@ -399,14 +399,7 @@ func stack(s *data.Sampler, first int64, k, runs int) *tensors.Tensor {
 	for i := 0; i < k; i++ {
 		parts = append(parts, s.Batch(first+int64(i)))
 	}
-	shape := append([]int64{int64(runs), int64(k / runs)}, parts[0].Shape...)
-	out := tensors.Zeros(tensors.Int64, shape...)
-	o := out.Int64s()
-	n := len(parts[0].Int64s())
-	for i, p := range parts {
-		copy(o[i*n:], p.Int64s())
-	}
-	return out
+	return tensors.Join(append([]int64{int64(runs), int64(k / runs)}, parts[0].Shape...), parts...)
 }
 
 func mean(x []float32) float64 {

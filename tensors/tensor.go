@@ -145,6 +145,28 @@ func (t *Tensor) Clone() *Tensor {
 	return c
 }
 
+// Join returns a new tensor of the given shape holding the parts' data one
+// after another (row-major order, so equal-shaped parts stack along a new
+// or the first axis). The parts must share one dtype and hold shape's
+// element count between them.
+func Join(shape []int64, parts ...*Tensor) *Tensor {
+	out := Zeros(parts[0].DType, shape...)
+	off := 0
+	for _, p := range parts {
+		if p.DType != out.DType {
+			panic(fmt.Sprintf("tensors.Join: parts of dtypes %v and %v", out.DType, p.DType))
+		}
+		if off+len(p.Data) > len(out.Data) {
+			panic(fmt.Sprintf("tensors.Join: the parts hold more than the %d elements of %v", out.NumElements(), shape))
+		}
+		off += copy(out.Data[off:], p.Data)
+	}
+	if off != len(out.Data) {
+		panic(fmt.Sprintf("tensors.Join: the parts hold fewer than the %d elements of %v", out.NumElements(), shape))
+	}
+	return out
+}
+
 // Reshape returns a tensor sharing t's data with a new shape of the same size.
 func (t *Tensor) Reshape(shape ...int64) *Tensor {
 	if NumElements(shape) != t.NumElements() {

@@ -1,7 +1,9 @@
 package tensors
 
 import (
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -64,5 +66,36 @@ func TestViewsAndConvert(t *testing.T) {
 	}
 	if err := (&Tensor{DType: Float32, Shape: []int64{3}, Data: make([]byte, 8)}).Check(); err == nil {
 		t.Fatal("Check accepted 8 bytes for 3 float32 values")
+	}
+}
+
+func TestJoin(t *testing.T) {
+	a, b := FromInt64([]int64{1, 2}, []int64{1, 2}), FromInt64([]int64{1, 2}, []int64{3, 4})
+	got := Join([]int64{2, 2}, a, b)
+	if fmt.Sprint(got.Shape, got.Int64s()) != "[2 2] [1 2 3 4]" {
+		t.Errorf("Join = %v %v", got.Shape, got.Int64s())
+	}
+	got.Int64s()[0] = 9
+	if a.Int64s()[0] != 1 {
+		t.Error("Join shares the parts' memory")
+	}
+	for _, tc := range []struct {
+		name  string
+		shape []int64
+		parts []*Tensor
+		want  string
+	}{
+		{"dtypes differ", []int64{4}, []*Tensor{a, FromInt32([]int64{2}, []int32{1, 2})}, "dtypes"},
+		{"too many elements", []int64{3}, []*Tensor{a, b}, "more than"},
+		{"too few elements", []int64{5}, []*Tensor{a, b}, "fewer than"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), tc.want) {
+					t.Errorf("panic %v, want one containing %q", r, tc.want)
+				}
+			}()
+			Join(tc.shape, tc.parts...)
+		})
 	}
 }
