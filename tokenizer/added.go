@@ -38,6 +38,20 @@ func newAddedMatcher(tokens []*addedToken) *addedMatcher {
 	return m
 }
 
+// split appends to ids the ids of s: the added tokens m finds, and between
+// them (and around them) what between appends for the other text.
+func (m *addedMatcher) split(ids []int64, s string, between func([]int64, string) []int64) []int64 {
+	off := 0
+	for {
+		start, end, id, ok := m.next(s, off)
+		if !ok {
+			return between(ids, s[off:])
+		}
+		ids = append(between(ids, s[off:start]), id)
+		off = end
+	}
+}
+
 // next finds the first added token in s at or after byte from, where from is
 // the end of the previous match. It returns the span that the token takes,
 // widened by lstrip (never before from) and rstrip, and the token's id.

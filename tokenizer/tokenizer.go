@@ -58,32 +58,13 @@ func (t *Tokenizer) Fork() *Tokenizer {
 // tokenizer.encode(text).ids would. Text that is not valid UTF-8 is encoded
 // byte by byte like any other text.
 func (t *Tokenizer) Encode(text string) []int64 {
-	ids := make([]int64, 0, len(text)/4+1)
-	off := 0
-	for {
-		start, end, id, ok := t.raw.next(text, off)
-		if !ok {
-			return t.appendNormalized(ids, text[off:])
-		}
-		ids = t.appendNormalized(ids, text[off:start])
-		ids = append(ids, id)
-		off = end
-	}
+	return t.raw.split(make([]int64, 0, len(text)/4+1), text, t.appendNormalized)
 }
 
 // appendNormalized encodes a stretch of text free of raw added tokens: with a
 // null normalizer, it only looks for the added tokens marked normalized.
 func (t *Tokenizer) appendNormalized(ids []int64, s string) []int64 {
-	off := 0
-	for {
-		start, end, id, ok := t.normalized.next(s, off)
-		if !ok {
-			return t.appendPreTokenized(ids, s[off:])
-		}
-		ids = t.appendPreTokenized(ids, s[off:start])
-		ids = append(ids, id)
-		off = end
-	}
+	return t.normalized.split(ids, s, t.appendPreTokenized)
 }
 
 func (t *Tokenizer) appendPreTokenized(ids []int64, s string) []int64 {
