@@ -89,7 +89,7 @@ func Model(g *graphs.Graph, opts Options, ext externalSink) (m *onnxpb.ModelProt
 		ProducerName: Producer,
 		Graph:        gp,
 		DocString:    opts.DocString,
-		OpsetImport:  []*onnxpb.OperatorSetIdProto{{Domain: "", Version: int64(opset)}},
+		OpsetImport:  opsetImports(g, opset),
 	}
 	for _, k := range sortedKeys(opts.Metadata) {
 		m.MetadataProps = append(m.MetadataProps, &onnxpb.StringStringEntryProto{Key: k, Value: opts.Metadata[k]})
@@ -97,19 +97,42 @@ func Model(g *graphs.Graph, opts Options, ext externalSink) (m *onnxpb.ModelProt
 	return m, nil
 }
 
-// RequiredOpset is the lowest opset providing every op g (and its loop
-// bodies and branches) uses, and at least MinOpset.
-func RequiredOpset(g *graphs.Graph) int {
-	need := MinOpset
+// eachNode calls f for every node of g and of its loop bodies and branches.
+func eachNode(g *graphs.Graph, f func(*graphs.Node)) {
 	for _, n := range g.Nodes() {
-		need = max(need, n.Def().Since)
-		for _, a := range n.Def().Attrs(n) { // Loop bodies, If branches
+		f(n)
+		for _, a := range n.Def().Attrs(n) {
 			if a.Kind == graphs.AttrGraph {
-				need = max(need, RequiredOpset(a.Graph))
+				eachNode(a.Graph, f)
 			}
 		}
 	}
+}
+
+// RequiredOpset is the lowest opset providing every default-domain op g
+// (and its loop bodies and branches) uses, and at least MinOpset.
+func RequiredOpset(g *graphs.Graph) int {
+	need := MinOpset
+	eachNode(g, func(n *graphs.Node) {
+		if n.Def().Domain == "" {
+			need = max(need, n.Def().Since)
+		}
+	})
 	return need
+}
+
+// opsetImports lists the default domain at opset and every other domain g
+// uses (ONNX Runtime's com.microsoft contrib ops are at version 1).
+func opsetImports(g *graphs.Graph, opset int) []*onnxpb.OperatorSetIdProto {
+	out := []*onnxpb.OperatorSetIdProto{{Domain: "", Version: int64(opset)}}
+	seen := map[string]bool{"": true}
+	eachNode(g, func(n *graphs.Node) {
+		if d := n.Def(); !seen[d.Domain] {
+			seen[d.Domain] = true
+			out = append(out, &onnxpb.OperatorSetIdProto{Domain: d.Domain, Version: int64(d.Since)})
+		}
+	})
+	return out
 }
 
 type writer struct {

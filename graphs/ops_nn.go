@@ -196,7 +196,7 @@ func convGrad(n *Node, gs []*Value, need []bool) []*Value {
 
 // Float64 graphs (used for gradient checks) reject ops without float64
 // kernels on ORT's CPU provider; this lists them for tests and docs.
-var noFloat64Kernel = map[string]bool{"Softplus": true, "Conv": true, "Erf": true, "Sin": true, "Cos": true}
+var noFloat64Kernel = map[string]bool{"Softplus": true, "Conv": true, "Erf": true, "Sin": true, "Cos": true, "MultiHeadAttention": true}
 
 // HasFloat64Kernel reports whether ORT 1.29's CPU provider runs op in float64
 // (../shared/docs/ort-facts.md).

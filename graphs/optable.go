@@ -17,7 +17,7 @@ type GradFunc func(n *Node, gout []*Value, need []bool) []*Value
 type OpDef struct {
 	Type   string // ONNX op_type
 	Domain string // "" for the default ONNX domain
-	// Since is the default-domain opset version this form of the op needs.
+	// Since is the opset version of its domain this form of the op needs.
 	Since int
 	// Infer is the shape rule: it checks the node's inputs and attributes
 	// and returns the output types, panicking with *Error on misuse.

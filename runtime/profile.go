@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -28,7 +29,35 @@ type OpTime struct {
 	Provider string  `json:"provider"`
 	Calls    int     `json:"calls"`
 	Millis   float64 `json:"ms"`
-	Share    float64 `json:"share"` // of all node time in the profile
+	Share    float64 `json:"share"` // of all node time counted
+	Bytes    int64   `json:"bytes"` // inputs and outputs, as ORT reports their sizes
+}
+
+// GBps is the op's bytes moved per second of its time (inputs read and
+// outputs written once each), in GB/s.
+func (o OpTime) GBps() float64 {
+	if o.Millis == 0 {
+		return 0
+	}
+	return float64(o.Bytes) / (o.Millis * 1e6)
+}
+
+// NodeTime is one node's time summed over the model runs counted.
+type NodeTime struct {
+	Node    string  `json:"node"`
+	Op      string  `json:"op"`
+	Calls   int     `json:"calls"`
+	Millis  float64 `json:"ms"`
+	Bytes   int64   `json:"bytes"`
+	Outputs string  `json:"outputs"` // output dtypes and shapes
+}
+
+// Profile is the summary of one ORT profile.
+type Profile struct {
+	Runs    int        `json:"runs"`    // model runs in the file
+	Skipped int        `json:"skipped"` // leading runs left out (warm-up)
+	Ops     []OpTime   `json:"ops"`     // per op type and provider, largest first
+	Nodes   []NodeTime `json:"nodes"`   // per node, largest first
 }
 
 // controlFlow ops run subgraphs whose nodes the profile lists separately.
@@ -38,18 +67,41 @@ var controlFlow = map[string]bool{"Loop": true, "If": true, "Scan": true}
 type profileEvent struct {
 	Cat  string  `json:"cat"`
 	Name string  `json:"name"`
+	TS   float64 `json:"ts"`  // microseconds
 	Dur  float64 `json:"dur"` // microseconds
 	Args struct {
-		OpName   string `json:"op_name"`
-		Provider string `json:"provider"`
+		OpName     string            `json:"op_name"`
+		Provider   string            `json:"provider"`
+		Activation string            `json:"activation_size"`
+		Parameter  string            `json:"parameter_size"`
+		Output     string            `json:"output_size"`
+		OutShapes  []json.RawMessage `json:"output_type_shape"`
 	} `json:"args"`
 }
 
+func (e *profileEvent) bytes() int64 {
+	var n int64
+	for _, s := range []string{e.Args.Activation, e.Args.Parameter, e.Args.Output} {
+		v, _ := strconv.ParseInt(s, 10, 64)
+		n += v
+	}
+	return n
+}
+
+func (e *profileEvent) outputs() string {
+	parts := make([]string, len(e.Args.OutShapes))
+	for i, s := range e.Args.OutShapes {
+		parts[i] = strings.NewReplacer(`"`, "", "{", "", "}", "").Replace(string(s))
+	}
+	return strings.Join(parts, " ")
+}
+
 // SummarizeProfile reads an ORT profile written under Config.ProfileDir and
-// returns the node time per op type and provider, largest first. Control
-// flow nodes (Loop, If, Scan) are left out: their subgraphs' nodes are
-// listed, and counted, themselves.
-func SummarizeProfile(path string) ([]OpTime, error) {
+// sums node time per op type and provider and per node, leaving out the
+// nodes of the first skip model runs (warm-up: allocation, cuDNN's
+// algorithm search). Control flow nodes (Loop, If, Scan) are left out:
+// their subgraphs' nodes are listed, and counted, themselves.
+func SummarizeProfile(path string, skip int) (*Profile, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -58,10 +110,27 @@ func SummarizeProfile(path string) ([]OpTime, error) {
 	if err := json.Unmarshal(data, &events); err != nil {
 		return nil, fmt.Errorf("%s: not an ONNX Runtime profile (a JSON array of trace events): %v", path, err)
 	}
-	byKey := map[[2]string]*OpTime{}
-	total := 0.0
+	var runs []profileEvent
 	for _, e := range events {
-		if e.Cat != "Node" || !strings.HasSuffix(e.Name, "_kernel_time") || controlFlow[e.Args.OpName] {
+		if e.Cat == "Session" && e.Name == "model_run" {
+			runs = append(runs, e)
+		}
+	}
+	sort.Slice(runs, func(i, j int) bool { return runs[i].TS < runs[j].TS })
+	if skip < 0 || (skip > 0 && skip >= len(runs)) {
+		return nil, fmt.Errorf("%s: cannot skip %d of its %d model runs: profile more runs or skip fewer", path, skip, len(runs))
+	}
+	from := -1.0
+	if skip > 0 {
+		from = runs[skip].TS
+	}
+	p := &Profile{Runs: len(runs), Skipped: skip}
+	byKey := map[[2]string]*OpTime{}
+	byNode := map[string]*NodeTime{}
+	total := 0.0
+	for i := range events {
+		e := &events[i]
+		if e.Cat != "Node" || !strings.HasSuffix(e.Name, "_kernel_time") || controlFlow[e.Args.OpName] || e.TS < from {
 			continue // a Loop's or If's time is its body's nodes, counted themselves
 		}
 		k := [2]string{e.Args.OpName, strings.TrimSuffix(e.Args.Provider, "ExecutionProvider")}
@@ -70,23 +139,42 @@ func SummarizeProfile(path string) ([]OpTime, error) {
 			o = &OpTime{Op: k[0], Provider: k[1]}
 			byKey[k] = o
 		}
+		ms, b := e.Dur/1000, e.bytes()
 		o.Calls++
-		o.Millis += e.Dur / 1000
-		total += e.Dur / 1000
+		o.Millis += ms
+		o.Bytes += b
+		total += ms
+		name := strings.TrimSuffix(e.Name, "_kernel_time")
+		n := byNode[name]
+		if n == nil {
+			n = &NodeTime{Node: name, Op: k[0], Outputs: e.outputs()}
+			byNode[name] = n
+		}
+		n.Calls++
+		n.Millis += ms
+		n.Bytes += b
 	}
 	if len(byKey) == 0 {
 		return nil, fmt.Errorf("%s: the profile has no node events", path)
 	}
-	out := make([]OpTime, 0, len(byKey))
 	for _, o := range byKey {
 		o.Share = o.Millis / total
-		out = append(out, *o)
+		p.Ops = append(p.Ops, *o)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Millis != out[j].Millis {
-			return out[i].Millis > out[j].Millis
+	sort.Slice(p.Ops, func(i, j int) bool {
+		if p.Ops[i].Millis != p.Ops[j].Millis {
+			return p.Ops[i].Millis > p.Ops[j].Millis
 		}
-		return out[i].Op+out[i].Provider < out[j].Op+out[j].Provider
+		return p.Ops[i].Op+p.Ops[i].Provider < p.Ops[j].Op+p.Ops[j].Provider
 	})
-	return out, nil
+	for _, n := range byNode {
+		p.Nodes = append(p.Nodes, *n)
+	}
+	sort.Slice(p.Nodes, func(i, j int) bool {
+		if p.Nodes[i].Millis != p.Nodes[j].Millis {
+			return p.Nodes[i].Millis > p.Nodes[j].Millis
+		}
+		return p.Nodes[i].Node < p.Nodes[j].Node
+	})
+	return p, nil
 }

@@ -42,13 +42,13 @@ func TestProfile(t *testing.T) {
 		entries, _ := os.ReadDir(dir)
 		t.Fatalf("want one profile named after the session, the folder has %v", entries)
 	}
-	ops, err := SummarizeProfile(files[0])
+	prof, err := SummarizeProfile(files[0], 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	calls := map[string]int{}
 	share := 0.0
-	for _, o := range ops {
+	for _, o := range prof.Ops {
 		calls[o.Op] += o.Calls
 		share += o.Share
 		if o.Provider != "CPU" {
@@ -56,13 +56,30 @@ func TestProfile(t *testing.T) {
 		}
 	}
 	if calls["MatMul"] < 3 || calls["Relu"] < 3 || share < 0.999 || share > 1.001 {
-		t.Errorf("summary %+v: want MatMul and Relu at least 3 calls each, shares summing to 1", ops)
+		t.Errorf("summary %+v: want MatMul and Relu at least 3 calls each, shares summing to 1", prof.Ops)
+	}
+	// 64×64 float32: MatMul reads two and writes one matrix per call.
+	for _, o := range prof.Ops {
+		if o.Op == "MatMul" && o.Bytes != int64(o.Calls)*3*64*64*4 {
+			t.Errorf("MatMul bytes %d over %d calls, want 3·16 KiB each", o.Bytes, o.Calls)
+		}
+	}
+	if prof.Runs != 3 || len(prof.Nodes) != 2 || prof.Nodes[0].Calls != 3 || !strings.Contains(prof.Nodes[0].Outputs, "64,64") {
+		t.Errorf("runs %d, nodes %+v: want 3 runs and two nodes of 3 calls with [64,64] outputs", prof.Runs, prof.Nodes)
+	}
+	// Skipping the warm-up run leaves two calls per node; skipping all runs is an error.
+	warm, err := SummarizeProfile(files[0], 1)
+	if err != nil || warm.Nodes[0].Calls != 2 || warm.Skipped != 1 {
+		t.Errorf("skip 1: %+v, %v: want 2 calls per node", warm, err)
+	}
+	if _, err := SummarizeProfile(files[0], 3); err == nil || !strings.Contains(err.Error(), "3 model runs") {
+		t.Errorf("skipping every run: %v", err)
 	}
 
 	// Bad input: not a profile, and a profile folder that does not exist.
 	bad := filepath.Join(dir, "bad.json")
 	os.WriteFile(bad, []byte("{}"), 0o644)
-	if _, err := SummarizeProfile(bad); err == nil || !strings.Contains(err.Error(), "bad.json") {
+	if _, err := SummarizeProfile(bad, 0); err == nil || !strings.Contains(err.Error(), "bad.json") {
 		t.Errorf("summarizing a non-profile: %v", err)
 	}
 	if err := (Config{ProfileDir: filepath.Join(dir, "missing")}).Validate(); err == nil || !strings.Contains(err.Error(), "runtime.profile_dir") {

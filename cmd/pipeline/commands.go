@@ -323,9 +323,11 @@ func positiveInts(flag, list string) ([]int, error) {
 }
 
 func cmdProfile(_ context.Context, args []string) error {
-	fs := flags("profile", "[--top N] [--json] PROFILE.json...")
+	fs := flags("profile", "[--top N] [--nodes N] [--skip-runs N] [--json] PROFILE.json...")
 	top := fs.Int("top", 25, "op types shown per profile (0: all)")
-	asJSON := fs.Bool("json", false, "print one JSON array per profile")
+	nodes := fs.Int("nodes", 0, "also show the N slowest nodes with their output shapes")
+	skip := fs.Int("skip-runs", 0, "leave out the first N model runs (warm-up: allocation, cuDNN algorithm search)")
+	asJSON := fs.Bool("json", false, "print one JSON object per profile")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -334,20 +336,25 @@ func cmdProfile(_ context.Context, args []string) error {
 		return errUsage
 	}
 	for _, path := range fs.Args() {
-		ops, err := runtime.SummarizeProfile(path)
+		p, err := runtime.SummarizeProfile(path, *skip)
 		if err != nil {
 			return err
 		}
-		if *top > 0 && len(ops) > *top {
-			ops = ops[:*top]
+		if *top > 0 && len(p.Ops) > *top {
+			p.Ops = p.Ops[:*top]
 		}
+		p.Nodes = p.Nodes[:min(*nodes, len(p.Nodes))]
 		if *asJSON {
-			printJSON(ops)
+			printJSON(p)
 			continue
 		}
-		fmt.Printf("%s\n%-28s %-8s %8s %12s %7s\n", path, "op", "provider", "calls", "ms", "share")
-		for _, o := range ops {
-			fmt.Printf("%-28s %-8s %8d %12.1f %6.1f%%\n", o.Op, o.Provider, o.Calls, o.Millis, 100*o.Share)
+		fmt.Printf("%s (%d model runs, first %d left out)\n%-28s %-8s %8s %12s %7s %10s %8s\n", path, p.Runs, p.Skipped,
+			"op", "provider", "calls", "ms", "share", "GB", "GB/s")
+		for _, o := range p.Ops {
+			fmt.Printf("%-28s %-8s %8d %12.1f %6.1f%% %10.2f %8.1f\n", o.Op, o.Provider, o.Calls, o.Millis, 100*o.Share, float64(o.Bytes)/1e9, o.GBps())
+		}
+		for _, n := range p.Nodes {
+			fmt.Printf("  %-10s %-20s %4d× %10.2f ms %8.3f GB  %s\n", n.Node, n.Op, n.Calls, n.Millis, float64(n.Bytes)/1e9, n.Outputs)
 		}
 	}
 	return nil

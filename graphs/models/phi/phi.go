@@ -85,6 +85,11 @@ type Options struct {
 	// Cache, when set, supplies past keys/values per layer ([B, H, Tpast, P])
 	// and receives the presents; positions start at Tpast.
 	Cache *Cache
+	// Probs builds each layer's attention probabilities (Outputs.Attn, the
+	// Stage 1 target). Without it, and without a cache, a float32 model's
+	// attention is one fused node (graphs.MultiHeadAttention) that never
+	// materialises the [B, H, T, T] scores, and Attn holds nils.
+	Probs bool
 }
 
 // Cache is a KV cache for decoding: inputs Past{Key,Value}[i] and, after
@@ -102,7 +107,8 @@ type Outputs struct {
 	Hidden []*graphs.Value
 	// Normed[i] = LN_i(Hidden[i]), the input both branches of layer i see.
 	Normed []*graphs.Value
-	// Attn[i] are layer i's attention probabilities [B, H, T, T].
+	// Attn[i] are layer i's attention probabilities [B, H, T, T] (nil
+	// unless Options.Probs is set or a cache is given).
 	Attn []*graphs.Value
 	// AttnOut[i] is layer i's attention block output (after dense) [B, T, D].
 	AttnOut []*graphs.Value
@@ -132,7 +138,7 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs
 		pre := LayerPrefix(i)
 		u := layers.LayerNorm(p, pre+".input_layernorm", h, c.Eps)
 		out.Normed = append(out.Normed, u)
-		attn, probs := Attention(p, c, i, u, cos, sin, opt.Cache)
+		attn, probs := Attention(p, c, i, u, cos, sin, opt.Cache, opt.Probs)
 		mlp := layers.PhiMLP(p, pre+".mlp", u, c.Intermediate)
 		out.Attn, out.AttnOut, out.MLPOut = append(out.Attn, probs), append(out.AttnOut, attn), append(out.MLPOut, mlp)
 		h = graphs.Add(graphs.Add(attn, mlp), h)
@@ -147,8 +153,9 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs
 }
 
 // Attention is layer i's self-attention on normed input u [B, T, D]: it
-// returns the block output (after dense) and the probabilities.
-func Attention(p layers.Params, c Config, i int, u, cos, sin *graphs.Value, cache *Cache) (out, probs *graphs.Value) {
+// returns the block output (after dense) and, when probs is set or a cache
+// is given, the probabilities (otherwise nil: see Options.Probs).
+func Attention(p layers.Params, c Config, i int, u, cos, sin *graphs.Value, cache *Cache, probs bool) (out, attn *graphs.Value) {
 	pre := LayerPrefix(i) + ".self_attn"
 	hd := c.HeadDim()
 	heads := func(name string) *graphs.Value {
@@ -159,16 +166,24 @@ func Attention(p layers.Params, c Config, i int, u, cos, sin *graphs.Value, cach
 	if c.RotaryDim > 0 {
 		q, k = layers.ApplyRotary(q, cos, sin, c.RotaryDim), layers.ApplyRotary(k, cos, sin, c.RotaryDim)
 	}
-	toBHTP := func(x *graphs.Value) *graphs.Value { return graphs.Transpose(x, 0, 2, 1, 3) }
-	q, k, v = toBHTP(q), toBHTP(k), toBHTP(v)
-	if cache != nil {
-		k = graphs.Concat(2, cache.PastKey[i], k)
-		v = graphs.Concat(2, cache.PastValue[i], v)
-		cache.PresentKey = append(cache.PresentKey, k)
-		cache.PresentValue = append(cache.PresentValue, v)
+	scale := 1 / math.Sqrt(float64(hd))
+	var o *graphs.Value
+	if cache == nil && !probs && u.DType == tensors.Float32 {
+		flat := func(x *graphs.Value) *graphs.Value { return graphs.ReshapeTo(x, u.Shape, u) } // [B, T, H·P]
+		q, k = flat(q), flat(k)
+		mask := graphs.Unsqueeze(layers.MaskBias(layers.CausalMask(q, k, 1, 1), q), 0, 1) // [1, 1, T, T]
+		o = graphs.MultiHeadAttention(q, k, flat(v), mask, c.Heads, scale)
+	} else {
+		toBHTP := func(x *graphs.Value) *graphs.Value { return graphs.Transpose(x, 0, 2, 1, 3) }
+		q, k, v = toBHTP(q), toBHTP(k), toBHTP(v)
+		if cache != nil {
+			k = graphs.Concat(2, cache.PastKey[i], k)
+			v = graphs.Concat(2, cache.PastValue[i], v)
+			cache.PresentKey = append(cache.PresentKey, k)
+			cache.PresentValue = append(cache.PresentValue, v)
+		}
+		o, attn = layers.CausalAttention(q, k, v, scale)
+		o = graphs.ReshapeTo(graphs.Transpose(o, 0, 2, 1, 3), u.Shape, u) // [B, T, H·P]
 	}
-	o, probs := layers.CausalAttention(q, k, v, 1/math.Sqrt(float64(hd)))
-	o = graphs.Transpose(o, 0, 2, 1, 3) // [B, T, H, P]
-	o = graphs.ReshapeTo(o, u.Shape, u)
-	return layers.Linear(p, pre+".dense", o, c.Hidden, true), probs
+	return layers.Linear(p, pre+".dense", o, c.Hidden, true), attn
 }

@@ -25,7 +25,8 @@ func TestReferenceForward(t *testing.T) {
 	ids := g.Input("input_ids", tensors.Int64, graphs.S("batch", "seq"))
 	var out *phi.Outputs
 	if err := graphs.Try(func() {
-		out = phi.Forward(&layers.Frozen{G: g, Tensors: weights, DType: tensors.Float32}, tinyConfig, ids, phi.Options{})
+		params := &layers.Frozen{G: g, Tensors: weights, DType: tensors.Float32}
+		out = phi.Forward(params, tinyConfig, ids, phi.Options{Probs: true})
 		g.Output("logits", out.Logits)
 		for i, h := range out.Hidden {
 			g.Output(fmt.Sprintf("hidden_states.%d", i), h)
@@ -34,6 +35,9 @@ func TestReferenceForward(t *testing.T) {
 		for i, a := range out.Attn {
 			g.Output(fmt.Sprintf("attentions.%d", i), a)
 		}
+		// The same model with fused attention (no probabilities).
+		fused := phi.Forward(params, tinyConfig, ids, phi.Options{})
+		g.Output("logits_fused", fused.Logits)
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -46,6 +50,7 @@ func TestReferenceForward(t *testing.T) {
 		}
 	}
 	check("logits", got["logits"], ref["logits"], 1e-4)
+	check("logits (fused attention)", got["logits_fused"], ref["logits"], 1e-4)
 	for i := 0; i < 6; i++ {
 		check(fmt.Sprintf("hidden_states.%d", i), got[fmt.Sprintf("hidden_states.%d", i)], ref[fmt.Sprintf("hidden_states.%d", i)], 1e-4)
 		check(fmt.Sprintf("attentions.%d", i), got[fmt.Sprintf("attentions.%d", i)], ref[fmt.Sprintf("attentions.%d", i)], 1e-5)
