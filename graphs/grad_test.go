@@ -77,12 +77,6 @@ func gradCases() []graphtest.GradCase {
 		}},
 		unary("Gelu/tanh", func(x *graphs.Value) *graphs.Value { return graphs.Gelu(x, true) }, rnd(1, -3, 3, 7)),
 		{Name: "Gelu/erf", Inputs: []*tensors.Tensor{rnd(1, -3, 3, 7)}, Float32: true, Build: func(_ gph, v xs) *graphs.Value { return graphs.Gelu(v[0], false) }},
-		{Name: "Conv/causal", Inputs: in(s(2, 3, 5), s(3, 1, 4), s(3)), Float32: true, Build: func(_ gph, v xs) *graphs.Value {
-			return graphs.DepthwiseConv1D(v[0], v[1], v[2], [2]int64{3, 0})
-		}},
-		{Name: "Conv/valid", Inputs: in(s(1, 2, 6), s(2, 1, 3)), Float32: true, Build: func(_ gph, v xs) *graphs.Value {
-			return graphs.DepthwiseConv1D(v[0], v[1], nil, [2]int64{0, 1})
-		}},
 		{Name: "MultiHeadAttention/causal", Inputs: in(s(2, 5, 6), s(2, 5, 6), s(2, 5, 6)), Float32: true, Build: func(g gph, v xs) *graphs.Value {
 			bias := layers.MaskBias(layers.CausalMask(v[0], v[0], 1, 1), graphs.Cast(v[0], tensors.Float32))
 			return graphs.MultiHeadAttention(v[0], v[1], v[2], graphs.Reshape(bias, 1, 1, 5, 5), 2, 0.7)
