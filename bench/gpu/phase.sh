@@ -2,7 +2,7 @@
 # GPU measurement phases (docs/benchmarks.md and docs/results.md quote their
 # output with these exact commands). Run from the repository root on the GPU
 # machine after the ONNX Runtime CUDA staging of ../shared/docs/GPU.md:
-#   bench/gpu/phase.sh A|B|C|D|E|F|G|H|I OUTDIR
+#   bench/gpu/phase.sh A|B|C|D|E|F|G|H|I|J|K OUTDIR
 # Environment: PIPELINE (binary, default bin/pipeline), SHARED (default
 # ../shared), QUICK=1 shrinks every size for a dry rehearsal on a CPU box
 # (PROVIDER=cpu).
@@ -159,6 +159,19 @@ I)
   run profile_run 300 env CUDA_LAUNCH_BLOCKING=1 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run 1 --runs 1 --provider $PROV --tf32 --precision bf16 --ort-profile "$out/prof"
   $P profile --top 40 "$out"/prof/distill_step1_*.json | tee "$out/profile.txt"
   rm -rf "$out/prof"
+  ;;
+J)
+  # Third session: the steady-state per-op GPU profile of the Stage 3 step
+  # (the first run, with allocation and cuDNN's algorithm search, left out),
+  # and Stage 3 in TF32 (resident state) after the graph changes it led to.
+  mkdir -p "$out/prof"
+  run profile_run 300 env CUDA_LAUNCH_BLOCKING=1 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run 1 --runs 2 --provider $PROV --tf32 --precision ${PREC:-fp32} --ort-profile "$out/prof"
+  $P profile --skip-runs 1 --top 30 --nodes 25 "$out"/prof/distill_step1_*.json | tee "$out/profile.txt"
+  rm -rf "$out/prof"
+  gpumem s3fp32 </dev/null >/dev/null 2>&1 & pid=$!
+  run stage3 200 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32
+  kill $pid 2>/dev/null
+  for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
   ;;
 esac
 log "phase $phase done"
