@@ -8,7 +8,7 @@ import "mohawk/tensors"
 // to the loss are differentiated, and only adjoints that are needed are
 // built, so frozen weights and data cost nothing. A wrt value the loss does
 // not depend on gets zeros. Adjoints of values used several times are
-// summed.
+// summed, with one Sum node when there are more than two.
 //
 // The forward computation between wrt and loss must lie in loss's graph: a
 // loop body differentiates what it computes itself, reading parameters of
@@ -46,7 +46,25 @@ func Gradients(loss *Value, wrt ...*Value) []*Value {
 			}
 		}
 	}
-	adj := map[*Value]*Value{loss: g.Const(onesTensor(loss.DType, loss.Shape.Sizes()))}
+	// parts holds each value's adjoint contributions, one per use; they are
+	// summed when the value's producer is reached (every use comes later in
+	// the node order) or, for wrt values, at the end.
+	parts := map[*Value][]*Value{loss: {g.Const(onesTensor(loss.DType, loss.Shape.Sizes()))}}
+	adjoint := func(v *Value) *Value {
+		ps := parts[v]
+		switch len(ps) {
+		case 0:
+			return nil
+		case 1:
+			return ps[0]
+		case 2:
+			ps = []*Value{Add(ps[0], ps[1])}
+		default:
+			ps = []*Value{Sum(ps...)}
+		}
+		parts[v] = ps
+		return ps[0]
+	}
 	nodes := g.nodes
 	for i := len(nodes) - 1; i >= 0; i-- {
 		n := nodes[i]
@@ -56,7 +74,7 @@ func Gradients(loss *Value, wrt ...*Value) []*Value {
 		gouts := make([]*Value, len(n.Outputs))
 		any := false
 		for j, o := range n.Outputs {
-			gouts[j] = adj[o]
+			gouts[j] = adjoint(o)
 			any = any || gouts[j] != nil
 		}
 		need := make([]bool, len(n.Inputs))
@@ -83,25 +101,21 @@ func Gradients(loss *Value, wrt ...*Value) []*Value {
 			if gi.DType != in.DType || !gi.Shape.Equal(in.Shape) {
 				panic(errorf("Gradients", "bug in VJP for %s: adjoint %v for input %v", n.Op, gi, in))
 			}
-			if prev := adj[in]; prev != nil {
-				adj[in] = Add(prev, gi)
-			} else {
-				adj[in] = gi
-			}
+			parts[in] = append(parts[in], gi)
 		}
 	}
 	isWrt := map[*Value]bool{}
 	for _, w := range wrt {
 		isWrt[w] = true
 	}
-	for v := range adj {
+	for v := range parts {
 		if v.g != g && v.kind == kindNode && useful[v] && !isWrt[v] {
 			panic(errorf("Gradients", "gradient reaches %v, computed outside graph %q from a differentiated value; compute it inside", v, g.Name))
 		}
 	}
 	out := make([]*Value, len(wrt))
 	for i, w := range wrt {
-		if a := adj[w]; a != nil {
+		if a := adjoint(w); a != nil {
 			out[i] = a
 		} else {
 			out[i] = ZerosLike(w)

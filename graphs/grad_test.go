@@ -37,6 +37,9 @@ func gradCases() []graphtest.GradCase {
 		{Name: "Sub/broadcast", Inputs: in(s(4), s(2, 3, 4)), Build: func(_ gph, v xs) *graphs.Value { return graphs.Sub(v[0], v[1]) }},
 		{Name: "Mul/broadcast", Inputs: in(s(2, 1, 4), s(3, 1)), Build: func(_ gph, v xs) *graphs.Value { return graphs.Mul(v[0], v[1]) }},
 		{Name: "Mul/fanout", Inputs: in(s(3, 2)), Build: func(_ gph, v xs) *graphs.Value { return graphs.Mul(v[0], graphs.Add(v[0], graphs.Exp(v[0]))) }},
+		{Name: "Sum", Inputs: in(s(2, 3), s(2, 3), s(2, 3)), Build: func(_ gph, v xs) *graphs.Value {
+			return graphs.Sum(v[0], graphs.Mul(v[1], v[0]), v[2], v[0])
+		}},
 		{Name: "Div/broadcast", Inputs: []*tensors.Tensor{rnd(1, -1, 1, 2, 3), pos(3)}, Build: func(_ gph, v xs) *graphs.Value { return graphs.Div(v[0], v[1]) }},
 		{Name: "Pow", Inputs: []*tensors.Tensor{pos(2, 3)}, Build: func(g gph, v xs) *graphs.Value { return graphs.Pow(v[0], g.Scalar(tensors.Float64, 2.5)) }},
 		{Name: "Max", Inputs: []*tensors.Tensor{rnd(1, -1, 1, 2, 3), rnd(2, -1, 1, 3)}, Build: func(_ gph, v xs) *graphs.Value { return graphs.Max(v[0], v[1]) }},
@@ -68,6 +71,7 @@ func gradCases() []graphtest.GradCase {
 		{Name: "Gemm/nt", Inputs: in(s(3, 4), s(2, 4)), Build: func(_ gph, v xs) *graphs.Value { return graphs.Gemm(v[0], v[1], nil, false, true) }},
 		{Name: "Gemm/tn", Inputs: in(s(4, 3), s(4, 2)), Build: func(_ gph, v xs) *graphs.Value { return graphs.Gemm(v[0], v[1], nil, true, false) }},
 		{Name: "ReduceSum", Inputs: in(s(2, 3, 4)), Build: func(_ gph, v xs) *graphs.Value { return graphs.ReduceSum(v[0], []int64{0, 2}, false) }},
+		{Name: "ReduceSumSquare", Inputs: in(s(2, 3, 4)), Build: func(_ gph, v xs) *graphs.Value { return graphs.ReduceSumSquare(v[0], []int64{1}, true) }},
 		{Name: "ReduceMean/keep", Inputs: in(s(2, 3, 4)), Build: func(_ gph, v xs) *graphs.Value { return graphs.ReduceMean(v[0], []int64{1}, true) }},
 		{Name: "ReduceMax", Inputs: in(s(2, 5)), Build: func(_ gph, v xs) *graphs.Value { return graphs.ReduceMax(v[0], []int64{1}, false) }},
 		{Name: "Softmax", Inputs: in(s(2, 5)), Build: func(_ gph, v xs) *graphs.Value { return graphs.Softmax(v[0], -1) }},

@@ -22,8 +22,29 @@ const (
 // never materialises the [B, H, T, T] scores on CUDA (its memory-efficient
 // kernel runs float32 from sequence length 256). Its gradient recomputes the
 // probabilities from q and k, as activation checkpointing does.
+//
+// Under the graph's bfloat16 MatMulPrecision the node computes in float16
+// (ORT's CUDA kernel has none for bfloat16; float16 keeps more mantissa
+// bits) and the result is cast back; the emulated precision rounds inputs
+// and result to float16 the same way around a float32 node.
 func MultiHeadAttention(q, k, v, bias *Value, heads int64, scale float64) *Value {
-	return op1("MultiHeadAttention", &attentionAttr{heads, scale}, q, k, v, nil, nil, bias)
+	attn := func(q, k, v, bias *Value) *Value {
+		return op1("MultiHeadAttention", &attentionAttr{heads, scale}, q, k, v, nil, nil, bias)
+	}
+	if q.DType != tensors.Float32 {
+		return attn(q, k, v, bias)
+	}
+	switch graphOf("MultiHeadAttention", q, k, v, bias).root.matmul {
+	case MatMulBFloat16:
+		h := func(x *Value) *Value { return Cast(x, tensors.Float16) }
+		// Float32's lowest bias would become −Inf; float16's lowest masks as well.
+		hb := h(Max(bias, ScalarLike(bias, Lowest(tensors.Float16))))
+		return Cast(attn(h(q), h(k), h(v), hb), tensors.Float32)
+	case MatMulBFloat16Emulated:
+		r := func(x *Value) *Value { return Cast(Cast(x, tensors.Float16), tensors.Float32) }
+		return r(attn(r(q), r(k), r(v), bias))
+	}
+	return attn(q, k, v, bias)
 }
 
 // headsFirst turns x [B, T, H·P] into [B, H, T, P].
@@ -68,7 +89,10 @@ func init() {
 	register(&OpDef{Type: "MultiHeadAttention", Domain: "com.microsoft", Since: 1, Infer: func(n *Node) []TypeShape {
 		a := n.Attr.(*attentionAttr)
 		q, k, v, bias := n.Inputs[mhaQuery], n.Inputs[mhaKey], n.Inputs[mhaValue], n.Inputs[mhaBias]
-		wantDType("MultiHeadAttention", tensors.Float32, q, k, v, bias)
+		if q.DType != tensors.Float32 && q.DType != tensors.Float16 {
+			panic(errorf("MultiHeadAttention", "q %v must be float32 or float16", q))
+		}
+		sameDType("MultiHeadAttention", q, k, v, bias)
 		if q.Rank() != 3 || !q.Shape.Equal(k.Shape) || !q.Shape.Equal(v.Shape) {
 			panic(errorf("MultiHeadAttention", "q, k, v must share one [B, T, H·P] shape; got %v, %v, %v", q, k, v))
 		}

@@ -11,6 +11,16 @@ import (
 // Add is a + b.
 func Add(a, b *Value) *Value { return op1("Add", nil, a, b) }
 
+// Sum adds equal-shaped tensors in one pass (ONNX Sum): for k terms it
+// reads k tensors and writes one, where a chain of k−1 Adds writes k−1.
+// One term is returned as it is.
+func Sum(terms ...*Value) *Value {
+	if len(terms) == 1 {
+		return terms[0]
+	}
+	return op1("Sum", nil, terms...)
+}
+
 // Sub is a − b.
 func Sub(a, b *Value) *Value { return op1("Sub", nil, a, b) }
 
@@ -161,6 +171,23 @@ func inferFloatMask(n *Node) []TypeShape {
 func zeroOf(v *Value) *Value { return ScalarLike(v, 0) }
 
 func init() {
+	register(&OpDef{Type: "Sum", Since: 13, Infer: func(n *Node) []TypeShape {
+		x := n.Inputs[0]
+		wantFloat("Sum", x)
+		sameDType("Sum", n.Inputs...)
+		for _, v := range n.Inputs[1:] {
+			if !v.Shape.Equal(x.Shape) {
+				panic(errorf("Sum", "terms %v and %v differ in shape (Sum does not broadcast here)", x, v))
+			}
+		}
+		return ts(x.DType, x.Shape)
+	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
+		out := make([]*Value, len(n.Inputs))
+		for i := range out {
+			out[i] = g[0]
+		}
+		return out
+	}})
 	register(&OpDef{Type: "Add", Since: 14, Infer: inferBinary, Grad: func(n *Node, g []*Value, need []bool) []*Value {
 		return []*Value{sumLikeIf(need[0], g[0], n.Inputs[0]), sumLikeIf(need[1], g[0], n.Inputs[1])}
 	}})

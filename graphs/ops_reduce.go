@@ -12,6 +12,11 @@ func ReduceSum(x *Value, axes []int64, keepDims bool) *Value {
 	return reduce("ReduceSum", x, axes, keepDims)
 }
 
+// ReduceSumSquare is Σ x² over axes, in one pass over x.
+func ReduceSumSquare(x *Value, axes []int64, keepDims bool) *Value {
+	return reduce("ReduceSumSquare", x, axes, keepDims)
+}
+
 // ReduceMean averages x over axes.
 func ReduceMean(x *Value, axes []int64, keepDims bool) *Value {
 	return reduce("ReduceMean", x, axes, keepDims)
@@ -24,6 +29,9 @@ func ReduceMax(x *Value, axes []int64, keepDims bool) *Value {
 
 // ReduceSumAll sums every element into a scalar.
 func ReduceSumAll(x *Value) *Value { return ReduceSum(x, allAxes(x), false) }
+
+// ReduceSumSquareAll is Σ x² over every element, as a scalar.
+func ReduceSumSquareAll(x *Value) *Value { return ReduceSumSquare(x, allAxes(x), false) }
 
 // ReduceMeanAll averages every element into a scalar.
 func ReduceMeanAll(x *Value) *Value { return ReduceMean(x, allAxes(x), false) }
@@ -104,6 +112,11 @@ func init() {
 	register(&OpDef{Type: "ReduceSum", Since: 13, Infer: inferReduce, Attrs: keepDimsAttr,
 		Grad: func(n *Node, g []*Value, need []bool) []*Value {
 			return []*Value{expandBack(n, g[0]), nil}
+		}})
+	register(&OpDef{Type: "ReduceSumSquare", Since: 18, Infer: inferReduce, Attrs: keepDimsAttr,
+		Grad: func(n *Node, g []*Value, need []bool) []*Value {
+			x := n.Inputs[0]
+			return []*Value{Mul(expandBack(n, g[0]), Mul(x, ScalarLike(x, 2))), nil}
 		}})
 	register(&OpDef{Type: "ReduceMean", Since: 18, Infer: inferReduce, Attrs: keepDimsAttr,
 		Grad: func(n *Node, g []*Value, need []bool) []*Value {

@@ -7,6 +7,7 @@ import (
 
 	"mohawk/graphs"
 	"mohawk/graphs/graphtest"
+	"mohawk/graphs/layers"
 	"mohawk/tensors"
 )
 
@@ -194,4 +195,48 @@ func ExampleGraph_SetMatMulPrecision() {
 	// MatMul bfloat16
 	// Cast float32
 	// y: float32
+}
+
+// TestAttentionPrecision checks MultiHeadAttention under the bfloat16
+// precisions: the native form computes in float16 (ORT's CUDA kernel has no
+// bfloat16) with a float16 mask, the emulated form rounds inputs and output
+// to float16 and stays within float16 rounding of the float32 result.
+func TestAttentionPrecision(t *testing.T) {
+	const b, tt, heads, width = 2, 16, 2, 8
+	build := func(p graphs.MatMulPrecision) *graphs.Graph {
+		g := graphs.New("attention_precision")
+		g.SetMatMulPrecision(p)
+		x := func(name string) *graphs.Value { return g.Input(name, tensors.Float32, graphs.S(b, tt, width)) }
+		q, k, v := x("q"), x("k"), x("v")
+		mask := graphs.Unsqueeze(layers.MaskBias(layers.CausalMask(q, k, 1, 1), q), 0, 1)
+		g.Output("y", graphs.MultiHeadAttention(q, k, v, mask, heads, 0.3))
+		return g
+	}
+	native := build(graphs.MatMulBFloat16)
+	for _, n := range native.Nodes() {
+		if n.Op == "MultiHeadAttention" {
+			for _, in := range n.Inputs {
+				if in != nil && in.DType != tensors.Float16 {
+					t.Errorf("native bf16 attention input %v is not float16", in)
+				}
+			}
+		}
+	}
+	feeds := map[string]*tensors.Tensor{}
+	for i, name := range []string{"q", "k", "v"} {
+		feeds[name] = rnd(uint64(20+i), -2, 2, b, tt, width).Convert(tensors.Float32)
+	}
+	got := graphtest.Run(t, build(graphs.MatMulBFloat16Emulated), feeds)["y"].Float32s()
+	want := graphtest.Run(t, build(graphs.MatMulFloat32), feeds)["y"].Float32s()
+	worst := 0.0
+	for i, y := range got {
+		if h := tensors.HalfToFloat32(tensors.Float32ToHalf(y)); h != y {
+			t.Fatalf("emulated output %d = %v is not a float16 value", i, y)
+		}
+		worst = max(worst, math.Abs(float64(y-want[i])))
+	}
+	t.Logf("emulated float16 attention: max |Δ| vs float32 = %.3g", worst)
+	if worst > 1e-2 || worst == 0 {
+		t.Errorf("emulated float16 attention differs from float32 by %.3g; want rounding-sized, above 0", worst)
+	}
 }

@@ -103,19 +103,16 @@ func causalConv(x, w, b, past *graphs.Value) (y, state *graphs.Value) {
 		xs = graphs.Concat(1, graphs.Transpose(past, 0, 2, 1), x)
 		state = graphs.Transpose(graphs.SliceAxis(xs, 1, -(k-1), graphs.End), 0, 2, 1)
 	}
-	for j := int64(0); j < k; j++ {
+	terms := make([]*graphs.Value, k)
+	for j := range k {
 		end := int64(graphs.End)
 		if j < k-1 {
 			end = j - (k - 1)
 		}
 		tap := graphs.Reshape(graphs.SliceAxis(w, 2, j, j+1), -1) // [C]
-		term := graphs.SliceAxis(graphs.Mul(xs, tap), 1, j, end)
-		if y == nil {
-			y = term
-		} else {
-			y = graphs.Add(y, term)
-		}
+		terms[j] = graphs.SliceAxis(graphs.Mul(xs, tap), 1, j, end)
 	}
+	y = graphs.Sum(terms...)
 	if b != nil {
 		y = graphs.Add(y, b)
 	}
