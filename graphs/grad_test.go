@@ -96,6 +96,11 @@ func gradCases() []graphtest.GradCase {
 			return graphs.Squeeze(graphs.Mul(graphs.Unsqueeze(v[0], 0, 2), graphs.Unsqueeze(v[0], 0, 2)), 0)
 		}},
 		{Name: "Concat", Inputs: in(s(2, 3), s(2, 2)), Build: func(_ gph, v xs) *graphs.Value { return graphs.Concat(1, v[0], v[1], v[0]) }},
+		// A part without a gradient: Concat's VJP splits the adjoint and drops
+		// that piece (once it dropped it from the Split node's own outputs).
+		{Name: "Concat/constant-part", Inputs: in(s(2, 3)), Build: func(g gph, v xs) *graphs.Value {
+			return graphs.Concat(1, g.Const(rnd(5, -1, 1, 2, 2)), v[0])
+		}},
 		{Name: "Split/unused-output", Inputs: in(s(2, 5)), Build: func(_ gph, v xs) *graphs.Value { return graphs.Split(v[0], 1, 2, 3)[1] }},
 		{Name: "Slice", Inputs: in(s(3, 5)), Build: func(_ gph, v xs) *graphs.Value {
 			return graphs.Slice(v[0], []int64{1, -4}, []int64{graphs.End, -1}, []int64{0, 1}, nil)

@@ -3,6 +3,7 @@ package graphs
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"mohawk/tensors"
 )
@@ -162,7 +163,8 @@ type splitAttr struct {
 
 // Split cuts x along axis into pieces of the given static sizes.
 func Split(x *Value, axis int64, sizes ...int64) []*Value {
-	return graphOf("Split", x).add("Split", &splitAttr{axis, sizes}, x, x.g.root.Int64s(sizes...))
+	// A copy: callers may reuse the slice (the node keeps its own outputs).
+	return slices.Clone(graphOf("Split", x).add("Split", &splitAttr{axis, sizes}, x, x.g.root.Int64s(sizes...)))
 }
 
 type sliceAttr struct{ Starts, Ends, Axes, Steps []int64 }

@@ -224,13 +224,18 @@ func SSD(x, logA, b, c *graphs.Value, q int64, init *graphs.Value) (y, final *gr
 	g := x.Graph().Root()
 	bd, td, hd := x.Shape[0], x.Shape[1], x.Shape[2]
 	pd, nd := x.Shape[3], b.Shape[3]
-	// Pad T up to a multiple of q: pad = ceil(T/q)·q − T (run time).
+	// Pad T up to a multiple of q: pad = ceil(T/q)·q − T (run time). A
+	// static T that is already a multiple (training graphs) needs no copy.
 	t := graphs.ShapeOf(x, 1, 2)
-	qv := g.Int64s(q)
-	padN := graphs.Sub(graphs.Mul(graphs.Div(graphs.Add(t, g.Int64s(q-1)), qv), qv), t)
-	chunks := graphs.Sym("chunks(" + td.String() + ")")
-	tp := graphs.Dim{K: q, Factors: chunks.Factors}
-	pad := func(v *graphs.Value) *graphs.Value { return graphs.PadEnd(v, 1, padN, tp, 0) }
+	aligned := td.Static() && td.K%q == 0
+	pad := func(v *graphs.Value) *graphs.Value { return v }
+	if !aligned {
+		qv := g.Int64s(q)
+		padN := graphs.Sub(graphs.Mul(graphs.Div(graphs.Add(t, g.Int64s(q-1)), qv), qv), t)
+		chunks := graphs.Sym("chunks(" + td.String() + ")")
+		tp := graphs.Dim{K: q, Factors: chunks.Factors}
+		pad = func(v *graphs.Value) *graphs.Value { return graphs.PadEnd(v, 1, padN, tp, 0) }
+	}
 	// Decays in the padded tail are 1 (log a = 0), so the state carries
 	// through unchanged and the final state is the last real token's.
 	toChunks := func(v *graphs.Value) *graphs.Value {
@@ -268,8 +273,10 @@ func SSD(x, logA, b, c *graphs.Value, q int64, init *graphs.Value) (y, final *gr
 	// 4. Contribution of the entering state: exp(cs_i)·(C_i · S).
 	yOff := graphs.Mul(graphs.MatMul(cc, entering), graphs.Unsqueeze(graphs.Exp(acs), -1))
 	yc := graphs.Add(yDiag, yOff) // [B, H, c, Q, P]
-	yp := graphs.Reshape(yc, 0, 0, -1, pd.Size())
-	yt := graphs.SliceDynamic(yp, g.Int64s(0), t, []int64{2}, graphs.Shape{bd, hd, td, pd}) // crop the padding
+	yt := graphs.Reshape(yc, 0, 0, -1, pd.Size())
+	if !aligned {
+		yt = graphs.SliceDynamic(yt, g.Int64s(0), t, []int64{2}, graphs.Shape{bd, hd, td, pd}) // crop the padding
+	}
 	return graphs.Transpose(yt, 0, 2, 1, 3), final
 }
 
