@@ -173,5 +173,41 @@ J)
   kill $pid 2>/dev/null
   for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
   ;;
+K)
+  # Third session, final: Stage 3 next to PyTorch in the same run, TF32 and
+  # bf16, ours with the graph changes of the session; ALT (a second binary,
+  # the same commit with ONNX Conv for the student's conv) measures the conv
+  # choice in the same run.
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
+  [ "$PROV" = cuda ] && run perf_torch 200 python3 $TORCH/perf_torch.py tf32 4 2048
+  [ "$PROV" = cuda ] && run perf_torch 200 python3 $TORCH/perf_torch.py bf16 4 2048
+  S3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32"
+  for pr in fp32 bf16; do
+    gpumem s3$pr </dev/null >/dev/null 2>&1 & pid=$!
+    run stage3 200 $P bench-stage $S3 --precision $pr
+    kill $pid 2>/dev/null
+  done
+  [ -n "${ALT:-}" ] && run stage3_alt 200 $ALT bench-stage $S3 --precision fp32
+  for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
+  ;;
+L)
+  # Stages 1 and 2 (bf16, resident state) after the session's changes, then
+  # the steady-state Stage 3 profile with the slowest nodes' memory fields.
+  for st in align orient; do
+    run stage12 150 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage $st --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 2 --provider $PROV --tf32 --precision bf16
+  done
+  mkdir -p "$out/prof"
+  run profile_run 300 env CUDA_LAUNCH_BLOCKING=1 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run 1 --runs 2 --provider $PROV --tf32 --ort-profile "$out/prof"
+  $P profile --skip-runs 1 --top 30 --nodes 12 "$out"/prof/distill_step1_*.json | tee "$out/profile.txt"
+  python3 - "$out"/prof/distill_step1_*.json <<'PY' | tee "$out/slowest.txt"
+import json, sys
+ev = [e for e in json.load(open(sys.argv[1])) if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+for e in sorted(ev, key=lambda e: -e["dur"])[:4]:
+    a = e["args"]
+    print(e["name"], e["dur"], "us", a.get("op_name"), a.get("input_type_shape"), a.get("output_type_shape"),
+          {k: a.get(k) for k in ("mem_arena_held", "mem_arena_held_delta", "mem_in_use_peak", "mem_bytes_in_use", "mem_in_use_delta")})
+PY
+  rm -rf "$out/prof"
+  ;;
 esac
 log "phase $phase done"
