@@ -79,7 +79,7 @@ func Model(g *graphs.Graph, opts Options, ext externalSink) (m *onnxpb.ModelProt
 	if need := RequiredOpset(g); opset < need {
 		return nil, fmt.Errorf("graph %q uses ops that need opset %d; opset %d was asked for", g.Name, need, opset)
 	}
-	w := &writer{ext: ext, names: map[string]int{}}
+	w := &writer{ext: ext, names: map[string]int{}, outName: map[*graphs.Value]string{}}
 	gp, err := w.graph(g)
 	if err != nil {
 		return nil, err
@@ -138,10 +138,21 @@ func opsetImports(g *graphs.Graph, opset int) []*onnxpb.OperatorSetIdProto {
 type writer struct {
 	ext   externalSink
 	names map[string]int // value name → id, to catch duplicates
+	// outName gives a node output that is also a graph output the output's
+	// name, so the node writes the output itself (no Identity copy).
+	outName map[*graphs.Value]string
+}
+
+// name is v's name in the written model.
+func (w *writer) name(v *graphs.Value) string {
+	if n, ok := w.outName[v]; ok {
+		return n
+	}
+	return v.Name()
 }
 
 func (w *writer) claim(v *graphs.Value) error {
-	name := v.Name()
+	name := w.name(v)
 	if id, ok := w.names[name]; ok && id != v.ID() {
 		return fmt.Errorf("two values are named %q; names must be unique", name)
 	}
@@ -151,6 +162,15 @@ func (w *writer) claim(v *graphs.Value) error {
 
 func (w *writer) graph(g *graphs.Graph) (*onnxpb.GraphProto, error) {
 	gp := &onnxpb.GraphProto{Name: g.Name}
+	// A graph output that an unnamed node of this graph computes takes the
+	// output's name; the others (inputs, initializers, values of enclosing
+	// graphs, named values, a value output twice) go through an Identity.
+	outs, names := g.Outputs()
+	for i, v := range outs {
+		if _, taken := w.outName[v]; !taken && v.Graph() == g && v.Node() != nil && !v.Named() {
+			w.outName[v] = names[i]
+		}
+	}
 	for _, v := range g.Inputs() {
 		if err := w.claim(v); err != nil {
 			return nil, fmt.Errorf("graph %q: input: %w", g.Name, err)
@@ -174,12 +194,11 @@ func (w *writer) graph(g *graphs.Graph) (*onnxpb.GraphProto, error) {
 		}
 		gp.Node = append(gp.Node, np)
 	}
-	outs, names := g.Outputs()
 	for i, v := range outs {
 		name := names[i]
-		if v.Name() != name {
+		if w.name(v) != name {
 			gp.Node = append(gp.Node, &onnxpb.NodeProto{OpType: "Identity", Name: "output_" + name,
-				Input: []string{v.Name()}, Output: []string{name}})
+				Input: []string{w.name(v)}, Output: []string{name}})
 		}
 		gp.Output = append(gp.Output, valueInfo(name, v))
 	}
@@ -200,14 +219,14 @@ func (w *writer) node(n *graphs.Node) (*onnxpb.NodeProto, error) {
 		if in == nil {
 			np.Input = append(np.Input, "")
 		} else {
-			np.Input = append(np.Input, in.Name())
+			np.Input = append(np.Input, w.name(in))
 		}
 	}
 	for _, o := range n.Outputs {
 		if err := w.claim(o); err != nil {
 			return nil, err
 		}
-		np.Output = append(np.Output, o.Name())
+		np.Output = append(np.Output, w.name(o))
 	}
 	for _, a := range d.Attrs(n) {
 		ap, err := w.attr(a)

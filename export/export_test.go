@@ -119,3 +119,71 @@ func TestExportErrors(t *testing.T) {
 		t.Errorf("opset 12: %v", err)
 	}
 }
+
+// TestOutputsWithoutCopies checks when export inserts an Identity for a
+// graph output: never for a value the graph's own unnamed node computes
+// (the node writes the output), but for a passed-through input, for a value
+// output a second time, and for a loop body's pass-through; and that such a
+// model computes what it should.
+func TestOutputsWithoutCopies(t *testing.T) {
+	g := graphs.New("outs")
+	x := g.Input("x", tensors.Float32, graphs.S(2))
+	y := graphs.Add(x, x)
+	g.Output("y", y)
+	g.Output("y_again", y)
+	g.Output("x_through", x)
+	body := graphs.NewLoopBody(g, "body", []*graphs.Value{x, y})
+	body.Finish(nil, []*graphs.Value{body.Carried[0], graphs.Mul(body.Carried[1], body.Carried[0])}, nil)
+	outs := graphs.Loop(g.Int64(3), []*graphs.Value{x, y}, body, graphs.D(3))
+	g.Output("loop_x", outs[0])
+	g.Output("loop_y", outs[1])
+	m, err := export.Model(g, export.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	identities := func(gp *onnxpb.GraphProto) []string {
+		var outs []string
+		for _, n := range gp.Node {
+			if n.OpType == "Identity" {
+				outs = append(outs, n.Output[0])
+			}
+		}
+		return outs
+	}
+	if got := strings.Join(identities(m.Graph), ","); got != "y_again,x_through" {
+		t.Errorf("top-level Identity outputs %q, want y_again,x_through", got)
+	}
+	for _, n := range m.Graph.Node {
+		if n.OpType == "Loop" {
+			// The condition and carried value 0 pass through; value 1 is computed.
+			if got := len(identities(n.Attribute[0].G)); got != 2 {
+				t.Errorf("loop body has %d Identity nodes, want 2 (cond and the passed-through value)", got)
+			}
+		}
+	}
+	env, err := runtime.Open(runtime.Defaults(), nil)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer env.Close()
+	data, err := export.Marshal(g, export.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"y", "y_again", "x_through", "loop_x", "loop_y"}
+	s, err := env.NewSession("outs", data, []string{"x"}, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	res, err := s.Run([]*tensors.Tensor{tensors.FromFloat32([]int64{2}, []float32{1, 2})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]float32{{2, 4}, {2, 4}, {1, 2}, {1, 2}, {2, 32}} // loop: y·x³
+	for i, w := range want {
+		if got := res[i].Float32s(); got[0] != w[0] || got[1] != w[1] {
+			t.Errorf("%s = %v, want %v", names[i], got, w)
+		}
+	}
+}

@@ -94,6 +94,9 @@ func (v *Value) Name() string {
 	return fmt.Sprintf("t%d", v.id)
 }
 
+// Named reports whether v has a name of its own (SetName, or an input's).
+func (v *Value) Named() bool { return v.name != "" }
+
 // SetName renames a node output (for readable exported graphs). Names must
 // be unique in the root graph; export checks it.
 func (v *Value) SetName(name string) *Value { v.name = name; return v }

@@ -39,16 +39,18 @@ func (b *LoopBody) Finish(cond *Value, carried, scans []*Value) {
 	if cond == nil {
 		cond = b.Cond
 	}
-	b.G.Output(b.G.Name+"_cond_out", Identity(cond))
+	// Outputs that pass a value through (a body input, an outer value, a
+	// value output twice) get their Identity from the exporter; a value the
+	// body computes is written as the output itself, without a copy.
+	b.G.Output(b.G.Name+"_cond_out", cond)
 	for i, v := range carried {
 		if v.DType != b.Carried[i].DType {
 			panic(errorf("Loop", "carried value %d changes dtype: %v → %v", i, b.Carried[i], v))
 		}
-		// Identity keeps body outputs distinct even when a value is passed through.
-		b.G.Output(nameIndexed(b.G.Name+"_carried_out", i), Identity(v))
+		b.G.Output(nameIndexed(b.G.Name+"_carried_out", i), v)
 	}
 	for i, v := range scans {
-		b.G.Output(nameIndexed(b.G.Name+"_scan", i), Identity(v))
+		b.G.Output(nameIndexed(b.G.Name+"_scan", i), v)
 	}
 	b.nScan = len(scans)
 	b.outs = append(b.outs, carried...)

@@ -26,8 +26,8 @@ func (b *IfBranch) Capture(v *Value) *Value {
 	return b.G.add("Identity", nil, v)[0]
 }
 
-// Finish sets the branch's outputs. Each goes through an Identity inside the
-// branch, so a branch may also return values of enclosing graphs.
+// Finish sets the branch's outputs. A branch may also return values of
+// enclosing graphs: export passes those through an Identity inside it.
 func (b *IfBranch) Finish(outs ...*Value) {
 	if b.outs != nil {
 		panic(errorf("If", "branch %q is already finished", b.G.Name))
@@ -36,7 +36,7 @@ func (b *IfBranch) Finish(outs ...*Value) {
 		panic(errorf("If", "branch %q has no outputs", b.G.Name))
 	}
 	for i, v := range outs {
-		b.G.Output(nameIndexed(b.G.Name+"_out", i), b.G.add("Identity", nil, v)[0])
+		b.G.Output(nameIndexed(b.G.Name+"_out", i), v) // export adds an Identity where v is not the branch's own
 	}
 	b.outs = outs
 }

@@ -274,8 +274,9 @@ type stepRunner struct {
 
 func (e *Env) newStepRunner(spec TrainSpec, n int) (*stepRunner, error) {
 	name := fmt.Sprintf("%s_step%d", spec.Name, n)
-	g, err := build(name, func(g *graphs.Graph) {
-		*g = *train.Build(train.Spec{
+	var g *graphs.Graph
+	err := graphs.Try(func() {
+		g = train.Build(train.Spec{
 			Name: name, Params: spec.Params, DType: tensors.Float32, StepsPerRun: n,
 			MicroBatches: spec.MicroBatches, BatchDType: tensors.Int64,
 			BatchShape: graphs.S(spec.MicroBatch, spec.SeqLen+1), Loss: spec.Loss, Opt: spec.Opt,
@@ -283,7 +284,7 @@ func (e *Env) newStepRunner(spec TrainSpec, n int) (*stepRunner, error) {
 		})
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("build %s graph: %w", name, err)
 	}
 	sess, err := e.session(g)
 	if err != nil {
