@@ -105,6 +105,9 @@ func gradCases() []graphtest.GradCase {
 		{Name: "Slice", Inputs: in(s(3, 5)), Build: func(_ gph, v xs) *graphs.Value {
 			return graphs.Slice(v[0], []int64{1, -4}, []int64{graphs.End, -1}, []int64{0, 1}, nil)
 		}},
+		{Name: "Slice/strided", Inputs: in(s(5, 10, 2)), Build: func(_ gph, v xs) *graphs.Value {
+			return graphs.Slice(v[0], []int64{1, 0, -2}, []int64{graphs.End, 4, graphs.End}, []int64{1, 0, 2}, []int64{3, 2, 1})
+		}},
 		{Name: "SliceDynamic+PadEnd", Inputs: in(s(2, 5)), Build: func(g gph, v xs) *graphs.Value {
 			n := graphs.ShapeOf(v[0], 1, 2)
 			p := graphs.PadEnd(v[0], 1, graphs.Sub(n, g.Int64s(2)), graphs.D(8), 0)

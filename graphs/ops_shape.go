@@ -314,6 +314,40 @@ func sumLike(g, x *Value) *Value {
 	return s
 }
 
+// unstride spreads the adjoint g of a slice with step st > 0 along axis k of
+// a static dim d, starting at start, back to consecutive positions: each
+// element is followed by st−1 zeros, the whole cropped to the input's end.
+// It returns that tensor, the normalised start and its length along k.
+func unstride(g *Value, k int, d Dim, start, st int64) (*Value, int64, int64) {
+	if st < 1 || !d.Static() {
+		panic(errorf("Slice", "gradient of a slice with step %d along dim %v (positive steps over static dims only)", st, d))
+	}
+	if start < 0 {
+		start += d.K
+	}
+	start = max(0, min(d.K, start))
+	r := g.Rank()
+	spec := make([]int64, r)
+	for j := range spec {
+		switch {
+		case j == k:
+			spec[j] = -1
+		case j > k && !g.Shape[j].Static():
+			panic(errorf("Slice", "gradient of a strided slice before symbolic dim %v", g.Shape[j]))
+		case j > k:
+			spec[j] = g.Shape[j].K
+		}
+	}
+	pads := make([]int64, 2*(r+1))
+	pads[r+1+k+1] = st - 1
+	spread := Reshape(Pad(Unsqueeze(g, int64(k+1)), pads, 0), spec...)
+	span := spread.Shape[k].K
+	if avail := d.K - start; span > avail {
+		spread, span = SliceAxis(spread, int64(k), 0, avail), avail
+	}
+	return spread, start, span
+}
+
 func sumLikeIf(need bool, g, x *Value) *Value {
 	if !need {
 		return nil
@@ -537,12 +571,16 @@ func init() {
 		}
 		x, a := n.Inputs[0], n.Attr.(*sliceAttr)
 		pads := make([]int64, 2*x.Rank())
+		gx := g[0]
 		for i, ax := range a.Axes {
 			k := normAxis("Slice", int(ax), x.Rank())
-			if a.Steps[i] != 1 {
-				panic(errorf("Slice", "gradient of a strided slice is not supported"))
-			}
 			d, s, e := x.Shape[k], a.Starts[i], a.Ends[i]
+			if a.Steps[i] != 1 {
+				var span int64
+				gx, s, span = unstride(gx, k, d, s, a.Steps[i])
+				pads[k], pads[k+x.Rank()] = s, d.K-s-span
+				continue
+			}
 			if d.Static() {
 				size := d.K
 				if s < 0 {
@@ -563,7 +601,7 @@ func init() {
 				pads[k+x.Rank()] = -e
 			}
 		}
-		return []*Value{Pad(g[0], pads, 0), nil, nil, nil, nil}
+		return []*Value{Pad(gx, pads, 0), nil, nil, nil, nil}
 	}})
 	register(&OpDef{Type: "Pad", Since: 13, Infer: func(n *Node) []TypeShape {
 		if d, ok := n.Attr.(*dynAttr); ok {

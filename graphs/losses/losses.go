@@ -55,18 +55,38 @@ func scaleT2(x *graphs.Value, t float64) *graphs.Value {
 	return graphs.Mul(x, graphs.ScalarLike(x, t*t))
 }
 
-// Frobenius is the mean over (batch, head) of ‖M − A‖_F for matrices
-// [B, H, T, T] (not squared, as in MOHAWK Stage 1).
-func Frobenius(m, a *graphs.Value) *graphs.Value {
-	d := graphs.Sub(m, a)
-	return graphs.ReduceMeanAll(safeSqrt(graphs.ReduceSum(graphs.Mul(d, d), []int64{-2, -1}, false)))
+// FrobeniusWithDiagonal is the Stage 1 distance: the mean over (batch,
+// head) of ‖K + diag(d) − A‖_F (not squared, as in MOHAWK) for K, A
+// [B, H, T, T] (T static) and d [H]. It never builds K + diag(d): per
+// matrix ‖K + D·I − A‖² = ‖K − A‖² + Σ_i (2D·(K_ii − A_ii) + D²), with
+// the diagonals taken as strided slices, which saves two passes over
+// [B, H, T, T] forward and two backward.
+func FrobeniusWithDiagonal(k, d, a *graphs.Value) *graphs.Value {
+	sq := graphs.ReduceSumSquare(graphs.Sub(k, a), []int64{-2, -1}, false)            // [B, H]
+	dd := graphs.Unsqueeze(d, -1)                                                     // [H, 1]
+	off := graphs.Sub(diagonal(k), diagonal(a))                                       // [B, H, T]
+	extra := graphs.Mul(dd, graphs.Add(graphs.Mul(graphs.ScalarLike(d, 2), off), dd)) // D·(2(K_ii − A_ii) + D)
+	return graphs.ReduceMeanAll(safeSqrt(graphs.Add(sq, graphs.ReduceSum(extra, []int64{-1}, false))))
+}
+
+// diagonal returns the diagonals [..., T] of square matrices x [..., T, T]
+// (T static) as one strided slice of the flattened matrices.
+func diagonal(x *graphs.Value) *graphs.Value {
+	r := x.Rank()
+	t := x.Shape[r-1]
+	if !t.Static() || x.Shape[r-2] != t {
+		panic(&graphs.Error{Op: "losses.diagonal", Msg: "needs square matrices of static size; got " + x.String()})
+	}
+	spec := make([]int64, r-1)
+	spec[r-2] = t.K * t.K
+	flat := graphs.Reshape(x, spec...)
+	return graphs.Slice(flat, []int64{0}, []int64{graphs.End}, []int64{int64(r - 2)}, []int64{t.K + 1})
 }
 
 // L2 is the mean over tokens of ‖s − t‖₂ over the last axis (not squared,
 // as in MOHAWK Stage 2).
 func L2(s, t *graphs.Value) *graphs.Value {
-	d := graphs.Sub(s, t)
-	return graphs.ReduceMeanAll(safeSqrt(graphs.ReduceSum(graphs.Mul(d, d), []int64{-1}, false)))
+	return graphs.ReduceMeanAll(safeSqrt(graphs.ReduceSumSquare(graphs.Sub(s, t), []int64{-1}, false)))
 }
 
 // MSE is the mean of (s − t)².

@@ -45,7 +45,6 @@ func TestAgainstDirectFormulas(t *testing.T) {
 		g.Output("soft", graphs.Reshape(losses.SoftCrossEntropy(sv, tv, temp), 1))
 		g.Output("kl", graphs.Reshape(losses.KLDivergence(sv, tv, temp), 1))
 		g.Output("kl_self", graphs.Reshape(losses.KLDivergence(sv, sv, 1), 1))
-		g.Output("frob", graphs.Reshape(losses.Frobenius(sv, tv), 1))
 		g.Output("l2", graphs.Reshape(losses.L2(sv, tv), 1))
 		g.Output("mse", graphs.Reshape(losses.MSE(sv, tv), 1))
 	}); err != nil {
@@ -54,7 +53,6 @@ func TestAgainstDirectFormulas(t *testing.T) {
 	out := graphtest.Run(t, g, map[string]*tensors.Tensor{"s": s, "t": te, "labels": labels})
 	x, y, lab := s.Float64s(), te.Float64s(), labels.Int64s()
 	var ce, soft, kl, l2, mse float64
-	frob := make([]float64, b*tt)
 	for r := 0; r < b*tt; r++ {
 		xs, ys := x[r*v:(r+1)*v], y[r*v:(r+1)*v]
 		ls := logSoftmax(xs)
@@ -74,15 +72,55 @@ func TestAgainstDirectFormulas(t *testing.T) {
 			mse += d * d / (b * tt * v)
 		}
 		l2 += math.Sqrt(d2) / (b * tt)
-		frob[r/tt] += d2 // the last two axes [tt, v] are one matrix per batch row
 	}
-	fro := (math.Sqrt(frob[0]) + math.Sqrt(frob[1])) / b
 	for _, c := range []struct {
 		name string
 		want float64
-	}{{"ce", ce}, {"soft", soft}, {"kl", kl}, {"kl_self", 0}, {"frob", fro}, {"l2", l2}, {"mse", mse}} {
+	}{{"ce", ce}, {"soft", soft}, {"kl", kl}, {"kl_self", 0}, {"l2", l2}, {"mse", mse}} {
 		if got := out[c.name].Float64s()[0]; math.Abs(got-c.want) > 1e-10 {
 			t.Errorf("%s = %.12g, want %.12g", c.name, got, c.want)
 		}
 	}
+}
+
+// TestFrobeniusWithDiagonal checks the diagonal-folded Stage 1 distance
+// against ‖K + diag(d) − A‖_F computed here, and its gradients numerically.
+func TestFrobeniusWithDiagonal(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	const b, h, n = 2, 3, 4
+	k := graphtest.Random(rng, -1, 1, b, h, n, n)
+	a := graphtest.Random(rng, -1, 1, b, h, n, n)
+	d := graphtest.Random(rng, -1, 1, h)
+	g := graphs.New("frob_diag")
+	kv := g.Input("k", tensors.Float64, graphs.S(b, h, n, n))
+	av := g.Input("a", tensors.Float64, graphs.S(b, h, n, n))
+	dv := g.Input("d", tensors.Float64, graphs.S(h))
+	if err := graphs.Try(func() {
+		g.Output("loss", graphs.Reshape(losses.FrobeniusWithDiagonal(kv, dv, av), 1))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got := graphtest.Run(t, g, map[string]*tensors.Tensor{"k": k, "a": a, "d": d})["loss"].Float64s()[0]
+	kx, ax, dx := k.Float64s(), a.Float64s(), d.Float64s()
+	want := 0.0
+	for m := 0; m < b*h; m++ {
+		s := 0.0
+		for i := 0; i < n; i++ {
+			for j := 0; j < n; j++ {
+				e := kx[m*n*n+i*n+j] - ax[m*n*n+i*n+j]
+				if i == j {
+					e += dx[m%h]
+				}
+				s += e * e
+			}
+		}
+		want += math.Sqrt(s) / (b * h)
+	}
+	if math.Abs(got-want) > 1e-10 {
+		t.Errorf("FrobeniusWithDiagonal = %.12g, want %.12g", got, want)
+	}
+	graphtest.CheckGradients(t, graphtest.GradCase{Name: "FrobeniusWithDiagonal", Inputs: []*tensors.Tensor{k, d, a},
+		Build: func(_ *graphs.Graph, v []*graphs.Value) *graphs.Value {
+			return graphs.Reshape(losses.FrobeniusWithDiagonal(v[0], v[1], v[2]), 1)
+		}})
 }

@@ -203,14 +203,19 @@ func indexGrid(v *graphs.Value, axis int) (rows, cols *graphs.Value) {
 // L[l, s] = exp(Σ_{k=s+1..l} log a_k) for b, c [B, T, H, N], logA [B, T, H]
 // and d [H] (row = output position, as the attention matrix).
 func MixingMatrix(b, c, logA, d *graphs.Value) *graphs.Value {
+	k := maskedKernel(b, c, logA)
+	rows, cols := indexGrid(k, 2)
+	eye := graphs.Cast(graphs.Equal(rows, cols), d.DType)              // [T, T]
+	return graphs.Add(k, graphs.Mul(graphs.Reshape(d, -1, 1, 1), eye)) // + D on the diagonal
+}
+
+// maskedKernel is L∘(C·Bᵀ) [B, H, T, T], the mixing matrix without D.
+func maskedKernel(b, c, logA *graphs.Value) *graphs.Value {
 	bh := graphs.Transpose(b, 0, 2, 1, 3) // [B, H, T, N]
 	ch := graphs.Transpose(c, 0, 2, 1, 3)
 	ah := graphs.Transpose(logA, 0, 2, 1) // [B, H, T]
 	cb := graphs.MatMul(ch, graphs.Transpose(bh, 0, 1, 3, 2))
-	m := graphs.Mul(cb, graphs.Exp(segsum(ah)))
-	rows, cols := indexGrid(ah, 2)
-	eye := graphs.Cast(graphs.Equal(rows, cols), d.DType)              // [T, T]
-	return graphs.Add(m, graphs.Mul(graphs.Reshape(d, -1, 1, 1), eye)) // + D on the diagonal
+	return graphs.Mul(cb, graphs.Exp(segsum(ah)))
 }
 
 // SSD is the chunked state-space-duality algorithm for x [B, T, H, P],
@@ -310,11 +315,12 @@ func ZeroState(c Config, like *graphs.Value, dt tensors.DType) State {
 	}
 }
 
-// Matrix builds only layer i's mixing matrix [B, H, T, T] from the normed
-// input u (the Stage 1 object), without the output path.
-func Matrix(p layers.Params, c Config, i int, u *graphs.Value) *graphs.Value {
+// MatrixParts returns layer i's mixing matrix in two parts, K = L∘(C·Bᵀ)
+// [B, H, T, T] and D [H], with M = K + diag(D): Stage 1's distance
+// (losses.FrobeniusWithDiagonal) never needs the sum.
+func MatrixParts(p layers.Params, c Config, i int, u *graphs.Value) (k, d *graphs.Value) {
 	in := project(p, c, i, u, nil)
-	return MixingMatrix(in.b, in.c, in.logA, p.Get(mixerName(i, "D"), graphs.S(c.VHeads)))
+	return maskedKernel(in.b, in.c, in.logA), p.Get(mixerName(i, "D"), graphs.S(c.VHeads))
 }
 
 // MixerParams lists layer i's mixer parameter names; matrixOnly keeps those
