@@ -193,6 +193,8 @@ K)
 L)
   # Stages 1 and 2 (bf16, resident state) after the session's changes, then
   # the steady-state Stage 3 profile with the slowest nodes' memory fields.
+  # TORCH12=1 also runs PyTorch's Stage 2 and 1 steps first (same run).
+  [ "$PROV" = cuda ] && [ "${TORCH12:-0}" = 1 ] && for st in 2 1; do run perf_stages_torch 150 python3 bench/torch/perf_stages_torch.py $st bf16 1 2048; done
   for st in align orient; do
     run stage12 150 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage $st --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 2 --provider $PROV --tf32 --precision bf16
   done
