@@ -57,7 +57,8 @@ func ExportPlainTeacher(model, out string, o deploy.Options) error {
 				return graphs.Cast(p.Get(name, shape), tensors.Float32)
 			})
 		}
-		g.Output("logits", phi.Forward(params, t.Config, ids, phi.Options{}).Logits)
+		// Standard ops only, so any ONNX runtime loads the file.
+		g.Output("logits", phi.Forward(params, t.Config, ids, phi.Options{ExplicitAttention: true}).Logits)
 	}); err != nil {
 		return err
 	}

@@ -5,16 +5,19 @@ import (
 	"path/filepath"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"mohawk/deploy"
 	"mohawk/export"
+	"mohawk/export/onnxpb"
 	"mohawk/internal/shareddata"
 	"mohawk/runtime"
 	"mohawk/tensors"
 )
 
 // TestPlainTeacherExport exports phi-tiny-en as a plain input_ids → logits
-// model, runs it with ONNX Runtime alone and compares the logits with
-// transformers' reference within 1e-4.
+// model of standard ONNX ops, runs it with ONNX Runtime alone and compares
+// the logits with transformers' reference within 1e-4.
 func TestPlainTeacherExport(t *testing.T) {
 	model := shareddata.Path(t, "reference", "phi-tiny-en")
 	ref := shareddata.Tensors(t, "reference", "phi-tiny-en", "reference.safetensors")
@@ -26,6 +29,20 @@ func TestPlainTeacherExport(t *testing.T) {
 		for _, f := range []string{export.ModelFile, "config.json", "tokenizer.json"} {
 			if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 				t.Fatal(err)
+			}
+		}
+		// Standard ONNX only (no ONNX Runtime contrib domain), for any runtime.
+		data, err := os.ReadFile(filepath.Join(out, export.ModelFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m onnxpb.ModelProto
+		if err := proto.Unmarshal(data, &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range m.OpsetImport {
+			if imp.Domain != "" {
+				t.Errorf("plain export imports domain %q", imp.Domain)
 			}
 		}
 		rt, err := runtime.Open(runtime.Defaults(), nil)

@@ -112,7 +112,7 @@ func (e *Env) layerLosses(kind string, lr layerRange, g *graphs.Graph, p layers.
 	ids, _ := inputsAndLabels(batch)
 	t := e.Teacher
 	// The teacher runs only as far as the last layer of the range.
-	tout := phi.Forward(tc.get(g, t.Weights), t.Config, ids, phi.Options{NoLogits: true, Layers: lr.hi, Probs: kind == "orient"})
+	tout := phi.Forward(tc.get(g, t.Weights), t.Config, ids, phi.Options{NoLogits: true, Layers: lr.hi, ExplicitAttention: kind == "orient"})
 	sp := studentParams(p, trainable, sc.get(g, e.Student.Weights))
 	c := e.Student.Config
 	out := make([]*graphs.Value, 0, lr.hi-lr.lo)

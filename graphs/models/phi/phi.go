@@ -85,11 +85,13 @@ type Options struct {
 	// Cache, when set, supplies past keys/values per layer ([B, H, Tpast, P])
 	// and receives the presents; positions start at Tpast.
 	Cache *Cache
-	// Probs builds each layer's attention probabilities (Outputs.Attn, the
-	// Stage 1 target). Without it, and without a cache, a float32 model's
-	// attention is one fused node (graphs.MultiHeadAttention) that never
-	// materialises the [B, H, T, T] scores, and Attn holds nils.
-	Probs bool
+	// ExplicitAttention builds attention from standard ONNX ops and keeps
+	// each layer's probabilities in Outputs.Attn: Stage 1's target, and
+	// exports meant for any ONNX runtime. Without it, and without a cache,
+	// a float32 model's attention is one fused ONNX Runtime node
+	// (graphs.MultiHeadAttention) that never materialises the [B, H, T, T]
+	// scores, and Attn holds nils.
+	ExplicitAttention bool
 }
 
 // Cache is a KV cache for decoding: inputs Past{Key,Value}[i] and, after
@@ -108,7 +110,7 @@ type Outputs struct {
 	// Normed[i] = LN_i(Hidden[i]), the input both branches of layer i see.
 	Normed []*graphs.Value
 	// Attn[i] are layer i's attention probabilities [B, H, T, T] (nil
-	// unless Options.Probs is set or a cache is given).
+	// unless Options.ExplicitAttention is set or a cache is given).
 	Attn []*graphs.Value
 	// AttnOut[i] is layer i's attention block output (after dense) [B, T, D].
 	AttnOut []*graphs.Value
@@ -138,7 +140,7 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs
 		pre := LayerPrefix(i)
 		u := layers.LayerNorm(p, pre+".input_layernorm", h, c.Eps)
 		out.Normed = append(out.Normed, u)
-		attn, probs := Attention(p, c, i, u, cos, sin, opt.Cache, opt.Probs)
+		attn, probs := Attention(p, c, i, u, cos, sin, opt.Cache, opt.ExplicitAttention)
 		mlp := layers.PhiMLP(p, pre+".mlp", u, c.Intermediate)
 		out.Attn, out.AttnOut, out.MLPOut = append(out.Attn, probs), append(out.AttnOut, attn), append(out.MLPOut, mlp)
 		h = graphs.Add(graphs.Add(attn, mlp), h)
@@ -153,9 +155,9 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs
 }
 
 // Attention is layer i's self-attention on normed input u [B, T, D]: it
-// returns the block output (after dense) and, when probs is set or a cache
-// is given, the probabilities (otherwise nil: see Options.Probs).
-func Attention(p layers.Params, c Config, i int, u, cos, sin *graphs.Value, cache *Cache, probs bool) (out, attn *graphs.Value) {
+// returns the block output (after dense) and, when explicit is set or a cache
+// is given, the probabilities (otherwise nil: see Options.ExplicitAttention).
+func Attention(p layers.Params, c Config, i int, u, cos, sin *graphs.Value, cache *Cache, explicit bool) (out, attn *graphs.Value) {
 	pre := LayerPrefix(i) + ".self_attn"
 	hd := c.HeadDim()
 	heads := func(name string) *graphs.Value {
@@ -168,7 +170,7 @@ func Attention(p layers.Params, c Config, i int, u, cos, sin *graphs.Value, cach
 	}
 	scale := 1 / math.Sqrt(float64(hd))
 	var o *graphs.Value
-	if cache == nil && !probs && u.DType == tensors.Float32 {
+	if cache == nil && !explicit && u.DType == tensors.Float32 {
 		flat := func(x *graphs.Value) *graphs.Value { return graphs.ReshapeTo(x, u.Shape, u) } // [B, T, H·P]
 		q, k = flat(q), flat(k)
 		mask := graphs.Unsqueeze(layers.MaskBias(layers.CausalMask(q, k, 1, 1), q), 0, 1) // [1, 1, T, T]

@@ -26,7 +26,7 @@ func TestReferenceForward(t *testing.T) {
 	var out *phi.Outputs
 	if err := graphs.Try(func() {
 		params := &layers.Frozen{G: g, Tensors: weights, DType: tensors.Float32}
-		out = phi.Forward(params, tinyConfig, ids, phi.Options{Probs: true})
+		out = phi.Forward(params, tinyConfig, ids, phi.Options{ExplicitAttention: true})
 		g.Output("logits", out.Logits)
 		for i, h := range out.Hidden {
 			g.Output(fmt.Sprintf("hidden_states.%d", i), h)
