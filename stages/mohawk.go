@@ -118,8 +118,8 @@ func (e *Env) layerLosses(kind string, lr layerRange, g *graphs.Graph, p layers.
 	out := make([]*graphs.Value, 0, lr.hi-lr.lo)
 	for i := lr.lo; i < lr.hi; i++ {
 		if kind == "orient" {
-			k, d := phimamba.MatrixParts(sp, c, i, tout.Normed[i])
-			out = append(out, losses.FrobeniusWithDiagonal(k, d, tout.Attn[i]))
+			k, kDiag, d := phimamba.MatrixParts(sp, c, i, tout.Normed[i])
+			out = append(out, losses.FrobeniusWithDiagonal(k, kDiag, d, tout.Attn[i]))
 		} else {
 			m := phimamba.Mixer(sp, c, i, tout.Normed[i], phimamba.FormSSD, nil)
 			out = append(out, losses.L2(m.Out, tout.AttnOut[i]))

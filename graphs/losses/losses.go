@@ -57,21 +57,23 @@ func scaleT2(x *graphs.Value, t float64) *graphs.Value {
 
 // FrobeniusWithDiagonal is the Stage 1 distance: the mean over (batch,
 // head) of ‖K + diag(d) − A‖_F (not squared, as in MOHAWK) for K, A
-// [B, H, T, T] (T static) and d [H]. It never builds K + diag(d): per
-// matrix ‖K + D·I − A‖² = ‖K − A‖² + Σ_i (2D·(K_ii − A_ii) + D²), with
-// the diagonals taken as strided slices, which saves two passes over
-// [B, H, T, T] forward and two backward.
-func FrobeniusWithDiagonal(k, d, a *graphs.Value) *graphs.Value {
+// [B, H, T, T] (T static), K's diagonal kDiag [B, H, T] and d [H]. It never
+// builds K + diag(d): per matrix ‖K + D·I − A‖² = ‖K − A‖² +
+// Σ_i (2D·(K_ii − A_ii) + D²), which saves two passes over [B, H, T, T]
+// forward and two backward. A's diagonal is a strided slice; K's comes from
+// the caller, who can compute it without K (its gradient then does not
+// touch the [T, T] matrices).
+func FrobeniusWithDiagonal(k, kDiag, d, a *graphs.Value) *graphs.Value {
 	sq := graphs.ReduceSumSquare(graphs.Sub(k, a), []int64{-2, -1}, false)            // [B, H]
 	dd := graphs.Unsqueeze(d, -1)                                                     // [H, 1]
-	off := graphs.Sub(diagonal(k), diagonal(a))                                       // [B, H, T]
+	off := graphs.Sub(kDiag, Diagonal(a))                                             // [B, H, T]
 	extra := graphs.Mul(dd, graphs.Add(graphs.Mul(graphs.ScalarLike(d, 2), off), dd)) // D·(2(K_ii − A_ii) + D)
 	return graphs.ReduceMeanAll(safeSqrt(graphs.Add(sq, graphs.ReduceSum(extra, []int64{-1}, false))))
 }
 
-// diagonal returns the diagonals [..., T] of square matrices x [..., T, T]
+// Diagonal returns the diagonals [..., T] of square matrices x [..., T, T]
 // (T static) as one strided slice of the flattened matrices.
-func diagonal(x *graphs.Value) *graphs.Value {
+func Diagonal(x *graphs.Value) *graphs.Value {
 	r := x.Rank()
 	t := x.Shape[r-1]
 	if !t.Static() || x.Shape[r-2] != t {

@@ -84,7 +84,9 @@ func TestAgainstDirectFormulas(t *testing.T) {
 }
 
 // TestFrobeniusWithDiagonal checks the diagonal-folded Stage 1 distance
-// against ‖K + diag(d) − A‖_F computed here, and its gradients numerically.
+// against ‖K + diag(d) − A‖_F computed here, and its gradients numerically
+// (with K's diagonal taken by Diagonal, so they pass through a strided
+// slice).
 func TestFrobeniusWithDiagonal(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
 	const b, h, n = 2, 3, 4
@@ -96,7 +98,7 @@ func TestFrobeniusWithDiagonal(t *testing.T) {
 	av := g.Input("a", tensors.Float64, graphs.S(b, h, n, n))
 	dv := g.Input("d", tensors.Float64, graphs.S(h))
 	if err := graphs.Try(func() {
-		g.Output("loss", graphs.Reshape(losses.FrobeniusWithDiagonal(kv, dv, av), 1))
+		g.Output("loss", graphs.Reshape(losses.FrobeniusWithDiagonal(kv, losses.Diagonal(kv), dv, av), 1))
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +123,6 @@ func TestFrobeniusWithDiagonal(t *testing.T) {
 	}
 	graphtest.CheckGradients(t, graphtest.GradCase{Name: "FrobeniusWithDiagonal", Inputs: []*tensors.Tensor{k, d, a},
 		Build: func(_ *graphs.Graph, v []*graphs.Value) *graphs.Value {
-			return graphs.Reshape(losses.FrobeniusWithDiagonal(v[0], v[1], v[2]), 1)
+			return graphs.Reshape(losses.FrobeniusWithDiagonal(v[0], losses.Diagonal(v[0]), v[1], v[2]), 1)
 		}})
 }

@@ -315,12 +315,15 @@ func ZeroState(c Config, like *graphs.Value, dt tensors.DType) State {
 	}
 }
 
-// MatrixParts returns layer i's mixing matrix in two parts, K = L∘(C·Bᵀ)
-// [B, H, T, T] and D [H], with M = K + diag(D): Stage 1's distance
-// (losses.FrobeniusWithDiagonal) never needs the sum.
-func MatrixParts(p layers.Params, c Config, i int, u *graphs.Value) (k, d *graphs.Value) {
+// MatrixParts returns layer i's mixing matrix in parts: K = L∘(C·Bᵀ)
+// [B, H, T, T], its diagonal [B, H, T] and D [H], with M = K + diag(D).
+// Stage 1's distance (losses.FrobeniusWithDiagonal) never needs the sum.
+// The diagonal is C_t·B_t (L's diagonal is exp 0 = 1), computed from the
+// small [B, T, H, N] inputs so that its gradient does not pass through K.
+func MatrixParts(p layers.Params, c Config, i int, u *graphs.Value) (k, kDiag, d *graphs.Value) {
 	in := project(p, c, i, u, nil)
-	return maskedKernel(in.b, in.c, in.logA), p.Get(mixerName(i, "D"), graphs.S(c.VHeads))
+	kDiag = graphs.Transpose(graphs.ReduceSum(graphs.Mul(in.c, in.b), []int64{-1}, false), 0, 2, 1)
+	return maskedKernel(in.b, in.c, in.logA), kDiag, p.Get(mixerName(i, "D"), graphs.S(c.VHeads))
 }
 
 // MixerParams lists layer i's mixer parameter names; matrixOnly keeps those

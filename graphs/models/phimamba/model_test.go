@@ -9,6 +9,7 @@ import (
 	"mohawk/graphs"
 	"mohawk/graphs/graphtest"
 	"mohawk/graphs/layers"
+	"mohawk/graphs/losses"
 	"mohawk/graphs/models/phimamba"
 	"mohawk/internal/shareddata"
 	"mohawk/tensors"
@@ -163,4 +164,34 @@ func runSteps(t *testing.T, c phimamba.Config, w map[string]*tensors.Tensor, u *
 		convT, ssmT = r["conv_next"], r["ssm_next"]
 	}
 	return map[string]*tensors.Tensor{"out": out, "conv": convT, "ssm": ssmT}
+}
+
+// TestMatrixParts checks Stage 1's parts against the materialised mixing
+// matrix: K + diag(D) = M, and the diagonal computed from C and B is K's.
+func TestMatrixParts(t *testing.T) {
+	c := phimamba.Config{Vocab: 64, VocabRaw: 64, PadMult: 8, DModel: 32, Layers: 1, DState: 8, VHeads: 4, QKHeads: 4,
+		DConv: 4, ConvBias: true, Expand: 1, ChunkSize: 8, Activation: "silu", Inner: 64, Eps: 1e-5}
+	w := randomWeights(c, 5)
+	const b, tlen = 2, 21
+	g := graphs.New("matrix_parts")
+	x := g.Input("u", tensors.Float32, graphs.S(b, tlen, c.DModel))
+	if err := graphs.Try(func() {
+		p := &layers.Frozen{G: g, Tensors: w}
+		k, kDiag, d := phimamba.MatrixParts(p, c, 0, x)
+		g.Output("m", phimamba.Mixer(p, c, 0, x, phimamba.FormMatrix, nil).Matrix)
+		eye := make([]float32, tlen*tlen)
+		for i := 0; i < tlen; i++ {
+			eye[i*tlen+i] = 1
+		}
+		diagD := graphs.Mul(graphs.Reshape(d, -1, 1, 1), g.Const(tensors.FromFloat32([]int64{tlen, tlen}, eye)))
+		g.Output("k_plus_d", graphs.Add(k, diagD))
+		g.Output("k_diag", kDiag)
+		g.Output("diag_of_k", losses.Diagonal(k))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	u := graphtest.Random(rand.New(rand.NewPCG(9, 3)), -1, 1, b, tlen, c.DModel).AsFloat32()
+	got := graphtest.Run(t, g, map[string]*tensors.Tensor{"u": u})
+	compare(t, "K + diag(D) vs M", got["k_plus_d"], got["m"], 1e-6)
+	compare(t, "diagonal from C·B vs diagonal of K", got["k_diag"], got["diag_of_k"], 1e-5)
 }
