@@ -40,6 +40,9 @@ func gradCases() []graphtest.GradCase {
 		{Name: "Sum", Inputs: in(s(2, 3), s(2, 3), s(2, 3)), Build: func(_ gph, v xs) *graphs.Value {
 			return graphs.Sum(v[0], graphs.Mul(v[1], v[0]), v[2], v[0])
 		}},
+		{Name: "Sum/broadcast", Inputs: in(s(2, 1, 3), s(4, 1), s(3)), Build: func(_ gph, v xs) *graphs.Value {
+			return graphs.Sum(v[0], v[1], v[2])
+		}},
 		{Name: "Div/broadcast", Inputs: []*tensors.Tensor{rnd(1, -1, 1, 2, 3), pos(3)}, Build: func(_ gph, v xs) *graphs.Value { return graphs.Div(v[0], v[1]) }},
 		{Name: "Pow", Inputs: []*tensors.Tensor{pos(2, 3)}, Build: func(g gph, v xs) *graphs.Value { return graphs.Pow(v[0], g.Scalar(tensors.Float64, 2.5)) }},
 		{Name: "Max", Inputs: []*tensors.Tensor{rnd(1, -1, 1, 2, 3), rnd(2, -1, 1, 3)}, Build: func(_ gph, v xs) *graphs.Value { return graphs.Max(v[0], v[1]) }},

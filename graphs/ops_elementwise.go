@@ -11,9 +11,9 @@ import (
 // Add is a + b.
 func Add(a, b *Value) *Value { return op1("Add", nil, a, b) }
 
-// Sum adds equal-shaped tensors in one pass (ONNX Sum): for k terms it
-// reads k tensors and writes one, where a chain of k−1 Adds writes k−1.
-// One term is returned as it is.
+// Sum adds tensors in one pass (ONNX Sum, with multidirectional
+// broadcasting): for k terms it reads k tensors and writes one, where a
+// chain of k−1 Adds writes k−1. One term is returned as it is.
 func Sum(terms ...*Value) *Value {
 	if len(terms) == 1 {
 		return terms[0]
@@ -172,19 +172,17 @@ func zeroOf(v *Value) *Value { return ScalarLike(v, 0) }
 
 func init() {
 	register(&OpDef{Type: "Sum", Since: 13, Infer: func(n *Node) []TypeShape {
-		x := n.Inputs[0]
-		wantFloat("Sum", x)
+		wantFloat("Sum", n.Inputs[0])
 		sameDType("Sum", n.Inputs...)
-		for _, v := range n.Inputs[1:] {
-			if !v.Shape.Equal(x.Shape) {
-				panic(errorf("Sum", "terms %v and %v differ in shape (Sum does not broadcast here)", x, v))
-			}
+		shapes := make([]Shape, len(n.Inputs))
+		for i, v := range n.Inputs {
+			shapes[i] = v.Shape
 		}
-		return ts(x.DType, x.Shape)
+		return ts(n.Inputs[0].DType, broadcastShapes("Sum", shapes...))
 	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
 		out := make([]*Value, len(n.Inputs))
-		for i := range out {
-			out[i] = g[0]
+		for i, x := range n.Inputs {
+			out[i] = sumLikeIf(need[i], g[0], x)
 		}
 		return out
 	}})

@@ -177,17 +177,23 @@ func Mixer(p layers.Params, c Config, i int, u *graphs.Value, form Form, st *Sta
 
 // segsum returns S[..., i, j] = Σ_{k=j+1..i} a[..., k] for j ≤ i and the
 // lowest finite value above the diagonal (exp → 0), for a [..., T], as the
-// difference cs_i − cs_j of one cumulative sum along T taken in float64, so
-// the difference of two long sums loses nothing before the final rounding.
-// (A cumulative sum down each column of the masked [T, T] matrix gives the
-// same values, but ONNX Runtime's CUDA CumSum costs O(n) per element, which
-// made that form O(T³).)
+// difference cs_i − cs_j of one cumulative sum along T. The sum is taken in
+// float64 and split into float32 hi + lo parts, and the difference is
+// (hi_i − hi_j) + (lo_i − lo_j): as exact as the float64 difference rounded
+// once more (long sums cancel without loss), while every [T, T] pass,
+// forward and backward, stays float32. (A cumulative sum down each column
+// of the masked [T, T] matrix gives the same values, but ONNX Runtime's
+// CUDA CumSum costs O(n) per element, which made that form O(T³).)
 func segsum(a *graphs.Value) *graphs.Value {
 	r := a.Rank()
 	cs := graphs.CumSum(graphs.Cast(a, tensors.Float64), int64(r-1), false, false) // [..., T]
-	diff := graphs.Cast(graphs.Sub(graphs.Unsqueeze(cs, -1), graphs.Unsqueeze(cs, -2)), a.DType)
+	hi := graphs.Cast(cs, a.DType)
+	lo := graphs.Cast(graphs.Sub(cs, graphs.Cast(hi, tensors.Float64)), a.DType)
+	pairs := func(x *graphs.Value) *graphs.Value {
+		return graphs.Sub(graphs.Unsqueeze(x, -1), graphs.Unsqueeze(x, -2))
+	}
 	rows, cols := indexGrid(a, r-1)
-	return graphs.Add(diff, layers.MaskBias(graphs.LessOrEqual(cols, rows), a))
+	return graphs.Sum(pairs(hi), pairs(lo), layers.MaskBias(graphs.LessOrEqual(cols, rows), a))
 }
 
 // indexGrid returns int64 row indices [T, 1] and column indices [1, T] for
