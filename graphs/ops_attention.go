@@ -18,10 +18,11 @@ const (
 // projection writes them) and an additive bias broadcastable to
 // [B, H, T, T] ([1, 1, T, T] for a causal mask). It returns [B, T, H·P].
 //
-// It is one node, ONNX Runtime's com.microsoft MultiHeadAttention, which
-// never materialises the [B, H, T, T] scores on CUDA (its memory-efficient
-// kernel runs float32 from sequence length 256). Its gradient recomputes the
-// probabilities from q and k, as activation checkpointing does.
+// It is one node, ONNX Runtime's com.microsoft MultiHeadAttention, whose
+// CUDA memory-efficient kernel (ORT's choice for float32 from sequence
+// length 256) does not materialise the [B, H, T, T] scores. Its gradient
+// recomputes the probabilities from q and k, as activation checkpointing
+// does.
 //
 // Under the graph's bfloat16 MatMulPrecision the node computes in float16
 // (ORT's CUDA kernel has none for bfloat16; float16 keeps more mantissa
