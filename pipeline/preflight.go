@@ -1,8 +1,6 @@
 package pipeline
 
 import (
-	"mohawk/stages"
-
 	"bufio"
 	"encoding/json"
 	"errors"
@@ -18,6 +16,7 @@ import (
 	"mohawk/graphs/models/phi"
 	"mohawk/graphs/models/phimamba"
 	"mohawk/runtime"
+	"mohawk/stages"
 )
 
 // The preflight check runs after the plan is made and before any stage
