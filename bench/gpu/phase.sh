@@ -209,6 +209,7 @@ for e in sorted(ev, key=lambda e: -e["dur"])[:4]:
     print(e["name"], e["dur"], "us", a.get("op_name"), a.get("input_type_shape"), a.get("output_type_shape"),
           {k: a.get(k) for k in ("mem_arena_held", "mem_arena_held_delta", "mem_in_use_peak", "mem_bytes_in_use", "mem_in_use_delta")})
 PY
+  python3 bench/gpu/opshapes.py "$out"/prof/distill_step1_*.json 60 | tee "$out/opshapes.txt"
   rm -rf "$out/prof"
   ;;
 esac
