@@ -125,7 +125,11 @@ type StageBenchOptions struct {
 	Seq          int    `json:"seq"`
 	MicroBatches int    `json:"micro_batches"` // per optimizer step
 	StepsPerRun  int    `json:"steps_per_run"`
-	Runs         int    `json:"runs"` // measured runs (after one warm-up run)
+	// Runs is the number of timed runs. They come after one warm-up run
+	// and before one last run, neither of them timed: the first allocates
+	// and searches algorithms, the last copies the state to the host (with
+	// resident state, the only run that does).
+	Runs int `json:"runs"`
 	// StateOnHost copies parameters and moments to the host after every run
 	// (the behaviour before resident state), for before/after comparisons.
 	StateOnHost bool           `json:"state_on_host"`
@@ -136,16 +140,19 @@ type StageBenchOptions struct {
 // StageResult is a training-stage throughput measurement.
 type StageResult struct {
 	StageBenchOptions
-	Provider      string  `json:"provider"`
-	TokensPerS    float64 `json:"tokens_per_s"`
-	StepSeconds   float64 `json:"step_s"`
-	FLOPsPerToken float64 `json:"flops_per_token"`
-	TFLOPs        float64 `json:"tflops"`
-	MFU790        float64 `json:"mfu_vs_790"`
-	StudentParams int64   `json:"student_params"`
-	TeacherParams int64   `json:"teacher_params"`
-	PeakRSSBytes  int64   `json:"peak_rss_bytes"`
-	TotalSecs     float64 `json:"total_s"` // graph build, session and every run
+	Provider   string  `json:"provider"`
+	TokensPerS float64 `json:"tokens_per_s"` // median of RunTokensPerS
+	// RunTokensPerS is each timed run's throughput, in order; a run that
+	// grew the device's memory arena shows up here as a slow one.
+	RunTokensPerS []float64 `json:"run_tokens_per_s"`
+	StepSeconds   float64   `json:"step_s"`
+	FLOPsPerToken float64   `json:"flops_per_token"`
+	TFLOPs        float64   `json:"tflops"`
+	MFU790        float64   `json:"mfu_vs_790"`
+	StudentParams int64     `json:"student_params"`
+	TeacherParams int64     `json:"teacher_params"`
+	PeakRSSBytes  int64     `json:"peak_rss_bytes"`
+	TotalSecs     float64   `json:"total_s"` // graph build, session and every run
 	// HostBytesPerSt is the host↔device traffic of one optimizer step,
 	// counted from what each run feeds and fetches.
 	HostBytesPerSt int64     `json:"host_bytes_per_step"`
@@ -174,18 +181,20 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 		return nil, err
 	}
 	defer rt.Close()
-	n := (o.Runs + 1) * o.StepsPerRun
+	n := (o.Runs + 2) * o.StepsPerRun
 	ids := randomIDs(1, (o.Seq+1)*o.MicroBatch*o.MicroBatches*(n+2), int(t.Config.Vocab), 5).Int64s()
 	stream, err := data.FromTokens("random", ids, 0, int(t.Config.Vocab))
 	if err != nil {
 		return nil, err
 	}
-	// Throughput of every step after the first run (which warms up).
-	var perStep, losses []float64
+	// Throughput of the runs between the first and the last (steps of a
+	// run share its throughput).
+	var perRun, losses []float64
 	log := &benchLog{metric: func(m map[string]any) {
 		step, _ := m["step"].(int)
-		if tp, ok := m["tokens_per_s"].(float64); ok && step > o.StepsPerRun {
-			perStep = append(perStep, tp)
+		run := (step - 1) / o.StepsPerRun
+		if tp, ok := m["tokens_per_s"].(float64); ok && run >= 1 && run <= o.Runs && (step-1)%o.StepsPerRun == 0 {
+			perRun = append(perRun, tp)
 		}
 		if l, ok := m["loss"].(float64); ok {
 			losses = append(losses, l)
@@ -214,7 +223,8 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 	}
 	r := &StageResult{StageBenchOptions: o, Provider: rt.Provider(), StudentParams: sc.NumParams(), TeacherParams: t.Config.NumParams(),
 		PeakRSSBytes: peakRSS(), TotalSecs: time.Since(t0).Seconds(), Losses: losses}
-	r.TokensPerS = median(perStep)
+	r.RunTokensPerS = perRun
+	r.TokensPerS = median(perRun)
 	tokensPerStep := float64(o.MicroBatch * o.Seq * o.MicroBatches)
 	if r.TokensPerS > 0 {
 		r.StepSeconds = tokensPerStep / r.TokensPerS

@@ -21,7 +21,7 @@ func TestBenchStageResidentState(t *testing.T) {
 	teacher := filepath.Join(demoDir(t), "teacher")
 	for _, stage := range []string{KindOrient, KindAlign, KindDistill} {
 		t.Run(stage, func(t *testing.T) {
-			o := StageBenchOptions{Teacher: teacher, Stage: stage, MicroBatch: 2, Seq: 16, MicroBatches: 2, StepsPerRun: 2, Runs: 2}
+			o := StageBenchOptions{Teacher: teacher, Stage: stage, MicroBatch: 2, Seq: 16, MicroBatches: 2, StepsPerRun: 2, Runs: 1}
 			res, err := BenchStage(context.Background(), o, io.Discard)
 			if err != nil {
 				t.Fatal(err)
@@ -30,6 +30,9 @@ func TestBenchStageResidentState(t *testing.T) {
 			host, err := BenchStage(context.Background(), o, io.Discard)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if len(res.RunTokensPerS) != 1 || res.TokensPerS != res.RunTokensPerS[0] || res.TokensPerS <= 0 {
+				t.Errorf("one timed run wanted: tokens/s %v of runs %v", res.TokensPerS, res.RunTokensPerS)
 			}
 			if len(res.Losses) != 6 || !reflect.DeepEqual(res.Losses, host.Losses) {
 				t.Errorf("losses differ:\nresident %v\nhost     %v", res.Losses, host.Losses)
@@ -55,7 +58,7 @@ func TestBenchStageBF16(t *testing.T) {
 		t.Skip("trains a tiny student twice")
 	}
 	o := StageBenchOptions{Teacher: filepath.Join(demoDir(t), "teacher"), Stage: KindDistill, MicroBatch: 2, Seq: 32,
-		MicroBatches: 1, StepsPerRun: 4, Runs: 2}
+		MicroBatches: 1, StepsPerRun: 4, Runs: 1}
 	fp32, err := BenchStage(context.Background(), o, io.Discard)
 	if err != nil {
 		t.Fatal(err)

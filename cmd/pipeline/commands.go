@@ -233,7 +233,7 @@ func cmdBenchStage(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Seq, "seq", 256, "tokens per sequence")
 	fs.IntVar(&o.MicroBatches, "micro-batches", 1, "micro-batches accumulated per optimizer step")
 	fs.IntVar(&o.StepsPerRun, "steps-per-run", 1, "optimizer steps per session run")
-	fs.IntVar(&o.Runs, "runs", 3, "timed runs after one warm-up run")
+	fs.IntVar(&o.Runs, "runs", 3, "timed runs, between an untimed warm-up run and an untimed last run (which copies the state to the host)")
 	fs.StringVar(&o.Precision, "precision", "fp32", "fp32, or bf16 for bfloat16 products with float32 parameters and state")
 	fs.BoolVar(&o.StateOnHost, "state-on-host", false, "copy parameters and optimizer state to the host after every run (the pre-resident behaviour)")
 	rc := runtimeFlags(fs)
