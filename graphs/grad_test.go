@@ -88,6 +88,9 @@ func gradCases() []graphtest.GradCase {
 			bias := layers.MaskBias(layers.CausalMask(v[0], v[0], 1, 1), graphs.Cast(v[0], tensors.Float32))
 			return graphs.MultiHeadAttention(v[0], v[1], v[2], graphs.Reshape(bias, 1, 1, 5, 5), 2, 0.7)
 		}},
+		{Name: "CausalMultiHeadAttention", Inputs: in(s(2, 5, 6), s(2, 5, 6), s(2, 5, 6)), Float32: true, Build: func(g gph, v xs) *graphs.Value {
+			return graphs.CausalMultiHeadAttention(v[0], v[1], v[2], 2, 0.7)
+		}},
 		{Name: "MultiHeadAttention/bias", Inputs: in(s(1, 4, 4), s(1, 4, 4), s(1, 4, 4), s(1, 2, 4, 4)), Float32: true, Build: func(g gph, v xs) *graphs.Value {
 			return graphs.MultiHeadAttention(v[0], v[1], v[2], v[3], 2, 0.5)
 		}},
@@ -117,6 +120,7 @@ func gradCases() []graphtest.GradCase {
 			return graphs.SliceDynamic(p, g.Int64s(1), g.Int64s(7), []int64{1}, graphs.S(2, 6))
 		}},
 		{Name: "Pad", Inputs: in(s(2, 3)), Build: func(_ gph, v xs) *graphs.Value { return graphs.Pad(v[0], []int64{1, 0, 0, 2}, 0) }},
+		{Name: "ZeroPad/one-axis", Inputs: in(s(2, 3)), Build: func(_ gph, v xs) *graphs.Value { return graphs.ZeroPad(v[0], []int64{0, 1, 0, 2}) }},
 		{Name: "Gather/embedding-repeated-ids", Inputs: in(s(4, 3)), Build: func(g gph, v xs) *graphs.Value {
 			ids := g.Const(tensors.FromInt64([]int64{2, 3}, []int64{0, 2, 2, 3, 0, 0}))
 			return graphs.Gather(v[0], ids, 0)

@@ -172,9 +172,7 @@ func Attention(p layers.Params, c Config, i int, u, cos, sin *graphs.Value, cach
 	var o *graphs.Value
 	if cache == nil && !explicit && u.DType == tensors.Float32 {
 		flat := func(x *graphs.Value) *graphs.Value { return graphs.ReshapeTo(x, u.Shape, u) } // [B, T, H·P]
-		q, k = flat(q), flat(k)
-		mask := graphs.Unsqueeze(layers.MaskBias(layers.CausalMask(q, k, 1, 1), q), 0, 1) // [1, 1, T, T]
-		o = graphs.MultiHeadAttention(q, k, flat(v), mask, c.Heads, scale)
+		o = graphs.CausalMultiHeadAttention(flat(q), flat(k), flat(v), c.Heads, scale)
 	} else {
 		toBHTP := func(x *graphs.Value) *graphs.Value { return graphs.Transpose(x, 0, 2, 1, 3) }
 		q, k, v = toBHTP(q), toBHTP(k), toBHTP(v)

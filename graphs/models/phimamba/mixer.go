@@ -98,7 +98,7 @@ func causalConv(x, w, b, past *graphs.Value) (y, state *graphs.Value) {
 	k := w.Shape[2].K
 	var xs *graphs.Value // [B, K−1+T, C]
 	if past == nil {
-		xs = graphs.Pad(x, []int64{0, k - 1, 0, 0, 0, 0}, 0)
+		xs = graphs.ZeroPad(x, []int64{0, k - 1, 0, 0, 0, 0})
 	} else {
 		xs = graphs.Concat(1, graphs.Transpose(past, 0, 2, 1), x)
 		state = graphs.Transpose(graphs.SliceAxis(xs, 1, -(k-1), graphs.End), 0, 2, 1)
