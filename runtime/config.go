@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -72,6 +73,11 @@ type CUDAConfig struct {
 	TF32 bool `mapstructure:"tf32"`
 	// MemLimitBytes caps ORT's CUDA arena (gpu_mem_limit); 0 means no cap.
 	MemLimitBytes int64 `mapstructure:"mem_limit_bytes"`
+	// ArenaExtend is how ORT's CUDA arena grows when it runs out:
+	// "next_power_of_two" (ORT's default; fewer, larger allocations that
+	// reserve more than the tensors need) or "same_as_requested" (what is
+	// asked for, no more).
+	ArenaExtend string `mapstructure:"arena_extend_strategy"`
 }
 
 // TensorRTConfig holds the TensorRT execution provider's options.
@@ -88,6 +94,7 @@ var (
 	optimizationLevels = []string{"disable", "basic", "extended", "all"}
 	logLevels          = []string{"verbose", "info", "warning", "error", "fatal"}
 	providers          = []string{ProviderCPU, ProviderCUDA, ProviderTensorRT}
+	arenaExtends       = map[string]string{"next_power_of_two": "kNextPowerOfTwo", "same_as_requested": "kSameAsRequested"}
 )
 
 // Defaults returns the configuration that the zero Config stands for, with
@@ -99,6 +106,7 @@ func Defaults() Config {
 		Provider:          ProviderCPU,
 		OptimizationLevel: "all",
 		LogLevel:          "error",
+		CUDA:              CUDAConfig{ArenaExtend: "next_power_of_two"},
 	}
 }
 
@@ -116,6 +124,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = d.LogLevel
+	}
+	if c.CUDA.ArenaExtend == "" {
+		c.CUDA.ArenaExtend = d.CUDA.ArenaExtend
 	}
 	return c
 }
@@ -152,6 +163,7 @@ func (c Config) Validate() error {
 	nonNeg("cpu.inter_op_threads", int64(c.CPU.InterOpThreads))
 	nonNeg("cuda.device_id", int64(c.CUDA.DeviceID))
 	nonNeg("cuda.mem_limit_bytes", c.CUDA.MemLimitBytes)
+	oneOf("cuda.arena_extend_strategy", c.CUDA.ArenaExtend, slices.Sorted(maps.Keys(arenaExtends)))
 	nonNeg("tensorrt.device_id", int64(c.TensorRT.DeviceID))
 	nonNeg("tensorrt.workspace_bytes", c.TensorRT.WorkspaceBytes)
 	return errors.Join(errs...)

@@ -41,6 +41,8 @@ func TestValidate(t *testing.T) {
 		{"bad fallback", Config{Fallback: "gpu"}, []string{`runtime.fallback: "gpu"`}},
 		{"bad level", Config{OptimizationLevel: "O3"}, []string{"runtime.optimization_level", "disable, basic, extended, all"}},
 		{"bad log level", Config{LogLevel: "debug"}, []string{"runtime.log_level"}},
+		{"bad arena strategy", Config{CUDA: CUDAConfig{ArenaExtend: "doubling"}},
+			[]string{`runtime.cuda.arena_extend_strategy: "doubling" is not one of next_power_of_two, same_as_requested`}},
 		{"every problem at once", Config{
 			Provider: "x", CPU: CPUConfig{IntraOpThreads: -1, InterOpThreads: -2},
 			CUDA: CUDAConfig{DeviceID: -1, MemLimitBytes: -5}, TensorRT: TensorRTConfig{DeviceID: -1, WorkspaceBytes: -1},
@@ -91,8 +93,8 @@ func TestMapstructureTags(t *testing.T) {
 
 func TestProviderOptions(t *testing.T) {
 	t.Parallel()
-	got := cudaOptions(CUDAConfig{DeviceID: 2, TF32: true, MemLimitBytes: 8 << 30})
-	want := map[string]string{"device_id": "2", "use_tf32": "1", "gpu_mem_limit": "8589934592"}
+	got := cudaOptions(CUDAConfig{DeviceID: 2, TF32: true, MemLimitBytes: 8 << 30, ArenaExtend: "same_as_requested"})
+	want := map[string]string{"device_id": "2", "use_tf32": "1", "gpu_mem_limit": "8589934592", "arena_extend_strategy": "kSameAsRequested"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("cudaOptions = %v, want %v", got, want)
 	}

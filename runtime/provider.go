@@ -216,6 +216,9 @@ func cudaOptions(c CUDAConfig) map[string]string {
 	if c.MemLimitBytes > 0 {
 		m["gpu_mem_limit"] = strconv.FormatInt(c.MemLimitBytes, 10)
 	}
+	if v, ok := arenaExtends[c.ArenaExtend]; ok {
+		m["arena_extend_strategy"] = v
+	}
 	return m
 }
 

@@ -96,13 +96,14 @@ func runtimeFlags(fs *flag.FlagSet) func() runtime.Config {
 	p := fs.String("provider", "cpu", "execution provider: cpu, cuda or tensorrt")
 	lib := fs.String("ort-library", "", "path of libonnxruntime.so (default: $ORT_LIB, then the user cache)")
 	tf32 := fs.Bool("tf32", false, "cuda: allow TF32 tensor cores for float32 matrix products")
+	arena := fs.String("arena-extend", "next_power_of_two", "cuda: how the memory arena grows: next_power_of_two or same_as_requested")
 	threads := fs.Int("threads", 0, "cpu: intra-op threads (0: ONNX Runtime's default)")
 	logLevel := fs.String("ort-log-level", "error", "ONNX Runtime log level: verbose, info, warning, error, fatal (info shows node placement)")
 	profile := fs.String("ort-profile", "", "write ONNX Runtime's per-node profile of every session into this existing folder (see 'pipeline profile')")
 	return func() runtime.Config {
 		c := runtime.Defaults()
 		c.Provider, c.Library, c.LogLevel, c.ProfileDir = *p, *lib, *logLevel, *profile
-		c.CUDA.TF32 = *tf32
+		c.CUDA.TF32, c.CUDA.ArenaExtend = *tf32, *arena
 		c.CPU.IntraOpThreads = *threads
 		return c
 	}
