@@ -212,5 +212,39 @@ PY
   python3 bench/gpu/opshapes.py "$out"/prof/distill_step1_*.json 60 | tee "$out/opshapes.txt"
   rm -rf "$out/prof"
   ;;
+M)
+  # Fourth session: Stage 3 against PyTorch in the same run, timed over the
+  # runs between the warm-up and the last (which copies the state to the
+  # host); ALT is the same commit without the session's graph changes.
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
+  [ "$PROV" = cuda ] && run perf_torch 200 python3 $TORCH/perf_torch.py tf32 4 2048
+  [ "$PROV" = cuda ] && run perf_torch 200 python3 $TORCH/perf_torch.py bf16 4 2048
+  S3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 3 --provider $PROV --tf32"
+  for pr in fp32 bf16; do
+    gpumem s3$pr </dev/null >/dev/null 2>&1 & pid=$!
+    run stage3 200 $P bench-stage $S3 --precision $pr
+    kill $pid 2>/dev/null
+  done
+  [ -n "${ALT:-}" ] && run stage3_alt 200 $ALT bench-stage $S3 --precision fp32
+  for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
+  ;;
+N)
+  # Fourth session, after M on the same machine: Stage 3 bf16 with the
+  # arena growing by what is asked, Stages 1-2 bf16, and the steady
+  # launch-blocking Stage 3 TF32 profile by (op, shapes).
+  S3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 3 --provider $PROV --tf32"
+  gpumem s3bf16-same </dev/null >/dev/null 2>&1 & pid=$!
+  run stage3_arena 200 $P bench-stage $S3 --precision bf16 --arena-extend same_as_requested
+  kill $pid 2>/dev/null
+  for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
+  for st in align orient; do
+    run stage12 150 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage $st --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 3 --provider $PROV --tf32 --precision bf16
+  done
+  mkdir -p "$out/prof"
+  run profile_run 300 env CUDA_LAUNCH_BLOCKING=1 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run 1 --runs 1 --provider $PROV --tf32 --ort-profile "$out/prof"
+  $P profile --skip-runs 1 --top 30 "$out"/prof/distill_step1_*.json | tee "$out/profile.txt"
+  python3 bench/gpu/opshapes.py "$out"/prof/distill_step1_*.json 45 | tee "$out/opshapes.txt"
+  rm -rf "$out/prof"
+  ;;
 esac
 log "phase $phase done"
