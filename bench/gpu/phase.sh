@@ -20,6 +20,25 @@ run() { local name=$1 t=$2 rc; shift 2; log "$name: $*"; timeout "$t" "$@" 2>>"$
 # gpumem NAME: sample GPU memory (MiB) every 0.5 s into gpumem-NAME.txt until killed.
 gpumem() { while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -1 >>"$out/gpumem-$1.txt"; sleep 0.5; done; }
 
+# against_torch RUNS: PyTorch's Stage 3 step in TF32 and bf16, then ours in
+# both precisions (bench-stage --runs RUNS) with GPU memory sampled, and the
+# binary $ALT in TF32 when set: one machine session, so ratios compare runs
+# on the same GPU.
+against_torch() {
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
+  [ "$PROV" = cuda ] && run perf_torch 200 python3 $TORCH/perf_torch.py tf32 4 2048
+  [ "$PROV" = cuda ] && run perf_torch 200 python3 $TORCH/perf_torch.py bf16 4 2048
+  local S3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs $1 --provider $PROV --tf32"
+  local pr pid
+  for pr in fp32 bf16; do
+    gpumem s3$pr </dev/null >/dev/null 2>&1 & pid=$!
+    run stage3 200 $P bench-stage $S3 --precision $pr
+    kill $pid 2>/dev/null
+  done
+  [ -n "${ALT:-}" ] && run stage3_alt 200 $ALT bench-stage $S3 --precision fp32
+  for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
+}
+
 case $phase in
 A)
   nvidia-smi >"$out/nvidia-smi.txt" 2>&1
@@ -178,17 +197,7 @@ K)
   # bf16, ours with the graph changes of the session; ALT (a second binary,
   # the same commit with ONNX Conv for the student's conv) measures the conv
   # choice in the same run.
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
-  [ "$PROV" = cuda ] && run perf_torch 200 python3 $TORCH/perf_torch.py tf32 4 2048
-  [ "$PROV" = cuda ] && run perf_torch 200 python3 $TORCH/perf_torch.py bf16 4 2048
-  S3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32"
-  for pr in fp32 bf16; do
-    gpumem s3$pr </dev/null >/dev/null 2>&1 & pid=$!
-    run stage3 200 $P bench-stage $S3 --precision $pr
-    kill $pid 2>/dev/null
-  done
-  [ -n "${ALT:-}" ] && run stage3_alt 200 $ALT bench-stage $S3 --precision fp32
-  for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
+  against_torch 2
   ;;
 L)
   # Stages 1 and 2 (bf16, resident state) after the session's changes, then
@@ -216,17 +225,7 @@ M)
   # Fourth session: Stage 3 against PyTorch in the same run, timed over the
   # runs between the warm-up and the last (which copies the state to the
   # host); ALT is the same commit without the session's graph changes.
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
-  [ "$PROV" = cuda ] && run perf_torch 200 python3 $TORCH/perf_torch.py tf32 4 2048
-  [ "$PROV" = cuda ] && run perf_torch 200 python3 $TORCH/perf_torch.py bf16 4 2048
-  S3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 3 --provider $PROV --tf32"
-  for pr in fp32 bf16; do
-    gpumem s3$pr </dev/null >/dev/null 2>&1 & pid=$!
-    run stage3 200 $P bench-stage $S3 --precision $pr
-    kill $pid 2>/dev/null
-  done
-  [ -n "${ALT:-}" ] && run stage3_alt 200 $ALT bench-stage $S3 --precision fp32
-  for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
+  against_torch 3
   ;;
 N)
   # Fourth session, after M on the same machine: Stage 3 bf16 with the
