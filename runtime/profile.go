@@ -52,12 +52,27 @@ type NodeTime struct {
 	Outputs string  `json:"outputs"` // output dtypes and shapes
 }
 
+// ShapeTime is the time of the nodes of one op type that saw the same
+// input and output shapes, summed over the model runs counted: the unit in
+// which a slow kernel shows (one op type is fast on most shapes).
+type ShapeTime struct {
+	Op     string  `json:"op"`
+	Calls  int     `json:"calls"`
+	Millis float64 `json:"ms"`
+	Bytes  int64   `json:"bytes"`
+	Shapes string  `json:"shapes"` // input dtypes and shapes → output ones
+}
+
+// GBps is the group's bytes moved per second of its time, in GB/s.
+func (s ShapeTime) GBps() float64 { return OpTime{Millis: s.Millis, Bytes: s.Bytes}.GBps() }
+
 // Profile is the summary of one ORT profile.
 type Profile struct {
-	Runs    int        `json:"runs"`    // model runs in the file
-	Skipped int        `json:"skipped"` // leading runs left out (warm-up)
-	Ops     []OpTime   `json:"ops"`     // per op type and provider, largest first
-	Nodes   []NodeTime `json:"nodes"`   // per node, largest first
+	Runs    int         `json:"runs"`    // model runs in the file
+	Skipped int         `json:"skipped"` // leading runs left out (warm-up)
+	Ops     []OpTime    `json:"ops"`     // per op type and provider, largest first
+	Nodes   []NodeTime  `json:"nodes"`   // per node, largest first
+	Shapes  []ShapeTime `json:"shapes"`  // per op type and shapes, largest first
 }
 
 // controlFlow ops run subgraphs whose nodes the profile lists separately.
@@ -75,6 +90,7 @@ type profileEvent struct {
 		Activation string            `json:"activation_size"`
 		Parameter  string            `json:"parameter_size"`
 		Output     string            `json:"output_size"`
+		InShapes   []json.RawMessage `json:"input_type_shape"`
 		OutShapes  []json.RawMessage `json:"output_type_shape"`
 	} `json:"args"`
 }
@@ -88,9 +104,12 @@ func (e *profileEvent) bytes() int64 {
 	return n
 }
 
-func (e *profileEvent) outputs() string {
-	parts := make([]string, len(e.Args.OutShapes))
-	for i, s := range e.Args.OutShapes {
+func (e *profileEvent) outputs() string { return typeShapes(e.Args.OutShapes) }
+
+// typeShapes writes ORT's {"float":[4,2048]} entries as float:[4,2048].
+func typeShapes(list []json.RawMessage) string {
+	parts := make([]string, len(list))
+	for i, s := range list {
 		parts[i] = strings.NewReplacer(`"`, "", "{", "", "}", "").Replace(string(s))
 	}
 	return strings.Join(parts, " ")
@@ -127,6 +146,7 @@ func SummarizeProfile(path string, skip int) (*Profile, error) {
 	p := &Profile{Runs: len(runs), Skipped: skip}
 	byKey := map[[2]string]*OpTime{}
 	byNode := map[string]*NodeTime{}
+	byShape := map[[2]string]*ShapeTime{}
 	total := 0.0
 	for i := range events {
 		e := &events[i]
@@ -153,6 +173,15 @@ func SummarizeProfile(path string, skip int) (*Profile, error) {
 		n.Calls++
 		n.Millis += ms
 		n.Bytes += b
+		sk := [2]string{k[0], typeShapes(e.Args.InShapes) + " → " + n.Outputs}
+		g := byShape[sk]
+		if g == nil {
+			g = &ShapeTime{Op: sk[0], Shapes: sk[1]}
+			byShape[sk] = g
+		}
+		g.Calls++
+		g.Millis += ms
+		g.Bytes += b
 	}
 	if len(byKey) == 0 {
 		return nil, fmt.Errorf("%s: the profile has no node events", path)
@@ -175,6 +204,15 @@ func SummarizeProfile(path string, skip int) (*Profile, error) {
 			return p.Nodes[i].Millis > p.Nodes[j].Millis
 		}
 		return p.Nodes[i].Node < p.Nodes[j].Node
+	})
+	for _, g := range byShape {
+		p.Shapes = append(p.Shapes, *g)
+	}
+	sort.Slice(p.Shapes, func(i, j int) bool {
+		if p.Shapes[i].Millis != p.Shapes[j].Millis {
+			return p.Shapes[i].Millis > p.Shapes[j].Millis
+		}
+		return p.Shapes[i].Op+p.Shapes[i].Shapes < p.Shapes[j].Op+p.Shapes[j].Shapes
 	})
 	return p, nil
 }

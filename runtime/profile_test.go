@@ -67,6 +67,15 @@ func TestProfile(t *testing.T) {
 	if prof.Runs != 3 || len(prof.Nodes) != 2 || prof.Nodes[0].Calls != 3 || !strings.Contains(prof.Nodes[0].Outputs, "64,64") {
 		t.Errorf("runs %d, nodes %+v: want 3 runs and two nodes of 3 calls with [64,64] outputs", prof.Runs, prof.Nodes)
 	}
+	// One group per node here: MatMul's two [64,64] inputs and its output.
+	if len(prof.Shapes) != 2 || prof.Shapes[0].Calls != 3 {
+		t.Errorf("shape groups %+v: want two of 3 calls", prof.Shapes)
+	}
+	for _, g := range prof.Shapes {
+		if g.Op == "MatMul" && g.Shapes != "float:[64,64] float:[64,64] → float:[64,64]" {
+			t.Errorf("MatMul group shapes %q", g.Shapes)
+		}
+	}
 	// Skipping the warm-up run leaves two calls per node; skipping all runs is an error.
 	warm, err := SummarizeProfile(files[0], 1)
 	if err != nil || warm.Nodes[0].Calls != 2 || warm.Skipped != 1 {

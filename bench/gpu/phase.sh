@@ -218,7 +218,7 @@ for e in sorted(ev, key=lambda e: -e["dur"])[:4]:
     print(e["name"], e["dur"], "us", a.get("op_name"), a.get("input_type_shape"), a.get("output_type_shape"),
           {k: a.get(k) for k in ("mem_arena_held", "mem_arena_held_delta", "mem_in_use_peak", "mem_bytes_in_use", "mem_in_use_delta")})
 PY
-  python3 bench/gpu/opshapes.py "$out"/prof/distill_step1_*.json 60 | tee "$out/opshapes.txt"
+  $P profile --skip-runs 1 --top 0 --shapes 60 "$out"/prof/distill_step1_*.json | tail -n 61 | tee "$out/opshapes.txt"
   rm -rf "$out/prof"
   ;;
 M)
@@ -242,7 +242,7 @@ N)
   mkdir -p "$out/prof"
   run profile_run 300 env CUDA_LAUNCH_BLOCKING=1 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run 1 --runs 1 --provider $PROV --tf32 --ort-profile "$out/prof"
   $P profile --skip-runs 1 --top 30 "$out"/prof/distill_step1_*.json | tee "$out/profile.txt"
-  python3 bench/gpu/opshapes.py "$out"/prof/distill_step1_*.json 45 | tee "$out/opshapes.txt"
+  $P profile --skip-runs 1 --top 0 --shapes 45 "$out"/prof/distill_step1_*.json | tail -n 46 | tee "$out/opshapes.txt"
   rm -rf "$out/prof"
   ;;
 esac

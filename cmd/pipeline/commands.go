@@ -324,9 +324,10 @@ func positiveInts(flag, list string) ([]int, error) {
 }
 
 func cmdProfile(_ context.Context, args []string) error {
-	fs := flags("profile", "[--top N] [--nodes N] [--skip-runs N] [--json] PROFILE.json...")
+	fs := flags("profile", "[--top N] [--nodes N] [--shapes N] [--skip-runs N] [--json] PROFILE.json...")
 	top := fs.Int("top", 25, "op types shown per profile (0: all)")
 	nodes := fs.Int("nodes", 0, "also show the N slowest nodes with their output shapes")
+	shapes := fs.Int("shapes", 0, "also show the N slowest (op type, input and output shapes) groups, per run")
 	skip := fs.Int("skip-runs", 0, "leave out the first N model runs (warm-up: allocation, cuDNN algorithm search)")
 	asJSON := fs.Bool("json", false, "print one JSON object per profile")
 	if err := parse(fs, args); err != nil {
@@ -345,6 +346,7 @@ func cmdProfile(_ context.Context, args []string) error {
 			p.Ops = p.Ops[:*top]
 		}
 		p.Nodes = p.Nodes[:min(*nodes, len(p.Nodes))]
+		p.Shapes = p.Shapes[:min(*shapes, len(p.Shapes))]
 		if *asJSON {
 			printJSON(p)
 			continue
@@ -356,6 +358,13 @@ func cmdProfile(_ context.Context, args []string) error {
 		}
 		for _, n := range p.Nodes {
 			fmt.Printf("  %-10s %-20s %4d× %10.2f ms %8.3f GB  %s\n", n.Node, n.Op, n.Calls, n.Millis, float64(n.Bytes)/1e9, n.Outputs)
+		}
+		if len(p.Shapes) > 0 {
+			runs := float64(max(p.Runs-p.Skipped, 1))
+			fmt.Printf("per run: %8s %10s %8s %8s  op and shapes\n", "calls", "ms", "GB", "GB/s")
+			for _, g := range p.Shapes {
+				fmt.Printf("         %8.1f %10.2f %8.2f %8.1f  %-20s %s\n", float64(g.Calls)/runs, g.Millis/runs, float64(g.Bytes)/runs/1e9, g.GBps(), g.Op, g.Shapes)
+			}
 		}
 	}
 	return nil
