@@ -22,8 +22,8 @@ gpumem() { while true; do nvidia-smi --query-gpu=memory.used --format=csv,nohead
 
 # against_torch RUNS: PyTorch's Stage 3 step in TF32 and bf16, then ours in
 # both precisions (bench-stage --runs RUNS) with GPU memory sampled, and the
-# binary $ALT in TF32 when set: one machine session, so ratios compare runs
-# on the same GPU.
+# binary $ALT when set (in $ALT_PRECISION, default fp32): one machine
+# session, so ratios compare runs on the same GPU.
 against_torch() {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
   [ "$PROV" = cuda ] && run perf_torch 200 python3 $TORCH/perf_torch.py tf32 4 2048
@@ -35,7 +35,7 @@ against_torch() {
     run stage3 200 $P bench-stage $S3 --precision $pr
     kill $pid 2>/dev/null
   done
-  [ -n "${ALT:-}" ] && run stage3_alt 200 $ALT bench-stage $S3 --precision fp32
+  [ -n "${ALT:-}" ] && run stage3_alt 200 $ALT bench-stage $S3 --precision ${ALT_PRECISION:-fp32}
   for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
 }
 
