@@ -7,7 +7,6 @@ import (
 
 	"mohawk/graphs"
 	"mohawk/graphs/graphtest"
-	"mohawk/graphs/layers"
 	"mohawk/tensors"
 )
 
@@ -197,9 +196,9 @@ func ExampleGraph_SetMatMulPrecision() {
 	// y: float32
 }
 
-// TestAttentionPrecision checks MultiHeadAttention under the bfloat16
+// TestAttentionPrecision checks CausalMultiHeadAttention under the bfloat16
 // precisions: the native form computes in float16 (ORT's CUDA kernel has no
-// bfloat16) with a float16 mask, the emulated form rounds inputs and output
+// bfloat16), the emulated form rounds inputs and output
 // to float16 and stays within float16 rounding of the float32 result.
 func TestAttentionPrecision(t *testing.T) {
 	const b, tt, heads, width = 2, 16, 2, 8
@@ -208,8 +207,7 @@ func TestAttentionPrecision(t *testing.T) {
 		g.SetMatMulPrecision(p)
 		x := func(name string) *graphs.Value { return g.Input(name, tensors.Float32, graphs.S(b, tt, width)) }
 		q, k, v := x("q"), x("k"), x("v")
-		mask := graphs.Unsqueeze(layers.MaskBias(layers.CausalMask(q, k, 1, 1), q), 0, 1)
-		g.Output("y", graphs.MultiHeadAttention(q, k, v, mask, heads, 0.3))
+		g.Output("y", graphs.CausalMultiHeadAttention(q, k, v, heads, 0.3))
 		return g
 	}
 	native := build(graphs.MatMulBFloat16)
