@@ -167,6 +167,9 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 	default:
 		return nil, fmt.Errorf("bench: precision %q: want fp32 or bf16", o.Precision)
 	}
+	if o.Runs < 1 || o.StepsPerRun < 1 {
+		return nil, fmt.Errorf("bench: --runs %d and --steps-per-run %d: want at least 1 timed run of at least 1 step", o.Runs, o.StepsPerRun)
+	}
 	t, err := benchTeacher(o.Teacher, 1)
 	if err != nil {
 		return nil, err

@@ -88,3 +88,12 @@ func TestBenchStageBF16(t *testing.T) {
 		t.Errorf("unknown precision: %v", err)
 	}
 }
+
+// TestBenchStageRejectsNoTimedRun: zero timed runs is an error naming the
+// flag, not a zero throughput.
+func TestBenchStageRejectsNoTimedRun(t *testing.T) {
+	o := StageBenchOptions{Teacher: "phi-1.5:1", Stage: KindDistill, MicroBatch: 1, Seq: 8, StepsPerRun: 1, Runs: 0}
+	if _, err := BenchStage(context.Background(), o, io.Discard); err == nil || !strings.Contains(err.Error(), "--runs 0") {
+		t.Errorf("runs 0: %v", err)
+	}
+}
