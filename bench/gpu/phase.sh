@@ -245,5 +245,23 @@ N)
   $P profile --skip-runs 1 --top 0 --shapes 45 "$out"/prof/distill_step1_*.json | tail -n 46 | tee "$out/opshapes.txt"
   rm -rf "$out/prof"
   ;;
+O)
+  # Next session (written in the fourth): the bf16-mlp branch's binary as
+  # $P against main's as ALT, both in bf16, next to PyTorch; then the
+  # steady launch-blocking Stage 3 bf16 profile by (op, shapes), which no
+  # session has taken yet. Tables go to files; the call's output ends with
+  # the result lines (summary), which a long table once pushed out.
+  ALT_PRECISION=bf16 against_torch 3 >/dev/null
+  mkdir -p "$out/prof"
+  run profile_run 300 env CUDA_LAUNCH_BLOCKING=1 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run 1 --runs 1 --provider $PROV --tf32 --precision bf16 --ort-profile "$out/prof" >/dev/null
+  $P profile --skip-runs 1 --top 30 --shapes 40 "$out"/prof/distill_step1_*.json >"$out/profile.txt"
+  rm -rf "$out/prof"
+  head -n 32 "$out/profile.txt" | cut -c1-120
+  ;;
 esac
+# summary: every result line of the phase, shortened, last in the output.
+for f in "$out"/*.jsonl; do
+  [ -e "$f" ] || continue
+  sed -E 's/"losses":\[([^],]*,){3}[^]]*\]/"losses":[…]/' "$f" | cut -c1-400 | sed "s|^|$(basename "$f" .jsonl): |"
+done
 log "phase $phase done"
