@@ -22,49 +22,54 @@ func profilePrefix(dir, session string) string {
 	return filepath.Join(dir, name)
 }
 
-// OpTime is the time ORT spent in one kind of node: an op type on an
-// execution provider.
-type OpTime struct {
-	Op       string  `json:"op"`
-	Provider string  `json:"provider"`
-	Calls    int     `json:"calls"`
-	Millis   float64 `json:"ms"`
-	Share    float64 `json:"share"` // of all node time counted
-	Bytes    int64   `json:"bytes"` // inputs and outputs, as ORT reports their sizes
-}
-
-// GBps is the op's bytes moved per second of its time (inputs read and
-// outputs written once each), in GB/s.
-func (o OpTime) GBps() float64 {
-	if o.Millis == 0 {
-		return 0
-	}
-	return float64(o.Bytes) / (o.Millis * 1e6)
-}
-
-// NodeTime is one node's time summed over the model runs counted.
-type NodeTime struct {
-	Node    string  `json:"node"`
-	Op      string  `json:"op"`
-	Calls   int     `json:"calls"`
-	Millis  float64 `json:"ms"`
-	Bytes   int64   `json:"bytes"`
-	Outputs string  `json:"outputs"` // output dtypes and shapes
-}
-
-// ShapeTime is the time of the nodes of one op type that saw the same
-// input and output shapes, summed over the model runs counted: the unit in
-// which a slow kernel shows (one op type is fast on most shapes).
-type ShapeTime struct {
-	Op     string  `json:"op"`
+// Tally is node time summed over the model runs counted: calls, time
+// and bytes (inputs and outputs, as ORT reports their sizes).
+type Tally struct {
 	Calls  int     `json:"calls"`
 	Millis float64 `json:"ms"`
 	Bytes  int64   `json:"bytes"`
-	Shapes string  `json:"shapes"` // input dtypes and shapes → output ones
 }
 
-// GBps is the group's bytes moved per second of its time, in GB/s.
-func (s ShapeTime) GBps() float64 { return OpTime{Millis: s.Millis, Bytes: s.Bytes}.GBps() }
+func (t *Tally) add(ms float64, bytes int64) {
+	t.Calls++
+	t.Millis += ms
+	t.Bytes += bytes
+}
+
+// GBps is the bytes moved per second of the time (inputs read and outputs
+// written once each), in GB/s.
+func (t Tally) GBps() float64 {
+	if t.Millis == 0 {
+		return 0
+	}
+	return float64(t.Bytes) / (t.Millis * 1e6)
+}
+
+// OpTime is the time ORT spent in one kind of node: an op type on an
+// execution provider.
+type OpTime struct {
+	Op       string `json:"op"`
+	Provider string `json:"provider"`
+	Tally
+	Share float64 `json:"share"` // of all node time counted
+}
+
+// NodeTime is one node's time.
+type NodeTime struct {
+	Node string `json:"node"`
+	Op   string `json:"op"`
+	Tally
+	Outputs string `json:"outputs"` // output dtypes and shapes
+}
+
+// ShapeTime is the time of the nodes of one op type that saw the same
+// input and output shapes: the unit in which a slow kernel shows (one op
+// type is fast on most shapes).
+type ShapeTime struct {
+	Op string `json:"op"`
+	Tally
+	Shapes string `json:"shapes"` // input dtypes and shapes → output ones
+}
 
 // Profile is the summary of one ORT profile.
 type Profile struct {
@@ -160,9 +165,7 @@ func SummarizeProfile(path string, skip int) (*Profile, error) {
 			byKey[k] = o
 		}
 		ms, b := e.Dur/1000, e.bytes()
-		o.Calls++
-		o.Millis += ms
-		o.Bytes += b
+		o.add(ms, b)
 		total += ms
 		name := strings.TrimSuffix(e.Name, "_kernel_time")
 		n := byNode[name]
@@ -170,18 +173,14 @@ func SummarizeProfile(path string, skip int) (*Profile, error) {
 			n = &NodeTime{Node: name, Op: k[0], Outputs: e.outputs()}
 			byNode[name] = n
 		}
-		n.Calls++
-		n.Millis += ms
-		n.Bytes += b
+		n.add(ms, b)
 		sk := [2]string{k[0], typeShapes(e.Args.InShapes) + " → " + n.Outputs}
 		g := byShape[sk]
 		if g == nil {
 			g = &ShapeTime{Op: sk[0], Shapes: sk[1]}
 			byShape[sk] = g
 		}
-		g.Calls++
-		g.Millis += ms
-		g.Bytes += b
+		g.add(ms, b)
 	}
 	if len(byKey) == 0 {
 		return nil, fmt.Errorf("%s: the profile has no node events", path)
@@ -190,29 +189,26 @@ func SummarizeProfile(path string, skip int) (*Profile, error) {
 		o.Share = o.Millis / total
 		p.Ops = append(p.Ops, *o)
 	}
-	sort.Slice(p.Ops, func(i, j int) bool {
-		if p.Ops[i].Millis != p.Ops[j].Millis {
-			return p.Ops[i].Millis > p.Ops[j].Millis
-		}
-		return p.Ops[i].Op+p.Ops[i].Provider < p.Ops[j].Op+p.Ops[j].Provider
-	})
+	largestFirst(p.Ops, func(o OpTime) (Tally, string) { return o.Tally, o.Op + o.Provider })
 	for _, n := range byNode {
 		p.Nodes = append(p.Nodes, *n)
 	}
-	sort.Slice(p.Nodes, func(i, j int) bool {
-		if p.Nodes[i].Millis != p.Nodes[j].Millis {
-			return p.Nodes[i].Millis > p.Nodes[j].Millis
-		}
-		return p.Nodes[i].Node < p.Nodes[j].Node
-	})
+	largestFirst(p.Nodes, func(n NodeTime) (Tally, string) { return n.Tally, n.Node })
 	for _, g := range byShape {
 		p.Shapes = append(p.Shapes, *g)
 	}
-	sort.Slice(p.Shapes, func(i, j int) bool {
-		if p.Shapes[i].Millis != p.Shapes[j].Millis {
-			return p.Shapes[i].Millis > p.Shapes[j].Millis
-		}
-		return p.Shapes[i].Op+p.Shapes[i].Shapes < p.Shapes[j].Op+p.Shapes[j].Shapes
-	})
+	largestFirst(p.Shapes, func(g ShapeTime) (Tally, string) { return g.Tally, g.Op + g.Shapes })
 	return p, nil
+}
+
+// largestFirst sorts xs by time, largest first, ties by key.
+func largestFirst[T any](xs []T, of func(T) (t Tally, key string)) {
+	sort.Slice(xs, func(i, j int) bool {
+		a, ka := of(xs[i])
+		b, kb := of(xs[j])
+		if a.Millis != b.Millis {
+			return a.Millis > b.Millis
+		}
+		return ka < kb
+	})
 }
