@@ -162,9 +162,7 @@ type StageResult struct {
 // BenchStage measures one training stage's optimizer-step throughput on
 // random tokens with the stage's real step graph.
 func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*StageResult, error) {
-	switch o.Precision {
-	case "", stages.PrecisionFP32, stages.PrecisionBF16:
-	default:
+	if o.Precision != "" && !stages.KnownPrecision(o.Precision) {
 		return nil, fmt.Errorf("bench: precision %q: want fp32 or bf16", o.Precision)
 	}
 	if o.Runs < 1 || o.StepsPerRun < 1 {
@@ -225,9 +223,7 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 		return nil, err
 	}
 	r := &StageResult{StageBenchOptions: o, Provider: rt.Provider(), StudentParams: sc.NumParams(), TeacherParams: t.Config.NumParams(),
-		PeakRSSBytes: peakRSS(), TotalSecs: time.Since(t0).Seconds(), Losses: losses}
-	r.RunTokensPerS = perRun
-	r.TokensPerS = median(perRun)
+		PeakRSSBytes: peakRSS(), TotalSecs: time.Since(t0).Seconds(), Losses: losses, RunTokensPerS: perRun, TokensPerS: median(perRun)}
 	tokensPerStep := float64(o.MicroBatch * o.Seq * o.MicroBatches)
 	if r.TokensPerS > 0 {
 		r.StepSeconds = tokensPerStep / r.TokensPerS

@@ -127,7 +127,7 @@ func Validate(cfg *Config, source string) error {
 	v.schedule("training.schedule", t.Schedule)
 	v.check(t.EvalWindows >= 0 && t.EvalEvery >= 0 && t.CheckpointEvery >= 0, "training.eval_every, eval_windows and checkpoint_every must not be negative")
 	v.check(t.StepsPerRun >= 1, "training.steps_per_run %d must be at least 1", t.StepsPerRun)
-	v.check(t.Precision == stages.PrecisionFP32 || t.Precision == stages.PrecisionBF16, "training.precision %q must be fp32 or bf16", t.Precision)
+	v.check(stages.KnownPrecision(t.Precision), "training.precision %q must be fp32 or bf16", t.Precision)
 	// Stages.
 	v.check(len(cfg.Stages) > 0, "stages is empty; list at least one stage (e.g. {kind: eval})")
 	names := map[string]bool{}

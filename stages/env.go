@@ -144,8 +144,17 @@ func (e *Env) Session(g *graphs.Graph) (*runtime.Session, error) { return e.sess
 
 // build runs a graph builder, converting construction panics to errors.
 func build(name string, fn func(g *graphs.Graph)) (*graphs.Graph, error) {
-	g := graphs.New(name)
-	if err := graphs.Try(func() { fn(g) }); err != nil {
+	return buildGraph(name, func() *graphs.Graph {
+		g := graphs.New(name)
+		fn(g)
+		return g
+	})
+}
+
+// buildGraph runs a builder that makes its own graph (such as train.Build),
+// converting construction panics to errors.
+func buildGraph(name string, fn func() *graphs.Graph) (g *graphs.Graph, err error) {
+	if err := graphs.Try(func() { g = fn() }); err != nil {
 		return nil, fmt.Errorf("build %s graph: %w", name, err)
 	}
 	return g, nil

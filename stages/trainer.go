@@ -274,9 +274,8 @@ type stepRunner struct {
 
 func (e *Env) newStepRunner(spec TrainSpec, n int) (*stepRunner, error) {
 	name := fmt.Sprintf("%s_step%d", spec.Name, n)
-	var g *graphs.Graph
-	err := graphs.Try(func() {
-		g = train.Build(train.Spec{
+	g, err := buildGraph(name, func() *graphs.Graph {
+		return train.Build(train.Spec{
 			Name: name, Params: spec.Params, DType: tensors.Float32, StepsPerRun: n,
 			MicroBatches: spec.MicroBatches, BatchDType: tensors.Int64,
 			BatchShape: graphs.S(spec.MicroBatch, spec.SeqLen+1), Loss: spec.Loss, Opt: spec.Opt,
@@ -284,7 +283,7 @@ func (e *Env) newStepRunner(spec TrainSpec, n int) (*stepRunner, error) {
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("build %s graph: %w", name, err)
+		return nil, err
 	}
 	sess, err := e.session(g)
 	if err != nil {
@@ -310,6 +309,9 @@ const (
 	PrecisionFP32 = "fp32"
 	PrecisionBF16 = "bf16"
 )
+
+// KnownPrecision reports whether name is one of the precision names.
+func KnownPrecision(name string) bool { return name == PrecisionFP32 || name == PrecisionBF16 }
 
 // run performs the runner's steps from step (0-based) on batches. The
 // state is read from dev where it is resident there, else from state. With
