@@ -170,6 +170,16 @@ func inferFloatMask(n *Node) []TypeShape {
 // zeros is a scalar zero of v's dtype (broadcasts in Where).
 func zeroOf(v *Value) *Value { return ScalarLike(v, 0) }
 
+// sumGrad is the gradient of Add and Sum: the adjoint, reduced to each
+// term's shape.
+func sumGrad(n *Node, g []*Value, need []bool) []*Value {
+	out := make([]*Value, len(n.Inputs))
+	for i, x := range n.Inputs {
+		out[i] = sumLikeIf(need[i], g[0], x)
+	}
+	return out
+}
+
 func init() {
 	register(&OpDef{Type: "Sum", Since: 13, Infer: func(n *Node) []TypeShape {
 		wantFloat("Sum", n.Inputs[0])
@@ -179,16 +189,8 @@ func init() {
 			shapes[i] = v.Shape
 		}
 		return ts(n.Inputs[0].DType, broadcastShapes("Sum", shapes...))
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		out := make([]*Value, len(n.Inputs))
-		for i, x := range n.Inputs {
-			out[i] = sumLikeIf(need[i], g[0], x)
-		}
-		return out
-	}})
-	register(&OpDef{Type: "Add", Since: 14, Infer: inferBinary, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		return []*Value{sumLikeIf(need[0], g[0], n.Inputs[0]), sumLikeIf(need[1], g[0], n.Inputs[1])}
-	}})
+	}, Grad: sumGrad})
+	register(&OpDef{Type: "Add", Since: 14, Infer: inferBinary, Grad: sumGrad})
 	register(&OpDef{Type: "Sub", Since: 14, Infer: inferBinary, Grad: func(n *Node, g []*Value, need []bool) []*Value {
 		var db *Value
 		if need[1] { // reduce first: Neg then touches only b's elements
