@@ -24,12 +24,15 @@ const (
 func ExpAvg(name string) string   { return name + ".exp_avg" }
 func ExpAvgSq(name string) string { return name + ".exp_avg_sq" }
 
+// newSuffix marks the step graph's outputs that are updated state.
+const newSuffix = ".new"
+
 // New is the output name of an updated tensor.
-func New(name string) string { return name + ".new" }
+func New(name string) string { return name + newSuffix }
 
 // IsState reports whether an output of the step graph is updated state (a
 // parameter or moment named by New), as opposed to losses and diagnostics.
-func IsState(output string) bool { return strings.HasSuffix(output, ".new") }
+func IsState(output string) bool { return strings.HasSuffix(output, newSuffix) }
 
 // AdamW holds optimizer hyperparameters with PyTorch semantics: decoupled
 // weight decay applied as p ← p·(1 − lr·wd) before the Adam step, bias
