@@ -73,7 +73,7 @@ func init() {
 			// y = ½x(1+tanh(u)) = x·σ(z) with z = 2u = x(a + b·x²),
 			// a = 2√(2/π), b = a·0.044715, so
 			// dy/dx = σ(z) + x·σ(z)(1−σ(z))·z' = s·(1 + x(1−s)(a + 3b·x²)):
-			// 13 elementwise passes where the tanh form takes 18.
+			// 13 elementwise ops where the tanh form takes 18.
 			a := 2 * math.Sqrt(2/math.Pi)
 			b := a * 0.044715
 			x2 := Mul(x, x)

@@ -89,7 +89,7 @@ type Options struct {
 	// each layer's probabilities in Outputs.Attn: Stage 1's target, and
 	// exports meant for any ONNX runtime. Without it, and without a cache,
 	// a float32 model's attention is one fused ONNX Runtime node
-	// (graphs.MultiHeadAttention) that never materialises the [B, H, T, T]
+	// (graphs.CausalMultiHeadAttention) that never materialises the [B, H, T, T]
 	// scores, and Attn holds nils.
 	ExplicitAttention bool
 }

@@ -61,8 +61,7 @@ func project(p layers.Params, c Config, i int, u *graphs.Value, conv *graphs.Val
 	cx, di, h := c.ConvChannels(), c.DInner(), c.VHeads
 	parts := graphs.Split(w, -1, cx, di, h)
 	xbc, z, araw := parts[0], parts[1], parts[2]
-	k := c.DConv
-	cw := p.Get(mixerName(i, "conv1d.weight"), graphs.S(cx, 1, k))
+	cw := p.Get(mixerName(i, "conv1d.weight"), graphs.S(cx, 1, c.DConv))
 	var cb *graphs.Value
 	if c.ConvBias {
 		cb = p.Get(mixerName(i, "conv1d.bias"), graphs.S(cx))
@@ -71,9 +70,8 @@ func project(p layers.Params, c Config, i int, u *graphs.Value, conv *graphs.Val
 	if c.Activation == "silu" {
 		y = silu(y)
 	}
-	xbc = y
 	n, hd := c.DState, c.HeadDim()
-	xs := graphs.Split(xbc, -1, di, h*n, h*n)
+	xs := graphs.Split(y, -1, di, h*n, h*n)
 	return ssmInputs{
 		x:    graphs.Reshape(xs[0], 0, 0, h, hd),
 		b:    graphs.Reshape(xs[1], 0, 0, h, n),
