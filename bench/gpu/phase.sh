@@ -20,17 +20,19 @@ run() { local name=$1 t=$2 rc; shift 2; log "$name: $*"; timeout "$t" "$@" 2>>"$
 # gpumem NAME: sample GPU memory (MiB) every 0.5 s into gpumem-NAME.txt until killed.
 gpumem() { while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -1 >>"$out/gpumem-$1.txt"; sleep 0.5; done; }
 
-# against_torch RUNS: PyTorch's Stage 3 step in TF32 and bf16, then ours in
-# both precisions (bench-stage --runs RUNS) with GPU memory sampled, and the
-# binary $ALT when set (in $ALT_PRECISION, default fp32): one machine
-# session, so ratios compare runs on the same GPU.
+# against_torch RUNS [PRECISIONS]: PyTorch's Stage 3 step, then ours
+# (bench-stage --runs RUNS) with GPU memory sampled, in each of PRECISIONS
+# (default "fp32 bf16"; PyTorch's fp32 is its TF32), and the binary $ALT
+# when set (in $ALT_PRECISION, default fp32): one machine session, so ratios
+# compare runs on the same GPU.
 against_torch() {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
-  [ "$PROV" = cuda ] && run perf_torch 200 python3 $TORCH/perf_torch.py tf32 4 2048
-  [ "$PROV" = cuda ] && run perf_torch 200 python3 $TORCH/perf_torch.py bf16 4 2048
+  local precs=${2:-fp32 bf16} pr pid
+  for pr in $precs; do
+    [ "$PROV" = cuda ] && run perf_torch 200 python3 $TORCH/perf_torch.py ${pr/fp32/tf32} 4 2048
+  done
   local S3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs $1 --provider $PROV --tf32"
-  local pr pid
-  for pr in fp32 bf16; do
+  for pr in $precs; do
     gpumem s3$pr </dev/null >/dev/null 2>&1 & pid=$!
     run stage3 200 $P bench-stage $S3 --precision $pr
     kill $pid 2>/dev/null
@@ -251,7 +253,7 @@ O)
   # steady launch-blocking Stage 3 bf16 profile by (op, shapes), which no
   # session has taken yet. Tables go to files; the call's output ends with
   # the result lines (summary), which a long table once pushed out.
-  ALT_PRECISION=bf16 against_torch 3 >/dev/null
+  ALT_PRECISION=bf16 against_torch 3 bf16 >/dev/null
   mkdir -p "$out/prof"
   run profile_run 300 env CUDA_LAUNCH_BLOCKING=1 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run 1 --runs 1 --provider $PROV --tf32 --precision bf16 --ort-profile "$out/prof" >/dev/null
   $P profile --skip-runs 1 --top 30 --shapes 40 "$out"/prof/distill_step1_*.json >"$out/profile.txt"
