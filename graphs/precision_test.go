@@ -3,8 +3,10 @@ package graphs_test
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
+	"mohawk/export"
 	"mohawk/graphs"
 	"mohawk/graphs/graphtest"
 	"mohawk/tensors"
@@ -237,4 +239,81 @@ func TestAttentionPrecision(t *testing.T) {
 	if worst > 1e-2 || worst == 0 {
 		t.Errorf("emulated float16 attention differs from float32 by %.3g; want rounding-sized, above 0", worst)
 	}
+}
+
+// TestMLPPrecision checks layers.PhiMLP under the bfloat16 precisions: the
+// native graph keeps the activation between the two products, and its
+// gradient chain, in bfloat16 (a valid ONNX graph: the CPU provider, which
+// has no bfloat16 kernels, refuses it for a missing kernel, not a type
+// error); the emulated graph's output and gradients stay within bfloat16
+// rounding of float32 without equalling them.
+func TestMLPPrecision(t *testing.T) {
+	const rows, width, inner = 6, 8, 16
+	build := func(p graphs.MatMulPrecision) *graphs.Graph {
+		g := graphs.New("mlp_precision")
+		g.SetMatMulPrecision(p)
+		x := g.Input("x", tensors.Float32, graphs.S(rows, width))
+		var params []*graphs.Value
+		get := layers.ParamFunc(func(name string, shape graphs.Shape) *graphs.Value {
+			v := g.Input(name, tensors.Float32, shape)
+			params = append(params, v)
+			return v
+		})
+		y := layers.PhiMLP(get, "mlp", x, inner)
+		r := g.Input("r", tensors.Float32, graphs.S(rows, width))
+		loss := graphs.ReduceSumAll(graphs.Mul(y, r))
+		g.Output("y", y)
+		for i, d := range graphs.Gradients(loss, append([]*graphs.Value{x}, params...)...) {
+			g.Output(fmt.Sprintf("d%d", i), d)
+		}
+		return g
+	}
+	native := build(graphs.MatMulBFloat16)
+	lowOps := 0
+	for _, n := range native.Nodes() {
+		out := n.Outputs[0]
+		if out.Rank() == 2 && out.Shape[1].K == inner && n.Op != "Cast" {
+			lowOps++
+			if out.DType != tensors.BFloat16 {
+				t.Errorf("native %s node on the [%d, %d] activation is %v, want bfloat16", n.Op, rows, inner, out.DType)
+			}
+		}
+	}
+	if lowOps < 10 {
+		t.Errorf("only %d nodes on the activation: the gradient chain is missing", lowOps)
+	}
+	if _, err := graphtest.Env(t).NewSession("native", mustMarshal(t, native), []string{"x"}, []string{"y"}); err == nil ||
+		!strings.Contains(err.Error(), "Could not find an implementation") {
+		t.Errorf("native bfloat16 graph on the CPU provider: %v; want a missing-kernel refusal", err)
+	}
+	feeds := map[string]*tensors.Tensor{
+		"x": rnd(31, -2, 2, rows, width), "r": rnd(32, -1, 1, rows, width),
+		"mlp.fc1.weight": rnd(33, -0.5, 0.5, inner, width), "mlp.fc1.bias": rnd(34, -0.5, 0.5, inner),
+		"mlp.fc2.weight": rnd(35, -0.5, 0.5, width, inner), "mlp.fc2.bias": rnd(36, -0.5, 0.5, width),
+	}
+	for k, v := range feeds {
+		feeds[k] = v.Convert(tensors.Float32)
+	}
+	got := graphtest.Run(t, build(graphs.MatMulBFloat16Emulated), feeds)
+	want := graphtest.Run(t, build(graphs.MatMulFloat32), feeds)
+	for name, w := range want {
+		g, worst, scale := got[name].Float32s(), 0.0, 0.0
+		for i, v := range w.Float32s() {
+			worst = max(worst, math.Abs(float64(g[i]-v)))
+			scale = max(scale, math.Abs(float64(v)))
+		}
+		t.Logf("%s: max |Δ| %.3g of max |value| %.3g", name, worst, scale)
+		if worst > 0.03*scale || worst == 0 {
+			t.Errorf("%s: emulated bfloat16 differs from float32 by %.3g (max |value| %.3g); want bfloat16-sized, above 0", name, worst, scale)
+		}
+	}
+}
+
+func mustMarshal(t *testing.T, g *graphs.Graph) []byte {
+	t.Helper()
+	data, err := export.Marshal(g, export.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
