@@ -9,6 +9,7 @@ import (
 	"mohawk/export"
 	"mohawk/graphs"
 	"mohawk/graphs/graphtest"
+	"mohawk/graphs/layers"
 	"mohawk/tensors"
 )
 
