@@ -374,3 +374,40 @@ func TestMLPPrecisionBytes(t *testing.T) {
 		t.Errorf("the bfloat16 activation saves %.1f bytes per element; want about 100", perElem)
 	}
 }
+
+// TestGeluGradHalf runs the tanh-GELU gradient's half-precision form
+// (σ(−z) instead of 1 − s, s added last; bfloat16 takes it on CUDA) on
+// float16 tensors and compares it with float64. The CPU provider may run
+// some of its ops in float32 between inserted casts, so this checks the
+// form's values, not its rounding per op (ops_nn.go has that analysis).
+func TestGeluGradHalf(t *testing.T) {
+	const n = 2001
+	g := graphs.New("gelu_grad_half")
+	x := g.Input("x", tensors.Float16, graphs.S(n))
+	gy := g.Input("g", tensors.Float16, graphs.S(n))
+	y := graphs.Gelu(x, true)
+	g.Output("dx", graphs.Gradients(graphs.ReduceSumAll(graphs.Mul(y, gy)), x)[0])
+	xs := make([]float32, n)
+	for i := range xs {
+		xs[i] = float32(-6 + 12*float64(i)/(n-1))
+	}
+	ones := make([]float32, n)
+	for i := range ones {
+		ones[i] = 1
+	}
+	in := tensors.FromFloat32([]int64{n}, xs).Convert(tensors.Float16)
+	out := graphtest.Run(t, g, map[string]*tensors.Tensor{"x": in, "g": tensors.FromFloat32([]int64{n}, ones).Convert(tensors.Float16)})
+	got := out["dx"].Convert(tensors.Float32).Float32s()
+	a := 2 * math.Sqrt(2/math.Pi)
+	worst := 0.0
+	for i, xv := range in.Convert(tensors.Float32).Float32s() {
+		x := float64(xv)
+		s := 1 / (1 + math.Exp(-x*(a+a*0.044715*x*x)))
+		want := s * (1 + x*(1-s)*(a+3*a*0.044715*x*x))
+		worst = max(worst, math.Abs(float64(got[i])-want))
+	}
+	t.Logf("float16 GELU gradient: max |error| %.3g on [-6, 6]", worst)
+	if worst > 4*math.Pow(2, -11) {
+		t.Errorf("float16 GELU gradient errs by %.3g; want a few float16 roundings (%.3g each near 1)", worst, math.Pow(2, -11))
+	}
+}
