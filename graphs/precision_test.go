@@ -251,23 +251,9 @@ func TestAttentionPrecision(t *testing.T) {
 func TestMLPPrecision(t *testing.T) {
 	const rows, width, inner = 6, 8, 16
 	build := func(p graphs.MatMulPrecision) *graphs.Graph {
-		g := graphs.New("mlp_precision")
-		g.SetMatMulPrecision(p)
-		x := g.Input("x", tensors.Float32, graphs.S(rows, width))
-		var params []*graphs.Value
-		get := layers.ParamFunc(func(name string, shape graphs.Shape) *graphs.Value {
-			v := g.Input(name, tensors.Float32, shape)
-			params = append(params, v)
-			return v
+		return mlpStep(p, rows, width, func(get layers.Params, x *graphs.Value) *graphs.Value {
+			return layers.PhiMLP(get, "mlp", x, inner)
 		})
-		y := layers.PhiMLP(get, "mlp", x, inner)
-		r := g.Input("r", tensors.Float32, graphs.S(rows, width))
-		loss := graphs.ReduceSumAll(graphs.Mul(y, r))
-		g.Output("y", y)
-		for i, d := range graphs.Gradients(loss, append([]*graphs.Value{x}, params...)...) {
-			g.Output(fmt.Sprintf("d%d", i), d)
-		}
-		return g
 	}
 	native := build(graphs.MatMulBFloat16)
 	lowOps := 0
@@ -319,6 +305,28 @@ func mustMarshal(t *testing.T, g *graphs.Graph) []byte {
 	return data
 }
 
+// mlpStep builds mlp's output y for x [rows, width] and the gradients
+// d0, d1, … of Σ y∘r with respect to x and every parameter mlp asks for
+// (all graph inputs), under precision p.
+func mlpStep(p graphs.MatMulPrecision, rows, width int64, mlp func(layers.Params, *graphs.Value) *graphs.Value) *graphs.Graph {
+	g := graphs.New("mlp_step")
+	g.SetMatMulPrecision(p)
+	x := g.Input("x", tensors.Float32, graphs.S(rows, width))
+	var params []*graphs.Value
+	get := layers.ParamFunc(func(name string, shape graphs.Shape) *graphs.Value {
+		v := g.Input(name, tensors.Float32, shape)
+		params = append(params, v)
+		return v
+	})
+	y := mlp(get, x)
+	loss := graphs.ReduceSumAll(graphs.Mul(y, g.Input("r", tensors.Float32, graphs.S(rows, width))))
+	g.Output("y", y)
+	for i, d := range graphs.Gradients(loss, append([]*graphs.Value{x}, params...)...) {
+		g.Output(fmt.Sprintf("d%d", i), d)
+	}
+	return g
+}
+
 // movedBytes is the bytes the nodes of g read and write, counting each
 // input and output once (static shapes; reshapes move nothing).
 func movedBytes(g *graphs.Graph) int64 {
@@ -345,27 +353,13 @@ func movedBytes(g *graphs.Graph) int64 {
 func TestMLPPrecisionBytes(t *testing.T) {
 	const rows, width, inner = 64, 32, 4096
 	build := func(low bool) *graphs.Graph {
-		g := graphs.New("mlp_bytes")
-		g.SetMatMulPrecision(graphs.MatMulBFloat16)
-		x := g.Input("x", tensors.Float32, graphs.S(rows, width))
-		var params []*graphs.Value
-		get := layers.ParamFunc(func(name string, shape graphs.Shape) *graphs.Value {
-			v := g.Input(name, tensors.Float32, shape)
-			params = append(params, v)
-			return v
-		})
-		var y *graphs.Value
-		if low {
-			y = layers.PhiMLP(get, "mlp", x, inner)
-		} else {
+		return mlpStep(graphs.MatMulBFloat16, rows, width, func(get layers.Params, x *graphs.Value) *graphs.Value {
+			if low {
+				return layers.PhiMLP(get, "mlp", x, inner)
+			}
 			h := graphs.Gelu(layers.Linear(get, "mlp.fc1", x, inner, true), true)
-			y = layers.Linear(get, "mlp.fc2", h, width, true)
-		}
-		loss := graphs.ReduceSumAll(graphs.Mul(y, g.Input("r", tensors.Float32, graphs.S(rows, width))))
-		for i, d := range graphs.Gradients(loss, append([]*graphs.Value{x}, params...)...) {
-			g.Output(fmt.Sprintf("d%d", i), d)
-		}
-		return g
+			return layers.Linear(get, "mlp.fc2", h, width, true)
+		})
 	}
 	before, after := movedBytes(build(false)), movedBytes(build(true))
 	perElem := float64(before-after) / (rows * inner)
