@@ -69,6 +69,34 @@ func withPrecision(p MatMulPrecision, op func(a, b *Value) *Value, a, b *Value) 
 	return roundBF16(op(roundBF16(a), roundBF16(b)))
 }
 
+// ToLowPrecision is float32 x as the graph's MatMulPrecision keeps values
+// between two products: bfloat16 under MatMulBFloat16, float32 rounded to
+// bfloat16 values under the emulation, x itself otherwise (and for x not
+// float32). A chain of elementwise ops between products that takes its
+// input this way (an MLP's activation, forward and gradient) then moves
+// half the bytes, as under PyTorch's bf16 autocast; FromLowPrecision turns
+// the chain's result back into float32.
+func ToLowPrecision(x *Value) *Value {
+	if x.DType != tensors.Float32 {
+		return x
+	}
+	switch x.g.root.matmul {
+	case MatMulBFloat16:
+		return Cast(x, tensors.BFloat16)
+	case MatMulBFloat16Emulated:
+		return roundBF16(x)
+	}
+	return x
+}
+
+// FromLowPrecision is bfloat16 x cast back to float32 (x itself otherwise).
+func FromLowPrecision(x *Value) *Value {
+	if x.DType == tensors.BFloat16 {
+		return Cast(x, tensors.Float32)
+	}
+	return x
+}
+
 // roundBF16 rounds float32 x to the nearest bfloat16 value (kept float32).
 func roundBF16(x *Value) *Value {
 	if x.Node() != nil && x.Node().def.Type == "Cast" && x.Node().Inputs[0].DType == tensors.BFloat16 {

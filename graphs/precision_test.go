@@ -3,10 +3,13 @@ package graphs_test
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
+	"mohawk/export"
 	"mohawk/graphs"
 	"mohawk/graphs/graphtest"
+	"mohawk/graphs/layers"
 	"mohawk/tensors"
 )
 
@@ -236,5 +239,169 @@ func TestAttentionPrecision(t *testing.T) {
 	t.Logf("emulated float16 attention: max |Δ| vs float32 = %.3g", worst)
 	if worst > 1e-2 || worst == 0 {
 		t.Errorf("emulated float16 attention differs from float32 by %.3g; want rounding-sized, above 0", worst)
+	}
+}
+
+// TestMLPPrecision checks layers.PhiMLP under the bfloat16 precisions: the
+// native graph keeps the activation between the two products, and its
+// gradient chain, in bfloat16 (a valid ONNX graph: the CPU provider, which
+// has no bfloat16 kernels, refuses it for a missing kernel, not a type
+// error); the emulated graph's output and gradients stay within bfloat16
+// rounding of float32 without equalling them.
+func TestMLPPrecision(t *testing.T) {
+	const rows, width, inner = 6, 8, 16
+	build := func(p graphs.MatMulPrecision) *graphs.Graph {
+		return mlpStep(p, rows, width, func(get layers.Params, x *graphs.Value) *graphs.Value {
+			return layers.PhiMLP(get, "mlp", x, inner)
+		})
+	}
+	native := build(graphs.MatMulBFloat16)
+	lowOps := 0
+	for _, n := range native.Nodes() {
+		out := n.Outputs[0]
+		if out.Rank() == 2 && out.Shape[1].K == inner && n.Op != "Cast" {
+			lowOps++
+			if out.DType != tensors.BFloat16 {
+				t.Errorf("native %s node on the [%d, %d] activation is %v, want bfloat16", n.Op, rows, inner, out.DType)
+			}
+		}
+	}
+	if lowOps < 10 {
+		t.Errorf("only %d nodes on the activation: the gradient chain is missing", lowOps)
+	}
+	if _, err := graphtest.Env(t).NewSession("native", mustMarshal(t, native), []string{"x"}, []string{"y"}); err == nil ||
+		!strings.Contains(err.Error(), "Could not find an implementation") {
+		t.Errorf("native bfloat16 graph on the CPU provider: %v; want a missing-kernel refusal", err)
+	}
+	feeds := map[string]*tensors.Tensor{
+		"x": rnd(31, -2, 2, rows, width), "r": rnd(32, -1, 1, rows, width),
+		"mlp.fc1.weight": rnd(33, -0.5, 0.5, inner, width), "mlp.fc1.bias": rnd(34, -0.5, 0.5, inner),
+		"mlp.fc2.weight": rnd(35, -0.5, 0.5, width, inner), "mlp.fc2.bias": rnd(36, -0.5, 0.5, width),
+	}
+	for k, v := range feeds {
+		feeds[k] = v.Convert(tensors.Float32)
+	}
+	got := graphtest.Run(t, build(graphs.MatMulBFloat16Emulated), feeds)
+	want := graphtest.Run(t, build(graphs.MatMulFloat32), feeds)
+	for name, w := range want {
+		g, worst, scale := got[name].Float32s(), 0.0, 0.0
+		for i, v := range w.Float32s() {
+			worst = max(worst, math.Abs(float64(g[i]-v)))
+			scale = max(scale, math.Abs(float64(v)))
+		}
+		t.Logf("%s: max |Δ| %.3g of max |value| %.3g", name, worst, scale)
+		if worst > 0.03*scale || worst == 0 {
+			t.Errorf("%s: emulated bfloat16 differs from float32 by %.3g (max |value| %.3g); want bfloat16-sized, above 0", name, worst, scale)
+		}
+	}
+}
+
+func mustMarshal(t *testing.T, g *graphs.Graph) []byte {
+	t.Helper()
+	data, err := export.Marshal(g, export.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// mlpStep builds mlp's output y for x [rows, width] and the gradients
+// d0, d1, … of Σ y∘r with respect to x and every parameter mlp asks for
+// (all graph inputs), under precision p.
+func mlpStep(p graphs.MatMulPrecision, rows, width int64, mlp func(layers.Params, *graphs.Value) *graphs.Value) *graphs.Graph {
+	g := graphs.New("mlp_step")
+	g.SetMatMulPrecision(p)
+	x := g.Input("x", tensors.Float32, graphs.S(rows, width))
+	var params []*graphs.Value
+	get := layers.ParamFunc(func(name string, shape graphs.Shape) *graphs.Value {
+		v := g.Input(name, tensors.Float32, shape)
+		params = append(params, v)
+		return v
+	})
+	y := mlp(get, x)
+	loss := graphs.ReduceSumAll(graphs.Mul(y, g.Input("r", tensors.Float32, graphs.S(rows, width))))
+	g.Output("y", y)
+	for i, d := range graphs.Gradients(loss, append([]*graphs.Value{x}, params...)...) {
+		g.Output(fmt.Sprintf("d%d", i), d)
+	}
+	return g
+}
+
+// movedBytes is the bytes the nodes of g read and write, counting each
+// input and output once (static shapes; reshapes move nothing).
+func movedBytes(g *graphs.Graph) int64 {
+	var n int64
+	for _, node := range g.Nodes() {
+		switch node.Op {
+		case "Reshape", "Squeeze", "Unsqueeze", "Shape", "Constant":
+			continue
+		}
+		for _, v := range append(append([]*graphs.Value{}, node.Inputs...), node.Outputs...) {
+			if v != nil && v.Shape.Static() {
+				n += v.Shape.NumElements().K * int64(v.DType.Size())
+			}
+		}
+	}
+	return n
+}
+
+// TestMLPPrecisionBytes counts the bytes the native bfloat16 MLP step
+// (forward and gradients) moves with its activation kept in bfloat16 and
+// with the activation cast back to float32 after fc1 (the form before),
+// per element of the [rows, inner] activation: the difference is what the
+// change saves per element on the GPU, about 100 bytes.
+func TestMLPPrecisionBytes(t *testing.T) {
+	const rows, width, inner = 64, 32, 4096
+	build := func(low bool) *graphs.Graph {
+		return mlpStep(graphs.MatMulBFloat16, rows, width, func(get layers.Params, x *graphs.Value) *graphs.Value {
+			if low {
+				return layers.PhiMLP(get, "mlp", x, inner)
+			}
+			h := graphs.Gelu(layers.Linear(get, "mlp.fc1", x, inner, true), true)
+			return layers.Linear(get, "mlp.fc2", h, width, true)
+		})
+	}
+	before, after := movedBytes(build(false)), movedBytes(build(true))
+	perElem := float64(before-after) / (rows * inner)
+	t.Logf("bytes moved: %d with the activation in float32, %d in bfloat16: %.1f fewer per activation element", before, after, perElem)
+	if perElem < 80 {
+		t.Errorf("the bfloat16 activation saves %.1f bytes per element; want about 100", perElem)
+	}
+}
+
+// TestGeluGradHalf runs the tanh-GELU gradient's half-precision form
+// (σ(−z) instead of 1 − s, s added last; bfloat16 takes it on CUDA) on
+// float16 tensors and compares it with float64. The CPU provider may run
+// some of its ops in float32 between inserted casts, so this checks the
+// form's values, not its rounding per op (ops_nn.go has that analysis).
+func TestGeluGradHalf(t *testing.T) {
+	const n = 2001
+	g := graphs.New("gelu_grad_half")
+	x := g.Input("x", tensors.Float16, graphs.S(n))
+	gy := g.Input("g", tensors.Float16, graphs.S(n))
+	y := graphs.Gelu(x, true)
+	g.Output("dx", graphs.Gradients(graphs.ReduceSumAll(graphs.Mul(y, gy)), x)[0])
+	xs := make([]float32, n)
+	for i := range xs {
+		xs[i] = float32(-6 + 12*float64(i)/(n-1))
+	}
+	ones := make([]float32, n)
+	for i := range ones {
+		ones[i] = 1
+	}
+	in := tensors.FromFloat32([]int64{n}, xs).Convert(tensors.Float16)
+	out := graphtest.Run(t, g, map[string]*tensors.Tensor{"x": in, "g": tensors.FromFloat32([]int64{n}, ones).Convert(tensors.Float16)})
+	got := out["dx"].Convert(tensors.Float32).Float32s()
+	a := 2 * math.Sqrt(2/math.Pi)
+	worst := 0.0
+	for i, xv := range in.Convert(tensors.Float32).Float32s() {
+		x := float64(xv)
+		s := 1 / (1 + math.Exp(-x*(a+a*0.044715*x*x)))
+		want := s * (1 + x*(1-s)*(a+3*a*0.044715*x*x))
+		worst = max(worst, math.Abs(float64(got[i])-want))
+	}
+	t.Logf("float16 GELU gradient: max |error| %.3g on [-6, 6]", worst)
+	if worst > 4*math.Pow(2, -11) {
+		t.Errorf("float16 GELU gradient errs by %.3g; want a few float16 roundings (%.3g each near 1)", worst, math.Pow(2, -11))
 	}
 }

@@ -44,10 +44,19 @@ func Embedding(p Params, name string, ids *graphs.Value, vocab, dim int64) *grap
 	return graphs.Gather(p.Get(name, graphs.S(vocab, dim)), ids, 0)
 }
 
-// PhiMLP is fc2(gelu_tanh(fc1(x))), both with biases.
+// PhiMLP is fc2(gelu_tanh(fc1(x))), both with biases. Under a bfloat16
+// MatMulPrecision the products, the [.., inner] activation between them
+// and its gradient stay in bfloat16 (graphs.ToLowPrecision); the result is
+// float32.
 func PhiMLP(p Params, prefix string, x *graphs.Value, inner int64) *graphs.Value {
-	h := graphs.Gelu(Linear(p, prefix+".fc1", x, inner, true), true)
-	return Linear(p, prefix+".fc2", h, lastDim(x), true)
+	low := graphs.ToLowPrecision
+	linear := func(name string, v *graphs.Value, out int64) *graphs.Value {
+		w := p.Get(prefix+"."+name+".weight", graphs.S(out, lastDim(v)))
+		b := p.Get(prefix+"."+name+".bias", graphs.S(out))
+		return low(LinearWith(v, low(w), low(b)))
+	}
+	h := low(graphs.Gelu(linear("fc1", low(x), inner), true))
+	return graphs.FromLowPrecision(linear("fc2", h, lastDim(x)))
 }
 
 // Positions is the float vector offset, offset+1, …, offset+T−1 where T is
