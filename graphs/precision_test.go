@@ -3,10 +3,8 @@ package graphs_test
 import (
 	"fmt"
 	"math"
-	"strings"
 	"testing"
 
-	"mohawk/export"
 	"mohawk/graphs"
 	"mohawk/graphs/graphtest"
 	"mohawk/graphs/layers"
@@ -251,7 +249,7 @@ func TestAttentionPrecision(t *testing.T) {
 func TestMLPPrecision(t *testing.T) {
 	const rows, width, inner = 6, 8, 16
 	build := func(p graphs.MatMulPrecision) *graphs.Graph {
-		return mlpStep(p, rows, width, func(get layers.Params, x *graphs.Value) *graphs.Value {
+		return graphtest.GradStep("mlp_step", p, graphs.S(rows, width), func(get layers.Params, x *graphs.Value) *graphs.Value {
 			return layers.PhiMLP(get, "mlp", x, inner)
 		})
 	}
@@ -269,10 +267,7 @@ func TestMLPPrecision(t *testing.T) {
 	if lowOps < 10 {
 		t.Errorf("only %d nodes on the activation: the gradient chain is missing", lowOps)
 	}
-	if _, err := graphtest.Env(t).NewSession("native", mustMarshal(t, native), []string{"x"}, []string{"y"}); err == nil ||
-		!strings.Contains(err.Error(), "Could not find an implementation") {
-		t.Errorf("native bfloat16 graph on the CPU provider: %v; want a missing-kernel refusal", err)
-	}
+	graphtest.WantMissingKernel(t, native)
 	feeds := map[string]*tensors.Tensor{
 		"x": rnd(31, -2, 2, rows, width), "r": rnd(32, -1, 1, rows, width),
 		"mlp.fc1.weight": rnd(33, -0.5, 0.5, inner, width), "mlp.fc1.bias": rnd(34, -0.5, 0.5, inner),
@@ -296,51 +291,11 @@ func TestMLPPrecision(t *testing.T) {
 	}
 }
 
-func mustMarshal(t *testing.T, g *graphs.Graph) []byte {
-	t.Helper()
-	data, err := export.Marshal(g, export.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
-
-// mlpStep builds mlp's output y for x [rows, width] and the gradients
-// d0, d1, … of Σ y∘r with respect to x and every parameter mlp asks for
-// (all graph inputs), under precision p.
-func mlpStep(p graphs.MatMulPrecision, rows, width int64, mlp func(layers.Params, *graphs.Value) *graphs.Value) *graphs.Graph {
-	g := graphs.New("mlp_step")
-	g.SetMatMulPrecision(p)
-	x := g.Input("x", tensors.Float32, graphs.S(rows, width))
-	var params []*graphs.Value
-	get := layers.ParamFunc(func(name string, shape graphs.Shape) *graphs.Value {
-		v := g.Input(name, tensors.Float32, shape)
-		params = append(params, v)
-		return v
-	})
-	y := mlp(get, x)
-	loss := graphs.ReduceSumAll(graphs.Mul(y, g.Input("r", tensors.Float32, graphs.S(rows, width))))
-	g.Output("y", y)
-	for i, d := range graphs.Gradients(loss, append([]*graphs.Value{x}, params...)...) {
-		g.Output(fmt.Sprintf("d%d", i), d)
-	}
-	return g
-}
-
-// movedBytes is the bytes the nodes of g read and write, counting each
-// input and output once (static shapes; reshapes move nothing).
+// movedBytes is the bytes the nodes of g read and write (Node.Traffic).
 func movedBytes(g *graphs.Graph) int64 {
 	var n int64
-	for _, node := range g.Nodes() {
-		switch node.Op {
-		case "Reshape", "Squeeze", "Unsqueeze", "Shape", "Constant":
-			continue
-		}
-		for _, v := range append(append([]*graphs.Value{}, node.Inputs...), node.Outputs...) {
-			if v != nil && v.Shape.Static() {
-				n += v.Shape.NumElements().K * int64(v.DType.Size())
-			}
-		}
+	for _, node := range g.AllNodes() {
+		n += node.Traffic()
 	}
 	return n
 }
@@ -353,7 +308,7 @@ func movedBytes(g *graphs.Graph) int64 {
 func TestMLPPrecisionBytes(t *testing.T) {
 	const rows, width, inner = 64, 32, 4096
 	build := func(low bool) *graphs.Graph {
-		return mlpStep(graphs.MatMulBFloat16, rows, width, func(get layers.Params, x *graphs.Value) *graphs.Value {
+		return graphtest.GradStep("mlp_step", graphs.MatMulBFloat16, graphs.S(rows, width), func(get layers.Params, x *graphs.Value) *graphs.Value {
 			if low {
 				return layers.PhiMLP(get, "mlp", x, inner)
 			}

@@ -26,9 +26,13 @@ import (
 // Phi15 is the Phi-1.5 architecture (for benchmarks on random weights).
 var Phi15 = phi.Config{Vocab: 51200, Hidden: 2048, Layers: 24, Heads: 32, Intermediate: 8192, RotaryDim: 32, RopeTheta: 10000, Eps: 1e-5}
 
-// benchTeacher loads a teacher directory, or builds a random Phi-1.5 for
-// the name "phi-1.5" ("phi-1.5:N" keeps only N layers, for quick checks).
-func benchTeacher(model string, seed uint64) (*stages.Teacher, error) {
+// benchTeacher loads a teacher directory, or builds a Phi-1.5 for the
+// name "phi-1.5" ("phi-1.5:N" keeps only N layers, for quick checks) with
+// weights made by weights (nil: random).
+func benchTeacher(model string, weights func(phi.Config) stages.Weights) (*stages.Teacher, error) {
+	if weights == nil {
+		weights = func(c phi.Config) stages.Weights { return RandomPhi(c, 1) }
+	}
 	if name, layers, ok := strings.Cut(model, ":"); ok && name == "phi-1.5" {
 		c := Phi15
 		n, err := strconv.Atoi(layers)
@@ -36,10 +40,10 @@ func benchTeacher(model string, seed uint64) (*stages.Teacher, error) {
 			return nil, fmt.Errorf("bench: %q: want phi-1.5:<layers>", model)
 		}
 		c.Layers = n
-		return &stages.Teacher{Config: c, Weights: RandomPhi(c, seed)}, nil
+		return &stages.Teacher{Config: c, Weights: weights(c)}, nil
 	}
 	if model == "phi-1.5" {
-		return &stages.Teacher{Config: Phi15, Weights: RandomPhi(Phi15, seed)}, nil
+		return &stages.Teacher{Config: Phi15, Weights: weights(Phi15)}, nil
 	}
 	t, _, err := LoadTeacher(model)
 	return t, err
@@ -59,7 +63,7 @@ type ForwardResult struct {
 
 // BenchForward times the teacher's logits forward on random ids.
 func BenchForward(ctx context.Context, model string, batch, seq, iters int, rc runtime.Config, progress io.Writer) (*ForwardResult, error) {
-	t, err := benchTeacher(model, 1)
+	t, err := benchTeacher(model, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +172,7 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 	if o.Runs < 1 || o.StepsPerRun < 1 {
 		return nil, fmt.Errorf("bench: --runs %d and --steps-per-run %d: want at least 1 timed run of at least 1 step", o.Runs, o.StepsPerRun)
 	}
-	t, err := benchTeacher(o.Teacher, 1)
+	t, err := benchTeacher(o.Teacher, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -351,7 +355,7 @@ type MixerResult struct {
 // the materialised quadratic form (the naive baseline), and the recurrent
 // step fed one token per session run with states carried by the caller.
 func BenchMixer(ctx context.Context, teacher string, forms []string, seqs []int, iters int, rc runtime.Config, progress io.Writer) ([]MixerResult, error) {
-	t, err := benchTeacher(teacher, 1)
+	t, err := benchTeacher(teacher, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"math"
 	"path/filepath"
@@ -95,5 +96,46 @@ func TestBenchStageRejectsNoTimedRun(t *testing.T) {
 	o := StageBenchOptions{Teacher: "phi-1.5:1", Stage: KindDistill, MicroBatch: 1, Seq: 8, StepsPerRun: 1, Runs: 0}
 	if _, err := BenchStage(context.Background(), o, io.Discard); err == nil || !strings.Contains(err.Error(), "--runs 0") {
 		t.Errorf("runs 0: %v", err)
+	}
+}
+
+// TestStageTraffic models the distill step's memory traffic for one- and
+// two-layer Phi-1.5 shapes at two lengths: the groups add up to the
+// totals, and what a layer moves per token (the mixed difference of the
+// four) is at most 3/4 of its fp32 bytes under bf16 (bfloat16 activations
+// between products; what grows with the tokens but not the layers is the
+// float32 head, what grows with the layers but not the tokens are the
+// weights' casts and the optimizer). Stages other than distill are
+// refused by name.
+func TestStageTraffic(t *testing.T) {
+	perLayerToken := map[string]float64{}
+	for _, prec := range []string{"fp32", "bf16"} {
+		for _, layers := range []int{1, 2} {
+			for _, seq := range []int{128, 256} {
+				r, err := StageTraffic(StageBenchOptions{Teacher: fmt.Sprint("phi-1.5:", layers), Stage: KindDistill, MicroBatch: 1, Seq: seq, Precision: prec})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var sum int64
+				calls := 0
+				for _, row := range r.Rows {
+					sum += row.Bytes
+					calls += row.Calls
+				}
+				if sum != r.BytesPerStep || calls != r.Nodes || r.BytesPerStep <= 0 {
+					t.Errorf("%s, %d layers, seq %d: rows add up to %d bytes in %d nodes; totals are %d in %d", prec, layers, seq, sum, calls, r.BytesPerStep, r.Nodes)
+				}
+				sign := float64(1 - 2*((layers+seq/128)%2)) // + for (2, 256) and (1, 128)
+				perLayerToken[prec] += sign * float64(r.BytesPerStep) / 128
+			}
+		}
+	}
+	fp32, bf16 := perLayerToken["fp32"], perLayerToken["bf16"]
+	t.Logf("bytes per layer and token: fp32 %.0f, bf16 %.0f (%.2f)", fp32, bf16, bf16/fp32)
+	if bf16 <= 0 || 4*bf16 > 3*fp32 {
+		t.Errorf("a bf16 layer moves %.0f bytes per token, an fp32 layer %.0f: want at most 3/4", bf16, fp32)
+	}
+	if _, err := StageTraffic(StageBenchOptions{Teacher: "phi-1.5:1", Stage: KindAlign, MicroBatch: 1, Seq: 128}); err == nil || !strings.Contains(err.Error(), "--stage align") {
+		t.Errorf("align: %v; want a refusal naming --stage align", err)
 	}
 }

@@ -290,6 +290,25 @@ func (e *Env) layerDistances(kind string, o TrainOptions, lr layerRange, ps []tr
 // cross-entropy (optionally tempered, optionally mixed with the hard-label
 // loss).
 func (e *Env) Distill(o TrainOptions, d DistillOptions) (*Result, error) {
+	tr, err := e.Train(e.distillSpec(o, d))
+	if err != nil {
+		return nil, err
+	}
+	e.Student.Weights = merge(e.Student.Weights, tr.Weights)
+	return &Result{Train: tr}, nil
+}
+
+// DistillStepGraph is the step graph Distill would run for o.StepsPerRun
+// steps, with its products computed as p, built without a runtime (for
+// graph analysis: bench-stage --traffic).
+func (e *Env) DistillStepGraph(o TrainOptions, d DistillOptions, p graphs.MatMulPrecision) (*graphs.Graph, error) {
+	spec := e.distillSpec(o, d)
+	return stepGraph(spec, max(1, spec.StepsPerRun), p)
+}
+
+// distillSpec is Stage 3's training spec: its loss, and the student
+// parameters it trains.
+func (e *Env) distillSpec(o TrainOptions, d DistillOptions) TrainSpec {
 	c := e.Student.Config
 	var names []string
 	for n := range e.Student.Weights {
@@ -315,12 +334,7 @@ func (e *Env) Distill(o TrainOptions, d DistillOptions) (*Result, error) {
 		}
 		return l
 	}
-	tr, err := e.Train(o.spec("distill", trainParams(names, e.Student.Weights, phimamba.NoDecay), e.Student.Weights, loss))
-	if err != nil {
-		return nil, err
-	}
-	e.Student.Weights = merge(e.Student.Weights, tr.Weights)
-	return &Result{Train: tr}, nil
+	return o.spec("distill", trainParams(names, e.Student.Weights, phimamba.NoDecay), e.Student.Weights, loss)
 }
 
 // PretrainModel selects the architecture a pretrain stage trains.

@@ -273,15 +273,7 @@ type stepRunner struct {
 }
 
 func (e *Env) newStepRunner(spec TrainSpec, n int) (*stepRunner, error) {
-	name := fmt.Sprintf("%s_step%d", spec.Name, n)
-	g, err := buildGraph(name, func() *graphs.Graph {
-		return train.Build(train.Spec{
-			Name: name, Params: spec.Params, DType: tensors.Float32, StepsPerRun: n,
-			MicroBatches: spec.MicroBatches, BatchDType: tensors.Int64,
-			BatchShape: graphs.S(spec.MicroBatch, spec.SeqLen+1), Loss: spec.Loss, Opt: spec.Opt,
-			Precision: e.matmulPrecision(spec.Precision),
-		})
-	})
+	g, err := stepGraph(spec, n, e.matmulPrecision(spec.Precision))
 	if err != nil {
 		return nil, err
 	}
@@ -290,6 +282,20 @@ func (e *Env) newStepRunner(spec TrainSpec, n int) (*stepRunner, error) {
 		return nil, err
 	}
 	return &stepRunner{g: g, sess: sess}, nil
+}
+
+// stepGraph is spec's step graph for n steps per run, its products
+// computed as p.
+func stepGraph(spec TrainSpec, n int, p graphs.MatMulPrecision) (*graphs.Graph, error) {
+	name := fmt.Sprintf("%s_step%d", spec.Name, n)
+	return buildGraph(name, func() *graphs.Graph {
+		return train.Build(train.Spec{
+			Name: name, Params: spec.Params, DType: tensors.Float32, StepsPerRun: n,
+			MicroBatches: spec.MicroBatches, BatchDType: tensors.Int64,
+			BatchShape: graphs.S(spec.MicroBatch, spec.SeqLen+1), Loss: spec.Loss, Opt: spec.Opt,
+			Precision: p,
+		})
+	})
 }
 
 // matmulPrecision maps a precision name to the graph setting for the

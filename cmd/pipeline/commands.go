@@ -237,6 +237,7 @@ func cmdBenchStage(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Runs, "runs", 3, "timed runs, between an untimed warm-up run and an untimed last run (which copies the state to the host)")
 	fs.StringVar(&o.Precision, "precision", "fp32", "fp32, or bf16 for bfloat16 products with float32 parameters and state")
 	fs.BoolVar(&o.StateOnHost, "state-on-host", false, "copy parameters and optimizer state to the host after every run (the pre-resident behaviour)")
+	traffic := fs.Int("traffic", 0, "run nothing: print the bytes the distill step graph's nodes move (as on CUDA) and its N largest (op, shapes) groups")
 	rc := runtimeFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -245,6 +246,14 @@ func cmdBenchStage(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
+	if *traffic > 0 {
+		r, err := pipeline.StageTraffic(o)
+		if err != nil {
+			return err
+		}
+		printTraffic(r, *traffic)
+		return nil
+	}
 	o.Runtime = rc()
 	r, err := pipeline.BenchStage(ctx, o, os.Stderr)
 	if err != nil {
@@ -252,6 +261,15 @@ func cmdBenchStage(ctx context.Context, args []string) error {
 	}
 	printJSON(r)
 	return nil
+}
+
+// printTraffic prints r's total and its n largest groups.
+func printTraffic(r *pipeline.TrafficResult, n int) {
+	fmt.Printf("%d nodes, %.2f GB per step (%s, micro-batch %d, seq %d)\n", r.Nodes, float64(r.BytesPerStep)/1e9, r.Precision, r.MicroBatch, r.Seq)
+	fmt.Printf("%8s %9s %6s  %s\n", "calls", "GB", "share", "op and shapes")
+	for _, row := range r.Rows[:min(n, len(r.Rows))] {
+		fmt.Printf("%8d %9.2f %5.1f%%  %-12s %s\n", row.Calls, float64(row.Bytes)/1e9, 100*float64(row.Bytes)/float64(r.BytesPerStep), row.Op, row.Shapes)
+	}
 }
 
 func cmdAblate(ctx context.Context, args []string) error {

@@ -6,11 +6,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
 	"mohawk/export"
 	"mohawk/graphs"
+	"mohawk/graphs/layers"
 	"mohawk/runtime"
 	"mohawk/tensors"
 )
@@ -207,5 +209,52 @@ func CheckGradients(t *testing.T, c GradCase) {
 				t.Errorf("%s: d/dx%d[%d] = %.9g (autodiff), %.9g (central difference)", c.Name, i, j, got[j], want)
 			}
 		}
+	}
+}
+
+// GradStep builds f's output y for the float32 input x of shape xShape and
+// the gradients d0, d1, … of Σ y∘r (r an input shaped like y) with respect
+// to x and every parameter f asks for, which become float32 graph inputs
+// named as asked; the products follow precision p.
+func GradStep(name string, p graphs.MatMulPrecision, xShape graphs.Shape, f func(layers.Params, *graphs.Value) *graphs.Value) *graphs.Graph {
+	g := graphs.New(name)
+	g.SetMatMulPrecision(p)
+	x := g.Input("x", tensors.Float32, xShape)
+	var params []*graphs.Value
+	get := layers.ParamFunc(func(name string, shape graphs.Shape) *graphs.Value {
+		v := g.Input(name, tensors.Float32, shape)
+		params = append(params, v)
+		return v
+	})
+	y := f(get, x)
+	loss := graphs.ReduceSumAll(graphs.Mul(y, g.Input("r", tensors.Float32, y.Shape)))
+	g.Output("y", y)
+	for i, d := range graphs.Gradients(loss, append([]*graphs.Value{x}, params...)...) {
+		g.Output(fmt.Sprintf("d%d", i), d)
+	}
+	return g
+}
+
+// WantMissingKernel checks that g exports to ONNX that ONNX Runtime's CPU
+// provider loads and type-checks, refusing it only for want of a kernel
+// (as it refuses bfloat16 arithmetic, which only CUDA runs).
+func WantMissingKernel(t testing.TB, g *graphs.Graph) {
+	t.Helper()
+	data, err := export.Marshal(g, export.Options{})
+	if err != nil {
+		t.Fatalf("export %s: %v", g.Name, err)
+	}
+	var ins []string
+	for _, v := range g.Inputs() {
+		ins = append(ins, v.Name())
+	}
+	_, outs := g.Outputs()
+	s, err := Env(t).NewSession(g.Name, data, ins, outs)
+	if err == nil {
+		s.Close()
+		t.Fatalf("%s: the CPU provider accepted it; want a missing-kernel refusal", g.Name)
+	}
+	if !strings.Contains(err.Error(), "Could not find an implementation") {
+		t.Fatalf("%s on the CPU provider: %v; want only a missing-kernel refusal", g.Name, err)
 	}
 }

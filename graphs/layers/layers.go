@@ -13,13 +13,30 @@ func lastDim(x *graphs.Value) int64 { return x.Shape[x.Rank()-1].Size() }
 // prefix+".weight" and, when bias is set, b [out] named prefix+".bias". It
 // folds the leading axes into one GEMM with W transposed by the GEMM itself.
 func Linear(p Params, prefix string, x *graphs.Value, out int64, bias bool) *graphs.Value {
-	in := lastDim(x)
-	w := p.Get(prefix+".weight", graphs.S(out, in))
-	var b *graphs.Value
+	w, b := linearParams(p, prefix, lastDim(x), out, bias)
+	return LinearWith(x, w, b)
+}
+
+// LinearLow is Linear computed in the graph's low precision
+// (graphs.ToLowPrecision): under a bfloat16 MatMulPrecision x, W and b
+// enter as bfloat16 and y stays bfloat16, for a chain of ops that runs at
+// that precision up to the next product (as under PyTorch's bf16
+// autocast); otherwise it is Linear.
+func LinearLow(p Params, prefix string, x *graphs.Value, out int64, bias bool) *graphs.Value {
+	low := graphs.ToLowPrecision
+	w, b := linearParams(p, prefix, lastDim(x), out, bias)
+	if b != nil {
+		b = low(b)
+	}
+	return low(LinearWith(low(x), low(w), b))
+}
+
+func linearParams(p Params, prefix string, in, out int64, bias bool) (w, b *graphs.Value) {
+	w = p.Get(prefix+".weight", graphs.S(out, in))
 	if bias {
 		b = p.Get(prefix+".bias", graphs.S(out))
 	}
-	return LinearWith(x, w, b)
+	return w, b
 }
 
 // LinearWith applies given weights: y = x·wᵀ + b (b may be nil).
@@ -46,17 +63,10 @@ func Embedding(p Params, name string, ids *graphs.Value, vocab, dim int64) *grap
 
 // PhiMLP is fc2(gelu_tanh(fc1(x))), both with biases. Under a bfloat16
 // MatMulPrecision the products, the [.., inner] activation between them
-// and its gradient stay in bfloat16 (graphs.ToLowPrecision); the result is
-// float32.
+// and its gradient stay in bfloat16 (LinearLow); the result is float32.
 func PhiMLP(p Params, prefix string, x *graphs.Value, inner int64) *graphs.Value {
-	low := graphs.ToLowPrecision
-	linear := func(name string, v *graphs.Value, out int64) *graphs.Value {
-		w := p.Get(prefix+"."+name+".weight", graphs.S(out, lastDim(v)))
-		b := p.Get(prefix+"."+name+".bias", graphs.S(out))
-		return low(LinearWith(v, low(w), low(b)))
-	}
-	h := low(graphs.Gelu(linear("fc1", low(x), inner), true))
-	return graphs.FromLowPrecision(linear("fc2", h, lastDim(x)))
+	h := graphs.ToLowPrecision(graphs.Gelu(LinearLow(p, prefix+".fc1", x, inner, true), true))
+	return graphs.FromLowPrecision(LinearLow(p, prefix+".fc2", h, lastDim(x), true))
 }
 
 // Positions is the float vector offset, offset+1, …, offset+T−1 where T is

@@ -44,6 +44,8 @@ type MixerOut struct {
 }
 
 // ssmInputs are the per-token inputs of the SSM after projection and conv.
+// x, b, c and z are in the graph's low precision (bfloat16 under a
+// bfloat16 MatMulPrecision, see project); logA and conv are float32.
 type ssmInputs struct {
 	x    *graphs.Value // [B, T, H, P]
 	logA *graphs.Value // [B, T, H] = −softplus(a_raw)
@@ -55,20 +57,31 @@ type ssmInputs struct {
 func mixerName(i int, n string) string { return LayerPrefix(i) + ".mixer." + n }
 
 // project applies in_proj and the causal depthwise conv (with an optional
-// incoming conv state) and splits the result.
+// incoming conv state) and splits the result. The projection, the conv and
+// its activation run in the graph's low precision (layers.LinearLow), as
+// under PyTorch's bf16 autocast: under a bfloat16 MatMulPrecision the
+// [B, T, ConvChannels] tensors and their gradients move half the bytes.
+// logA (through softplus) and the conv state are float32.
 func project(p layers.Params, c Config, i int, u *graphs.Value, conv *graphs.Value) ssmInputs {
-	w := layers.Linear(p, mixerName(i, "in_proj"), u, c.InProj(), false)
+	low := graphs.ToLowPrecision
+	w := layers.LinearLow(p, mixerName(i, "in_proj"), u, c.InProj(), false)
 	cx, di, h := c.ConvChannels(), c.DInner(), c.VHeads
 	parts := graphs.Split(w, -1, cx, di, h)
 	xbc, z, araw := parts[0], parts[1], parts[2]
-	cw := p.Get(mixerName(i, "conv1d.weight"), graphs.S(cx, 1, c.DConv))
+	cw := low(p.Get(mixerName(i, "conv1d.weight"), graphs.S(cx, 1, c.DConv)))
 	var cb *graphs.Value
 	if c.ConvBias {
-		cb = p.Get(mixerName(i, "conv1d.bias"), graphs.S(cx))
+		cb = low(p.Get(mixerName(i, "conv1d.bias"), graphs.S(cx)))
+	}
+	if conv != nil {
+		conv = low(conv)
 	}
 	y, state := causalConv(xbc, cw, cb, conv)
 	if c.Activation == "silu" {
-		y = silu(y)
+		y = low(silu(y))
+	}
+	if state != nil {
+		state = graphs.FromLowPrecision(state)
 	}
 	n, hd := c.DState, c.HeadDim()
 	xs := graphs.Split(y, -1, di, h*n, h*n)
@@ -76,10 +89,17 @@ func project(p layers.Params, c Config, i int, u *graphs.Value, conv *graphs.Val
 		x:    graphs.Reshape(xs[0], 0, 0, h, hd),
 		b:    graphs.Reshape(xs[1], 0, 0, h, n),
 		c:    graphs.Reshape(xs[2], 0, 0, h, n),
-		logA: graphs.Neg(graphs.Softplus(araw)),
+		logA: graphs.Neg(graphs.Softplus(graphs.FromLowPrecision(araw))),
 		z:    z,
 		conv: state,
 	}
+}
+
+// wide is in with x, b, c and z in float32, for the forms that compute
+// the SSM outside SSD.
+func (in ssmInputs) wide() ssmInputs {
+	in.x, in.b, in.c, in.z = graphs.FromLowPrecision(in.x), graphs.FromLowPrecision(in.b), graphs.FromLowPrecision(in.c), graphs.FromLowPrecision(in.z)
+	return in
 }
 
 // causalConv is the depthwise causal conv along T of x [B, T, C] with
@@ -119,10 +139,12 @@ func causalConv(x, w, b, past *graphs.Value) (y, state *graphs.Value) {
 
 func silu(x *graphs.Value) *graphs.Value { return graphs.Mul(x, graphs.Sigmoid(x)) }
 
-// finish adds D·x, applies the SiLU gate and out_proj to y [B, T, H, P].
+// finish adds D·x, applies the SiLU gate and out_proj to y [B, T, H, P],
+// in float32 (as PyTorch's autocast promotes them).
 func finish(p layers.Params, c Config, i int, y *graphs.Value, in ssmInputs) *graphs.Value {
+	in = in.wide()
 	d := p.Get(mixerName(i, "D"), graphs.S(c.VHeads))
-	y = graphs.Add(y, graphs.Mul(in.x, graphs.Unsqueeze(d, -1)))
+	y = graphs.Add(graphs.FromLowPrecision(y), graphs.Mul(in.x, graphs.Unsqueeze(d, -1)))
 	y = graphs.ReshapeTo(y, in.z.Shape, in.z)
 	zb := p.Get(mixerName(i, "z_bias"), graphs.S(c.DInner()))
 	y = graphs.Mul(y, silu(graphs.Add(in.z, zb)))
@@ -140,7 +162,7 @@ func Mixer(p layers.Params, c Config, i int, u *graphs.Value, form Form, st *Sta
 	}
 	switch form {
 	case FormMatrix:
-		in := project(p, c, i, u, nil)
+		in := project(p, c, i, u, nil).wide()
 		d := p.Get(mixerName(i, "D"), graphs.S(c.VHeads))
 		m := MixingMatrix(in.b, in.c, in.logA, d)
 		xh := graphs.Transpose(in.x, 0, 2, 1, 3)                     // [B, H, T, P]
@@ -166,7 +188,7 @@ func Mixer(p layers.Params, c Config, i int, u *graphs.Value, form Form, st *Sta
 		if !u.Shape[1].IsOne() {
 			panic(&graphs.Error{Op: "phimamba.Mixer", Msg: "the step form takes one token; got " + u.String()})
 		}
-		in := project(p, c, i, u, st.Conv)
+		in := project(p, c, i, u, st.Conv).wide()
 		y, s := Step(in.x, in.logA, in.b, in.c, st.SSM)
 		return MixerOut{Out: finish(p, c, i, y, in), State: State{Conv: in.conv, SSM: s}}
 	}
@@ -229,8 +251,15 @@ func maskedKernel(b, c, logA *graphs.Value) *graphs.Value {
 // S_t = a_t·S_{t−1} + B_t x_tᵀ and y_t = S_tᵀ C_t. T need not be a multiple
 // of q: the sequence is padded with zeros (log a = 0), which does not affect
 // earlier positions, and the final state is taken at the last real token.
+//
+// The products and the tensors between them (x, b, c, the decay-weighted
+// scores and states) are in the graph's low precision
+// (graphs.ToLowPrecision: bfloat16 under a bfloat16 MatMulPrecision, as
+// PyTorch's autocast runs these einsums); the cumulative decays and their
+// exponentials are float32, and so are y and the final state.
 func SSD(x, logA, b, c *graphs.Value, q int64, init *graphs.Value) (y, final *graphs.Value) {
 	g := x.Graph().Root()
+	low := graphs.ToLowPrecision
 	bd, td, hd := x.Shape[0], x.Shape[1], x.Shape[2]
 	pd, nd := x.Shape[3], b.Shape[3]
 	// Pad T up to a multiple of q: pad = ceil(T/q)·q − T (run time). A
@@ -255,38 +284,41 @@ func SSD(x, logA, b, c *graphs.Value, q int64, init *graphs.Value) (y, final *gr
 		}
 		return graphs.Reshape(v, spec...)
 	}
-	xc := toChunks(x)    // [B, H, c, Q, P]
-	bc := toChunks(b)    // [B, H, c, Q, N]
-	cc := toChunks(c)    // [B, H, c, Q, N]
-	ac := toChunks(logA) // [B, H, c, Q]
+	if !aligned { // CUDA's Pad has no bfloat16 kernel: pad in float32
+		x, b, c = graphs.FromLowPrecision(x), graphs.FromLowPrecision(b), graphs.FromLowPrecision(c)
+	}
+	xc := low(toChunks(x)) // [B, H, c, Q, P]
+	bc := low(toChunks(b)) // [B, H, c, Q, N]
+	cc := low(toChunks(c)) // [B, H, c, Q, N]
+	ac := toChunks(logA)   // [B, H, c, Q]
 	acs := graphs.CumSum(ac, 3, false, false)
 	// 1. Intra-chunk (diagonal blocks).
-	l := graphs.Exp(segsum(ac))                                                     // [B, H, c, Q, Q]
+	l := low(graphs.Exp(segsum(ac)))                                                // [B, H, c, Q, Q]
 	scores := graphs.Mul(graphs.MatMul(cc, graphs.Transpose(bc, 0, 1, 2, 4, 3)), l) // [B, H, c, Q, Q]
 	yDiag := graphs.MatMul(scores, xc)                                              // [B, H, c, Q, P]
 	// 2. Each chunk's own state: Σ_j exp(cs_last − cs_j)·B_j x_jᵀ.
 	last := graphs.SliceAxis(acs, 3, q-1, q) // [B, H, c, 1]
-	decay := graphs.Exp(graphs.Sub(last, acs))
-	states := graphs.MatMul(graphs.Transpose(graphs.Mul(bc, graphs.Unsqueeze(decay, -1)), 0, 1, 2, 4, 3), xc) // [B, H, c, N, P]
+	decay := low(graphs.Unsqueeze(graphs.Exp(graphs.Sub(last, acs)), -1))
+	states := graphs.MatMul(graphs.Transpose(graphs.Mul(bc, decay), 0, 1, 2, 4, 3), xc) // [B, H, c, N, P]
 	// 3. Scan over chunks: state entering each chunk, and the final state.
 	if init == nil {
-		init = graphs.Full(x.Graph(), x.DType, graphs.Shape{bd, hd, nd, pd}, 0, x, b)
+		init = graphs.Full(x.Graph(), logA.DType, graphs.Shape{bd, hd, nd, pd}, 0, x, b)
 	}
-	all := graphs.Concat(2, graphs.Unsqueeze(init, 2), states) // [B, H, c+1, N, P]
-	chunkA := graphs.Concat(2, graphs.Full(x.Graph(), x.DType, graphs.Shape{bd, hd, graphs.D(1)}, 0, x), graphs.Squeeze(last, 3))
-	decayChunk := graphs.Exp(segsum(chunkA)) // [B, H, c+1, c+1]
+	all := graphs.Concat(2, graphs.Unsqueeze(low(init), 2), states) // [B, H, c+1, N, P]
+	chunkA := graphs.Concat(2, graphs.Full(x.Graph(), logA.DType, graphs.Shape{bd, hd, graphs.D(1)}, 0, x), graphs.Squeeze(last, 3))
+	decayChunk := low(graphs.Exp(segsum(chunkA))) // [B, H, c+1, c+1]
 	flat := graphs.Reshape(all, 0, 0, 0, -1)
 	mixed := graphs.Reshape(graphs.MatMul(decayChunk, flat), 0, 0, 0, nd.Size(), pd.Size())
-	entering := graphs.SliceAxis(mixed, 2, 0, -1)                         // [B, H, c, N, P]
-	final = graphs.Squeeze(graphs.SliceAxis(mixed, 2, -1, graphs.End), 2) // [B, H, N, P]
+	entering := graphs.SliceAxis(mixed, 2, 0, -1)                                                  // [B, H, c, N, P]
+	final = graphs.FromLowPrecision(graphs.Squeeze(graphs.SliceAxis(mixed, 2, -1, graphs.End), 2)) // [B, H, N, P]
 	// 4. Contribution of the entering state: exp(cs_i)·(C_i · S).
-	yOff := graphs.Mul(graphs.MatMul(cc, entering), graphs.Unsqueeze(graphs.Exp(acs), -1))
+	yOff := graphs.Mul(graphs.MatMul(cc, entering), low(graphs.Unsqueeze(graphs.Exp(acs), -1)))
 	yc := graphs.Add(yDiag, yOff) // [B, H, c, Q, P]
 	yt := graphs.Reshape(yc, 0, 0, -1, pd.Size())
 	if !aligned {
 		yt = graphs.SliceDynamic(yt, g.Int64s(0), t, []int64{2}, graphs.Shape{bd, hd, td, pd}) // crop the padding
 	}
-	return graphs.Transpose(yt, 0, 2, 1, 3), final
+	return graphs.FromLowPrecision(graphs.Transpose(yt, 0, 2, 1, 3)), final
 }
 
 func seq(from, to int) []int64 {
@@ -325,7 +357,7 @@ func ZeroState(c Config, like *graphs.Value, dt tensors.DType) State {
 // The diagonal is C_t·B_t (L's diagonal is exp 0 = 1), computed from the
 // small [B, T, H, N] inputs so that its gradient does not pass through K.
 func MatrixParts(p layers.Params, c Config, i int, u *graphs.Value) (k, kDiag, d *graphs.Value) {
-	in := project(p, c, i, u, nil)
+	in := project(p, c, i, u, nil).wide()
 	kDiag = graphs.Transpose(graphs.ReduceSum(graphs.Mul(in.c, in.b), []int64{-1}, false), 0, 2, 1)
 	return maskedKernel(in.b, in.c, in.logA), kDiag, p.Get(mixerName(i, "D"), graphs.S(c.VHeads))
 }

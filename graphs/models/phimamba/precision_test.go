@@ -1,0 +1,83 @@
+package phimamba_test
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"mohawk/graphs"
+	"mohawk/graphs/graphtest"
+	"mohawk/graphs/layers"
+	"mohawk/graphs/models/phimamba"
+	"mohawk/tensors"
+)
+
+// TestMixerPrecision checks the SSD mixer under the bfloat16 precisions,
+// for a sequence that fills its chunks (training) and one that does not:
+// the native graph keeps the conv region ([.., ConvChannels] tensors) and
+// the SSD's products in bfloat16 and is valid ONNX (the CPU provider,
+// which has no bfloat16 kernels, refuses it only for a missing kernel);
+// the emulated graph's output and gradients stay within bfloat16 rounding
+// of float32 without equalling them.
+func TestMixerPrecision(t *testing.T) {
+	c := phimamba.Config{Vocab: 64, VocabRaw: 64, PadMult: 8, DModel: 32, Layers: 1, DState: 8, VHeads: 4, QKHeads: 4,
+		DConv: 4, ConvBias: true, Expand: 1, ChunkSize: 8, Activation: "silu", Inner: 64, Eps: 1e-5}
+	for _, seq := range []int64{16, 13} {
+		build := func(p graphs.MatMulPrecision) *graphs.Graph {
+			return graphtest.GradStep("mixer_step", p, graphs.S(2, seq, c.DModel), func(get layers.Params, u *graphs.Value) *graphs.Value {
+				return phimamba.Mixer(get, c, 0, u, phimamba.FormSSD, nil).Out
+			})
+		}
+		native := build(graphs.MatMulBFloat16)
+		conv, products := 0, 0
+		for _, n := range native.Nodes() {
+			out := n.Outputs[0]
+			switch {
+			case n.Op == "MatMul" || n.Op == "Gemm":
+				products++
+				if out.DType != tensors.BFloat16 {
+					t.Errorf("T=%d: native %s → %v is %v, want bfloat16", seq, n.Op, out.Shape, out.DType)
+				}
+			case n.Op != "Cast" && out.Rank() == 3 && out.Shape[2].K == c.ConvChannels() && (seq%c.ChunkSize == 0 || n.Op != "Concat"):
+				conv++
+				if out.DType != tensors.BFloat16 {
+					t.Errorf("T=%d: native %s node on the conv's [.., %d] tensor is %v, want bfloat16", seq, n.Op, c.ConvChannels(), out.DType)
+				}
+			}
+		}
+		if conv < 10 || products < 10 {
+			t.Errorf("T=%d: %d conv nodes and %d products: the gradient chain is missing", seq, conv, products)
+		}
+		graphtest.WantMissingKernel(t, native)
+
+		rng := rand.New(rand.NewPCG(uint64(seq), 3))
+		feeds := map[string]*tensors.Tensor{
+			"x": graphtest.Random(rng, -1, 1, 2, seq, c.DModel).AsFloat32(),
+			"r": graphtest.Random(rng, -1, 1, 2, seq, c.DModel).AsFloat32(),
+		}
+		for name, w := range randomWeights(c, 7) {
+			if phimamba.IsMixer(name) {
+				feeds[name] = w
+			}
+		}
+		emulated := build(graphs.MatMulBFloat16Emulated)
+		for _, v := range emulated.Inputs() {
+			if feeds[v.Name()] == nil {
+				t.Fatalf("no feed for %s", v.Name())
+			}
+		}
+		got := graphtest.Run(t, emulated, feeds)
+		want := graphtest.Run(t, build(graphs.MatMulFloat32), feeds)
+		for name, w := range want {
+			g, worst, scale := got[name].Float32s(), 0.0, 0.0
+			for i, v := range w.Float32s() {
+				worst = max(worst, math.Abs(float64(g[i]-v)))
+				scale = max(scale, math.Abs(float64(v)))
+			}
+			t.Logf("T=%d %s: max |Δ| %.3g of max |value| %.3g", seq, name, worst, scale)
+			if worst > 0.03*scale || worst == 0 {
+				t.Errorf("T=%d %s: emulated bfloat16 differs from float32 by %.3g (max |value| %.3g); want bfloat16-sized, above 0", seq, name, worst, scale)
+			}
+		}
+	}
+}

@@ -1,0 +1,108 @@
+package pipeline
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"mohawk/graphs"
+	"mohawk/graphs/models/phi"
+	"mohawk/stages"
+	"mohawk/tensors"
+)
+
+// TrafficRow is one (op, shapes) group of a step graph's nodes.
+type TrafficRow struct {
+	Op     string `json:"op"`
+	Shapes string `json:"shapes"` // inputs → outputs, dtype:[dims] each
+	Calls  int    `json:"calls"`
+	Bytes  int64  `json:"bytes"`
+}
+
+// TrafficResult is the memory traffic a stage's step graph models.
+type TrafficResult struct {
+	StageBenchOptions
+	Nodes        int          `json:"nodes"`
+	BytesPerStep int64        `json:"bytes_per_step"`
+	Rows         []TrafficRow `json:"rows"` // largest first
+}
+
+// StageTraffic builds the Stage 3 step graph of o (one step per run, the
+// products in o.Precision as the CUDA provider runs them: bfloat16 for
+// bf16, where the CPU would emulate) without a runtime, and sums what its
+// nodes read and write (graphs.Node.Traffic) by op and shapes. On the GPU
+// the step's elementwise and reduction kernels are bound by these bytes,
+// so a graph change can be weighed here before it is timed there.
+func StageTraffic(o StageBenchOptions) (*TrafficResult, error) {
+	if o.Stage != KindDistill {
+		return nil, fmt.Errorf("bench: --traffic models the distill step; got --stage %s", o.Stage)
+	}
+	if o.Precision != "" && !stages.KnownPrecision(o.Precision) {
+		return nil, fmt.Errorf("bench: precision %q: want fp32 or bf16", o.Precision)
+	}
+	zeros := func(c phi.Config) stages.Weights { // only the shapes matter
+		w := stages.Weights{}
+		for name, s := range c.ParamShapes() {
+			w[name] = tensors.Zeros(tensors.Float32, s.Sizes()...)
+		}
+		return w
+	}
+	t, err := benchTeacher(o.Teacher, zeros)
+	if err != nil {
+		return nil, err
+	}
+	student, err := NewStudent(t, StudentConfigFor(t.Config, StudentConfig{}), InitMohawk, 1)
+	if err != nil {
+		return nil, err
+	}
+	p := graphs.MatMulFloat32
+	if o.Precision == stages.PrecisionBF16 {
+		p = graphs.MatMulBFloat16
+	}
+	env := &stages.Env{Teacher: t, Student: student}
+	opt := stages.TrainOptions{Steps: 1, MicroBatches: max(1, o.MicroBatches), MicroBatch: o.MicroBatch, SeqLen: o.Seq,
+		StepsPerRun: 1, Precision: o.Precision}
+	g, err := env.DistillStepGraph(opt, stages.DistillOptions{Temperature: 1}, p)
+	if err != nil {
+		return nil, err
+	}
+	r := &TrafficResult{StageBenchOptions: o}
+	byKey := map[string]*TrafficRow{}
+	for _, n := range g.AllNodes() {
+		b := n.Traffic()
+		r.Nodes++
+		r.BytesPerStep += b
+		key := n.Op + " " + nodeShapes(n)
+		row := byKey[key]
+		if row == nil {
+			row = &TrafficRow{Op: n.Op, Shapes: nodeShapes(n)}
+			byKey[key] = row
+		}
+		row.Calls++
+		row.Bytes += b
+	}
+	for _, row := range byKey {
+		r.Rows = append(r.Rows, *row)
+	}
+	sort.Slice(r.Rows, func(i, j int) bool {
+		a, b := r.Rows[i], r.Rows[j]
+		if a.Bytes != b.Bytes {
+			return a.Bytes > b.Bytes
+		}
+		return a.Op+a.Shapes < b.Op+b.Shapes
+	})
+	return r, nil
+}
+
+func nodeShapes(n *graphs.Node) string {
+	list := func(vs []*graphs.Value) string {
+		var s []string
+		for _, v := range vs {
+			if v != nil {
+				s = append(s, fmt.Sprintf("%v:%v", v.DType, v.Shape))
+			}
+		}
+		return strings.Join(s, " ")
+	}
+	return list(n.Inputs) + " → " + list(n.Outputs)
+}
