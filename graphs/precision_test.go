@@ -250,7 +250,7 @@ func TestMLPPrecision(t *testing.T) {
 	const rows, width, inner = 6, 8, 16
 	build := func(p graphs.MatMulPrecision) *graphs.Graph {
 		return graphtest.GradStep("mlp_step", p, graphs.S(rows, width), func(get layers.Params, x *graphs.Value) *graphs.Value {
-			return layers.PhiMLP(get, "mlp", x, inner)
+			return graphs.FromLowPrecision(layers.PhiMLP(get, "mlp", x, inner))
 		})
 	}
 	native := build(graphs.MatMulBFloat16)
@@ -310,7 +310,7 @@ func TestMLPPrecisionBytes(t *testing.T) {
 	build := func(low bool) *graphs.Graph {
 		return graphtest.GradStep("mlp_step", graphs.MatMulBFloat16, graphs.S(rows, width), func(get layers.Params, x *graphs.Value) *graphs.Value {
 			if low {
-				return layers.PhiMLP(get, "mlp", x, inner)
+				return graphs.FromLowPrecision(layers.PhiMLP(get, "mlp", x, inner))
 			}
 			h := graphs.Gelu(layers.Linear(get, "mlp.fc1", x, inner, true), true)
 			return layers.Linear(get, "mlp.fc2", h, width, true)

@@ -325,7 +325,7 @@ func (e *Env) distillSpec(o TrainOptions, d DistillOptions) TrainSpec {
 	loss := func(g *graphs.Graph, p layers.Params, batch *graphs.Value) *graphs.Value {
 		ids, labels := inputsAndLabels(batch)
 		t := e.Teacher
-		tl := phi.Forward(tc.get(g, t.Weights), t.Config, ids, phi.Options{}).Logits
+		tl := phi.Forward(tc.get(g, t.Weights), t.Config, ids, phi.Options{LowPrecision: true}).Logits
 		sl := phimamba.Forward(studentParams(p, trainable, sc.get(g, e.Student.Weights)), c, ids, phimamba.Options{Form: phimamba.FormSSD}).Logits
 		l := losses.SoftCrossEntropy(sl, tl, temp)
 		if d.HardLabelWeight > 0 {

@@ -61,12 +61,13 @@ func Embedding(p Params, name string, ids *graphs.Value, vocab, dim int64) *grap
 	return graphs.Gather(p.Get(name, graphs.S(vocab, dim)), ids, 0)
 }
 
-// PhiMLP is fc2(gelu_tanh(fc1(x))), both with biases. Under a bfloat16
-// MatMulPrecision the products, the [.., inner] activation between them
-// and its gradient stay in bfloat16 (LinearLow); the result is float32.
+// PhiMLP is fc2(gelu_tanh(fc1(x))), both with biases, computed in the
+// graph's low precision (LinearLow): under a bfloat16 MatMulPrecision the
+// products, the [.., inner] activation between them and its gradient stay
+// in bfloat16, and so does the result (graphs.FromLowPrecision widens it).
 func PhiMLP(p Params, prefix string, x *graphs.Value, inner int64) *graphs.Value {
 	h := graphs.ToLowPrecision(graphs.Gelu(LinearLow(p, prefix+".fc1", x, inner, true), true))
-	return graphs.FromLowPrecision(LinearLow(p, prefix+".fc2", h, lastDim(x), true))
+	return LinearLow(p, prefix+".fc2", h, lastDim(x), true)
 }
 
 // Positions is the float vector offset, offset+1, …, offset+T−1 where T is

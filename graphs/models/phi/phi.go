@@ -92,6 +92,12 @@ type Options struct {
 	// (graphs.CausalMultiHeadAttention) that never materialises the [B, H, T, T]
 	// scores, and Attn holds nils.
 	ExplicitAttention bool
+	// LowPrecision runs the whole model in the graph's low precision
+	// (graphs.ToLowPrecision): under a bfloat16 MatMulPrecision the residual
+	// stream, norms, rotary and products are bfloat16 and only the logits
+	// are widened to float32, as a PyTorch model cast to bfloat16 runs (the
+	// frozen teacher of Stage 3). The other outputs stay low.
+	LowPrecision bool
 }
 
 // Cache is a KV cache for decoding: inputs Past{Key,Value}[i] and, after
@@ -126,14 +132,19 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs
 	if opt.Layers > 0 {
 		nl = opt.Layers
 	}
-	dt := tensors.Float32
+	// The embedding rows and the rotary tables (from positions, which
+	// bfloat16 cannot count) are made in float32, then lowered.
 	h := layers.Embedding(p, "model.embed_tokens.weight", ids, c.Vocab, c.Hidden)
-	dt = h.DType
 	var offset *graphs.Value
 	if opt.Cache != nil {
 		offset = graphs.Squeeze(graphs.ShapeOf(opt.Cache.PastKey[0], 2, 3), 0)
 	}
-	cos, sin := layers.RotaryTables(layers.Positions(ids, 1, offset, dt), c.RotaryDim, c.RopeTheta)
+	cos, sin := layers.RotaryTables(layers.Positions(ids, 1, offset, h.DType), c.RotaryDim, c.RopeTheta)
+	if opt.LowPrecision {
+		low := graphs.ToLowPrecision
+		h, cos, sin = low(h), low(cos), low(sin)
+		p = lowParams{p}
+	}
 	out := &Outputs{}
 	for i := 0; i < nl; i++ {
 		out.Hidden = append(out.Hidden, h)
@@ -142,6 +153,9 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs
 		out.Normed = append(out.Normed, u)
 		attn, probs := Attention(p, c, i, u, cos, sin, opt.Cache, opt.ExplicitAttention)
 		mlp := layers.PhiMLP(p, pre+".mlp", u, c.Intermediate)
+		if !opt.LowPrecision {
+			mlp = graphs.FromLowPrecision(mlp)
+		}
 		out.Attn, out.AttnOut, out.MLPOut = append(out.Attn, probs), append(out.AttnOut, attn), append(out.MLPOut, mlp)
 		h = graphs.Add(graphs.Add(attn, mlp), h)
 	}
@@ -150,8 +164,15 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs
 		return out
 	}
 	out.FinalNormed = layers.LayerNorm(p, "model.final_layernorm", h, c.Eps)
-	out.Logits = layers.Linear(p, "lm_head", out.FinalNormed, c.Vocab, true)
+	out.Logits = graphs.FromLowPrecision(layers.Linear(p, "lm_head", out.FinalNormed, c.Vocab, true))
 	return out
+}
+
+// lowParams serves float32 parameters in the graph's low precision.
+type lowParams struct{ layers.Params }
+
+func (l lowParams) Get(name string, shape graphs.Shape) *graphs.Value {
+	return graphs.ToLowPrecision(l.Params.Get(name, shape))
 }
 
 // Attention is layer i's self-attention on normed input u [B, T, D]: it
@@ -170,7 +191,7 @@ func Attention(p layers.Params, c Config, i int, u, cos, sin *graphs.Value, cach
 	}
 	scale := 1 / math.Sqrt(float64(hd))
 	var o *graphs.Value
-	if cache == nil && !explicit && u.DType == tensors.Float32 {
+	if cache == nil && !explicit && (u.DType == tensors.Float32 || u.DType == tensors.BFloat16) {
 		flat := func(x *graphs.Value) *graphs.Value { return graphs.ReshapeTo(x, u.Shape, u) } // [B, T, H·P]
 		o = graphs.CausalMultiHeadAttention(flat(q), flat(k), flat(v), c.Heads, scale)
 	} else {

@@ -139,16 +139,18 @@ func causalConv(x, w, b, past *graphs.Value) (y, state *graphs.Value) {
 
 func silu(x *graphs.Value) *graphs.Value { return graphs.Mul(x, graphs.Sigmoid(x)) }
 
-// finish adds D·x, applies the SiLU gate and out_proj to y [B, T, H, P],
-// in float32 (as PyTorch's autocast promotes them).
+// finish adds D·x, applies the SiLU gate and out_proj to y [B, T, H, P].
+// Like the SSD's products, these run in the graph's low precision, up to
+// out_proj's result (float32): under a bfloat16 MatMulPrecision the
+// [B, T, DInner] gate and its gradient chain move half the bytes.
 func finish(p layers.Params, c Config, i int, y *graphs.Value, in ssmInputs) *graphs.Value {
-	in = in.wide()
-	d := p.Get(mixerName(i, "D"), graphs.S(c.VHeads))
-	y = graphs.Add(graphs.FromLowPrecision(y), graphs.Mul(in.x, graphs.Unsqueeze(d, -1)))
+	low := graphs.ToLowPrecision
+	d := low(p.Get(mixerName(i, "D"), graphs.S(c.VHeads)))
+	y = graphs.Add(low(y), graphs.Mul(low(in.x), graphs.Unsqueeze(d, -1)))
 	y = graphs.ReshapeTo(y, in.z.Shape, in.z)
-	zb := p.Get(mixerName(i, "z_bias"), graphs.S(c.DInner()))
-	y = graphs.Mul(y, silu(graphs.Add(in.z, zb)))
-	return layers.Linear(p, mixerName(i, "out_proj"), y, c.DModel, false)
+	zb := low(p.Get(mixerName(i, "z_bias"), graphs.S(c.DInner())))
+	y = low(graphs.Mul(y, low(silu(graphs.Add(low(in.z), zb)))))
+	return graphs.FromLowPrecision(layers.LinearLow(p, mixerName(i, "out_proj"), y, c.DModel, false))
 }
 
 // Mixer applies layer i's mixer to the normed input u [B, T, D] in the
@@ -256,7 +258,8 @@ func maskedKernel(b, c, logA *graphs.Value) *graphs.Value {
 // scores and states) are in the graph's low precision
 // (graphs.ToLowPrecision: bfloat16 under a bfloat16 MatMulPrecision, as
 // PyTorch's autocast runs these einsums); the cumulative decays and their
-// exponentials are float32, and so are y and the final state.
+// exponentials are float32, and so is the final state; y is left in the
+// low precision for the mixer's gate.
 func SSD(x, logA, b, c *graphs.Value, q int64, init *graphs.Value) (y, final *graphs.Value) {
 	g := x.Graph().Root()
 	low := graphs.ToLowPrecision
@@ -318,7 +321,7 @@ func SSD(x, logA, b, c *graphs.Value, q int64, init *graphs.Value) (y, final *gr
 	if !aligned {
 		yt = graphs.SliceDynamic(yt, g.Int64s(0), t, []int64{2}, graphs.Shape{bd, hd, td, pd}) // crop the padding
 	}
-	return graphs.FromLowPrecision(graphs.Transpose(yt, 0, 2, 1, 3)), final
+	return graphs.Transpose(yt, 0, 2, 1, 3), final
 }
 
 func seq(from, to int) []int64 {

@@ -48,7 +48,7 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs
 			st = &opt.States[i]
 		}
 		m := Mixer(p, c, i, u, opt.Form, st)
-		mlp := layers.PhiMLP(p, LayerPrefix(i)+".mlp", u, c.Inner)
+		mlp := graphs.FromLowPrecision(layers.PhiMLP(p, LayerPrefix(i)+".mlp", u, c.Inner))
 		out.MixerOut, out.MLPOut = append(out.MixerOut, m.Out), append(out.MLPOut, mlp)
 		if m.Matrix != nil {
 			out.Matrix = append(out.Matrix, m.Matrix)
