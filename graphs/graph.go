@@ -25,7 +25,8 @@ type Graph struct {
 	nextID  int    // used on the root only: ids are unique across subgraphs
 	active  *Graph // on the root: the loop body under construction, if any
 	consts  map[string]*Value
-	matmul  MatMulPrecision // on the root: how MatMul and Gemm compute
+	casts   map[castKey]*Value // Cast nodes of this graph, shared (see Cast)
+	matmul  MatMulPrecision    // on the root: how MatMul and Gemm compute
 }
 
 // New returns an empty graph.

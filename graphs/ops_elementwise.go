@@ -124,11 +124,48 @@ func Identity(x *Value) *Value { return op1("Identity", nil, x) }
 type castAttr struct{ To tensors.DType }
 
 // Cast converts x to dtype to.
+//
+// Casts are shared: casting the same value to the same dtype in the same
+// graph twice gives the first result (so two products reading one
+// activation in bfloat16 cast it once, and their gradients meet before
+// one cast back), and casting a value widened exactly (bfloat16 or
+// float16 to float32 or float64, float32 to float64) back to its own
+// dtype gives the value itself.
 func Cast(x *Value, to tensors.DType) *Value {
 	if x.DType == to {
 		return x
 	}
-	return op1("Cast", &castAttr{to}, x)
+	if n := x.Node(); n != nil && n.Op == "Cast" && n.Inputs[0].DType == to && exactWidening(to, x.DType) {
+		return n.Inputs[0]
+	}
+	g := graphOf("Cast", x)
+	key := castKey{x, to}
+	if y, ok := g.casts[key]; ok {
+		return y
+	}
+	y := op1("Cast", &castAttr{to}, x)
+	if g.casts == nil {
+		g.casts = map[castKey]*Value{}
+	}
+	g.casts[key] = y
+	return y
+}
+
+type castKey struct {
+	x  *Value
+	to tensors.DType
+}
+
+// exactWidening reports whether every value of dtype from is exactly a
+// value of dtype to.
+func exactWidening(from, to tensors.DType) bool {
+	switch from {
+	case tensors.BFloat16, tensors.Float16:
+		return to == tensors.Float32 || to == tensors.Float64
+	case tensors.Float32:
+		return to == tensors.Float64
+	}
+	return false
 }
 
 func inferBinary(n *Node) []TypeShape {
