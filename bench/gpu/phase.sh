@@ -16,7 +16,8 @@ log() { echo "== $(date -u +%T) $*" | tee -a "$out/log.txt"; }
 # run NAME TIMEOUT CMD...: append CMD's JSON lines to $out/NAME.jsonl
 # The device returns at most eight files per call, so each result line is
 # also echoed (shortened) to stdout, which comes back in the call's output.
-run() { local name=$1 t=$2 rc; shift 2; log "$name: $*"; timeout "$t" "$@" 2>>"$out/$name.err" | tee -a "$out/$name.jsonl" | cut -c1-700; rc=${PIPESTATUS[0]}; echo "rc=$rc $name" | tee -a "$out/log.txt"; return $rc; }
+# The echo keeps a line's start and its losses (bench-stage puts them last).
+run() { local name=$1 t=$2 rc; shift 2; log "$name: $*"; timeout "$t" "$@" 2>>"$out/$name.err" | tee -a "$out/$name.jsonl" | sed -E 's/("mfu_vs_790":[^,]*),.*("losses":)/\1,…,\2/' | cut -c1-900; rc=${PIPESTATUS[0]}; [ $rc = 0 ] || tail -n 3 "$out/$name.err" | cut -c1-400; echo "rc=$rc $name" | tee -a "$out/log.txt"; return $rc; }
 # gpumem NAME: sample GPU memory (MiB) every 0.5 s into gpumem-NAME.txt until killed.
 gpumem() { while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -1 >>"$out/gpumem-$1.txt"; sleep 0.5; done; }
 
@@ -259,6 +260,25 @@ O)
   $P profile --skip-runs 1 --top 30 --shapes 40 "$out"/prof/distill_step1_*.json >"$out/profile.txt"
   rm -rf "$out/prof"
   head -n 32 "$out/profile.txt" | cut -c1-120
+  ;;
+P)
+  # Fifth session: the bf16 activation regions (mixer, gate, frozen
+  # teacher, shared casts) as $P against the phase O binary's main as ALT,
+  # both bf16 next to PyTorch; a smoke run first, so a graph CUDA refuses
+  # shows at once; Stages 1-2 bf16; the steady bf16 profile by (op, shapes).
+  run smoke 120 $P bench-stage --teacher phi-1.5:1 --stage distill --micro-batch 1 --seq 256 --steps-per-run 1 --runs 1 --provider $PROV --tf32 --precision bf16 >/dev/null
+  ALT_PRECISION=bf16 against_torch 3 bf16 >/dev/null
+  for st in align orient; do
+    run stage12 150 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage $st --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 2 --provider $PROV --tf32 --precision bf16 >/dev/null
+  done
+  mkdir -p "$out/prof"
+  run profile_run 300 env CUDA_LAUNCH_BLOCKING=1 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run 1 --runs 1 --provider $PROV --tf32 --precision bf16 --ort-profile "$out/prof" >/dev/null
+  $P profile --skip-runs 1 --top 30 --shapes 50 "$out"/prof/distill_step1_*.json >"$out/profile.txt"
+  rm -rf "$out/prof"
+  head -n 24 "$out/profile.txt" | cut -c1-100
+  echo "== results"
+  for f in "$out"/*.jsonl; do sed -E 's/("mfu_vs_790":[^,]*),.*("losses":)/\1,…,\2/' "$f" | cut -c1-900 | sed "s|^|$(basename $f .jsonl): |"; done
+  cat "$out/gpumem-peaks.txt"
   ;;
 esac
 # summary: every result line of the phase, shortened, last in the output.
