@@ -12,6 +12,7 @@
 //	pipeline bench-generate --student DIR --teacher DIR [--contexts 1024,4096,16384] [--decode-tokens N] [--out DIR] [--provider P]
 //	pipeline bench-forward --model DIR|phi-1.5 [--batch B] [--seq T] [--iters N] [--provider P]
 //	pipeline bench-stage --teacher DIR|phi-1.5 --stage orient|align|distill|pretrain [--micro-batch B] [--seq T] [--steps-per-run S] [--provider P]
+//	pipeline bench-stage --teacher DIR|phi-1.5 --stage distill [--precision bf16] --traffic N   (bytes the step graph moves; no runtime)
 //	pipeline bench-mixer --teacher DIR|phi-1.5 [--forms ssd,matrix,step] [--seqs 512,2048,8192]
 //	pipeline profile [--top N] [--json] PROFILE.json...
 //	pipeline setup [--provider cpu|cuda]
