@@ -81,6 +81,9 @@ func gradCases() []graphtest.GradCase {
 		{Name: "LayerNormalization", Inputs: in(s(2, 3, 6), s(6), s(6)), Build: func(_ gph, v xs) *graphs.Value {
 			return graphs.LayerNormalization(v[0], v[1], v[2], 1e-5)
 		}},
+		{Name: "LayerNormalization/saved-statistics", Inputs: in(s(2, 3, 6), s(6), s(6)), Float32: true, Build: func(_ gph, v xs) *graphs.Value {
+			return graphs.LayerNormalization(v[0], v[1], v[2], 1e-5)
+		}},
 		unary("Gelu/tanh", func(x *graphs.Value) *graphs.Value { return graphs.Gelu(x, true) }, rnd(1, -3, 3, 7)),
 		{Name: "Gelu/erf", Inputs: []*tensors.Tensor{rnd(1, -3, 3, 7)}, Float32: true, Build: func(_ gph, v xs) *graphs.Value { return graphs.Gelu(v[0], false) }},
 		{Name: "CausalMultiHeadAttention", Inputs: in(s(2, 5, 6), s(2, 5, 6), s(2, 5, 6)), Float32: true, Build: func(g gph, v xs) *graphs.Value {

@@ -52,7 +52,7 @@ func init() {
 		return []*Value{Sub(g[0], Mul(Exp(y), ReduceSum(g[0], []int64{ax}, true)))}
 	}})
 	register(&OpDef{Type: "LayerNormalization", Since: 17, Infer: func(n *Node) []TypeShape {
-		x, s := n.Inputs[0], n.Inputs[1]
+		x := n.Inputs[0]
 		wantFloat("LayerNormalization", x)
 		sameDType("LayerNormalization", n.Inputs...)
 		last := S(x.Shape[x.Rank()-1])
@@ -61,8 +61,11 @@ func init() {
 				panic(errorf("LayerNormalization", "scale/bias %v must have shape %v for %v", p, last, x))
 			}
 		}
-		_ = s
-		return ts(x.DType, x.Shape)
+		if x.DType == tensors.Float64 { // ONNX keeps the statistics in float32 at most
+			return ts(x.DType, x.Shape)
+		}
+		stat := append(x.Shape[:x.Rank()-1:x.Rank()-1], D(1))
+		return []TypeShape{{x.DType, x.Shape}, {tensors.Float32, stat}, {tensors.Float32, stat}}
 	}, Grad: layerNormGrad, Attrs: func(n *Node) []Attr {
 		return []Attr{intAttr("axis", -1), floatAttr("epsilon", n.Attr.(*layerNormAttr).Eps)}
 	}})
@@ -104,16 +107,22 @@ func init() {
 	}})
 }
 
-// layerNormGrad recomputes the normalisation statistics from x:
-// x̂ = (x−μ)·r, r = 1/√(σ²+ε), g = dy·γ,
+// layerNormGrad takes the normalisation statistics μ and r = 1/√(σ²+ε)
+// from the node's Mean and InvStdDev outputs (float32; for float64 x,
+// which has none, it recomputes them): x̂ = (x−μ)·r, g = dy·γ,
 // dx = r·(g − mean(g) − x̂·mean(g·x̂)), dγ = Σ dy·x̂, dβ = Σ dy.
 func layerNormGrad(n *Node, gs []*Value, need []bool) []*Value {
 	x, gamma, eps := n.Inputs[0], n.Inputs[1], n.Attr.(*layerNormAttr).Eps
 	last := []int64{-1}
-	mu := ReduceMean(x, last, true)
-	xc := Sub(x, mu)
-	r := Reciprocal(Sqrt(Add(ReduceMean(Mul(xc, xc), last, true), ScalarLike(x, float64(eps)))))
-	xhat := Mul(xc, r)
+	var xhat, r *Value
+	if len(n.Outputs) == 3 {
+		r = Cast(n.Outputs[2], x.DType)
+		xhat = Mul(Sub(x, Cast(n.Outputs[1], x.DType)), r)
+	} else {
+		xc := Sub(x, ReduceMean(x, last, true))
+		r = Reciprocal(Sqrt(Add(ReduceMean(Mul(xc, xc), last, true), ScalarLike(x, float64(eps)))))
+		xhat = Mul(xc, r)
+	}
 	dy := gs[0]
 	out := make([]*Value, len(n.Inputs))
 	if need[0] {
