@@ -261,6 +261,14 @@ O)
   rm -rf "$out/prof"
   head -n 32 "$out/profile.txt" | cut -c1-120
   ;;
+Q)
+  # Fifth session, last: HEAD (LayerNorm's saved statistics on top of P's
+  # binary) in TF32 and bf16 next to PyTorch, and P's binary as ALT (bf16).
+  ALT_PRECISION=bf16 against_torch 3 >/dev/null
+  echo "== results"
+  for f in "$out"/*.jsonl; do sed -E 's/("mfu_vs_790":[^,]*),.*("losses":)/\1,…,\2/' "$f" | cut -c1-700 | sed "s|^|$(basename $f .jsonl): |"; done
+  cat "$out/gpumem-peaks.txt"
+  ;;
 P)
   # Fifth session: the bf16 activation regions (mixer, gate, frozen
   # teacher, shared casts) as $P against the phase O binary's main as ALT,
