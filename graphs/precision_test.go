@@ -276,19 +276,7 @@ func TestMLPPrecision(t *testing.T) {
 	for k, v := range feeds {
 		feeds[k] = v.Convert(tensors.Float32)
 	}
-	got := graphtest.Run(t, build(graphs.MatMulBFloat16Emulated), feeds)
-	want := graphtest.Run(t, build(graphs.MatMulFloat32), feeds)
-	for name, w := range want {
-		g, worst, scale := got[name].Float32s(), 0.0, 0.0
-		for i, v := range w.Float32s() {
-			worst = max(worst, math.Abs(float64(g[i]-v)))
-			scale = max(scale, math.Abs(float64(v)))
-		}
-		t.Logf("%s: max |Δ| %.3g of max |value| %.3g", name, worst, scale)
-		if worst > 0.03*scale || worst == 0 {
-			t.Errorf("%s: emulated bfloat16 differs from float32 by %.3g (max |value| %.3g); want bfloat16-sized, above 0", name, worst, scale)
-		}
-	}
+	graphtest.WantBF16Close(t, "", graphtest.Run(t, build(graphs.MatMulBFloat16Emulated), feeds), graphtest.Run(t, build(graphs.MatMulFloat32), feeds))
 }
 
 // movedBytes is the bytes the nodes of g read and write (Node.Traffic).

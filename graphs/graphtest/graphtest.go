@@ -258,3 +258,22 @@ func WantMissingKernel(t testing.TB, g *graphs.Graph) {
 		t.Fatalf("%s on the CPU provider: %v; want only a missing-kernel refusal", g.Name, err)
 	}
 }
+
+// WantBF16Close checks each float32 output of got (an emulated bfloat16
+// graph's) against want (the float32 graph's): off by at most 3% of the
+// output's largest magnitude, bfloat16 rounding carried through a few ops,
+// and not equal, which would mean no rounding took place.
+func WantBF16Close(t testing.TB, label string, got, want map[string]*tensors.Tensor) {
+	t.Helper()
+	for name, w := range want {
+		g, worst, scale := got[name].Float32s(), 0.0, 0.0
+		for i, v := range w.Float32s() {
+			worst = max(worst, math.Abs(float64(g[i]-v)))
+			scale = max(scale, math.Abs(float64(v)))
+		}
+		t.Logf("%s%s: max |Δ| %.3g of max |value| %.3g", label, name, worst, scale)
+		if worst > 0.03*scale || worst == 0 {
+			t.Errorf("%s%s: emulated bfloat16 differs from float32 by %.3g (max |value| %.3g); want bfloat16-sized, above 0", label, name, worst, scale)
+		}
+	}
+}

@@ -1,7 +1,7 @@
 package phimamba_test
 
 import (
-	"math"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -66,18 +66,6 @@ func TestMixerPrecision(t *testing.T) {
 				t.Fatalf("no feed for %s", v.Name())
 			}
 		}
-		got := graphtest.Run(t, emulated, feeds)
-		want := graphtest.Run(t, build(graphs.MatMulFloat32), feeds)
-		for name, w := range want {
-			g, worst, scale := got[name].Float32s(), 0.0, 0.0
-			for i, v := range w.Float32s() {
-				worst = max(worst, math.Abs(float64(g[i]-v)))
-				scale = max(scale, math.Abs(float64(v)))
-			}
-			t.Logf("T=%d %s: max |Δ| %.3g of max |value| %.3g", seq, name, worst, scale)
-			if worst > 0.03*scale || worst == 0 {
-				t.Errorf("T=%d %s: emulated bfloat16 differs from float32 by %.3g (max |value| %.3g); want bfloat16-sized, above 0", seq, name, worst, scale)
-			}
-		}
+		graphtest.WantBF16Close(t, fmt.Sprintf("T=%d ", seq), graphtest.Run(t, emulated, feeds), graphtest.Run(t, build(graphs.MatMulFloat32), feeds))
 	}
 }
