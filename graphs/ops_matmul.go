@@ -58,6 +58,17 @@ const (
 // from now on in g's root graph and its subgraphs.
 func (g *Graph) SetMatMulPrecision(p MatMulPrecision) { g.root.matmul = p }
 
+// LowDType is the dtype ToLowPrecision gives float32 values in g:
+// bfloat16 under MatMulBFloat16, float32 otherwise (the emulation keeps
+// float32 values). Weights that only ever enter g in its low precision can
+// be stored in it.
+func (g *Graph) LowDType() tensors.DType {
+	if g.root.matmul == MatMulBFloat16 {
+		return tensors.BFloat16
+	}
+	return tensors.Float32
+}
+
 // withPrecision applies op to float32 a and b under precision p.
 func withPrecision(p MatMulPrecision, op func(a, b *Value) *Value, a, b *Value) *Value {
 	if p == MatMulFloat32 || a.DType != tensors.Float32 || b.DType != tensors.Float32 {

@@ -51,7 +51,10 @@ type Result struct {
 // twice in a graph (or in a loop body) shares initializers.
 type graphCache struct {
 	prefix string // initializer name prefix ("teacher." keeps the models apart)
-	m      map[*graphs.Graph]*layers.Frozen
+	// low stores the weights in the graph's low precision
+	// (graphs.Graph.LowDType), for a model that only uses them there.
+	low bool
+	m   map[*graphs.Graph]*layers.Frozen
 }
 
 func newCache(prefix string) *graphCache {
@@ -63,7 +66,11 @@ func (c *graphCache) get(g *graphs.Graph, w Weights) *layers.Frozen {
 	if f, ok := c.m[r]; ok {
 		return f
 	}
-	f := &layers.Frozen{G: r, Tensors: w, DType: tensors.Float32, Prefix: c.prefix}
+	dt := tensors.Float32
+	if c.low {
+		dt = r.LowDType()
+	}
+	f := &layers.Frozen{G: r, Tensors: w, DType: dt, Prefix: c.prefix}
 	c.m[r] = f
 	return f
 }
@@ -318,6 +325,7 @@ func (e *Env) distillSpec(o TrainOptions, d DistillOptions) TrainSpec {
 	}
 	trainable := set(names)
 	tc, sc := newCache("teacher."), newCache("")
+	tc.low = true // the frozen teacher runs in bfloat16 under bf16 (phi.Options.LowPrecision)
 	temp := d.Temperature
 	if temp == 0 {
 		temp = 1

@@ -261,6 +261,14 @@ O)
   rm -rf "$out/prof"
   head -n 32 "$out/profile.txt" | cut -c1-120
   ;;
+R)
+  # Fifth session, on the device time left: HEAD's bf16 Stage 3 (the
+  # teacher's weights stored in bfloat16), then PyTorch's bf16 step.
+  run stage3 150 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --precision bf16 >/dev/null
+  [ "$PROV" = cuda ] && run perf_torch 100 python3 $TORCH/perf_torch.py bf16 4 2048 >/dev/null
+  echo "== results"
+  for f in "$out"/*.jsonl; do sed -E 's/("mfu_vs_790":[^,]*),.*("losses":)/\1,…,\2/' "$f" | cut -c1-700 | sed "s|^|$(basename $f .jsonl): |"; done
+  ;;
 Q)
   # Fifth session, last: HEAD (LayerNorm's saved statistics on top of P's
   # binary) in TF32 and bf16 next to PyTorch, and P's binary as ALT (bf16).

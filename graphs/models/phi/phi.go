@@ -132,14 +132,18 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs
 	if opt.Layers > 0 {
 		nl = opt.Layers
 	}
-	// The embedding rows and the rotary tables (from positions, which
-	// bfloat16 cannot count) are made in float32, then lowered.
+	// The rotary tables (from positions, which bfloat16 cannot count) are
+	// made in float32 at least, then lowered with the embedding rows.
 	h := layers.Embedding(p, "model.embed_tokens.weight", ids, c.Vocab, c.Hidden)
 	var offset *graphs.Value
 	if opt.Cache != nil {
 		offset = graphs.Squeeze(graphs.ShapeOf(opt.Cache.PastKey[0], 2, 3), 0)
 	}
-	cos, sin := layers.RotaryTables(layers.Positions(ids, 1, offset, h.DType), c.RotaryDim, c.RopeTheta)
+	posDType := tensors.Float32
+	if h.DType == tensors.Float64 {
+		posDType = h.DType
+	}
+	cos, sin := layers.RotaryTables(layers.Positions(ids, 1, offset, posDType), c.RotaryDim, c.RopeTheta)
 	if opt.LowPrecision {
 		low := graphs.ToLowPrecision
 		h, cos, sin = low(h), low(cos), low(sin)

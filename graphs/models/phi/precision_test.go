@@ -18,7 +18,8 @@ import (
 // no bfloat16), and the
 // graph is valid ONNX (the CPU provider refuses it only for a missing
 // kernel); the emulated graph's logits stay within bfloat16 rounding of
-// float32 without equalling them.
+// float32 without equalling them. Weights stored in bfloat16 enter the
+// native graph uncast.
 func TestLowPrecisionForward(t *testing.T) {
 	c := phi.Config{Vocab: 64, Hidden: 32, Layers: 2, Heads: 4, Intermediate: 64, RotaryDim: 4, RopeTheta: 10000, Eps: 1e-5}
 	build := func(p graphs.MatMulPrecision, low bool) *graphs.Graph {
@@ -57,13 +58,30 @@ func TestLowPrecisionForward(t *testing.T) {
 	graphtest.WantMissingKernel(t, native)
 
 	rng := rand.New(rand.NewPCG(5, 6))
+	weights := map[string]*tensors.Tensor{}
+	for name, shape := range c.ParamShapes() {
+		weights[name] = graphtest.Random(rng, -0.3, 0.3, shape.Sizes()...).AsFloat32()
+	}
+	// Weights stored in the graph's low precision (Stage 3's teacher) enter
+	// without casts.
+	stored := graphs.New("phi_low_stored")
+	stored.SetMatMulPrecision(graphs.MatMulBFloat16)
+	stored.Output("logits", phi.Forward(&layers.Frozen{G: stored, Tensors: weights, DType: stored.LowDType()}, c,
+		stored.Input("ids", tensors.Int64, graphs.S(2, 8)), phi.Options{LowPrecision: true}).Logits)
+	for _, n := range stored.Nodes() {
+		if n.Op == "Cast" && n.Inputs[0].IsInitializer() {
+			t.Errorf("stored bfloat16 weights: %v is cast", n.Inputs[0])
+		}
+	}
+	graphtest.WantMissingKernel(t, stored)
+
 	ids := make([]int64, 16)
 	for i := range ids {
 		ids[i] = rng.Int64N(c.Vocab)
 	}
 	feeds := map[string]*tensors.Tensor{"ids": tensors.FromInt64([]int64{2, 8}, ids)}
-	for name, shape := range c.ParamShapes() {
-		feeds[name] = graphtest.Random(rng, -0.3, 0.3, shape.Sizes()...).AsFloat32()
+	for name, w := range weights {
+		feeds[name] = w
 	}
 	graphtest.WantBF16Close(t, "", graphtest.Run(t, build(graphs.MatMulBFloat16Emulated, true), feeds), graphtest.Run(t, build(graphs.MatMulFloat32, false), feeds))
 }
