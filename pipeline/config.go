@@ -105,9 +105,11 @@ type TrainingConfig struct {
 	// Loop keeps parameters and optimizer state on the device between
 	// them); evaluation and checkpoints happen between runs.
 	StepsPerRun int `mapstructure:"steps_per_run"`
-	// Precision of the training graphs' matrix products: "fp32" (default)
-	// or "bf16" (bfloat16 products, float32 parameters, optimizer state and
-	// everything else; the CPU provider emulates the rounding).
+	// Precision of the training graphs: "fp32" (default) or "bf16"
+	// (bfloat16 products with the activations between them, as PyTorch's
+	// bf16 autocast, and Stage 3's frozen teacher wholly in bfloat16;
+	// float32 parameters, optimizer state, residual stream, norms and
+	// losses; the CPU provider emulates the rounding).
 	Precision string `mapstructure:"precision"`
 }
 
