@@ -110,8 +110,9 @@ func (in ssmInputs) wide() ssmInputs {
 //
 // It is K whole-tensor products, each shifted into place, in the [B, T, C]
 // layout the projections produce: no transposes, and autodiff keeps only xs
-// for the weight gradient. (cuDNN's grouped convolution, which ONNX Conv
-// becomes on CUDA, was the largest item of the Stage 3 GPU profile.)
+// for the weight gradient. (On the H200 this beat ONNX Conv, cuDNN's
+// grouped convolution, between two transposes; and ONNX admits a bfloat16
+// Conv only from opset 22.)
 func causalConv(x, w, b, past *graphs.Value) (y, state *graphs.Value) {
 	k := w.Shape[2].K
 	var xs *graphs.Value // [B, K−1+T, C]
