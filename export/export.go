@@ -97,27 +97,15 @@ func Model(g *graphs.Graph, opts Options, ext externalSink) (m *onnxpb.ModelProt
 	return m, nil
 }
 
-// eachNode calls f for every node of g and of its loop bodies and branches.
-func eachNode(g *graphs.Graph, f func(*graphs.Node)) {
-	for _, n := range g.Nodes() {
-		f(n)
-		for _, a := range n.Def().Attrs(n) {
-			if a.Kind == graphs.AttrGraph {
-				eachNode(a.Graph, f)
-			}
-		}
-	}
-}
-
 // RequiredOpset is the lowest opset providing every default-domain op g
 // (and its loop bodies and branches) uses, and at least MinOpset.
 func RequiredOpset(g *graphs.Graph) int {
 	need := MinOpset
-	eachNode(g, func(n *graphs.Node) {
+	for _, n := range g.AllNodes() {
 		if n.Def().Domain == "" {
 			need = max(need, n.Def().Since)
 		}
-	})
+	}
 	return need
 }
 
@@ -126,12 +114,12 @@ func RequiredOpset(g *graphs.Graph) int {
 func opsetImports(g *graphs.Graph, opset int) []*onnxpb.OperatorSetIdProto {
 	out := []*onnxpb.OperatorSetIdProto{{Domain: "", Version: int64(opset)}}
 	seen := map[string]bool{"": true}
-	eachNode(g, func(n *graphs.Node) {
+	for _, n := range g.AllNodes() {
 		if d := n.Def(); !seen[d.Domain] {
 			seen[d.Domain] = true
 			out = append(out, &onnxpb.OperatorSetIdProto{Domain: d.Domain, Version: int64(d.Since)})
 		}
-	})
+	}
 	return out
 }
 

@@ -242,6 +242,22 @@ func (g *Graph) Output(name string, v *Value) {
 // Nodes in creation (topological) order.
 func (g *Graph) Nodes() []*Node { return g.nodes }
 
+// AllNodes is g's nodes, each followed by the nodes of the subgraphs it
+// holds as graph attributes (Loop bodies, If branches), recursively: each
+// subgraph once, as one iteration.
+func (g *Graph) AllNodes() []*Node {
+	var out []*Node
+	for _, n := range g.nodes {
+		out = append(out, n)
+		for _, a := range n.def.Attrs(n) {
+			if a.Kind == AttrGraph {
+				out = append(out, a.Graph.AllNodes()...)
+			}
+		}
+	}
+	return out
+}
+
 // Inputs in declaration order.
 func (g *Graph) Inputs() []*Value { return g.inputs }
 

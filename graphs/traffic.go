@@ -20,20 +20,3 @@ func (n *Node) Traffic() int64 {
 	}
 	return b
 }
-
-// AllNodes is g's nodes followed by those of its Loop bodies and If
-// branches, recursively: each body once, as one iteration.
-func (g *Graph) AllNodes() []*Node {
-	var out []*Node
-	for _, n := range g.nodes {
-		out = append(out, n)
-		if n.Body != nil {
-			out = append(out, n.Body.AllNodes()...)
-		}
-		if a, ok := n.Attr.(*ifAttr); ok {
-			out = append(out, a.Then.AllNodes()...)
-			out = append(out, a.Else.AllNodes()...)
-		}
-	}
-	return out
-}
