@@ -163,11 +163,19 @@ type StageResult struct {
 	Losses         []float64 `json:"losses"` // every step's training loss
 }
 
+// checkPrecision refuses a precision name other than fp32, bf16 or none.
+func (o StageBenchOptions) checkPrecision() error {
+	if o.Precision != "" && !stages.KnownPrecision(o.Precision) {
+		return fmt.Errorf("bench: precision %q: want fp32 or bf16", o.Precision)
+	}
+	return nil
+}
+
 // BenchStage measures one training stage's optimizer-step throughput on
 // random tokens with the stage's real step graph.
 func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*StageResult, error) {
-	if o.Precision != "" && !stages.KnownPrecision(o.Precision) {
-		return nil, fmt.Errorf("bench: precision %q: want fp32 or bf16", o.Precision)
+	if err := o.checkPrecision(); err != nil {
+		return nil, err
 	}
 	if o.Runs < 1 || o.StepsPerRun < 1 {
 		return nil, fmt.Errorf("bench: --runs %d and --steps-per-run %d: want at least 1 timed run of at least 1 step", o.Runs, o.StepsPerRun)

@@ -37,8 +37,8 @@ func StageTraffic(o StageBenchOptions) (*TrafficResult, error) {
 	if o.Stage != KindDistill {
 		return nil, fmt.Errorf("bench: --traffic models the distill step; got --stage %s", o.Stage)
 	}
-	if o.Precision != "" && !stages.KnownPrecision(o.Precision) {
-		return nil, fmt.Errorf("bench: precision %q: want fp32 or bf16", o.Precision)
+	if err := o.checkPrecision(); err != nil {
+		return nil, err
 	}
 	zeros := func(c phi.Config) stages.Weights { // only the shapes matter
 		w := stages.Weights{}
@@ -55,14 +55,10 @@ func StageTraffic(o StageBenchOptions) (*TrafficResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := graphs.MatMulFloat32
-	if o.Precision == stages.PrecisionBF16 {
-		p = graphs.MatMulBFloat16
-	}
 	env := &stages.Env{Teacher: t, Student: student}
 	opt := stages.TrainOptions{Steps: 1, MicroBatches: max(1, o.MicroBatches), MicroBatch: o.MicroBatch, SeqLen: o.Seq,
 		StepsPerRun: 1, Precision: o.Precision}
-	g, err := env.DistillStepGraph(opt, stages.DistillOptions{Temperature: 1}, p)
+	g, err := env.DistillStepGraph(opt, stages.DistillOptions{Temperature: 1}, stages.NativePrecision(o.Precision))
 	if err != nil {
 		return nil, err
 	}

@@ -299,15 +299,23 @@ func stepGraph(spec TrainSpec, n int, p graphs.MatMulPrecision) (*graphs.Graph, 
 }
 
 // matmulPrecision maps a precision name to the graph setting for the
-// runtime's provider.
+// runtime's provider: NativePrecision, emulated on the CPU provider, which
+// has no bfloat16 kernels.
 func (e *Env) matmulPrecision(name string) graphs.MatMulPrecision {
-	switch {
-	case name != PrecisionBF16:
-		return graphs.MatMulFloat32
-	case e.Runtime.Provider() == runtime.ProviderCPU:
+	p := NativePrecision(name)
+	if p == graphs.MatMulBFloat16 && e.Runtime.Provider() == runtime.ProviderCPU {
 		return graphs.MatMulBFloat16Emulated
 	}
-	return graphs.MatMulBFloat16
+	return p
+}
+
+// NativePrecision is the graph setting of a precision name on a provider
+// with bfloat16 kernels (CUDA).
+func NativePrecision(name string) graphs.MatMulPrecision {
+	if name == PrecisionBF16 {
+		return graphs.MatMulBFloat16
+	}
+	return graphs.MatMulFloat32
 }
 
 // Precision names of TrainSpec.Precision.
