@@ -16,8 +16,10 @@ log() { echo "== $(date -u +%T) $*" | tee -a "$out/log.txt"; }
 # run NAME TIMEOUT CMD...: append CMD's JSON lines to $out/NAME.jsonl
 # The device returns at most eight files per call, so each result line is
 # also echoed (shortened) to stdout, which comes back in the call's output.
-# The echo keeps a line's start and its losses (bench-stage puts them last).
-run() { local name=$1 t=$2 rc; shift 2; log "$name: $*"; timeout "$t" "$@" 2>>"$out/$name.err" | tee -a "$out/$name.jsonl" | sed -E 's/("mfu_vs_790":[^,]*),.*("losses":)/\1,…,\2/' | cut -c1-900; rc=${PIPESTATUS[0]}; [ $rc = 0 ] || tail -n 3 "$out/$name.err" | cut -c1-400; echo "rc=$rc $name" | tee -a "$out/log.txt"; return $rc; }
+# short N: result lines cut to N characters, keeping each line's start and
+# its losses (bench-stage puts them last; the fields between are elided).
+short() { sed -E 's/("mfu_vs_790":[^,]*),.*("losses":)/\1,…,\2/' | cut -c1-$1; }
+run() { local name=$1 t=$2 rc; shift 2; log "$name: $*"; timeout "$t" "$@" 2>>"$out/$name.err" | tee -a "$out/$name.jsonl" | short 900; rc=${PIPESTATUS[0]}; [ $rc = 0 ] || tail -n 3 "$out/$name.err" | cut -c1-400; echo "rc=$rc $name" | tee -a "$out/log.txt"; return $rc; }
 # gpumem NAME: sample GPU memory (MiB) every 0.5 s into gpumem-NAME.txt until killed.
 gpumem() { while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -1 >>"$out/gpumem-$1.txt"; sleep 0.5; done; }
 
@@ -266,15 +268,11 @@ R)
   # teacher's weights stored in bfloat16), then PyTorch's bf16 step.
   run stage3 150 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --precision bf16 >/dev/null
   [ "$PROV" = cuda ] && run perf_torch 100 python3 $TORCH/perf_torch.py bf16 4 2048 >/dev/null
-  echo "== results"
-  for f in "$out"/*.jsonl; do sed -E 's/("mfu_vs_790":[^,]*),.*("losses":)/\1,…,\2/' "$f" | cut -c1-700 | sed "s|^|$(basename $f .jsonl): |"; done
   ;;
 Q)
   # Fifth session, last: HEAD (LayerNorm's saved statistics on top of P's
   # binary) in TF32 and bf16 next to PyTorch, and P's binary as ALT (bf16).
   ALT_PRECISION=bf16 against_torch 3 >/dev/null
-  echo "== results"
-  for f in "$out"/*.jsonl; do sed -E 's/("mfu_vs_790":[^,]*),.*("losses":)/\1,…,\2/' "$f" | cut -c1-700 | sed "s|^|$(basename $f .jsonl): |"; done
   cat "$out/gpumem-peaks.txt"
   ;;
 P)
@@ -292,14 +290,13 @@ P)
   $P profile --skip-runs 1 --top 30 --shapes 50 "$out"/prof/distill_step1_*.json >"$out/profile.txt"
   rm -rf "$out/prof"
   head -n 24 "$out/profile.txt" | cut -c1-100
-  echo "== results"
-  for f in "$out"/*.jsonl; do sed -E 's/("mfu_vs_790":[^,]*),.*("losses":)/\1,…,\2/' "$f" | cut -c1-900 | sed "s|^|$(basename $f .jsonl): |"; done
   cat "$out/gpumem-peaks.txt"
   ;;
 esac
-# summary: every result line of the phase, shortened, last in the output.
+# Every result line of the phase, shortened, last in the output.
+echo "== results"
 for f in "$out"/*.jsonl; do
   [ -e "$f" ] || continue
-  sed -E 's/"losses":\[([^],]*,){3}[^]]*\]/"losses":[…]/' "$f" | cut -c1-400 | sed "s|^|$(basename "$f" .jsonl): |"
+  short 700 <"$f" | sed "s|^|$(basename "$f" .jsonl): |"
 done
 log "phase $phase done"
