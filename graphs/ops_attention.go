@@ -21,22 +21,17 @@ type attentionAttr struct {
 //
 // Under the graph's bfloat16 MatMulPrecision, and for bfloat16 inputs, the
 // node computes in float16 (ORT's CUDA kernel has none for bfloat16;
-// float16 keeps more mantissa bits) and the result is cast back; the emulated precision rounds inputs
-// and result to float16 the same way around a float32 node.
+// float16 keeps more mantissa bits) and the result is cast back; the
+// emulated precision rounds inputs and result to float16 the same way
+// around a float32 node.
 func CausalMultiHeadAttention(q, k, v *Value, heads int64, scale float64) *Value {
 	attn := func(q, k, v *Value) *Value { return op1("MultiHeadAttention", &attentionAttr{heads, scale}, q, k, v) }
-	if q.DType == tensors.BFloat16 {
+	p := graphOf("MultiHeadAttention", q, k, v).root.matmul
+	switch {
+	case q.DType == tensors.BFloat16 || q.DType == tensors.Float32 && p == MatMulBFloat16:
 		h := func(x *Value) *Value { return Cast(x, tensors.Float16) }
-		return Cast(attn(h(q), h(k), h(v)), tensors.BFloat16)
-	}
-	if q.DType != tensors.Float32 {
-		return attn(q, k, v)
-	}
-	switch graphOf("MultiHeadAttention", q, k, v).root.matmul {
-	case MatMulBFloat16:
-		h := func(x *Value) *Value { return Cast(x, tensors.Float16) }
-		return Cast(attn(h(q), h(k), h(v)), tensors.Float32)
-	case MatMulBFloat16Emulated:
+		return Cast(attn(h(q), h(k), h(v)), q.DType)
+	case q.DType == tensors.Float32 && p == MatMulBFloat16Emulated:
 		r := func(x *Value) *Value { return Cast(Cast(x, tensors.Float16), tensors.Float32) }
 		return r(attn(r(q), r(k), r(v)))
 	}
