@@ -54,7 +54,10 @@ type graphCache struct {
 	// low stores the weights in the graph's low precision
 	// (graphs.Graph.LowDType), for a model that only uses them there.
 	low bool
-	m   map[*graphs.Graph]*layers.Frozen
+	// lowW holds the weights converted to that precision, once for every
+	// graph (a stage builds a step graph per run length).
+	lowW Weights
+	m    map[*graphs.Graph]*layers.Frozen
 }
 
 func newCache(prefix string) *graphCache {
@@ -67,8 +70,15 @@ func (c *graphCache) get(g *graphs.Graph, w Weights) *layers.Frozen {
 		return f
 	}
 	dt := tensors.Float32
-	if c.low {
+	if c.low && r.LowDType() != dt {
 		dt = r.LowDType()
+		if c.lowW == nil {
+			c.lowW = Weights{}
+			for name, t := range w {
+				c.lowW[name] = t.Convert(dt)
+			}
+		}
+		w = c.lowW
 	}
 	f := &layers.Frozen{G: r, Tensors: w, DType: dt, Prefix: c.prefix}
 	c.m[r] = f
