@@ -71,13 +71,25 @@ type ShapeTime struct {
 	Shapes string `json:"shapes"` // input dtypes and shapes → output ones
 }
 
+// Timeline is the host's side of the model runs counted, per run on
+// average. Without CUDA_LAUNCH_BLOCKING a GPU node's time is its host time
+// (the kernel launches), so a run whose host time in nodes nearly fills it
+// is bound by the host, and Wait, the time from the last node's end to the
+// run's end, is the host waiting for the GPU to finish the queued work.
+type Timeline struct {
+	RunMillis  float64 `json:"run_ms"`  // the run, start to end
+	HostMillis float64 `json:"host_ms"` // the host in nodes (control flow nodes' own time left out)
+	WaitMillis float64 `json:"wait_ms"` // after the last node ended
+}
+
 // Profile is the summary of one ORT profile.
 type Profile struct {
-	Runs    int         `json:"runs"`    // model runs in the file
-	Skipped int         `json:"skipped"` // leading runs left out (warm-up)
-	Ops     []OpTime    `json:"ops"`     // per op type and provider, largest first
-	Nodes   []NodeTime  `json:"nodes"`   // per node, largest first
-	Shapes  []ShapeTime `json:"shapes"`  // per op type and shapes, largest first
+	Runs     int         `json:"runs"`    // model runs in the file
+	Skipped  int         `json:"skipped"` // leading runs left out (warm-up)
+	Timeline Timeline    `json:"timeline"`
+	Ops      []OpTime    `json:"ops"`    // per op type and provider, largest first
+	Nodes    []NodeTime  `json:"nodes"`  // per node, largest first
+	Shapes   []ShapeTime `json:"shapes"` // per op type and shapes, largest first
 }
 
 // controlFlow ops run subgraphs whose nodes the profile lists separately.
@@ -149,6 +161,14 @@ func SummarizeProfile(path string, skip int) (*Profile, error) {
 		from = runs[skip].TS
 	}
 	p := &Profile{Runs: len(runs), Skipped: skip}
+	lastEnd := make([]float64, len(runs)) // per run: the latest node end
+	runOf := func(ts float64) int {       // the run whose span holds ts, or −1
+		i := sort.Search(len(runs), func(i int) bool { return runs[i].TS > ts }) - 1
+		if i < 0 || ts > runs[i].TS+runs[i].Dur {
+			return -1
+		}
+		return i
+	}
 	byKey := map[[2]string]*OpTime{}
 	byNode := map[string]*NodeTime{}
 	byShape := map[[2]string]*ShapeTime{}
@@ -167,6 +187,9 @@ func SummarizeProfile(path string, skip int) (*Profile, error) {
 		ms, b := e.Dur/1000, e.bytes()
 		o.add(ms, b)
 		total += ms
+		if r := runOf(e.TS); r >= 0 {
+			lastEnd[r] = max(lastEnd[r], e.TS+e.Dur)
+		}
 		name := strings.TrimSuffix(e.Name, "_kernel_time")
 		n := byNode[name]
 		if n == nil {
@@ -184,6 +207,18 @@ func SummarizeProfile(path string, skip int) (*Profile, error) {
 	}
 	if len(byKey) == 0 {
 		return nil, fmt.Errorf("%s: the profile has no node events", path)
+	}
+	if counted := float64(len(runs) - skip); counted > 0 {
+		for _, r := range runs[skip:] {
+			p.Timeline.RunMillis += r.Dur / 1000 / counted
+		}
+		for i, end := range lastEnd[skip:] {
+			if end > 0 {
+				r := runs[skip+i]
+				p.Timeline.WaitMillis += (r.TS + r.Dur - end) / 1000 / counted
+			}
+		}
+		p.Timeline.HostMillis = total / counted
 	}
 	for _, o := range byKey {
 		o.Share = o.Millis / total

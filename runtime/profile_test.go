@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,6 +87,10 @@ func TestProfile(t *testing.T) {
 		t.Errorf("skipping every run: %v", err)
 	}
 
+	if tl := prof.Timeline; tl.HostMillis <= 0 || tl.WaitMillis < 0 || tl.HostMillis+tl.WaitMillis > tl.RunMillis*1.001 {
+		t.Errorf("timeline %+v: want host time in nodes plus the final wait within the run", tl)
+	}
+
 	// Bad input: not a profile, and a profile folder that does not exist.
 	bad := filepath.Join(dir, "bad.json")
 	os.WriteFile(bad, []byte("{}"), 0o644)
@@ -93,5 +99,39 @@ func TestProfile(t *testing.T) {
 	}
 	if err := (Config{ProfileDir: filepath.Join(dir, "missing")}).Validate(); err == nil || !strings.Contains(err.Error(), "runtime.profile_dir") {
 		t.Errorf("missing profile folder: %v", err)
+	}
+}
+
+// TestProfileTimeline checks the host timeline on a hand-made trace: run 1
+// spans 0–100 µs with nodes 10–30 and 40–70 (host 50, wait 30); run 2 spans
+// 200–250 with one node 210–220 (host 10, wait 30); a Loop node's own time
+// is not host time in nodes.
+func TestProfileTimeline(t *testing.T) {
+	node := func(ts, dur float64, op string) string {
+		return fmt.Sprintf(`{"cat":"Node","name":"n%v_kernel_time","ts":%v,"dur":%v,"args":{"op_name":%q,"provider":"CUDAExecutionProvider"}}`, ts, ts, dur, op)
+	}
+	events := []string{
+		`{"cat":"Session","name":"model_run","ts":0,"dur":100}`, node(10, 20, "Add"), node(40, 30, "Mul"), node(5, 80, "Loop"),
+		`{"cat":"Session","name":"model_run","ts":200,"dur":50}`, node(210, 10, "Add"),
+	}
+	path := filepath.Join(t.TempDir(), "trace.json")
+	if err := os.WriteFile(path, []byte("["+strings.Join(events, ",")+"]"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		skip            int
+		run, host, wait float64 // ms per run
+	}{
+		{0, 0.075, 0.030, 0.030},
+		{1, 0.050, 0.010, 0.030},
+	} {
+		p, err := SummarizeProfile(path, c.skip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := p.Timeline
+		if math.Abs(got.RunMillis-c.run) > 1e-12 || math.Abs(got.HostMillis-c.host) > 1e-12 || math.Abs(got.WaitMillis-c.wait) > 1e-12 {
+			t.Errorf("skip %d: timeline %+v, want run %v host %v wait %v ms", c.skip, got, c.run, c.host, c.wait)
+		}
 	}
 }

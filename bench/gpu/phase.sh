@@ -2,7 +2,7 @@
 # GPU measurement phases (docs/benchmarks.md and docs/results.md quote their
 # output with these exact commands). Run from the repository root on the GPU
 # machine after the ONNX Runtime CUDA staging of ../shared/docs/GPU.md:
-#   bench/gpu/phase.sh A|B|C|D|E|F|G|H|I|J|K OUTDIR
+#   bench/gpu/phase.sh A|B|…|S OUTDIR
 # Environment: PIPELINE (binary, default bin/pipeline), SHARED (default
 # ../shared), QUICK=1 shrinks every size for a dry rehearsal on a CPU box
 # (PROVIDER=cpu).
@@ -291,6 +291,22 @@ P)
   rm -rf "$out/prof"
   head -n 24 "$out/profile.txt" | cut -c1-100
   cat "$out/gpumem-peaks.txt"
+  ;;
+S)
+  # Sixth session: where each step's time goes. PyTorch's bf16 step under
+  # torch.profiler (GPU kernel time by part, against its wall time), then
+  # ours profiled without CUDA_LAUNCH_BLOCKING, one step per run and four
+  # (the benchmark's Loop): the host timeline says whether ORT's host side,
+  # launching about 15,000 nodes a step, or the GPU bounds the step.
+  [ "$PROV" = cuda ] && python3 bench/torch/profile_torch.py $TORCH/perf_torch.py bf16 4 2048 25 >"$out/torch-profile.txt" 2>&1
+  [ -e "$out/torch-profile.txt" ] && head -n 45 "$out/torch-profile.txt" | cut -c1-110
+  for spr in 1 $(q 4 2); do
+    mkdir -p "$out/prof$spr"
+    run host_timeline 300 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run $spr --runs 2 --provider $PROV --tf32 --precision bf16 --ort-profile "$out/prof$spr" >/dev/null
+    $P profile --skip-runs 1 --top 12 "$out"/prof$spr/distill_*.json >"$out/host$spr.txt"
+    head -n 8 "$out/host$spr.txt" | cut -c1-150
+    rm -rf "$out/prof$spr"
+  done
   ;;
 esac
 # Every result line of the phase, shortened, last in the output.

@@ -369,8 +369,11 @@ func cmdProfile(_ context.Context, args []string) error {
 			printJSON(p)
 			continue
 		}
-		fmt.Printf("%s (%d model runs, first %d left out)\n%-28s %-8s %8s %12s %7s %10s %8s\n", path, p.Runs, p.Skipped,
-			"op", "provider", "calls", "ms", "share", "GB", "GB/s")
+		fmt.Printf("%s (%d model runs, first %d left out)\n", path, p.Runs, p.Skipped)
+		t := p.Timeline
+		fmt.Printf("per run: %.1f ms, host in nodes %.1f ms (%.0f%%), host waiting for the device after the last node %.1f ms\n",
+			t.RunMillis, t.HostMillis, 100*t.HostMillis/max(t.RunMillis, 1e-9), t.WaitMillis)
+		fmt.Printf("%-28s %-8s %8s %12s %7s %10s %8s\n", "op", "provider", "calls", "ms", "share", "GB", "GB/s")
 		for _, o := range p.Ops {
 			fmt.Printf("%-28s %-8s %8d %12.1f %6.1f%% %10.2f %8.1f\n", o.Op, o.Provider, o.Calls, o.Millis, 100*o.Share, float64(o.Bytes)/1e9, o.GBps())
 		}
