@@ -43,6 +43,7 @@ typedef struct { mh_get_api_fn get_api; void *get_version; } mh_api_base;
 typedef mh_api_base *(*mh_get_api_base_fn)(void);
 
 static void **mh_api;
+static void *mh_api_table(void) { return (void *)mh_api; }
 
 // mh_load finds the OrtApi table of the already loaded library lib.
 static int mh_load(const char *lib, char *msg, size_t n) {
@@ -178,6 +179,9 @@ func loadAPI(lib string) error {
 	ortAPI.lib, ortAPI.err = lib, nil
 	return nil
 }
+
+// apiTable is the OrtApi table loadAPI found.
+func apiTable() unsafe.Pointer { return C.mh_api_table() }
 
 // cErr converts a malloc'd message from the shim into an error.
 func cErr(m *C.char) error {

@@ -62,13 +62,17 @@ func TestOrtAPIIndices(t *testing.T) {
 	}
 	version := regexp.MustCompile(`#define ORT_API_VERSION (\d+)`).FindStringSubmatch(string(header))
 
-	src, err := os.ReadFile("ortapi.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries := regexp.MustCompile(`\tmh(\w+) = (\d+),`).FindAllStringSubmatch(string(src), -1)
-	if len(entries) < 20 {
-		t.Fatalf("found only %d shim entries in ortapi.go", len(entries))
+	var entries [][]string
+	for _, file := range []string{"ortapi.go", "fused.c"} {
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := regexp.MustCompile(`\tmh(\w+) = (\d+),`).FindAllStringSubmatch(string(src), -1)
+		if len(found) < 15 {
+			t.Fatalf("found only %d OrtApi indices in %s", len(found), file)
+		}
+		entries = append(entries, found...)
 	}
 	for _, e := range entries {
 		got, _ := strconv.Atoi(e[2])
@@ -84,6 +88,43 @@ func TestOrtAPIIndices(t *testing.T) {
 		} else if got != want {
 			t.Errorf("mh%s = %d, OrtApi member index %d", e[1], got, want)
 		}
+	}
+}
+
+// TestCustomOpLayout checks fused.c's copy of struct OrtCustomOp against
+// the header: the same members in the same order (all are pointers but the
+// leading uint32 version, so equal order is equal layout).
+func TestCustomOpLayout(t *testing.T) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/yalue/onnxruntime_go").Output()
+	if err != nil {
+		t.Skipf("cannot locate onnxruntime_go's sources: %v", err)
+	}
+	header, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "onnxruntime_c_api.h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("fused.c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := func(text, start string, member *regexp.Regexp) []string {
+		i := strings.Index(text, start)
+		if i < 0 {
+			t.Fatalf("no %q", start)
+		}
+		body := text[i : i+strings.Index(text[i:], "\n}")]
+		body = regexp.MustCompile(`(?s)/\*.*?\*/`).ReplaceAllString(body, "")
+		body = regexp.MustCompile(`//[^\n]*`).ReplaceAllString(body, "")
+		var names []string
+		for _, m := range member.FindAllStringSubmatch(body, -1) {
+			names = append(names, m[1])
+		}
+		return names
+	}
+	want := append([]string{"version"}, members(string(header), "struct OrtCustomOp {", regexp.MustCompile(`ORT_API_CALL\s*\*\s*(\w+)\)`))...)
+	got := append([]string{"version"}, members(string(src), "typedef struct mh_custom_op {", regexp.MustCompile(`\(\*(\w+)\)\(`))...)
+	if len(want) < 20 || strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("fused.c's OrtCustomOp members\n%v\nthe header's\n%v", got, want)
 	}
 }
 

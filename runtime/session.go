@@ -97,6 +97,9 @@ func (e *Env) newSession(name string, inputs, outputs []string,
 		return fail("%v", err)
 	}
 	defer opts.Destroy()
+	if err := addFused(opts, e.lib); err != nil {
+		return fail("%v", err)
+	}
 	if e.cfg.ProfileDir != "" {
 		if err := opts.EnableProfiling(profilePrefix(e.cfg.ProfileDir, name)); err != nil {
 			return fail("enable profiling: %v", err)

@@ -39,8 +39,39 @@ func Env(t testing.TB) *runtime.Env {
 	return env
 }
 
+// CUDAEnv returns a process-wide CUDA runtime, without CPU fallback, when
+// $MOHAWK_TEST_CUDA is set (on a GPU machine) and skips t otherwise.
+func CUDAEnv(t testing.TB) *runtime.Env {
+	t.Helper()
+	if os.Getenv("MOHAWK_TEST_CUDA") == "" {
+		t.Skip("set MOHAWK_TEST_CUDA=1 on a machine with the CUDA provider to run this on the GPU")
+	}
+	cudaOnce.Do(func() {
+		cfg := runtime.Defaults()
+		cfg.Provider = runtime.ProviderCUDA
+		cfg.DisableCPUFallback = true // a node CUDA cannot take fails the session
+		cudaEnv, cudaErr = runtime.Open(cfg, os.Stderr)
+	})
+	if cudaErr != nil {
+		t.Fatalf("CUDA runtime: %v", cudaErr)
+	}
+	return cudaEnv
+}
+
+var (
+	cudaOnce sync.Once
+	cudaEnv  *runtime.Env
+	cudaErr  error
+)
+
 // Session exports g and opens a session over all its inputs and outputs.
 func Session(t testing.TB, g *graphs.Graph) *runtime.Session {
+	t.Helper()
+	return SessionOn(t, Env(t), g)
+}
+
+// SessionOn is Session on the runtime env.
+func SessionOn(t testing.TB, env *runtime.Env, g *graphs.Graph) *runtime.Session {
 	t.Helper()
 	data, err := export.Marshal(g, export.Options{})
 	if err != nil {
@@ -51,7 +82,7 @@ func Session(t testing.TB, g *graphs.Graph) *runtime.Session {
 		ins = append(ins, v.Name())
 	}
 	_, outs = g.Outputs()
-	s, err := Env(t).NewSession(g.Name, data, ins, outs)
+	s, err := env.NewSession(g.Name, data, ins, outs)
 	if err != nil {
 		if dir := os.Getenv("MOHAWK_TEST_DUMP"); dir != "" {
 			os.WriteFile(filepath.Join(dir, g.Name+".onnx"), data, 0o644)
@@ -249,7 +280,7 @@ func WantMissingKernel(t testing.TB, g *graphs.Graph) {
 		ins = append(ins, v.Name())
 	}
 	_, outs := g.Outputs()
-	s, err := Env(t).NewSession(g.Name, data, ins, outs)
+	s, err := env.NewSession(g.Name, data, ins, outs)
 	if err == nil {
 		s.Close()
 		t.Fatalf("%s: the CPU provider accepted it; want a missing-kernel refusal", g.Name)
