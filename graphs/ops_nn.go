@@ -73,27 +73,12 @@ func init() {
 		x := n.Inputs[0]
 		c := func(v float64) *Value { return ScalarLike(x, v) }
 		if n.Attr.(*geluAttr).Tanh {
-			// y = ½x(1+tanh(u)) = x·σ(z) with z = 2u = x(a + b·x²),
-			// a = 2√(2/π), b = a·0.044715, so
-			// dy/dx = σ(z) + x·σ(z)(1−σ(z))·z' = s·(1 + x(1−s)(a + 3b·x²)):
-			// 13 elementwise ops where the tanh form takes 18.
-			a := 2 * math.Sqrt(2/math.Pi)
-			b := a * 0.044715
-			x2 := Mul(x, x)
-			z := Mul(x, Add(Mul(x2, c(b)), c(a)))
-			s := Sigmoid(z)
-			dz := Add(Mul(x2, c(3*b)), c(a))
-			if x.DType == tensors.Float16 || x.DType == tensors.BFloat16 {
-				// Each op rounds to 8 (bf16) or 11 bits: 1 − s would cancel
-				// where s nears 1, so take σ(−z), and add s last. Modelled
-				// on the host with bfloat16 rounding after every op, this
-				// order errs by at most 0.0065 on [−6, 6] where the
-				// float32 order errs by 0.016 (one rounding near 1: 0.0039).
-				v := Mul(Mul(x, Sigmoid(Neg(z))), dz)
-				return []*Value{Mul(g[0], Add(s, Mul(s, v)))}
+			// One fused pass (GeluGrad), in float32 for float16, which
+			// it does not take.
+			if x.DType == tensors.Float16 {
+				return []*Value{Cast(GeluGrad(Cast(x, tensors.Float32), Cast(g[0], tensors.Float32)), tensors.Float16)}
 			}
-			d := Mul(s, Add(Mul(Mul(x, Sub(c(1), s)), dz), c(1)))
-			return []*Value{Mul(g[0], d)}
+			return []*Value{GeluGrad(x, g[0])}
 		}
 		// dy/dx = Φ(x) + x·φ(x)
 		phi := Mul(c(0.5), Add(c(1), Erf(Mul(x, c(1/math.Sqrt2)))))
