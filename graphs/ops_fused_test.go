@@ -123,9 +123,15 @@ func TestAdamWShapeRule(t *testing.T) {
 		name string
 		args func() []*graphs.Value
 	}{
-		{"shape", func() []*graphs.Value { return []*graphs.Value{p, g.Input("g1", tensors.Float32, graphs.S(4, 3)), p, p, ok} }},
-		{"dtype", func() []*graphs.Value { return []*graphs.Value{p, g.Input("g2", tensors.Float64, graphs.S(3, 4)), p, p, ok} }},
-		{"coef", func() []*graphs.Value { return []*graphs.Value{p, p, p, p, g.Input("c7", tensors.Float32, graphs.S(7))} }},
+		{"shape", func() []*graphs.Value {
+			return []*graphs.Value{p, g.Input("g1", tensors.Float32, graphs.S(4, 3)), p, p, ok}
+		}},
+		{"dtype", func() []*graphs.Value {
+			return []*graphs.Value{p, g.Input("g2", tensors.Float64, graphs.S(3, 4)), p, p, ok}
+		}},
+		{"coef", func() []*graphs.Value {
+			return []*graphs.Value{p, p, p, p, g.Input("c7", tensors.Float32, graphs.S(7))}
+		}},
 		{"int", func() []*graphs.Value {
 			q := g.Input("q", tensors.Int64, graphs.S(2))
 			return []*graphs.Value{q, q, q, q, g.Input("ci", tensors.Int64, graphs.S(8))}
