@@ -309,11 +309,12 @@ S)
   done
   ;;
 T)
-  # Sixth session: the fused AdamW kernel (mohawk.fused custom op). Its
-  # GPU unit test ($GRAPHS_TEST, the graphs package's test binary: fused
-  # against stock ops bit for bit on CUDA), a smoke step, then Stage 3 bf16
-  # against the binary before it (ALT) next to PyTorch.
-  [ -n "${GRAPHS_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $GRAPHS_TEST -test.run 'TestAdamW$' -test.v 2>&1 | tail -n 12 | tee "$out/cuda-test.txt"
+  # Sixth session: the fused kernels (mohawk.fused custom ops). Their GPU
+  # unit tests ($GRAPHS_TEST, the graphs package's test binary, the tests
+  # matching $CUDA_TESTS, default TestAdamW: fused against stock ops bit for
+  # bit on CUDA), a smoke step, then Stage 3 bf16 against the binary before
+  # (ALT) next to PyTorch.
+  [ -n "${GRAPHS_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $GRAPHS_TEST -test.run "${CUDA_TESTS:-TestAdamW\$}" -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|error|GELU" | tee "$out/cuda-test.txt"
   run smoke 120 $P bench-stage --teacher phi-1.5:1 --stage distill --micro-batch 1 --seq 256 --steps-per-run 1 --runs 1 --provider $PROV --tf32 --precision bf16 >/dev/null
   ALT_PRECISION=bf16 against_torch 3 bf16 >/dev/null
   cat "$out/gpumem-peaks.txt"
