@@ -49,6 +49,10 @@ func gradCases() []graphtest.GradCase {
 		{Name: "Where/broadcast", Inputs: in(s(2, 3), s(3)), Build: func(g gph, v xs) *graphs.Value {
 			return graphs.Where(graphs.Greater(v[0], g.Scalar(tensors.Float64, 0)), v[0], v[1])
 		}},
+		// B·T = 150 rows over 64 chunks: most chunks hold 3 rows, the last none.
+		{Name: "CausalConv", Inputs: in(s(2, 75, 3), s(3, 1, 4), s(3)), Build: func(_ gph, v xs) *graphs.Value {
+			return graphs.CausalConv(v[0], v[1], v[2])
+		}},
 		unary("Neg", graphs.Neg, rnd(1, -1, 1, 5)),
 		unary("Exp", graphs.Exp, rnd(1, -1, 1, 5)),
 		unary("Log", graphs.Log, pos(5)),

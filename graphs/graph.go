@@ -27,6 +27,7 @@ type Graph struct {
 	consts  map[string]*Value
 	casts   map[castKey]*Value // Cast nodes of this graph, shared (see Cast)
 	matmul  MatMulPrecision    // on the root: how MatMul and Gemm compute
+	fused   bool               // on the root: forward ops may use FusedDomain kernels
 }
 
 // New returns an empty graph.

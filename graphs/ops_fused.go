@@ -7,6 +7,67 @@ import "mohawk/tensors"
 // two agree). Graphs that use them run only on mohawk's runtime.
 const FusedDomain = "mohawk.fused"
 
+// UseFusedKernels lets g's forward layers use FusedDomain kernels (such as
+// CausalConv) where they would otherwise write stock ONNX. Gradients and
+// optimizer updates use them regardless, as only training graphs have
+// them; forward graphs stay stock ONNX unless their builder opts in, so
+// that exported models run on any ONNX runtime. Training step graphs opt
+// in (graphs/train).
+func (g *Graph) UseFusedKernels() { g.root.fused = true }
+
+// FusedKernels reports whether g's forward layers may use FusedDomain
+// kernels.
+func (g *Graph) FusedKernels() bool { return g.root.fused }
+
+// ConvChunks is the number of row chunks CausalConvGrad sums its weight and
+// bias gradients over (its dwp and dbp outputs' leading dimension).
+const ConvChunks = 64
+
+// CausalConv is the depthwise causal conv along T of x [B, T, C] with w
+// [C, 1, K] and bias b [C], zero history, as one fused node:
+//
+//	y[b,t,c] = b[c] + Σ_j w[c,0,j]·x[b, t−(K−1)+j, c]
+//
+// summed in float32 (float64 for float64) and rounded once. x, w and b
+// share a dtype: float32, float64 or bfloat16 (K ≤ 8; CUDA's gradient
+// kernel takes K = 4). Its gradient is CausalConvGrad.
+func CausalConv(x, w, b *Value) *Value { return op1("CausalConv", nil, x, w, b) }
+
+// CausalConvGrad is CausalConv's gradient from dy: dx, and the weight and
+// bias gradients as partial sums over ConvChunks chunks of the B·T rows,
+// dwp [ConvChunks, C, K] and dbp [ConvChunks, C] in float32 (float64 for
+// float64), which the caller adds up.
+func CausalConvGrad(x, w, dy *Value) (dx, dwp, dbp *Value) {
+	out := graphOf("CausalConvGrad", x, w, dy).add("CausalConvGrad", nil, x, w, dy)
+	return out[0], out[1], out[2]
+}
+
+// convShapes checks CausalConv's and CausalConvGrad's x [B, T, C], w [C, 1,
+// K] and third input (b [C], or dy like x).
+func convShapes(op string, x, w, third *Value, grad bool) {
+	switch x.DType {
+	case tensors.Float32, tensors.Float64, tensors.BFloat16:
+	default:
+		panic(errorf(op, "x %v must be float32, float64 or bfloat16", x))
+	}
+	sameDType(op, x, w, third)
+	if x.Rank() != 3 || !x.Shape[2].Static() || w.Rank() != 3 || w.Shape[0] != x.Shape[2] || !w.Shape[1].IsOne() ||
+		!w.Shape[2].Static() || w.Shape[2].K < 1 || w.Shape[2].K > 8 {
+		panic(errorf(op, "want x [B, T, C] and w [C, 1, K ≤ 8]; got %v, %v", x, w))
+	}
+	if grad && !third.Shape.Equal(x.Shape) || !grad && !third.Shape.Equal(S(x.Shape[2])) {
+		panic(errorf(op, "%v does not fit x %v", third, x))
+	}
+}
+
+func convGrad(n *Node, g []*Value, need []bool) []*Value {
+	x, w := n.Inputs[0], n.Inputs[1]
+	dx, dwp, dbp := CausalConvGrad(x, w, g[0])
+	dw := Cast(Reshape(ReduceSum(dwp, []int64{0}, false), w.Shape.Sizes()...), w.DType)
+	db := Cast(ReduceSum(dbp, []int64{0}, false), w.DType)
+	return []*Value{dx, dw, db}
+}
+
 // AdamWCoefficients is the length of AdamW's coef input.
 const AdamWCoefficients = 8
 
@@ -32,6 +93,21 @@ func AdamW(p, g, m, v, coef *Value) (p2, m2, v2 *Value) {
 func GeluGrad(x, dy *Value) *Value { return op1("GeluGrad", nil, x, dy) }
 
 func init() {
+	register(&OpDef{Type: "CausalConv", Domain: FusedDomain, Since: 1, Grad: convGrad, Infer: func(n *Node) []TypeShape {
+		x := n.Inputs[0]
+		convShapes("CausalConv", x, n.Inputs[1], n.Inputs[2], false)
+		return ts(x.DType, x.Shape)
+	}})
+	register(&OpDef{Type: "CausalConvGrad", Domain: FusedDomain, Since: 1, NoGrad: true, Infer: func(n *Node) []TypeShape {
+		x, w := n.Inputs[0], n.Inputs[1]
+		convShapes("CausalConvGrad", x, w, n.Inputs[2], true)
+		part := tensors.Float32
+		if x.DType == tensors.Float64 {
+			part = tensors.Float64
+		}
+		c, k := x.Shape[2], w.Shape[2]
+		return []TypeShape{{x.DType, x.Shape}, {part, S(D(ConvChunks), c, k)}, {part, S(D(ConvChunks), c)}}
+	}})
 	register(&OpDef{Type: "GeluGrad", Domain: FusedDomain, Since: 1, NoGrad: true, Infer: func(n *Node) []TypeShape {
 		x, dy := n.Inputs[0], n.Inputs[1]
 		switch x.DType {

@@ -145,3 +145,112 @@ func TestAdamWShapeRule(t *testing.T) {
 		})
 	}
 }
+
+// TestCausalConv checks the fused conv and its gradient against the sums
+// computed here in float64 from the same rounded inputs, in each dtype on
+// the CPU and, with MOHAWK_TEST_CUDA set, on the GPU: float32 sums err by
+// at most a few units of float32 per term, and bfloat16 results add half a
+// unit of bfloat16 (the weight and bias gradients' partial sums are
+// float32 in either case).
+func TestCausalConv(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		dt        tensors.DType
+		env       func(testing.TB) *runtime.Env
+		b, tt, ch int64
+		k         int64
+	}{
+		{"cpu/float64", tensors.Float64, graphtest.Env, 2, 37, 5, 4},
+		{"cpu/float32", tensors.Float32, graphtest.Env, 2, 37, 5, 3},
+		{"cpu/bfloat16", tensors.BFloat16, graphtest.Env, 2, 37, 5, 4},
+		{"cuda/float32", tensors.Float32, graphtest.CUDAEnv, 3, 300, 384, 4},
+		{"cuda/bfloat16", tensors.BFloat16, graphtest.CUDAEnv, 3, 300, 384, 4},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := c.env(t)
+			g := graphs.New("conv")
+			x := g.Input("x", c.dt, graphs.S(c.b, c.tt, c.ch))
+			w := g.Input("w", c.dt, graphs.S(c.ch, 1, c.k))
+			b := g.Input("b", c.dt, graphs.S(c.ch))
+			dy := g.Input("dy", c.dt, graphs.S(c.b, c.tt, c.ch))
+			g.Output("y", graphs.CausalConv(x, w, b))
+			dx, dwp, dbp := graphs.CausalConvGrad(x, w, dy)
+			g.Output("dx", dx)
+			g.Output("dwp", dwp)
+			g.Output("dbp", dbp)
+			rng := rand.New(rand.NewPCG(3, uint64(c.ch)))
+			feeds := map[string]*tensors.Tensor{}
+			vals := map[string][]float64{}
+			for _, in := range g.Inputs() {
+				shape := in.Shape.Sizes()
+				r := graphtest.Random(rng, -1, 1, shape...).Convert(c.dt)
+				feeds[in.Name()] = r
+				vals[in.Name()] = r.Convert(tensors.Float64).Float64s()
+			}
+			out := graphtest.RunSession(t, graphtest.SessionOn(t, env, g), g, feeds)
+			X, W, Bi, DY := vals["x"], vals["w"], vals["b"], vals["dy"]
+			B, T, C, K := int(c.b), int(c.tt), int(c.ch), int(c.k)
+			y, ya := make([]float64, B*T*C), make([]float64, B*T*C)
+			dxr, dxa := make([]float64, B*T*C), make([]float64, B*T*C)
+			dw, dwa := make([]float64, C*K), make([]float64, C*K)
+			db, dba := make([]float64, C), make([]float64, C)
+			for r := 0; r < B*T; r++ {
+				tt := r % T
+				for ch := 0; ch < C; ch++ {
+					i := r*C + ch
+					y[i], ya[i] = Bi[ch], math.Abs(Bi[ch])
+					db[ch] += DY[i]
+					dba[ch] += math.Abs(DY[i])
+					for j := 0; j < K; j++ {
+						if s := tt - (K - 1) + j; s >= 0 {
+							v := W[ch*K+j] * X[i-(K-1-j)*C]
+							y[i] += v
+							ya[i] += math.Abs(v)
+							u := X[i-(K-1-j)*C] * DY[i]
+							dw[ch*K+j] += u
+							dwa[ch*K+j] += math.Abs(u)
+						}
+						if e := K - 1 - j; tt+e < T {
+							v := W[ch*K+j] * DY[i+e*C]
+							dxr[i] += v
+							dxa[i] += math.Abs(v)
+						}
+					}
+				}
+			}
+			sum := func(part *tensors.Tensor, n int) []float64 {
+				p := part.Convert(tensors.Float64).Float64s()
+				s := make([]float64, n)
+				for i, v := range p {
+					s[i%n] += v
+				}
+				return s
+			}
+			terms := float64(B * T)
+			low := 0.0
+			if c.dt == tensors.BFloat16 {
+				low = math.Pow(2, -8)
+			}
+			check := func(name string, got, want, abs []float64, terms, round float64) {
+				t.Helper()
+				worst := 0.0
+				for i := range want {
+					allowed := 4*terms*math.Pow(2, -24)*abs[i] + round*math.Abs(want[i]) + 1e-300
+					if c.dt == tensors.Float64 {
+						allowed = 1e-12 * (1 + abs[i])
+					}
+					if d := math.Abs(got[i] - want[i]); d > allowed {
+						t.Fatalf("%s[%d] = %g, want %g (allowed error %.3g)", name, i, got[i], want[i], allowed)
+					} else {
+						worst = max(worst, d/allowed)
+					}
+				}
+				t.Logf("%s: worst error %.2f of the allowed", name, worst)
+			}
+			check("y", out["y"].Convert(tensors.Float64).Float64s(), y, ya, float64(K+1), low)
+			check("dx", out["dx"].Convert(tensors.Float64).Float64s(), dxr, dxa, float64(K), low)
+			check("dw", sum(out["dwp"], C*K), dw, dwa, terms, 0)
+			check("db", sum(out["dbp"], C), db, dba, terms, 0)
+		})
+	}
+}

@@ -25,6 +25,9 @@ enum {
 	mhCustomOpDomain_Add = 27,
 	mhAddCustomOpDomain = 28,
 	mhGetTensorMutableData = 51,
+	mhCreateTensorTypeAndShapeInfo = 57,
+	mhSetTensorElementType = 58,
+	mhSetDimensions = 59,
 	mhGetTensorElementType = 60,
 	mhGetDimensionsCount = 61,
 	mhGetDimensions = 62,
@@ -81,12 +84,17 @@ struct mh_op {
 	int cuda;
 	const char *name;
 	size_t n_in, n_out;
-	const size_t *like; // output j has the type and shape of input like[j]
-	int float_only;     // GetInputType: float (1) rather than any (0)
-	// check validates the inputs' element types and counts (msg filled,
-	// nonzero on error); run computes, on the host or by launching kernels.
-	int (*check)(const mh_op *k, const int *type, const size_t *count, char *msg, size_t len);
-	const char *(*run)(const mh_op *k, void *stream, int type, size_t n, void **in, void **out);
+	const size_t *like; // output j has the type and shape of input like[j], or
+	// out_shape gives it (like NULL) from the inputs' types and dims.
+	void (*out_shape)(size_t j, const int *type, int64_t (*dims)[8], int *otype, int64_t *odims, size_t *orank);
+	int float_only; // GetInputType: float (1) rather than any (0)
+	// check validates the inputs' element types, counts and dims (msg
+	// filled, nonzero on error); run computes, on the host or by launching
+	// kernels.
+	int (*check)(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
+	             char *msg, size_t len);
+	const char *(*run)(const mh_op *k, void *stream, const int *type, const size_t *count, int64_t (*dims)[8],
+	                   void **in, void **out);
 };
 
 enum { typeFloat = 1, typeFloat16 = 10, typeDouble = 11, typeBFloat16 = 16 };
@@ -191,6 +199,93 @@ static void gelugrad_host(int type, const void *x, const void *dy, void *dx, siz
 	}
 }
 
+// ---- CausalConv and CausalConvGrad --------------------------------------------
+//
+// The depthwise causal conv along T of x [B, T, C] with w [C, 1, K] and
+// bias b [C], zero history:
+//
+//	y[b,t,c] = b[c] + Σ_j w[c,j]·x[b, t−(K−1)+j, c]
+//
+// and its gradient from dy: dx[b,t,c] = Σ_j w[c,j]·dy[b, t+(K−1)−j, c], and
+// dw, db as partial sums over convChunks chunks of the B·T rows (dwp [P, C,
+// K], dbp [P, C]; float, double for double) that the graph adds up. Sums
+// run in j order in float (double), each output rounded once.
+
+enum { convChunks = 64 };
+
+static double load_any(int type, const void *p, size_t i) {
+	switch (type) {
+	case typeDouble: return ((const double *)p)[i];
+	case typeBFloat16: return bf16_to_float(((const uint16_t *)p)[i]);
+	default: return ((const float *)p)[i];
+	}
+}
+
+static void store_any(int type, void *p, size_t i, double v) {
+	switch (type) {
+	case typeDouble: ((double *)p)[i] = v; break;
+	case typeBFloat16: ((uint16_t *)p)[i] = float_to_bf16((float)v); break;
+	default: ((float *)p)[i] = (float)v;
+	}
+}
+
+// conv_sum adds terms in the precision of type: double for double, float
+// (rounded after each operation) otherwise.
+static double conv_add(int type, double acc, double a, double b) {
+	if (type == typeDouble) return acc + a * b;
+	float p = (float)a * (float)b;
+	return (float)acc + p;
+}
+
+static void conv_host(int type, const void *x, const void *w, const void *b, void *y, size_t B, size_t T, size_t C,
+                      size_t K) {
+	for (size_t r = 0; r < B * T; r++) {
+		size_t t = r % T;
+		for (size_t c = 0; c < C; c++) {
+			double acc = load_any(type, b, c);
+			for (size_t j = 0; j < K; j++) {
+				if (t + j < K - 1) continue;
+				acc = conv_add(type, acc, load_any(type, w, c * K + j), load_any(type, x, (r + j - (K - 1)) * C + c));
+			}
+			store_any(type, y, r * C + c, acc);
+		}
+	}
+}
+
+static void conv_grad_host(int type, const void *x, const void *w, const void *dy, void *dx, void *dwp, void *dbp,
+                           size_t B, size_t T, size_t C, size_t K) {
+	int ptype = type == typeDouble ? typeDouble : typeFloat;
+	size_t rows = B * T, per = (rows + convChunks - 1) / convChunks;
+	for (size_t r = 0; r < rows; r++) {
+		size_t t = r % T;
+		for (size_t c = 0; c < C; c++) {
+			double acc = 0;
+			for (size_t j = 0; j < K; j++) {
+				size_t e = K - 1 - j;
+				if (t + e >= T) continue;
+				acc = conv_add(type, acc, load_any(type, w, c * K + j), load_any(type, dy, (r + e) * C + c));
+			}
+			store_any(type, dx, r * C + c, acc);
+		}
+	}
+	for (size_t p = 0; p < convChunks; p++) {
+		for (size_t c = 0; c < C; c++) {
+			double db = 0, dw[8] = {0};
+			for (size_t r = p * per; r < (p + 1) * per && r < rows; r++) {
+				size_t t = r % T;
+				double g = load_any(type, dy, r * C + c);
+				db = conv_add(ptype, db, g, 1);
+				for (size_t j = 0; j < K; j++) {
+					if (t + j < K - 1) continue;
+					dw[j] = conv_add(ptype, dw[j], load_any(type, x, (r + j - (K - 1)) * C + c), g);
+				}
+			}
+			store_any(ptype, dbp, p * C + c, db);
+			for (size_t j = 0; j < K; j++) store_any(ptype, dwp, (p * C + c) * K + j, dw[j]);
+		}
+	}
+}
+
 // ---- the CUDA kernels (PTX) -------------------------------------------------
 //
 // One module, grid-stride loops over the elements. AdamW's .rn operations
@@ -251,6 +346,166 @@ static void gelugrad_host(int type, const void *x, const void *dy, void *dx, siz
 	"  ld.param.u64 %rd2, [a_dy]; cvta.to.global.u64 %rd2, %rd2;\n"   \
 	"  ld.param.u64 %rd3, [a_dx]; cvta.to.global.u64 %rd3, %rd3;\n"   \
 	"  ld.param.u64 %rd9, [a_n];\n"
+
+
+// Loads and stores of one element at byte address %rd<addr> into/from f32
+// register %f<reg>, for float (shift 2) and bfloat16 (shift 1).
+#define LD_F32(f, a) "  ld.global.f32 " f ", [" a "];\n"
+#define LD_BF16(f, a) "  ld.global.u16 %h1, [" a "];\n  cvt.u32.u16 %r20, %h1;\n  shl.b32 %r20, %r20, 16;\n  mov.b32 " f ", %r20;\n"
+#define ST_F32(a, f) "  st.global.f32 [" a "], " f ";\n"
+#define ST_BF16(a, f) "  cvt.rn.bf16.f32 %h2, " f ";\n  st.global.b16 [" a "], %h2;\n"
+
+#define CONV_REGS                 \
+	"  .reg .pred %p<6>;\n"       \
+	"  .reg .b16 %h<4>;\n"        \
+	"  .reg .b32 %r<32>;\n"       \
+	"  .reg .b64 %rd<32>;\n"      \
+	"  .reg .f32 %f<32>;\n"
+
+// The forward conv, one element per thread step (grid-stride, 32-bit
+// indices): params x, w, b, y, C, T, K, n = B·T·C.
+#define PTX_CONV_FWD(NAME, SH, LD, ST)                                                   \
+	".visible .entry " NAME "(.param .u64 a_x, .param .u64 a_w, .param .u64 a_b, .param .u64 a_y,\n" \
+	"  .param .u32 a_C, .param .u32 a_T, .param .u32 a_K, .param .u32 a_n)\n"          \
+	"{\n" CONV_REGS                                                                      \
+	"  ld.param.u64 %rd1, [a_x]; cvta.to.global.u64 %rd1, %rd1;\n"                      \
+	"  ld.param.u64 %rd2, [a_w]; cvta.to.global.u64 %rd2, %rd2;\n"                      \
+	"  ld.param.u64 %rd3, [a_b]; cvta.to.global.u64 %rd3, %rd3;\n"                      \
+	"  ld.param.u64 %rd4, [a_y]; cvta.to.global.u64 %rd4, %rd4;\n"                      \
+	"  ld.param.u32 %r10, [a_C];\n"                                                      \
+	"  ld.param.u32 %r11, [a_T];\n"                                                      \
+	"  ld.param.u32 %r12, [a_K];\n"                                                      \
+	"  ld.param.u32 %r13, [a_n];\n"                                                      \
+	"  sub.u32 %r14, %r12, 1;\n"                       /* K−1 */                         \
+	"  mov.u32 %r1, %ctaid.x;\n  mov.u32 %r2, %ntid.x;\n  mov.u32 %r3, %tid.x;\n  mov.u32 %r4, %nctaid.x;\n" \
+	"  mad.lo.u32 %r5, %r1, %r2, %r3;\n"               /* i */                           \
+	"  mul.lo.u32 %r6, %r4, %r2;\n"                    /* stride */                      \
+	"LOOP:\n"                                                                            \
+	"  setp.ge.u32 %p1, %r5, %r13;\n  @%p1 bra DONE;\n"                                  \
+	"  rem.u32 %r7, %r5, %r10;\n"                      /* c */                           \
+	"  div.u32 %r8, %r5, %r10;\n"                      /* row */                         \
+	"  rem.u32 %r9, %r8, %r11;\n"                      /* t */                           \
+	"  mul.wide.u32 %rd10, %r7, " SH ";\n  add.u64 %rd10, %rd3, %rd10;\n"                \
+	LD("%f1", "%rd10")                                 /* acc = b[c] */                  \
+	"  mov.u32 %r15, 0;\n"                                                               \
+	"JLOOP:\n"                                                                           \
+	"  setp.ge.u32 %p2, %r15, %r12;\n  @%p2 bra JDONE;\n"                                \
+	"  add.u32 %r16, %r9, %r15;\n"                                                       \
+	"  setp.lt.u32 %p3, %r16, %r14;\n  @%p3 bra JNEXT;\n" /* t+j < K−1: before the start */ \
+	"  mad.lo.u32 %r17, %r7, %r12, %r15;\n"            /* c·K + j */                     \
+	"  mul.wide.u32 %rd11, %r17, " SH ";\n  add.u64 %rd11, %rd2, %rd11;\n"               \
+	LD("%f2", "%rd11")                                                                   \
+	"  sub.u32 %r18, %r14, %r15;\n  mul.lo.u32 %r18, %r18, %r10;\n  sub.u32 %r18, %r5, %r18;\n" /* i − (K−1−j)·C */ \
+	"  mul.wide.u32 %rd12, %r18, " SH ";\n  add.u64 %rd12, %rd1, %rd12;\n"               \
+	LD("%f3", "%rd12")                                                                   \
+	"  fma.rn.f32 %f1, %f2, %f3, %f1;\n"                                                 \
+	"JNEXT:\n  add.u32 %r15, %r15, 1;\n  bra JLOOP;\n"                                   \
+	"JDONE:\n"                                                                           \
+	"  mul.wide.u32 %rd13, %r5, " SH ";\n  add.u64 %rd13, %rd4, %rd13;\n"                \
+	ST("%rd13", "%f1")                                                                   \
+	"  add.u32 %r5, %r5, %r6;\n  bra LOOP;\n"                                            \
+	"DONE:\n  ret;\n}\n"
+
+// dx: params w, dy, dx, C, T, K, n; dx[i] = Σ_j w[c,j]·dy[i + (K−1−j)·C]
+// where t + K−1−j < T.
+#define PTX_CONV_DX(NAME, SH, LD, ST)                                                    \
+	".visible .entry " NAME "(.param .u64 a_w, .param .u64 a_dy, .param .u64 a_dx,\n"   \
+	"  .param .u32 a_C, .param .u32 a_T, .param .u32 a_K, .param .u32 a_n)\n"          \
+	"{\n" CONV_REGS                                                                      \
+	"  ld.param.u64 %rd2, [a_w]; cvta.to.global.u64 %rd2, %rd2;\n"                      \
+	"  ld.param.u64 %rd1, [a_dy]; cvta.to.global.u64 %rd1, %rd1;\n"                     \
+	"  ld.param.u64 %rd4, [a_dx]; cvta.to.global.u64 %rd4, %rd4;\n"                     \
+	"  ld.param.u32 %r10, [a_C];\n"                                                      \
+	"  ld.param.u32 %r11, [a_T];\n"                                                      \
+	"  ld.param.u32 %r12, [a_K];\n"                                                      \
+	"  ld.param.u32 %r13, [a_n];\n"                                                      \
+	"  sub.u32 %r14, %r12, 1;\n"                                                         \
+	"  mov.u32 %r1, %ctaid.x;\n  mov.u32 %r2, %ntid.x;\n  mov.u32 %r3, %tid.x;\n  mov.u32 %r4, %nctaid.x;\n" \
+	"  mad.lo.u32 %r5, %r1, %r2, %r3;\n"                                                 \
+	"  mul.lo.u32 %r6, %r4, %r2;\n"                                                      \
+	"LOOP:\n"                                                                            \
+	"  setp.ge.u32 %p1, %r5, %r13;\n  @%p1 bra DONE;\n"                                  \
+	"  rem.u32 %r7, %r5, %r10;\n"                                                        \
+	"  div.u32 %r8, %r5, %r10;\n"                                                        \
+	"  rem.u32 %r9, %r8, %r11;\n"                                                        \
+	"  mov.f32 %f1, 0f00000000;\n"                                                       \
+	"  mov.u32 %r15, 0;\n"                                                               \
+	"JLOOP:\n"                                                                           \
+	"  setp.ge.u32 %p2, %r15, %r12;\n  @%p2 bra JDONE;\n"                                \
+	"  sub.u32 %r16, %r14, %r15;\n"                    /* e = K−1−j */                   \
+	"  add.u32 %r17, %r9, %r16;\n"                                                       \
+	"  setp.ge.u32 %p3, %r17, %r11;\n  @%p3 bra JNEXT;\n" /* t+e ≥ T: past the end */     \
+	"  mad.lo.u32 %r18, %r7, %r12, %r15;\n"                                              \
+	"  mul.wide.u32 %rd11, %r18, " SH ";\n  add.u64 %rd11, %rd2, %rd11;\n"               \
+	LD("%f2", "%rd11")                                                                   \
+	"  mad.lo.u32 %r19, %r16, %r10, %r5;\n"            /* i + e·C */                     \
+	"  mul.wide.u32 %rd12, %r19, " SH ";\n  add.u64 %rd12, %rd1, %rd12;\n"               \
+	LD("%f3", "%rd12")                                                                   \
+	"  fma.rn.f32 %f1, %f2, %f3, %f1;\n"                                                 \
+	"JNEXT:\n  add.u32 %r15, %r15, 1;\n  bra JLOOP;\n"                                   \
+	"JDONE:\n"                                                                           \
+	"  mul.wide.u32 %rd13, %r5, " SH ";\n  add.u64 %rd13, %rd4, %rd13;\n"                \
+	ST("%rd13", "%f1")                                                                   \
+	"  add.u32 %r5, %r5, %r6;\n  bra LOOP;\n"                                            \
+	"DONE:\n  ret;\n}\n"
+
+// The partial sums of dw and db for K = 4: one thread per (channel, chunk);
+// grid (ceil(C/ntid), convChunks); params x, dy, dwp, dbp, C, T, rows,
+// per (rows per chunk). dwp [P, C, 4] and dbp [P, C] are float.
+#define PTX_CONV_DW(NAME, SH, LD)                                                        \
+	".visible .entry " NAME "(.param .u64 a_x, .param .u64 a_dy, .param .u64 a_dwp, .param .u64 a_dbp,\n" \
+	"  .param .u32 a_C, .param .u32 a_T, .param .u32 a_rows, .param .u32 a_per)\n"      \
+	"{\n" CONV_REGS                                                                      \
+	"  ld.param.u64 %rd1, [a_x]; cvta.to.global.u64 %rd1, %rd1;\n"                      \
+	"  ld.param.u64 %rd2, [a_dy]; cvta.to.global.u64 %rd2, %rd2;\n"                     \
+	"  ld.param.u64 %rd3, [a_dwp]; cvta.to.global.u64 %rd3, %rd3;\n"                    \
+	"  ld.param.u64 %rd4, [a_dbp]; cvta.to.global.u64 %rd4, %rd4;\n"                    \
+	"  ld.param.u32 %r10, [a_C];\n"                                                      \
+	"  ld.param.u32 %r11, [a_T];\n"                                                      \
+	"  ld.param.u32 %r12, [a_rows];\n"                                                   \
+	"  ld.param.u32 %r13, [a_per];\n"                                                    \
+	"  mov.u32 %r1, %ctaid.x;\n  mov.u32 %r2, %ntid.x;\n  mov.u32 %r3, %tid.x;\n"        \
+	"  mad.lo.u32 %r7, %r1, %r2, %r3;\n"               /* c */                           \
+	"  setp.ge.u32 %p1, %r7, %r10;\n  @%p1 bra DONE;\n"                                  \
+	"  mov.u32 %r4, %ctaid.y;\n"                       /* chunk p */                     \
+	"  mul.lo.u32 %r5, %r4, %r13;\n"                   /* r = p·per */                   \
+	"  add.u32 %r6, %r5, %r13;\n  min.u32 %r6, %r6, %r12;\n" /* end */                   \
+	"  mov.f32 %f10, 0f00000000;\n  mov.f32 %f11, 0f00000000;\n  mov.f32 %f12, 0f00000000;\n" \
+	"  mov.f32 %f13, 0f00000000;\n  mov.f32 %f14, 0f00000000;\n"                         \
+	"RLOOP:\n"                                                                           \
+	"  setp.ge.u32 %p2, %r5, %r6;\n  @%p2 bra RDONE;\n"                                  \
+	"  rem.u32 %r9, %r5, %r11;\n"                      /* t */                           \
+	"  mad.lo.u32 %r14, %r5, %r10, %r7;\n"             /* i = r·C + c */                 \
+	"  mul.wide.u32 %rd10, %r14, " SH ";\n  add.u64 %rd10, %rd2, %rd10;\n"               \
+	LD("%f1", "%rd10")                                 /* g = dy[i] */                   \
+	"  add.rn.f32 %f14, %f14, %f1;\n"                  /* db */                          \
+	"  mul.wide.u32 %rd11, %r14, " SH ";\n  add.u64 %rd11, %rd1, %rd11;\n"               \
+	LD("%f2", "%rd11")                                 /* x[i]: tap 3 */                 \
+	"  fma.rn.f32 %f13, %f2, %f1, %f13;\n"                                               \
+	"  setp.lt.u32 %p3, %r9, 1;\n  @%p3 bra RNEXT;\n"                                    \
+	"  sub.u32 %r15, %r14, %r10;\n"                                                      \
+	"  mul.wide.u32 %rd12, %r15, " SH ";\n  add.u64 %rd12, %rd1, %rd12;\n"               \
+	LD("%f3", "%rd12")                                 /* x[i−C]: tap 2 */               \
+	"  fma.rn.f32 %f12, %f3, %f1, %f12;\n"                                               \
+	"  setp.lt.u32 %p3, %r9, 2;\n  @%p3 bra RNEXT;\n"                                    \
+	"  sub.u32 %r15, %r15, %r10;\n"                                                      \
+	"  mul.wide.u32 %rd12, %r15, " SH ";\n  add.u64 %rd12, %rd1, %rd12;\n"               \
+	LD("%f4", "%rd12")                                 /* tap 1 */                       \
+	"  fma.rn.f32 %f11, %f4, %f1, %f11;\n"                                               \
+	"  setp.lt.u32 %p3, %r9, 3;\n  @%p3 bra RNEXT;\n"                                    \
+	"  sub.u32 %r15, %r15, %r10;\n"                                                      \
+	"  mul.wide.u32 %rd12, %r15, " SH ";\n  add.u64 %rd12, %rd1, %rd12;\n"               \
+	LD("%f5", "%rd12")                                 /* tap 0 */                       \
+	"  fma.rn.f32 %f10, %f5, %f1, %f10;\n"                                               \
+	"RNEXT:\n  add.u32 %r5, %r5, 1;\n  bra RLOOP;\n"                                     \
+	"RDONE:\n"                                                                           \
+	"  mad.lo.u32 %r16, %r4, %r10, %r7;\n"             /* p·C + c */                     \
+	"  mul.wide.u32 %rd13, %r16, 4;\n  add.u64 %rd13, %rd4, %rd13;\n"                    \
+	"  st.global.f32 [%rd13], %f14;\n"                                                   \
+	"  mul.wide.u32 %rd14, %r16, 16;\n  add.u64 %rd14, %rd3, %rd14;\n"                   \
+	"  st.global.f32 [%rd14], %f10;\n  st.global.f32 [%rd14+4], %f11;\n"                 \
+	"  st.global.f32 [%rd14+8], %f12;\n  st.global.f32 [%rd14+12], %f13;\n"              \
+	"DONE:\n  ret;\n}\n"
 
 const char mh_fused_ptx[] =
 	".version 7.0\n"
@@ -337,11 +592,18 @@ const char mh_fused_ptx[] =
 	"  cvt.rn.bf16.f32 %h3, %f20;\n"
 	"  add.u64 %rd16, %rd3, %rd13;\n"
 	"  st.global.b16 [%rd16], %h3;\n"
-	PTX_LOOP_TAIL;
+	PTX_LOOP_TAIL
+	PTX_CONV_FWD("mh_conv_f32", "4", LD_F32, ST_F32)
+	PTX_CONV_FWD("mh_conv_bf16", "2", LD_BF16, ST_BF16)
+	PTX_CONV_DX("mh_convdx_f32", "4", LD_F32, ST_F32)
+	PTX_CONV_DX("mh_convdx_bf16", "2", LD_BF16, ST_BF16)
+	PTX_CONV_DW("mh_convdw_f32", "4", LD_F32)
+	PTX_CONV_DW("mh_convdw_bf16", "2", LD_BF16);
 
 // The module's kernels, by index.
-enum { kAdamW, kGeluGradF32, kGeluGradBF16, nKernels };
-static const char *kernel_names[nKernels] = {"mh_adamw_f32", "mh_gelugrad_f32", "mh_gelugrad_bf16"};
+enum { kAdamW, kGeluGradF32, kGeluGradBF16, kConvF32, kConvBF16, kConvDxF32, kConvDxBF16, kConvDwF32, kConvDwBF16, nKernels };
+static const char *kernel_names[nKernels] = {"mh_adamw_f32", "mh_gelugrad_f32", "mh_gelugrad_bf16",
+	"mh_conv_f32", "mh_conv_bf16", "mh_convdx_f32", "mh_convdx_bf16", "mh_convdw_f32", "mh_convdw_bf16"};
 
 // ---- the CUDA driver, loaded on first use ----------------------------------
 
@@ -438,20 +700,25 @@ out:
 	return fn;
 }
 
-// launch runs kernel id over n elements on stream; NULL or a message.
-static const char *launch(int id, void *stream, size_t n, void **args) {
+// launch_grid runs kernel id on a grid of gx × gy blocks of 256 threads on
+// stream; NULL or a message.
+static const char *launch_grid(int id, void *stream, size_t gx, size_t gy, void **args) {
 	static __thread char msg[320];
-	if (n == 0) return NULL;
 	void *fn = cu_kernel(id, msg, sizeof msg);
 	if (fn == NULL) return msg;
-	size_t blocks = (n + 255) / 256;
-	if (blocks > 8192) blocks = 8192;
-	int rc = cu.launch(fn, (unsigned)blocks, 1, 1, 256, 1, 1, 0, stream, args, NULL);
+	int rc = cu.launch(fn, (unsigned)gx, (unsigned)gy, 1, 256, 1, 1, 0, stream, args, NULL);
 	if (rc != 0) {
 		snprintf(msg, sizeof msg, "launching %s: %s", kernel_names[id], cu_error(rc));
 		return msg;
 	}
 	return NULL;
+}
+
+// launch runs kernel id grid-stride over n elements on stream.
+static const char *launch(int id, void *stream, size_t n, void **args) {
+	if (n == 0) return NULL;
+	size_t blocks = (n + 255) / 256;
+	return launch_grid(id, stream, blocks > 8192 ? 8192 : blocks, 1, args);
 }
 
 // ---- the ops ----------------------------------------------------------------
@@ -464,7 +731,9 @@ static int want_types(const mh_op *k, int type, const int *allowed, char *msg, s
 	return 1;
 }
 
-static int adamw_check(const mh_op *k, const int *type, const size_t *count, char *msg, size_t len) {
+static int adamw_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
+                       char *msg, size_t len) {
+	(void)dims; (void)rank;
 	for (int i = 1; i < 5; i++) {
 		size_t want = i == 4 ? 8 : count[0];
 		if (type[i] != type[0] || count[i] != want) {
@@ -477,7 +746,11 @@ static int adamw_check(const mh_op *k, const int *type, const size_t *count, cha
 	return want_types(k, type[0], k->cuda ? gpu : cpu, msg, len);
 }
 
-static const char *adamw_run(const mh_op *k, void *stream, int type, size_t n, void **in, void **out) {
+static const char *adamw_run(const mh_op *k, void *stream, const int *types, const size_t *count, int64_t (*dims)[8],
+                             void **in, void **out) {
+	(void)dims;
+	int type = types[0];
+	size_t n = count[0];
 	if (!k->cuda) {
 		if (type == typeDouble) adamw_double(in[0], in[1], in[2], in[3], in[4], out[0], out[1], out[2], n);
 		else adamw_float(in[0], in[1], in[2], in[3], in[4], out[0], out[1], out[2], n);
@@ -488,7 +761,9 @@ static const char *adamw_run(const mh_op *k, void *stream, int type, size_t n, v
 	return launch(kAdamW, stream, n, args);
 }
 
-static int gelugrad_check(const mh_op *k, const int *type, const size_t *count, char *msg, size_t len) {
+static int gelugrad_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
+                          char *msg, size_t len) {
+	(void)dims; (void)rank;
 	if (type[1] != type[0] || count[1] != count[0]) {
 		snprintf(msg, len, "GeluGrad: dy has element type %d and %zu elements; want x's %d and %zu", type[1],
 		         count[1], type[0], count[0]);
@@ -498,7 +773,11 @@ static int gelugrad_check(const mh_op *k, const int *type, const size_t *count, 
 	return want_types(k, type[0], k->cuda ? gpu : cpu, msg, len);
 }
 
-static const char *gelugrad_run(const mh_op *k, void *stream, int type, size_t n, void **in, void **out) {
+static const char *gelugrad_run(const mh_op *k, void *stream, const int *types, const size_t *count, int64_t (*dims)[8],
+                                void **in, void **out) {
+	(void)dims;
+	int type = types[0];
+	size_t n = count[0];
 	if (!k->cuda) {
 		gelugrad_host(type, in[0], in[1], out[0], n);
 		return NULL;
@@ -506,6 +785,72 @@ static const char *gelugrad_run(const mh_op *k, void *stream, int type, size_t n
 	unsigned long long nn = n;
 	void *args[4] = {&in[0], &in[1], &out[0], &nn};
 	return launch(type == typeBFloat16 ? kGeluGradBF16 : kGeluGradF32, stream, n, args);
+}
+
+// x [B, T, C], w [C, 1, K], and b [C] (CausalConv) or dy [B, T, C]
+// (CausalConvGrad), one element type.
+static int conv_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
+                      char *msg, size_t len) {
+	(void)count;
+	int grad = k->n_out == 3;
+	if (rank[0] != 3 || rank[1] != 3 || dims[1][0] != dims[0][2] || dims[1][1] != 1 || dims[1][2] < 1 ||
+	    dims[1][2] > 8 || type[1] != type[0] || type[2] != type[0] ||
+	    (grad ? (rank[2] != 3 || memcmp(dims[2], dims[0], 3 * sizeof(int64_t)) != 0)
+	          : (rank[2] != 1 || dims[2][0] != dims[0][2]))) {
+		snprintf(msg, len, "%s: want x [B, T, C], w [C, 1, K ≤ 8] and %s of one element type", k->name,
+		         grad ? "dy [B, T, C]" : "b [C]");
+		return 1;
+	}
+	if (k->cuda && (count[0] >= 0xffffffffu || (grad && dims[1][2] != 4))) {
+		snprintf(msg, len, "%s: the CUDA kernel takes fewer than 2^32 elements%s", k->name, grad ? " and K = 4" : "");
+		return 1;
+	}
+	static const int cpu[] = {typeFloat, typeDouble, typeBFloat16, 0}, gpu[] = {typeFloat, typeBFloat16, 0};
+	return want_types(k, type[0], k->cuda ? gpu : cpu, msg, len);
+}
+
+// CausalConvGrad's outputs: dx like x, dwp [P, C, K] and dbp [P, C] in
+// float (double for double).
+static void conv_grad_shape(size_t j, const int *type, int64_t (*dims)[8], int *otype, int64_t *odims, size_t *orank) {
+	if (j == 0) {
+		*otype = type[0];
+		memcpy(odims, dims[0], 3 * sizeof(int64_t));
+		*orank = 3;
+		return;
+	}
+	*otype = type[0] == typeDouble ? typeDouble : typeFloat;
+	odims[0] = convChunks;
+	odims[1] = dims[1][0];
+	odims[2] = dims[1][2];
+	*orank = j == 1 ? 3 : 2;
+}
+
+static const char *conv_run(const mh_op *k, void *stream, const int *type, const size_t *count, int64_t (*dims)[8],
+                            void **in, void **out) {
+	size_t B = dims[0][0], T = dims[0][1], C = dims[0][2], K = dims[1][2];
+	if (!k->cuda) {
+		conv_host(type[0], in[0], in[1], in[2], out[0], B, T, C, K);
+		return NULL;
+	}
+	unsigned uc = C, ut = T, uk = K, un = count[0];
+	void *args[8] = {&in[0], &in[1], &in[2], &out[0], &uc, &ut, &uk, &un};
+	return launch(type[0] == typeBFloat16 ? kConvBF16 : kConvF32, stream, count[0], args);
+}
+
+static const char *conv_grad_run(const mh_op *k, void *stream, const int *type, const size_t *count,
+                                 int64_t (*dims)[8], void **in, void **out) {
+	size_t B = dims[0][0], T = dims[0][1], C = dims[0][2], K = dims[1][2];
+	if (!k->cuda) {
+		conv_grad_host(type[0], in[0], in[1], in[2], out[0], out[1], out[2], B, T, C, K);
+		return NULL;
+	}
+	int bf = type[0] == typeBFloat16;
+	unsigned uc = C, ut = T, uk = K, un = count[0], rows = B * T, per = (B * T + convChunks - 1) / convChunks;
+	void *dx[7] = {&in[1], &in[2], &out[0], &uc, &ut, &uk, &un};
+	const char *err = launch(bf ? kConvDxBF16 : kConvDxF32, stream, count[0], dx);
+	if (err) return err;
+	void *dw[8] = {&in[0], &in[2], &out[1], &out[2], &uc, &ut, &rows, &per};
+	return launch_grid(bf ? kConvDwBF16 : kConvDwF32, stream, (C + 255) / 256, convChunks, dw);
 }
 
 // ---- the custom-op table -------------------------------------------------
@@ -554,6 +899,19 @@ static status describe(void **api, const void *v, int *type, size_t *count, int6
 
 enum { maxInputs = 5, maxOutputs = 3 };
 
+// out_shape is output j's element type and dims.
+static void out_shape(const mh_op *k, size_t j, const int *type, int64_t (*dims)[8], const size_t *rank, int *otype,
+                      int64_t *odims, size_t *orank) {
+	if (k->like == NULL) {
+		k->out_shape(j, type, dims, otype, odims, orank);
+		return;
+	}
+	size_t from = k->like[j];
+	*otype = type[from];
+	*orank = rank[from];
+	memcpy(odims, dims[from], rank[from] * sizeof(int64_t));
+}
+
 static status op_compute(void *kernel, void *ctx) {
 	const mh_op *k = kernel;
 	void **api = k->api;
@@ -569,12 +927,15 @@ static status op_compute(void *kernel, void *ctx) {
 		if (s) return s;
 	}
 	char msg[320];
-	if (k->check(k, type, count, msg, sizeof msg)) return fail(api, msg);
+	if (k->check(k, type, count, dims, rank, msg, sizeof msg)) return fail(api, msg);
 	for (size_t j = 0; j < k->n_out; j++) {
-		size_t from = k->like[j];
+		int otype;
+		int64_t odims[8];
+		size_t orank;
+		out_shape(k, j, type, dims, rank, &otype, odims, &orank);
 		void *v = NULL;
 		status s = API(mhKernelContext_GetOutput, status (*)(void *, size_t, const int64_t *, size_t, void **))(
-			ctx, j, dims[from], rank[from], &v);
+			ctx, j, odims, orank, &v);
 		if (!s) s = API(mhGetTensorMutableData, status (*)(const void *, void **))(v, &out[j]);
 		if (s) return s;
 	}
@@ -583,7 +944,7 @@ static status op_compute(void *kernel, void *ctx) {
 		status s = API(mhKernelContext_GetGPUComputeStream, status (*)(void *, void **))(ctx, &stream);
 		if (s) return s;
 	}
-	const char *err = k->run(k, stream, type[0], count[0], in, out);
+	const char *err = k->run(k, stream, type, count, dims, in, out);
 	if (err) {
 		snprintf(msg, sizeof msg, "%s: %s", k->name, err);
 		return fail(api, msg);
@@ -591,17 +952,36 @@ static status op_compute(void *kernel, void *ctx) {
 	return NULL;
 }
 
-// op_shapes gives output j the type and shape of input like[j].
+// op_shapes gives each output its type and shape from the inputs'.
 static status op_shapes(const mh_custom_op *op, void *ctx) {
 	const mh_op *k = self(op);
 	void **api = k->api;
-	for (size_t j = 0; j < k->n_out; j++) {
-		void *info = NULL;
-		status s = API(mhShapeInferContext_GetInputTypeShape, status (*)(void *, size_t, void **))(ctx, k->like[j], &info);
-		if (s) return s;
+	int type[maxInputs];
+	int64_t dims[maxInputs][8];
+	size_t rank[maxInputs];
+	for (size_t i = 0; i < k->n_in; i++) {
 		// The context owns info (ORT keeps the inputs' infos and hands out
 		// pointers to them).
-		s = API(mhShapeInferContext_SetOutputTypeShape, status (*)(void *, size_t, void *))(ctx, j, info);
+		void *info = NULL;
+		status s = API(mhShapeInferContext_GetInputTypeShape, status (*)(void *, size_t, void **))(ctx, i, &info);
+		if (!s) s = API(mhGetTensorElementType, status (*)(void *, int *))(info, &type[i]);
+		if (!s) s = API(mhGetDimensionsCount, status (*)(void *, size_t *))(info, &rank[i]);
+		if (!s && rank[i] > 8) s = fail(api, "fused op: tensor rank above 8");
+		if (!s) s = API(mhGetDimensions, status (*)(void *, int64_t *, size_t))(info, dims[i], rank[i]);
+		if (s) return s;
+	}
+	for (size_t j = 0; j < k->n_out; j++) {
+		int otype;
+		int64_t odims[8];
+		size_t orank;
+		out_shape(k, j, type, dims, rank, &otype, odims, &orank);
+		void *info = NULL;
+		status s = API(mhCreateTensorTypeAndShapeInfo, status (*)(void **))(&info);
+		if (s) return s;
+		s = API(mhSetTensorElementType, status (*)(void *, int))(info, otype);
+		if (!s) s = API(mhSetDimensions, status (*)(void *, const int64_t *, size_t))(info, odims, orank);
+		if (!s) s = API(mhShapeInferContext_SetOutputTypeShape, status (*)(void *, size_t, void *))(ctx, j, info);
+		API(mhReleaseTensorTypeAndShapeInfo, void (*)(void *))(info);
 		if (s) return s;
 	}
 	return NULL;
@@ -638,15 +1018,19 @@ static void op_init(mh_op *o, void **api, int cuda) {
 	op->ReleaseAliasMap = release_pairs;
 }
 
-static const size_t adamw_like[] = {0, 2, 3}, gelugrad_like[] = {0};
+static const size_t adamw_like[] = {0, 2, 3}, gelugrad_like[] = {0}, conv_like[] = {0};
 
 // The domain's ops, each for the CPU and the CUDA provider.
-enum { nOps = 4 };
+enum { nOps = 8 };
 static mh_op ops[nOps] = {
 	{.name = "AdamW", .n_in = 5, .n_out = 3, .like = adamw_like, .check = adamw_check, .run = adamw_run},
 	{.name = "AdamW", .n_in = 5, .n_out = 3, .like = adamw_like, .float_only = 1, .check = adamw_check, .run = adamw_run, .cuda = 1},
 	{.name = "GeluGrad", .n_in = 2, .n_out = 1, .like = gelugrad_like, .check = gelugrad_check, .run = gelugrad_run},
 	{.name = "GeluGrad", .n_in = 2, .n_out = 1, .like = gelugrad_like, .check = gelugrad_check, .run = gelugrad_run, .cuda = 1},
+	{.name = "CausalConv", .n_in = 3, .n_out = 1, .like = conv_like, .check = conv_check, .run = conv_run},
+	{.name = "CausalConv", .n_in = 3, .n_out = 1, .like = conv_like, .check = conv_check, .run = conv_run, .cuda = 1},
+	{.name = "CausalConvGrad", .n_in = 3, .n_out = 3, .out_shape = conv_grad_shape, .check = conv_check, .run = conv_grad_run},
+	{.name = "CausalConvGrad", .n_in = 3, .n_out = 3, .out_shape = conv_grad_shape, .check = conv_check, .run = conv_grad_run, .cuda = 1},
 };
 
 // ---- the domain ------------------------------------------------------------

@@ -308,7 +308,7 @@ S)
     rm -rf "$out/prof$spr"
   done
   ;;
-T)
+T|U)
   # Sixth session: the fused kernels (mohawk.fused custom ops). Their GPU
   # unit tests ($GRAPHS_TEST, the graphs package's test binary, the tests
   # matching $CUDA_TESTS, default TestAdamW: fused against stock ops bit for
@@ -318,6 +318,12 @@ T)
   run smoke 120 $P bench-stage --teacher phi-1.5:1 --stage distill --micro-batch 1 --seq 256 --steps-per-run 1 --runs 1 --provider $PROV --tf32 --precision bf16 >/dev/null
   ALT_PRECISION=bf16 against_torch 3 bf16 >/dev/null
   cat "$out/gpumem-peaks.txt"
+  # U: T, then Stages 2 and 1 in bf16 (their PyTorch figures are phase L's).
+  if [ "$phase" = U ]; then
+    for st in align orient; do
+      run stage12 150 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage $st --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 2 --provider $PROV --tf32 --precision bf16 >/dev/null
+    done
+  fi
   ;;
 esac
 # Every result line of the phase, shortened, last in the output.

@@ -90,6 +90,7 @@ func Build(s Spec) *graphs.Graph {
 	}
 	g := graphs.New(s.Name)
 	g.SetMatMulPrecision(s.Precision)
+	g.UseFusedKernels() // a step graph runs only on mohawk's runtime
 	n := len(s.Params)
 	params := make([]*graphs.Value, n)
 	m := make([]*graphs.Value, n)

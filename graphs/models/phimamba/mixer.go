@@ -108,13 +108,21 @@ func (in ssmInputs) wide() ssmInputs {
 // [B, C, K−1] (nil: zeros). It returns y [B, T, C] and, when past is given,
 // the last K−1 inputs as the next state [B, C, K−1].
 //
-// It is K whole-tensor products, each shifted into place, in the [B, T, C]
-// layout the projections produce: no transposes, and autodiff keeps only xs
-// for the weight gradient. (On the H200 this beat ONNX Conv, cuDNN's
-// grouped convolution, between two transposes; and ONNX admits a bfloat16
-// Conv only from opset 22.)
+// Without history in a graph that uses fused kernels (training steps) it
+// is one graphs.CausalConv node, whose gradient is one more. Otherwise, so
+// that exported models stay stock ONNX, it is K whole-tensor products, each
+// shifted into place, in the [B, T, C] layout the projections produce: no
+// transposes, and autodiff keeps only xs for the weight gradient. (On the
+// H200 this beat ONNX Conv, cuDNN's grouped convolution, between two
+// transposes; and ONNX admits a bfloat16 Conv only from opset 22.)
 func causalConv(x, w, b, past *graphs.Value) (y, state *graphs.Value) {
 	k := w.Shape[2].K
+	if past == nil && x.Graph().FusedKernels() {
+		if b == nil {
+			b = graphs.ZerosLike(graphs.Reshape(graphs.SliceAxis(w, 2, 0, 1), -1))
+		}
+		return graphs.CausalConv(x, w, b), nil
+	}
 	var xs *graphs.Value // [B, K−1+T, C]
 	if past == nil {
 		xs = graphs.ZeroPad(x, []int64{0, k - 1, 0, 0, 0, 0})

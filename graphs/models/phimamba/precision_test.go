@@ -2,6 +2,7 @@ package phimamba_test
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -67,5 +68,55 @@ func TestMixerPrecision(t *testing.T) {
 			}
 		}
 		graphtest.WantBF16Close(t, fmt.Sprintf("T=%d ", seq), graphtest.Run(t, emulated, feeds), graphtest.Run(t, build(graphs.MatMulFloat32), feeds))
+	}
+}
+
+// TestFusedConv checks that the mixer's output and every gradient agree,
+// to float32 rounding, between the stock conv (exported graphs) and the
+// fused CausalConv of training graphs, at a T that is a multiple of the
+// chunk size and one that is not.
+func TestFusedConv(t *testing.T) {
+	c := phimamba.Config{Vocab: 64, VocabRaw: 64, PadMult: 8, DModel: 32, Layers: 1, DState: 8, VHeads: 4, QKHeads: 4,
+		DConv: 4, ConvBias: true, Expand: 1, ChunkSize: 8, Activation: "silu", Inner: 64, Eps: 1e-5}
+	for _, seq := range []int64{16, 13} {
+		build := func(fused bool) *graphs.Graph {
+			return graphtest.GradStep("mixer_step", graphs.MatMulFloat32, graphs.S(2, seq, c.DModel), func(get layers.Params, u *graphs.Value) *graphs.Value {
+				if fused {
+					u.Graph().UseFusedKernels()
+				}
+				return phimamba.Mixer(get, c, 0, u, phimamba.FormSSD, nil).Out
+			})
+		}
+		fused := build(true)
+		ops := map[string]int{}
+		for _, n := range fused.AllNodes() {
+			ops[n.Op]++
+		}
+		if ops["CausalConv"] != 1 || ops["CausalConvGrad"] != 1 {
+			t.Fatalf("T=%d: the fused graph has %d CausalConv and %d CausalConvGrad nodes, want one each", seq, ops["CausalConv"], ops["CausalConvGrad"])
+		}
+		rng := rand.New(rand.NewPCG(uint64(seq), 5))
+		feeds := map[string]*tensors.Tensor{
+			"x": graphtest.Random(rng, -1, 1, 2, seq, c.DModel).AsFloat32(),
+			"r": graphtest.Random(rng, -1, 1, 2, seq, c.DModel).AsFloat32(),
+		}
+		for name, w := range randomWeights(c, 7) {
+			if phimamba.IsMixer(name) {
+				feeds[name] = w.AsFloat32()
+			}
+		}
+		got, want := graphtest.Run(t, fused, feeds), graphtest.Run(t, build(false), feeds)
+		for name, w := range want {
+			g, wv := got[name].Convert(tensors.Float64).Float64s(), w.Convert(tensors.Float64).Float64s()
+			scale := 0.0
+			for _, v := range wv {
+				scale = max(scale, math.Abs(v))
+			}
+			for i := range wv {
+				if math.Abs(g[i]-wv[i]) > 1e-5*scale {
+					t.Fatalf("T=%d %s[%d]: fused %g, stock %g (scale %g)", seq, name, i, g[i], wv[i], scale)
+				}
+			}
+		}
 	}
 }
