@@ -292,6 +292,12 @@ P)
   head -n 24 "$out/profile.txt" | cut -c1-100
   cat "$out/gpumem-peaks.txt"
   ;;
+V)
+  # Sixth session, on the device time left: PyTorch's TF32 step, then ours
+  # in float32 with TF32 products (the fused kernels' float32 forms).
+  [ "$PROV" = cuda ] && run perf_torch 120 python3 $TORCH/perf_torch.py tf32 4 2048 >/dev/null
+  run stage3 170 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --precision fp32 >/dev/null
+  ;;
 S)
   # Sixth session: where each step's time goes. PyTorch's bf16 step under
   # torch.profiler (GPU kernel time by part, against its wall time), then
