@@ -241,6 +241,7 @@ func (f folder) write(dir, tokenizerJSON string, o Options) error {
 	err := export.Save(f.graph, dir, export.SaveOptions{
 		Options:  export.Options{Opset: o.opset(f.graph), Metadata: meta, DocString: "mohawk " + f.manifest.Kind + " decoder: " + f.manifest.Decode},
 		External: o.External || weightBytes >= ExternalAbove,
+		Portable: true,
 	})
 	if err != nil {
 		return err

@@ -314,11 +314,22 @@ type SaveOptions struct {
 	// External forces external data; it is used anyway when the embedded
 	// model would pass protobuf's 2 GB limit.
 	External bool
+	// Portable refuses graphs with nodes outside the default ONNX domain
+	// (ONNX Runtime's com.microsoft ops, mohawk's fused kernels), so that
+	// the file loads in any ONNX runtime: deployment exports set it.
+	Portable bool
 }
 
 // Save writes dir/model.onnx, and dir/model.onnx.data when initializers go
 // to external data. Both files are written atomically, data first.
 func Save(g *graphs.Graph, dir string, opts SaveOptions) error {
+	if opts.Portable {
+		for _, n := range g.AllNodes() {
+			if d := n.Def().Domain; d != "" {
+				return fmt.Errorf("export %q: node %s is %s.%s, which only some runtimes have; a portable export takes default-domain ONNX ops only", g.Name, n.Name, d, n.Op)
+			}
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("export %q: %w", g.Name, err)
 	}

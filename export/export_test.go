@@ -120,6 +120,31 @@ func TestExportErrors(t *testing.T) {
 	}
 }
 
+// TestPortable checks that a portable save refuses a graph with a node
+// outside the default ONNX domain, naming it, and writes one without.
+func TestPortable(t *testing.T) {
+	t.Parallel()
+	g := graphs.New("fused")
+	x := g.Input("x", tensors.Float32, graphs.S(2, 3, 4))
+	w := g.Input("w", tensors.Float32, graphs.S(4, 1, 2))
+	b := g.Input("b", tensors.Float32, graphs.S(4))
+	g.Output("y", graphs.CausalConv(x, w, b))
+	dir := t.TempDir()
+	err := export.Save(g, dir, export.SaveOptions{Portable: true})
+	if err == nil || !strings.Contains(err.Error(), "mohawk.fused.CausalConv") {
+		t.Errorf("portable save of a fused graph: %v", err)
+	}
+	if _, statErr := os.Stat(filepath.Join(dir, export.ModelFile)); !os.IsNotExist(statErr) {
+		t.Errorf("a refused portable save left %s (%v)", export.ModelFile, statErr)
+	}
+	if err := export.Save(g, dir, export.SaveOptions{}); err != nil {
+		t.Errorf("plain save of a fused graph: %v", err)
+	}
+	if err := export.Save(weightGraph(), t.TempDir(), export.SaveOptions{Portable: true}); err != nil {
+		t.Errorf("portable save of a stock graph: %v", err)
+	}
+}
+
 // TestOutputsWithoutCopies checks when export inserts an Identity for a
 // graph output: never for a value the graph's own unnamed node computes
 // (the node writes the output), but for a passed-through input, for a value

@@ -62,7 +62,7 @@ func ExportPlainTeacher(model, out string, o deploy.Options) error {
 	}); err != nil {
 		return err
 	}
-	if err := export.Save(g, out, export.SaveOptions{Options: export.Options{Opset: o.Opset}, External: o.External}); err != nil {
+	if err := export.Save(g, out, export.SaveOptions{Options: export.Options{Opset: o.Opset}, External: o.External, Portable: true}); err != nil {
 		return err
 	}
 	cfg, err := h.Marshal()
