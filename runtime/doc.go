@@ -69,6 +69,19 @@
 // through a small cgo shim over ORT's I/O binding (ortapi.go), because
 // onnxruntime_go v1.27.0 only binds host memory.
 //
+// # Fused kernels
+//
+// Every session registers the custom-op domain FusedDomain ("mohawk.fused"):
+// AdamW, GeluGrad, CausalConv and CausalConvGrad, each one kernel where
+// stock ONNX ops take ten to forty whole-tensor passes. They are C loops on
+// the CPU provider and PTX kernels on the CUDA provider, compiled by the CUDA
+// driver (libcuda.so.1, loaded on first use) and run on the provider's
+// stream (fused.c; FusedDomain documents AdamW's arithmetic). They are
+// generic numerics, not model code; graphs/train and the student's mixer
+// use them in training graphs, never in exported files. A kernel that
+// cannot run (no CUDA driver, an unsupported element type or shape) fails
+// the session run with an error naming the op.
+//
 // # Errors
 //
 // Nothing here panics on purpose. Errors are lower-case, name what they are
