@@ -4,9 +4,9 @@
 #
 # Usage: python3 profile_torch.py PERF_TORCH_PY [bf16|tf32] [MICRO_BATCH] [SEQ] [ROWS]
 # Prints, per step: wall time, the sum of GPU kernel time (so whether the
-# step is GPU-bound), then the ROWS operators with the most GPU time of
-# their own, and the same time grouped into the step's parts by kernel
-# name (GEMM, conv, optimizer, elementwise, ...).
+# step is GPU-bound), that time grouped into the step's parts by kernel
+# name (GEMM, conv, optimizer, elementwise, ...), then the ROWS kernels and
+# the ROWS operators with the most GPU time.
 import sys, time, collections
 import torch
 from torch.profiler import profile, ProfilerActivity
@@ -40,7 +40,10 @@ def dev_time(e, own=True):  # GPU time in µs (the attribute's name changed acro
     return 0
 
 avg = prof.key_averages()
-kernels = [e for e in avg if e.device_type == torch.autograd.DeviceType.CUDA]
+# Kernels only: user annotations such as "Optimizer.step#AdamW.step" also
+# show on the GPU timeline, spanning kernels already counted.
+kernels = [e for e in avg if e.device_type == torch.autograd.DeviceType.CUDA and "#" not in e.key
+           and not e.key.startswith(("Optimizer.", "ProfilerStep"))]
 kt = lambda e: max(dev_time(e), dev_time(e, False))
 gpu = sum(kt(e) for e in kernels)
 print(f"mode {mode} mb {mb} seq {T}: wall {wall*1e3:.1f} ms/step, GPU kernels {gpu/n/1e3:.1f} ms/step ({sum(e.count for e in kernels)//n} kernels/step)")
