@@ -78,6 +78,13 @@ typedef struct mh_custom_op {
 // An op of the domain: the custom-op table ORT calls, the OrtApi table,
 // whether its kernel runs on the CUDA provider's stream, and what the op is.
 typedef struct mh_op mh_op;
+
+// A tensor's element type and shape.
+typedef struct {
+	int type;
+	size_t rank;
+	int64_t dims[8];
+} mh_shape;
 struct mh_op {
 	mh_custom_op op;
 	void **api;
@@ -86,8 +93,14 @@ struct mh_op {
 	size_t n_in, n_out;
 	const size_t *like; // output j has the type and shape of input like[j], or
 	// out_shape gives it (like NULL) from the inputs' types and dims.
-	void (*out_shape)(size_t j, const int *type, int64_t (*dims)[8], int *otype, int64_t *odims, size_t *orank);
+	mh_shape (*out_shape)(size_t j, const int *type, int64_t (*dims)[8]);
 	int float_only; // GetInputType: float (1) rather than any (0)
+	const int *types; // element types the kernel takes (0-terminated)
+	// Elementwise ops (run = elementwise_run): the host loop, and the CUDA
+	// kernels for float and bfloat16, which take the inputs, the outputs and
+	// the element count.
+	void (*host)(int type, size_t n, void **in, void **out);
+	int kernel_f32, kernel_bf16;
 	// check validates the inputs' element types, counts and dims (msg
 	// filled, nonzero on error); run computes, on the host or by launching
 	// kernels.
@@ -183,7 +196,9 @@ ADAMW(double, sqrt)
 GELUGRAD(float, expf)
 GELUGRAD(double, exp)
 
-static void gelugrad_host(int type, const void *x, const void *dy, void *dx, size_t n) {
+static void gelugrad_host(int type, size_t n, void **in, void **out) {
+	const void *x = in[0], *dy = in[1];
+	void *dx = out[0];
 	for (size_t i = 0; i < n; i++) {
 		switch (type) {
 		case typeDouble:
@@ -362,6 +377,33 @@ static void conv_grad_host(int type, const void *x, const void *w, const void *d
 	"  .reg .b64 %rd<32>;\n"      \
 	"  .reg .f32 %f<32>;\n"
 
+// The element loop shared by the forward conv and dx: params C, T, K, n
+// into %r10–%r13, K−1 into %r14, i (%r5) grid-stride over n, and per
+// element c (%r7), row b·T + t (%r8) and t (%r9); the tail stores %f1 at
+// out[i] (%rd4) after the tap loop (JLOOP … JNEXT).
+#define PTX_CONV_ELEMENT_HEAD \
+	"  ld.param.u32 %r10, [a_C];\n" \
+	"  ld.param.u32 %r11, [a_T];\n" \
+	"  ld.param.u32 %r12, [a_K];\n" \
+	"  ld.param.u32 %r13, [a_n];\n" \
+	"  sub.u32 %r14, %r12, 1;\n"                       /* K−1 */ \
+	"  mov.u32 %r1, %ctaid.x;\n  mov.u32 %r2, %ntid.x;\n  mov.u32 %r3, %tid.x;\n  mov.u32 %r4, %nctaid.x;\n" \
+	"  mad.lo.u32 %r5, %r1, %r2, %r3;\n"               /* i */ \
+	"  mul.lo.u32 %r6, %r4, %r2;\n"                    /* stride */ \
+	"LOOP:\n" \
+	"  setp.ge.u32 %p1, %r5, %r13;\n  @%p1 bra DONE;\n" \
+	"  rem.u32 %r7, %r5, %r10;\n"                      /* c */ \
+	"  div.u32 %r8, %r5, %r10;\n"                      /* row */ \
+	"  rem.u32 %r9, %r8, %r11;\n"                      /* t */
+
+#define PTX_CONV_ELEMENT_TAIL(SH, ST) \
+	"JNEXT:\n  add.u32 %r15, %r15, 1;\n  bra JLOOP;\n" \
+	"JDONE:\n" \
+	"  mul.wide.u32 %rd13, %r5, " SH ";\n  add.u64 %rd13, %rd4, %rd13;\n" \
+	ST("%rd13", "%f1") \
+	"  add.u32 %r5, %r5, %r6;\n  bra LOOP;\n" \
+	"DONE:\n  ret;\n}\n"
+
 // The forward conv, one element per thread step (grid-stride, 32-bit
 // indices): params x, w, b, y, C, T, K, n = B·T·C.
 #define PTX_CONV_FWD(NAME, SH, LD, ST)                                                   \
@@ -372,19 +414,7 @@ static void conv_grad_host(int type, const void *x, const void *w, const void *d
 	"  ld.param.u64 %rd2, [a_w]; cvta.to.global.u64 %rd2, %rd2;\n"                      \
 	"  ld.param.u64 %rd3, [a_b]; cvta.to.global.u64 %rd3, %rd3;\n"                      \
 	"  ld.param.u64 %rd4, [a_y]; cvta.to.global.u64 %rd4, %rd4;\n"                      \
-	"  ld.param.u32 %r10, [a_C];\n"                                                      \
-	"  ld.param.u32 %r11, [a_T];\n"                                                      \
-	"  ld.param.u32 %r12, [a_K];\n"                                                      \
-	"  ld.param.u32 %r13, [a_n];\n"                                                      \
-	"  sub.u32 %r14, %r12, 1;\n"                       /* K−1 */                         \
-	"  mov.u32 %r1, %ctaid.x;\n  mov.u32 %r2, %ntid.x;\n  mov.u32 %r3, %tid.x;\n  mov.u32 %r4, %nctaid.x;\n" \
-	"  mad.lo.u32 %r5, %r1, %r2, %r3;\n"               /* i */                           \
-	"  mul.lo.u32 %r6, %r4, %r2;\n"                    /* stride */                      \
-	"LOOP:\n"                                                                            \
-	"  setp.ge.u32 %p1, %r5, %r13;\n  @%p1 bra DONE;\n"                                  \
-	"  rem.u32 %r7, %r5, %r10;\n"                      /* c */                           \
-	"  div.u32 %r8, %r5, %r10;\n"                      /* row */                         \
-	"  rem.u32 %r9, %r8, %r11;\n"                      /* t */                           \
+	PTX_CONV_ELEMENT_HEAD                                                                \
 	"  mul.wide.u32 %rd10, %r7, " SH ";\n  add.u64 %rd10, %rd3, %rd10;\n"                \
 	LD("%f1", "%rd10")                                 /* acc = b[c] */                  \
 	"  mov.u32 %r15, 0;\n"                                                               \
@@ -399,12 +429,7 @@ static void conv_grad_host(int type, const void *x, const void *w, const void *d
 	"  mul.wide.u32 %rd12, %r18, " SH ";\n  add.u64 %rd12, %rd1, %rd12;\n"               \
 	LD("%f3", "%rd12")                                                                   \
 	"  fma.rn.f32 %f1, %f2, %f3, %f1;\n"                                                 \
-	"JNEXT:\n  add.u32 %r15, %r15, 1;\n  bra JLOOP;\n"                                   \
-	"JDONE:\n"                                                                           \
-	"  mul.wide.u32 %rd13, %r5, " SH ";\n  add.u64 %rd13, %rd4, %rd13;\n"                \
-	ST("%rd13", "%f1")                                                                   \
-	"  add.u32 %r5, %r5, %r6;\n  bra LOOP;\n"                                            \
-	"DONE:\n  ret;\n}\n"
+	PTX_CONV_ELEMENT_TAIL(SH, ST)
 
 // dx: params w, dy, dx, C, T, K, n; dx[i] = Σ_j w[c,j]·dy[i + (K−1−j)·C]
 // where t + K−1−j < T.
@@ -415,19 +440,7 @@ static void conv_grad_host(int type, const void *x, const void *w, const void *d
 	"  ld.param.u64 %rd2, [a_w]; cvta.to.global.u64 %rd2, %rd2;\n"                      \
 	"  ld.param.u64 %rd1, [a_dy]; cvta.to.global.u64 %rd1, %rd1;\n"                     \
 	"  ld.param.u64 %rd4, [a_dx]; cvta.to.global.u64 %rd4, %rd4;\n"                     \
-	"  ld.param.u32 %r10, [a_C];\n"                                                      \
-	"  ld.param.u32 %r11, [a_T];\n"                                                      \
-	"  ld.param.u32 %r12, [a_K];\n"                                                      \
-	"  ld.param.u32 %r13, [a_n];\n"                                                      \
-	"  sub.u32 %r14, %r12, 1;\n"                                                         \
-	"  mov.u32 %r1, %ctaid.x;\n  mov.u32 %r2, %ntid.x;\n  mov.u32 %r3, %tid.x;\n  mov.u32 %r4, %nctaid.x;\n" \
-	"  mad.lo.u32 %r5, %r1, %r2, %r3;\n"                                                 \
-	"  mul.lo.u32 %r6, %r4, %r2;\n"                                                      \
-	"LOOP:\n"                                                                            \
-	"  setp.ge.u32 %p1, %r5, %r13;\n  @%p1 bra DONE;\n"                                  \
-	"  rem.u32 %r7, %r5, %r10;\n"                                                        \
-	"  div.u32 %r8, %r5, %r10;\n"                                                        \
-	"  rem.u32 %r9, %r8, %r11;\n"                                                        \
+	PTX_CONV_ELEMENT_HEAD                                                                \
 	"  mov.f32 %f1, 0f00000000;\n"                                                       \
 	"  mov.u32 %r15, 0;\n"                                                               \
 	"JLOOP:\n"                                                                           \
@@ -442,12 +455,7 @@ static void conv_grad_host(int type, const void *x, const void *w, const void *d
 	"  mul.wide.u32 %rd12, %r19, " SH ";\n  add.u64 %rd12, %rd1, %rd12;\n"               \
 	LD("%f3", "%rd12")                                                                   \
 	"  fma.rn.f32 %f1, %f2, %f3, %f1;\n"                                                 \
-	"JNEXT:\n  add.u32 %r15, %r15, 1;\n  bra JLOOP;\n"                                   \
-	"JDONE:\n"                                                                           \
-	"  mul.wide.u32 %rd13, %r5, " SH ";\n  add.u64 %rd13, %rd4, %rd13;\n"                \
-	ST("%rd13", "%f1")                                                                   \
-	"  add.u32 %r5, %r5, %r6;\n  bra LOOP;\n"                                            \
-	"DONE:\n  ret;\n}\n"
+	PTX_CONV_ELEMENT_TAIL(SH, ST)
 
 // The partial sums of dw and db for K = 4: one thread per (channel, chunk);
 // grid (ceil(C/ntid), convChunks); params x, dy, dwp, dbp, C, T, rows,
@@ -723,68 +731,60 @@ static const char *launch(int id, void *stream, size_t n, void **args) {
 
 // ---- the ops ----------------------------------------------------------------
 
-static int want_types(const mh_op *k, int type, const int *allowed, char *msg, size_t len) {
-	for (; *allowed; allowed++) {
-		if (*allowed == type) return 0;
+enum { maxInputs = 5, maxOutputs = 3 };
+
+// same_as_first checks that inputs 1 … n−1 have input 0's element type and
+// count.
+static int same_as_first(const mh_op *k, const int *type, const size_t *count, size_t n, char *msg, size_t len) {
+	for (size_t i = 1; i < n; i++) {
+		if (type[i] != type[0] || count[i] != count[0]) {
+			snprintf(msg, len, "%s: input %zu has element type %d and %zu elements; want input 0's type %d and %zu",
+			         k->name, i, type[i], count[i], type[0], count[0]);
+			return 1;
+		}
 	}
-	snprintf(msg, len, "%s: element type %d is not supported on the %s provider", k->name, type, k->cuda ? "CUDA" : "CPU");
-	return 1;
+	return 0;
 }
 
 static int adamw_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
                        char *msg, size_t len) {
 	(void)dims; (void)rank;
-	for (int i = 1; i < 5; i++) {
-		size_t want = i == 4 ? 8 : count[0];
-		if (type[i] != type[0] || count[i] != want) {
-			snprintf(msg, len, "AdamW: input %d has element type %d and %zu elements; want type %d and %zu", i,
-			         type[i], count[i], type[0], want);
-			return 1;
-		}
+	if (same_as_first(k, type, count, 4, msg, len)) return 1;
+	if (type[4] != type[0] || count[4] != 8) {
+		snprintf(msg, len, "AdamW: coef has element type %d and %zu elements; want type %d and 8", type[4], count[4],
+		         type[0]);
+		return 1;
 	}
-	static const int cpu[] = {typeFloat, typeDouble, 0}, gpu[] = {typeFloat, 0};
-	return want_types(k, type[0], k->cuda ? gpu : cpu, msg, len);
+	return 0;
 }
 
-static const char *adamw_run(const mh_op *k, void *stream, const int *types, const size_t *count, int64_t (*dims)[8],
-                             void **in, void **out) {
-	(void)dims;
-	int type = types[0];
-	size_t n = count[0];
-	if (!k->cuda) {
-		if (type == typeDouble) adamw_double(in[0], in[1], in[2], in[3], in[4], out[0], out[1], out[2], n);
-		else adamw_float(in[0], in[1], in[2], in[3], in[4], out[0], out[1], out[2], n);
-		return NULL;
-	}
-	unsigned long long nn = n;
-	void *args[9] = {&in[0], &in[1], &in[2], &in[3], &in[4], &out[0], &out[1], &out[2], &nn};
-	return launch(kAdamW, stream, n, args);
+static void adamw_host(int type, size_t n, void **in, void **out) {
+	if (type == typeDouble) adamw_double(in[0], in[1], in[2], in[3], in[4], out[0], out[1], out[2], n);
+	else adamw_float(in[0], in[1], in[2], in[3], in[4], out[0], out[1], out[2], n);
 }
 
 static int gelugrad_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
                           char *msg, size_t len) {
 	(void)dims; (void)rank;
-	if (type[1] != type[0] || count[1] != count[0]) {
-		snprintf(msg, len, "GeluGrad: dy has element type %d and %zu elements; want x's %d and %zu", type[1],
-		         count[1], type[0], count[0]);
-		return 1;
-	}
-	static const int cpu[] = {typeFloat, typeDouble, typeBFloat16, 0}, gpu[] = {typeFloat, typeBFloat16, 0};
-	return want_types(k, type[0], k->cuda ? gpu : cpu, msg, len);
+	return same_as_first(k, type, count, 2, msg, len);
 }
 
-static const char *gelugrad_run(const mh_op *k, void *stream, const int *types, const size_t *count, int64_t (*dims)[8],
-                                void **in, void **out) {
+// elementwise_run is the host loop, or the op's CUDA kernel for the element
+// type over the inputs, the outputs and the element count.
+static const char *elementwise_run(const mh_op *k, void *stream, const int *type, const size_t *count,
+                                   int64_t (*dims)[8], void **in, void **out) {
 	(void)dims;
-	int type = types[0];
-	size_t n = count[0];
 	if (!k->cuda) {
-		gelugrad_host(type, in[0], in[1], out[0], n);
+		k->host(type[0], count[0], in, out);
 		return NULL;
 	}
-	unsigned long long nn = n;
-	void *args[4] = {&in[0], &in[1], &out[0], &nn};
-	return launch(type == typeBFloat16 ? kGeluGradBF16 : kGeluGradF32, stream, n, args);
+	unsigned long long n = count[0];
+	void *args[maxInputs + maxOutputs + 1];
+	size_t a = 0;
+	for (size_t i = 0; i < k->n_in; i++) args[a++] = &in[i];
+	for (size_t j = 0; j < k->n_out; j++) args[a++] = &out[j];
+	args[a] = &n;
+	return launch(type[0] == typeBFloat16 ? k->kernel_bf16 : k->kernel_f32, stream, count[0], args);
 }
 
 // x [B, T, C], w [C, 1, K], and b [C] (CausalConv) or dy [B, T, C]
@@ -805,24 +805,23 @@ static int conv_check(const mh_op *k, const int *type, const size_t *count, int6
 		snprintf(msg, len, "%s: the CUDA kernel takes fewer than 2^32 elements%s", k->name, grad ? " and K = 4" : "");
 		return 1;
 	}
-	static const int cpu[] = {typeFloat, typeDouble, typeBFloat16, 0}, gpu[] = {typeFloat, typeBFloat16, 0};
-	return want_types(k, type[0], k->cuda ? gpu : cpu, msg, len);
+	return 0;
 }
 
 // CausalConvGrad's outputs: dx like x, dwp [P, C, K] and dbp [P, C] in
 // float (double for double).
-static void conv_grad_shape(size_t j, const int *type, int64_t (*dims)[8], int *otype, int64_t *odims, size_t *orank) {
+static mh_shape conv_grad_shape(size_t j, const int *type, int64_t (*dims)[8]) {
+	mh_shape o = {.type = type[0], .rank = 3};
 	if (j == 0) {
-		*otype = type[0];
-		memcpy(odims, dims[0], 3 * sizeof(int64_t));
-		*orank = 3;
-		return;
+		memcpy(o.dims, dims[0], 3 * sizeof(int64_t));
+		return o;
 	}
-	*otype = type[0] == typeDouble ? typeDouble : typeFloat;
-	odims[0] = convChunks;
-	odims[1] = dims[1][0];
-	odims[2] = dims[1][2];
-	*orank = j == 1 ? 3 : 2;
+	o.type = type[0] == typeDouble ? typeDouble : typeFloat;
+	o.dims[0] = convChunks;
+	o.dims[1] = dims[1][0];
+	o.dims[2] = dims[1][2];
+	o.rank = j == 1 ? 3 : 2;
+	return o;
 }
 
 static const char *conv_run(const mh_op *k, void *stream, const int *type, const size_t *count, int64_t (*dims)[8],
@@ -882,34 +881,35 @@ static status fail(void **api, const char *msg) {
 	return API(mhCreateStatus, status (*)(int, const char *))(1, msg); // ORT_FAIL
 }
 
+// read_info reads a type-and-shape info's element type, rank and
+// dimensions (dims has room for 8).
+static status read_info(void **api, void *info, int *type, int64_t *dims, size_t *rank) {
+	status s = API(mhGetTensorElementType, status (*)(void *, int *))(info, type);
+	if (!s) s = API(mhGetDimensionsCount, status (*)(void *, size_t *))(info, rank);
+	if (!s && *rank > 8) s = fail(api, "fused op: tensor rank above 8");
+	if (!s) s = API(mhGetDimensions, status (*)(void *, int64_t *, size_t))(info, dims, *rank);
+	return s;
+}
+
 // describe reads a value's element type, element count and dimensions
 // (dims has room for 8).
 static status describe(void **api, const void *v, int *type, size_t *count, int64_t *dims, size_t *rank) {
 	void *info = NULL;
 	status s = API(mhGetTensorTypeAndShape, status (*)(const void *, void **))(v, &info);
 	if (s) return s;
-	s = API(mhGetTensorElementType, status (*)(void *, int *))(info, type);
+	s = read_info(api, info, type, dims, rank);
 	if (!s) s = API(mhGetTensorShapeElementCount, status (*)(void *, size_t *))(info, count);
-	if (!s) s = API(mhGetDimensionsCount, status (*)(void *, size_t *))(info, rank);
-	if (!s && *rank > 8) s = fail(api, "fused op: tensor rank above 8");
-	if (!s) s = API(mhGetDimensions, status (*)(void *, int64_t *, size_t))(info, dims, *rank);
 	API(mhReleaseTensorTypeAndShapeInfo, void (*)(void *))(info);
 	return s;
 }
 
-enum { maxInputs = 5, maxOutputs = 3 };
-
-// out_shape is output j's element type and dims.
-static void out_shape(const mh_op *k, size_t j, const int *type, int64_t (*dims)[8], const size_t *rank, int *otype,
-                      int64_t *odims, size_t *orank) {
-	if (k->like == NULL) {
-		k->out_shape(j, type, dims, otype, odims, orank);
-		return;
-	}
+// out_shape is output j's element type and shape.
+static mh_shape out_shape(const mh_op *k, size_t j, const int *type, int64_t (*dims)[8], const size_t *rank) {
+	if (k->like == NULL) return k->out_shape(j, type, dims);
 	size_t from = k->like[j];
-	*otype = type[from];
-	*orank = rank[from];
-	memcpy(odims, dims[from], rank[from] * sizeof(int64_t));
+	mh_shape o = {.type = type[from], .rank = rank[from]};
+	memcpy(o.dims, dims[from], rank[from] * sizeof(int64_t));
+	return o;
 }
 
 static status op_compute(void *kernel, void *ctx) {
@@ -928,14 +928,18 @@ static status op_compute(void *kernel, void *ctx) {
 	}
 	char msg[320];
 	if (k->check(k, type, count, dims, rank, msg, sizeof msg)) return fail(api, msg);
+	int supported = 0;
+	for (const int *t = k->types; *t; t++) supported |= *t == type[0];
+	if (!supported) {
+		snprintf(msg, sizeof msg, "%s: element type %d is not supported on the %s provider", k->name, type[0],
+		         k->cuda ? "CUDA" : "CPU");
+		return fail(api, msg);
+	}
 	for (size_t j = 0; j < k->n_out; j++) {
-		int otype;
-		int64_t odims[8];
-		size_t orank;
-		out_shape(k, j, type, dims, rank, &otype, odims, &orank);
+		mh_shape o = out_shape(k, j, type, dims, rank);
 		void *v = NULL;
 		status s = API(mhKernelContext_GetOutput, status (*)(void *, size_t, const int64_t *, size_t, void **))(
-			ctx, j, odims, orank, &v);
+			ctx, j, o.dims, o.rank, &v);
 		if (!s) s = API(mhGetTensorMutableData, status (*)(const void *, void **))(v, &out[j]);
 		if (s) return s;
 	}
@@ -964,22 +968,16 @@ static status op_shapes(const mh_custom_op *op, void *ctx) {
 		// pointers to them).
 		void *info = NULL;
 		status s = API(mhShapeInferContext_GetInputTypeShape, status (*)(void *, size_t, void **))(ctx, i, &info);
-		if (!s) s = API(mhGetTensorElementType, status (*)(void *, int *))(info, &type[i]);
-		if (!s) s = API(mhGetDimensionsCount, status (*)(void *, size_t *))(info, &rank[i]);
-		if (!s && rank[i] > 8) s = fail(api, "fused op: tensor rank above 8");
-		if (!s) s = API(mhGetDimensions, status (*)(void *, int64_t *, size_t))(info, dims[i], rank[i]);
+		if (!s) s = read_info(api, info, &type[i], dims[i], &rank[i]);
 		if (s) return s;
 	}
 	for (size_t j = 0; j < k->n_out; j++) {
-		int otype;
-		int64_t odims[8];
-		size_t orank;
-		out_shape(k, j, type, dims, rank, &otype, odims, &orank);
+		mh_shape o = out_shape(k, j, type, dims, rank);
 		void *info = NULL;
 		status s = API(mhCreateTensorTypeAndShapeInfo, status (*)(void **))(&info);
 		if (s) return s;
-		s = API(mhSetTensorElementType, status (*)(void *, int))(info, otype);
-		if (!s) s = API(mhSetDimensions, status (*)(void *, const int64_t *, size_t))(info, odims, orank);
+		s = API(mhSetTensorElementType, status (*)(void *, int))(info, o.type);
+		if (!s) s = API(mhSetDimensions, status (*)(void *, const int64_t *, size_t))(info, o.dims, o.rank);
 		if (!s) s = API(mhShapeInferContext_SetOutputTypeShape, status (*)(void *, size_t, void *))(ctx, j, info);
 		API(mhReleaseTensorTypeAndShapeInfo, void (*)(void *))(info);
 		if (s) return s;
@@ -1019,18 +1017,30 @@ static void op_init(mh_op *o, void **api, int cuda) {
 }
 
 static const size_t adamw_like[] = {0, 2, 3}, gelugrad_like[] = {0}, conv_like[] = {0};
+static const int hostTypes[] = {typeFloat, typeDouble, typeBFloat16, 0}, cudaTypes[] = {typeFloat, typeBFloat16, 0};
+static const int hostFloats[] = {typeFloat, typeDouble, 0}, cudaFloats[] = {typeFloat, 0};
 
 // The domain's ops, each for the CPU and the CUDA provider.
+#define ADAMW_OP                                                                                   \
+	.name = "AdamW", .n_in = 5, .n_out = 3, .like = adamw_like, .check = adamw_check, .run = elementwise_run, \
+	.host = adamw_host, .kernel_f32 = kAdamW, .kernel_bf16 = kAdamW
+#define GELUGRAD_OP                                                                                        \
+	.name = "GeluGrad", .n_in = 2, .n_out = 1, .like = gelugrad_like, .check = gelugrad_check,          \
+	.run = elementwise_run, .host = gelugrad_host, .kernel_f32 = kGeluGradF32, .kernel_bf16 = kGeluGradBF16
+#define CONV_OP .name = "CausalConv", .n_in = 3, .n_out = 1, .like = conv_like, .check = conv_check, .run = conv_run
+#define CONVGRAD_OP                                                                                       \
+	.name = "CausalConvGrad", .n_in = 3, .n_out = 3, .out_shape = conv_grad_shape, .check = conv_check, \
+	.run = conv_grad_run
 enum { nOps = 8 };
 static mh_op ops[nOps] = {
-	{.name = "AdamW", .n_in = 5, .n_out = 3, .like = adamw_like, .check = adamw_check, .run = adamw_run},
-	{.name = "AdamW", .n_in = 5, .n_out = 3, .like = adamw_like, .float_only = 1, .check = adamw_check, .run = adamw_run, .cuda = 1},
-	{.name = "GeluGrad", .n_in = 2, .n_out = 1, .like = gelugrad_like, .check = gelugrad_check, .run = gelugrad_run},
-	{.name = "GeluGrad", .n_in = 2, .n_out = 1, .like = gelugrad_like, .check = gelugrad_check, .run = gelugrad_run, .cuda = 1},
-	{.name = "CausalConv", .n_in = 3, .n_out = 1, .like = conv_like, .check = conv_check, .run = conv_run},
-	{.name = "CausalConv", .n_in = 3, .n_out = 1, .like = conv_like, .check = conv_check, .run = conv_run, .cuda = 1},
-	{.name = "CausalConvGrad", .n_in = 3, .n_out = 3, .out_shape = conv_grad_shape, .check = conv_check, .run = conv_grad_run},
-	{.name = "CausalConvGrad", .n_in = 3, .n_out = 3, .out_shape = conv_grad_shape, .check = conv_check, .run = conv_grad_run, .cuda = 1},
+	{ADAMW_OP, .types = hostFloats},
+	{ADAMW_OP, .types = cudaFloats, .float_only = 1, .cuda = 1},
+	{GELUGRAD_OP, .types = hostTypes},
+	{GELUGRAD_OP, .types = cudaTypes, .cuda = 1},
+	{CONV_OP, .types = hostTypes},
+	{CONV_OP, .types = cudaTypes, .cuda = 1},
+	{CONVGRAD_OP, .types = hostTypes},
+	{CONVGRAD_OP, .types = cudaTypes, .cuda = 1},
 };
 
 // ---- the domain ------------------------------------------------------------

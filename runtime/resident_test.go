@@ -14,9 +14,10 @@ import (
 	"mohawk/tensors"
 )
 
-// TestOrtAPIIndices checks the shim's OrtApi table indices (the enum in
-// ortapi.go) against the C API header that ships with onnxruntime_go.
-func TestOrtAPIIndices(t *testing.T) {
+// ortHeader is the C API header that ships with onnxruntime_go (the test
+// is skipped where its sources cannot be found).
+func ortHeader(t *testing.T) []byte {
+	t.Helper()
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/yalue/onnxruntime_go").Output()
 	if err != nil {
 		t.Skipf("cannot locate onnxruntime_go's sources: %v", err)
@@ -25,6 +26,13 @@ func TestOrtAPIIndices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return header
+}
+
+// TestOrtAPIIndices checks the shim's OrtApi table indices (the enum in
+// ortapi.go) against the C API header that ships with onnxruntime_go.
+func TestOrtAPIIndices(t *testing.T) {
+	header := ortHeader(t)
 	h := regexp.MustCompile(`(?s)/\*.*?\*/`).ReplaceAllString(string(header), "")
 	h = regexp.MustCompile(`//[^\n]*`).ReplaceAllString(h, "")
 	i := strings.Index(h, "struct OrtApi {")
@@ -95,14 +103,7 @@ func TestOrtAPIIndices(t *testing.T) {
 // the header: the same members in the same order (all are pointers but the
 // leading uint32 version, so equal order is equal layout).
 func TestCustomOpLayout(t *testing.T) {
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/yalue/onnxruntime_go").Output()
-	if err != nil {
-		t.Skipf("cannot locate onnxruntime_go's sources: %v", err)
-	}
-	header, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "onnxruntime_c_api.h"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	header := ortHeader(t)
 	src, err := os.ReadFile("fused.c")
 	if err != nil {
 		t.Fatal(err)

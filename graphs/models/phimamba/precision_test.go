@@ -51,16 +51,7 @@ func TestMixerPrecision(t *testing.T) {
 		}
 		graphtest.WantMissingKernel(t, native)
 
-		rng := rand.New(rand.NewPCG(uint64(seq), 3))
-		feeds := map[string]*tensors.Tensor{
-			"x": graphtest.Random(rng, -1, 1, 2, seq, c.DModel).AsFloat32(),
-			"r": graphtest.Random(rng, -1, 1, 2, seq, c.DModel).AsFloat32(),
-		}
-		for name, w := range randomWeights(c, 7) {
-			if phimamba.IsMixer(name) {
-				feeds[name] = w
-			}
-		}
+		feeds := mixerFeeds(c, seq, 3)
 		emulated := build(graphs.MatMulBFloat16Emulated)
 		for _, v := range emulated.Inputs() {
 			if feeds[v.Name()] == nil {
@@ -95,16 +86,7 @@ func TestFusedConv(t *testing.T) {
 		if ops["CausalConv"] != 1 || ops["CausalConvGrad"] != 1 {
 			t.Fatalf("T=%d: the fused graph has %d CausalConv and %d CausalConvGrad nodes, want one each", seq, ops["CausalConv"], ops["CausalConvGrad"])
 		}
-		rng := rand.New(rand.NewPCG(uint64(seq), 5))
-		feeds := map[string]*tensors.Tensor{
-			"x": graphtest.Random(rng, -1, 1, 2, seq, c.DModel).AsFloat32(),
-			"r": graphtest.Random(rng, -1, 1, 2, seq, c.DModel).AsFloat32(),
-		}
-		for name, w := range randomWeights(c, 7) {
-			if phimamba.IsMixer(name) {
-				feeds[name] = w.AsFloat32()
-			}
-		}
+		feeds := mixerFeeds(c, seq, 5)
 		got, want := graphtest.Run(t, fused, feeds), graphtest.Run(t, build(false), feeds)
 		for name, w := range want {
 			g, wv := got[name].Convert(tensors.Float64).Float64s(), w.Convert(tensors.Float64).Float64s()
@@ -119,4 +101,20 @@ func TestFusedConv(t *testing.T) {
 			}
 		}
 	}
+}
+
+// mixerFeeds are float32 feeds for a graphtest.GradStep over layer 0's
+// mixer: input x and cotangent r [2, seq, DModel], and random mixer weights.
+func mixerFeeds(c phimamba.Config, seq int64, seed uint64) map[string]*tensors.Tensor {
+	rng := rand.New(rand.NewPCG(uint64(seq), seed))
+	feeds := map[string]*tensors.Tensor{
+		"x": graphtest.Random(rng, -1, 1, 2, seq, c.DModel).AsFloat32(),
+		"r": graphtest.Random(rng, -1, 1, 2, seq, c.DModel).AsFloat32(),
+	}
+	for name, w := range randomWeights(c, 7) {
+		if phimamba.IsMixer(name) {
+			feeds[name] = w.AsFloat32()
+		}
+	}
+	return feeds
 }
