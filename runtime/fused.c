@@ -21,6 +21,7 @@
 // checks them against onnxruntime_go's header, as it does ortapi.go's.
 enum {
 	mhCreateStatus = 0,
+	mhGetErrorMessage = 2,
 	mhCreateCustomOpDomain = 26,
 	mhCustomOpDomain_Add = 27,
 	mhAddCustomOpDomain = 28,
@@ -33,11 +34,13 @@ enum {
 	mhGetDimensions = 62,
 	mhGetTensorShapeElementCount = 64,
 	mhGetTensorTypeAndShape = 65,
+	mhReleaseStatus = 93,
 	mhKernelContext_GetInput = 90,
 	mhKernelContext_GetOutput = 91,
 	mhReleaseTensorTypeAndShapeInfo = 99,
 	mhKernelContext_GetGPUComputeStream = 193,
 	mhShapeInferContext_GetInputTypeShape = 268,
+	mhKernelContext_ParallelFor = 274,
 	mhShapeInferContext_SetOutputTypeShape = 270,
 };
 
@@ -99,15 +102,15 @@ struct mh_op {
 	// Elementwise ops (run = elementwise_run): the host loop, and the CUDA
 	// kernels for float and bfloat16, which take the inputs, the outputs and
 	// the element count.
-	void (*host)(int type, size_t n, void **in, void **out);
+	void (*host)(int type, size_t lo, size_t hi, void **in, void **out);
 	int kernel_f32, kernel_bf16;
 	// check validates the inputs' element types, counts and dims (msg
 	// filled, nonzero on error); run computes, on the host or by launching
 	// kernels.
 	int (*check)(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
 	             char *msg, size_t len);
-	const char *(*run)(const mh_op *k, void *stream, const int *type, const size_t *count, int64_t (*dims)[8],
-	                   void **in, void **out);
+	const char *(*run)(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+	                   int64_t (*dims)[8], void **in, void **out);
 };
 
 enum { typeFloat = 1, typeFloat16 = 10, typeDouble = 11, typeBFloat16 = 16 };
@@ -129,6 +132,19 @@ static uint16_t float_to_bf16(float f) { // round to nearest even; NaN stays NaN
 	return (uint16_t)(u >> 16);
 }
 
+// ---- host loops --------------------------------------------------------------
+//
+// Each host kernel works on a range of elements or rows, so that ORT's
+// intra-op thread pool can run the ranges in parallel (KernelContext_
+// ParallelFor). Loads and stores per element type:
+
+#define LD_float(p, i) (((const float *)(p))[i])
+#define LD_double(p, i) (((const double *)(p))[i])
+#define LD_bf16(p, i) bf16_to_float(((const uint16_t *)(p))[i])
+#define ST_float(p, i, v) (((float *)(p))[i] = (v))
+#define ST_double(p, i, v) (((double *)(p))[i] = (v))
+#define ST_bf16(p, i, v) (((uint16_t *)(p))[i] = float_to_bf16(v))
+
 // ---- AdamW ----------------------------------------------------------------
 //
 // Inputs p, g, m, v (one shape, float or double) and coef [8] of the same
@@ -143,15 +159,15 @@ static uint16_t float_to_bf16(float f) { // round to nearest even; NaN stays NaN
 
 #define ADAMW(T, SQRT)                                                                        \
 	static void adamw_##T(const T *p, const T *g, const T *m, const T *v, const T *c, T *po, \
-	                      T *mo, T *vo, size_t n) {                                           \
+	                      T *mo, T *vo, size_t lo, size_t hi) {                               \
 		if (c[7] == 0) {                                                                     \
-			memmove(po, p, n * sizeof(T));                                                   \
-			memmove(mo, m, n * sizeof(T));                                                   \
-			memmove(vo, v, n * sizeof(T));                                                   \
+			memmove(po + lo, p + lo, (hi - lo) * sizeof(T));                                 \
+			memmove(mo + lo, m + lo, (hi - lo) * sizeof(T));                                 \
+			memmove(vo + lo, v + lo, (hi - lo) * sizeof(T));                                 \
 			return;                                                                          \
 		}                                                                                    \
 		const T b1 = c[0], a1 = c[1], b2 = c[2], a2 = c[3], decay = c[4], step = c[5], eps = c[6]; \
-		for (size_t i = 0; i < n; i++) {                                                     \
+		for (size_t i = lo; i < hi; i++) {                                                   \
 			T gi = g[i];                                                                     \
 			T mi = b1 * m[i];                                                                \
 			mi = mi + a1 * gi;                                                               \
@@ -171,6 +187,11 @@ static uint16_t float_to_bf16(float f) { // round to nearest even; NaN stays NaN
 ADAMW(float, sqrtf)
 ADAMW(double, sqrt)
 
+static void adamw_host(int type, size_t lo, size_t hi, void **in, void **out) {
+	if (type == typeDouble) adamw_double(in[0], in[1], in[2], in[3], in[4], out[0], out[1], out[2], lo, hi);
+	else adamw_float(in[0], in[1], in[2], in[3], in[4], out[0], out[1], out[2], lo, hi);
+}
+
 // ---- GeluGrad ---------------------------------------------------------------
 //
 // Inputs x and dy (one shape; float, double or bfloat16), output dx =
@@ -180,37 +201,31 @@ ADAMW(double, sqrt)
 //	gelu'(x) = s·(1 + x·σ(−z)·(a + 3b·x²))
 //
 // computed in float (double for double) from the inputs and rounded once
-// to the output's type.
+// to the output's type. The host takes one exponential, e^−|z|, for both
+// σ(z) and σ(−z).
 
 #define GELU_A 1.5957691216057308
 #define GELU_B 0.07135481627260025
-#define GELUGRAD(T, EXP)                                                    \
-	static T gelugrad_##T(T x, T dy) {                                       \
-		T x2 = x * x;                                                        \
-		T z = x * ((T)GELU_A + (T)GELU_B * x2);                              \
-		T s = (T)1 / ((T)1 + EXP(-z));                                       \
-		T r = (T)1 / ((T)1 + EXP(z));                                        \
-		T dz = (T)GELU_A + (T)(3 * GELU_B) * x2;                             \
-		return dy * (s * ((T)1 + x * r * dz));                               \
+#define GELUGRAD(T, A, EXP, LD, ST)                                                      \
+	static void gelugrad_##T(const void *xs, const void *dys, void *dxs, size_t lo, size_t hi) { \
+		for (size_t i = lo; i < hi; i++) {                                               \
+			A x = LD(xs, i), x2 = x * x;                                                 \
+			A z = x * ((A)GELU_A + (A)GELU_B * x2);                                      \
+			A e = EXP(z < 0 ? z : -z), big = (A)1 / ((A)1 + e), small = e * big;         \
+			A s = z < 0 ? small : big, r = z < 0 ? big : small; /* σ(z), σ(−z) */       \
+			A dz = (A)GELU_A + (A)(3 * GELU_B) * x2;                                     \
+			ST(dxs, i, LD(dys, i) * (s * ((A)1 + x * r * dz)));                          \
+		}                                                                                \
 	}
-GELUGRAD(float, expf)
-GELUGRAD(double, exp)
+GELUGRAD(float, float, expf, LD_float, ST_float)
+GELUGRAD(double, double, exp, LD_double, ST_double)
+GELUGRAD(bf16, float, expf, LD_bf16, ST_bf16)
 
-static void gelugrad_host(int type, size_t n, void **in, void **out) {
-	const void *x = in[0], *dy = in[1];
-	void *dx = out[0];
-	for (size_t i = 0; i < n; i++) {
-		switch (type) {
-		case typeDouble:
-			((double *)dx)[i] = gelugrad_double(((const double *)x)[i], ((const double *)dy)[i]);
-			break;
-		case typeBFloat16:
-			((uint16_t *)dx)[i] = float_to_bf16(
-				gelugrad_float(bf16_to_float(((const uint16_t *)x)[i]), bf16_to_float(((const uint16_t *)dy)[i])));
-			break;
-		default:
-			((float *)dx)[i] = gelugrad_float(((const float *)x)[i], ((const float *)dy)[i]);
-		}
+static void gelugrad_host(int type, size_t lo, size_t hi, void **in, void **out) {
+	switch (type) {
+	case typeDouble: gelugrad_double(in[0], in[1], out[0], lo, hi); break;
+	case typeBFloat16: gelugrad_bf16(in[0], in[1], out[0], lo, hi); break;
+	default: gelugrad_float(in[0], in[1], out[0], lo, hi);
 	}
 }
 
@@ -224,82 +239,71 @@ static void gelugrad_host(int type, size_t n, void **in, void **out) {
 // and its gradient from dy: dx[b,t,c] = Σ_j w[c,j]·dy[b, t+(K−1)−j, c], and
 // dw, db as partial sums over convChunks chunks of the B·T rows (dwp [P, C,
 // K], dbp [P, C]; float, double for double) that the graph adds up. Sums
-// run in j order in float (double), each output rounded once.
+// run in j order in float (double for double), each operation rounded
+// once, each output rounded once to its type.
 
 enum { convChunks = 64 };
 
-static double load_any(int type, const void *p, size_t i) {
-	switch (type) {
-	case typeDouble: return ((const double *)p)[i];
-	case typeBFloat16: return bf16_to_float(((const uint16_t *)p)[i]);
-	default: return ((const float *)p)[i];
-	}
-}
+// conv_dims are a conv's sizes: T, C, K, the rows B·T, and rows per chunk.
+typedef struct {
+	size_t T, C, K, rows, per;
+} conv_dims;
 
-static void store_any(int type, void *p, size_t i, double v) {
-	switch (type) {
-	case typeDouble: ((double *)p)[i] = v; break;
-	case typeBFloat16: ((uint16_t *)p)[i] = float_to_bf16((float)v); break;
-	default: ((float *)p)[i] = (float)v;
+#define CONV_HOST(T_, A, LD, ST)                                                                            \
+	/* y for rows [r0, r1) */                                                                             \
+	static void conv_fwd_##T_(const void *x, const void *w, const void *b, void *y, conv_dims d, size_t r0, \
+	                          size_t r1) {                                                                \
+		for (size_t r = r0; r < r1; r++) {                                                                \
+			size_t t = r % d.T;                                                                           \
+			for (size_t c = 0; c < d.C; c++) {                                                            \
+				A acc = LD(b, c);                                                                         \
+				for (size_t j = 0; j < d.K; j++) {                                                        \
+					if (t + j < d.K - 1) continue;                                                        \
+					A p = (A)LD(w, c * d.K + j) * (A)LD(x, (r + j - (d.K - 1)) * d.C + c);                \
+					acc = acc + p;                                                                        \
+				}                                                                                         \
+				ST(y, r * d.C + c, acc);                                                                  \
+			}                                                                                             \
+		}                                                                                                 \
+	}                                                                                                     \
+	/* dx for rows [r0, r1) */                                                                            \
+	static void conv_dx_##T_(const void *w, const void *dy, void *dx, conv_dims d, size_t r0, size_t r1) { \
+		for (size_t r = r0; r < r1; r++) {                                                                \
+			size_t t = r % d.T;                                                                           \
+			for (size_t c = 0; c < d.C; c++) {                                                            \
+				A acc = 0;                                                                                \
+				for (size_t j = 0; j < d.K; j++) {                                                        \
+					size_t e = d.K - 1 - j;                                                               \
+					if (t + e >= d.T) continue;                                                           \
+					A p = (A)LD(w, c * d.K + j) * (A)LD(dy, (r + e) * d.C + c);                           \
+					acc = acc + p;                                                                        \
+				}                                                                                         \
+				ST(dx, r * d.C + c, acc);                                                                 \
+			}                                                                                             \
+		}                                                                                                 \
+	}                                                                                                     \
+	/* the partial sums of dw and db over chunk p */                                                      \
+	static void conv_dw_##T_(const void *x, const void *dy, void *dwp, void *dbp, conv_dims d, size_t p) {   \
+		A *dwo = (A *)dwp + p * d.C * d.K, *dbo = (A *)dbp + p * d.C;                                     \
+		for (size_t c = 0; c < d.C; c++) {                                                                \
+			A db = 0, dw[8] = {0};                                                                        \
+			for (size_t r = p * d.per; r < (p + 1) * d.per && r < d.rows; r++) {                          \
+				size_t t = r % d.T;                                                                       \
+				A g = LD(dy, r * d.C + c);                                                                \
+				db = db + g;                                                                              \
+				for (size_t j = 0; j < d.K; j++) {                                                        \
+					if (t + j < d.K - 1) continue;                                                        \
+					A q = (A)LD(x, (r + j - (d.K - 1)) * d.C + c) * g;                                    \
+					dw[j] = dw[j] + q;                                                                    \
+				}                                                                                         \
+			}                                                                                             \
+			dbo[c] = db;                                                                                  \
+			for (size_t j = 0; j < d.K; j++) dwo[c * d.K + j] = dw[j];                                    \
+		}                                                                                                 \
 	}
-}
-
-// conv_sum adds terms in the precision of type: double for double, float
-// (rounded after each operation) otherwise.
-static double conv_add(int type, double acc, double a, double b) {
-	if (type == typeDouble) return acc + a * b;
-	float p = (float)a * (float)b;
-	return (float)acc + p;
-}
-
-static void conv_host(int type, const void *x, const void *w, const void *b, void *y, size_t B, size_t T, size_t C,
-                      size_t K) {
-	for (size_t r = 0; r < B * T; r++) {
-		size_t t = r % T;
-		for (size_t c = 0; c < C; c++) {
-			double acc = load_any(type, b, c);
-			for (size_t j = 0; j < K; j++) {
-				if (t + j < K - 1) continue;
-				acc = conv_add(type, acc, load_any(type, w, c * K + j), load_any(type, x, (r + j - (K - 1)) * C + c));
-			}
-			store_any(type, y, r * C + c, acc);
-		}
-	}
-}
-
-static void conv_grad_host(int type, const void *x, const void *w, const void *dy, void *dx, void *dwp, void *dbp,
-                           size_t B, size_t T, size_t C, size_t K) {
-	int ptype = type == typeDouble ? typeDouble : typeFloat;
-	size_t rows = B * T, per = (rows + convChunks - 1) / convChunks;
-	for (size_t r = 0; r < rows; r++) {
-		size_t t = r % T;
-		for (size_t c = 0; c < C; c++) {
-			double acc = 0;
-			for (size_t j = 0; j < K; j++) {
-				size_t e = K - 1 - j;
-				if (t + e >= T) continue;
-				acc = conv_add(type, acc, load_any(type, w, c * K + j), load_any(type, dy, (r + e) * C + c));
-			}
-			store_any(type, dx, r * C + c, acc);
-		}
-	}
-	for (size_t p = 0; p < convChunks; p++) {
-		for (size_t c = 0; c < C; c++) {
-			double db = 0, dw[8] = {0};
-			for (size_t r = p * per; r < (p + 1) * per && r < rows; r++) {
-				size_t t = r % T;
-				double g = load_any(type, dy, r * C + c);
-				db = conv_add(ptype, db, g, 1);
-				for (size_t j = 0; j < K; j++) {
-					if (t + j < K - 1) continue;
-					dw[j] = conv_add(ptype, dw[j], load_any(type, x, (r + j - (K - 1)) * C + c), g);
-				}
-			}
-			store_any(ptype, dbp, p * C + c, db);
-			for (size_t j = 0; j < K; j++) store_any(ptype, dwp, (p * C + c) * K + j, dw[j]);
-		}
-	}
-}
+CONV_HOST(float, float, LD_float, ST_float)
+CONV_HOST(double, double, LD_double, ST_double)
+CONV_HOST(bf16, float, LD_bf16, ST_bf16)
 
 // ---- the CUDA kernels (PTX) -------------------------------------------------
 //
@@ -758,25 +762,55 @@ static int adamw_check(const mh_op *k, const int *type, const size_t *count, int
 	return 0;
 }
 
-static void adamw_host(int type, size_t n, void **in, void **out) {
-	if (type == typeDouble) adamw_double(in[0], in[1], in[2], in[3], in[4], out[0], out[1], out[2], n);
-	else adamw_float(in[0], in[1], in[2], in[3], in[4], out[0], out[1], out[2], n);
-}
-
 static int gelugrad_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
                           char *msg, size_t len) {
 	(void)dims; (void)rank;
 	return same_as_first(k, type, count, 2, msg, len);
 }
 
+// A host job: one host kernel over ranges of elements or rows, which ORT's
+// intra-op thread pool runs in parallel (KernelContext_ParallelFor).
+typedef struct host_job {
+	void (*range)(const struct host_job *j, size_t i); // runs the i-th range
+	const mh_op *op;
+	int type;
+	void **in, **out;
+	size_t n; // elementwise: the element count
+	conv_dims d;
+} host_job;
+
+enum { elementsPerRange = 1 << 16 };
+
+static void job_range(void *data, size_t i) {
+	const host_job *j = data;
+	j->range(j, i);
+}
+
+// par_for runs ranges 0 … total−1 of j; NULL or a message.
+static const char *par_for(void **api, void *ctx, size_t total, host_job *j) {
+	static __thread char msg[320];
+	if (total == 0) return NULL;
+	status s = API(mhKernelContext_ParallelFor, status (*)(void *, void (*)(void *, size_t), size_t, size_t, void *))(
+		ctx, job_range, total, 0, j);
+	if (s == NULL) return NULL;
+	snprintf(msg, sizeof msg, "%s", API(mhGetErrorMessage, const char *(*)(status))(s));
+	API(mhReleaseStatus, void (*)(status))(s);
+	return msg;
+}
+
+static void elementwise_range(const host_job *j, size_t i) {
+	size_t lo = i * elementsPerRange, hi = lo + elementsPerRange < j->n ? lo + elementsPerRange : j->n;
+	j->op->host(j->type, lo, hi, j->in, j->out);
+}
+
 // elementwise_run is the host loop, or the op's CUDA kernel for the element
 // type over the inputs, the outputs and the element count.
-static const char *elementwise_run(const mh_op *k, void *stream, const int *type, const size_t *count,
+static const char *elementwise_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
                                    int64_t (*dims)[8], void **in, void **out) {
 	(void)dims;
 	if (!k->cuda) {
-		k->host(type[0], count[0], in, out);
-		return NULL;
+		host_job j = {.range = elementwise_range, .op = k, .type = type[0], .in = in, .out = out, .n = count[0]};
+		return par_for(k->api, ctx, (count[0] + elementsPerRange - 1) / elementsPerRange, &j);
 	}
 	unsigned long long n = count[0];
 	void *args[maxInputs + maxOutputs + 1];
@@ -824,32 +858,70 @@ static mh_shape conv_grad_shape(size_t j, const int *type, int64_t (*dims)[8]) {
 	return o;
 }
 
-static const char *conv_run(const mh_op *k, void *stream, const int *type, const size_t *count, int64_t (*dims)[8],
-                            void **in, void **out) {
-	size_t B = dims[0][0], T = dims[0][1], C = dims[0][2], K = dims[1][2];
-	if (!k->cuda) {
-		conv_host(type[0], in[0], in[1], in[2], out[0], B, T, C, K);
-		return NULL;
+// The conv's host ranges: rows [i·per, (i+1)·per) for y and dx, chunk i for
+// the partial sums.
+static void conv_fwd_range(const host_job *j, size_t i) {
+	size_t r0 = i * j->d.per, r1 = r0 + j->d.per < j->d.rows ? r0 + j->d.per : j->d.rows;
+	void **in = j->in;
+	switch (j->type) {
+	case typeDouble: conv_fwd_double(in[0], in[1], in[2], j->out[0], j->d, r0, r1); break;
+	case typeBFloat16: conv_fwd_bf16(in[0], in[1], in[2], j->out[0], j->d, r0, r1); break;
+	default: conv_fwd_float(in[0], in[1], in[2], j->out[0], j->d, r0, r1);
 	}
-	unsigned uc = C, ut = T, uk = K, un = count[0];
+}
+
+static void conv_grad_range(const host_job *j, size_t i) {
+	size_t r0 = i * j->d.per, r1 = r0 + j->d.per < j->d.rows ? r0 + j->d.per : j->d.rows;
+	void **in = j->in, **out = j->out;
+	switch (j->type) {
+	case typeDouble:
+		conv_dx_double(in[1], in[2], out[0], j->d, r0, r1);
+		conv_dw_double(in[0], in[2], out[1], out[2], j->d, i);
+		break;
+	case typeBFloat16:
+		conv_dx_bf16(in[1], in[2], out[0], j->d, r0, r1);
+		conv_dw_bf16(in[0], in[2], out[1], out[2], j->d, i);
+		break;
+	default:
+		conv_dx_float(in[1], in[2], out[0], j->d, r0, r1);
+		conv_dw_float(in[0], in[2], out[1], out[2], j->d, i);
+	}
+}
+
+static conv_dims conv_sizes(int64_t (*dims)[8]) {
+	size_t rows = dims[0][0] * dims[0][1];
+	return (conv_dims){.T = dims[0][1], .C = dims[0][2], .K = dims[1][2], .rows = rows,
+	                   .per = (rows + convChunks - 1) / convChunks};
+}
+
+static const char *conv_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+                            int64_t (*dims)[8], void **in, void **out) {
+	conv_dims d = conv_sizes(dims);
+	if (!k->cuda) {
+		host_job j = {.range = conv_fwd_range, .op = k, .type = type[0], .in = in, .out = out, .d = d};
+		return par_for(k->api, ctx, convChunks, &j);
+	}
+	unsigned uc = d.C, ut = d.T, uk = d.K, un = count[0];
 	void *args[8] = {&in[0], &in[1], &in[2], &out[0], &uc, &ut, &uk, &un};
 	return launch(type[0] == typeBFloat16 ? kConvBF16 : kConvF32, stream, count[0], args);
 }
 
-static const char *conv_grad_run(const mh_op *k, void *stream, const int *type, const size_t *count,
+// Each host range computes dx for its rows and the partial sums of its
+// chunk: the same rows (per rows each, convChunks ranges).
+static const char *conv_grad_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
                                  int64_t (*dims)[8], void **in, void **out) {
-	size_t B = dims[0][0], T = dims[0][1], C = dims[0][2], K = dims[1][2];
+	conv_dims d = conv_sizes(dims);
 	if (!k->cuda) {
-		conv_grad_host(type[0], in[0], in[1], in[2], out[0], out[1], out[2], B, T, C, K);
-		return NULL;
+		host_job j = {.range = conv_grad_range, .op = k, .type = type[0], .in = in, .out = out, .d = d};
+		return par_for(k->api, ctx, convChunks, &j);
 	}
 	int bf = type[0] == typeBFloat16;
-	unsigned uc = C, ut = T, uk = K, un = count[0], rows = B * T, per = (B * T + convChunks - 1) / convChunks;
+	unsigned uc = d.C, ut = d.T, uk = d.K, un = count[0], rows = d.rows, per = d.per;
 	void *dx[7] = {&in[1], &in[2], &out[0], &uc, &ut, &uk, &un};
 	const char *err = launch(bf ? kConvDxBF16 : kConvDxF32, stream, count[0], dx);
 	if (err) return err;
 	void *dw[8] = {&in[0], &in[2], &out[1], &out[2], &uc, &ut, &rows, &per};
-	return launch_grid(bf ? kConvDwBF16 : kConvDwF32, stream, (C + 255) / 256, convChunks, dw);
+	return launch_grid(bf ? kConvDwBF16 : kConvDwF32, stream, (d.C + 255) / 256, convChunks, dw);
 }
 
 // ---- the custom-op table -------------------------------------------------
@@ -948,7 +1020,7 @@ static status op_compute(void *kernel, void *ctx) {
 		status s = API(mhKernelContext_GetGPUComputeStream, status (*)(void *, void **))(ctx, &stream);
 		if (s) return s;
 	}
-	const char *err = k->run(k, stream, type, count, dims, in, out);
+	const char *err = k->run(k, ctx, stream, type, count, dims, in, out);
 	if (err) {
 		snprintf(msg, sizeof msg, "%s: %s", k->name, err);
 		return fail(api, msg);
@@ -1052,7 +1124,6 @@ static struct {
 } dom = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static char *status_message(void **api, status s) {
-	enum { mhGetErrorMessage = 2, mhReleaseStatus = 93 };
 	const char *m = API(mhGetErrorMessage, const char *(*)(status))(s);
 	char *out = strdup(m ? m : "unknown ORT error");
 	API(mhReleaseStatus, void (*)(status))(s);
