@@ -9,7 +9,14 @@
 // explicit no-gradient mark, its ONNX emitter and the opset it needs.
 // Gradients derives the backward graph of a scalar loss by walking the
 // graph in reverse creation order (creation order is topological), so a
-// training step is an ordinary graph that stock ONNX Runtime runs.
+// training step is an ordinary graph that ONNX Runtime runs.
+//
+// Most rows are default-domain ONNX ops; a few are ONNX Runtime's
+// com.microsoft ops (fused attention, FusedMatMul) or mohawk's own fused
+// kernels in FusedDomain (AdamW, GeluGrad, CausalConv, CausalConvGrad),
+// which mohawk/runtime registers in every session. Gradients and optimizer
+// updates use the fused kernels; forward layers use them only in graphs
+// that opt in (Graph.UseFusedKernels), so exported models stay stock ONNX.
 //
 // Place in the dependency order: graphs imports only tensors and the
 // standard library; layers, losses, train and the models build on it;
