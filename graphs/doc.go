@@ -11,8 +11,8 @@
 // graph in reverse creation order (creation order is topological), so a
 // training step is an ordinary graph that ONNX Runtime runs.
 //
-// Most rows are default-domain ONNX ops; a few are ONNX Runtime's
-// com.microsoft ops (fused attention, FusedMatMul) or mohawk's own fused
+// Most rows are default-domain ONNX ops; the others are ONNX Runtime's
+// com.microsoft MultiHeadAttention (fused attention) or mohawk's own fused
 // kernels in FusedDomain (AdamW, GeluGrad, CausalConv, CausalConvGrad),
 // which mohawk/runtime registers in every session. Gradients and optimizer
 // updates use the fused kernels; forward layers use them only in graphs
