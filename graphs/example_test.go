@@ -46,3 +46,23 @@ func ExampleTry() {
 	// Output:
 	// true
 }
+
+// CausalConv is one fused node of mohawk's own kernel domain; its gradient
+// is another, whose weight and bias parts come as ConvChunks partial sums
+// that the gradient rule adds up.
+func ExampleCausalConv() {
+	g := graphs.New("conv")
+	x := g.Input("x", tensors.Float32, graphs.S("batch", "seq", 6))
+	w := g.Input("w", tensors.Float32, graphs.S(6, 1, 4))
+	b := g.Input("b", tensors.Float32, graphs.S(6))
+	y := graphs.CausalConv(x, w, b)
+	dw := graphs.Gradients(graphs.ReduceSumAll(y), w)[0]
+	fmt.Println(y.Shape, y.Node().Def().Domain, y.Node().Op)
+	fmt.Println(dw.Shape, dw.DType)
+	_, dwp, _ := graphs.CausalConvGrad(x, w, y)
+	fmt.Println(dwp.Shape)
+	// Output:
+	// [batch,seq,6] mohawk.fused CausalConv
+	// [6,1,4] float32
+	// [64,6,4]
+}
