@@ -96,7 +96,7 @@ struct mh_op {
 	size_t n_in, n_out;
 	const size_t *like; // output j has the type and shape of input like[j], or
 	// out_shape gives it (like NULL) from the inputs' types and dims.
-	mh_shape (*out_shape)(size_t j, const int *type, int64_t (*dims)[8]);
+	mh_shape (*out_shape)(size_t j, const int *type, int64_t (*dims)[8], const size_t *rank);
 	int float_only; // GetInputType: float (1) rather than any (0)
 	const int *types; // element types the kernel takes (0-terminated)
 	// Elementwise ops (run = elementwise_run): the host loop, and the CUDA
@@ -843,17 +843,18 @@ static int conv_check(const mh_op *k, const int *type, const size_t *count, int6
 }
 
 // CausalConvGrad's outputs: dx like x, dwp [P, C, K] and dbp [P, C] in
-// float (double for double).
-static mh_shape conv_grad_shape(size_t j, const int *type, int64_t (*dims)[8]) {
-	mh_shape o = {.type = type[0], .rank = 3};
+// float (double for double); C and K unknown (−1) where w is not [C, 1, K]
+// (the kernel then refuses the inputs).
+static mh_shape conv_grad_shape(size_t j, const int *type, int64_t (*dims)[8], const size_t *rank) {
+	mh_shape o = {.type = type[0], .rank = rank[0]};
 	if (j == 0) {
-		memcpy(o.dims, dims[0], 3 * sizeof(int64_t));
+		memcpy(o.dims, dims[0], rank[0] * sizeof(int64_t));
 		return o;
 	}
 	o.type = type[0] == typeDouble ? typeDouble : typeFloat;
 	o.dims[0] = convChunks;
-	o.dims[1] = dims[1][0];
-	o.dims[2] = dims[1][2];
+	o.dims[1] = rank[1] == 3 ? dims[1][0] : -1;
+	o.dims[2] = rank[1] == 3 ? dims[1][2] : -1;
 	o.rank = j == 1 ? 3 : 2;
 	return o;
 }
@@ -977,7 +978,7 @@ static status describe(void **api, const void *v, int *type, size_t *count, int6
 
 // out_shape is output j's element type and shape.
 static mh_shape out_shape(const mh_op *k, size_t j, const int *type, int64_t (*dims)[8], const size_t *rank) {
-	if (k->like == NULL) return k->out_shape(j, type, dims);
+	if (k->like == NULL) return k->out_shape(j, type, dims, rank);
 	size_t from = k->like[j];
 	mh_shape o = {.type = type[from], .rank = rank[from]};
 	memcpy(o.dims, dims[from], rank[from] * sizeof(int64_t));

@@ -1,0 +1,97 @@
+package runtime
+
+import (
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "mohawk/export/onnxpb"
+	"mohawk/tensors"
+)
+
+// fusedModel is a one-node model of op in FusedDomain whose inputs are
+// declared with free dimensions (so that only the kernel checks their
+// sizes).
+func fusedModel(t *testing.T, op string, ins []*pb.ValueInfoProto, outs []string) []byte {
+	t.Helper()
+	names := make([]string, len(ins))
+	for i, v := range ins {
+		names[i] = v.GetName()
+	}
+	var outInfo []*pb.ValueInfoProto
+	for _, o := range outs {
+		outInfo = append(outInfo, noShape(o, tensors.Float32))
+	}
+	n := node(op, names, outs)
+	n.Domain = FusedDomain
+	m := &pb.ModelProto{
+		IrVersion:    10,
+		ProducerName: "mohawk-runtime-test",
+		OpsetImport:  []*pb.OperatorSetIdProto{{Version: 21}, {Domain: FusedDomain, Version: 1}},
+		Graph:        &pb.GraphProto{Name: "fused", Node: []*pb.NodeProto{n}, Input: ins, Output: outInfo},
+	}
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestFusedBadInput feeds the fused kernels inputs their graphs' shape
+// rules would refuse and checks that the run fails with an error naming
+// the op and what is wrong, not a crash or a wrong result.
+func TestFusedBadInput(t *testing.T) {
+	env := needORT(t)
+	f32 := func(dims ...int64) *tensors.Tensor { return tensors.Zeros(tensors.Float32, dims...) }
+	free := func(name string, rank int) *pb.ValueInfoProto {
+		dims := make([]any, rank)
+		for i := range dims {
+			dims[i] = name + string(rune('a'+i))
+		}
+		return vi(name, tensors.Float32, dims...)
+	}
+	for _, c := range []struct {
+		name  string
+		op    string
+		ins   []*pb.ValueInfoProto
+		outs  []string
+		feeds []*tensors.Tensor
+		want  string
+	}{
+		{"AdamW coef of 7", "AdamW", []*pb.ValueInfoProto{free("p", 1), free("g", 1), free("m", 1), free("v", 1), free("c", 1)},
+			[]string{"p2", "m2", "v2"}, []*tensors.Tensor{f32(4), f32(4), f32(4), f32(4), f32(7)},
+			"AdamW: coef has element type 1 and 7 elements; want type 1 and 8"},
+		{"AdamW moment size", "AdamW", []*pb.ValueInfoProto{free("p", 1), free("g", 1), free("m", 1), free("v", 1), free("c", 1)},
+			[]string{"p2", "m2", "v2"}, []*tensors.Tensor{f32(4), f32(4), f32(3), f32(4), f32(8)},
+			"AdamW: input 2 has element type 1 and 3 elements; want input 0's type 1 and 4"},
+		{"GeluGrad sizes", "GeluGrad", []*pb.ValueInfoProto{free("x", 2), free("dy", 2)},
+			[]string{"dx"}, []*tensors.Tensor{f32(2, 3), f32(3, 3)},
+			"GeluGrad: input 1 has element type 1 and 9 elements"},
+		{"CausalConv weight", "CausalConv", []*pb.ValueInfoProto{free("x", 3), free("w", 3), free("b", 1)},
+			[]string{"y"}, []*tensors.Tensor{f32(1, 5, 3), f32(3, 2, 4), f32(3)},
+			"CausalConv: want x [B, T, C], w [C, 1, K ≤ 8] and b [C]"},
+		{"CausalConvGrad dy", "CausalConvGrad", []*pb.ValueInfoProto{free("x", 3), free("w", 3), free("dy", 3)},
+			[]string{"dx", "dwp", "dbp"}, []*tensors.Tensor{f32(1, 5, 3), f32(3, 1, 4), f32(1, 4, 3)},
+			"CausalConvGrad: want x [B, T, C], w [C, 1, K ≤ 8] and dy [B, T, C]"},
+		{"CausalConvGrad weight rank", "CausalConvGrad", []*pb.ValueInfoProto{free("x", 3), free("w", 2), free("dy", 3)},
+			[]string{"dx", "dwp", "dbp"}, []*tensors.Tensor{f32(1, 5, 3), f32(3, 4), f32(1, 5, 3)},
+			"CausalConvGrad: want x [B, T, C], w [C, 1, K ≤ 8] and dy [B, T, C]"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var names []string
+			for _, v := range c.ins {
+				names = append(names, v.GetName())
+			}
+			s, err := env.NewSession(c.name, fusedModel(t, c.op, c.ins, c.outs), names, c.outs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			_, err = s.Run(c.feeds)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("run: %v\nwant an error containing %q", err, c.want)
+			}
+		})
+	}
+}
