@@ -280,7 +280,7 @@ func WantMissingKernel(t testing.TB, g *graphs.Graph) {
 		ins = append(ins, v.Name())
 	}
 	_, outs := g.Outputs()
-	s, err := env.NewSession(g.Name, data, ins, outs)
+	s, err := Env(t).NewSession(g.Name, data, ins, outs)
 	if err == nil {
 		s.Close()
 		t.Fatalf("%s: the CPU provider accepted it; want a missing-kernel refusal", g.Name)
