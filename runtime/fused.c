@@ -97,7 +97,6 @@ struct mh_op {
 	const size_t *like; // output j has the type and shape of input like[j], or
 	// out_shape gives it (like NULL) from the inputs' types and dims.
 	mh_shape (*out_shape)(size_t j, const int *type, int64_t (*dims)[8], const size_t *rank);
-	int float_only; // GetInputType: float (1) rather than any (0)
 	const int *types; // element types the kernel takes (0-terminated)
 	// Elementwise ops (run = elementwise_run): the host loop, and the CUDA
 	// kernels for float and bfloat16, which take the inputs, the outputs and
@@ -113,7 +112,7 @@ struct mh_op {
 	                   int64_t (*dims)[8], void **in, void **out);
 };
 
-enum { typeFloat = 1, typeFloat16 = 10, typeDouble = 11, typeBFloat16 = 16 };
+enum { typeFloat = 1, typeDouble = 11, typeBFloat16 = 16 };
 
 // ---- bfloat16 on the host ----------------------------------------------------
 
@@ -932,7 +931,13 @@ static const char *op_name(const mh_custom_op *op) { return self(op)->name; }
 static const char *op_ep(const mh_custom_op *op) {
 	return self(op)->cuda ? "CUDAExecutionProvider" : "CPUExecutionProvider";
 }
-static int op_type(const mh_custom_op *op, size_t i) { (void)i; return self(op)->float_only ? typeFloat : 0; }
+// op_type is the element type ORT is told the op takes: float where the
+// kernel takes only float, otherwise any (the kernel checks).
+static int op_type(const mh_custom_op *op, size_t i) {
+	(void)i;
+	const int *t = self(op)->types;
+	return t[0] == typeFloat && t[1] == 0 ? typeFloat : 0;
+}
 static size_t op_inputs(const mh_custom_op *op) { return self(op)->n_in; }
 static size_t op_outputs(const mh_custom_op *op) { return self(op)->n_out; }
 static int required(const mh_custom_op *op, size_t i) { (void)op; (void)i; return 0; } // INPUT_OUTPUT_REQUIRED
@@ -1107,7 +1112,7 @@ static const int hostFloats[] = {typeFloat, typeDouble, 0}, cudaFloats[] = {type
 enum { nOps = 8 };
 static mh_op ops[nOps] = {
 	{ADAMW_OP, .types = hostFloats},
-	{ADAMW_OP, .types = cudaFloats, .float_only = 1, .cuda = 1},
+	{ADAMW_OP, .types = cudaFloats, .cuda = 1},
 	{GELUGRAD_OP, .types = hostTypes},
 	{GELUGRAD_OP, .types = cudaTypes, .cuda = 1},
 	{CONV_OP, .types = hostTypes},
