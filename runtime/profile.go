@@ -209,12 +209,9 @@ func SummarizeProfile(path string, skip int) (*Profile, error) {
 		return nil, fmt.Errorf("%s: the profile has no node events", path)
 	}
 	if counted := float64(len(runs) - skip); counted > 0 {
-		for _, r := range runs[skip:] {
+		for i, r := range runs[skip:] {
 			p.Timeline.RunMillis += r.Dur / 1000 / counted
-		}
-		for i, end := range lastEnd[skip:] {
-			if end > 0 {
-				r := runs[skip+i]
+			if end := lastEnd[skip+i]; end > 0 {
 				p.Timeline.WaitMillis += (r.TS + r.Dur - end) / 1000 / counted
 			}
 		}
