@@ -42,14 +42,20 @@ func CausalConvGrad(x, w, dy *Value) (dx, dwp, dbp *Value) {
 	return out[0], out[1], out[2]
 }
 
-// convShapes checks CausalConv's and CausalConvGrad's x [B, T, C], w [C, 1,
-// K] and third input (b [C], or dy like x).
-func convShapes(op string, x, w, third *Value, grad bool) {
+// wantFusedFloat checks that x has a dtype the GELU and conv kernels take:
+// float32, float64 or bfloat16.
+func wantFusedFloat(op string, x *Value) {
 	switch x.DType {
 	case tensors.Float32, tensors.Float64, tensors.BFloat16:
 	default:
 		panic(errorf(op, "x %v must be float32, float64 or bfloat16", x))
 	}
+}
+
+// convShapes checks CausalConv's and CausalConvGrad's x [B, T, C], w [C, 1,
+// K] and third input (b [C], or dy like x).
+func convShapes(op string, x, w, third *Value, grad bool) {
+	wantFusedFloat(op, x)
 	sameDType(op, x, w, third)
 	if x.Rank() != 3 || !x.Shape[2].Static() || w.Rank() != 3 || w.Shape[0] != x.Shape[2] || !w.Shape[1].IsOne() ||
 		!w.Shape[2].Static() || w.Shape[2].K < 1 || w.Shape[2].K > 8 {
@@ -110,11 +116,7 @@ func init() {
 	}})
 	register(&OpDef{Type: "GeluGrad", Domain: FusedDomain, Since: 1, NoGrad: true, Infer: func(n *Node) []TypeShape {
 		x, dy := n.Inputs[0], n.Inputs[1]
-		switch x.DType {
-		case tensors.Float32, tensors.Float64, tensors.BFloat16:
-		default:
-			panic(errorf("GeluGrad", "x %v must be float32, float64 or bfloat16", x))
-		}
+		wantFusedFloat("GeluGrad", x)
 		sameDType("GeluGrad", x, dy)
 		if !x.Shape.Equal(dy.Shape) {
 			panic(errorf("GeluGrad", "dy %v must have x's shape %v", dy, x.Shape))
