@@ -150,6 +150,7 @@ func releaseEnvironment() error {
 		return nil
 	}
 	global.lib = ""
+	forgetAPI()
 	if err := ort.DestroyEnvironment(); err != nil {
 		return fmt.Errorf("runtime: destroy ONNX Runtime environment: %v", err)
 	}

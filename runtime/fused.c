@@ -38,6 +38,7 @@ enum {
 	mhKernelContext_GetInput = 90,
 	mhKernelContext_GetOutput = 91,
 	mhReleaseTensorTypeAndShapeInfo = 99,
+	mhReleaseCustomOpDomain = 101,
 	mhKernelContext_GetGPUComputeStream = 193,
 	mhShapeInferContext_GetInputTypeShape = 268,
 	mhKernelContext_ParallelFor = 274,
@@ -1134,6 +1135,21 @@ static char *status_message(void **api, status s) {
 	char *out = strdup(m ? m : "unknown ORT error");
 	API(mhReleaseStatus, void (*)(status))(s);
 	return out;
+}
+
+// mh_fused_forget releases the domain before its library is unloaded (the
+// last runtime.Env closing destroys ORT's environment, and onnxruntime_go
+// unloads the library): a library loaded again later may sit at another
+// address, so its OrtApi table and a new domain are taken afresh.
+void mh_fused_forget(void) {
+	pthread_mutex_lock(&dom.mu);
+	if (dom.domain != NULL) {
+		void **api = dom.api;
+		API(mhReleaseCustomOpDomain, void (*)(void *))(dom.domain);
+		dom.domain = NULL;
+		dom.api = NULL;
+	}
+	pthread_mutex_unlock(&dom.mu);
 }
 
 char *mh_fused_add(void **api, void *opts) {

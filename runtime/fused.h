@@ -9,6 +9,9 @@
 // or a malloc'd error message.
 char *mh_fused_add(void **api, void *opts);
 
+// mh_fused_forget releases the domain; the next mh_fused_add makes a new one.
+void mh_fused_forget(void);
+
 // mh_fused_ptx is the PTX source of the CUDA kernels.
 extern const char mh_fused_ptx[];
 

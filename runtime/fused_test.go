@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -93,5 +94,46 @@ func TestFusedBadInput(t *testing.T) {
 				t.Fatalf("run: %v\nwant an error containing %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestEnvReload closes the last Env and opens a new one several times in a
+// process of its own: onnxruntime_go unloads the library when the last Env
+// closes, so the OrtApi table and the fused kernels' domain must be taken
+// afresh from the library loaded again. Before forgetAPI, a reload at a
+// new address made the next session's registration jump through the old,
+// unmapped table (a SIGSEGV seen in export's parallel tests).
+func TestEnvReload(t *testing.T) {
+	needORT(t)
+	runChild(t, "TestChildEnvReload", "1")
+}
+
+func TestChildEnvReload(t *testing.T) {
+	if os.Getenv(childEnv) == "" {
+		t.Skip("runs only as the child process of TestEnvReload")
+	}
+	for i := range 4 {
+		env, err := Open(Config{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := env.NewSession("add", addModel(t), []string{"a", "b"}, []string{"c"})
+		if err != nil {
+			t.Fatalf("cycle %d: %v", i, err)
+		}
+		a := tensors.FromFloat32([]int64{2, 3}, []float32{1, 2, 3, 4, 5, 6})
+		got, err := s.Run([]*tensors.Tensor{a, a})
+		if err != nil {
+			t.Fatalf("cycle %d: %v", i, err)
+		}
+		if v := got[0].Float32s(); v[0] != 2 || v[5] != 12 {
+			t.Fatalf("cycle %d: got %v, want [2 4 6 8 10 12]", i, v)
+		}
+		if err := env.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if apiTable() != nil {
+			t.Fatalf("cycle %d: the OrtApi table of the unloaded library is still held", i)
+		}
 	}
 }

@@ -7,6 +7,8 @@ package runtime
 #include <stdlib.h>
 #include <string.h>
 
+#include "fused.h"
+
 // The few entries of ORT's C API (struct OrtApi, a table of function
 // pointers) that onnxruntime_go v1.27.0 does not wrap: binding outputs to a
 // device's memory and feeding those values to later runs. Entries are
@@ -44,6 +46,7 @@ typedef mh_api_base *(*mh_get_api_base_fn)(void);
 
 static void **mh_api;
 static void *mh_api_table(void) { return (void *)mh_api; }
+static void mh_forget(void) { mh_api = NULL; }
 
 // mh_load finds the OrtApi table of the already loaded library lib.
 static int mh_load(const char *lib, char *msg, size_t n) {
@@ -178,6 +181,19 @@ func loadAPI(lib string) error {
 	}
 	ortAPI.lib, ortAPI.err = lib, nil
 	return nil
+}
+
+// forgetAPI drops the OrtApi table loadAPI found and the fused kernels'
+// domain made with it. releaseEnvironment calls it before ORT's environment
+// is destroyed, because onnxruntime_go then unloads the library: one loaded
+// again may sit at another address, and the old table would point into
+// unmapped memory (TestEnvReload).
+func forgetAPI() {
+	ortAPI.mu.Lock()
+	defer ortAPI.mu.Unlock()
+	C.mh_fused_forget()
+	C.mh_forget()
+	ortAPI.lib, ortAPI.err = "", nil
 }
 
 // apiTable is the OrtApi table loadAPI found.
