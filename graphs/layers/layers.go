@@ -148,8 +148,5 @@ func MaskBias(mask, like *graphs.Value) *graphs.Value {
 // attention probabilities [B, H, Tq, Tk]. Masked scores are set to the
 // lowest finite value, so every row (whose diagonal is visible) is finite.
 func CausalAttention(q, k, v *graphs.Value, scale float64) (out, probs *graphs.Value) {
-	scores := graphs.Mul(graphs.MatMul(q, graphs.Transpose(k, 0, 1, 3, 2)), graphs.ScalarLike(q, scale))
-	scores = graphs.Add(scores, MaskBias(CausalMask(q, k, 2, 2), q))
-	probs = graphs.Softmax(scores, -1)
-	return graphs.MatMul(probs, v), probs
+	return MaskedAttention(q, k, v, CausalMask(q, k, 2, 2), scale)
 }
