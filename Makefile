@@ -1,7 +1,8 @@
 # mohawk: two commands on a fresh machine with Go and npm.
 #   make demo   builds, installs ONNX Runtime 1.29.0 into ~/.cache/mohawk (via npm)
 #               on first use, and runs pipeline.yaml (the embedded default run)
-#   make test   the test suite (what CI runs)
+#   make test   the test suite (what CI runs), strict: nothing but GPU and
+#               privileged tests may skip; ends with a pass/fail/skip summary
 GO       ?= go
 BIN      := bin/pipeline
 GOFLAGS  ?=
@@ -19,8 +20,12 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
+# Strict mode (internal/strict): a missing ONNX Runtime or ../shared fails
+# instead of skipping. internal/testreport prints go test's usual output and
+# ends with "tests: N passed, N failed, N skipped" and "skipped: name (why), …".
 test: vet
-	$(GO) test -timeout 30m ./...
+	$(GO) build -o bin/testreport ./internal/testreport
+	GO=$(GO) MOHAWK_STRICT_TESTS=1 bin/testreport -timeout 30m ./...
 
 # Short fuzzing pass over every parser of untrusted input (see docs/reliability.md).
 fuzz:

@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"mohawk/internal/diskfault"
 )
 
 // Write creates or replaces path with the bytes fill writes. On any error the
@@ -13,7 +15,7 @@ func Write(path string, fill func(w io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %s: creating a temporary file next to it: %w", path, err)
 	}
 	tmp := f.Name()
 	defer func() {
@@ -22,10 +24,11 @@ func Write(path string, fill func(w io.Writer) error) (err error) {
 			os.Remove(tmp)
 		}
 	}()
-	if err = fill(f); err != nil {
+	w := diskfault.Wrap(path, f) // f itself, unless a test injects a fault
+	if err = fill(w); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err = f.Sync(); err != nil {
+	if err = w.Sync(); err != nil {
 		return fmt.Errorf("write %s: sync: %w", path, err)
 	}
 	if err = f.Close(); err != nil {
@@ -42,7 +45,13 @@ func Write(path string, fill func(w io.Writer) error) (err error) {
 
 // WriteBytes atomically replaces path with data.
 func WriteBytes(path string, data []byte) error {
-	return Write(path, func(w io.Writer) error { _, err := w.Write(data); return err })
+	return Write(path, func(w io.Writer) error {
+		n, err := w.Write(data)
+		if err == nil && n < len(data) {
+			err = io.ErrShortWrite
+		}
+		return err
+	})
 }
 
 // SyncDir fsyncs a directory so that renames in it are durable.

@@ -24,9 +24,10 @@ func TestBenchGenerate(t *testing.T) {
 		Student: ref(t, KindStudent).folder(t, Options{}), Teacher: ref(t, KindTeacher).folder(t, Options{}),
 		Contexts: []int{64, 256, 1024}, DecodeTokens: 24, Runtime: testRuntime, Seed: 1,
 	}
+	needORT(t)
 	res, err := BenchGenerate(context.Background(), o)
 	if err != nil {
-		t.Skipf("benchmark needs ONNX Runtime: %v", err)
+		t.Fatal(err)
 	}
 	if len(res.Rows) != 2*len(o.Contexts) {
 		t.Fatalf("%d rows, want %d", len(res.Rows), 2*len(o.Contexts))
@@ -136,9 +137,10 @@ func formSession(b *testing.B, c phimamba.Config, w map[string]*tensors.Tensor, 
 	if err != nil {
 		b.Fatal(err)
 	}
+	needORT(b)
 	env, err := runtime.Open(testRuntime, nil)
 	if err != nil {
-		b.Skipf("needs ONNX Runtime: %v", err)
+		b.Fatal(err)
 	}
 	b.Cleanup(func() { env.Close() })
 	ins, outs := []string{InputIDs}, []string{Logits}

@@ -15,6 +15,7 @@ import (
 	"mohawk/graphs/models/phimamba"
 	"mohawk/hfconfig"
 	"mohawk/internal/shareddata"
+	"mohawk/internal/strict"
 	"mohawk/runtime"
 	"mohawk/tensors"
 )
@@ -37,9 +38,13 @@ func TestMain(m *testing.M) {
 	}
 	// The Example needs the reference models and ONNX Runtime; it cannot
 	// skip itself.
-	env, ortErr := runtime.Open(testRuntime, nil)
-	if ortErr == nil {
+	env, err := runtime.Open(testRuntime, nil)
+	if ortErr = err; ortErr == nil {
 		env.Close()
+	}
+	if (shareddata.Root() == "" || ortErr != nil) && strict.On() {
+		fmt.Fprintf(os.Stderr, "deploy tests: a failure in strict mode (%s=1 or CI=true): ../shared present: %v, ONNX Runtime: %v\n", strict.Env, shareddata.Root() != "", ortErr)
+		os.Exit(1)
 	}
 	if shareddata.Root() == "" || ortErr != nil {
 		fmt.Fprintf(os.Stderr, "deploy tests: skipping the Example (../shared present: %v, ONNX Runtime: %v)\n", shareddata.Root() != "", ortErr)
@@ -52,8 +57,20 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// testRuntime is the runtime configuration Generators use in tests.
-var testRuntime = runtime.Config{}
+// testRuntime is the runtime configuration Generators use in tests; ortErr
+// is why it does not open on this machine, or nil.
+var (
+	testRuntime = runtime.Config{}
+	ortErr      error
+)
+
+// needORT skips t (fails it in strict mode) when ONNX Runtime does not open.
+func needORT(t testing.TB) {
+	t.Helper()
+	if ortErr != nil {
+		strict.Unavailable(t, "needs ONNX Runtime: %v", ortErr)
+	}
+}
 
 // refModel is a reference model and how to export it.
 type refModel struct {
@@ -166,12 +183,15 @@ func (m refModel) trainingLogits(t testing.TB) *tensors.Tensor {
 	return graphtest.Run(t, g, map[string]*tensors.Tensor{InputIDs: m.ids})[Logits]
 }
 
-// open opens a Generator on dir, closed when t ends.
+// open opens a Generator on dir, closed when t ends. Without ONNX Runtime
+// t is skipped (see needORT); with it, a folder that does not open is an
+// exporter bug and fails t.
 func open(t testing.TB, dir string) *Generator {
 	t.Helper()
+	needORT(t)
 	g, err := Open(dir, testRuntime)
 	if err != nil {
-		t.Skipf("cannot run the deployment on ONNX Runtime: %v", err)
+		t.Fatalf("the exported folder does not open: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := g.Close(); err != nil {

@@ -12,6 +12,7 @@ import (
 	"mohawk/export"
 	"mohawk/export/onnxpb"
 	"mohawk/graphs"
+	"mohawk/internal/strict"
 	"mohawk/runtime"
 	"mohawk/tensors"
 )
@@ -67,7 +68,7 @@ func TestSaveExternalData(t *testing.T) {
 	}
 	rt, err := runtime.Open(runtime.Defaults(), nil)
 	if err != nil {
-		t.Skip(err)
+		strict.Unavailable(t, "needs ONNX Runtime: %v", err)
 	}
 	defer rt.Close()
 	x := tensors.Zeros(tensors.Float32, 2, 64)
@@ -188,7 +189,7 @@ func TestOutputsWithoutCopies(t *testing.T) {
 	}
 	env, err := runtime.Open(runtime.Defaults(), nil)
 	if err != nil {
-		t.Skip(err)
+		strict.Unavailable(t, "needs ONNX Runtime: %v", err)
 	}
 	defer env.Close()
 	data, err := export.Marshal(g, export.Options{})

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"mohawk/export/onnxpb"
+	"mohawk/internal/strict"
 	"mohawk/safetensors"
 )
 
@@ -175,7 +176,7 @@ func buildPipeline(t *testing.T) string {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		t.Skipf("no go tool to build cmd/pipeline: %v", err)
+		strict.Unavailable(t, "no go tool to build cmd/pipeline: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "pipeline")
 	cmd := exec.Command(goTool, "build", "-o", bin, "mohawk/cmd/pipeline")

@@ -11,6 +11,7 @@ import (
 	"mohawk/export"
 	"mohawk/export/onnxpb"
 	"mohawk/internal/shareddata"
+	"mohawk/internal/strict"
 	"mohawk/runtime"
 	"mohawk/tensors"
 )
@@ -47,7 +48,7 @@ func TestPlainTeacherExport(t *testing.T) {
 		}
 		rt, err := runtime.Open(runtime.Defaults(), nil)
 		if err != nil {
-			t.Skip(err)
+			strict.Unavailable(t, "needs ONNX Runtime: %v", err)
 		}
 		s, err := rt.NewSessionFromFile("plain", filepath.Join(out, export.ModelFile), []string{"input_ids"}, []string{"logits"})
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"mohawk/internal/diskfault"
 	"mohawk/stages"
 	"mohawk/tensors"
 )
@@ -21,7 +22,8 @@ import (
 // previous checkpoint intact and the run resumable.
 
 // mountTmpfs mounts a tmpfs of size (e.g. "2m") on a new directory, or
-// skips the test when mounting is not permitted.
+// skips the test when mounting is not permitted: like a GPU, that right is
+// hardware CI may not have, so this skip is allowed in strict mode.
 func mountTmpfs(t *testing.T, size string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "mnt")
@@ -69,12 +71,50 @@ func fillDisk(t testing.TB, dir string, leave int64) string {
 	return path
 }
 
-// TestCheckpointDiskFull fills the disk between two checkpoints: the second
-// save fails with ENOSPC, leaves no temporary files, the first still
-// verifies, and after space is freed saving works again.
+// TestCheckpointDiskFull fills a 4 MiB tmpfs between two checkpoints (see
+// saveFailsThenRecovers); it needs the right to mount one.
 func TestCheckpointDiskFull(t *testing.T) {
 	mnt := mountTmpfs(t, "4m")
-	c := &Checkpoints{Dir: filepath.Join(mnt, "checkpoints"), KeepLast: 2, Key: "k1"}
+	saveFailsThenRecovers(t, mnt, syscall.ENOSPC, func() (repair func()) {
+		filler := fillDisk(t, mnt, 512<<10) // the 1 MiB tensor cannot fit
+		return func() { os.Remove(filler) }
+	})
+}
+
+// TestCheckpointWriteFaults breaks each file of a checkpoint in each way a
+// disk fails, injected through internal/diskfault (no privileges needed;
+// see saveFailsThenRecovers).
+func TestCheckpointWriteFaults(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		f    diskfault.Fault
+		want error
+	}{
+		{"tensors: disk full", diskfault.Fault{Name: ckptTensors, After: 512 << 10, Err: syscall.ENOSPC}, syscall.ENOSPC},
+		{"tensors: I/O error", diskfault.Fault{Name: ckptTensors, After: 100, Err: syscall.EIO}, syscall.EIO},
+		{"tensors: short write", diskfault.Fault{Name: ckptTensors, After: 700 << 10}, io.ErrShortWrite},
+		{"tensors: fsync fails", diskfault.Fault{Name: ckptTensors, OnSync: true, Err: syscall.EIO}, syscall.EIO},
+		{"key: disk full", diskfault.Fault{Name: ckptKey, Err: syscall.ENOSPC}, syscall.ENOSPC},
+		{"meta: short write", diskfault.Fault{Name: ckptMeta, After: 10}, io.ErrShortWrite},
+		{"manifest: disk full", diskfault.Fault{Name: ckptManifest, After: 10, Err: syscall.EDQUOT}, syscall.EDQUOT},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			c.f.Under = dir
+			saveFailsThenRecovers(t, dir, c.want, func() func() { return diskfault.Inject(c.f) })
+		})
+	}
+}
+
+// saveFailsThenRecovers saves a checkpoint under dir, breaks the disk with
+// fail, and checks that the next save fails with want, says so (and what
+// to do, when the disk is full), leaves no temporary files, and that the
+// first checkpoint still verifies; then repairs the disk and checks that
+// saving works again.
+func saveFailsThenRecovers(t *testing.T, dir string, want error, fail func() (repair func())) {
+	t.Helper()
+	c := &Checkpoints{Dir: filepath.Join(dir, "checkpoints"), KeepLast: 2, Key: "k1"}
 	big := func(step int) stages.Weights {
 		v := make([]float32, 256<<10) // 1 MiB
 		for i := range v {
@@ -85,13 +125,15 @@ func TestCheckpointDiskFull(t *testing.T) {
 	if err := c.Save(1, big(1), stages.Meta{Step: 1}); err != nil {
 		t.Fatal(err)
 	}
-	filler := fillDisk(t, mnt, 512<<10) // the 1 MiB tensor cannot fit
+	repair := fail()
 	err := c.Save(2, big(2), stages.Meta{Step: 2})
-	if err == nil || !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("save on a full disk: got %v, want ENOSPC", err)
+	repair()
+	if !errors.Is(err, want) {
+		t.Fatalf("save on a failing disk: got %v, want %v", err, want)
 	}
-	t.Logf("save on a full disk: %v", err)
-	if !strings.Contains(err.Error(), "previous checkpoint is kept") {
+	t.Logf("save on a failing disk: %v", err)
+	full := errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+	if full && !strings.Contains(err.Error(), "previous checkpoint is kept") {
 		t.Errorf("the error does not say what happened and what to do: %v", err)
 	}
 	if left := leftoversIn(c.Dir); len(left) > 0 {
@@ -101,12 +143,11 @@ func TestCheckpointDiskFull(t *testing.T) {
 	if err != nil || !ok || step != 1 || w["w"].Float32s()[0] != 1 {
 		t.Fatalf("after the failed save, Latest = %d, %v, %v; want step 1", step, ok, err)
 	}
-	os.Remove(filler)
 	if err := c.Save(2, big(2), stages.Meta{Step: 2}); err != nil {
-		t.Fatalf("save after freeing space: %v", err)
+		t.Fatalf("save after the disk was repaired: %v", err)
 	}
 	if step, _, _, _, _ := c.Latest(); step != 2 {
-		t.Fatalf("Latest = %d after freeing space, want 2", step)
+		t.Fatalf("Latest = %d after the disk was repaired, want 2", step)
 	}
 }
 
@@ -124,53 +165,78 @@ func leftoversIn(dir string) []string {
 // TestRunDiskFullThenResume fills the disk in the middle of the distill
 // stage: the run fails at its next checkpoint with ENOSPC; once space is
 // freed the same command resumes from the previous checkpoint and ends with
-// the student of an uninterrupted run, bit for bit.
+// the student of an uninterrupted run, bit for bit. The disk fills for real
+// in a 256 MiB tmpfs (where mounting one is allowed) and by injection
+// (internal/diskfault, everywhere).
 func TestRunDiskFullThenResume(t *testing.T) {
 	if testing.Short() {
-		t.Skip("trains a tiny model twice")
+		t.Skip("trains a tiny model three times")
 	}
-	mnt := mountTmpfs(t, "256m")
 	ref, refPath := tinyConfig(t, resumeStages)
 	if _, err := Run(context.Background(), ref, refPath, RunOptions{Out: io.Discard}); err != nil {
 		t.Fatal(err)
 	}
+	want, err := LoadStudent(filepath.Join(ref.Resolve(ref.OutputDir), ref.Name, "stages", "01-distill", outputDir), 1e-5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("injected", func(t *testing.T) {
+		dir := t.TempDir()
+		runFullDiskThenResume(t, dir, want, func() func() {
+			// A checkpoint holds about 14 MB; the first MiB of its tensors fits.
+			return diskfault.Inject(diskfault.Fault{Under: dir, Name: ckptTensors, After: 1 << 20, Err: syscall.ENOSPC})
+		})
+	})
+	t.Run("tmpfs", func(t *testing.T) {
+		mnt := mountTmpfs(t, "256m")
+		runFullDiskThenResume(t, mnt, want, func() func() {
+			filler := fillDisk(t, mnt, 1<<20) // part of a 14 MB checkpoint fits
+			return func() { os.Remove(filler) }
+		})
+	})
+}
+
+// runFullDiskThenResume runs the tiny pipeline into dir, fills the disk
+// with fill after distill step 3, checks the run fails with ENOSPC keeping
+// step 2, frees the space and checks the re-run resumes from step 2 and
+// ends with the student want.
+func runFullDiskThenResume(t *testing.T, dir string, want *stages.Student, fill func() (free func())) {
 	cfg, path := tinyConfig(t, resumeStages)
-	cfg.OutputDir = mnt
-	var filler string
+	cfg.OutputDir = dir
+	var free func()
 	var out bytes.Buffer
 	_, err := Run(context.Background(), cfg, path, RunOptions{Out: &out, Observe: func(m map[string]any) {
-		if m["stage"] == "distill" && m["step"] == 3 && filler == "" {
-			filler = fillDisk(t, mnt, 1<<20) // part of a 14 MB checkpoint fits
+		if m["stage"] == "distill" && m["step"] == 3 && free == nil {
+			free = fill()
 		}
 	}})
+	if free == nil {
+		t.Fatalf("the run never reached distill step 3\n%s", out.String())
+	}
 	if err == nil || !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("run on a disk that fills up: got %v, want ENOSPC\n%s", err, out.String())
 	}
 	t.Logf("run on a full disk: %v", err)
-	c := &Checkpoints{Dir: filepath.Join(mnt, cfg.Name, "stages", "01-distill", "checkpoints")}
+	c := &Checkpoints{Dir: filepath.Join(dir, cfg.Name, "stages", "01-distill", "checkpoints")}
 	if step := requireFiniteCheckpoints(t, c); step != 2 {
 		t.Fatalf("newest checkpoint after the failure is step %d, want 2", step)
 	}
-	os.Remove(filler)
+	free()
 	out.Reset()
 	cfg2, _ := Load(path, nil)
-	cfg2.OutputDir = mnt
+	cfg2.OutputDir = dir
 	if _, err := Run(context.Background(), cfg2, path, RunOptions{Out: &out}); err != nil {
 		t.Fatalf("re-run after freeing space: %v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "stage distill: resuming at step 2/8") {
 		t.Errorf("the re-run did not resume from step 2:\n%s", out.String())
 	}
-	a, err := LoadStudent(filepath.Join(ref.Resolve(ref.OutputDir), ref.Name, "stages", "01-distill", outputDir), 1e-5)
+	got, err := LoadStudent(filepath.Join(dir, cfg.Name, "stages", "01-distill", outputDir), 1e-5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := LoadStudent(filepath.Join(mnt, cfg.Name, "stages", "01-distill", outputDir), 1e-5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, x := range a.Weights {
-		if !bytes.Equal(x.Data, b.Weights[name].Data) {
+	for name, x := range want.Weights {
+		if !bytes.Equal(x.Data, got.Weights[name].Data) {
 			t.Fatalf("final student differs from the uninterrupted run at %s", name)
 		}
 	}

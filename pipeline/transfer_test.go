@@ -9,6 +9,7 @@ import (
 
 	"mohawk/graphs/models/phimamba"
 	"mohawk/internal/shareddata"
+	"mohawk/internal/strict"
 	"mohawk/runtime"
 	"mohawk/stages"
 	"mohawk/tensors"
@@ -76,7 +77,7 @@ func TestStudentFromTeacher(t *testing.T) {
 	}
 	rt, err := runtime.Open(runtime.Defaults(), os.Stderr)
 	if err != nil {
-		t.Skip(err)
+		strict.Unavailable(t, "needs ONNX Runtime: %v", err)
 	}
 	defer rt.Close()
 	ids := shareddata.Tensors(t, "reference", "phi-tiny-en", "reference.safetensors")["input_ids"]

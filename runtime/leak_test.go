@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	pb "mohawk/export/onnxpb"
+	"mohawk/internal/strict"
 	"mohawk/tensors"
 )
 
@@ -17,7 +18,7 @@ func rssBytes(t *testing.T) int64 {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/statm")
 	if err != nil {
-		t.Skipf("no /proc/self/statm: %v", err)
+		strict.Unavailable(t, "no /proc/self/statm: %v", err)
 	}
 	f := strings.Fields(string(b))
 	pages, err := strconv.ParseInt(f[1], 10, 64)

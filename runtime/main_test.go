@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"testing"
+
+	"mohawk/internal/strict"
 )
 
 // The tests share one Env on the real ORT library, found by the normal
@@ -12,7 +14,8 @@ import (
 // $ONNXRUNTIME_SHARED_LIBRARY_PATH, then the user cache) and installed into
 // the user cache with npm when missing, as on a fresh CI machine (~110 MB
 // download). Tests that need it skip, with the reason, when that fails;
-// Examples are then skipped too, as they cannot skip themselves.
+// Examples are then skipped too, as they cannot skip themselves. In strict
+// mode (make test, CI; see internal/strict) that failure fails the package.
 var (
 	testEnv    *Env
 	testEnvErr error
@@ -20,11 +23,16 @@ var (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	if lib := os.Getenv(childEnv); lib != "" {
+	lib := os.Getenv(childEnv)
+	if lib != "" {
 		// A child process of a test, which opens its own library.
 		testEnvErr = fmt.Errorf("child test process for %s", lib)
 	} else {
 		testEnv, testEnvErr = Open(Config{}, os.Stderr)
+	}
+	if testEnvErr != nil && lib == "" && strict.On() {
+		fmt.Fprintf(os.Stderr, "runtime tests: no ONNX Runtime %s, a failure in strict mode (%s=1 or CI=true): %v\n", ORTVersion, strict.Env, testEnvErr)
+		os.Exit(1)
 	}
 	if testEnvErr != nil {
 		fmt.Fprintf(os.Stderr, "runtime tests: no ONNX Runtime, skipping the tests that need it and the Examples: %v\n", testEnvErr)
@@ -42,11 +50,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// needORT returns the shared Env or skips t.
+// needORT returns the shared Env, or skips t (fails it in strict mode).
 func needORT(t testing.TB) *Env {
 	t.Helper()
 	if testEnv == nil {
-		t.Skipf("needs ONNX Runtime %s: %v", ORTVersion, testEnvErr)
+		strict.Unavailable(t, "needs ONNX Runtime %s: %v", ORTVersion, testEnvErr)
 	}
 	return testEnv
 }

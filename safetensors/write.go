@@ -8,12 +8,11 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"unicode/utf8"
 
+	"mohawk/atomicfile"
 	"mohawk/tensors"
 )
 
@@ -187,49 +186,14 @@ func writeString(b *bytes.Buffer, s string) error {
 	return nil
 }
 
-// writeAtomic replaces path with what write produces: a temporary file in
-// the same directory is written, synced and renamed over path, then the
-// directory is synced so the rename survives a crash.
-func writeAtomic(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("%s: creating a temporary file next to it: %w", path, err)
-	}
-	renamed := false
-	defer func() {
-		if !renamed {
-			tmp.Close()
-			os.Remove(tmp.Name())
+// writeAtomic replaces path with what write produces, through a 1 MiB
+// buffer, by atomicfile (temporary file, fsync, rename, directory fsync).
+func writeAtomic(path string, write func(io.Writer) error) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 1<<20)
+		if err := write(bw); err != nil {
+			return err
 		}
-	}()
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err := write(bw); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("%s: writing %s: %w", path, tmp.Name(), err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("%s: syncing %s: %w", path, tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("%s: closing %s: %w", path, tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	renamed = true
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("%s: syncing the directory: %w", path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("%s: syncing the directory: %w", path, err)
-	}
-	return nil
+		return bw.Flush()
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"mohawk/export"
 	"mohawk/graphs"
 	"mohawk/graphs/layers"
+	"mohawk/internal/strict"
 	"mohawk/runtime"
 	"mohawk/tensors"
 )
@@ -24,8 +25,8 @@ var (
 )
 
 // Env returns a process-wide CPU runtime, installing ONNX Runtime into the
-// user cache when needed; the test is skipped with the reason if that is
-// impossible (no library and no npm).
+// user cache when needed; if that is impossible (no library and no npm) the
+// test is skipped with the reason, or failed in strict mode (package strict).
 func Env(t testing.TB) *runtime.Env {
 	t.Helper()
 	envOnce.Do(func() {
@@ -34,7 +35,7 @@ func Env(t testing.TB) *runtime.Env {
 		env, envErr = runtime.Open(cfg, os.Stderr)
 	})
 	if envErr != nil {
-		t.Skipf("ONNX Runtime unavailable: %v", envErr)
+		strict.Unavailable(t, "ONNX Runtime unavailable: %v", envErr)
 	}
 	return env
 }

@@ -12,7 +12,7 @@ import (
 // Root returns the absolute path of ../shared, or "" (see sharedpath).
 func Root() string { return sharedpath.Root() }
 
-// Path joins parts under ../shared, skipping the test when it is missing.
+// Path joins parts under ../shared (see sharedpath.Path).
 func Path(t testing.TB, parts ...string) string {
 	t.Helper()
 	return sharedpath.Path(t, parts...)

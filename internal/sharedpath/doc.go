@@ -1,4 +1,4 @@
 // Package sharedpath locates ../shared (the reference models and data that
 // sit beside the repository) for tests and benchmarks. It imports only the
-// standard library, so every package's tests can use it.
+// standard library and internal/strict, so every package's tests can use it.
 package sharedpath

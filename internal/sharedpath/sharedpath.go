@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"mohawk/internal/strict"
 )
 
 // Root returns the absolute path of ../shared relative to the module root,
@@ -29,16 +31,18 @@ func Root() string {
 	}
 }
 
-// Path joins parts under ../shared, skipping the test when it is missing.
+// Path joins parts under ../shared. Without ../shared the test is skipped
+// (failed in strict mode, see package strict); a file missing from an
+// existing ../shared always fails it, since the references are then broken.
 func Path(t testing.TB, parts ...string) string {
 	t.Helper()
 	r := Root()
 	if r == "" {
-		t.Skip("../shared (reference models and data) is not present beside the repository")
+		strict.Unavailable(t, "../shared (reference models and data) is not present beside the repository")
 	}
 	p := filepath.Join(append([]string{r}, parts...)...)
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("reference file %s is missing", p)
+		t.Fatalf("reference file %s is missing from ../shared: %v", filepath.Join(parts...), err)
 	}
 	return p
 }
