@@ -45,7 +45,7 @@ func TestCUDA(t *testing.T) {
 			}
 			// cuBLAS sums in another order than the CPU (TF32 stays off).
 			const tol = 1e-3
-			if d := shareddata.MaxAbsDiff(got, want); d > tol {
+			if d := shareddata.MaxAbsDiff(got, want); !(d <= tol) {
 				t.Errorf("full pass on CUDA differs from the CPU by %.3g", d)
 			}
 			last, err := g.Prefill(rows(m.ids, 0, 17))
@@ -53,7 +53,7 @@ func TestCUDA(t *testing.T) {
 				t.Fatal(err)
 			}
 			for pos := 17; ; pos++ {
-				if d := shareddata.MaxAbsDiff(last, position(want, pos-1)); d > tol {
+				if d := shareddata.MaxAbsDiff(last, position(want, pos-1)); !(d <= tol) {
 					t.Errorf("CUDA logits at position %d differ from the CPU's full pass by %.3g", pos-1, d)
 				}
 				if pos == tl {

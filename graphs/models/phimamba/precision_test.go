@@ -95,7 +95,7 @@ func TestFusedConv(t *testing.T) {
 				scale = max(scale, math.Abs(v))
 			}
 			for i := range wv {
-				if math.Abs(g[i]-wv[i]) > 1e-5*scale {
+				if !(math.Abs(g[i]-wv[i]) <= 1e-5*scale) {
 					t.Fatalf("T=%d %s[%d]: fused %g, stock %g (scale %g)", seq, name, i, g[i], wv[i], scale)
 				}
 			}
