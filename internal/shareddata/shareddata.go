@@ -83,30 +83,31 @@ func MaxAbsDiff(a, b *tensors.Tensor) float64 {
 // size; it logs the measured error either way (docs quote these logs).
 func WantClose(t testing.TB, label string, got, want *tensors.Tensor, tol float64) {
 	t.Helper()
-	d, _, err := Diff(got, want)
-	switch {
-	case err != nil:
-		t.Errorf("%s: %v", label, err)
-	case !(d <= tol):
-		t.Errorf("%s: max |Δ| = %.3g, tolerance %g", label, d, tol)
-	default:
-		t.Logf("%s: max |Δ| = %.3g (tolerance %g)", label, d, tol)
-	}
+	wantWithin(t, label, got, want, tol, 0)
 }
 
 // WantCloseRel fails t unless max |got−want| ≤ rel·max |want| (relative in
 // max-norm), both finite and of one size; it logs the measured error.
 func WantCloseRel(t testing.TB, label string, got, want *tensors.Tensor, rel float64) {
 	t.Helper()
+	wantWithin(t, label, got, want, 0, rel)
+}
+
+// wantWithin fails t unless max |got−want| ≤ max(abs, rel·max |want|).
+func wantWithin(t testing.TB, label string, got, want *tensors.Tensor, abs, rel float64) {
+	t.Helper()
 	d, scale, err := Diff(got, want)
-	switch {
-	case err != nil:
+	if err != nil {
 		t.Errorf("%s: %v", label, err)
-	case !(d <= rel*scale):
-		t.Errorf("%s: max |Δ| = %.3g, %.3g of max |want| %.3g (tolerance %g)", label, d, d/scale, scale, rel)
-	default:
-		t.Logf("%s: max |Δ| = %.3g, %.3g of max |want| %.3g (tolerance %g)", label, d, d/scale, scale, rel)
+		return
 	}
+	limit := max(abs, rel*scale)
+	msg := fmt.Sprintf("%s: max |Δ| = %.3g, max |want| %.3g, allowed %.3g", label, d, scale, limit)
+	if !(d <= limit) {
+		t.Errorf("%s", msg)
+		return
+	}
+	t.Logf("%s", msg)
 }
 
 // Close reports whether the scalars got and want are both finite and
