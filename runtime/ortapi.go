@@ -215,8 +215,8 @@ func cErr(m *C.char) error {
 
 // ortSessionPointer is the OrtSession behind an onnxruntime_go session.
 // onnxruntime_go keeps it unexported (DynamicAdvancedSession.s.ortSession
-// in v1.27.0, which go.mod pins); TestResidentRunMatchesRun fails if the
-// layout changes.
+// in v1.27.0, which go.mod pins and Open checks: wrapperVersion);
+// TestRunResident fails if the layout changes.
 func ortSessionPointer(s *ort.DynamicAdvancedSession) (unsafe.Pointer, error) {
 	adv := reflect.ValueOf(s).Elem().FieldByName("s")
 	if !adv.IsValid() || adv.Kind() != reflect.Pointer || adv.IsNil() {
