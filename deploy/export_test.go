@@ -121,9 +121,7 @@ func TestSplits(t *testing.T) {
 				}
 				want := position(full, tl-1)
 				want = tensors.FromFloat32([]int64{1, want.Shape[1]}, want.Float32s()[int64(i)*want.Shape[1]:int64(i+1)*want.Shape[1]])
-				if d := shareddata.MaxAbsDiff(last, want); !(d <= 1e-4) {
-					t.Errorf("sequence %d alone differs from its batch row by %.3g", i, d)
-				}
+				shareddata.WantClose(t, fmt.Sprintf("sequence %d alone vs its batch row", i), last, want, 1e-4)
 			}
 		})
 	}
