@@ -41,7 +41,7 @@ func TestFullPass(t *testing.T) {
 				}
 				dTrain, dRef := shareddata.MaxAbsDiff(got, train), shareddata.MaxAbsDiff(got, m.logits)
 				t.Logf("max |Δ logits|: %.3g against the training graph, %.3g against the reference implementation", dTrain, dRef)
-				if dTrain > tc.tol || dRef > tc.tol {
+				if !(dTrain <= tc.tol) || !(dRef <= tc.tol) {
 					t.Errorf("logits differ by %.3g from the training graph and %.3g from the reference (tolerance %g)", dTrain, dRef, tc.tol)
 				}
 			})
@@ -77,7 +77,7 @@ func TestSplits(t *testing.T) {
 				check := func(what string, got *tensors.Tensor, pos int) {
 					t.Helper()
 					d := shareddata.MaxAbsDiff(got, position(full, pos))
-					if d > 1e-4 {
+					if !(d <= 1e-4) {
 						t.Errorf("%s: logits at position %d differ from the full pass by %.3g", what, pos, d)
 					}
 					worst = max(worst, d)
@@ -121,9 +121,7 @@ func TestSplits(t *testing.T) {
 				}
 				want := position(full, tl-1)
 				want = tensors.FromFloat32([]int64{1, want.Shape[1]}, want.Float32s()[int64(i)*want.Shape[1]:int64(i+1)*want.Shape[1]])
-				if d := shareddata.MaxAbsDiff(last, want); d > 1e-4 {
-					t.Errorf("sequence %d alone differs from its batch row by %.3g", i, d)
-				}
+				shareddata.WantClose(t, fmt.Sprintf("sequence %d alone vs its batch row", i), last, want, 1e-4)
 			}
 		})
 	}

@@ -168,21 +168,3 @@ func TestGradCoverage(t *testing.T) {
 		}
 	}
 }
-
-// TestOpTableComplete checks every row has a shape rule, an emitter and
-// either a gradient rule or an explicit no-gradient mark.
-func TestOpTableComplete(t *testing.T) {
-	t.Parallel()
-	for _, d := range graphs.Ops() {
-		switch {
-		case d.Infer == nil:
-			t.Errorf("%s: no shape rule", d.Type)
-		case d.Attrs == nil:
-			t.Errorf("%s: no ONNX emitter", d.Type)
-		case (d.Grad == nil) != d.NoGrad:
-			t.Errorf("%s: gradient rule and NoGrad disagree (grad %v, NoGrad %v)", d.Type, d.Grad != nil, d.NoGrad)
-		case d.Since < 1 || d.Since > 21:
-			t.Errorf("%s: opset %d outside 1..21", d.Type, d.Since)
-		}
-	}
-}

@@ -78,26 +78,32 @@ func attentionGrad(n *Node, gs []*Value, need []bool) []*Value {
 }
 
 func init() {
-	register(&OpDef{Type: "MultiHeadAttention", Domain: "com.microsoft", Since: 1, Infer: func(n *Node) []TypeShape {
-		a := n.Attr.(*attentionAttr)
-		if len(n.Inputs) != 3 {
-			panic(errorf("MultiHeadAttention", "want q, k, v (causal, no bias); got %d inputs", len(n.Inputs)))
-		}
-		q, k, v := n.Inputs[0], n.Inputs[1], n.Inputs[2]
-		if q.DType != tensors.Float32 && q.DType != tensors.Float16 {
-			panic(errorf("MultiHeadAttention", "q %v must be float32 or float16", q))
-		}
-		sameDType("MultiHeadAttention", q, k, v)
-		if q.Rank() != 3 || !q.Shape.Equal(k.Shape) || !q.Shape.Equal(v.Shape) {
-			panic(errorf("MultiHeadAttention", "q, k, v must share one [B, T, H·P] shape; got %v, %v, %v", q, k, v))
-		}
-		width := q.Shape[2]
-		if a.Heads < 1 || !width.Static() || width.K%a.Heads != 0 || a.Scale <= 0 {
-			panic(errorf("MultiHeadAttention", "%d heads and scale %g do not fit width %v", a.Heads, a.Scale, width))
-		}
-		return ts(q.DType, q.Shape)
-	}, Grad: attentionGrad, Attrs: func(n *Node) []Attr {
-		a := n.Attr.(*attentionAttr)
-		return []Attr{intAttr("num_heads", a.Heads), floatAttr("scale", float32(a.Scale)), intAttr("unidirectional", 1)}
-	}})
+	register(&OpDef{Type: "MultiHeadAttention", Domain: "com.microsoft", Since: 1, Infer: inferMultiHeadAttention, Grad: attentionGrad, Attrs: multiHeadAttentionAttrs})
+}
+
+// inferMultiHeadAttention is the shape rule of MultiHeadAttention.
+func inferMultiHeadAttention(n *Node) []TypeShape {
+	a := n.Attr.(*attentionAttr)
+	if len(n.Inputs) != 3 {
+		panic(errorf("MultiHeadAttention", "want q, k, v (causal, no bias); got %d inputs", len(n.Inputs)))
+	}
+	q, k, v := n.Inputs[0], n.Inputs[1], n.Inputs[2]
+	if q.DType != tensors.Float32 && q.DType != tensors.Float16 {
+		panic(errorf("MultiHeadAttention", "q %v must be float32 or float16", q))
+	}
+	sameDType("MultiHeadAttention", q, k, v)
+	if q.Rank() != 3 || !q.Shape.Equal(k.Shape) || !q.Shape.Equal(v.Shape) {
+		panic(errorf("MultiHeadAttention", "q, k, v must share one [B, T, H·P] shape; got %v, %v, %v", q, k, v))
+	}
+	width := q.Shape[2]
+	if a.Heads < 1 || !width.Static() || width.K%a.Heads != 0 || a.Scale <= 0 {
+		panic(errorf("MultiHeadAttention", "%d heads and scale %g do not fit width %v", a.Heads, a.Scale, width))
+	}
+	return ts(q.DType, q.Shape)
+}
+
+// multiHeadAttentionAttrs is the ONNX emitter of MultiHeadAttention.
+func multiHeadAttentionAttrs(n *Node) []Attr {
+	a := n.Attr.(*attentionAttr)
+	return []Attr{intAttr("num_heads", a.Heads), floatAttr("scale", float32(a.Scale)), intAttr("unidirectional", 1)}
 }

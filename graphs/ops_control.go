@@ -94,24 +94,30 @@ func Loop(trip *Value, init []*Value, body *LoopBody, iters Dim) []*Value {
 }
 
 func init() {
-	register(&OpDef{Type: "Loop", Since: 13, NoGrad: true, Infer: func(n *Node) []TypeShape {
-		body, iters := n.Body, n.Attr.(*loopAttr).Iters
-		wantDType("Loop", tensors.Int64, n.Inputs[0])
-		init := n.Inputs[2:]
-		bo, _ := body.Outputs()
-		if len(bo) < 1+len(init) {
-			panic(errorf("Loop", "body %q has %d outputs for %d carried values", body.Name, len(bo), len(init)))
-		}
-		var out []TypeShape
-		for i, v := range init {
-			if bo[1+i].DType != v.DType {
-				panic(errorf("Loop", "carried %d: init %v, body returns %v", i, v, bo[1+i]))
-			}
-			out = append(out, TypeShape{v.DType, v.Shape})
-		}
-		for _, s := range bo[1+len(init):] {
-			out = append(out, TypeShape{s.DType, append(Shape{iters}, s.Shape...)})
-		}
-		return out
-	}, Attrs: func(n *Node) []Attr { return []Attr{{Name: "body", Kind: AttrGraph, Graph: n.Body}} }})
+	register(&OpDef{Type: "Loop", Since: 13, Infer: inferLoop, NoGrad: true, Attrs: loopAttrs})
 }
+
+// inferLoop is the shape rule of Loop.
+func inferLoop(n *Node) []TypeShape {
+	body, iters := n.Body, n.Attr.(*loopAttr).Iters
+	wantDType("Loop", tensors.Int64, n.Inputs[0])
+	init := n.Inputs[2:]
+	bo, _ := body.Outputs()
+	if len(bo) < 1+len(init) {
+		panic(errorf("Loop", "body %q has %d outputs for %d carried values", body.Name, len(bo), len(init)))
+	}
+	var out []TypeShape
+	for i, v := range init {
+		if bo[1+i].DType != v.DType {
+			panic(errorf("Loop", "carried %d: init %v, body returns %v", i, v, bo[1+i]))
+		}
+		out = append(out, TypeShape{v.DType, v.Shape})
+	}
+	for _, s := range bo[1+len(init):] {
+		out = append(out, TypeShape{s.DType, append(Shape{iters}, s.Shape...)})
+	}
+	return out
+}
+
+// loopAttrs is the ONNX emitter of Loop.
+func loopAttrs(n *Node) []Attr { return []Attr{{Name: "body", Kind: AttrGraph, Graph: n.Body}} }

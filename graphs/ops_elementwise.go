@@ -218,128 +218,226 @@ func sumGrad(n *Node, g []*Value, need []bool) []*Value {
 }
 
 func init() {
-	register(&OpDef{Type: "Sum", Since: 13, Infer: func(n *Node) []TypeShape {
-		wantFloat("Sum", n.Inputs[0])
-		sameDType("Sum", n.Inputs...)
-		shapes := make([]Shape, len(n.Inputs))
-		for i, v := range n.Inputs {
-			shapes[i] = v.Shape
-		}
-		return ts(n.Inputs[0].DType, broadcastShapes("Sum", shapes...))
-	}, Grad: sumGrad})
-	register(&OpDef{Type: "Add", Since: 14, Infer: inferBinary, Grad: sumGrad})
-	register(&OpDef{Type: "Sub", Since: 14, Infer: inferBinary, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		var db *Value
-		if need[1] { // reduce first: Neg then touches only b's elements
-			db = Neg(sumLike(g[0], n.Inputs[1]))
-		}
-		return []*Value{sumLikeIf(need[0], g[0], n.Inputs[0]), db}
-	}})
-	register(&OpDef{Type: "Mul", Since: 14, Infer: inferBinary, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		a, b := n.Inputs[0], n.Inputs[1]
-		out := make([]*Value, 2)
-		if need[0] {
-			out[0] = sumLike(Mul(g[0], b), a)
-		}
-		if need[1] {
-			out[1] = sumLike(Mul(g[0], a), b)
-		}
-		return out
-	}})
-	register(&OpDef{Type: "Div", Since: 14, Infer: inferBinary, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		a, b, y := n.Inputs[0], n.Inputs[1], n.Outputs[0]
-		out := make([]*Value, 2)
-		if need[0] {
-			out[0] = sumLike(Div(g[0], b), a)
-		}
-		if need[1] { // d(a/b)/db = −y/b
-			out[1] = sumLike(Neg(Div(Mul(g[0], y), b)), b)
-		}
-		return out
-	}})
-	register(&OpDef{Type: "Pow", Since: 15, Infer: inferBinary, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		a, p := n.Inputs[0], n.Inputs[1]
-		if need[1] {
-			panic(errorf("Pow", "gradient with respect to the exponent is not supported"))
-		}
-		// d(a^p)/da = p·a^(p−1)
-		return []*Value{sumLike(Mul(g[0], Mul(p, Pow(a, Sub(p, ScalarLike(p, 1))))), a), nil}
-	}})
-	minmax := func(pick func(a, b *Value) *Value) GradFunc {
-		return func(n *Node, g []*Value, need []bool) []*Value {
-			a, b := n.Inputs[0], n.Inputs[1]
-			mask := pick(a, b) // where a is selected (ties go to a)
-			out := make([]*Value, 2)
-			if need[0] {
-				out[0] = sumLike(Where(mask, g[0], zeroOf(g[0])), a)
-			}
-			if need[1] {
-				out[1] = sumLike(Where(mask, zeroOf(g[0]), g[0]), b)
-			}
-			return out
-		}
-	}
-	register(&OpDef{Type: "Max", Since: 13, Infer: inferBinary, Grad: minmax(GreaterOrEqual)})
-	register(&OpDef{Type: "Min", Since: 13, Infer: inferBinary, Grad: minmax(LessOrEqual)})
-	register(&OpDef{Type: "Where", Since: 16, Infer: func(n *Node) []TypeShape {
-		c, x, y := n.Inputs[0], n.Inputs[1], n.Inputs[2]
-		wantDType("Where", tensors.Bool, c)
-		sameDType("Where", x, y)
-		return ts(x.DType, broadcastShapes("Where", c.Shape, x.Shape, y.Shape))
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		c, x, y := n.Inputs[0], n.Inputs[1], n.Inputs[2]
-		out := make([]*Value, 3)
-		if need[1] {
-			out[1] = sumLike(Where(c, g[0], zeroOf(g[0])), x)
-		}
-		if need[2] {
-			out[2] = sumLike(Where(c, zeroOf(g[0]), g[0]), y)
-		}
-		return out
-	}})
+	register(&OpDef{Type: "Sum", Since: 13, Infer: inferSum, Grad: sumGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Add", Since: 14, Infer: inferBinary, Grad: sumGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Sub", Since: 14, Infer: inferBinary, Grad: subGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Mul", Since: 14, Infer: inferBinary, Grad: mulGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Div", Since: 14, Infer: inferBinary, Grad: divGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Pow", Since: 15, Infer: inferBinary, Grad: powGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Max", Since: 13, Infer: inferBinary, Grad: maxGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Min", Since: 13, Infer: inferBinary, Grad: minGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Where", Since: 16, Infer: inferWhere, Grad: whereGrad, Attrs: noAttrs})
 	for _, op := range []string{"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual"} {
-		register(&OpDef{Type: op, Since: 16, Infer: inferCompare, NoGrad: true})
+		register(&OpDef{Type: op, Since: 16, Infer: inferCompare, NoGrad: true, Attrs: noAttrs})
 	}
-	register(&OpDef{Type: "And", Since: 7, Infer: inferLogic, NoGrad: true})
-	register(&OpDef{Type: "Or", Since: 7, Infer: inferLogic, NoGrad: true})
-	register(&OpDef{Type: "Not", Since: 1, Infer: inferLogic, NoGrad: true})
-	register(&OpDef{Type: "IsNaN", Since: 13, Infer: inferFloatMask, NoGrad: true})
-	register(&OpDef{Type: "IsInf", Since: 10, Infer: inferFloatMask, NoGrad: true})
-	register(&OpDef{Type: "Sign", Since: 13, Infer: inferSame, NoGrad: true})
+	register(&OpDef{Type: "And", Since: 7, Infer: inferLogic, NoGrad: true, Attrs: noAttrs})
+	register(&OpDef{Type: "Or", Since: 7, Infer: inferLogic, NoGrad: true, Attrs: noAttrs})
+	register(&OpDef{Type: "Not", Since: 1, Infer: inferLogic, NoGrad: true, Attrs: noAttrs})
+	register(&OpDef{Type: "IsNaN", Since: 13, Infer: inferFloatMask, NoGrad: true, Attrs: noAttrs})
+	register(&OpDef{Type: "IsInf", Since: 10, Infer: inferFloatMask, NoGrad: true, Attrs: noAttrs})
+	register(&OpDef{Type: "Sign", Since: 13, Infer: inferSame, NoGrad: true, Attrs: noAttrs})
 
-	unary := func(op string, since int, grad func(x, y, g *Value) *Value) {
-		register(&OpDef{Type: op, Since: since, Infer: inferUnaryFloat, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-			return []*Value{grad(n.Inputs[0], n.Outputs[0], g[0])}
-		}})
-	}
-	unary("Neg", 13, func(x, y, g *Value) *Value { return Neg(g) })
-	unary("Exp", 13, func(x, y, g *Value) *Value { return Mul(g, y) })
-	unary("Log", 13, func(x, y, g *Value) *Value { return Div(g, x) })
-	unary("Sqrt", 13, func(x, y, g *Value) *Value { return Div(Mul(g, ScalarLike(g, 0.5)), y) })
-	unary("Tanh", 13, func(x, y, g *Value) *Value { return Mul(g, Sub(ScalarLike(y, 1), Mul(y, y))) })
-	unary("Sigmoid", 13, func(x, y, g *Value) *Value { return Mul(g, Mul(y, Sub(ScalarLike(y, 1), y))) })
-	unary("Softplus", 1, func(x, y, g *Value) *Value { return Mul(g, Sigmoid(x)) })
-	unary("Abs", 13, func(x, y, g *Value) *Value { return Mul(g, Sign(x)) })
-	unary("Reciprocal", 13, func(x, y, g *Value) *Value { return Neg(Mul(g, Mul(y, y))) })
-	unary("Relu", 14, func(x, y, g *Value) *Value { return Where(Greater(x, zeroOf(x)), g, zeroOf(g)) })
-	unary("Sin", 7, func(x, y, g *Value) *Value { return Mul(g, Cos(x)) })
-	unary("Cos", 7, func(x, y, g *Value) *Value { return Neg(Mul(g, Sin(x))) })
-	unary("Erf", 13, func(x, y, g *Value) *Value {
-		return Mul(g, Mul(ScalarLike(x, 2/math.Sqrt(math.Pi)), Exp(Neg(Mul(x, x)))))
-	})
-	register(&OpDef{Type: "Identity", Since: 13, Infer: inferSame, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		return []*Value{g[0]}
-	}})
-	register(&OpDef{Type: "Cast", Since: 13, Infer: func(n *Node) []TypeShape {
-		a := n.Attr.(*castAttr)
-		if !a.To.Valid() {
-			panic(errorf("Cast", "invalid target dtype %v", a.To))
-		}
-		return ts(a.To, n.Inputs[0].Shape)
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		if !n.Inputs[0].DType.IsFloat() {
-			panic(errorf("Cast", "gradient into non-float input %v", n.Inputs[0]))
-		}
-		return []*Value{Cast(g[0], n.Inputs[0].DType)}
-	}, Attrs: func(n *Node) []Attr { return []Attr{intAttr("to", int64(n.Attr.(*castAttr).To))} }})
+	register(&OpDef{Type: "Neg", Since: 13, Infer: inferUnaryFloat, Grad: negGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Exp", Since: 13, Infer: inferUnaryFloat, Grad: expGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Log", Since: 13, Infer: inferUnaryFloat, Grad: logGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Sqrt", Since: 13, Infer: inferUnaryFloat, Grad: sqrtGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Tanh", Since: 13, Infer: inferUnaryFloat, Grad: tanhGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Sigmoid", Since: 13, Infer: inferUnaryFloat, Grad: sigmoidGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Softplus", Since: 1, Infer: inferUnaryFloat, Grad: softplusGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Abs", Since: 13, Infer: inferUnaryFloat, Grad: absGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Reciprocal", Since: 13, Infer: inferUnaryFloat, Grad: reciprocalGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Relu", Since: 14, Infer: inferUnaryFloat, Grad: reluGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Sin", Since: 7, Infer: inferUnaryFloat, Grad: sinGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Cos", Since: 7, Infer: inferUnaryFloat, Grad: cosGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Erf", Since: 13, Infer: inferUnaryFloat, Grad: erfGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Identity", Since: 13, Infer: inferSame, Grad: identityGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Cast", Since: 13, Infer: inferCast, Grad: castGrad, Attrs: castAttrs})
 }
+
+// maxGrad is the VJP of Max: the adjoint goes to the selected input (ties
+// to a).
+func maxGrad(n *Node, g []*Value, need []bool) []*Value {
+	return selectGrad(n, g, need, GreaterOrEqual)
+}
+
+// minGrad is the VJP of Min: the adjoint goes to the selected input (ties
+// to a).
+func minGrad(n *Node, g []*Value, need []bool) []*Value { return selectGrad(n, g, need, LessOrEqual) }
+
+// selectGrad routes the adjoint of a two-input selection to a where
+// pick(a, b) holds, else to b.
+func selectGrad(n *Node, g []*Value, need []bool, pick func(a, b *Value) *Value) []*Value {
+	a, b := n.Inputs[0], n.Inputs[1]
+	da, db := routeAdjoint(pick(a, b), g[0], a, b, need[0], need[1])
+	return []*Value{da, db}
+}
+
+// routeAdjoint splits the adjoint g of Where(c, x, y) between x (where c
+// holds) and y (elsewhere), each reduced to its input's shape and built
+// only when wanted.
+func routeAdjoint(c, g, x, y *Value, needX, needY bool) (dx, dy *Value) {
+	if needX {
+		dx = sumLike(Where(c, g, zeroOf(g)), x)
+	}
+	if needY {
+		dy = sumLike(Where(c, zeroOf(g), g), y)
+	}
+	return dx, dy
+}
+
+// The VJPs of the unary float maps: x is the input, y the output.
+
+// negGrad is the VJP of Neg.
+func negGrad(n *Node, g []*Value, _ []bool) []*Value { return []*Value{Neg(g[0])} }
+
+// expGrad is the VJP of Exp: g·y.
+func expGrad(n *Node, g []*Value, _ []bool) []*Value { return []*Value{Mul(g[0], n.Outputs[0])} }
+
+// logGrad is the VJP of Log: g/x.
+func logGrad(n *Node, g []*Value, _ []bool) []*Value { return []*Value{Div(g[0], n.Inputs[0])} }
+
+// sqrtGrad is the VJP of Sqrt: g/(2y).
+func sqrtGrad(n *Node, g []*Value, _ []bool) []*Value {
+	return []*Value{Div(Mul(g[0], ScalarLike(g[0], 0.5)), n.Outputs[0])}
+}
+
+// tanhGrad is the VJP of Tanh: g·(1−y²).
+func tanhGrad(n *Node, g []*Value, _ []bool) []*Value {
+	y := n.Outputs[0]
+	return []*Value{Mul(g[0], Sub(ScalarLike(y, 1), Mul(y, y)))}
+}
+
+// sigmoidGrad is the VJP of Sigmoid: g·y·(1−y).
+func sigmoidGrad(n *Node, g []*Value, _ []bool) []*Value {
+	y := n.Outputs[0]
+	return []*Value{Mul(g[0], Mul(y, Sub(ScalarLike(y, 1), y)))}
+}
+
+// softplusGrad is the VJP of Softplus: g·σ(x).
+func softplusGrad(n *Node, g []*Value, _ []bool) []*Value {
+	return []*Value{Mul(g[0], Sigmoid(n.Inputs[0]))}
+}
+
+// absGrad is the VJP of Abs: g·sign(x).
+func absGrad(n *Node, g []*Value, _ []bool) []*Value { return []*Value{Mul(g[0], Sign(n.Inputs[0]))} }
+
+// reciprocalGrad is the VJP of Reciprocal: −g·y².
+func reciprocalGrad(n *Node, g []*Value, _ []bool) []*Value {
+	y := n.Outputs[0]
+	return []*Value{Neg(Mul(g[0], Mul(y, y)))}
+}
+
+// reluGrad is the VJP of Relu: g where x > 0.
+func reluGrad(n *Node, g []*Value, _ []bool) []*Value {
+	x := n.Inputs[0]
+	return []*Value{Where(Greater(x, zeroOf(x)), g[0], zeroOf(g[0]))}
+}
+
+// sinGrad is the VJP of Sin: g·cos x.
+func sinGrad(n *Node, g []*Value, _ []bool) []*Value { return []*Value{Mul(g[0], Cos(n.Inputs[0]))} }
+
+// cosGrad is the VJP of Cos: −g·sin x.
+func cosGrad(n *Node, g []*Value, _ []bool) []*Value {
+	return []*Value{Neg(Mul(g[0], Sin(n.Inputs[0])))}
+}
+
+// erfGrad is the VJP of Erf: g·2/√π·e^(−x²).
+func erfGrad(n *Node, g []*Value, _ []bool) []*Value {
+	x := n.Inputs[0]
+	return []*Value{Mul(g[0], Mul(ScalarLike(x, 2/math.Sqrt(math.Pi)), Exp(Neg(Mul(x, x)))))}
+}
+
+// inferSum is the shape rule of Sum.
+func inferSum(n *Node) []TypeShape {
+	wantFloat("Sum", n.Inputs[0])
+	sameDType("Sum", n.Inputs...)
+	shapes := make([]Shape, len(n.Inputs))
+	for i, v := range n.Inputs {
+		shapes[i] = v.Shape
+	}
+	return ts(n.Inputs[0].DType, broadcastShapes("Sum", shapes...))
+}
+
+// subGrad is the VJP of Sub.
+func subGrad(n *Node, g []*Value, need []bool) []*Value {
+	var db *Value
+	if need[1] { // reduce first: Neg then touches only b's elements
+		db = Neg(sumLike(g[0], n.Inputs[1]))
+	}
+	return []*Value{sumLikeIf(need[0], g[0], n.Inputs[0]), db}
+}
+
+// mulGrad is the VJP of Mul.
+func mulGrad(n *Node, g []*Value, need []bool) []*Value {
+	a, b := n.Inputs[0], n.Inputs[1]
+	out := make([]*Value, 2)
+	if need[0] {
+		out[0] = sumLike(Mul(g[0], b), a)
+	}
+	if need[1] {
+		out[1] = sumLike(Mul(g[0], a), b)
+	}
+	return out
+}
+
+// divGrad is the VJP of Div.
+func divGrad(n *Node, g []*Value, need []bool) []*Value {
+	a, b, y := n.Inputs[0], n.Inputs[1], n.Outputs[0]
+	out := make([]*Value, 2)
+	if need[0] {
+		out[0] = sumLike(Div(g[0], b), a)
+	}
+	if need[1] { // d(a/b)/db = −y/b
+		out[1] = sumLike(Neg(Div(Mul(g[0], y), b)), b)
+	}
+	return out
+}
+
+// powGrad is the VJP of Pow.
+func powGrad(n *Node, g []*Value, need []bool) []*Value {
+	a, p := n.Inputs[0], n.Inputs[1]
+	if need[1] {
+		panic(errorf("Pow", "gradient with respect to the exponent is not supported"))
+	}
+	// d(a^p)/da = p·a^(p−1)
+	return []*Value{sumLike(Mul(g[0], Mul(p, Pow(a, Sub(p, ScalarLike(p, 1))))), a), nil}
+}
+
+// inferWhere is the shape rule of Where.
+func inferWhere(n *Node) []TypeShape {
+	c, x, y := n.Inputs[0], n.Inputs[1], n.Inputs[2]
+	wantDType("Where", tensors.Bool, c)
+	sameDType("Where", x, y)
+	return ts(x.DType, broadcastShapes("Where", c.Shape, x.Shape, y.Shape))
+}
+
+// whereGrad is the VJP of Where.
+func whereGrad(n *Node, g []*Value, need []bool) []*Value {
+	dx, dy := routeAdjoint(n.Inputs[0], g[0], n.Inputs[1], n.Inputs[2], need[1], need[2])
+	return []*Value{nil, dx, dy}
+}
+
+// identityGrad is the VJP of Identity.
+func identityGrad(n *Node, g []*Value, need []bool) []*Value {
+	return []*Value{g[0]}
+}
+
+// inferCast is the shape rule of Cast.
+func inferCast(n *Node) []TypeShape {
+	a := n.Attr.(*castAttr)
+	if !a.To.Valid() {
+		panic(errorf("Cast", "invalid target dtype %v", a.To))
+	}
+	return ts(a.To, n.Inputs[0].Shape)
+}
+
+// castGrad is the VJP of Cast.
+func castGrad(n *Node, g []*Value, need []bool) []*Value {
+	if !n.Inputs[0].DType.IsFloat() {
+		panic(errorf("Cast", "gradient into non-float input %v", n.Inputs[0]))
+	}
+	return []*Value{Cast(g[0], n.Inputs[0].DType)}
+}
+
+// castAttrs is the ONNX emitter of Cast.
+func castAttrs(n *Node) []Attr { return []Attr{intAttr("to", int64(n.Attr.(*castAttr).To))} }

@@ -99,48 +99,60 @@ func AdamW(p, g, m, v, coef *Value) (p2, m2, v2 *Value) {
 func GeluGrad(x, dy *Value) *Value { return op1("GeluGrad", nil, x, dy) }
 
 func init() {
-	register(&OpDef{Type: "CausalConv", Domain: FusedDomain, Since: 1, Grad: convGrad, Infer: func(n *Node) []TypeShape {
-		x := n.Inputs[0]
-		convShapes("CausalConv", x, n.Inputs[1], n.Inputs[2], false)
-		return ts(x.DType, x.Shape)
-	}})
-	register(&OpDef{Type: "CausalConvGrad", Domain: FusedDomain, Since: 1, NoGrad: true, Infer: func(n *Node) []TypeShape {
-		x, w := n.Inputs[0], n.Inputs[1]
-		convShapes("CausalConvGrad", x, w, n.Inputs[2], true)
-		part := tensors.Float32
-		if x.DType == tensors.Float64 {
-			part = tensors.Float64
+	register(&OpDef{Type: "CausalConv", Domain: FusedDomain, Since: 1, Infer: inferCausalConv, Grad: convGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "CausalConvGrad", Domain: FusedDomain, Since: 1, Infer: inferCausalConvGrad, NoGrad: true, Attrs: noAttrs})
+	register(&OpDef{Type: "GeluGrad", Domain: FusedDomain, Since: 1, Infer: inferGeluGrad, NoGrad: true, Attrs: noAttrs})
+	register(&OpDef{Type: "AdamW", Domain: FusedDomain, Since: 1, Infer: inferAdamW, NoGrad: true, Attrs: noAttrs})
+}
+
+// inferCausalConv is the shape rule of CausalConv.
+func inferCausalConv(n *Node) []TypeShape {
+	x := n.Inputs[0]
+	convShapes("CausalConv", x, n.Inputs[1], n.Inputs[2], false)
+	return ts(x.DType, x.Shape)
+}
+
+// inferCausalConvGrad is the shape rule of CausalConvGrad.
+func inferCausalConvGrad(n *Node) []TypeShape {
+	x, w := n.Inputs[0], n.Inputs[1]
+	convShapes("CausalConvGrad", x, w, n.Inputs[2], true)
+	part := tensors.Float32
+	if x.DType == tensors.Float64 {
+		part = tensors.Float64
+	}
+	c, k := x.Shape[2], w.Shape[2]
+	return []TypeShape{{x.DType, x.Shape}, {part, S(D(ConvChunks), c, k)}, {part, S(D(ConvChunks), c)}}
+}
+
+// inferGeluGrad is the shape rule of GeluGrad.
+func inferGeluGrad(n *Node) []TypeShape {
+	x, dy := n.Inputs[0], n.Inputs[1]
+	wantFusedFloat("GeluGrad", x)
+	sameDType("GeluGrad", x, dy)
+	if !x.Shape.Equal(dy.Shape) {
+		panic(errorf("GeluGrad", "dy %v must have x's shape %v", dy, x.Shape))
+	}
+	return ts(x.DType, x.Shape)
+}
+
+// inferAdamW is the shape rule of AdamW.
+func inferAdamW(n *Node) []TypeShape {
+	if len(n.Inputs) != 5 {
+		panic(errorf("AdamW", "want p, g, m, v, coef; got %d inputs", len(n.Inputs)))
+	}
+	p, coef := n.Inputs[0], n.Inputs[4]
+	if p.DType != tensors.Float32 && p.DType != tensors.Float64 {
+		panic(errorf("AdamW", "p %v must be float32 or float64", p))
+	}
+	sameDType("AdamW", n.Inputs...)
+	for _, x := range n.Inputs[1:4] {
+		if !x.Shape.Equal(p.Shape) {
+			panic(errorf("AdamW", "g, m and v must have p's shape %v; got %v", p.Shape, x))
 		}
-		c, k := x.Shape[2], w.Shape[2]
-		return []TypeShape{{x.DType, x.Shape}, {part, S(D(ConvChunks), c, k)}, {part, S(D(ConvChunks), c)}}
-	}})
-	register(&OpDef{Type: "GeluGrad", Domain: FusedDomain, Since: 1, NoGrad: true, Infer: func(n *Node) []TypeShape {
-		x, dy := n.Inputs[0], n.Inputs[1]
-		wantFusedFloat("GeluGrad", x)
-		sameDType("GeluGrad", x, dy)
-		if !x.Shape.Equal(dy.Shape) {
-			panic(errorf("GeluGrad", "dy %v must have x's shape %v", dy, x.Shape))
-		}
-		return ts(x.DType, x.Shape)
-	}})
-	register(&OpDef{Type: "AdamW", Domain: FusedDomain, Since: 1, NoGrad: true, Infer: func(n *Node) []TypeShape {
-		if len(n.Inputs) != 5 {
-			panic(errorf("AdamW", "want p, g, m, v, coef; got %d inputs", len(n.Inputs)))
-		}
-		p, coef := n.Inputs[0], n.Inputs[4]
-		if p.DType != tensors.Float32 && p.DType != tensors.Float64 {
-			panic(errorf("AdamW", "p %v must be float32 or float64", p))
-		}
-		sameDType("AdamW", n.Inputs...)
-		for _, x := range n.Inputs[1:4] {
-			if !x.Shape.Equal(p.Shape) {
-				panic(errorf("AdamW", "g, m and v must have p's shape %v; got %v", p.Shape, x))
-			}
-		}
-		if !coef.Shape.Equal(S(AdamWCoefficients)) {
-			panic(errorf("AdamW", "coef %v must be [%d]", coef, AdamWCoefficients))
-		}
-		t := TypeShape{p.DType, p.Shape}
-		return []TypeShape{t, t, t}
-	}})
+	}
+	if !coef.Shape.Equal(S(AdamWCoefficients)) {
+		panic(errorf("AdamW", "coef %v must be [%d]", coef, AdamWCoefficients))
+	}
+	t := TypeShape{p.DType, p.Shape}
+	return []TypeShape{t, t, t}
 }

@@ -242,7 +242,7 @@ func TestCausalConv(t *testing.T) {
 					if c.dt == tensors.Float64 {
 						allowed = 1e-12 * (1 + abs[i])
 					}
-					if d := math.Abs(got[i] - want[i]); d > allowed {
+					if d := math.Abs(got[i] - want[i]); !(d <= allowed) {
 						t.Fatalf("%s[%d] = %g, want %g (allowed error %.3g)", name, i, got[i], want[i], allowed)
 					} else {
 						worst = max(worst, d/allowed)

@@ -64,28 +64,34 @@ func If(cond *Value, then, els *IfBranch) []*Value {
 }
 
 func init() {
-	register(&OpDef{Type: "If", Since: 11, NoGrad: true, Infer: func(n *Node) []TypeShape {
-		a := n.Attr.(*ifAttr)
-		cond := n.Inputs[0]
-		wantDType("If", tensors.Bool, cond)
-		if cond.Shape.NumElements() != D(1) {
-			panic(errorf("If", "condition %v must have exactly one element", cond))
+	register(&OpDef{Type: "If", Since: 11, Infer: inferIf, NoGrad: true, Attrs: ifAttrs})
+}
+
+// inferIf is the shape rule of If.
+func inferIf(n *Node) []TypeShape {
+	a := n.Attr.(*ifAttr)
+	cond := n.Inputs[0]
+	wantDType("If", tensors.Bool, cond)
+	if cond.Shape.NumElements() != D(1) {
+		panic(errorf("If", "condition %v must have exactly one element", cond))
+	}
+	to, _ := a.Then.Outputs()
+	eo, _ := a.Else.Outputs()
+	if len(to) != len(eo) {
+		panic(errorf("If", "branch %q returns %d values, branch %q %d", a.Then.Name, len(to), a.Else.Name, len(eo)))
+	}
+	out := make([]TypeShape, len(to))
+	for i := range to {
+		if to[i].DType != eo[i].DType || !to[i].Shape.Equal(eo[i].Shape) {
+			panic(errorf("If", "output %d differs between the branches: %v in %q, %v in %q", i, to[i], a.Then.Name, eo[i], a.Else.Name))
 		}
-		to, _ := a.Then.Outputs()
-		eo, _ := a.Else.Outputs()
-		if len(to) != len(eo) {
-			panic(errorf("If", "branch %q returns %d values, branch %q %d", a.Then.Name, len(to), a.Else.Name, len(eo)))
-		}
-		out := make([]TypeShape, len(to))
-		for i := range to {
-			if to[i].DType != eo[i].DType || !to[i].Shape.Equal(eo[i].Shape) {
-				panic(errorf("If", "output %d differs between the branches: %v in %q, %v in %q", i, to[i], a.Then.Name, eo[i], a.Else.Name))
-			}
-			out[i] = TypeShape{to[i].DType, to[i].Shape.Clone()}
-		}
-		return out
-	}, Attrs: func(n *Node) []Attr {
-		a := n.Attr.(*ifAttr)
-		return []Attr{{Name: "then_branch", Kind: AttrGraph, Graph: a.Then}, {Name: "else_branch", Kind: AttrGraph, Graph: a.Else}}
-	}})
+		out[i] = TypeShape{to[i].DType, to[i].Shape.Clone()}
+	}
+	return out
+}
+
+// ifAttrs is the ONNX emitter of If.
+func ifAttrs(n *Node) []Attr {
+	a := n.Attr.(*ifAttr)
+	return []Attr{{Name: "then_branch", Kind: AttrGraph, Graph: a.Then}, {Name: "else_branch", Kind: AttrGraph, Graph: a.Else}}
 }

@@ -127,100 +127,115 @@ func swapLast(x *Value) *Value {
 }
 
 func init() {
-	register(&OpDef{Type: "MatMul", Since: 13, Infer: func(n *Node) []TypeShape {
-		a, b := n.Inputs[0], n.Inputs[1]
-		wantFloat("MatMul", a, b)
-		sameDType("MatMul", a, b)
-		if a.Rank() < 2 || b.Rank() < 2 {
-			panic(errorf("MatMul", "inputs %v and %v need rank ≥ 2", a, b))
+	register(&OpDef{Type: "MatMul", Since: 13, Infer: inferMatMul, Grad: matMulGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Gemm", Since: 13, Infer: inferGemm, Grad: gemmGrad, Attrs: gemmAttrs})
+}
+
+// inferMatMul is the shape rule of MatMul.
+func inferMatMul(n *Node) []TypeShape {
+	a, b := n.Inputs[0], n.Inputs[1]
+	wantFloat("MatMul", a, b)
+	sameDType("MatMul", a, b)
+	if a.Rank() < 2 || b.Rank() < 2 {
+		panic(errorf("MatMul", "inputs %v and %v need rank ≥ 2", a, b))
+	}
+	ra, rb := a.Rank(), b.Rank()
+	if a.Shape[ra-1] != b.Shape[rb-2] {
+		panic(errorf("MatMul", "inner dims differ: %v · %v", a, b))
+	}
+	batch := broadcastShapes("MatMul", a.Shape[:ra-2], b.Shape[:rb-2])
+	return ts(a.DType, append(batch, a.Shape[ra-2], b.Shape[rb-1]))
+}
+
+// matMulGrad is the VJP of MatMul.
+func matMulGrad(n *Node, g []*Value, need []bool) []*Value {
+	a, b := n.Inputs[0], n.Inputs[1]
+	out := make([]*Value, 2)
+	// A weight matrix b [K,N] applied to a batch of rows: fold the batch
+	// into one GEMM instead of a batched product and a reduction.
+	if b.Rank() == 2 && a.Rank() > 2 {
+		k, m := a.Shape[a.Rank()-1], b.Shape[1]
+		if !m.Static() || !k.Static() {
+			panic(errorf("MatMul", "gradient needs static inner dims, got %v · %v", a, b))
 		}
-		ra, rb := a.Rank(), b.Rank()
-		if a.Shape[ra-1] != b.Shape[rb-2] {
-			panic(errorf("MatMul", "inner dims differ: %v · %v", a, b))
-		}
-		batch := broadcastShapes("MatMul", a.Shape[:ra-2], b.Shape[:rb-2])
-		return ts(a.DType, append(batch, a.Shape[ra-2], b.Shape[rb-1]))
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		a, b := n.Inputs[0], n.Inputs[1]
-		out := make([]*Value, 2)
-		// A weight matrix b [K,N] applied to a batch of rows: fold the batch
-		// into one GEMM instead of a batched product and a reduction.
-		if b.Rank() == 2 && a.Rank() > 2 {
-			k, m := a.Shape[a.Rank()-1], b.Shape[1]
-			if !m.Static() || !k.Static() {
-				panic(errorf("MatMul", "gradient needs static inner dims, got %v · %v", a, b))
-			}
-			g2 := Reshape(g[0], -1, m.K)
-			if need[0] {
-				out[0] = reshapeLike(Gemm(g2, b, nil, false, true), a)
-			}
-			if need[1] {
-				out[1] = Gemm(Reshape(a, -1, k.K), g2, nil, true, false)
-			}
-			return out
-		}
+		g2 := Reshape(g[0], -1, m.K)
 		if need[0] {
-			out[0] = sumLike(MatMul(g[0], swapLast(b)), a)
+			out[0] = reshapeLike(Gemm(g2, b, nil, false, true), a)
 		}
 		if need[1] {
-			out[1] = sumLike(MatMul(swapLast(a), g[0]), b)
+			out[1] = Gemm(Reshape(a, -1, k.K), g2, nil, true, false)
 		}
 		return out
-	}})
-	register(&OpDef{Type: "Gemm", Since: 13, Infer: func(n *Node) []TypeShape {
-		a, b, at := n.Inputs[0], n.Inputs[1], n.Attr.(*gemmAttr)
-		wantFloat("Gemm", a, b)
-		sameDType("Gemm", a, b)
-		if a.Rank() != 2 || b.Rank() != 2 {
-			panic(errorf("Gemm", "inputs %v and %v must be 2-D", a, b))
+	}
+	if need[0] {
+		out[0] = sumLike(MatMul(g[0], swapLast(b)), a)
+	}
+	if need[1] {
+		out[1] = sumLike(MatMul(swapLast(a), g[0]), b)
+	}
+	return out
+}
+
+// inferGemm is the shape rule of Gemm.
+func inferGemm(n *Node) []TypeShape {
+	a, b, at := n.Inputs[0], n.Inputs[1], n.Attr.(*gemmAttr)
+	wantFloat("Gemm", a, b)
+	sameDType("Gemm", a, b)
+	if a.Rank() != 2 || b.Rank() != 2 {
+		panic(errorf("Gemm", "inputs %v and %v must be 2-D", a, b))
+	}
+	m, k := a.Shape[0], a.Shape[1]
+	if at.TransA {
+		m, k = k, m
+	}
+	k2, nn := b.Shape[0], b.Shape[1]
+	if at.TransB {
+		k2, nn = nn, k2
+	}
+	if k != k2 {
+		panic(errorf("Gemm", "inner dims differ: %v · %v (transA=%v transB=%v)", a, b, at.TransA, at.TransB))
+	}
+	out := S(m, nn)
+	if len(n.Inputs) > 2 {
+		sameDType("Gemm", a, n.Inputs[2])
+		if !broadcastShapes("Gemm", out, n.Inputs[2].Shape).Equal(out) {
+			panic(errorf("Gemm", "bias %v does not broadcast to %v", n.Inputs[2], out))
 		}
-		m, k := a.Shape[0], a.Shape[1]
+	}
+	return ts(a.DType, out)
+}
+
+// gemmGrad is the VJP of Gemm.
+func gemmGrad(n *Node, g []*Value, need []bool) []*Value {
+	a, b, at := n.Inputs[0], n.Inputs[1], n.Attr.(*gemmAttr)
+	if at.Alpha != 1 || at.Beta != 1 {
+		panic(errorf("Gemm", "gradient needs alpha = beta = 1"))
+	}
+	out := make([]*Value, len(n.Inputs))
+	gy := g[0]
+	if need[0] { // d op(a) = gy · op(b)ᵀ
 		if at.TransA {
-			m, k = k, m
+			out[0] = Gemm(b, gy, nil, at.TransB, true)
+		} else {
+			out[0] = Gemm(gy, b, nil, false, !at.TransB)
 		}
-		k2, nn := b.Shape[0], b.Shape[1]
+	}
+	if need[1] { // d op(b) = op(a)ᵀ · gy
 		if at.TransB {
-			k2, nn = nn, k2
+			out[1] = Gemm(gy, a, nil, true, at.TransA)
+		} else {
+			out[1] = Gemm(a, gy, nil, !at.TransA, false)
 		}
-		if k != k2 {
-			panic(errorf("Gemm", "inner dims differ: %v · %v (transA=%v transB=%v)", a, b, at.TransA, at.TransB))
-		}
-		out := S(m, nn)
-		if len(n.Inputs) > 2 {
-			sameDType("Gemm", a, n.Inputs[2])
-			if !broadcastShapes("Gemm", out, n.Inputs[2].Shape).Equal(out) {
-				panic(errorf("Gemm", "bias %v does not broadcast to %v", n.Inputs[2], out))
-			}
-		}
-		return ts(a.DType, out)
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		a, b, at := n.Inputs[0], n.Inputs[1], n.Attr.(*gemmAttr)
-		if at.Alpha != 1 || at.Beta != 1 {
-			panic(errorf("Gemm", "gradient needs alpha = beta = 1"))
-		}
-		out := make([]*Value, len(n.Inputs))
-		gy := g[0]
-		if need[0] { // d op(a) = gy · op(b)ᵀ
-			if at.TransA {
-				out[0] = Gemm(b, gy, nil, at.TransB, true)
-			} else {
-				out[0] = Gemm(gy, b, nil, false, !at.TransB)
-			}
-		}
-		if need[1] { // d op(b) = op(a)ᵀ · gy
-			if at.TransB {
-				out[1] = Gemm(gy, a, nil, true, at.TransA)
-			} else {
-				out[1] = Gemm(a, gy, nil, !at.TransA, false)
-			}
-		}
-		if len(n.Inputs) > 2 && need[2] {
-			out[2] = sumLike(gy, n.Inputs[2])
-		}
-		return out
-	}, Attrs: func(n *Node) []Attr {
-		a := n.Attr.(*gemmAttr)
-		return []Attr{intAttr("transA", boolInt(a.TransA)), intAttr("transB", boolInt(a.TransB)),
-			floatAttr("alpha", a.Alpha), floatAttr("beta", a.Beta)}
-	}})
+	}
+	if len(n.Inputs) > 2 && need[2] {
+		out[2] = sumLike(gy, n.Inputs[2])
+	}
+	return out
+}
+
+// gemmAttrs is the ONNX emitter of Gemm.
+func gemmAttrs(n *Node) []Attr {
+	a := n.Attr.(*gemmAttr)
+	return []Attr{intAttr("transA", boolInt(a.TransA)), intAttr("transB", boolInt(a.TransB)),
+		floatAttr("alpha", a.Alpha), floatAttr("beta", a.Beta)}
 }

@@ -34,62 +34,10 @@ func Gelu(x *Value, tanh bool) *Value { return op1("Gelu", &geluAttr{tanh}, x) }
 func axisOf(n *Node) int { return normAxis(n.Op, int(n.Attr.(*axisAttr).Axis), n.Inputs[0].Rank()) }
 
 func init() {
-	axisAttrs := func(n *Node) []Attr { return []Attr{intAttr("axis", n.Attr.(*axisAttr).Axis)} }
-	register(&OpDef{Type: "Softmax", Since: 13, Attrs: axisAttrs, Infer: func(n *Node) []TypeShape {
-		axisOf(n)
-		return inferUnaryFloat(n)
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		// dx = y·(g − Σ g·y)
-		y, ax := n.Outputs[0], int64(axisOf(n))
-		return []*Value{Mul(y, Sub(g[0], ReduceSum(Mul(g[0], y), []int64{ax}, true)))}
-	}})
-	register(&OpDef{Type: "LogSoftmax", Since: 13, Attrs: axisAttrs, Infer: func(n *Node) []TypeShape {
-		axisOf(n)
-		return inferUnaryFloat(n)
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		// dx = g − exp(y)·Σ g
-		y, ax := n.Outputs[0], int64(axisOf(n))
-		return []*Value{Sub(g[0], Mul(Exp(y), ReduceSum(g[0], []int64{ax}, true)))}
-	}})
-	register(&OpDef{Type: "LayerNormalization", Since: 17, Infer: func(n *Node) []TypeShape {
-		x := n.Inputs[0]
-		wantFloat("LayerNormalization", x)
-		sameDType("LayerNormalization", n.Inputs...)
-		last := S(x.Shape[x.Rank()-1])
-		for _, p := range n.Inputs[1:] {
-			if !p.Shape.Equal(last) {
-				panic(errorf("LayerNormalization", "scale/bias %v must have shape %v for %v", p, last, x))
-			}
-		}
-		if x.DType == tensors.Float64 { // ONNX keeps the statistics in float32 at most
-			return ts(x.DType, x.Shape)
-		}
-		stat := append(x.Shape[:x.Rank()-1:x.Rank()-1], D(1))
-		return []TypeShape{{x.DType, x.Shape}, {tensors.Float32, stat}, {tensors.Float32, stat}}
-	}, Grad: layerNormGrad, Attrs: func(n *Node) []Attr {
-		return []Attr{intAttr("axis", -1), floatAttr("epsilon", n.Attr.(*layerNormAttr).Eps)}
-	}})
-	register(&OpDef{Type: "Gelu", Since: 20, Infer: inferUnaryFloat, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		x := n.Inputs[0]
-		c := func(v float64) *Value { return ScalarLike(x, v) }
-		if n.Attr.(*geluAttr).Tanh {
-			// One fused pass (GeluGrad), in float32 for float16, which
-			// it does not take.
-			if x.DType == tensors.Float16 {
-				return []*Value{Cast(GeluGrad(Cast(x, tensors.Float32), Cast(g[0], tensors.Float32)), tensors.Float16)}
-			}
-			return []*Value{GeluGrad(x, g[0])}
-		}
-		// dy/dx = Φ(x) + x·φ(x)
-		phi := Mul(c(0.5), Add(c(1), Erf(Mul(x, c(1/math.Sqrt2)))))
-		pdf := Mul(c(1/math.Sqrt(2*math.Pi)), Exp(Mul(c(-0.5), Mul(x, x))))
-		return []*Value{Mul(g[0], Add(phi, Mul(x, pdf)))}
-	}, Attrs: func(n *Node) []Attr {
-		if n.Attr.(*geluAttr).Tanh {
-			return []Attr{stringAttr("approximate", "tanh")}
-		}
-		return nil
-	}})
+	register(&OpDef{Type: "Softmax", Since: 13, Infer: inferSoftmax, Grad: softmaxGrad, Attrs: axisAttrs})
+	register(&OpDef{Type: "LogSoftmax", Since: 13, Infer: inferLogSoftmax, Grad: logSoftmaxGrad, Attrs: axisAttrs})
+	register(&OpDef{Type: "LayerNormalization", Since: 17, Infer: inferLayerNormalization, Grad: layerNormGrad, Attrs: layerNormalizationAttrs})
+	register(&OpDef{Type: "Gelu", Since: 20, Infer: inferUnaryFloat, Grad: geluGrad, Attrs: geluAttrs})
 }
 
 // layerNormGrad takes the normalisation statistics μ and r = 1/√(σ²+ε)
@@ -133,3 +81,81 @@ var noFloat64Kernel = map[string]bool{"Softplus": true, "Erf": true, "Sin": true
 func HasFloat64Kernel(op string) bool { return !noFloat64Kernel[op] }
 
 var _ = tensors.Float64
+
+// inferSoftmax is the shape rule of Softmax.
+func inferSoftmax(n *Node) []TypeShape {
+	axisOf(n)
+	return inferUnaryFloat(n)
+}
+
+// softmaxGrad is the VJP of Softmax.
+func softmaxGrad(n *Node, g []*Value, need []bool) []*Value {
+	// dx = y·(g − Σ g·y)
+	y, ax := n.Outputs[0], int64(axisOf(n))
+	return []*Value{Mul(y, Sub(g[0], ReduceSum(Mul(g[0], y), []int64{ax}, true)))}
+}
+
+// inferLogSoftmax is the shape rule of LogSoftmax.
+func inferLogSoftmax(n *Node) []TypeShape {
+	axisOf(n)
+	return inferUnaryFloat(n)
+}
+
+// logSoftmaxGrad is the VJP of LogSoftmax.
+func logSoftmaxGrad(n *Node, g []*Value, need []bool) []*Value {
+	// dx = g − exp(y)·Σ g
+	y, ax := n.Outputs[0], int64(axisOf(n))
+	return []*Value{Sub(g[0], Mul(Exp(y), ReduceSum(g[0], []int64{ax}, true)))}
+}
+
+// inferLayerNormalization is the shape rule of LayerNormalization.
+func inferLayerNormalization(n *Node) []TypeShape {
+	x := n.Inputs[0]
+	wantFloat("LayerNormalization", x)
+	sameDType("LayerNormalization", n.Inputs...)
+	last := S(x.Shape[x.Rank()-1])
+	for _, p := range n.Inputs[1:] {
+		if !p.Shape.Equal(last) {
+			panic(errorf("LayerNormalization", "scale/bias %v must have shape %v for %v", p, last, x))
+		}
+	}
+	if x.DType == tensors.Float64 { // ONNX keeps the statistics in float32 at most
+		return ts(x.DType, x.Shape)
+	}
+	stat := append(x.Shape[:x.Rank()-1:x.Rank()-1], D(1))
+	return []TypeShape{{x.DType, x.Shape}, {tensors.Float32, stat}, {tensors.Float32, stat}}
+}
+
+// layerNormalizationAttrs is the ONNX emitter of LayerNormalization.
+func layerNormalizationAttrs(n *Node) []Attr {
+	return []Attr{intAttr("axis", -1), floatAttr("epsilon", n.Attr.(*layerNormAttr).Eps)}
+}
+
+// geluGrad is the VJP of Gelu.
+func geluGrad(n *Node, g []*Value, need []bool) []*Value {
+	x := n.Inputs[0]
+	c := func(v float64) *Value { return ScalarLike(x, v) }
+	if n.Attr.(*geluAttr).Tanh {
+		// One fused pass (GeluGrad), in float32 for float16, which
+		// it does not take.
+		if x.DType == tensors.Float16 {
+			return []*Value{Cast(GeluGrad(Cast(x, tensors.Float32), Cast(g[0], tensors.Float32)), tensors.Float16)}
+		}
+		return []*Value{GeluGrad(x, g[0])}
+	}
+	// dy/dx = Φ(x) + x·φ(x)
+	phi := Mul(c(0.5), Add(c(1), Erf(Mul(x, c(1/math.Sqrt2)))))
+	pdf := Mul(c(1/math.Sqrt(2*math.Pi)), Exp(Mul(c(-0.5), Mul(x, x))))
+	return []*Value{Mul(g[0], Add(phi, Mul(x, pdf)))}
+}
+
+// geluAttrs is the ONNX emitter of Gelu.
+func geluAttrs(n *Node) []Attr {
+	if n.Attr.(*geluAttr).Tanh {
+		return []Attr{stringAttr("approximate", "tanh")}
+	}
+	return nil
+}
+
+// axisAttrs is the ONNX emitter of Softmax and LogSoftmax.
+func axisAttrs(n *Node) []Attr { return []Attr{intAttr("axis", n.Attr.(*axisAttr).Axis)} }

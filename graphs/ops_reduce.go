@@ -109,24 +109,32 @@ func reducedCount(n *Node) *Value {
 }
 
 func init() {
-	register(&OpDef{Type: "ReduceSum", Since: 13, Infer: inferReduce, Attrs: keepDimsAttr,
-		Grad: func(n *Node, g []*Value, need []bool) []*Value {
-			return []*Value{expandBack(n, g[0]), nil}
-		}})
-	register(&OpDef{Type: "ReduceSumSquare", Since: 18, Infer: inferReduce, Attrs: keepDimsAttr,
-		Grad: func(n *Node, g []*Value, need []bool) []*Value {
-			x := n.Inputs[0]
-			return []*Value{Mul(expandBack(n, g[0]), Mul(x, ScalarLike(x, 2))), nil}
-		}})
-	register(&OpDef{Type: "ReduceMean", Since: 18, Infer: inferReduce, Attrs: keepDimsAttr,
-		Grad: func(n *Node, g []*Value, need []bool) []*Value {
-			return []*Value{Div(expandBack(n, g[0]), reducedCount(n)), nil}
-		}})
-	register(&OpDef{Type: "ReduceMax", Since: 18, Infer: inferReduce, Attrs: keepDimsAttr,
-		Grad: func(n *Node, g []*Value, need []bool) []*Value {
-			// The adjoint goes to every element equal to the maximum.
-			x := n.Inputs[0]
-			y := expandBack(n, n.Outputs[0])
-			return []*Value{Where(Equal(x, y), expandBack(n, g[0]), zeroOf(x)), nil}
-		}})
+	register(&OpDef{Type: "ReduceSum", Since: 13, Infer: inferReduce, Grad: reduceSumGrad, Attrs: keepDimsAttr})
+	register(&OpDef{Type: "ReduceSumSquare", Since: 18, Infer: inferReduce, Grad: reduceSumSquareGrad, Attrs: keepDimsAttr})
+	register(&OpDef{Type: "ReduceMean", Since: 18, Infer: inferReduce, Grad: reduceMeanGrad, Attrs: keepDimsAttr})
+	register(&OpDef{Type: "ReduceMax", Since: 18, Infer: inferReduce, Grad: reduceMaxGrad, Attrs: keepDimsAttr})
+}
+
+// reduceSumGrad is the VJP of ReduceSum.
+func reduceSumGrad(n *Node, g []*Value, need []bool) []*Value {
+	return []*Value{expandBack(n, g[0]), nil}
+}
+
+// reduceSumSquareGrad is the VJP of ReduceSumSquare.
+func reduceSumSquareGrad(n *Node, g []*Value, need []bool) []*Value {
+	x := n.Inputs[0]
+	return []*Value{Mul(expandBack(n, g[0]), Mul(x, ScalarLike(x, 2))), nil}
+}
+
+// reduceMeanGrad is the VJP of ReduceMean.
+func reduceMeanGrad(n *Node, g []*Value, need []bool) []*Value {
+	return []*Value{Div(expandBack(n, g[0]), reducedCount(n)), nil}
+}
+
+// reduceMaxGrad is the VJP of ReduceMax.
+func reduceMaxGrad(n *Node, g []*Value, need []bool) []*Value {
+	// The adjoint goes to every element equal to the maximum.
+	x := n.Inputs[0]
+	y := expandBack(n, n.Outputs[0])
+	return []*Value{Where(Equal(x, y), expandBack(n, g[0]), zeroOf(x)), nil}
 }

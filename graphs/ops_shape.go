@@ -455,362 +455,26 @@ func sliceDim(d Dim, start, end, step int64) Dim {
 }
 
 func init() {
-	register(&OpDef{Type: "Reshape", Since: 13, Infer: func(n *Node) []TypeShape {
-		x, a := n.Inputs[0], n.Attr.(*reshapeAttr)
-		wantDType("Reshape", tensors.Int64, n.Inputs[1])
-		if xe, oe := x.Shape.NumElements(), a.Out.NumElements(); xe != oe && xe.Static() && oe.Static() {
-			panic(errorf("Reshape", "%v has %v elements, target %v has %v", x, xe, a.Out, oe))
-		}
-		return ts(x.DType, a.Out)
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		return []*Value{reshapeLike(g[0], n.Inputs[0]), nil}
-	}})
-	register(&OpDef{Type: "Shape", Since: 15, NoGrad: true, Infer: func(n *Node) []TypeShape {
-		a := n.Attr.(*shapeAttr)
-		if a.Start < 0 || a.End > n.Inputs[0].Rank() || a.Start > a.End {
-			panic(errorf("Shape", "bad range [%d,%d) for %v", a.Start, a.End, n.Inputs[0]))
-		}
-		return ts(tensors.Int64, S(a.End-a.Start))
-	}, Attrs: func(n *Node) []Attr {
-		a := n.Attr.(*shapeAttr)
-		return []Attr{intAttr("start", int64(a.Start)), intAttr("end", int64(a.End))}
-	}})
-	register(&OpDef{Type: "Size", Since: 13, NoGrad: true, Infer: func(n *Node) []TypeShape {
-		return ts(tensors.Int64, nil)
-	}})
-	register(&OpDef{Type: "Transpose", Since: 13, Infer: func(n *Node) []TypeShape {
-		x, p := n.Inputs[0], n.Attr.(*transposeAttr).Perm
-		if len(p) != x.Rank() {
-			panic(errorf("Transpose", "perm %v for %v", p, x))
-		}
-		out := make(Shape, len(p))
-		seen := make([]bool, len(p))
-		for i, a := range p {
-			if a < 0 || int(a) >= len(p) || seen[a] {
-				panic(errorf("Transpose", "bad perm %v", p))
-			}
-			seen[a] = true
-			out[i] = x.Shape[a]
-		}
-		return ts(x.DType, out)
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		p := n.Attr.(*transposeAttr).Perm
-		inv := make([]int64, len(p))
-		for i, a := range p {
-			inv[a] = int64(i)
-		}
-		return []*Value{Transpose(g[0], inv...)}
-	}, Attrs: func(n *Node) []Attr { return []Attr{intsAttr("perm", n.Attr.(*transposeAttr).Perm)} }})
-	register(&OpDef{Type: "Unsqueeze", Since: 13, Infer: func(n *Node) []TypeShape {
-		x, axes := n.Inputs[0], n.Attr.(*axesAttr).Axes
-		r := x.Rank() + len(axes)
-		ins := make([]bool, r)
-		for _, a := range axes {
-			ins[normAxis("Unsqueeze", int(a), r)] = true
-		}
-		out := make(Shape, 0, r)
-		j := 0
-		for i := 0; i < r; i++ {
-			if ins[i] {
-				out = append(out, D(1))
-			} else {
-				out = append(out, x.Shape[j])
-				j++
-			}
-		}
-		return ts(x.DType, out)
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		return []*Value{reshapeLike(g[0], n.Inputs[0]), nil}
-	}})
-	register(&OpDef{Type: "Squeeze", Since: 13, Infer: func(n *Node) []TypeShape {
-		x, axes := n.Inputs[0], n.Attr.(*axesAttr).Axes
-		drop := make([]bool, x.Rank())
-		for _, a := range axes {
-			i := normAxis("Squeeze", int(a), x.Rank())
-			if !x.Shape[i].IsOne() {
-				panic(errorf("Squeeze", "axis %d of %v is not 1", a, x))
-			}
-			drop[i] = true
-		}
-		var out Shape
-		for i, d := range x.Shape {
-			if !drop[i] {
-				out = append(out, d)
-			}
-		}
-		return ts(x.DType, out)
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		return []*Value{reshapeLike(g[0], n.Inputs[0]), nil}
-	}})
-	register(&OpDef{Type: "Concat", Since: 13, Infer: func(n *Node) []TypeShape {
-		ax := normAxis("Concat", int(n.Attr.(*concatAttr).Axis), n.Inputs[0].Rank())
-		sameDType("Concat", n.Inputs...)
-		out := n.Inputs[0].Shape.Clone()
-		for _, v := range n.Inputs[1:] {
-			if v.Rank() != len(out) {
-				panic(errorf("Concat", "rank mismatch %v vs %v", n.Inputs[0], v))
-			}
-			for i := range out {
-				if i == ax {
-					out[i] = addDims(out[i], v.Shape[i])
-				} else if out[i] != v.Shape[i] {
-					panic(errorf("Concat", "dim %d differs: %v vs %v", i, n.Inputs[0], v))
-				}
-			}
-		}
-		return ts(n.Inputs[0].DType, out)
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		ax := normAxis("Concat", int(n.Attr.(*concatAttr).Axis), n.Inputs[0].Rank())
-		sizes := make([]int64, len(n.Inputs))
-		static := true
-		for i, v := range n.Inputs {
-			static = static && v.Shape[ax].Static()
-			sizes[i] = v.Shape[ax].K
-		}
-		if !static { // cut the adjoint at run-time offsets
-			parts := make([]*Value, len(n.Inputs))
-			start := g[0].g.root.Int64s(0)
-			for i, v := range n.Inputs {
-				end := Add(start, ShapeOf(v, ax, ax+1))
-				if need[i] {
-					parts[i] = SliceDynamic(g[0], start, end, []int64{int64(ax)}, v.Shape)
-				}
-				start = end
-			}
-			return parts
-		}
-		parts := Split(g[0], int64(ax), sizes...)
-		for i := range parts {
-			if !need[i] {
-				parts[i] = nil
-			}
-		}
-		return parts
-	}, Attrs: func(n *Node) []Attr { return []Attr{intAttr("axis", n.Attr.(*concatAttr).Axis)} }})
-	register(&OpDef{Type: "Split", Since: 13, Infer: func(n *Node) []TypeShape {
-		x, a := n.Inputs[0], n.Attr.(*splitAttr)
-		ax := normAxis("Split", int(a.Axis), x.Rank())
-		total := int64(0)
-		out := make([]TypeShape, len(a.Sizes))
-		for i, s := range a.Sizes {
-			sh := x.Shape.Clone()
-			sh[ax] = D(s)
-			out[i] = TypeShape{x.DType, sh}
-			total += s
-		}
-		if x.Shape[ax] != D(total) {
-			panic(errorf("Split", "sizes %v do not add up to dim %d of %v", a.Sizes, ax, x))
-		}
-		return out
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		parts := make([]*Value, len(g))
-		for i, gi := range g {
-			if gi == nil {
-				gi = ZerosLike(n.Outputs[i])
-			}
-			parts[i] = gi
-		}
-		return []*Value{Concat(n.Attr.(*splitAttr).Axis, parts...), nil}
-	}, Attrs: func(n *Node) []Attr { return []Attr{intAttr("axis", n.Attr.(*splitAttr).Axis)} }})
-	register(&OpDef{Type: "Slice", Since: 13, Infer: func(n *Node) []TypeShape {
-		if d, ok := n.Attr.(*dynAttr); ok {
-			if d.Out.Rank() != n.Inputs[0].Rank() {
-				panic(errorf("Slice", "result shape %v for %v", d.Out, n.Inputs[0]))
-			}
-			return ts(n.Inputs[0].DType, d.Out)
-		}
-		x, a := n.Inputs[0], n.Attr.(*sliceAttr)
-		if len(a.Ends) != len(a.Starts) || len(a.Axes) != len(a.Starts) || len(a.Steps) != len(a.Starts) {
-			panic(errorf("Slice", "starts/ends/axes/steps lengths differ"))
-		}
-		out := x.Shape.Clone()
-		for i, ax := range a.Axes {
-			k := normAxis("Slice", int(ax), x.Rank())
-			if a.Steps[i] == 0 {
-				panic(errorf("Slice", "zero step"))
-			}
-			out[k] = sliceDim(x.Shape[k], a.Starts[i], a.Ends[i], a.Steps[i])
-		}
-		return ts(x.DType, out)
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		if d, ok := n.Attr.(*dynAttr); ok {
-			return []*Value{sliceDynamicGrad(n, d, g[0]), nil, nil, nil}
-		}
-		x, a := n.Inputs[0], n.Attr.(*sliceAttr)
-		pads := make([]int64, 2*x.Rank())
-		gx := g[0]
-		for i, ax := range a.Axes {
-			k := normAxis("Slice", int(ax), x.Rank())
-			d, s, e := x.Shape[k], a.Starts[i], a.Ends[i]
-			if a.Steps[i] != 1 {
-				var span int64
-				gx, s, span = unstride(gx, k, d, s, a.Steps[i])
-				pads[k], pads[k+x.Rank()] = s, d.K-s-span
-				continue
-			}
-			if d.Static() {
-				size := d.K
-				if s < 0 {
-					s += size
-				}
-				if e < 0 {
-					e += size
-				}
-				s, e = max(0, min(size, s)), max(0, min(size, e))
-				pads[k], pads[k+x.Rank()] = s, size-e
-				continue
-			}
-			if s < 0 || (e != End && e >= 0) {
-				panic(errorf("Slice", "gradient of slice [%d:%d] of symbolic dim %v", s, e, d))
-			}
-			pads[k] = s
-			if e < 0 {
-				pads[k+x.Rank()] = -e
-			}
-		}
-		return []*Value{ZeroPad(gx, pads), nil, nil, nil, nil}
-	}})
-	register(&OpDef{Type: "Pad", Since: 13, Infer: func(n *Node) []TypeShape {
-		if d, ok := n.Attr.(*dynAttr); ok {
-			return ts(n.Inputs[0].DType, d.Out)
-		}
-		x, p := n.Inputs[0], n.Attr.(*padAttr).Pads
-		if len(p) != 2*x.Rank() {
-			panic(errorf("Pad", "pads %v for %v", p, x))
-		}
-		out := x.Shape.Clone()
-		for i := range out {
-			out[i] = addDims(out[i], D(p[i]+p[i+x.Rank()]))
-		}
-		return ts(x.DType, out)
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		x := n.Inputs[0]
-		if _, ok := n.Attr.(*dynAttr); ok {
-			// Runtime padding: cut the adjoint back to x's extent, where x
-			// starts at the pads' begin entries.
-			r := int64(x.Rank())
-			begin := SliceAxis(n.Inputs[1], 0, 0, r)
-			end := Add(begin, ShapeOf(x, 0, x.Rank()))
-			return []*Value{SliceDynamic(g[0], begin, end, allAxes(x), x.Shape), nil, nil}
-		}
-		p := n.Attr.(*padAttr).Pads
-		r := x.Rank()
-		var starts, ends, axes []int64
-		for i := 0; i < r; i++ {
-			if p[i] < 0 || p[i+r] < 0 {
-				panic(errorf("Pad", "gradient of negative padding"))
-			}
-			if p[i] == 0 && p[i+r] == 0 {
-				continue
-			}
-			e := int64(End)
-			if p[i+r] > 0 {
-				e = -p[i+r]
-			}
-			starts, ends, axes = append(starts, p[i]), append(ends, e), append(axes, int64(i))
-		}
-		return []*Value{Slice(g[0], starts, ends, axes, nil), nil, nil}
-	}, Attrs: func(n *Node) []Attr { return []Attr{stringAttr("mode", "constant")} }})
-	register(&OpDef{Type: "Gather", Since: 13, Infer: func(n *Node) []TypeShape {
-		d, idx := n.Inputs[0], n.Inputs[1]
-		wantInt("Gather", idx)
-		ax := normAxis("Gather", int(n.Attr.(*gatherAttr).Axis), d.Rank())
-		out := append(append(d.Shape[:ax:ax], idx.Shape...), d.Shape[ax+1:]...)
-		return ts(d.DType, out)
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		d, idx := n.Inputs[0], n.Inputs[1]
-		if normAxis("Gather", int(n.Attr.(*gatherAttr).Axis), d.Rank()) != 0 {
-			panic(errorf("Gather", "gradient only along axis 0"))
-		}
-		// Scatter-add the rows back: the embedding gradient.
-		return []*Value{ScatterNDAdd(ZerosLike(d), Unsqueeze(Cast(idx, tensors.Int64), -1), g[0]), nil}
-	}, Attrs: func(n *Node) []Attr { return []Attr{intAttr("axis", n.Attr.(*gatherAttr).Axis)} }})
-	register(&OpDef{Type: "GatherElements", Since: 13, Infer: func(n *Node) []TypeShape {
-		d, idx := n.Inputs[0], n.Inputs[1]
-		wantInt("GatherElements", idx)
-		normAxis("GatherElements", int(n.Attr.(*gatherAttr).Axis), d.Rank())
-		if idx.Rank() != d.Rank() {
-			panic(errorf("GatherElements", "indices %v must have the rank of %v", idx, d))
-		}
-		return ts(d.DType, idx.Shape)
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		d, idx := n.Inputs[0], n.Inputs[1]
-		return []*Value{ScatterElementsAdd(ZerosLike(d), idx, g[0], n.Attr.(*gatherAttr).Axis), nil}
-	}, Attrs: func(n *Node) []Attr { return []Attr{intAttr("axis", n.Attr.(*gatherAttr).Axis)} }})
-	register(&OpDef{Type: "GatherND", Since: 13, Infer: func(n *Node) []TypeShape {
-		d, idx := n.Inputs[0], n.Inputs[1]
-		wantDType("GatherND", tensors.Int64, idx)
-		k := idx.Shape[idx.Rank()-1]
-		if !k.Static() || int(k.K) > d.Rank() {
-			panic(errorf("GatherND", "last dim of %v must be static and ≤ rank of %v", idx, d))
-		}
-		out := append(idx.Shape[:idx.Rank()-1:idx.Rank()-1], d.Shape[k.K:]...)
-		return ts(d.DType, out)
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		return []*Value{ScatterNDAdd(ZerosLike(n.Inputs[0]), n.Inputs[1], g[0]), nil}
-	}})
-	register(&OpDef{Type: "ScatterElements", Since: 16, Infer: func(n *Node) []TypeShape {
-		d, idx, u := n.Inputs[0], n.Inputs[1], n.Inputs[2]
-		wantInt("ScatterElements", idx)
-		sameDType("ScatterElements", d, u)
-		if !idx.Shape.Equal(u.Shape) {
-			panic(errorf("ScatterElements", "indices %v and updates %v differ in shape", idx, u))
-		}
-		return ts(d.DType, d.Shape)
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		idx := n.Inputs[1]
-		return []*Value{g[0], nil, GatherElements(g[0], idx, n.Attr.(*scatterAttr).Axis)}
-	}, Attrs: func(n *Node) []Attr {
-		a := n.Attr.(*scatterAttr)
-		return []Attr{intAttr("axis", a.Axis), stringAttr("reduction", a.Reduction)}
-	}})
-	register(&OpDef{Type: "ScatterND", Since: 16, Infer: func(n *Node) []TypeShape {
-		d, idx, u := n.Inputs[0], n.Inputs[1], n.Inputs[2]
-		wantDType("ScatterND", tensors.Int64, idx)
-		sameDType("ScatterND", d, u)
-		return ts(d.DType, d.Shape)
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		return []*Value{g[0], nil, GatherND(g[0], n.Inputs[1])}
-	}, Attrs: func(n *Node) []Attr { return []Attr{stringAttr("reduction", n.Attr.(*scatterAttr).Reduction)} }})
-	register(&OpDef{Type: "Expand", Since: 13, Infer: func(n *Node) []TypeShape {
-		x, a := n.Inputs[0], n.Attr.(*reshapeAttr)
-		return ts(x.DType, broadcastShapes("Expand", x.Shape, a.Out))
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		return []*Value{sumLike(g[0], n.Inputs[0]), nil}
-	}})
-	register(&OpDef{Type: "ConstantOfShape", Since: 9, NoGrad: true, Infer: func(n *Node) []TypeShape {
-		a := n.Attr.(*constOfShapeAttr)
-		wantDType("ConstantOfShape", tensors.Int64, n.Inputs[0])
-		return ts(a.Value.DType, a.Out)
-	}, Attrs: func(n *Node) []Attr { return []Attr{tensorAttr("value", n.Attr.(*constOfShapeAttr).Value)} }})
-	register(&OpDef{Type: "Range", Since: 11, NoGrad: true, Infer: func(n *Node) []TypeShape {
-		sameDType("Range", n.Inputs...)
-		for _, v := range n.Inputs {
-			if v.Rank() != 0 {
-				panic(errorf("Range", "input %v must be a scalar", v))
-			}
-		}
-		return ts(n.Inputs[0].DType, Shape{n.Attr.(*rangeAttr).Out})
-	}})
-	register(&OpDef{Type: "Trilu", Since: 14, Infer: func(n *Node) []TypeShape {
-		if n.Inputs[0].Rank() < 2 {
-			panic(errorf("Trilu", "input %v needs rank ≥ 2", n.Inputs[0]))
-		}
-		return inferSame(n)
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		a := n.Attr.(*triluAttr)
-		return []*Value{Trilu(g[0], a.Upper, a.K), nil}
-	}, Attrs: func(n *Node) []Attr { return []Attr{intAttr("upper", boolInt(n.Attr.(*triluAttr).Upper))} }})
-	register(&OpDef{Type: "CumSum", Since: 14, Infer: func(n *Node) []TypeShape {
-		normAxis("CumSum", int(n.Attr.(*cumSumAttr).Axis), n.Inputs[0].Rank())
-		return inferSame(n)
-	}, Grad: func(n *Node, g []*Value, need []bool) []*Value {
-		a := n.Attr.(*cumSumAttr)
-		return []*Value{CumSum(g[0], a.Axis, a.Exclusive, !a.Reverse), nil}
-	}, Attrs: func(n *Node) []Attr {
-		a := n.Attr.(*cumSumAttr)
-		return []Attr{intAttr("exclusive", boolInt(a.Exclusive)), intAttr("reverse", boolInt(a.Reverse))}
-	}})
+	register(&OpDef{Type: "Reshape", Since: 13, Infer: inferReshape, Grad: reshapeGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Shape", Since: 15, Infer: inferShape, NoGrad: true, Attrs: shapeAttrs})
+	register(&OpDef{Type: "Size", Since: 13, Infer: inferSize, NoGrad: true, Attrs: noAttrs})
+	register(&OpDef{Type: "Transpose", Since: 13, Infer: inferTranspose, Grad: transposeGrad, Attrs: transposeAttrs})
+	register(&OpDef{Type: "Unsqueeze", Since: 13, Infer: inferUnsqueeze, Grad: reshapeGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Squeeze", Since: 13, Infer: inferSqueeze, Grad: reshapeGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Concat", Since: 13, Infer: inferConcat, Grad: concatGrad, Attrs: concatAttrs})
+	register(&OpDef{Type: "Split", Since: 13, Infer: inferSplit, Grad: splitGrad, Attrs: splitAttrs})
+	register(&OpDef{Type: "Slice", Since: 13, Infer: inferSlice, Grad: sliceGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "Pad", Since: 13, Infer: inferPad, Grad: padGrad, Attrs: padAttrs})
+	register(&OpDef{Type: "Gather", Since: 13, Infer: inferGather, Grad: gatherGrad, Attrs: gatherAttrs})
+	register(&OpDef{Type: "GatherElements", Since: 13, Infer: inferGatherElements, Grad: gatherElementsGrad, Attrs: gatherAttrs})
+	register(&OpDef{Type: "GatherND", Since: 13, Infer: inferGatherND, Grad: gatherNDGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "ScatterElements", Since: 16, Infer: inferScatterElements, Grad: scatterElementsGrad, Attrs: scatterElementsAttrs})
+	register(&OpDef{Type: "ScatterND", Since: 16, Infer: inferScatterND, Grad: scatterNDGrad, Attrs: scatterNDAttrs})
+	register(&OpDef{Type: "Expand", Since: 13, Infer: inferExpand, Grad: expandGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "ConstantOfShape", Since: 9, Infer: inferConstantOfShape, NoGrad: true, Attrs: constantOfShapeAttrs})
+	register(&OpDef{Type: "Range", Since: 11, Infer: inferRange, NoGrad: true, Attrs: noAttrs})
+	register(&OpDef{Type: "Trilu", Since: 14, Infer: inferTrilu, Grad: triluGrad, Attrs: triluAttrs})
+	register(&OpDef{Type: "CumSum", Since: 14, Infer: inferCumSum, Grad: cumSumGrad, Attrs: cumSumAttrs})
 }
 
 func wantInt(op string, v *Value) {
@@ -875,4 +539,476 @@ func sliceDynamicGrad(n *Node, d *dynAttr, g *Value) *Value {
 		parts[r+k] = Sub(dim, e)
 	}
 	return op1("Pad", &dynAttr{Out: x.Shape.Clone()}, g, Concat(0, parts...), g.g.root.Const(scalarTensor(g.DType, 0)))
+}
+
+// inferReshape is the shape rule of Reshape.
+func inferReshape(n *Node) []TypeShape {
+	x, a := n.Inputs[0], n.Attr.(*reshapeAttr)
+	wantDType("Reshape", tensors.Int64, n.Inputs[1])
+	if xe, oe := x.Shape.NumElements(), a.Out.NumElements(); xe != oe && xe.Static() && oe.Static() {
+		panic(errorf("Reshape", "%v has %v elements, target %v has %v", x, xe, a.Out, oe))
+	}
+	return ts(x.DType, a.Out)
+}
+
+// reshapeGrad is the VJP of Reshape, Unsqueeze and Squeeze: the adjoint
+// reshaped back to the input.
+func reshapeGrad(n *Node, g []*Value, need []bool) []*Value {
+	return []*Value{reshapeLike(g[0], n.Inputs[0]), nil}
+}
+
+// inferShape is the shape rule of Shape.
+func inferShape(n *Node) []TypeShape {
+	a := n.Attr.(*shapeAttr)
+	if a.Start < 0 || a.End > n.Inputs[0].Rank() || a.Start > a.End {
+		panic(errorf("Shape", "bad range [%d,%d) for %v", a.Start, a.End, n.Inputs[0]))
+	}
+	return ts(tensors.Int64, S(a.End-a.Start))
+}
+
+// shapeAttrs is the ONNX emitter of Shape.
+func shapeAttrs(n *Node) []Attr {
+	a := n.Attr.(*shapeAttr)
+	return []Attr{intAttr("start", int64(a.Start)), intAttr("end", int64(a.End))}
+}
+
+// inferSize is the shape rule of Size.
+func inferSize(n *Node) []TypeShape {
+	return ts(tensors.Int64, nil)
+}
+
+// inferTranspose is the shape rule of Transpose.
+func inferTranspose(n *Node) []TypeShape {
+	x, p := n.Inputs[0], n.Attr.(*transposeAttr).Perm
+	if len(p) != x.Rank() {
+		panic(errorf("Transpose", "perm %v for %v", p, x))
+	}
+	out := make(Shape, len(p))
+	seen := make([]bool, len(p))
+	for i, a := range p {
+		if a < 0 || int(a) >= len(p) || seen[a] {
+			panic(errorf("Transpose", "bad perm %v", p))
+		}
+		seen[a] = true
+		out[i] = x.Shape[a]
+	}
+	return ts(x.DType, out)
+}
+
+// transposeGrad is the VJP of Transpose.
+func transposeGrad(n *Node, g []*Value, need []bool) []*Value {
+	p := n.Attr.(*transposeAttr).Perm
+	inv := make([]int64, len(p))
+	for i, a := range p {
+		inv[a] = int64(i)
+	}
+	return []*Value{Transpose(g[0], inv...)}
+}
+
+// transposeAttrs is the ONNX emitter of Transpose.
+func transposeAttrs(n *Node) []Attr { return []Attr{intsAttr("perm", n.Attr.(*transposeAttr).Perm)} }
+
+// inferUnsqueeze is the shape rule of Unsqueeze.
+func inferUnsqueeze(n *Node) []TypeShape {
+	x, axes := n.Inputs[0], n.Attr.(*axesAttr).Axes
+	r := x.Rank() + len(axes)
+	ins := make([]bool, r)
+	for _, a := range axes {
+		ins[normAxis("Unsqueeze", int(a), r)] = true
+	}
+	out := make(Shape, 0, r)
+	j := 0
+	for i := 0; i < r; i++ {
+		if ins[i] {
+			out = append(out, D(1))
+		} else {
+			out = append(out, x.Shape[j])
+			j++
+		}
+	}
+	return ts(x.DType, out)
+}
+
+// inferSqueeze is the shape rule of Squeeze.
+func inferSqueeze(n *Node) []TypeShape {
+	x, axes := n.Inputs[0], n.Attr.(*axesAttr).Axes
+	drop := make([]bool, x.Rank())
+	for _, a := range axes {
+		i := normAxis("Squeeze", int(a), x.Rank())
+		if !x.Shape[i].IsOne() {
+			panic(errorf("Squeeze", "axis %d of %v is not 1", a, x))
+		}
+		drop[i] = true
+	}
+	var out Shape
+	for i, d := range x.Shape {
+		if !drop[i] {
+			out = append(out, d)
+		}
+	}
+	return ts(x.DType, out)
+}
+
+// inferConcat is the shape rule of Concat.
+func inferConcat(n *Node) []TypeShape {
+	ax := normAxis("Concat", int(n.Attr.(*concatAttr).Axis), n.Inputs[0].Rank())
+	sameDType("Concat", n.Inputs...)
+	out := n.Inputs[0].Shape.Clone()
+	for _, v := range n.Inputs[1:] {
+		if v.Rank() != len(out) {
+			panic(errorf("Concat", "rank mismatch %v vs %v", n.Inputs[0], v))
+		}
+		for i := range out {
+			if i == ax {
+				out[i] = addDims(out[i], v.Shape[i])
+			} else if out[i] != v.Shape[i] {
+				panic(errorf("Concat", "dim %d differs: %v vs %v", i, n.Inputs[0], v))
+			}
+		}
+	}
+	return ts(n.Inputs[0].DType, out)
+}
+
+// concatGrad is the VJP of Concat.
+func concatGrad(n *Node, g []*Value, need []bool) []*Value {
+	ax := normAxis("Concat", int(n.Attr.(*concatAttr).Axis), n.Inputs[0].Rank())
+	sizes := make([]int64, len(n.Inputs))
+	static := true
+	for i, v := range n.Inputs {
+		static = static && v.Shape[ax].Static()
+		sizes[i] = v.Shape[ax].K
+	}
+	if !static { // cut the adjoint at run-time offsets
+		parts := make([]*Value, len(n.Inputs))
+		start := g[0].g.root.Int64s(0)
+		for i, v := range n.Inputs {
+			end := Add(start, ShapeOf(v, ax, ax+1))
+			if need[i] {
+				parts[i] = SliceDynamic(g[0], start, end, []int64{int64(ax)}, v.Shape)
+			}
+			start = end
+		}
+		return parts
+	}
+	parts := Split(g[0], int64(ax), sizes...)
+	for i := range parts {
+		if !need[i] {
+			parts[i] = nil
+		}
+	}
+	return parts
+}
+
+// concatAttrs is the ONNX emitter of Concat.
+func concatAttrs(n *Node) []Attr { return []Attr{intAttr("axis", n.Attr.(*concatAttr).Axis)} }
+
+// inferSplit is the shape rule of Split.
+func inferSplit(n *Node) []TypeShape {
+	x, a := n.Inputs[0], n.Attr.(*splitAttr)
+	ax := normAxis("Split", int(a.Axis), x.Rank())
+	total := int64(0)
+	out := make([]TypeShape, len(a.Sizes))
+	for i, s := range a.Sizes {
+		sh := x.Shape.Clone()
+		sh[ax] = D(s)
+		out[i] = TypeShape{x.DType, sh}
+		total += s
+	}
+	if x.Shape[ax] != D(total) {
+		panic(errorf("Split", "sizes %v do not add up to dim %d of %v", a.Sizes, ax, x))
+	}
+	return out
+}
+
+// splitGrad is the VJP of Split.
+func splitGrad(n *Node, g []*Value, need []bool) []*Value {
+	parts := make([]*Value, len(g))
+	for i, gi := range g {
+		if gi == nil {
+			gi = ZerosLike(n.Outputs[i])
+		}
+		parts[i] = gi
+	}
+	return []*Value{Concat(n.Attr.(*splitAttr).Axis, parts...), nil}
+}
+
+// splitAttrs is the ONNX emitter of Split.
+func splitAttrs(n *Node) []Attr { return []Attr{intAttr("axis", n.Attr.(*splitAttr).Axis)} }
+
+// inferSlice is the shape rule of Slice.
+func inferSlice(n *Node) []TypeShape {
+	if d, ok := n.Attr.(*dynAttr); ok {
+		if d.Out.Rank() != n.Inputs[0].Rank() {
+			panic(errorf("Slice", "result shape %v for %v", d.Out, n.Inputs[0]))
+		}
+		return ts(n.Inputs[0].DType, d.Out)
+	}
+	x, a := n.Inputs[0], n.Attr.(*sliceAttr)
+	if len(a.Ends) != len(a.Starts) || len(a.Axes) != len(a.Starts) || len(a.Steps) != len(a.Starts) {
+		panic(errorf("Slice", "starts/ends/axes/steps lengths differ"))
+	}
+	out := x.Shape.Clone()
+	for i, ax := range a.Axes {
+		k := normAxis("Slice", int(ax), x.Rank())
+		if a.Steps[i] == 0 {
+			panic(errorf("Slice", "zero step"))
+		}
+		out[k] = sliceDim(x.Shape[k], a.Starts[i], a.Ends[i], a.Steps[i])
+	}
+	return ts(x.DType, out)
+}
+
+// sliceGrad is the VJP of Slice.
+func sliceGrad(n *Node, g []*Value, need []bool) []*Value {
+	if d, ok := n.Attr.(*dynAttr); ok {
+		return []*Value{sliceDynamicGrad(n, d, g[0]), nil, nil, nil}
+	}
+	x, a := n.Inputs[0], n.Attr.(*sliceAttr)
+	pads := make([]int64, 2*x.Rank())
+	gx := g[0]
+	for i, ax := range a.Axes {
+		k := normAxis("Slice", int(ax), x.Rank())
+		d, s, e := x.Shape[k], a.Starts[i], a.Ends[i]
+		if a.Steps[i] != 1 {
+			var span int64
+			gx, s, span = unstride(gx, k, d, s, a.Steps[i])
+			pads[k], pads[k+x.Rank()] = s, d.K-s-span
+			continue
+		}
+		if d.Static() {
+			size := d.K
+			if s < 0 {
+				s += size
+			}
+			if e < 0 {
+				e += size
+			}
+			s, e = max(0, min(size, s)), max(0, min(size, e))
+			pads[k], pads[k+x.Rank()] = s, size-e
+			continue
+		}
+		if s < 0 || (e != End && e >= 0) {
+			panic(errorf("Slice", "gradient of slice [%d:%d] of symbolic dim %v", s, e, d))
+		}
+		pads[k] = s
+		if e < 0 {
+			pads[k+x.Rank()] = -e
+		}
+	}
+	return []*Value{ZeroPad(gx, pads), nil, nil, nil, nil}
+}
+
+// inferPad is the shape rule of Pad.
+func inferPad(n *Node) []TypeShape {
+	if d, ok := n.Attr.(*dynAttr); ok {
+		return ts(n.Inputs[0].DType, d.Out)
+	}
+	x, p := n.Inputs[0], n.Attr.(*padAttr).Pads
+	if len(p) != 2*x.Rank() {
+		panic(errorf("Pad", "pads %v for %v", p, x))
+	}
+	out := x.Shape.Clone()
+	for i := range out {
+		out[i] = addDims(out[i], D(p[i]+p[i+x.Rank()]))
+	}
+	return ts(x.DType, out)
+}
+
+// padGrad is the VJP of Pad.
+func padGrad(n *Node, g []*Value, need []bool) []*Value {
+	x := n.Inputs[0]
+	if _, ok := n.Attr.(*dynAttr); ok {
+		// Runtime padding: cut the adjoint back to x's extent, where x
+		// starts at the pads' begin entries.
+		r := int64(x.Rank())
+		begin := SliceAxis(n.Inputs[1], 0, 0, r)
+		end := Add(begin, ShapeOf(x, 0, x.Rank()))
+		return []*Value{SliceDynamic(g[0], begin, end, allAxes(x), x.Shape), nil, nil}
+	}
+	p := n.Attr.(*padAttr).Pads
+	r := x.Rank()
+	var starts, ends, axes []int64
+	for i := 0; i < r; i++ {
+		if p[i] < 0 || p[i+r] < 0 {
+			panic(errorf("Pad", "gradient of negative padding"))
+		}
+		if p[i] == 0 && p[i+r] == 0 {
+			continue
+		}
+		e := int64(End)
+		if p[i+r] > 0 {
+			e = -p[i+r]
+		}
+		starts, ends, axes = append(starts, p[i]), append(ends, e), append(axes, int64(i))
+	}
+	return []*Value{Slice(g[0], starts, ends, axes, nil), nil, nil}
+}
+
+// padAttrs is the ONNX emitter of Pad.
+func padAttrs(n *Node) []Attr { return []Attr{stringAttr("mode", "constant")} }
+
+// inferGather is the shape rule of Gather.
+func inferGather(n *Node) []TypeShape {
+	d, idx := n.Inputs[0], n.Inputs[1]
+	wantInt("Gather", idx)
+	ax := normAxis("Gather", int(n.Attr.(*gatherAttr).Axis), d.Rank())
+	out := append(append(d.Shape[:ax:ax], idx.Shape...), d.Shape[ax+1:]...)
+	return ts(d.DType, out)
+}
+
+// gatherGrad is the VJP of Gather.
+func gatherGrad(n *Node, g []*Value, need []bool) []*Value {
+	d, idx := n.Inputs[0], n.Inputs[1]
+	if normAxis("Gather", int(n.Attr.(*gatherAttr).Axis), d.Rank()) != 0 {
+		panic(errorf("Gather", "gradient only along axis 0"))
+	}
+	// Scatter-add the rows back: the embedding gradient.
+	return []*Value{ScatterNDAdd(ZerosLike(d), Unsqueeze(Cast(idx, tensors.Int64), -1), g[0]), nil}
+}
+
+// gatherAttrs is the ONNX emitter of Gather and GatherElements.
+func gatherAttrs(n *Node) []Attr { return []Attr{intAttr("axis", n.Attr.(*gatherAttr).Axis)} }
+
+// inferGatherElements is the shape rule of GatherElements.
+func inferGatherElements(n *Node) []TypeShape {
+	d, idx := n.Inputs[0], n.Inputs[1]
+	wantInt("GatherElements", idx)
+	normAxis("GatherElements", int(n.Attr.(*gatherAttr).Axis), d.Rank())
+	if idx.Rank() != d.Rank() {
+		panic(errorf("GatherElements", "indices %v must have the rank of %v", idx, d))
+	}
+	return ts(d.DType, idx.Shape)
+}
+
+// gatherElementsGrad is the VJP of GatherElements.
+func gatherElementsGrad(n *Node, g []*Value, need []bool) []*Value {
+	d, idx := n.Inputs[0], n.Inputs[1]
+	return []*Value{ScatterElementsAdd(ZerosLike(d), idx, g[0], n.Attr.(*gatherAttr).Axis), nil}
+}
+
+// inferGatherND is the shape rule of GatherND.
+func inferGatherND(n *Node) []TypeShape {
+	d, idx := n.Inputs[0], n.Inputs[1]
+	wantDType("GatherND", tensors.Int64, idx)
+	k := idx.Shape[idx.Rank()-1]
+	if !k.Static() || int(k.K) > d.Rank() {
+		panic(errorf("GatherND", "last dim of %v must be static and ≤ rank of %v", idx, d))
+	}
+	out := append(idx.Shape[:idx.Rank()-1:idx.Rank()-1], d.Shape[k.K:]...)
+	return ts(d.DType, out)
+}
+
+// gatherNDGrad is the VJP of GatherND.
+func gatherNDGrad(n *Node, g []*Value, need []bool) []*Value {
+	return []*Value{ScatterNDAdd(ZerosLike(n.Inputs[0]), n.Inputs[1], g[0]), nil}
+}
+
+// inferScatterElements is the shape rule of ScatterElements.
+func inferScatterElements(n *Node) []TypeShape {
+	d, idx, u := n.Inputs[0], n.Inputs[1], n.Inputs[2]
+	wantInt("ScatterElements", idx)
+	sameDType("ScatterElements", d, u)
+	if !idx.Shape.Equal(u.Shape) {
+		panic(errorf("ScatterElements", "indices %v and updates %v differ in shape", idx, u))
+	}
+	return ts(d.DType, d.Shape)
+}
+
+// scatterElementsGrad is the VJP of ScatterElements.
+func scatterElementsGrad(n *Node, g []*Value, need []bool) []*Value {
+	idx := n.Inputs[1]
+	return []*Value{g[0], nil, GatherElements(g[0], idx, n.Attr.(*scatterAttr).Axis)}
+}
+
+// scatterElementsAttrs is the ONNX emitter of ScatterElements.
+func scatterElementsAttrs(n *Node) []Attr {
+	a := n.Attr.(*scatterAttr)
+	return []Attr{intAttr("axis", a.Axis), stringAttr("reduction", a.Reduction)}
+}
+
+// inferScatterND is the shape rule of ScatterND.
+func inferScatterND(n *Node) []TypeShape {
+	d, idx, u := n.Inputs[0], n.Inputs[1], n.Inputs[2]
+	wantDType("ScatterND", tensors.Int64, idx)
+	sameDType("ScatterND", d, u)
+	return ts(d.DType, d.Shape)
+}
+
+// scatterNDGrad is the VJP of ScatterND.
+func scatterNDGrad(n *Node, g []*Value, need []bool) []*Value {
+	return []*Value{g[0], nil, GatherND(g[0], n.Inputs[1])}
+}
+
+// scatterNDAttrs is the ONNX emitter of ScatterND.
+func scatterNDAttrs(n *Node) []Attr {
+	return []Attr{stringAttr("reduction", n.Attr.(*scatterAttr).Reduction)}
+}
+
+// inferExpand is the shape rule of Expand.
+func inferExpand(n *Node) []TypeShape {
+	x, a := n.Inputs[0], n.Attr.(*reshapeAttr)
+	return ts(x.DType, broadcastShapes("Expand", x.Shape, a.Out))
+}
+
+// expandGrad is the VJP of Expand.
+func expandGrad(n *Node, g []*Value, need []bool) []*Value {
+	return []*Value{sumLike(g[0], n.Inputs[0]), nil}
+}
+
+// inferConstantOfShape is the shape rule of ConstantOfShape.
+func inferConstantOfShape(n *Node) []TypeShape {
+	a := n.Attr.(*constOfShapeAttr)
+	wantDType("ConstantOfShape", tensors.Int64, n.Inputs[0])
+	return ts(a.Value.DType, a.Out)
+}
+
+// constantOfShapeAttrs is the ONNX emitter of ConstantOfShape.
+func constantOfShapeAttrs(n *Node) []Attr {
+	return []Attr{tensorAttr("value", n.Attr.(*constOfShapeAttr).Value)}
+}
+
+// inferRange is the shape rule of Range.
+func inferRange(n *Node) []TypeShape {
+	sameDType("Range", n.Inputs...)
+	for _, v := range n.Inputs {
+		if v.Rank() != 0 {
+			panic(errorf("Range", "input %v must be a scalar", v))
+		}
+	}
+	return ts(n.Inputs[0].DType, Shape{n.Attr.(*rangeAttr).Out})
+}
+
+// inferTrilu is the shape rule of Trilu.
+func inferTrilu(n *Node) []TypeShape {
+	if n.Inputs[0].Rank() < 2 {
+		panic(errorf("Trilu", "input %v needs rank ≥ 2", n.Inputs[0]))
+	}
+	return inferSame(n)
+}
+
+// triluGrad is the VJP of Trilu.
+func triluGrad(n *Node, g []*Value, need []bool) []*Value {
+	a := n.Attr.(*triluAttr)
+	return []*Value{Trilu(g[0], a.Upper, a.K), nil}
+}
+
+// triluAttrs is the ONNX emitter of Trilu.
+func triluAttrs(n *Node) []Attr { return []Attr{intAttr("upper", boolInt(n.Attr.(*triluAttr).Upper))} }
+
+// inferCumSum is the shape rule of CumSum.
+func inferCumSum(n *Node) []TypeShape {
+	normAxis("CumSum", int(n.Attr.(*cumSumAttr).Axis), n.Inputs[0].Rank())
+	return inferSame(n)
+}
+
+// cumSumGrad is the VJP of CumSum.
+func cumSumGrad(n *Node, g []*Value, need []bool) []*Value {
+	a := n.Attr.(*cumSumAttr)
+	return []*Value{CumSum(g[0], a.Axis, a.Exclusive, !a.Reverse), nil}
+}
+
+// cumSumAttrs is the ONNX emitter of CumSum.
+func cumSumAttrs(n *Node) []Attr {
+	a := n.Attr.(*cumSumAttr)
+	return []Attr{intAttr("exclusive", boolInt(a.Exclusive)), intAttr("reverse", boolInt(a.Reverse))}
 }

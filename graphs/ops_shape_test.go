@@ -1,6 +1,7 @@
 package graphs_test
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -72,7 +73,7 @@ func TestBroadcastGradientReduction(t *testing.T) {
 	}
 	got := out["grad"].Float64s()
 	for h := range want {
-		if diff := got[h] - want[h]; diff > 1e-12 || diff < -1e-12 {
+		if !(math.Abs(got[h]-want[h]) <= 1e-12) {
 			t.Errorf("grad[%d] = %v, want %v", h, got[h], want[h])
 		}
 	}

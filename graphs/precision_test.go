@@ -147,7 +147,7 @@ func TestMatMulPrecision(t *testing.T) {
 						break
 					}
 				}
-				if worst > 1.0/256 {
+				if !(worst <= 1.0/256) {
 					t.Errorf("%s: relative error %.3g against the bfloat16 reference (1 ulp is %.3g)", o.name, worst, 1.0/256)
 				}
 				if !differs {
@@ -236,7 +236,7 @@ func TestAttentionPrecision(t *testing.T) {
 		worst = max(worst, math.Abs(float64(y-want[i])))
 	}
 	t.Logf("emulated float16 attention: max |Δ| vs float32 = %.3g", worst)
-	if worst > 1e-2 || worst == 0 {
+	if !(worst <= 1e-2) || worst == 0 {
 		t.Errorf("emulated float16 attention differs from float32 by %.3g; want rounding-sized, above 0", worst)
 	}
 }
@@ -362,7 +362,7 @@ func TestGeluGrad(t *testing.T) {
 				worst = max(worst, math.Abs(got[i]-want))
 			}
 			t.Logf("GELU gradient: max |error| %.3g on [-6, 6]", worst)
-			if worst > c.tol {
+			if !(worst <= c.tol) {
 				t.Errorf("GELU gradient errs by %.3g; want at most %.3g", worst, c.tol)
 			}
 		})

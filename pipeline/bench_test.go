@@ -76,7 +76,7 @@ func TestBenchStageBF16(t *testing.T) {
 	same := true
 	for i, l := range bf16.Losses {
 		same = same && l == fp32.Losses[i]
-		if d := math.Abs(l-fp32.Losses[i]) / fp32.Losses[i]; d > 0.02 {
+		if d := math.Abs(l-fp32.Losses[i]) / fp32.Losses[i]; !(d <= 0.02) {
 			t.Errorf("step %d: bf16 loss %.5f, fp32 %.5f (%.2g relative)", i+1, l, fp32.Losses[i], d)
 		}
 	}

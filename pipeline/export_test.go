@@ -61,7 +61,7 @@ func TestPlainTeacherExport(t *testing.T) {
 			t.Fatal(err)
 		}
 		// fp16 storage of fp16 checkpoint weights is exact, so both match.
-		if d := shareddata.MaxAbsDiff(got[0], ref["logits"]); d > 1e-4 {
+		if d := shareddata.MaxAbsDiff(got[0], ref["logits"]); !(d <= 1e-4) {
 			t.Errorf("fp16 %v: logits differ from transformers by %.3g", o.FP16, d)
 		} else {
 			t.Logf("fp16 %v: max |Δ logits| = %.3g", o.FP16, d)

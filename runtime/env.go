@@ -44,7 +44,8 @@ type Env struct {
 
 // Open finds the ORT library (installing it into the cache when allowed),
 // initialises the process-wide ORT environment if no other Env holds it,
-// checks that the library is ORT 1.29.0 and makes sure the configured
+// checks that the library is ORT 1.29.0 (and the binary is built with the
+// onnxruntime_go version runtime was written for) and makes sure the configured
 // execution provider loads. Status lines, install progress and fallback
 // warnings go to progress (nil discards them).
 //
@@ -56,6 +57,9 @@ func Open(cfg Config, progress io.Writer) (*Env, error) {
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("runtime: invalid configuration:\n%w", err)
+	}
+	if err := checkWrapperVersion(); err != nil {
+		return nil, err
 	}
 	cfg = cfg.withDefaults()
 	lib, err := resolveLibrary(cfg, progress)

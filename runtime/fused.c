@@ -17,7 +17,7 @@
 #include <string.h>
 #include <math.h>
 
-// OrtApi members used here, by index (ORT_API_VERSION 24); TestOrtAPIIndices
+// OrtApi members used here, by index (MH_ORT_API_VERSION, fused.h); TestOrtAPIIndices
 // checks them against onnxruntime_go's header, as it does ortapi.go's.
 enum {
 	mhCreateStatus = 0,
@@ -48,7 +48,7 @@ enum {
 typedef void *status;
 #define API(idx, type) ((type)api[idx])
 
-// struct OrtCustomOp of ORT_API_VERSION 24, member for member
+// struct OrtCustomOp of MH_ORT_API_VERSION (fused.h), member for member
 // (TestCustomOpLayout compares the names and their order with the header).
 typedef struct mh_custom_op {
 	uint32_t version;
@@ -1069,7 +1069,7 @@ static void op_init(mh_op *o, void **api, int cuda) {
 	o->cuda = cuda;
 	mh_custom_op *op = &o->op;
 	memset(op, 0, sizeof *op);
-	op->version = 24;
+	op->version = MH_ORT_API_VERSION;
 	op->GetName = op_name;
 	op->GetExecutionProviderType = op_ep;
 	op->GetInputType = op_type;

@@ -4,6 +4,13 @@
 #ifndef MOHAWK_FUSED_H
 #define MOHAWK_FUSED_H
 
+// MH_ORT_API_VERSION is the ORT_API_VERSION of the C API header that ships
+// with onnxruntime_go (go.mod's version), the one its Go side asks ORT for:
+// fused.c and ortapi.go ask for the same OrtApi table, index its members
+// and lay out struct OrtCustomOp as that header does. TestOrtAPIIndices
+// checks it against the header.
+#define MH_ORT_API_VERSION 24
+
 // mh_fused_add adds the mohawk.fused domain (created once, on first use,
 // from the OrtApi table api) to the session options opts. It returns NULL
 // or a malloc'd error message.

@@ -4,8 +4,10 @@ package runtime
 #cgo LDFLAGS: -ldl
 #include <dlfcn.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fused.h"
 
 #include "fused.h"
 
@@ -14,9 +16,8 @@ package runtime
 // device's memory and feeding those values to later runs. Entries are
 // addressed by their index in the table, which ORT only ever appends to;
 // TestOrtAPIIndices checks every index against the header that ships with
-// onnxruntime_go, and mhAPIVersion is that header's ORT_API_VERSION.
+// onnxruntime_go, whose ORT_API_VERSION is MH_ORT_API_VERSION (fused.h).
 enum {
-	mhAPIVersion = 24,
 	mhGetErrorMessage = 2,
 	mhCreateTensorWithDataAsOrtValue = 49,
 	mhGetTensorMutableData = 51,
@@ -61,9 +62,9 @@ static int mh_load(const char *lib, char *msg, size_t n) {
 		strncpy(msg, "the library has no OrtGetApiBase", n - 1);
 		return -1;
 	}
-	mh_api = (void **)base()->get_api(mhAPIVersion);
+	mh_api = (void **)base()->get_api(MH_ORT_API_VERSION);
 	if (mh_api == NULL) {
-		strncpy(msg, "the library does not offer ORT API version 24", n - 1);
+		snprintf(msg, n, "the library does not offer ORT API version %d", MH_ORT_API_VERSION);
 		return -1;
 	}
 	return 0;
@@ -160,6 +161,10 @@ import (
 	"mohawk/tensors"
 )
 
+// ortAPIVersion is MH_ORT_API_VERSION (fused.h), the OrtApi version the
+// shim and the fused kernels are written against, for TestOrtAPIIndices.
+const ortAPIVersion = C.MH_ORT_API_VERSION
+
 // ortAPI loads the OrtApi table once per library.
 var ortAPI struct {
 	mu  sync.Mutex
@@ -210,8 +215,8 @@ func cErr(m *C.char) error {
 
 // ortSessionPointer is the OrtSession behind an onnxruntime_go session.
 // onnxruntime_go keeps it unexported (DynamicAdvancedSession.s.ortSession
-// in v1.27.0, which go.mod pins); TestResidentRunMatchesRun fails if the
-// layout changes.
+// in v1.27.0, which go.mod pins and Open checks: wrapperVersion);
+// TestRunResident fails if the layout changes.
 func ortSessionPointer(s *ort.DynamicAdvancedSession) (unsafe.Pointer, error) {
 	adv := reflect.ValueOf(s).Elem().FieldByName("s")
 	if !adv.IsValid() || adv.Kind() != reflect.Pointer || adv.IsNil() {

@@ -130,7 +130,7 @@ func TestProfileTimeline(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := p.Timeline
-		if math.Abs(got.RunMillis-c.run) > 1e-12 || math.Abs(got.HostMillis-c.host) > 1e-12 || math.Abs(got.WaitMillis-c.wait) > 1e-12 {
+		if !(math.Abs(got.RunMillis-c.run) <= 1e-12) || !(math.Abs(got.HostMillis-c.host) <= 1e-12) || !(math.Abs(got.WaitMillis-c.wait) <= 1e-12) {
 			t.Errorf("skip %d: timeline %+v, want run %v host %v wait %v ms", c.skip, got, c.run, c.host, c.wait)
 		}
 	}

@@ -145,7 +145,7 @@ func TestReferenceCheckpoint(t *testing.T) {
 		for _, v := range att[r*48 : (r+1)*48] {
 			sum += float64(v)
 		}
-		if math.Abs(sum-1) > 1e-4 {
+		if !(math.Abs(sum-1) <= 1e-4) {
 			t.Fatalf("attention row %d sums to %v", r, sum)
 		}
 	}

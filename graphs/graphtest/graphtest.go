@@ -13,6 +13,7 @@ import (
 	"mohawk/export"
 	"mohawk/graphs"
 	"mohawk/graphs/layers"
+	"mohawk/internal/shareddata"
 	"mohawk/internal/strict"
 	"mohawk/runtime"
 	"mohawk/tensors"
@@ -181,7 +182,6 @@ func (c GradCase) forward(g *graphs.Graph, xs []*graphs.Value) *graphs.Value {
 // differences of step h (1e-6 in float64, 1e-3 in float32).
 func CheckGradients(t *testing.T, c GradCase) {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(7, 11))
 	build := func(withGrad bool) (*graphs.Graph, []*graphs.Value) {
 		g := graphs.New("grad_" + c.Name)
 		xs := make([]*graphs.Value, len(c.Inputs))
@@ -202,7 +202,6 @@ func CheckGradients(t *testing.T, c GradCase) {
 		}
 		return g, xs
 	}
-	_ = rng
 	var g, lg *graphs.Graph
 	if err := graphs.Try(func() { g, _ = build(true); lg, _ = build(false) }); err != nil {
 		t.Fatalf("%s: build: %v", c.Name, err)
@@ -226,6 +225,7 @@ func CheckGradients(t *testing.T, c GradCase) {
 	lossAt := func() float64 {
 		return RunSession(t, ls, lg, feeds)["loss"].Float64s()[0]
 	}
+	worst := 0.0 // the largest |autodiff − central difference|
 	for i, in := range c.Inputs {
 		got := res[fmt.Sprintf("grad%d", i)].Float64s()
 		orig := in.Clone()
@@ -237,11 +237,19 @@ func CheckGradients(t *testing.T, c GradCase) {
 			down := lossAt()
 			x[j] = orig.Float64s()[j]
 			want := (up - down) / (2 * h)
-			if d := math.Abs(got[j] - want); d > abs && d > rel*math.Max(math.Abs(want), math.Abs(got[j])) {
+			worst = max(worst, math.Abs(got[j]-want))
+			if !GradClose(got[j], want, abs, rel) {
 				t.Errorf("%s: d/dx%d[%d] = %.9g (autodiff), %.9g (central difference)", c.Name, i, j, got[j], want)
 			}
 		}
 	}
+	t.Logf("%s: max |autodiff − central difference| = %.3g (tolerance %g absolute or %g relative)", c.Name, worst, abs, rel)
+}
+
+// GradClose is CheckGradients' verdict on one derivative: both finite and
+// |got−want| within abs, or within rel of the larger magnitude.
+func GradClose(got, want, abs, rel float64) bool {
+	return shareddata.Close(got, want, abs, rel) || shareddata.Close(want, got, abs, rel)
 }
 
 // GradStep builds f's output y for the float32 input x of shape xShape and
@@ -292,20 +300,31 @@ func WantMissingKernel(t testing.TB, g *graphs.Graph) {
 }
 
 // WantBF16Close checks each float32 output of got (an emulated bfloat16
-// graph's) against want (the float32 graph's): off by at most 3% of the
-// output's largest magnitude, bfloat16 rounding carried through a few ops,
-// and not equal, which would mean no rounding took place.
+// graph's) against want (the float32 graph's) with BF16Close, logging the
+// measured error.
 func WantBF16Close(t testing.TB, label string, got, want map[string]*tensors.Tensor) {
 	t.Helper()
 	for name, w := range want {
-		g, worst, scale := got[name].Float32s(), 0.0, 0.0
-		for i, v := range w.Float32s() {
-			worst = max(worst, math.Abs(float64(g[i]-v)))
-			scale = max(scale, math.Abs(float64(v)))
+		worst, scale, err := BF16Close(got[name], w)
+		if err != nil {
+			t.Errorf("%s%s: %v", label, name, err)
+			continue
 		}
 		t.Logf("%s%s: max |Δ| %.3g of max |value| %.3g", label, name, worst, scale)
-		if worst > 0.03*scale || worst == 0 {
-			t.Errorf("%s%s: emulated bfloat16 differs from float32 by %.3g (max |value| %.3g); want bfloat16-sized, above 0", label, name, worst, scale)
-		}
 	}
+}
+
+// BF16Close measures got (an emulated bfloat16 result) against want (the
+// float32 one): max |Δ| and max |want|. It fails unless both are finite, of
+// one size, off by at most 3% of want's largest magnitude (bfloat16
+// rounding carried through a few ops) and not equal, which would mean no
+// rounding took place.
+func BF16Close(got, want *tensors.Tensor) (worst, scale float64, err error) {
+	worst, scale, err = shareddata.Diff(got, want)
+	switch {
+	case err != nil:
+	case !(worst <= 0.03*scale) || worst == 0:
+		err = fmt.Errorf("emulated bfloat16 differs from float32 by %.3g (max |value| %.3g); want bfloat16-sized, above 0", worst, scale)
+	}
+	return worst, scale, err
 }

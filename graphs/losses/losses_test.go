@@ -77,7 +77,7 @@ func TestAgainstDirectFormulas(t *testing.T) {
 		name string
 		want float64
 	}{{"ce", ce}, {"soft", soft}, {"kl", kl}, {"kl_self", 0}, {"l2", l2}, {"mse", mse}} {
-		if got := out[c.name].Float64s()[0]; math.Abs(got-c.want) > 1e-10 {
+		if got := out[c.name].Float64s()[0]; !(math.Abs(got-c.want) <= 1e-10) {
 			t.Errorf("%s = %.12g, want %.12g", c.name, got, c.want)
 		}
 	}
@@ -118,7 +118,7 @@ func TestFrobeniusWithDiagonal(t *testing.T) {
 		}
 		want += math.Sqrt(s) / (b * h)
 	}
-	if math.Abs(got-want) > 1e-10 {
+	if !(math.Abs(got-want) <= 1e-10) {
 		t.Errorf("FrobeniusWithDiagonal = %.12g, want %.12g", got, want)
 	}
 	graphtest.CheckGradients(t, graphtest.GradCase{Name: "FrobeniusWithDiagonal", Inputs: []*tensors.Tensor{k, d, a},

@@ -1,6 +1,8 @@
 package shareddata
 
 import (
+	"fmt"
+	"math"
 	"testing"
 
 	"mohawk/internal/sharedpath"
@@ -44,22 +46,75 @@ func Load(t testing.TB, path string) map[string]*tensors.Tensor {
 	return out
 }
 
-// MaxAbsDiff is max |a−b| over two float tensors of equal size, compared in
-// float64.
-func MaxAbsDiff(a, b *tensors.Tensor) float64 {
-	x, y := a.AsFloat64().Float64s(), b.AsFloat64().Float64s()
+// Diff measures got against want in float64: the largest |got−want| and
+// the largest |want| over their elements. It fails when either is nil, when
+// their element counts differ, or when any element on either side is NaN
+// or ±Inf, so no comparison of its result can pass by accident.
+func Diff(got, want *tensors.Tensor) (maxDiff, maxWant float64, err error) {
+	if got == nil || want == nil {
+		return 0, 0, fmt.Errorf("missing tensor (got %v, want %v)", got != nil, want != nil)
+	}
+	x, y := got.AsFloat64().Float64s(), want.AsFloat64().Float64s()
 	if len(x) != len(y) {
-		return 1e300
+		return 0, 0, fmt.Errorf("%d elements %v, want %d %v", len(x), got.Shape, len(y), want.Shape)
 	}
-	m := 0.0
 	for i := range x {
-		d := x[i] - y[i]
-		if d < 0 {
-			d = -d
+		if !finite(x[i]) || !finite(y[i]) {
+			return 0, 0, fmt.Errorf("element %d is %v, want %v: not finite", i, x[i], y[i])
 		}
-		if d > m || d != d {
-			m = d
-		}
+		maxDiff = max(maxDiff, math.Abs(x[i]-y[i]))
+		maxWant = max(maxWant, math.Abs(y[i]))
 	}
-	return m
+	return maxDiff, maxWant, nil
 }
+
+// MaxAbsDiff is max |a−b| over two float tensors, compared in float64; it
+// is +Inf where Diff fails (sizes differ, an element is NaN or ±Inf), so
+// both d > tol and !(d <= tol) report such a pair as too far apart.
+func MaxAbsDiff(a, b *tensors.Tensor) float64 {
+	d, _, err := Diff(a, b)
+	if err != nil {
+		return math.Inf(1)
+	}
+	return d
+}
+
+// WantClose fails t unless max |got−want| ≤ tol, both finite and of one
+// size; it logs the measured error either way (docs quote these logs).
+func WantClose(t testing.TB, label string, got, want *tensors.Tensor, tol float64) {
+	t.Helper()
+	wantWithin(t, label, got, want, tol, 0)
+}
+
+// WantCloseRel fails t unless max |got−want| ≤ rel·max |want| (relative in
+// max-norm), both finite and of one size; it logs the measured error.
+func WantCloseRel(t testing.TB, label string, got, want *tensors.Tensor, rel float64) {
+	t.Helper()
+	wantWithin(t, label, got, want, 0, rel)
+}
+
+// wantWithin fails t unless max |got−want| ≤ max(abs, rel·max |want|).
+func wantWithin(t testing.TB, label string, got, want *tensors.Tensor, abs, rel float64) {
+	t.Helper()
+	d, scale, err := Diff(got, want)
+	if err != nil {
+		t.Errorf("%s: %v", label, err)
+		return
+	}
+	limit := max(abs, rel*scale)
+	msg := fmt.Sprintf("%s: max |Δ| = %.3g, max |want| %.3g, allowed %.3g", label, d, scale, limit)
+	if !(d <= limit) {
+		t.Errorf("%s", msg)
+		return
+	}
+	t.Logf("%s", msg)
+}
+
+// Close reports whether the scalars got and want are both finite and
+// |got−want| ≤ max(abs, rel·|want|).
+func Close(got, want, abs, rel float64) bool {
+	d := math.Abs(got - want)
+	return finite(got) && finite(want) && (d <= abs || d <= rel*math.Abs(want))
+}
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }

@@ -12,10 +12,13 @@
 // ("model.layers.3.self_attn.q_proj.weight"), so a checkpoint's tensors can
 // be served to the builder unchanged.
 //
-// Status: the family's graphs, config reading and rotary scaling are here
-// and tested against transformers (TestReference*); the model-family
-// registry that lets the pipeline pick them from a config.json (issue 17)
-// is not wired yet.
+// Status: the family's graphs, config reading and rotary scaling are here;
+// the rotary scalings (TestFrequencies), the window mask and head
+// repetition (graphs/layers) and the configs (hfconfig) are tested against
+// hand-derived values, but no test yet compares the graphs with the
+// transformers references that bench/torch/make_llama_refs.py makes; the
+// model-family registry that lets the pipeline pick them from a
+// config.json (issue 17) is not wired yet.
 //
 // Place in the dependency order: llama imports graphs, graphs/layers and
 // hfconfig. It panics with *graphs.Error while building (graphs.Try

@@ -43,11 +43,7 @@ func TestReferenceForward(t *testing.T) {
 	}
 	got := graphtest.Run(t, g, map[string]*tensors.Tensor{"input_ids": ref["input_ids"]})
 	check := func(name string, gotT, want *tensors.Tensor, tol float64) {
-		d := shareddata.MaxAbsDiff(gotT, want)
-		t.Logf("%s: max |Δ| = %.3g", name, d)
-		if d > tol {
-			t.Errorf("%s differs from transformers by %.3g (tolerance %g)", name, d, tol)
-		}
+		shareddata.WantClose(t, name+" vs transformers", gotT, want, tol)
 	}
 	check("logits", got["logits"], ref["logits"], 1e-4)
 	check("logits (fused attention)", got["logits_fused"], ref["logits"], 1e-4)
@@ -86,21 +82,14 @@ func TestReferenceGradients(t *testing.T) {
 		feeds[n] = weights[n].AsFloat32()
 	}
 	got := graphtest.Run(t, g, feeds)
-	if d := shareddata.MaxAbsDiff(got["loss"], ref["loss"]); d > 1e-4*float64(ref["loss"].Float32s()[0]) {
-		t.Errorf("loss %v, transformers %v", got["loss"].Float32s()[0], ref["loss"].Float32s()[0])
-	}
+	shareddata.WantCloseRel(t, "loss vs transformers", got["loss"], ref["loss"], 1e-4)
 	n := 0
 	for name, want := range ref {
 		if len(name) < 5 || name[:5] != "grad." {
 			continue
 		}
 		n++
-		d := shareddata.MaxAbsDiff(got[name], want)
-		scale := shareddata.MaxAbsDiff(want, tensors.Zeros(want.DType, want.Shape...))
-		t.Logf("%s: max |Δ| = %.3g, relative to max |grad| %.3g: %.3g", name, d, scale, d/scale)
-		if d > 1e-4*scale {
-			t.Errorf("%s: relative max-norm error %.3g > 1e-4", name, d/scale)
-		}
+		shareddata.WantCloseRel(t, name+" vs transformers", got[name], want, 1e-4)
 	}
 	if n != 5 {
 		t.Errorf("reference holds %d gradients, want 5", n)

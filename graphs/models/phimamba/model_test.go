@@ -49,11 +49,7 @@ func TestReferenceLogits(t *testing.T) {
 				t.Errorf("checkpoint has %d tensors, the config implies %d", got, want)
 			}
 			for _, form := range []phimamba.Form{phimamba.FormSSD, phimamba.FormMatrix} {
-				d := shareddata.MaxAbsDiff(studentLogits(t, c, w, ref["input_ids"], form), ref["logits"])
-				t.Logf("%s %v: max |Δ logits| = %.3g", name, form, d)
-				if d > 1e-4 {
-					t.Errorf("%s (%v form): logits differ from the reference by %.3g", name, form, d)
-				}
+				shareddata.WantClose(t, fmt.Sprintf("%s (%v form) logits vs the reference", name, form), studentLogits(t, c, w, ref["input_ids"], form), ref["logits"], 1e-4)
 			}
 		})
 	}
@@ -100,11 +96,7 @@ func TestFormsAgree(t *testing.T) {
 // compare checks max|a−b| ≤ tol·max|b| (relative in max-norm).
 func compare(t *testing.T, what string, a, b *tensors.Tensor, tol float64) {
 	t.Helper()
-	scale := shareddata.MaxAbsDiff(b, tensors.Zeros(b.DType, b.Shape...))
-	d := shareddata.MaxAbsDiff(a, b)
-	if d > tol*scale {
-		t.Errorf("%s: max |Δ| = %.3g, %.3g relative (tolerance %g)", what, d, d/scale, tol)
-	}
+	shareddata.WantCloseRel(t, what, a, b, tol)
 }
 
 func runMixer(t *testing.T, c phimamba.Config, w map[string]*tensors.Tensor, u *tensors.Tensor, form phimamba.Form) map[string]*tensors.Tensor {

@@ -2,7 +2,6 @@ package phimamba_test
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -10,6 +9,7 @@ import (
 	"mohawk/graphs/graphtest"
 	"mohawk/graphs/layers"
 	"mohawk/graphs/models/phimamba"
+	"mohawk/internal/shareddata"
 	"mohawk/tensors"
 )
 
@@ -89,16 +89,7 @@ func TestFusedConv(t *testing.T) {
 		feeds := mixerFeeds(c, seq, 5)
 		got, want := graphtest.Run(t, fused, feeds), graphtest.Run(t, build(false), feeds)
 		for name, w := range want {
-			g, wv := got[name].Convert(tensors.Float64).Float64s(), w.Convert(tensors.Float64).Float64s()
-			scale := 0.0
-			for _, v := range wv {
-				scale = max(scale, math.Abs(v))
-			}
-			for i := range wv {
-				if math.Abs(g[i]-wv[i]) > 1e-5*scale {
-					t.Fatalf("T=%d %s[%d]: fused %g, stock %g (scale %g)", seq, name, i, g[i], wv[i], scale)
-				}
-			}
+			shareddata.WantCloseRel(t, fmt.Sprintf("T=%d %s, fused vs stock", seq, name), got[name], w, 1e-5)
 		}
 	}
 }
