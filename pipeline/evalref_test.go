@@ -26,25 +26,10 @@ import (
 // against log-probabilities computed here in float64 from the full logits.
 // A missing reference file fails these tests; it does not skip them.
 
-// requireShared returns the path of a file under ../shared, failing the
-// test when it is not there.
-func requireShared(t *testing.T, parts ...string) string {
-	t.Helper()
-	root := shareddata.Root()
-	if root == "" {
-		t.Fatalf("../shared (the reference models and data) is missing; it must sit beside the repository")
-	}
-	p := filepath.Join(append([]string{root}, parts...)...)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("reference file missing: %v", err)
-	}
-	return p
-}
-
 // metric reads one number from a reference model's metrics JSON.
 func metric(t *testing.T, key string, parts ...string) float64 {
 	t.Helper()
-	raw, err := os.ReadFile(requireShared(t, parts...))
+	raw, err := os.ReadFile(shareddata.Path(t, parts...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,15 +48,15 @@ func metric(t *testing.T, key string, parts ...string) float64 {
 // (phi-tiny-en) and student (phimamba-tiny-en) and their tokenizer.
 func referenceEvalEnv(t *testing.T) (*stages.Env, *tokenizer.Tokenizer) {
 	t.Helper()
-	teacher, _, err := LoadTeacher(requireShared(t, "reference", "phi-tiny-en"))
+	teacher, _, err := LoadTeacher(shareddata.Path(t, "reference", "phi-tiny-en"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	student, err := LoadStudent(requireShared(t, "reference", "phimamba-tiny-en"), 1e-5)
+	student, err := LoadStudent(shareddata.Path(t, "reference", "phimamba-tiny-en"), 1e-5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := tokenizer.Load(requireShared(t, "reference", "phi-tiny-en", "tokenizer.json"))
+	tok, err := tokenizer.Load(shareddata.Path(t, "reference", "phi-tiny-en", "tokenizer.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +81,7 @@ func TestReferencePerplexity(t *testing.T) {
 	if !ok {
 		t.Fatalf("the reference tokenizer has no %s", EOSToken)
 	}
-	val, err := data.Tokenize(context.Background(), data.Source{Path: requireShared(t, "data", "en", "val.txt")}, tok, eos, data.StreamOptions{})
+	val, err := data.Tokenize(context.Background(), data.Source{Path: shareddata.Path(t, "data", "en", "val.txt")}, tok, eos, data.StreamOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
