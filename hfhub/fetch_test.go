@@ -1,0 +1,243 @@
+package hfhub
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mohawk/safetensors"
+)
+
+// checkSnapshot verifies dir against files: every file is a relative link
+// to ../../blobs/<name> whose name is the digest the test computes itself,
+// with the same bytes.
+func checkSnapshot(t *testing.T, dir string, files map[string][]byte, lfs map[string]bool) {
+	t.Helper()
+	for name, want := range files {
+		p := filepath.Join(dir, name)
+		target, err := os.Readlink(p)
+		if err != nil {
+			t.Fatalf("%s: not a link: %v", name, err)
+		}
+		digest := gitSHA1(want)
+		if lfs[name] {
+			digest = sha256Hex(want)
+		}
+		if wantTarget := filepath.Join("..", "..", "blobs", digest); target != wantTarget {
+			t.Errorf("%s links to %s, want %s", name, target, wantTarget)
+		}
+		got, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: content differs", name)
+		}
+	}
+}
+
+func TestFetchPhiTiny(t *testing.T) {
+	files, lfs := phiTiny(t)
+	hub := newFakeHub(t, "org/phi-tiny", files, lfs...)
+	var waits []time.Duration
+	c := hub.client(t, &waits)
+	dir, commit, err := c.Fetch(context.Background(), ID{Repo: "org/phi-tiny"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if commit != hub.commit || dir != filepath.Join(c.Cache.Dir, "models--org--phi-tiny", "snapshots", hub.commit) {
+		t.Fatalf("Fetch = %s, %s; want the snapshot of %s", dir, commit, hub.commit)
+	}
+	ref, err := os.ReadFile(filepath.Join(c.Cache.Dir, "models--org--phi-tiny", "refs", "main"))
+	if err != nil || string(ref) != hub.commit {
+		t.Fatalf("refs/main = %q, %v; want %s", ref, err, hub.commit)
+	}
+	checkSnapshot(t, dir, files, hub.lfs)
+	// The sharded checkpoint opens from the snapshot (issue 22, item 7).
+	set, err := safetensors.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	for _, name := range set.Names() {
+		if _, err := set.Tensor(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A second fetch and a lookup by commit need nothing but the listing.
+	before := len(hub.log())
+	if _, _, err := c.Fetch(context.Background(), ID{Repo: "org/phi-tiny", Revision: hub.commit}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := hub.log()[before:]; len(got) != 1 || !strings.HasPrefix(got[0], "GET /api/models/org/phi-tiny/revision/"+hub.commit) {
+		t.Errorf("second fetch sent %q, want only the listing", got)
+	}
+	if len(waits) != 0 {
+		t.Errorf("waited %v without being asked to", waits)
+	}
+}
+
+func TestFetchFaults(t *testing.T) {
+	small := []byte(`{"model_type": "phi"}`)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<14)
+	files := map[string][]byte{"config.json": small, "model.safetensors": big}
+	tests := []struct {
+		name    string
+		setup   func(h *fakeHub, c *Client)
+		id      ID
+		include []string
+		want    string          // substring of the error; "" = success
+		waits   []time.Duration // the Retry-After and back-off waits expected
+		check   func(t *testing.T, h *fakeHub, c *Client)
+	}{
+		{name: "include filters", include: []string{"*.json"}, check: func(t *testing.T, h *fakeHub, c *Client) {
+			for _, r := range h.log() {
+				if strings.Contains(r, "model.safetensors") || strings.Contains(r, "/cdn/") {
+					t.Errorf("fetched %s, which --include *.json excludes", r)
+				}
+			}
+		}},
+		{name: "include matching nothing", include: []string{"*.bin"}, want: "no file matches --include *.bin"},
+		{name: "tag", id: ID{Repo: "org/m", Revision: "v1.0"}, check: func(t *testing.T, h *fakeHub, c *Client) {
+			if _, _, err := c.Cache.Snapshot(ID{Repo: "org/m", Revision: "v1.0"}); err != nil {
+				t.Error(err)
+			}
+		}},
+		{name: "gated without a token", setup: func(h *fakeHub, c *Client) { h.gated = "hf_good" },
+			want: "Set HF_TOKEN to a token with read access"},
+		{name: "gated with a wrong token", setup: func(h *fakeHub, c *Client) { h.gated, c.Token = "hf_good", "hf_bad" },
+			want: "Accept the model's terms at"},
+		{name: "gated with the right token", setup: func(h *fakeHub, c *Client) { h.gated, c.Token = "hf_good", "hf_good" },
+			check: func(t *testing.T, h *fakeHub, c *Client) {
+				// The token goes to the Hub, never to the CDN.
+				for _, r := range h.log() {
+					if strings.HasPrefix(r, "GET /cdn/") == strings.HasSuffix(r, "Bearer hf_good") {
+						t.Errorf("request %q: the token is sent to the CDN or missing on the Hub", r)
+					}
+				}
+			}},
+		{name: "unknown repository", id: ID{Repo: "org/nope"}, want: `org/nope: repository or revision "main" not found`},
+		{name: "unknown revision", id: ID{Repo: "org/m", Revision: "dev"}, want: `org/m: revision "dev" not found`},
+		{name: "listed file missing", setup: func(h *fakeHub, c *Client) { h.listed = append(h.listed, "tokenizer.json") },
+			want: "file tokenizer.json of org/m@main: not found"},
+		{name: "file name climbing out", setup: func(h *fakeHub, c *Client) { h.listed = append(h.listed, "../../evil") },
+			want: `file "../../evil", which is not a path inside the repository`},
+		{name: "rate limited then served", setup: func(h *fakeHub, c *Client) { h.limited = 2 },
+			waits: []time.Duration{2 * time.Second, 2 * time.Second}},
+		{name: "Retry-After capped", setup: func(h *fakeHub, c *Client) { h.limited, h.retryWait, c.MaxRetryAfter = 1, "3600", 5*time.Second },
+			waits: []time.Duration{5 * time.Second}},
+		{name: "rate limited for good", setup: func(h *fakeHub, c *Client) { h.limited, c.MaxAttempts = 100, 3 },
+			want: "gave up after 3 attempts", waits: []time.Duration{2 * time.Second, 2 * time.Second}},
+		{name: "connection cut mid-file", setup: func(h *fakeHub, c *Client) { h.cut["model.safetensors"] = 1 },
+			waits: []time.Duration{time.Second},
+			check: func(t *testing.T, h *fakeHub, c *Client) {
+				gets := cdnGets(h)
+				if len(gets) != 2 || strings.Contains(gets[0], "bytes=") || !strings.Contains(gets[1], "bytes=") || strings.Contains(gets[1], "bytes=0-") {
+					t.Errorf("CDN requests %q: want a full GET, then a Range GET from where it was cut", gets)
+				}
+			}},
+		{name: "resume a download left by an earlier run", setup: func(h *fakeHub, c *Client) {
+			blobs := filepath.Join(c.Cache.Dir, "models--org--m", "blobs")
+			os.MkdirAll(blobs, 0o755)
+			os.WriteFile(filepath.Join(blobs, sha256Hex(big)+".incomplete"), big[:1000], 0o644)
+		}, check: func(t *testing.T, h *fakeHub, c *Client) {
+			if gets := cdnGets(h); len(gets) != 1 || !strings.Contains(gets[0], "bytes=1000-") {
+				t.Errorf("CDN requests %q: want one GET of bytes=1000-", gets)
+			}
+		}},
+		{name: "corrupt bytes", setup: func(h *fakeHub, c *Client) { h.corrupt["model.safetensors"] = true },
+			want: "checksum mismatch: the sha256 of the download is",
+			check: func(t *testing.T, h *fakeHub, c *Client) {
+				left, _ := filepath.Glob(filepath.Join(c.Cache.Dir, "models--org--m", "blobs", sha256Hex(big)+"*"))
+				if len(left) != 0 {
+					t.Errorf("a failed verification left %q", left)
+				}
+			}},
+		{name: "offline", setup: func(h *fakeHub, c *Client) { c.Offline = true }, want: "HF_HUB_OFFLINE is set",
+			check: func(t *testing.T, h *fakeHub, c *Client) {
+				if n := len(h.log()); n != 0 {
+					t.Errorf("offline client sent %d requests", n)
+				}
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			hub := newFakeHub(t, "org/m", files, "model.safetensors")
+			var waits []time.Duration
+			c := hub.client(t, &waits)
+			if tc.setup != nil {
+				tc.setup(hub, c)
+			}
+			id := tc.id
+			if id.Repo == "" {
+				id.Repo = "org/m"
+			}
+			dir, _, err := c.Fetch(context.Background(), id, tc.include)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatal(err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("Fetch succeeded, want an error with %q", tc.want)
+			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
+				t.Fatalf("error %q, want it to contain %q", err, tc.want)
+			case tc.want == "":
+				want := files
+				if tc.include != nil {
+					want = map[string][]byte{"config.json": small}
+				}
+				checkSnapshot(t, dir, want, hub.lfs)
+			}
+			if !slices.Equal(waits, tc.waits) {
+				t.Errorf("waited %v, want %v", waits, tc.waits)
+			}
+			if tc.check != nil {
+				tc.check(t, hub, c)
+			}
+		})
+	}
+}
+
+func cdnGets(h *fakeHub) []string {
+	var gets []string
+	for _, r := range h.log() {
+		if strings.HasPrefix(r, "GET /cdn/") {
+			gets = append(gets, r)
+		}
+	}
+	return gets
+}
+
+// Two fetches of one repository into one cache at once: each blob is
+// downloaded once (the other waits on its lock) and both end verified.
+func TestConcurrentFetch(t *testing.T) {
+	big := bytes.Repeat([]byte("mohawk"), 1<<16)
+	files := map[string][]byte{"config.json": []byte("{}"), "model.safetensors": big}
+	hub := newFakeHub(t, "org/m", files, "model.safetensors")
+	var waits []time.Duration
+	c := hub.client(t, &waits)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() {
+			d := *c
+			_, _, errs[i] = d.Fetch(context.Background(), ID{Repo: "org/m"}, nil)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if gets := cdnGets(hub); len(gets) != 1 {
+		t.Errorf("the blob was downloaded %d times: %q", len(gets), gets)
+	}
+	checkSnapshot(t, c.Cache.snapshotDir(ID{Repo: "org/m"}, hub.commit), files, hub.lfs)
+}
