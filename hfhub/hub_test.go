@@ -2,11 +2,9 @@ package hfhub
 
 import (
 	"context"
-	"crypto/sha1"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"mohawk/internal/hubtest"
 	"mohawk/internal/shareddata"
 	"net/http"
 	"net/http/httptest"
@@ -56,17 +54,10 @@ func newFakeHub(t *testing.T, repo string, files map[string][]byte, lfs ...strin
 	return h
 }
 
-func gitSHA1(b []byte) string {
-	h := sha1.New()
-	fmt.Fprintf(h, "blob %d\x00", len(b))
-	h.Write(b)
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
+var (
+	gitSHA1   = hubtest.GitBlobSHA1
+	sha256Hex = hubtest.SHA256
+)
 
 func (h *fakeHub) log() []string {
 	h.mu.Lock()
