@@ -1,0 +1,65 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"mohawk/internal/hubtest"
+	"mohawk/internal/shareddata"
+)
+
+// stderrOf runs the command line through run with stderr captured.
+func stderrOf(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := os.Stderr
+	os.Stderr = w
+	got := make(chan string)
+	go func() { b, _ := io.ReadAll(r); got <- string(b) }()
+	rc := run(args)
+	os.Stderr = saved
+	w.Close()
+	return rc, <-got
+}
+
+// TestCommandsTakeHubIDs runs eval and export with --model given as a
+// Hugging Face id of the sharded phi-tiny-en laid out in a hub cache (blob
+// links included), offline, and fetch refusing to connect offline.
+func TestCommandsTakeHubIDs(t *testing.T) {
+	cache := t.TempDir()
+	snap := hubtest.Layout(t, cache, "org/phi-tiny", shareddata.Path(t, "reference", "phi-tiny-en"))
+	t.Setenv("HF_HUB_CACHE", cache)
+	t.Setenv("HF_HUB_OFFLINE", "1")
+	out := filepath.Join(t.TempDir(), "export")
+	val := shareddata.Path(t, "data", "en", "val.txt")
+	used := "--model: using Hugging Face cache snapshot " + snap + " (org/phi-tiny@main → " + hubtest.Commit + ")"
+	tests := []struct {
+		name string
+		args []string
+		rc   int
+		want string // in stderr
+	}{
+		{"eval", []string{"eval", "--model", "org/phi-tiny", "--data", val, "--windows", "2", "--seq-len", "32", "--threads", "1"}, 0, used},
+		{"export", []string{"export", "--model", "org/phi-tiny", "--out", out}, 0, used},
+		{"eval of an id not cached", []string{"eval", "--model", "org/absent@v2", "--data", val}, 1, "pipeline fetch org/absent@v2"},
+		{"fetch offline", []string{"fetch", "org/absent", "--include", "*.json"}, 1, "HF_HUB_OFFLINE is set"},
+		{"fetch of a non-id", []string{"fetch", "../x"}, 1, "not a Hugging Face id"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rc, stderr := stderrOf(t, tc.args...)
+			if rc != tc.rc || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit %d and %q", rc, stderr, tc.rc, tc.want)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(out, "model.onnx")); err != nil {
+		t.Errorf("export wrote no model: %v", err)
+	}
+}
