@@ -46,19 +46,19 @@ func TestFetchPhiTiny(t *testing.T) {
 	files, lfs := phiTiny(t)
 	hub := newFakeHub(t, "org/phi-tiny", files, lfs...)
 	var waits []time.Duration
-	c := hub.client(t, &waits)
+	c := hubClient(t, hub, &waits)
 	dir, commit, err := c.Fetch(context.Background(), ID{Repo: "org/phi-tiny"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if commit != hub.commit || dir != filepath.Join(c.Cache.Dir, "models--org--phi-tiny", "snapshots", hub.commit) {
-		t.Fatalf("Fetch = %s, %s; want the snapshot of %s", dir, commit, hub.commit)
+	if commit != hub.Commit || dir != filepath.Join(c.Cache.Dir, "models--org--phi-tiny", "snapshots", hub.Commit) {
+		t.Fatalf("Fetch = %s, %s; want the snapshot of %s", dir, commit, hub.Commit)
 	}
 	ref, err := os.ReadFile(filepath.Join(c.Cache.Dir, "models--org--phi-tiny", "refs", "main"))
-	if err != nil || string(ref) != hub.commit {
-		t.Fatalf("refs/main = %q, %v; want %s", ref, err, hub.commit)
+	if err != nil || string(ref) != hub.Commit {
+		t.Fatalf("refs/main = %q, %v; want %s", ref, err, hub.Commit)
 	}
-	checkSnapshot(t, dir, files, hub.lfs)
+	checkSnapshot(t, dir, files, hub.LFS)
 	// The sharded checkpoint opens from the snapshot (issue 22, item 7).
 	set, err := safetensors.OpenDir(dir)
 	if err != nil {
@@ -71,11 +71,11 @@ func TestFetchPhiTiny(t *testing.T) {
 		}
 	}
 	// A second fetch and a lookup by commit need nothing but the listing.
-	before := len(hub.log())
-	if _, _, err := c.Fetch(context.Background(), ID{Repo: "org/phi-tiny", Revision: hub.commit}, nil); err != nil {
+	before := len(hub.Log())
+	if _, _, err := c.Fetch(context.Background(), ID{Repo: "org/phi-tiny", Revision: hub.Commit}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if got := hub.log()[before:]; len(got) != 1 || !strings.HasPrefix(got[0], "GET /api/models/org/phi-tiny/revision/"+hub.commit) {
+	if got := hub.Log()[before:]; len(got) != 1 || !strings.HasPrefix(got[0], "GET /api/models/org/phi-tiny/revision/"+hub.Commit) {
 		t.Errorf("second fetch sent %q, want only the listing", got)
 	}
 	if len(waits) != 0 {
@@ -97,7 +97,7 @@ func TestFetchFaults(t *testing.T) {
 		check   func(t *testing.T, h *fakeHub, c *Client)
 	}{
 		{name: "include filters", include: []string{"*.json"}, check: func(t *testing.T, h *fakeHub, c *Client) {
-			for _, r := range h.log() {
+			for _, r := range h.Log() {
 				if strings.Contains(r, "model.safetensors") || strings.Contains(r, "/cdn/") {
 					t.Errorf("fetched %s, which --include *.json excludes", r)
 				}
@@ -109,14 +109,14 @@ func TestFetchFaults(t *testing.T) {
 				t.Error(err)
 			}
 		}},
-		{name: "gated without a token", setup: func(h *fakeHub, c *Client) { h.gated = "hf_good" },
+		{name: "gated without a token", setup: func(h *fakeHub, c *Client) { h.Gated = "hf_good" },
 			want: "Set HF_TOKEN to a token with read access"},
-		{name: "gated with a wrong token", setup: func(h *fakeHub, c *Client) { h.gated, c.Token = "hf_good", "hf_bad" },
+		{name: "gated with a wrong token", setup: func(h *fakeHub, c *Client) { h.Gated, c.Token = "hf_good", "hf_bad" },
 			want: "Accept the model's terms at"},
-		{name: "gated with the right token", setup: func(h *fakeHub, c *Client) { h.gated, c.Token = "hf_good", "hf_good" },
+		{name: "gated with the right token", setup: func(h *fakeHub, c *Client) { h.Gated, c.Token = "hf_good", "hf_good" },
 			check: func(t *testing.T, h *fakeHub, c *Client) {
 				// The token goes to the Hub, never to the CDN.
-				for _, r := range h.log() {
+				for _, r := range h.Log() {
 					if strings.HasPrefix(r, "GET /cdn/") == strings.HasSuffix(r, "Bearer hf_good") {
 						t.Errorf("request %q: the token is sent to the CDN or missing on the Hub", r)
 					}
@@ -124,20 +124,20 @@ func TestFetchFaults(t *testing.T) {
 			}},
 		{name: "unknown repository", id: ID{Repo: "org/nope"}, want: `org/nope: repository or revision "main" not found`},
 		{name: "unknown revision", id: ID{Repo: "org/m", Revision: "dev"}, want: `org/m: revision "dev" not found`},
-		{name: "listed file missing", setup: func(h *fakeHub, c *Client) { h.listed = append(h.listed, "tokenizer.json") },
+		{name: "listed file missing", setup: func(h *fakeHub, c *Client) { h.Listed = append(h.Listed, "tokenizer.json") },
 			want: "file tokenizer.json of org/m@main: not found"},
-		{name: "file name climbing out", setup: func(h *fakeHub, c *Client) { h.listed = append(h.listed, "../../evil") },
+		{name: "file name climbing out", setup: func(h *fakeHub, c *Client) { h.Listed = append(h.Listed, "../../evil") },
 			want: `file "../../evil", which is not a path inside the repository`},
-		{name: "rate limited then served", setup: func(h *fakeHub, c *Client) { h.limited = 2 },
+		{name: "rate limited then served", setup: func(h *fakeHub, c *Client) { h.Limited = 2 },
 			waits: []time.Duration{2 * time.Second, 2 * time.Second}},
-		{name: "Retry-After capped", setup: func(h *fakeHub, c *Client) { h.limited, h.retryWait, c.MaxRetryAfter = 1, "3600", 5*time.Second },
+		{name: "Retry-After capped", setup: func(h *fakeHub, c *Client) { h.Limited, h.RetryAfter, c.MaxRetryAfter = 1, "3600", 5*time.Second },
 			waits: []time.Duration{5 * time.Second}},
-		{name: "rate limited for good", setup: func(h *fakeHub, c *Client) { h.limited, c.MaxAttempts = 100, 3 },
+		{name: "rate limited for good", setup: func(h *fakeHub, c *Client) { h.Limited, c.MaxAttempts = 100, 3 },
 			want: "gave up after 3 attempts", waits: []time.Duration{2 * time.Second, 2 * time.Second}},
-		{name: "connection cut mid-file", setup: func(h *fakeHub, c *Client) { h.cut["model.safetensors"] = 1 },
+		{name: "connection cut mid-file", setup: func(h *fakeHub, c *Client) { h.Cut["model.safetensors"] = 1 },
 			waits: []time.Duration{time.Second},
 			check: func(t *testing.T, h *fakeHub, c *Client) {
-				gets := cdnGets(h)
+				gets := h.CDNGets()
 				if len(gets) != 2 || strings.Contains(gets[0], "bytes=") || !strings.Contains(gets[1], "bytes=") || strings.Contains(gets[1], "bytes=0-") {
 					t.Errorf("CDN requests %q: want a full GET, then a Range GET from where it was cut", gets)
 				}
@@ -147,11 +147,11 @@ func TestFetchFaults(t *testing.T) {
 			os.MkdirAll(blobs, 0o755)
 			os.WriteFile(filepath.Join(blobs, sha256Hex(big)+".incomplete"), big[:1000], 0o644)
 		}, check: func(t *testing.T, h *fakeHub, c *Client) {
-			if gets := cdnGets(h); len(gets) != 1 || !strings.Contains(gets[0], "bytes=1000-") {
+			if gets := h.CDNGets(); len(gets) != 1 || !strings.Contains(gets[0], "bytes=1000-") {
 				t.Errorf("CDN requests %q: want one GET of bytes=1000-", gets)
 			}
 		}},
-		{name: "corrupt bytes", setup: func(h *fakeHub, c *Client) { h.corrupt["model.safetensors"] = true },
+		{name: "corrupt bytes", setup: func(h *fakeHub, c *Client) { h.Corrupt["model.safetensors"] = true },
 			want: "checksum mismatch: the sha256 of the download is",
 			check: func(t *testing.T, h *fakeHub, c *Client) {
 				left, _ := filepath.Glob(filepath.Join(c.Cache.Dir, "models--org--m", "blobs", sha256Hex(big)+"*"))
@@ -161,7 +161,7 @@ func TestFetchFaults(t *testing.T) {
 			}},
 		{name: "offline", setup: func(h *fakeHub, c *Client) { c.Offline = true }, want: "HF_HUB_OFFLINE is set",
 			check: func(t *testing.T, h *fakeHub, c *Client) {
-				if n := len(h.log()); n != 0 {
+				if n := len(h.Log()); n != 0 {
 					t.Errorf("offline client sent %d requests", n)
 				}
 			}},
@@ -171,9 +171,9 @@ func TestFetchFaults(t *testing.T) {
 			t.Parallel()
 			hub := newFakeHub(t, "org/m", files, "model.safetensors")
 			var waits []time.Duration
-			c := hub.client(t, &waits)
+			c := hubClient(t, hub, &waits)
 			if tc.setup != nil {
-				tc.setup(hub, c)
+				hub.With(func(h *fakeHub) { tc.setup(h, c) })
 			}
 			id := tc.id
 			if id.Repo == "" {
@@ -192,7 +192,7 @@ func TestFetchFaults(t *testing.T) {
 				if tc.include != nil {
 					want = map[string][]byte{"config.json": small}
 				}
-				checkSnapshot(t, dir, want, hub.lfs)
+				checkSnapshot(t, dir, want, hub.LFS)
 			}
 			if !slices.Equal(waits, tc.waits) {
 				t.Errorf("waited %v, want %v", waits, tc.waits)
@@ -204,16 +204,6 @@ func TestFetchFaults(t *testing.T) {
 	}
 }
 
-func cdnGets(h *fakeHub) []string {
-	var gets []string
-	for _, r := range h.log() {
-		if strings.HasPrefix(r, "GET /cdn/") {
-			gets = append(gets, r)
-		}
-	}
-	return gets
-}
-
 // Two fetches of one repository into one cache at once: each blob is
 // downloaded once (the other waits on its lock) and both end verified.
 func TestConcurrentFetch(t *testing.T) {
@@ -221,7 +211,7 @@ func TestConcurrentFetch(t *testing.T) {
 	files := map[string][]byte{"config.json": []byte("{}"), "model.safetensors": big}
 	hub := newFakeHub(t, "org/m", files, "model.safetensors")
 	var waits []time.Duration
-	c := hub.client(t, &waits)
+	c := hubClient(t, hub, &waits)
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	for i := range errs {
@@ -236,8 +226,8 @@ func TestConcurrentFetch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if gets := cdnGets(hub); len(gets) != 1 {
+	if gets := hub.CDNGets(); len(gets) != 1 {
 		t.Errorf("the blob was downloaded %d times: %q", len(gets), gets)
 	}
-	checkSnapshot(t, c.Cache.snapshotDir(ID{Repo: "org/m"}, hub.commit), files, hub.lfs)
+	checkSnapshot(t, c.Cache.snapshotDir(ID{Repo: "org/m"}, hub.Commit), files, hub.LFS)
 }

@@ -99,7 +99,7 @@ func TestResolve(t *testing.T) {
 	cacheDir := t.TempDir()
 	local := t.TempDir()
 	os.MkdirAll(filepath.Join(local, "org", "here"), 0o755)
-	snap := filepath.Join(cacheDir, "models--org--m", "snapshots", hub.commit)
+	snap := filepath.Join(cacheDir, "models--org--m", "snapshots", hub.Commit)
 	tests := []struct {
 		name     string
 		path     string
@@ -112,9 +112,9 @@ func TestResolve(t *testing.T) {
 		{"local directory wins", "org/here", false, false, filepath.Join(local, "org", "here"), "teacher: using local directory " + filepath.Join(local, "org", "here")},
 		{"not cached, no download", "org/m", false, false, "", "pipeline fetch org/m"},
 		{"not cached, offline", "org/m", true, true, "", "HF_HUB_OFFLINE is set"},
-		{"downloaded", "org/m", true, false, snap, "teacher: using Hugging Face cache snapshot " + snap + " (org/m@main → " + hub.commit + ")"},
-		{"cached branch, offline", "org/m@main", false, true, snap, "(org/m@main → " + hub.commit + ")"},
-		{"cached commit", "org/m@" + hub.commit, false, false, snap, "(org/m@" + hub.commit + " → " + hub.commit + ")"},
+		{"downloaded", "org/m", true, false, snap, "teacher: using Hugging Face cache snapshot " + snap + " (org/m@main → " + hub.Commit + ")"},
+		{"cached branch, offline", "org/m@main", false, true, snap, "(org/m@main → " + hub.Commit + ")"},
+		{"cached commit", "org/m@" + hub.Commit, false, false, snap, "(org/m@" + hub.Commit + " → " + hub.Commit + ")"},
 		{"unknown branch offline", "org/m@dev", false, true, "", "refs/dev"},
 	}
 	for _, tc := range tests { // in order: the download fills the cache for the rest
@@ -125,7 +125,7 @@ func TestResolve(t *testing.T) {
 			t.Setenv("HF_TOKEN_PATH", filepath.Join(cacheDir, "no-token"))
 			t.Setenv("TRANSFORMERS_OFFLINE", "")
 			t.Setenv("HF_HUB_OFFLINE", map[bool]string{true: "1", false: ""}[tc.offline])
-			before := len(hub.log())
+			before := len(hub.Log())
 			var log strings.Builder
 			got, err := Resolve(context.Background(), Request{Role: "teacher", Path: tc.path, Local: filepath.Join(local, tc.path), Download: tc.download, Log: &log})
 			if tc.want == "" {
@@ -135,8 +135,8 @@ func TestResolve(t *testing.T) {
 			} else if err != nil || got != tc.want || !strings.Contains(log.String(), tc.line) {
 				t.Fatalf("Resolve = %s, %v, log %q; want %s and %q", got, err, log.String(), tc.want, tc.line)
 			}
-			if tc.offline && len(hub.log()) != before {
-				t.Errorf("offline, yet %d requests reached the Hub", len(hub.log())-before)
+			if tc.offline && len(hub.Log()) != before {
+				t.Errorf("offline, yet %d requests reached the Hub", len(hub.Log())-before)
 			}
 		})
 	}

@@ -11,26 +11,41 @@ import (
 
 // TestRunTeacherByID runs a pipeline whose teacher is a Hugging Face id:
 // the sharded phi-tiny-en laid out in a hub cache as huggingface_hub does
-// (blobs and snapshot links), with HF_HUB_OFFLINE so nothing may connect.
+// (blobs and snapshot links), or served by a fake Hub when not cached.
 func TestRunTeacherByID(t *testing.T) {
-	cache := t.TempDir()
-	snap := hubtest.Layout(t, cache, "org/phi-tiny", shareddata.Path(t, "reference", "phi-tiny-en"))
-	t.Setenv("HF_HUB_CACHE", cache)
-	t.Setenv("HF_HUB_OFFLINE", "1")
+	phiTiny := shareddata.Path(t, "reference", "phi-tiny-en")
+	cached := t.TempDir()
+	snap := hubtest.Layout(t, cached, "org/phi-tiny", phiTiny)
+	files, lfs := hubtest.Files(t, phiTiny, "config.json", "tokenizer.json", "model.safetensors.index.json",
+		"model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors")
+	hub := hubtest.NewHub(t, "org/phi-tiny", files, lfs...)
+	empty := t.TempDir()
 	tests := []struct {
-		name, path string
-		want       string // in the output, or in the error when fail
-		fail       bool
+		name, path  string
+		cache       string
+		offline     bool
+		want        string // in the output, or in the error when fail
+		fail        bool
+		hubRequests bool
 	}{
-		{"cached", "org/phi-tiny", "teacher: using Hugging Face cache snapshot " + snap + " (org/phi-tiny@main → " + hubtest.Commit + ")", false},
-		{"by commit", "org/phi-tiny@" + hubtest.Commit, "teacher: using Hugging Face cache snapshot " + snap, false},
-		{"not cached", "org/other", "HF_HUB_OFFLINE is set", true},
+		{"cached", "org/phi-tiny", cached, true, "teacher: using Hugging Face cache snapshot " + snap + " (org/phi-tiny@main → " + hubtest.Commit + ")", false, false},
+		{"by commit", "org/phi-tiny@" + hubtest.Commit, cached, true, "teacher: using Hugging Face cache snapshot " + snap, false, false},
+		{"not cached, offline", "org/other", cached, true, "HF_HUB_OFFLINE is set", true, false},
+		{"not cached: downloaded", "org/phi-tiny", empty, false, "teacher: using Hugging Face cache snapshot " + empty, false, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("HF_HUB_CACHE", tc.cache)
+			t.Setenv("HF_ENDPOINT", hub.URL)
+			t.Setenv("HF_TOKEN", "")
+			t.Setenv("HF_HUB_OFFLINE", map[bool]string{true: "1", false: "0"}[tc.offline])
+			before := len(hub.Log())
 			cfg, path := tinyConfig(t, "  - {kind: eval}", "teacher: {path: "+tc.path+"}")
 			var out strings.Builder
 			_, err := Run(context.Background(), cfg, path, RunOptions{Out: &out})
+			if got := len(hub.Log()) > before; got != tc.hubRequests {
+				t.Errorf("requests to the Hub: %v, want %v", got, tc.hubRequests)
+			}
 			if tc.fail {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Fatalf("Run: %v; want an error with %q", err, tc.want)

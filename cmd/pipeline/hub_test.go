@@ -63,3 +63,46 @@ func TestCommandsTakeHubIDs(t *testing.T) {
 		t.Errorf("export wrote no model: %v", err)
 	}
 }
+
+// TestFetchCommand downloads from a fake Hub with `pipeline fetch`, and
+// is refused a gated model with a message saying to set HF_TOKEN.
+func TestFetchCommand(t *testing.T) {
+	files, lfs := hubtest.Files(t, shareddata.Path(t, "reference", "phi-tiny-en"), "config.json", "model.safetensors.index.json",
+		"model-00003-of-00003.safetensors")
+	hub := hubtest.NewHub(t, "org/phi-tiny", files, lfs...)
+	cache := t.TempDir()
+	t.Setenv("HF_HUB_CACHE", cache)
+	t.Setenv("HF_ENDPOINT", hub.URL)
+	t.Setenv("HF_TOKEN", "")
+	t.Setenv("HF_TOKEN_PATH", filepath.Join(cache, "no-token"))
+	t.Setenv("HF_HUB_OFFLINE", "")
+	snap := filepath.Join(cache, "models--org--phi-tiny", "snapshots", hubtest.Commit)
+	tests := []struct {
+		name  string
+		gated string
+		args  []string
+		rc    int
+		want  string   // in stderr
+		files []string // in the snapshot afterwards
+	}{
+		{"include", "", []string{"fetch", "org/phi-tiny", "--include", "*.json"}, 0, "org/phi-tiny@main is commit " + hubtest.Commit,
+			[]string{"config.json", "model.safetensors.index.json"}},
+		{"gated", "hf_secret", []string{"fetch", "org/phi-tiny@v1.0"}, 1, "Set HF_TOKEN to a token with read access", nil},
+		{"all", "", []string{"fetch", "org/phi-tiny"}, 0, "model-00003-of-00003.safetensors 100%", []string{"model-00003-of-00003.safetensors"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hub.With(func(h *hubtest.Hub) { h.Gated = tc.gated })
+			rc, stderr := stderrOf(t, tc.args...)
+			if rc != tc.rc || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit %d and %q", rc, stderr, tc.rc, tc.want)
+			}
+			for _, f := range tc.files {
+				got, err := os.ReadFile(filepath.Join(snap, f))
+				if err != nil || string(got) != string(files[f]) {
+					t.Errorf("snapshot file %s: %v, or its content differs", f, err)
+				}
+			}
+		})
+	}
+}

@@ -73,3 +73,33 @@ func GitBlobSHA1(b []byte) string {
 	h.Write(b)
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// Files reads the named files of dir (all its regular files when no name
+// is given) for a Hub to serve, and lists the .safetensors ones, which the
+// Hub stores with Git LFS.
+func Files(t testing.TB, dir string, names ...string) (files map[string][]byte, lfs []string) {
+	t.Helper()
+	if len(names) == 0 {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Type().IsRegular() {
+				names = append(names, e.Name())
+			}
+		}
+	}
+	files = map[string][]byte{}
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[n] = b
+		if strings.HasSuffix(n, ".safetensors") {
+			lfs = append(lfs, n)
+		}
+	}
+	return files, lfs
+}
