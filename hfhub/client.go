@@ -59,30 +59,75 @@ type repoInfo struct {
 // records the revision's commit in refs/ and returns the snapshot folder
 // and commit. Files already in the cache are not downloaded again.
 func (c *Client) Fetch(ctx context.Context, id ID, include []string) (dir, commit string, err error) {
-	if c.Offline {
-		return "", "", fmt.Errorf("%s: HF_HUB_OFFLINE is set, so nothing is downloaded; unset it to fetch the model", id)
-	}
 	for _, p := range include {
 		if _, err := path.Match(p, ""); err != nil {
 			return "", "", fmt.Errorf("--include %q: %w", p, err)
 		}
 	}
+	return c.fetch(ctx, id, func(names []string) ([]string, error) {
+		var files []string
+		for _, n := range names {
+			if matchAny(include, n) {
+				files = append(files, n)
+			}
+		}
+		if len(files) == 0 {
+			return nil, fmt.Errorf("no file matches --include %s (the repository lists %d files)", strings.Join(include, ", "), len(names))
+		}
+		return files, nil
+	})
+}
+
+// FetchModel is Fetch of what loading a model needs: the top-level
+// *.json, *.safetensors and *.txt files and tokenizer.model, and
+// pytorch_model*.bin only when there is no safetensors file.
+func (c *Client) FetchModel(ctx context.Context, id ID) (dir, commit string, err error) {
+	return c.fetch(ctx, id, modelFiles)
+}
+
+func modelFiles(names []string) ([]string, error) {
+	pick := func(patterns ...string) []string {
+		var out []string
+		for _, n := range names {
+			if matchAny(patterns, n) {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	files := pick("*.json", "*.safetensors", "*.txt", "tokenizer.model")
+	weights := pick("*.safetensors")
+	if len(weights) == 0 {
+		weights = pick("pytorch_model*.bin")
+		files = append(files, weights...)
+	}
+	if len(weights) == 0 {
+		return nil, fmt.Errorf("no *.safetensors or pytorch_model*.bin at the top of the repository (it lists %d files); it is not a checkpoint mohawk can load", len(names))
+	}
+	return files, nil
+}
+
+// fetch lists the revision, downloads the files choose picks from the
+// listing and records the revision's commit in refs/.
+func (c *Client) fetch(ctx context.Context, id ID, choose func(names []string) ([]string, error)) (dir, commit string, err error) {
+	if c.Offline {
+		return "", "", fmt.Errorf("%s: HF_HUB_OFFLINE is set, so nothing is downloaded; unset it to fetch the model", id)
+	}
 	info, err := c.revisionInfo(ctx, id)
 	if err != nil {
 		return "", "", err
 	}
-	var files []string
+	var names []string
 	for _, s := range info.Siblings {
 		name := s.RFilename
 		if !filepath.IsLocal(name) || strings.ContainsAny(name, "\\\x00") || path.Clean(name) != name {
 			return "", "", fmt.Errorf("%s: the Hub lists a file %q, which is not a path inside the repository; refusing to write it", id, name)
 		}
-		if matchAny(include, name) {
-			files = append(files, name)
-		}
+		names = append(names, name)
 	}
-	if len(files) == 0 {
-		return "", "", fmt.Errorf("%s@%s: no file matches --include %s (the repository lists %d files)", id.Repo, id.Rev(), strings.Join(include, ", "), len(info.Siblings))
+	files, err := choose(names)
+	if err != nil {
+		return "", "", fmt.Errorf("%s@%s: %w", id.Repo, id.Rev(), err)
 	}
 	if !isCommit(id.Rev()) {
 		ref := filepath.Join(c.Cache.repoDir(id), "refs", filepath.FromSlash(id.Rev()))

@@ -231,3 +231,28 @@ func TestConcurrentFetch(t *testing.T) {
 	}
 	checkSnapshot(t, c.Cache.snapshotDir(ID{Repo: "org/m"}, hub.Commit), files, hub.LFS)
 }
+
+func TestModelFiles(t *testing.T) {
+	tests := []struct {
+		names []string
+		want  []string // nil: an error
+	}{
+		{[]string{"README.md", "config.json", "model.safetensors", "pytorch_model.bin", "onnx/model.onnx", "onnx/config.json", "tokenizer.json", "merges.txt", "tokenizer.model"},
+			[]string{"config.json", "model.safetensors", "tokenizer.json", "merges.txt", "tokenizer.model"}},
+		{[]string{"config.json", "pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin", "flax_model.msgpack"},
+			[]string{"config.json", "pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"}},
+		{[]string{"README.md", "config.json", "onnx/model.safetensors"}, nil},
+	}
+	for _, tc := range tests {
+		got, err := modelFiles(tc.names)
+		if tc.want == nil {
+			if err == nil || !strings.Contains(err.Error(), "not a checkpoint mohawk can load") {
+				t.Errorf("modelFiles(%q) = %q, %v; want an error", tc.names, got, err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("modelFiles(%q) = %q, %v; want %q", tc.names, got, err, tc.want)
+		}
+	}
+}

@@ -20,7 +20,8 @@ type Request struct {
 // Resolve returns the local directory a model path names. An existing
 // local directory (or file) wins; otherwise a Path of the form
 // org/name[@revision] is looked up in the hub cache (CacheDir) and, with
-// Download, fetched from the Hub when absent. Anything else is returned as
+// Download, fetched from the Hub when absent (Client.FetchModel: the
+// files a model needs, not the whole repository). Anything else is returned as
 // Local unchanged, for the caller to report as missing. When Path could be
 // an id, one line on Log says which was used.
 func Resolve(ctx context.Context, r Request) (string, error) {
@@ -41,7 +42,7 @@ func Resolve(ctx context.Context, r Request) (string, error) {
 		var c *Client
 		if c, err = NewClient(r.Log); err == nil {
 			logf(r.Log, "%s: %s is not in the Hugging Face cache %s; downloading it from %s\n", r.Role, id, cache.Dir, c.Endpoint)
-			dir, commit, err = c.Fetch(ctx, id, nil)
+			dir, commit, err = c.FetchModel(ctx, id)
 		}
 	}
 	switch {
