@@ -32,6 +32,9 @@ type Client struct {
 	// MaxRetryAfter bounds the wait a Retry-After header can ask for;
 	// 0 means one minute.
 	MaxRetryAfter time.Duration
+	// StallTimeout is how long a download may receive nothing before its
+	// connection is dropped and the download resumed; 0 means one minute.
+	StallTimeout time.Duration
 
 	sleep func(context.Context, time.Duration) error // nil: sleepCtx; tests record the waits
 }
@@ -43,7 +46,10 @@ func NewClient(progress io.Writer) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{Endpoint: Endpoint(), Token: tok, Cache: Cache{Dir: CacheDir()}, Offline: Offline(), Progress: progress}, nil
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = time.Minute
+	return &Client{Endpoint: Endpoint(), Token: tok, Cache: Cache{Dir: CacheDir()}, Offline: Offline(), Progress: progress,
+		HTTP: &http.Client{Transport: t}}, nil
 }
 
 // repoInfo is what /api/models/{repo}/revision/{rev} answers, in part.

@@ -142,6 +142,14 @@ func TestFetchFaults(t *testing.T) {
 					t.Errorf("CDN requests %q: want a full GET, then a Range GET from where it was cut", gets)
 				}
 			}},
+		{name: "connection stalled mid-file", setup: func(h *fakeHub, c *Client) { h.Stall["model.safetensors"], c.StallTimeout = 1, 200*time.Millisecond },
+			waits: []time.Duration{time.Second},
+			check: func(t *testing.T, h *fakeHub, c *Client) {
+				gets := h.CDNGets()
+				if len(gets) != 2 || !strings.Contains(gets[1], "bytes=") || strings.Contains(gets[1], "bytes=0-") {
+					t.Errorf("CDN requests %q: want a full GET, then a Range GET from where it stalled", gets)
+				}
+			}},
 		{name: "resume a download left by an earlier run", setup: func(h *fakeHub, c *Client) {
 			blobs := filepath.Join(c.Cache.Dir, "models--org--m", "blobs")
 			os.MkdirAll(blobs, 0o755)
@@ -254,5 +262,21 @@ func TestModelFiles(t *testing.T) {
 		if err != nil || !slices.Equal(got, tc.want) {
 			t.Errorf("modelFiles(%q) = %q, %v; want %q", tc.names, got, err, tc.want)
 		}
+	}
+}
+
+// A download waiting on another's lock gives up when its context ends.
+func TestLockWaitCancelled(t *testing.T) {
+	lock := filepath.Join(t.TempDir(), "x.lock")
+	unlock, err := lockBlob(context.Background(), lock, func() { t.Error("the first lock waited") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	waited := false
+	if _, err := lockBlob(ctx, lock, func() { waited = true }); err == nil || !waited || !strings.Contains(err.Error(), "deadline exceeded") {
+		t.Fatalf("second lock: %v (waited %v); want it to wait, then give up", err, waited)
 	}
 }

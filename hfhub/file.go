@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -123,7 +124,12 @@ func escapePath(name string) string {
 // resuming what an earlier, interrupted download left there, then checks
 // it against the ETag and renames it into place.
 func (c *Client) fetchBlob(ctx context.Context, id ID, name string, meta *fileMeta, blob string) error {
-	unlock, err := lockBlob(filepath.Join(c.Cache.Dir, ".locks", id.folder(), meta.etag+".lock"))
+	lock := filepath.Join(c.Cache.Dir, ".locks", id.folder(), meta.etag+".lock")
+	unlock, err := lockBlob(ctx, lock, func() {
+		if c.Progress != nil {
+			fmt.Fprintf(c.Progress, "%s: waiting for another download of %s (it holds %s)\n", id, name, lock)
+		}
+	})
 	if err != nil {
 		return fmt.Errorf("%s: file %s: %w", id, name, err)
 	}
@@ -184,8 +190,10 @@ func (c *Client) download(ctx context.Context, f *os.File, meta *fileMeta, name 
 		if have > 0 {
 			hdr.Set("Range", fmt.Sprintf("bytes=%d-", have))
 		}
-		resp, err := c.do(ctx, http.MethodGet, meta.location, hdr, c.httpClient(), meta.onHub)
+		reqCtx, cancel := context.WithCancel(ctx)
+		resp, err := c.do(reqCtx, http.MethodGet, meta.location, hdr, c.httpClient(), meta.onHub)
 		if err != nil {
+			cancel()
 			return err
 		}
 		switch {
@@ -195,39 +203,68 @@ func (c *Client) download(ctx context.Context, f *os.File, meta *fileMeta, name 
 			// start over.
 			if err := f.Truncate(0); err != nil {
 				resp.Body.Close()
+				cancel()
 				return err
 			}
 			if _, err := f.Seek(0, io.SeekStart); err != nil {
 				resp.Body.Close()
+				cancel()
 				return err
 			}
 			if resp.StatusCode != http.StatusOK {
 				resp.Body.Close()
+				cancel()
 				last = fmt.Errorf("HTTP %d for bytes %d-", resp.StatusCode, have)
 				continue
 			}
 			bar.Set64(0)
 		default:
 			resp.Body.Close()
+			cancel()
 			if resp.StatusCode >= 400 {
 				return fmt.Errorf("GET %s: HTTP %d (%s)", resp.Request.URL.Redacted(), resp.StatusCode, http.StatusText(resp.StatusCode))
 			}
 			return fmt.Errorf("GET %s: unexpected HTTP %d (Content-Range %q) for bytes %d-", resp.Request.URL.Redacted(), resp.StatusCode, resp.Header.Get("Content-Range"), have)
 		}
-		_, err = io.Copy(io.MultiWriter(f, bar), resp.Body)
+		stall := c.StallTimeout
+		if stall <= 0 {
+			stall = time.Minute
+		}
+		watchdog := time.AfterFunc(stall, cancel)
+		_, err = io.Copy(io.MultiWriter(f, bar), &stallReader{r: resp.Body, watchdog: watchdog, stall: stall})
+		stalled := !watchdog.Stop()
 		resp.Body.Close()
+		cancel()
 		if err == nil {
 			continue // the loop checks the size
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		last = err
+		if last = err; stalled {
+			last = fmt.Errorf("nothing received for %v", stall)
+		}
 		if err := c.wait(ctx, time.Duration(try)*time.Second); err != nil {
 			return err
 		}
 	}
 	return fmt.Errorf("gave up after %d attempts: %w", attempts, last)
+}
+
+// stallReader pushes its watchdog's deadline back on every read that
+// brings bytes; the watchdog drops the connection when it fires.
+type stallReader struct {
+	r        io.Reader
+	watchdog *time.Timer
+	stall    time.Duration
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if n > 0 {
+		s.watchdog.Reset(s.stall)
+	}
+	return n, err
 }
 
 func (c *Client) bar(size int64, name string) *progressbar.ProgressBar {
@@ -280,8 +317,9 @@ func verify(f *os.File, meta *fileMeta) error {
 }
 
 // lockBlob takes an exclusive flock on path (created if needed), as
-// huggingface_hub's FileLock does, and returns its release.
-func lockBlob(path string) (func(), error) {
+// huggingface_hub's FileLock does, calling waiting once if another holder
+// makes it wait, and returns its release. It gives up when ctx ends.
+func lockBlob(ctx context.Context, path string, waiting func()) (func(), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
@@ -289,9 +327,24 @@ func lockBlob(path string) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking %s: %w", path, err)
+	for try := 0; ; try++ {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		if try == 0 {
+			waiting()
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for %s: %w", path, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	return func() {
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)

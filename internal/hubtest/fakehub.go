@@ -30,6 +30,7 @@ type Hub struct {
 	Limited    int             // answer this many API requests with 429
 	RetryAfter string          // the Retry-After of those answers
 	Cut        map[string]int  // LFS file → how many whole-file GETs to cut halfway
+	Stall      map[string]int  // LFS file → how many whole-file GETs to stop halfway, the connection left open
 	Corrupt    map[string]bool // LFS file → serve it with one bit flipped
 
 	mu       sync.Mutex
@@ -41,7 +42,7 @@ type Hub struct {
 func NewHub(t testing.TB, repo string, files map[string][]byte, lfs ...string) *Hub {
 	t.Helper()
 	h := &Hub{Repo: repo, Commit: Commit, Files: files,
-		LFS: map[string]bool{}, Cut: map[string]int{}, Corrupt: map[string]bool{}, RetryAfter: "2"}
+		LFS: map[string]bool{}, Cut: map[string]int{}, Stall: map[string]int{}, Corrupt: map[string]bool{}, RetryAfter: "2"}
 	h.Refs = map[string]string{"main": h.Commit, "v1.0": h.Commit}
 	for _, f := range lfs {
 		h.LFS[f] = true
@@ -166,17 +167,25 @@ func (h *Hub) serveBlob(w http.ResponseWriter, r *http.Request, digest string) {
 		if cut {
 			h.Cut[name]--
 		}
+		stall := h.Stall[name] > 0 && r.Header.Get("Range") == ""
+		if stall {
+			h.Stall[name]--
+		}
 		corrupt := h.Corrupt[name]
 		h.mu.Unlock()
 		if corrupt {
 			body = append([]byte(nil), body...)
 			body[len(body)/2] ^= 1
 		}
-		if cut {
-			// Promise the whole file, send half, drop the connection.
+		if cut || stall {
+			// Promise the whole file, send half, then drop the connection
+			// or go silent until the client gives up.
 			w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 			w.Write(body[:len(body)/2])
 			w.(http.Flusher).Flush()
+			if stall {
+				<-r.Context().Done()
+			}
 			panic(http.ErrAbortHandler)
 		}
 		http.ServeContent(w, r, name, time.Time{}, strings.NewReader(string(body)))
