@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -62,5 +64,31 @@ func TestRunTeacherByID(t *testing.T) {
 				t.Errorf("no teacher evaluation in the output:\n%s", out.String())
 			}
 		})
+	}
+}
+
+// A hub-cache snapshot's link fingerprints like the file it points to, so
+// a large blob is sampled rather than read whole.
+func TestFingerprintFollowsLinks(t *testing.T) {
+	plain, linked, blobs := t.TempDir(), t.TempDir(), t.TempDir()
+	data := []byte("weights of a model")
+	for _, p := range []string{filepath.Join(plain, "model.safetensors"), filepath.Join(blobs, "abc")} {
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(blobs, "abc"), filepath.Join(linked, "model.safetensors")); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Fingerprint(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Fingerprint(linked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != b {
+		t.Errorf("a linked file fingerprints as %s, the same file in place as %s", b, a)
 	}
 }
