@@ -229,6 +229,9 @@ func cmdBenchForward(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
+	if err := localModel(ctx, "model", model); err != nil {
+		return err
+	}
 	r, err := pipeline.BenchForward(ctx, *model, *batch, *seq, *iters, rc(), os.Stderr)
 	if err != nil {
 		return err
@@ -257,6 +260,9 @@ func cmdBenchStage(ctx context.Context, args []string) error {
 	if o.Teacher == "" {
 		fs.Usage()
 		return errUsage
+	}
+	if err := localModel(ctx, "teacher", &o.Teacher); err != nil {
+		return err
 	}
 	if *traffic > 0 {
 		r, err := pipeline.StageTraffic(o)
@@ -327,6 +333,9 @@ func cmdBenchMixer(ctx context.Context, args []string) error {
 	if *teacher == "" {
 		fs.Usage()
 		return errUsage
+	}
+	if err := localModel(ctx, "teacher", teacher); err != nil {
+		return err
 	}
 	ts, err := positiveInts("--seqs", *seqs)
 	if err != nil {
