@@ -51,7 +51,7 @@ func Resolve(ctx context.Context, r Request) (string, error) {
 		if Offline() {
 			how = "HF_HUB_OFFLINE is set, so nothing is downloaded: unset it and " + how
 		}
-		return "", fmt.Errorf("%s %s: no local directory %s, and %v; %s (or with huggingface_hub), or set HF_HUB_CACHE to the cache that holds it", r.Role, r.Path, local, err, how)
+		return "", fmt.Errorf("%s: no local directory %s, and %v; %s (or with huggingface_hub), or set HF_HUB_CACHE to the cache that holds it", r.Role, local, err, how)
 	case err != nil:
 		return "", fmt.Errorf("%s %s: %w", r.Role, r.Path, err)
 	}

@@ -41,6 +41,7 @@ func TestRunTeacherByID(t *testing.T) {
 			t.Setenv("HF_ENDPOINT", hub.URL)
 			t.Setenv("HF_TOKEN", "")
 			t.Setenv("HF_HUB_OFFLINE", map[bool]string{true: "1", false: "0"}[tc.offline])
+			t.Setenv("MOHAWK_PREFLIGHT", "warn") // not under test; other helpers' tests share the memory
 			before := len(hub.Log())
 			cfg, path := tinyConfig(t, "  - {kind: eval}", "teacher: {path: "+tc.path+"}")
 			var out strings.Builder
