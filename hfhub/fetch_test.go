@@ -167,6 +167,8 @@ func TestFetchFaults(t *testing.T) {
 					t.Errorf("a failed verification left %q", left)
 				}
 			}},
+		{name: "longer than announced", setup: func(h *fakeHub, c *Client) { h.Padded["model.safetensors"] = true },
+			want: "the server sent more than the 262144 bytes the Hub announced"},
 		{name: "offline", setup: func(h *fakeHub, c *Client) { c.Offline = true }, want: "HF_HUB_OFFLINE is set",
 			check: func(t *testing.T, h *fakeHub, c *Client) {
 				if n := len(h.Log()); n != 0 {

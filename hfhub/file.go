@@ -231,11 +231,17 @@ func (c *Client) download(ctx context.Context, f *os.File, meta *fileMeta, name 
 			stall = time.Minute
 		}
 		watchdog := time.AfterFunc(stall, cancel)
-		_, err = io.Copy(io.MultiWriter(f, bar), &stallReader{r: resp.Body, watchdog: watchdog, stall: stall})
+		body := io.LimitReader(&stallReader{r: resp.Body, watchdog: watchdog, stall: stall}, meta.size-have+1)
+		_, err = io.Copy(io.MultiWriter(f, bar), body)
 		stalled := !watchdog.Stop()
 		resp.Body.Close()
 		cancel()
+		if end, serr := f.Seek(0, io.SeekCurrent); serr == nil && end > meta.size {
+			f.Truncate(0)
+			return fmt.Errorf("the server sent more than the %d bytes the Hub announced", meta.size)
+		}
 		if err == nil {
+			last = errors.New("the server ended the file early")
 			continue // the loop checks the size
 		}
 		if ctx.Err() != nil {

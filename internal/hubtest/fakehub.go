@@ -32,6 +32,7 @@ type Hub struct {
 	Cut        map[string]int  // LFS file → how many whole-file GETs to cut halfway
 	Stall      map[string]int  // LFS file → how many whole-file GETs to stop halfway, the connection left open
 	Corrupt    map[string]bool // LFS file → serve it with one bit flipped
+	Padded     map[string]bool // LFS file → serve it with bytes after its end
 
 	mu       sync.Mutex
 	requests []string // "METHOD path range auth"
@@ -42,7 +43,7 @@ type Hub struct {
 func NewHub(t testing.TB, repo string, files map[string][]byte, lfs ...string) *Hub {
 	t.Helper()
 	h := &Hub{Repo: repo, Commit: Commit, Files: files,
-		LFS: map[string]bool{}, Cut: map[string]int{}, Stall: map[string]int{}, Corrupt: map[string]bool{}, RetryAfter: "2"}
+		LFS: map[string]bool{}, Cut: map[string]int{}, Stall: map[string]int{}, Corrupt: map[string]bool{}, Padded: map[string]bool{}, RetryAfter: "2"}
 	h.Refs = map[string]string{"main": h.Commit, "v1.0": h.Commit}
 	for _, f := range lfs {
 		h.LFS[f] = true
@@ -171,11 +172,14 @@ func (h *Hub) serveBlob(w http.ResponseWriter, r *http.Request, digest string) {
 		if stall {
 			h.Stall[name]--
 		}
-		corrupt := h.Corrupt[name]
+		corrupt, padded := h.Corrupt[name], h.Padded[name]
 		h.mu.Unlock()
 		if corrupt {
 			body = append([]byte(nil), body...)
 			body[len(body)/2] ^= 1
+		}
+		if padded {
+			body = append(append([]byte(nil), body...), "trailing"...)
 		}
 		if cut || stall {
 			// Promise the whole file, send half, then drop the connection
