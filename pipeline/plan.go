@@ -259,6 +259,9 @@ func Fingerprint(paths ...string) (string, error) {
 			continue
 		}
 		err := filepath.Walk(p, func(path string, fi os.FileInfo, err error) error {
+			if err == nil && fi.Mode()&os.ModeSymlink != 0 {
+				fi, err = os.Stat(path) // a hub-cache snapshot's link: size the blob
+			}
 			if err != nil || fi.IsDir() {
 				return err
 			}

@@ -14,9 +14,11 @@
 // A Set is a checkpoint directory as Hugging Face saves it: one
 // model.safetensors, or shards listed by model.safetensors.index.json. Shards
 // are opened lazily and must lie inside the directory (symlinks included:
-// one that resolves outside the directory is refused, which also refuses
-// the Hugging Face cache's snapshot → blob links; copy such a checkpoint out
-// of the cache with its links resolved).
+// one that resolves outside the directory is refused). The one exception is
+// a snapshot of the Hugging Face hub cache,
+// <cache>/models--org--name/snapshots/<commit>, whose files are links into
+// that repository's own blobs folder: those links are followed, links out of
+// the repository's folder are still refused.
 //
 // Write and WriteStream produce deterministic files (tensors in the order
 // given, contiguous offsets, header padded with spaces to a multiple of 8)

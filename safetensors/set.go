@@ -25,11 +25,12 @@ const (
 // index. Shards are mapped the first time one of their tensors is asked
 // for. Its methods are safe for concurrent use.
 type Set struct {
-	source  string            // the index, or the single file
-	dir     string            // where shards live
-	root    *os.Root          // dir, for opening shards without escaping it; nil for a single file
-	shardOf map[string]string // tensor name → shard file name, relative to dir
-	names   []string
+	source     string            // the index, or the single file
+	dir        string            // where shards live
+	root       *os.Root          // dir (or its hub-cache repository), for opening shards without escaping it; nil for a single file
+	rootPrefix string            // dir relative to root
+	shardOf    map[string]string // tensor name → shard file name, relative to dir
+	names      []string
 
 	mu     sync.Mutex
 	files  map[string]*File // opened shards by file name
@@ -131,21 +132,22 @@ func openIndex(path string) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening checkpoint: %w", err)
 	}
+	area := shardAreaOf(realDir)
 	shards := make([]string, 0, len(example))
 	for shard := range example {
 		shards = append(shards, shard)
 	}
 	slices.Sort(shards)
 	for _, shard := range shards {
-		if err := checkShard(path, dir, realDir, shard, example[shard]); err != nil {
+		if err := checkShard(path, dir, area, shard, example[shard]); err != nil {
 			return nil, err
 		}
 	}
-	root, err := os.OpenRoot(dir)
+	root, err := os.OpenRoot(area.root)
 	if err != nil {
 		return nil, fmt.Errorf("opening checkpoint: %w", err)
 	}
-	s := &Set{source: path, dir: dir, root: root, shardOf: shardOf, files: make(map[string]*File)}
+	s := &Set{source: path, dir: dir, root: root, rootPrefix: area.prefix, shardOf: shardOf, files: make(map[string]*File)}
 	for name := range shardOf {
 		s.names = append(s.names, name)
 	}
@@ -170,9 +172,45 @@ func readCapped(path string, limit int64) ([]byte, error) {
 	return data, nil
 }
 
-// checkShard verifies that the index's shard file name stays inside dir
-// (whose symlink-free form is realDir) and that the file exists.
-func checkShard(index, dir, realDir, shard, tensor string) error {
+// shardArea says where an index's shards may resolve to: the checkpoint
+// directory itself, and for a snapshot of the Hugging Face hub cache
+// (<cache>/models--org--name/snapshots/<commit>, whose files are links to
+// ../../blobs/<hash>) also that repository's own blobs folder.
+type shardArea struct {
+	root    string   // the folder opened as an os.Root, symlink-free
+	prefix  string   // the checkpoint directory relative to root
+	allowed []string // symlink-free folders a shard may resolve into
+	where   string   // the allowed folders, for messages
+}
+
+func shardAreaOf(realDir string) shardArea {
+	snapshots := filepath.Dir(realDir)
+	repo := filepath.Dir(snapshots)
+	if filepath.Base(snapshots) == "snapshots" && strings.HasPrefix(filepath.Base(repo), "models--") {
+		blobs := filepath.Join(repo, "blobs")
+		return shardArea{
+			root:    repo,
+			prefix:  filepath.Join("snapshots", filepath.Base(realDir)),
+			allowed: []string{realDir, blobs},
+			where:   realDir + " and its Hugging Face cache repository's " + blobs,
+		}
+	}
+	return shardArea{root: realDir, prefix: ".", allowed: []string{realDir}, where: realDir}
+}
+
+// contains reports whether the symlink-free path p lies in an allowed folder.
+func (a shardArea) contains(p string) bool {
+	for _, dir := range a.allowed {
+		if rel, err := filepath.Rel(dir, p); err == nil && filepath.IsLocal(rel) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkShard verifies that the index's shard file name stays inside dir,
+// that it resolves into the area's allowed folders and that the file exists.
+func checkShard(index, dir string, area shardArea, shard, tensor string) error {
 	if !filepath.IsLocal(shard) || strings.Contains(shard, `\`) {
 		return fmt.Errorf("%s: %w: weight_map puts tensor %q in %q, which is not a file name inside the checkpoint directory; shard names must be relative and must not climb out of it", index, ErrFormat, tensor, shard)
 	}
@@ -184,8 +222,8 @@ func checkShard(index, dir, realDir, shard, tensor string) error {
 	if err != nil {
 		return fmt.Errorf("%s: shard %s: %w", index, shard, err)
 	}
-	if rel, err := filepath.Rel(realDir, real); err != nil || !filepath.IsLocal(rel) {
-		return fmt.Errorf("%s: %w: shard %s resolves to %s, outside %s; shard files must live in the checkpoint directory, so copy them there", index, ErrFormat, shard, real, realDir)
+	if !area.contains(real) {
+		return fmt.Errorf("%s: %w: shard %s resolves to %s, outside %s; shard files must live in the checkpoint directory, so copy them there", index, ErrFormat, shard, real, area.where)
 	}
 	return nil
 }
@@ -245,7 +283,7 @@ func (s *Set) fileFor(name string) (*File, error) {
 
 func (s *Set) openShard(shard string) (*File, error) {
 	path := filepath.Join(s.dir, shard)
-	fd, err := s.root.Open(shard)
+	fd, err := s.root.Open(filepath.Join(s.rootPrefix, shard))
 	if err != nil {
 		return nil, fmt.Errorf("%s: opening shard %s: %w", s.source, path, err)
 	}

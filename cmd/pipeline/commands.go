@@ -84,6 +84,9 @@ func cmdValidate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := pipeline.ResolveModels(ctx, cfg, false, os.Stderr); err != nil {
+		return err
+	}
 	if err := pipeline.Validate(cfg, file); err != nil {
 		return err
 	}
@@ -126,6 +129,9 @@ func cmdEval(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
+	if err := localModel(ctx, "model", model); err != nil {
+		return err
+	}
 	separator, err := strconv.Unquote(`"` + *sep + `"`)
 	if err != nil {
 		return fmt.Errorf("--doc-separator %q is not a valid Go string escape: %w", *sep, err)
@@ -157,6 +163,9 @@ func cmdGrads(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
+	if err := localModel(ctx, "model", model); err != nil {
+		return err
+	}
 	loss, err := pipeline.Grads(ctx, *model, *input, *out, rc(), os.Stderr)
 	if err != nil {
 		return err
@@ -175,6 +184,9 @@ func cmdConvert(ctx context.Context, args []string) error {
 	if *in == "" || *out == "" {
 		fs.Usage()
 		return errUsage
+	}
+	if err := localModel(ctx, "in", in); err != nil {
+		return err
 	}
 	s, err := pipeline.Convert(*in, *out)
 	if err != nil {
@@ -217,6 +229,9 @@ func cmdBenchForward(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
+	if err := localModel(ctx, "model", model); err != nil {
+		return err
+	}
 	r, err := pipeline.BenchForward(ctx, *model, *batch, *seq, *iters, rc(), os.Stderr)
 	if err != nil {
 		return err
@@ -245,6 +260,9 @@ func cmdBenchStage(ctx context.Context, args []string) error {
 	if o.Teacher == "" {
 		fs.Usage()
 		return errUsage
+	}
+	if err := localModel(ctx, "teacher", &o.Teacher); err != nil {
+		return err
 	}
 	if *traffic > 0 {
 		r, err := pipeline.StageTraffic(o)
@@ -315,6 +333,9 @@ func cmdBenchMixer(ctx context.Context, args []string) error {
 	if *teacher == "" {
 		fs.Usage()
 		return errUsage
+	}
+	if err := localModel(ctx, "teacher", teacher); err != nil {
+		return err
 	}
 	ts, err := positiveInts("--seqs", *seqs)
 	if err != nil {

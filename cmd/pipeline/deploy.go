@@ -24,6 +24,9 @@ func cmdExport(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
+	if err := localModel(ctx, "model", model); err != nil {
+		return err
+	}
 	o := deploy.Options{FP16: *fp16, Opset: *opset}
 	if *noCache {
 		if err := pipeline.ExportPlainTeacher(*model, *out, o); err != nil {
@@ -57,6 +60,9 @@ func cmdGenerate(ctx context.Context, args []string) error {
 	if *model == "" || *prompt == "" {
 		fs.Usage()
 		return errUsage
+	}
+	if err := localModel(ctx, "model", model); err != nil {
+		return err
 	}
 	o.Seed = *seed
 	g, err := deploy.Open(*model, rc())

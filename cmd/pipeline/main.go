@@ -28,6 +28,11 @@ commands:
   bench-mixer               mixer forms' cost per token (chunked SSD, matrix, recurrent step)
   profile                   time per op type of ONNX Runtime profiles (--ort-profile DIR)
   setup                     install ONNX Runtime into the user cache
+  fetch ORG/NAME[@REV]      download a Hugging Face model into the hub cache
+
+A model directory flag (--model, teacher.path, ...) also takes a Hugging Face
+id, org/name[@revision], found in the hub cache ($HF_HUB_CACHE, else
+$HF_HOME/hub, else ~/.cache/huggingface/hub).
 
 Run 'pipeline <command> -h' for a command's flags.`
 
@@ -47,7 +52,7 @@ func run(args []string) int {
 		"run": cmdRun, "validate": cmdValidate, "eval": cmdEval, "export": cmdExport, "grads": cmdGrads,
 		"convert": cmdConvert, "generate": cmdGenerate, "bench-generate": cmdBenchGenerate, "setup": cmdSetup,
 		"bench-forward": cmdBenchForward, "bench-stage": cmdBenchStage, "ablate": cmdAblate, "bench-mixer": cmdBenchMixer,
-		"profile": cmdProfile,
+		"profile": cmdProfile, "fetch": cmdFetch,
 	}
 	f, ok := cmds[args[0]]
 	if !ok {

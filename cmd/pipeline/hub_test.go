@@ -1,0 +1,108 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"mohawk/internal/hubtest"
+	"mohawk/internal/shareddata"
+)
+
+// stderrOf runs the command line through run with stderr captured.
+func stderrOf(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := os.Stderr
+	os.Stderr = w
+	got := make(chan string)
+	go func() { b, _ := io.ReadAll(r); got <- string(b) }()
+	rc := run(args)
+	os.Stderr = saved
+	w.Close()
+	return rc, <-got
+}
+
+// TestCommandsTakeHubIDs runs eval and export with --model given as a
+// Hugging Face id of the sharded phi-tiny-en laid out in a hub cache (blob
+// links included), offline, and fetch refusing to connect offline.
+func TestCommandsTakeHubIDs(t *testing.T) {
+	cache := t.TempDir()
+	snap := hubtest.Layout(t, cache, "org/phi-tiny", shareddata.Path(t, "reference", "phi-tiny-en"))
+	t.Setenv("HF_HUB_CACHE", cache)
+	t.Setenv("HF_HUB_OFFLINE", "1")
+	out := filepath.Join(t.TempDir(), "export")
+	val := shareddata.Path(t, "data", "en", "val.txt")
+	used := "--model: using Hugging Face cache snapshot " + snap + " (org/phi-tiny@main → " + hubtest.Commit + ")"
+	tests := []struct {
+		name string
+		args []string
+		rc   int
+		want string // in stderr
+	}{
+		{"eval", []string{"eval", "--model", "org/phi-tiny", "--data", val, "--windows", "2", "--seq-len", "32", "--threads", "1"}, 0, used},
+		{"export", []string{"export", "--model", "org/phi-tiny", "--out", out}, 0, used},
+		{"eval of an id not cached", []string{"eval", "--model", "org/absent@v2", "--data", val}, 1, "pipeline fetch org/absent@v2"},
+		{"fetch offline", []string{"fetch", "org/absent", "--include", "*.json"}, 1, "HF_HUB_OFFLINE is set"},
+		{"fetch of a non-id", []string{"fetch", "../x"}, 1, "not a Hugging Face id"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rc, stderr := stderrOf(t, tc.args...)
+			if rc != tc.rc || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit %d and %q", rc, stderr, tc.rc, tc.want)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(out, "model.onnx")); err != nil {
+		t.Errorf("export wrote no model: %v", err)
+	}
+}
+
+// TestFetchCommand downloads from a fake Hub with `pipeline fetch`, and
+// is refused a gated model with a message saying to set HF_TOKEN.
+func TestFetchCommand(t *testing.T) {
+	files, lfs := hubtest.Files(t, shareddata.Path(t, "reference", "phi-tiny-en"), "config.json", "model.safetensors.index.json",
+		"model-00003-of-00003.safetensors")
+	hub := hubtest.NewHub(t, "org/phi-tiny", files, lfs...)
+	cache := t.TempDir()
+	t.Setenv("HF_HUB_CACHE", cache)
+	t.Setenv("HF_ENDPOINT", hub.URL)
+	t.Setenv("HF_TOKEN", "")
+	t.Setenv("HF_TOKEN_PATH", filepath.Join(cache, "no-token"))
+	t.Setenv("HF_HUB_OFFLINE", "")
+	snap := filepath.Join(cache, "models--org--phi-tiny", "snapshots", hubtest.Commit)
+	tests := []struct {
+		name  string
+		gated string
+		args  []string
+		rc    int
+		want  string   // in stderr
+		files []string // in the snapshot afterwards
+	}{
+		{"include", "", []string{"fetch", "org/phi-tiny", "--include", "*.json"}, 0, "org/phi-tiny@main is commit " + hubtest.Commit,
+			[]string{"config.json", "model.safetensors.index.json"}},
+		{"gated", "hf_secret", []string{"fetch", "org/phi-tiny@v1.0"}, 1, "Set HF_TOKEN to a token with read access", nil},
+		{"all", "", []string{"fetch", "org/phi-tiny"}, 0, "model-00003-of-00003.safetensors 100%", []string{"model-00003-of-00003.safetensors"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hub.With(func(h *hubtest.Hub) { h.Gated = tc.gated })
+			rc, stderr := stderrOf(t, tc.args...)
+			if rc != tc.rc || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit %d and %q", rc, stderr, tc.rc, tc.want)
+			}
+			for _, f := range tc.files {
+				got, err := os.ReadFile(filepath.Join(snap, f))
+				if err != nil || string(got) != string(files[f]) {
+					t.Errorf("snapshot file %s: %v, or its content differs", f, err)
+				}
+			}
+		})
+	}
+}
