@@ -79,7 +79,7 @@ func BenchForward(ctx context.Context, model string, batch, seq, iters int, rc r
 	}); err != nil {
 		return nil, err
 	}
-	env := &stages.Env{Ctx: ctx, Runtime: rt, Dir: benchDir()}
+	env := &stages.Env{Ctx: ctx, Runtime: stages.ORT(rt), Dir: benchDir()}
 	t0 := time.Now()
 	s, err := env.Session(g)
 	if err != nil {
@@ -213,7 +213,7 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 			losses = append(losses, l)
 		}
 	}}
-	env := &stages.Env{Ctx: ctx, Runtime: rt, Teacher: t, Student: student, TrainData: stream, Seed: 1, Dir: benchDir(),
+	env := &stages.Env{Ctx: ctx, Runtime: stages.ORT(rt), Teacher: t, Student: student, TrainData: stream, Seed: 1, Dir: benchDir(),
 		Ckpt: noCheckpoints{}, Log: log, NonFinite: "stop", StateOnHost: o.StateOnHost}
 	opt := stages.TrainOptions{Steps: n, MicroBatches: o.MicroBatches, MicroBatch: o.MicroBatch, SeqLen: o.Seq, LR: 1e-4,
 		Opt: train.DefaultAdamW(), Schedule: stages.Schedule{Kind: "constant", TotalSteps: n}, StepsPerRun: o.StepsPerRun,
@@ -379,7 +379,7 @@ func BenchMixer(ctx context.Context, teacher string, forms []string, seqs []int,
 		return nil, err
 	}
 	defer rt.Close()
-	env := &stages.Env{Ctx: ctx, Runtime: rt, Dir: benchDir()}
+	env := &stages.Env{Ctx: ctx, Runtime: stages.ORT(rt), Dir: benchDir()}
 	var out []MixerResult
 	for _, form := range forms {
 		for _, seq := range seqs {

@@ -302,7 +302,7 @@ func (w *work) runStage(ctx context.Context, sp StagePlan, log *runLog) (*StageR
 		return nil, err
 	}
 	ck := &Checkpoints{Dir: filepath.Join(sp.Dir, "checkpoints"), KeepLast: w.cfg.Checkpoints.KeepLast, Log: log.Printf, Key: sp.Hash}
-	env := &stages.Env{Ctx: ctx, Runtime: w.rt, Teacher: w.teacher, Student: w.student, TrainData: w.train, ValData: w.val,
+	env := &stages.Env{Ctx: ctx, Runtime: stages.ORT(w.rt), Teacher: w.teacher, Student: w.student, TrainData: w.train, ValData: w.val,
 		Seed: w.cfg.Seed + uint64(sp.Index), Dir: sp.Dir, Ckpt: ck, Log: log,
 		NonFinite: w.cfg.Checkpoints.OnNonFinite, RollbackLRFactor: w.cfg.Checkpoints.RollbackLRFactor, MaxRollbacks: w.cfg.Checkpoints.MaxRollbacks}
 	rec := &StageRecord{Name: sp.Name, Kind: sp.Kind, Hash: sp.Hash}

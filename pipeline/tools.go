@@ -55,7 +55,7 @@ func modelEnv(ctx context.Context, dir string, rt *runtime.Env) (*stages.Env, Mo
 	if err != nil {
 		return nil, "", err
 	}
-	env := &stages.Env{Ctx: ctx, Runtime: rt, Dir: os.TempDir()}
+	env := &stages.Env{Ctx: ctx, Runtime: stages.ORT(rt), Dir: os.TempDir()}
 	if kind == KindTeacherModel {
 		if env.Teacher, _, err = LoadTeacher(dir); err != nil {
 			return nil, "", err
@@ -183,7 +183,7 @@ func Grads(ctx context.Context, modelDir, inputFile, outFile string, rc runtime.
 		return 0, err
 	}
 	defer rt.Close()
-	env := &stages.Env{Ctx: ctx, Runtime: rt, Dir: os.TempDir()}
+	env := &stages.Env{Ctx: ctx, Runtime: stages.ORT(rt), Dir: os.TempDir()}
 	feeds := map[string]*tensors.Tensor{"input_ids": ids}
 	for n, w := range t.Weights {
 		feeds[n] = w

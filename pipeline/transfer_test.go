@@ -82,7 +82,7 @@ func TestStudentFromTeacher(t *testing.T) {
 	defer rt.Close()
 	ids := shareddata.Tensors(t, "reference", "phi-tiny-en", "reference.safetensors")["input_ids"]
 	logits := func(st *stages.Student) *tensors.Tensor {
-		env := &stages.Env{Ctx: context.Background(), Runtime: rt, Student: st, Dir: t.TempDir()}
+		env := &stages.Env{Ctx: context.Background(), Runtime: stages.ORT(rt), Student: st, Dir: t.TempDir()}
 		sc, err := env.NewScorer(stages.ModelStudent)
 		if err != nil {
 			t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"mohawk/graphs"
 	"mohawk/graphs/models/phi"
 	"mohawk/graphs/models/phimamba"
-	"mohawk/runtime"
 	"mohawk/tensors"
 )
 
@@ -74,7 +73,7 @@ type Progress interface {
 // keep its state.
 type Env struct {
 	Ctx       context.Context
-	Runtime   *runtime.Env
+	Runtime   Runtime // ORT(rt) for ONNX Runtime
 	Teacher   *Teacher
 	Student   *Student
 	TrainData *data.Stream
@@ -117,7 +116,7 @@ func (e *NonFiniteError) Error() string {
 
 // session exports g and opens a runtime session for it. Graphs over
 // protobuf's 2 GB limit go through a temporary model.onnx with external data.
-func (e *Env) session(g *graphs.Graph) (*runtime.Session, error) {
+func (e *Env) session(g *graphs.Graph) (Session, error) {
 	ins := make([]string, len(g.Inputs()))
 	for i, v := range g.Inputs() {
 		ins[i] = v.Name()
@@ -140,7 +139,7 @@ func (e *Env) session(g *graphs.Graph) (*runtime.Session, error) {
 }
 
 // Session is session for callers outside the package (benchmarks).
-func (e *Env) Session(g *graphs.Graph) (*runtime.Session, error) { return e.session(g) }
+func (e *Env) Session(g *graphs.Graph) (Session, error) { return e.session(g) }
 
 // build runs a graph builder, converting construction panics to errors.
 func build(name string, fn func(g *graphs.Graph)) (*graphs.Graph, error) {

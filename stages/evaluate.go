@@ -9,14 +9,13 @@ import (
 	"mohawk/graphs/layers"
 	"mohawk/graphs/models/phi"
 	"mohawk/graphs/models/phimamba"
-	"mohawk/runtime"
 	"mohawk/tensors"
 )
 
 // Scorer computes next-token log-probabilities with one model.
 type Scorer struct {
 	g    *graphs.Graph
-	sess *runtime.Session
+	sess Session
 }
 
 // Model names for scoring.

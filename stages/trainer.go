@@ -61,215 +61,365 @@ type TrainResult struct {
 }
 
 // Train runs spec to completion, resuming from the newest checkpoint.
+// Errors name the stage; a *NonFiniteError already does and comes back as
+// it is.
 func (e *Env) Train(spec TrainSpec) (*TrainResult, error) {
-	wrap := func(err error) error { return fmt.Errorf("stage %s: %w", spec.Name, err) }
-	if err := spec.Schedule.Validate(); err != nil {
-		return nil, wrap(err)
+	res, err := e.train(spec)
+	if nf := (*NonFiniteError)(nil); err != nil && !errors.As(err, &nf) {
+		return nil, fmt.Errorf("stage %s: %w", spec.Name, err)
 	}
-	perRun := max(1, spec.StepsPerRun)
-	runners := map[int]*stepRunner{}
-	defer func() {
-		for _, r := range runners {
-			r.sess.Close()
-		}
-	}()
-	runner := func(n int) (*stepRunner, error) {
-		if r, ok := runners[n]; ok {
-			return r, nil
-		}
-		r, err := e.newStepRunner(spec, n)
-		if err == nil {
-			runners[n] = r
-		}
-		return r, err
-	}
-	if _, err := runner(min(perRun, spec.Steps)); err != nil {
-		return nil, wrap(err)
-	}
-	ev, err := e.newEvaluator(spec)
-	if err != nil {
-		return nil, wrap(err)
-	}
-	defer ev.close()
-
-	// State: parameters and moments, fresh or from the newest checkpoint.
-	state := Weights{}
-	meta := Meta{LRFactor: 1, Seed: e.Seed}
-	start := 0
-	res := &TrainResult{}
-	if step, t, m, ok, err := e.Ckpt.Latest(); err != nil {
-		return nil, wrap(err)
-	} else if ok {
-		state, meta, start = t, m, step
-		e.Log.Printf("stage %s: resuming at step %d/%d", spec.Name, step, spec.Steps)
-	} else {
-		for _, p := range spec.Params {
-			w, ok := spec.Initial[p.Name]
-			if !ok {
-				return nil, wrap(fmt.Errorf("no initial value for parameter %s", p.Name))
-			}
-			state[p.Name] = w // never written to: runs return new tensors
-			state[train.ExpAvg(p.Name)] = tensors.Zeros(tensors.Float32, w.Shape...)
-			state[train.ExpAvgSq(p.Name)] = tensors.Zeros(tensors.Float32, w.Shape...)
-		}
-		v, err := ev.loss(state)
-		if err != nil {
-			return nil, wrap(err)
-		}
-		res.FirstValLoss = v
-		e.Log.Metric(map[string]any{"stage": spec.Name, "step": 0, "val_loss": v})
-	}
-	res.Steps, res.Tokens = spec.Steps, int64(spec.Steps)*spec.tokensPerStep()
-	if start >= spec.Steps {
-		res.Weights, res.ValLoss = params(state, spec.Params), meta.ValLoss
-		return res, nil
-	}
-	sampler, err := data.NewSampler(e.TrainData, spec.SeqLen, spec.MicroBatch, e.Seed)
-	if err != nil {
-		return nil, wrap(err)
-	}
-	tokensPerStep := spec.tokensPerStep()
-	bar := e.Log.Progress("stage "+spec.Name, spec.Steps)
-	defer bar.Done()
-	bar.Set(start, "")
-	t0 := time.Now()
-	lastCkpt := start
-	save := func(step int) error {
-		meta.Step, meta.Tokens, meta.DataIndex = step, int64(step)*tokensPerStep, int64(step*spec.MicroBatches)
-		lastCkpt = step
-		return e.Ckpt.Save(step, state, meta)
-	}
-	crosses := func(every, from, to int) bool { return every > 0 && to/every > from/every }
-	// Between runs the state lives in dev (values resident on the device)
-	// or, when dev is empty, in state.
-	dev := map[string]*runtime.Resident{}
-	defer func() { releaseAll(dev) }()
-	toHost := func() error {
-		for k, r := range dev {
-			t, err := e.Runtime.Fetch(r)
-			if err != nil {
-				return fmt.Errorf("copy %s from the device: %w", k, err)
-			}
-			state[k] = t
-		}
-		releaseAll(dev)
-		return nil
-	}
-	for step := start; step < spec.Steps; {
-		if err := e.Ctx.Err(); err != nil {
-			if err := toHost(); err != nil {
-				return nil, wrap(err)
-			}
-			if step > lastCkpt {
-				if err := save(step); err != nil {
-					return nil, wrap(err)
-				}
-			}
-			e.Log.Printf("stage %s: interrupted at step %d; checkpoint saved — run the same command again to resume", spec.Name, step)
-			return nil, wrap(ErrInterrupted)
-		}
-		n := min(perRun, spec.Steps-step)
-		r, err := runner(n)
-		if err != nil {
-			return nil, wrap(err)
-		}
-		lrs := make([]float32, n)
-		for i := range lrs {
-			lrs[i] = float32(spec.LR * meta.LRFactor * spec.Schedule.Factor(step+i))
-		}
-		if FaultHook != nil {
-			FaultHook(spec.Name, step, lrs)
-		}
-		next := step + n
-		// The state comes back to the host when a checkpoint, an evaluation
-		// or the end follows this run.
-		keep := !e.StateOnHost && next < spec.Steps && !crosses(spec.CheckpointEvery, step, next) && !crosses(spec.EvalEvery, step, next)
-		ts := time.Now()
-		got, kept, err := r.run(state, dev, stack(sampler, int64(step*spec.MicroBatches), n*spec.MicroBatches, n), lrs, step, keep)
-		if err != nil {
-			return nil, wrap(fmt.Errorf("step %d: %w", step+1, err))
-		}
-		dt := time.Since(ts).Seconds() / float64(n)
-		finite := got[train.FiniteName].Bools()
-		good := 0
-		for good < n && finite[good] {
-			good++
-		}
-		releaseAll(dev)
-		for _, p := range spec.Params { // the state after the last good step
-			for _, name := range []string{p.Name, train.ExpAvg(p.Name), train.ExpAvgSq(p.Name)} {
-				if keep {
-					dev[name] = kept[train.New(name)]
-				} else {
-					state[name] = got[train.New(name)]
-				}
-			}
-		}
-		losses := got[train.LossName].Float32s()
-		norms := got[train.GradNormName].Float32s()
-		for i := 0; i < good; i++ {
-			loss := mean(losses[i*spec.MicroBatches : (i+1)*spec.MicroBatches])
-			if step+i == 0 {
-				res.FirstLoss = loss
-			}
-			res.LastLoss = loss
-			res.Losses = append(res.Losses, loss)
-			m := map[string]any{"stage": spec.Name, "step": step + i + 1, "tokens": int64(step+i+1) * tokensPerStep,
-				"loss": loss, "lr": float64(lrs[i]), "grad_norm": float64(norms[i]),
-				"tokens_per_s": float64(tokensPerStep) / dt, "rss_bytes": rss()}
-			if i == good-1 && (crosses(spec.EvalEvery, step, step+good) || step+good == spec.Steps) {
-				v, err := ev.loss(state)
-				if err != nil {
-					return nil, wrap(err)
-				}
-				m["val_loss"] = v
-				meta.ValLoss = v
-				if meta.BestValLoss == 0 || v < meta.BestValLoss {
-					meta.BestValLoss = v
-				}
-			}
-			e.Log.Metric(m)
-			bar.Set(step+i+1, fmt.Sprintf("loss %.4g  %.0f tok/s  %s", loss, float64(tokensPerStep)/dt, HumanBytes(rss())))
-		}
-		if good < n {
-			bad := step + good
-			nf := &NonFiniteError{Stage: spec.Name, Step: bad + 1, Tensor: firstNonFinite(got, good, spec)}
-			if e.NonFinite != "rollback" || meta.Rollbacks >= e.MaxRollbacks {
-				if e.NonFinite == "rollback" {
-					nf.Rollbacks = meta.Rollbacks
-				}
-				return nil, nf
-			}
-			lstep, t, m, ok, err := e.Ckpt.Latest()
-			if err != nil || !ok {
-				return nil, errors.Join(nf, fmt.Errorf("no checkpoint to roll back to"))
-			}
-			m.Rollbacks = meta.Rollbacks + 1
-			m.LRFactor = meta.LRFactor * e.RollbackLRFactor
-			e.Log.Printf("%v; rolling back to step %d with learning rate ×%g", nf, lstep, m.LRFactor)
-			releaseAll(dev)
-			state, meta, step = t, m, lstep
-			continue
-		}
-		if next == spec.Steps || crosses(spec.CheckpointEvery, step, next) {
-			if err := save(next); err != nil {
-				return nil, wrap(err)
-			}
-		}
-		step = next
-	}
-	res.Seconds = time.Since(t0).Seconds()
-	res.ValLoss = meta.ValLoss
-	res.Weights = params(state, spec.Params)
-	return res, nil
+	return res, err
 }
+
+// trainer is one run of Train: its sessions, and the state between runs.
+type trainer struct {
+	e       *Env
+	spec    TrainSpec
+	perRun  int                 // optimizer steps per session run
+	runners map[int]*stepRunner // by steps per run
+	ev      *evaluator
+	sampler *data.Sampler
+	bar     Progress
+	res     *TrainResult
+	// state holds the parameters and optimizer moments between runs,
+	// except those resident in dev (the runtime's device memory).
+	state    Weights
+	dev      map[string]Resident
+	meta     Meta
+	lastCkpt int // step of the last checkpoint this run saved or resumed from
+}
+
+func (e *Env) train(spec TrainSpec) (*TrainResult, error) {
+	if err := spec.Schedule.Validate(); err != nil {
+		return nil, err
+	}
+	t := &trainer{e: e, spec: spec, perRun: max(1, spec.StepsPerRun), runners: map[int]*stepRunner{},
+		dev: map[string]Resident{}, res: &TrainResult{}}
+	defer t.close()
+	if err := t.open(); err != nil {
+		return nil, err
+	}
+	start, err := t.resume()
+	if err != nil {
+		return nil, err
+	}
+	t.res.Steps, t.res.Tokens = spec.Steps, int64(spec.Steps)*spec.tokensPerStep()
+	if start < spec.Steps {
+		if err := t.loop(start); err != nil {
+			return nil, err
+		}
+	}
+	t.res.ValLoss = t.meta.ValLoss
+	t.res.Weights = params(t.state, spec.Params)
+	return t.res, nil
+}
+
+// open builds the step graph of the first run and the evaluator, so a
+// graph that cannot be built fails before any state is touched.
+func (t *trainer) open() error {
+	if _, err := t.runner(min(t.perRun, t.spec.Steps)); err != nil {
+		return err
+	}
+	ev, err := t.e.newEvaluator(t.spec)
+	t.ev = ev
+	return err
+}
+
+// close releases what the run holds on the runtime.
+func (t *trainer) close() {
+	releaseAll(t.dev)
+	if t.bar != nil {
+		t.bar.Done()
+	}
+	if t.ev != nil {
+		t.ev.close()
+	}
+	for _, r := range t.runners {
+		r.sess.Close()
+	}
+}
+
+// runner is the step graph for n steps per run, built on first use.
+func (t *trainer) runner(n int) (*stepRunner, error) {
+	if r, ok := t.runners[n]; ok {
+		return r, nil
+	}
+	r, err := t.e.newStepRunner(t.spec, n)
+	if err == nil {
+		t.runners[n] = r
+	}
+	return r, err
+}
+
+// resume loads the newest checkpoint, or the initial state when there is
+// none, and returns the step to continue from.
+func (t *trainer) resume() (int, error) {
+	t.meta = Meta{LRFactor: 1, Seed: t.e.Seed}
+	step, state, meta, ok, err := t.e.Ckpt.Latest()
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, t.fresh()
+	}
+	t.state, t.meta, t.lastCkpt = state, meta, step
+	t.e.Log.Printf("stage %s: resuming at step %d/%d", t.spec.Name, step, t.spec.Steps)
+	return step, nil
+}
+
+// fresh starts from the initial parameters with zero moments and records
+// the held-out loss before the first step.
+func (t *trainer) fresh() error {
+	t.state = Weights{}
+	for _, p := range t.spec.Params {
+		w, ok := t.spec.Initial[p.Name]
+		if !ok {
+			return fmt.Errorf("no initial value for parameter %s", p.Name)
+		}
+		t.state[p.Name] = w // never written to: runs return new tensors
+		t.state[train.ExpAvg(p.Name)] = tensors.Zeros(tensors.Float32, w.Shape...)
+		t.state[train.ExpAvgSq(p.Name)] = tensors.Zeros(tensors.Float32, w.Shape...)
+	}
+	v, err := t.ev.loss(t.state)
+	if err != nil {
+		return err
+	}
+	t.res.FirstValLoss = v
+	t.e.Log.Metric(map[string]any{"stage": t.spec.Name, "step": 0, "val_loss": v})
+	return nil
+}
+
+// loop runs the steps from start to the end, or until the context is
+// cancelled.
+func (t *trainer) loop(start int) error {
+	sampler, err := data.NewSampler(t.e.TrainData, t.spec.SeqLen, t.spec.MicroBatch, t.e.Seed)
+	if err != nil {
+		return err
+	}
+	t.sampler = sampler
+	t.bar = t.e.Log.Progress("stage "+t.spec.Name, t.spec.Steps)
+	t.bar.Set(start, "")
+	t0 := time.Now()
+	for step := start; step < t.spec.Steps; {
+		if t.e.Ctx.Err() != nil {
+			return t.interrupt(step)
+		}
+		if step, err = t.advance(step); err != nil {
+			return err
+		}
+	}
+	t.res.Seconds = time.Since(t0).Seconds()
+	return nil
+}
+
+// interrupt brings the state home, checkpoints it unless the last
+// checkpoint is of this step, and reports ErrInterrupted.
+func (t *trainer) interrupt(step int) error {
+	if err := t.toHost(); err != nil {
+		return err
+	}
+	if step > t.lastCkpt {
+		if err := t.save(step); err != nil {
+			return err
+		}
+	}
+	t.e.Log.Printf("stage %s: interrupted at step %d; checkpoint saved — run the same command again to resume", t.spec.Name, step)
+	return ErrInterrupted
+}
+
+// advance performs the next session run from step (0-based) and returns
+// the step to continue from: the run's end, or a checkpoint's after a
+// rollback.
+func (t *trainer) advance(step int) (int, error) {
+	n := min(t.perRun, t.spec.Steps-step)
+	out, err := t.run(step, n)
+	if err != nil {
+		return 0, err
+	}
+	if err := t.record(out); err != nil {
+		return 0, err
+	}
+	if out.good < n {
+		return t.nonFinite(out)
+	}
+	next := step + n
+	if next == t.spec.Steps || crosses(t.spec.CheckpointEvery, step, next) {
+		if err := t.save(next); err != nil {
+			return 0, err
+		}
+	}
+	return next, nil
+}
+
+// runOut is what one session run produced.
+type runOut struct {
+	step, n int // the run's first step (0-based) and its number of steps
+	lrs     []float32
+	got     map[string]*tensors.Tensor // the outputs that came back to the host
+	good    int                        // leading steps whose values are finite
+	secs    float64                    // per step
+}
+
+// run performs n steps from step in one session run and adopts the state
+// after the last good one.
+func (t *trainer) run(step, n int) (runOut, error) {
+	r, err := t.runner(n)
+	if err != nil {
+		return runOut{}, err
+	}
+	lrs := t.rates(step, n)
+	keep := t.keepResident(step, step+n)
+	k := t.spec.MicroBatches
+	ts := time.Now()
+	got, kept, err := r.run(t.state, t.dev, stack(t.sampler, int64(step*k), n*k, n), lrs, step, keep)
+	if err != nil {
+		return runOut{}, fmt.Errorf("step %d: %w", step+1, err)
+	}
+	out := runOut{step: step, n: n, lrs: lrs, got: got, secs: time.Since(ts).Seconds() / float64(n)}
+	for finite := got[train.FiniteName].Bools(); out.good < n && finite[out.good]; {
+		out.good++
+	}
+	t.adopt(got, kept, keep)
+	return out, nil
+}
+
+// rates are the learning rates of steps [step, step+n).
+func (t *trainer) rates(step, n int) []float32 {
+	lrs := make([]float32, n)
+	for i := range lrs {
+		lrs[i] = float32(t.spec.LR * t.meta.LRFactor * t.spec.Schedule.Factor(step+i))
+	}
+	if FaultHook != nil {
+		FaultHook(t.spec.Name, step, lrs)
+	}
+	return lrs
+}
+
+// keepResident reports whether the state may stay on the device after the
+// run of steps [step, next): not when a checkpoint, an evaluation or the
+// end follows it.
+func (t *trainer) keepResident(step, next int) bool {
+	return !t.e.StateOnHost && next < t.spec.Steps &&
+		!crosses(t.spec.CheckpointEvery, step, next) && !crosses(t.spec.EvalEvery, step, next)
+}
+
+// adopt makes a run's new parameters and moments the state: resident ones
+// (kept) or host ones (got).
+func (t *trainer) adopt(got map[string]*tensors.Tensor, kept map[string]Resident, keep bool) {
+	releaseAll(t.dev)
+	for _, p := range t.spec.Params {
+		for _, name := range []string{p.Name, train.ExpAvg(p.Name), train.ExpAvgSq(p.Name)} {
+			if keep {
+				t.dev[name] = kept[train.New(name)]
+			} else {
+				t.state[name] = got[train.New(name)]
+			}
+		}
+	}
+}
+
+// toHost copies the resident state into host memory and releases it.
+func (t *trainer) toHost() error {
+	for k, r := range t.dev {
+		v, err := t.e.Runtime.Fetch(r)
+		if err != nil {
+			return fmt.Errorf("copy %s from the device: %w", k, err)
+		}
+		t.state[k] = v
+	}
+	releaseAll(t.dev)
+	return nil
+}
+
+// record logs the run's good steps, evaluating after the last of them when
+// an evaluation falls due.
+func (t *trainer) record(o runOut) error {
+	losses := o.got[train.LossName].Float32s()
+	norms := o.got[train.GradNormName].Float32s()
+	k, tokens := t.spec.MicroBatches, t.spec.tokensPerStep()
+	rate := float64(tokens) / o.secs
+	for i := 0; i < o.good; i++ {
+		done := o.step + i + 1 // steps done after this one
+		loss := mean(losses[i*k : (i+1)*k])
+		if done == 1 {
+			t.res.FirstLoss = loss
+		}
+		t.res.LastLoss = loss
+		t.res.Losses = append(t.res.Losses, loss)
+		m := map[string]any{"stage": t.spec.Name, "step": done, "tokens": int64(done) * tokens,
+			"loss": loss, "lr": float64(o.lrs[i]), "grad_norm": float64(norms[i]),
+			"tokens_per_s": rate, "rss_bytes": rss()}
+		if i == o.good-1 && (crosses(t.spec.EvalEvery, o.step, done) || done == t.spec.Steps) {
+			v, err := t.evaluate()
+			if err != nil {
+				return err
+			}
+			m["val_loss"] = v
+		}
+		t.e.Log.Metric(m)
+		t.bar.Set(done, fmt.Sprintf("loss %.4g  %.0f tok/s  %s", loss, rate, HumanBytes(rss())))
+	}
+	return nil
+}
+
+// evaluate computes the held-out loss of the current state and keeps it
+// (and the best so far) in the checkpoint metadata.
+func (t *trainer) evaluate() (float64, error) {
+	v, err := t.ev.loss(t.state)
+	if err != nil {
+		return 0, err
+	}
+	t.meta.ValLoss = v
+	if t.meta.BestValLoss == 0 || v < t.meta.BestValLoss {
+		t.meta.BestValLoss = v
+	}
+	return v, nil
+}
+
+// nonFinite applies the policy to a run whose step o.step+o.good went
+// non-finite: stop with a *NonFiniteError, or roll back to the newest
+// checkpoint with a lowered learning rate while rollbacks are left.
+func (t *trainer) nonFinite(o runOut) (int, error) {
+	nf := &NonFiniteError{Stage: t.spec.Name, Step: o.step + o.good + 1, Tensor: firstNonFinite(o.got, o.good, t.spec)}
+	if t.e.NonFinite != "rollback" {
+		return 0, nf
+	}
+	if t.meta.Rollbacks >= t.e.MaxRollbacks {
+		nf.Rollbacks = t.meta.Rollbacks
+		return 0, nf
+	}
+	step, state, meta, ok, err := t.e.Ckpt.Latest()
+	if err != nil {
+		return 0, errors.Join(nf, fmt.Errorf("no checkpoint to roll back to: %w", err))
+	}
+	if !ok {
+		return 0, errors.Join(nf, errors.New("no checkpoint to roll back to"))
+	}
+	meta.Rollbacks = t.meta.Rollbacks + 1
+	meta.LRFactor = t.meta.LRFactor * t.e.RollbackLRFactor
+	t.e.Log.Printf("%v; rolling back to step %d with learning rate ×%g", nf, step, meta.LRFactor)
+	releaseAll(t.dev)
+	t.state, t.meta = state, meta
+	return step, nil
+}
+
+// save checkpoints the state as of step (which must be on the host).
+func (t *trainer) save(step int) error {
+	t.meta.Step, t.meta.Tokens = step, int64(step)*t.spec.tokensPerStep()
+	t.meta.DataIndex = int64(step * t.spec.MicroBatches)
+	t.lastCkpt = step
+	return t.e.Ckpt.Save(step, t.state, t.meta)
+}
+
+// crosses reports whether a multiple of every lies in (from, to].
+func crosses(every, from, to int) bool { return every > 0 && to/every > from/every }
 
 func (s TrainSpec) tokensPerStep() int64 { return int64(s.MicroBatches * s.MicroBatch * s.SeqLen) }
 
 // stepRunner is a step graph for n steps per run and its session.
 type stepRunner struct {
 	g    *graphs.Graph
-	sess *runtime.Session
+	sess Session
 }
 
 func (e *Env) newStepRunner(spec TrainSpec, n int) (*stepRunner, error) {
@@ -331,15 +481,15 @@ func KnownPrecision(name string) bool { return name == PrecisionFP32 || name == 
 // state is read from dev where it is resident there, else from state. With
 // keep, the new parameters and moments stay resident and come back in kept;
 // every other output comes back to the host.
-func (r *stepRunner) run(state Weights, dev map[string]*runtime.Resident, batches *tensors.Tensor, lrs []float32, step int,
-	keep bool) (host map[string]*tensors.Tensor, kept map[string]*runtime.Resident, err error) {
+func (r *stepRunner) run(state Weights, dev map[string]Resident, batches *tensors.Tensor, lrs []float32, step int,
+	keep bool) (host map[string]*tensors.Tensor, kept map[string]Resident, err error) {
 	byName := Weights{train.BatchName: batches,
 		train.LRName:   tensors.FromFloat32([]int64{int64(len(lrs))}, lrs),
 		train.StepName: tensors.FromFloat32([]int64{1}, []float32{float32(step + 1)})}
 	for k, v := range state {
 		byName[k] = v
 	}
-	in := make([]runtime.Feed, len(r.g.Inputs()))
+	in := make([]Feed, len(r.g.Inputs()))
 	for i, v := range r.g.Inputs() {
 		if d, ok := dev[v.Name()]; ok {
 			in[i].Resident = d
@@ -358,7 +508,7 @@ func (r *stepRunner) run(state Weights, dev map[string]*runtime.Resident, batche
 	if err != nil {
 		return nil, nil, err
 	}
-	host, kept = map[string]*tensors.Tensor{}, map[string]*runtime.Resident{}
+	host, kept = map[string]*tensors.Tensor{}, map[string]Resident{}
 	for j, n := range names {
 		if keepOut[j] {
 			kept[n] = res[j]
@@ -369,7 +519,7 @@ func (r *stepRunner) run(state Weights, dev map[string]*runtime.Resident, batche
 	return host, kept, nil
 }
 
-func releaseAll(dev map[string]*runtime.Resident) {
+func releaseAll(dev map[string]Resident) {
 	for k, r := range dev {
 		r.Release()
 		delete(dev, k)
@@ -431,7 +581,7 @@ func mean(x []float32) float64 {
 type evaluator struct {
 	e       *Env
 	g       *graphs.Graph
-	sess    *runtime.Session
+	sess    Session
 	windows []*tensors.Tensor // [MicroBatch, SeqLen+1] each
 	names   []string
 }
