@@ -168,334 +168,463 @@ func (u *unpickler) run() (any, error) {
 
 // step executes one opcode; done reports STOP, with its value.
 func (u *unpickler) step(op byte) (v any, done bool, err error) {
+	if op == opStop {
+		v, err := u.stop()
+		return v, err == nil, err
+	}
+	if h := opHandlers[op]; h != nil {
+		return nil, false, h(u, op)
+	}
+	if name, ok := unsupportedOps[op]; ok {
+		return nil, false, fmt.Errorf("%w: opcode %s, which torch.save does not emit", ErrUnsupported, name)
+	}
+	return nil, false, fmt.Errorf("0x%02x is not a pickle opcode", op)
+}
+
+// opHandlers executes each supported opcode but STOP, by family: the
+// machine's control, scalars, strings and bytes, containers, the memo, and
+// globals and calls. A handler reads its arguments after the opcode byte.
+var opHandlers = [256]func(u *unpickler, op byte) error{
+	opProto: (*unpickler).doProto, opFrame: (*unpickler).doFrame,
+	opMark: (*unpickler).doMark, opPop: (*unpickler).doPop, opPopMark: (*unpickler).doPopMark, opDup: (*unpickler).doDup,
+
+	opNone: (*unpickler).doConstant, opNewTrue: (*unpickler).doConstant, opNewFalse: (*unpickler).doConstant,
+	opBinInt: (*unpickler).doBinInt, opBinInt1: (*unpickler).doBinInt, opBinInt2: (*unpickler).doBinInt,
+	opLong1: (*unpickler).doLong, opLong4: (*unpickler).doLong, opBinFloat: (*unpickler).doBinFloat,
+
+	opShortBinUni: (*unpickler).doString, opBinUnicode: (*unpickler).doString, opBinUnicode8: (*unpickler).doString,
+	opShortBinString: (*unpickler).doString, opBinString: (*unpickler).doString,
+	opShortBinBytes: (*unpickler).doBytes, opBinBytes: (*unpickler).doBytes, opBinBytes8: (*unpickler).doBytes,
+
+	opEmptyTuple: (*unpickler).doTuple, opTuple1: (*unpickler).doTuple, opTuple2: (*unpickler).doTuple,
+	opTuple3: (*unpickler).doTuple, opTuple: (*unpickler).doTuple,
+	opEmptyList: (*unpickler).doList, opList: (*unpickler).doList,
+	opAppend: (*unpickler).doAppend, opAppends: (*unpickler).doAppend,
+	opEmptyDict: (*unpickler).doDict, opDict: (*unpickler).doDict,
+	opSetItem: (*unpickler).doSetItem, opSetItems: (*unpickler).doSetItem,
+	opEmptySet: (*unpickler).doSet, opFrozenSet: (*unpickler).doSet, opAddItems: (*unpickler).doAddItems,
+
+	opBinPut: (*unpickler).doPut, opLongBinPut: (*unpickler).doPut, opMemoize: (*unpickler).doPut,
+	opBinGet: (*unpickler).doGet, opLongBinGet: (*unpickler).doGet,
+
+	opGlobal: (*unpickler).doGlobal, opStackGlobal: (*unpickler).doStackGlobal,
+	opReduce: (*unpickler).doCall, opNewObj: (*unpickler).doCall,
+	opBuild: (*unpickler).doBuild, opBinPersID: (*unpickler).doPersID,
+}
+
+// stop pops the pickle's value, which must be all that is left.
+func (u *unpickler) stop() (any, error) {
+	v, err := u.pop()
+	if err != nil {
+		return nil, err
+	}
+	if len(u.stack) != 0 || len(u.marks) != 0 {
+		return nil, fmt.Errorf("STOP leaves %d values and %d MARKs behind", len(u.stack), len(u.marks))
+	}
+	return v, nil
+}
+
+// The machine's control: PROTO, FRAME, MARK, POP, POP_MARK, DUP.
+
+func (u *unpickler) doProto(byte) error {
+	b, err := u.read(1)
+	if err != nil {
+		return err
+	}
+	if b[0] > 5 {
+		return fmt.Errorf("pickle protocol %d is newer than any Python writes (5)", b[0])
+	}
+	return nil
+}
+
+// doFrame checks a FRAME. Frames only group opcodes for buffered reading;
+// the whole pickle is in memory, so a frame just has to fit.
+func (u *unpickler) doFrame(byte) error {
+	n, err := u.uint(8)
+	if err != nil {
+		return err
+	}
+	if n > uint64(len(u.data)-u.pos) {
+		return fmt.Errorf("a FRAME of %d bytes runs past the end of data.pkl", n)
+	}
+	return nil
+}
+
+func (u *unpickler) doMark(byte) error {
+	if len(u.marks) >= maxMarks {
+		return fmt.Errorf("MARKs are nested more than %d deep", maxMarks)
+	}
+	u.marks = append(u.marks, len(u.stack))
+	return nil
+}
+
+// doPop drops the top value, or the innermost MARK when nothing lies above
+// it.
+func (u *unpickler) doPop(byte) error {
+	if len(u.stack) > u.base() {
+		u.stack = u.stack[:len(u.stack)-1]
+		return nil
+	}
+	_, err := u.popMark()
+	return err
+}
+
+func (u *unpickler) doPopMark(byte) error {
+	_, err := u.popMark()
+	return err
+}
+
+func (u *unpickler) doDup(byte) error {
+	v, err := u.top()
+	if err != nil {
+		return err
+	}
+	return u.push(v)
+}
+
+// Scalars: None, True, False, integers and floats.
+
+func (u *unpickler) doConstant(op byte) error {
 	switch op {
-	case opProto:
-		b, err := u.read(1)
-		if err != nil {
-			return nil, false, err
-		}
-		if b[0] > 5 {
-			return nil, false, fmt.Errorf("pickle protocol %d is newer than any Python writes (5)", b[0])
-		}
-	case opFrame:
-		// Frames only group opcodes for buffered reading; the whole
-		// pickle is in memory, so a frame just has to fit.
-		n, err := u.uint(8)
-		if err != nil {
-			return nil, false, err
-		}
-		if n > uint64(len(u.data)-u.pos) {
-			return nil, false, fmt.Errorf("a FRAME of %d bytes runs past the end of data.pkl", n)
-		}
-	case opStop:
-		v, err := u.pop()
-		if err != nil {
-			return nil, false, err
-		}
-		if len(u.stack) != 0 || len(u.marks) != 0 {
-			return nil, false, fmt.Errorf("STOP leaves %d values and %d MARKs behind", len(u.stack), len(u.marks))
-		}
-		return v, true, nil
-
-	case opMark:
-		if len(u.marks) >= maxMarks {
-			return nil, false, fmt.Errorf("MARKs are nested more than %d deep", maxMarks)
-		}
-		u.marks = append(u.marks, len(u.stack))
-	case opPop:
-		if len(u.stack) > u.base() {
-			u.stack = u.stack[:len(u.stack)-1]
-		} else if _, err := u.popMark(); err != nil {
-			return nil, false, err
-		}
-	case opPopMark:
-		if _, err := u.popMark(); err != nil {
-			return nil, false, err
-		}
-	case opDup:
-		v, err := u.top()
-		if err != nil {
-			return nil, false, err
-		}
-		return nil, false, u.push(v)
-
-	case opNone:
-		return nil, false, u.push(nil)
 	case opNewTrue:
-		return nil, false, u.push(true)
+		return u.push(true)
 	case opNewFalse:
-		return nil, false, u.push(false)
-	case opBinInt:
-		n, err := u.uint(4)
-		if err != nil {
-			return nil, false, err
-		}
-		return nil, false, u.push(int64(int32(uint32(n))))
+		return u.push(false)
+	}
+	return u.push(nil)
+}
+
+// doBinInt pushes BININT (signed, 4 bytes), BININT1 or BININT2 (unsigned,
+// 1 or 2 bytes).
+func (u *unpickler) doBinInt(op byte) error {
+	width := 4
+	switch op {
 	case opBinInt1:
-		n, err := u.uint(1)
-		if err != nil {
-			return nil, false, err
-		}
-		return nil, false, u.push(int64(n))
+		width = 1
 	case opBinInt2:
-		n, err := u.uint(2)
-		if err != nil {
-			return nil, false, err
-		}
-		return nil, false, u.push(int64(n))
-	case opLong1, opLong4:
-		width := 1
-		if op == opLong4 {
-			width = 4
-		}
-		n, err := u.uint(width)
-		if err != nil {
-			return nil, false, err
-		}
-		if n > 8 {
-			return nil, false, fmt.Errorf("an integer of %d bytes does not fit in 64 bits", n)
-		}
-		b, err := u.read(int(n))
-		if err != nil {
-			return nil, false, err
-		}
-		return nil, false, u.push(decodeLong(b))
-	case opBinFloat:
-		n, err := u.read(8)
-		if err != nil {
-			return nil, false, err
-		}
-		return nil, false, u.push(math.Float64frombits(binary.BigEndian.Uint64(n)))
+		width = 2
+	}
+	n, err := u.uint(width)
+	if err != nil {
+		return err
+	}
+	if op == opBinInt {
+		return u.push(int64(int32(uint32(n))))
+	}
+	return u.push(int64(n))
+}
 
-	case opShortBinUni, opBinUnicode, opBinUnicode8, opShortBinString, opBinString:
-		b, err := u.counted(op)
-		if err != nil {
-			return nil, false, err
-		}
-		return nil, false, u.push(string(b))
-	case opShortBinBytes, opBinBytes, opBinBytes8:
-		b, err := u.counted(op)
-		if err != nil {
-			return nil, false, err
-		}
-		return nil, false, u.push(pyBytes(b))
+// doLong pushes LONG1 or LONG4: a length of 1 or 4 bytes, then the
+// integer's two's-complement bytes.
+func (u *unpickler) doLong(op byte) error {
+	width := 1
+	if op == opLong4 {
+		width = 4
+	}
+	n, err := u.uint(width)
+	if err != nil {
+		return err
+	}
+	if n > 8 {
+		return fmt.Errorf("an integer of %d bytes does not fit in 64 bits", n)
+	}
+	b, err := u.read(int(n))
+	if err != nil {
+		return err
+	}
+	return u.push(decodeLong(b))
+}
 
+func (u *unpickler) doBinFloat(byte) error {
+	n, err := u.read(8)
+	if err != nil {
+		return err
+	}
+	return u.push(math.Float64frombits(binary.BigEndian.Uint64(n)))
+}
+
+// Strings and bytes.
+
+func (u *unpickler) doString(op byte) error {
+	b, err := u.counted(op)
+	if err != nil {
+		return err
+	}
+	return u.push(string(b))
+}
+
+func (u *unpickler) doBytes(op byte) error {
+	b, err := u.counted(op)
+	if err != nil {
+		return err
+	}
+	return u.push(pyBytes(b))
+}
+
+// Containers: tuples, lists, dicts and sets.
+
+// doTuple pushes an empty tuple, one of the top 1 to 3 values, or one of
+// the values above the innermost MARK.
+func (u *unpickler) doTuple(op byte) error {
+	switch op {
 	case opEmptyTuple:
-		return nil, false, u.push(pyTuple{})
-	case opTuple1, opTuple2, opTuple3:
-		n := int(op-opTuple1) + 1
-		if len(u.stack)-u.base() < n {
-			return nil, false, errors.New("stack underflow")
-		}
-		t := make(pyTuple, n)
-		copy(t, u.stack[len(u.stack)-n:])
-		u.stack = u.stack[:len(u.stack)-n]
-		return nil, false, u.push(t)
+		return u.push(pyTuple{})
 	case opTuple:
 		items, err := u.popMark()
 		if err != nil {
-			return nil, false, err
+			return err
 		}
-		return nil, false, u.push(pyTuple(items))
-	case opEmptyList:
-		return nil, false, u.push(&pyList{})
-	case opList:
-		items, err := u.popMark()
-		if err != nil {
-			return nil, false, err
-		}
-		return nil, false, u.push(&pyList{items})
-	case opAppend, opAppends:
-		var items []any
-		if op == opAppend {
-			v, err := u.pop()
-			if err != nil {
-				return nil, false, err
-			}
-			items = []any{v}
-		} else if items, err = u.popMark(); err != nil {
-			return nil, false, err
-		}
-		t, err := u.top()
-		if err != nil {
-			return nil, false, err
-		}
-		l, ok := t.(*pyList)
-		if !ok {
-			return nil, false, fmt.Errorf("APPEND to a %s, not a list", typeName(t))
-		}
-		l.items = append(l.items, items...)
-	case opEmptyDict:
-		return nil, false, u.push(newDict())
-	case opDict:
-		items, err := u.popMark()
-		if err != nil {
-			return nil, false, err
-		}
-		d := newDict()
-		if err := setItems(d, items); err != nil {
-			return nil, false, err
-		}
-		return nil, false, u.push(d)
-	case opSetItem, opSetItems:
-		var items []any
-		if op == opSetItem {
-			if len(u.stack)-u.base() < 2 {
-				return nil, false, errors.New("stack underflow")
-			}
-			items = u.stack[len(u.stack)-2:]
-			u.stack = u.stack[:len(u.stack)-2]
-		} else if items, err = u.popMark(); err != nil {
-			return nil, false, err
-		}
-		t, err := u.top()
-		if err != nil {
-			return nil, false, err
-		}
-		d, ok := t.(*pyDict)
-		if !ok {
-			return nil, false, fmt.Errorf("SETITEM on a %s, not a dict", typeName(t))
-		}
-		return nil, false, setItems(d, items)
-	case opEmptySet:
-		return nil, false, u.push(&pySet{})
-	case opAddItems:
-		if _, err := u.popMark(); err != nil {
-			return nil, false, err
-		}
-		t, err := u.top()
-		if err != nil {
-			return nil, false, err
-		}
-		if _, ok := t.(*pySet); !ok {
-			return nil, false, fmt.Errorf("ADDITEMS on a %s, not a set", typeName(t))
-		}
-	case opFrozenSet:
-		if _, err := u.popMark(); err != nil {
-			return nil, false, err
-		}
-		return nil, false, u.push(&pySet{})
-
-	case opBinPut, opLongBinPut, opMemoize:
-		v, err := u.top()
-		if err != nil {
-			return nil, false, err
-		}
-		var i uint64
-		switch op {
-		case opBinPut:
-			i, err = u.uint(1)
-		case opLongBinPut:
-			i, err = u.uint(4)
-		default:
-			i = uint64(len(u.memo))
-		}
-		if err != nil {
-			return nil, false, err
-		}
-		if _, ok := u.memo[uint32(i)]; !ok && len(u.memo) >= maxMemo {
-			return nil, false, fmt.Errorf("the memo would exceed %d entries", maxMemo)
-		}
-		u.memo[uint32(i)] = v
-	case opBinGet, opLongBinGet:
-		width := 1
-		if op == opLongBinGet {
-			width = 4
-		}
-		i, err := u.uint(width)
-		if err != nil {
-			return nil, false, err
-		}
-		v, ok := u.memo[uint32(i)]
-		if !ok {
-			return nil, false, fmt.Errorf("memo entry %d was never stored", i)
-		}
-		return nil, false, u.push(v)
-
-	case opGlobal:
-		module, err := u.line()
-		if err != nil {
-			return nil, false, err
-		}
-		name, err := u.line()
-		if err != nil {
-			return nil, false, err
-		}
-		g, err := resolveGlobal(module, name)
-		if err != nil {
-			return nil, false, err
-		}
-		return nil, false, u.push(g)
-	case opStackGlobal:
-		if len(u.stack)-u.base() < 2 {
-			return nil, false, errors.New("stack underflow")
-		}
-		module, ok1 := u.stack[len(u.stack)-2].(string)
-		name, ok2 := u.stack[len(u.stack)-1].(string)
-		if !ok1 || !ok2 {
-			return nil, false, errors.New("STACK_GLOBAL needs a module and a name string")
-		}
-		u.stack = u.stack[:len(u.stack)-2]
-		g, err := resolveGlobal(module, name)
-		if err != nil {
-			return nil, false, err
-		}
-		return nil, false, u.push(g)
-	case opReduce, opNewObj:
-		a, err := u.pop()
-		if err != nil {
-			return nil, false, err
-		}
-		f, err := u.pop()
-		if err != nil {
-			return nil, false, err
-		}
-		args, ok := a.(pyTuple)
-		if !ok {
-			return nil, false, fmt.Errorf("the arguments of a call are a %s, not a tuple", typeName(a))
-		}
-		g, ok := f.(*global)
-		if !ok {
-			return nil, false, fmt.Errorf("a call of a %s, which is not callable", typeName(f))
-		}
-		v, err := g.call(args)
-		if err != nil {
-			return nil, false, fmt.Errorf("%s: %w", g.name, err)
-		}
-		return nil, false, u.push(v)
-	case opBuild:
-		if _, err := u.pop(); err != nil {
-			return nil, false, err
-		}
-		t, err := u.top()
-		if err != nil {
-			return nil, false, err
-		}
-		// The state of a dict (OrderedDict._metadata) or of a tensor or
-		// parameter (Python attributes, hooks) carries no weights.
-		switch t.(type) {
-		case *pyDict, *tensorRef:
-		default:
-			return nil, false, fmt.Errorf("BUILD on a %s; only dicts and tensors take state", typeName(t))
-		}
-	case opBinPersID:
-		pid, err := u.pop()
-		if err != nil {
-			return nil, false, err
-		}
-		s, err := u.persistentLoad(pid)
-		if err != nil {
-			return nil, false, err
-		}
-		return nil, false, u.push(s)
-
-	default:
-		if name, ok := unsupportedOps[op]; ok {
-			return nil, false, fmt.Errorf("%w: opcode %s, which torch.save does not emit", ErrUnsupported, name)
-		}
-		return nil, false, fmt.Errorf("0x%02x is not a pickle opcode", op)
+		return u.push(pyTuple(items))
 	}
-	return nil, false, nil
+	n := int(op-opTuple1) + 1
+	if len(u.stack)-u.base() < n {
+		return errors.New("stack underflow")
+	}
+	t := make(pyTuple, n)
+	copy(t, u.stack[len(u.stack)-n:])
+	u.stack = u.stack[:len(u.stack)-n]
+	return u.push(t)
+}
+
+func (u *unpickler) doList(op byte) error {
+	if op == opEmptyList {
+		return u.push(&pyList{})
+	}
+	items, err := u.popMark()
+	if err != nil {
+		return err
+	}
+	return u.push(&pyList{items})
+}
+
+// doAppend adds the top value (APPEND) or the values above the innermost
+// MARK (APPENDS) to the list below them.
+func (u *unpickler) doAppend(op byte) error {
+	var items []any
+	if op == opAppend {
+		v, err := u.pop()
+		if err != nil {
+			return err
+		}
+		items = []any{v}
+	} else {
+		var err error
+		if items, err = u.popMark(); err != nil {
+			return err
+		}
+	}
+	t, err := u.top()
+	if err != nil {
+		return err
+	}
+	l, ok := t.(*pyList)
+	if !ok {
+		return fmt.Errorf("APPEND to a %s, not a list", typeName(t))
+	}
+	l.items = append(l.items, items...)
+	return nil
+}
+
+func (u *unpickler) doDict(op byte) error {
+	if op == opEmptyDict {
+		return u.push(newDict())
+	}
+	items, err := u.popMark()
+	if err != nil {
+		return err
+	}
+	d := newDict()
+	if err := setItems(d, items); err != nil {
+		return err
+	}
+	return u.push(d)
+}
+
+// doSetItem stores the top key and value (SETITEM) or the pairs above the
+// innermost MARK (SETITEMS) in the dict below them.
+func (u *unpickler) doSetItem(op byte) error {
+	var items []any
+	if op == opSetItem {
+		if len(u.stack)-u.base() < 2 {
+			return errors.New("stack underflow")
+		}
+		items = u.stack[len(u.stack)-2:]
+		u.stack = u.stack[:len(u.stack)-2]
+	} else {
+		var err error
+		if items, err = u.popMark(); err != nil {
+			return err
+		}
+	}
+	t, err := u.top()
+	if err != nil {
+		return err
+	}
+	d, ok := t.(*pyDict)
+	if !ok {
+		return fmt.Errorf("SETITEM on a %s, not a dict", typeName(t))
+	}
+	return setItems(d, items)
+}
+
+// doSet pushes an empty set (EMPTY_SET) or a frozenset of the values above
+// the innermost MARK (FROZENSET); sets keep no contents.
+func (u *unpickler) doSet(op byte) error {
+	if op == opFrozenSet {
+		if _, err := u.popMark(); err != nil {
+			return err
+		}
+	}
+	return u.push(&pySet{})
+}
+
+func (u *unpickler) doAddItems(byte) error {
+	if _, err := u.popMark(); err != nil {
+		return err
+	}
+	t, err := u.top()
+	if err != nil {
+		return err
+	}
+	if _, ok := t.(*pySet); !ok {
+		return fmt.Errorf("ADDITEMS on a %s, not a set", typeName(t))
+	}
+	return nil
+}
+
+// The memo.
+
+// doPut stores the top value under a 1-byte (BINPUT) or 4-byte
+// (LONG_BINPUT) index, or the next free one (MEMOIZE).
+func (u *unpickler) doPut(op byte) error {
+	v, err := u.top()
+	if err != nil {
+		return err
+	}
+	var i uint64
+	switch op {
+	case opBinPut:
+		i, err = u.uint(1)
+	case opLongBinPut:
+		i, err = u.uint(4)
+	default:
+		i = uint64(len(u.memo))
+	}
+	if err != nil {
+		return err
+	}
+	if _, ok := u.memo[uint32(i)]; !ok && len(u.memo) >= maxMemo {
+		return fmt.Errorf("the memo would exceed %d entries", maxMemo)
+	}
+	u.memo[uint32(i)] = v
+	return nil
+}
+
+func (u *unpickler) doGet(op byte) error {
+	width := 1
+	if op == opLongBinGet {
+		width = 4
+	}
+	i, err := u.uint(width)
+	if err != nil {
+		return err
+	}
+	v, ok := u.memo[uint32(i)]
+	if !ok {
+		return fmt.Errorf("memo entry %d was never stored", i)
+	}
+	return u.push(v)
+}
+
+// Globals, calls, object state and persistent ids.
+
+func (u *unpickler) doGlobal(byte) error {
+	module, err := u.line()
+	if err != nil {
+		return err
+	}
+	name, err := u.line()
+	if err != nil {
+		return err
+	}
+	g, err := resolveGlobal(module, name)
+	if err != nil {
+		return err
+	}
+	return u.push(g)
+}
+
+func (u *unpickler) doStackGlobal(byte) error {
+	if len(u.stack)-u.base() < 2 {
+		return errors.New("stack underflow")
+	}
+	module, ok1 := u.stack[len(u.stack)-2].(string)
+	name, ok2 := u.stack[len(u.stack)-1].(string)
+	if !ok1 || !ok2 {
+		return errors.New("STACK_GLOBAL needs a module and a name string")
+	}
+	u.stack = u.stack[:len(u.stack)-2]
+	g, err := resolveGlobal(module, name)
+	if err != nil {
+		return err
+	}
+	return u.push(g)
+}
+
+// doCall applies an allow-listed global to a tuple of arguments (REDUCE,
+// NEWOBJ).
+func (u *unpickler) doCall(byte) error {
+	a, err := u.pop()
+	if err != nil {
+		return err
+	}
+	f, err := u.pop()
+	if err != nil {
+		return err
+	}
+	args, ok := a.(pyTuple)
+	if !ok {
+		return fmt.Errorf("the arguments of a call are a %s, not a tuple", typeName(a))
+	}
+	g, ok := f.(*global)
+	if !ok {
+		return fmt.Errorf("a call of a %s, which is not callable", typeName(f))
+	}
+	v, err := g.call(args)
+	if err != nil {
+		return fmt.Errorf("%s: %w", g.name, err)
+	}
+	return u.push(v)
+}
+
+// doBuild drops an object's state: that of a dict (OrderedDict._metadata)
+// or of a tensor or parameter (Python attributes, hooks) carries no
+// weights.
+func (u *unpickler) doBuild(byte) error {
+	if _, err := u.pop(); err != nil {
+		return err
+	}
+	t, err := u.top()
+	if err != nil {
+		return err
+	}
+	switch t.(type) {
+	case *pyDict, *tensorRef:
+		return nil
+	}
+	return fmt.Errorf("BUILD on a %s; only dicts and tensors take state", typeName(t))
+}
+
+func (u *unpickler) doPersID(byte) error {
+	pid, err := u.pop()
+	if err != nil {
+		return err
+	}
+	s, err := u.persistentLoad(pid)
+	if err != nil {
+		return err
+	}
+	return u.push(s)
 }
 
 func setItems(d *pyDict, items []any) error {
