@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"regexp"
 	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -36,7 +39,8 @@ type fakeRuntime struct {
 	seen      []seenStep // every step the step sessions performed, in order
 	evalRuns  int        // runs of evaluation sessions
 	live      map[*fakeResident]bool
-	sessions  int // open sessions
+	sessions  int      // open sessions
+	trained   []string // the parameters of the last step-session run
 }
 
 // seenStep is one step a fake step session performed.
@@ -122,11 +126,16 @@ func (s *fakeSession) RunResident(in []Feed, keep []bool) ([]*tensors.Tensor, []
 		byName[s.inputs[i]] = t
 	}
 	var out map[string]*tensors.Tensor
-	if strings.HasSuffix(s.name, "_eval") {
+	switch {
+	case slices.Contains(s.outputs, train.FiniteName):
+		out = s.rt.steps(byName, s.outputs)
+	case slices.Contains(s.outputs, "layers"):
+		out = fakeLayers(byName)
+	case slices.Contains(s.outputs, "logp"):
+		out = fakeScore(byName[s.inputs[0]])
+	default:
 		s.rt.evalRuns++
 		out = fakeEval(byName)
-	} else {
-		out = s.rt.steps(byName)
 	}
 	host, dev := make([]*tensors.Tensor, len(s.outputs)), make([]Resident, len(s.outputs))
 	for j, n := range s.outputs {
@@ -145,58 +154,129 @@ func (s *fakeSession) RunResident(in []Feed, keep []bool) ([]*tensors.Tensor, []
 	return host, dev, nil
 }
 
-// fakeEval is the evaluation graph's loss: the sum of w plus the batch's
-// mean id over 1000.
+// fakeEval is an evaluation graph's loss: the sum of every parameter plus
+// the batch's mean id over 1000.
 func fakeEval(in map[string]*tensors.Tensor) map[string]*tensors.Tensor {
-	l := sum32(in["w"].Float32s()) + float32(meanID(in[train.BatchName].Int64s())/1000)
+	l := float32(meanID(in[train.BatchName].Int64s()) / 1000)
+	for _, n := range sortedKeys(in) {
+		if n != train.BatchName {
+			l += sum32(in[n].Float32s())
+		}
+	}
 	return map[string]*tensors.Tensor{train.LossName: tensors.FromFloat32([]int64{1}, []float32{l})}
 }
 
+// layerIndex finds the layer of a parameter name ("….layers.<i>.…").
+var layerIndex = regexp.MustCompile(`\.layers\.(\d+)\.`)
+
+// fakeLayers is a per-layer distance graph's output: for each layer whose
+// parameters are inputs, the sum of those parameters.
+func fakeLayers(in map[string]*tensors.Tensor) map[string]*tensors.Tensor {
+	sums := map[int]float32{}
+	for n, t := range in {
+		if m := layerIndex.FindStringSubmatch(n); m != nil {
+			i, _ := strconv.Atoi(m[1])
+			sums[i] += sum32(t.Float32s())
+		}
+	}
+	out := make([]float32, 0, len(sums))
+	for _, i := range slices.Sorted(maps.Keys(sums)) {
+		out = append(out, sums[i])
+	}
+	return map[string]*tensors.Tensor{"layers": tensors.FromFloat32([]int64{int64(len(out))}, out)}
+}
+
+// fakeLogProb is the fake scorer's log-probability of a next token, and
+// fakeGreedy whether it is the greedy choice.
+func fakeLogProb(id int64) float32 { return -1 - float32(id%4)/2 }
+func fakeGreedy(id int64) bool     { return id%2 == 0 }
+
+// fakeScore is a scoring graph's output for ids [B, S]: logp and greedy
+// [B, S−1] of each next token.
+func fakeScore(ids *tensors.Tensor) map[string]*tensors.Tensor {
+	b, s := ids.Shape[0], ids.Shape[1]
+	x := ids.Int64s()
+	logp, greedy := make([]float32, 0, b*(s-1)), make([]bool, 0, b*(s-1))
+	for r := range b {
+		for _, id := range x[r*s+1 : (r+1)*s] {
+			logp, greedy = append(logp, fakeLogProb(id)), append(greedy, fakeGreedy(id))
+		}
+	}
+	return map[string]*tensors.Tensor{"logp": tensors.FromFloat32([]int64{b, s - 1}, logp),
+		"greedy": tensors.FromBool([]int64{b, s - 1}, greedy)}
+}
+
 // steps performs a step session's run: batch [n, K, B, T+1], one learning
-// rate per step, the 1-based first step. Like the real graph, the state
-// after the last finite step comes out and finite is false from the first
-// bad step on.
-func (f *fakeRuntime) steps(in map[string]*tensors.Tensor) map[string]*tensors.Tensor {
+// rate per step, the 1-based first step. Every parameter p becomes
+// 0.9·p + lr·(batch sum mod 97)/97, its moments count the steps and sum
+// their numbers. Like the real graph, the state after the last finite step
+// comes out and finite is false from the first bad step on.
+func (f *fakeRuntime) steps(in map[string]*tensors.Tensor, outputs []string) map[string]*tensors.Tensor {
+	var params []string
+	for _, o := range outputs {
+		if p, ok := strings.CutSuffix(o, ".new"); ok && !strings.HasSuffix(p, ".exp_avg") && !strings.HasSuffix(p, ".exp_avg_sq") {
+			params = append(params, p)
+		}
+	}
+	sort.Strings(params)
+	f.trained = params
 	batch, lrs := in[train.BatchName], in[train.LRName].Float32s()
 	n, k := len(lrs), int(batch.Shape[1])
 	first := int(in[train.StepName].Float32s()[0])
 	if f.beforeRun != nil {
 		f.beforeRun(first)
 	}
-	w := slices.Clone(in["w"].Float32s())
-	m, v := in[train.ExpAvg("w")].Float32s()[0], in[train.ExpAvgSq("w")].Float32s()[0]
+	state := map[string][]float32{}
+	for _, p := range params {
+		for _, name := range []string{p, train.ExpAvg(p), train.ExpAvgSq(p)} {
+			state[name] = slices.Clone(in[name].Float32s())
+		}
+	}
 	ids := batch.Int64s()
 	per := len(ids) / n
 	losses, norms := make([]float32, n*k), make([]float32, n)
-	finite, sumsq := make([]bool, n), make([]float32, n)
+	finite, sumsq := make([]bool, n), make([]float32, n*len(params))
 	ok := true
 	for i := range n {
 		step, b := first+i, ids[i*per:(i+1)*per]
-		f.seen = append(f.seen, seenStep{step: step, batch: slices.Clone(b), w: slices.Clone(w), lr: lrs[i]})
+		f.seen = append(f.seen, seenStep{step: step, batch: slices.Clone(b), w: slices.Clone(state[params[0]]), lr: lrs[i]})
 		ok = ok && (f.poison == nil || !f.poison(step, lrs[i]))
-		finite[i], norms[i], sumsq[i] = ok, lrs[i], 1
+		finite[i], norms[i] = ok, lrs[i]
+		total := float32(0)
+		for j, p := range params {
+			total += sum32(state[p])
+			sumsq[i*len(params)+j] = 1
+		}
 		for j := range k {
-			losses[i*k+j] = sum32(w) + float32(meanID(b[j*per/k:(j+1)*per/k])/1000)
+			losses[i*k+j] = total + float32(meanID(b[j*per/k:(j+1)*per/k])/1000)
 			if !ok {
 				losses[i*k+j] = float32(math.NaN())
 			}
 		}
-		if ok {
-			for x := range w {
-				w[x] = 0.9*w[x] + lrs[i]*float32(sumID(b)%97)/97
+		if !ok {
+			continue
+		}
+		for _, p := range params {
+			for x := range state[p] {
+				state[p][x] = 0.9*state[p][x] + lrs[i]*float32(sumID(b)%97)/97
+				state[train.ExpAvg(p)][x]++
+				state[train.ExpAvgSq(p)][x] += float32(step)
 			}
-			m, v = m+1, v+float32(step)
 		}
 	}
-	vec := func(x ...float32) *tensors.Tensor { return tensors.FromFloat32([]int64{int64(len(x))}, x) }
-	return map[string]*tensors.Tensor{
-		train.New("w"): vec(w...), train.New(train.ExpAvg("w")): vec(m), train.New(train.ExpAvgSq("w")): vec(v),
+	out := map[string]*tensors.Tensor{
 		train.LossName:      tensors.FromFloat32([]int64{int64(n), int64(k)}, losses),
-		train.GradNormName:  vec(norms...),
+		train.GradNormName:  tensors.FromFloat32([]int64{int64(n)}, norms),
 		train.FiniteName:    tensors.FromBool([]int64{int64(n)}, finite),
-		train.GradSumSqName: tensors.FromFloat32([]int64{int64(n), 1}, sumsq),
+		train.GradSumSqName: tensors.FromFloat32([]int64{int64(n), int64(len(params))}, sumsq),
 	}
+	for name, v := range state {
+		out[train.New(name)] = tensors.FromFloat32(in[name].Shape, v)
+	}
+	return out
 }
+
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 func sum32(x []float32) float32 {
 	s := float32(0)
@@ -222,6 +302,7 @@ type fakeCkpt struct {
 	keepLast int
 	saved    []int // every Save's step, in order
 	kept     []fakeSaved
+	subs     map[string]*fakeCkpt
 }
 
 type fakeSaved struct {
@@ -248,7 +329,15 @@ func (c *fakeCkpt) Latest() (int, Weights, Meta, bool, error) {
 	return s.step, maps.Clone(s.state), s.meta, true, nil
 }
 
-func (c *fakeCkpt) Sub(name string) Checkpointer { return &fakeCkpt{keepLast: c.keepLast} }
+// Sub makes (and remembers) an independent series.
+func (c *fakeCkpt) Sub(name string) Checkpointer {
+	if c.subs == nil {
+		c.subs = map[string]*fakeCkpt{}
+	}
+	s := &fakeCkpt{keepLast: c.keepLast}
+	c.subs[name] = s
+	return s
+}
 
 // fakeLog records metrics and status lines.
 type fakeLog struct {
@@ -257,9 +346,11 @@ type fakeLog struct {
 	done    int // progress bars finished
 }
 
-func (l *fakeLog) Metric(m map[string]any)           { l.metrics = append(l.metrics, maps.Clone(m)) }
-func (l *fakeLog) Printf(format string, args ...any) { l.lines = append(l.lines, fmt.Sprintf(format, args...)) }
-func (l *fakeLog) Progress(string, int) Progress     { return fakeBar{l} }
+func (l *fakeLog) Metric(m map[string]any) { l.metrics = append(l.metrics, maps.Clone(m)) }
+func (l *fakeLog) Printf(format string, args ...any) {
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+func (l *fakeLog) Progress(string, int) Progress { return fakeBar{l} }
 
 type fakeBar struct{ l *fakeLog }
 
