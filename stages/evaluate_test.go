@@ -2,6 +2,7 @@ package stages
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -114,24 +115,33 @@ func TestLastWordAndMultipleChoice(t *testing.T) {
 
 	items := []data.MultipleChoice{
 		{Context: "pick", Choices: []string{"aaa", "b", "cc"}, Gold: 0},
-		{Context: "pick", Choices: []string{"aaa", "b", "cc"}, Gold: 2},
+		{Context: "pick", Choices: []string{"aaa", "b", "cc"}, Gold: 0},
+		{Context: "pick", Choices: []string{"aaa", "b", "cc"}, Gold: 0},
 	}
 	var acc, accNorm float64
-	for _, it := range items {
+	for i := range items {
 		var lls []float64
-		for _, r := range it.Requests() {
+		for _, r := range items[i].Requests() {
 			l, _ := fakeContinuation(r.Context, r.Continuation)
 			lls = append(lls, l)
 		}
-		a, an := it.Score(lls)
+		if i < 2 { // two questions the fake gets right, one it gets wrong
+			items[i].Gold = slices.Index(lls, slices.Max(lls))
+		} else {
+			items[i].Gold = slices.Index(lls, slices.Min(lls))
+		}
+		a, an := items[i].Score(lls)
 		acc, accNorm = acc+b2f(a), accNorm+b2f(an)
+	}
+	if acc != 2 {
+		t.Fatalf("the fake gets %g of the 3 multiple-choice questions right, want 2", acc)
 	}
 	mc, err := sc.MultipleChoice(byteEncoder{}, items, &countBar{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mc.Acc != acc/2 || mc.AccNorm != accNorm/2 || mc.Examples != 2 {
-		t.Errorf("multiple choice: %+v, want acc %g, acc_norm %g", mc, acc/2, accNorm/2)
+	if mc.Acc != acc/3 || mc.AccNorm != accNorm/3 || mc.Examples != 3 {
+		t.Errorf("multiple choice: %+v, want acc %g, acc_norm %g", mc, acc/3, accNorm/3)
 	}
 	if _, err := sc.MultipleChoice(byteEncoder{}, nil, nil); err == nil {
 		t.Error("no multiple-choice items scored without an error")
