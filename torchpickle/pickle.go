@@ -363,27 +363,35 @@ func (u *unpickler) doBytes(op byte) error {
 
 // Containers: tuples, lists, dicts and sets.
 
+// operands pops the top n values or, marked, the values above the
+// innermost MARK (the forms of TUPLE, APPENDS and SETITEMS).
+func (u *unpickler) operands(n int, marked bool) ([]any, error) {
+	if marked {
+		return u.popMark()
+	}
+	if len(u.stack)-u.base() < n {
+		return nil, errors.New("stack underflow")
+	}
+	items := append([]any(nil), u.stack[len(u.stack)-n:]...)
+	u.stack = u.stack[:len(u.stack)-n]
+	return items, nil
+}
+
 // doTuple pushes an empty tuple, one of the top 1 to 3 values, or one of
 // the values above the innermost MARK.
 func (u *unpickler) doTuple(op byte) error {
-	switch op {
-	case opEmptyTuple:
+	if op == opEmptyTuple {
 		return u.push(pyTuple{})
-	case opTuple:
-		items, err := u.popMark()
-		if err != nil {
-			return err
-		}
-		return u.push(pyTuple(items))
 	}
-	n := int(op-opTuple1) + 1
-	if len(u.stack)-u.base() < n {
-		return errors.New("stack underflow")
+	n := 0
+	if op != opTuple {
+		n = int(op-opTuple1) + 1
 	}
-	t := make(pyTuple, n)
-	copy(t, u.stack[len(u.stack)-n:])
-	u.stack = u.stack[:len(u.stack)-n]
-	return u.push(t)
+	items, err := u.operands(n, op == opTuple)
+	if err != nil {
+		return err
+	}
+	return u.push(pyTuple(items))
 }
 
 func (u *unpickler) doList(op byte) error {
@@ -400,18 +408,9 @@ func (u *unpickler) doList(op byte) error {
 // doAppend adds the top value (APPEND) or the values above the innermost
 // MARK (APPENDS) to the list below them.
 func (u *unpickler) doAppend(op byte) error {
-	var items []any
-	if op == opAppend {
-		v, err := u.pop()
-		if err != nil {
-			return err
-		}
-		items = []any{v}
-	} else {
-		var err error
-		if items, err = u.popMark(); err != nil {
-			return err
-		}
+	items, err := u.operands(1, op == opAppends)
+	if err != nil {
+		return err
 	}
 	t, err := u.top()
 	if err != nil {
@@ -443,18 +442,9 @@ func (u *unpickler) doDict(op byte) error {
 // doSetItem stores the top key and value (SETITEM) or the pairs above the
 // innermost MARK (SETITEMS) in the dict below them.
 func (u *unpickler) doSetItem(op byte) error {
-	var items []any
-	if op == opSetItem {
-		if len(u.stack)-u.base() < 2 {
-			return errors.New("stack underflow")
-		}
-		items = u.stack[len(u.stack)-2:]
-		u.stack = u.stack[:len(u.stack)-2]
-	} else {
-		var err error
-		if items, err = u.popMark(); err != nil {
-			return err
-		}
+	items, err := u.operands(2, op == opSetItems)
+	if err != nil {
+		return err
 	}
 	t, err := u.top()
 	if err != nil {
