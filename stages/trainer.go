@@ -65,7 +65,8 @@ type TrainResult struct {
 // it is.
 func (e *Env) Train(spec TrainSpec) (*TrainResult, error) {
 	res, err := e.train(spec)
-	if nf := (*NonFiniteError)(nil); err != nil && !errors.As(err, &nf) {
+	var nf *NonFiniteError
+	if err != nil && !errors.As(err, &nf) {
 		return nil, fmt.Errorf("stage %s: %w", spec.Name, err)
 	}
 	return res, err
@@ -390,7 +391,7 @@ func (t *trainer) nonFinite(o runOut) (int, error) {
 	}
 	step, state, meta, ok, err := t.e.Ckpt.Latest()
 	if err != nil {
-		return 0, errors.Join(nf, fmt.Errorf("no checkpoint to roll back to: %w", err))
+		return 0, errors.Join(nf, fmt.Errorf("cannot read the checkpoint to roll back to: %w", err))
 	}
 	if !ok {
 		return 0, errors.Join(nf, errors.New("no checkpoint to roll back to"))
