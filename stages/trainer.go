@@ -90,6 +90,8 @@ type trainer struct {
 	lastCkpt int // step of the last checkpoint this run saved or resumed from
 }
 
+// train is Train without the stage name on its errors: it opens the
+// sessions, resumes, runs the remaining steps and collects the result.
 func (e *Env) train(spec TrainSpec) (*TrainResult, error) {
 	if err := spec.Schedule.Validate(); err != nil {
 		return nil, err
