@@ -65,7 +65,7 @@ func referenceEvalEnv(t *testing.T) (*stages.Env, *tokenizer.Tokenizer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rt.Close() })
-	return &stages.Env{Ctx: context.Background(), Runtime: rt, Teacher: teacher, Student: student}, tok
+	return &stages.Env{Ctx: context.Background(), Runtime: stages.ORT(rt), Teacher: teacher, Student: student}, tok
 }
 
 // TestReferencePerplexity runs the README's perplexity protocol (val.txt
@@ -131,7 +131,7 @@ func TestReferencePerplexity(t *testing.T) {
 type handScorer struct {
 	t    *testing.T
 	tok  *tokenizer.Tokenizer
-	sess *runtime.Session
+	sess stages.Session
 }
 
 func newHandScorer(t *testing.T, env *stages.Env, tok *tokenizer.Tokenizer) *handScorer {
