@@ -1,15 +1,13 @@
 package pipeline
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
+	"strings"
 
 	"mohawk/atomicfile"
-	"mohawk/graphs"
 	"mohawk/graphs/models/phi"
 	"mohawk/graphs/models/phimamba"
 	"mohawk/hfconfig"
@@ -20,60 +18,50 @@ import (
 )
 
 // LoadTeacher reads a Hugging Face Phi checkpoint directory: config.json
-// and (possibly sharded) safetensors, converted to float32. Every tensor the
-// architecture needs must be present with its shape; errors name the file
-// and the tensor.
+// and (possibly sharded) safetensors, converted to float32. The checkpoint
+// must hold exactly the tensors the config implies, with their shapes
+// (checkTensors); errors name the file and the tensors.
 func LoadTeacher(dir string) (*stages.Teacher, *hfconfig.Phi, error) {
 	h, err := hfconfig.Load(dir)
 	if err != nil {
 		return nil, nil, err
 	}
 	c := phi.FromHF(h)
-	w, err := loadWeights(dir, shapesOf(c.ParamShapes()), "teacher")
+	set, err := safetensors.OpenFileOrDir(dir)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("load teacher weights: %w", err)
+	}
+	defer set.Close()
+	if err := checkTeacherSet(dir, set, h); err != nil {
+		return nil, nil, fmt.Errorf("load teacher weights: %w", err)
+	}
+	w := stages.Weights{}
+	for name := range c.ParamShapes() {
+		t, err := set.Tensor(name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("load teacher weights: %w", err)
+		}
+		w[name] = t.AsFloat32()
 	}
 	return &stages.Teacher{Config: c, Weights: w}, h, nil
 }
 
-func shapesOf(m map[string]graphs.Shape) map[string][]int64 {
-	out := map[string][]int64{}
-	for k, v := range m {
-		out[k] = v.Sizes()
-	}
-	return out
-}
-
-// loadWeights reads exactly the named tensors from a safetensors file or
-// directory, checking shapes, as float32.
-func loadWeights(path string, want map[string][]int64, what string) (stages.Weights, error) {
-	set, err := safetensors.OpenFileOrDir(path)
-	if err != nil {
-		return nil, fmt.Errorf("load %s weights: %w", what, err)
-	}
-	defer set.Close()
-	var errs []error
-	w := stages.Weights{}
-	for _, name := range sortedNames(want) {
-		if !set.Has(name) {
-			errs = append(errs, fmt.Errorf("%s: missing tensor %s", path, name))
-			continue
-		}
-		t, err := set.Tensor(name)
+// checkTeacherSet applies checkTensors to a Hugging Face Phi checkpoint
+// without reading its weights.
+func checkTeacherSet(dir string, set *safetensors.Set, h *hfconfig.Phi) error {
+	have := map[string][]int64{}
+	for _, name := range set.Names() {
+		info, err := set.Info(name)
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			return err
 		}
-		if !slices.Equal(t.Shape, want[name]) {
-			errs = append(errs, fmt.Errorf("%s: tensor %s has shape %v, the %s config needs %v", path, name, t.Shape, what, want[name]))
-			continue
-		}
-		w[name] = t.AsFloat32()
+		have[name] = info.Shape
 	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("load %s weights: %w", what, errors.Join(errs...))
+	want := map[string][]int64{}
+	for name, s := range phi.FromHF(h).ParamShapes() {
+		want[name] = s.Sizes()
 	}
-	return w, nil
+	return checkTensors(dir, have, want, "teacher", layerNaming{Prefix: strings.TrimSuffix(phi.LayerPrefix(0), "0"), Key: "num_hidden_layers", Layers: h.NumHiddenLayers})
 }
 
 func sortedNames[T any](m map[string]T) []string {
@@ -96,10 +84,10 @@ const (
 // plus model.safetensors (mohawk) or pytorch_model.bin (the authors' save).
 // The MLP width comes from the weights (the authors' config omits it).
 func LoadStudent(dir string, eps float32) (*stages.Student, error) {
-	var w stages.Weights
 	st := filepath.Join(dir, StudentWeightsFile)
 	pt := filepath.Join(dir, TorchWeightsFile)
 	var all map[string]*tensors.Tensor
+	source := st
 	switch {
 	case exists(st):
 		set, err := safetensors.OpenFileOrDir(st)
@@ -117,6 +105,7 @@ func LoadStudent(dir string, eps float32) (*stages.Student, error) {
 		}
 		set.Close()
 	case exists(pt):
+		source = pt
 		var err error
 		if all, err = torchpickle.Load(pt); err != nil {
 			return nil, fmt.Errorf("load student: %w", err)
@@ -132,26 +121,17 @@ func LoadStudent(dir string, eps float32) (*stages.Student, error) {
 	if err != nil {
 		return nil, err
 	}
-	w = stages.Weights{}
-	var errs []error
-	for name, shape := range c.ParamShapes() {
-		t, ok := all[name]
-		switch {
-		case !ok:
-			errs = append(errs, fmt.Errorf("%s: missing tensor %s", dir, name))
-		case !slices.Equal(t.Shape, shape):
-			errs = append(errs, fmt.Errorf("%s: tensor %s has shape %v, config.json implies %v", dir, name, t.Shape, shape))
-		default:
-			w[name] = t.AsFloat32()
-		}
+	have := map[string][]int64{}
+	for name, t := range all {
+		have[name] = t.Shape
 	}
-	for name := range all {
-		if _, ok := c.ParamShapes()[name]; !ok {
-			errs = append(errs, fmt.Errorf("%s: unexpected tensor %s (not part of a Phi-Mamba with this config)", dir, name))
-		}
+	ln := layerNaming{Prefix: strings.TrimSuffix(phimamba.LayerPrefix(0), "0"), Key: "MixerModel.input.n_layer", Layers: c.Layers}
+	if err := checkTensors(source, have, c.ParamShapes(), "student", ln); err != nil {
+		return nil, fmt.Errorf("load student: %w", err)
 	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("load student: %w", errors.Join(errs...))
+	w := stages.Weights{}
+	for name := range c.ParamShapes() {
+		w[name] = all[name].AsFloat32()
 	}
 	return &stages.Student{Config: c, Weights: w}, nil
 }

@@ -5,10 +5,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
-	"mohawk/graphs/models/phi"
 	"mohawk/hfconfig"
 	"mohawk/safetensors"
 	"mohawk/stages"
@@ -58,16 +56,8 @@ func Validate(cfg *Config, source string) error {
 			if set, err := safetensors.OpenDir(dir); err != nil {
 				v.add("teacher.path: %v", err)
 			} else {
-				if shapes := phi.FromHF(h).ParamShapes(); len(shapes) > 0 {
-					for name, s := range shapes {
-						info, err := set.Info(name)
-						switch {
-						case err != nil:
-							v.add("teacher.path: %v", err)
-						case !slices.Equal(info.Shape, s.Sizes()):
-							v.add("teacher.path: tensor %s has shape %v, config.json implies %v", name, info.Shape, s.Sizes())
-						}
-					}
+				if err := checkTeacherSet(dir, set, h); err != nil {
+					v.add("teacher.path: %v", err)
 				}
 				set.Close()
 			}
