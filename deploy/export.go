@@ -125,6 +125,9 @@ func ExportStudent(dir string, c phimamba.Config, w map[string]*tensors.Tensor, 
 	if err != nil {
 		return fail(err)
 	}
+	if err := tok.CheckFits(c.Vocab, "the student"); err != nil {
+		return fail(err)
+	}
 	eot, ok := tok.SpecialID(EndOfText)
 	if !ok {
 		return fail(fmt.Errorf("%s has no special token %s; the student needs it as its end-of-text id", tokenizerJSON, EndOfText))
@@ -176,6 +179,9 @@ func ExportTeacher(dir string, h *hfconfig.Phi, w map[string]*tensors.Tensor, to
 	}
 	tok, err := tokenizer.Load(tokenizerJSON)
 	if err != nil {
+		return fail(err)
+	}
+	if err := tok.CheckFits(int64(h.VocabSize), "the teacher (config.json vocab_size)"); err != nil {
 		return fail(err)
 	}
 	eot, hasEOT := tok.SpecialID(EndOfText)

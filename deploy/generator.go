@@ -60,6 +60,9 @@ func Open(dir string, rc runtime.Config) (*Generator, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := tok.CheckFits(gc.Model.VocabSize, "the model in "+dir+" ("+GenAIConfigFile+" vocab_size)"); err != nil {
+		return nil, err
+	}
 	env, err := runtime.Open(rc, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dir, err)

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -261,7 +263,7 @@ func Parse(raw []byte, source string, overrides []string) (*Config, error) {
 		WeaklyTypedInput: true,
 		Metadata:         &md,
 		TagName:          "mapstructure",
-		DecodeHook:       mapstructure.StringToSliceHookFunc(","),
+		DecodeHook:       mapstructure.ComposeDecodeHookFunc(mapstructure.StringToSliceHookFunc(","), wholeNumbers),
 	})
 	if err != nil {
 		return nil, err
@@ -273,10 +275,51 @@ func Parse(raw []byte, source string, overrides []string) (*Config, error) {
 	return &cfg, nil
 }
 
+// wholeNumbers refuses what weak typing would silently change on the way
+// into an integer key: a negative number into an unsigned one (seed: -1
+// became 2⁶⁴−1), and a float that is not a whole number in the key's
+// range (tokens: 1e30, micro_batch: 2.5). mapstructure names the key.
+func wholeNumbers(from, to reflect.Value) (any, error) {
+	var lo, hi float64
+	switch to.Kind() {
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		lo, hi = 0, math.Ldexp(1, to.Type().Bits())
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		lo, hi = -math.Ldexp(1, to.Type().Bits()-1), math.Ldexp(1, to.Type().Bits()-1)
+	default:
+		return from.Interface(), nil
+	}
+	var x float64
+	switch from.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		if lo == 0 && from.Int() < 0 {
+			return nil, fmt.Errorf("is %d; it must not be negative", from.Int())
+		}
+		return from.Interface(), nil
+	case reflect.Float32, reflect.Float64:
+		x = from.Float()
+	default:
+		return from.Interface(), nil
+	}
+	switch {
+	case lo == 0 && x < 0:
+		return nil, fmt.Errorf("is %g; it must not be negative", x)
+	case x != math.Trunc(x): // NaN too; ±Inf fails the range below
+		return nil, fmt.Errorf("is %g; it must be a whole number", x)
+	case x < lo || x >= hi:
+		return nil, fmt.Errorf("is %g, beyond the range of the key's type (%s)", x, to.Type())
+	}
+	return from.Interface(), nil
+}
+
 // friendlyDecodeError rewrites mapstructure's unused-key message into one
 // that names the key and says what to do.
 func friendlyDecodeError(err error) error {
 	msg := err.Error()
+	const preamble = "decoding failed due to the following error(s):\n\n"
+	if one, ok := strings.CutPrefix(msg, preamble); ok && !strings.Contains(one, "\n") && !strings.Contains(one, "has invalid keys: ") {
+		return errors.New(one)
+	}
 	if i := strings.Index(msg, "has invalid keys: "); i >= 0 {
 		keys := strings.TrimSpace(msg[i+len("has invalid keys: "):])
 		where := strings.TrimSpace(strings.TrimPrefix(msg[:i], "decoding failed due to the following error(s):\n\n"))

@@ -70,7 +70,7 @@ runtime: {provider: tpu}
 		t.Fatalf("got %v, want a *ValidationError", err)
 	}
 	for _, want := range []string{`name "a/b"`, "teacher.path", "data.train[0].path", "data.train[0].format", "data.val",
-		"seq_len 0", `precision "fp16"`, "lr -1", "betas", "schedule kind", "stages[0]: tokens", "temperature -1", "trainable",
+		"seq_len 0", `precision "fp16"`, "lr -1", "beta1 1.5", "schedule kind", "stages[0]: tokens", "temperature -1", "trainable",
 		"stages[2]: tokens does not apply", `kind "explode"`, "on_nonfinite", "runtime"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("validation error lacks %q:\n%v", want, err)

@@ -11,6 +11,7 @@ import (
 	"mohawk/graphs/layers"
 	"mohawk/graphs/models/phi"
 	"mohawk/tensors"
+	"mohawk/tokenizer"
 )
 
 // export runs an export stage: the student (and optionally the teacher) as
@@ -42,6 +43,11 @@ func ExportPlainTeacher(model, out string, o deploy.Options) error {
 	tok := filepath.Join(model, "tokenizer.json")
 	if !exists(tok) {
 		return fmt.Errorf("model %s has no tokenizer.json; a deployment folder needs one", model)
+	}
+	if tk, err := tokenizer.Load(tok); err != nil {
+		return err
+	} else if err := tk.CheckFits(t.Config.Vocab, "the teacher in "+model); err != nil {
+		return err
 	}
 	g := graphs.New("phi_logits")
 	if err := graphs.Try(func() {

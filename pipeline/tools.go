@@ -13,6 +13,7 @@ import (
 	"mohawk/graphs/layers"
 	"mohawk/graphs/losses"
 	"mohawk/graphs/models/phi"
+	"mohawk/hfconfig"
 	"mohawk/runtime"
 	"mohawk/safetensors"
 	"mohawk/stages"
@@ -49,23 +50,25 @@ func DetectModel(dir string) (ModelKind, error) {
 	return "", fmt.Errorf("model %s: config.json is neither a Hugging Face Phi config (model_type) nor a Phi-Mamba config (MixerModel)", dir)
 }
 
-// modelEnv loads a model directory into a stages.Env as teacher or student.
-func modelEnv(ctx context.Context, dir string, rt *runtime.Env) (*stages.Env, ModelKind, error) {
+// modelEnv loads a model directory into a stages.Env (without a runtime)
+// as teacher or student and returns the name to score it under and its
+// embedding rows (the ids it has a row for).
+func modelEnv(ctx context.Context, dir string) (env *stages.Env, model string, rows int64, err error) {
 	kind, err := DetectModel(dir)
 	if err != nil {
-		return nil, "", err
+		return nil, "", 0, err
 	}
-	env := &stages.Env{Ctx: ctx, Runtime: stages.ORT(rt), Dir: os.TempDir()}
+	env = &stages.Env{Ctx: ctx, Dir: os.TempDir()}
 	if kind == KindTeacherModel {
 		if env.Teacher, _, err = LoadTeacher(dir); err != nil {
-			return nil, "", err
+			return nil, "", 0, err
 		}
-		return env, kind, nil
+		return env, stages.ModelTeacher, env.Teacher.Config.Vocab, nil
 	}
 	if env.Student, err = LoadStudent(dir, 1e-5); err != nil {
-		return nil, "", err
+		return nil, "", 0, err
 	}
-	return env, kind, nil
+	return env, stages.ModelStudent, env.Student.Config.Vocab, nil
 }
 
 // EvalOptions configure a stand-alone perplexity evaluation.
@@ -85,13 +88,23 @@ type EvalOptions struct {
 // end-of-text id, concatenate, score the first Windows windows of SeqLen+1
 // tokens starting every SeqLen tokens.
 func EvalPerplexity(ctx context.Context, o EvalOptions) (*stages.PerplexityResult, error) {
-	tok, err := tokenizer.Load(filepath.Join(o.Model, "tokenizer.json"))
+	tokPath := filepath.Join(o.Model, "tokenizer.json")
+	tok, err := tokenizer.Load(tokPath)
 	if err != nil {
 		return nil, err
 	}
 	eos, ok := tok.SpecialID(EOSToken)
 	if !ok {
-		return nil, fmt.Errorf("%s/tokenizer.json has no %s token", o.Model, EOSToken)
+		return nil, fmt.Errorf("%s has no %s token", tokPath, EOSToken)
+	}
+	env, model, rows, err := modelEnv(ctx, o.Model)
+	if err != nil {
+		return nil, err
+	}
+	// data.Tokenize keeps every id below the tokenizer's vocabulary size, so
+	// a tokenizer that fits the embedding gives only ids the model has.
+	if err := tok.CheckFits(rows, "the model in "+o.Model); err != nil {
+		return nil, err
 	}
 	sep := o.Separator
 	if sep == "" {
@@ -110,14 +123,7 @@ func EvalPerplexity(ctx context.Context, o EvalOptions) (*stages.PerplexityResul
 		return nil, err
 	}
 	defer rt.Close()
-	env, kind, err := modelEnv(ctx, o.Model, rt)
-	if err != nil {
-		return nil, err
-	}
-	model := stages.ModelTeacher
-	if kind == KindStudentModel {
-		model = stages.ModelStudent
-	}
+	env.Runtime = stages.ORT(rt)
 	sc, err := env.NewScorer(model)
 	if err != nil {
 		return nil, err
@@ -154,6 +160,9 @@ func Grads(ctx context.Context, modelDir, inputFile, outFile string, rc runtime.
 	}
 	if ids.DType != tensors.Int64 || len(ids.Shape) != 2 || ids.Shape[1] < 2 {
 		return 0, fmt.Errorf("%s: input_ids is %v%v; want int64 [batch, seq] with seq ≥ 2", inputFile, ids.DType, ids.Shape)
+	}
+	if err := checkTokenIDs(ids, t.Config.Vocab, inputFile+": input_ids", "vocab_size in "+filepath.Join(modelDir, hfconfig.FileName)); err != nil {
+		return 0, err
 	}
 	params := t.Config.ParamShapes()
 	names := sortedNames(params)

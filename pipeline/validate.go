@@ -1,13 +1,17 @@
 package pipeline
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"mohawk/hfconfig"
+	"mohawk/runtime"
 	"mohawk/safetensors"
 	"mohawk/stages"
 	"mohawk/tokenizer"
@@ -30,59 +34,123 @@ func (e *ValidationError) Error() string {
 
 // Validate checks every value of cfg before any heavy work, including the
 // files it names (teacher checkpoint, tokenizer, data) and their
-// compatibility (teacher/student/tokenizer vocabularies), and reports all
-// problems together.
+// compatibility (teacher/student/tokenizer vocabularies, sequence lengths
+// against the teacher's positions and the machine's memory), and reports
+// all problems together. Run calls it too, so a config that validates is
+// one run accepts.
 func Validate(cfg *Config, source string) error {
 	v := &validator{}
 	v.check(cfg.Name != "" && !strings.ContainsAny(cfg.Name, `/\`), "name %q must be a non-empty plain name (it names the run directory)", cfg.Name)
 	v.check(cfg.OutputDir != "", "output_dir is empty; set it to a directory for runs")
-	teacherFromScratch := false
+	if v.directory("output_dir", cfg.Resolve(cfg.OutputDir)) && cfg.OutputDir != "" && cfg.Name != "" {
+		v.directory("the run directory output_dir/name", filepath.Join(cfg.Resolve(cfg.OutputDir), cfg.Name))
+	}
+	if cfg.Data.CacheDir != "" {
+		v.directory("data.cache_dir", cfg.Resolve(cfg.Data.CacheDir))
+	}
+	m := v.teacher(cfg)
+	v.tokenizer(cfg, m)
+	v.student(cfg, m)
+	v.data(cfg)
+	v.training(cfg, m)
+	v.stages(cfg)
+	v.eval(cfg, m)
+	if err := cfg.Runtime.Validate(); err != nil {
+		v.add("runtime: %v", err)
+	}
+	ck := cfg.Checkpoints
+	v.check(ck.KeepLast >= 1, "checkpoints.keep_last %d must be at least 1", ck.KeepLast)
+	v.check(ck.OnNonFinite == "stop" || ck.OnNonFinite == "rollback", "checkpoints.on_nonfinite %q: want stop or rollback", ck.OnNonFinite)
+	v.number("checkpoints.rollback_lr_factor", ck.RollbackLRFactor, interval{0, 1, true, false})
+	v.check(ck.MaxRollbacks >= 0, "checkpoints.max_rollbacks %d must not be negative", ck.MaxRollbacks)
+	if len(v.problems) > 0 {
+		return &ValidationError{Source: source, Problems: v.problems}
+	}
+	return nil
+}
+
+// teacherFacts are what the other checks need of the teacher: its
+// embedding rows, positions and attention heads, and where they come from.
+// Rows is 0 when the teacher could not be read.
+type teacherFacts struct {
+	Rows      int64
+	Positions int
+	Heads     int64
+	From      string
+}
+
+// teacher checks the teacher checkpoint (every tensor the config implies,
+// no other) or, for a teacher pretrained from scratch, takes its
+// architecture.
+func (v *validator) teacher(cfg *Config) teacherFacts {
+	var scratch *ArchConfig
+	fromScratch := false
 	for _, s := range cfg.Stages {
 		if s.Kind == KindPretrain && s.Model != "student" && s.Scratch {
-			teacherFromScratch = true
+			fromScratch, scratch = true, s.Architecture
 		}
 	}
-	// Teacher.
-	var hc *hfconfig.Phi
-	if cfg.Teacher.Path == "" {
-		v.check(teacherFromScratch, "teacher.path is empty; point it at a Hugging Face Phi checkpoint directory (config.json + *.safetensors)")
-	} else if !teacherFromScratch {
-		dir := cfg.Resolve(cfg.Teacher.Path)
-		h, err := hfconfig.Load(dir)
-		if err != nil {
+	switch {
+	case fromScratch && scratch != nil:
+		return teacherFacts{Rows: int64(scratch.Vocab), Positions: hfconfig.DefaultMaxPositionEmbeddings, Heads: int64(scratch.Heads), From: "the pretrain stage's architecture"}
+	case fromScratch:
+		return teacherFacts{}
+	case cfg.Teacher.Path == "":
+		v.add("teacher.path is empty; point it at a Hugging Face Phi checkpoint directory (config.json + *.safetensors)")
+		return teacherFacts{}
+	}
+	dir := cfg.Resolve(cfg.Teacher.Path)
+	h, err := hfconfig.Load(dir)
+	if err != nil {
+		v.add("teacher.path: %v", err)
+		return teacherFacts{}
+	}
+	if set, err := safetensors.OpenDir(dir); err != nil {
+		v.add("teacher.path: %v", err)
+	} else {
+		if err := checkTeacherSet(dir, set, h); err != nil {
 			v.add("teacher.path: %v", err)
-		} else {
-			hc = h
-			if set, err := safetensors.OpenDir(dir); err != nil {
-				v.add("teacher.path: %v", err)
-			} else {
-				if err := checkTeacherSet(dir, set, h); err != nil {
-					v.add("teacher.path: %v", err)
-				}
-				set.Close()
-			}
 		}
+		set.Close()
 	}
-	// Tokenizer and vocabularies.
+	return teacherFacts{Rows: int64(h.VocabSize), Positions: h.MaxPositionEmbeddings, Heads: int64(h.NumAttentionHeads), From: filepath.Join(dir, hfconfig.FileName)}
+}
+
+// tokenizer checks the tokenizer file, its end-of-text token, and that
+// every id it can produce has a row in the teacher's embedding.
+func (v *validator) tokenizer(cfg *Config, m teacherFacts) {
 	tokPath := cfg.TokenizerPath()
 	if tokPath == "" {
 		v.add("data.tokenizer is empty and there is no teacher directory to take tokenizer.json from")
-	} else if tok, err := tokenizer.Load(tokPath); err != nil {
+		return
+	}
+	if !v.file("data.tokenizer", tokPath) {
+		return
+	}
+	tok, err := tokenizer.Load(tokPath)
+	if err != nil {
 		v.add("data.tokenizer: %v", err)
-	} else {
-		if _, ok := tok.SpecialID(EOSToken); !ok {
-			v.add("data.tokenizer: %s has no %s token (needed as the document separator)", tokPath, EOSToken)
-		}
-		if hc != nil && tok.VocabSize() > hc.VocabSize {
-			v.add("vocabulary mismatch: tokenizer %s has %d tokens but the teacher's embedding has %d rows", tokPath, tok.VocabSize(), hc.VocabSize)
+		return
+	}
+	if _, ok := tok.SpecialID(EOSToken); !ok {
+		v.add("data.tokenizer: %s has no %s token (needed as the document separator)", tokPath, EOSToken)
+	}
+	if m.Rows > 0 {
+		if err := tok.CheckFits(m.Rows, "the teacher ("+m.From+")"); err != nil {
+			v.add("%v", err)
 		}
 	}
+}
+
+// student checks a student checkpoint to start from and the student
+// overrides.
+func (v *validator) student(cfg *Config, m teacherFacts) {
 	if cfg.Student.Path != "" {
 		dir := cfg.Resolve(cfg.Student.Path)
 		if s, err := LoadStudent(dir, 1e-5); err != nil {
 			v.add("student.path: %v", err)
-		} else if hc != nil && s.Config.Vocab != int64(hc.VocabSize) {
-			v.add("vocabulary mismatch: student %s has %d embedding rows, the teacher %d", dir, s.Config.Vocab, hc.VocabSize)
+		} else if m.Rows > 0 && s.Config.Vocab != m.Rows {
+			v.add("vocabulary mismatch: student %s has %d embedding rows, the teacher %d", dir, s.Config.Vocab, m.Rows)
 		}
 	}
 	switch cfg.Student.Init {
@@ -96,7 +164,10 @@ func Validate(cfg *Config, source string) error {
 	}{{"d_state", cfg.Student.DState}, {"heads", cfg.Student.Heads}, {"d_conv", cfg.Student.DConv}, {"chunk_size", cfg.Student.ChunkSize}, {"expand", cfg.Student.Expand}} {
 		v.check(f.val >= 0, "student.%s %d must not be negative", f.name, f.val)
 	}
-	// Data.
+}
+
+// data checks the training and held-out sources.
+func (v *validator) data(cfg *Config) {
 	v.check(len(cfg.Data.Train) > 0, "data.train lists no files; add at least one {path: ...}")
 	for i, s := range cfg.Data.Train {
 		v.source(fmt.Sprintf("data.train[%d]", i), s, cfg)
@@ -109,16 +180,35 @@ func Validate(cfg *Config, source string) error {
 	} else {
 		v.check(cfg.Data.ValFraction == 0, "data.val_fraction is set although data.val lists files; use one or the other")
 	}
-	// Training defaults.
+}
+
+// training checks the defaults every training stage inherits, and each
+// training stage's sequence length against the teacher's positions and the
+// machine's memory.
+func (v *validator) training(cfg *Config, m teacherFacts) {
 	t := cfg.Training
-	v.check(t.SeqLen > 0, "training.seq_len %d must be positive", t.SeqLen)
 	v.check(t.MicroBatch > 0, "training.micro_batch %d must be positive", t.MicroBatch)
+	if v.check(t.SeqLen > 0, "training.seq_len %d must be positive", t.SeqLen) && t.MicroBatch > 0 {
+		v.seqLen("training.seq_len", t.SeqLen, t.MicroBatch, m, cfg)
+	}
+	v.check(t.TokensPerUpdate >= 0, "training.tokens_per_update %d must not be negative", t.TokensPerUpdate)
 	v.optimizer("training.optimizer", t.Optimizer)
 	v.schedule("training.schedule", t.Schedule)
 	v.check(t.EvalWindows >= 0 && t.EvalEvery >= 0 && t.CheckpointEvery >= 0, "training.eval_every, eval_windows and checkpoint_every must not be negative")
 	v.check(t.StepsPerRun >= 1, "training.steps_per_run %d must be at least 1", t.StepsPerRun)
 	v.check(stages.KnownPrecision(t.Precision), "training.precision %q must be fp32 or bf16", t.Precision)
-	// Stages.
+	for i, s := range cfg.Stages {
+		if (s.SeqLen > 0 || s.MicroBatch > 0) && isTraining(s.Kind) {
+			seq, mb := cmp.Or(s.SeqLen, t.SeqLen), cmp.Or(s.MicroBatch, t.MicroBatch)
+			if seq > 0 && mb > 0 {
+				v.seqLen(fmt.Sprintf("stages[%d].seq_len", i), seq, mb, m, cfg)
+			}
+		}
+	}
+}
+
+// stages checks each stage entry, the names and the budget fractions.
+func (v *validator) stages(cfg *Config) {
 	v.check(len(cfg.Stages) > 0, "stages is empty; list at least one stage (e.g. {kind: eval})")
 	names := map[string]bool{}
 	fractions := 0.0
@@ -134,9 +224,15 @@ func Validate(cfg *Config, source string) error {
 		fractions += s.Fraction
 	}
 	v.check(fractions <= 1+1e-9, "stage fractions add up to %g > 1", fractions)
-	// Eval, runtime, checkpoints.
+}
+
+// eval checks the evaluation settings and task files.
+func (v *validator) eval(cfg *Config, m teacherFacts) {
 	e := cfg.Eval
-	v.check(e.Windows > 0 && e.SeqLen > 0, "eval.windows %d and eval.seq_len %d must be positive", e.Windows, e.SeqLen)
+	v.check(e.Windows > 0, "eval.windows %d must be positive", e.Windows)
+	if v.check(e.SeqLen > 0, "eval.seq_len %d must be positive", e.SeqLen) && m.Positions > 0 {
+		v.check(e.SeqLen <= m.Positions, "eval.seq_len %d is beyond the teacher's max_position_embeddings %d (%s); lower eval.seq_len", e.SeqLen, m.Positions, m.From)
+	}
 	v.check(e.LastWord >= 0, "eval.last_word %d must not be negative", e.LastWord)
 	for i, task := range e.Tasks {
 		where := fmt.Sprintf("eval.tasks[%d]", i)
@@ -151,17 +247,6 @@ func Validate(cfg *Config, source string) error {
 	for _, m := range e.Models {
 		v.check(m == "teacher" || m == "student", "eval.models: %q is neither teacher nor student", m)
 	}
-	if err := cfg.Runtime.Validate(); err != nil {
-		v.add("runtime: %v", err)
-	}
-	ck := cfg.Checkpoints
-	v.check(ck.KeepLast >= 1, "checkpoints.keep_last %d must be at least 1", ck.KeepLast)
-	v.check(ck.OnNonFinite == "stop" || ck.OnNonFinite == "rollback", "checkpoints.on_nonfinite %q: want stop or rollback", ck.OnNonFinite)
-	v.check(ck.RollbackLRFactor > 0 && ck.RollbackLRFactor <= 1, "checkpoints.rollback_lr_factor %g must be in (0, 1]", ck.RollbackLRFactor)
-	if len(v.problems) > 0 {
-		return &ValidationError{Source: source, Problems: v.problems}
-	}
-	return nil
 }
 
 type validator struct{ problems []string }
@@ -170,22 +255,71 @@ func (v *validator) add(format string, args ...any) {
 	v.problems = append(v.problems, fmt.Sprintf(format, args...))
 }
 
-func (v *validator) check(ok bool, format string, args ...any) {
+// check adds the problem unless ok, and returns ok.
+func (v *validator) check(ok bool, format string, args ...any) bool {
 	if !ok {
 		v.add(format, args...)
 	}
+	return ok
 }
 
-func (v *validator) file(key, path string) {
+// file checks that path names a regular file (symbolic links followed):
+// not a directory, and not a FIFO or device, which would block a reader or
+// never end (/dev/zero). It reports whether the file is usable.
+func (v *validator) file(key, path string) bool {
 	if path == "" {
 		v.add("%s is empty", key)
-		return
+		return false
 	}
-	if fi, err := os.Stat(path); err != nil {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		v.add("%s: %s does not exist", key, path)
-	} else if fi.IsDir() {
+	case err != nil:
+		v.add("%s: %v", key, err)
+	case fi.IsDir():
 		v.add("%s: %s is a directory, not a file", key, path)
+	case !fi.Mode().IsRegular():
+		v.add("%s: %s is %s, not a regular file; copy the data into a file", key, path, fileKind(fi.Mode()))
+	default:
+		return true
 	}
+	return false
+}
+
+// fileKind names a non-regular file mode for errors.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return "a special file (" + m.Type().String() + ")"
+}
+
+// directory checks that path, or its nearest existing ancestor, is a
+// directory (a run creates what is missing under it), and reports whether
+// it is.
+func (v *validator) directory(key, path string) bool {
+	if path == "" {
+		return false
+	}
+	at := existingParent(path)
+	fi, err := os.Stat(at)
+	switch {
+	case err != nil || fi.IsDir():
+		return true
+	case at == filepath.Clean(path):
+		v.add("%s: %s exists and is not a directory; remove it or choose another path", key, path)
+	default:
+		v.add("%s: %s cannot be created: %s is not a directory", key, path, at)
+	}
+	return false
 }
 
 func (v *validator) source(key string, s Source, cfg *Config) {
@@ -200,15 +334,113 @@ func (v *validator) source(key string, s Source, cfg *Config) {
 	}
 }
 
+// interval is a range of allowed values: [Lo, Hi] with each end open when
+// its flag says; Hi = +Inf means any finite float32.
+type interval struct {
+	Lo, Hi         float64
+	LoOpen, HiOpen bool
+}
+
+// Common ranges.
+var (
+	positive    = interval{0, math.Inf(1), true, false}
+	nonNegative = interval{0, math.Inf(1), false, false}
+	unitClosed  = interval{0, 1, false, false}
+)
+
+func (r interval) holds(x float64) bool {
+	if !(x >= -math.MaxFloat32 && x <= math.MaxFloat32) { // NaN, ±Inf, beyond float32
+		return false
+	}
+	lo := x > r.Lo || (!r.LoOpen && x == r.Lo)
+	hi := x < r.Hi || (!r.HiOpen && x == r.Hi)
+	return lo && hi
+}
+
+func (r interval) String() string {
+	if math.IsInf(r.Hi, 1) {
+		if r.LoOpen {
+			return fmt.Sprintf("> %g", r.Lo)
+		}
+		return fmt.Sprintf("≥ %g", r.Lo)
+	}
+	open, shut := "[", "]"
+	if r.LoOpen {
+		open = "("
+	}
+	if r.HiOpen {
+		shut = ")"
+	}
+	return fmt.Sprintf("in %s%g, %g%s", open, r.Lo, r.Hi, shut)
+}
+
+// number checks a float key: finite, within r, and still within r once
+// rounded to float32, the precision the graphs compute in (beta1
+// 0.9999999999 becomes 1, eps 1e-50 becomes 0).
+func (v *validator) number(key string, x float64, r interval) {
+	switch {
+	case !r.holds(x):
+		v.add("%s %g must be a finite number %s", key, x, r)
+	case !r.holds(float64(float32(x))):
+		v.add("%s %g is %g as a float32, the precision training computes in; it must be a number %s there", key, x, float32(x), r)
+	}
+}
+
 func (v *validator) optimizer(key string, o OptimizerConfig) {
-	v.check(o.LR > 0 && o.LR <= math.MaxFloat32, "%s.lr %g must be positive and finite as a float32", key, o.LR)
-	v.check(o.Beta1 >= 0 && o.Beta1 < 1 && o.Beta2 >= 0 && o.Beta2 < 1, "%s betas (%g, %g) must lie in [0, 1)", key, o.Beta1, o.Beta2)
-	v.check(o.Eps > 0, "%s.eps %g must be positive", key, o.Eps)
-	v.check(o.WeightDecay >= 0, "%s.weight_decay %g must not be negative", key, o.WeightDecay)
-	v.check(o.ClipNorm >= 0, "%s.clip_norm %g must not be negative (0 disables clipping)", key, o.ClipNorm)
+	v.number(key+".lr", o.LR, positive)
+	v.number(key+".beta1", o.Beta1, interval{0, 1, false, true})
+	v.number(key+".beta2", o.Beta2, interval{0, 1, false, true})
+	v.number(key+".eps", o.Eps, positive)
+	v.number(key+".weight_decay", o.WeightDecay, nonNegative)
+	v.number(key+".clip_norm", o.ClipNorm, nonNegative) // 0 disables clipping
+}
+
+// seqLen checks a training sequence length against the teacher's
+// positions and, as a lower bound of what a step holds, one layer's
+// attention probabilities for one micro-batch against the memory there is.
+func (v *validator) seqLen(key string, seq, microBatch int, m teacherFacts, cfg *Config) {
+	if m.Positions > 0 && seq > m.Positions {
+		v.add("%s %d is beyond the teacher's max_position_embeddings %d (%s); lower it", key, seq, m.Positions, m.From)
+		return
+	}
+	if m.Heads <= 0 || os.Getenv("MOHAWK_PREFLIGHT") == "off" || os.Getenv("MOHAWK_PREFLIGHT") == "warn" {
+		return
+	}
+	need := 4 * float64(microBatch) * float64(m.Heads) * float64(seq) * float64(seq)
+	avail, what := int64(-1), ""
+	switch cfg.Runtime.Provider {
+	case "", runtime.ProviderCPU:
+		if a, src, err := realProbe.memAvailable(); err == nil {
+			avail, what = a, "host memory available ("+src+")"
+		}
+	default:
+		if lim := cfg.Runtime.CUDA.MemLimitBytes; lim > 0 {
+			avail, what = lim, "runtime.cuda.mem_limit_bytes"
+		}
+	}
+	if avail >= 0 && need > float64(avail) {
+		v.add("%s %d: one layer's attention probabilities for one micro-batch of %d alone take 4 B × %d × %d heads × %d² = %s, more than the %s of %s; lower it or the micro_batch (MOHAWK_PREFLIGHT=warn skips this check)",
+			key, seq, microBatch, microBatch, m.Heads, seq, humanFloatBytes(need), what, stages.HumanBytes(avail))
+	}
+}
+
+// humanFloatBytes is stages.HumanBytes up to a TiB, and bytes in
+// scientific notation beyond (sizes that may not fit an int64).
+func humanFloatBytes(b float64) string {
+	if b < 1<<40 {
+		return stages.HumanBytes(int64(b))
+	}
+	return fmt.Sprintf("%.3g bytes", b)
+}
+
+func isTraining(kind string) bool {
+	return kind == KindPretrain || kind == KindOrient || kind == KindAlign || kind == KindDistill
 }
 
 func (v *validator) schedule(key string, s ScheduleConfig) {
+	v.number(key+".warmup", s.Warmup, unitClosed)
+	v.number(key+".decay", s.Decay, unitClosed)
+	v.number(key+".min_lr_ratio", s.MinLRRatio, unitClosed)
 	if err := toSchedule(s, 1).Validate(); err != nil {
 		v.add("%s: %v", key, err)
 	}
@@ -217,7 +449,7 @@ func (v *validator) schedule(key string, s ScheduleConfig) {
 // stage checks one stage entry, including fields that do not apply to its
 // kind.
 func (v *validator) stage(where string, s StageConfig, cfg *Config) {
-	training := s.Kind == KindPretrain || s.Kind == KindOrient || s.Kind == KindAlign || s.Kind == KindDistill
+	training := isTraining(s.Kind)
 	switch s.Kind {
 	case KindPretrain, KindOrient, KindAlign, KindDistill, KindEval, KindExport:
 	default:
@@ -236,7 +468,8 @@ func (v *validator) stage(where string, s StageConfig, cfg *Config) {
 		default:
 			v.check(s.Tokens > 0, "%s: tokens must be positive (the stage's training budget)", where)
 		}
-		v.check(s.LR >= 0 && s.LR <= math.MaxFloat32, "%s: lr %g must not be negative and must be finite as a float32", where, s.LR)
+		v.number(where+".lr", s.LR, nonNegative) // 0: training.optimizer.lr
+		v.number(where+".fraction", s.Fraction, unitClosed)
 		if s.Schedule != nil {
 			v.schedule(where+".schedule", *s.Schedule)
 		}
@@ -255,8 +488,8 @@ func (v *validator) stage(where string, s StageConfig, cfg *Config) {
 		notFor("hard_label_weight", s.HardLabelWeight != 0)
 		notFor("trainable", s.Trainable != "")
 	} else {
-		v.check(s.Temperature >= 0, "%s: temperature %g must not be negative", where, s.Temperature)
-		v.check(s.HardLabelWeight >= 0 && s.HardLabelWeight <= 1, "%s: hard_label_weight %g must lie in [0, 1]", where, s.HardLabelWeight)
+		v.number(where+".temperature", s.Temperature, nonNegative) // 0: the default
+		v.number(where+".hard_label_weight", s.HardLabelWeight, unitClosed)
 		v.check(s.Trainable == "" || s.Trainable == "all" || s.Trainable == "mixers", "%s: trainable %q: want all or mixers", where, s.Trainable)
 	}
 	if s.Kind != KindPretrain {
@@ -272,6 +505,7 @@ func (v *validator) stage(where string, s StageConfig, cfg *Config) {
 			a := s.Architecture
 			v.check(a.Vocab > 0 && a.Hidden > 0 && a.Layers > 0 && a.Heads > 0 && a.Intermediate > 0, "%s.architecture: sizes must be positive", where)
 			v.check(a.Heads > 0 && a.Hidden%max(a.Heads, 1) == 0, "%s.architecture: hidden %d not divisible by heads %d", where, a.Hidden, a.Heads)
+			v.check(a.Rotary == 0 || interval{0, 1, true, false}.holds(a.Rotary), "%s.architecture.partial_rotary_factor %g must be a finite number in (0, 1] (0: the default)", where, a.Rotary)
 		}
 	}
 	if s.Kind != KindOrient && s.Kind != KindAlign {

@@ -168,6 +168,19 @@ func invalidPrefix(b []byte) int {
 // vocabulary and the added tokens, plus one.
 func (t *Tokenizer) VocabSize() int { return len(t.entries) }
 
+// CheckFits refuses the tokenizer for a model with rows embedding rows
+// when its ids (added tokens included) reach past them: text could encode
+// to an id the model has no row for. model names the model and where rows
+// comes from.
+func (t *Tokenizer) CheckFits(rows int64, model string) error {
+	top := int64(len(t.entries)) - 1
+	if top < rows {
+		return nil
+	}
+	return fmt.Errorf("vocabulary mismatch: tokenizer %s has ids up to %d (%q) but %s has %d embedding rows (ids 0 to %d); use the tokenizer the model was trained with",
+		t.source, top, t.entries[top].token, model, rows, rows-1)
+}
+
 // TokenID returns the id of a token given in its tokenizer.json form (such
 // as "Ġthe" for " the") or of an added token's content.
 func (t *Tokenizer) TokenID(token string) (int64, bool) {

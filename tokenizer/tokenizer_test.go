@@ -409,3 +409,27 @@ func TestForkEncodesAlike(t *testing.T) {
 		t.Errorf("fork and original encode differently (%d vs %d ids)", len(got), len(want))
 	}
 }
+
+// TestCheckFits pairs a tokenizer of 256 byte ids and one added token (id
+// 256) with embeddings of several sizes.
+func TestCheckFits(t *testing.T) {
+	t.Parallel()
+	tok := byteLevelFile{added: []map[string]any{{"content": "<|end|>", "special": true}}}.parse(t)
+	for _, tt := range []struct {
+		rows int64
+		want string // "" for no error
+	}{
+		{300, ""},
+		{257, ""},
+		{256, `tokenizer synthetic.json has ids up to 256 ("<|end|>") but the model has 256 embedding rows (ids 0 to 255)`},
+		{0, `has ids up to 256 ("<|end|>") but the model has 0 embedding rows`},
+	} {
+		err := tok.CheckFits(tt.rows, "the model")
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("rows %d: got %v, want no error", tt.rows, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("rows %d: got %v\nwant an error containing %q", tt.rows, err, tt.want)
+		}
+	}
+}
