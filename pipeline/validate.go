@@ -198,11 +198,8 @@ func (v *validator) training(cfg *Config, m teacherFacts) {
 	v.check(t.StepsPerRun >= 1, "training.steps_per_run %d must be at least 1", t.StepsPerRun)
 	v.check(stages.KnownPrecision(t.Precision), "training.precision %q must be fp32 or bf16", t.Precision)
 	for i, s := range cfg.Stages {
-		if (s.SeqLen > 0 || s.MicroBatch > 0) && isTraining(s.Kind) {
-			seq, mb := cmp.Or(s.SeqLen, t.SeqLen), cmp.Or(s.MicroBatch, t.MicroBatch)
-			if seq > 0 && mb > 0 {
-				v.seqLen(fmt.Sprintf("stages[%d].seq_len", i), seq, mb, m, cfg)
-			}
+		if mb := cmp.Or(s.MicroBatch, t.MicroBatch); s.SeqLen > 0 && mb > 0 && isTraining(s.Kind) {
+			v.seqLen(fmt.Sprintf("stages[%d].seq_len", i), s.SeqLen, mb, m, cfg)
 		}
 	}
 }
