@@ -13,10 +13,6 @@ import (
 	"testing"
 )
 
-// allowed are files whose long functions other branches are splitting.
-// Each entry is removed when that branch merges; the list must end empty.
-var allowed = map[string]string{}
-
 // TestNoLongFunctions fails naming every function of a non-test,
 // non-generated .go file of the module that spans more than MaxLines
 // lines.
@@ -26,19 +22,8 @@ func TestNoLongFunctions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stale := map[string]bool{}
-	for f := range allowed {
-		stale[f] = true
-	}
 	for _, l := range long {
-		if _, ok := allowed[l.file]; ok {
-			delete(stale, l.file)
-			continue
-		}
 		t.Errorf("%s:%d: %s is %d lines long, more than %d; split it into named steps", l.file, l.line, l.name, l.lines, MaxLines)
-	}
-	for f := range stale {
-		t.Logf("%s has no function over %d lines any more: remove it from the allow-list", f, MaxLines)
 	}
 }
 
