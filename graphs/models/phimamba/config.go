@@ -43,9 +43,27 @@ func (c Config) InProj() int64 { return c.ConvChannels() + c.DInner() + c.VHeads
 // Validate reports every problem at once.
 func (c Config) Validate() error {
 	var errs []error
+	if c.Vocab <= 0 || c.Layers <= 0 || c.Inner <= 0 {
+		errs = append(errs, fmt.Errorf("sizes must be positive (vocab %d, n_layer %d, mlp inner %d)", c.Vocab, c.Layers, c.Inner))
+	}
+	if err := c.ValidateMixer(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.QKHeads != c.VHeads {
+		errs = append(errs, fmt.Errorf("n_qk_heads %d must equal n_v_heads %d (multi-head B and C, as in Phi-Mamba)", c.QKHeads, c.VHeads))
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateMixer checks the mixer's dimensions alone, reporting every
+// problem at once. It admits n_qk_heads dividing n_v_heads (B and C shared
+// by groups of value heads, as the authors' mixer allows); Validate
+// narrows that to Phi-Mamba's equal counts.
+func (c Config) ValidateMixer() error {
+	var errs []error
 	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) }
-	if c.Vocab <= 0 || c.DModel <= 0 || c.Layers <= 0 || c.DState <= 0 || c.VHeads <= 0 || c.Inner <= 0 {
-		bad("sizes must be positive (vocab %d, d_model %d, n_layer %d, d_state %d, n_v_heads %d, mlp inner %d)", c.Vocab, c.DModel, c.Layers, c.DState, c.VHeads, c.Inner)
+	if c.DModel <= 0 || c.DState <= 0 || c.VHeads <= 0 || c.QKHeads <= 0 {
+		bad("sizes must be positive (d_model %d, d_state %d, n_v_heads %d, n_qk_heads %d)", c.DModel, c.DState, c.VHeads, c.QKHeads)
 	}
 	if c.Expand < 1 {
 		bad("expand %d must be ≥ 1", c.Expand)
@@ -53,8 +71,8 @@ func (c Config) Validate() error {
 	if c.VHeads > 0 && c.DInner()%c.VHeads != 0 {
 		bad("d_inner %d is not divisible by n_v_heads %d", c.DInner(), c.VHeads)
 	}
-	if c.QKHeads != c.VHeads {
-		bad("n_qk_heads %d must equal n_v_heads %d (multi-head B and C, as in Phi-Mamba)", c.QKHeads, c.VHeads)
+	if c.VHeads > 0 && c.QKHeads > 0 && c.VHeads%c.QKHeads != 0 {
+		bad("n_qk_heads %d does not divide n_v_heads %d", c.QKHeads, c.VHeads)
 	}
 	if c.DConv < 1 {
 		bad("d_conv %d must be ≥ 1", c.DConv)

@@ -43,7 +43,8 @@ type MixerOut struct {
 	State  State         // final states (FormSSD with states, FormStep)
 }
 
-// ssmInputs are the per-token inputs of the SSM after projection and conv.
+// ssmInputs are the per-token inputs of the SSM after projection and conv,
+// b and c already repeated to one head per value head.
 // x, b, c and z are in the graph's low precision (bfloat16 under a
 // bfloat16 MatMulPrecision, see project); logA and conv are float32.
 type ssmInputs struct {
@@ -83,12 +84,15 @@ func project(p layers.Params, c Config, i int, u *graphs.Value, conv *graphs.Val
 	if state != nil {
 		state = graphs.FromLowPrecision(state)
 	}
-	n, hd := c.DState, c.HeadDim()
-	xs := graphs.Split(y, -1, di, h*n, h*n)
+	n, hd, g := c.DState, c.HeadDim(), c.QKHeads
+	xs := graphs.Split(y, -1, di, g*n, g*n)
+	// Each of the QKHeads B/C heads serves VHeads/QKHeads consecutive value
+	// heads (Llamba's n_qk_heads < n_v_heads); Phi-Mamba has one per head.
+	perHead := func(v *graphs.Value) *graphs.Value { return layers.RepeatHeads(graphs.Reshape(v, 0, 0, g, n), h/g) }
 	return ssmInputs{
 		x:    graphs.Reshape(xs[0], 0, 0, h, hd),
-		b:    graphs.Reshape(xs[1], 0, 0, h, n),
-		c:    graphs.Reshape(xs[2], 0, 0, h, n),
+		b:    perHead(xs[1]),
+		c:    perHead(xs[2]),
 		logA: graphs.Neg(graphs.Softplus(graphs.FromLowPrecision(araw))),
 		z:    z,
 		conv: state,
