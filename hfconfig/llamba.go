@@ -160,6 +160,9 @@ func (l *Llamba) problems() []Problem {
 	if l.NVHeads > 0 && l.DModel > 0 && l.Expand > 0 && (l.DModel*l.Expand)%l.NVHeads != 0 {
 		add("ssm_cfg.n_v_heads", "%d does not divide d_model·expand = %d; each value head needs a whole share of the channels", l.NVHeads, l.DModel*l.Expand)
 	}
+	if l.TieEmbeddings && l.LMHeadBias {
+		add("lm_head_bias", "is true with tie_embeddings true; a tied head (the embedding table) has no bias: set one of them to false")
+	}
 	if l.Bias {
 		add("ssm_cfg.bias", "is true; Llamba mixers have no in_proj/out_proj biases (they use z_bias): set it to false")
 	}

@@ -65,6 +65,7 @@ func TestLlambaBadValues(t *testing.T) {
 		{`"model_type": "llamba"`, `"model_type": "llama"`, "model_type"},
 		{`"tie_embeddings": true`, `"tie_embeddings": 1`, "tie_embeddings"},
 		{`"resid_dropout": 0.0`, `"resid_dropout": 1.5`, "resid_dropout"},
+		{`"lm_head_bias": false`, `"lm_head_bias": true`, "lm_head_bias"},
 	} {
 		src := strings.Replace(llamba3B, tc.from, tc.to, 1)
 		if src == llamba3B {
