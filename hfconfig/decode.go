@@ -111,3 +111,16 @@ func (d *decoder) object(key string, dst *map[string]json.RawMessage) state {
 	}
 	return present
 }
+
+// jsonObject decodes data read from source (named in the error) as one
+// JSON object.
+func jsonObject(data []byte, source string) (map[string]json.RawMessage, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil || raw == nil {
+		if err == nil {
+			err = fmt.Errorf("the file holds null")
+		}
+		return nil, fmt.Errorf("%s: not a JSON object: %w; fix the file or re-download it", source, err)
+	}
+	return raw, nil
+}

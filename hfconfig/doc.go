@@ -8,6 +8,10 @@
 // rope_type}. Optional keys default as in transformers' PhiConfig. Marshal
 // writes the transformers 5 layout.
 //
+// Llama-family teachers (ParseLlama: llama, qwen2, mistral) and Cartesia's
+// Llamba students (ParseLlamba, Llamba.Marshal: the flat layout with
+// mlp_cfg and ssm_cfg) are read the same way, every problem named by key.
+//
 // Parse only decodes; Validate checks that mohawk supports the model and
 // reports every problem at once, each naming its key, the file and what to
 // do. Load does both, and also folds decoding problems (a key of the wrong

@@ -70,12 +70,9 @@ var llamaDefaults = map[string]Llama{
 // messages) and validates it; the error lists every problem at once, each
 // naming its key.
 func ParseLlama(data []byte, source string) (*Llama, error) {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil || raw == nil {
-		if err == nil {
-			err = fmt.Errorf("the file holds null")
-		}
-		return nil, fmt.Errorf("%s: not a JSON object: %w; fix the file or re-download it", source, err)
+	raw, err := jsonObject(data, source)
+	if err != nil {
+		return nil, err
 	}
 	var problems []Problem
 	d := &decoder{raw: raw, problems: &problems}

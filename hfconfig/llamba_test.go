@@ -84,3 +84,33 @@ func TestLlambaBadValues(t *testing.T) {
 		t.Errorf("a JSON list: error %v", err)
 	}
 }
+
+// FuzzParseLlamba: arbitrary bytes never panic ParseLlamba, and every
+// config it accepts survives a Marshal/ParseLlamba round trip unchanged.
+func FuzzParseLlamba(f *testing.F) {
+	for _, seed := range []string{
+		llamba3B,
+		`{"vocab_size": 40, "d_model": 16, "n_layer": 1, "mlp_cfg": {"intermediate_size": 8}, "ssm_cfg": {"n_v_heads": 4, "n_qk_heads": 2, "d_state": 1e0}}`,
+		`{"vocab_size": "40", "mlp_cfg": [], "ssm_cfg": {"n_v_heads": -4}}`,
+		`null`, `[]`, `{`, ``, `{"d_model": 1e999}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		l, err := ParseLlamba(data, "fuzz.json")
+		if err != nil {
+			return
+		}
+		out, err := l.Marshal()
+		if err != nil {
+			t.Fatalf("Marshal of an accepted config: %v", err)
+		}
+		m, err := ParseLlamba(out, "out.json")
+		if err != nil {
+			t.Fatalf("ParseLlamba of Marshal's output: %v\n%s", err, out)
+		}
+		if !reflect.DeepEqual(l, m) {
+			t.Fatalf("round trip changed\n%+v\ninto\n%+v", *l, *m)
+		}
+	})
+}

@@ -115,14 +115,7 @@ func (c Config) ParamShapes() map[string][]int64 {
 	}
 	for i := 0; i < c.Layers; i++ {
 		p := LayerPrefix(i)
-		out[p+".mixer.in_proj.weight"] = []int64{c.InProj(), d}
-		out[p+".mixer.z_bias"] = []int64{c.DInner()}
-		out[p+".mixer.conv1d.weight"] = []int64{c.ConvChannels(), 1, c.DConv}
-		if c.ConvBias {
-			out[p+".mixer.conv1d.bias"] = []int64{c.ConvChannels()}
-		}
-		out[p+".mixer.D"] = []int64{c.VHeads}
-		out[p+".mixer.out_proj.weight"] = []int64{d, c.DInner()}
+		c.AddMixerShapes(i, out)
 		for _, n := range []string{"gate_proj", "up_proj"} {
 			out[p+".mlp."+n+".weight"] = []int64{f, d}
 			if c.MLPBias {
@@ -162,11 +155,8 @@ func ForTeacher(t llama.Config) Config {
 
 // NumParams is the parameter count, from the sizes (ParamShapes summed).
 func (c Config) NumParams() int64 {
-	d, di, f := c.DModel, c.DInner(), c.Inner
-	mixer := c.InProj()*d + di + c.ConvChannels()*c.DConv + c.VHeads + d*di
-	if c.ConvBias {
-		mixer += c.ConvChannels()
-	}
+	d, f := c.DModel, c.Inner
+	mixer := c.MixerNumParams()
 	mlp := 3 * f * d
 	if c.MLPBias {
 		mlp += 2*f + d

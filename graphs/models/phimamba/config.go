@@ -97,14 +97,7 @@ func (c Config) ParamShapes() map[string][]int64 {
 	}
 	for i := 0; i < c.Layers; i++ {
 		p := LayerPrefix(i)
-		out[p+".mixer.in_proj.weight"] = []int64{c.InProj(), c.DModel}
-		out[p+".mixer.z_bias"] = []int64{c.DInner()}
-		out[p+".mixer.conv1d.weight"] = []int64{c.ConvChannels(), 1, c.DConv}
-		if c.ConvBias {
-			out[p+".mixer.conv1d.bias"] = []int64{c.ConvChannels()}
-		}
-		out[p+".mixer.D"] = []int64{c.VHeads}
-		out[p+".mixer.out_proj.weight"] = []int64{c.DModel, c.DInner()}
+		c.AddMixerShapes(i, out)
 		out[p+".mlp.fc1.weight"] = []int64{c.Inner, c.DModel}
 		out[p+".mlp.fc1.bias"] = []int64{c.Inner}
 		out[p+".mlp.fc2.weight"] = []int64{c.DModel, c.Inner}
@@ -115,13 +108,31 @@ func (c Config) ParamShapes() map[string][]int64 {
 	return out
 }
 
+// AddMixerShapes adds layer i's mixer parameters to shapes.
+func (c Config) AddMixerShapes(i int, shapes map[string][]int64) {
+	shapes[mixerName(i, "in_proj.weight")] = []int64{c.InProj(), c.DModel}
+	shapes[mixerName(i, "z_bias")] = []int64{c.DInner()}
+	shapes[mixerName(i, "conv1d.weight")] = []int64{c.ConvChannels(), 1, c.DConv}
+	if c.ConvBias {
+		shapes[mixerName(i, "conv1d.bias")] = []int64{c.ConvChannels()}
+	}
+	shapes[mixerName(i, "D")] = []int64{c.VHeads}
+	shapes[mixerName(i, "out_proj.weight")] = []int64{c.DModel, c.DInner()}
+}
+
+// MixerNumParams is one mixer's parameter count (AddMixerShapes' formula).
+func (c Config) MixerNumParams() int64 {
+	n := c.InProj()*c.DModel + c.DInner() + c.ConvChannels()*c.DConv + c.VHeads + c.DModel*c.DInner()
+	if c.ConvBias {
+		n += c.ConvChannels()
+	}
+	return n
+}
+
 // NumParams is the parameter count (the formula of ParamShapes, summed).
 func (c Config) NumParams() int64 {
-	d, di, f := c.DModel, c.DInner(), c.Inner
-	mixer := c.InProj()*d + di + c.ConvChannels()*c.DConv + c.VHeads + d*di
-	if c.ConvBias {
-		mixer += c.ConvChannels()
-	}
+	d, f := c.DModel, c.Inner
+	mixer := c.MixerNumParams()
 	mlp := f*d + f + d*f + d
 	return 2*c.Vocab*d + c.Vocab + 2*d + int64(c.Layers)*(mixer+mlp+2*d)
 }
