@@ -16,26 +16,16 @@ import (
 // whose sizes differ from the teacher's, listing every difference.
 func TransferMap(c Config, t llama.Config) (map[string]string, error) {
 	var errs []error
-	differ := func(what string, s, tv any) {
-		errs = append(errs, fmt.Errorf("student %s %v differs from the teacher's %v; weight transfer needs them equal", what, s, tv))
-	}
-	if c.DModel != t.Hidden {
-		differ("d_model", c.DModel, t.Hidden)
-	}
-	if c.Vocab != t.Vocab {
-		differ("padded vocab_size", c.Vocab, t.Vocab)
-	}
-	if c.Layers != t.Layers {
-		differ("n_layer", c.Layers, t.Layers)
-	}
-	if c.Inner != t.Intermediate {
-		differ("mlp_cfg.intermediate_size", c.Inner, t.Intermediate)
-	}
-	if c.MLPBias != t.MLPBias {
-		differ("mlp_cfg.bias", c.MLPBias, t.MLPBias)
-	}
-	if c.Tied != t.Tied {
-		differ("tie_embeddings", c.Tied, t.Tied)
+	for _, f := range []struct {
+		key     string
+		s, teac any
+	}{
+		{"d_model", c.DModel, t.Hidden}, {"padded vocab_size", c.Vocab, t.Vocab}, {"n_layer", c.Layers, t.Layers},
+		{"mlp_cfg.intermediate_size", c.Inner, t.Intermediate}, {"mlp_cfg.bias", c.MLPBias, t.MLPBias}, {"tie_embeddings", c.Tied, t.Tied},
+	} {
+		if f.s != f.teac {
+			errs = append(errs, fmt.Errorf("student %s %v differs from the teacher's %v; weight transfer needs them equal", f.key, f.s, f.teac))
+		}
 	}
 	if c.HeadBias {
 		errs = append(errs, errors.New("student lm_head_bias is true, but Llama-family heads have no bias to transfer; set it to false"))
@@ -64,9 +54,10 @@ func TransferMap(c Config, t llama.Config) (map[string]string, error) {
 	return m, nil
 }
 
-// AttentionInit writes into student weights w the mixer of layer i
-// initialised from the teacher's grouped-query attention (teacher config
-// t, weights tw under Hugging Face names). With r = Heads/KVHeads query
+// AttentionInit overwrites, in place, the tensors of student weights w that
+// hold layer i's mixer projections and conv with their initialisation from
+// the teacher's grouped-query attention (teacher config t, weights tw under
+// Hugging Face names). With r = Heads/KVHeads query
 // heads per key/value head, mixer head h (n_v_heads = n_qk_heads = Heads):
 //
 //	C head h ← q_proj head h
