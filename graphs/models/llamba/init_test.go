@@ -303,3 +303,34 @@ func TestMatchesTeacherWithoutMixing(t *testing.T) {
 		check(t, fmt.Sprintf("tied=%v: student vs teacher logits without mixing", tied), got["student"], got["teacher"], 1e-6)
 	}
 }
+
+// TestAttentionInitRefuses: a student sized otherwise than one mixer head
+// per query head of the head dim, a missing teacher tensor and q/k/v biases
+// without a conv bias are refused, each error saying what.
+func TestAttentionInitRefuses(t *testing.T) {
+	tc := teacher(true, true)
+	tw := teacherWeights(tc, 2)
+	fits := llamba.ForTeacher(tc)
+	other := fits
+	other.DState = 2
+	noBias := fits
+	noBias.ConvBias = false
+	missing := map[string]*tensors.Tensor{}
+	for n, x := range tw {
+		if !strings.HasSuffix(n, "k_proj.bias") {
+			missing[n] = x
+		}
+	}
+	for _, cs := range []struct {
+		c    llamba.Config
+		tw   map[string]*tensors.Tensor
+		want string
+	}{
+		{other, tw, "d_state 2"}, {noBias, tw, "conv_bias"}, {fits, missing, "self_attn.k_proj.bias is missing"},
+	} {
+		err := llamba.AttentionInit(tc, cs.tw, cs.c, 0, randomWeights(cs.c, 1))
+		if err == nil || !strings.Contains(err.Error(), cs.want) {
+			t.Errorf("error %v, want one saying %q", err, cs.want)
+		}
+	}
+}
