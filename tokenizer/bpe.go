@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // merge is what a pair of adjacent symbols becomes: the id of the joined
@@ -34,8 +35,23 @@ type bpeModel struct {
 	scratch sync.Pool // *mergeScratch
 }
 
+// maxPieceBytes bounds the bytes that BPE merges at once, and so its
+// working memory (about 24 bytes per byte of the piece). Hugging Face merges
+// a pre-tokenized piece whole however long it is; a piece longer than this
+// (a run of 64 KiB of letters, digits or punctuation with no space, which
+// ordinary text never has) is merged in consecutive parts of at most
+// maxPieceBytes, cut at character boundaries, and its ids may differ from
+// Hugging Face's near the cuts. Without the bound, 50 MB of text without
+// whitespace took 2.8 GB.
+const maxPieceBytes = 64 << 10
+
 // appendWord appends the ids of one pre-tokenized piece.
 func (m *bpeModel) appendWord(ids []int64, w string) []int64 {
+	for len(w) > maxPieceBytes {
+		n := pieceCut(w)
+		ids = m.appendWord(ids, w[:n])
+		w = w[n:]
+	}
 	if id, ok := m.whole[w]; ok {
 		return append(ids, int64(id))
 	}
@@ -46,6 +62,18 @@ func (m *bpeModel) appendWord(ids []int64, w string) []int64 {
 	ids = m.mergeWord(ids, w)
 	m.cache.put(w, ids[start:])
 	return ids
+}
+
+// pieceCut returns where to cut the first part of a piece longer than
+// maxPieceBytes: at maxPieceBytes, moved back to the start of a UTF-8
+// character when that is at most 3 bytes back.
+func pieceCut(w string) int {
+	for n := maxPieceBytes; n > maxPieceBytes-utf8.UTFMax; n-- {
+		if utf8.RuneStart(w[n]) {
+			return n
+		}
+	}
+	return maxPieceBytes
 }
 
 // symbol is one element of the doubly linked list of a word's symbols.
@@ -173,16 +201,24 @@ func popCandidate(h []candidate) (candidate, []candidate) {
 }
 
 // Bounds of the per-piece cache: pieces longer than maxCachedPiece bytes are
-// not cached, and the cache is emptied when it holds maxCacheEntries pieces.
+// not cached, and the cache is emptied when it holds maxCacheEntries pieces
+// (maxPrivateEntries for a fork's private cache, which can afford to keep
+// every distinct piece of a large corpus: train.txt has about 98,000).
 const (
-	maxCachedPiece  = 256
-	maxCacheEntries = 1 << 16
+	maxCachedPiece    = 256
+	maxCacheEntries   = 1 << 16
+	maxPrivateEntries = 1 << 18
 )
 
-// wordCache remembers the ids of recently encoded pieces. It is split into
-// shards by a hash of the piece, each with its own read-write lock, so that
-// goroutines encoding in parallel rarely wait for one another.
+// wordCache remembers the ids of recently encoded pieces. A shared cache is
+// split into shards by a hash of the piece, each with its own read-write
+// lock, so that goroutines encoding in parallel rarely wait for one another.
+// A private cache (a Fork's) is one map without locks: one hash and no
+// atomic operations per piece.
 type wordCache struct {
+	private bool
+	local   map[string][]int64 // the private cache
+
 	seed   maphash.Seed
 	once   sync.Once
 	shards [cacheShards]cacheShard
@@ -201,6 +237,10 @@ func (c *wordCache) shard(w string) *cacheShard {
 }
 
 func (c *wordCache) get(w string) ([]int64, bool) {
+	if c.private {
+		ids, ok := c.local[w]
+		return ids, ok
+	}
 	s := c.shard(w)
 	s.mu.RLock()
 	ids, ok := s.entries[w]
@@ -215,6 +255,13 @@ func (c *wordCache) put(w string, ids []int64) {
 	// Clone both: w may point into a large text, and ids into the caller's
 	// result.
 	w, ids = strings.Clone(w), slices.Clone(ids)
+	if c.private {
+		if c.local == nil || len(c.local) >= maxPrivateEntries {
+			c.local = make(map[string][]int64, 1024)
+		}
+		c.local[w] = ids
+		return
+	}
 	s := c.shard(w)
 	s.mu.Lock()
 	if s.entries == nil || len(s.entries) >= maxCacheEntries/cacheShards {
@@ -226,7 +273,7 @@ func (c *wordCache) put(w string, ids []int64) {
 
 // len is the number of cached pieces (tests).
 func (c *wordCache) len() int {
-	n := 0
+	n := len(c.local)
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.RLock()
@@ -238,6 +285,7 @@ func (c *wordCache) len() int {
 
 // reset empties the cache (benchmarks of a cold cache).
 func (c *wordCache) reset() {
+	c.local = nil
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()

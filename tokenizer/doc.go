@@ -26,5 +26,6 @@
 // never panic on bad input. After a successful load, Encode cannot fail (text
 // that the vocabulary cannot represent is handled as Hugging Face does), and
 // Decode returns an error only for an id outside the vocabulary. A
-// *Tokenizer is safe for concurrent use.
+// *Tokenizer from Load or Parse is safe for concurrent use; a Fork is for
+// one goroutine at a time.
 package tokenizer

@@ -7,7 +7,7 @@ import (
 )
 
 // Tokenizer is a byte-level BPE tokenizer loaded from a tokenizer.json. It is
-// safe for concurrent use.
+// safe for concurrent use, except a Fork, which is for one goroutine.
 type Tokenizer struct {
 	source  string
 	entries []entry          // indexed by id; entries[id].ok when id is in use
@@ -44,13 +44,15 @@ func Load(path string) (*Tokenizer, error) {
 }
 
 // Fork returns a tokenizer that shares t's vocabulary and merges but has
-// its own cache of encoded pieces. Goroutines encoding in parallel should
-// each use a fork: a cache they all read makes them contend for its locks
-// (BenchmarkEncodeParallel).
+// its own private cache of encoded pieces, without locks. Unlike t, a fork
+// is for one goroutine at a time: goroutines encoding in parallel should
+// each use their own fork, since a cache they all share makes them contend
+// for its locks (BenchmarkEncodeParallel).
 func (t *Tokenizer) Fork() *Tokenizer {
 	c := *t
 	m := t.model
 	c.model = &bpeModel{byteIDs: m.byteIDs, merges: m.merges, unk: m.unk, fuseUnk: m.fuseUnk, whole: m.whole}
+	c.model.cache.private = true
 	return &c
 }
 
