@@ -2,11 +2,14 @@ package data
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -35,25 +38,62 @@ const (
 	cacheHeader  = 96
 )
 
-// cacheKey hashes everything the tokens depend on. Each variable-length part
-// is preceded by its length so that no two inputs share a key.
-func cacheKey(raw []byte, src Source, tokenizerID string, vocab int, eos int64) [32]byte {
+// cacheKey hashes everything the tokens depend on: the bytes of every shard
+// as stored, with the format it is read in and the setting that applies to
+// it (the separator of text, the field or column of JSONL and Parquet), and
+// the tokenizer. Each
+// variable-length part is preceded by its length so that no two inputs
+// share a key. The shards are hashed as they are read, one at a time.
+func cacheKey(ctx context.Context, shards []shard, src Source, tokenizerID string, vocab int, eos int64) ([32]byte, error) {
 	h := sha256.New()
 	part := func(b []byte) {
 		h.Write(binary.LittleEndian.AppendUint64(nil, uint64(len(b))))
 		h.Write(b)
 	}
+	var key [32]byte
 	part([]byte(cacheMagic))
-	part(raw)
-	part([]byte(src.Format))
-	part([]byte(src.Field))
-	part([]byte(src.Separator))
+	part(binary.LittleEndian.AppendUint64(nil, uint64(len(shards))))
+	for _, sh := range shards {
+		if err := ctx.Err(); err != nil {
+			return key, err
+		}
+		part([]byte(sh.format))
+		if sh.format == "text" {
+			part([]byte(src.Separator))
+		} else {
+			part([]byte(src.Field))
+		}
+		if err := hashFile(h, sh.path); err != nil {
+			return key, err
+		}
+	}
 	part([]byte(tokenizerID))
 	part(binary.LittleEndian.AppendUint64(nil, uint64(vocab)))
 	part(binary.LittleEndian.AppendUint64(nil, uint64(eos)))
-	var key [32]byte
 	h.Sum(key[:0])
-	return key
+	return key, nil
+}
+
+// hashFile writes the length of the file at path, then its bytes, to h.
+func hashFile(h hash.Hash, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("%w; check data.path", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	h.Write(binary.LittleEndian.AppendUint64(nil, uint64(st.Size())))
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if n != st.Size() {
+		return fmt.Errorf("%s changed while it was read (%d bytes, then %d); do not modify the corpus during a run", path, st.Size(), n)
+	}
+	return nil
 }
 
 // cacheFile is the path of the cache file for key.

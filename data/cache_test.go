@@ -21,9 +21,26 @@ func sampleCache(t testing.TB, wide bool) ([]byte, [32]byte, *Stream) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, _ := src.normalized()
-	key := cacheKey([]byte("ab\n\ncd e\n\n\n\nf"), n, "bytes", enc.vocab, eos)
+	key := keyOf(t, src, "bytes", enc.vocab, eos)
 	return encodeCache(key, s), key, s
+}
+
+// keyOf returns the cache key of src.
+func keyOf(t testing.TB, src Source, tokenizerID string, vocab int, eos int64) [32]byte {
+	t.Helper()
+	n, err := src.normalized()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shards, err := n.shards()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := cacheKey(context.Background(), shards, n, tokenizerID, vocab, eos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
 
 func TestCacheRoundTrip(t *testing.T) {
@@ -147,30 +164,40 @@ func TestTokenizeCache(t *testing.T) {
 // not with the settings that do not apply to the format.
 func TestCacheKey(t *testing.T) {
 	t.Parallel()
-	norm := func(s Source) Source { n, _ := s.normalized(); return n }
-	raw := []byte("a\n\nb")
-	base := cacheKey(raw, norm(Source{Path: "x"}), "tok", 257, 256)
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	x := file("x", "a\n\nb")
+	file("x2", "c")
+	base := keyOf(t, Source{Path: x}, "tok", 257, 256)
 	differ := []struct {
 		name string
 		key  [32]byte
 	}{
-		{"file bytes", cacheKey([]byte("a\n\nc"), norm(Source{Path: "x"}), "tok", 257, 256)},
-		{"separator", cacheKey(raw, norm(Source{Path: "x", Separator: "\n"}), "tok", 257, 256)},
-		{"format", cacheKey(raw, norm(Source{Path: "x", Format: "jsonl"}), "tok", 257, 256)},
-		{"tokenizer", cacheKey(raw, norm(Source{Path: "x"}), "tok2", 257, 256)},
-		{"vocabulary", cacheKey(raw, norm(Source{Path: "x"}), "tok", 258, 256)},
-		{"eos", cacheKey(raw, norm(Source{Path: "x"}), "tok", 257, 255)},
+		{"file bytes", keyOf(t, Source{Path: file("c", "a\n\nc")}, "tok", 257, 256)},
+		{"separator", keyOf(t, Source{Path: x, Separator: "\n"}, "tok", 257, 256)},
+		{"format", keyOf(t, Source{Path: x, Format: "jsonl"}, "tok", 257, 256)},
+		{"format from the name", keyOf(t, Source{Path: file("x.jsonl", "a\n\nb")}, "tok", 257, 256)},
+		{"another shard", keyOf(t, Source{Path: filepath.Join(dir, "x*")}, "tok", 257, 256)},
+		{"tokenizer", keyOf(t, Source{Path: x}, "tok2", 257, 256)},
+		{"vocabulary", keyOf(t, Source{Path: x}, "tok", 258, 256)},
+		{"eos", keyOf(t, Source{Path: x}, "tok", 257, 255)},
 	}
 	for _, d := range differ {
 		if d.key == base {
 			t.Errorf("changing the %s keeps the key", d.name)
 		}
 	}
-	same := cacheKey(raw, norm(Source{Path: "y", Format: "text", Field: "body", Separator: "\n\n"}), "tok", 257, 256)
+	same := keyOf(t, Source{Path: file("y", "a\n\nb"), Format: "text", Field: "body", Separator: "\n\n"}, "tok", 257, 256)
 	if same != base {
 		t.Error("the path, the default separator or a field for a text file changed the key")
 	}
-	if cacheKey(raw, norm(Source{Path: "x", Format: "jsonl"}), "tok", 257, 256) != cacheKey(raw, norm(Source{Path: "x", Format: "jsonl", Field: "text", Separator: "|"}), "tok", 257, 256) {
+	if keyOf(t, Source{Path: x, Format: "jsonl"}, "tok", 257, 256) != keyOf(t, Source{Path: x, Format: "jsonl", Field: "text", Separator: "|"}, "tok", 257, 256) {
 		t.Error("the default field or a separator for a JSONL file changed the key")
 	}
 }

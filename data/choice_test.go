@@ -179,6 +179,6 @@ func FuzzJSONL(f *testing.F) {
 				}
 			}
 		}
-		splitDocuments(Source{Path: "f.jsonl", Format: "jsonl", Field: "text"}, data)
+		Source{Field: "text"}.split(shard{path: "f.jsonl", format: "jsonl"}, data)
 	})
 }

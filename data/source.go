@@ -6,32 +6,44 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/schollz/progressbar/v3"
 
 	"mohawk/tokenizer"
 )
 
-// Source names a corpus file and how it splits into documents.
+// Source names a corpus, one file or a glob of shards, and how it splits
+// into documents.
 type Source struct {
-	// Path of the file.
+	// Path of the file, or a glob such as data/train-*.parquet whose
+	// matches are read in lexical order as one corpus.
 	Path string
-	// Format is "text" (the default when empty) or "jsonl" (one JSON object
-	// per line, one document per object; blank lines are skipped).
+	// Format is "text", "jsonl" (one JSON object per line, one document per
+	// object; blank lines are skipped) or "parquet" (one document per row);
+	// empty detects it for each file. Whatever the format and the file
+	// names, a file's first bytes decide how it is read: a Parquet file
+	// (PAR1) is read as Parquet, a gzip or zstd file is decompressed first,
+	// and other binary files are refused. Otherwise an empty format reads
+	// *.jsonl and *.ndjson files (also compressed, *.jsonl.gz, *.jsonl.zst)
+	// as JSONL and everything else as text. Text and JSONL must be UTF-8
+	// without NUL bytes.
 	Format string
-	// Field is the key of each JSONL object that holds the document's text;
-	// default "text". Ignored for text files.
+	// Field is the key of each JSONL object, or the Parquet column (a dotted
+	// path for a nested one), that holds the document's text; default
+	// "text". Ignored for text files.
 	Field string
 	// Separator splits a text file into documents; default "\n\n". Every
 	// piece between separators is a document, empty ones included, exactly
-	// as Python's str.split(separator) cuts it. Ignored for JSONL files.
+	// as Python's str.split(separator) cuts it. Ignored for JSONL and
+	// Parquet files.
 	Separator string
 }
 
@@ -66,45 +78,87 @@ type StreamOptions struct {
 // not apply to its format cleared, so that equal corpora have equal keys.
 func (src Source) normalized() (Source, error) {
 	if src.Path == "" {
-		return src, errors.New("the source has no path; set data.path to a text or JSONL file")
+		return src, errors.New("the source has no path; set data.path to a text, JSONL or Parquet file")
 	}
 	switch src.Format {
-	case "", "text":
-		src.Format, src.Field = "text", ""
-		if src.Separator == "" {
-			src.Separator = "\n\n"
-		}
-	case "jsonl":
-		src.Separator = ""
-		if src.Field == "" {
-			src.Field = "text"
-		}
+	case "", "text", "jsonl", "parquet":
 	default:
-		return src, fmt.Errorf("%s: unknown format %q; set data.format to \"text\" or \"jsonl\"", src.Path, src.Format)
+		return src, fmt.Errorf("%s: unknown format %q; set data.format to \"text\", \"jsonl\" or \"parquet\", or leave it empty", src.Path, src.Format)
+	}
+	if src.Format == "text" {
+		src.Field = ""
+	} else if src.Field == "" {
+		src.Field = "text"
+	}
+	if src.Format == "jsonl" || src.Format == "parquet" {
+		src.Separator = ""
+	} else if src.Separator == "" {
+		src.Separator = "\n\n"
 	}
 	return src, nil
+}
+
+// shards returns the files of src (normalized), with their formats: the
+// file at src.Path, or the matches of the glob in lexical order.
+func (src Source) shards() ([]shard, error) {
+	paths := []string{src.Path}
+	if strings.ContainsAny(src.Path, "*?[") {
+		var err error
+		if paths, err = filepath.Glob(src.Path); err != nil {
+			return nil, fmt.Errorf("%s: bad glob pattern: %v; check data.path", src.Path, err)
+		}
+		if len(paths) == 0 {
+			return nil, fmt.Errorf("%s matches no file; check data.path", src.Path)
+		}
+	}
+	out := make([]shard, len(paths))
+	for i, p := range paths {
+		sh, err := openShard(p, src.Format)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = sh
+	}
+	return out, nil
 }
 
 // document is one document of a source file.
 type document struct {
 	text string
-	at   int // byte offset in the file
-	line int // line number for JSONL, 0 for text
+	at   int // byte offset in the (decompressed) file
+	line int // line number for JSONL, 0 otherwise
+	row  int // row number for Parquet (from 1), 0 otherwise
 	size int // bytes of the file it accounts for, for progress
 }
 
 // where names the document in errors.
 func (d document) where(file string, index int) string {
-	if d.line > 0 {
+	switch {
+	case d.line > 0:
 		return fmt.Sprintf("%s:%d", file, d.line)
+	case d.row > 0:
+		return fmt.Sprintf("%s: row %d", file, d.row)
 	}
 	return fmt.Sprintf("%s: document %d at byte %d", file, index, d.at)
 }
 
-// splitDocuments cuts the file's bytes into documents; src is normalized.
-func splitDocuments(src Source, raw []byte) ([]document, error) {
-	text := string(raw)
-	if src.Format == "text" {
+// documents reads the documents of one shard of src (normalized).
+func (src Source) documents(ctx context.Context, sh shard) ([]document, error) {
+	if sh.format == "parquet" {
+		return sh.readParquet(ctx, src.Field)
+	}
+	raw, err := sh.readText()
+	if err != nil {
+		return nil, err
+	}
+	return src.split(sh, raw)
+}
+
+// split cuts the checked bytes of a text or JSONL shard into documents.
+func (src Source) split(sh shard, raw []byte) ([]document, error) {
+	// The documents of a text file point into raw, which nothing modifies.
+	text := unsafe.String(unsafe.SliceData(raw), len(raw))
+	if sh.format == "text" {
 		var docs []document
 		at := 0
 		for {
@@ -118,10 +172,13 @@ func splitDocuments(src Source, raw []byte) ([]document, error) {
 	}
 	var docs []document
 	hint := "set data.field to the key that holds the text"
-	err := eachObject(src.Path, raw, func(o object) error {
+	err := eachObject(sh.path, raw, func(o object) error {
 		s, err := o.str(src.Field, hint)
 		if err != nil {
 			return err
+		}
+		if i := strings.IndexByte(s, 0); i >= 0 {
+			return o.problem(src.Field, "", "holds a NUL character (\\u0000) at byte %d of its text; the text must not contain NUL", i)
 		}
 		if n := len(docs); n > 0 {
 			docs[n-1].size = o.at - docs[n-1].at
@@ -138,26 +195,30 @@ func ReadDocuments(src Source) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, err := os.ReadFile(src.Path)
-	if err != nil {
-		return nil, fmt.Errorf("%w; check data.path", err)
-	}
-	docs, err := splitDocuments(src, raw)
+	shards, err := src.shards()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, len(docs))
-	for i, d := range docs {
-		out[i] = d.text
+	var out []string
+	for _, sh := range shards {
+		docs, err := src.documents(context.Background(), sh)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range docs {
+			out = append(out, d.text)
+		}
 	}
 	return out, nil
 }
 
 // Tokenize reads src, encodes every document with tok, appends eos after
-// each and concatenates them in file order. Documents are encoded in
-// parallel; the stream does not depend on the number of workers. With
-// opts.CacheDir set, a valid cache file for the same inputs is read instead,
-// and a missing or unusable one is (re)written.
+// each and concatenates them in file order. The shards of a glob are read
+// and encoded one at a time, so that only one shard's text is in memory;
+// the documents of a shard are encoded in parallel, and the stream does not
+// depend on the number of workers. With opts.CacheDir set, a valid cache
+// file for the same inputs is read instead, and a missing or unusable one
+// is (re)written.
 func Tokenize(ctx context.Context, src Source, tok Encoder, eos int64, opts StreamOptions) (*Stream, error) {
 	src, err := src.normalized()
 	if err != nil {
@@ -170,9 +231,9 @@ func Tokenize(ctx context.Context, src Source, tok Encoder, eos int64, opts Stre
 	if eos < 0 || eos >= int64(vocab) {
 		return nil, fmt.Errorf("tokenize %s: end-of-text id %d is outside the vocabulary of %d ids; pass the id of the tokenizer's <|endoftext|>", src.Path, eos, vocab)
 	}
-	raw, err := os.ReadFile(src.Path)
+	shards, err := src.shards()
 	if err != nil {
-		return nil, fmt.Errorf("%w; check data.path", err)
+		return nil, err
 	}
 	var cachePath string
 	var key [32]byte
@@ -180,7 +241,9 @@ func Tokenize(ctx context.Context, src Source, tok Encoder, eos int64, opts Stre
 		if opts.TokenizerID == "" {
 			return nil, fmt.Errorf("tokenize %s: a cache directory is set but the tokenizer identity is empty; set StreamOptions.TokenizerID (e.g. the SHA-256 of tokenizer.json)", src.Path)
 		}
-		key = cacheKey(raw, src, opts.TokenizerID, vocab, eos)
+		if key, err = cacheKey(ctx, shards, src, opts.TokenizerID, vocab, eos); err != nil {
+			return nil, err
+		}
 		cachePath = cacheFile(opts.CacheDir, key)
 		s, err := readCache(cachePath, key, vocab, eos)
 		switch {
@@ -192,22 +255,29 @@ func Tokenize(ctx context.Context, src Source, tok Encoder, eos int64, opts Stre
 			fmt.Fprintf(opts.Progress, "token cache %s is unusable (%v); rebuilding it\n", cachePath, err)
 		}
 	}
-	docs, err := splitDocuments(src, raw)
-	if err != nil {
-		return nil, err
+	s := &Stream{name: src.Path, wide: wideVocab(vocab), eos: eos, vocab: vocab, docs: []int{0}}
+	for _, sh := range shards {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		docs, err := src.documents(ctx, sh)
+		if err != nil {
+			return nil, err
+		}
+		enc := encoder{file: sh.path, docs: docs, tok: tok, eos: eos, vocab: vocab, workers: opts.Workers, progress: opts.Progress}
+		var offsets []int
+		if s.wide {
+			s.u32, offsets, err = encodeAll(ctx, enc, s.u32)
+		} else {
+			s.u16, offsets, err = encodeAll(ctx, enc, s.u16)
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.docs = append(s.docs, offsets...)
 	}
-	if len(docs) == 0 {
+	if s.NumDocs() == 0 {
 		return nil, fmt.Errorf("%s has no documents; check data.path and data.format", src.Path)
-	}
-	s := &Stream{name: src.Path, wide: wideVocab(vocab), eos: eos, vocab: vocab}
-	enc := encoder{file: src.Path, docs: docs, tok: tok, eos: eos, vocab: vocab, workers: opts.Workers, progress: opts.Progress}
-	if s.wide {
-		s.u32, s.docs, err = encodeAll[uint32](ctx, enc)
-	} else {
-		s.u16, s.docs, err = encodeAll[uint16](ctx, enc)
-	}
-	if err != nil {
-		return nil, err
 	}
 	if cachePath != "" {
 		if err := writeCache(cachePath, key, s); err != nil {
@@ -252,10 +322,10 @@ func (e encoder) chunks(workers int) []chunk {
 	return out
 }
 
-// encodeAll encodes the documents with e.workers goroutines and returns the
-// concatenated tokens and the document offsets. The first error in document
-// order wins, whatever the scheduling.
-func encodeAll[T token](ctx context.Context, e encoder) ([]T, []int, error) {
+// encodeAll encodes the documents with e.workers goroutines, appends their
+// tokens to dst and returns it with the end offset of each document in it.
+// The first error in document order wins, whatever the scheduling.
+func encodeAll[T token](ctx context.Context, e encoder, dst []T) ([]T, []int, error) {
 	workers := e.workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -328,12 +398,14 @@ func encodeAll[T token](ctx context.Context, e encoder) ([]T, []int, error) {
 	for _, t := range toks {
 		n += len(t)
 	}
-	all := make([]T, 0, n)
-	offsets := make([]int, 1, len(e.docs)+1)
+	all := slices.Grow(dst, n)
+	offsets := make([]int, 0, len(e.docs))
+	end := len(dst)
 	for i := range chunks {
 		all = append(all, toks[i]...)
 		for _, l := range lens[i] {
-			offsets = append(offsets, offsets[len(offsets)-1]+l)
+			end += l
+			offsets = append(offsets, end)
 		}
 	}
 	return all, offsets, nil

@@ -62,7 +62,7 @@ func TestSourceErrors(t *testing.T) {
 		{"not an object", "train.jsonl", "[\"a\"]", Source{Format: "jsonl"},
 			[]string{"train.jsonl:1: the line is not a JSON object"}},
 		{"unknown format", "train.csv", "a", Source{Format: "csv"},
-			[]string{"train.csv: unknown format \"csv\"", "\"text\" or \"jsonl\""}},
+			[]string{"train.csv: unknown format \"csv\"", "\"text\", \"jsonl\" or \"parquet\""}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
