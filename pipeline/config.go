@@ -58,11 +58,13 @@ type StudentConfig struct {
 	Init string `mapstructure:"init"`
 }
 
-// Source is one text or JSONL file.
+// Source is one text, JSONL or Parquet file, or a glob of shards
+// (data/train-*.parquet); see data.Source for how formats are found.
 type Source struct {
 	Path      string `mapstructure:"path"`
-	Format    string `mapstructure:"format"`    // text (default) | jsonl
+	Format    string `mapstructure:"format"`    // empty: from the content and name | text | jsonl | parquet
 	Field     string `mapstructure:"field"`     // jsonl: key holding the text (default "text")
+	Column    string `mapstructure:"column"`    // parquet: column holding the text (default "text")
 	Separator string `mapstructure:"separator"` // text: document separator (default "\n\n")
 }
 

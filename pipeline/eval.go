@@ -93,7 +93,7 @@ func (w *work) valDocuments() ([]string, error) {
 	if len(w.cfg.Data.Val) > 0 {
 		var docs []string
 		for _, s := range w.cfg.Data.Val {
-			d, err := data.ReadDocuments(data.Source{Path: w.cfg.Resolve(s.Path), Format: s.Format, Field: s.Field, Separator: s.Separator})
+			d, err := data.ReadDocuments(s.dataSource(w.cfg))
 			if err != nil {
 				return nil, err
 			}

@@ -245,6 +245,16 @@ func RandomPhi(c phi.Config, seed uint64) stages.Weights {
 	return w
 }
 
+// dataSource is s as the data package reads it, its path resolved against
+// the config file.
+func (s Source) dataSource(cfg *Config) data.Source {
+	field := s.Field
+	if s.Column != "" {
+		field = s.Column
+	}
+	return data.Source{Path: cfg.Resolve(s.Path), Format: s.Format, Field: field, Separator: s.Separator}
+}
+
 func (w *work) loadData(ctx context.Context, eos int64) error {
 	cfg := w.cfg
 	cache := cfg.Data.CacheDir
@@ -261,7 +271,7 @@ func (w *work) loadData(ctx context.Context, eos int64) error {
 	load := func(srcs []Source) (*data.Stream, error) {
 		var streams []*data.Stream
 		for _, s := range srcs {
-			st, err := data.Tokenize(ctx, data.Source{Path: cfg.Resolve(s.Path), Format: s.Format, Field: s.Field, Separator: s.Separator}, w.tok, eos, opts)
+			st, err := data.Tokenize(ctx, s.dataSource(cfg), w.tok, eos, opts)
 			if err != nil {
 				return nil, err
 			}

@@ -320,14 +320,25 @@ func (v *validator) directory(key, path string) bool {
 }
 
 func (v *validator) source(key string, s Source, cfg *Config) {
-	v.file(key+".path", cfg.Resolve(s.Path))
+	if path := cfg.Resolve(s.Path); s.Path != "" && strings.ContainsAny(path, "*?[") {
+		matches, err := filepath.Glob(path)
+		v.check(err == nil && len(matches) > 0, "%s.path: %s matches no file", key, path)
+	} else {
+		v.file(key+".path", path)
+	}
+	v.check(s.Field == "" || s.Column == "", "%s: set field (JSONL) or column (Parquet), not both", key)
 	switch s.Format {
-	case "", "text":
-		v.check(s.Field == "", "%s.field applies to jsonl sources only", key)
+	case "":
+	case "text":
+		v.check(s.Field == "" && s.Column == "", "%s.field and .column apply to jsonl and parquet sources only", key)
 	case "jsonl":
 		v.check(s.Separator == "", "%s.separator applies to text sources only", key)
+		v.check(s.Column == "", "%s.column applies to parquet sources only; JSONL uses field", key)
+	case "parquet":
+		v.check(s.Separator == "", "%s.separator applies to text sources only", key)
+		v.check(s.Field == "", "%s.field applies to jsonl sources only; Parquet uses column", key)
 	default:
-		v.add("%s.format %q: want text or jsonl", key, s.Format)
+		v.add("%s.format %q: want text, jsonl or parquet, or leave it empty to detect it", key, s.Format)
 	}
 }
 
