@@ -55,10 +55,20 @@ func (m *bpeModel) appendWord(ids []int64, w string) []int64 {
 	if id, ok := m.whole[w]; ok {
 		return append(ids, int64(id))
 	}
+	start := len(ids)
+	if c := &m.cache; c.private {
+		if ids, ok := c.local.appendCached(ids, w); ok {
+			return ids
+		}
+		ids = m.mergeWord(ids, w)
+		if len(w) <= maxCachedPiece {
+			c.local.put(w, ids[start:])
+		}
+		return ids
+	}
 	if cached, ok := m.cache.get(w); ok {
 		return append(ids, cached...)
 	}
-	start := len(ids)
 	ids = m.mergeWord(ids, w)
 	m.cache.put(w, ids[start:])
 	return ids
@@ -201,23 +211,21 @@ func popCandidate(h []candidate) (candidate, []candidate) {
 }
 
 // Bounds of the per-piece cache: pieces longer than maxCachedPiece bytes are
-// not cached, and the cache is emptied when it holds maxCacheEntries pieces
-// (maxPrivateEntries for a fork's private cache, which can afford to keep
-// every distinct piece of a large corpus: train.txt has about 98,000).
+// not cached, and the shared cache is emptied when it holds maxCacheEntries
+// pieces. A fork's private cache keeps every distinct piece of a large
+// corpus (train.txt has about 98,000; see pieceTable).
 const (
-	maxCachedPiece    = 256
-	maxCacheEntries   = 1 << 16
-	maxPrivateEntries = 1 << 18
+	maxCachedPiece  = 256
+	maxCacheEntries = 1 << 16
 )
 
 // wordCache remembers the ids of recently encoded pieces. A shared cache is
 // split into shards by a hash of the piece, each with its own read-write
 // lock, so that goroutines encoding in parallel rarely wait for one another.
-// A private cache (a Fork's) is one map without locks: one hash and no
-// atomic operations per piece.
+// A private cache (a Fork's) is a pieceTable without locks.
 type wordCache struct {
 	private bool
-	local   map[string][]int64 // the private cache
+	local   pieceTable // the private cache
 
 	seed   maphash.Seed
 	once   sync.Once
@@ -237,10 +245,6 @@ func (c *wordCache) shard(w string) *cacheShard {
 }
 
 func (c *wordCache) get(w string) ([]int64, bool) {
-	if c.private {
-		ids, ok := c.local[w]
-		return ids, ok
-	}
 	s := c.shard(w)
 	s.mu.RLock()
 	ids, ok := s.entries[w]
@@ -255,13 +259,6 @@ func (c *wordCache) put(w string, ids []int64) {
 	// Clone both: w may point into a large text, and ids into the caller's
 	// result.
 	w, ids = strings.Clone(w), slices.Clone(ids)
-	if c.private {
-		if c.local == nil || len(c.local) >= maxPrivateEntries {
-			c.local = make(map[string][]int64, 1024)
-		}
-		c.local[w] = ids
-		return
-	}
 	s := c.shard(w)
 	s.mu.Lock()
 	if s.entries == nil || len(s.entries) >= maxCacheEntries/cacheShards {
@@ -273,7 +270,7 @@ func (c *wordCache) put(w string, ids []int64) {
 
 // len is the number of cached pieces (tests).
 func (c *wordCache) len() int {
-	n := len(c.local)
+	n := c.local.len()
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.RLock()
@@ -285,7 +282,7 @@ func (c *wordCache) len() int {
 
 // reset empties the cache (benchmarks of a cold cache).
 func (c *wordCache) reset() {
-	c.local = nil
+	c.local = pieceTable{}
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
