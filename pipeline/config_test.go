@@ -50,7 +50,9 @@ func TestValidateReportsEverything(t *testing.T) {
 	t.Parallel()
 	y := `name: "a/b"
 teacher: {path: /nonexistent/teacher}
-data: {train: [{path: /nonexistent/train.txt, format: csv}]}
+data:
+  train: [{path: /nonexistent/train.txt, format: csv}, {path: "/nonexistent/train-*.parquet"}, {path: ../pipeline.yaml, format: parquet, field: body}]
+  val: [{path: ../pipeline.yaml, format: jsonl, column: body}, {path: ../pipeline.yaml, field: a, column: b}, {path: ../pipeline.yaml, format: text, column: c}]
 training: {seq_len: 0, precision: fp16, optimizer: {lr: -1, beta1: 1.5}, schedule: {kind: linear}}
 stages:
   - {kind: orient}
@@ -69,7 +71,9 @@ runtime: {provider: tpu}
 	if !errors.As(err, &ve) {
 		t.Fatalf("got %v, want a *ValidationError", err)
 	}
-	for _, want := range []string{`name "a/b"`, "teacher.path", "data.train[0].path", "data.train[0].format", "data.val",
+	for _, want := range []string{`name "a/b"`, "teacher.path", "data.train[0].path", "data.train[0].format", "train-*.parquet matches no file",
+		"data.train[2].field applies to jsonl sources only", "data.val[0].column applies to parquet sources only",
+		"data.val[1]: set field (JSONL) or column (Parquet), not both", "data.val[2].field and .column apply to jsonl and parquet",
 		"seq_len 0", `precision "fp16"`, "lr -1", "beta1 1.5", "schedule kind", "stages[0]: tokens", "temperature -1", "trainable",
 		"stages[2]: tokens does not apply", `kind "explode"`, "on_nonfinite", "runtime"} {
 		if !strings.Contains(err.Error(), want) {
