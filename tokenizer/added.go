@@ -25,12 +25,19 @@ type addedMatcher struct {
 	// byFirst holds, for each first byte, the tokens starting with it,
 	// longest first.
 	byFirst [256][]*addedToken
+	// first is the first byte of every token when they all share one (as
+	// "<|endoftext|>" alone does), -1 otherwise: next then jumps to it with
+	// strings.IndexByte instead of looking at every byte.
+	first int
 }
 
 func newAddedMatcher(tokens []*addedToken) *addedMatcher {
-	m := new(addedMatcher)
+	m := &addedMatcher{first: int(tokens[0].content[0])}
 	for _, a := range tokens {
 		m.byFirst[a.content[0]] = append(m.byFirst[a.content[0]], a)
+		if int(a.content[0]) != m.first {
+			m.first = -1
+		}
 	}
 	for _, list := range m.byFirst {
 		slices.SortStableFunc(list, func(a, b *addedToken) int { return cmp.Compare(len(b.content), len(a.content)) })
@@ -62,6 +69,13 @@ func (m *addedMatcher) next(s string, from int) (start, end int, id int64, ok bo
 		return 0, 0, 0, false
 	}
 	for i := from; i < len(s); i++ {
+		if m.first >= 0 {
+			j := strings.IndexByte(s[i:], byte(m.first))
+			if j < 0 {
+				return 0, 0, 0, false
+			}
+			i += j
+		}
 		var tok *addedToken
 		for _, a := range m.byFirst[s[i]] {
 			if strings.HasPrefix(s[i:], a.content) {
