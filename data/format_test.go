@@ -96,13 +96,7 @@ func TestFormatsGiveSameStream(t *testing.T) {
 		rows[i] = textRow{ID: int64(i), Text: d}
 	}
 	dir := t.TempDir()
-	put := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	put := fileWriter(t, dir)
 	single := filepath.Join(dir, "single.parquet")
 	writeParquet(t, single, rows, 300)
 	shardDir := filepath.Join(dir, "shards")
@@ -155,6 +149,19 @@ func TestFormatsGiveSameStream(t *testing.T) {
 	}
 }
 
+// fileWriter returns a function that writes a file in dir and returns its
+// path.
+func fileWriter(t testing.TB, dir string) func(name string, b []byte) string {
+	return func(name string, b []byte) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+}
+
 func mustRead(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -202,13 +209,7 @@ func TestParquetCache(t *testing.T) {
 func TestBinaryData(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	put := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	put := fileWriter(t, dir)
 	pq := filepath.Join(dir, "c.parquet")
 	writeParquet(t, pq, []textRow{{Text: "a"}, {Text: "b\x00c"}}, 10)
 	pqBytes := mustRead(t, pq)
