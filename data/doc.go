@@ -1,7 +1,10 @@
 // Package data turns text files into token batches: it reads a corpus (plain
-// text split into documents, or JSONL with one document per line), encodes
-// it in parallel into one token stream with an end-of-text id after every
-// document, caches the stream on disk, splits it into train and validation
+// text split into documents, JSONL with one document per line, or the string
+// column of Parquet files; one file or a glob of shards; text and JSONL
+// possibly gzip- or zstd-compressed; formats found from the files' first
+// bytes, binary files, invalid UTF-8 and NUL bytes refused), encodes it in
+// parallel, shard by shard, into one token stream with an end-of-text id
+// after every document, caches the stream on disk, splits it into train and validation
 // parts by whole documents, and cuts it into the int64 tensors that training
 // and evaluation feed to the models:
 //
@@ -21,7 +24,8 @@
 // VocabSize (the [Encoder] interface) will do, which keeps data independent
 // of how text becomes ids. It imports mohawk/tensors (batches are
 // *tensors.Tensor), mohawk/atomicfile (cache files are replaced atomically),
-// the progress-bar library and the standard library.
+// the progress-bar library, parquet-go (Parquet), klauspost/compress (zstd)
+// and the standard library.
 //
 // Everything is deterministic: the same files, seeds and settings give the
 // same tokens, splits and batches on every run and with any number of
