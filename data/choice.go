@@ -3,7 +3,6 @@ package data
 import (
 	"fmt"
 	"maps"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -86,8 +85,9 @@ var taskLoaders = map[string]func(o object) (MultipleChoice, error){
 }
 
 // LoadMultipleChoice reads the questions of a multiple-choice task from a
-// local JSONL file, one question per line, building them as
-// lm-evaluation-harness does (choices are scored after a " "):
+// local file, one question per JSONL line or Parquet row (a file whose name
+// ends in ".parquet"), building them as lm-evaluation-harness does (choices
+// are scored after a " "):
 //
 //	hellaswag   {"activity_label", "ctx_a", "ctx_b" (or "ctx"), "endings", "label"}
 //	            context preprocess(activity_label + ": " + ctx_a + " " + capitalize(ctx_b)),
@@ -104,17 +104,13 @@ var taskLoaders = map[string]func(o object) (MultipleChoice, error){
 //	            see MultipleChoice.Contexts
 //	generic     {"context", "choices", "gold"}, used as they are
 //
-// Labels may be JSON numbers or strings holding one. Errors name the file,
-// the line and the field.
+// Labels may be numbers or strings holding one. Errors name the file, the
+// line (or row) and the field.
 func LoadMultipleChoice(path, task string) ([]MultipleChoice, error) {
 	if taskLoaders[task] == nil {
 		return nil, unknownTask(task)
 	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w; check the %s file path", err, task)
-	}
-	return parseMultipleChoice(path, raw, task)
+	return readMultipleChoice(path, task, func(fn func(object) error) error { return eachRecord(path, task, fn) })
 }
 
 // unknownTask is the error for a task name without a loader.
@@ -123,14 +119,15 @@ func unknownTask(task string) error {
 	return fmt.Errorf("unknown multiple-choice task %q; use one of %s", task, strings.Join(names, ", "))
 }
 
-// parseMultipleChoice parses the bytes of a task's JSONL file named file.
-func parseMultipleChoice(file string, raw []byte, task string) ([]MultipleChoice, error) {
+// readMultipleChoice builds the questions of file from the records each
+// gives.
+func readMultipleChoice(file, task string, each func(fn func(object) error) error) ([]MultipleChoice, error) {
 	load := taskLoaders[task]
 	if load == nil {
 		return nil, unknownTask(task)
 	}
 	var out []MultipleChoice
-	err := eachObject(file, raw, func(o object) error {
+	err := each(func(o object) error {
 		q, err := load(o)
 		if err != nil {
 			return err

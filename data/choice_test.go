@@ -145,6 +145,11 @@ func TestHellaswagPreprocess(t *testing.T) {
 	}
 }
 
+// jsonlRecords gives the lines of data as the records of a file "f.jsonl".
+func jsonlRecords(data []byte) func(fn func(object) error) error {
+	return func(fn func(object) error) error { return eachObject("f.jsonl", data, fn) }
+}
+
 // FuzzJSONL feeds arbitrary bytes to every JSONL reader: none may panic,
 // and whatever they accept must be consistent.
 func FuzzJSONL(f *testing.F) {
@@ -155,7 +160,7 @@ func FuzzJSONL(f *testing.F) {
 	tasks := []string{"hellaswag", "piqa", "arc", "winogrande", "generic"}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, task := range tasks {
-			qs, err := parseMultipleChoice("f.jsonl", data, task)
+			qs, err := readMultipleChoice("f.jsonl", task, jsonlRecords(data))
 			if err != nil {
 				if !strings.HasPrefix(err.Error(), "f.jsonl") {
 					t.Fatalf("%s: error %q does not name the file", task, err)
@@ -172,7 +177,7 @@ func FuzzJSONL(f *testing.F) {
 				q.Score(make([]float64, len(q.Choices)))
 			}
 		}
-		if cs, err := parseLambada("f.jsonl", data); err == nil {
+		if cs, err := readLambada("f.jsonl", jsonlRecords(data)); err == nil {
 			for _, c := range cs {
 				if !strings.HasPrefix(c.Target, " ") {
 					t.Fatalf("target %q does not start with a space", c.Target)

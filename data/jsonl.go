@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -13,7 +15,8 @@ import (
 // in one), with what error messages need to point at it.
 type object struct {
 	file   string
-	line   int    // 1-based line number in file
+	line   int    // 1-based line number in file (row number when rows is set)
+	rows   bool   // the file is Parquet: line counts rows
 	at     int    // byte offset of the line in file
 	prefix string // path of a nested object, such as "question.", "" at top level
 	fields map[string]json.RawMessage
@@ -51,6 +54,23 @@ func eachObject(file string, data []byte, fn func(o object) error) error {
 	return nil
 }
 
+// eachRecord calls fn with every record of a task file: the rows of a
+// Parquet file (a name ending in ".parquet"), else the lines of a JSONL
+// file. what names the file's task in errors.
+func eachRecord(file, what string, fn func(o object) error) error {
+	if strings.EqualFold(filepath.Ext(file), ".parquet") {
+		if _, err := os.Stat(file); err != nil {
+			return fmt.Errorf("%w; check the %s file path", err, what)
+		}
+		return eachParquetObject(file, fn)
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("%w; check the %s file path", err, what)
+	}
+	return eachObject(file, raw, fn)
+}
+
 // truncate shortens s to at most n bytes, marking the cut with "...".
 func truncate(s string, n int) string {
 	if len(s) <= n {
@@ -59,8 +79,11 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
-// errorf prefixes a message with the file and line of o.
+// errorf prefixes a message with the file and line (or Parquet row) of o.
 func (o object) errorf(format string, args ...any) error {
+	if o.rows {
+		return fmt.Errorf("%s: row %d: %s", o.file, o.line, fmt.Sprintf(format, args...))
+	}
 	return fmt.Errorf("%s:%d: %s", o.file, o.line, fmt.Sprintf(format, args...))
 }
 
@@ -190,7 +213,7 @@ func (o object) nested(raw json.RawMessage, key, hint string) (object, error) {
 	if kind(raw) != "an object" || json.Unmarshal(raw, &fields) != nil {
 		return object{}, o.problem(key, hint, "is %s, not an object", kind(raw))
 	}
-	return object{file: o.file, line: o.line, at: o.at, prefix: o.prefix + key + ".", fields: fields}, nil
+	return object{file: o.file, line: o.line, rows: o.rows, at: o.at, prefix: o.prefix + key + ".", fields: fields}, nil
 }
 
 // objects returns field key, an array of objects.

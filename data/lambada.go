@@ -2,7 +2,6 @@ package data
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"unicode"
 )
@@ -66,20 +65,17 @@ func isWord(w string) bool {
 	return w != ""
 }
 
-// LoadLambada reads a lambada_openai JSONL file, one {"text": ...} object per
-// line, and cuts every text as lm-evaluation-harness does (see Completion).
+// LoadLambada reads a lambada_openai file, one {"text": ...} object per
+// JSONL line or Parquet row (a file whose name ends in ".parquet"), and cuts
+// every text as lm-evaluation-harness does (see Completion).
 func LoadLambada(path string) ([]Completion, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w; check the LAMBADA file path", err)
-	}
-	return parseLambada(path, raw)
+	return readLambada(path, func(fn func(object) error) error { return eachRecord(path, "LAMBADA", fn) })
 }
 
-// parseLambada parses the bytes of a lambada_openai JSONL file named file.
-func parseLambada(file string, raw []byte) ([]Completion, error) {
+// readLambada cuts the texts of the records each gives from file.
+func readLambada(file string, each func(fn func(object) error) error) ([]Completion, error) {
 	var out []Completion
-	err := eachObject(file, raw, func(o object) error {
+	err := each(func(o object) error {
 		text, err := o.str("text", `lambada_openai lines are {"text": "..."}`)
 		if err != nil {
 			return err
