@@ -48,24 +48,29 @@ var Benchmarks = []Benchmark{
 		Column: "LAMB", Metric: "acc", files: []string{"data/lambada_test.jsonl", "lambada_test.jsonl", "data/lambada_test_en.jsonl", "lambada_test_en.jsonl"}},
 }
 
+// fileTasks are the task kinds outside the paper's table, read from one
+// file each: ARC in either layout under its own name, and the generic
+// multiple-choice layout (see LoadMultipleChoice).
+var fileTasks = []Benchmark{{Name: "arc", loader: "arc"}, {Name: "generic", loader: "generic"}}
+
 // BenchmarkNames returns the names of Benchmarks, comma separated.
 func BenchmarkNames() string {
-	names := make([]string, len(Benchmarks))
-	for i, b := range Benchmarks {
-		names[i] = b.Name
+	var names []string
+	for _, b := range Benchmarks {
+		names = append(names, b.Name)
 	}
 	return strings.Join(names, ",")
 }
 
 // LookupBenchmark returns the benchmark of an lm-evaluation-harness task
-// name, or an error listing the known ones.
+// name (or of "arc" or "generic"), or an error listing the known ones.
 func LookupBenchmark(name string) (Benchmark, error) {
-	for _, b := range Benchmarks {
+	for _, b := range slices.Concat(Benchmarks, fileTasks) {
 		if b.Name == name {
 			return b, nil
 		}
 	}
-	return Benchmark{}, fmt.Errorf("unknown zero-shot task %q; use one of %s", name, BenchmarkNames())
+	return Benchmark{}, fmt.Errorf("unknown zero-shot task %q; use one of %s (or arc, generic)", name, BenchmarkNames())
 }
 
 // Files returns the glob patterns, relative to a directory holding the
@@ -113,15 +118,9 @@ func (t *Task) Truncate(n int) {
 // which the first pattern of Files that matches anything gives the files
 // (shards are read in name order).
 func LoadBenchmark(b Benchmark, path string) (*Task, error) {
-	st, err := os.Stat(path)
+	paths, err := b.Locate(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s data: %w; give a file or a directory of %s (%s split)", b.Name, err, b.Dataset, b.Split)
-	}
-	paths := []string{path}
-	if st.IsDir() {
-		if paths, err = b.find(path); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	t := &Task{Benchmark: b, Paths: paths}
 	for _, p := range paths {
@@ -142,8 +141,26 @@ func LoadBenchmark(b Benchmark, path string) (*Task, error) {
 	return t, nil
 }
 
+// Locate returns the files LoadBenchmark reads for path.
+func (b Benchmark) Locate(path string) ([]string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		if b.Dataset == "" {
+			return nil, fmt.Errorf("%s data: %w; give the task's JSONL or Parquet file", b.Name, err)
+		}
+		return nil, fmt.Errorf("%s data: %w; give a file or a directory of %s (%s split)", b.Name, err, b.Dataset, b.Split)
+	}
+	if st.IsDir() {
+		return b.find(path)
+	}
+	return []string{path}, nil
+}
+
 // find returns the files of the first pattern of Files that matches in dir.
 func (b Benchmark) find(dir string) ([]string, error) {
+	if b.Dataset == "" {
+		return nil, fmt.Errorf("%s is a directory; %s tasks are read from one JSONL or Parquet file: give its path", dir, b.Name)
+	}
 	for _, pat := range b.Files() {
 		m, err := filepath.Glob(filepath.Join(dir, filepath.FromSlash(pat)))
 		if err != nil {

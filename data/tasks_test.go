@@ -209,7 +209,14 @@ func TestLoadBenchmarkErrors(t *testing.T) {
 			t.Errorf("%s %s: error %v, want %q", tt.b.Name, tt.path, err, tt.want)
 		}
 	}
-	if _, err := LookupBenchmark("arc"); err == nil || !strings.Contains(err.Error(), "use one of winogrande,arc_easy,arc_challenge,piqa,hellaswag,lambada_openai") {
-		t.Errorf("LookupBenchmark(arc): %v", err)
+	if _, err := LookupBenchmark("arc-e"); err == nil || !strings.Contains(err.Error(), `"arc-e"; use one of winogrande,arc_easy,arc_challenge,piqa,hellaswag,lambada_openai (or arc, generic)`) {
+		t.Errorf("LookupBenchmark(arc-e): %v", err)
+	}
+	generic, err := LookupBenchmark("generic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadBenchmark(generic, dir); err == nil || !strings.Contains(err.Error(), "generic tasks are read from one JSONL or Parquet file") {
+		t.Errorf("generic task from a directory: %v", err)
 	}
 }

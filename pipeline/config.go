@@ -125,16 +125,19 @@ type EvalConfig struct {
 	// AfterEachStage measures the student's held-out perplexity after every
 	// training stage (for the report's table).
 	AfterEachStage bool     `mapstructure:"after_each_stage"`
-	Tasks          []Task   `mapstructure:"tasks"`  // zero-shot multiple-choice tasks
+	Tasks          []Task   `mapstructure:"tasks"`  // zero-shot tasks (docs/zero-shot.md)
 	Models         []string `mapstructure:"models"` // teacher, student (default both)
 }
 
-// Task is one multiple-choice JSONL file in an lm-evaluation-harness layout.
+// Task is one zero-shot task: an lm-evaluation-harness task name (Kind:
+// winogrande, arc_easy, arc_challenge, piqa, hellaswag, lambada_openai, or
+// arc and generic for other multiple-choice files) and its data (Path: a
+// Parquet or JSONL file, or the dataset's directory).
 type Task struct {
-	Name  string `mapstructure:"name"`
+	Name  string `mapstructure:"name"` // label in results (default: Kind)
 	Path  string `mapstructure:"path"`
-	Kind  string `mapstructure:"kind"` // hellaswag | piqa | arc | winogrande | generic
-	Limit int    `mapstructure:"limit"`
+	Kind  string `mapstructure:"kind"`
+	Limit int    `mapstructure:"limit"` // first examples only (0: all)
 }
 
 // CheckpointConfig sets retention and non-finite handling.

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"slices"
 
 	"mohawk/data"
 	"mohawk/stages"
@@ -14,14 +15,14 @@ type EvalReport struct {
 
 // ModelEval is one model's results.
 type ModelEval struct {
-	Perplexity *stages.PerplexityResult        `json:"perplexity,omitempty"`
-	LastWord   *stages.LastWordResult          `json:"last_word,omitempty"`
-	Tasks      map[string]*stages.ChoiceResult `json:"tasks,omitempty"`
+	Perplexity *stages.PerplexityResult      `json:"perplexity,omitempty"`
+	LastWord   *stages.LastWordResult        `json:"last_word,omitempty"`
+	Tasks      map[string]*stages.TaskResult `json:"tasks,omitempty"`
 }
 
 // evaluate runs the eval stage: held-out perplexity, LAMBADA-style
-// last-word accuracy on held-out documents and the configured
-// multiple-choice tasks, for the teacher and the student.
+// last-word accuracy on held-out documents and the configured zero-shot
+// tasks, for the teacher and the student.
 func (w *work) evaluate(env *stages.Env, log *runLog) (*EvalReport, error) {
 	e := w.cfg.Eval
 	models := e.Models
@@ -37,16 +38,13 @@ func (w *work) evaluate(env *stages.Env, log *runLog) (*EvalReport, error) {
 		}
 		lastWord = data.LastWordExamples(docs, 8, e.LastWord)
 	}
-	tasks := map[string][]data.MultipleChoice{}
-	for _, t := range e.Tasks {
-		items, err := data.LoadMultipleChoice(w.cfg.Resolve(t.Path), t.Kind)
-		if err != nil {
-			return nil, err
-		}
-		if t.Limit > 0 && len(items) > t.Limit {
-			items = items[:t.Limit]
-		}
-		tasks[t.Name] = items
+	specs := slices.Clone(e.Tasks)
+	for i := range specs {
+		specs[i].Path = w.cfg.Resolve(specs[i].Path)
+	}
+	tasks, err := loadTasks(specs)
+	if err != nil {
+		return nil, err
 	}
 	for _, m := range models {
 		me := &ModelEval{}
@@ -69,17 +67,9 @@ func (w *work) evaluate(env *stages.Env, log *runLog) (*EvalReport, error) {
 				me.LastWord = &r
 				log.Printf("%s last-word accuracy: %.3f over %d examples", m, r.Accuracy, r.Examples)
 			}
-			me.Tasks = map[string]*stages.ChoiceResult{}
-			for name, items := range tasks {
-				prog := log.Progress(fmt.Sprintf("%s (%s)", name, m), len(items))
-				r, err := sc.MultipleChoice(w.tok, items, prog)
-				prog.Done()
-				if err != nil {
-					sc.Close()
-					return nil, fmt.Errorf("task %s (%s): %w", name, m, err)
-				}
-				me.Tasks[name] = &r
-				log.Printf("%s %s: acc %.3f acc_norm %.3f (%d)", m, name, r.Acc, r.AccNorm, r.Examples)
+			if me.Tasks, err = scoreTasks(sc, w.tok, m, specs, tasks, log); err != nil {
+				sc.Close()
+				return nil, err
 			}
 			sc.Close()
 		}

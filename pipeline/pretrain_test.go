@@ -86,7 +86,7 @@ func TestEvalMultipleChoice(t *testing.T) {
 		if me == nil || me.Tasks["piqa-mini"] == nil || me.Tasks["piqa-mini"].Examples != 3 || me.LastWord == nil || me.LastWord.Examples != 5 {
 			t.Fatalf("%s: incomplete evaluation %+v", m, me)
 		}
-		t.Logf("%s: piqa-mini acc %.3f acc_norm %.3f; last-word acc %.3f", m, me.Tasks["piqa-mini"].Acc, me.Tasks["piqa-mini"].AccNorm, me.LastWord.Accuracy)
+		t.Logf("%s: piqa-mini %s; last-word acc %.3f", m, metricsLine(me.Tasks["piqa-mini"]), me.LastWord.Accuracy)
 	}
 	if b, err := os.ReadFile(filepath.Join(sum.RunDir, "report.md")); err != nil || !strings.Contains(string(b), "piqa-mini acc") {
 		t.Errorf("report lacks the task: %v", err)

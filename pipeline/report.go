@@ -16,6 +16,8 @@ import (
 	"gonum.org/v1/plot/vg"
 
 	"mohawk/atomicfile"
+	"mohawk/data"
+	"mohawk/stages"
 )
 
 // Summary is summary.json: the run's outcome.
@@ -49,6 +51,32 @@ func (s *Summary) teacherPPL() float64 {
 		}
 	}
 	return 0
+}
+
+// zeroShotSection is the paper-style zero-shot table of an eval stage, or
+// "" when it scored none of the paper's tasks.
+func zeroShotSection(stage string, ev *EvalReport) string {
+	var models []string
+	results := map[string]map[string]*stages.TaskResult{}
+	for _, m := range []string{stages.ModelTeacher, stages.ModelStudent} {
+		me := ev.Models[m]
+		if me == nil {
+			continue
+		}
+		for _, bm := range data.Benchmarks {
+			if findTask(me.Tasks, bm.Name) != nil {
+				models = append(models, m)
+				results[m] = me.Tasks
+				break
+			}
+		}
+	}
+	if len(models) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("\n### %s: zero-shot tasks (the paper's Table 1 layout)\n\n", stage) +
+		"Percentages; acc_norm for ARC-C and HellaSwag, acc elsewhere, as the paper reports; Avg is the mean of the six columns, " +
+		"shown when all six were scored (docs/zero-shot.md).\n\n" + ZeroShotTable(models, results)
 }
 
 // WriteReport writes report.md and the loss-curve PNGs into the run dir.
@@ -103,10 +131,11 @@ func WriteReport(dir string, s *Summary) error {
 					lw = fmt.Sprintf("%.3f (%d)", me.LastWord.Accuracy, me.LastWord.Examples)
 				}
 				for _, t := range sortedNames(me.Tasks) {
-					tasks += fmt.Sprintf("%s acc %.3f / acc_norm %.3f; ", t, me.Tasks[t].Acc, me.Tasks[t].AccNorm)
+					tasks += fmt.Sprintf("%s %s (%d); ", t, metricsLine(me.Tasks[t]), me.Tasks[t].Examples)
 				}
 				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", m, ppl, toks, lw, strings.TrimSuffix(tasks, "; "))
 			}
+			b.WriteString(zeroShotSection(r.Name, r.Eval))
 		}
 		if r.Export != "" {
 			fmt.Fprintf(&b, "\nExported to `%s`.\n", r.Export)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"mohawk/data"
 	"mohawk/hfconfig"
 	"mohawk/runtime"
 	"mohawk/safetensors"
@@ -231,14 +232,17 @@ func (v *validator) eval(cfg *Config, m teacherFacts) {
 		v.check(e.SeqLen <= m.Positions, "eval.seq_len %d is beyond the teacher's max_position_embeddings %d (%s); lower eval.seq_len", e.SeqLen, m.Positions, m.From)
 	}
 	v.check(e.LastWord >= 0, "eval.last_word %d must not be negative", e.LastWord)
+	labels := map[string]bool{}
 	for i, task := range e.Tasks {
 		where := fmt.Sprintf("eval.tasks[%d]", i)
-		v.check(task.Name != "", "%s: name is empty", where)
-		v.file(where+".path", cfg.Resolve(task.Path))
-		switch task.Kind {
-		case "hellaswag", "piqa", "arc", "winogrande", "generic":
-		default:
-			v.add("%s: kind %q: want hellaswag, piqa, arc, winogrande or generic", where, task.Kind)
+		v.check(!labels[task.Label()], "%s: task name %q is used twice; give the tasks distinct names", where, task.Label())
+		labels[task.Label()] = true
+		v.check(task.Limit >= 0, "%s: limit %d must not be negative", where, task.Limit)
+		b, err := data.LookupBenchmark(task.Kind)
+		if err != nil {
+			v.add("%s.kind: %v", where, err)
+		} else if _, err := b.Locate(cfg.Resolve(task.Path)); err != nil {
+			v.add("%s.path: %v", where, err)
 		}
 	}
 	for _, m := range e.Models {

@@ -3,6 +3,8 @@ package stages
 import (
 	"fmt"
 	"math"
+	"strings"
+	"unicode"
 
 	"mohawk/data"
 	"mohawk/graphs"
@@ -115,12 +117,19 @@ type Encoder interface{ Encode(string) []int64 }
 
 // continuation scores cont after ctx: the summed log-likelihood of the
 // continuation's tokens and whether all of them are greedy. As in
-// lm-evaluation-harness, the pair is encoded whole and the context's
-// encoding length decides where the continuation starts.
+// lm-evaluation-harness, white space ending the context moves to the start
+// of the continuation, the pair is encoded whole and the context's encoding
+// length decides where the continuation starts.
 func (s *Scorer) continuation(enc Encoder, ctx, cont string) (ll float64, greedy bool, n int, err error) {
+	if trimmed := strings.TrimRightFunc(ctx, unicode.IsSpace); len(trimmed) < len(ctx) {
+		ctx, cont = trimmed, ctx[len(trimmed):]+cont
+	}
 	whole := enc.Encode(ctx + cont)
 	nc := len(enc.Encode(ctx))
-	if nc >= len(whole) || nc == 0 {
+	if nc == 0 {
+		return 0, false, 0, fmt.Errorf("continuation %q has an empty context; every request needs context text", cont)
+	}
+	if nc >= len(whole) {
 		return 0, false, 0, fmt.Errorf("continuation %q adds no tokens after its context", cont)
 	}
 	ids := tensors.FromInt64([]int64{1, int64(len(whole))}, whole)
@@ -165,17 +174,33 @@ func (s *Scorer) LastWord(enc Encoder, ex []data.Completion) (LastWordResult, er
 	return LastWordResult{Accuracy: float64(hits) / float64(len(ex)), Perplexity: math.Exp(-tot / float64(len(ex))), Examples: len(ex)}, nil
 }
 
-// ChoiceResult is zero-shot multiple-choice accuracy.
-type ChoiceResult struct {
-	Acc      float64 `json:"acc"`
-	AccNorm  float64 `json:"acc_norm"`
-	Examples int     `json:"examples"`
+// TaskResult is a zero-shot task's scores under lm-evaluation-harness's
+// metric names.
+type TaskResult struct {
+	Task       string   `json:"task"` // the benchmark (data.Benchmark.Name)
+	Acc        float64  `json:"acc"`
+	AccNorm    *float64 `json:"acc_norm,omitempty"`   // multiple-choice tasks only
+	Perplexity *float64 `json:"perplexity,omitempty"` // lambada_openai only
+	Examples   int      `json:"examples"`
+}
+
+// Task scores a benchmark's examples: multiple-choice questions for acc and
+// acc_norm (MultipleChoice), lambada_openai completions for acc and
+// perplexity (LastWord).
+func (s *Scorer) Task(enc Encoder, t *data.Task, prog Progress) (TaskResult, error) {
+	if len(t.Completions) > 0 {
+		r, err := s.LastWord(enc, t.Completions)
+		return TaskResult{Task: t.Name, Acc: r.Accuracy, Perplexity: &r.Perplexity, Examples: r.Examples}, err
+	}
+	r, err := s.MultipleChoice(enc, t.Questions, prog)
+	r.Task = t.Name
+	return r, err
 }
 
 // MultipleChoice scores each choice's log-likelihood after its context and
 // reports acc (argmax) and acc_norm (argmax per character of the choice),
 // as lm-evaluation-harness does.
-func (s *Scorer) MultipleChoice(enc Encoder, items []data.MultipleChoice, prog Progress) (ChoiceResult, error) {
+func (s *Scorer) MultipleChoice(enc Encoder, items []data.MultipleChoice, prog Progress) (TaskResult, error) {
 	var acc, accNorm float64
 	for i, it := range items {
 		reqs := it.Requests()
@@ -183,7 +208,7 @@ func (s *Scorer) MultipleChoice(enc Encoder, items []data.MultipleChoice, prog P
 		for j, r := range reqs {
 			ll, _, _, err := s.continuation(enc, r.Context, r.Continuation)
 			if err != nil {
-				return ChoiceResult{}, fmt.Errorf("item %d choice %d: %w", i, j, err)
+				return TaskResult{}, fmt.Errorf("item %d choice %d: %w", i, j, err)
 			}
 			lls[j] = ll
 		}
@@ -200,9 +225,10 @@ func (s *Scorer) MultipleChoice(enc Encoder, items []data.MultipleChoice, prog P
 	}
 	n := float64(len(items))
 	if n == 0 {
-		return ChoiceResult{}, fmt.Errorf("no multiple-choice items")
+		return TaskResult{}, fmt.Errorf("no multiple-choice items")
 	}
-	return ChoiceResult{Acc: acc / n, AccNorm: accNorm / n, Examples: len(items)}, nil
+	accNorm /= n
+	return TaskResult{Acc: acc / n, AccNorm: &accNorm, Examples: len(items)}, nil
 }
 
 // evalBatches cuts the first n held-out windows into batches of mb.

@@ -9,8 +9,10 @@ import (
 	"strconv"
 	"strings"
 
+	"mohawk/data"
 	"mohawk/pipeline"
 	"mohawk/runtime"
+	"mohawk/stages"
 )
 
 // flags returns a FlagSet that prints its usage to stderr and reports
@@ -113,40 +115,63 @@ func runtimeFlags(fs *flag.FlagSet) func() runtime.Config {
 }
 
 func cmdEval(ctx context.Context, args []string) error {
-	fs := flags("eval", "--model DIR --data FILE [flags]")
+	fs := flags("eval", "--model DIR (--data FILE | --tasks LIST) [flags]")
 	model := fs.String("model", "", "model directory: a Hugging Face Phi or a Phi-Mamba student, with tokenizer.json")
-	dataFile := fs.String("data", "", "text file, documents separated by --doc-separator")
+	dataFile := fs.String("data", "", "text file for held-out perplexity, documents separated by --doc-separator")
 	seq := fs.Int("seq-len", 256, "tokens fed per window (each window scores its last seq-len tokens)")
 	windows := fs.Int("windows", 200, "number of windows")
 	sep := fs.String("doc-separator", `\n\n`, "document separator (Go escapes such as \\n are understood)")
 	batch := fs.Int("batch", 8, "windows per session run")
+	tasks := fs.String("tasks", "", "zero-shot tasks, comma separated: "+data.BenchmarkNames()+" (docs/zero-shot.md)")
+	taskData := fs.String("task-data", "", "task=path,... : each task's Parquet or JSONL file, or its dataset's directory")
+	taskDir := fs.String("task-dir", "", "directory holding the datasets under their Hugging Face ids (allenai/ai2_arc, ...), for tasks without --task-data")
+	limit := fs.Int("limit", 0, "score the first N examples of each task (0: all)")
 	asJSON := fs.Bool("json", false, "print a JSON object")
 	rc := runtimeFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *model == "" || *dataFile == "" {
+	if *model == "" || (*dataFile == "" && *tasks == "") {
 		fs.Usage()
 		return errUsage
 	}
 	if err := localModel(ctx, "model", model); err != nil {
 		return err
 	}
-	separator, err := strconv.Unquote(`"` + *sep + `"`)
-	if err != nil {
-		return fmt.Errorf("--doc-separator %q is not a valid Go string escape: %w", *sep, err)
+	res := map[string]any{}
+	if *dataFile != "" {
+		separator, err := strconv.Unquote(`"` + *sep + `"`)
+		if err != nil {
+			return fmt.Errorf("--doc-separator %q is not a valid Go string escape: %w", *sep, err)
+		}
+		r, err := pipeline.EvalPerplexity(ctx, pipeline.EvalOptions{Model: *model, Data: *dataFile, Separator: separator,
+			SeqLen: *seq, Windows: *windows, Batch: *batch, Runtime: rc(), Progress: os.Stderr})
+		if err != nil {
+			return err
+		}
+		res["perplexity"] = r
+		if !*asJSON {
+			fmt.Printf("perplexity %.4f over %d tokens (%d windows of %d)\n", r.Perplexity, r.Tokens, r.Windows, *seq)
+		}
 	}
-	r, err := pipeline.EvalPerplexity(ctx, pipeline.EvalOptions{Model: *model, Data: *dataFile, Separator: separator,
-		SeqLen: *seq, Windows: *windows, Batch: *batch, Runtime: rc(), Progress: os.Stderr})
-	if err != nil {
-		return err
+	if *tasks != "" {
+		specs, err := pipeline.TaskSpecs(*tasks, *taskData, *taskDir, *limit)
+		if err != nil {
+			return err
+		}
+		r, err := pipeline.ZeroShot(ctx, pipeline.ZeroShotOptions{Model: *model, Tasks: specs, Runtime: rc(), Progress: os.Stderr})
+		if err != nil {
+			return err
+		}
+		res["tasks"] = r
+		if !*asJSON {
+			fmt.Print(pipeline.ZeroShotTable([]string{*model}, map[string]map[string]*stages.TaskResult{*model: r}))
+		}
 	}
 	if *asJSON {
-		b, _ := json.Marshal(r)
+		b, _ := json.Marshal(res)
 		fmt.Println(string(b))
-		return nil
 	}
-	fmt.Printf("perplexity %.4f over %d tokens (%d windows of %d)\n", r.Perplexity, r.Tokens, r.Windows, *seq)
 	return nil
 }
 

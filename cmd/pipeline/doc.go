@@ -5,6 +5,7 @@
 //	pipeline validate pipeline.yaml [key=value ...]
 //	pipeline ablate FILE --budget N [--recipes s123,s23,s3,scratch] [key=value ...]
 //	pipeline eval --model DIR --data FILE [--seq-len 256] [--windows 200] [--doc-separator '\n\n'] [--provider P] [--json]
+//	pipeline eval --model DIR --tasks winogrande,arc_easy,... [--task-data task=PATH,...] [--task-dir DIR] [--limit N] [--json]
 //	pipeline export --model DIR --out DIR [--fp16] [--opset N]
 //	pipeline grads --model HF_DIR --input FILE.safetensors --out FILE.safetensors
 //	pipeline convert --in DIR --out DIR

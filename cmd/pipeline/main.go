@@ -17,7 +17,7 @@ commands:
   run FILE [key=value...]   run the pipeline in FILE (resumes an interrupted run)
   validate FILE             check FILE and everything it names, report all problems
   ablate FILE --budget N    run Stages 1–3, 2–3, 3 only and from-scratch on FILE, compare
-  eval                      held-out perplexity of a model directory
+  eval                      held-out perplexity and zero-shot tasks of a model directory
   export                    write a model as an ONNX deployment folder
   grads                     gradients of the next-token loss for every parameter
   convert                   convert a pytorch_model.bin student to safetensors
