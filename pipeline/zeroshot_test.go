@@ -1,0 +1,250 @@
+package pipeline
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+
+	"mohawk/graphs"
+	"mohawk/graphs/layers"
+	"mohawk/graphs/models/phi"
+	"mohawk/internal/sharedpath"
+	"mohawk/runtime"
+	"mohawk/stages"
+	"mohawk/tensors"
+	"mohawk/tokenizer"
+)
+
+// zeroShotCase is one task of TestZeroShotReference: two hand-made rows in
+// the dataset's layout and, written out by hand from lm-evaluation-harness's
+// task definitions, the (context, continuation) requests of each row, the
+// gold choice and the strings acc_norm divides by.
+type zeroShotCase struct {
+	task  string
+	lines []string
+	rows  []refRow
+}
+
+type refRow struct {
+	requests [][2]string // context, continuation
+	gold     int
+	norm     []string // acc_norm's length strings (the choices; the contexts for winogrande)
+}
+
+var zeroShotCases = []zeroShotCase{
+	{"winogrande", []string{
+		`{"sentence": "Nina gave her old bike to Paul because _ had outgrown it.", "option1": "Nina", "option2": "Paul", "answer": "1"}`,
+		`{"sentence": "The soup was colder than the tea, so _ went back on the stove.", "option1": "the soup", "option2": "the tea", "answer": "1"}`,
+	}, []refRow{
+		{[][2]string{{"Nina gave her old bike to Paul because Nina", " had outgrown it."}, {"Nina gave her old bike to Paul because Paul", " had outgrown it."}}, 0,
+			[]string{"Nina gave her old bike to Paul because Nina", "Nina gave her old bike to Paul because Paul"}},
+		{[][2]string{{"The soup was colder than the tea, so the soup", " went back on the stove."}, {"The soup was colder than the tea, so the tea", " went back on the stove."}}, 0,
+			[]string{"The soup was colder than the tea, so the soup", "The soup was colder than the tea, so the tea"}},
+	}},
+	{"arc_easy", []string{
+		`{"id": "r1", "question": "Which of these gives off its own light?", "choices": {"text": ["the sun", "a rock", "a spoon"], "label": ["A", "B", "C"]}, "answerKey": "A"}`,
+		`{"id": "r2", "question": "What does a thermometer measure?", "choices": {"text": ["weight", "temperature", "length", "speed"], "label": ["1", "2", "3", "4"]}, "answerKey": "2"}`,
+	}, []refRow{
+		{[][2]string{{"Question: Which of these gives off its own light?\nAnswer:", " the sun"}, {"Question: Which of these gives off its own light?\nAnswer:", " a rock"},
+			{"Question: Which of these gives off its own light?\nAnswer:", " a spoon"}}, 0, []string{"the sun", "a rock", "a spoon"}},
+		{[][2]string{{"Question: What does a thermometer measure?\nAnswer:", " weight"}, {"Question: What does a thermometer measure?\nAnswer:", " temperature"},
+			{"Question: What does a thermometer measure?\nAnswer:", " length"}, {"Question: What does a thermometer measure?\nAnswer:", " speed"}}, 1,
+			[]string{"weight", "temperature", "length", "speed"}},
+	}},
+	{"arc_challenge", []string{
+		`{"id": "r3", "question": "Why do puddles shrink on a warm afternoon?", "choices": {"text": ["The water evaporates.", "The water freezes."], "label": ["A", "B"]}, "answerKey": "A"}`,
+		`{"id": "r4", "question": "Which tool is best for seeing very small cells?", "choices": {"text": ["a telescope", "a microscope", "a ruler"], "label": ["A", "B", "C"]}, "answerKey": "B"}`,
+	}, []refRow{
+		{[][2]string{{"Question: Why do puddles shrink on a warm afternoon?\nAnswer:", " The water evaporates."}, {"Question: Why do puddles shrink on a warm afternoon?\nAnswer:", " The water freezes."}}, 0,
+			[]string{"The water evaporates.", "The water freezes."}},
+		{[][2]string{{"Question: Which tool is best for seeing very small cells?\nAnswer:", " a telescope"}, {"Question: Which tool is best for seeing very small cells?\nAnswer:", " a microscope"},
+			{"Question: Which tool is best for seeing very small cells?\nAnswer:", " a ruler"}}, 1, []string{"a telescope", "a microscope", "a ruler"}},
+	}},
+	{"piqa", []string{
+		`{"goal": "Warm up cold hands.", "sol1": "Rub them together quickly.", "sol2": "Hold them under cold water.", "label": 0}`,
+		`{"goal": "Stop a door from slamming.", "sol1": "Paint the door red.", "sol2": "Put a rubber wedge under it.", "label": 1}`,
+	}, []refRow{
+		{[][2]string{{"Question: Warm up cold hands.\nAnswer:", " Rub them together quickly."}, {"Question: Warm up cold hands.\nAnswer:", " Hold them under cold water."}}, 0,
+			[]string{"Rub them together quickly.", "Hold them under cold water."}},
+		{[][2]string{{"Question: Stop a door from slamming.\nAnswer:", " Paint the door red."}, {"Question: Stop a door from slamming.\nAnswer:", " Put a rubber wedge under it."}}, 1,
+			[]string{"Paint the door red.", "Put a rubber wedge under it."}},
+	}},
+	{"hellaswag", []string{
+		`{"activity_label": "Washing dishes", "ctx_a": "A man fills the sink with warm water.", "ctx_b": "he", "endings": ["adds soap and scrubs a plate.", "climbs onto the roof."], "label": "0"}`,
+		`{"activity_label": "Food and Entertaining", "ctx_a": "[header] How to slice bread [title] Use a sharp knife.", "ctx_b": "[step] Hold THE loaf steady.", "endings": ["[substeps] Cut  with a gentle sawing motion.", "Throw the loaf at the wall."], "label": 0}`,
+	}, []refRow{
+		{[][2]string{{"Washing dishes: A man fills the sink with warm water. He", " adds soap and scrubs a plate."}, {"Washing dishes: A man fills the sink with warm water. He", " climbs onto the roof."}}, 0,
+			[]string{"adds soap and scrubs a plate.", "climbs onto the roof."}},
+		{[][2]string{{"Food and Entertaining: How to slice bread. Use a sharp knife. hold the loaf steady.", "  Cut with a gentle sawing motion."},
+			{"Food and Entertaining: How to slice bread. Use a sharp knife. hold the loaf steady.", " Throw the loaf at the wall."}}, 0,
+			[]string{" Cut with a gentle sawing motion.", "Throw the loaf at the wall."}},
+	}},
+	{"lambada_openai", []string{
+		`{"text": "he opened the old wooden box and inside he found a small brass key"}`,
+		`{"text": "the children ran across the field to fly their  kite"}`,
+	}, []refRow{
+		{[][2]string{{"he opened the old wooden box and inside he found a small brass", " key"}}, 0, nil},
+		{[][2]string{{"the children ran across the field to fly their ", " kite"}}, 0, nil},
+	}},
+}
+
+// TestZeroShotReference scores hand-made rows of every task format with
+// phi-tiny-en through ZeroShot and checks acc, acc_norm and the LAMBADA
+// perplexity against values derived here by another path: the teacher's
+// full-sequence logits, a float64 log-softmax, the harness's request
+// encoding (white space ending the context moved into the continuation,
+// the continuation's tokens being those of context+continuation after the
+// context's) and argmax picked by hand.
+func TestZeroShotReference(t *testing.T) {
+	root := sharedpath.Root()
+	model := filepath.Join(root, "reference", "phi-tiny-en")
+	if _, err := os.Stat(filepath.Join(model, "tokenizer.json")); root == "" || err != nil {
+		t.Fatalf("the reference model ../shared/reference/phi-tiny-en is missing (%v); this test needs it", err)
+	}
+	dir := t.TempDir()
+	var specs []Task
+	for _, c := range zeroShotCases {
+		p := filepath.Join(dir, c.task+".jsonl")
+		if err := os.WriteFile(p, []byte(strings.Join(c.lines, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		specs = append(specs, Task{Kind: c.task, Path: p})
+	}
+	got, err := ZeroShot(context.Background(), ZeroShotOptions{Model: model, Tasks: specs, Runtime: runtime.Defaults()})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ref := newRefScorer(t, model)
+	for _, c := range zeroShotCases {
+		r := got[c.task]
+		if r == nil || r.Task != c.task || r.Examples != len(c.rows) {
+			t.Fatalf("%s: result %+v", c.task, r)
+		}
+		var acc, accNorm, nll float64
+		for _, row := range c.rows {
+			lls := make([]float64, len(row.requests))
+			greedy := true
+			for i, q := range row.requests {
+				lls[i], greedy = ref.loglikelihood(q[0], q[1])
+			}
+			if c.task == "lambada_openai" {
+				nll -= lls[0]
+				if greedy {
+					acc++
+				}
+				continue
+			}
+			best, bestNorm := 0, 0
+			for i := range lls {
+				if lls[i] > lls[best] {
+					best = i
+				}
+				if lls[i]/float64(utf8.RuneCountInString(row.norm[i])) > lls[bestNorm]/float64(utf8.RuneCountInString(row.norm[bestNorm])) {
+					bestNorm = i
+				}
+			}
+			if best == row.gold {
+				acc++
+			}
+			if bestNorm == row.gold {
+				accNorm++
+			}
+			t.Logf("%s: log-likelihoods %.4f, gold %d", c.task, lls, row.gold)
+		}
+		n := float64(len(c.rows))
+		if r.Acc != acc/n {
+			t.Errorf("%s: acc %v, want %v", c.task, r.Acc, acc/n)
+		}
+		if c.task == "lambada_openai" {
+			want := math.Exp(nll / n)
+			if r.Perplexity == nil || !(math.Abs(*r.Perplexity-want) <= 1e-3*want) {
+				t.Errorf("%s: perplexity %s, want %v", c.task, metricsLine(r), want)
+			}
+			continue
+		}
+		if r.AccNorm == nil || *r.AccNorm != accNorm/n {
+			t.Errorf("%s: %s, want acc_norm %v", c.task, metricsLine(r), accNorm/n)
+		}
+	}
+}
+
+// refScorer computes log-likelihoods from phi-tiny-en's full logits.
+type refScorer struct {
+	t     *testing.T
+	tok   *tokenizer.Tokenizer
+	env   *stages.Env
+	g     *graphs.Graph
+	feeds map[string]*tensors.Tensor
+	vocab int
+}
+
+func newRefScorer(t *testing.T, model string) *refScorer {
+	teacher, _, err := LoadTeacher(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.Load(filepath.Join(model, "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := runtime.Open(runtime.Defaults(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close() })
+	g := graphs.New("ref_logits")
+	feeds := map[string]*tensors.Tensor{}
+	err = graphs.Try(func() {
+		ids := g.Input("input_ids", tensors.Int64, graphs.S("batch", "seq"))
+		p := &layers.Inputs{G: g, DType: tensors.Float32}
+		for name, shape := range teacher.Config.ParamShapes() {
+			p.Get(name, shape)
+			feeds[name] = teacher.Weights[name]
+		}
+		g.Output("logits", phi.Forward(p, teacher.Config, ids, phi.Options{}).Logits)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &stages.Env{Ctx: context.Background(), Runtime: rt, Dir: t.TempDir()}
+	return &refScorer{t: t, tok: tok, env: env, g: g, feeds: feeds, vocab: int(teacher.Config.Vocab)}
+}
+
+// loglikelihood is lm-evaluation-harness's loglikelihood request: the
+// summed log-probability of the continuation's tokens and whether each is
+// the argmax.
+func (s *refScorer) loglikelihood(ctx, cont string) (float64, bool) {
+	if trimmed := strings.TrimRightFunc(ctx, unicode.IsSpace); trimmed != ctx {
+		ctx, cont = trimmed, ctx[len(trimmed):]+cont
+	}
+	whole := s.tok.Encode(ctx + cont)
+	nc := len(s.tok.Encode(ctx))
+	s.feeds["input_ids"] = tensors.FromInt64([]int64{1, int64(len(whole))}, whole)
+	out, err := s.env.RunGraph(s.g, s.feeds)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	logits := out["logits"].Float32s()
+	ll, greedy := 0.0, true
+	for pos := nc - 1; pos < len(whole)-1; pos++ {
+		row := logits[pos*s.vocab : (pos+1)*s.vocab]
+		maxv := math.Inf(-1)
+		for _, v := range row {
+			maxv = math.Max(maxv, float64(v))
+		}
+		sum := 0.0
+		for _, v := range row {
+			sum += math.Exp(float64(v) - maxv)
+		}
+		next := whole[pos+1]
+		ll += float64(row[next]) - maxv - math.Log(sum)
+		greedy = greedy && float64(row[next]) == maxv
+	}
+	return ll, greedy
+}
