@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"mohawk/data"
 	"mohawk/stages"
 )
 
@@ -75,7 +76,17 @@ func TestEvalMultipleChoice(t *testing.T) {
 	if err := os.WriteFile(task, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, path := tinyConfig(t, "  - {kind: eval}", "eval: {windows: 2, seq_len: 32, last_word: 5, tasks: [{name: piqa-mini, path: "+task+", kind: piqa}]}")
+	// The six tasks of the paper's table, from the fixtures' dataset
+	// directories, beside the JSONL file.
+	fixtures, err := filepath.Abs("../testdata/tasks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	paper := ""
+	for _, b := range data.Benchmarks {
+		paper += ", {kind: " + b.Name + ", path: " + filepath.Join(fixtures, b.Dataset) + "}"
+	}
+	cfg, path := tinyConfig(t, "  - {kind: eval}", "eval: {windows: 2, seq_len: 32, last_word: 5, tasks: [{name: piqa-mini, path: "+task+", kind: piqa}"+paper+"]}")
 	sum, err := Run(context.Background(), cfg, path, RunOptions{Out: io.Discard})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +99,19 @@ func TestEvalMultipleChoice(t *testing.T) {
 		}
 		t.Logf("%s: piqa-mini %s; last-word acc %.3f", m, metricsLine(me.Tasks["piqa-mini"]), me.LastWord.Accuracy)
 	}
-	if b, err := os.ReadFile(filepath.Join(sum.RunDir, "report.md")); err != nil || !strings.Contains(string(b), "piqa-mini acc") {
+	b, err := os.ReadFile(filepath.Join(sum.RunDir, "report.md"))
+	if err != nil || !strings.Contains(string(b), "piqa-mini acc") {
 		t.Errorf("report lacks the task: %v", err)
 	}
+	results := map[string]map[string]*stages.TaskResult{"teacher": ev.Models["teacher"].Tasks, "student": ev.Models["student"].Tasks}
+	table := ZeroShotTable([]string{"teacher", "student"}, results)
+	if !strings.Contains(string(b), "zero-shot tasks (the paper's Table 1 layout)") || !strings.Contains(string(b), table) {
+		t.Errorf("report lacks the zero-shot table\n%s", table)
+	}
+	for _, m := range []string{"teacher", "student"} {
+		if r := findTask(results[m], "lambada_openai"); r == nil || r.Examples != 2 || r.Perplexity == nil || r.AccNorm != nil {
+			t.Errorf("%s: lambada_openai result %+v", m, r)
+		}
+	}
+	t.Logf("\n%s", table)
 }

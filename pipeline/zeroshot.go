@@ -140,7 +140,7 @@ func ZeroShotTable(models []string, results map[string]map[string]*stages.TaskRe
 		for _, bm := range data.Benchmarks {
 			r := findTask(results[m], bm.Name)
 			if r == nil {
-				b.WriteString(" |")
+				b.WriteString(cell(""))
 				continue
 			}
 			v := r.Acc
@@ -151,20 +151,31 @@ func ZeroShotTable(models []string, results map[string]map[string]*stages.TaskRe
 				ppl = fmt.Sprintf("%.2f", *r.Perplexity)
 			}
 			sum, n = sum+100*v, n+1
-			fmt.Fprintf(&b, " %.1f |", 100*v)
+			b.WriteString(cell(fmt.Sprintf("%.1f", 100*v)))
 		}
 		avg := ""
 		if n == len(data.Benchmarks) {
 			avg = fmt.Sprintf("%.1f", sum/float64(n))
 		}
-		fmt.Fprintf(&b, " %s | %s |\n", ppl, avg)
+		b.WriteString(cell(ppl) + cell(avg) + "\n")
 	}
 	return b.String()
 }
 
-// findTask returns the result of a benchmark among a model's results, or
-// nil.
+// cell is a Markdown table cell after the first.
+func cell(s string) string {
+	if s == "" {
+		return " |"
+	}
+	return " " + s + " |"
+}
+
+// findTask returns the result of a benchmark among a model's results: the
+// one named after it, else the first by name, else nil.
 func findTask(results map[string]*stages.TaskResult, benchmark string) *stages.TaskResult {
+	if r := results[benchmark]; r != nil && r.Task == benchmark {
+		return r
+	}
 	for _, name := range sortedNames(results) {
 		if r := results[name]; r.Task == benchmark {
 			return r
@@ -202,6 +213,8 @@ func TaskSpecs(names, files, dir string, limit int) ([]Task, error) {
 		case ok:
 		case dir != "" && b.Dataset != "":
 			p = filepath.Join(dir, filepath.FromSlash(b.Dataset))
+		case b.Dataset == "":
+			return nil, fmt.Errorf("task %s has no data; give %s=PATH, its JSONL or Parquet file", n, n)
 		default:
 			return nil, fmt.Errorf("task %s has no data; give %s=PATH (a file or a directory of %s) or a directory of datasets", n, n, b.Dataset)
 		}

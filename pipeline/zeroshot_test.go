@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode"
@@ -247,4 +248,54 @@ func (s *refScorer) loglikelihood(ctx, cont string) (float64, bool) {
 		greedy = greedy && float64(row[next]) == maxv
 	}
 	return ll, greedy
+}
+
+// TestZeroShotTable checks the paper-layout table on made-up results: the
+// paper's metric per column, percentages, the average only when all six
+// tasks are there, and a task found by its benchmark whatever its label.
+func TestZeroShotTable(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	full := map[string]*stages.TaskResult{
+		"winogrande":     {Task: "winogrande", Acc: 0.6, AccNorm: f(0.1)},
+		"my-arc-e":       {Task: "arc_easy", Acc: 0.7, AccNorm: f(0.1)},
+		"arc_challenge":  {Task: "arc_challenge", Acc: 0.1, AccNorm: f(0.4)},
+		"piqa":           {Task: "piqa", Acc: 0.75, AccNorm: f(0.1)},
+		"piqa-mini":      {Task: "piqa", Acc: 0.05, AccNorm: f(0.05)},
+		"hellaswag":      {Task: "hellaswag", Acc: 0.1, AccNorm: f(0.5)},
+		"lambada_openai": {Task: "lambada_openai", Acc: 0.45, Perplexity: f(12.345)},
+	}
+	part := map[string]*stages.TaskResult{"piqa": {Task: "piqa", Acc: 0.5, AccNorm: f(0.9)}}
+	got := ZeroShotTable([]string{"a", "b"}, map[string]map[string]*stages.TaskResult{"a": full, "b": part})
+	// a: (60 + 70 + 40 + 75 + 50 + 45) / 6 = 340 / 6 = 56.67.
+	want := `| model | WinoG acc | ARC-E acc | ARC-C acc_norm | PIQA acc | HellaS acc_norm | LAMB acc | LAMB ppl | Avg |
+|---|---|---|---|---|---|---|---|---|
+| a | 60.0 | 70.0 | 40.0 | 75.0 | 50.0 | 45.0 | 12.35 | 56.7 |
+| b | | | | 50.0 | | | | |
+`
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestTaskSpecs checks the command line's task settings.
+func TestTaskSpecs(t *testing.T) {
+	got, err := TaskSpecs("piqa, lambada_openai,arc_easy", "piqa=/p/piqa.parquet,arc_easy=/a", "/hub", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Task{{Kind: "piqa", Path: "/p/piqa.parquet", Limit: 5}, {Kind: "lambada_openai", Path: "/hub/EleutherAI/lambada_openai", Limit: 5}, {Kind: "arc_easy", Path: "/a", Limit: 5}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	for _, tt := range []struct{ names, files, dir, want string }{
+		{"piqa,arc-e", "piqa=x", "", `unknown zero-shot task "arc-e"`},
+		{"piqa", "", "", "task piqa has no data; give piqa=PATH"},
+		{"piqa", "piqa", "", `task data "piqa" is not name=path`},
+		{"piqa", "piqa=x,hellaswag=y", "", "task data given for hellaswag, which is not among the tasks"},
+		{"generic", "", "/hub", "task generic has no data; give generic=PATH, its JSONL or Parquet file"},
+	} {
+		if _, err := TaskSpecs(tt.names, tt.files, tt.dir, 0); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q %q %q: error %v, want %q", tt.names, tt.files, tt.dir, err, tt.want)
+		}
+	}
 }
