@@ -14,18 +14,21 @@
 //     uninterrupted run would, with no iterator state saved beyond i;
 //   - [EvalWindows] gives the fixed perplexity windows of the evaluation
 //     protocol (windows of seqLen+1 tokens starting every seqLen tokens);
-//   - [LastWordExamples], [LoadLambada] and [LoadMultipleChoice] read the
-//     zero-shot evaluation tasks (LAMBADA, HellaSwag, PIQA, ARC, WinoGrande)
-//     from local JSONL files exactly as lm-evaluation-harness builds their
-//     prompts, and [AccNorm] scores a question from per-choice
-//     log-likelihoods as lm-evaluation-harness does.
+//   - [Benchmarks] are the zero-shot tasks of the MOHAWK paper's Table 1
+//     (WinoGrande, ARC-Easy, ARC-Challenge, PIQA, HellaSwag, LAMBADA) with
+//     their datasets and reported metrics; [LoadBenchmark] reads one from a
+//     Parquet or JSONL file or from its dataset's directory, and
+//     [LastWordExamples], [LoadLambada] and [LoadMultipleChoice] build the
+//     requests exactly as lm-evaluation-harness builds their prompts;
+//     [AccNorm] scores a question from per-choice log-likelihoods as
+//     lm-evaluation-harness does.
 //
 // The package does not import the tokenizer: anything with Encode and
 // VocabSize (the [Encoder] interface) will do, which keeps data independent
 // of how text becomes ids. It imports mohawk/tensors (batches are
 // *tensors.Tensor), mohawk/atomicfile (cache files are replaced atomically),
-// the progress-bar library, parquet-go (Parquet), klauspost/compress (zstd)
-// and the standard library.
+// the progress-bar library, parquet-go (Parquet corpora and task files),
+// klauspost/compress (zstd) and the standard library.
 //
 // Everything is deterministic: the same files, seeds and settings give the
 // same tokens, splits and batches on every run and with any number of
