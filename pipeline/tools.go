@@ -71,6 +71,21 @@ func modelEnv(ctx context.Context, dir string) (env *stages.Env, model string, r
 	return env, stages.ModelStudent, env.Student.Config.Vocab, nil
 }
 
+// openScorer opens the runtime for env (from modelEnv) and a scorer of its
+// model; done closes both.
+func openScorer(env *stages.Env, model string, rc runtime.Config, progress io.Writer) (sc *stages.Scorer, done func(), err error) {
+	rt, err := runtime.Open(rc, progress)
+	if err != nil {
+		return nil, nil, err
+	}
+	env.Runtime = stages.ORT(rt)
+	if sc, err = env.NewScorer(model); err != nil {
+		rt.Close()
+		return nil, nil, err
+	}
+	return sc, func() { sc.Close(); rt.Close() }, nil
+}
+
 // EvalOptions configure a stand-alone perplexity evaluation.
 type EvalOptions struct {
 	Model     string // model directory (teacher or student, with tokenizer.json)
@@ -118,17 +133,11 @@ func EvalPerplexity(ctx context.Context, o EvalOptions) (*stages.PerplexityResul
 	if err != nil {
 		return nil, err
 	}
-	rt, err := runtime.Open(o.Runtime, o.Progress)
+	sc, done, err := openScorer(env, model, o.Runtime, o.Progress)
 	if err != nil {
 		return nil, err
 	}
-	defer rt.Close()
-	env.Runtime = stages.ORT(rt)
-	sc, err := env.NewScorer(model)
-	if err != nil {
-		return nil, err
-	}
-	defer sc.Close()
+	defer done()
 	batch := o.Batch
 	if batch <= 0 {
 		batch = 8

@@ -93,24 +93,18 @@ func ZeroShot(ctx context.Context, o ZeroShotOptions) (map[string]*stages.TaskRe
 	if out == nil {
 		out = io.Discard
 	}
-	rt, err := runtime.Open(o.Runtime, out)
+	env, model, rows, err := modelEnv(ctx, o.Model)
 	if err != nil {
 		return nil, err
 	}
-	defer rt.Close()
-	env, kind, err := modelEnv(ctx, o.Model, rt)
+	if err := tok.CheckFits(rows, "the model in "+o.Model); err != nil {
+		return nil, err
+	}
+	sc, done, err := openScorer(env, model, o.Runtime, out)
 	if err != nil {
 		return nil, err
 	}
-	model := stages.ModelTeacher
-	if kind == KindStudentModel {
-		model = stages.ModelStudent
-	}
-	sc, err := env.NewScorer(model)
-	if err != nil {
-		return nil, err
-	}
-	defer sc.Close()
+	defer done()
 	return scoreTasks(sc, tok, model, o.Tasks, tasks, &runLog{metrics: nopCloser{io.Discard}, out: out})
 }
 
