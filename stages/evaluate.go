@@ -115,35 +115,53 @@ func (s *Scorer) Perplexity(windows *tensors.Tensor, batch int, prog Progress) (
 // Encoder turns text into token ids.
 type Encoder interface{ Encode(string) []int64 }
 
-// continuation scores cont after ctx: the summed log-likelihood of the
-// continuation's tokens and whether all of them are greedy. As in
-// lm-evaluation-harness, white space ending the context moves to the start
-// of the continuation, the pair is encoded whole and the context's encoding
-// length decides where the continuation starts.
-func (s *Scorer) continuation(enc Encoder, ctx, cont string) (ll float64, greedy bool, n int, err error) {
-	if trimmed := strings.TrimRightFunc(ctx, unicode.IsSpace); len(trimmed) < len(ctx) {
-		ctx, cont = trimmed, ctx[len(trimmed):]+cont
+// loglikelihoods scores requests in one batch: for each, the summed
+// log-likelihood of the continuation's tokens and whether all of them are
+// greedy. As in lm-evaluation-harness, white space ending the context moves
+// to the start of the continuation, the pair is encoded whole and the
+// context's encoding length decides where the continuation starts. Shorter
+// rows are padded at the end with their last token, which changes nothing
+// before it: the models are causal.
+func (s *Scorer) loglikelihoods(enc Encoder, reqs []data.Request) (ll []float64, greedy []bool, err error) {
+	rows := make([][]int64, len(reqs))
+	starts := make([]int, len(reqs))
+	width := 0
+	for i, r := range reqs {
+		ctx, cont := r.Context, r.Continuation
+		if trimmed := strings.TrimRightFunc(ctx, unicode.IsSpace); len(trimmed) < len(ctx) {
+			ctx, cont = trimmed, ctx[len(trimmed):]+cont
+		}
+		rows[i], starts[i] = enc.Encode(ctx+cont), len(enc.Encode(ctx))
+		if starts[i] == 0 {
+			return nil, nil, fmt.Errorf("continuation %q has an empty context; every request needs context text", cont)
+		}
+		if starts[i] >= len(rows[i]) {
+			return nil, nil, fmt.Errorf("continuation %q adds no tokens after its context", cont)
+		}
+		width = max(width, len(rows[i]))
 	}
-	whole := enc.Encode(ctx + cont)
-	nc := len(enc.Encode(ctx))
-	if nc == 0 {
-		return 0, false, 0, fmt.Errorf("continuation %q has an empty context; every request needs context text", cont)
+	ids := make([]int64, len(rows)*width)
+	for i, row := range rows {
+		copy(ids[i*width:], row)
+		for j := len(row); j < width; j++ {
+			ids[i*width+j] = row[len(row)-1]
+		}
 	}
-	if nc >= len(whole) {
-		return 0, false, 0, fmt.Errorf("continuation %q adds no tokens after its context", cont)
-	}
-	ids := tensors.FromInt64([]int64{1, int64(len(whole))}, whole)
-	logp, gr, err := s.Score(ids)
+	logp, gr, err := s.Score(tensors.FromInt64([]int64{int64(len(rows)), int64(width)}, ids))
 	if err != nil {
-		return 0, false, 0, err
+		return nil, nil, err
 	}
-	greedy = true
 	lp, g := logp.Float32s(), gr.Bools()
-	for t := nc - 1; t < len(whole)-1; t++ {
-		ll += float64(lp[t])
-		greedy = greedy && g[t]
+	ll, greedy = make([]float64, len(rows)), make([]bool, len(rows))
+	for i, row := range rows {
+		base := i * (width - 1)
+		greedy[i] = true
+		for t := starts[i] - 1; t < len(row)-1; t++ {
+			ll[i] += float64(lp[base+t])
+			greedy[i] = greedy[i] && g[base+t]
+		}
 	}
-	return ll, greedy, len(whole) - nc, nil
+	return ll, greedy, nil
 }
 
 // LastWordResult is LAMBADA-style accuracy: the target word must be the
@@ -156,17 +174,16 @@ type LastWordResult struct {
 
 // LastWord scores completions (context → final word).
 func (s *Scorer) LastWord(enc Encoder, ex []data.Completion) (LastWordResult, error) {
-	hits, tot, toks := 0, 0.0, 0
+	hits, tot := 0, 0.0
 	for _, c := range ex {
-		ll, greedy, n, err := s.continuation(enc, c.Context, c.Target)
+		ll, greedy, err := s.loglikelihoods(enc, []data.Request{{Context: c.Context, Continuation: c.Target}})
 		if err != nil {
 			return LastWordResult{}, err
 		}
-		if greedy {
+		if greedy[0] {
 			hits++
 		}
-		tot += ll
-		toks += n
+		tot += ll[0]
 	}
 	if len(ex) == 0 {
 		return LastWordResult{}, fmt.Errorf("no last-word examples")
@@ -197,20 +214,16 @@ func (s *Scorer) Task(enc Encoder, t *data.Task, prog Progress) (TaskResult, err
 	return r, err
 }
 
-// MultipleChoice scores each choice's log-likelihood after its context and
-// reports acc (argmax) and acc_norm (argmax per character of the choice),
-// as lm-evaluation-harness does.
+// MultipleChoice scores each choice's log-likelihood after its context (the
+// choices of a question in one batch) and reports acc (argmax) and
+// acc_norm (argmax per character of the choice), as lm-evaluation-harness
+// does.
 func (s *Scorer) MultipleChoice(enc Encoder, items []data.MultipleChoice, prog Progress) (TaskResult, error) {
 	var acc, accNorm float64
 	for i, it := range items {
-		reqs := it.Requests()
-		lls := make([]float64, len(reqs))
-		for j, r := range reqs {
-			ll, _, _, err := s.continuation(enc, r.Context, r.Continuation)
-			if err != nil {
-				return TaskResult{}, fmt.Errorf("item %d choice %d: %w", i, j, err)
-			}
-			lls[j] = ll
+		lls, _, err := s.loglikelihoods(enc, it.Requests())
+		if err != nil {
+			return TaskResult{}, fmt.Errorf("item %d: %w", i, err)
 		}
 		a, an := it.Score(lls)
 		if a {
