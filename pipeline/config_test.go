@@ -61,6 +61,11 @@ stages:
   - {kind: explode}
 checkpoints: {on_nonfinite: ignore}
 runtime: {provider: tpu}
+eval:
+  tasks:
+    - {kind: arc-e, path: ../testdata/tasks}
+    - {kind: arc_easy, path: ../testdata/tasks, limit: -1}
+    - {name: arc_easy, kind: generic, path: ../testdata/tasks/EleutherAI/lambada_openai/data/lambada_test.jsonl}
 `
 	cfg, err := Parse([]byte(y), "p.yaml", nil)
 	if err != nil {
@@ -75,7 +80,9 @@ runtime: {provider: tpu}
 		"data.train[2].field applies to jsonl sources only", "data.val[0].column applies to parquet sources only",
 		"data.val[1]: set field (JSONL) or column (Parquet), not both", "data.val[2].field and .column apply to jsonl and parquet",
 		"seq_len 0", `precision "fp16"`, "lr -1", "beta1 1.5", "schedule kind", "stages[0]: tokens", "temperature -1", "trainable",
-		"stages[2]: tokens does not apply", `kind "explode"`, "on_nonfinite", "runtime"} {
+		"stages[2]: tokens does not apply", `kind "explode"`, "on_nonfinite", "runtime",
+		`eval.tasks[0].kind: unknown zero-shot task "arc-e"`, "eval.tasks[1]: limit -1", "eval.tasks[1].path: ../testdata/tasks: no arc_easy files of allenai/ai2_arc",
+		`eval.tasks[2]: task name "arc_easy" is used twice`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("validation error lacks %q:\n%v", want, err)
 		}
