@@ -40,9 +40,22 @@ func loadTasks(specs []Task) ([]*data.Task, error) {
 	return out, nil
 }
 
+// eotEncoder is a tokenizer whose end-of-text token is scored before a
+// continuation with an empty context, as lm-evaluation-harness does.
+type eotEncoder struct {
+	*tokenizer.Tokenizer
+	eot int64
+}
+
+func (e eotEncoder) Prefix() int64 { return e.eot }
+
 // scoreTasks scores every task with one model's scorer; results are keyed
 // by the label of the task's spec.
-func scoreTasks(sc *stages.Scorer, enc stages.Encoder, model string, specs []Task, tasks []*data.Task, log *runLog) (map[string]*stages.TaskResult, error) {
+func scoreTasks(sc *stages.Scorer, tok *tokenizer.Tokenizer, model string, specs []Task, tasks []*data.Task, log *runLog) (map[string]*stages.TaskResult, error) {
+	var enc stages.Encoder = tok
+	if eot, ok := tok.SpecialID(EOSToken); ok {
+		enc = eotEncoder{tok, eot}
+	}
 	out := map[string]*stages.TaskResult{}
 	for i, t := range tasks {
 		name := specs[i].Label()

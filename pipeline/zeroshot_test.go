@@ -88,9 +88,11 @@ var zeroShotCases = []zeroShotCase{
 	{"lambada_openai", []string{
 		`{"text": "he opened the old wooden box and inside he found a small brass key"}`,
 		`{"text": "the children ran across the field to fly their  kite"}`,
+		`{"text": "hello"}`,
 	}, []refRow{
 		{[][2]string{{"he opened the old wooden box and inside he found a small brass", " key"}}, 0, nil},
 		{[][2]string{{"the children ran across the field to fly their ", " kite"}}, 0, nil},
+		{[][2]string{{"", " hello"}}, 0, nil},
 	}},
 }
 
@@ -219,13 +221,20 @@ func newRefScorer(t *testing.T, model string) *refScorer {
 
 // loglikelihood is lm-evaluation-harness's loglikelihood request: the
 // summed log-probability of the continuation's tokens and whether each is
-// the argmax.
+// the argmax; an empty context is the end-of-text token.
 func (s *refScorer) loglikelihood(ctx, cont string) (float64, bool) {
 	if trimmed := strings.TrimRightFunc(ctx, unicode.IsSpace); trimmed != ctx {
 		ctx, cont = trimmed, ctx[len(trimmed):]+cont
 	}
 	whole := s.tok.Encode(ctx + cont)
 	nc := len(s.tok.Encode(ctx))
+	if ctx == "" {
+		eot, ok := s.tok.SpecialID("<|endoftext|>")
+		if !ok {
+			s.t.Fatal("phi-tiny-en's tokenizer has no <|endoftext|>")
+		}
+		whole, nc = append([]int64{eot}, s.tok.Encode(cont)...), 1
+	}
 	s.feeds["input_ids"] = tensors.FromInt64([]int64{1, int64(len(whole))}, whole)
 	out, err := s.env.RunGraph(s.g, s.feeds)
 	if err != nil {

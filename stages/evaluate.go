@@ -115,11 +115,21 @@ func (s *Scorer) Perplexity(windows *tensors.Tensor, batch int, prog Progress) (
 // Encoder turns text into token ids.
 type Encoder interface{ Encode(string) []int64 }
 
+// PrefixEncoder is an Encoder that also gives the token scored before a
+// continuation whose context is empty, as lm-evaluation-harness puts its
+// end-of-text token there. With a plain Encoder an empty context is an
+// error.
+type PrefixEncoder interface {
+	Encoder
+	Prefix() int64
+}
+
 // loglikelihoods scores requests in one batch: for each, the summed
 // log-likelihood of the continuation's tokens and whether all of them are
 // greedy. As in lm-evaluation-harness, white space ending the context moves
 // to the start of the continuation, the pair is encoded whole and the
-// context's encoding length decides where the continuation starts. Shorter
+// context's encoding length decides where the continuation starts (an
+// empty context is PrefixEncoder's prefix token). Shorter
 // rows are padded at the end with their last token, which changes nothing
 // before it: the models are causal.
 func (s *Scorer) loglikelihoods(enc Encoder, reqs []data.Request) (ll []float64, greedy []bool, err error) {
@@ -133,7 +143,11 @@ func (s *Scorer) loglikelihoods(enc Encoder, reqs []data.Request) (ll []float64,
 		}
 		rows[i], starts[i] = enc.Encode(ctx+cont), len(enc.Encode(ctx))
 		if starts[i] == 0 {
-			return nil, nil, fmt.Errorf("continuation %q has an empty context; every request needs context text", cont)
+			pe, ok := enc.(PrefixEncoder)
+			if !ok {
+				return nil, nil, fmt.Errorf("continuation %q has an empty context and the tokenizer no end-of-text token to put there", cont)
+			}
+			rows[i], starts[i] = append([]int64{pe.Prefix()}, enc.Encode(cont)...), 1
 		}
 		if starts[i] >= len(rows[i]) {
 			return nil, nil, fmt.Errorf("continuation %q adds no tokens after its context", cont)
