@@ -6,8 +6,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"mohawk/data"
 	"mohawk/graphs"
@@ -153,12 +155,24 @@ func newHandScorer(t *testing.T, env *stages.Env, tok *tokenizer.Tokenizer) *han
 }
 
 // continuation is Σ log p(token | prefix) over the tokens of cont after
-// ctx (the pair encoded whole, the context's encoding length deciding where
-// the continuation starts, as lm-evaluation-harness does) and whether each
-// of them is the most likely next token.
+// ctx and whether each of them is the most likely next token, the request
+// encoded as lm-evaluation-harness does: white space ending ctx moved to
+// the front of cont, the pair encoded whole and the context's encoding
+// length deciding where the continuation starts, an empty context being
+// the end-of-text token.
 func (h *handScorer) continuation(ctx, cont string) (ll float64, greedy bool) {
+	if trimmed := strings.TrimRightFunc(ctx, unicode.IsSpace); trimmed != ctx {
+		ctx, cont = trimmed, ctx[len(trimmed):]+cont
+	}
 	whole := h.tok.Encode(ctx + cont)
 	nc := len(h.tok.Encode(ctx))
+	if ctx == "" {
+		eot, ok := h.tok.SpecialID(EOSToken)
+		if !ok {
+			h.t.Fatalf("the tokenizer has no %s", EOSToken)
+		}
+		whole, nc = append([]int64{eot}, h.tok.Encode(cont)...), 1
+	}
 	out, err := h.sess.Run([]*tensors.Tensor{tensors.FromInt64([]int64{1, int64(len(whole))}, whole)})
 	if err != nil {
 		h.t.Fatal(err)
@@ -252,8 +266,8 @@ func TestScoresByHand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("multiple choice: acc %.4f acc_norm %.4f (by hand %.4f, %.4f)", mc.Acc, mc.AccNorm, acc, accNorm)
-	if mc.Acc != acc || mc.AccNorm != accNorm || mc.Examples != len(items) {
+	t.Logf("multiple choice: %s (by hand %.4f, %.4f)", metricsLine(&mc), acc, accNorm)
+	if mc.Acc != acc || mc.AccNorm == nil || *mc.AccNorm != accNorm || mc.Examples != len(items) {
 		t.Errorf("multiple choice: %+v, by hand acc %v acc_norm %v over %d", mc, acc, accNorm, len(items))
 	}
 }

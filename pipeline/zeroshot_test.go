@@ -8,17 +8,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"unicode"
 	"unicode/utf8"
 
-	"mohawk/graphs"
-	"mohawk/graphs/layers"
-	"mohawk/graphs/models/phi"
-	"mohawk/internal/sharedpath"
+	"mohawk/internal/shareddata"
 	"mohawk/runtime"
 	"mohawk/stages"
-	"mohawk/tensors"
-	"mohawk/tokenizer"
 )
 
 // zeroShotCase is one task of TestZeroShotReference: two hand-made rows in
@@ -97,18 +91,13 @@ var zeroShotCases = []zeroShotCase{
 }
 
 // TestZeroShotReference scores hand-made rows of every task format with
-// phi-tiny-en through ZeroShot and checks acc, acc_norm and the LAMBADA
-// perplexity against values derived here by another path: the teacher's
-// full-sequence logits, a float64 log-softmax, the harness's request
-// encoding (white space ending the context moved into the continuation,
-// the continuation's tokens being those of context+continuation after the
-// context's) and argmax picked by hand.
+// phi-tiny-en through ZeroShot (the files read, the requests built, the
+// batched scorer) and checks acc, acc_norm and the LAMBADA perplexity
+// against values derived here from requests written out by hand, scored by
+// handScorer (the teacher's full-sequence logits, a float64 log-softmax),
+// with argmax picked by hand.
 func TestZeroShotReference(t *testing.T) {
-	root := sharedpath.Root()
-	model := filepath.Join(root, "reference", "phi-tiny-en")
-	if _, err := os.Stat(filepath.Join(model, "tokenizer.json")); root == "" || err != nil {
-		t.Fatalf("the reference model ../shared/reference/phi-tiny-en is missing (%v); this test needs it", err)
-	}
+	model := shareddata.Path(t, "reference", "phi-tiny-en")
 	dir := t.TempDir()
 	var specs []Task
 	for _, c := range zeroShotCases {
@@ -123,7 +112,8 @@ func TestZeroShotReference(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ref := newRefScorer(t, model)
+	env, tok := referenceEvalEnv(t)
+	hand := newHandScorer(t, env, tok)
 	for _, c := range zeroShotCases {
 		r := got[c.task]
 		if r == nil || r.Task != c.task || r.Examples != len(c.rows) {
@@ -134,7 +124,7 @@ func TestZeroShotReference(t *testing.T) {
 			lls := make([]float64, len(row.requests))
 			greedy := true
 			for i, q := range row.requests {
-				lls[i], greedy = ref.loglikelihood(q[0], q[1])
+				lls[i], greedy = hand.continuation(q[0], q[1])
 			}
 			if c.task == "lambada_openai" {
 				nll -= lls[0]
@@ -175,88 +165,6 @@ func TestZeroShotReference(t *testing.T) {
 			t.Errorf("%s: %s, want acc_norm %v", c.task, metricsLine(r), accNorm/n)
 		}
 	}
-}
-
-// refScorer computes log-likelihoods from phi-tiny-en's full logits.
-type refScorer struct {
-	t     *testing.T
-	tok   *tokenizer.Tokenizer
-	env   *stages.Env
-	g     *graphs.Graph
-	feeds map[string]*tensors.Tensor
-	vocab int
-}
-
-func newRefScorer(t *testing.T, model string) *refScorer {
-	teacher, _, err := LoadTeacher(model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := tokenizer.Load(filepath.Join(model, "tokenizer.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := runtime.Open(runtime.Defaults(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close() })
-	g := graphs.New("ref_logits")
-	feeds := map[string]*tensors.Tensor{}
-	err = graphs.Try(func() {
-		ids := g.Input("input_ids", tensors.Int64, graphs.S("batch", "seq"))
-		p := &layers.Inputs{G: g, DType: tensors.Float32}
-		for name, shape := range teacher.Config.ParamShapes() {
-			p.Get(name, shape)
-			feeds[name] = teacher.Weights[name]
-		}
-		g.Output("logits", phi.Forward(p, teacher.Config, ids, phi.Options{}).Logits)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &stages.Env{Ctx: context.Background(), Runtime: rt, Dir: t.TempDir()}
-	return &refScorer{t: t, tok: tok, env: env, g: g, feeds: feeds, vocab: int(teacher.Config.Vocab)}
-}
-
-// loglikelihood is lm-evaluation-harness's loglikelihood request: the
-// summed log-probability of the continuation's tokens and whether each is
-// the argmax; an empty context is the end-of-text token.
-func (s *refScorer) loglikelihood(ctx, cont string) (float64, bool) {
-	if trimmed := strings.TrimRightFunc(ctx, unicode.IsSpace); trimmed != ctx {
-		ctx, cont = trimmed, ctx[len(trimmed):]+cont
-	}
-	whole := s.tok.Encode(ctx + cont)
-	nc := len(s.tok.Encode(ctx))
-	if ctx == "" {
-		eot, ok := s.tok.SpecialID("<|endoftext|>")
-		if !ok {
-			s.t.Fatal("phi-tiny-en's tokenizer has no <|endoftext|>")
-		}
-		whole, nc = append([]int64{eot}, s.tok.Encode(cont)...), 1
-	}
-	s.feeds["input_ids"] = tensors.FromInt64([]int64{1, int64(len(whole))}, whole)
-	out, err := s.env.RunGraph(s.g, s.feeds)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	logits := out["logits"].Float32s()
-	ll, greedy := 0.0, true
-	for pos := nc - 1; pos < len(whole)-1; pos++ {
-		row := logits[pos*s.vocab : (pos+1)*s.vocab]
-		maxv := math.Inf(-1)
-		for _, v := range row {
-			maxv = math.Max(maxv, float64(v))
-		}
-		sum := 0.0
-		for _, v := range row {
-			sum += math.Exp(float64(v) - maxv)
-		}
-		next := whole[pos+1]
-		ll += float64(row[next]) - maxv - math.Log(sum)
-		greedy = greedy && float64(row[next]) == maxv
-	}
-	return ll, greedy
 }
 
 // TestZeroShotTable checks the paper-layout table on made-up results: the
