@@ -145,12 +145,12 @@ func (s *Scorer) loglikelihoods(enc Encoder, reqs []data.Request) (ll []float64,
 		if starts[i] == 0 {
 			pe, ok := enc.(PrefixEncoder)
 			if !ok {
-				return nil, nil, fmt.Errorf("continuation %q has an empty context and the tokenizer no end-of-text token to put there", cont)
+				return nil, nil, fmt.Errorf("request %d: continuation %q has an empty context and the tokenizer no end-of-text token to put there", i, cont)
 			}
 			rows[i], starts[i] = append([]int64{pe.Prefix()}, enc.Encode(cont)...), 1
 		}
 		if starts[i] >= len(rows[i]) {
-			return nil, nil, fmt.Errorf("continuation %q adds no tokens after its context", cont)
+			return nil, nil, fmt.Errorf("request %d: continuation %q adds no tokens after its context", i, cont)
 		}
 		width = max(width, len(rows[i]))
 	}

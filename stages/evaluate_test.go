@@ -140,14 +140,14 @@ func TestLastWordAndMultipleChoice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mc.Acc != acc/3 || mc.AccNorm != accNorm/3 || mc.Examples != 3 {
+	if mc.Acc != acc/3 || mc.AccNorm == nil || *mc.AccNorm != accNorm/3 || mc.Examples != 3 {
 		t.Errorf("multiple choice: %+v, want acc %g, acc_norm %g", mc, acc/3, accNorm/3)
 	}
 	if _, err := sc.MultipleChoice(byteEncoder{}, nil, nil); err == nil {
 		t.Error("no multiple-choice items scored without an error")
 	}
 	bad := []data.MultipleChoice{{Context: "q", Choices: []string{"a", ""}, Contexts: []string{"x", "y"}, Continuation: ""}}
-	if _, err := sc.MultipleChoice(byteEncoder{}, bad, nil); err == nil || !strings.Contains(err.Error(), "item 0 choice 0") {
+	if _, err := sc.MultipleChoice(byteEncoder{}, bad, nil); err == nil || !strings.Contains(err.Error(), "item 0: request 0: continuation") {
 		t.Errorf("empty continuation: %v", err)
 	}
 }
