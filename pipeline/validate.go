@@ -241,8 +241,12 @@ func (v *validator) eval(cfg *Config, m teacherFacts) {
 		b, err := data.LookupBenchmark(task.Kind)
 		if err != nil {
 			v.add("%s.kind: %v", where, err)
-		} else if _, err := b.Locate(cfg.Resolve(task.Path)); err != nil {
+		} else if files, err := b.Locate(cfg.Resolve(task.Path)); err != nil {
 			v.add("%s.path: %v", where, err)
+		} else {
+			for _, f := range files {
+				v.file(where+".path", f)
+			}
 		}
 	}
 	for _, m := range e.Models {
