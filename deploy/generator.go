@@ -77,6 +77,11 @@ func Open(dir string, rc runtime.Config) (*Generator, error) {
 		env.Close()
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
+	if err := checkSignature(dir, m, gc, sess); err != nil {
+		sess.Close()
+		env.Close()
+		return nil, err
+	}
 	return &Generator{dir: dir, manifest: m, genai: gc, env: env, sess: sess, tok: tok}, nil
 }
 
