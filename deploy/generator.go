@@ -106,6 +106,13 @@ func (g *Generator) EOS() int64 { return g.genai.Model.EOS }
 // VocabSize is the width of the logits.
 func (g *Generator) VocabSize() int { return int(g.genai.Model.VocabSize) }
 
+// ContextLength is genai_config.json's context_length: the teacher's
+// max_position_embeddings (the positions it was trained on; its rotary
+// embeddings run past them mechanically, on positions it never saw), or for
+// the recurrent student, which has no positional limit, a bound for
+// onnxruntime-genai's max_length.
+func (g *Generator) ContextLength() int { return g.genai.Model.ContextLength }
+
 // Context is the number of tokens per sequence fed since the last Prefill
 // or Reset.
 func (g *Generator) Context() int { return g.context }
@@ -315,6 +322,9 @@ func (g *Generator) start(batch int) {
 // a character whose UTF-8 bytes span several tokens is passed once complete.
 // An empty prompt starts from the beginning-of-text token.
 func (g *Generator) Generate(ctx context.Context, prompt string, maxNew int, o SamplingOptions, onToken func(text string)) (string, error) {
+	if maxNew < 0 {
+		return "", fmt.Errorf("generate: %d new tokens asked for; pass 0 or more", maxNew)
+	}
 	s, err := NewSampler(o)
 	if err != nil {
 		return "", err
