@@ -144,4 +144,3 @@ func TestNonFiniteWeights(t *testing.T) {
 		})
 	}
 }
-
