@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"mohawk/deploy"
+	"mohawk/internal/shareddata"
+	"mohawk/safetensors"
+	"mohawk/stages"
+)
+
+// TestMain runs the command itself when the test binary is started by
+// start, so the tests can signal a real process without building one.
+func TestMain(m *testing.M) {
+	if os.Getenv("MOHAWK_TEST_PIPELINE_MAIN") == "1" {
+		os.Exit(run(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// proc is a pipeline process started by a test.
+type proc struct {
+	cmd            *exec.Cmd
+	stdout, stderr syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer safe to read while the process writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start starts `pipeline args...` (this test binary re-run as the
+// command).
+func start(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(os.Args[0], args...)}
+	p.cmd.Env = append(os.Environ(), "MOHAWK_TEST_PIPELINE_MAIN=1")
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.cmd.Process.Kill() })
+	return p
+}
+
+// wait waits for the process and returns its exit status.
+func (p *proc) wait(t *testing.T) int {
+	t.Helper()
+	err := p.cmd.Wait()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// waitFor polls until stderr contains s, failing after limit.
+func (p *proc) waitFor(t *testing.T, s string, limit time.Duration) {
+	t.Helper()
+	for start := time.Now(); !strings.Contains(p.stderr.String(), s); time.Sleep(20 * time.Millisecond) {
+		if time.Since(start) > limit {
+			t.Fatalf("no %q on stderr after %v:\n%s", s, limit, p.stderr.String())
+		}
+	}
+}
+
+// stopBound is how long a command may take to exit after SIGINT/SIGTERM.
+// The goal is under a second; the bound leaves room for a loaded 2-core
+// test machine (an ONNX Runtime session being created finishes first).
+const stopBound = 5 * time.Second
+
+// TestSignalStopsEval signals eval while it reads a FIFO that never gets a
+// writer, while it reads /dev/zero, and in the middle of scoring: each time
+// the process exits with status 130 within stopBound and prints no result.
+// Before, eval ignored both signals and only SIGKILL ended it.
+func TestSignalStopsEval(t *testing.T) {
+	model := shareddata.Path(t, "reference", "phi-tiny-en")
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		sig   syscall.Signal
+		data  string
+		ready string // wait for this on stderr before the signal
+		args  []string
+	}{
+		{"FIFO without a writer, SIGINT", syscall.SIGINT, fifo, "", nil},
+		{"/dev/zero, SIGTERM", syscall.SIGTERM, "/dev/zero", "", nil},
+		{"mid-scoring, SIGTERM", syscall.SIGTERM, shareddata.Path(t, "data", "en", "val.txt"), "eval: 20/200 (10%)", []string{"--windows", "200", "--batch", "1"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := start(t, append([]string{"eval", "--model", model, "--data", c.data}, c.args...)...)
+			if c.ready != "" {
+				p.waitFor(t, c.ready, 2*time.Minute)
+			} else {
+				time.Sleep(time.Second)
+			}
+			if err := p.cmd.Process.Signal(c.sig); err != nil {
+				t.Fatal(err)
+			}
+			sent := time.Now()
+			rc := p.wait(t)
+			took := time.Since(sent)
+			t.Logf("exit %d %v after %v", rc, took, c.sig)
+			if rc != 130 || !(took < stopBound) {
+				t.Errorf("exit status %d %v after %v; want 130 within %v\n%s", rc, took, c.sig, stopBound, p.stderr.String())
+			}
+			if out := p.stdout.String(); out != "" || !strings.Contains(p.stderr.String(), "pipeline eval: interrupted by a signal") {
+				t.Errorf("stdout %q, stderr %q; want no result and the interruption named", out, p.stderr.String())
+			}
+		})
+	}
+}
+
+// TestEvalNonFiniteWeights: eval of a teacher with a NaN weight exits 1
+// naming the tensor, with and without --json, and prints no result (before:
+// "perplexity NaN", or an empty line with --json, and status 0).
+func TestEvalNonFiniteWeights(t *testing.T) {
+	src := filepath.Join("..", "..", "testdata", "demo", "teacher")
+	dir := t.TempDir()
+	for _, f := range []string{"config.json", "tokenizer.json"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	w := shareddata.Load(t, filepath.Join(src, "model.safetensors"))
+	var named []safetensors.Named
+	for _, n := range []string{"lm_head.bias", "lm_head.weight", "model.embed_tokens.weight", "model.final_layernorm.bias", "model.final_layernorm.weight"} {
+		named = append(named, safetensors.Named{Name: n, T: w[n]})
+		delete(w, n)
+	}
+	bad := w["model.layers.1.mlp.fc1.bias"].AsFloat32().Clone()
+	bad.Float32s()[7] = float32(math.NaN())
+	w["model.layers.1.mlp.fc1.bias"] = bad
+	for n, t := range w {
+		named = append(named, safetensors.Named{Name: n, T: t})
+	}
+	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), named, nil); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join("..", "..", "testdata", "demo", "val.txt")
+	for _, json := range []bool{false, true} {
+		args := []string{"eval", "--model", dir, "--data", data, "--windows", "4", "--seq-len", "32"}
+		if json {
+			args = append(args, "--json")
+		}
+		p := start(t, args...)
+		rc := p.wait(t)
+		want := "tensor model.layers.1.mlp.fc1.bias holds a non-finite value (element 7)"
+		if rc != 1 || p.stdout.String() != "" || !strings.Contains(p.stderr.String(), want) {
+			t.Errorf("--json %v: exit %d, stdout %q, stderr %q; want 1, nothing, %q", json, rc, p.stdout.String(), p.stderr.String(), want)
+		}
+	}
+}
+
+// TestCheckFinite: a NaN or ±Inf anywhere in a printed result is an error
+// naming its JSON path, and printJSON returns encoding errors.
+func TestCheckFinite(t *testing.T) {
+	type row struct {
+		MS float64 `json:"ms"`
+	}
+	type nested struct {
+		Rows []row           `json:"rows"`
+		By   map[string]*row `json:"by"`
+		Any  any             `json:"any"`
+		Skip float64         `json:"-"`
+		Ppl  *stages.PerplexityResult
+	}
+	for _, c := range []struct {
+		name string
+		v    any
+		want string // "" for no error
+	}{
+		{"finite", stages.PerplexityResult{Perplexity: 12.5, NLL: 2.5, Tokens: 10, Windows: 1}, ""},
+		{"perplexity NaN", &stages.PerplexityResult{Perplexity: math.NaN(), NLL: math.NaN()}, "eval: perplexity is NaN, not a finite number"},
+		{"nll +Inf", stages.PerplexityResult{Perplexity: 1, NLL: math.Inf(1)}, "eval: nll is +Inf"},
+		{"in a slice", nested{Rows: []row{{1}, {math.Inf(-1)}}}, "eval: rows[1].ms is -Inf"},
+		{"in a map", nested{By: map[string]*row{"a": {math.NaN()}}}, "eval: by[a].ms is NaN"},
+		{"in an interface", nested{Any: float32(math.Inf(1))}, "eval: any is +Inf"},
+		{"behind a pointer", nested{Ppl: &stages.PerplexityResult{Perplexity: math.NaN()}}, "eval: Ppl.perplexity is NaN"},
+		{"json:\"-\" is not printed", nested{Skip: math.NaN()}, ""},
+		{"nil pointer", nested{}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := checkFinite("eval", c.v)
+			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+				t.Errorf("got %v, want %q", err, c.want)
+			}
+		})
+	}
+	if err := printJSON("profile", map[string]any{"c": make(chan int)}); err == nil || !strings.Contains(err.Error(), "profile: encode the result as JSON") {
+		t.Errorf("printJSON of a channel: %v, want the encoding error", err)
+	}
+}
+
+// TestGenerateFlags: nonsense sampling flags are usage errors (status 2)
+// naming each flag, found before the model is opened.
+func TestGenerateFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--max-new-tokens", "-1"}, []string{"--max-new-tokens -1"}},
+		{[]string{"--max-new-tokens", "0"}, []string{"--max-new-tokens 0"}},
+		{[]string{"--temperature", "-0.5", "--top-k", "-1"}, []string{"--temperature -0.5", "--top-k -1"}},
+		{[]string{"--temperature", "NaN"}, []string{"--temperature NaN"}},
+		{[]string{"--top-p", "0"}, []string{"--top-p 0"}},
+		{[]string{"--top-p", "1.01"}, []string{"--top-p 1.01"}},
+	} {
+		err := cmdGenerate(context.Background(), append([]string{"--model", t.TempDir(), "--prompt", "The cat"}, c.args...))
+		if !errors.Is(err, errUsage) {
+			t.Errorf("%v: error %v, want a usage error", c.args, err)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: error %q does not name %q", c.args, err, w)
+			}
+		}
+	}
+	if err := checkSampling(1, deploy.SamplingOptions{Temperature: 0.8, TopK: 50, TopP: 1}); err != nil {
+		t.Errorf("sensible flags refused: %v", err)
+	}
+}
