@@ -16,6 +16,7 @@ import (
 
 	"mohawk/deploy"
 	"mohawk/internal/shareddata"
+	"mohawk/pipeline"
 	"mohawk/safetensors"
 	"mohawk/stages"
 )
@@ -248,5 +249,50 @@ func TestGenerateFlags(t *testing.T) {
 	}
 	if err := checkSampling(1, deploy.SamplingOptions{Temperature: 0.8, TopK: 50, TopP: 1}); err != nil {
 		t.Errorf("sensible flags refused: %v", err)
+	}
+}
+
+// TestGenerateLength: a teacher asked to decode past its
+// max_position_embeddings warns on stderr (its rotary embeddings run on,
+// untrained there) and still generates; within them it does not warn. A
+// deployment folder whose mohawk.json was edited to a 4 TB conv state is
+// refused before anything is allocated (before: a Go fatal error, status
+// 2).
+func TestGenerateLength(t *testing.T) {
+	teacher := filepath.Join(t.TempDir(), "teacher")
+	if _, err := pipeline.ExportModel(filepath.Join("..", "..", "testdata", "demo", "teacher"), teacher, deploy.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("The cat sat on the mat. ", 400) // about 2,400 tokens
+	for _, c := range []struct {
+		prompt string
+		warn   bool
+	}{{"The cat", false}, {long, true}} {
+		p := start(t, "generate", "--model", teacher, "--prompt", c.prompt, "--max-new-tokens", "2", "--temperature", "0")
+		rc := p.wait(t)
+		warned := strings.Contains(p.stderr.String(), "past the 2048 positions this teacher was trained on (max_position_embeddings)")
+		if rc != 0 || warned != c.warn || !strings.HasPrefix(p.stdout.String(), c.prompt) {
+			t.Errorf("prompt of %d bytes: exit %d, warned %v (want %v), stderr %q", len(c.prompt), rc, warned, c.warn, p.stderr.String())
+		}
+	}
+
+	student := filepath.Join(t.TempDir(), "student")
+	if _, err := pipeline.ExportModel(shareddata.Path(t, "reference", "phimamba-tiny-en"), student, deploy.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := os.ReadFile(filepath.Join(student, deploy.ManifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := strings.ReplaceAll(string(m), "768,\n        3", "1000000,\n        1000000")
+	if tampered == string(m) {
+		t.Fatalf("no conv_state shape [-1, 768, 3] to edit in\n%s", m)
+	}
+	os.WriteFile(filepath.Join(student, deploy.ManifestFile), []byte(tampered), 0o644)
+	p := start(t, "generate", "--model", student, "--prompt", "The cat")
+	rc := p.wait(t)
+	want := "mohawk.json: state past_key_values.0.conv_state has shape [-1 1000000 1000000], but " + student + "/model.onnx declares dimension 1 as 768"
+	if rc != 1 || !strings.Contains(p.stderr.String(), want) {
+		t.Errorf("tampered mohawk.json: exit %d, stderr %q; want 1 and %q", rc, p.stderr.String(), want)
 	}
 }
