@@ -1,11 +1,12 @@
 package deploy
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mohawk/internal/shareddata"
 )
 
 // TestTamperedSizes edits the sizes of a deployment folder's JSON files and
@@ -41,7 +42,7 @@ func TestTamperedSizes(t *testing.T) {
 		} {
 			t.Run(m.kind+"/"+c.name, func(t *testing.T) {
 				dir := copyFolder(t, src)
-				editJSON(t, filepath.Join(dir, c.file), c.edit)
+				shareddata.EditJSON(t, filepath.Join(dir, c.file), c.edit)
 				g, err := Open(dir, testRuntime)
 				if err == nil {
 					g.Close()
@@ -75,24 +76,4 @@ func copyFolder(t *testing.T, dir string) string {
 		}
 	}
 	return out
-}
-
-// editJSON rewrites the JSON object in path with edit applied.
-func editJSON(t *testing.T, path string, edit func(map[string]any)) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var j map[string]any
-	if err := json.Unmarshal(b, &j); err != nil {
-		t.Fatal(err)
-	}
-	edit(j)
-	if b, err = json.Marshal(j); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }

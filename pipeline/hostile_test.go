@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -10,33 +9,19 @@ import (
 	"time"
 
 	"mohawk/internal/shareddata"
-	"mohawk/safetensors"
 )
 
-// setJSON rewrites the JSON object in path with value at the dotted key
-// (nested objects: "MixerModel.input.n_layer").
+// setJSON sets the dotted key (nested objects: "MixerModel.input.n_layer")
+// of the JSON object in path to value.
 func setJSON(t *testing.T, path, key string, value any) {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var root map[string]any
-	if err := json.Unmarshal(b, &root); err != nil {
-		t.Fatal(err)
-	}
-	m := root
-	parts := strings.Split(key, ".")
-	for _, p := range parts[:len(parts)-1] {
-		m = m[p].(map[string]any)
-	}
-	m[parts[len(parts)-1]] = value
-	if b, err = json.Marshal(root); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	shareddata.EditJSON(t, path, func(m map[string]any) {
+		parts := strings.Split(key, ".")
+		for _, p := range parts[:len(parts)-1] {
+			m = m[p].(map[string]any)
+		}
+		m[parts[len(parts)-1]] = value
+	})
 }
 
 // TestHugeLayerCount: a layer count of 10^9 in a config is refused against
@@ -100,43 +85,19 @@ func TestNonFiniteWeights(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
 		name, ref, tensor string
-		weights           string // the file the damaged weights replace
 		value             float32
 		load              func(dir string) error
 	}{
-		{"teacher NaN", "phi-tiny-en", "lm_head.weight", "model.safetensors", float32(math.NaN()),
+		{"teacher NaN", "phi-tiny-en", "lm_head.weight", float32(math.NaN()),
 			func(dir string) error { _, _, err := LoadTeacher(dir); return err }},
-		{"teacher -Inf", "phi-tiny-en", "model.layers.3.mlp.fc2.bias", "model.safetensors", float32(math.Inf(-1)),
+		{"teacher -Inf", "phi-tiny-en", "model.layers.3.mlp.fc2.bias", float32(math.Inf(-1)),
 			func(dir string) error { _, _, err := LoadTeacher(dir); return err }},
-		{"student NaN", "phimamba-tiny-en", "backbone.layers.0.mixer.D", StudentWeightsFile, float32(math.NaN()),
+		{"student NaN", "phimamba-tiny-en", "backbone.layers.0.mixer.D", float32(math.NaN()),
 			func(dir string) error { _, err := LoadStudent(dir, 1e-5); return err }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			src := shareddata.Path(t, "reference", c.ref)
-			w := shareddata.Load(t, src)
-			dir := t.TempDir()
-			for _, f := range []string{"config.json", "tokenizer.json"} {
-				b, err := os.ReadFile(filepath.Join(src, f))
-				if err != nil {
-					t.Fatal(err)
-				}
-				os.WriteFile(filepath.Join(dir, f), b, 0o644)
-			}
-			bad, ok := w[c.tensor]
-			if !ok {
-				t.Fatalf("%s has no tensor %s", c.ref, c.tensor)
-			}
-			bad = bad.AsFloat32().Clone()
-			bad.Float32s()[1] = c.value
-			w[c.tensor] = bad
-			var named []safetensors.Named
-			for _, n := range sortedNames(w) {
-				named = append(named, safetensors.Named{Name: n, T: w[n]})
-			}
-			if err := safetensors.Write(filepath.Join(dir, c.weights), named, nil); err != nil {
-				t.Fatal(err)
-			}
+			dir := shareddata.Poisoned(t, shareddata.Path(t, "reference", c.ref), c.tensor, 1, c.value)
 			err := c.load(dir)
 			if want := "tensor " + c.tensor + " holds a non-finite value (element 1)"; err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("error %v, want one containing %q", err, want)

@@ -17,7 +17,6 @@ import (
 	"mohawk/deploy"
 	"mohawk/internal/shareddata"
 	"mohawk/pipeline"
-	"mohawk/safetensors"
 	"mohawk/stages"
 )
 
@@ -143,30 +142,7 @@ func TestSignalStopsEval(t *testing.T) {
 // naming the tensor, with and without --json, and prints no result (before:
 // "perplexity NaN", or an empty line with --json, and status 0).
 func TestEvalNonFiniteWeights(t *testing.T) {
-	src := filepath.Join("..", "..", "testdata", "demo", "teacher")
-	dir := t.TempDir()
-	for _, f := range []string{"config.json", "tokenizer.json"} {
-		b, err := os.ReadFile(filepath.Join(src, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(dir, f), b, 0o644)
-	}
-	w := shareddata.Load(t, filepath.Join(src, "model.safetensors"))
-	var named []safetensors.Named
-	for _, n := range []string{"lm_head.bias", "lm_head.weight", "model.embed_tokens.weight", "model.final_layernorm.bias", "model.final_layernorm.weight"} {
-		named = append(named, safetensors.Named{Name: n, T: w[n]})
-		delete(w, n)
-	}
-	bad := w["model.layers.1.mlp.fc1.bias"].AsFloat32().Clone()
-	bad.Float32s()[7] = float32(math.NaN())
-	w["model.layers.1.mlp.fc1.bias"] = bad
-	for n, t := range w {
-		named = append(named, safetensors.Named{Name: n, T: t})
-	}
-	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), named, nil); err != nil {
-		t.Fatal(err)
-	}
+	dir := shareddata.Poisoned(t, filepath.Join("..", "..", "testdata", "demo", "teacher"), "model.layers.1.mlp.fc1.bias", 7, float32(math.NaN()))
 	data := filepath.Join("..", "..", "testdata", "demo", "val.txt")
 	for _, json := range []bool{false, true} {
 		args := []string{"eval", "--model", dir, "--data", data, "--windows", "4", "--seq-len", "32"}
