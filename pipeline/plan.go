@@ -266,10 +266,10 @@ func Fingerprint(paths ...string) (string, error) {
 				return err
 			}
 			rel, _ := filepath.Rel(p, path)
-			if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+			if !fi.Mode().IsRegular() {
 				// A FIFO or device cannot be read twice (or ever ends):
 				// identified by its name and type.
-				fmt.Fprintf(h, "%s:%v;", rel, st.Mode().Type())
+				fmt.Fprintf(h, "%s:%v;", rel, fi.Mode().Type())
 				return nil
 			}
 			fmt.Fprintf(h, "%s:%d;", rel, fi.Size())
