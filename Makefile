@@ -41,6 +41,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReadSignature -fuzztime $(FUZZTIME) ./runtime
 	$(GO) test -run '^$$' -fuzz FuzzExternalData -fuzztime $(FUZZTIME) ./runtime
 	$(GO) test -run '^$$' -fuzz FuzzModelProto -fuzztime $(FUZZTIME) ./export/onnxpb
+	$(GO) test -run '^$$' -fuzz FuzzReadManifest -fuzztime $(FUZZTIME) ./deploy
 
 # kill -9 at 50 random moments of a tiny pipeline run; every re-run must
 # resume from the newest complete checkpoint and end equal to an

@@ -3,6 +3,7 @@ package data
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -108,9 +109,12 @@ func openShard(path, format string) (shard, error) {
 // readText returns the bytes of a text or JSONL shard, decompressed, after
 // checking that they are text: valid UTF-8 without NUL bytes. A compressed
 // file must not hold a binary file either.
-func (sh shard) readText() ([]byte, error) {
-	raw, err := os.ReadFile(sh.path)
+func (sh shard) readText(ctx context.Context) ([]byte, error) {
+	raw, err := readFile(ctx, sh.path)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w; check data.path", err)
 	}
 	where := ""

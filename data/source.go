@@ -147,7 +147,7 @@ func (src Source) documents(ctx context.Context, sh shard) ([]document, error) {
 	if sh.format == "parquet" {
 		return sh.readParquet(ctx, src.Field)
 	}
-	raw, err := sh.readText()
+	raw, err := sh.readText(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -101,6 +101,9 @@ func TestGeneratorErrors(t *testing.T) {
 	if _, err := teacher.Prefill([][]int64{{1, 2}, {3}}); err == nil || !strings.Contains(err.Error(), "no attention mask") {
 		t.Errorf("teacher Prefill of ragged rows: %v", err)
 	}
+	if text, err := g.Generate(context.Background(), "The cat", -1, SamplingOptions{}, nil); err == nil || text != "" || !strings.Contains(err.Error(), "-1 new tokens") {
+		t.Errorf("Generate of -1 new tokens: %q, %v", text, err)
+	}
 	if _, err := Open(t.TempDir(), testRuntime); err == nil || !strings.Contains(err.Error(), ManifestFile+" is missing") {
 		t.Errorf("Open of an empty folder: %v", err)
 	}

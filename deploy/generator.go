@@ -77,6 +77,11 @@ func Open(dir string, rc runtime.Config) (*Generator, error) {
 		env.Close()
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
+	if err := checkSignature(dir, m, gc, sess); err != nil {
+		sess.Close()
+		env.Close()
+		return nil, err
+	}
 	return &Generator{dir: dir, manifest: m, genai: gc, env: env, sess: sess, tok: tok}, nil
 }
 
@@ -100,6 +105,13 @@ func (g *Generator) EOS() int64 { return g.genai.Model.EOS }
 
 // VocabSize is the width of the logits.
 func (g *Generator) VocabSize() int { return int(g.genai.Model.VocabSize) }
+
+// ContextLength is genai_config.json's context_length: the teacher's
+// max_position_embeddings (the positions it was trained on; its rotary
+// embeddings run past them mechanically, on positions it never saw), or for
+// the recurrent student, which has no positional limit, a bound for
+// onnxruntime-genai's max_length.
+func (g *Generator) ContextLength() int { return g.genai.Model.ContextLength }
 
 // Context is the number of tokens per sequence fed since the last Prefill
 // or Reset.
@@ -310,6 +322,9 @@ func (g *Generator) start(batch int) {
 // a character whose UTF-8 bytes span several tokens is passed once complete.
 // An empty prompt starts from the beginning-of-text token.
 func (g *Generator) Generate(ctx context.Context, prompt string, maxNew int, o SamplingOptions, onToken func(text string)) (string, error) {
+	if maxNew < 0 {
+		return "", fmt.Errorf("generate: %d new tokens asked for; pass 0 or more", maxNew)
+	}
 	s, err := NewSampler(o)
 	if err != nil {
 		return "", err

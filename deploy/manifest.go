@@ -10,6 +10,7 @@ import (
 
 	"mohawk/graphs/models/phi"
 	"mohawk/graphs/models/phimamba"
+	"mohawk/runtime"
 	"mohawk/tensors"
 )
 
@@ -146,6 +147,55 @@ func ReadManifest(dir string) (*Manifest, error) {
 		return nil, err
 	}
 	return &m, nil
+}
+
+// checkSignature compares the sizes mohawk.json and genai_config.json give
+// with what the model file declares, before anything is allocated from
+// them: every state's dtype and every axis but batch and seq_axis must be
+// the model's (static) dimension, and vocab_size the width of the logits.
+// A tampered figure would otherwise size the zero states or the logits
+// buffers (a 10^6 × 10^6 conv state is 4 TB).
+func checkSignature(dir string, m *Manifest, gc *genaiConfig, sess *runtime.Session) error {
+	manifest, genai := filepath.Join(dir, ManifestFile), filepath.Join(dir, GenAIConfigFile)
+	model := filepath.Join(dir, gc.Model.Decoder.Filename)
+	var errs []error
+	for _, s := range m.States {
+		dt, shape, ok := sess.Declared(s.Input)
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: input %s declares no shape, so the size of state %s cannot be checked; export the folder again", model, s.Input, s.Input))
+			continue
+		}
+		want := s.shape(1, 0)
+		if st, _ := tensors.ParseDType(s.DType); st != dt || len(shape) != len(want) {
+			errs = append(errs, fmt.Errorf("%s: state %s is %s%v, but %s declares %v%v; the folder was edited or mixed up: export it again",
+				manifest, s.Input, s.DType, s.Shape, model, dt, shape))
+			continue
+		}
+		for k := 1; k < len(want); k++ {
+			if k == s.SeqAxis {
+				continue
+			}
+			if shape[k] < 0 || shape[k] != want[k] {
+				errs = append(errs, fmt.Errorf("%s: state %s has shape %v, but %s declares dimension %d as %s; the folder was edited or mixed up: export it again",
+					manifest, s.Input, s.Shape, model, k, dimString(shape[k])))
+				break
+			}
+		}
+	}
+	logits := gc.Model.Decoder.Outputs["logits"]
+	if _, shape, ok := sess.Declared(logits); !ok || len(shape) == 0 || shape[len(shape)-1] != gc.Model.VocabSize {
+		errs = append(errs, fmt.Errorf("%s: model.vocab_size is %d, but %s declares output %s as %v; the folder was edited or mixed up: export it again",
+			genai, gc.Model.VocabSize, model, logits, shape))
+	}
+	return errors.Join(errs...)
+}
+
+// dimString spells a declared dimension, -1 being a symbolic one.
+func dimString(d int64) string {
+	if d < 0 {
+		return "symbolic (not fixed)"
+	}
+	return fmt.Sprint(d)
 }
 
 // genaiConfig is the part of onnxruntime-genai's genai_config.json that a

@@ -15,6 +15,9 @@ func FuzzParse(f *testing.F) {
 		`{"hidden_size":"64","rope_parameters":[],"eos_token_id":[1,2],"head_dim":3}`,
 		`{"model_type":"phi","vocab_size":10,"hidden_size":6,"num_attention_heads":4,"partial_rotary_factor":2,"rope_scaling":{"type":"linear"}}`,
 		`null`, `[]`, `{`, ``, `{"vocab_size":1e999}`,
+		// issue 22: phi-tiny-en's config with a billion layers (refused by
+		// CheckLayers against the weights, not by Parse).
+		`{"model_type":"phi","vocab_size":8192,"hidden_size":256,"intermediate_size":1024,"num_hidden_layers":1000000000,"num_attention_heads":8,"max_position_embeddings":2048}`,
 	} {
 		f.Add([]byte(seed))
 	}

@@ -2,8 +2,10 @@ package pipeline
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -43,12 +45,20 @@ func LoadTeacher(dir string) (*stages.Teacher, *hfconfig.Phi, error) {
 		}
 		w[name] = t.AsFloat32()
 	}
+	if err := checkWeightsFinite(dir, "teacher", w); err != nil {
+		return nil, nil, err
+	}
 	return &stages.Teacher{Config: c, Weights: w}, h, nil
 }
 
 // checkTeacherSet applies checkTensors to a Hugging Face Phi checkpoint
 // without reading its weights.
 func checkTeacherSet(dir string, set *safetensors.Set, h *hfconfig.Phi) error {
+	// The layer count first: it sizes ParamShapes below (10^9 layers would
+	// list 10^10 tensors before any comparison).
+	if err := hfconfig.CheckLayers(filepath.Join(dir, hfconfig.FileName), "num_hidden_layers", h.NumHiddenLayers, set.Names(), strings.TrimSuffix(phi.LayerPrefix(0), "0")); err != nil {
+		return err
+	}
 	have := map[string][]int64{}
 	for _, name := range set.Names() {
 		info, err := set.Info(name)
@@ -121,6 +131,9 @@ func LoadStudent(dir string, eps float32) (*stages.Student, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := hfconfig.CheckLayers(filepath.Join(dir, StudentConfigFile), "MixerModel.input.n_layer", c.Layers, slices.Collect(maps.Keys(all)), strings.TrimSuffix(phimamba.LayerPrefix(0), "0")); err != nil {
+		return nil, err
+	}
 	have := map[string][]int64{}
 	for name, t := range all {
 		have[name] = t.Shape
@@ -133,7 +146,24 @@ func LoadStudent(dir string, eps float32) (*stages.Student, error) {
 	for name := range c.ParamShapes() {
 		w[name] = all[name].AsFloat32()
 	}
+	if err := checkWeightsFinite(dir, "student", w); err != nil {
+		return nil, err
+	}
 	return &stages.Student{Config: c, Weights: w}, nil
+}
+
+// checkWeightsFinite names the first tensor of a model's weights (in name
+// order) holding a NaN or ±Inf: such a model's outputs are not finite, which
+// a training stage would otherwise report as a loss to lower the learning
+// rate for, and eval as perplexity NaN.
+func checkWeightsFinite(dir, what string, w stages.Weights) error {
+	for _, n := range sortedNames(w) {
+		if i := firstNonFiniteElement(w[n]); i >= 0 {
+			return fmt.Errorf("load %s: %s: tensor %s holds a non-finite value (element %d), so the %s's outputs are not finite; the weights are damaged or come from a diverged run: use a checkpoint whose weights are finite",
+				what, dir, n, i, what)
+		}
+	}
+	return nil
 }
 
 // SaveStudent writes dir/model.safetensors and dir/config.json (authors'

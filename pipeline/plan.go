@@ -266,6 +266,12 @@ func Fingerprint(paths ...string) (string, error) {
 				return err
 			}
 			rel, _ := filepath.Rel(p, path)
+			if !fi.Mode().IsRegular() {
+				// A FIFO or device cannot be read twice (or ever ends):
+				// identified by its name and type.
+				fmt.Fprintf(h, "%s:%v;", rel, fi.Mode().Type())
+				return nil
+			}
 			fmt.Fprintf(h, "%s:%d;", rel, fi.Size())
 			f, err := os.Open(path)
 			if err != nil {

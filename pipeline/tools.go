@@ -142,7 +142,11 @@ func EvalPerplexity(ctx context.Context, o EvalOptions) (*stages.PerplexityResul
 	if batch <= 0 {
 		batch = 8
 	}
-	r, err := sc.Perplexity(windows, batch, nil)
+	var prog stages.Progress // a line at every tenth of the windows
+	if o.Progress != nil {
+		prog = (&runLog{out: o.Progress}).Progress("eval", int(windows.Shape[0]))
+	}
+	r, err := sc.Perplexity(windows, batch, prog)
 	if err != nil {
 		return nil, err
 	}

@@ -263,6 +263,28 @@ func (s *Session) InputNames() []string { return infoNames(s.inputs) }
 // OutputNames are the names of Run's outputs, in order.
 func (s *Session) OutputNames() []string { return infoNames(s.outputs) }
 
+// Declared is the element type and shape that the model declares for the
+// input or output name of this session, with -1 for a dimension that is
+// symbolic or unknown; ok is false when the session does not feed or fetch
+// name or the model does not declare its rank.
+func (s *Session) Declared(name string) (dt tensors.DType, shape []int64, ok bool) {
+	t, found := findInfo(s.inputs, name)
+	if !found {
+		t, found = findInfo(s.outputs, name)
+	}
+	if !found || !t.rankKnown {
+		return 0, nil, false
+	}
+	shape = make([]int64, len(t.dims))
+	for k, d := range t.dims {
+		shape[k] = -1
+		if d.param == "" && d.value >= 0 {
+			shape[k] = d.value
+		}
+	}
+	return t.elem, shape, true
+}
+
 // Close destroys the ORT session. It is idempotent.
 func (s *Session) Close() error {
 	s.mu.Lock()

@@ -488,3 +488,27 @@ func mustMarshal(t *testing.T, m *pb.ModelProto) []byte {
 	}
 	return b
 }
+
+func TestDeclared(t *testing.T) {
+	env := needORT(t)
+	s, err := env.NewSession("matmul", binaryModel(t, "MatMul", tensors.Float32, []any{"m", 3}, []any{3, nil}, []any{"m", nil}), []string{"a", "b"}, []string{"c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, c := range []struct {
+		name  string
+		shape []int64
+		ok    bool
+	}{
+		{"a", []int64{-1, 3}, true},
+		{"b", []int64{3, -1}, true},
+		{"c", []int64{-1, -1}, true},
+		{"d", nil, false},
+	} {
+		dt, shape, ok := s.Declared(c.name)
+		if ok != c.ok || !slices.Equal(shape, c.shape) || (ok && dt != tensors.Float32) {
+			t.Errorf("Declared(%q) = %v, %v, %v; want float32, %v, %v", c.name, dt, shape, ok, c.shape, c.ok)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strings"
@@ -18,6 +19,7 @@ import (
 type Scorer struct {
 	g    *graphs.Graph
 	sess Session
+	ctx  context.Context // the Env's: its loops stop between session runs when it is done
 }
 
 // Model names for scoring.
@@ -54,7 +56,11 @@ func (e *Env) NewScorer(model string) (*Scorer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Scorer{g: g, sess: s}, nil
+	ctx := e.Ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return &Scorer{g: g, sess: s, ctx: ctx}, nil
 }
 
 // TokenLogProbs turns logits [B, S, V] for ids [B, S] into the
@@ -70,8 +76,12 @@ func TokenLogProbs(logits, ids *graphs.Value) (logp, greedy *graphs.Value) {
 // Close releases the session.
 func (s *Scorer) Close() { s.sess.Close() }
 
-// Score runs ids [B, S] and returns logp and greedy [B, S−1].
+// Score runs ids [B, S] and returns logp and greedy [B, S−1]; it returns
+// the context's error instead once the Env's context is done.
 func (s *Scorer) Score(ids *tensors.Tensor) (logp, greedy *tensors.Tensor, err error) {
+	if err := s.ctx.Err(); err != nil {
+		return nil, nil, err
+	}
 	out, err := s.sess.Run([]*tensors.Tensor{ids})
 	if err != nil {
 		return nil, nil, err

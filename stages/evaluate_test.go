@@ -1,6 +1,8 @@
 package stages
 
 import (
+	"context"
+	"errors"
 	"math"
 	"slices"
 	"strings"
@@ -166,5 +168,40 @@ func TestNewScorerRejectsUnknownModels(t *testing.T) {
 	withTinyModels(f)
 	if _, err := f.env.NewScorer("tutor"); err == nil || !strings.Contains(err.Error(), "unknown model tutor") {
 		t.Errorf("NewScorer(tutor): %v", err)
+	}
+}
+
+// cancelBar cancels its context when progress first reaches a step.
+type cancelBar struct {
+	countBar
+	cancel func()
+}
+
+func (b *cancelBar) Set(step int, s string) {
+	b.countBar.Set(step, s)
+	b.cancel()
+}
+
+// TestScorerStopsWhenCancelled: once the Env's context is done, the
+// scorer's loops run no further batch and return the context's error (a
+// SIGINT/SIGTERM during eval), in perplexity and in the task scores.
+func TestScorerStopsWhenCancelled(t *testing.T) {
+	t.Parallel()
+	f := newFake(t, 1, 1, 0, 0)
+	withTinyModels(f)
+	ctx, cancel := context.WithCancel(context.Background())
+	f.env.Ctx = ctx
+	sc, err := f.env.NewScorer(ModelStudent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sc.Close)
+	bar := &cancelBar{cancel: cancel}
+	_, err = sc.Perplexity(tensors.FromInt64([]int64{6, 4}, make([]int64, 24)), 2, bar)
+	if !errors.Is(err, context.Canceled) || bar.last != 2 {
+		t.Errorf("cancelled after the first batch of 2: error %v, progress %d; want context.Canceled at 2", err, bar.last)
+	}
+	if _, err := sc.LastWord(byteEncoder{}, []data.Completion{{Context: "the cat", Target: " sat"}}); !errors.Is(err, context.Canceled) {
+		t.Errorf("LastWord after the cancel: %v", err)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -149,6 +148,9 @@ func cmdEval(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		if err := checkFinite("eval", r); err != nil {
+			return err
+		}
 		res["perplexity"] = r
 		if !*asJSON {
 			fmt.Printf("perplexity %.4f over %d tokens (%d windows of %d)\n", r.Perplexity, r.Tokens, r.Windows, *seq)
@@ -163,14 +165,16 @@ func cmdEval(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		if err := checkFinite("eval", r); err != nil {
+			return err
+		}
 		res["tasks"] = r
 		if !*asJSON {
 			fmt.Print(pipeline.ZeroShotTable([]string{*model}, map[string]map[string]*stages.TaskResult{*model: r}))
 		}
 	}
 	if *asJSON {
-		b, _ := json.Marshal(res)
-		fmt.Println(string(b))
+		return printJSON("eval", res)
 	}
 	return nil
 }
@@ -193,6 +197,9 @@ func cmdGrads(ctx context.Context, args []string) error {
 	}
 	loss, err := pipeline.Grads(ctx, *model, *input, *out, rc(), os.Stderr)
 	if err != nil {
+		return err
+	}
+	if err := checkFinite("grads", struct{ Loss float32 }{loss}); err != nil {
 		return err
 	}
 	fmt.Printf("loss %.6f; gradients written to %s\n", loss, *out)
@@ -235,11 +242,6 @@ func cmdSetup(ctx context.Context, args []string) error {
 	return nil
 }
 
-func printJSON(v any) {
-	b, _ := json.Marshal(v)
-	fmt.Println(string(b))
-}
-
 func cmdBenchForward(ctx context.Context, args []string) error {
 	fs := flags("bench-forward", "--model DIR|phi-1.5 [flags]")
 	model := fs.String("model", "", "teacher directory, or phi-1.5 for a random Phi-1.5-shaped model")
@@ -261,8 +263,7 @@ func cmdBenchForward(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	printJSON(r)
-	return nil
+	return printJSON("bench-forward", r)
 }
 
 func cmdBenchStage(ctx context.Context, args []string) error {
@@ -302,8 +303,7 @@ func cmdBenchStage(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	printJSON(r)
-	return nil
+	return printJSON("bench-stage", r)
 }
 
 // printTraffic prints r's total and its n largest groups.
@@ -368,7 +368,9 @@ func cmdBenchMixer(ctx context.Context, args []string) error {
 	}
 	rs, err := pipeline.BenchMixer(ctx, *teacher, strings.Split(*forms, ","), ts, *iters, rc(), os.Stderr)
 	for _, r := range rs {
-		printJSON(r)
+		if err := printJSON("bench-mixer", r); err != nil {
+			return err
+		}
 	}
 	return err
 }
@@ -412,7 +414,9 @@ func cmdProfile(_ context.Context, args []string) error {
 		p.Nodes = p.Nodes[:min(*nodes, len(p.Nodes))]
 		p.Shapes = p.Shapes[:min(*shapes, len(p.Shapes))]
 		if *asJSON {
-			printJSON(p)
+			if err := printJSON("profile", p); err != nil {
+				return err
+			}
 			continue
 		}
 		fmt.Printf("%s (%d model runs, first %d left out)\n", path, p.Runs, p.Skipped)

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"mohawk/deploy"
 	"mohawk/pipeline"
@@ -61,6 +63,9 @@ func cmdGenerate(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
+	if err := checkSampling(*maxNew, o); err != nil {
+		return err
+	}
 	if err := localModel(ctx, "model", model); err != nil {
 		return err
 	}
@@ -70,6 +75,10 @@ func cmdGenerate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer g.Close()
+	if n, limit := len(g.Tokenizer().Encode(*prompt))+*maxNew, g.ContextLength(); g.Kind() == deploy.KindTeacher && n > limit {
+		fmt.Fprintf(os.Stderr, "pipeline generate: warning: the prompt and --max-new-tokens %d reach position %d, past the %d positions this teacher was trained on "+
+			"(max_position_embeddings); it runs on, with rotary embeddings extrapolated to positions it never saw, so expect the text to degrade there\n", *maxNew, n, limit)
+	}
 	fmt.Print(*prompt)
 	_, err = g.Generate(ctx, *prompt, *maxNew, o, func(text string) { fmt.Print(text) })
 	fmt.Println()
@@ -112,5 +121,27 @@ func cmdBenchGenerate(ctx context.Context, args []string) error {
 	}
 	b, _ := os.ReadFile(filepath.Join(*out, "bench.md"))
 	fmt.Print(string(b))
+	return nil
+}
+
+// checkSampling rejects generate's flag values that make no sense, naming
+// each flag (exit status 2).
+func checkSampling(maxNew int, o deploy.SamplingOptions) error {
+	var bad []string
+	if maxNew < 1 {
+		bad = append(bad, fmt.Sprintf("--max-new-tokens %d: generate at least 1 token", maxNew))
+	}
+	if !(o.Temperature >= 0) || math.IsInf(o.Temperature, 0) {
+		bad = append(bad, fmt.Sprintf("--temperature %v: use 0 (greedy) or a positive number", o.Temperature))
+	}
+	if o.TopK < 0 {
+		bad = append(bad, fmt.Sprintf("--top-k %d: use 0 (all tokens) or a positive number", o.TopK))
+	}
+	if !(o.TopP > 0 && o.TopP <= 1) {
+		bad = append(bad, fmt.Sprintf("--top-p %v: use a probability mass in (0, 1] (1: off)", o.TopP))
+	}
+	if len(bad) > 0 {
+		return &flagError{strings.Join(bad, "; ")}
+	}
 	return nil
 }

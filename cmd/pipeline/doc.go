@@ -29,6 +29,9 @@
 // type.
 //
 // Exit status: 0 on success, 1 on an error (printed with what to do), 2 on a
-// usage error, 130 when interrupted (run the same command again to resume).
+// usage error or a flag value that makes no sense (named), 130 when
+// interrupted by SIGINT/SIGTERM (run the same command again to resume a run;
+// a second signal exits at once). A printed result is never NaN or ±Inf:
+// such a result is an error naming the field.
 // main returns through os.Exit(run()) so deferred clean-ups run first.
 package main

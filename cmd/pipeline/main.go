@@ -46,7 +46,7 @@ func run(args []string) int {
 		}
 		return 0
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible()
 	defer stop()
 	cmds := map[string]func(context.Context, []string) error{
 		"run": cmdRun, "validate": cmdValidate, "eval": cmdEval, "export": cmdExport, "grads": cmdGrads,
@@ -64,9 +64,15 @@ func run(args []string) int {
 	case err == nil:
 		return 0
 	case errors.Is(err, errUsage):
+		if err != errUsage {
+			fmt.Fprintf(os.Stderr, "pipeline %s: %v\n", args[0], err)
+		}
 		return 2
 	case errors.Is(err, stages.ErrInterrupted):
 		fmt.Fprintln(os.Stderr, "pipeline: interrupted; run the same command again to resume")
+		return 130
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		fmt.Fprintf(os.Stderr, "pipeline %s: interrupted by a signal; its output is incomplete\n", args[0])
 		return 130
 	}
 	fmt.Fprintf(os.Stderr, "pipeline %s: %v\n", args[0], err)
@@ -74,3 +80,36 @@ func run(args []string) int {
 }
 
 var errUsage = errors.New("usage")
+
+// flagError is a flag value that makes no sense: reported with exit status
+// 2, like other usage errors, but with its message.
+type flagError struct{ msg string }
+
+func (e *flagError) Error() string        { return e.msg }
+func (e *flagError) Is(target error) bool { return target == errUsage }
+
+// interruptible returns a context cancelled by the first SIGINT or SIGTERM;
+// every long loop of the commands checks it and returns within about a
+// second (a training stage checkpoints first). A second signal exits at once
+// with status 130, for whatever cannot notice the first (a read blocked in
+// the kernel). stop releases the signals.
+func interruptible() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		if _, ok := <-sigs; !ok {
+			return
+		}
+		cancel()
+		if _, ok := <-sigs; ok {
+			fmt.Fprintln(os.Stderr, "pipeline: second signal; exiting at once")
+			os.Exit(130)
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(sigs)
+		cancel()
+	}
+}

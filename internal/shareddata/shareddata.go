@@ -1,8 +1,13 @@
 package shareddata
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 
 	"mohawk/internal/sharedpath"
@@ -118,3 +123,58 @@ func Close(got, want, abs, rel float64) bool {
 }
 
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+
+// Poisoned copies the model directory src (config.json, tokenizer.json and
+// its safetensors weights) into a temporary directory with the weights in
+// one file, weights (model.safetensors for both layouts), as float32, and
+// element index of tensor set to value (a NaN or ±Inf for fault tests).
+func Poisoned(t testing.TB, src, tensor string, index int, value float32) string {
+	t.Helper()
+	w := Load(t, src)
+	bad, ok := w[tensor]
+	if !ok {
+		t.Fatalf("%s has no tensor %s", src, tensor)
+	}
+	bad = bad.AsFloat32().Clone()
+	bad.Float32s()[index] = value
+	w[tensor] = bad
+	dir := t.TempDir()
+	for _, f := range []string{"config.json", "tokenizer.json"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var named []safetensors.Named
+	for _, n := range slices.Sorted(maps.Keys(w)) {
+		named = append(named, safetensors.Named{Name: n, T: w[n]})
+	}
+	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), named, nil); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// EditJSON rewrites the JSON object in path with edit applied (tests that
+// damage a config or manifest).
+func EditJSON(t testing.TB, path string, edit func(map[string]any)) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j map[string]any
+	if err := json.Unmarshal(b, &j); err != nil {
+		t.Fatal(err)
+	}
+	edit(j)
+	if b, err = json.Marshal(j); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

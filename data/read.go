@@ -1,0 +1,62 @@
+package data
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// readChunk is how much readFile reads between looks at its context.
+const readChunk = 1 << 20
+
+// readFile reads the whole file at path like os.ReadFile, but gives up as
+// soon as ctx is done: it reads in 1 MiB pieces and checks ctx between them
+// (an endless source such as /dev/zero stops growing), and it waits for the
+// read in a goroutine, so that a read blocked in the kernel (a FIFO without a
+// writer) does not hold the caller; that goroutine stays blocked until the
+// FIFO gets a writer or the process exits.
+func readFile(ctx context.Context, path string) ([]byte, error) {
+	type result struct {
+		b   []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, err := readChunks(ctx, path)
+		done <- result{b, err}
+	}()
+	select {
+	case r := <-done:
+		return r.b, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("read %s: %w", path, ctx.Err())
+	}
+}
+
+// readChunks reads path in readChunk pieces, checking ctx between them.
+func readChunks(ctx context.Context, path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var buf bytes.Buffer
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		buf.Grow(int(fi.Size()) + 1)
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		}
+		_, err := io.CopyN(&buf, f, readChunk)
+		if errors.Is(err, io.EOF) {
+			return buf.Bytes(), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
