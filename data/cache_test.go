@@ -32,7 +32,7 @@ func keyOf(t testing.TB, src Source, tokenizerID string, vocab int, eos int64) [
 	if err != nil {
 		t.Fatal(err)
 	}
-	shards, err := n.shards()
+	shards, err := n.shards(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

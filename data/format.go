@@ -60,18 +60,11 @@ type shard struct {
 
 // openShard finds the format of the file at path, given the source's
 // normalized format ("" to detect it).
-func openShard(path, format string) (shard, error) {
-	f, err := os.Open(path)
+func openShard(ctx context.Context, path, format string) (shard, error) {
+	head, err := abandonable(ctx, path, func() ([]byte, error) { return readHead(path) })
 	if err != nil {
-		return shard{}, fmt.Errorf("%w; check data.path", err)
+		return shard{}, err
 	}
-	defer f.Close()
-	head := make([]byte, 16)
-	n, err := io.ReadFull(f, head)
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return shard{}, fmt.Errorf("read %s: %w", path, err)
-	}
-	head = head[:n]
 	sh := shard{path: path, format: format}
 	switch kind := sniff(head); kind {
 	case "parquet":
@@ -104,6 +97,22 @@ func openShard(path, format string) (shard, error) {
 		}
 	}
 	return sh, nil
+}
+
+// readHead returns the first 16 bytes of the file at path (fewer if it is
+// shorter).
+func readHead(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w; check data.path", err)
+	}
+	defer f.Close()
+	head := make([]byte, 16)
+	n, err := io.ReadFull(f, head)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return head[:n], nil
 }
 
 // readText returns the bytes of a text or JSONL shard, decompressed, after

@@ -19,13 +19,22 @@ const readChunk = 1 << 20
 // writer) does not hold the caller; that goroutine stays blocked until the
 // FIFO gets a writer or the process exits.
 func readFile(ctx context.Context, path string) ([]byte, error) {
+	return abandonable(ctx, path, func() ([]byte, error) { return readChunks(ctx, path) })
+}
+
+// abandonable runs read, which reads the file at path, in a goroutine and
+// returns its result, or ctx's error as soon as ctx is done: a read (or an
+// open) blocked in the kernel, as on a FIFO without a writer, does not hold
+// the caller; the goroutine stays blocked until the FIFO gets a writer or
+// the process exits.
+func abandonable(ctx context.Context, path string, read func() ([]byte, error)) ([]byte, error) {
 	type result struct {
 		b   []byte
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		b, err := readChunks(ctx, path)
+		b, err := read()
 		done <- result{b, err}
 	}()
 	select {

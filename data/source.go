@@ -100,7 +100,7 @@ func (src Source) normalized() (Source, error) {
 
 // shards returns the files of src (normalized), with their formats: the
 // file at src.Path, or the matches of the glob in lexical order.
-func (src Source) shards() ([]shard, error) {
+func (src Source) shards(ctx context.Context) ([]shard, error) {
 	paths := []string{src.Path}
 	if strings.ContainsAny(src.Path, "*?[") {
 		var err error
@@ -113,7 +113,7 @@ func (src Source) shards() ([]shard, error) {
 	}
 	out := make([]shard, len(paths))
 	for i, p := range paths {
-		sh, err := openShard(p, src.Format)
+		sh, err := openShard(ctx, p, src.Format)
 		if err != nil {
 			return nil, err
 		}
@@ -195,7 +195,7 @@ func ReadDocuments(src Source) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	shards, err := src.shards()
+	shards, err := src.shards(context.Background())
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +231,7 @@ func Tokenize(ctx context.Context, src Source, tok Encoder, eos int64, opts Stre
 	if eos < 0 || eos >= int64(vocab) {
 		return nil, fmt.Errorf("tokenize %s: end-of-text id %d is outside the vocabulary of %d ids; pass the id of the tokenizer's <|endoftext|>", src.Path, eos, vocab)
 	}
-	shards, err := src.shards()
+	shards, err := src.shards(ctx)
 	if err != nil {
 		return nil, err
 	}
