@@ -119,7 +119,7 @@ func readHead(path string) ([]byte, error) {
 // checking that they are text: valid UTF-8 without NUL bytes. A compressed
 // file must not hold a binary file either.
 func (sh shard) readText(ctx context.Context) ([]byte, error) {
-	raw, err := readFile(ctx, sh.path)
+	raw, err := readFile(ctx, sh.path, sh.codec == "")
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, err

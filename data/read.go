@@ -18,8 +18,13 @@ const readChunk = 1 << 20
 // read in a goroutine, so that a read blocked in the kernel (a FIFO without a
 // writer) does not hold the caller; that goroutine stays blocked until the
 // FIFO gets a writer or the process exits.
-func readFile(ctx context.Context, path string) ([]byte, error) {
-	return abandonable(ctx, path, func() ([]byte, error) { return readChunks(ctx, path) })
+//
+// With stopAtNUL set (a file that must be text as it is stored), reading
+// stops after the first piece holding a NUL byte: what was read already
+// fails the text check, at that byte's offset, and an endless source of
+// zeros costs one piece of memory.
+func readFile(ctx context.Context, path string, stopAtNUL bool) ([]byte, error) {
+	return abandonable(ctx, path, func() ([]byte, error) { return readChunks(ctx, path, stopAtNUL) })
 }
 
 // abandonable runs read, which reads the file at path, in a goroutine and
@@ -45,8 +50,9 @@ func abandonable(ctx context.Context, path string, read func() ([]byte, error)) 
 	}
 }
 
-// readChunks reads path in readChunk pieces, checking ctx between them.
-func readChunks(ctx context.Context, path string) ([]byte, error) {
+// readChunks reads path in readChunk pieces, checking ctx between them
+// (and for a NUL byte, with stopAtNUL).
+func readChunks(ctx context.Context, path string, stopAtNUL bool) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -60,8 +66,9 @@ func readChunks(ctx context.Context, path string) ([]byte, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("read %s: %w", path, err)
 		}
+		start := buf.Len()
 		_, err := io.CopyN(&buf, f, readChunk)
-		if errors.Is(err, io.EOF) {
+		if errors.Is(err, io.EOF) || (stopAtNUL && bytes.IndexByte(buf.Bytes()[start:], 0) >= 0) {
 			return buf.Bytes(), nil
 		}
 		if err != nil {

@@ -3,21 +3,40 @@ package data
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
 // TestTokenizeStopsOnCancel: Tokenize returns soon after its context is
-// cancelled while it reads a source that never ends (/dev/zero) or never
-// starts (a FIFO without a writer), with the context's error.
+// cancelled while it reads a source that never starts (a FIFO without a
+// writer, blocking open(2)) or never ends (a FIFO whose writer keeps
+// writing text), with the context's error.
 func TestTokenizeStopsOnCancel(t *testing.T) {
-	fifo := filepath.Join(t.TempDir(), "fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
+	dir := t.TempDir()
+	idle, endless := filepath.Join(dir, "idle"), filepath.Join(dir, "endless")
+	for _, f := range []string{idle, endless} {
+		if err := syscall.Mkfifo(f, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	for _, path := range []string{"/dev/zero", fifo} {
+	go func() {
+		w, err := os.OpenFile(endless, os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		defer w.Close()
+		line := []byte(strings.Repeat("words and more words ", 50) + "\n")
+		for {
+			if _, err := w.Write(line); err != nil {
+				return // the reader is gone
+			}
+		}
+	}()
+	for _, path := range []string{idle, endless} {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			time.AfterFunc(300*time.Millisecond, cancel)
@@ -30,5 +49,18 @@ func TestTokenizeStopsOnCancel(t *testing.T) {
 				t.Errorf("got %v, %v; want no stream and context.Canceled", s, err)
 			}
 		})
+	}
+}
+
+// TestTokenizeRefusesZeros: /dev/zero as text data is refused at its first
+// byte after one piece is read, instead of being read until memory runs out.
+func TestTokenizeRefusesZeros(t *testing.T) {
+	start := time.Now()
+	_, err := Tokenize(context.Background(), Source{Path: "/dev/zero"}, bytes257, 256, StreamOptions{})
+	if err == nil || !strings.Contains(err.Error(), "NUL byte at byte 0") {
+		t.Fatalf("got %v, want the NUL byte at byte 0 named", err)
+	}
+	if took := time.Since(start); !(took < 5*time.Second) {
+		t.Errorf("took %v", took)
 	}
 }
