@@ -24,16 +24,20 @@ func TestTokenizeStopsOnCancel(t *testing.T) {
 		}
 	}
 	go func() {
-		w, err := os.OpenFile(endless, os.O_WRONLY, 0)
-		if err != nil {
-			return
-		}
-		defer w.Close()
+		// A writer for every reader that opens the FIFO (Tokenize opens a
+		// file twice: for its first bytes, then to read it).
 		line := []byte(strings.Repeat("words and more words ", 50) + "\n")
 		for {
-			if _, err := w.Write(line); err != nil {
-				return // the reader is gone
+			w, err := os.OpenFile(endless, os.O_WRONLY, 0)
+			if err != nil {
+				return
 			}
+			for {
+				if _, err := w.Write(line); err != nil {
+					break // this reader is gone
+				}
+			}
+			w.Close()
 		}
 	}()
 	for _, path := range []string{idle, endless} {

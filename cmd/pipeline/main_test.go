@@ -94,15 +94,19 @@ func (p *proc) waitFor(t *testing.T, s string, limit time.Duration) {
 const stopBound = 5 * time.Second
 
 // TestSignalStopsEval signals eval while it reads a FIFO that never gets a
-// writer, while it reads /dev/zero, and in the middle of scoring: each time
+// writer, while it reads a FIFO that never ends, and in the middle of scoring: each time
 // the process exits with status 130 within stopBound and prints no result.
 // Before, eval ignored both signals and only SIGKILL ended it.
 func TestSignalStopsEval(t *testing.T) {
 	model := shareddata.Path(t, "reference", "phi-tiny-en")
-	fifo := filepath.Join(t.TempDir(), "fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
+	dir := t.TempDir()
+	fifo, endless := filepath.Join(dir, "fifo"), filepath.Join(dir, "endless")
+	for _, f := range []string{fifo, endless} {
+		if err := syscall.Mkfifo(f, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
+	go feed(endless)
 	for _, c := range []struct {
 		name  string
 		sig   syscall.Signal
@@ -111,7 +115,7 @@ func TestSignalStopsEval(t *testing.T) {
 		args  []string
 	}{
 		{"FIFO without a writer, SIGINT", syscall.SIGINT, fifo, "", nil},
-		{"/dev/zero, SIGTERM", syscall.SIGTERM, "/dev/zero", "", nil},
+		{"endless text, SIGTERM", syscall.SIGTERM, endless, "", nil},
 		{"mid-scoring, SIGTERM", syscall.SIGTERM, shareddata.Path(t, "data", "en", "val.txt"), "eval: 20/200 (10%)", []string{"--windows", "200", "--batch", "1"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -135,6 +139,35 @@ func TestSignalStopsEval(t *testing.T) {
 				t.Errorf("stdout %q, stderr %q; want no result and the interruption named", out, p.stderr.String())
 			}
 		})
+	}
+}
+
+// feed writes text into the FIFO at path for every reader that opens it
+// (eval opens a data file twice: for its first bytes, then to read it),
+// until the process ends.
+func feed(path string) {
+	line := []byte(strings.Repeat("words and more words ", 50) + "\n")
+	for {
+		w, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		for {
+			if _, err := w.Write(line); err != nil {
+				break // this reader is gone
+			}
+		}
+		w.Close()
+	}
+}
+
+// TestEvalRefusesZeros: /dev/zero as eval data is refused at its first byte,
+// exit 1, instead of being read until a signal.
+func TestEvalRefusesZeros(t *testing.T) {
+	p := start(t, "eval", "--model", shareddata.Path(t, "reference", "phi-tiny-en"), "--data", "/dev/zero")
+	rc := p.wait(t)
+	if want := "NUL byte at byte 0"; rc != 1 || p.stdout.String() != "" || !strings.Contains(p.stderr.String(), want) {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 1, nothing, %q", rc, p.stdout.String(), p.stderr.String(), want)
 	}
 }
 
