@@ -132,4 +132,3 @@ func TestHFValidation(t *testing.T) {
 		})
 	}
 }
-
