@@ -38,18 +38,11 @@ func llama3Piece(s string, maxDigits int) int {
 	class, n := classAt(s)
 	// [^\r\n\p{L}\p{N}]?\p{L}+
 	if class == classLetter || !isCRLF(s[0]) && class != classNumber && n < len(s) && letterAt(s[n:]) {
-		return n + runOf(s[n:], classLetter)
+		return n + runOf(s[n:], classLetter, len(s))
 	}
 	// \p{N}{1,3}
 	if class == classNumber {
-		for digits := 1; digits < maxDigits && n < len(s); digits++ {
-			c, m := classAt(s[n:])
-			if c != classNumber {
-				break
-			}
-			n += m
-		}
-		return n
+		return n + runOf(s[n:], classNumber, maxDigits-1)
 	}
 	// ` ?[^\s\p{L}\p{N}]+[\r\n]*`
 	start := 0
@@ -59,7 +52,7 @@ func llama3Piece(s string, maxDigits int) int {
 		}
 	}
 	if c, _ := classAt(s[start:]); c == classOther {
-		end := start + runOf(s[start:], classOther)
+		end := start + runOf(s[start:], classOther, len(s))
 		for end < len(s) && isCRLF(s[end]) {
 			end++
 		}
@@ -68,7 +61,7 @@ func llama3Piece(s string, maxDigits int) int {
 	// s starts with whitespace. \s*[\r\n]+ takes the run up to its last
 	// line break; \s+(?!\S) leaves the last character of a run that a
 	// non-space follows, unless the run has only that one; \s+ takes it.
-	run := runOf(s, classSpace)
+	run := runOf(s, classSpace, len(s))
 	if i := strings.LastIndexAny(s[:run], "\r\n"); i >= 0 {
 		return i + 1
 	}
@@ -109,10 +102,11 @@ func letterAt(s string) bool {
 	return c == classLetter
 }
 
-// runOf returns the length of the run of characters of class at the start of s.
-func runOf(s string, class uint8) int {
+// runOf returns the length in bytes of the run of at most limit characters
+// of class at the start of s.
+func runOf(s string, class uint8, limit int) int {
 	n := 0
-	for n < len(s) {
+	for ; limit > 0 && n < len(s); limit-- {
 		c, m := classAt(s[n:])
 		if c != class {
 			break
