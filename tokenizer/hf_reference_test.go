@@ -16,7 +16,7 @@ import (
 // hfKinds are the hand-built tokenizer.json files of testdata/hf, one per
 // supported kind; make_refs.js wrote their reference ids with Hugging Face
 // tokenizers (see testdata/hf/README.md).
-var hfKinds = []string{"llama3", "qwen2", "llama2", "metaspace"}
+var hfKinds = []string{"llama3", "qwen2", "llama2", "metaspace", "metaspace_split"}
 
 func loadHF(tb testing.TB, name string) *Tokenizer {
 	tb.Helper()

@@ -20,7 +20,7 @@ const { Tokenizer } = require('@anush008/tokenizers');
 async function main() {
   const dir = __dirname;
   const texts = { val: fs.readFileSync(process.argv[2], 'utf8'), adversarial: fs.readFileSync(path.join(dir, 'adversarial.txt'), 'utf8') };
-  for (const name of ['llama3', 'qwen2', 'llama2', 'metaspace']) {
+  for (const name of ['llama3', 'qwen2', 'llama2', 'metaspace', 'metaspace_split']) {
     const tok = Tokenizer.fromFile(path.join(dir, name + '.json'));
     for (const [tname, text] of Object.entries(texts)) {
       const lines = [];

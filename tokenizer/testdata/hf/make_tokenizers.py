@@ -165,3 +165,11 @@ write("metaspace.json", {
     "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": False},
     "post_processor": sp_post, "decoder": sp_decoder, "model": sp_model,
 })
+# The older Metaspace form: add_prefix_space instead of prepend_scheme, and
+# split left to its default (true).
+write("metaspace_split.json", {
+    "version": "1.0", "truncation": None, "padding": None, "added_tokens": sp_added,
+    "normalizer": None,
+    "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "add_prefix_space": True},
+    "post_processor": sp_post, "decoder": sp_decoder, "model": sp_model,
+})
