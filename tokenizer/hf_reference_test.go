@@ -132,3 +132,32 @@ func TestHFValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestHFDecode compares Decode with Hugging Face's decode(ids,
+// skip_special_tokens=false) on the adversarial documents' ids without
+// special tokens and on random id sequences.
+func TestHFDecode(t *testing.T) {
+	t.Parallel()
+	for _, name := range hfKinds {
+		t.Run(name, func(t *testing.T) {
+			tok := loadHF(t, name)
+			raw, err := os.ReadFile(filepath.Join("testdata", "hf", name+".decode.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cases []struct {
+				IDs  []int64 `json:"ids"`
+				Text string  `json:"text"`
+			}
+			if err := json.Unmarshal(raw, &cases); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range cases {
+				if got, err := tok.Decode(c.IDs); err != nil || got != c.Text {
+					t.Errorf("Decode(%v) = %q, %v, want %q", c.IDs, got, err, c.Text)
+				}
+			}
+			t.Logf("%s: %d decodings equal to Hugging Face's", name, len(cases))
+		})
+	}
+}

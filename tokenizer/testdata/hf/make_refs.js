@@ -10,7 +10,9 @@
 // adversarial.txt; NAME.val.sha256 holds, to stay small, the first 16 hex
 // digits of the SHA-256 of each line for val.txt.
 // NAME.adversarial.decoded.json holds decode(ids, skip_special_tokens=false)
-// of each adversarial document.
+// of each adversarial document, and NAME.decode.json pairs of ids and their
+// decoding: the ids of each adversarial document without special tokens,
+// then 200 random id sequences.
 const fs = require('fs');
 const path = require('path');
 const zlib = require('zlib');
@@ -29,6 +31,23 @@ async function main() {
         const ids = (await tok.encode(doc, null, { addSpecialTokens: true })).getIds();
         lines.push(ids.join(' '));
         if (tname === 'adversarial') decoded.push(await tok.decode(ids, false));
+      }
+      if (tname === 'adversarial') {
+        // Decoding without the template's tokens (so that Strip acts), and
+        // of random id sequences (invalid byte-fallback runs included).
+        const cases = [];
+        for (const doc of text.split('\n\n')) {
+          const ids = (await tok.encode(doc, null, { addSpecialTokens: false })).getIds();
+          cases.push({ ids, text: await tok.decode(ids, false) });
+        }
+        let seed = 17;
+        const rand = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+        const size = tok.getVocabSize(true);
+        for (let i = 0; i < 200; i++) {
+          const ids = Array.from({ length: 1 + rand(8) }, () => rand(size));
+          cases.push({ ids, text: await tok.decode(ids, false) });
+        }
+        fs.writeFileSync(path.join(dir, `${name}.decode.json`), JSON.stringify(cases) + '\n');
       }
       if (tname === 'val') {
         const sums = lines.map((l) => crypto.createHash('sha256').update(l).digest('hex').slice(0, 16));
