@@ -33,6 +33,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./hfconfig
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./tokenizer
 	$(GO) test -run '^$$' -fuzz FuzzEncodeDecode -fuzztime $(FUZZTIME) ./tokenizer
+	$(GO) test -run '^$$' -fuzz FuzzEncodeHF -fuzztime $(FUZZTIME) ./tokenizer
 	$(GO) test -run '^$$' -fuzz FuzzJSONL -fuzztime $(FUZZTIME) ./data
 	$(GO) test -run '^$$' -fuzz FuzzCacheFile -fuzztime $(FUZZTIME) ./data
 	$(GO) test -run '^$$' -fuzz FuzzLoad -fuzztime $(FUZZTIME) ./torchpickle

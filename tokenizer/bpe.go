@@ -30,6 +30,9 @@ type bpeModel struct {
 	// whole maps the raw bytes of every vocabulary token to its id when
 	// model.ignore_merges is set: a piece found there is not merged.
 	whole map[string]int32
+	// chars, for a character-level (SentencePiece-style) model, gives the
+	// first symbols of a word instead of byteIDs; nil for byte-level BPE.
+	chars *charSymbols
 
 	cache   wordCache
 	scratch sync.Pool // *mergeScratch
@@ -113,13 +116,17 @@ func (m *bpeModel) mergeWord(ids []int64, w string) []int64 {
 	defer m.scratch.Put(sc)
 
 	syms := sc.syms[:0]
-	for i := range len(w) {
-		for _, id := range m.byteIDs[w[i]] {
-			if id == m.unk && m.fuseUnk && len(syms) > 0 && syms[len(syms)-1].id == m.unk {
-				continue
+	if m.chars != nil {
+		syms = m.chars.appendSymbols(syms, w, m.unk, m.fuseUnk)
+	} else {
+		for i := range len(w) {
+			for _, id := range m.byteIDs[w[i]] {
+				if id == m.unk && m.fuseUnk && len(syms) > 0 && syms[len(syms)-1].id == m.unk {
+					continue
+				}
+				n := int32(len(syms))
+				syms = append(syms, symbol{id: id, prev: n - 1, next: n + 1})
 			}
-			n := int32(len(syms))
-			syms = append(syms, symbol{id: id, prev: n - 1, next: n + 1})
 		}
 	}
 	if len(syms) == 0 {

@@ -1,6 +1,8 @@
 package tokenizer
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -50,6 +52,13 @@ func FuzzParse(f *testing.F) {
 		`null`,
 	} {
 		f.Add([]byte(s))
+	}
+	for _, name := range hfKinds {
+		data, err := os.ReadFile(filepath.Join("testdata", "hf", name+".json"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		tok, err := Parse(data, "fuzz.json")

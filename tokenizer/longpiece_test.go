@@ -31,7 +31,7 @@ func TestLongPieceMemory(t *testing.T) {
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	ids = tok.raw.split(ids, text, tok.appendNormalized)
+	ids = tok.raw.split(ids, text, func(ids []int64, s string) []int64 { return tok.appendNormalized(ids, s, true) })
 	runtime.ReadMemStats(&after)
 	working := after.TotalAlloc - before.TotalAlloc
 	const limit = 16 << 20

@@ -41,8 +41,11 @@ type (
 			Regex  *string `json:"Regex"`
 			String *string `json:"String"`
 		} `json:"pattern"`
-		Behavior string `json:"behavior"`
-		Invert   bool   `json:"invert"`
+		Behavior      string  `json:"behavior"`
+		Invert        bool    `json:"invert"`
+		Replacement   *string `json:"replacement"`
+		PrependScheme *string `json:"prepend_scheme"`
+		Split         *bool   `json:"split"`
 	}
 	modelJSON struct {
 		Type                    string            `json:"type"`
@@ -92,22 +95,20 @@ func Parse(data []byte, source string) (*Tokenizer, error) {
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, fmt.Errorf("tokenizer: %s: not a tokenizer.json object: %v (pass a Hugging Face tokenizer.json)", source, err)
 	}
-	if !isNull(f.Normalizer) {
-		var c componentJSON
-		if err := p.decode(f.Normalizer, "normalizer", &c); err != nil {
-			return nil, err
-		}
-		return nil, p.errorf("normalizer", "type %q is not supported; only byte-level BPE tokenizers with a null normalizer are", c.Type)
-	}
 	t := &Tokenizer{source: source}
 	var err error
+	if t.norm, err = p.normalizer(f.Normalizer, "normalizer"); err != nil {
+		return nil, err
+	}
 	if t.pre, err = p.preTokenizer(f.PreTokenizer, "pre_tokenizer", true); err != nil {
 		return nil, err
 	}
-	if err := p.checkByteLevel(f.Decoder, "decoder", false); err != nil {
-		return nil, err
+	if t.pre.byteLevel {
+		err = p.checkByteLevel(f.Decoder, "decoder", false)
+	} else {
+		t.decoder, err = p.charDecoder(f.Decoder, "decoder")
 	}
-	if err := p.checkByteLevel(f.PostProcessor, "post_processor", true); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	var m modelJSON
@@ -125,6 +126,9 @@ func Parse(data []byte, source string) (*Tokenizer, error) {
 		return nil, err
 	}
 	if t.model, err = p.bpe(t, &m); err != nil {
+		return nil, err
+	}
+	if t.post, err = p.postProcessor(f.PostProcessor, "post_processor", len(t.entries)); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -151,17 +155,23 @@ func (p parser) checkByteLevel(raw json.RawMessage, key string, nullOK bool) err
 // preTokenizer reads a ByteLevel pre-tokenizer, or a Sequence of Splits with
 // the GPT-2 pattern ending with a ByteLevel. top is false inside a Sequence.
 func (p parser) preTokenizer(raw json.RawMessage, key string, top bool) (preTokenizer, error) {
-	if isNull(raw) {
-		return preTokenizer{}, p.errorf(key, "missing; byte-level BPE needs a ByteLevel pre-tokenizer")
+	if isNull(raw) && top {
+		return preTokenizer{}, nil // a character-level tokenizer without pre-tokenizer
 	}
 	var c componentJSON
 	if err := p.decode(raw, key, &c); err != nil {
 		return preTokenizer{}, err
 	}
 	switch c.Type {
+	case "Metaspace":
+		if !top {
+			break
+		}
+		ms, err := p.metaspace(&c.Replacement, c.PrependScheme, c.AddPrefixSpace, c.Split, key)
+		return preTokenizer{metaspace: ms}, err
 	case "ByteLevel":
 		// Hugging Face's defaults for fields absent from older files.
-		pre := preTokenizer{addPrefixSpace: true, useRegex: true}
+		pre := preTokenizer{byteLevel: true, addPrefixSpace: true, useRegex: true}
 		if c.AddPrefixSpace != nil {
 			pre.addPrefixSpace = *c.AddPrefixSpace
 		}
@@ -177,33 +187,39 @@ func (p parser) preTokenizer(raw json.RawMessage, key string, top bool) (preToke
 			return preTokenizer{}, p.errorf(key+".pretokenizers", "empty; it needs a ByteLevel pre-tokenizer")
 		}
 		last := len(c.PreTokenizers) - 1
-		for i, item := range c.PreTokenizers[:last] {
-			if err := p.checkGPT2Split(item, fmt.Sprintf("%s.pretokenizers[%d]", key, i)); err != nil {
+		if last > 1 {
+			return preTokenizer{}, p.errorf(key+".pretokenizers", "has %d entries; only one Split followed by ByteLevel is supported", last+1)
+		}
+		var split func(string) int
+		if last == 1 {
+			var err error
+			if split, err = p.split(c.PreTokenizers[0], key+".pretokenizers[0]"); err != nil {
 				return preTokenizer{}, err
 			}
 		}
 		pre, err := p.preTokenizer(c.PreTokenizers[last], fmt.Sprintf("%s.pretokenizers[%d]", key, last), false)
-		pre.split = last > 0
+		pre.split = split
 		return pre, err
 	}
-	return preTokenizer{}, p.errorf(key+".type", "%q is not supported; use ByteLevel, or a Sequence of Splits with the GPT-2 pattern followed by ByteLevel", c.Type)
+	return preTokenizer{}, p.errorf(key+".type", "%q is not supported; use ByteLevel, a Sequence of a Split (GPT-2, Llama-3 or Qwen2 pattern) and ByteLevel, Metaspace, or null", c.Type)
 }
 
-func (p parser) checkGPT2Split(raw json.RawMessage, key string) error {
+// split reads a Split pre-tokenizer and returns the scanner of its pattern.
+func (p parser) split(raw json.RawMessage, key string) (func(string) int, error) {
 	var c componentJSON
 	if err := p.decode(raw, key, &c); err != nil {
-		return err
+		return nil, err
 	}
 	if c.Type != "Split" {
-		return p.errorf(key+".type", "%q is not supported before the ByteLevel pre-tokenizer; only a Split with the GPT-2 pattern is", c.Type)
+		return nil, p.errorf(key+".type", "%q is not supported before the ByteLevel pre-tokenizer; only a Split is", c.Type)
 	}
-	if c.Pattern == nil || c.Pattern.Regex == nil || *c.Pattern.Regex != gpt2Pattern {
-		return p.errorf(key+".pattern", "only the GPT-2 regex %q is supported", gpt2Pattern)
+	if c.Pattern == nil || c.Pattern.Regex == nil {
+		return nil, p.errorf(key+".pattern", "missing a Regex; only the GPT-2, Llama-3 and Qwen2 regexes are supported")
 	}
 	if c.Behavior != "Isolated" || c.Invert {
-		return p.errorf(key+".behavior", "%q with invert %v is not supported; only Isolated without invert is", c.Behavior, c.Invert)
+		return nil, p.errorf(key+".behavior", "%q with invert %v is not supported; only Isolated without invert is", c.Behavior, c.Invert)
 	}
-	return nil
+	return p.splitPiece(*c.Pattern.Regex, key+".pattern.Regex")
 }
 
 // vocabulary fills t.entries, t.ids, t.special and the added-token matchers
@@ -302,7 +318,7 @@ func (p parser) vocabulary(t *Tokenizer, m *modelJSON, added []addedJSON) error 
 	if len(raw) > 0 {
 		t.raw = newAddedMatcher(raw)
 	}
-	if len(normalized) > 0 {
+	if normalized = t.norm.addedTokens(normalized); len(normalized) > 0 {
 		t.normalized = newAddedMatcher(normalized)
 	}
 	return nil
@@ -372,12 +388,21 @@ func (p parser) bpe(t *Tokenizer, m *modelJSON) (*bpeModel, error) {
 			b.byteIDs[c] = []int32{b.unk}
 		}
 	}
+	if !t.pre.byteLevel {
+		b.chars = newCharSymbols(m)
+	}
 	if m.IgnoreMerges {
 		b.whole = make(map[string]int32, len(m.Vocab))
 		for tok, id := range m.Vocab {
-			if raw, ok := unmapByteLevel(tok); ok {
-				b.whole[string(raw)] = int32(id)
+			word := tok // character-level models see tokens as they are
+			if t.pre.byteLevel {
+				raw, ok := unmapByteLevel(tok)
+				if !ok {
+					continue
+				}
+				word = string(raw)
 			}
+			b.whole[word] = int32(id)
 		}
 	}
 	return b, nil

@@ -16,8 +16,11 @@ type Tokenizer struct {
 
 	raw        *addedMatcher // added tokens with normalized false, nil if none
 	normalized *addedMatcher // added tokens with normalized true, nil if none
+	norm       normalizer
 	pre        preTokenizer
 	model      *bpeModel
+	post       template
+	decoder    []decodeStep // decoders of a character-level tokenizer; unused when pre.byteLevel
 }
 
 type entry struct {
@@ -27,11 +30,14 @@ type entry struct {
 }
 
 // preTokenizer is the supported family of pre-tokenizers: an optional Split
-// with the GPT-2 pattern, then ByteLevel.
+// with a supported pattern, then ByteLevel; or, for character-level
+// (SentencePiece-style) tokenizers, Metaspace or none.
 type preTokenizer struct {
-	split          bool // a Split with the GPT-2 pattern runs before ByteLevel
-	addPrefixSpace bool // ByteLevel's add_prefix_space
-	useRegex       bool // ByteLevel's use_regex
+	split          func(string) int // the Split's scanner (splitPatterns), nil without a Split
+	byteLevel      bool             // ends with ByteLevel: the model works on bytes
+	addPrefixSpace bool             // ByteLevel's add_prefix_space
+	useRegex       bool             // ByteLevel's use_regex
+	metaspace      *metaspace       // a Metaspace pre-tokenizer, nil if none
 }
 
 // Load reads and parses the tokenizer.json at path.
@@ -51,30 +57,54 @@ func Load(path string) (*Tokenizer, error) {
 func (t *Tokenizer) Fork() *Tokenizer {
 	c := *t
 	m := t.model
-	c.model = &bpeModel{byteIDs: m.byteIDs, merges: m.merges, unk: m.unk, fuseUnk: m.fuseUnk, whole: m.whole}
+	c.model = &bpeModel{byteIDs: m.byteIDs, merges: m.merges, unk: m.unk, fuseUnk: m.fuseUnk, whole: m.whole, chars: m.chars}
 	c.model.cache.private = true
 	return &c
 }
 
 // Encode returns the token ids of text, as Hugging Face's
-// tokenizer.encode(text).ids would. Text that is not valid UTF-8 is encoded
-// byte by byte like any other text.
+// tokenizer.encode(text, add_special_tokens=True).ids would: with the
+// special tokens of a TemplateProcessing post-processor around them. Text
+// that is not valid UTF-8 is encoded byte by byte like any other text.
 func (t *Tokenizer) Encode(text string) []int64 {
-	return t.raw.split(make([]int64, 0, len(text)/4+1), text, t.appendNormalized)
+	ids := make([]int64, 0, len(text)/4+1+len(t.post.prefix)+len(t.post.suffix))
+	ids = append(ids, t.post.prefix...)
+	segment := 0 // the first segment is the one at the start of text
+	ids = t.raw.split(ids, text, func(ids []int64, s string) []int64 {
+		segment++
+		return t.appendNormalized(ids, s, segment == 1)
+	})
+	return append(ids, t.post.suffix...)
 }
 
-// appendNormalized encodes a stretch of text free of raw added tokens: with a
-// null normalizer, it only looks for the added tokens marked normalized.
-func (t *Tokenizer) appendNormalized(ids []int64, s string) []int64 {
-	return t.normalized.split(ids, s, t.appendPreTokenized)
+// appendNormalized encodes a stretch of text free of raw added tokens: it
+// normalizes it, then looks for the added tokens marked normalized. first
+// tells whether s starts the input text.
+func (t *Tokenizer) appendNormalized(ids []int64, s string, first bool) []int64 {
+	if t.norm != nil {
+		s = t.norm.apply(s)
+	}
+	segment := 0
+	return t.normalized.split(ids, s, func(ids []int64, s string) []int64 {
+		segment++
+		return t.appendPreTokenized(ids, s, first && segment == 1)
+	})
 }
 
-func (t *Tokenizer) appendPreTokenized(ids []int64, s string) []int64 {
-	if !t.pre.split {
+func (t *Tokenizer) appendPreTokenized(ids []int64, s string, first bool) []int64 {
+	switch {
+	case t.pre.metaspace != nil:
+		return t.pre.metaspace.appendPieces(ids, s, first, t.model)
+	case !t.pre.byteLevel:
+		if s == "" {
+			return ids
+		}
+		return t.model.appendWord(ids, s)
+	case t.pre.split == nil:
 		return t.appendByteLevel(ids, s)
 	}
 	for s != "" {
-		n := gpt2Piece(s)
+		n := t.pre.split(s)
 		ids = t.appendByteLevel(ids, s[:n])
 		s = s[n:]
 	}
@@ -110,6 +140,9 @@ func (t *Tokenizer) Decode(ids []int64) (string, error) {
 				id, i, t.source, len(t.entries)-1)
 		}
 		buf = append(buf, t.entries[id].text...)
+	}
+	if !t.pre.byteLevel {
+		return t.decodeChars(ids), nil
 	}
 	return lossyUTF8(buf), nil
 }

@@ -230,7 +230,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"not json", []byte("{"), nil, "not a tokenizer.json object"},
 		{"json array", []byte("[1]"), nil, "not a tokenizer.json object"},
-		{"empty object", []byte("{}"), nil, "pre_tokenizer: missing"},
+		{"empty object", []byte("{}"), nil, "model: missing"},
 		{"model type", nil, &byteLevelFile{edit: setModel("type", "WordPiece")}, `model.type: "WordPiece" is not supported`},
 		{"model missing", nil, &byteLevelFile{edit: set("model", nil)}, "model: missing"},
 		{"model not an object", nil, &byteLevelFile{edit: set("model", "BPE")}, "model: json: cannot unmarshal"},
@@ -239,15 +239,15 @@ func TestParseErrors(t *testing.T) {
 		{"negative id", nil, &byteLevelFile{edit: setModel("vocab", map[string]any{"a": -1})}, "model.vocab: token \"a\" has id -1"},
 		{"sparse ids", nil, &byteLevelFile{edit: setModel("vocab", map[string]any{"a": 1 << 30})}, "model.vocab: ids are too sparse"},
 		{"duplicate ids", nil, &byteLevelFile{edit: setModel("vocab", map[string]any{"a": 0, "b": 0, "c": 1})}, `model.vocab: tokens "a" and "b" share id 0`},
-		{"normalizer", nil, &byteLevelFile{edit: set("normalizer", map[string]any{"type": "NFC"})}, `normalizer: type "NFC" is not supported`},
-		{"pre-tokenizer missing", nil, &byteLevelFile{edit: set("pre_tokenizer", nil)}, "pre_tokenizer: missing"},
+		{"normalizer", nil, &byteLevelFile{edit: set("normalizer", map[string]any{"type": "Lowercase"})}, `normalizer.type: "Lowercase" is not supported`},
+		{"pre-tokenizer missing", nil, &byteLevelFile{edit: set("pre_tokenizer", nil)}, `decoder.type: "ByteLevel" needs a ByteLevel pre_tokenizer`},
 		{"pre-tokenizer type", nil, &byteLevelFile{edit: set("pre_tokenizer", map[string]any{"type": "Whitespace"})}, `pre_tokenizer.type: "Whitespace" is not supported`},
 		{"empty sequence", nil, &byteLevelFile{edit: set("pre_tokenizer", map[string]any{"type": "Sequence", "pretokenizers": []any{}})}, "pre_tokenizer.pretokenizers: empty"},
 		{"nested sequence", nil, &byteLevelFile{edit: set("pre_tokenizer", map[string]any{"type": "Sequence", "pretokenizers": []any{
 			map[string]any{"type": "Sequence"}}})}, `pre_tokenizer.pretokenizers[0].type: "Sequence" is not supported`},
 		{"split pattern", nil, &byteLevelFile{edit: set("pre_tokenizer", map[string]any{"type": "Sequence", "pretokenizers": []any{
 			map[string]any{"type": "Split", "pattern": map[string]any{"Regex": `\s+`}, "behavior": "Isolated"},
-			map[string]any{"type": "ByteLevel"}}})}, "pre_tokenizer.pretokenizers[0].pattern: only the GPT-2 regex"},
+			map[string]any{"type": "ByteLevel"}}})}, `pre_tokenizer.pretokenizers[0].pattern.Regex: the Split regex "\\s+" is not supported`},
 		{"split behavior", nil, &byteLevelFile{edit: set("pre_tokenizer", map[string]any{"type": "Sequence", "pretokenizers": []any{
 			map[string]any{"type": "Split", "pattern": map[string]any{"Regex": gpt2Pattern}, "behavior": "Removed"},
 			map[string]any{"type": "ByteLevel"}}})}, `pre_tokenizer.pretokenizers[0].behavior: "Removed"`},
@@ -255,7 +255,7 @@ func TestParseErrors(t *testing.T) {
 			map[string]any{"type": "ByteLevel"}, map[string]any{"type": "Digits"}}})}, `pre_tokenizer.pretokenizers[0].type: "ByteLevel" is not supported before`},
 		{"decoder missing", nil, &byteLevelFile{edit: set("decoder", nil)}, "decoder: missing"},
 		{"decoder type", nil, &byteLevelFile{edit: set("decoder", map[string]any{"type": "WordPiece"})}, `decoder.type: "WordPiece" is not supported`},
-		{"post-processor type", nil, &byteLevelFile{edit: set("post_processor", map[string]any{"type": "TemplateProcessing"})}, `post_processor.type: "TemplateProcessing"`},
+		{"post-processor type", nil, &byteLevelFile{edit: set("post_processor", map[string]any{"type": "RobertaProcessing"})}, `post_processor.type: "RobertaProcessing" is not supported`},
 		{"merge of unknown token", nil, &byteLevelFile{edit: setModel("merges", []any{[]any{"Ġ", "zz"}})}, `model.merges[0]: token "zz" is not in model.vocab`},
 		{"merge into unknown token", nil, &byteLevelFile{edit: setModel("merges", []any{[]any{"Ġ", "t"}})}, `model.merges[0]: merged token "Ġt" is not in model.vocab`},
 		{"merge string", nil, &byteLevelFile{edit: setModel("merges", []any{"a b c"})}, `model.merges[0]: "a b c" is not two tokens`},

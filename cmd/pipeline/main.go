@@ -29,6 +29,7 @@ commands:
   profile                   time per op type of ONNX Runtime profiles (--ort-profile DIR)
   setup                     install ONNX Runtime into the user cache
   fetch ORG/NAME[@REV]      download a Hugging Face model into the hub cache
+  tokenize FILE             token ids of each document (--tokenizer tokenizer.json)
 
 A model directory flag (--model, teacher.path, ...) also takes a Hugging Face
 id, org/name[@revision], found in the hub cache ($HF_HUB_CACHE, else
@@ -52,7 +53,7 @@ func run(args []string) int {
 		"run": cmdRun, "validate": cmdValidate, "eval": cmdEval, "export": cmdExport, "grads": cmdGrads,
 		"convert": cmdConvert, "generate": cmdGenerate, "bench-generate": cmdBenchGenerate, "setup": cmdSetup,
 		"bench-forward": cmdBenchForward, "bench-stage": cmdBenchStage, "ablate": cmdAblate, "bench-mixer": cmdBenchMixer,
-		"profile": cmdProfile, "fetch": cmdFetch,
+		"profile": cmdProfile, "fetch": cmdFetch, "tokenize": cmdTokenize,
 	}
 	f, ok := cmds[args[0]]
 	if !ok {
