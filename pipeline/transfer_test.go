@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"mohawk/graphs/models/phimamba"
@@ -97,7 +98,7 @@ func TestStudentFromTeacher(t *testing.T) {
 	if !equal(logits(s), logits(back)) {
 		t.Error("the reloaded student scores differently")
 	}
-	if back.Config != s.Config {
+	if !reflect.DeepEqual(back.Config, s.Config) {
 		t.Errorf("config changed on reload: %+v vs %+v", back.Config, s.Config)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {

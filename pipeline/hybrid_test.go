@@ -1,0 +1,157 @@
+package pipeline
+
+import (
+	"context"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"mohawk/internal/strict"
+	"mohawk/runtime"
+	"mohawk/stages"
+	"mohawk/tensors"
+)
+
+// TestAttentionLayersConfig decodes every form of student.attention_layers
+// and resolves it for a student of n layers.
+func TestAttentionLayersConfig(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, yaml, override string
+		n                    int
+		want                 []int
+		err                  string
+	}{
+		{name: "unset", yaml: "{}", n: 6},
+		{name: "list, sorted", yaml: "{attention_layers: [3, 1]}", n: 6, want: []int{1, 3}},
+		{name: "override list", yaml: "{}", override: "student.attention_layers=4,0", n: 6, want: []int{0, 4}},
+		{name: "override one", yaml: "{}", override: "student.attention_layers=2", n: 6, want: []int{2}},
+		{name: "every 2", yaml: "{attention_layers: {every: 2}}", n: 6, want: []int{0, 2, 4}},
+		{name: "every 1 keeps all", yaml: "{attention_layers: {every: 1}}", n: 3, want: []int{0, 1, 2}},
+		{name: "fraction of 6", yaml: "{attention_layers: {fraction: 0.5}}", n: 6, want: []int{0, 2, 4}},
+		{name: "fraction rounds down", yaml: "{attention_layers: {fraction: 0.43}}", n: 7, want: []int{0, 2, 4}},
+		{name: "fraction 1/6", yaml: "{attention_layers: {fraction: 0.17}}", n: 6, want: []int{0}},
+		// MambaInLlama's 25% of a 32-layer model: every fourth layer from 0.
+		{name: "fraction MambaInLlama", yaml: "{attention_layers: {fraction: 0.25}}", n: 32, want: []int{0, 4, 8, 12, 16, 20, 24, 28}},
+		{name: "out of range", yaml: "{attention_layers: [1, 6]}", n: 6, err: "student.attention_layers[1] = 6 is out of range"},
+		{name: "negative", yaml: "{attention_layers: [-1]}", n: 6, err: "student.attention_layers[0] = -1"},
+		{name: "duplicate", yaml: "{attention_layers: [2, 2]}", n: 6, err: "student.attention_layers[1] = 2 is listed twice"},
+		{name: "every too large", yaml: "{attention_layers: {every: 7}}", n: 6, err: "student.attention_layers.every 7"},
+		{name: "every negative", yaml: "{attention_layers: {every: -2}}", n: 6, err: "student.attention_layers.every -2"},
+		{name: "empty fraction", yaml: "{attention_layers: {fraction: 0.05}}", n: 6, err: "rounds to no attention layer"},
+		{name: "overfull fraction", yaml: "{attention_layers: {fraction: 1.5}}", n: 6, err: "student.attention_layers.fraction 1.5 must be in (0, 1]"},
+		{name: "two rules", yaml: "{attention_layers: {every: 2, fraction: 0.5}}", n: 6, err: "not several"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ov []string
+			if tc.override != "" {
+				ov = []string{tc.override}
+			}
+			cfg, err := Parse([]byte("name: x\nstudent: "+tc.yaml+"\n"), "p.yaml", ov)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := cfg.Student.AttentionLayers.Resolve(tc.n)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Errorf("error %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Errorf("layers %v (%v), want %v", got, err, tc.want)
+			}
+			if !cfg.Student.TrainAttention {
+				t.Error("student.train_attention defaults to false, want true")
+			}
+		})
+	}
+	for _, bad := range []string{"{attention_layers: {evry: 2}}", "{attention_layers: one}", "{attention_layers: {every: 2}, train_attention: maybe}"} {
+		if _, err := Parse([]byte("name: x\nstudent: "+bad+"\n"), "p.yaml", nil); err == nil || !strings.Contains(err.Error(), "attention") {
+			t.Errorf("student: %s decoded without an error naming the key (%v)", bad, err)
+		}
+	}
+}
+
+// TestHybridStudentTransfer builds hybrid students of the demo teacher:
+// the kept attention layers are the teacher's tensors bit for bit, the
+// config survives a save and load, a checkpoint that disagrees with
+// student.attention_layers is refused, and the student that keeps every
+// layer scores exactly as the teacher does.
+func TestHybridStudentTransfer(t *testing.T) {
+	teacher, _, err := LoadTeacher(demoDir(t) + "/teacher")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := StudentConfig{AttentionLayers: AttentionLayers{Layers: []int{1}}}
+	c, err := HybridConfigFor(teacher.Config, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewStudent(teacher, c, InitMohawk, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"q_proj.weight", "k_proj.bias", "v_proj.weight", "dense.weight", "dense.bias"} {
+		if !equal(s.Weights["backbone.layers.1.mixer.self_attn."+n], teacher.Weights["model.layers.1.self_attn."+n]) {
+			t.Errorf("attention %s of layer 1 is not the teacher's", n)
+		}
+	}
+	if _, ok := s.Weights["backbone.layers.1.mixer.in_proj.weight"]; ok {
+		t.Error("attention layer 1 has a mixer")
+	}
+	if _, ok := s.Weights["backbone.layers.0.mixer.in_proj.weight"]; !ok {
+		t.Error("layer 0 has no mixer")
+	}
+	dir := t.TempDir()
+	if err := SaveStudent(dir, s); err != nil {
+		t.Fatal(err)
+	}
+	back, err := LoadStudent(dir, teacher.Config.Eps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back.Config, s.Config) {
+		t.Errorf("hybrid config changed on reload: %+v vs %+v", back.Config, s.Config)
+	}
+	if err := checkStudentHybrid(back.Config, o, dir); err != nil {
+		t.Errorf("agreeing attention layers refused: %v", err)
+	}
+	err = checkStudentHybrid(back.Config, StudentConfig{AttentionLayers: AttentionLayers{Every: 1}}, dir)
+	if err == nil || !strings.Contains(err.Error(), "student.attention_layers") {
+		t.Errorf("disagreeing attention layers: error %v, want one naming student.attention_layers", err)
+	}
+
+	all, err := HybridConfigFor(teacher.Config, StudentConfig{AttentionLayers: AttentionLayers{Every: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep, err := NewStudent(teacher, all, InitMohawk, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := runtime.Open(runtime.Defaults(), os.Stderr)
+	if err != nil {
+		strict.Unavailable(t, "needs ONNX Runtime: %v", err)
+	}
+	defer rt.Close()
+	env := &stages.Env{Ctx: context.Background(), Runtime: stages.ORT(rt), Teacher: teacher, Student: keep, Dir: t.TempDir()}
+	ids := tensors.FromInt64([]int64{2, 9}, []int64{1, 5, 9, 33, 2, 7, 7, 100, 3, 4, 50, 6, 8, 12, 90, 11, 0, 13})
+	score := func(m string) *tensors.Tensor {
+		sc, err := env.NewScorer(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sc.Close()
+		lp, _, err := sc.Score(ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lp
+	}
+	if st, te := score(stages.ModelStudent), score(stages.ModelTeacher); !equal(st, te) {
+		t.Error("the student keeping every attention layer scores differently from the teacher")
+	}
+}
