@@ -2,12 +2,17 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
+	"mohawk/deploy"
+	"mohawk/internal/shareddata"
 	"mohawk/internal/strict"
 	"mohawk/runtime"
 	"mohawk/stages"
@@ -153,5 +158,106 @@ func TestHybridStudentTransfer(t *testing.T) {
 	}
 	if st, te := score(stages.ModelStudent), score(stages.ModelTeacher); !equal(st, te) {
 		t.Error("the student keeping every attention layer scores differently from the teacher")
+	}
+}
+
+// TestHybridRun runs the whole pipeline with a hybrid student of the demo
+// teacher (layer 1 kept as attention and frozen) at a tiny budget: the
+// dry-run plan says what each stage does with the attention layer, Stages 1
+// and 2 report distance 0 for it, the finished student still holds the
+// teacher's attention bit for bit while its mixer trained, and the export
+// decodes.
+func TestHybridRun(t *testing.T) {
+	const st = `  - {kind: orient, tokens: 256}
+  - {kind: align, tokens: 256}
+  - {kind: distill, tokens: 512}
+  - {kind: export}`
+	cfg, path := tinyConfig(t, st, "student: {chunk_size: 16, attention_layers: [1], train_attention: false}")
+	var plan strings.Builder
+	if _, err := Run(context.Background(), cfg, path, RunOptions{Out: &plan, DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"orient    256 tokens", "skips attention layers [1]", "attention layers [1] frozen"} {
+		if !strings.Contains(plan.String(), want) {
+			t.Errorf("dry-run plan lacks %q:\n%s", want, plan.String())
+		}
+	}
+	sum, err := Run(context.Background(), cfg, path, RunOptions{Out: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range sum.Stages[:2] {
+		if len(r.LayerAfter) != 2 || r.LayerAfter[1] != 0 || r.LayerBefore[1] != 0 || !(r.LayerAfter[0] > 0) {
+			t.Errorf("%s: layer distances %v → %v; want layer 1 (attention) at 0 and layer 0 positive", r.Kind, r.LayerBefore, r.LayerAfter)
+		}
+	}
+	teacher, _, err := LoadTeacher(demoDir(t) + "/teacher")
+	if err != nil {
+		t.Fatal(err)
+	}
+	final, err := LoadStudent(filepath.Join(sum.RunDir, "stages", "02-distill", outputDir), teacher.Config.Eps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"q_proj.weight", "v_proj.bias", "dense.weight"} {
+		if !equal(final.Weights["backbone.layers.1.mixer.self_attn."+n], teacher.Weights["model.layers.1.self_attn."+n]) {
+			t.Errorf("frozen attention %s changed in training", n)
+		}
+	}
+	init, err := HybridConfigFor(teacher.Config, cfg.Student)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, err := NewStudent(teacher, init, InitMohawk, cfg.Seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if equal(final.Weights["backbone.layers.0.mixer.in_proj.weight"], start.Weights["backbone.layers.0.mixer.in_proj.weight"]) {
+		t.Error("layer 0's mixer did not train")
+	}
+	g, err := deploy.Open(filepath.Join(sum.Stages[3].Export, "student"), runtime.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	full, err := g.Feed([][]int64{{5, 9, 2, 44, 7, 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Prefill([][]int64{{5, 9, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	var last *tensors.Tensor
+	for _, id := range []int64{44, 7, 1} {
+		if last, err = g.Step([]int64{id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := full.Shape[2]
+	want := tensors.FromFloat32([]int64{1, v}, full.Float32s()[5*v:])
+	shareddata.WantClose(t, "exported hybrid: prefill + decode vs full pass, last position", last, want, 1e-4)
+}
+
+// TestHybridTrainAttention checks that Stage 3 trains the kept attention
+// layers under train_attention: true (the default).
+func TestHybridTrainAttention(t *testing.T) {
+	cfg, path := tinyConfig(t, "  - {kind: distill, tokens: 256}", "student: {chunk_size: 16, attention_layers: {every: 2}}")
+	sum, err := Run(context.Background(), cfg, path, RunOptions{Out: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	teacher, _, err := LoadTeacher(demoDir(t) + "/teacher")
+	if err != nil {
+		t.Fatal(err)
+	}
+	final, err := LoadStudent(filepath.Join(sum.RunDir, "stages", "00-distill", outputDir), teacher.Config.Eps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(final.Config.Attn.Layers) != "[0]" {
+		t.Fatalf("attention layers %v, want [0] (every 2 of 2 layers)", final.Config.Attn.Layers)
+	}
+	if equal(final.Weights["backbone.layers.0.mixer.self_attn.q_proj.weight"], teacher.Weights["model.layers.0.self_attn.q_proj.weight"]) {
+		t.Error("attention q_proj of layer 0 did not train under train_attention: true")
 	}
 }
