@@ -32,6 +32,19 @@ type AttentionLayers struct {
 // IsSet reports whether any layer or rule is given.
 func (a AttentionLayers) IsSet() bool { return len(a.Layers) > 0 || a.Every != 0 || a.Fraction != 0 }
 
+// String names the setting as pipeline.yaml gives it ("none" when unset).
+func (a AttentionLayers) String() string {
+	switch {
+	case len(a.Layers) > 0:
+		return fmt.Sprint(a.Layers)
+	case a.Every != 0:
+		return fmt.Sprintf("every %d", a.Every)
+	case a.Fraction != 0:
+		return fmt.Sprintf("fraction %g", a.Fraction)
+	}
+	return "none"
+}
+
 // attentionLayersHook decodes the list and string forms of
 // student.attention_layers into AttentionLayers.
 func attentionLayersHook(from, to reflect.Type, data any) (any, error) {
@@ -56,6 +69,8 @@ func attentionLayersHook(from, to reflect.Type, data any) (any, error) {
 		return map[string]any{"layers": list}, nil
 	case int, int64:
 		return map[string]any{"layers": []any{d}}, nil
+	case bool: // an override's "1" or "0" reads as a boolean
+		return nil, fmt.Errorf("student.attention_layers %v: want layer indices; as an override write one layer with a trailing comma (student.attention_layers=1,)", d)
 	}
 	return data, nil
 }

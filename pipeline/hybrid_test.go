@@ -32,7 +32,8 @@ func TestAttentionLayersConfig(t *testing.T) {
 		{name: "unset", yaml: "{}", n: 6},
 		{name: "list, sorted", yaml: "{attention_layers: [3, 1]}", n: 6, want: []int{1, 3}},
 		{name: "override list", yaml: "{}", override: "student.attention_layers=4,0", n: 6, want: []int{0, 4}},
-		{name: "override one", yaml: "{}", override: "student.attention_layers=2", n: 6, want: []int{2}},
+		{name: "override one", yaml: "{}", override: "student.attention_layers=2,", n: 6, want: []int{2}},
+		{name: "yaml one", yaml: "{attention_layers: 2}", n: 6, want: []int{2}},
 		{name: "every 2", yaml: "{attention_layers: {every: 2}}", n: 6, want: []int{0, 2, 4}},
 		{name: "every 1 keeps all", yaml: "{attention_layers: {every: 1}}", n: 3, want: []int{0, 1, 2}},
 		{name: "fraction of 6", yaml: "{attention_layers: {fraction: 0.5}}", n: 6, want: []int{0, 2, 4}},
@@ -72,6 +73,9 @@ func TestAttentionLayersConfig(t *testing.T) {
 				t.Error("student.train_attention defaults to false, want true")
 			}
 		})
+	}
+	if _, err := Parse([]byte("name: x\n"), "p.yaml", []string{"student.attention_layers=1"}); err == nil || !strings.Contains(err.Error(), "trailing comma") {
+		t.Errorf("override student.attention_layers=1: error %v, want the trailing-comma advice", err)
 	}
 	for _, bad := range []string{"{attention_layers: {evry: 2}}", "{attention_layers: one}", "{attention_layers: {every: 2}, train_attention: maybe}"} {
 		if _, err := Parse([]byte("name: x\nstudent: "+bad+"\n"), "p.yaml", nil); err == nil || !strings.Contains(err.Error(), "attention") {
@@ -260,4 +264,40 @@ func TestHybridTrainAttention(t *testing.T) {
 	if equal(final.Weights["backbone.layers.0.mixer.self_attn.q_proj.weight"], teacher.Weights["model.layers.0.self_attn.q_proj.weight"]) {
 		t.Error("attention q_proj of layer 0 did not train under train_attention: true")
 	}
+}
+
+// TestHybridAblate runs one ablation arm with a hybrid student given as an
+// override, as `pipeline ablate FILE --budget N student.attention_layers=1`
+// does (a single layer needs the trailing comma: "1" alone reads as a
+// boolean, which is refused with that advice).
+func TestHybridAblate(t *testing.T) {
+	_, path := tinyConfig(t, "  - {kind: eval}")
+	cfg, err := Load(path, []string{"student.attention_layers=1,"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := Ablate(context.Background(), cfg, path, 512, []string{"s23"}, PeerLRs, RunOptions{Out: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := string(readBytes(t, out))
+	if !strings.Contains(report, "attention layers [1] kept from the teacher (train_attention true)") || !strings.Contains(report, "| Stages 2–3 |") {
+		t.Errorf("ablation report does not describe the hybrid arm:\n%s", report)
+	}
+	s, err := LoadStudent(filepath.Join(cfg.Resolve(cfg.OutputDir), cfg.Name+"-s23-512", "stages", "01-distill", outputDir), 1e-5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(s.Config.Attn.Layers) != "[1]" {
+		t.Errorf("the arm's student has attention layers %v, want [1]", s.Config.Attn.Layers)
+	}
+}
+
+func readBytes(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
