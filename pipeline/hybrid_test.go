@@ -243,26 +243,31 @@ func TestHybridRun(t *testing.T) {
 }
 
 // TestHybridTrainAttention checks that Stage 3 trains the kept attention
-// layers under train_attention: true (the default).
+// layers under train_attention: true (the default), in float32 and bf16.
 func TestHybridTrainAttention(t *testing.T) {
-	cfg, path := tinyConfig(t, "  - {kind: distill, tokens: 256}", "student: {chunk_size: 16, attention_layers: {every: 2}}")
-	sum, err := Run(context.Background(), cfg, path, RunOptions{Out: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
 	teacher, _, err := LoadTeacher(demoDir(t) + "/teacher")
 	if err != nil {
 		t.Fatal(err)
 	}
-	final, err := LoadStudent(filepath.Join(sum.RunDir, "stages", "00-distill", outputDir), teacher.Config.Eps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(final.Config.Attn.Layers) != "[0]" {
-		t.Fatalf("attention layers %v, want [0] (every 2 of 2 layers)", final.Config.Attn.Layers)
-	}
-	if equal(final.Weights["backbone.layers.0.mixer.self_attn.q_proj.weight"], teacher.Weights["model.layers.0.self_attn.q_proj.weight"]) {
-		t.Error("attention q_proj of layer 0 did not train under train_attention: true")
+	for _, precision := range []string{"fp32", "bf16"} {
+		t.Run(precision, func(t *testing.T) {
+			cfg, path := tinyConfig(t, "  - {kind: distill, tokens: 256}", "student: {chunk_size: 16, attention_layers: {every: 2}}",
+				"training: {seq_len: 32, micro_batch: 2, tokens_per_update: 128, eval_windows: 2, checkpoint_every: 2, precision: "+precision+"}")
+			sum, err := Run(context.Background(), cfg, path, RunOptions{Out: io.Discard})
+			if err != nil {
+				t.Fatal(err)
+			}
+			final, err := LoadStudent(filepath.Join(sum.RunDir, "stages", "00-distill", outputDir), teacher.Config.Eps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(final.Config.Attn.Layers) != "[0]" {
+				t.Fatalf("attention layers %v, want [0] (every 2 of 2 layers)", final.Config.Attn.Layers)
+			}
+			if equal(final.Weights["backbone.layers.0.mixer.self_attn.q_proj.weight"], teacher.Weights["model.layers.0.self_attn.q_proj.weight"]) {
+				t.Error("attention q_proj of layer 0 did not train under train_attention: true")
+			}
+		})
 	}
 }
 
