@@ -148,19 +148,7 @@ func TestHybridStudentTransfer(t *testing.T) {
 	defer rt.Close()
 	env := &stages.Env{Ctx: context.Background(), Runtime: stages.ORT(rt), Teacher: teacher, Student: keep, Dir: t.TempDir()}
 	ids := tensors.FromInt64([]int64{2, 9}, []int64{1, 5, 9, 33, 2, 7, 7, 100, 3, 4, 50, 6, 8, 12, 90, 11, 0, 13})
-	score := func(m string) *tensors.Tensor {
-		sc, err := env.NewScorer(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sc.Close()
-		lp, _, err := sc.Score(ids)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return lp
-	}
-	if st, te := score(stages.ModelStudent), score(stages.ModelTeacher); !equal(st, te) {
+	if st, te := scores(t, env, stages.ModelStudent, ids), scores(t, env, stages.ModelTeacher, ids); !equal(st, te) {
 		t.Error("the student keeping every attention layer scores differently from the teacher")
 	}
 }
