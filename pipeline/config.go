@@ -58,10 +58,12 @@ type StudentConfig struct {
 	Init string `mapstructure:"init"`
 	// AttentionLayers makes a hybrid student: these layers keep the
 	// teacher's attention (see AttentionLayers for the list and rules).
-	AttentionLayers AttentionLayers `mapstructure:"attention_layers"`
+	// Both hybrid keys enter a run's identity only when set (hybridIdentity),
+	// so the stage hashes of pure runs are those of earlier versions.
+	AttentionLayers AttentionLayers `mapstructure:"attention_layers" json:"-"`
 	// TrainAttention lets Stage 3 train the kept attention layers (default
 	// true); false freezes them at the teacher's weights.
-	TrainAttention bool `mapstructure:"train_attention"`
+	TrainAttention bool `mapstructure:"train_attention" json:"-"`
 }
 
 // Source is one text, JSONL or Parquet file, or a glob of shards

@@ -122,6 +122,15 @@ func (a AttentionLayers) Resolve(n int) ([]int, error) {
 	return out, nil
 }
 
+// hybridIdentity is what the hybrid keys add to a run's student identity:
+// nothing for a pure student.
+func hybridIdentity(o StudentConfig) string {
+	if !o.AttentionLayers.IsSet() {
+		return ""
+	}
+	return fmt.Sprintf(" attention_layers %s train_attention %v", o.AttentionLayers, o.TrainAttention)
+}
+
 // hybridAttention is the attention of a hybrid student distilled from t:
 // the teacher's heads and rotary embedding on the resolved layers.
 func hybridAttention(t phi.Config, o StudentConfig) (phimamba.Attention, error) {

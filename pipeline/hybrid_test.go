@@ -74,6 +74,20 @@ func TestAttentionLayersConfig(t *testing.T) {
 			}
 		})
 	}
+	hyb, err := Parse([]byte("name: x\nstudent: {attention_layers: [3, 1], train_attention: false}\n"), "p.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ResolvedYAML(hyb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back, err := Parse(b, "config.resolved.yaml", nil); err != nil || !reflect.DeepEqual(back.Student, hyb.Student) {
+		t.Errorf("resolved hybrid config reloads as %+v (%v), want %+v", back.Student, err, hyb.Student)
+	}
+	if hybridIdentity(hyb.Student) == "" || hybridIdentity(StudentConfig{TrainAttention: true}) != "" {
+		t.Error("the hybrid keys must enter the run identity when set, and only then")
+	}
 	if _, err := Parse([]byte("name: x\n"), "p.yaml", []string{"student.attention_layers=1"}); err == nil || !strings.Contains(err.Error(), "trailing comma") {
 		t.Errorf("override student.attention_layers=1: error %v, want the trailing-comma advice", err)
 	}

@@ -176,6 +176,7 @@ func prepare(ctx context.Context, cfg *Config, out io.Writer, open bool) (*work,
 		return nil, err
 	}
 	sfp, _ := json.Marshal(cfg.Student)
+	sfp = append(sfp, hybridIdentity(cfg.Student)...)
 	if cfg.Student.Path != "" {
 		fp, err := Fingerprint(cfg.Resolve(cfg.Student.Path))
 		if err != nil {
