@@ -27,7 +27,9 @@
 // present.i.recurrent_state; the teacher carries past_key_values.i.key and
 // .value [batch_size, heads, past_sequence_length, head_dim] (length 0 when
 // empty) into present.i.key / .value, its rotary positions continuing from
-// past_sequence_length. genai derives the student's state names from
+// past_sequence_length. A hybrid student's attention layer i carries the
+// teacher's kind of cache, past_key_values.i.key / .value, in the one
+// graph, i being the layer's own index. genai derives the student's state names from
 // past_key_names and skips the KV cache when no .key input exists; the
 // folders were not run through onnxruntime-genai itself (it is not
 // available here).

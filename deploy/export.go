@@ -112,7 +112,10 @@ func (o Options) validate() error {
 // empty context), and returns logits [batch_size, sequence_length, vocab]
 // and present.i.conv_state / present.i.recurrent_state. An If on
 // sequence_length == 1 runs the recurrent step form for decoding and the
-// chunked SSD form (with the incoming states) otherwise.
+// chunked SSD form (with the incoming states) otherwise. A hybrid student's
+// attention layer i carries past_key_values.i.key / .value [batch_size,
+// heads, past_sequence_length, head_dim] → present.i.key / .value instead,
+// as the teacher's do; genai_config.json then gives the attention heads.
 func ExportStudent(dir string, c phimamba.Config, w map[string]*tensors.Tensor, tokenizerJSON string, o Options) error {
 	fail := func(err error) error { return fmt.Errorf("export student to %s: %w", dir, err) }
 	if err := o.validate(); err != nil {
@@ -144,17 +147,19 @@ func ExportStudent(dir string, c phimamba.Config, w map[string]*tensors.Tensor, 
 	if ctx == 0 {
 		ctx = DefaultStudentContext
 	}
+	dec := genaiDecoder{HiddenSize: c.DModel, NumAttentionHeads: c.VHeads, NumKeyValueHeads: c.VHeads, HeadSize: c.HeadDim(), NumHiddenLayers: c.Layers}
+	decode := studentDecode
+	if len(c.Attn.Layers) > 0 { // the KV cache's heads, as genai sizes it
+		dec.NumAttentionHeads, dec.NumKeyValueHeads, dec.HeadSize = c.Attn.Heads, c.Attn.Heads, c.AttnHeadDim()
+		decode = fmt.Sprintf("%s; attention layers %v: %s", studentDecode, c.Attn.Layers, teacherDecode)
+	}
 	f := folder{
 		graph:  g,
 		config: cfg,
 		genai: newGenAIConfig(genaiModel{
-			BOS: eot, EOS: eot, Pad: eot, VocabSize: c.Vocab, ContextLength: ctx,
-			Decoder: genaiDecoder{
-				HiddenSize: c.DModel, NumAttentionHeads: c.VHeads, NumKeyValueHeads: c.VHeads,
-				HeadSize: c.HeadDim(), NumHiddenLayers: c.Layers,
-			},
+			BOS: eot, EOS: eot, Pad: eot, VocabSize: c.Vocab, ContextLength: ctx, Decoder: dec,
 		}),
-		manifest: Manifest{Kind: KindStudent, Decode: studentDecode, States: studentStates(c)},
+		manifest: Manifest{Kind: KindStudent, Decode: decode, States: studentStates(c)},
 	}
 	if err := f.write(dir, tokenizerJSON, o); err != nil {
 		return fail(err)

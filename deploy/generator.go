@@ -148,7 +148,7 @@ func (g *Generator) Reset() {
 // (Context is then the longest row's count).
 func (g *Generator) Prefill(ids [][]int64) (*tensors.Tensor, error) {
 	g.Reset()
-	if g.manifest.Kind == KindStudent && ragged(ids) {
+	if g.manifest.Kind == KindStudent && !g.manifest.growing() && ragged(ids) {
 		return g.prefillRagged(ids)
 	}
 	return g.feed(ids, false)
@@ -291,7 +291,9 @@ func (g *Generator) checkIDs(ids [][]int64) (batch, length int, err error) {
 	for i, row := range ids {
 		if len(row) != len(ids[0]) {
 			hint := "sequences fed together must have equal lengths"
-			if g.manifest.Kind == KindTeacher {
+			if g.manifest.growing() {
+				hint = "a graph with a KV cache (the teacher's, a hybrid student's) has no attention mask, so its sequences must have equal lengths (a pure student's Prefill takes different lengths)"
+			} else if g.manifest.Kind == KindTeacher {
 				hint = "the teacher's graph has no attention mask, so its sequences must have equal lengths (a student's Prefill takes different lengths)"
 			}
 			return 0, 0, fmt.Errorf("%s: sequence %d has %d tokens, sequence 0 has %d; %s", g.dir, i, len(row), len(ids[0]), hint)

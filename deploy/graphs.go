@@ -55,10 +55,7 @@ func studentGraph(c phimamba.Config, w map[string]*tensors.Tensor, fp16 bool, fo
 		ids := g.Input(InputIDs, tensors.Int64, graphs.S(batchDim, seq))
 		states := make([]phimamba.State, c.Layers)
 		for i := range states {
-			states[i] = phimamba.State{
-				Conv: g.Input(fmt.Sprintf(PastConv, i), tensors.Float32, graphs.S(batchDim, c.ConvChannels(), c.DConv-1)),
-				SSM:  g.Input(fmt.Sprintf(PastRecurrent, i), tensors.Float32, graphs.S(batchDim, c.VHeads, c.DState, c.HeadDim())),
-			}
+			states[i] = studentStateInputs(g, c, i)
 		}
 		p := weights(g, w, fp16)
 		// forward returns logits and the per-layer states, in output order.
@@ -66,7 +63,7 @@ func studentGraph(c phimamba.Config, w map[string]*tensors.Tensor, fp16 bool, fo
 			out := phimamba.Forward(p, c, ids, phimamba.Options{Form: f, States: st})
 			vals := []*graphs.Value{out.Logits}
 			for _, s := range out.States {
-				vals = append(vals, s.Conv, s.SSM)
+				vals = append(vals, stateValues(s)...)
 			}
 			return vals
 		}
@@ -79,8 +76,14 @@ func studentGraph(c phimamba.Config, w map[string]*tensors.Tensor, fp16 bool, fo
 		case decodeIf:
 			capture := func(b *graphs.IfBranch) (*graphs.Value, []phimamba.State) {
 				st := make([]phimamba.State, len(states))
+				capture := func(v *graphs.Value) *graphs.Value {
+					if v == nil {
+						return nil
+					}
+					return b.Capture(v)
+				}
 				for i, s := range states {
-					st[i] = phimamba.State{Conv: b.Capture(s.Conv), SSM: b.Capture(s.SSM)}
+					st[i] = phimamba.State{Conv: capture(s.Conv), SSM: capture(s.SSM), Key: capture(s.Key), Value: capture(s.Value)}
 				}
 				return b.Capture(ids), st
 			}
@@ -88,6 +91,21 @@ func studentGraph(c phimamba.Config, w map[string]*tensors.Tensor, fp16 bool, fo
 			sIDs, sSt := capture(step)
 			vals := forward(graphs.Reshape(sIDs, 0, 1), sSt, phimamba.FormStep)
 			vals[0] = graphs.ReshapeTo(vals[0], graphs.S(batchDim, seqDim, c.Vocab), sIDs) // [B, 1, V] is [B, T, V] here
+			if len(c.Attn.Layers) > 0 {
+				// A KV cache leaves with past+1 positions here, past+T in the
+				// other branch: a [1, 1, past+T, 1] tensor lends that length.
+				along := func(d graphs.Dim, like *graphs.Value) *graphs.Value {
+					return graphs.Full(g, tensors.Float32, graphs.Shape{graphs.D(1), graphs.D(1), d, graphs.D(1)}, 0, like)
+				}
+				k := states[c.Attn.Layers[0]].Key
+				lengths := graphs.Concat(2, along(k.Shape[2], k), along(ids.Shape[1], ids))
+				m := step.Capture(lengths)
+				for j, s := range studentStates(c) {
+					if v := vals[1+j]; s.SeqAxis >= 0 {
+						vals[1+j] = graphs.ReshapeTo(v, graphs.Shape{v.Shape[0], v.Shape[1], m.Shape[2], v.Shape[3]}, m)
+					}
+				}
+			}
 			step.Finish(vals...)
 			chunked := graphs.NewIfBranch(g, "prefill_ssd")
 			cIDs, cSt := capture(chunked)
@@ -96,15 +114,36 @@ func studentGraph(c phimamba.Config, w map[string]*tensors.Tensor, fp16 bool, fo
 			outs = graphs.If(single, step, chunked)
 		}
 		g.Output(Logits, outs[0])
-		for i := 0; i < c.Layers; i++ {
-			g.Output(fmt.Sprintf(PresentConv, i), outs[1+2*i])
-			g.Output(fmt.Sprintf(PresentRecurrent, i), outs[2+2*i])
+		for i, s := range studentStates(c) {
+			g.Output(s.Output, outs[1+i])
 		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("build the student graph: %w", err)
 	}
 	return g, nil
+}
+
+// studentStateInputs are layer i's state inputs, named as studentStates
+// lists them: conv and recurrent state for a mixer layer, the KV cache for
+// a hybrid's attention layer.
+func studentStateInputs(g *graphs.Graph, c phimamba.Config, i int) phimamba.State {
+	if c.IsAttention(i) {
+		past := graphs.S(batchDim, c.Attn.Heads, pastSeqDim, c.AttnHeadDim())
+		return phimamba.State{Key: g.Input(fmt.Sprintf(PastKey, i), tensors.Float32, past), Value: g.Input(fmt.Sprintf(PastValue, i), tensors.Float32, past)}
+	}
+	return phimamba.State{
+		Conv: g.Input(fmt.Sprintf(PastConv, i), tensors.Float32, graphs.S(batchDim, c.ConvChannels(), c.DConv-1)),
+		SSM:  g.Input(fmt.Sprintf(PastRecurrent, i), tensors.Float32, graphs.S(batchDim, c.VHeads, c.DState, c.HeadDim())),
+	}
+}
+
+// stateValues are a layer's outgoing states in studentStates order.
+func stateValues(s phimamba.State) []*graphs.Value {
+	if s.Key != nil {
+		return []*graphs.Value{s.Key, s.Value}
+	}
+	return []*graphs.Value{s.Conv, s.SSM}
 }
 
 // teacherGraph builds the teacher's deployment graph with a KV cache.

@@ -77,9 +77,17 @@ func (s StateSpec) shape(batch, context int) []int64 {
 	return out
 }
 
+// studentStates lists per layer the conv and recurrent state of a mixer,
+// or the KV cache of a hybrid's attention layer (past_key_values.i.key /
+// .value with i the layer's own index, as onnxruntime-genai names hybrid
+// models' caches).
 func studentStates(c phimamba.Config) []StateSpec {
 	var out []StateSpec
 	for i := 0; i < c.Layers; i++ {
+		if c.IsAttention(i) {
+			out = append(out, kvStates(i, c.Attn.Heads, c.AttnHeadDim())...)
+			continue
+		}
 		out = append(out,
 			StateSpec{Input: fmt.Sprintf(PastConv, i), Output: fmt.Sprintf(PresentConv, i), DType: "float32",
 				Shape: []int64{-1, c.ConvChannels(), c.DConv - 1}, SeqAxis: -1},
@@ -92,12 +100,29 @@ func studentStates(c phimamba.Config) []StateSpec {
 func teacherStates(c phi.Config) []StateSpec {
 	var out []StateSpec
 	for i := 0; i < c.Layers; i++ {
-		for _, kv := range [][2]string{{PastKey, PresentKey}, {PastValue, PresentValue}} {
-			out = append(out, StateSpec{Input: fmt.Sprintf(kv[0], i), Output: fmt.Sprintf(kv[1], i), DType: "float32",
-				Shape: []int64{-1, c.Heads, 0, c.HeadDim()}, SeqAxis: 2})
-		}
+		out = append(out, kvStates(i, c.Heads, c.HeadDim())...)
 	}
 	return out
+}
+
+// kvStates is attention layer i's KV cache.
+func kvStates(i int, heads, headDim int64) []StateSpec {
+	var out []StateSpec
+	for _, kv := range [][2]string{{PastKey, PresentKey}, {PastValue, PresentValue}} {
+		out = append(out, StateSpec{Input: fmt.Sprintf(kv[0], i), Output: fmt.Sprintf(kv[1], i), DType: "float32",
+			Shape: []int64{-1, heads, 0, headDim}, SeqAxis: 2})
+	}
+	return out
+}
+
+// growing reports whether a state grows with the context (a KV cache).
+func (m *Manifest) growing() bool {
+	for _, s := range m.States {
+		if s.SeqAxis >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // ReadManifest reads and checks dir/mohawk.json.

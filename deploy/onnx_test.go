@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -179,7 +180,7 @@ func TestFolderFiles(t *testing.T) {
 					t.Fatal(err)
 				}
 				got, err := phimamba.ParseConfig(read(ConfigFile), ConfigFile, 0, 1e-5)
-				if err != nil || got != want {
+				if err != nil || !reflect.DeepEqual(got, want) {
 					t.Errorf("config.json reads back as %+v (%v), want %+v", got, err, want)
 				}
 				layers = want.Layers

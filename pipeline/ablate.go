@@ -98,6 +98,9 @@ func Ablate(ctx context.Context, base *Config, source string, budget int64, name
 	fmt.Fprintf(&b, "# Ablation: %s, budget %s tokens\n\n", base.Name, humanCount(budget))
 	fmt.Fprintf(&b, "Held-out perplexity over %d windows of %d tokens; student init %s; lr Stages 1–2 %g, Stage 3 %g, from scratch %g; generated %s.\n\n",
 		base.Eval.Windows, base.Eval.SeqLen, base.Student.Init, lr.Align, lr.Distill, lr.Scratch, time.Now().UTC().Format(time.RFC3339))
+	if a := base.Student.AttentionLayers; a.IsSet() {
+		fmt.Fprintf(&b, "Hybrid student: attention layers %s kept from the teacher (train_attention %v).\n\n", a, base.Student.TrainAttention)
+	}
 	b.WriteString("| recipe | student ppl | teacher ppl | student/teacher | after each stage | wall |\n|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		ratio := 0.0

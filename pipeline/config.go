@@ -56,6 +56,14 @@ type StudentConfig struct {
 	// Init is "mohawk" (identity conv, opened gate, PyTorch defaults) or
 	// "attention" (q→C, k→B, v→x, dense→out_proj, the MambaInLlama recipe).
 	Init string `mapstructure:"init"`
+	// AttentionLayers makes a hybrid student: these layers keep the
+	// teacher's attention (see AttentionLayers for the list and rules).
+	// Both hybrid keys enter a run's identity only when set (hybridIdentity),
+	// so the stage hashes of pure runs are those of earlier versions.
+	AttentionLayers AttentionLayers `mapstructure:"attention_layers" json:"-"`
+	// TrainAttention lets Stage 3 train the kept attention layers (default
+	// true); false freezes them at the teacher's weights.
+	TrainAttention bool `mapstructure:"train_attention" json:"-"`
 }
 
 // Source is one text, JSONL or Parquet file, or a glob of shards
@@ -214,7 +222,7 @@ func Defaults() map[string]any {
 		"output_dir": "runs",
 		"seed":       1234,
 		"student": map[string]any{
-			"d_conv": 4, "chunk_size": 128, "expand": 1, "init": "mohawk",
+			"d_conv": 4, "chunk_size": 128, "expand": 1, "init": "mohawk", "train_attention": true,
 		},
 		"training": map[string]any{
 			"seq_len": 256, "micro_batch": 16, "tokens_per_update": 4096,
@@ -268,7 +276,7 @@ func Parse(raw []byte, source string, overrides []string) (*Config, error) {
 		WeaklyTypedInput: true,
 		Metadata:         &md,
 		TagName:          "mapstructure",
-		DecodeHook:       mapstructure.ComposeDecodeHookFunc(mapstructure.StringToSliceHookFunc(","), wholeNumbers),
+		DecodeHook:       mapstructure.ComposeDecodeHookFunc(attentionLayersHook, mapstructure.StringToSliceHookFunc(","), wholeNumbers),
 	})
 	if err != nil {
 		return nil, err

@@ -29,8 +29,11 @@ type StagePlan struct {
 	Architecture *ArchConfig            `json:"architecture,omitempty"`
 	SaveDType    string                 `json:"save_dtype,omitempty"`
 	Export       *ExportPlan            `json:"export,omitempty"`
-	Hash         string                 `json:"hash"`
-	Dir          string                 `json:"dir"`
+	// Attention lists a hybrid student's attention layers: Stages 1 and 2
+	// skip them, Stage 3 trains them unless Distill.FreezeAttention.
+	Attention []int  `json:"attention_layers,omitempty"`
+	Hash      string `json:"hash"`
+	Dir       string `json:"dir"`
 }
 
 // ExportPlan is an export stage's settings.
@@ -83,6 +86,9 @@ func MakePlan(cfg *Config, id Identity, tc phi.Config, sc phimamba.Config) (*Pla
 			name = s.Kind
 		}
 		sp := StagePlan{Index: i, Name: name, Kind: s.Kind}
+		if s.Kind == KindOrient || s.Kind == KindAlign || s.Kind == KindDistill {
+			sp.Attention = sc.Attn.Layers
+		}
 		switch s.Kind {
 		case KindPretrain, KindOrient, KindAlign, KindDistill:
 			o, err := trainOptions(cfg, s)
@@ -94,7 +100,8 @@ func MakePlan(cfg *Config, id Identity, tc phi.Config, sc phimamba.Config) (*Pla
 		}
 		switch s.Kind {
 		case KindDistill:
-			sp.Distill = &stages.DistillOptions{Temperature: s.Temperature, HardLabelWeight: s.HardLabelWeight, MixersOnly: s.Trainable == "mixers"}
+			sp.Distill = &stages.DistillOptions{Temperature: s.Temperature, HardLabelWeight: s.HardLabelWeight, MixersOnly: s.Trainable == "mixers",
+				FreezeAttention: len(sc.Attn.Layers) > 0 && !cfg.Student.TrainAttention}
 			if sp.Distill.Temperature == 0 {
 				sp.Distill.Temperature = 1
 			}
@@ -229,6 +236,16 @@ func (p *Plan) Print(w io.Writer) {
 		}
 		if s.Export != nil {
 			line += " → " + s.Export.Out
+		}
+		if len(s.Attention) > 0 {
+			switch {
+			case s.Kind != KindDistill:
+				line += fmt.Sprintf("; skips attention layers %v", s.Attention)
+			case s.Distill.FreezeAttention:
+				line += fmt.Sprintf("; attention layers %v frozen", s.Attention)
+			default:
+				line += fmt.Sprintf("; trains attention layers %v too", s.Attention)
+			}
 		}
 		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}

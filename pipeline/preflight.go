@@ -235,10 +235,14 @@ func trainableParams(s StagePlan, tc phi.Config, sc phimamba.Config) int64 {
 		}
 		return count(names)
 	case KindDistill:
-		if s.Distill != nil && s.Distill.MixersOnly {
+		if s.Distill != nil && (s.Distill.MixersOnly || s.Distill.FreezeAttention) {
 			var names []string
 			for n := range shapes {
-				if phimamba.IsMixer(n) {
+				if phimamba.IsAttentionParam(n) {
+					if !s.Distill.FreezeAttention {
+						names = append(names, n)
+					}
+				} else if !s.Distill.MixersOnly || phimamba.IsMixer(n) {
 					names = append(names, n)
 				}
 			}

@@ -176,6 +176,7 @@ func prepare(ctx context.Context, cfg *Config, out io.Writer, open bool) (*work,
 		return nil, err
 	}
 	sfp, _ := json.Marshal(cfg.Student)
+	sfp = append(sfp, hybridIdentity(cfg.Student)...)
 	if cfg.Student.Path != "" {
 		fp, err := Fingerprint(cfg.Resolve(cfg.Student.Path))
 		if err != nil {
@@ -214,10 +215,17 @@ func (w *work) loadModels() error {
 		return err
 	}
 	if cfg.Student.Path != "" {
-		w.student, err = LoadStudent(cfg.Resolve(cfg.Student.Path), w.teacher.Config.Eps)
+		dir := cfg.Resolve(cfg.Student.Path)
+		if w.student, err = LoadStudent(dir, w.teacher.Config.Eps); err != nil {
+			return err
+		}
+		return checkStudentHybrid(w.student.Config, cfg.Student, dir)
+	}
+	sc, err := HybridConfigFor(w.teacher.Config, cfg.Student)
+	if err != nil {
 		return err
 	}
-	w.student, err = NewStudent(w.teacher, StudentConfigFor(w.teacher.Config, cfg.Student), cfg.Student.Init, cfg.Seed)
+	w.student, err = NewStudent(w.teacher, sc, cfg.Student.Init, cfg.Seed)
 	return err
 }
 

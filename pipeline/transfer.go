@@ -23,9 +23,10 @@ const (
 	InitScratch   = "scratch"   // nothing transferred (the from-scratch baseline)
 )
 
-// StudentConfigFor derives the student architecture from the teacher:
+// StudentConfigFor derives the pure student architecture from the teacher:
 // same layers, width and vocabulary, heads = teacher heads, d_state = head
 // dim, conv width 4, expand 1, unless the options override them.
+// HybridConfigFor adds student.attention_layers.
 func StudentConfigFor(t phi.Config, o StudentConfig) phimamba.Config {
 	c := phimamba.Config{
 		Vocab: t.Vocab, VocabRaw: t.Vocab, PadMult: 1, DModel: t.Hidden, Layers: t.Layers,
@@ -50,6 +51,15 @@ func StudentConfigFor(t phi.Config, o StudentConfig) phimamba.Config {
 	return c
 }
 
+// HybridConfigFor is StudentConfigFor with the layers of
+// student.attention_layers keeping the teacher's attention.
+func HybridConfigFor(t phi.Config, o StudentConfig) (phimamba.Config, error) {
+	c := StudentConfigFor(t, o)
+	var err error
+	c.Attn, err = hybridAttention(t, o)
+	return c, err
+}
+
 // transferMap maps student parameter names to the teacher's.
 func transferMap(c phimamba.Config) map[string]string {
 	m := map[string]string{
@@ -64,6 +74,11 @@ func transferMap(c phimamba.Config) map[string]string {
 		for _, n := range []string{"mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias", "input_layernorm.weight", "input_layernorm.bias"} {
 			m[s+"."+n] = t + "." + n
 		}
+		if c.IsAttention(i) {
+			for _, n := range c.AttentionParams(i) {
+				m[n] = phimamba.TeacherAttentionName(i, strings.TrimPrefix(n, phimamba.AttentionName(i, "")))
+			}
+		}
 	}
 	return m
 }
@@ -72,7 +87,8 @@ func transferMap(c phimamba.Config) map[string]string {
 const GateBias = 1.2785
 
 // NewStudent builds the student's initial weights. InitMohawk and
-// InitAttention copy embedding, MLPs, norms and head from the teacher;
+// InitAttention copy embedding, MLPs, norms and head from the teacher, and
+// a hybrid student's attention layers bit for bit;
 // mixers start with an identity conv (taps [0,…,0,1], bias 0), an open gate
 // (z rows of in_proj zero, z_bias = GateBias), D = 1 and PyTorch's default
 // uniform(±1/√fan_in) for the remaining projections. InitScratch draws
@@ -101,7 +117,7 @@ func NewStudent(t *stages.Teacher, c phimamba.Config, init string, seed uint64) 
 			w[s] = tw.Clone()
 		}
 	}
-	for i := 0; i < c.Layers; i++ {
+	for _, i := range c.SSMLayers() {
 		openGate(c, i, w)
 		if init == InitAttention {
 			if err := attentionInit(t, c, i, w); err != nil {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"mohawk/graphs/models/phimamba"
@@ -82,22 +83,12 @@ func TestStudentFromTeacher(t *testing.T) {
 	defer rt.Close()
 	ids := shareddata.Tensors(t, "reference", "phi-tiny-en", "reference.safetensors")["input_ids"]
 	logits := func(st *stages.Student) *tensors.Tensor {
-		env := &stages.Env{Ctx: context.Background(), Runtime: stages.ORT(rt), Student: st, Dir: t.TempDir()}
-		sc, err := env.NewScorer(stages.ModelStudent)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sc.Close()
-		lp, _, err := sc.Score(ids)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return lp
+		return scores(t, &stages.Env{Ctx: context.Background(), Runtime: stages.ORT(rt), Student: st, Dir: t.TempDir()}, stages.ModelStudent, ids)
 	}
 	if !equal(logits(s), logits(back)) {
 		t.Error("the reloaded student scores differently")
 	}
-	if back.Config != s.Config {
+	if !reflect.DeepEqual(back.Config, s.Config) {
 		t.Errorf("config changed on reload: %+v vs %+v", back.Config, s.Config)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
@@ -125,6 +116,22 @@ func TestAttentionInit(t *testing.T) {
 	if !equal(s.Weights[phimamba.LayerPrefix(2)+".mixer.out_proj.weight"], teacher.Weights["model.layers.2.self_attn.dense.weight"]) {
 		t.Error("out_proj is not the teacher's dense")
 	}
+}
+
+// scores runs env's scorer of model (stages.ModelTeacher or ModelStudent)
+// on ids and returns each next token's log-probability.
+func scores(t *testing.T, env *stages.Env, model string, ids *tensors.Tensor) *tensors.Tensor {
+	t.Helper()
+	sc, err := env.NewScorer(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	lp, _, err := sc.Score(ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lp
 }
 
 func equal(a, b *tensors.Tensor) bool {

@@ -77,6 +77,7 @@ type teacherFacts struct {
 	Rows      int64
 	Positions int
 	Heads     int64
+	Layers    int
 	From      string
 }
 
@@ -93,7 +94,7 @@ func (v *validator) teacher(cfg *Config) teacherFacts {
 	}
 	switch {
 	case fromScratch && scratch != nil:
-		return teacherFacts{Rows: int64(scratch.Vocab), Positions: hfconfig.DefaultMaxPositionEmbeddings, Heads: int64(scratch.Heads), From: "the pretrain stage's architecture"}
+		return teacherFacts{Rows: int64(scratch.Vocab), Positions: hfconfig.DefaultMaxPositionEmbeddings, Heads: int64(scratch.Heads), Layers: scratch.Layers, From: "the pretrain stage's architecture"}
 	case fromScratch:
 		return teacherFacts{}
 	case cfg.Teacher.Path == "":
@@ -114,7 +115,7 @@ func (v *validator) teacher(cfg *Config) teacherFacts {
 		}
 		set.Close()
 	}
-	return teacherFacts{Rows: int64(h.VocabSize), Positions: h.MaxPositionEmbeddings, Heads: int64(h.NumAttentionHeads), From: filepath.Join(dir, hfconfig.FileName)}
+	return teacherFacts{Rows: int64(h.VocabSize), Positions: h.MaxPositionEmbeddings, Heads: int64(h.NumAttentionHeads), Layers: h.NumHiddenLayers, From: filepath.Join(dir, hfconfig.FileName)}
 }
 
 // tokenizer checks the tokenizer file, its end-of-text token, and that
@@ -150,8 +151,17 @@ func (v *validator) student(cfg *Config, m teacherFacts) {
 		dir := cfg.Resolve(cfg.Student.Path)
 		if s, err := LoadStudent(dir, 1e-5); err != nil {
 			v.add("student.path: %v", err)
-		} else if m.Rows > 0 && s.Config.Vocab != m.Rows {
-			v.add("vocabulary mismatch: student %s has %d embedding rows, the teacher %d", dir, s.Config.Vocab, m.Rows)
+		} else {
+			if m.Rows > 0 && s.Config.Vocab != m.Rows {
+				v.add("vocabulary mismatch: student %s has %d embedding rows, the teacher %d", dir, s.Config.Vocab, m.Rows)
+			}
+			if err := checkStudentHybrid(s.Config, cfg.Student, dir); err != nil {
+				v.add("%v", err)
+			}
+		}
+	} else if m.Layers > 0 {
+		if _, err := cfg.Student.AttentionLayers.Resolve(m.Layers); err != nil {
+			v.add("%v", err)
 		}
 	}
 	switch cfg.Student.Init {

@@ -37,6 +37,9 @@ type DistillOptions struct {
 	Temperature     float64
 	HardLabelWeight float64
 	MixersOnly      bool // paper Table 5: train only the mixers
+	// FreezeAttention keeps a hybrid student's attention layers at their
+	// current (the teacher's) weights.
+	FreezeAttention bool `json:",omitempty"`
 }
 
 // Result is what a stage reports to the run.
@@ -133,7 +136,7 @@ func (e *Env) layerLosses(kind string, lr layerRange, g *graphs.Graph, p layers.
 	sp := studentParams(p, trainable, sc.get(g, e.Student.Weights))
 	c := e.Student.Config
 	out := make([]*graphs.Value, 0, lr.hi-lr.lo)
-	for i := lr.lo; i < lr.hi; i++ {
+	for _, i := range lr.ssm(c) {
 		if kind == "orient" {
 			k, kDiag, d := phimamba.MatrixParts(sp, c, i, tout.Normed[i])
 			out = append(out, losses.FrobeniusWithDiagonal(k, kDiag, d, tout.Attn[i]))
@@ -147,6 +150,18 @@ func (e *Env) layerLosses(kind string, lr layerRange, g *graphs.Graph, p layers.
 
 // layerRange is the layers [lo, hi) a Stage 1/2 graph trains.
 type layerRange struct{ lo, hi int }
+
+// ssm lists the range's mixer layers: a hybrid's attention layers are the
+// teacher's own, and Stages 1 and 2 skip them.
+func (lr layerRange) ssm(c phimamba.Config) []int {
+	var out []int
+	for i := lr.lo; i < lr.hi; i++ {
+		if !c.IsAttention(i) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
 
 // groups cuts n layers into consecutive groups of size (all at once for 0).
 func groups(n, size int) []layerRange {
@@ -176,13 +191,19 @@ func meanOf(vs []*graphs.Value) *graphs.Value {
 // that many layers train one after another, each on the stage's full token
 // budget (the same data every layer sees when trained at once), which bounds
 // the activation memory by one group's. Each group checkpoints separately.
+// A hybrid student's attention layers are skipped: their distance is
+// reported as 0 (they are the teacher's), and a group of attention layers
+// only is not trained.
 func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 	c := e.Student.Config
 	res := &Result{}
+	if len(c.SSMLayers()) == 0 {
+		return nil, fmt.Errorf("stage %s: every layer of the student is attention; there is no mixer to train (drop the stage)", kind)
+	}
 	gs := groups(c.Layers, o.LayerGroup)
 	namesOf := func(lr layerRange) []string {
 		var names []string
-		for i := lr.lo; i < lr.hi; i++ {
+		for _, i := range lr.ssm(c) {
 			names = append(names, c.MixerParams(i, kind == "orient")...)
 		}
 		return names
@@ -206,6 +227,9 @@ func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 	}
 	for _, lr := range gs {
 		names := namesOf(lr)
+		if len(names) == 0 {
+			continue
+		}
 		trainable := set(names)
 		tc, sc := newCache("teacher."), newCache("")
 		loss := func(g *graphs.Graph, p layers.Params, batch *graphs.Value) *graphs.Value {
@@ -254,6 +278,11 @@ func (e *Env) layerDistances(kind string, o TrainOptions, lr layerRange, ps []tr
 	if e.ValData == nil || o.EvalWindows <= 0 {
 		return nil, nil
 	}
+	sum := make([]float64, lr.hi-lr.lo)
+	ssm := lr.ssm(e.Student.Config)
+	if len(ssm) == 0 {
+		return sum, nil
+	}
 	tc, sc := newCache("teacher."), newCache("")
 	mb := min(o.MicroBatch, o.EvalWindows)
 	var in *layers.Inputs
@@ -281,7 +310,6 @@ func (e *Env) layerDistances(kind string, o TrainOptions, lr layerRange, ps []tr
 	if err != nil {
 		return nil, err
 	}
-	sum := make([]float64, lr.hi-lr.lo)
 	for _, b := range windows {
 		byName := Weights{train.BatchName: b}
 		for _, n := range in.Names() {
@@ -295,8 +323,8 @@ func (e *Env) layerDistances(kind string, o TrainOptions, lr layerRange, ps []tr
 		if err != nil {
 			return nil, err
 		}
-		for i, v := range out[0].Float32s() {
-			sum[i] += float64(v) / float64(len(windows))
+		for j, v := range out[0].Float32s() {
+			sum[ssm[j]-lr.lo] += float64(v) / float64(len(windows))
 		}
 	}
 	return sum, nil
@@ -329,7 +357,11 @@ func (e *Env) distillSpec(o TrainOptions, d DistillOptions) TrainSpec {
 	c := e.Student.Config
 	var names []string
 	for n := range e.Student.Weights {
-		if !d.MixersOnly || phimamba.IsMixer(n) {
+		if phimamba.IsAttentionParam(n) {
+			if !d.FreezeAttention {
+				names = append(names, n)
+			}
+		} else if !d.MixersOnly || phimamba.IsMixer(n) {
 			names = append(names, n)
 		}
 	}

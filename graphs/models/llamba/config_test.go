@@ -3,6 +3,7 @@ package llamba_test
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -30,7 +31,7 @@ func TestConfigRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", name, err, data)
 		}
-		if got != c {
+		if !reflect.DeepEqual(got, c) {
 			t.Errorf("%s: round trip changed the config:\n got %+v\nwant %+v", name, got, c)
 		}
 		var n int64

@@ -14,7 +14,13 @@
 // All segment sums are masked cumulative sums inside a chunk, never
 // differences of a long global cumsum.
 //
-// Place in the dependency order: phimamba imports graphs, graphs/layers and
-// tensors. Builders panic with *graphs.Error; Config validation returns
+// A hybrid student (Config.Attn) keeps the teacher's Phi attention in the
+// listed layers, under backbone.layers.i.mixer.self_attn.* (the authors'
+// hybrid naming); every form then runs those layers as attention (Step and
+// SSD-with-states over a KV cache in State.Key/Value), and config.json
+// lists them as modules.mixers.phi_attention blocks.
+//
+// Place in the dependency order: phimamba imports graphs, graphs/layers,
+// graphs/models/phi (for the attention of hybrids) and tensors. Builders panic with *graphs.Error; Config validation returns
 // errors.
 package phimamba

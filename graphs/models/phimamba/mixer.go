@@ -31,9 +31,12 @@ func (f Form) String() string {
 }
 
 // State is a layer's recurrent state: conv [B, ConvChannels, DConv−1] (the
-// last DConv−1 pre-conv inputs) and ssm [B, H, N, P].
+// last DConv−1 pre-conv inputs) and ssm [B, H, N, P] for a mixer layer; key
+// and value [B, Heads, T, HeadDim] (the KV cache) for an attention layer of
+// a hybrid student.
 type State struct {
-	Conv, SSM *graphs.Value
+	Conv, SSM  *graphs.Value
+	Key, Value *graphs.Value
 }
 
 // MixerOut is what a mixer returns.

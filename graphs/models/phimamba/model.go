@@ -39,6 +39,7 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs
 	}
 	h := layers.Embedding(p, "backbone.embedding.weight", ids, c.Vocab, c.DModel)
 	out := &Outputs{}
+	var rot rotary
 	for i := 0; i < nl; i++ {
 		out.Hidden = append(out.Hidden, h)
 		u := layers.LayerNorm(p, LayerPrefix(i)+".input_layernorm", h, c.Eps)
@@ -47,7 +48,13 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs
 		if opt.States != nil {
 			st = &opt.States[i]
 		}
-		m := Mixer(p, c, i, u, opt.Form, st)
+		var m MixerOut
+		if c.IsAttention(i) {
+			cos, sin := rot.tables(c, ids, opt.States, h.DType)
+			m = attention(p, c, i, u, cos, sin, opt.Form, st)
+		} else {
+			m = Mixer(p, c, i, u, opt.Form, st)
+		}
 		mlp := graphs.FromLowPrecision(layers.PhiMLP(p, LayerPrefix(i)+".mlp", u, c.Inner))
 		out.MixerOut, out.MLPOut = append(out.MixerOut, m.Out), append(out.MLPOut, mlp)
 		if m.Matrix != nil {
