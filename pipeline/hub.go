@@ -21,11 +21,16 @@ func ResolveModels(ctx context.Context, cfg *Config, download bool, out io.Write
 		if *m.path == "" {
 			continue
 		}
-		dir, err := hfhub.Resolve(ctx, hfhub.Request{Role: m.role, Path: *m.path, Local: cfg.Resolve(*m.path), Download: download, Log: out})
+		local := cfg.Resolve(*m.path)
+		dir, err := hfhub.Resolve(ctx, hfhub.Request{Role: m.role, Path: *m.path, Local: local, Download: download, Log: out})
 		if err != nil {
 			return err
 		}
-		*m.path = dir
+		// A local folder keeps its path as written: it is relative to the
+		// config file, and later steps resolve it against that again.
+		if dir != local {
+			*m.path = dir
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,5 +92,38 @@ func TestFingerprintFollowsLinks(t *testing.T) {
 	}
 	if a != b {
 		t.Errorf("a linked file fingerprints as %s, the same file in place as %s", b, a)
+	}
+}
+
+// TestResolveModelsKeepsLocalPaths: a teacher path written relative to a
+// config file in another folder stays as written, so every later step
+// resolves it against the config's folder once (before, ResolveModels
+// stored the resolved path and the next resolution joined the folder
+// again: "stat shared/reference/phi-tiny-en" for configs/phi-tiny-en.yaml
+// run from the repository root).
+func TestResolveModelsKeepsLocalPaths(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "models", "teacher"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "configs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(root, "configs", "run.yaml")
+	if err := os.WriteFile(cfgPath, []byte("teacher: {path: ../models/teacher}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(cfgPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ResolveModels(context.Background(), cfg, false, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Teacher.Path != "../models/teacher" {
+		t.Errorf("teacher.path became %q, want it as written", cfg.Teacher.Path)
+	}
+	if st, err := os.Stat(cfg.Resolve(cfg.Teacher.Path)); err != nil || !st.IsDir() {
+		t.Errorf("resolving it again: %v", err)
 	}
 }
