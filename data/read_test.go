@@ -3,12 +3,12 @@ package data
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"mohawk/internal/fifotest"
 )
 
 // TestTokenizeStopsOnCancel: Tokenize returns soon after its context is
@@ -17,29 +17,7 @@ import (
 // writing text), with the context's error.
 func TestTokenizeStopsOnCancel(t *testing.T) {
 	dir := t.TempDir()
-	idle, endless := filepath.Join(dir, "idle"), filepath.Join(dir, "endless")
-	for _, f := range []string{idle, endless} {
-		if err := syscall.Mkfifo(f, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	go func() {
-		// A writer for every reader that opens the FIFO (Tokenize opens a
-		// file twice: for its first bytes, then to read it).
-		line := []byte(strings.Repeat("words and more words ", 50) + "\n")
-		for {
-			w, err := os.OpenFile(endless, os.O_WRONLY, 0)
-			if err != nil {
-				return
-			}
-			for {
-				if _, err := w.Write(line); err != nil {
-					break // this reader is gone
-				}
-			}
-			w.Close()
-		}
-	}()
+	idle, endless := fifotest.Idle(t, dir), fifotest.Endless(t, dir)
 	for _, path := range []string{idle, endless} {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"mohawk/deploy"
+	"mohawk/internal/fifotest"
 	"mohawk/internal/shareddata"
 	"mohawk/pipeline"
 	"mohawk/stages"
@@ -100,13 +101,7 @@ const stopBound = 5 * time.Second
 func TestSignalStopsEval(t *testing.T) {
 	model := shareddata.Path(t, "reference", "phi-tiny-en")
 	dir := t.TempDir()
-	fifo, endless := filepath.Join(dir, "fifo"), filepath.Join(dir, "endless")
-	for _, f := range []string{fifo, endless} {
-		if err := syscall.Mkfifo(f, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	go feed(endless)
+	fifo, endless := fifotest.Idle(t, dir), fifotest.Endless(t, dir)
 	for _, c := range []struct {
 		name  string
 		sig   syscall.Signal
@@ -139,25 +134,6 @@ func TestSignalStopsEval(t *testing.T) {
 				t.Errorf("stdout %q, stderr %q; want no result and the interruption named", out, p.stderr.String())
 			}
 		})
-	}
-}
-
-// feed writes text into the FIFO at path for every reader that opens it
-// (eval opens a data file twice: for its first bytes, then to read it),
-// until the process ends.
-func feed(path string) {
-	line := []byte(strings.Repeat("words and more words ", 50) + "\n")
-	for {
-		w, err := os.OpenFile(path, os.O_WRONLY, 0)
-		if err != nil {
-			return
-		}
-		for {
-			if _, err := w.Write(line); err != nil {
-				break // this reader is gone
-			}
-		}
-		w.Close()
 	}
 }
 
