@@ -12,13 +12,16 @@
 // ("model.layers.3.self_attn.q_proj.weight"), so a checkpoint's tensors can
 // be served to the builder unchanged.
 //
-// Status: the family's graphs, config reading and rotary scaling are here;
-// the rotary scalings (TestFrequencies), the window mask and head
-// repetition (graphs/layers) and the configs (hfconfig) are tested against
-// hand-derived values, but no test yet compares the graphs with the
-// transformers references that bench/torch/make_llama_refs.py makes; the
-// model-family registry that lets the pipeline pick them from a
-// config.json (issue 17) is not wired yet.
+// Status: the family's graphs, config reading and rotary scaling are here.
+// TestReferenceForward and TestReferenceGradients compare logits, hidden
+// states, attention probabilities, attention outputs, the loss and
+// gradients with transformers on the five tiny models in testdata/ (made by
+// bench/torch/make_llama_refs.py: Llama with GQA and llama3 scaling, with
+// biases and linear scaling, with YaRN; Qwen2; Mistral with a sliding
+// window); the rotary scalings, the window mask and head repetition are
+// also tested against hand-derived values. The model-family registry that
+// lets the pipeline pick these graphs from a config.json (issue 17) is not
+// wired yet.
 //
 // Place in the dependency order: llama imports graphs, graphs/layers and
 // hfconfig. It panics with *graphs.Error while building (graphs.Try
