@@ -2,10 +2,12 @@ package graphtest
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -133,6 +135,22 @@ func Random(rng *rand.Rand, lo, hi float64, shape ...int64) *tensors.Tensor {
 		v[i] = lo + (hi-lo)*rng.Float64()
 	}
 	return tensors.FromFloat64(shape, v)
+}
+
+// RandomParams draws every parameter of shapes uniformly from
+// [−spread, spread] (norm weights, names ending in "norm.weight", from
+// [0.8, 1.2]) as float32, in sorted name order so that a seed gives the
+// same weights on every run.
+func RandomParams(rng *rand.Rand, shapes map[string]graphs.Shape, spread float64) map[string]*tensors.Tensor {
+	w := map[string]*tensors.Tensor{}
+	for _, name := range slices.Sorted(maps.Keys(shapes)) {
+		lo, hi := -spread, spread
+		if strings.HasSuffix(name, "norm.weight") {
+			lo, hi = 0.8, 1.2
+		}
+		w[name] = Random(rng, lo, hi, shapes[name].Sizes()...).AsFloat32()
+	}
+	return w
 }
 
 // GradCase describes a gradient check: Build maps inputs (float64 graph

@@ -3,7 +3,6 @@ package llama_test
 import (
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"testing"
 
 	"mohawk/graphs"
@@ -14,21 +13,6 @@ import (
 	"mohawk/internal/shareddata"
 	"mohawk/tensors"
 )
-
-// randomWeights draws every parameter of c uniformly from [-0.2, 0.2]
-// (norm weights around 1).
-func randomWeights(c llama.Config, seed uint64) map[string]*tensors.Tensor {
-	rng := rand.New(rand.NewPCG(seed, 5))
-	w := map[string]*tensors.Tensor{}
-	for name, s := range c.ParamShapes() {
-		lo, hi := -0.2, 0.2
-		if strings.HasSuffix(name, "norm.weight") {
-			lo, hi = 0.8, 1.2
-		}
-		w[name] = graphtest.Random(rng, lo, hi, s.Sizes()...).AsFloat32()
-	}
-	return w
-}
 
 // TestCacheDecode: the logits of a prefill of T−2 tokens followed by two
 // one-token steps on the KV cache equal the full pass's last three
@@ -41,7 +25,7 @@ func TestCacheDecode(t *testing.T) {
 			c := llama.Config{Vocab: 40, Hidden: 16, Intermediate: 24, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 6,
 				Eps: 1e-5, QKVBias: true, Window: window, MaxPositions: 64,
 				Rope: hfconfig.Rope{Type: "llama3", Theta: 10000, Factor: 4, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositions: 8}}
-			w := randomWeights(c, 3)
+			w := graphtest.RandomParams(rand.New(rand.NewPCG(3, 5)), c.ParamShapes(), 0.2)
 			ids := make([]int64, tlen)
 			for i := range ids {
 				ids[i] = int64((i*7 + 3) % 40)

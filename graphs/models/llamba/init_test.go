@@ -2,7 +2,6 @@ package llamba_test
 
 import (
 	"fmt"
-	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -27,18 +26,7 @@ func teacher(qkvBias, tied bool) llama.Config {
 }
 
 func teacherWeights(c llama.Config, seed uint64) map[string]*tensors.Tensor {
-	rng := rand.New(rand.NewPCG(seed, 13))
-	w := map[string]*tensors.Tensor{}
-	shapes := c.ParamShapes()
-	for _, name := range slices.Sorted(maps.Keys(shapes)) { // one draw order, whatever the map's
-		s := shapes[name]
-		lo, hi := -0.3, 0.3
-		if strings.HasSuffix(name, "norm.weight") {
-			lo, hi = 0.8, 1.2
-		}
-		w[name] = graphtest.Random(rng, lo, hi, s.Sizes()...).AsFloat32()
-	}
-	return w
+	return graphtest.RandomParams(rand.New(rand.NewPCG(seed, 13)), c.ParamShapes(), 0.3)
 }
 
 // TestTransferMap: every student tensor the map names comes from a
