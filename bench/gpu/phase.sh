@@ -96,6 +96,37 @@ D)
   done
   cp $RUNS/*-lr3-ablation*.md $RUNS/*-att-ablation*.md "$out/" 2>/dev/null
   ;;
+W)
+  # Issue 18's table: the pure student against hybrids keeping 1, 2 and 3 of
+  # phi-tiny-en's 6 attention layers (placement 0 | 0,3 | 0,2,4: evenly
+  # spaced, floor(j*6/n)), Stages 1-3 at each budget; then the 1M hybrid-2
+  # student exported and decoded at 16k beside the pure one and the teacher.
+  for b in ${BUDGETS:-1000000 3300000}; do
+    for v in pure:none hyb1:0, hyb2:0,3 hyb3:0,2,4; do
+      name=pt-${v%%:*}; layers=${v#*:}; set -- name=$name
+      [ "$layers" = none ] || set -- "$@" student.attention_layers=$layers
+      run hybrid_$b 900 $P ablate configs/phi-tiny-en.yaml --budget $(q $b 60000) --recipes s123 --provider $PROV \
+        training.steps_per_run=${SPR:-16} output_dir=$RUNS "$@"
+    done
+  done
+  cp $RUNS/pt-*ablation*.md "$out/" 2>/dev/null
+  ;;
+X)
+  # Issue 19: the teacher forward against transformers (SDPA and eager
+  # attention) in the same run, then where its time goes (steady-state
+  # per-op profile, launch-blocking so node times are kernel times).
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
+  if [ "$PROV" = cuda ]; then
+    for m in "tf32 sdpa" "tf32 eager" "fp32 sdpa" "bf16 sdpa"; do
+      run forward_torch 300 python3 bench/torch/forward_torch.py phi-1.5 1 2048 10 $m
+    done
+  fi
+  run forward 300 $P bench-forward --model $(q phi-1.5 phi-1.5:1) --batch 1 --seq $(q 2048 128) --iters $(q 10 2) --provider $PROV --tf32
+  run forward 300 $P bench-forward --model $(q phi-1.5 phi-1.5:1) --batch 1 --seq $(q 2048 128) --iters $(q 10 2) --provider $PROV
+  mkdir -p "$out/fprof"
+  run forward_prof 300 env CUDA_LAUNCH_BLOCKING=1 $P bench-forward --model $(q phi-1.5 phi-1.5:1) --batch 1 --seq $(q 2048 128) --iters 2 --provider $PROV --tf32 --ort-profile "$out/fprof" >/dev/null
+  $P profile --skip-runs 2 --top 15 --nodes 12 "$out"/fprof/*.json 2>&1 | cut -c1-160 | tee "$out/forward-profile.txt"
+  ;;
 E)
   # Node placement of the Phi-1.5 forward (any node ONNX Runtime put on the CPU).
   $P bench-forward --model $(q phi-1.5 phi-1.5:1) --batch 1 --seq $(q 2048 64) --iters 2 --provider $PROV --tf32 --ort-log-level verbose 2>&1 \
