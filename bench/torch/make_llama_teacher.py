@@ -153,7 +153,11 @@ def llama3_inv_freq(head_dim):
 
 
 def check_rope(model, what):
-    got = model.model.rotary_emb.inv_freq.detach().double().cpu()
+    inv = getattr(getattr(model.model, "rotary_emb", None), "inv_freq", None)
+    if inv is None:  # another transformers layout: the reload's logit check still compares
+        log(f"WARNING: {what}: no model.rotary_emb.inv_freq to check against llama3 scaling")
+        return float("nan")
+    got = inv.detach().double().cpu()
     want = llama3_inv_freq(SIZE["head_dim"])
     rel = ((got - want).abs() / want).max().item()
     if not rel <= 1e-5:
