@@ -474,6 +474,7 @@ class Run:
 
     @torch.no_grad()
     def evaluate(self, model, windows=100):
+        was = model.training
         model.eval()
         tot, n = 0.0, 0
         for i in range(0, 256 * windows, 256):
@@ -481,7 +482,7 @@ class Run:
             out = model(x[:, :-1])
             lg = out.logits if hasattr(out, "logits") else out
             tot += F.cross_entropy(lg[0].float(), x[0, 1:], reduction="sum").item(); n += 256
-        model.train()
+        model.train(was)
         return math.exp(tot / n)
 
     def normed(self, o, i):
