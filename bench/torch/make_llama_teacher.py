@@ -98,9 +98,9 @@ def check_tokenizer(va):
     tok = tokenizers.Tokenizer.from_file(os.path.join(SRC, "tokenizer.json"))
     ids = va[:60000].tolist()
     docs, cur, used = [], [], 0
-    for i in ids:
-        used += 1
+    for n, i in enumerate(ids):
         if i == EOS:
+            used = n + 1  # the stream up to this document's EOS
             if cur[:1] != [BOS]:
                 die(f"{SRC}/val.u16.gz: document {len(docs)} does not start with <|begin_of_text|>")
             docs.append(tok.decode(cur[1:], skip_special_tokens=False)); cur = []
@@ -224,14 +224,57 @@ def protocol_ppl(model, va, dev, windows):
     return math.exp(tot / n), n
 
 
+def write_outputs(model, out, ids, va, dev, windows, metrics):
+    """Saves model to out, reloads it in fp32 (eager) and writes
+    reference.safetensors and teacher_metrics.json (perplexity over
+    windows[0] and windows[1] windows). Returns the perplexities and size."""
+    was = model.training
+    model.eval()
+    state, shards = save(model, out)
+    log(f"saved {shards} to {out}")
+    ref = reload_and_check(model, state, out, dev, ids)
+    o = ref(ids, output_hidden_states=True, output_attentions=True)
+    R = {"input_ids": ids.to(torch.int64).cpu().contiguous(), "logits": o.logits.detach().float().cpu().contiguous()}
+    for i, h in enumerate(o.hidden_states):
+        R[f"hidden_states.{i}"] = h.detach().float().cpu().contiguous()
+    for i, a in enumerate(o.attentions):
+        R[f"attentions.{i}"] = a.detach().float().cpu().contiguous()
+    if len(o.hidden_states) != SIZE["num_hidden_layers"] + 1 or len(o.attentions) != SIZE["num_hidden_layers"]:
+        die(f"transformers returned {len(o.hidden_states)} hidden states and {len(o.attentions)} attentions")
+    ref.zero_grad()
+    lg = ref(ids).logits
+    loss = F.cross_entropy(lg[:, :-1].reshape(-1, VOCAB), ids[:, 1:].reshape(-1))
+    loss.backward()
+    R["loss"] = loss.detach().float().cpu().reshape(1)
+    params = dict(ref.named_parameters())
+    for n_ in GRADS:
+        R["grad." + n_] = params[n_].grad.detach().float().cpu().contiguous()
+    for k, v in R.items():
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            die(f"reference tensor {k} is not finite")
+    save_file(R, os.path.join(out, "reference.safetensors"))
+    log(f"reference.safetensors: loss {loss.item():.5f}, {len(R)} tensors")
+    ref.zero_grad(set_to_none=True)
+    ppl_a, n_a = protocol_ppl(ref, va, dev, windows[0])
+    ppl_b, _ = protocol_ppl(ref, va, dev, windows[1])
+    metrics = dict(metrics, val_tokens_scored=n_a, val_ppl_fp32_seq256=ppl_a,
+                   **{f"val_ppl_fp32_seq256_{windows[1]}w": ppl_b}, reference_loss=loss.item(), shards=shards)
+    with open(os.path.join(out, "teacher_metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=1); f.write("\n")
+    size = sum(os.path.getsize(os.path.join(out, n)) for n in os.listdir(out))
+    model.train(was)
+    del ref
+    return ppl_a, ppl_b, shards, size
+
+
 def main():
     if len(sys.argv) not in (2, 3):
         die("usage: python3 bench/torch/make_llama_teacher.py OUT_DIR [STEPS]")
     out = sys.argv[1]
     steps = int(sys.argv[2]) if len(sys.argv) == 3 else 3000
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    log("torch", torch.__version__, "transformers", transformers.__version__, "device",
-        torch.cuda.get_device_name(0) if dev == "cuda" else "cpu")
+    device = torch.cuda.get_device_name(0) if dev == "cuda" else "cpu"
+    log("torch", torch.__version__, "transformers", transformers.__version__, "device", device)
     meta = json.load(open(os.path.join(SRC, "tokens.json")))
     tr, va = load_stream("train", meta), load_stream("val", meta)
     log(f"tokens train {len(tr)} val {len(va)}")
@@ -245,16 +288,15 @@ def main():
     check_rope(model, "the new model")
     nparams = sum(p.numel() for p in model.parameters())
     log(f"params {nparams} (tied head), config rope {getattr(cfg, 'rope_parameters', None) or getattr(cfg, 'rope_scaling', None)}")
-
-    # Dry run of saving and reloading on the untrained model.
     g = torch.Generator().manual_seed(7)
     ix = torch.randint(0, len(va) - 64, (2,), generator=g)
     ids = torch.stack([va[i:i + 48] for i in ix]).to(dev)
+
+    # Dry run of everything after training, on the untrained model.
     dry = f"/tmp/make_llama_teacher_dryrun_{os.getpid()}"
-    state, shards = save(model, dry)
-    reload_and_check(model, state, dry, dev, ids)
-    log(f"dry run saved {shards}")
+    write_outputs(model, dry, ids, va, dev, (2, 1), {})
     shutil.rmtree(dry, ignore_errors=True)
+    log("dry run of saving, reloading and the references passed")
 
     # Training.
     opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=(0.9, 0.95), weight_decay=0.1)
@@ -296,54 +338,21 @@ def main():
             log(train_log[-1])
     train_s = time.time() - t_train
 
-    # Save, reload in fp32 eager, references.
-    model.eval()
-    state, shards = save(model, out)
-    log(f"saved {shards} to {out}")
-    ref = reload_and_check(model, state, out, dev, ids)
-    o = ref(ids, output_hidden_states=True, output_attentions=True)
-    R = {"input_ids": ids.to(torch.int64).cpu().contiguous(), "logits": o.logits.detach().float().cpu().contiguous()}
-    for i, h in enumerate(o.hidden_states):
-        R[f"hidden_states.{i}"] = h.detach().float().cpu().contiguous()
-    for i, a in enumerate(o.attentions):
-        R[f"attentions.{i}"] = a.detach().float().cpu().contiguous()
-    ref.zero_grad()
-    lg = ref(ids).logits
-    loss = F.cross_entropy(lg[:, :-1].reshape(-1, VOCAB), ids[:, 1:].reshape(-1))
-    loss.backward()
-    R["loss"] = loss.detach().float().cpu().reshape(1)
-    params = dict(ref.named_parameters())
-    for n_ in GRADS:
-        R["grad." + n_] = params[n_].grad.detach().float().cpu().contiguous()
-    for k, v in R.items():
-        if v.is_floating_point() and not torch.isfinite(v).all():
-            die(f"reference tensor {k} is not finite")
-    save_file(R, os.path.join(out, "reference.safetensors"))
-    log(f"reference.safetensors: loss {loss.item():.5f}, {len(R)} tensors")
-
-    ref.zero_grad(set_to_none=True)
-    ppl200, n200 = protocol_ppl(ref, va, dev, 200)
-    ppl100, _ = protocol_ppl(ref, va, dev, 100)
-    if not (math.isfinite(ppl200) and ppl200 < VOCAB):
-        die(f"held-out perplexity {ppl200} is not a trained model's")
-    metrics = {"config": config4(), "train_log": train_log, "val_tokens_scored": n200,
-               "val_ppl_fp32_seq256": ppl200, "val_ppl_fp32_seq256_100w": ppl100,
+    metrics = {"config": config4(), "train_log": train_log,
                "train_tokens": len(tr), "val_tokens": len(va), "tokens_seen": steps * BSZ * SEQ,
                "steps": steps, "batch": BSZ, "seq": SEQ, "lr": LR, "warmup": WARM, "schedule": "cosine to 0.1",
                "optimizer": "AdamW(0.9, 0.95), weight decay 0.1, clip 1.0, bf16 autocast, fp32 master weights",
-               "seed": SEED, "params": nparams, "train_s": round(train_s, 1),
-               "tokenizer_check": tok_check, "reference_loss": loss.item(),
-               "torch": torch.__version__, "transformers": transformers.__version__,
-               "device": torch.cuda.get_device_name(0) if dev == "cuda" else "cpu",
+               "seed": SEED, "params": nparams, "train_s": round(train_s, 1), "tokenizer_check": tok_check,
+               "torch": torch.__version__, "transformers": transformers.__version__, "device": device,
                "made_by": "bench/torch/make_llama_teacher.py"}
-    with open(os.path.join(out, "teacher_metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=1); f.write("\n")
-    size = sum(os.path.getsize(os.path.join(out, n)) for n in os.listdir(out))
+    ppl200, ppl100, shards, size = write_outputs(model, out, ids, va, dev, (200, 100), metrics)
+    if not (math.isfinite(ppl200) and ppl200 < VOCAB):
+        die(f"held-out perplexity {ppl200} is not a trained model's")
     log(f"val ppl fp32 (200 windows) {ppl200:.3f}, (100 windows) {ppl100:.3f}; "
         f"{steps * BSZ * SEQ} tokens seen in {train_s:.0f}s; {out} holds {size / 1e6:.1f} MB")
     print(json.dumps({"out": out, "val_ppl_200w": round(ppl200, 3), "val_ppl_100w": round(ppl100, 3),
                       "tokens_seen": steps * BSZ * SEQ, "train_s": round(train_s, 1), "shards": shards,
-                      "bytes": size}), flush=True)
+                      "bytes": size, "device": device}), flush=True)
 
 
 if __name__ == "__main__":
