@@ -411,6 +411,14 @@ def selftest_pieces(dev, dtype, tol):
         z_rows = m3.in_proj.weight[c3.conv_ch:c3.conv_ch + c3.d_inner]
         check("open_gate_z_rows_zero", z_rows.abs().max().item(), 0.0)
         check("attention_init_out_proj", rel_err(m3.out_proj.weight, att.o_proj.weight), 0.0)
+        # The whole student, scratch-initialised, in its two training forms.
+        st = Llamba(c).to(dev, dtype)
+        scratch_init(st)
+        for m in st.mixers():  # larger mixers, so that their error shows in the logits
+            m.in_proj.weight.mul_(15)
+            m.out_proj.weight.mul_(15)
+        ids = torch.randint(0, c.vocab, (2, 40), generator=g).to(dev)
+        check("student_ssd_vs_matrix", rel_err(st(ids, "ssd"), st(ids, "matrix")), tol)
 
 
 # ---------------------------------------------------------------- data
