@@ -1,0 +1,664 @@
+"""MOHAWK at small scale for a Llama-family teacher: the PyTorch peer of
+mohawk's Llama -> Llamba distillation (issue 17), as
+../shared/tools/torch-reference/mohawk_torch.py is for Phi -> Phi-Mamba.
+
+    python3 bench/torch/mohawk_llama_torch.py TEACHER_DIR TRAIN VAL RECIPE [BUDGET]
+        [--init mohawk|attention] [--qk-heads G] [--save DIR]
+    python3 bench/torch/mohawk_llama_torch.py --selftest      (CPU, no transformers)
+
+TEACHER_DIR is a Hugging Face LlamaForCausalLM checkpoint (loaded by
+transformers in fp32 with eager attention). TRAIN and VAL are id streams
+(*.u16.gz from llama_tokens.js, e.g. bench/torch/llama-tiny-en/train.u16.gz)
+or text files (*.txt, tokenized with TEACHER_DIR/tokenizer.json by the
+`tokenizers` package: documents split on "\\n\\n", special tokens added, EOS
+appended). RECIPE is s123, s23, s3, scratch, a comma list of them, or all.
+BUDGET is the token budget per recipe (default 3.3M).
+
+The student is Llamba as mohawk defines it (graphs/models/llamba,
+graphs/models/phimamba/mixer.go, docs/design.md "Llama teachers and Llamba
+students"), in plain torch with Cartesia's parameter names:
+  block:  h += mixer(RMSNorm_in(h)); h += SwiGLU(RMSNorm_post(h)); final RMSNorm;
+          head tied to the embedding when the teacher's is
+  mixer:  in_proj -> x|B|C (conv channels), z, a (one per value head);
+          depthwise causal conv (width 4, bias) on x|B|C, no activation;
+          x [n_v_heads, P], B and C [n_qk_heads, d_state], each B/C head
+          serving n_v_heads/n_qk_heads consecutive value heads;
+          log a = -softplus(a); y = SSD(x, log a, B, C) + D*x;
+          out = out_proj(y * silu(z + z_bias))
+  sizes (llamba.ForTeacher): n_v_heads = n_qk_heads = teacher heads, d_state =
+          head dim, expand 1 (d_inner = heads * head dim), chunk 128.
+  init:   embedding, norms, SwiGLU MLPs and head copied from the teacher; every
+          mixer has an identity conv (last tap 1, bias 0), an open gate (z rows
+          of in_proj 0, z_bias 1.2785), D = 1 and nn.Linear defaults elsewhere
+          (--init mohawk, mohawk's default); --init attention then applies
+          llamba.AttentionInit: C head h <- q_proj head h, B head h <- k_proj
+          head h/r, x head h <- v_proj head h/r (r = heads / KV heads),
+          conv bias <- the q/k/v biases, out_proj <- o_proj.
+          scratch: every matrix N(0, 0.02^2), norms 1, the mixer's conv, gate
+          and D as above (pipeline.NewStudent's InitScratch).
+
+Stages and budgets as mohawk_torch.py: seq 256, 16 sequences per step, AdamW
+(0.9, 0.95), weight decay 0.1, clip 1, WSD schedule (10% warm-up, 80% flat,
+10% decay). s123: 10% Stage 1 (Frobenius distance of each layer's mixing
+matrix to the teacher's attention matrix, from the teacher's normed input,
+lr 1e-3, mixers only), 20% Stage 2 (L2 distance of each mixer's output to the
+teacher's attention output, lr 1e-3, mixers only), 70% Stage 3 (soft
+cross-entropy to the teacher's logits, lr 5e-4, all parameters); s23: 30%
+Stage 2, 70% Stage 3; s3: 100% Stage 3; scratch: next-token loss from a
+random student, lr 1e-3. Perplexity: 100 windows of 256 of VAL (the
+protocol of ../shared/README.md). One JSON line per stage and one per recipe.
+
+Before training it checks itself: chunked SSD = materialised mixing matrix =
+the token-by-token recurrence (with grouped B/C heads and a length that is
+not a multiple of the chunk); a grouped-head mixer equals an ungrouped one
+with its B/C rows repeated; after attention init, the mixer's x, B and C are
+the teacher's v, k (per group) and q; and the transferred student with its
+mixers' out_proj zeroed reproduces the teacher's logits with every attention
+output zeroed. A non-finite loss stops the run with an error.
+"""
+import argparse
+import copy
+import gzip
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+GATE_BIAS = 1.2785  # SiLU(1.2785) ~ 1: the open gate (pipeline.GateBias)
+SEQ, BSZ = 256, 16
+
+
+def die(msg):
+    print("mohawk_llama_torch.py: " + msg, file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+class Cfg:
+    """Llamba sizes (hfconfig.Llamba / llamba.Config)."""
+
+    def __init__(self, vocab, d_model, n_layer, inner, eps, tied, mlp_bias, n_v_heads, n_qk_heads, d_state,
+                 expand=1, d_conv=4, chunk=128, conv_bias=True):
+        self.vocab, self.d_model, self.n_layer, self.inner, self.eps = vocab, d_model, n_layer, inner, eps
+        self.tied, self.mlp_bias = tied, mlp_bias
+        self.H, self.G, self.N = n_v_heads, n_qk_heads, d_state
+        self.expand, self.d_conv, self.chunk, self.conv_bias = expand, d_conv, chunk, conv_bias
+        self.d_inner = expand * d_model
+        if self.d_inner % self.H or self.H % self.G:
+            raise ValueError(f"d_inner {self.d_inner} must divide by n_v_heads {self.H}, and n_v_heads by n_qk_heads {self.G}")
+        self.P = self.d_inner // self.H
+        self.conv_ch = self.d_inner + 2 * self.G * self.N
+        self.in_proj = self.conv_ch + self.d_inner + self.H
+
+    def to_json(self):
+        """Cartesia's config.json layout (hfconfig.Llamba)."""
+        return {"vocab_size": self.vocab, "pad_vocab_size_multiple": 1, "tie_embeddings": self.tied, "lm_head_bias": False,
+                "d_model": self.d_model, "n_layer": self.n_layer, "resid_dropout": 0.0, "norm_epsilon": self.eps,
+                "mlp_cfg": {"intermediate_size": self.inner, "bias": self.mlp_bias, "act_fn": "silu"},
+                "ssm_cfg": {"d_state": self.N, "n_v_heads": self.H, "n_qk_heads": self.G, "d_conv": self.d_conv,
+                            "conv_bias": self.conv_bias, "expand": self.expand, "chunk_size": self.chunk,
+                            "activation": "identity", "bias": False}}
+
+
+def segsum(a):
+    """a [..., T] -> [..., T, T]: S[i, j] = sum_{k=j+1..i} a_k for j <= i, -inf above
+    (a difference of one float64 cumulative sum, as mohawk's segsum)."""
+    cs = torch.cumsum(a.double(), -1)
+    s = (cs[..., :, None] - cs[..., None, :]).to(a.dtype)
+    T = a.shape[-1]
+    keep = torch.ones(T, T, dtype=torch.bool, device=a.device).tril()
+    return s.masked_fill(~keep, -math.inf)
+
+
+def kernel(B, C, loga):
+    """L o (C B^T) [b, H, T, T] for B, C [b, T, H, N], loga [b, T, H]."""
+    return torch.einsum("bthn,bshn->bhts", C, B) * torch.exp(segsum(loga.transpose(1, 2)))
+
+
+def ssd_chunked(x, loga, B, C, q):
+    """Chunked SSD (chunk q) for x [b, T, H, P], loga [b, T, H], B, C [b, T, H, N]:
+    S_t = a_t S_{t-1} + B_t x_t^T, y_t = S_t^T C_t; zero-padded to a multiple of q."""
+    b, T, h, p = x.shape
+    n = B.shape[-1]
+    pad = (-T) % q
+    if pad:
+        x, B, C = (F.pad(t, (0, 0, 0, 0, 0, pad)) for t in (x, B, C))
+        loga = F.pad(loga, (0, 0, 0, pad))
+    nc = (T + pad) // q
+    xc, Bc, Cc = x.reshape(b, nc, q, h, p), B.reshape(b, nc, q, h, n), C.reshape(b, nc, q, h, n)
+    A = loga.reshape(b, nc, q, h).permute(0, 3, 1, 2)  # [b, h, c, q]
+    Acs = torch.cumsum(A, -1)
+    # 1. Within each chunk.
+    scores = torch.einsum("bclhn,bcshn->bhcls", Cc, Bc) * torch.exp(segsum(A))
+    y_diag = torch.einsum("bhcls,bcshp->bclhp", scores, xc)
+    # 2. Each chunk's own final state.
+    decay = torch.exp(Acs[..., -1:] - Acs)  # [b, h, c, q]
+    states = torch.einsum("bclhn,bhcl,bclhp->bchnp", Bc, decay, xc)
+    # 3. States entering each chunk.
+    states = torch.cat([torch.zeros_like(states[:, :1]), states], 1)  # [b, c+1, h, n, p]
+    chunk_decay = torch.exp(segsum(F.pad(Acs[..., -1], (1, 0))))  # [b, h, c+1, c+1]
+    entering = torch.einsum("bhzc,bchnp->bzhnp", chunk_decay, states)[:, :-1]
+    # 4. Their contribution.
+    y_off = torch.einsum("bclhn,bchnp,bhcl->bclhp", Cc, entering, torch.exp(Acs))
+    return (y_diag + y_off).reshape(b, nc * q, h, p)[:, :T]
+
+
+def ssd_recurrent(x, loga, B, C):
+    """The same, one token at a time (self-test reference)."""
+    b, T, h, p = x.shape
+    S = x.new_zeros(b, h, B.shape[-1], p)
+    ys = []
+    for t in range(T):
+        S = torch.exp(loga[:, t])[:, :, None, None] * S + B[:, t, :, :, None] * x[:, t, :, None, :]
+        ys.append(torch.einsum("bhn,bhnp->bhp", C[:, t], S))
+    return torch.stack(ys, 1)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, d, eps):
+        super().__init__()
+        self.weight, self.eps = nn.Parameter(torch.ones(d)), eps
+
+    def forward(self, x):
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x32.to(x.dtype)
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, d, f, bias):
+        super().__init__()
+        self.gate_proj, self.up_proj = nn.Linear(d, f, bias=bias), nn.Linear(d, f, bias=bias)
+        self.down_proj = nn.Linear(f, d, bias=bias)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Mixer(nn.Module):
+    """Discrete Mamba-2 with grouped B/C heads (phimamba.Mixer)."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+        self.in_proj = nn.Linear(c.d_model, c.in_proj, bias=False)
+        self.conv1d = nn.Conv1d(c.conv_ch, c.conv_ch, c.d_conv, groups=c.conv_ch, padding=c.d_conv - 1, bias=c.conv_bias)
+        self.z_bias = nn.Parameter(torch.full((c.d_inner,), GATE_BIAS))
+        self.D = nn.Parameter(torch.ones(c.H))
+        self.out_proj = nn.Linear(c.d_inner, c.d_model, bias=False)
+        with torch.no_grad():
+            self.conv1d.weight.zero_()
+            self.conv1d.weight[:, 0, -1] = 1
+            if self.conv1d.bias is not None:
+                self.conv1d.bias.zero_()
+            self.open_gate()
+
+    @torch.no_grad()
+    def open_gate(self):
+        self.in_proj.weight[self.c.conv_ch:self.c.conv_ch + self.c.d_inner].zero_()
+
+    def parts(self, u):
+        c = self.c
+        b, T, _ = u.shape
+        xbc, z, a = self.in_proj(u).split([c.conv_ch, c.d_inner, c.H], -1)
+        xbc = self.conv1d(xbc.transpose(1, 2))[..., :T].transpose(1, 2)
+        x, B, C = xbc.split([c.d_inner, c.G * c.N, c.G * c.N], -1)
+        r = c.H // c.G  # value heads per B/C head, consecutive
+        B = B.reshape(b, T, c.G, c.N).repeat_interleave(r, dim=2)
+        C = C.reshape(b, T, c.G, c.N).repeat_interleave(r, dim=2)
+        return x.reshape(b, T, c.H, c.P), B, C, -F.softplus(a), z
+
+    def matrix(self, u):
+        """M = L o (C B^T) + D I [b, H, T, T] (row = output position)."""
+        x, B, C, loga, _ = self.parts(u)
+        return kernel(B, C, loga) + torch.diag_embed(self.D[None, :, None].expand(u.shape[0], -1, u.shape[1]))
+
+    def forward(self, u, form="ssd"):
+        x, B, C, loga, z = self.parts(u)
+        if form == "ssd":
+            y = ssd_chunked(x, loga, B, C, self.c.chunk)
+        elif form == "matrix":
+            y = torch.einsum("bhts,bshp->bthp", kernel(B, C, loga), x)
+        else:
+            y = ssd_recurrent(x, loga, B, C)
+        y = y + self.D[:, None] * x
+        y = y.reshape(*u.shape[:2], self.c.d_inner) * F.silu(z + self.z_bias)
+        return self.out_proj(y)
+
+
+class Layer(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.input_layernorm, self.mixer = RMSNorm(c.d_model, c.eps), Mixer(c)
+        self.post_attention_layernorm, self.mlp = RMSNorm(c.d_model, c.eps), SwiGLU(c.d_model, c.inner, c.mlp_bias)
+
+    def forward(self, h, form="ssd"):
+        h = h + self.mixer(self.input_layernorm(h), form)
+        return h + self.mlp(self.post_attention_layernorm(h))
+
+
+class Backbone(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.embedding = nn.Embedding(c.vocab, c.d_model)
+        self.layers = nn.ModuleList([Layer(c) for _ in range(c.n_layer)])
+        self.final_layernorm = RMSNorm(c.d_model, c.eps)
+
+
+class Llamba(nn.Module):
+    """Parameter names as Cartesia's (backbone.*, lm_head.weight when untied)."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+        self.backbone = Backbone(c)
+        if not c.tied:
+            self.lm_head = nn.Linear(c.d_model, c.vocab, bias=False)
+
+    def forward(self, ids, form="ssd"):
+        h = self.backbone.embedding(ids)
+        for layer in self.backbone.layers:
+            h = layer(h, form)
+        h = self.backbone.final_layernorm(h)
+        return F.linear(h, self.backbone.embedding.weight if self.c.tied else self.lm_head.weight)
+
+    def mixers(self):
+        return [l.mixer for l in self.backbone.layers]
+
+
+def for_teacher(tc, qk_heads=None):
+    """llamba.ForTeacher for a transformers LlamaConfig."""
+    hd = getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads
+    heads = tc.num_attention_heads
+    expand = heads * hd // tc.hidden_size if (heads * hd) % tc.hidden_size == 0 else 1
+    return Cfg(vocab=tc.vocab_size, d_model=tc.hidden_size, n_layer=tc.num_hidden_layers, inner=tc.intermediate_size,
+               eps=tc.rms_norm_eps, tied=bool(tc.tie_word_embeddings), mlp_bias=bool(getattr(tc, "mlp_bias", False)),
+               n_v_heads=heads, n_qk_heads=qk_heads or heads, d_state=hd, expand=expand)
+
+
+@torch.no_grad()
+def transfer(st, teacher):
+    """llamba.TransferMap: embedding, norms, MLPs, (untied) head."""
+    tm = teacher.model
+    st.backbone.embedding.weight.copy_(tm.embed_tokens.weight)
+    st.backbone.final_layernorm.weight.copy_(tm.norm.weight)
+    if not st.c.tied:
+        st.lm_head.weight.copy_(teacher.lm_head.weight)
+    for sl, tl in zip(st.backbone.layers, tm.layers):
+        sl.input_layernorm.weight.copy_(tl.input_layernorm.weight)
+        sl.post_attention_layernorm.weight.copy_(tl.post_attention_layernorm.weight)
+        sl.mlp.load_state_dict(tl.mlp.state_dict())
+
+
+@torch.no_grad()
+def attention_init(mixer, attn, heads, kv, hd):
+    """llamba.AttentionInit for one layer: x|B|C rows of in_proj <- v (per
+    group) | k (per group) | q, conv identity with bias <- q/k/v biases,
+    out_proj <- o_proj. z and a rows, z_bias and D are left as they are."""
+    c = mixer.c
+    if c.H != heads or c.G != heads or c.N != hd or c.P != hd or c.d_inner != heads * hd:
+        raise ValueError(f"attention init needs n_v_heads = n_qk_heads = {heads} heads and d_state = head dim = {hd}")
+    r, d = heads // kv, c.d_model
+    per_head = lambda lin, n: lin.weight.reshape(n, hd, d)
+    per_bias = lambda lin, n: (lin.bias if lin.bias is not None else lin.weight.new_zeros(n * hd)).reshape(n, hd)
+    v = per_head(attn.v_proj, kv).repeat_interleave(r, 0).reshape(heads * hd, d)
+    k = per_head(attn.k_proj, kv).repeat_interleave(r, 0).reshape(heads * hd, d)
+    q = attn.q_proj.weight
+    W = mixer.in_proj.weight
+    W[:c.d_inner] = v
+    W[c.d_inner:c.d_inner + heads * hd] = k
+    W[c.d_inner + heads * hd:c.conv_ch] = q
+    mixer.conv1d.weight.zero_()
+    mixer.conv1d.weight[:, 0, -1] = 1
+    biases = [per_bias(attn.v_proj, kv).repeat_interleave(r, 0).reshape(-1),
+              per_bias(attn.k_proj, kv).repeat_interleave(r, 0).reshape(-1), per_bias(attn.q_proj, heads).reshape(-1)]
+    if mixer.conv1d.bias is not None:
+        mixer.conv1d.bias.copy_(torch.cat(biases))
+    elif any(b.abs().max() > 0 for b in biases):
+        raise ValueError("the teacher has q/k/v biases, which attention init puts in conv1d.bias; use conv_bias")
+    mixer.out_proj.weight.copy_(attn.o_proj.weight)
+
+
+def scratch_init(st):
+    """InitScratch: matrices N(0, 0.02^2), norms 1; mixer conv/gate/D kept."""
+    with torch.no_grad():
+        for name, p in st.named_parameters():
+            if name.endswith("in_proj.weight") or name.endswith("out_proj.weight") or name.endswith("embedding.weight") \
+                    or ".mlp." in name and name.endswith("weight") or name == "lm_head.weight":
+                p.normal_(0, 0.02)
+            elif ".mlp." in name and name.endswith("bias"):
+                p.zero_()
+        for m in st.mixers():
+            m.open_gate()
+
+
+# ---------------------------------------------------------------- self-tests
+
+class FakeAttn(nn.Module):
+    def __init__(self, d, heads, kv, hd, bias):
+        super().__init__()
+        self.q_proj, self.k_proj = nn.Linear(d, heads * hd, bias=bias), nn.Linear(d, kv * hd, bias=bias)
+        self.v_proj, self.o_proj = nn.Linear(d, kv * hd, bias=bias), nn.Linear(heads * hd, d, bias=False)
+
+
+def rel_err(a, b):
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
+
+
+def check(name, err, tol):
+    ok = err <= tol  # False for NaN
+    print(json.dumps({"selfcheck": name, "rel_err": err, "tol": tol, "ok": bool(ok)}), flush=True)
+    if not ok:
+        die(f"self-check {name} failed: relative error {err:.3g} > {tol:g}")
+
+
+def selftest_pieces(dev, dtype, tol):
+    """Checks that need no teacher. float64 on CPU: tol ~1e-12; fp32: ~1e-4."""
+    g = torch.Generator().manual_seed(3)
+    c = Cfg(vocab=50, d_model=24, n_layer=1, inner=40, eps=1e-5, tied=True, mlp_bias=False,
+            n_v_heads=4, n_qk_heads=2, d_state=8, chunk=16)
+    m = Mixer(c).to(dev, dtype)
+    with torch.no_grad():  # random everything, so every path matters
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64).to(p) * 0.3)
+        m.D.copy_(torch.randn(c.H, generator=g, dtype=torch.float64).to(m.D))
+    u = torch.randn(2, 50, c.d_model, generator=g, dtype=torch.float64).to(dev, dtype)  # 50: not a multiple of 16
+    with torch.no_grad():
+        y_ssd, y_mat, y_rec = m(u, "ssd"), m(u, "matrix"), m(u, "recurrent")
+        check("ssd_vs_recurrent", rel_err(y_ssd, y_rec), tol)
+        check("matrix_vs_recurrent", rel_err(y_mat, y_rec), tol)
+        # The mixing matrix applied to x (with D) is the SSM plus D x.
+        x, B, C, loga, _ = m.parts(u)
+        ym = torch.einsum("bhts,bshp->bthp", m.matrix(u), x)
+        check("mixing_matrix", rel_err(ym, ssd_recurrent(x, loga, B, C) + m.D[:, None] * x), tol)
+        # Grouped B/C heads = ungrouped heads with B/C rows repeated per group.
+        c2 = Cfg(vocab=50, d_model=24, n_layer=1, inner=40, eps=1e-5, tied=True, mlp_bias=False,
+                 n_v_heads=4, n_qk_heads=4, d_state=8, chunk=16)
+        m2 = Mixer(c2).to(dev, dtype)
+        r, N, di = c.H // c.G, c.N, c.d_inner
+        idx = [ch for ch in range(di)]
+        for part in range(2):  # B then C
+            for h in range(c.H):
+                g0 = di + part * c.G * N + (h // r) * N
+                idx += list(range(g0, g0 + N))
+        idx += list(range(c.conv_ch, c.in_proj))
+        idx = torch.tensor(idx, device=dev)
+        m2.in_proj.weight.copy_(m.in_proj.weight[idx])
+        m2.conv1d.weight.copy_(m.conv1d.weight[idx[:c2.conv_ch]])
+        m2.conv1d.bias.copy_(m.conv1d.bias[idx[:c2.conv_ch]])
+        for n_ in ("z_bias", "D"):
+            getattr(m2, n_).copy_(getattr(m, n_))
+        m2.out_proj.weight.copy_(m.out_proj.weight)
+        check("grouped_bc_heads", rel_err(m(u), m2(u)), tol)
+        # Attention init with GQA (2 KV heads for 4 query heads), with biases.
+        c3 = Cfg(vocab=50, d_model=24, n_layer=1, inner=40, eps=1e-5, tied=True, mlp_bias=False,
+                 n_v_heads=4, n_qk_heads=4, d_state=6, chunk=16)
+        m3, att = Mixer(c3).to(dev, dtype), FakeAttn(24, 4, 2, 6, True).to(dev, dtype)
+        for p in att.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64).to(p))
+        attention_init(m3, att, 4, 2, 6)
+        x, B, C, _, _ = m3.parts(u)
+        rep = lambda t: t.reshape(*t.shape[:2], 2, 6).repeat_interleave(2, dim=2)
+        check("attention_init_x_is_v", rel_err(x, rep(att.v_proj(u))), tol)
+        check("attention_init_B_is_k", rel_err(B, rep(att.k_proj(u))), tol)
+        check("attention_init_C_is_q", rel_err(C, att.q_proj(u).reshape(2, 50, 4, 6)), tol)
+        z_rows = m3.in_proj.weight[c3.conv_ch:c3.conv_ch + c3.d_inner]
+        check("open_gate_z_rows_zero", z_rows.abs().max().item(), 0.0)
+        check("attention_init_out_proj", rel_err(m3.out_proj.weight, att.o_proj.weight), 0.0)
+        # The whole student, scratch-initialised, in its two training forms.
+        st = Llamba(c).to(dev, dtype)
+        scratch_init(st)
+        for m in st.mixers():  # larger mixers, so that their error shows in the logits
+            m.in_proj.weight.mul_(15)
+            m.out_proj.weight.mul_(15)
+        ids = torch.randint(0, c.vocab, (2, 40), generator=g).to(dev)
+        check("student_ssd_vs_matrix", rel_err(st(ids, "ssd"), st(ids, "matrix")), tol)
+
+
+# ---------------------------------------------------------------- data
+
+def load_ids(path, tdir, eos):
+    if path.endswith(".u16.gz"):
+        raw = gzip.decompress(open(path, "rb").read())
+        meta = os.path.join(os.path.dirname(path), "tokens.json")
+        if os.path.exists(meta):
+            for v in json.load(open(meta)).values():
+                if isinstance(v, dict) and v.get("file") == os.path.basename(path) and hashlib.sha256(raw).hexdigest() != v["sha256"]:
+                    die(f"{path}: SHA-256 differs from {meta}")
+        return torch.from_numpy(np.frombuffer(raw, dtype="<u2").astype(np.int64))
+    if path.endswith(".txt"):
+        from tokenizers import Tokenizer
+        tok = Tokenizer.from_file(os.path.join(tdir, "tokenizer.json"))
+        ids = []
+        for enc in tok.encode_batch(open(path, encoding="utf-8").read().split("\n\n"), add_special_tokens=True):
+            ids.extend(enc.ids); ids.append(eos)
+        return torch.tensor(ids, dtype=torch.long)
+    die(f"{path}: want an id stream (*.u16.gz from llama_tokens.js) or a text file (*.txt)")
+
+
+# ---------------------------------------------------------------- MOHAWK
+
+def wsd(step, total):
+    w = d = max(1, total // 10)
+    if step < w:
+        return (step + 1) / w
+    if step > total - d:
+        return max(0.0, (total - step) / d)
+    return 1.0
+
+
+class Run:
+    def __init__(self, teacher, tr, va, dev, qk_heads, init):
+        self.teacher, self.tr, self.va, self.dev, self.init = teacher, tr, va, dev, init
+        self.tc = teacher.config
+        self.c = for_teacher(self.tc, qk_heads)
+        self.L, self.V = self.c.n_layer, self.c.vocab
+        self.attn_out = {}
+        for i, layer in enumerate(teacher.model.layers):
+            layer.self_attn.register_forward_hook(lambda m, a, o, i=i: self.attn_out.__setitem__(i, o[0]))
+
+    def student(self, recipe):
+        st = Llamba(self.c).to(self.dev)
+        if recipe == "scratch":
+            scratch_init(st)
+            return st
+        transfer(st, self.teacher)
+        if self.init == "attention":
+            tc = self.tc
+            hd = getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads
+            for m, tl in zip(st.mixers(), self.teacher.model.layers):
+                attention_init(m, tl.self_attn, tc.num_attention_heads, tc.num_key_value_heads, hd)
+        return st
+
+    def batch(self):
+        ix = torch.randint(0, len(self.tr) - SEQ - 1, (BSZ,))
+        return torch.stack([self.tr[i:i + SEQ] for i in ix]).to(self.dev)
+
+    @torch.no_grad()
+    def evaluate(self, model, windows=100):
+        was = model.training
+        model.eval()
+        tot, n = 0.0, 0
+        for i in range(0, 256 * windows, 256):
+            x = self.va[i:i + 257].unsqueeze(0).to(self.dev)
+            out = model(x[:, :-1])
+            lg = out.logits if hasattr(out, "logits") else out
+            tot += F.cross_entropy(lg[0].float(), x[0, 1:], reduction="sum").item(); n += 256
+        model.train(was)
+        return math.exp(tot / n)
+
+    def normed(self, o, i):
+        return self.teacher.model.layers[i].input_layernorm(o.hidden_states[i])
+
+    def loss1(self, st, ids):
+        with torch.no_grad():
+            o = self.teacher(ids, output_hidden_states=True, output_attentions=True)
+        tot = 0
+        for i, m in enumerate(st.mixers()):
+            tot = tot + torch.linalg.matrix_norm(m.matrix(self.normed(o, i)) - o.attentions[i], ord="fro").mean()
+        return tot / self.L
+
+    def loss2(self, st, ids):
+        with torch.no_grad():
+            o = self.teacher(ids, output_hidden_states=True)
+        tot = 0
+        for i, m in enumerate(st.mixers()):
+            tot = tot + (m(self.normed(o, i)) - self.attn_out[i]).norm(dim=-1).mean()
+        return tot / self.L
+
+    def loss3(self, st, ids):
+        with torch.no_grad():
+            tl = self.teacher(ids).logits
+        return -(F.softmax(tl, -1) * F.log_softmax(st(ids), -1)).sum(-1).mean()
+
+    def loss_lm(self, st, ids):
+        lg = st(ids)[:, :-1]
+        return F.cross_entropy(lg.reshape(-1, self.V), ids[:, 1:].reshape(-1))
+
+    def stage(self, st, name, tokens, lr, loss_fn, params):
+        steps = max(1, tokens // (SEQ * BSZ))
+        opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
+        t0, first, last = time.time(), None, None
+        for s in range(steps):
+            for g in opt.param_groups:
+                g["lr"] = lr * wsd(s, steps)
+            loss = loss_fn(st, self.batch())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            if s == 0 or s == steps - 1 or s % 100 == 0:
+                v = loss.item()
+                if not math.isfinite(v):
+                    die(f"stage {name}: loss {v} at step {s}")
+                first = v if first is None else first
+                last = v
+        if self.dev == "cuda":
+            torch.cuda.synchronize()
+        r = {"stage": name, "steps": steps, "tokens": steps * SEQ * BSZ, "loss_first": first, "loss_last": last,
+             "s": round(time.time() - t0, 1), "val_ppl": round(self.evaluate(st), 3)}
+        print(json.dumps(r), flush=True)
+        return r
+
+    def recipe(self, recipe, budget, teacher_ppl, save):
+        torch.manual_seed(0)
+        st = self.student(recipe)
+        res = {"recipe": recipe, "init": "scratch" if recipe == "scratch" else self.init, "budget": budget,
+               "teacher_val_ppl_100w": teacher_ppl}
+        mixer_params = [p for m in st.mixers() for p in m.parameters()]
+        if recipe == "scratch":
+            stages = [self.stage(st, "lm", budget, 1e-3, self.loss_lm, list(st.parameters()))]
+        else:
+            res["init_val_ppl"] = round(self.evaluate(st), 3)
+            stages = []
+            b1 = int(0.1 * budget) if recipe == "s123" else 0
+            b2 = int(0.3 * budget) - b1 if recipe in ("s123", "s23") else 0
+            b3 = budget - b1 - b2
+            if b1:
+                stages.append(self.stage(st, "s1", b1, 1e-3, self.loss1, mixer_params))
+            if b2:
+                stages.append(self.stage(st, "s2", b2, 1e-3, self.loss2, mixer_params))
+            stages.append(self.stage(st, "s3", b3, 5e-4, self.loss3, list(st.parameters())))
+        res["stages"] = stages
+        res["student_val_ppl_100w"] = res["final_val_ppl"] = stages[-1]["val_ppl"]
+        res["params"] = sum(p.numel() for p in st.parameters())
+        res["student_config"] = self.c.to_json()
+        if save:
+            from safetensors.torch import save_file
+            d = os.path.join(save, recipe)
+            os.makedirs(d, exist_ok=True)
+            save_file({k: v.detach().float().cpu().contiguous() for k, v in st.state_dict().items()},
+                      os.path.join(d, "model.safetensors"))
+            with open(os.path.join(d, "config.json"), "w") as f:
+                json.dump(self.c.to_json(), f, indent=2)
+            res["saved"] = d
+        print(json.dumps(res), flush=True)
+        return res
+
+    @torch.no_grad()
+    def check_zero_mixers(self, ids):
+        """The transferred student with out_proj = 0 is the teacher with every
+        attention output zeroed (norms, MLPs, final norm, head copied right)."""
+        st = self.student("s3")
+        for m in st.mixers():
+            m.out_proj.weight.zero_()
+        hooks = [l.self_attn.register_forward_hook(lambda m, a, o: (torch.zeros_like(o[0]),) + tuple(o[1:]))
+                 for l in self.teacher.model.layers]
+        try:
+            want = self.teacher(ids).logits
+        finally:
+            for h in hooks:
+                h.remove()
+        check("zero_mixers_vs_teacher_without_attention", rel_err(st(ids), want), 1e-4)
+        # With attention init, every layer's C is the teacher's q on the teacher's normed input.
+        if self.init == "attention":
+            st = self.student("s3")
+            o = self.teacher(ids, output_hidden_states=True)
+            for i, m in enumerate(st.mixers()):
+                x, B, C, _, _ = m.parts(self.normed(o, i))
+                attn = self.teacher.model.layers[i].self_attn
+                q = attn.q_proj(self.normed(o, i)).reshape(x.shape)
+                check(f"attention_init_layer{i}_C_is_q", rel_err(C, q), 1e-5)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("teacher", nargs="?")
+    ap.add_argument("train", nargs="?")
+    ap.add_argument("val", nargs="?")
+    ap.add_argument("recipe", nargs="?", help="s123 | s23 | s3 | scratch | a comma list | all")
+    ap.add_argument("budget", nargs="?", type=int, default=3_300_000)
+    ap.add_argument("--init", choices=["mohawk", "attention"], default="mohawk")
+    ap.add_argument("--qk-heads", type=int, default=0, help="B/C heads (default: the teacher's heads)")
+    ap.add_argument("--save", help="write each recipe's student (model.safetensors, config.json) under this folder")
+    ap.add_argument("--selftest", action="store_true", help="run the teacher-free checks (CPU, float64) and exit")
+    a = ap.parse_args()
+    if a.selftest:
+        selftest_pieces("cpu", torch.float64, 1e-10)
+        return
+    if not (a.teacher and a.train and a.val and a.recipe):
+        ap.error("TEACHER_DIR TRAIN VAL RECIPE are needed (or --selftest)")
+    recipes = ["s123", "s23", "s3", "scratch"] if a.recipe == "all" else a.recipe.split(",")
+    for r in recipes:
+        if r not in ("s123", "s23", "s3", "scratch"):
+            ap.error(f"unknown recipe {r!r}; want s123, s23, s3, scratch, a comma list or all")
+    if a.qk_heads and a.init == "attention":
+        ap.error("--init attention needs n_qk_heads = the teacher's heads; leave --qk-heads out")
+
+    from transformers import LlamaForCausalLM
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    selftest_pieces(dev, torch.float32, 1e-4)
+    teacher = LlamaForCausalLM.from_pretrained(a.teacher, dtype=torch.float32, attn_implementation="eager").to(dev).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    eos = teacher.config.eos_token_id
+    eos = eos[0] if isinstance(eos, list) else eos
+    tr, va = load_ids(a.train, a.teacher, eos), load_ids(a.val, a.teacher, eos)
+    if max(tr.max().item(), va.max().item()) >= teacher.config.vocab_size or len(va) < 256 * 100 + 1:
+        die(f"ids beyond the teacher's vocabulary {teacher.config.vocab_size}, or VAL shorter than 100 windows of 256")
+    run = Run(teacher, tr, va, dev, a.qk_heads or None, a.init)
+    torch.manual_seed(0)
+    run.check_zero_mixers(run.batch()[:2, :64])
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    teacher_ppl = round(run.evaluate(teacher), 3)
+    print(json.dumps({"teacher": a.teacher, "train_tokens": len(tr), "val_tokens": len(va), "teacher_val_ppl_100w": teacher_ppl,
+                      "student": run.c.to_json(), "init": a.init, "device": torch.cuda.get_device_name(0) if dev == "cuda" else "cpu"}),
+          flush=True)
+    summary = []
+    for r in recipes:
+        res = run.recipe(r, a.budget, teacher_ppl, a.save)
+        summary.append({"recipe": r, "student_val_ppl_100w": res["student_val_ppl_100w"]})
+    print(json.dumps({"summary": summary, "teacher_val_ppl_100w": teacher_ppl, "budget": a.budget, "init": a.init}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
