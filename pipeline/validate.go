@@ -144,6 +144,17 @@ func (v *validator) tokenizer(cfg *Config, m teacherFacts) {
 	}
 }
 
+// allAttention refuses Stages 1 and 2 for a student whose every layer is
+// attention: they fit SSM mixers, and such a student has none.
+func (v *validator) allAttention(cfg *Config) {
+	for i, st := range cfg.Stages {
+		if st.Kind == KindOrient || st.Kind == KindAlign {
+			v.add("stages[%d] (%s): student.attention_layers %s keeps every layer as attention, so the student has no SSM mixer for Stage %s to fit; drop the stage or keep fewer attention layers",
+				i, st.Kind, cfg.Student.AttentionLayers, map[string]string{KindOrient: "1", KindAlign: "2"}[st.Kind])
+		}
+	}
+}
+
 // student checks a student checkpoint to start from and the student
 // overrides.
 func (v *validator) student(cfg *Config, m teacherFacts) {
@@ -160,8 +171,10 @@ func (v *validator) student(cfg *Config, m teacherFacts) {
 			}
 		}
 	} else if m.Layers > 0 {
-		if _, err := cfg.Student.AttentionLayers.Resolve(m.Layers); err != nil {
+		if ls, err := cfg.Student.AttentionLayers.Resolve(m.Layers); err != nil {
 			v.add("%v", err)
+		} else if len(ls) == m.Layers {
+			v.allAttention(cfg)
 		}
 	}
 	switch cfg.Student.Init {

@@ -72,6 +72,10 @@ func TestValidateRefusesHostileValues(t *testing.T) {
 		{name: "val directory", overrides: []string{"data.val.0.path=DIR"}, want: "data.val[0].path: DIR is a directory, not a file"},
 		{name: "tokenizer a device", overrides: []string{"data.tokenizer=/dev/zero"}, want: "data.tokenizer: /dev/zero is a character device"},
 		{name: "task FIFO", replace: []string{"eval: {windows: 4, seq_len: 32, tasks: [{name: t, path: PIPE, kind: piqa}]}"}, want: "eval.tasks[0].path: PIPE is a named pipe (FIFO)"},
+		// Hybrids.
+		{name: "all layers attention with Stage 2", stages: "  - {kind: align, tokens: 256}", overrides: []string{"student.attention_layers=0,1"},
+			want: "stages[0] (align): student.attention_layers [0 1] keeps every layer as attention, so the student has no SSM mixer for Stage 2 to fit"},
+		{name: "all layers attention, Stage 3 only", overrides: []string{"student.attention_layers=0,1"}},
 		// Sequence lengths.
 		{name: "seq_len 1e9", overrides: []string{"training.seq_len=1000000000"}, want: "training.seq_len 1000000000 is beyond the teacher's max_position_embeddings 2048"},
 		{name: "stage seq_len", stages: "  - {kind: distill, tokens: 8192, seq_len: 4096}", want: "stages[0].seq_len 4096 is beyond the teacher's max_position_embeddings 2048"},
