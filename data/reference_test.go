@@ -2,12 +2,17 @@ package data
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"mohawk/internal/shareddata"
+	"mohawk/tokenizer"
 )
 
 // TestReferenceCounts tokenizes the real corpus with the Phi tokenizer and
@@ -120,6 +125,49 @@ func TestReferenceTraining(t *testing.T) {
 	for _, i := range []int64{per - 1, per, per + 1, 5*per + 17} {
 		if !slices.Equal(a.Batch(i).Int64s(), b.Batch(i).Int64s()) {
 			t.Fatalf("batch %d differs between two samplers with the same seed", i)
+		}
+	}
+}
+
+// TestProtocolWithBOS tokenizes val.txt as the perplexity protocol does
+// with a tokenizer whose template adds <|begin_of_text|> (the Llama-3 test
+// tokenizer): every document is Hugging Face's encode(doc,
+// add_special_tokens=True), BOS first, compared through the SHA-256 sums
+// of its reference ids, followed by the end-of-text id.
+func TestProtocolWithBOS(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join("..", "tokenizer", "testdata", "hf")
+	tok, err := tokenizer.Load(filepath.Join(dir, "llama3.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bos, _ := tok.SpecialID("<|begin_of_text|>")
+	eos, ok := tok.SpecialID("<|end_of_text|>")
+	if !ok {
+		t.Fatal("llama3.json has no <|end_of_text|>")
+	}
+	s, err := Tokenize(context.Background(), Source{Path: shareddata.Path(t, "data", "en", "val.txt")}, tok, eos, StreamOptions{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "llama3.val.sha256"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Fields(string(raw))
+	if s.NumDocs() != len(want) {
+		t.Fatalf("%d documents, %d reference sums", s.NumDocs(), len(want))
+	}
+	d := s.Docs()
+	for i := range s.NumDocs() {
+		ids := s.Window(d[i], d[i+1]-d[i])
+		if ids[0] != bos || ids[len(ids)-1] != eos || slices.Contains(ids[1:], bos) {
+			t.Fatalf("document %d: %v...%v; want one BOS (%d) first and EOS (%d) last", i, ids[:min(4, len(ids))], ids[max(0, len(ids)-4):], bos, eos)
+		}
+		line := strings.Trim(fmt.Sprint(ids[:len(ids)-1]), "[]")
+		sum := sha256.Sum256([]byte(line))
+		if got := hex.EncodeToString(sum[:8]); got != want[i] {
+			t.Fatalf("document %d: its ids differ from Hugging Face's add_special_tokens=True encoding", i)
 		}
 	}
 }
