@@ -40,22 +40,46 @@ func loadTasks(specs []Task) ([]*data.Task, error) {
 	return out, nil
 }
 
-// eotEncoder is a tokenizer whose end-of-text token is scored before a
-// continuation with an empty context, as lm-evaluation-harness does.
-type eotEncoder struct {
+// harnessEncoder encodes as lm-evaluation-harness's HFLM does with its
+// default add_bos_token (None since v0.4.9.2: the tokenizer's own
+// behaviour): every context and context+continuation with the tokenizer's
+// special tokens, so a Llama-3 tokenizer's <|begin_of_text|> starts each of
+// them and never sits in the middle, except a text that already starts
+// with the prefix token's text, which gets none. Prefix is the harness's
+// prefix_token_id, scored before a continuation with an empty context
+// (encoded with EncodeNoSpecial): the tokenizer's BOS, else <|endoftext|>.
+type harnessEncoder struct {
 	*tokenizer.Tokenizer
-	eot int64
+	prefix     int64
+	prefixText string
 }
 
-func (e eotEncoder) Prefix() int64 { return e.eot }
+// newHarnessEncoder is tok as the harness uses it; it is a
+// stages.PrefixEncoder when tok has a BOS or an <|endoftext|> token.
+func newHarnessEncoder(tok *tokenizer.Tokenizer) stages.Encoder {
+	prefix, ok := tok.BOS()
+	if !ok {
+		if prefix, ok = tok.SpecialID(EOSToken); !ok {
+			return tok
+		}
+	}
+	text, _ := tok.Decode([]int64{prefix})
+	return harnessEncoder{tok, prefix, text}
+}
+
+func (e harnessEncoder) Encode(s string) []int64 {
+	if e.prefixText != "" && strings.HasPrefix(s, e.prefixText) {
+		return e.EncodeNoSpecial(s)
+	}
+	return e.Tokenizer.Encode(s)
+}
+
+func (e harnessEncoder) Prefix() int64 { return e.prefix }
 
 // scoreTasks scores every task with one model's scorer; results are keyed
 // by the label of the task's spec.
 func scoreTasks(sc *stages.Scorer, tok *tokenizer.Tokenizer, model string, specs []Task, tasks []*data.Task, log *runLog) (map[string]*stages.TaskResult, error) {
-	var enc stages.Encoder = tok
-	if eot, ok := tok.SpecialID(EOSToken); ok {
-		enc = eotEncoder{tok, eot}
-	}
+	enc := newHarnessEncoder(tok)
 	out := map[string]*stages.TaskResult{}
 	for i, t := range tasks {
 		name := specs[i].Label()

@@ -13,6 +13,7 @@ import (
 	"mohawk/internal/shareddata"
 	"mohawk/runtime"
 	"mohawk/stages"
+	"mohawk/tokenizer"
 )
 
 // zeroShotCase is one task of TestZeroShotReference: two hand-made rows in
@@ -214,5 +215,54 @@ func TestTaskSpecs(t *testing.T) {
 		if _, err := TaskSpecs(tt.names, tt.files, tt.dir, 0); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%q %q %q: error %v, want %q", tt.names, tt.files, tt.dir, err, tt.want)
 		}
+	}
+}
+
+// TestHarnessEncoder: zero-shot requests are encoded as the harness's
+// HFLM does by default. With the Llama-3 test tokenizer every encoding
+// holds one <|begin_of_text|>, first (the template's, or the text's own
+// when the text starts with it) and an empty context is scored after that
+// BOS; with phi-tiny-en's tokenizer (no template) nothing is added and
+// the prefix is <|endoftext|>.
+func TestHarnessEncoder(t *testing.T) {
+	llama, err := tokenizer.Load(filepath.Join("..", "tokenizer", "testdata", "hf", "llama3.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	phi, err := tokenizer.Load(shareddata.Path(t, "reference", "phi-tiny-en", "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bos, _ := llama.SpecialID("<|begin_of_text|>")
+	eot, _ := phi.SpecialID("<|endoftext|>")
+	const q = "Question: what is it?\nAnswer:"
+	for _, tc := range []struct {
+		name   string
+		tok    *tokenizer.Tokenizer
+		prefix int64
+		text   string
+		want   []int64
+		bos    int // BOS tokens in the encoding
+	}{
+		{"llama3", llama, bos, q, append([]int64{bos}, llama.EncodeNoSpecial(q)...), 1},
+		{"llama3, text starting with BOS", llama, bos, "<|begin_of_text|>" + q, append([]int64{bos}, llama.EncodeNoSpecial(q)...), 1},
+		{"phi", phi, eot, q, phi.Encode(q), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			enc, ok := newHarnessEncoder(tc.tok).(stages.PrefixEncoder)
+			if !ok || enc.Prefix() != tc.prefix {
+				t.Fatalf("encoder %T is not a PrefixEncoder with prefix %d", enc, tc.prefix)
+			}
+			got := enc.Encode(tc.text)
+			n := 0
+			for _, id := range got {
+				if tc.tok == llama && id == bos {
+					n++
+				}
+			}
+			if !reflect.DeepEqual(got, tc.want) || n != tc.bos || tc.bos > 0 && got[0] != bos {
+				t.Errorf("Encode(%q) = %v (%d BOS), want %v (%d BOS, first)", tc.text, got, n, tc.want, tc.bos)
+			}
+		})
 	}
 }

@@ -127,19 +127,22 @@ type Encoder interface{ Encode(string) []int64 }
 
 // PrefixEncoder is an Encoder that also gives the token scored before a
 // continuation whose context is empty, as lm-evaluation-harness puts its
-// end-of-text token there. With a plain Encoder an empty context is an
-// error.
+// prefix token (BOS, else end-of-text) there, and encodes that
+// continuation without special tokens, as the harness does. With a plain
+// Encoder an empty context is an error.
 type PrefixEncoder interface {
 	Encoder
 	Prefix() int64
+	EncodeNoSpecial(string) []int64
 }
 
 // loglikelihoods scores requests in one batch: for each, the summed
 // log-likelihood of the continuation's tokens and whether all of them are
 // greedy. As in lm-evaluation-harness, white space ending the context moves
 // to the start of the continuation, the pair is encoded whole and the
-// context's encoding length decides where the continuation starts (an
-// empty context is PrefixEncoder's prefix token). Shorter
+// context's encoding length decides where the continuation starts. An
+// empty context is PrefixEncoder's prefix token, unless the continuation,
+// encoded without special tokens, starts with that token. Shorter
 // rows are padded at the end with their last token, which changes nothing
 // before it: the models are causal.
 func (s *Scorer) loglikelihoods(enc Encoder, reqs []data.Request) (ll []float64, greedy []bool, err error) {
@@ -152,12 +155,15 @@ func (s *Scorer) loglikelihoods(enc Encoder, reqs []data.Request) (ll []float64,
 			ctx, cont = trimmed, ctx[len(trimmed):]+cont
 		}
 		rows[i], starts[i] = enc.Encode(ctx+cont), len(enc.Encode(ctx))
-		if starts[i] == 0 {
+		if r.Context == "" || starts[i] == 0 {
 			pe, ok := enc.(PrefixEncoder)
 			if !ok {
 				return nil, nil, fmt.Errorf("request %d: continuation %q has an empty context and the tokenizer no end-of-text token to put there", i, cont)
 			}
-			rows[i], starts[i] = append([]int64{pe.Prefix()}, enc.Encode(cont)...), 1
+			rows[i], starts[i] = pe.EncodeNoSpecial(cont), 1
+			if len(rows[i]) == 0 || rows[i][0] != pe.Prefix() {
+				rows[i] = append([]int64{pe.Prefix()}, rows[i]...)
+			}
 		}
 		if starts[i] >= len(rows[i]) {
 			return nil, nil, fmt.Errorf("request %d: continuation %q adds no tokens after its context", i, cont)

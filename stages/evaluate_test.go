@@ -205,3 +205,33 @@ func TestScorerStopsWhenCancelled(t *testing.T) {
 		t.Errorf("LastWord after the cancel: %v", err)
 	}
 }
+
+// bosEncoder is byteEncoder behind a beginning-of-sequence token (49), the
+// way a Llama-3 tokenizer adds <|begin_of_text|>; 49 is also the prefix.
+type bosEncoder struct{ byteEncoder }
+
+func (e bosEncoder) Encode(s string) []int64          { return append([]int64{49}, e.byteEncoder.Encode(s)...) }
+func (e bosEncoder) EncodeNoSpecial(s string) []int64 { return e.byteEncoder.Encode(s) }
+func (bosEncoder) Prefix() int64                      { return 49 }
+
+// TestEmptyContextPrefix: a continuation without context is scored after
+// the prefix token, encoded without special tokens (no second BOS), and
+// when its own first token is the prefix, that token becomes the context,
+// as lm-evaluation-harness does.
+func TestEmptyContextPrefix(t *testing.T) {
+	t.Parallel()
+	sc := newTinyScorer(t, ModelStudent)
+	for _, tc := range []struct{ cont, scored string }{
+		{"ab", "ab"},
+		{"1ab", "ab"}, // '1' is id 49, the prefix
+	} {
+		want, _ := fakeContinuation("", tc.scored)
+		got, err := sc.LastWord(bosEncoder{}, []data.Completion{{Context: "", Target: tc.cont}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !(math.Abs(got.Perplexity-math.Exp(-want)) <= 1e-6*got.Perplexity) {
+			t.Errorf("continuation %q: perplexity %g, want %g (%q scored)", tc.cont, got.Perplexity, math.Exp(-want), tc.scored)
+		}
+	}
+}
