@@ -52,7 +52,8 @@ func NewClient(progress io.Writer) (*Client, error) {
 		HTTP: &http.Client{Transport: t}}, nil
 }
 
-// repoInfo is what /api/models/{repo}/revision/{rev} answers, in part.
+// repoInfo is what /api/models/{repo}/revision/{rev} (or /api/datasets/…)
+// answers, in part.
 type repoInfo struct {
 	SHA      string `json:"sha"`
 	Siblings []struct {
@@ -65,23 +66,42 @@ type repoInfo struct {
 // records the revision's commit in refs/ and returns the snapshot folder
 // and commit. Files already in the cache are not downloaded again.
 func (c *Client) Fetch(ctx context.Context, id ID, include []string) (dir, commit string, err error) {
-	for _, p := range include {
-		if _, err := path.Match(p, ""); err != nil {
-			return "", "", fmt.Errorf("--include %q: %w", p, err)
-		}
+	if err := checkPatterns(include); err != nil {
+		return "", "", err
 	}
 	return c.fetch(ctx, id, func(names []string) ([]string, error) {
-		var files []string
-		for _, n := range names {
-			if matchAny(include, n) {
-				files = append(files, n)
-			}
-		}
+		files := pick(names, include...)
 		if len(files) == 0 {
 			return nil, fmt.Errorf("no file matches --include %s (the repository lists %d files)", strings.Join(include, ", "), len(names))
 		}
 		return files, nil
 	})
+}
+
+// FetchFirst is Fetch of the files matching the first of patterns that
+// matches any file of the repository: one layout among several a dataset
+// may have (see Request.Files).
+func (c *Client) FetchFirst(ctx context.Context, id ID, patterns []string) (dir, commit string, err error) {
+	if err := checkPatterns(patterns); err != nil {
+		return "", "", err
+	}
+	return c.fetch(ctx, id, func(names []string) ([]string, error) {
+		for _, p := range patterns {
+			if files := pick(names, p); len(files) > 0 {
+				return files, nil
+			}
+		}
+		return nil, fmt.Errorf("no file matches %s (the repository lists %d files)", strings.Join(patterns, ", "), len(names))
+	})
+}
+
+func checkPatterns(patterns []string) error {
+	for _, p := range patterns {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("file pattern %q: %w", p, err)
+		}
+	}
+	return nil
 }
 
 // FetchModel is Fetch of what loading a model needs: the top-level
@@ -92,19 +112,10 @@ func (c *Client) FetchModel(ctx context.Context, id ID) (dir, commit string, err
 }
 
 func modelFiles(names []string) ([]string, error) {
-	pick := func(patterns ...string) []string {
-		var out []string
-		for _, n := range names {
-			if matchAny(patterns, n) {
-				out = append(out, n)
-			}
-		}
-		return out
-	}
-	files := pick("*.json", "*.safetensors", "*.txt", "tokenizer.model")
-	weights := pick("*.safetensors")
+	files := pick(names, "*.json", "*.safetensors", "*.txt", "tokenizer.model")
+	weights := pick(names, "*.safetensors")
 	if len(weights) == 0 {
-		weights = pick("pytorch_model*.bin")
+		weights = pick(names, "pytorch_model*.bin")
 		files = append(files, weights...)
 	}
 	if len(weights) == 0 {
@@ -114,10 +125,13 @@ func modelFiles(names []string) ([]string, error) {
 }
 
 // fetch lists the revision, downloads the files choose picks from the
-// listing and records the revision's commit in refs/.
+// listing and records the revision's commit in refs/. The files are
+// linked into the snapshot only once all of them are downloaded, so an
+// interrupted fetch leaves none of them there, never a part of a set of
+// shards.
 func (c *Client) fetch(ctx context.Context, id ID, choose func(names []string) ([]string, error)) (dir, commit string, err error) {
 	if c.Offline {
-		return "", "", fmt.Errorf("%s: HF_HUB_OFFLINE is set, so nothing is downloaded; unset it to fetch the model", id)
+		return "", "", fmt.Errorf("%s: HF_HUB_OFFLINE is set, so nothing is downloaded; unset it to fetch the %s", id, id.kind())
 	}
 	info, err := c.revisionInfo(ctx, id)
 	if err != nil {
@@ -144,12 +158,33 @@ func (c *Client) fetch(ctx context.Context, id ID, choose func(names []string) (
 			return "", "", fmt.Errorf("%s: %w", id, err)
 		}
 	}
+	var links, blobs []string
 	for _, f := range files {
-		if err := c.fetchFile(ctx, id, info.SHA, f); err != nil {
+		link, blob, err := c.fetchFile(ctx, id, info.SHA, f)
+		if err != nil {
 			return "", "", err
+		}
+		if link != "" {
+			links, blobs = append(links, link), append(blobs, blob)
+		}
+	}
+	for i, link := range links {
+		if err := linkBlob(link, blobs[i]); err != nil {
+			return "", "", fmt.Errorf("%s: %w", id, err)
 		}
 	}
 	return c.Cache.snapshotDir(id, info.SHA), info.SHA, nil
+}
+
+// pick returns the names matching one of patterns (all when none is given).
+func pick(names []string, patterns ...string) []string {
+	var out []string
+	for _, n := range names {
+		if matchAny(patterns, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func matchAny(patterns []string, name string) bool {
@@ -166,7 +201,7 @@ func matchAny(patterns []string, name string) bool {
 
 // revisionInfo asks the Hub for the revision's commit and file list.
 func (c *Client) revisionInfo(ctx context.Context, id ID) (*repoInfo, error) {
-	u := c.Endpoint + "/api/models/" + id.Repo + "/revision/" + url.PathEscape(id.Rev())
+	u := c.Endpoint + "/api/" + string(id.kind()) + "s/" + id.Repo + "/revision/" + url.PathEscape(id.Rev())
 	resp, err := c.do(ctx, http.MethodGet, u, nil, c.httpClient(), true)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", id, err)
@@ -293,24 +328,31 @@ func (c *Client) statusError(resp *http.Response, id ID, file string) error {
 		detail = ": " + detail
 	}
 	status := fmt.Sprintf("HTTP %d%s", resp.StatusCode, detail)
-	what := id.Repo
+	what := id.String()
 	if file != "" {
-		what = fmt.Sprintf("file %s of %s@%s", file, id.Repo, id.Rev())
+		what = fmt.Sprintf("file %s of %s", file, ID{Repo: id.Repo, Revision: id.Rev(), Type: id.Type})
 	}
+	kind := id.kind()
 	code := resp.Header.Get("X-Error-Code")
 	switch {
 	case code == "GatedRepo" || resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		page := c.Endpoint + "/" + id.Repo
+		page := c.Endpoint + "/" + id.page()
 		if c.Token == "" {
-			return fmt.Errorf("%s: the Hub refused access (%s): the model is gated or private (or does not exist). Set HF_TOKEN to a token with read access (%s/settings/tokens) or log in with `hf auth login`; for a gated model, first accept its terms at %s", what, status, c.Endpoint, page)
+			return fmt.Errorf("%s: the Hub refused access (%s): the %s is gated or private (or does not exist). Set HF_TOKEN to a token with read access (%s/settings/tokens) or log in with `hf auth login`; for a gated %s, first accept its terms at %s", what, status, kind, c.Endpoint, kind, page)
 		}
-		return fmt.Errorf("%s: the Hub refused access with the token in use (%s): the model is gated or private (or does not exist). Accept the model's terms at %s with the account of that token, or set HF_TOKEN to a token that has access", what, status, page)
+		return fmt.Errorf("%s: the Hub refused access with the token in use (%s): the %s is gated or private (or does not exist). Accept the %s's terms at %s with the account of that token, or set HF_TOKEN to a token that has access", what, status, kind, kind, page)
 	case code == "RevisionNotFound":
-		return fmt.Errorf("%s: revision %q not found on %s (%s); check the branch, tag or commit after '@'", id.Repo, id.Rev(), c.Endpoint, status)
+		return fmt.Errorf("%s: revision %q not found on %s (%s); check the branch, tag or commit after '@'", ID{Repo: id.Repo, Type: id.Type}, id.Rev(), c.Endpoint, status)
 	case code == "EntryNotFound" || resp.StatusCode == http.StatusNotFound && file != "":
 		return fmt.Errorf("%s: not found on %s (%s); the repository's file list may have changed, fetch again", what, c.Endpoint, status)
 	case code == "RepoNotFound" || resp.StatusCode == http.StatusNotFound:
-		return fmt.Errorf("%s: repository or revision %q not found on %s (%s); check the id (org/name) and revision", id.Repo, id.Rev(), c.Endpoint, status)
+		hint := "check the id (org/name) and revision"
+		if kind == Dataset {
+			hint += ", and that it names a dataset"
+		} else {
+			hint += ", and that it names a model, not a dataset"
+		}
+		return fmt.Errorf("%s: repository or revision %q not found on %s (%s); %s", ID{Repo: id.Repo, Type: id.Type}, id.Rev(), c.Endpoint, status, hint)
 	}
 	return fmt.Errorf("%s: unexpected answer from %s (%s)", what, resp.Request.URL.Redacted(), status)
 }

@@ -15,8 +15,8 @@ import (
 )
 
 // checkSnapshot verifies dir against files: every file is a relative link
-// to ../../blobs/<name> whose name is the digest the test computes itself,
-// with the same bytes.
+// to ../../blobs/<name> (one more ../ per subfolder) whose name is the
+// digest the test computes itself, with the same bytes.
 func checkSnapshot(t *testing.T, dir string, files map[string][]byte, lfs map[string]bool) {
 	t.Helper()
 	for name, want := range files {
@@ -29,7 +29,8 @@ func checkSnapshot(t *testing.T, dir string, files map[string][]byte, lfs map[st
 		if lfs[name] {
 			digest = sha256Hex(want)
 		}
-		if wantTarget := filepath.Join("..", "..", "blobs", digest); target != wantTarget {
+		up := strings.Repeat("../", strings.Count(name, "/"))
+		if wantTarget := filepath.Join(up+"..", "..", "blobs", digest); target != wantTarget {
 			t.Errorf("%s links to %s, want %s", name, target, wantTarget)
 		}
 		got, err := os.ReadFile(p)

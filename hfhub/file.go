@@ -29,32 +29,32 @@ type fileMeta struct {
 	onHub    bool   // location is on the Hub itself (gets the token)
 }
 
-// fetchFile puts one file of the commit into the cache: the blob (unless
-// present) and the snapshot's link to it.
-func (c *Client) fetchFile(ctx context.Context, id ID, commit, name string) error {
-	link := filepath.Join(c.Cache.snapshotDir(id, commit), filepath.FromSlash(name))
+// fetchFile puts the blob of one file of the commit into the cache
+// (unless present) and returns the snapshot's link to make to it; link is
+// "" when the snapshot has the file already.
+func (c *Client) fetchFile(ctx context.Context, id ID, commit, name string) (link, blob string, err error) {
+	link = filepath.Join(c.Cache.snapshotDir(id, commit), filepath.FromSlash(name))
 	if _, err := os.Stat(link); err == nil {
-		return nil
+		return "", "", nil
 	}
 	meta, err := c.head(ctx, id, commit, name)
 	if err != nil {
-		return err
+		return "", "", err
 	}
-	repo := c.Cache.repoDir(id)
-	blob := filepath.Join(repo, "blobs", meta.etag)
+	blob = filepath.Join(c.Cache.repoDir(id), "blobs", meta.etag)
 	if _, err := os.Stat(blob); err != nil {
 		if err := c.fetchBlob(ctx, id, name, meta, blob); err != nil {
-			return err
+			return "", "", err
 		}
 	}
-	return linkBlob(link, blob)
+	return link, blob, nil
 }
 
 // head reads the file's ETag, size and location, following redirects on
 // the endpoint's host (renamed repositories) but not to other hosts (the
 // CDN, which is where the bytes are fetched from).
 func (c *Client) head(ctx context.Context, id ID, commit, name string) (*fileMeta, error) {
-	u := c.Endpoint + "/" + id.Repo + "/resolve/" + commit + "/" + escapePath(name)
+	u := c.Endpoint + "/" + id.page() + "/resolve/" + commit + "/" + escapePath(name)
 	noFollow := *c.httpClient()
 	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	hdr := http.Header{"Accept-Encoding": {"identity"}}

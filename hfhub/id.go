@@ -10,10 +10,31 @@ import (
 // DefaultRevision is the branch an id without @revision means.
 const DefaultRevision = "main"
 
-// ID names a model repository on the Hub and a revision of it.
+// RepoType is the kind of Hub repository an ID names, as huggingface_hub
+// spells it (its repo_type).
+type RepoType string
+
+// The repository types mohawk reads.
+const (
+	Model   RepoType = "model"
+	Dataset RepoType = "dataset"
+)
+
+// ParseRepoType reads "model" or "dataset", the values of huggingface-cli's
+// --repo-type.
+func ParseRepoType(s string) (RepoType, error) {
+	switch t := RepoType(s); t {
+	case Model, Dataset:
+		return t, nil
+	}
+	return "", fmt.Errorf("repository type %q: want model or dataset", s)
+}
+
+// ID names a repository on the Hub and a revision of it.
 type ID struct {
-	Repo     string // "org/name"
-	Revision string // a branch, a tag or a full commit hash; "" means DefaultRevision
+	Repo     string   // "org/name"
+	Revision string   // a branch, a tag or a full commit hash; "" means DefaultRevision
+	Type     RepoType // "" means Model
 }
 
 // ParseID reads "org/name" or "org/name@revision". The names follow the
@@ -36,6 +57,13 @@ func ParseID(s string) (ID, error) {
 		}
 	}
 	return ID{Repo: repo, Revision: rev}, nil
+}
+
+// ParseDatasetID reads a dataset id, written as ParseID reads a model's.
+func ParseDatasetID(s string) (ID, error) {
+	id, err := ParseID(s)
+	id.Type = Dataset
+	return id, err
 }
 
 func checkName(s string) error {
@@ -80,17 +108,57 @@ func (id ID) Rev() string {
 	return id.Revision
 }
 
-// String gives the id as a user writes it.
+// String gives the id as a user writes it (org/name[@revision]), after
+// the word "dataset" for a dataset.
 func (id ID) String() string {
-	if id.Revision == "" {
-		return id.Repo
+	s := id.Repo
+	if id.Revision != "" {
+		s += "@" + id.Revision
 	}
-	return id.Repo + "@" + id.Revision
+	if id.kind() == Dataset {
+		return "dataset " + s
+	}
+	return s
 }
 
-// folder is the repository's folder name in the cache: models--org--name.
+// kind is the repository type, Model when unset.
+func (id ID) kind() RepoType {
+	if id.Type == "" {
+		return Model
+	}
+	return id.Type
+}
+
+// folder is the repository's folder name in the cache: models--org--name
+// or datasets--org--name.
 func (id ID) folder() string {
-	return "models--" + strings.ReplaceAll(id.Repo, "/", "--")
+	return string(id.kind()) + "s--" + strings.ReplaceAll(id.Repo, "/", "--")
+}
+
+// page is the repository's path on the Hub, also the start of its file
+// URLs: org/name for a model, datasets/org/name for a dataset.
+func (id ID) page() string {
+	if id.kind() == Model {
+		return id.Repo
+	}
+	return string(id.kind()) + "s/" + id.Repo
+}
+
+// fetchCommand is the command line that downloads id's files matching
+// include (all files when none is given).
+func (id ID) fetchCommand(include []string) string {
+	cmd := "pipeline fetch "
+	if id.kind() != Model {
+		cmd += "--repo-type " + string(id.kind()) + " "
+	}
+	cmd += id.Repo
+	if id.Revision != "" {
+		cmd += "@" + id.Revision
+	}
+	for _, p := range include {
+		cmd += " --include '" + p + "'"
+	}
+	return cmd
 }
 
 // isCommit reports whether rev is a full commit hash (40 lowercase hex).

@@ -13,12 +13,15 @@ import (
 )
 
 // Hub is a local stand-in for the Hub's HTTP API, serving one
-// repository at one commit from memory. Small files are answered directly
-// with their git blob sha1 as ETag; LFS files redirect to /cdn/<sha256> on
-// the same server, which honours Range requests.
+// repository at one commit from memory: a model (/api/models/org/name/…,
+// /org/name/resolve/…) or a dataset (/api/datasets/org/name/…,
+// /datasets/org/name/resolve/…). Small files are answered directly with
+// their git blob sha1 as ETag; LFS files redirect to /cdn/<sha256> on the
+// same server, which honours Range requests.
 type Hub struct {
 	*httptest.Server
-	Repo   string
+	Repo   string // org/name
+	Type   string // "model" or "dataset"
 	Commit string
 	Refs   map[string]string // branch or tag → commit
 	Files  map[string][]byte
@@ -38,11 +41,13 @@ type Hub struct {
 	requests []string // "METHOD path range auth"
 }
 
-// NewHub serves files as repository repo ("org/name") at Commit, under
-// the branch main and the tag v1.0; the files named in lfs are LFS files.
+// NewHub serves files as repository repo at Commit, under the branch main
+// and the tag v1.0; the files named in lfs are LFS files. repo is the
+// model "org/name" or the dataset "datasets/org/name".
 func NewHub(t testing.TB, repo string, files map[string][]byte, lfs ...string) *Hub {
 	t.Helper()
-	h := &Hub{Repo: repo, Commit: Commit, Files: files,
+	typ, name := split(repo)
+	h := &Hub{Repo: name, Type: typ, Commit: Commit, Files: files,
 		LFS: map[string]bool{}, Cut: map[string]int{}, Stall: map[string]int{}, Corrupt: map[string]bool{}, Padded: map[string]bool{}, RetryAfter: "2"}
 	h.Refs = map[string]string{"main": h.Commit, "v1.0": h.Commit}
 	for _, f := range lfs {
@@ -98,12 +103,14 @@ func (h *Hub) serve(w http.ResponseWriter, r *http.Request) {
 		h.serveBlob(w, r, digest)
 		return
 	}
-	api, isAPI := strings.CutPrefix(r.URL.Path, "/api/models/")
+	api, isAPI := strings.CutPrefix(r.URL.Path, "/api/"+h.Type+"s/")
 	repo, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/resolve/")
 	if isAPI {
 		repo, rest, _ = strings.Cut(api, "/revision/")
+	} else if h.Type != "model" {
+		repo = strings.TrimPrefix(repo, h.Type+"s/") // a model's URL keeps the prefix and is not found
 	}
-	if !strings.HasPrefix(repo+"/", h.Repo+"/") {
+	if repo != h.Repo {
 		w.Header().Set("X-Error-Code", "RepoNotFound")
 		http.Error(w, `{"error":"Repository not found"}`, http.StatusNotFound)
 		return

@@ -1,5 +1,6 @@
-// Package hubtest lays a model directory out in a Hugging Face hub cache
-// the way huggingface_hub does, for tests of code that loads models by id.
+// Package hubtest lays a model or dataset directory out in a Hugging Face
+// hub cache the way huggingface_hub does, and serves one from a fake Hub,
+// for tests of code that loads repositories by id.
 package hubtest
 
 import (
@@ -7,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,14 +18,17 @@ import (
 // Commit is the commit hash every Layout records for refs/main.
 const Commit = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed"
 
-// Layout copies the files of src into cache as repository repo
-// ("org/name") at Commit: blobs/<sha256> for .safetensors files (as Git
-// LFS stores them), blobs/<git blob sha1> for the others, and
-// snapshots/<Commit>/<file> relative links to ../../blobs/<hash>, with
-// refs/main naming the commit. It returns the snapshot directory.
+// Layout copies the files of src, subfolders included, into cache as
+// repository repo at Commit: blobs/<sha256> for .safetensors and .parquet
+// files (as Git LFS stores them), blobs/<git blob sha1> for the others, and
+// snapshots/<Commit>/<file> relative links to ../../blobs/<hash> (one more
+// ../ per subfolder), with refs/main naming the commit. repo is the model
+// "org/name" (in models--org--name) or the dataset "datasets/org/name" (in
+// datasets--org--name). It returns the snapshot directory.
 func Layout(t testing.TB, cache, repo, src string) string {
 	t.Helper()
-	root := filepath.Join(cache, "models--"+strings.ReplaceAll(repo, "/", "--"))
+	typ, name := split(repo)
+	root := filepath.Join(cache, typ+"s--"+strings.ReplaceAll(name, "/", "--"))
 	snap := filepath.Join(root, "snapshots", Commit)
 	for _, d := range []string{filepath.Join(root, "blobs"), filepath.Join(root, "refs"), snap} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -33,30 +38,49 @@ func Layout(t testing.TB, cache, repo, src string) string {
 	if err := os.WriteFile(filepath.Join(root, "refs", "main"), []byte(Commit), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
+	err := filepath.WalkDir(src, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
 		}
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		rel, err := filepath.Rel(src, p)
 		if err != nil {
-			t.Fatal(err)
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
 		}
 		digest := GitBlobSHA1(b)
-		if strings.HasSuffix(e.Name(), ".safetensors") {
+		if isLFS(rel) {
 			digest = SHA256(b)
 		}
 		if err := os.WriteFile(filepath.Join(root, "blobs", digest), b, 0o644); err != nil {
-			t.Fatal(err)
+			return err
 		}
-		if err := os.Symlink(filepath.Join("..", "..", "blobs", digest), filepath.Join(snap, e.Name())); err != nil {
-			t.Fatal(err)
+		link := filepath.Join(snap, rel)
+		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+			return err
 		}
+		up := strings.Repeat(".."+string(filepath.Separator), strings.Count(rel, string(filepath.Separator)))
+		return os.Symlink(filepath.Join(up+"..", "..", "blobs", digest), link)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return snap
+}
+
+// split reads "org/name" as a model and "datasets/org/name" as a dataset.
+func split(repo string) (typ, name string) {
+	if name, ok := strings.CutPrefix(repo, "datasets/"); ok {
+		return "dataset", name
+	}
+	return "model", repo
+}
+
+// isLFS tells the files the Hub stores with Git LFS, by their names.
+func isLFS(name string) bool {
+	return strings.HasSuffix(name, ".safetensors") || strings.HasSuffix(name, ".parquet")
 }
 
 // SHA256 is the hex sha256 of b: the name of a Git LFS file's blob.
@@ -75,8 +99,9 @@ func GitBlobSHA1(b []byte) string {
 }
 
 // Files reads the named files of dir (all its regular files when no name
-// is given) for a Hub to serve, and lists the .safetensors ones, which the
-// Hub stores with Git LFS.
+// is given; names may be paths into subfolders) for a Hub to serve, and
+// lists the .safetensors and .parquet ones, which the Hub stores with Git
+// LFS.
 func Files(t testing.TB, dir string, names ...string) (files map[string][]byte, lfs []string) {
 	t.Helper()
 	if len(names) == 0 {
@@ -92,12 +117,12 @@ func Files(t testing.TB, dir string, names ...string) (files map[string][]byte, 
 	}
 	files = map[string][]byte{}
 	for _, n := range names {
-		b, err := os.ReadFile(filepath.Join(dir, n))
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(n)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		files[n] = b
-		if strings.HasSuffix(n, ".safetensors") {
+		if isLFS(n) {
 			lfs = append(lfs, n)
 		}
 	}
