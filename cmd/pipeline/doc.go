@@ -17,12 +17,13 @@
 //	pipeline bench-mixer --teacher DIR|phi-1.5 [--forms ssd,matrix,step] [--seqs 512,2048,8192]
 //	pipeline profile [--top N] [--json] PROFILE.json...
 //	pipeline setup [--provider cpu|cuda]
-//	pipeline fetch ORG/NAME[@REVISION] [--include PATTERN ...]
+//	pipeline fetch [--repo-type dataset] ORG/NAME[@REVISION] [--include PATTERN ...]
 //
 // A model directory (--model, --teacher, --in, teacher.path, student.path)
 // may also be a Hugging Face id, ORG/NAME[@REVISION], taken from the
 // huggingface_hub cache (see mohawk/hfhub); run and fetch download it when
-// it is not cached.
+// it is not cached. So may a data source ({dataset: ORG/NAME, files:
+// PATTERN}) and a zero-shot task's path (a dataset id).
 //
 // Every command that runs models takes --ort-profile DIR, which writes ONNX
 // Runtime's per-node trace of each session into DIR; profile sums it by op

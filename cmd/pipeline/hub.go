@@ -32,9 +32,10 @@ func (p *patterns) String() string     { return strings.Join(*p, ",") }
 func (p *patterns) Set(s string) error { *p = append(*p, s); return nil }
 
 func cmdFetch(ctx context.Context, args []string) error {
-	fs := flags("fetch", "org/name[@revision] [--include PATTERN ...]")
+	fs := flags("fetch", "[--repo-type dataset] org/name[@revision] [--include PATTERN ...]")
 	var include patterns
-	fs.Var(&include, "include", "download only files matching this pattern (path.Match syntax, e.g. '*.json'); repeat for several")
+	fs.Var(&include, "include", "download only files matching this pattern (path.Match syntax: '*' stays within a folder, e.g. 'data/train-*.parquet'); repeat for several")
+	repoType := fs.String("repo-type", "model", "the repository's type, as huggingface-cli's --repo-type: model or dataset")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -55,10 +56,15 @@ func cmdFetch(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
+	typ, err := hfhub.ParseRepoType(*repoType)
+	if err != nil {
+		return fmt.Errorf("--repo-type: %w", err)
+	}
 	id, err := hfhub.ParseID(args[0])
 	if err != nil {
 		return err
 	}
+	id.Type = typ
 	c, err := hfhub.NewClient(os.Stderr)
 	if err != nil {
 		return err
@@ -67,7 +73,7 @@ func cmdFetch(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "%s@%s is commit %s\n", id.Repo, id.Rev(), commit)
+	fmt.Fprintf(os.Stderr, "%s is commit %s\n", hfhub.ID{Repo: id.Repo, Revision: id.Rev(), Type: id.Type}, commit)
 	fmt.Println(dir)
 	return nil
 }

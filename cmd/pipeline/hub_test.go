@@ -106,3 +106,49 @@ func TestFetchCommand(t *testing.T) {
 		})
 	}
 }
+
+// TestFetchDatasetCommand downloads a split of a dataset from a fake Hub
+// with `pipeline fetch --repo-type dataset`, as huggingface-cli is told.
+func TestFetchDatasetCommand(t *testing.T) {
+	files := map[string][]byte{
+		"README.md":                         []byte("# card\n"),
+		"data/train-00000-of-00001.parquet": []byte("PAR1 train PAR1"),
+		"data/test-00000-of-00001.parquet":  []byte("PAR1 test PAR1"),
+	}
+	hub := hubtest.NewHub(t, "datasets/org/d", files, "data/train-00000-of-00001.parquet", "data/test-00000-of-00001.parquet")
+	cache := t.TempDir()
+	t.Setenv("HF_HUB_CACHE", cache)
+	t.Setenv("HF_ENDPOINT", hub.URL)
+	t.Setenv("HF_TOKEN", "")
+	t.Setenv("HF_TOKEN_PATH", filepath.Join(cache, "no-token"))
+	t.Setenv("HF_HUB_OFFLINE", "")
+	snap := filepath.Join(cache, "datasets--org--d", "snapshots", hubtest.Commit)
+	tests := []struct {
+		name  string
+		args  []string
+		rc    int
+		want  string // in stderr
+		files []string
+	}{
+		{"train split", []string{"fetch", "--repo-type", "dataset", "org/d", "--include", "data/train-*"}, 0, "dataset org/d@main is commit " + hubtest.Commit,
+			[]string{"data/train-00000-of-00001.parquet"}},
+		{"as a model", []string{"fetch", "org/d"}, 1, "names a model, not a dataset", nil},
+		{"unknown type", []string{"fetch", "--repo-type", "space", "org/d"}, 1, `--repo-type: repository type "space": want model or dataset`, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rc, stderr := stderrOf(t, tc.args...)
+			if rc != tc.rc || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit %d and %q", rc, stderr, tc.rc, tc.want)
+			}
+			for _, f := range tc.files {
+				if got, err := os.ReadFile(filepath.Join(snap, f)); err != nil || string(got) != string(files[f]) {
+					t.Errorf("snapshot file %s: %v, or its content differs", f, err)
+				}
+			}
+		})
+	}
+	if _, err := os.Lstat(filepath.Join(snap, "data", "test-00000-of-00001.parquet")); err == nil {
+		t.Error("the test split was downloaded although --include named the train split")
+	}
+}

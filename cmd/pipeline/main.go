@@ -28,7 +28,7 @@ commands:
   bench-mixer               mixer forms' cost per token (chunked SSD, matrix, recurrent step)
   profile                   time per op type of ONNX Runtime profiles (--ort-profile DIR)
   setup                     install ONNX Runtime into the user cache
-  fetch ORG/NAME[@REV]      download a Hugging Face model into the hub cache
+  fetch ORG/NAME[@REV]      download a Hugging Face model (or, with --repo-type dataset, a dataset) into the hub cache
   tokenize FILE             token ids of each document (--tokenizer tokenizer.json)
 
 A model directory flag (--model, teacher.path, ...) also takes a Hugging Face
