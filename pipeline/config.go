@@ -67,13 +67,18 @@ type StudentConfig struct {
 }
 
 // Source is one text, JSONL or Parquet file, or a glob of shards
-// (data/train-*.parquet); see data.Source for how formats are found.
+// (data/train-*.parquet), or the files of a Hugging Face dataset matching
+// a pattern ({dataset: org/name, files: "data/train-*.parquet"}, found in
+// the hub cache or downloaded; see ResolveHub); see data.Source for how
+// formats are found.
 type Source struct {
 	Path      string `mapstructure:"path"`
-	Format    string `mapstructure:"format"`    // empty: from the content and name | text | jsonl | parquet
-	Field     string `mapstructure:"field"`     // jsonl: key holding the text (default "text")
-	Column    string `mapstructure:"column"`    // parquet: column holding the text (default "text")
-	Separator string `mapstructure:"separator"` // text: document separator (default "\n\n")
+	Dataset   string `mapstructure:"dataset" json:"Dataset,omitempty"` // a Hugging Face dataset id, org/name[@revision], instead of path
+	Files     string `mapstructure:"files" json:"Files,omitempty"`     // dataset: the pattern of its files to read, e.g. data/train-*.parquet
+	Format    string `mapstructure:"format"`                           // empty: from the content and name | text | jsonl | parquet
+	Field     string `mapstructure:"field"`                            // jsonl: key holding the text (default "text")
+	Column    string `mapstructure:"column"`                           // parquet: column holding the text (default "text")
+	Separator string `mapstructure:"separator"`                        // text: document separator (default "\n\n")
 }
 
 // DataConfig lists training and validation text.
@@ -140,7 +145,8 @@ type EvalConfig struct {
 // Task is one zero-shot task: an lm-evaluation-harness task name (Kind:
 // winogrande, arc_easy, arc_challenge, piqa, hellaswag, lambada_openai, or
 // arc and generic for other multiple-choice files) and its data (Path: a
-// Parquet or JSONL file, or the dataset's directory).
+// Parquet or JSONL file, the dataset's directory, or its Hugging Face id,
+// org/name[@revision], resolved as ResolveHub says).
 type Task struct {
 	Name  string `mapstructure:"name"` // label in results (default: Kind)
 	Path  string `mapstructure:"path"`

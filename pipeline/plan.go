@@ -268,10 +268,27 @@ func humanCount(n int64) string {
 }
 
 // Fingerprint identifies a file or directory's content cheaply: sizes, and
-// the SHA-256 of files up to 64 MiB (of the first and last MiB beyond).
+// the SHA-256 of files up to 64 MiB (of the first and last MiB beyond). A
+// path that does not exist but is a glob (data.path: data/train-*.parquet)
+// stands for its matches, by name and content, in lexical order.
 func Fingerprint(paths ...string) (string, error) {
 	h := sha256.New()
+	var roots []string
 	for _, p := range paths {
+		if _, err := os.Lstat(p); err == nil || !strings.ContainsAny(p, "*?[") {
+			roots = append(roots, p)
+			continue
+		}
+		matches, err := filepath.Glob(p)
+		if err != nil || len(matches) == 0 {
+			return "", fmt.Errorf("fingerprint %s: the pattern matches no file", p)
+		}
+		for _, m := range matches {
+			fmt.Fprintf(h, "%s:", filepath.Base(m))
+		}
+		roots = append(roots, matches...)
+	}
+	for _, p := range roots {
 		if p == "" {
 			continue
 		}

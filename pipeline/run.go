@@ -74,7 +74,7 @@ func Run(ctx context.Context, cfg *Config, source string, opt RunOptions) (*Summ
 	if opt.Provider != "" {
 		cfg.Runtime.Provider = opt.Provider
 	}
-	if err := ResolveModels(ctx, cfg, !opt.DryRun, out); err != nil {
+	if err := ResolveHub(ctx, cfg, !opt.DryRun, out); err != nil {
 		return nil, err
 	}
 	if err := Validate(cfg, source); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"mohawk/data"
@@ -110,7 +111,7 @@ func metricsLine(r *stages.TaskResult) string {
 // ZeroShotOptions configure a stand-alone zero-shot evaluation.
 type ZeroShotOptions struct {
 	Model    string // model directory (teacher or student, with tokenizer.json)
-	Tasks    []Task // Kind is a benchmark name, Path its file or dataset directory
+	Tasks    []Task // Kind is a benchmark name, Path its file, dataset directory or dataset id (from the hub cache; not downloaded)
 	Runtime  runtime.Config
 	Progress io.Writer // progress lines and per-task results (nil: none)
 }
@@ -122,7 +123,11 @@ func ZeroShot(ctx context.Context, o ZeroShotOptions) (map[string]*stages.TaskRe
 	if err != nil {
 		return nil, err
 	}
-	tasks, err := loadTasks(o.Tasks)
+	specs := slices.Clone(o.Tasks)
+	if err := resolveTasks(ctx, specs, func(p string) string { return p }, false, o.Progress); err != nil {
+		return nil, err
+	}
+	tasks, err := loadTasks(specs)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +147,7 @@ func ZeroShot(ctx context.Context, o ZeroShotOptions) (map[string]*stages.TaskRe
 		return nil, err
 	}
 	defer done()
-	return scoreTasks(sc, tok, model, o.Tasks, tasks, &runLog{metrics: nopCloser{io.Discard}, out: out})
+	return scoreTasks(sc, tok, model, specs, tasks, &runLog{metrics: nopCloser{io.Discard}, out: out})
 }
 
 // nopCloser is a writer whose Close does nothing.
@@ -217,7 +222,7 @@ func findTask(results map[string]*stages.TaskResult, benchmark string) *stages.T
 
 // TaskSpecs turns the command line's task settings into tasks: names is a
 // comma-separated list of task names; data a comma-separated list of
-// name=path (a file or the dataset's directory); a task without one reads
+// name=path (a file, the dataset's directory or its Hugging Face id); a task without one reads
 // dir/<its Hugging Face dataset id> when dir is set. limit keeps the first
 // examples of each task (0: all).
 func TaskSpecs(names, files, dir string, limit int) ([]Task, error) {

@@ -85,7 +85,7 @@ func cmdValidate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := pipeline.ResolveModels(ctx, cfg, false, os.Stderr); err != nil {
+	if err := pipeline.ResolveHub(ctx, cfg, false, os.Stderr); err != nil {
 		return err
 	}
 	if err := pipeline.Validate(cfg, file); err != nil {
