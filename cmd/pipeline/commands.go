@@ -122,7 +122,7 @@ func cmdEval(ctx context.Context, args []string) error {
 	sep := fs.String("doc-separator", `\n\n`, "document separator (Go escapes such as \\n are understood)")
 	batch := fs.Int("batch", 8, "windows per session run")
 	tasks := fs.String("tasks", "", "zero-shot tasks, comma separated: "+data.BenchmarkNames()+" (docs/zero-shot.md)")
-	taskData := fs.String("task-data", "", "task=path,... : each task's Parquet or JSONL file, or its dataset's directory")
+	taskData := fs.String("task-data", "", "task=path,... : each task's Parquet or JSONL file, its dataset's directory, or its Hugging Face dataset id (from the hub cache)")
 	taskDir := fs.String("task-dir", "", "directory holding the datasets under their Hugging Face ids (allenai/ai2_arc, ...), for tasks without --task-data")
 	limit := fs.Int("limit", 0, "score the first N examples of each task (0: all)")
 	asJSON := fs.Bool("json", false, "print a JSON object")

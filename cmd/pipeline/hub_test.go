@@ -30,10 +30,12 @@ func stderrOf(t *testing.T, args ...string) (int, string) {
 
 // TestCommandsTakeHubIDs runs eval and export with --model given as a
 // Hugging Face id of the sharded phi-tiny-en laid out in a hub cache (blob
-// links included), offline, and fetch refusing to connect offline.
+// links included), offline, eval with a zero-shot task's data given as a
+// dataset id in that cache, and fetch refusing to connect offline.
 func TestCommandsTakeHubIDs(t *testing.T) {
 	cache := t.TempDir()
 	snap := hubtest.Layout(t, cache, "org/phi-tiny", shareddata.Path(t, "reference", "phi-tiny-en"))
+	arc := hubtest.Layout(t, cache, "datasets/allenai/ai2_arc", filepath.Join("..", "..", "testdata", "tasks", "allenai", "ai2_arc"))
 	t.Setenv("HF_HUB_CACHE", cache)
 	t.Setenv("HF_HUB_OFFLINE", "1")
 	out := filepath.Join(t.TempDir(), "export")
@@ -48,6 +50,10 @@ func TestCommandsTakeHubIDs(t *testing.T) {
 		{"eval", []string{"eval", "--model", "org/phi-tiny", "--data", val, "--windows", "2", "--seq-len", "32", "--threads", "1"}, 0, used},
 		{"export", []string{"export", "--model", "org/phi-tiny", "--out", out}, 0, used},
 		{"eval of an id not cached", []string{"eval", "--model", "org/absent@v2", "--data", val}, 1, "pipeline fetch org/absent@v2"},
+		{"eval of a task by dataset id", []string{"eval", "--model", "org/phi-tiny", "--tasks", "arc_easy", "--task-data", "arc_easy=allenai/ai2_arc", "--threads", "1"}, 0,
+			"task arc_easy: using Hugging Face cache snapshot " + arc + " (allenai/ai2_arc@main → " + hubtest.Commit + ")"},
+		{"eval of a task whose dataset is not cached", []string{"eval", "--model", "org/phi-tiny", "--tasks", "piqa", "--task-data", "piqa=ybisk/piqa"}, 1,
+			"pipeline fetch --repo-type dataset ybisk/piqa --include 'plain_text/validation-*.parquet' --include 'plain_text/validation/*.parquet'"},
 		{"fetch offline", []string{"fetch", "org/absent", "--include", "*.json"}, 1, "HF_HUB_OFFLINE is set"},
 		{"fetch of a non-id", []string{"fetch", "../x"}, 1, "not a Hugging Face id"},
 	}
