@@ -75,7 +75,8 @@ func LookupBenchmark(name string) (Benchmark, error) {
 
 // Files returns the glob patterns, relative to a directory holding the
 // dataset's files (a Hugging Face snapshot or the files copied out of
-// one), that LoadBenchmark tries in order: the Parquet files of the split
+// one), that LoadBenchmark tries in order, and that a download of the
+// dataset by id chooses from (the first the Hub has): the Parquet files of the split
 // as the dataset publishes them and as the Hub's Parquet conversion names
 // them, then the task's JSONL files.
 func (b Benchmark) Files() []string {
@@ -148,7 +149,7 @@ func (b Benchmark) Locate(path string) ([]string, error) {
 		if b.Dataset == "" {
 			return nil, fmt.Errorf("%s data: %w; give the task's JSONL or Parquet file", b.Name, err)
 		}
-		return nil, fmt.Errorf("%s data: %w; give a file or a directory of %s (%s split)", b.Name, err, b.Dataset, b.Split)
+		return nil, fmt.Errorf("%s data: %w; give a file or a directory of %s (%s split), or the dataset's Hugging Face id (%s) to read it from the hub cache", b.Name, err, b.Dataset, b.Split, b.Dataset)
 	}
 	if st.IsDir() {
 		return b.find(path)
