@@ -155,12 +155,7 @@ func TestResolveDataset(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv("HF_HUB_CACHE", tc.cache)
-			t.Setenv("HF_ENDPOINT", hub.URL)
-			t.Setenv("HF_TOKEN", "")
-			t.Setenv("HF_TOKEN_PATH", filepath.Join(tc.cache, "no-token"))
-			t.Setenv("TRANSFORMERS_OFFLINE", "")
-			t.Setenv("HF_HUB_OFFLINE", map[bool]string{true: "1", false: ""}[tc.offline])
+			hubtest.Env(t, hub.URL, tc.cache, tc.offline)
 			before := len(hub.Log())
 			var log strings.Builder
 			got, err := Resolve(context.Background(), Request{Role: "data", Path: tc.path, Local: filepath.Join(t.TempDir(), tc.path), Type: Dataset, Files: tc.files, Download: tc.download, Log: &log})

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mohawk/internal/hubtest"
 )
 
 func TestParseID(t *testing.T) {
@@ -119,12 +121,7 @@ func TestResolve(t *testing.T) {
 	}
 	for _, tc := range tests { // in order: the download fills the cache for the rest
 		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv("HF_HUB_CACHE", cacheDir)
-			t.Setenv("HF_ENDPOINT", hub.URL)
-			t.Setenv("HF_TOKEN", "")
-			t.Setenv("HF_TOKEN_PATH", filepath.Join(cacheDir, "no-token"))
-			t.Setenv("TRANSFORMERS_OFFLINE", "")
-			t.Setenv("HF_HUB_OFFLINE", map[bool]string{true: "1", false: ""}[tc.offline])
+			hubtest.Env(t, hub.URL, cacheDir, tc.offline)
 			before := len(hub.Log())
 			var log strings.Builder
 			got, err := Resolve(context.Background(), Request{Role: "teacher", Path: tc.path, Local: filepath.Join(local, tc.path), Download: tc.download, Log: &log})

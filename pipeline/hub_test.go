@@ -40,10 +40,7 @@ func TestRunTeacherByID(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv("HF_HUB_CACHE", tc.cache)
-			t.Setenv("HF_ENDPOINT", hub.URL)
-			t.Setenv("HF_TOKEN", "")
-			t.Setenv("HF_HUB_OFFLINE", map[bool]string{true: "1", false: "0"}[tc.offline])
+			hubtest.Env(t, hub.URL, tc.cache, tc.offline)
 			t.Setenv("MOHAWK_PREFLIGHT", "warn") // not under test; other helpers' tests share the memory
 			before := len(hub.Log())
 			cfg, path := tinyConfig(t, "  - {kind: eval}", "teacher: {path: "+tc.path+"}")
@@ -207,11 +204,7 @@ func TestRunDataFromDataset(t *testing.T) {
 	hub := hubtest.NewHub(t, "datasets/org/corpus", files, lfs...)
 	empty := t.TempDir()
 	run := func(t *testing.T, cache string, offline bool, data string, eval ...string) (string, error) {
-		t.Setenv("HF_HUB_CACHE", cache)
-		t.Setenv("HF_ENDPOINT", hub.URL)
-		t.Setenv("HF_TOKEN", "")
-		t.Setenv("HF_TOKEN_PATH", filepath.Join(cache, "no-token"))
-		t.Setenv("HF_HUB_OFFLINE", map[bool]string{true: "1", false: "0"}[offline])
+		hubtest.Env(t, hub.URL, cache, offline)
 		t.Setenv("MOHAWK_PREFLIGHT", "warn")
 		dir := t.TempDir()
 		y := tinyYAML(t, dir, filepath.Join(dir, "cache"), "  - {kind: eval}", eval...)

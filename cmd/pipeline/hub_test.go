@@ -77,11 +77,7 @@ func TestFetchCommand(t *testing.T) {
 		"model-00003-of-00003.safetensors")
 	hub := hubtest.NewHub(t, "org/phi-tiny", files, lfs...)
 	cache := t.TempDir()
-	t.Setenv("HF_HUB_CACHE", cache)
-	t.Setenv("HF_ENDPOINT", hub.URL)
-	t.Setenv("HF_TOKEN", "")
-	t.Setenv("HF_TOKEN_PATH", filepath.Join(cache, "no-token"))
-	t.Setenv("HF_HUB_OFFLINE", "")
+	hubtest.Env(t, hub.URL, cache, false)
 	snap := filepath.Join(cache, "models--org--phi-tiny", "snapshots", hubtest.Commit)
 	tests := []struct {
 		name  string
@@ -123,11 +119,7 @@ func TestFetchDatasetCommand(t *testing.T) {
 	}
 	hub := hubtest.NewHub(t, "datasets/org/d", files, "data/train-00000-of-00001.parquet", "data/test-00000-of-00001.parquet")
 	cache := t.TempDir()
-	t.Setenv("HF_HUB_CACHE", cache)
-	t.Setenv("HF_ENDPOINT", hub.URL)
-	t.Setenv("HF_TOKEN", "")
-	t.Setenv("HF_TOKEN_PATH", filepath.Join(cache, "no-token"))
-	t.Setenv("HF_HUB_OFFLINE", "")
+	hubtest.Env(t, hub.URL, cache, false)
 	snap := filepath.Join(cache, "datasets--org--d", "snapshots", hubtest.Commit)
 	tests := []struct {
 		name  string

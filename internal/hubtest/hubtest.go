@@ -128,3 +128,16 @@ func Files(t testing.TB, dir string, names ...string) (files map[string][]byte, 
 	}
 	return files, lfs
 }
+
+// Env points huggingface_hub's settings, for the rest of the test, at
+// cache and endpoint (a Hub's URL; "" leaves HF_ENDPOINT unset), with no
+// token and HF_HUB_OFFLINE set as offline says.
+func Env(t testing.TB, endpoint, cache string, offline bool) {
+	t.Helper()
+	t.Setenv("HF_HUB_CACHE", cache)
+	t.Setenv("HF_ENDPOINT", endpoint)
+	t.Setenv("HF_TOKEN", "")
+	t.Setenv("HF_TOKEN_PATH", filepath.Join(cache, "no-token"))
+	t.Setenv("TRANSFORMERS_OFFLINE", "")
+	t.Setenv("HF_HUB_OFFLINE", map[bool]string{true: "1", false: ""}[offline])
+}
