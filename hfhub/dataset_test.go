@@ -85,6 +85,11 @@ func TestFetchDataset(t *testing.T) {
 			}
 		})
 	}
+	hub.With(func(h *fakeHub) { h.Gated = "hf_secret" })
+	_, _, err = hubClient(t, hub, &waits).FetchFirst(context.Background(), id, []string{"data/test-*.parquet"})
+	if err == nil || !strings.Contains(err.Error(), "the dataset is gated or private") || !strings.Contains(err.Error(), "accept its terms at "+hub.URL+"/datasets/org/d") {
+		t.Errorf("a gated dataset: %v", err)
+	}
 	model := newFakeHub(t, "org/d", files, lfs...)
 	_, _, err = hubClient(t, model, &waits).FetchFirst(context.Background(), id, []string{"data/*.parquet"})
 	if err == nil || !strings.Contains(err.Error(), "dataset org/d: repository or revision \"main\" not found") || !strings.Contains(err.Error(), "that it names a dataset") {
@@ -151,7 +156,7 @@ func TestResolveDataset(t *testing.T) {
 			"holds no file matching data/test-*.parquet; HF_HUB_OFFLINE is set, so nothing is downloaded: unset it and fetch it with `pipeline fetch --repo-type dataset org/d --include 'data/test-*.parquet'`", false},
 		{"not cached, no download", empty, "org/d@v1.0", []string{"data/train-*.parquet"}, false, false, "", "pipeline fetch --repo-type dataset org/d@v1.0 --include 'data/train-*.parquet'", false},
 		{"no pattern", empty, "org/d", nil, true, false, "", "no file pattern given", false},
-		{"downloaded", empty, "org/d", []string{"validation/*.parquet", "data/test-*.parquet"}, true, false, filepath.Join(empty, "datasets--org--d", "snapshots", hubtest.Commit), "dataset org/d is not in the Hugging Face cache", true},
+		{"downloaded", empty, "org/d", []string{"validation/*.parquet", "data/test-*.parquet"}, true, false, filepath.Join(empty, "datasets--org--d", "snapshots", hubtest.Commit), "data: dataset org/d: not in the Hugging Face cache: no " + filepath.Join(empty, "datasets--org--d", "refs", "main") + "; downloading from " + hub.URL, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

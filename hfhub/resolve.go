@@ -56,9 +56,10 @@ func Resolve(ctx context.Context, r Request) (string, error) {
 		err = fmt.Errorf("%s: %w: snapshot %s holds no file matching %s", id, ErrNotCached, dir, strings.Join(r.Files, " or "))
 	}
 	if errors.Is(err, ErrNotCached) && r.Download && !Offline() {
+		missing := err
 		var c *Client
 		if c, err = NewClient(r.Log); err == nil {
-			logf(r.Log, "%s: %s is not in the Hugging Face cache %s; downloading it from %s\n", r.Role, id, cache.Dir, c.Endpoint)
+			logf(r.Log, "%s: %v; downloading from %s into %s\n", r.Role, missing, c.Endpoint, cache.Dir)
 			if id.kind() == Dataset {
 				dir, commit, err = c.FetchFirst(ctx, id, r.Files)
 			} else {

@@ -239,7 +239,7 @@ func TestRunDataFromDataset(t *testing.T) {
 	}{
 		{"cached, offline", cached, true, byID, []string{"eval: {windows: 4, seq_len: 32, tasks: [{kind: arc_easy, path: allenai/ai2_arc}]}"},
 			"data.train[0]: using Hugging Face cache snapshot " + snap + " (org/corpus@main → " + hubtest.Commit + ")", false, false},
-		{"not cached, downloaded", empty, false, byID, nil, "data.val[0]: dataset org/corpus is not in the Hugging Face cache", false, true},
+		{"not cached, downloaded", empty, false, byID, nil, "data.val[0]: dataset org/corpus: not in the Hugging Face cache: snapshot " + filepath.Join(empty, "datasets--org--corpus", "snapshots", hubtest.Commit) + " holds no file matching data/validation-*.parquet; downloading from ", false, true},
 		{"not cached, offline", t.TempDir(), true, byID, nil, "pipeline fetch --repo-type dataset org/corpus --include 'data/train-*.parquet'", true, false},
 		{"files missing", cached, true, `{train: [{dataset: org/corpus}], val_fraction: 0.1}`, nil, "data.train[0]: dataset org/corpus needs files", true, false},
 		{"path and dataset", cached, true, `{train: [{path: a.txt, dataset: org/corpus, files: "*.parquet"}], val_fraction: 0.1}`, nil, "data.train[0]: set path (a local file or glob) or dataset", true, false},
