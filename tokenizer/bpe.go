@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"hash/maphash"
+	"math/bits"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +18,61 @@ type merge struct {
 
 func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b)) }
 
+// mergeTable maps a pair of adjacent symbols, keyed by pairKey, to their
+// merge. It is an open-addressing hash table, at most half full, filled
+// while parsing and read-only after, so forks share it; a lookup is one
+// multiplication and usually one slot, against a map's hashing and group
+// scan.
+type mergeTable struct {
+	slots []mergeSlot // a power of two long
+	shift uint        // 64 - log2(len(slots))
+}
+
+type mergeSlot struct {
+	key uint64 // noPair in an empty slot
+	merge
+}
+
+// noPair is the key of an empty slot, pairKey(-1, -1): no symbol has id -1.
+const noPair = ^uint64(0)
+
+func newMergeTable(merges int) mergeTable {
+	size := 16
+	for size < 2*merges {
+		size *= 2
+	}
+	t := mergeTable{slots: make([]mergeSlot, size), shift: uint(64 - bits.TrailingZeros(uint(size)))}
+	for i := range t.slots {
+		t.slots[i].key = noPair
+	}
+	return t
+}
+
+// slot returns the index of the slot of a's and b's pair, or of the empty
+// slot where it would go.
+func (t *mergeTable) slot(a, b int32) int {
+	key := pairKey(a, b)
+	mask := len(t.slots) - 1
+	// Fibonacci hashing: the top bits of the key times 2^64 / golden ratio.
+	i := int((key * 0x9e3779b97f4a7c15) >> t.shift)
+	for t.slots[i].key != key && t.slots[i].key != noPair {
+		i = (i + 1) & mask
+	}
+	return i
+}
+
+// get returns the merge of the pair a, b.
+func (t *mergeTable) get(a, b int32) (merge, bool) {
+	s := &t.slots[t.slot(a, b)]
+	return s.merge, s.key != noPair
+}
+
+// set records the merge of the pair a, b, replacing an earlier one. The
+// table must have been made for at least as many merges as are set.
+func (t *mergeTable) set(a, b int32, mg merge) {
+	t.slots[t.slot(a, b)] = mergeSlot{key: pairKey(a, b), merge: mg}
+}
+
 // bpeModel is the BPE model of a byte-level tokenizer, working on the raw
 // bytes of a pre-tokenized piece: byte b starts as the symbols byteIDs[b]
 // (the vocabulary id of byteChar[b], or its byte-fallback ids, or the unknown
@@ -24,7 +80,7 @@ func pairKey(a, b int32) uint64 { return uint64(uint32(a))<<32 | uint64(uint32(b
 // does).
 type bpeModel struct {
 	byteIDs [256][]int32
-	merges  map[uint64]merge
+	merges  *mergeTable
 	unk     int32 // -1 without an unknown token
 	fuseUnk bool
 	// whole maps the raw bytes of every vocabulary token to its id when
@@ -55,8 +111,10 @@ func (m *bpeModel) appendWord(ids []int64, w string) []int64 {
 		ids = m.appendWord(ids, w[:n])
 		w = w[n:]
 	}
-	if id, ok := m.whole[w]; ok {
-		return append(ids, int64(id))
+	if m.whole != nil {
+		if id, ok := m.whole[w]; ok {
+			return append(ids, int64(id))
+		}
 	}
 	start := len(ids)
 	if c := &m.cache; c.private {
@@ -137,7 +195,7 @@ func (m *bpeModel) mergeWord(ids []int64, w string) []int64 {
 
 	h := sc.heap[:0]
 	for i := 0; i+1 < len(syms); i++ {
-		if mg, ok := m.merges[pairKey(syms[i].id, syms[i+1].id)]; ok {
+		if mg, ok := m.merges.get(syms[i].id, syms[i+1].id); ok {
 			h = pushCandidate(h, candidate{mg.rank, int32(i), mg.id})
 		}
 	}
@@ -151,7 +209,7 @@ func (m *bpeModel) mergeWord(ids []int64, w string) []int64 {
 		next := s.next
 		// A stale candidate (one of its symbols has changed) no longer
 		// yields the same token.
-		if mg, ok := m.merges[pairKey(s.id, syms[next].id)]; !ok || mg.id != top.id {
+		if mg, ok := m.merges.get(s.id, syms[next].id); !ok || mg.id != top.id {
 			continue
 		}
 		s.id = top.id
@@ -159,12 +217,12 @@ func (m *bpeModel) mergeWord(ids []int64, w string) []int64 {
 		syms[next].id = -1
 		if s.next >= 0 {
 			syms[s.next].prev = top.pos
-			if mg, ok := m.merges[pairKey(s.id, syms[s.next].id)]; ok {
+			if mg, ok := m.merges.get(s.id, syms[s.next].id); ok {
 				h = pushCandidate(h, candidate{mg.rank, top.pos, mg.id})
 			}
 		}
 		if s.prev >= 0 {
-			if mg, ok := m.merges[pairKey(syms[s.prev].id, s.id)]; ok {
+			if mg, ok := m.merges.get(syms[s.prev].id, s.id); ok {
 				h = pushCandidate(h, candidate{mg.rank, s.prev, mg.id})
 			}
 		}

@@ -27,7 +27,7 @@ func TestPieceTable(t *testing.T) {
 		if _, ok := tab.appendCached(nil, w); ok {
 			t.Fatalf("piece %d (%q) is cached before it was put", i, w)
 		}
-		before, used, other := tab.len(), tab.used, len(tab.other)
+		before, used, other := tab.len(), tab.used, len(tab.long)
 		tab.put(w, ids)
 		if tab.len() <= before {
 			// The slots or the overflow map were emptied to make room,
