@@ -3,6 +3,8 @@ package tokenizer
 import (
 	"strings"
 	"testing"
+
+	"mohawk/internal/cpubench"
 )
 
 // BenchmarkEncode encodes val.txt with the reference tokenizer; MB/s is the
@@ -68,16 +70,18 @@ func BenchmarkEncodeParallel(b *testing.B) {
 // "\n\n") with a new Fork in each iteration, as one worker of data.Tokenize
 // does: the fork's piece cache starts cold and fills with the corpus's
 // 98,000 distinct pieces. It leaves out reading the file, so it shows the
-// encoder alone.
+// encoder alone. MB/cpu-s is per second of the process's CPU time.
 func BenchmarkEncodeFork(b *testing.B) {
 	tok := referenceTokenizer(b)
 	text := string(readShared(b, "data", "en", "train.txt"))
 	docs := strings.Split(text, "\n\n")
 	b.SetBytes(int64(len(text)))
+	cpu := cpubench.Seconds(b)
 	for b.Loop() {
 		t := tok.Fork()
 		for _, doc := range docs {
 			t.Encode(doc)
 		}
 	}
+	cpubench.ReportMB(b, int64(len(text)), cpu)
 }
