@@ -430,7 +430,7 @@ type appendEncoder interface {
 // encodeChunk encodes the documents of c and returns their tokens, each
 // document followed by eos, and each document's token count.
 func encodeChunk[T token](e encoder, c chunk) ([]T, []int, error) {
-	out := make([]T, 0, c.bytes/3+c.hi-c.lo)
+	out := make([]T, 0, c.bytes/4+c.hi-c.lo)
 	lens := make([]int, 0, c.hi-c.lo)
 	appender, _ := e.tok.(appendEncoder)
 	var buf []int64

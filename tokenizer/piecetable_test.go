@@ -8,8 +8,9 @@ import (
 )
 
 // TestPieceTable checks the private cache against a map: pieces of 1 to 40
-// bytes with 0 to 5 ids (inline slots and the overflow map), through the
-// table's growth and past the point where it is emptied.
+// bytes with 0 to 5 ids (inline, in the spill array, in the map of long
+// pieces), through the table's filling and past the point where it is
+// emptied.
 func TestPieceTable(t *testing.T) {
 	t.Parallel()
 	r := rand.New(rand.NewPCG(1, 2))
