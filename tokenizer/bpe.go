@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"hash/maphash"
+	"math"
 	"math/bits"
 	"slices"
 	"strings"
@@ -172,7 +173,16 @@ func (m *bpeModel) mergeWord(ids []int64, w string) []int64 {
 		sc = new(mergeScratch)
 	}
 	defer m.scratch.Put(sc)
+	syms := m.symbols(sc, w)
+	if len(syms) <= shortWord {
+		return m.mergeShort(ids, syms)
+	}
+	return m.mergeHeap(ids, syms, sc)
+}
 
+// symbols returns the symbols of w before merging, linked in order, in
+// sc's buffer.
+func (m *bpeModel) symbols(sc *mergeScratch, w string) []symbol {
 	syms := sc.syms[:0]
 	if m.chars != nil {
 		syms = m.chars.appendSymbols(syms, w, m.unk, m.fuseUnk)
@@ -187,12 +197,14 @@ func (m *bpeModel) mergeWord(ids []int64, w string) []int64 {
 			}
 		}
 	}
-	if len(syms) == 0 {
-		sc.syms = syms
-		return ids
-	}
-	syms[len(syms)-1].next = -1
+	sc.syms = syms
+	return syms
+}
 
+// mergeHeap is mergeWord for a word of any number of symbols (syms, linked
+// in order): a heap of candidate merges yields the next one.
+func (m *bpeModel) mergeHeap(ids []int64, syms []symbol, sc *mergeScratch) []int64 {
+	syms[len(syms)-1].next = -1
 	h := sc.heap[:0]
 	for i := 0; i+1 < len(syms); i++ {
 		if mg, ok := m.merges.get(syms[i].id, syms[i+1].id); ok {
@@ -230,8 +242,68 @@ func (m *bpeModel) mergeWord(ids []int64, w string) []int64 {
 	for i := int32(0); i >= 0; i = syms[i].next {
 		ids = append(ids, int64(syms[i].id))
 	}
-	sc.syms, sc.heap = syms, h
+	sc.heap = h
 	return ids
+}
+
+// shortWord is the most symbols that mergeShort merges; longer words go
+// through the heap, whose cost grows as n log n rather than n².
+const shortWord = 32
+
+// noMerge is the rank of a pair without a merge in mergeShort.
+const noMerge = math.MaxInt32
+
+// mergeShort is mergeWord for a word of at most shortWord symbols (syms, in
+// order; their links are not used). It keeps the merge of every adjacent
+// pair in an array and scans it for the lowest rank, the leftmost among
+// equal ones, which is the merge the heap would pop: for the short words
+// of text, which are most, this is about twice as fast as the heap.
+func (m *bpeModel) mergeShort(ids []int64, syms []symbol) []int64 {
+	var id [shortWord]int32
+	var pair [shortWord]merge // pair[i] joins id[i] and id[i+1]
+	n := len(syms)
+	for i, s := range syms {
+		id[i] = s.id
+	}
+	for i := 0; i+1 < n; i++ {
+		pair[i] = m.pairMerge(id[i], id[i+1])
+	}
+	for {
+		best, rank := -1, int32(noMerge)
+		for i := 0; i+1 < n; i++ {
+			if pair[i].rank < rank {
+				best, rank = i, pair[i].rank
+			}
+		}
+		if best < 0 {
+			break
+		}
+		// id[best+1] joins id[best]; the pairs after it move down.
+		id[best] = pair[best].id
+		copy(id[best+1:], id[best+2:n])
+		if best+2 < n-1 {
+			copy(pair[best+1:], pair[best+2:n-1])
+		}
+		n--
+		if best > 0 {
+			pair[best-1] = m.pairMerge(id[best-1], id[best])
+		}
+		if best+1 < n {
+			pair[best] = m.pairMerge(id[best], id[best+1])
+		}
+	}
+	for _, x := range id[:n] {
+		ids = append(ids, int64(x))
+	}
+	return ids
+}
+
+// pairMerge returns the merge of a and b, or one of rank noMerge.
+func (m *bpeModel) pairMerge(a, b int32) merge {
+	if mg, ok := m.merges.get(a, b); ok {
+		return mg
+	}
+	return merge{rank: noMerge}
 }
 
 func (c candidate) before(d candidate) bool {
