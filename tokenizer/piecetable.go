@@ -15,7 +15,7 @@ import (
 // for concurrent use.
 type pieceTable struct {
 	seed  uint64
-	slots []pieceSlot // a power of two long; at most half of them used
+	slots []pieceSlot // pieceSlots long; at most maxPieces of them used
 	used  int
 	spill []int32            // ids of the short pieces with more than len(pieceSlot{}.ids)
 	long  map[string][]int64 // pieces longer than 16 bytes
@@ -34,12 +34,18 @@ type pieceSlot struct {
 // maxSlotPiece is the longest piece a slot holds.
 const maxSlotPiece = 16
 
-// maxPieceSlots is the length of the slot table (8 MiB), made whole at the
-// first put: the table is emptied when half of it is used (131,072 pieces).
-// Growing it by steps instead cost a fork more than the merges of the
-// pieces it cached, on a 2-core VM where every first touch of a page of
-// fresh memory takes about 11 µs.
-const maxPieceSlots = 1 << 18
+// pieceSlots is the length of the slot table (4 MiB), made whole at the
+// first put; the table is emptied when it holds maxPieces pieces (98,304,
+// as many as train.txt has). Memory is what a fork's encoding waits on
+// most, on a 2-core VM where every first touch of a page of fresh memory
+// takes about 11 µs: growing the table by steps cost more than the merges
+// of the pieces it cached, and a table of 8 MiB filled to half at most
+// encoded 1.35 times slower than this one filled to three quarters
+// (BenchmarkEncodeFork).
+const (
+	pieceSlots = 1 << 17
+	maxPieces  = pieceSlots / 4 * 3
+)
 
 // packPiece packs a piece of 1 to 16 bytes into two words that, with its
 // length, identify it: its first and last 8 bytes (which overlap when it is
@@ -113,7 +119,7 @@ func (t *pieceTable) appendCached(ids []int64, w string) ([]int64, bool) {
 // put caches the ids of w, which must not be cached yet.
 func (t *pieceTable) put(w string, ids []int64) {
 	if len(w) > maxSlotPiece || len(w) == 0 || len(ids) > 255 {
-		if t.long == nil || len(t.long) >= maxPieceSlots/2 {
+		if t.long == nil || len(t.long) >= maxPieces {
 			t.long = make(map[string][]int64)
 		}
 		// Clone both: w may point into a large text, and ids into the
@@ -123,9 +129,9 @@ func (t *pieceTable) put(w string, ids []int64) {
 	}
 	if t.slots == nil {
 		t.seed = rand.Uint64()
-		t.slots = make([]pieceSlot, maxPieceSlots)
+		t.slots = make([]pieceSlot, pieceSlots)
 	}
-	if 2*(t.used+1) > len(t.slots) {
+	if t.used >= maxPieces {
 		clear(t.slots)
 		t.used = 0
 		t.spill = t.spill[:0]
