@@ -216,22 +216,29 @@ func allReduce(a AllReduce, grads []*graphs.Value) []*graphs.Value {
 	if dt != grads[0].DType && dt != tensors.BFloat16 {
 		panic(&graphs.Error{Op: "train.Build", Msg: fmt.Sprintf("all-reduce dtype %v: want the parameters' %v or bfloat16", dt, grads[0].DType)})
 	}
+	// Each AllReduce input is a Reshape to static sizes: ONNX shape
+	// inference loses the shapes of a Loop's outputs (the accumulated
+	// gradients when K > 1), and a custom op's shape function cannot tell
+	// an unknown shape from a scalar's, so its output would be a scalar
+	// to the ops after it.
+	size := func(g *graphs.Value) int64 { return g.Shape.NumElements().Size() }
 	out := make([]*graphs.Value, len(grads))
 	var bucket []int
 	var bytes int64
 	flush := func() {
 		if len(bucket) == 1 {
 			i := bucket[0]
-			out[i] = graphs.Cast(graphs.AllReduce(graphs.Cast(grads[i], dt)), grads[i].DType)
+			x := graphs.Reshape(graphs.Cast(grads[i], dt), grads[i].Shape.Sizes()...)
+			out[i] = graphs.Cast(graphs.AllReduce(x), grads[i].DType)
 		} else if len(bucket) > 1 {
 			flat := make([]*graphs.Value, len(bucket))
 			for j, i := range bucket {
-				flat[j] = graphs.Reshape(graphs.Cast(grads[i], dt), -1)
+				flat[j] = graphs.Reshape(graphs.Cast(grads[i], dt), size(grads[i]))
 			}
 			sum := graphs.AllReduce(graphs.Concat(0, flat...))
 			at := int64(0)
 			for _, i := range bucket {
-				n := grads[i].Shape.NumElements().Size()
+				n := size(grads[i])
 				part := graphs.SliceAxis(sum, 0, at, at+n)
 				out[i] = graphs.Cast(graphs.Reshape(part, grads[i].Shape.Sizes()...), grads[i].DType)
 				at += n
@@ -241,7 +248,7 @@ func allReduce(a AllReduce, grads []*graphs.Value) []*graphs.Value {
 	}
 	for i, g := range grads {
 		bucket = append(bucket, i)
-		bytes += g.Shape.NumElements().Size() * int64(dt.Size())
+		bytes += size(g) * int64(dt.Size())
 		if bytes >= a.BucketBytes {
 			flush()
 		}

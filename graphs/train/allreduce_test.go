@@ -1,0 +1,276 @@
+package train_test
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+
+	"mohawk/graphs"
+	"mohawk/graphs/graphtest"
+	"mohawk/graphs/train"
+	"mohawk/runtime"
+	"mohawk/tensors"
+)
+
+// lsqSpec is the least-squares step of train_test.go, with K micro-batches
+// of rows rows, S steps per run and the all-reduce option a.
+func lsqSpec(dt tensors.DType, perRun, k, rows int, a *train.AllReduce) train.Spec {
+	return train.Spec{Name: "lsq", DType: dt, StepsPerRun: perRun, MicroBatches: k,
+		Params:     []train.Param{{Name: "w", Shape: graphs.S(nIn, 1), Decay: true}, {Name: "b", Shape: graphs.S(1)}},
+		BatchDType: dt, BatchShape: graphs.S(int64(rows), nIn+1), Loss: lsqLoss, Opt: train.DefaultAdamW(), AllReduce: a}
+}
+
+// lsqLoss is lossFn of train_test.go.
+var lsqLoss = lossFn
+
+// lsqFeeds are the step's inputs: initial parameters, zero moments, and
+// batch [S, K, rows, nIn+1] from seed.
+func lsqFeeds(dt tensors.DType, perRun, k, rows int, seed uint64) map[string]*tensors.Tensor {
+	rng := rand.New(rand.NewPCG(seed, 3))
+	batch := make([]float64, perRun*k*rows*(nIn+1))
+	for i := range batch {
+		batch[i] = rng.NormFloat64()
+	}
+	f := map[string]*tensors.Tensor{
+		"w":             tensors.FromFloat64([]int64{nIn, 1}, []float64{0.3, -0.2, 0.1}).Convert(dt),
+		"b":             tensors.FromFloat64([]int64{1}, []float64{0.05}).Convert(dt),
+		train.BatchName: tensors.FromFloat64([]int64{int64(perRun), int64(k), int64(rows), nIn + 1}, batch).Convert(dt),
+		train.StepName:  tensors.FromFloat64([]int64{1}, []float64{1}).Convert(dt),
+	}
+	lr := make([]float64, perRun)
+	for i := range lr {
+		lr[i] = 1e-2 * float64(i+1)
+	}
+	f[train.LRName] = tensors.FromFloat64([]int64{int64(perRun)}, lr).Convert(dt)
+	for _, n := range []string{"w", "b"} {
+		f[train.ExpAvg(n)] = tensors.Zeros(dt, f[n].Shape...)
+		f[train.ExpAvgSq(n)] = tensors.Zeros(dt, f[n].Shape...)
+	}
+	return f
+}
+
+func build(t *testing.T, s train.Spec) *graphs.Graph {
+	t.Helper()
+	var g *graphs.Graph
+	if err := graphs.Try(func() { g = train.Build(s) }); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// sameOutputs fails t unless every output of want is in got with the same
+// bits.
+func sameOutputs(t *testing.T, label string, got, want map[string]*tensors.Tensor) {
+	t.Helper()
+	for name, w := range want {
+		if g := got[name]; g == nil || string(g.Data) != string(w.Data) {
+			t.Errorf("%s: output %s differs: %v, want %v bit for bit", label, name, g, w)
+		}
+	}
+}
+
+// counting is a world of one that counts the reductions it is asked for
+// and the values it sees that bfloat16 cannot hold.
+type counting struct {
+	mu           sync.Mutex
+	calls, notBF int
+}
+
+func (c *counting) Ranks() int { return 1 }
+func (c *counting) AllReduceSum(x []float64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	for _, v := range x {
+		if math.Float32bits(float32(v))&0xffff != 0 {
+			c.notBF++
+		}
+	}
+	return nil
+}
+
+// TestAllReduceBFloat16: with DType bfloat16 the gradients reach the
+// reducer rounded to bfloat16 (the loss, reduced apart, does not); a dtype
+// other than the parameters' or bfloat16 is refused when the graph is
+// built.
+func TestAllReduceBFloat16(t *testing.T) {
+	t.Cleanup(func() { runtime.SetHostReducer(nil) })
+	const rows = 4
+	g := build(t, lsqSpec(tensors.Float32, 1, 1, rows, &train.AllReduce{DType: tensors.BFloat16, BucketBytes: 1 << 20}))
+	n := &counting{}
+	runtime.SetHostReducer(n)
+	out := graphtest.Run(t, g, lsqFeeds(tensors.Float32, 1, 1, rows, 5))
+	if n.calls != 2 || n.notBF > 1 {
+		t.Errorf("%d reductions with %d values bfloat16 cannot hold; want 2 with at most the loss", n.calls, n.notBF)
+	}
+	if !out[train.FiniteName].Bools()[0] {
+		t.Error("the step was not applied")
+	}
+	err := graphs.Try(func() {
+		train.Build(lsqSpec(tensors.Float32, 1, 1, rows, &train.AllReduce{DType: tensors.Float16}))
+	})
+	if err == nil || !strings.Contains(err.Error(), "all-reduce dtype float16") {
+		t.Errorf("float16 all-reduce: %v", err)
+	}
+}
+
+// TestAllReduceOneRank: with a group of one rank, the step graph with
+// AllReduce nodes gives the plain step's outputs bit for bit, for one and
+// several steps per run, one and several micro-batches, and every bucket
+// size; the reducer is called once per bucket and once for the loss in
+// every step, so the nodes did run.
+func TestAllReduceOneRank(t *testing.T) {
+	t.Cleanup(func() { runtime.SetHostReducer(nil) })
+	for _, c := range []struct {
+		dt          tensors.DType
+		perRun, k   int
+		bucketBytes int64
+		buckets     int
+	}{
+		{tensors.Float64, 1, 1, 0, 2},
+		{tensors.Float64, 3, 2, 0, 2},
+		{tensors.Float64, 1, 2, 16, 2},      // w (24 bytes) fills a bucket; b is the rest
+		{tensors.Float64, 3, 1, 1 << 20, 1}, // one bucket: flattened, concatenated, sliced
+		{tensors.Float32, 2, 2, 1 << 20, 1},
+		{tensors.Float32, 1, 1, 0, 2},
+	} {
+		t.Run(fmt.Sprintf("%v/S%d/K%d/bucket%d", c.dt, c.perRun, c.k, c.bucketBytes), func(t *testing.T) {
+			const rows = 4
+			plain := build(t, lsqSpec(c.dt, c.perRun, c.k, rows, nil))
+			dp := build(t, lsqSpec(c.dt, c.perRun, c.k, rows, &train.AllReduce{BucketBytes: c.bucketBytes}))
+			feeds := lsqFeeds(c.dt, c.perRun, c.k, rows, 5)
+			want := graphtest.Run(t, plain, feeds)
+			n := &counting{}
+			runtime.SetHostReducer(n)
+			got := graphtest.Run(t, dp, feeds)
+			sameOutputs(t, "one rank", got, want)
+			if wantCalls := c.perRun * (c.buckets + 1); n.calls != wantCalls {
+				t.Errorf("%d reductions, want %d (%d buckets and the loss, %d steps)", n.calls, wantCalls, c.buckets, c.perRun)
+			}
+		})
+	}
+}
+
+// pair is a HostReducer shared by two ranks that run in one process (two
+// sessions on two goroutines): the i-th reductions of both ranks meet,
+// are summed in rank order, and both get the sum. Both ranks run one graph,
+// whose AllReduce nodes run in one order, so the i-th calls match.
+type pair struct {
+	mu      sync.Mutex
+	waiting []float64
+	done    chan []float64
+}
+
+func (p *pair) Ranks() int { return 2 }
+
+func (p *pair) AllReduceSum(x []float64) error {
+	p.mu.Lock()
+	if p.waiting == nil {
+		p.waiting = x
+		done := make(chan []float64, 1)
+		p.done = done
+		p.mu.Unlock()
+		sum := <-done
+		copy(x, sum)
+		return nil
+	}
+	first := p.waiting
+	p.waiting = nil
+	done := p.done
+	p.mu.Unlock()
+	if len(first) != len(x) {
+		done <- first
+		return errors.New("the two ranks reduce different lengths")
+	}
+	sum := make([]float64, len(x))
+	for i := range x {
+		sum[i] = first[i] + x[i]
+	}
+	copy(x, sum)
+	done <- sum
+	return nil
+}
+
+// TestAllReduceTwoRanks runs a step on two ranks, each on its half of
+// every batch (one micro-batch each), against one process taking both
+// halves as two micro-batches. The mean of the two ranks' gradients is
+// the accumulated gradient of the two micro-batches with the same
+// roundings ((g0 + g1)·½ either way, in float64), so the parameters and
+// moments must agree bit for bit, and both ranks must end identical.
+func TestAllReduceTwoRanks(t *testing.T) {
+	t.Cleanup(func() { runtime.SetHostReducer(nil) })
+	const rows, perRun = 4, 2
+	dt := tensors.Float64
+	whole := lsqFeeds(dt, perRun, 2, rows, 9)
+	single := graphtest.Run(t, build(t, lsqSpec(dt, perRun, 2, rows, nil)), whole)
+
+	dp := build(t, lsqSpec(dt, perRun, 1, rows, &train.AllReduce{}))
+	// A session runs one call at a time: one session per rank.
+	sessions := []*runtime.Session{graphtest.Session(t, dp), graphtest.Session(t, dp)}
+	runtime.SetHostReducer(&pair{})
+	per := rows * (nIn + 1)
+	outs := make([]map[string]*tensors.Tensor, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for r := range 2 {
+		feeds := map[string]*tensors.Tensor{}
+		for n, v := range whole {
+			feeds[n] = v
+		}
+		// Rank r's batch [S, 1, rows, nIn+1] is micro-batch r of each step.
+		all := whole[train.BatchName].Float64s()
+		var mine []float64
+		for st := range perRun {
+			at := (st*2 + r) * per
+			mine = append(mine, all[at:at+per]...)
+		}
+		feeds[train.BatchName] = tensors.FromFloat64([]int64{perRun, 1, rows, nIn + 1}, mine)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[r], errs[r] = runNamed(sessions[r], feeds)
+		}()
+	}
+	wg.Wait()
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+	}
+	for name := range single {
+		if !train.IsState(name) && name != train.GradNormName && name != train.FiniteName {
+			continue // the losses and the per-parameter sums of squares are per rank
+		}
+		for r := range 2 {
+			if string(outs[r][name].Data) != string(single[name].Data) {
+				t.Errorf("rank %d: %s = %v, want %v bit for bit", r, name, outs[r][name], single[name])
+			}
+		}
+	}
+	if w := outs[0][train.New("w")].Float64s(); !(math.Abs(w[0]-0.3) <= 0.1) {
+		t.Fatalf("w[0] = %v after %d steps from 0.3", w[0], perRun)
+	}
+}
+
+// runNamed runs s with feeds by input name and returns its outputs by
+// name, as graphtest.RunSession does, without a *testing.T (it runs on
+// another goroutine).
+func runNamed(s *runtime.Session, feeds map[string]*tensors.Tensor) (map[string]*tensors.Tensor, error) {
+	var in []*tensors.Tensor
+	for _, n := range s.InputNames() {
+		in = append(in, feeds[n])
+	}
+	out, err := s.Run(in)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]*tensors.Tensor{}
+	for i, n := range s.OutputNames() {
+		m[n] = out[i]
+	}
+	return m, nil
+}
