@@ -274,3 +274,51 @@ func runNamed(s *runtime.Session, feeds map[string]*tensors.Tensor) (map[string]
 	}
 	return m, nil
 }
+
+// TestAllReduceNCCLOneRank runs on a GPU machine only (MOHAWK_TEST_CUDA=1,
+// with NCCL where runtime.FindNCCL looks): with a one-rank NCCL
+// communicator, the step graph's AllReduce nodes call ncclAllReduce on
+// the CUDA provider's stream, and its outputs must equal the plain step's
+// bit for bit.
+func TestAllReduceNCCLOneRank(t *testing.T) {
+	env := graphtest.CUDAEnv(t)
+	nccl, err := runtime.LoadNCCL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("NCCL %s from %s", nccl.Version(), nccl.Path())
+	id, err := nccl.UniqueID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	comm, err := nccl.NewComm(id, 0, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := comm.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	if err := comm.Use(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		perRun, k   int
+		bucketBytes int64
+	}{{1, 1, 0}, {3, 2, 0}, {2, 2, 1 << 20}} {
+		t.Run(fmt.Sprintf("S%d/K%d/bucket%d", c.perRun, c.k, c.bucketBytes), func(t *testing.T) {
+			const rows = 4
+			dt := tensors.Float32
+			plain := build(t, lsqSpec(dt, c.perRun, c.k, rows, nil))
+			dp := build(t, lsqSpec(dt, c.perRun, c.k, rows, &train.AllReduce{BucketBytes: c.bucketBytes}))
+			feeds := lsqFeeds(dt, c.perRun, c.k, rows, 5)
+			want := graphtest.RunSession(t, graphtest.SessionOn(t, env, plain), plain, feeds)
+			got := graphtest.RunSession(t, graphtest.SessionOn(t, env, dp), dp, feeds)
+			sameOutputs(t, "NCCL, one rank", got, want)
+			if err := comm.AsyncError(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
