@@ -83,8 +83,9 @@ func (s ncclSearch) find() (string, error) {
 	}
 	patterns := s.patterns()
 	for _, pat := range patterns {
-		matches, _ := filepath.Glob(pat)                   // patterns are well formed
-		sort.Sort(sort.Reverse(sort.StringSlice(matches))) // the newest CUDA or Python first
+		// The patterns are well formed; the newest CUDA or Python first.
+		matches, _ := filepath.Glob(pat)
+		sort.Sort(sort.Reverse(sort.StringSlice(matches)))
 		for _, m := range matches {
 			if st, err := os.Stat(m); err == nil && !st.IsDir() {
 				return m, nil
@@ -137,7 +138,8 @@ type NCCL struct {
 	version int
 }
 
-var loaded struct {
+// ncclLibs holds the libraries loaded, by path.
+var ncclLibs struct {
 	sync.Mutex
 	byPath map[string]*NCCL
 }
@@ -155,9 +157,9 @@ func LoadNCCL() (*NCCL, error) {
 // loader searches for), once per path, and checks that its version is at
 // least MinNCCLVersion.
 func OpenNCCL(path string) (*NCCL, error) {
-	loaded.Lock()
-	defer loaded.Unlock()
-	if n := loaded.byPath[path]; n != nil {
+	ncclLibs.Lock()
+	defer ncclLibs.Unlock()
+	if n := ncclLibs.byPath[path]; n != nil {
 		return n, nil
 	}
 	cPath := C.CString(path)
@@ -176,10 +178,10 @@ func OpenNCCL(path string) (*NCCL, error) {
 		return nil, fmt.Errorf("NCCL %s is version %s; mohawk needs %s or newer: %s", path, ncclVersion(n.version),
 			ncclVersion(MinNCCLVersion), ncclInstall)
 	}
-	if loaded.byPath == nil {
-		loaded.byPath = map[string]*NCCL{}
+	if ncclLibs.byPath == nil {
+		ncclLibs.byPath = map[string]*NCCL{}
 	}
-	loaded.byPath[path] = n
+	ncclLibs.byPath[path] = n
 	return n, nil
 }
 
