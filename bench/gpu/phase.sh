@@ -2,7 +2,7 @@
 # GPU measurement phases (docs/benchmarks.md and docs/results.md quote their
 # output with these exact commands). Run from the repository root on the GPU
 # machine after the ONNX Runtime CUDA staging of ../shared/docs/GPU.md:
-#   bench/gpu/phase.sh A|B|…|W OUTDIR
+#   bench/gpu/phase.sh A|B|…|Y OUTDIR
 # Environment: PIPELINE (binary, default bin/pipeline), SHARED (default
 # ../shared), QUICK=1 shrinks every size for a dry rehearsal on a CPU box
 # (PROVIDER=cpu).
@@ -362,7 +362,7 @@ T|U)
     done
   fi
   ;;
-W)
+Y)
   # Data parallelism's NCCL layer at world size 1 (issue 21). The GPU test
   # ($TRAIN_TEST, graphs/train's test binary: go test -c -o bin/train.test
   # ./graphs/train) runs step graphs with AllReduce nodes over a one-rank
