@@ -8,6 +8,7 @@ package runtime
 import "C"
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -316,21 +317,23 @@ func (c *NCCLComm) release(abort bool) error {
 }
 
 // HostReducer is what the AllReduce op's CPU kernel reduces over: a process
-// group whose ranks talk over the host (such as a TCP ring).
+// group whose ranks talk over the host. Its methods are those of the
+// launcher's dist.Comm, which therefore is one.
 type HostReducer interface {
-	// Ranks is the number of ranks, this one included.
-	Ranks() int
-	// AllReduceSum replaces x, in place, with the element-wise sum of x
-	// over all ranks (every rank passes the same length).
-	AllReduceSum(x []float64) error
+	// Size is the number of ranks, this one included.
+	Size() int
+	// AllReduce replaces buf, on every rank, by the element-wise sum of buf
+	// over the ranks, the same bits on every rank; all ranks pass buffers
+	// of one length.
+	AllReduce(ctx context.Context, buf []float32) error
 }
 
 // SingleRank is the HostReducer of a world of one: the AllReduce op is then
 // the identity, bit for bit.
 type SingleRank struct{}
 
-func (SingleRank) Ranks() int                   { return 1 }
-func (SingleRank) AllReduceSum([]float64) error { return nil }
+func (SingleRank) Size() int                                  { return 1 }
+func (SingleRank) AllReduce(context.Context, []float32) error { return nil }
 
 var hostGroup struct {
 	sync.Mutex
@@ -346,8 +349,10 @@ func SetHostReducer(r HostReducer) {
 }
 
 // hostReduce replaces the n elements of ONNX element type typ at p with
-// their mean over the registered HostReducer's ranks: a float64 sum,
-// divided by the rank count and rounded once to the element type.
+// their mean over the registered HostReducer's ranks: the float32 sum,
+// divided by the rank count and rounded once to the element type. A
+// float32 sum would round float64 values, so float64 takes only a group of
+// one, where the op is the identity.
 func hostReduce(typ int, p unsafe.Pointer, n int) error {
 	hostGroup.Lock()
 	r := hostGroup.r
@@ -356,47 +361,41 @@ func hostReduce(typ int, p unsafe.Pointer, n int) error {
 		return errors.New("no host reducer is registered in this process (runtime.SetHostReducer; " +
 			"runtime.SingleRank for one process)")
 	}
-	ranks := r.Ranks()
+	ranks := r.Size()
 	if ranks < 1 {
 		return fmt.Errorf("the host reducer has %d ranks", ranks)
 	}
-	x := make([]float64, n)
+	var x []float32
 	switch tensors.DType(typ) {
 	case tensors.Float32:
-		for i, v := range unsafe.Slice((*float32)(p), n) {
-			x[i] = float64(v)
+		x = unsafe.Slice((*float32)(p), n) // reduced in place
+	case tensors.BFloat16:
+		x = make([]float32, n)
+		for i, v := range unsafe.Slice((*uint16)(p), n) {
+			x[i] = tensors.BFloat16ToFloat32(v)
 		}
 	case tensors.Float64:
-		copy(x, unsafe.Slice((*float64)(p), n))
-	case tensors.BFloat16:
-		for i, v := range unsafe.Slice((*uint16)(p), n) {
-			x[i] = float64(tensors.BFloat16ToFloat32(v))
+		if ranks == 1 {
+			return nil
 		}
+		return fmt.Errorf("float64 over %d ranks: the host reducer sums float32; train in float32", ranks)
 	default:
-		return fmt.Errorf("element type %d is not float32, float64 or bfloat16", typ)
+		return fmt.Errorf("element type %d is not float32 or bfloat16", typ)
 	}
-	if err := r.AllReduceSum(x); err != nil {
+	if err := r.AllReduce(context.Background(), x); err != nil {
 		return fmt.Errorf("host all-reduce of %d elements: %w", n, err)
 	}
-	if len(x) != n {
-		return fmt.Errorf("the host reducer returned %d elements for %d", len(x), n)
-	}
-	scale := float64(ranks)
-	switch tensors.DType(typ) {
-	case tensors.Float32:
-		out := unsafe.Slice((*float32)(p), n)
-		for i, v := range x {
-			out[i] = float32(v / scale)
-		}
-	case tensors.Float64:
-		out := unsafe.Slice((*float64)(p), n)
-		for i, v := range x {
-			out[i] = v / scale
-		}
-	case tensors.BFloat16:
+	scale := float32(ranks)
+	if tensors.DType(typ) == tensors.BFloat16 {
 		out := unsafe.Slice((*uint16)(p), n)
 		for i, v := range x {
-			out[i] = tensors.Float32ToBFloat16(float32(v / scale))
+			out[i] = tensors.Float32ToBFloat16(v / scale)
+		}
+		return nil
+	}
+	if ranks > 1 {
+		for i := range x {
+			x[i] /= scale
 		}
 	}
 	return nil

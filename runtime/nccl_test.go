@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -238,9 +239,9 @@ type otherRanks struct {
 	calls int
 }
 
-func (o *otherRanks) Ranks() int { return o.ranks }
+func (o *otherRanks) Size() int { return o.ranks }
 
-func (o *otherRanks) AllReduceSum(x []float64) error {
+func (o *otherRanks) AllReduce(_ context.Context, x []float32) error {
 	o.calls++
 	if o.err != nil {
 		return o.err
@@ -248,7 +249,7 @@ func (o *otherRanks) AllReduceSum(x []float64) error {
 	for i := range x {
 		s := x[i]
 		for k := 1; k < o.ranks; k++ {
-			s += x[i] + float64(k)
+			s += x[i] + float32(k)
 		}
 		x[i] = s
 	}
@@ -257,8 +258,9 @@ func (o *otherRanks) AllReduceSum(x []float64) error {
 
 // TestAllReduceHost runs the AllReduce op's CPU kernel: with SingleRank it
 // returns its input bit for bit (NaN, ±Inf, −0 and subnormals included);
-// with a group of four it returns the mean, computed here independently;
-// without a reducer, or with a failing one, the run fails and says why.
+// with a group of four it returns the mean, computed here independently
+// (float64 is refused there, as the reducer sums float32); without a
+// reducer, or with a failing one, the run fails and says why.
 func TestAllReduceHost(t *testing.T) {
 	env := needORT(t)
 	t.Cleanup(func() { SetHostReducer(nil) })
@@ -286,6 +288,12 @@ func TestAllReduceHost(t *testing.T) {
 			SetHostReducer(four)
 			small := tensors.FromFloat64([]int64{5}, []float64{0, 1, -2, 0.5, 100}).Convert(dt)
 			out, err = s.Run([]*tensors.Tensor{small})
+			if dt == tensors.Float64 {
+				if err == nil || !strings.Contains(err.Error(), "AllReduce: float64 over 4 ranks") || four.calls != 0 {
+					t.Errorf("float64 over four ranks: %v, %d calls; want an error and none", err, four.calls)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
