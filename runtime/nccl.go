@@ -220,6 +220,17 @@ func (n *NCCL) check(call string, rc C.int) error {
 // ranks (over the launcher's rendezvous), which all pass it to NewComm.
 type NCCLID [C.MH_NCCL_ID_BYTES]byte
 
+// ParseNCCLID is the NCCLID whose bytes are b (such as the launcher's
+// rendezvous blob, made from rank 0's id[:]).
+func ParseNCCLID(b []byte) (NCCLID, error) {
+	var id NCCLID
+	if len(b) != len(id) {
+		return id, fmt.Errorf("NCCL unique id of %d bytes; want %d (rank 0's NCCL.UniqueID)", len(b), len(id))
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
 // UniqueID makes a new NCCLID (ncclGetUniqueId).
 func (n *NCCL) UniqueID() (NCCLID, error) {
 	var id NCCLID

@@ -152,6 +152,12 @@ func TestOpenNCCL(t *testing.T) {
 	if err != nil || id[0] != 7 || id[127] != 7 {
 		t.Errorf("UniqueID = %v…, %v; want 128 bytes of 7", id[:4], err)
 	}
+	if back, err := ParseNCCLID(id[:]); err != nil || back != id {
+		t.Errorf("ParseNCCLID(id) = %v…, %v", back[:4], err)
+	}
+	if _, err := ParseNCCLID(id[:100]); err == nil || !strings.Contains(err.Error(), "100 bytes; want 128") {
+		t.Errorf("ParseNCCLID(100 bytes) = %v", err)
+	}
 	if again, err := OpenNCCL(good); err != nil || again != n {
 		t.Errorf("second OpenNCCL = %p, %v; want the first, %p", again, err, n)
 	}

@@ -1,11 +1,17 @@
 package train_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/gob"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -219,23 +225,11 @@ func TestAllReduceTwoRanks(t *testing.T) {
 	// A session runs one call at a time: one session per rank.
 	sessions := []*runtime.Session{graphtest.Session(t, dp), graphtest.Session(t, dp)}
 	runtime.SetHostReducer(&pair{})
-	per := rows * (nIn + 1)
 	outs := make([]map[string]*tensors.Tensor, 2)
 	errs := make([]error, 2)
 	var wg sync.WaitGroup
 	for r := range 2 {
-		feeds := map[string]*tensors.Tensor{}
-		for n, v := range whole {
-			feeds[n] = v
-		}
-		// Rank r's batch [S, 1, rows, nIn+1] is micro-batch r of each step.
-		all := whole[train.BatchName].Float32s()
-		var mine []float32
-		for st := range perRun {
-			at := (st*2 + r) * per
-			mine = append(mine, all[at:at+per]...)
-		}
-		feeds[train.BatchName] = tensors.FromFloat32([]int64{perRun, 1, rows, nIn + 1}, mine)
+		feeds := rankFeeds(whole, r, perRun, rows)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -249,8 +243,8 @@ func TestAllReduceTwoRanks(t *testing.T) {
 		}
 	}
 	for name := range single {
-		if !train.IsState(name) && name != train.GradNormName && name != train.FiniteName {
-			continue // the losses and the per-parameter sums of squares are per rank
+		if !shared(name) {
+			continue
 		}
 		for r := range 2 {
 			if string(outs[r][name].Data) != string(single[name].Data) {
@@ -261,6 +255,32 @@ func TestAllReduceTwoRanks(t *testing.T) {
 	if w := outs[0][train.New("w")].Float32s(); !(math.Abs(float64(w[0])-0.3) <= 0.1) {
 		t.Fatalf("w[0] = %v after %d steps from 0.3", w[0], perRun)
 	}
+}
+
+// rankFeeds are rank r's inputs of two: whole's, with micro-batch r of
+// each step of whole's batch [S, 2, rows, nIn+1] as its batch [S, 1, rows,
+// nIn+1].
+func rankFeeds(whole map[string]*tensors.Tensor, r, perRun, rows int) map[string]*tensors.Tensor {
+	feeds := map[string]*tensors.Tensor{}
+	for n, v := range whole {
+		feeds[n] = v
+	}
+	per := rows * (nIn + 1)
+	all := whole[train.BatchName].Float32s()
+	var mine []float32
+	for st := range perRun {
+		at := (st*2 + r) * per
+		mine = append(mine, all[at:at+per]...)
+	}
+	feeds[train.BatchName] = tensors.FromFloat32([]int64{int64(perRun), 1, int64(rows), nIn + 1}, mine)
+	return feeds
+}
+
+// shared reports whether a step output is the same on every rank: the
+// state and the gradient norm and finiteness, but not the losses and the
+// per-parameter sums of squares.
+func shared(name string) bool {
+	return train.IsState(name) || name == train.GradNormName || name == train.FiniteName
 }
 
 // runNamed runs s with feeds by input name and returns its outputs by
@@ -327,5 +347,143 @@ func TestAllReduceNCCLOneRank(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// childRank is set in the child processes of TestAllReduceNCCLTwoGPUs to
+// "rank hex-id output-file".
+const childRank = "MOHAWK_TRAIN_TEST_NCCL_RANK"
+
+// TestAllReduceNCCLTwoGPUs runs on a machine with two GPUs only
+// (MOHAWK_TEST_CUDA=1; nvidia-smi lists them): two processes, one per GPU
+// (CUDA_VISIBLE_DEVICES), join one NCCL communicator and run the
+// two-rank step of TestAllReduceTwoRanks; both ranks must end with the
+// same state bit for bit, equal to one process's two micro-batches
+// within float32 rounding (bit for bit as well, logged, where the GPU
+// computes each micro-batch's gradient alike in and out of the Loop).
+func TestAllReduceNCCLTwoGPUs(t *testing.T) {
+	graphtest.CUDAEnv(t) // skips without MOHAWK_TEST_CUDA
+	list, err := exec.Command("nvidia-smi", "-L").Output()
+	if n := strings.Count(string(list), "GPU "); err != nil || n < 2 {
+		t.Skipf("needs two GPUs; nvidia-smi -L: %d GPUs, %v", n, err)
+	}
+	nccl, err := runtime.LoadNCCL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := nccl.UniqueID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cmds := make([]*exec.Cmd, 2)
+	outs := make([]*bytes.Buffer, 2)
+	for r := range 2 {
+		cmds[r] = exec.Command(os.Args[0], "-test.run=^TestChildNCCLRank$", "-test.v")
+		cmds[r].Env = append(os.Environ(), fmt.Sprintf("CUDA_VISIBLE_DEVICES=%d", r),
+			fmt.Sprintf("%s=%d %s %s", childRank, r, hex.EncodeToString(id[:]), filepath.Join(dir, fmt.Sprint(r))))
+		outs[r] = &bytes.Buffer{}
+		cmds[r].Stdout, cmds[r].Stderr = outs[r], outs[r]
+		if err := cmds[r].Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for r, c := range cmds {
+		if err := c.Wait(); err != nil || !strings.Contains(outs[r].String(), "--- PASS: TestChildNCCLRank") {
+			t.Fatalf("rank %d: %v\n%s", r, err, outs[r])
+		}
+	}
+	got := make([]map[string][]byte, 2)
+	for r := range 2 {
+		f, err := os.Open(filepath.Join(dir, fmt.Sprint(r)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = gob.NewDecoder(f).Decode(&got[r])
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	const rows, perRun = 4, 2
+	whole := lsqFeeds(tensors.Float32, perRun, 2, rows, 9)
+	plain := build(t, lsqSpec(tensors.Float32, perRun, 2, rows, nil))
+	single := graphtest.RunSession(t, graphtest.SessionOn(t, graphtest.CUDAEnv(t), plain), plain, whole)
+	bitwise := true
+	for name, want := range single {
+		if !shared(name) {
+			continue
+		}
+		if string(got[0][name]) != string(got[1][name]) {
+			t.Errorf("%s differs between the ranks", name)
+		}
+		if name == train.FiniteName {
+			bitwise = bitwise && string(got[0][name]) == string(want.Data)
+			continue
+		}
+		g := tensors.Tensor{DType: tensors.Float32, Shape: want.Shape, Data: got[0][name]}
+		for i, w := range want.Float32s() {
+			v := g.Float32s()[i]
+			bitwise = bitwise && math.Float32bits(v) == math.Float32bits(w)
+			if d := math.Abs(float64(v - w)); !(d <= 1e-6*math.Abs(float64(w))+1e-12) {
+				t.Errorf("%s[%d]: two GPUs %g, one process %g", name, i, v, w)
+			}
+		}
+	}
+	t.Logf("two GPUs against one process's two micro-batches: bit for bit %v", bitwise)
+}
+
+// TestChildNCCLRank is one rank of TestAllReduceNCCLTwoGPUs.
+func TestChildNCCLRank(t *testing.T) {
+	spec := os.Getenv(childRank)
+	if spec == "" {
+		t.Skip("runs only as a child process of TestAllReduceNCCLTwoGPUs")
+	}
+	var rank int
+	var hexID, out string
+	if _, err := fmt.Sscan(spec, &rank, &hexID, &out); err != nil {
+		t.Fatalf("%s=%q: %v", childRank, spec, err)
+	}
+	raw, err := hex.DecodeString(hexID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := runtime.ParseNCCLID(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := graphtest.CUDAEnv(t)
+	nccl, err := runtime.LoadNCCL()
+	if err != nil {
+		t.Fatal(err)
+	}
+	comm, err := nccl.NewComm(id, rank, 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer comm.Close()
+	if err := comm.Use(); err != nil {
+		t.Fatal(err)
+	}
+	const rows, perRun = 4, 2
+	whole := lsqFeeds(tensors.Float32, perRun, 2, rows, 9)
+	dp := build(t, lsqSpec(tensors.Float32, perRun, 1, rows, &train.AllReduce{}))
+	res := graphtest.RunSession(t, graphtest.SessionOn(t, env, dp), dp, rankFeeds(whole, rank, perRun, rows))
+	if err := comm.AsyncError(); err != nil {
+		t.Fatal(err)
+	}
+	state := map[string][]byte{}
+	for n, v := range res {
+		state[n] = v.Data
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gob.NewEncoder(f).Encode(state); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
