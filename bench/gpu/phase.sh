@@ -371,7 +371,7 @@ Y)
   # (pretrain, then distill) bf16 steps without AllReduce nodes, with them
   # per tensor, in 25 MiB buckets, and without again (the plain runs
   # bracket the others): the losses must be equal and tokens/s within 2%.
-  [ -n "${TRAIN_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $TRAIN_TEST -test.run 'TestAllReduceNCCL' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|NCCL|error" | tee "$out/cuda-test.txt"
+  [ -n "${TRAIN_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $TRAIN_TEST -test.run 'TestAllReduceNCCL' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|NCCL|bit for bit|error" | tee "$out/cuda-test.txt"
   for st in pretrain distill; do
     S3="--teacher $(q phi-1.5 phi-1.5:1) --stage $st --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs $(q 5 1) --provider $PROV --tf32 --precision bf16"
     run nccl_$st 200 $P bench-stage $S3 >/dev/null
