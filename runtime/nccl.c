@@ -67,6 +67,11 @@ char *mh_nccl_open(const char *path, mh_nccl **out) {
 	return NULL;
 }
 
+void mh_nccl_close(mh_nccl *lib) {
+	dlclose(lib->h);
+	free(lib);
+}
+
 int mh_nccl_version(mh_nccl *lib, int *v) { return lib->get_version(v); }
 
 int mh_nccl_unique_id(mh_nccl *lib, void *id) {

@@ -172,10 +172,12 @@ func OpenNCCL(path string) (*NCCL, error) {
 	n := &NCCL{lib: lib, path: path}
 	var v C.int
 	if err := n.check("ncclGetVersion", C.mh_nccl_version(lib, &v)); err != nil {
+		C.mh_nccl_close(lib)
 		return nil, err
 	}
 	n.version = int(v)
 	if n.version < MinNCCLVersion {
+		C.mh_nccl_close(lib)
 		return nil, fmt.Errorf("NCCL %s is version %s; mohawk needs %s or newer: %s", path, ncclVersion(n.version),
 			ncclVersion(MinNCCLVersion), ncclInstall)
 	}

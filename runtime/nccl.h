@@ -15,6 +15,9 @@ typedef struct mh_nccl mh_nccl;
 // or the missing symbol.
 char *mh_nccl_open(const char *path, mh_nccl **lib);
 
+// mh_nccl_close unloads a library that is not kept (one too old).
+void mh_nccl_close(mh_nccl *lib);
+
 // NCCL calls; each returns NCCL's ncclResult_t.
 int mh_nccl_version(mh_nccl *lib, int *version);
 int mh_nccl_unique_id(mh_nccl *lib, void *id);

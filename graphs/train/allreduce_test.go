@@ -276,12 +276,9 @@ func rankFeeds(whole map[string]*tensors.Tensor, r, perRun, rows int) map[string
 	return feeds
 }
 
-// shared reports whether a step output is the same on every rank: the
-// state and the gradient norm and finiteness, but not the losses and the
-// per-parameter sums of squares.
-func shared(name string) bool {
-	return train.IsState(name) || name == train.GradNormName || name == train.FiniteName
-}
+// shared reports whether a step output is the same on every rank: all
+// but the losses.
+func shared(name string) bool { return name != train.LossName }
 
 // runNamed runs s with feeds by input name and returns its outputs by
 // name, as graphtest.RunSession does, without a *testing.T (it runs on
