@@ -270,9 +270,9 @@ func (n *NCCL) NewComm(id NCCLID, rank, ranks, device int) (*NCCLComm, error) {
 	return &NCCLComm{nccl: n, comm: comm, rank: rank, ranks: ranks}, nil
 }
 
-// Rank is this process's rank; Ranks is the world size.
-func (c *NCCLComm) Rank() int  { return c.rank }
-func (c *NCCLComm) Ranks() int { return c.ranks }
+// Rank is this process's rank; Size is the world size (as in dist.Comm).
+func (c *NCCLComm) Rank() int { return c.rank }
+func (c *NCCLComm) Size() int { return c.ranks }
 
 // Use makes c the communicator the AllReduce op's CUDA kernel reduces over,
 // in every session of this process, until Close, Abort or another Use.
