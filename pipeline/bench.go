@@ -136,9 +136,15 @@ type StageBenchOptions struct {
 	Runs int `json:"runs"`
 	// StateOnHost copies parameters and moments to the host after every run
 	// (the behaviour before resident state), for before/after comparisons.
-	StateOnHost bool           `json:"state_on_host"`
-	Precision   string         `json:"precision"` // fp32 or bf16 (training.precision)
-	Runtime     runtime.Config `json:"-"`
+	StateOnHost bool   `json:"state_on_host"`
+	Precision   string `json:"precision"` // fp32 or bf16 (training.precision)
+	// AllReduce adds AllReduce nodes over a group of one rank to the step
+	// graph: AllReduceNone, AllReduceHost or AllReduceNCCL; AllReduceDType
+	// (fp32 or bf16) and BucketMB shape them (train.AllReduce).
+	AllReduce      string         `json:"all_reduce,omitempty"`
+	AllReduceDType string         `json:"all_reduce_dtype,omitempty"`
+	BucketMB       float64        `json:"bucket_mb,omitempty"`
+	Runtime        runtime.Config `json:"-"`
 }
 
 // StageResult is a training-stage throughput measurement.
@@ -194,6 +200,11 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 		return nil, err
 	}
 	defer rt.Close()
+	allReduce, release, err := oneRankAllReduce(o.AllReduce, o.AllReduceDType, o.BucketMB, o.Runtime.CUDA.DeviceID)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	defer release()
 	n := (o.Runs + 2) * o.StepsPerRun
 	ids := randomIDs(1, (o.Seq+1)*o.MicroBatch*o.MicroBatches*(n+2), int(t.Config.Vocab), 5).Int64s()
 	stream, err := data.FromTokens("random", ids, 0, int(t.Config.Vocab))
@@ -217,7 +228,7 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 		Ckpt: noCheckpoints{}, Log: log, NonFinite: "stop", StateOnHost: o.StateOnHost}
 	opt := stages.TrainOptions{Steps: n, MicroBatches: o.MicroBatches, MicroBatch: o.MicroBatch, SeqLen: o.Seq, LR: 1e-4,
 		Opt: train.DefaultAdamW(), Schedule: stages.Schedule{Kind: "constant", TotalSteps: n}, StepsPerRun: o.StepsPerRun,
-		Precision: o.Precision}
+		Precision: o.Precision, AllReduce: allReduce}
 	t0 := time.Now()
 	switch o.Stage {
 	case KindOrient, KindAlign:

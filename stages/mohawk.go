@@ -30,6 +30,9 @@ type TrainOptions struct {
 	Precision       string `json:",omitempty"` // "" (float32) or "bf16"
 	// LayerGroup trains Stage 1/2 in groups of this many layers (0: all).
 	LayerGroup int
+	// AllReduce averages each step's gradients over the data-parallel
+	// group registered with mohawk/runtime (nil: no AllReduce nodes).
+	AllReduce *train.AllReduce `json:",omitempty"`
 }
 
 // DistillOptions add Stage 3's choices.
@@ -98,7 +101,7 @@ func (o TrainOptions) spec(name string, ps []train.Param, initial Weights, loss 
 	return TrainSpec{Name: name, Params: ps, Initial: initial, Loss: loss, Opt: o.Opt, LR: o.LR, Schedule: o.Schedule,
 		Steps: o.Steps, MicroBatches: o.MicroBatches, MicroBatch: o.MicroBatch, SeqLen: o.SeqLen,
 		EvalEvery: o.EvalEvery, EvalWindows: o.EvalWindows, CheckpointEvery: o.CheckpointEvery, StepsPerRun: o.StepsPerRun,
-		Precision: o.Precision}
+		Precision: o.Precision, AllReduce: o.AllReduce}
 }
 
 // trainParams turns names into train.Params with shapes from w.

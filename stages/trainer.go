@@ -45,6 +45,9 @@ type TrainSpec struct {
 	// (bfloat16 products with float32 parameters and optimizer state;
 	// emulated on the CPU provider, which has no bfloat16 kernels).
 	Precision string
+	// AllReduce averages each step's gradients over the data-parallel
+	// group registered with mohawk/runtime (nil: none; train.AllReduce).
+	AllReduce *train.AllReduce
 }
 
 // TrainResult summarises a finished training stage.
@@ -446,7 +449,7 @@ func stepGraph(spec TrainSpec, n int, p graphs.MatMulPrecision) (*graphs.Graph, 
 			Name: name, Params: spec.Params, DType: tensors.Float32, StepsPerRun: n,
 			MicroBatches: spec.MicroBatches, BatchDType: tensors.Int64,
 			BatchShape: graphs.S(spec.MicroBatch, spec.SeqLen+1), Loss: spec.Loss, Opt: spec.Opt,
-			Precision: p,
+			Precision: p, AllReduce: spec.AllReduce,
 		})
 	})
 }

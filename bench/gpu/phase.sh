@@ -2,7 +2,7 @@
 # GPU measurement phases (docs/benchmarks.md and docs/results.md quote their
 # output with these exact commands). Run from the repository root on the GPU
 # machine after the ONNX Runtime CUDA staging of ../shared/docs/GPU.md:
-#   bench/gpu/phase.sh A|B|…|S OUTDIR
+#   bench/gpu/phase.sh A|B|…|Y OUTDIR
 # Environment: PIPELINE (binary, default bin/pipeline), SHARED (default
 # ../shared), QUICK=1 shrinks every size for a dry rehearsal on a CPU box
 # (PROVIDER=cpu).
@@ -361,6 +361,24 @@ T|U)
       run stage12 150 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage $st --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 2 --provider $PROV --tf32 --precision bf16 >/dev/null
     done
   fi
+  ;;
+Y)
+  # Data parallelism's NCCL layer at world size 1 (issue 21). The GPU test
+  # ($TRAIN_TEST, graphs/train's test binary: go test -c -o bin/train.test
+  # ./graphs/train) runs step graphs with AllReduce nodes over a one-rank
+  # NCCL communicator against the plain step, bit for bit (and, where
+  # nvidia-smi lists two GPUs, two ranks against one process); then Stage 3
+  # (pretrain, then distill) bf16 steps without AllReduce nodes, with them
+  # per tensor, in 25 MiB buckets, and without again (the plain runs
+  # bracket the others): the losses must be equal and tokens/s within 2%.
+  [ -n "${TRAIN_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $TRAIN_TEST -test.run 'TestAllReduceNCCL' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|NCCL|bit for bit|error" | tee "$out/cuda-test.txt"
+  for st in pretrain distill; do
+    S3="--teacher $(q phi-1.5 phi-1.5:1) --stage $st --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs $(q 5 1) --provider $PROV --tf32 --precision bf16"
+    run nccl_$st 200 $P bench-stage $S3 >/dev/null
+    run nccl_$st 200 $P bench-stage $S3 --all-reduce nccl >/dev/null
+    run nccl_$st 200 $P bench-stage $S3 --all-reduce nccl --bucket-mb 25 >/dev/null
+    run nccl_$st 200 $P bench-stage $S3 >/dev/null
+  done
   ;;
 esac
 # Every result line of the phase, shortened, last in the output.

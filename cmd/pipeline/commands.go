@@ -278,6 +278,9 @@ func cmdBenchStage(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Runs, "runs", 3, "timed runs, between an untimed warm-up run and an untimed last run (which copies the state to the host)")
 	fs.StringVar(&o.Precision, "precision", "fp32", "fp32, or bf16 for bfloat16 products with float32 parameters and state")
 	fs.BoolVar(&o.StateOnHost, "state-on-host", false, "copy parameters and optimizer state to the host after every run (the pre-resident behaviour)")
+	fs.StringVar(&o.AllReduce, "all-reduce", "", "add gradient AllReduce nodes over one rank: host (CPU kernel) or nccl (NCCL on the GPU); results must equal the plain step's")
+	fs.StringVar(&o.AllReduceDType, "all-reduce-dtype", "fp32", "dtype the gradients are reduced in: fp32 or bf16")
+	fs.Float64Var(&o.BucketMB, "bucket-mb", 0, "gradients per AllReduce: buckets of at least this many MiB (0: one AllReduce per tensor)")
 	traffic := fs.Int("traffic", 0, "run nothing: print the bytes the distill step graph's nodes move (as on CUDA) and its N largest (op, shapes) groups")
 	rc := runtimeFlags(fs)
 	if err := parse(fs, args); err != nil {
