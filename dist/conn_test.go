@@ -79,9 +79,12 @@ func TestLoopbackRendezvous(t *testing.T) {
 		}
 	}
 	n := reduceChunk + 3
-	// Values whose float32 sum depends on the order: 1e8 + 1 + 1 = 1e8 (left
-	// to right), 1 + 1 + 1e8 = 100000002.
-	vals := []float32{1e8, 1, 1}
+	// Values whose float32 sum depends on the order: (1 + 1e8) - 1e8 is 0
+	// (1e8 + 1 rounds to 1e8), (-1e8 + 1e8) + 1 is 1.
+	vals := []float32{1, 1e8, -1e8}
+	inOrder := vals[0]
+	inOrder += vals[1]
+	inOrder += vals[2]
 	bufs := make([][]float32, 3)
 	errs = each(conns, func(c *Conn) error {
 		b := make([]float32, n)
@@ -98,7 +101,7 @@ func TestLoopbackRendezvous(t *testing.T) {
 		}
 	}
 	for r, b := range bufs {
-		if want := float32(1e8) + 1 + 1; b[0] != want {
+		if want := inOrder; b[0] != want || want != 0 {
 			t.Errorf("rank %d: element 0 = %v, want %v (rank order)", r, b[0], want)
 		}
 		for _, i := range []int{1, 5, reduceChunk - 1, reduceChunk, n - 1} {
