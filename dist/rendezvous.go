@@ -2,18 +2,17 @@ package dist
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"sort"
 	"sync"
 	"syscall"
 	"time"
+
+	"mohawk/internal/filehash"
 )
 
 // accept is rank 0's side of the rendezvous: listen, take one hello from
@@ -192,16 +191,7 @@ var binaryHash = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	f, err := os.Open(exe)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", exe, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return filehash.SHA256(exe)
 })
 
 // BinaryHash is the SHA-256 of this process's executable, which every rank
