@@ -34,6 +34,19 @@ type RankError struct {
 
 func (e *RankError) Error() string { return fmt.Sprintf("rank %d %s", e.Rank, e.Reason) }
 
+// StoppedError is this rank stopping because another one failed.
+type StoppedError struct {
+	Rank  int // this rank
+	Cause *RankError
+}
+
+func (e *StoppedError) Error() string { return fmt.Sprintf("rank %d stopped: %v", e.Rank, e.Cause) }
+func (e *StoppedError) Unwrap() error { return e.Cause }
+
+// ExitStopped is the exit status of a rank that stopped because another
+// failed (a *StoppedError), so that Spawn names the one that failed.
+const ExitStopped = 75
+
 // ErrClosed is returned by collectives after Close.
 var ErrClosed = errors.New("dist: connection closed")
 
@@ -98,6 +111,27 @@ func newPeer(rank int, c net.Conn) *peer {
 	p := &peer{rank: rank, conn: c, reduce: make(chan []byte, 1), gone: make(chan struct{})}
 	p.last.Store(time.Now().UnixNano())
 	return p
+}
+
+// Read reads from the connection and notes the time: bytes of a large
+// frame in transit show that the peer lives.
+func (p *peer) Read(b []byte) (int, error) {
+	n, err := p.conn.Read(b)
+	if n > 0 {
+		p.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// beat sends a heartbeat unless a frame is being written, which shows
+// life already.
+func (p *peer) beat(timeout time.Duration) {
+	if !p.wmu.TryLock() {
+		return
+	}
+	defer p.wmu.Unlock()
+	p.conn.SetWriteDeadline(time.Now().Add(timeout))
+	writeFrame(p.conn, frameBeat, nil)
 }
 
 // send writes one frame, giving up after timeout (a peer that stopped
@@ -186,17 +220,26 @@ func (c *Conn) Close() error {
 func (c *Conn) fault(e *RankError, tell bool) {
 	c.once.Do(func() {
 		c.err = e
+		b, _ := json.Marshal(e)
+		// The aborts go out before this rank learns of the fault, which
+		// may make it exit; at most a second each, all at once.
+		var wg sync.WaitGroup
+		for _, p := range c.peers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// rank 0 tells every other rank, the one at fault too (it
+				// may live and wait); another rank tells rank 0 of its own
+				// failure.
+				if c.opt.Rank == 0 || (tell && p.rank != e.Rank) {
+					p.send(frameAbort, b, time.Second)
+				}
+				p.conn.Close()
+			}()
+		}
+		wg.Wait()
 		c.cancel(e)
 		close(c.stop)
-		b, _ := json.Marshal(e)
-		for _, p := range c.peers {
-			// rank 0 tells every other rank, the one at fault too (it may
-			// live and wait); another rank tells rank 0 of its own failure.
-			if c.opt.Rank == 0 || (tell && p.rank != e.Rank) {
-				p.send(frameAbort, b, time.Second)
-			}
-			p.conn.Close()
-		}
 	})
 }
 
@@ -204,7 +247,7 @@ func (c *Conn) fault(e *RankError, tell bool) {
 func (c *Conn) read(p *peer) {
 	defer c.wg.Done()
 	for {
-		typ, b, err := readFrame(p.conn)
+		typ, b, err := readFrame(p)
 		if err != nil {
 			select {
 			case <-c.stop:
@@ -214,7 +257,6 @@ func (c *Conn) read(p *peer) {
 			}
 			return
 		}
-		p.last.Store(time.Now().UnixNano())
 		switch typ {
 		case frameReduce:
 			select {
@@ -253,7 +295,7 @@ func (c *Conn) watch() {
 				continue
 			default:
 			}
-			p.send(frameBeat, nil, c.opt.DeadAfter)
+			p.beat(c.opt.DeadAfter)
 			if quiet := time.Since(time.Unix(0, p.last.Load())); quiet > c.opt.DeadAfter {
 				c.fault(&RankError{Rank: p.rank, Reason: fmt.Sprintf("sent nothing for %s (watchdog): it hangs, was stopped, or its host is unreachable",
 					quiet.Round(time.Millisecond))}, false)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,8 +18,9 @@ import (
 
 // The test binary doubles as a rank: with MOHAWK_DIST_HELPER set it joins
 // the job its environment describes and sums a buffer every 20 ms until
-// the job stops, then prints the error and exits 1. MOHAWK_DIST_HELPER=exit
-// makes rank 1 exit with status 3 after joining.
+// the job stops, then prints the error and exits ExitStopped (1 when the
+// error is its own). MOHAWK_DIST_HELPER=exit
+// makes rank 1 exit with status 3 after the first collective.
 func TestMain(m *testing.M) {
 	if mode := os.Getenv("MOHAWK_DIST_HELPER"); mode != "" {
 		os.Exit(helperRank(mode))
@@ -39,12 +41,16 @@ func helperRank(mode string) int {
 		return 2
 	}
 	fmt.Println("joined")
-	if mode == "exit" && l.Rank == 1 {
-		return 3
-	}
-	for {
+	for i := 0; ; i++ {
+		if mode == "exit" && l.Rank == 1 && i == 1 { // after one collective: every rank has said "joined"
+			return 3
+		}
 		if err := c.AllReduce(context.Background(), make([]float32, 16)); err != nil {
 			fmt.Println("error:", err)
+			var re *RankError
+			if errors.As(err, &re) && re.Rank != l.Rank {
+				return ExitStopped
+			}
 			return 1
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -79,7 +85,7 @@ func startRanks(t *testing.T, n int) []*rankProcess {
 		}
 		p := &rankProcess{cmd: cmd, out: bufio.NewScanner(stdout), done: make(chan string, 1)}
 		ps[r] = p
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		t.Cleanup(func() { cmd.Process.Kill() })
 	}
 	for r, p := range ps {
 		if !p.out.Scan() || p.out.Text() != "joined" {
@@ -119,8 +125,8 @@ func TestKilledOrStoppedRank(t *testing.T) {
 					if !strings.Contains(last, c.want) {
 						t.Errorf("rank %d said %q, want %q", r, last, c.want)
 					}
-					if code := ps[r].cmd.ProcessState.ExitCode(); code != 1 {
-						t.Errorf("rank %d exited with %d, want 1", r, code)
+					if code := ps[r].cmd.ProcessState.ExitCode(); code != ExitStopped {
+						t.Errorf("rank %d exited with %d, want %d", r, code, ExitStopped)
 					}
 				case <-time.After(c.bound):
 					t.Fatalf("rank %d still runs %s after rank 1 got %v", r, c.bound, c.sig)
@@ -150,5 +156,50 @@ func TestSpawn(t *testing.T) {
 		if !strings.Contains(out.String(), fmt.Sprintf("[rank %d] joined", r)) {
 			t.Errorf("no line from rank %d:\n%s", r, out.String())
 		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the ranks' writers and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestSpawnForwardsSignals: a SIGTERM to the launcher reaches every rank.
+func TestSpawnForwardsSignals(t *testing.T) {
+	out := &syncBuffer{}
+	t.Setenv("MOHAWK_DIST_HELPER", "loop")
+	done := make(chan error, 1)
+	go func() {
+		done <- Spawn(context.Background(), SpawnOptions{N: 2, Exe: os.Args[0], Args: []string{"-test.run=^$"}, Out: out, Grace: 5 * time.Second})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(out.String(), "joined") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the ranks did not join:\n%s", out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGTERM) // Spawn has signal.Notify'd it
+	select {
+	case err := <-done:
+		var ee *ExitError
+		if !errors.As(err, &ee) || ee.Signal != syscall.SIGTERM.String() {
+			t.Fatalf("got %v, want a rank ended by SIGTERM\n%s", err, out)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the ranks still run 10 s after SIGTERM:\n%s", out)
 	}
 }

@@ -48,9 +48,7 @@ func (c *Conn) accept(ctx context.Context) error {
 		if reason := c.admit(h); reason != "" {
 			writeFrame(conn, frameReject, []byte(reason))
 			conn.Close()
-			for _, p := range c.peers {
-				p.send(frameReject, []byte(reason), time.Second)
-			}
+			c.rejectRest(ln, h.Rank, reason, deadline)
 			return errors.New(reason)
 		}
 		c.peers[h.Rank] = newPeer(h.Rank, conn)
@@ -73,6 +71,31 @@ func (c *Conn) accept(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// rejectRest tells the ranks that joined, and those still coming (for up
+// to 10 s), why the job cannot start: rank bad's reason.
+func (c *Conn) rejectRest(ln net.Listener, bad int, reason string, deadline time.Time) {
+	told := map[int]bool{bad: true}
+	for r, p := range c.peers {
+		p.send(frameReject, []byte(reason), time.Second)
+		told[r] = true
+	}
+	if d := time.Now().Add(10 * time.Second); d.Before(deadline) {
+		deadline = d
+	}
+	ln.(*net.TCPListener).SetDeadline(deadline)
+	for len(told) < c.opt.Size-1 {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		if h, err := readHello(conn, deadline); err == nil {
+			writeFrame(conn, frameReject, []byte(reason))
+			told[h.Rank] = true
+		}
+		conn.Close()
+	}
 }
 
 // admit checks a hello against rank 0's own; "" admits it.

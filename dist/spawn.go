@@ -36,6 +36,8 @@ type ExitError struct {
 	Rank   int
 	Code   int    // exit status, -1 when killed by a signal
 	Signal string // the signal that killed it
+
+	afterStop bool // it ended after the launcher began stopping the ranks
 }
 
 func (e *ExitError) Error() string {
@@ -111,15 +113,19 @@ func Spawn(ctx context.Context, o SpawnOptions) error {
 // supervise waits for the ranks, passing signals on and stopping the rest
 // when one fails.
 func supervise(ctx context.Context, o SpawnOptions, cmds []*exec.Cmd, exits chan *ExitError, sigs chan os.Signal, outs *sync.WaitGroup) error {
-	var first *ExitError
+	var failed []*ExitError // in the order they ended
 	var kill <-chan time.Time
 	done := ctx.Done()
 	for left := len(cmds); left > 0; {
 		select {
 		case e := <-exits:
 			left--
-			if e != nil && first == nil {
-				first = e
+			if e == nil {
+				continue
+			}
+			e.afterStop = kill != nil
+			failed = append(failed, e)
+			if kill == nil { // the first failure: stop the others
 				signalAll(cmds, syscall.SIGTERM)
 				kill = time.After(o.Grace)
 			}
@@ -133,8 +139,21 @@ func supervise(ctx context.Context, o SpawnOptions, cmds []*exec.Cmd, exits chan
 		}
 	}
 	outs.Wait()
-	if first != nil {
-		return first
+	return blame(failed)
+}
+
+// blame names the rank that failed on its own: the first failure that is
+// neither a rank stopped because another failed (ExitStopped) nor one that
+// ended on the launcher's SIGTERM; else the first failure.
+func blame(failed []*ExitError) error {
+	for _, e := range failed {
+		ours := e.afterStop && (e.Signal == syscall.SIGTERM.String() || e.Code == 130)
+		if e.Code != ExitStopped && !ours {
+			return e
+		}
+	}
+	if len(failed) > 0 {
+		return failed[0]
 	}
 	return nil
 }

@@ -83,7 +83,7 @@ func (r *ranks) finish(err error) error {
 	if jobErr := r.conn.Err(); jobErr != nil && !errors.Is(jobErr, dist.ErrClosed) {
 		var re *dist.RankError
 		if errors.As(jobErr, &re) && re.Rank != r.conn.Rank() {
-			return fmt.Errorf("rank %d stopped: %w", r.conn.Rank(), jobErr)
+			return &dist.StoppedError{Rank: r.conn.Rank(), Cause: re}
 		}
 		return err
 	}
