@@ -306,13 +306,21 @@ func (c *Conn) watch() {
 }
 
 // Barrier returns once every rank has called it.
-func (c *Conn) Barrier(ctx context.Context) error { return c.reduceChunk(ctx, nil) }
+func (c *Conn) Barrier(ctx context.Context) error { return reduceChunk[float32](ctx, c, nil) }
 
 // AllReduce sums buf over the ranks in rank order (rank 0 adds them up and
-// sends the result back), in chunks of reduceChunk values.
-func (c *Conn) AllReduce(ctx context.Context, buf []float32) error {
-	for lo := 0; lo < len(buf) || lo == 0; lo += reduceChunk {
-		if err := c.reduceChunk(ctx, buf[lo:min(len(buf), lo+reduceChunk)]); err != nil {
+// sends the result back), in chunks of chunkValues values.
+func (c *Conn) AllReduce(ctx context.Context, buf []float32) error { return allReduce(ctx, c, buf) }
+
+// AllReduce64 is AllReduce for float64 buffers, added in float64: what the
+// CPU kernel of the step graph's AllReduce op (the nccl branch's host
+// reducer) sums gradients with, so that two ranks' mean of two float32
+// micro-batch gradients rounds once, as one process's does.
+func (c *Conn) AllReduce64(ctx context.Context, buf []float64) error { return allReduce(ctx, c, buf) }
+
+func allReduce[T float32 | float64](ctx context.Context, c *Conn, buf []T) error {
+	for lo := 0; lo < len(buf) || lo == 0; lo += chunkValues {
+		if err := reduceChunk(ctx, c, buf[lo:min(len(buf), lo+chunkValues)]); err != nil {
 			return err
 		}
 		if len(buf) == 0 {
@@ -322,7 +330,7 @@ func (c *Conn) AllReduce(ctx context.Context, buf []float32) error {
 	return nil
 }
 
-func (c *Conn) reduceChunk(ctx context.Context, buf []float32) error {
+func reduceChunk[T float32 | float64](ctx context.Context, c *Conn, buf []T) error {
 	if err := c.Err(); err != nil {
 		return err
 	}
@@ -332,16 +340,16 @@ func (c *Conn) reduceChunk(ctx context.Context, buf []float32) error {
 		if err := p.send(frameReduce, encodeReduce(c.seq, buf), c.opt.CollectiveTimeout); err != nil {
 			return c.failed(fmt.Errorf("collective %d: send to rank 0: %w", c.seq, err))
 		}
-		x, err := c.receive(ctx, p)
+		x, err := receive[T](ctx, c, p, len(buf))
 		if err != nil {
 			return err
 		}
 		copy(buf, x)
 		return nil
 	}
-	got := make([][]float32, c.opt.Size)
+	got := make([][]T, c.opt.Size)
 	for r := 1; r < c.opt.Size; r++ {
-		x, err := c.receive(ctx, c.peers[r])
+		x, err := receive[T](ctx, c, c.peers[r], len(buf))
 		if err != nil {
 			return err
 		}
@@ -364,8 +372,9 @@ func (c *Conn) reduceChunk(ctx context.Context, buf []float32) error {
 }
 
 // receive waits for p's part of the current collective and checks that it
-// is one: the same sequence number and length as this rank's.
-func (c *Conn) receive(ctx context.Context, p *peer) ([]float32, error) {
+// is one: the same sequence number, element type and length n as this
+// rank's.
+func receive[T float32 | float64](ctx context.Context, c *Conn, p *peer, n int) ([]T, error) {
 	timer := time.NewTimer(c.opt.CollectiveTimeout)
 	defer timer.Stop()
 	var b []byte
@@ -376,7 +385,7 @@ func (c *Conn) receive(ctx context.Context, p *peer) ([]float32, error) {
 	case <-p.gone:
 		select { // a part sent just before the goodbye still counts
 		case b = <-p.reduce:
-			return c.decode(p, b)
+			return decode[T](c, p, b, n)
 		default:
 		}
 		c.fault(&RankError{Rank: p.rank, Reason: fmt.Sprintf("finished and closed its connection while this rank waited in collective %d: the ranks ran different work", c.seq)}, false)
@@ -387,14 +396,18 @@ func (c *Conn) receive(ctx context.Context, p *peer) ([]float32, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	return c.decode(p, b)
+	return decode[T](c, p, b, n)
 }
 
 // decode reads p's part of the current collective.
-func (c *Conn) decode(p *peer, b []byte) ([]float32, error) {
-	seq, x, err := decodeReduce(b)
-	if err == nil && seq != c.seq {
+func decode[T float32 | float64](c *Conn, p *peer, b []byte, n int) ([]T, error) {
+	seq, x, err := decodeReduce[T](b)
+	switch {
+	case err != nil:
+	case seq != c.seq:
 		err = fmt.Errorf("is at collective %d while rank %d is at %d: the ranks ran different work", seq, c.opt.Rank, c.seq)
+	case len(x) != n:
+		err = fmt.Errorf("sent %d values to collective %d where rank %d has %d: the ranks ran different work", len(x), c.seq, c.opt.Rank, n)
 	}
 	if err != nil {
 		c.fault(&RankError{Rank: p.rank, Reason: err.Error()}, false)

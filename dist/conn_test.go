@@ -78,7 +78,7 @@ func TestLoopbackRendezvous(t *testing.T) {
 			t.Errorf("rank %d: blob %q", r, conns[r].Blob())
 		}
 	}
-	n := reduceChunk + 3
+	n := chunkValues + 3
 	// Values whose float32 sum depends on the order: (1 + 1e8) - 1e8 is 0
 	// (1e8 + 1 rounds to 1e8), (-1e8 + 1e8) + 1 is 1.
 	vals := []float32{1, 1e8, -1e8}
@@ -104,7 +104,7 @@ func TestLoopbackRendezvous(t *testing.T) {
 		if want := inOrder; b[0] != want || want != 0 {
 			t.Errorf("rank %d: element 0 = %v, want %v (rank order)", r, b[0], want)
 		}
-		for _, i := range []int{1, 5, reduceChunk - 1, reduceChunk, n - 1} {
+		for _, i := range []int{1, 5, chunkValues - 1, chunkValues, n - 1} {
 			var want float32
 			for q := range 3 {
 				want += float32(q*i%7) + 0.25
@@ -243,5 +243,61 @@ func TestCollectiveTimeout(t *testing.T) {
 	}
 	if err := conns[1].Err(); err == nil || !strings.Contains(err.Error(), "rank 1 did not reach") {
 		t.Errorf("rank 1 was told %v", err)
+	}
+}
+
+// TestAllReduce64 sums in float64: 1 + 2⁻³⁰ survives, where float32 would
+// round it to 1.
+func TestAllReduce64(t *testing.T) {
+	conns, errs := joinAll(t, 3, nil)
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	tiny := math.Ldexp(1, -30)
+	got := make([][]float64, 3)
+	errs = each(conns, func(c *Conn) error {
+		got[c.Rank()] = []float64{[]float64{1, tiny, 0}[c.Rank()], float64(c.Rank())}
+		return c.AllReduce64(context.Background(), got[c.Rank()])
+	})
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+		if got[r][0] != 1+tiny || got[r][1] != 3 || float32(got[r][0]) != 1 {
+			t.Errorf("rank %d: %v, want [1+2^-30 3]", r, got[r])
+		}
+	}
+}
+
+// TestCollectiveMismatch: ranks that call a collective with different
+// lengths or element types are stopped, the odd rank named.
+func TestCollectiveMismatch(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		odd  func(c *Conn) error
+		want string
+	}{
+		{"length", func(c *Conn) error { return c.AllReduce(context.Background(), make([]float32, 4)) },
+			"rank 1 sent 4 values to collective 1 where rank 0 has 3"},
+		{"element type", func(c *Conn) error { return c.AllReduce64(context.Background(), make([]float64, 3)) },
+			"rank 1 sent 8-byte values where this rank reduces 4-byte ones"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conns, errs := joinAll(t, 2, nil)
+			if err := errors.Join(errs...); err != nil {
+				t.Fatal(err)
+			}
+			errs = each(conns, func(cn *Conn) error {
+				if cn.Rank() == 1 {
+					return c.odd(cn)
+				}
+				return cn.AllReduce(context.Background(), make([]float32, 3))
+			})
+			for r, err := range errs {
+				if err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Errorf("rank %d: %v, want %q", r, err, c.want)
+				}
+			}
+		})
 	}
 }

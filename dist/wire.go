@@ -25,8 +25,8 @@ const (
 // maxFrame bounds a payload; AllReduce sends larger buffers in chunks.
 const maxFrame = 1 << 28
 
-// reduceChunk is the number of float32 values per AllReduce frame.
-const reduceChunk = 1 << 22
+// chunkValues is the number of float32 values per AllReduce frame.
+const chunkValues = 1 << 22
 
 // protocolVersion changes whenever frames change meaning.
 const protocolVersion = 1
@@ -78,25 +78,49 @@ func writeJSON(w io.Writer, typ byte, v any) error {
 	return writeFrame(w, typ, b)
 }
 
-// encodeReduce is a reduce frame's payload.
-func encodeReduce(seq uint64, x []float32) []byte {
-	b := make([]byte, 8+4*len(x))
+// encodeReduce is a reduce frame's payload: the sequence number, the
+// element width (4 or 8) and the values.
+func encodeReduce[T float32 | float64](seq uint64, x []T) []byte {
+	w := width[T]()
+	b := make([]byte, 9+w*len(x))
 	binary.LittleEndian.PutUint64(b, seq)
+	b[8] = byte(w)
 	for i, v := range x {
-		binary.LittleEndian.PutUint32(b[8+4*i:], math.Float32bits(v))
+		if w == 4 {
+			binary.LittleEndian.PutUint32(b[9+4*i:], math.Float32bits(float32(v)))
+		} else {
+			binary.LittleEndian.PutUint64(b[9+8*i:], math.Float64bits(float64(v)))
+		}
 	}
 	return b
 }
 
-func decodeReduce(b []byte) (uint64, []float32, error) {
-	if len(b) < 8 || (len(b)-8)%4 != 0 {
-		return 0, nil, fmt.Errorf("malformed reduce frame of %d bytes", len(b))
+func decodeReduce[T float32 | float64](b []byte) (uint64, []T, error) {
+	w := width[T]()
+	if len(b) < 9 || (len(b)-9)%w != 0 {
+		return 0, nil, fmt.Errorf("sent a malformed reduce frame of %d bytes", len(b))
 	}
-	x := make([]float32, (len(b)-8)/4)
+	if int(b[8]) != w {
+		return 0, nil, fmt.Errorf("sent %d-byte values where this rank reduces %d-byte ones: the ranks ran different work", b[8], w)
+	}
+	x := make([]T, (len(b)-9)/w)
 	for i := range x {
-		x[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[8+4*i:]))
+		if w == 4 {
+			x[i] = T(math.Float32frombits(binary.LittleEndian.Uint32(b[9+4*i:])))
+		} else {
+			x[i] = T(math.Float64frombits(binary.LittleEndian.Uint64(b[9+8*i:])))
+		}
 	}
 	return binary.LittleEndian.Uint64(b), x, nil
+}
+
+// width is the size of T in bytes.
+func width[T float32 | float64]() int {
+	var z T
+	if _, ok := any(z).(float32); ok {
+		return 4
+	}
+	return 8
 }
 
 func netJoin(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
