@@ -196,7 +196,8 @@ func meanOf(vs []*graphs.Value) *graphs.Value {
 // the activation memory by one group's. Each group checkpoints separately.
 // A hybrid student's attention layers are skipped: their distance is
 // reported as 0 (they are the teacher's), and a group of attention layers
-// only is not trained.
+// only is not trained. With e.Shard set, this process trains only its
+// share of the groups and the processes merge their results.
 func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 	c := e.Student.Config
 	res := &Result{}
@@ -228,7 +229,11 @@ func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, lr := range gs {
+	lo, hi := 0, len(gs)
+	if e.Shard != nil {
+		lo, hi = e.Shard.Range(len(gs))
+	}
+	for _, lr := range gs[lo:hi] {
 		names := namesOf(lr)
 		if len(names) == 0 {
 			continue
@@ -251,6 +256,11 @@ func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 		}
 		e.Student.Weights = merge(e.Student.Weights, tr.Weights)
 		res.Train = combine(res.Train, tr)
+	}
+	if e.Shard != nil {
+		if res.Train, err = e.shardResult(namesOf(layerRange{0, c.Layers}), res.Train); err != nil {
+			return nil, err
+		}
 	}
 	after, err := distances()
 	if err != nil {

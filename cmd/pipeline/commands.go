@@ -63,6 +63,8 @@ func cmdRun(ctx context.Context, args []string) error {
 	fs := flags("run", "FILE [key=value ...] [--provider P] [--dry-run]")
 	provider := fs.String("provider", "", "execution provider: cpu, cuda or tensorrt (overrides runtime.provider)")
 	dry := fs.Bool("dry-run", false, "validate and print the plan with token, step and memory figures; run nothing")
+	nproc := fs.Int("nproc-per-node", 1, "start N local ranks of this run; under torchrun, Slurm, Open MPI or a PyTorchJob the ranks come from the environment")
+	port := fs.Int("master-port", 0, "rendezvous port for --nproc-per-node (0: a free one)")
 	file, overrides, err := splitArgs(fs, args)
 	if err != nil {
 		return err
@@ -71,7 +73,11 @@ func cmdRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, err = pipeline.Run(ctx, cfg, file, pipeline.RunOptions{DryRun: *dry, Provider: *provider})
+	ranks, err := launch(ctx, args, *nproc, *port, *dry)
+	if ranks == nil || err != nil {
+		return err
+	}
+	_, err = pipeline.Run(ctx, cfg, file, pipeline.RunOptions{DryRun: *dry, Provider: *provider, Ranks: ranks})
 	return err
 }
 

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"mohawk/dist"
 	"mohawk/stages"
 )
 
@@ -77,6 +78,10 @@ func run(args []string) int {
 		return 130
 	}
 	fmt.Fprintf(os.Stderr, "pipeline %s: %v\n", args[0], err)
+	var stopped *dist.StoppedError
+	if errors.As(err, &stopped) { // another rank failed: the launcher names that one
+		return dist.ExitStopped
+	}
 	return 1
 }
 
