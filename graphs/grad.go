@@ -19,6 +19,9 @@ func Gradients(loss *Value, wrt ...*Value) []*Value {
 	if !loss.DType.IsFloat() || loss.Shape.NumElements() != D(1) {
 		panic(errorf("Gradients", "loss %v must be a float tensor with one element", loss))
 	}
+	if g.gradFrom == 0 {
+		g.gradFrom = len(g.nodes) + 1
+	}
 	useful := map[*Value]bool{}
 	for _, w := range wrt {
 		if !g.encloses(w.g) {
@@ -66,6 +69,7 @@ func Gradients(loss *Value, wrt ...*Value) []*Value {
 		return ps[0]
 	}
 	nodes := g.nodes
+	recomputed := map[int]map[*Node]*Node{} // segment → its nodes' copies
 	for i := len(nodes) - 1; i >= 0; i-- {
 		n := nodes[i]
 		if n.def.NoGrad {
@@ -89,7 +93,18 @@ func Gradients(loss *Value, wrt ...*Value) []*Value {
 		if n.def.Grad == nil {
 			panic(errorf("Gradients", "op %s has no gradient rule", n.Op))
 		}
-		gins := n.def.Grad(n, gouts, need)
+		m := n // the node differentiated: n or its recomputed copy
+		if n.seg != 0 {
+			cs, ok := recomputed[n.seg]
+			if !ok {
+				cs = recomputeSegment(g, nodes, n.seg, firstNonNil(gouts))
+				recomputed[n.seg] = cs
+			}
+			if c := cs[n]; c != nil {
+				m = c
+			}
+		}
+		gins := n.def.Grad(m, gouts, need)
 		if len(gins) != len(n.Inputs) {
 			panic(errorf("Gradients", "bug in VJP for %s: %d adjoints for %d inputs", n.Op, len(gins), len(n.Inputs)))
 		}
@@ -122,6 +137,15 @@ func Gradients(loss *Value, wrt ...*Value) []*Value {
 		}
 	}
 	return out
+}
+
+func firstNonNil(vs []*Value) *Value {
+	for _, v := range vs {
+		if v != nil {
+			return v
+		}
+	}
+	return nil
 }
 
 func onesTensor(dt tensors.DType, shape []int64) *tensors.Tensor {

@@ -141,10 +141,13 @@ type StageBenchOptions struct {
 	// AllReduce adds AllReduce nodes over a group of one rank to the step
 	// graph: AllReduceNone, AllReduceHost or AllReduceNCCL; AllReduceDType
 	// (fp32 or bf16) and BucketMB shape them (train.AllReduce).
-	AllReduce      string         `json:"all_reduce,omitempty"`
-	AllReduceDType string         `json:"all_reduce_dtype,omitempty"`
-	BucketMB       float64        `json:"bucket_mb,omitempty"`
-	Runtime        runtime.Config `json:"-"`
+	AllReduce      string  `json:"all_reduce,omitempty"`
+	AllReduceDType string  `json:"all_reduce_dtype,omitempty"`
+	BucketMB       float64 `json:"bucket_mb,omitempty"`
+	// Recompute and LossChunk are training.recompute and training.loss_chunk.
+	Recompute string         `json:"recompute,omitempty"`
+	LossChunk int            `json:"loss_chunk,omitempty"`
+	Runtime   runtime.Config `json:"-"`
 }
 
 // StageResult is a training-stage throughput measurement.

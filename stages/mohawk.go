@@ -33,6 +33,13 @@ type TrainOptions struct {
 	// AllReduce averages each step's gradients over the data-parallel
 	// group registered with mohawk/runtime (nil: no AllReduce nodes).
 	AllReduce *train.AllReduce `json:",omitempty"`
+	// Recompute is training.recompute: "" (none) or "layers", where the
+	// backward pass recomputes each student layer's forward from its saved
+	// input (graphs.Graph.SetRecompute).
+	Recompute string `json:",omitempty"`
+	// LossChunk is training.loss_chunk: Stage 3's soft cross-entropy in
+	// chunks of this many tokens (0: in one piece).
+	LossChunk int `json:",omitempty"`
 }
 
 // DistillOptions add Stage 3's choices.
@@ -101,7 +108,7 @@ func (o TrainOptions) spec(name string, ps []train.Param, initial Weights, loss 
 	return TrainSpec{Name: name, Params: ps, Initial: initial, Loss: loss, Opt: o.Opt, LR: o.LR, Schedule: o.Schedule,
 		Steps: o.Steps, MicroBatches: o.MicroBatches, MicroBatch: o.MicroBatch, SeqLen: o.SeqLen,
 		EvalEvery: o.EvalEvery, EvalWindows: o.EvalWindows, CheckpointEvery: o.CheckpointEvery, StepsPerRun: o.StepsPerRun,
-		Precision: o.Precision, AllReduce: o.AllReduce}
+		Precision: o.Precision, AllReduce: o.AllReduce, Recompute: o.Recompute == RecomputeLayers}
 }
 
 // trainParams turns names into train.Params with shapes from w.

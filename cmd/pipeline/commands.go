@@ -288,6 +288,9 @@ func cmdBenchStage(ctx context.Context, args []string) error {
 	fs.StringVar(&o.AllReduceDType, "all-reduce-dtype", "fp32", "dtype the gradients are reduced in: fp32 or bf16")
 	fs.Float64Var(&o.BucketMB, "bucket-mb", 0, "gradients per AllReduce: buckets of at least this many MiB (0: one AllReduce per tensor)")
 	traffic := fs.Int("traffic", 0, "run nothing: print the bytes the distill step graph's nodes move (as on CUDA) and its N largest (op, shapes) groups")
+	memory := fs.Bool("memory", false, "run nothing: print the distill step graph's liveness peak and the tensors live there by kind")
+	fs.StringVar(&o.Recompute, "recompute", "", "training.recompute: empty (none) or layers")
+	fs.IntVar(&o.LossChunk, "loss-chunk", 0, "training.loss_chunk: tokens per soft cross-entropy chunk (0: one piece)")
 	rc := runtimeFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -307,6 +310,14 @@ func cmdBenchStage(ctx context.Context, args []string) error {
 		printTraffic(r, *traffic)
 		return nil
 	}
+	if *memory {
+		r, err := pipeline.StageMemory(o)
+		if err != nil {
+			return err
+		}
+		printMemory(r)
+		return nil
+	}
 	o.Runtime = rc()
 	r, err := pipeline.BenchStage(ctx, o, os.Stderr)
 	if err != nil {
@@ -321,6 +332,17 @@ func printTraffic(r *pipeline.TrafficResult, n int) {
 	fmt.Printf("%8s %9s %6s  %s\n", "calls", "GB", "share", "op and shapes")
 	for _, row := range r.Rows[:min(n, len(r.Rows))] {
 		fmt.Printf("%8d %9.2f %5.1f%%  %-12s %s\n", row.Calls, float64(row.Bytes)/1e9, 100*float64(row.Bytes)/float64(r.BytesPerStep), row.Op, row.Shapes)
+	}
+}
+
+// printMemory prints r's peak and its live tensors by kind.
+func printMemory(r *pipeline.MemoryResult) {
+	fmt.Printf("%d nodes; peak %.2f GB of node outputs + %.2f GB resident = %.2f GB (%s, micro-batch %d, seq %d, recompute %q, loss chunk %d)\n",
+		r.Nodes, float64(r.PeakBytes)/1e9, float64(r.ResidentBytes)/1e9, float64(r.TotalBytes)/1e9, r.Precision, r.MicroBatch, r.Seq, r.Recompute, r.LossChunk)
+	fmt.Printf("peak in the %s pass at %s\n", r.PeakPhase, r.PeakNode)
+	fmt.Printf("%6s %9s  %s\n", "count", "GB", "live at the peak")
+	for _, row := range r.Rows {
+		fmt.Printf("%6d %9.2f  %s\n", row.Count, float64(row.Bytes)/1e9, row.Kind)
 	}
 }
 

@@ -1,0 +1,107 @@
+package pipeline
+
+import (
+	"fmt"
+	"sort"
+
+	"mohawk/graphs"
+	"mohawk/graphs/models/phi"
+)
+
+// MemoryRow is one kind of tensor live at a step graph's peak.
+type MemoryRow struct {
+	Kind  string `json:"kind"`
+	Count int    `json:"count"`
+	Bytes int64  `json:"bytes"`
+}
+
+// MemoryResult is the liveness analysis of a stage's step graph
+// (graphs.AnalyzeLiveness): the largest set of tensors live at once.
+type MemoryResult struct {
+	StageBenchOptions
+	Nodes int `json:"nodes"`
+	// PeakBytes is the node outputs live at the peak; ResidentBytes the
+	// graph's inputs (parameters, moments, batch) and initializers (the
+	// frozen teacher and student weights, constants); TotalBytes both.
+	PeakBytes     int64       `json:"peak_bytes"`
+	ResidentBytes int64       `json:"resident_bytes"`
+	TotalBytes    int64       `json:"total_bytes"`
+	PeakNode      string      `json:"peak_node"` // op and shapes of the node running at the peak
+	PeakPhase     string      `json:"peak_phase"`
+	Rows          []MemoryRow `json:"rows"` // largest first
+}
+
+// StageMemory builds o's Stage 3 step graph without a runtime (as
+// StageTraffic does) and reports its liveness peak, the live tensors
+// grouped by phase (saved by the forward pass for the backward, or made
+// by the backward) and kind (shape class).
+func StageMemory(o StageBenchOptions) (*MemoryResult, error) {
+	g, tc, err := distillStepGraph(o, "--memory")
+	if err != nil {
+		return nil, err
+	}
+	return stepMemory(g, tc, o), nil
+}
+
+// stepMemory analyses the step graph g of a model shaped like tc.
+func stepMemory(g *graphs.Graph, tc phi.Config, o StageBenchOptions) *MemoryResult {
+	l := graphs.AnalyzeLiveness(g)
+	r := &MemoryResult{StageBenchOptions: o, Nodes: len(g.AllNodes()), PeakBytes: l.PeakBytes,
+		ResidentBytes: l.InputBytes + l.InitBytes, TotalBytes: l.Total()}
+	back := g.BackwardStart()
+	if l.PeakNode != nil {
+		r.PeakNode = l.PeakNode.Op + " " + nodeShapes(l.PeakNode)
+		r.PeakPhase = phaseOf(l.PeakIndex, back)
+	}
+	byKind := map[string]*MemoryRow{}
+	index := map[*graphs.Node]int{}
+	for i, n := range g.Nodes() {
+		index[n] = i
+	}
+	bt := int64(o.MicroBatch * o.Seq)
+	for _, v := range l.Live {
+		k := phaseOf(index[v.Node()], back) + " " + tensorKind(v, bt, tc)
+		row := byKind[k]
+		if row == nil {
+			row = &MemoryRow{Kind: k}
+			byKind[k] = row
+		}
+		row.Count++
+		row.Bytes += v.Bytes()
+	}
+	for _, row := range byKind {
+		r.Rows = append(r.Rows, *row)
+	}
+	sort.Slice(r.Rows, func(i, j int) bool {
+		if r.Rows[i].Bytes != r.Rows[j].Bytes {
+			return r.Rows[i].Bytes > r.Rows[j].Bytes
+		}
+		return r.Rows[i].Kind < r.Rows[j].Kind
+	})
+	return r
+}
+
+func phaseOf(i, backwardStart int) string {
+	if i < backwardStart {
+		return "forward (saved)"
+	}
+	return "backward"
+}
+
+// tensorKind classes a tensor of a step over bt tokens by its shape.
+func tensorKind(v *graphs.Value, bt int64, tc phi.Config) string {
+	n := v.Shape.NumElements().K
+	switch {
+	case n == bt*tc.Vocab:
+		return "logits-sized [B,T,V]"
+	case v.Rank() >= 5:
+		return "SSD chunk tensors (rank 5)"
+	case n == bt*tc.Intermediate:
+		return "MLP-sized [B,T,F]"
+	case n == bt*tc.Hidden:
+		return "hidden-sized [B,T,D]"
+	case n%bt == 0:
+		return fmt.Sprintf("per-token [B,T,%d]", n/bt)
+	}
+	return "other"
+}
