@@ -12,9 +12,16 @@ func (g *Graph) SetRecompute(on bool) { g.root.recompute = on }
 // inner values of one segment at a time instead of all of them, for one more
 // forward pass of the segment. Segments do not nest (an inner call belongs
 // to the outer segment), and only nodes of g itself belong to it.
-func (g *Graph) Recomputed(fn func()) {
+func (g *Graph) Recomputed(fn func()) { g.segment(g.root.recompute, fn) }
+
+// AlwaysRecomputed is Recomputed whatever the graph's recompute setting:
+// for work split into chunks only so that one chunk's values are live at a
+// time (a loss over a large vocabulary, losses.TimeChunked).
+func (g *Graph) AlwaysRecomputed(fn func()) { g.segment(true, fn) }
+
+func (g *Graph) segment(on bool, fn func()) {
 	r := g.root
-	if !r.recompute || r.seg != 0 {
+	if !on || r.seg != 0 {
 		fn()
 		return
 	}
@@ -28,8 +35,11 @@ func (g *Graph) Recomputed(fn func()) {
 // creation order) and returns each copied node's copy. A node whose inputs
 // all come from outside the segment and are not computed (graph inputs
 // such as parameters, initializers, integer data) is not copied: the
-// original serves and is kept for the backward pass. Float values
-// computed outside the segment (the segment's input) enter the copy as
+// original serves and is kept for the backward pass. Nor is a Slice or
+// Gather that reads only values from outside the segment (a chunk's part
+// of a large input): its original output is kept, and counts as an input
+// from outside. Float values computed outside the segment (the segment's
+// input) enter the copy as
 // v + 0·e, e one element of grad, an adjoint the backward pass has already
 // computed: the copy cannot run before the backward pass reaches the
 // segment, and no pass that merges identical nodes (ONNX Runtime's common
@@ -54,12 +64,19 @@ func recomputeSegment(g *Graph, nodes []*Node, seg int, grad *Value) map[*Node]*
 		return c
 	}
 	out := map[*Node]*Node{}
+	entry := map[*Value]bool{} // outputs of uncopied entry slices
 	for _, n := range nodes {
 		if n.seg != seg {
 			continue
 		}
 		if holdsGraph(n) {
 			panic(errorf("Gradients", "recomputation segment holds %s node with a subgraph; build it outside Recomputed", n.Op))
+		}
+		if x := n.Inputs[0]; (n.Op == "Slice" || n.Op == "Gather") && (x.kind != kindNode || x.node.seg != seg || entry[x]) {
+			for _, o := range n.Outputs {
+				entry[o] = true
+			}
+			continue
 		}
 		ins := make([]*Value, len(n.Inputs))
 		copied := false
@@ -70,7 +87,7 @@ func recomputeSegment(g *Graph, nodes []*Node, seg int, grad *Value) map[*Node]*
 			}
 			if c, ok := copies[in]; ok {
 				ins[j], copied = c, true
-			} else if in.kind == kindNode && in.g == g && in.node.seg != seg && in.DType.IsFloat() {
+			} else if in.kind == kindNode && in.g == g && (in.node.seg != seg || entry[in]) && in.DType.IsFloat() {
 				ins[j], copied = tie(in), true
 			}
 		}

@@ -59,8 +59,24 @@ func stepMemory(g *graphs.Graph, tc phi.Config, o StageBenchOptions) *MemoryResu
 		index[n] = i
 	}
 	bt := int64(o.MicroBatch * o.Seq)
+	state := map[string]bool{} // the shapes of parameters and moments
+	for _, v := range g.Inputs() {
+		state[v.Shape.String()] = true
+	}
+	outs, _ := g.Outputs()
+	isOut := map[*graphs.Value]bool{}
+	for _, v := range outs {
+		isOut[v] = true
+	}
 	for _, v := range l.Live {
-		k := phaseOf(index[v.Node()], back) + " " + tensorKind(v, bt, tc)
+		kind := tensorKind(v, bt, tc)
+		switch {
+		case isOut[v]:
+			kind = "updated parameters and moments (outputs)"
+		case state[v.Shape.String()]:
+			kind = "parameter-shaped (gradients, weight casts)"
+		}
+		k := phaseOf(index[v.Node()], back) + " " + kind
 		row := byKind[k]
 		if row == nil {
 			row = &MemoryRow{Kind: k}

@@ -72,7 +72,12 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs
 	if nl < c.Layers || opt.NoLogits {
 		return out
 	}
-	f := layers.LayerNorm(p, "backbone.final_layernorm", h, c.Eps)
-	out.Logits = layers.Linear(p, "lm_head", f, c.Vocab, true)
+	out.Logits = Head(p, c, h)
 	return out
+}
+
+// Head is the final LayerNorm and LM head on the last layer's output h
+// [B, T, D] (any T: a chunk of positions gives that chunk's logits).
+func Head(p layers.Params, c Config, h *graphs.Value) *graphs.Value {
+	return layers.Linear(p, "lm_head", layers.LayerNorm(p, "backbone.final_layernorm", h, c.Eps), c.Vocab, true)
 }
