@@ -116,7 +116,14 @@ func Gradients(loss *Value, wrt ...*Value) []*Value {
 			if gi.DType != in.DType || !gi.Shape.Equal(in.Shape) {
 				panic(errorf("Gradients", "bug in VJP for %s: adjoint %v for input %v", n.Op, gi, in))
 			}
-			parts[in] = append(parts[in], gi)
+			if n.seg != 0 && (in.kind != kindNode || in.g != g) && len(parts[in]) > 0 {
+				// A parameter's gradient from a segment is summed as it
+				// comes, so that many segments' contributions are not all
+				// kept until the end.
+				parts[in] = []*Value{Add(adjoint(in), gi)}
+			} else {
+				parts[in] = append(parts[in], gi)
+			}
 		}
 	}
 	isWrt := map[*Value]bool{}

@@ -231,7 +231,7 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 		Ckpt: noCheckpoints{}, Log: log, NonFinite: "stop", StateOnHost: o.StateOnHost}
 	opt := stages.TrainOptions{Steps: n, MicroBatches: o.MicroBatches, MicroBatch: o.MicroBatch, SeqLen: o.Seq, LR: 1e-4,
 		Opt: train.DefaultAdamW(), Schedule: stages.Schedule{Kind: "constant", TotalSteps: n}, StepsPerRun: o.StepsPerRun,
-		Precision: o.Precision, AllReduce: allReduce}
+		Precision: o.Precision, AllReduce: allReduce, Recompute: o.Recompute, LossChunk: o.LossChunk}
 	t0 := time.Now()
 	switch o.Stage {
 	case KindOrient, KindAlign:
@@ -345,19 +345,7 @@ func (nopProgress) Set(int, string) {}
 func (nopProgress) Done()           {}
 
 // peakRSS is the process's peak resident memory (VmHWM), 0 where unknown.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
+func peakRSS() int64 { return procStatus("VmHWM:") }
 
 // benchDir is where benchmark sessions keep large exported graphs.
 func benchDir() string { return filepath.Join(os.TempDir(), "mohawk-bench") }

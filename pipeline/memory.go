@@ -2,10 +2,18 @@ package pipeline
 
 import (
 	"fmt"
+	"os"
+	gc "runtime"
 	"sort"
+	"strconv"
+	"strings"
 
+	"mohawk/export"
 	"mohawk/graphs"
 	"mohawk/graphs/models/phi"
+	"mohawk/graphs/train"
+	"mohawk/runtime"
+	"mohawk/tensors"
 )
 
 // MemoryRow is one kind of tensor live at a step graph's peak.
@@ -29,6 +37,9 @@ type MemoryResult struct {
 	PeakNode      string      `json:"peak_node"` // op and shapes of the node running at the peak
 	PeakPhase     string      `json:"peak_phase"`
 	Rows          []MemoryRow `json:"rows"` // largest first
+	// MeasuredBytes is the rise of resident memory during one run
+	// (MeasureStageMemory), 0 when not measured.
+	MeasuredBytes int64 `json:"measured_bytes,omitempty"`
 }
 
 // StageMemory builds o's Stage 3 step graph without a runtime (as
@@ -120,4 +131,77 @@ func tensorKind(v *graphs.Value, bt int64, tc phi.Config) string {
 		return fmt.Sprintf("per-token [B,T,%d]", n/bt)
 	}
 	return "other"
+}
+
+// MeasureStageMemory is StageMemory plus one run of the step graph on
+// o.Runtime's provider (zero weights and state, token 0 throughout: the
+// same buffers a real step allocates): MeasuredBytes is how far the
+// process's resident memory rose above its level before the run (the
+// kernel's high-water mark, reset first), which on the CPU provider is
+// ONNX Runtime's arena for the run's buffers and outputs; less the copy of
+// the outputs that Run makes in Go memory. On a GPU provider
+// the device memory is not seen here (use nvidia-smi).
+func MeasureStageMemory(o StageBenchOptions) (*MemoryResult, error) {
+	g, tc, err := distillStepGraph(o, "--memory")
+	if err != nil {
+		return nil, err
+	}
+	r := stepMemory(g, tc, o)
+	data, err := export.Marshal(g, export.Options{})
+	if err != nil {
+		return nil, err
+	}
+	rt, err := runtime.Open(o.Runtime, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer rt.Close()
+	var ins []string
+	var feeds []*tensors.Tensor
+	for _, v := range g.Inputs() {
+		ins = append(ins, v.Name())
+		t := tensors.Zeros(v.DType, v.Shape.Sizes()...)
+		if v.Name() == train.StepName {
+			t = tensors.FromFloat64([]int64{1}, []float64{1}).Convert(v.DType)
+		}
+		feeds = append(feeds, t)
+	}
+	_, outs := g.Outputs()
+	s, err := rt.NewSession(g.Name, data, ins, outs)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	data = nil
+	gc.GC()
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		return nil, fmt.Errorf("memory: reset the high-water mark: %w", err)
+	}
+	before := procStatus("VmRSS:")
+	res, err := s.Run(feeds)
+	if err != nil {
+		return nil, err
+	}
+	// Run copies the outputs into Go memory, which the graph does not hold.
+	var copied int64
+	for _, t := range res {
+		copied += int64(len(t.Data))
+	}
+	r.MeasuredBytes = procStatus("VmHWM:") - before - copied
+	return r, nil
+}
+
+// procStatus is a /proc/self/status field in bytes (0 if unreadable).
+func procStatus(field string) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }

@@ -288,7 +288,8 @@ func cmdBenchStage(ctx context.Context, args []string) error {
 	fs.StringVar(&o.AllReduceDType, "all-reduce-dtype", "fp32", "dtype the gradients are reduced in: fp32 or bf16")
 	fs.Float64Var(&o.BucketMB, "bucket-mb", 0, "gradients per AllReduce: buckets of at least this many MiB (0: one AllReduce per tensor)")
 	traffic := fs.Int("traffic", 0, "run nothing: print the bytes the distill step graph's nodes move (as on CUDA) and its N largest (op, shapes) groups")
-	memory := fs.Bool("memory", false, "run nothing: print the distill step graph's liveness peak and the tensors live there by kind")
+	memory := fs.Bool("memory", false, "print the distill step graph's liveness peak and the tensors live there by kind, without a runtime")
+	measure := fs.Bool("measure", false, "with --memory: also run one step on the provider and print how far resident memory rose (the CPU provider's arena)")
 	fs.StringVar(&o.Recompute, "recompute", "", "training.recompute: empty (none) or layers")
 	fs.IntVar(&o.LossChunk, "loss-chunk", 0, "training.loss_chunk: tokens per soft cross-entropy chunk (0: one piece)")
 	rc := runtimeFlags(fs)
@@ -311,7 +312,12 @@ func cmdBenchStage(ctx context.Context, args []string) error {
 		return nil
 	}
 	if *memory {
-		r, err := pipeline.StageMemory(o)
+		o.Runtime = rc()
+		measureFn := pipeline.StageMemory
+		if *measure {
+			measureFn = pipeline.MeasureStageMemory
+		}
+		r, err := measureFn(o)
 		if err != nil {
 			return err
 		}
@@ -340,6 +346,10 @@ func printMemory(r *pipeline.MemoryResult) {
 	fmt.Printf("%d nodes; peak %.2f GB of node outputs + %.2f GB resident = %.2f GB (%s, micro-batch %d, seq %d, recompute %q, loss chunk %d)\n",
 		r.Nodes, float64(r.PeakBytes)/1e9, float64(r.ResidentBytes)/1e9, float64(r.TotalBytes)/1e9, r.Precision, r.MicroBatch, r.Seq, r.Recompute, r.LossChunk)
 	fmt.Printf("peak in the %s pass at %s\n", r.PeakPhase, r.PeakNode)
+	if r.MeasuredBytes > 0 {
+		fmt.Printf("measured: resident memory rose %.3f GB during one run (liveness peak %.3f GB of node outputs: %+.1f%%)\n",
+			float64(r.MeasuredBytes)/1e9, float64(r.PeakBytes)/1e9, 100*(float64(r.PeakBytes)/float64(r.MeasuredBytes)-1))
+	}
 	fmt.Printf("%6s %9s  %s\n", "count", "GB", "live at the peak")
 	for _, row := range r.Rows {
 		fmt.Printf("%6d %9.2f  %s\n", row.Count, float64(row.Bytes)/1e9, row.Kind)
