@@ -300,6 +300,12 @@ func cmdBenchStage(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
+	if o.Recompute == "none" {
+		o.Recompute = ""
+	}
+	if (o.Recompute != "" && o.Recompute != stages.RecomputeLayers) || o.LossChunk < 0 {
+		return &flagError{fmt.Sprintf("--recompute %q must be none or layers and --loss-chunk %d not negative", o.Recompute, o.LossChunk)}
+	}
 	if err := localModel(ctx, "teacher", &o.Teacher); err != nil {
 		return err
 	}
