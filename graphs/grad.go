@@ -93,18 +93,7 @@ func Gradients(loss *Value, wrt ...*Value) []*Value {
 		if n.def.Grad == nil {
 			panic(errorf("Gradients", "op %s has no gradient rule", n.Op))
 		}
-		m := n // the node differentiated: n or its recomputed copy
-		if n.seg != 0 {
-			cs, ok := recomputed[n.seg]
-			if !ok {
-				cs = recomputeSegment(g, nodes, n.seg, firstNonNil(gouts))
-				recomputed[n.seg] = cs
-			}
-			if c := cs[n]; c != nil {
-				m = c
-			}
-		}
-		gins := n.def.Grad(m, gouts, need)
+		gins := n.def.Grad(vjpNode(g, nodes, n, gouts, recomputed), gouts, need)
 		if len(gins) != len(n.Inputs) {
 			panic(errorf("Gradients", "bug in VJP for %s: %d adjoints for %d inputs", n.Op, len(gins), len(n.Inputs)))
 		}
@@ -144,6 +133,24 @@ func Gradients(loss *Value, wrt ...*Value) []*Value {
 		}
 	}
 	return out
+}
+
+// vjpNode is the node whose VJP stands for n's: n itself, or its copy when
+// n's recomputation segment copied it (recomputed keeps each segment's
+// copies, made when the segment's first gradient is needed).
+func vjpNode(g *Graph, nodes []*Node, n *Node, gouts []*Value, recomputed map[int]map[*Node]*Node) *Node {
+	if n.seg == 0 {
+		return n
+	}
+	cs, ok := recomputed[n.seg]
+	if !ok {
+		cs = recomputeSegment(g, nodes, n.seg, firstNonNil(gouts))
+		recomputed[n.seg] = cs
+	}
+	if c := cs[n]; c != nil {
+		return c
+	}
+	return n
 }
 
 func firstNonNil(vs []*Value) *Value {
