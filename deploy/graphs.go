@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"fmt"
+	"slices"
 
 	"mohawk/graphs"
 	"mohawk/graphs/layers"
@@ -171,4 +172,18 @@ func teacherGraph(c phi.Config, w map[string]*tensors.Tensor, fp16 bool) (*graph
 		return nil, fmt.Errorf("build the teacher graph: %w", err)
 	}
 	return g, nil
+}
+
+// addNextToken appends the NextToken output to g: the greedy choice after
+// each sequence's last position, the index of the largest of
+// logits[:, -1, :width] as [batch_size, 1] int64 (the first on ties, as
+// the greedy Sampler picks). A Generator that decodes greedily fetches it
+// instead of the logits, so only token ids cross between host and device.
+func addNextToken(g *graphs.Graph, width int64) error {
+	return graphs.Try(func() {
+		outs, names := g.Outputs()
+		logits := outs[slices.Index(names, Logits)]
+		last := graphs.Slice(logits, []int64{-1, 0}, []int64{graphs.End, width}, []int64{1, 2}, nil)
+		g.Output(NextToken, graphs.ArgMax(last, 2, false))
+	})
 }
