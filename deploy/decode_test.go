@@ -134,3 +134,46 @@ func TestResidentDecode(t *testing.T) {
 		})
 	}
 }
+
+// TestStepGreedyWithoutNextToken opens a folder whose manifest predates
+// next_token: StepGreedy then fetches the logits and picks on the host,
+// giving the same tokens as the graph's pick.
+func TestStepGreedyWithoutNextToken(t *testing.T) {
+	m := ref(t, KindStudent)
+	src := m.folder(t, Options{})
+	dir := copyFolder(t, src)
+	shareddata.EditJSON(t, filepath.Join(dir, ManifestFile), func(j map[string]any) {
+		delete(j, "next_token")
+		delete(j, "next_token_width")
+	})
+	old, cur := open(t, dir), open(t, src)
+	if old.GraphPicksGreedy() {
+		t.Fatal("a folder without next_token claims the graph picks")
+	}
+	ids := rows(m.ids, 0, 16)
+	batch, v := int64(len(ids)), int64(old.VocabSize())
+	next := make([]int64, batch)
+	for _, g := range []*Generator{old, cur} {
+		if _, err := g.Prefill(ids); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for step := range 6 {
+		in0, out0 := old.HostTraffic()
+		a, err := old.StepGreedy(next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in1, out1 := old.HostTraffic(); in1-in0 != batch*8 || out1-out0 != batch*v*4 {
+			t.Errorf("step %d: moved %d bytes in and %d out; want %d and the %d logits bytes", step, in1-in0, out1-out0, batch*8, batch*v*4)
+		}
+		b, err := cur.StepGreedy(next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Fatalf("step %d: host pick %v, graph pick %v", step, a, b)
+		}
+		next = a
+	}
+}
