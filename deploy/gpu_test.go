@@ -69,7 +69,7 @@ func TestCUDA(t *testing.T) {
 // TestBenchReport runs BenchGenerate at full size and writes bench.md and
 // bench.png. Opt-in: MOHAWK_BENCH_OUT names the output folder;
 // MOHAWK_BENCH_PROVIDER ("cpu" or "cuda", default cpu) and
-// MOHAWK_BENCH_CONTEXTS (comma-separated, default 1024,4096,16384) adjust
+// MOHAWK_BENCH_CONTEXTS (comma-separated, default 2048,16384) adjust
 // it.
 func TestBenchReport(t *testing.T) {
 	out := os.Getenv("MOHAWK_BENCH_OUT")
