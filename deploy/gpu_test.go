@@ -14,7 +14,8 @@ import (
 
 // TestCUDA runs the folders the CPU tests check on the CUDA provider,
 // changing nothing but runtime.Config.Provider, and compares the logits of
-// a full pass and of prefill + steps with the CPU's. Opt-in: set
+// a full pass and of prefill + steps with the CPU's, and that a greedy step
+// moves only its token ids across PCIe. Opt-in: set
 // MOHAWK_TEST_CUDA=1 on a machine with CUDA 13 and the provider libraries
 // beside the ORT library (../shared/docs/GPU.md).
 func TestCUDA(t *testing.T) {
@@ -60,6 +61,18 @@ func TestCUDA(t *testing.T) {
 				col := rows(m.ids, pos, pos+1)
 				if last, err = g.Step([]int64{col[0][0], col[1][0]}); err != nil {
 					t.Fatal(err)
+				}
+			}
+			// Greedy steps on the GPU cross PCIe with 8 bytes per sequence
+			// each way: the states stay in device memory.
+			next := []int64{1, 2}
+			for step := range 4 {
+				in0, out0 := g.HostTraffic()
+				if next, err = g.StepGreedy(next); err != nil {
+					t.Fatal(err)
+				}
+				if in1, out1 := g.HostTraffic(); in1-in0 != 16 || out1-out0 != 16 {
+					t.Errorf("greedy step %d on CUDA moved %d bytes in and %d out, want 16 and 16", step, in1-in0, out1-out0)
 				}
 			}
 		})
