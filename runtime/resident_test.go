@@ -127,17 +127,24 @@ func TestCustomOpLayout(t *testing.T) {
 	}
 }
 
-func TestRunResident(t *testing.T) {
-	env := needORT(t)
+// matMulSum opens a session of c = a·b, s = Σc with a [m, 3] and b [3, 3].
+func matMulSum(t *testing.T, env *Env, name string) *Session {
+	t.Helper()
 	model := modelBytes(t,
 		[]*pb.NodeProto{node("MatMul", []string{"a", "b"}, []string{"c"}), node("ReduceSum", []string{"c"}, []string{"s"}, intAttr("keepdims", 0))},
 		[]*pb.ValueInfoProto{vi("a", tensors.Float32, "m", 3), vi("b", tensors.Float32, 3, 3)},
 		[]*pb.ValueInfoProto{vi("c", tensors.Float32, "m", 3), vi("s", tensors.Float32)})
-	s, err := env.NewSession("resident", model, []string{"a", "b"}, []string{"c", "s"})
+	s, err := env.NewSession(name, model, []string{"a", "b"}, []string{"c", "s"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestRunResident(t *testing.T) {
+	env := needORT(t)
+	s := matMulSum(t, env, "resident")
 	a := tensors.FromFloat32([]int64{2, 3}, []float32{1, 2, 3, 4, 5, 6})
 	b := tensors.FromFloat32([]int64{3, 3}, []float32{0.5, 1, 0, -1, 2, 1, 0, 0.25, 3})
 
@@ -199,15 +206,7 @@ func TestRunResident(t *testing.T) {
 // host outputs count their bytes, resident ones nothing.
 func TestHostTraffic(t *testing.T) {
 	env := needORT(t)
-	model := modelBytes(t,
-		[]*pb.NodeProto{node("MatMul", []string{"a", "b"}, []string{"c"}), node("ReduceSum", []string{"c"}, []string{"s"}, intAttr("keepdims", 0))},
-		[]*pb.ValueInfoProto{vi("a", tensors.Float32, "m", 3), vi("b", tensors.Float32, 3, 3)},
-		[]*pb.ValueInfoProto{vi("c", tensors.Float32, "m", 3), vi("s", tensors.Float32)})
-	s, err := env.NewSession("traffic", model, []string{"a", "b"}, []string{"c", "s"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := matMulSum(t, env, "traffic")
 	a := tensors.Zeros(tensors.Float32, 2, 3) // 24 bytes
 	b := tensors.Zeros(tensors.Float32, 3, 3) // 36 bytes
 	var cur *Resident
