@@ -380,7 +380,7 @@ Y)
     run nccl_$st 200 $P bench-stage $S3 >/dev/null
   done
   ;;
-W)
+MEM)
   # Issue 19: Stage 3 bf16 at micro-batch 4 × 2048 with training.recompute
   # layers and training.loss_chunk 256 (fits an 80 GB card?), recompute
   # alone, then neither (out of memory on an 80 GB card before); then
