@@ -136,10 +136,12 @@ OURS)
   [ -n "${RUNTIME_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $RUNTIME_TEST -test.run 'TestCUDA' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|error" | tee -a "$out/cuda-test.txt"
   mb=$(q $(gpu_mb) 1)
   O3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32"
-  for v in "bf16 $mb none 0" "bf16 $(q 4 1) layers 256" "fp32 $mb none 0"; do
-    set -- $v; name=$1-mb$2-$3-$4
+  # The fourth run is the first with AllReduce nodes over a one-rank NCCL
+  # communicator (issue 21: losses equal, tokens/s within 2%).
+  for v in "bf16 $mb none 0" "bf16 $(q 4 1) layers 256" "fp32 $mb none 0" "bf16 $mb none 0 nccl"; do
+    set -- $v; name=$1-mb$2-$3-$4${5:+-$5}
     gpumem $name </dev/null >/dev/null 2>&1 & pid=$!
-    run "stage3_$name" 280 $P bench-stage $O3 --precision $1 --micro-batch $2 --recompute=${3/none/} --loss-chunk $4 --arena-extend same_as_requested >/dev/null
+    run "stage3_$name" 280 $P bench-stage $O3 --precision $1 --micro-batch $2 --recompute=${3/none/} --loss-chunk $4 --arena-extend same_as_requested ${5:+--all-reduce $5} >/dev/null
     kill $pid 2>/dev/null
   done
   for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
