@@ -106,6 +106,9 @@ func (e *Env) train(spec TrainSpec) (*TrainResult, error) {
 	}
 	t := &trainer{e: e, spec: spec, share: sh, perRun: max(1, spec.StepsPerRun), runners: map[int]*stepRunner{},
 		dev: map[string]Resident{}, res: &TrainResult{}}
+	if sh.ranks > 1 {
+		e.Log.Printf("stage %s: data parallel, rank %d of %d runs micro-batches %d-%d of every step's %d", spec.Name, sh.rank, sh.ranks, sh.lo, sh.lo+sh.k-1, spec.MicroBatches)
+	}
 	defer t.close()
 	if err := t.open(); err != nil {
 		return nil, err
