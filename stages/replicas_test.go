@@ -2,12 +2,15 @@ package stages
 
 import (
 	"context"
+	"math"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"mohawk/data"
+	"mohawk/graphs/train"
+	"mohawk/tensors"
 )
 
 // hub sums float32 buffers over n in-process ranks in rank order, as
@@ -133,5 +136,31 @@ func TestShareStepSpec(t *testing.T) {
 	got := (share{rank: 1, ranks: 3, lo: 2, k: 2}).stepSpec(spec)
 	if got.MicroBatches != 2 || got.AllReduce == nil || got.AllReduce.BucketBytes != DefaultBucketBytes {
 		t.Errorf("three ranks: %d micro-batches, all-reduce %+v", got.MicroBatches, got.AllReduce)
+	}
+}
+
+// TestFirstNonFiniteNamesTheRank: a non-finite loss among the gathered
+// losses names the rank whose micro-batch it was.
+func TestFirstNonFiniteNamesTheRank(t *testing.T) {
+	t.Parallel()
+	nan := float32(math.NaN())
+	spec := TrainSpec{MicroBatches: 4, Params: []train.Param{{Name: "w"}}}
+	for _, c := range []struct {
+		s      share
+		losses []float32
+		want   string
+	}{
+		{share{ranks: 1, k: 4}, []float32{1, 2, nan, 4}, "loss"},
+		{share{ranks: 2, k: 2}, []float32{1, 2, nan, 4}, "loss of rank 1"},
+		{share{ranks: 4, k: 1}, []float32{1, float32(math.Inf(1)), 3, nan}, "loss of rank 1"},
+		{share{ranks: 2, k: 2}, []float32{1, 2, 3, 4}, "gradient of w"},
+	} {
+		got := map[string]*tensors.Tensor{
+			train.LossName:      tensors.FromFloat32([]int64{1, 4}, c.losses),
+			train.GradSumSqName: tensors.FromFloat32([]int64{1, 1}, []float32{nan}),
+		}
+		if n := firstNonFinite(got, 0, spec, c.s); n != c.want {
+			t.Errorf("%+v, losses %v: %q, want %q", c.s, c.losses, n, c.want)
+		}
 	}
 }
