@@ -39,6 +39,9 @@ const (
 	PastValue        = "past_key_values.%d.value"
 	PresentKey       = "present.%d.key"
 	PresentValue     = "present.%d.value"
+	// NextToken is the graph's greedy choice after each sequence's last
+	// position, [batch_size, 1] int64 (Manifest.NextToken).
+	NextToken = "next_token"
 )
 
 // Symbolic dimension names of the graphs' inputs.
@@ -139,6 +142,10 @@ func ExportStudent(dir string, c phimamba.Config, w map[string]*tensors.Tensor, 
 	if err != nil {
 		return fail(err)
 	}
+	width := min(c.Vocab, int64(tok.VocabSize()))
+	if err := addNextToken(g, width); err != nil {
+		return fail(err)
+	}
 	cfg, err := c.Marshal()
 	if err != nil {
 		return fail(err)
@@ -159,7 +166,7 @@ func ExportStudent(dir string, c phimamba.Config, w map[string]*tensors.Tensor, 
 		genai: newGenAIConfig(genaiModel{
 			BOS: eot, EOS: eot, Pad: eot, VocabSize: c.Vocab, ContextLength: ctx, Decoder: dec,
 		}),
-		manifest: Manifest{Kind: KindStudent, Decode: decode, States: studentStates(c)},
+		manifest: Manifest{Kind: KindStudent, Decode: decode, States: studentStates(c), NextToken: NextToken, NextTokenWidth: width},
 	}
 	if err := f.write(dir, tokenizerJSON, o); err != nil {
 		return fail(err)
@@ -204,6 +211,10 @@ func ExportTeacher(dir string, h *hfconfig.Phi, w map[string]*tensors.Tensor, to
 	if err != nil {
 		return fail(err)
 	}
+	width := min(pc.Vocab, int64(tok.VocabSize()))
+	if err := addNextToken(g, width); err != nil {
+		return fail(err)
+	}
 	ctx := o.ContextLength
 	if ctx == 0 {
 		ctx = h.MaxPositionEmbeddings
@@ -218,7 +229,7 @@ func ExportTeacher(dir string, h *hfconfig.Phi, w map[string]*tensors.Tensor, to
 				HeadSize: pc.HeadDim(), NumHiddenLayers: pc.Layers,
 			},
 		}),
-		manifest: Manifest{Kind: KindTeacher, Decode: teacherDecode, States: teacherStates(pc)},
+		manifest: Manifest{Kind: KindTeacher, Decode: teacherDecode, States: teacherStates(pc), NextToken: NextToken, NextTokenWidth: width},
 	}
 	if err := f.write(dir, tokenizerJSON, o); err != nil {
 		return fail(err)

@@ -33,6 +33,13 @@ type TrainOptions struct {
 	// AllReduce averages each step's gradients over the data-parallel
 	// group registered with mohawk/runtime (nil: no AllReduce nodes).
 	AllReduce *train.AllReduce `json:",omitempty"`
+	// Recompute is training.recompute: "" (none) or "layers", where the
+	// backward pass recomputes each student layer's forward from its saved
+	// input (graphs.Graph.SetRecompute).
+	Recompute string `json:",omitempty"`
+	// LossChunk is training.loss_chunk: Stage 3's soft cross-entropy in
+	// chunks of this many tokens (0: in one piece).
+	LossChunk int `json:",omitempty"`
 }
 
 // DistillOptions add Stage 3's choices.
@@ -101,7 +108,7 @@ func (o TrainOptions) spec(name string, ps []train.Param, initial Weights, loss 
 	return TrainSpec{Name: name, Params: ps, Initial: initial, Loss: loss, Opt: o.Opt, LR: o.LR, Schedule: o.Schedule,
 		Steps: o.Steps, MicroBatches: o.MicroBatches, MicroBatch: o.MicroBatch, SeqLen: o.SeqLen,
 		EvalEvery: o.EvalEvery, EvalWindows: o.EvalWindows, CheckpointEvery: o.CheckpointEvery, StepsPerRun: o.StepsPerRun,
-		Precision: o.Precision, AllReduce: o.AllReduce}
+		Precision: o.Precision, AllReduce: o.AllReduce, Recompute: o.Recompute == RecomputeLayers}
 }
 
 // trainParams turns names into train.Params with shapes from w.
@@ -385,17 +392,29 @@ func (e *Env) distillSpec(o TrainOptions, d DistillOptions) TrainSpec {
 	if temp == 0 {
 		temp = 1
 	}
-	loss := func(g *graphs.Graph, p layers.Params, batch *graphs.Value) *graphs.Value {
-		ids, labels := inputsAndLabels(batch)
-		t := e.Teacher
-		tl := phi.Forward(tc.get(g, t.Weights), t.Config, ids, phi.Options{LowPrecision: true}).Logits
-		sl := phimamba.Forward(studentParams(p, trainable, sc.get(g, e.Student.Weights)), c, ids, phimamba.Options{Form: phimamba.FormSSD}).Logits
-		l := losses.SoftCrossEntropy(sl, tl, temp)
+	objective := func(sl, tl, labels *graphs.Value) *graphs.Value {
+		l := losses.SoftCrossEntropy(sl, graphs.FromLowPrecision(tl), temp)
 		if d.HardLabelWeight > 0 {
 			l = graphs.Add(graphs.Mul(l, graphs.ScalarLike(l, 1-d.HardLabelWeight)),
 				graphs.Mul(losses.TokenCrossEntropy(sl, labels), graphs.ScalarLike(l, d.HardLabelWeight)))
 		}
 		return l
+	}
+	loss := func(g *graphs.Graph, p layers.Params, batch *graphs.Value) *graphs.Value {
+		ids, labels := inputsAndLabels(batch)
+		t := e.Teacher
+		// The teacher's logits stay bfloat16 under bf16 (widened where the
+		// loss reads them, a chunk at a time with o.LossChunk).
+		tl := phi.Forward(tc.get(g, t.Weights), t.Config, ids, phi.Options{LowPrecision: true, LowLogits: true}).Logits
+		sp := studentParams(p, trainable, sc.get(g, e.Student.Weights))
+		if o.LossChunk <= 0 {
+			return objective(phimamba.Forward(sp, c, ids, phimamba.Options{Form: phimamba.FormSSD}).Logits, tl, labels)
+		}
+		so := phimamba.Forward(sp, c, ids, phimamba.Options{Form: phimamba.FormSSD, NoLogits: true})
+		h := so.Hidden[len(so.Hidden)-1]
+		return losses.TimeChunked(g, int64(o.SeqLen), int64(o.LossChunk), func(at func(*graphs.Value) *graphs.Value) *graphs.Value {
+			return objective(phimamba.Head(sp, c, at(h)), at(tl), at(labels))
+		})
 	}
 	return o.spec("distill", trainParams(names, e.Student.Weights, phimamba.NoDecay), e.Student.Weights, loss)
 }

@@ -48,6 +48,9 @@ type TrainSpec struct {
 	// AllReduce averages each step's gradients over the data-parallel
 	// group registered with mohawk/runtime (nil: none; train.AllReduce).
 	AllReduce *train.AllReduce
+	// Recompute recomputes each layer's forward in the backward pass
+	// (train.Spec.Recompute).
+	Recompute bool
 }
 
 // TrainResult summarises a finished training stage.
@@ -459,7 +462,7 @@ func stepGraph(spec TrainSpec, n int, p graphs.MatMulPrecision) (*graphs.Graph, 
 			Name: name, Params: spec.Params, DType: tensors.Float32, StepsPerRun: n,
 			MicroBatches: spec.MicroBatches, BatchDType: tensors.Int64,
 			BatchShape: graphs.S(spec.MicroBatch, spec.SeqLen+1), Loss: spec.Loss, Opt: spec.Opt,
-			Precision: p, AllReduce: spec.AllReduce,
+			Precision: p, AllReduce: spec.AllReduce, Recompute: spec.Recompute,
 		})
 	})
 }
@@ -488,6 +491,8 @@ func NativePrecision(name string) graphs.MatMulPrecision {
 const (
 	PrecisionFP32 = "fp32"
 	PrecisionBF16 = "bf16"
+	// RecomputeLayers is TrainOptions.Recompute's one setting.
+	RecomputeLayers = "layers"
 )
 
 // KnownPrecision reports whether name is one of the precision names.

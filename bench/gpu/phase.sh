@@ -380,6 +380,23 @@ Y)
     run nccl_$st 200 $P bench-stage $S3 >/dev/null
   done
   ;;
+MEM)
+  # Issue 19: Stage 3 bf16 at micro-batch 4 × 2048 with training.recompute
+  # layers and training.loss_chunk 256 (fits an 80 GB card?), recompute
+  # alone, then neither (out of memory on an 80 GB card before); then
+  # micro-batch 1 without and with both, which every card fits, for the
+  # throughput cost. GPU memory sampled per run; the arena grows by what is
+  # asked for, so nvidia-smi's peak is near what ORT holds.
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
+  W3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --precision bf16 --arena-extend same_as_requested"
+  for v in "4 layers 256" "4 layers 0" "4 none 0" "1 none 0" "1 layers 256"; do
+    set -- $v; name=mb$1-$2-$3
+    gpumem $name </dev/null >/dev/null 2>&1 & pid=$!
+    run "w_$name" 240 $P bench-stage $W3 --micro-batch $(q $1 1) --recompute=${2/none/} --loss-chunk $3 >/dev/null
+    kill $pid 2>/dev/null
+  done
+  for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
+    ;;
 Z)
   # Data-parallel Stage 3 and pretrain (issue 21) on two GPUs of one host,
   # bf16, at Phi-1.5 shape (a teacher pretrained from scratch for a few

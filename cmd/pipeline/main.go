@@ -23,7 +23,7 @@ commands:
   grads                     gradients of the next-token loss for every parameter
   convert                   convert a pytorch_model.bin student to safetensors
   generate                  stream text from an exported model
-  bench-generate            decode speed and memory, student vs teacher
+  bench-generate            decode speed and memory: student, hybrid, teacher
   bench-forward             teacher forward throughput
   bench-stage               training-stage step throughput (tokens/s, MFU)
   bench-mixer               mixer forms' cost per token (chunked SSD, matrix, recurrent step)

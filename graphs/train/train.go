@@ -84,6 +84,9 @@ type Spec struct {
 	// its loss sum over the ranks of a data-parallel group before the
 	// update, so that every rank applies the same update.
 	AllReduce *AllReduce
+	// Recompute turns on the recomputation of the segments the loss marks
+	// (graphs.Graph.Recomputed: a model's layers) in the backward pass.
+	Recompute bool
 }
 
 // AllReduce is how a data-parallel step graph averages its gradients with
@@ -111,6 +114,7 @@ func Build(s Spec) *graphs.Graph {
 	g := graphs.New(s.Name)
 	g.SetMatMulPrecision(s.Precision)
 	g.UseFusedKernels() // a step graph runs only on mohawk's runtime
+	g.SetRecompute(s.Recompute)
 	n := len(s.Params)
 	params := make([]*graphs.Value, n)
 	m := make([]*graphs.Value, n)

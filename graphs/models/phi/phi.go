@@ -98,6 +98,10 @@ type Options struct {
 	// are widened to float32, as a PyTorch model cast to bfloat16 runs (the
 	// frozen teacher of Stage 3). The other outputs stay low.
 	LowPrecision bool
+	// LowLogits, with LowPrecision, leaves the logits in the graph's low
+	// precision too (bfloat16 under a bfloat16 MatMulPrecision: half the
+	// bytes of float32 logits).
+	LowLogits bool
 }
 
 // Cache is a KV cache for decoding: inputs Past{Key,Value}[i] and, after
@@ -168,7 +172,10 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs
 		return out
 	}
 	out.FinalNormed = layers.LayerNorm(p, "model.final_layernorm", h, c.Eps)
-	out.Logits = graphs.FromLowPrecision(layers.Linear(p, "lm_head", out.FinalNormed, c.Vocab, true))
+	out.Logits = layers.Linear(p, "lm_head", out.FinalNormed, c.Vocab, true)
+	if !opt.LowLogits {
+		out.Logits = graphs.FromLowPrecision(out.Logits)
+	}
 	return out
 }
 
