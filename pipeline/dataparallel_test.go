@@ -279,3 +279,53 @@ func closeRuns(t *testing.T, want, got string, dirs []string, skip ...string) fl
 	}
 	return worst
 }
+
+// TestRanksShownBeforeRunning: validate with ranks and a dry run of a
+// rank of the job show each rank's micro-batches of the data-parallel
+// stages (the dry run also the memory per GPU, the plan's figure), and
+// both refuse a number of ranks the micro-batches per update do not
+// divide among, naming the stage.
+func TestRanksShownBeforeRunning(t *testing.T) {
+	t.Parallel()
+	share := "  %-10s data parallel: each rank runs %d of the 4 micro-batches of 1 per update (rank r: micro-batches %[2]d·r to %[2]d·r+%d)"
+	for _, c := range []struct {
+		ranks int
+		want  []string
+		bad   string
+	}{
+		{2, []string{fmt.Sprintf(share, "distill", 2, 1), fmt.Sprintf(share, "pretrain", 2, 1)}, ""},
+		{4, []string{fmt.Sprintf(share, "distill", 1, 0), fmt.Sprintf(share, "pretrain", 1, 0)}, ""},
+		{3, nil, "stage distill: 4 micro-batches per update do not divide among 3 ranks"},
+	} {
+		cfg, path := tinyConfig(t, dpStages, dpTraining)
+		var validated strings.Builder
+		err := ValidateRanks(&validated, cfg, path, c.ranks)
+		var dry strings.Builder
+		_, errDry := Run(context.Background(), cfg, path, RunOptions{Out: &dry, DryRun: true,
+			Ranks: &dist.Options{Launch: dist.Launch{Launcher: "test", Size: c.ranks, LocalSize: c.ranks, MasterAddr: "127.0.0.1"}}})
+		if c.bad != "" {
+			for what, err := range map[string]error{"validate": err, "dry run": errDry} {
+				if err == nil || !strings.Contains(err.Error(), c.bad) {
+					t.Errorf("%d ranks, %s: %v, want %q", c.ranks, what, err, c.bad)
+				}
+			}
+			continue
+		}
+		if err != nil || errDry != nil {
+			t.Fatalf("%d ranks: validate %v, dry run %v", c.ranks, err, errDry)
+		}
+		_, mem, _ := strings.Cut(dry.String(), "memory ≈ ")
+		mem, _, _ = strings.Cut(mem, " (")
+		want := append(c.want, fmt.Sprintf("ranks: %d", c.ranks))
+		for what, out := range map[string]string{"validate": validated.String(), "dry run": dry.String()} {
+			for _, w := range want {
+				if !strings.Contains(out, w) {
+					t.Errorf("%d ranks: %s output lacks %q:\n%s", c.ranks, what, w, out)
+				}
+			}
+		}
+		if w := "memory per rank (per GPU) ≈ " + mem + ","; mem == "" || !strings.Contains(dry.String(), w) {
+			t.Errorf("%d ranks: the dry run lacks %q:\n%s", c.ranks, w, dry.String())
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -367,16 +368,56 @@ func printRanks(w io.Writer, p *Plan, layers int, opt *dist.Options) error {
 				}
 			}
 			fmt.Fprintf(w, "  %-10s %d layer groups: %s; each runs %d micro-batches of %d per step\n", s.Name, groups, strings.Join(parts, ", "), o.MicroBatches, o.MicroBatch)
-		case o.MicroBatches%n != 0:
-			errs = append(errs, fmt.Errorf("stage %s: %d micro-batches per update do not divide among %d ranks: "+
-				"make tokens_per_update / (micro_batch × seq_len) a multiple of %d (tokens_per_update %d now), or use a number of ranks that divides %d",
-				s.Name, o.MicroBatches, n, n, o.MicroBatches*o.MicroBatch*o.SeqLen, o.MicroBatches))
 		default:
-			k := o.MicroBatches / n
-			fmt.Fprintf(w, "  %-10s data parallel: each rank runs %d of the %d micro-batches of %d per update (rank r: micro-batches %d·r to %d·r+%d), gradients averaged over the ranks; rank 0 writes checkpoints\n",
-				s.Name, k, o.MicroBatches, o.MicroBatch, k, k, k-1)
+			if err := printShares(w, s.Name, *o, n); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	fmt.Fprintf(w, "  memory per rank (per GPU) ≈ %s, as for one process (parameters, optimizer state and one micro-batch's activations on every rank)\n", stages.HumanBytes(p.Memory.TotalBytes))
 	return errors.Join(errs...)
+}
+
+// printShares writes which micro-batches of every update each of n ranks
+// runs in data-parallel stage name, or returns why they do not divide
+// among the ranks.
+func printShares(w io.Writer, name string, o stages.TrainOptions, n int) error {
+	if o.MicroBatches%n != 0 {
+		return fmt.Errorf("stage %s: %d micro-batches per update do not divide among %d ranks: "+
+			"make tokens_per_update / (micro_batch × seq_len) a multiple of %d (tokens_per_update %d now), or use a number of ranks that divides %d",
+			name, o.MicroBatches, n, n, o.MicroBatches*o.MicroBatch*o.SeqLen, o.MicroBatches)
+	}
+	k := o.MicroBatches / n
+	fmt.Fprintf(w, "  %-10s data parallel: each rank runs %d of the %d micro-batches of %d per update (rank r: micro-batches %d·r to %d·r+%d), gradients averaged over the ranks; rank 0 writes checkpoints\n",
+		name, k, o.MicroBatches, o.MicroBatch, k, k, k-1)
+	return nil
+}
+
+// ValidateRanks checks cfg for a job of n ranks (pipeline validate
+// --ranks) and writes what each rank runs of every data-parallel stage
+// (distill, pretrain); a stage whose micro-batches per update do not
+// divide among the ranks is a problem. Stages 1 and 2 split their layer
+// groups among any number of ranks. Call it after Validate.
+func ValidateRanks(w io.Writer, cfg *Config, source string, n int) error {
+	if n < 2 {
+		return nil
+	}
+	fmt.Fprintf(w, "ranks: %d\n", n)
+	var problems []string
+	for i, s := range cfg.Stages {
+		if s.Kind != KindPretrain && s.Kind != KindDistill {
+			continue
+		}
+		name := cmp.Or(s.Name, s.Kind)
+		o, err := trainOptions(cfg, s)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("stages[%d] (%s): %v", i, name, err))
+		} else if err := printShares(w, name, o, n); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	if len(problems) > 0 {
+		return &ValidationError{Source: source, Problems: problems}
+	}
+	return nil
 }
