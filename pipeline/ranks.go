@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -13,28 +14,48 @@ import (
 	"strings"
 
 	"mohawk/dist"
+	"mohawk/runtime"
 	"mohawk/stages"
 	"mohawk/tensors"
 )
 
 // ranks is this process's place in a job of several ranks (nil: a run of
 // one process). Stages 1 and 2 split their layer groups among the ranks
-// (stages.Shard); the other training stages run whole on every rank, rank 0
-// writing their checkpoints after the ranks compared a checksum of the
-// state; evaluation, export, stage outputs, done.json and the report are
-// rank 0's alone. output_dir must be one shared directory.
+// (stages.Shard); the other training stages are data parallel
+// (stages.Replicas: each rank a share of every step's micro-batches, the
+// gradients averaged by the step graph's AllReduce nodes), rank 0 writing
+// their checkpoints after the ranks compared a checksum of the state;
+// evaluation, export, stage outputs, done.json and the report are rank 0's
+// alone. output_dir must be one shared directory.
 type ranks struct {
 	conn *dist.Conn
 	ctx  context.Context // the run's context
+	// release undoes the gradient group (group), aborting an NCCL
+	// communicator after a failure.
+	release func(failed bool)
 }
 
 // joinRanks joins the other ranks of opt's job (nil when opt is nil or has
-// one rank), comparing the plan and this binary with theirs.
-func joinRanks(ctx context.Context, opt *dist.Options, p *Plan, out io.Writer) (*ranks, error) {
+// one rank), comparing the plan and this binary with theirs, and sets up
+// the group the step graphs' AllReduce nodes reduce over: on a GPU
+// provider (CUDA, TensorRT) an NCCL communicator on CUDA device device (rank 0's unique id
+// travels as the rendezvous blob), on the CPU the job's connection.
+func joinRanks(ctx context.Context, opt *dist.Options, p *Plan, provider string, device int, out io.Writer) (*ranks, error) {
 	if opt == nil || opt.Size < 2 {
 		return nil, nil
 	}
 	o := *opt
+	var nccl *runtime.NCCL
+	if provider != runtime.ProviderCPU && p.dataParallel() {
+		var err error
+		if nccl, err = runtime.LoadNCCL(); err != nil {
+			return nil, fmt.Errorf("rank %d: data-parallel training on CUDA needs NCCL: %w", o.Rank, err)
+		}
+		o.Blob = func() ([]byte, error) {
+			id, err := nccl.UniqueID()
+			return id[:], err
+		}
+	}
 	o.PlanHash = p.hash()
 	if o.BinaryHash == "" {
 		bh, err := dist.BinaryHash()
@@ -49,7 +70,54 @@ func joinRanks(ctx context.Context, opt *dist.Options, p *Plan, out io.Writer) (
 		return nil, err
 	}
 	fmt.Fprintf(out, "rank %d: all %d ranks joined\n", o.Rank, o.Size)
-	return &ranks{conn: c}, nil
+	r := &ranks{conn: c}
+	if r.release, err = group(c, nccl, device); err != nil {
+		c.Abort(err)
+		return nil, err
+	}
+	return r, nil
+}
+
+// group registers what the AllReduce op reduces over in this process: an
+// NCCL communicator made from the rendezvous blob (nccl set), which a
+// failed job aborts so that no rank waits in a collective for a dead one;
+// else c, dist.Conn being a runtime.HostReducer. The func undoes it.
+func group(c *dist.Conn, nccl *runtime.NCCL, device int) (func(failed bool), error) {
+	if nccl == nil {
+		runtime.SetHostReducer(c)
+		return func(bool) { runtime.SetHostReducer(nil) }, nil
+	}
+	id, err := runtime.ParseNCCLID(c.Blob())
+	if err != nil {
+		return nil, fmt.Errorf("rank %d: the rendezvous blob: %w", c.Rank(), err)
+	}
+	comm, err := nccl.NewComm(id, c.Rank(), c.Size(), device)
+	if err != nil {
+		return nil, fmt.Errorf("rank %d: %w", c.Rank(), err)
+	}
+	if err := comm.Use(); err != nil {
+		comm.Close()
+		return nil, err
+	}
+	stop := context.AfterFunc(c.Context(), func() { comm.Abort() })
+	return func(failed bool) {
+		if stop() && !failed {
+			comm.Close()
+		} else {
+			comm.Abort()
+		}
+	}, nil
+}
+
+// dataParallel reports whether a stage of p trains data parallel over
+// several ranks (distill, pretrain), which on CUDA needs NCCL.
+func (p *Plan) dataParallel() bool {
+	for _, s := range p.Stages {
+		if s.Train != nil && s.Kind != KindOrient && s.Kind != KindAlign {
+			return true
+		}
+	}
+	return false
 }
 
 // hash identifies the plan across ranks: the chained stage hashes cover
@@ -80,6 +148,9 @@ func (r *ranks) finish(err error) error {
 	if r == nil {
 		return err
 	}
+	if r.release != nil {
+		r.release(err != nil || r.conn.Err() != nil) // before Close, which would abort it
+	}
 	if jobErr := r.conn.Err(); jobErr != nil && !errors.Is(jobErr, dist.ErrClosed) {
 		var re *dist.RankError
 		if errors.As(jobErr, &re) && re.Rank != r.conn.Rank() {
@@ -108,8 +179,9 @@ func (r *ranks) agree(question string, answer []byte) error {
 }
 
 // setup gives a training stage its share of the job: Stages 1 and 2 a
-// layer shard (each rank writes its own groups' checkpoints), the others
-// checkpoints that rank 0 writes once the ranks' states agree.
+// layer shard (each rank writes its own groups' checkpoints), the others a
+// share of every step's micro-batches (data parallel) and checkpoints that
+// rank 0 writes once the ranks' states agree.
 func (r *ranks) setup(env *stages.Env, sp StagePlan) {
 	if r == nil || sp.Train == nil {
 		return
@@ -119,6 +191,7 @@ func (r *ranks) setup(env *stages.Env, sp StagePlan) {
 		return
 	}
 	env.Ckpt = &rankCheckpoints{inner: env.Ckpt, r: r}
+	env.Replicas = r.conn
 }
 
 // ShardRange is rank's consecutive share of n layer groups among size
@@ -263,14 +336,18 @@ func stateSum(step int, t stages.Weights, meta stages.Meta) []byte {
 }
 
 // printRanks shows, for a job of several ranks, what each rank does in
-// every stage (Stages 1 and 2: its layer groups of the student's layers),
-// its micro-batches per step and its memory.
-func printRanks(w io.Writer, p *Plan, layers int, opt *dist.Options) {
+// every stage (Stages 1 and 2: its layer groups of the student's layers;
+// distill and pretrain: its micro-batches of every step) and its memory. A
+// stage whose micro-batches per step do not divide among the ranks is an
+// error.
+func printRanks(w io.Writer, p *Plan, layers int, opt *dist.Options) error {
 	if opt == nil || opt.Size < 2 {
-		return
+		return nil
 	}
 	n := opt.Size
-	fmt.Fprintf(w, "ranks: %d (%s, %d per node), rendezvous at %s; output_dir must be shared by all\n", n, opt.Launcher, opt.LocalSize, opt.Addr())
+	fmt.Fprintf(w, "ranks: %d (%s, %d per node, one GPU each: cuda.device_id is the local rank), rendezvous at %s; output_dir must be shared by all\n",
+		n, opt.Launcher, opt.LocalSize, opt.Addr())
+	var errs []error
 	for _, s := range p.Stages {
 		o := s.Train
 		switch {
@@ -292,9 +369,55 @@ func printRanks(w io.Writer, p *Plan, layers int, opt *dist.Options) {
 			}
 			fmt.Fprintf(w, "  %-10s %d layer groups: %s; each runs %d micro-batches of %d per step\n", s.Name, groups, strings.Join(parts, ", "), o.MicroBatches, o.MicroBatch)
 		default:
-			fmt.Fprintf(w, "  %-10s every rank runs all %d micro-batches of %d per step (data parallel needs the NCCL gradient path); rank 0 writes checkpoints\n",
-				s.Name, o.MicroBatches, o.MicroBatch)
+			if err := printShares(w, s.Name, *o, n); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
-	fmt.Fprintf(w, "  memory per rank (per GPU) ≈ %s, as for one process\n", stages.HumanBytes(p.Memory.TotalBytes))
+	fmt.Fprintf(w, "  memory per rank (per GPU) ≈ %s, as for one process (parameters, optimizer state and one micro-batch's activations on every rank)\n", stages.HumanBytes(p.Memory.TotalBytes))
+	return errors.Join(errs...)
+}
+
+// printShares writes which micro-batches of every update each of n ranks
+// runs in data-parallel stage name, or returns why they do not divide
+// among the ranks.
+func printShares(w io.Writer, name string, o stages.TrainOptions, n int) error {
+	if o.MicroBatches%n != 0 {
+		return fmt.Errorf("stage %s: %d micro-batches per update do not divide among %d ranks: "+
+			"make tokens_per_update / (micro_batch × seq_len) a multiple of %d (tokens_per_update %d now), or use a number of ranks that divides %d",
+			name, o.MicroBatches, n, n, o.MicroBatches*o.MicroBatch*o.SeqLen, o.MicroBatches)
+	}
+	k := o.MicroBatches / n
+	fmt.Fprintf(w, "  %-10s data parallel: each rank runs %d of the %d micro-batches of %d per update (rank r: micro-batches %d·r to %d·r+%d), gradients averaged over the ranks; rank 0 writes checkpoints\n",
+		name, k, o.MicroBatches, o.MicroBatch, k, k, k-1)
+	return nil
+}
+
+// ValidateRanks checks cfg for a job of n ranks (pipeline validate
+// --ranks) and writes what each rank runs of every data-parallel stage
+// (distill, pretrain); a stage whose micro-batches per update do not
+// divide among the ranks is a problem. Stages 1 and 2 split their layer
+// groups among any number of ranks. Call it after Validate.
+func ValidateRanks(w io.Writer, cfg *Config, source string, n int) error {
+	if n < 2 {
+		return nil
+	}
+	fmt.Fprintf(w, "ranks: %d\n", n)
+	var problems []string
+	for i, s := range cfg.Stages {
+		if s.Kind != KindPretrain && s.Kind != KindDistill {
+			continue
+		}
+		name := cmp.Or(s.Name, s.Kind)
+		o, err := trainOptions(cfg, s)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("stages[%d] (%s): %v", i, name, err))
+		} else if err := printShares(w, name, o, n); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	if len(problems) > 0 {
+		return &ValidationError{Source: source, Problems: problems}
+	}
+	return nil
 }

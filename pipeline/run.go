@@ -78,6 +78,10 @@ func Run(ctx context.Context, cfg *Config, source string, opt RunOptions) (sum *
 	if opt.Provider != "" {
 		cfg.Runtime.Provider = opt.Provider
 	}
+	if opt.Ranks != nil && opt.Ranks.Size > 1 {
+		cfg.Runtime.CUDA.DeviceID = opt.Ranks.LocalRank // one GPU per rank of a node
+		cfg.Runtime.TensorRT.DeviceID = opt.Ranks.LocalRank
+	}
 	if err := ResolveHub(ctx, cfg, !opt.DryRun, out); err != nil {
 		return nil, err
 	}
@@ -90,14 +94,16 @@ func Run(ctx context.Context, cfg *Config, source string, opt RunOptions) (sum *
 	}
 	defer w.close()
 	w.plan.Print(out)
-	printRanks(out, w.plan, w.student.Config.Layers, opt.Ranks)
+	if err := printRanks(out, w.plan, w.student.Config.Layers, opt.Ranks); err != nil {
+		return nil, err
+	}
 	if err := preflight(w, out, opt.DryRun); err != nil {
 		return nil, err
 	}
 	if opt.DryRun {
 		return nil, nil
 	}
-	if w.ranks, err = joinRanks(ctx, opt.Ranks, w.plan, out); err != nil {
+	if w.ranks, err = joinRanks(ctx, opt.Ranks, w.plan, w.rt.Provider(), cfg.Runtime.CUDA.DeviceID, out); err != nil {
 		return nil, err
 	}
 	if w.ranks != nil {

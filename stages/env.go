@@ -94,6 +94,10 @@ type Env struct {
 	// Shard, when set, splits Stages 1 and 2's layer groups among
 	// cooperating processes (ranks).
 	Shard Shard
+	// Replicas, when set with several ranks, makes Train data parallel:
+	// this rank runs its share of every step's micro-batches and the step
+	// graph averages the gradients over the ranks (see Replicas).
+	Replicas Replicas
 }
 
 // ErrInterrupted is returned when the context was cancelled; the stage

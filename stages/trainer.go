@@ -82,6 +82,7 @@ func (e *Env) Train(spec TrainSpec) (*TrainResult, error) {
 type trainer struct {
 	e       *Env
 	spec    TrainSpec
+	share   share               // this rank's micro-batches of every step
 	perRun  int                 // optimizer steps per session run
 	runners map[int]*stepRunner // by steps per run
 	ev      *evaluator
@@ -102,8 +103,15 @@ func (e *Env) train(spec TrainSpec) (*TrainResult, error) {
 	if err := spec.Schedule.Validate(); err != nil {
 		return nil, err
 	}
-	t := &trainer{e: e, spec: spec, perRun: max(1, spec.StepsPerRun), runners: map[int]*stepRunner{},
+	sh, err := e.shareOf(spec)
+	if err != nil {
+		return nil, err
+	}
+	t := &trainer{e: e, spec: spec, share: sh, perRun: max(1, spec.StepsPerRun), runners: map[int]*stepRunner{},
 		dev: map[string]Resident{}, res: &TrainResult{}}
+	if sh.ranks > 1 {
+		e.Log.Printf("stage %s: data parallel, rank %d of %d runs micro-batches %d-%d of every step's %d", spec.Name, sh.rank, sh.ranks, sh.lo, sh.lo+sh.k-1, spec.MicroBatches)
+	}
 	defer t.close()
 	if err := t.open(); err != nil {
 		return nil, err
@@ -153,7 +161,7 @@ func (t *trainer) runner(n int) (*stepRunner, error) {
 	if r, ok := t.runners[n]; ok {
 		return r, nil
 	}
-	r, err := t.e.newStepRunner(t.spec, n)
+	r, err := t.e.newStepRunner(t.share.stepSpec(t.spec), n)
 	if err == nil {
 		t.runners[n] = r
 	}
@@ -278,10 +286,12 @@ func (t *trainer) run(step, n int) (runOut, error) {
 	}
 	lrs := t.rates(step, n)
 	keep := t.keepResident(step, step+n)
-	k := t.spec.MicroBatches
 	ts := time.Now()
-	got, kept, err := r.run(t.state, t.dev, stack(t.sampler, int64(step*k), n*k, n), lrs, step, keep)
+	got, kept, err := r.run(t.state, t.dev, t.batches(step, n), lrs, step, keep)
 	if err != nil {
+		return runOut{}, fmt.Errorf("step %d: %w", step+1, err)
+	}
+	if err := t.gatherLosses(got, n); err != nil {
 		return runOut{}, fmt.Errorf("step %d: %w", step+1, err)
 	}
 	out := runOut{step: step, n: n, lrs: lrs, got: got, secs: time.Since(ts).Seconds() / float64(n)}
@@ -389,7 +399,7 @@ func (t *trainer) evaluate() (float64, error) {
 // non-finite: stop with a *NonFiniteError, or roll back to the newest
 // checkpoint with a lowered learning rate while rollbacks are left.
 func (t *trainer) nonFinite(o runOut) (int, error) {
-	nf := &NonFiniteError{Stage: t.spec.Name, Step: o.step + o.good + 1, Tensor: firstNonFinite(o.got, o.good, t.spec)}
+	nf := &NonFiniteError{Stage: t.spec.Name, Step: o.step + o.good + 1, Tensor: firstNonFinite(o.got, o.good, t.spec, t.share)}
 	if t.e.NonFinite != "rollback" {
 		return 0, nf
 	}
@@ -560,12 +570,14 @@ func outputsByName(g *graphs.Graph, out []*tensors.Tensor) map[string]*tensors.T
 	return m
 }
 
-// firstNonFinite names what went wrong in step i of a run's outputs.
-func firstNonFinite(got map[string]*tensors.Tensor, i int, spec TrainSpec) string {
+// firstNonFinite names what went wrong in step i of a run's outputs: the
+// loss (of the rank whose micro-batch it was, with several), else the
+// first gradient, whose values are the ranks' average.
+func firstNonFinite(got map[string]*tensors.Tensor, i int, spec TrainSpec, s share) string {
 	k := spec.MicroBatches
-	for _, l := range got[train.LossName].Float32s()[i*k : (i+1)*k] {
+	for j, l := range got[train.LossName].Float32s()[i*k : (i+1)*k] {
 		if math.IsNaN(float64(l)) || math.IsInf(float64(l), 0) {
-			return "loss"
+			return "loss" + s.lossRank(j)
 		}
 	}
 	p := len(spec.Params)
@@ -577,13 +589,19 @@ func firstNonFinite(got map[string]*tensors.Tensor, i int, spec TrainSpec) strin
 	return "gradient norm"
 }
 
-// stack gathers k consecutive sampler batches into [runs, k/runs, B, T+1].
-func stack(s *data.Sampler, first int64, k, runs int) *tensors.Tensor {
+// batches are this rank's micro-batches of steps [step, step+n), [n, k,
+// B, T+1]: of every step's MicroBatches consecutive sampler batches, its
+// share's k from lo on. The sampler draws the global batch alike on every
+// rank, whatever their number.
+func (t *trainer) batches(step, n int) *tensors.Tensor {
+	K, s := t.spec.MicroBatches, t.share
 	var parts []*tensors.Tensor
-	for i := 0; i < k; i++ {
-		parts = append(parts, s.Batch(first+int64(i)))
+	for i := range n {
+		for j := range s.k {
+			parts = append(parts, t.sampler.Batch(int64((step+i)*K+s.lo+j)))
+		}
 	}
-	return tensors.Join(append([]int64{int64(runs), int64(k / runs)}, parts[0].Shape...), parts...)
+	return tensors.Join(append([]int64{int64(n), int64(s.k)}, parts[0].Shape...), parts...)
 }
 
 func mean(x []float32) float64 {

@@ -2,7 +2,7 @@
 # GPU measurement phases (docs/benchmarks.md and docs/results.md quote their
 # output with these exact commands). Run from the repository root on the GPU
 # machine after the ONNX Runtime CUDA staging of ../shared/docs/GPU.md:
-#   bench/gpu/phase.sh A|B|…|Y OUTDIR
+#   bench/gpu/phase.sh A|B|…|Z OUTDIR
 # Environment: PIPELINE (binary, default bin/pipeline), SHARED (default
 # ../shared), QUICK=1 shrinks every size for a dry rehearsal on a CPU box
 # (PROVIDER=cpu).
@@ -466,6 +466,70 @@ MEM)
     kill $pid 2>/dev/null
   done
   for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
+    ;;
+Z)
+  # Data-parallel Stage 3 and pretrain (issue 21) on two GPUs of one host,
+  # bf16, at Phi-1.5 shape (a teacher pretrained from scratch for a few
+  # steps, then Stage 3): one rank (GPU 0), then two ranks
+  # (--nproc-per-node 2, NCCL between GPUs 0 and 1) with the same global
+  # batch (8 micro-batches of 4×2048 per update: 4 per rank), then two
+  # ranks again, killing rank 1 with SIGKILL after the distill checkpoint
+  # of step 4, and relaunching them. dpcmp prints each stage's tokens/s
+  # (median over steps, rank 0's metrics.jsonl), the ratio of two runs and
+  # the largest loss difference at one step (expected: reduction-order
+  # rounding). QUICK=1 PROVIDER=cpu rehearses it at a tiny shape.
+  nvidia-smi -L 2>/dev/null | tee "$out/gpus.txt"
+  bin=$(realpath "$P")
+  cat >"$out/dp.yaml" <<YAML
+name: dp
+output_dir: runs
+seed: 3
+data:
+  tokenizer: $(realpath "$TINY")/tokenizer.json
+  train: [{path: $(realpath "$DATA")/train.txt}]
+  val: [{path: $(realpath "$DATA")/val.txt}]
+training: {seq_len: $(q 2048 64), micro_batch: $(q 4 1), tokens_per_update: $(q 65536 512), steps_per_run: $(q 4 2), precision: bf16, eval_windows: 4, eval_every: 1000, checkpoint_every: 4}
+eval: {windows: 4, seq_len: $(q 2048 64)}
+runtime: {provider: $PROV, cuda: {tf32: true}}
+stages:
+  - {kind: pretrain, model: teacher, scratch: true, tokens: $(q 524288 2048), architecture: {vocab: 51200, hidden: $(q 2048 64), layers: $(q 24 2), heads: $(q 32 4), intermediate: $(q 8192 256), partial_rotary_factor: 0.5}}
+  - {kind: distill, tokens: $(q 1572864 6144)}
+YAML
+  dpcmp() { python3 -c '
+import json, statistics, sys
+def load(d):
+    by = {}
+    for line in open(d + "/runs/dp/metrics.jsonl"):
+        m = json.loads(line)
+        if "loss" in m and "tokens_per_s" in m:
+            by.setdefault(m["stage"], {})[m["step"]] = m
+    return by
+a, b = load(sys.argv[1]), load(sys.argv[2])
+for st in a:
+    ta = statistics.median(m["tokens_per_s"] for m in a[st].values())
+    tb = statistics.median(m["tokens_per_s"] for m in b[st].values())
+    d = max(abs(a[st][s]["loss"] - b[st][s]["loss"]) for s in a[st] if s in b[st])
+    print("dpcmp %s: %s %.0f tok/s, %s %.0f tok/s, ratio %.3f; steps %d/%d, max |loss diff| %.3g" % (st, sys.argv[1], ta, sys.argv[2], tb, tb / ta, len(a[st]), len(b[st]), d))
+' "$@"; }
+  mkdir -p "$out/one" "$out/two" "$out/kill"
+  log "dp: one rank"
+  (cd "$out/one" && CUDA_VISIBLE_DEVICES=0 timeout 1800 "$bin" run ../dp.yaml) >"$out/one.log" 2>&1; echo "rc=$? one" | tee -a "$out/log.txt"
+  log "dp: two ranks"
+  (cd "$out/two" && timeout 1800 "$bin" run ../dp.yaml --nproc-per-node 2) >"$out/two.log" 2>&1; echo "rc=$? two" | tee -a "$out/log.txt"
+  grep -E "ranks:|data parallel|memory per rank" "$out/two.log" | head -8
+  dpcmp "$out/one" "$out/two" | tee "$out/dpcmp.txt"
+  log "dp: two ranks, rank 1 killed after the distill checkpoint of step 4"
+  port=$((29500 + RANDOM % 1000))
+  for r in 0 1; do
+    (cd "$out/kill" && RANK=$r LOCAL_RANK=$r WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port exec "$bin" run ../dp.yaml) >"$out/kill-$r.log" 2>&1 &
+    eval "pid$r=$!"
+  done
+  until [ -d "$out/kill/runs/dp/stages/01-distill/checkpoints/step-00000004" ] || ! kill -0 "$pid0" 2>/dev/null; do sleep 0.2; done
+  kill -9 "$pid1"; t0=$(date +%s.%N); wait "$pid0"; rc=$?
+  echo "rank 0 rc=$rc, $(echo "$(date +%s.%N) - $t0" | bc) s after the kill: $(grep -m1 -o 'rank 1 [^;]*' "$out/kill-0.log")" | tee -a "$out/log.txt"
+  (cd "$out/kill" && timeout 1800 "$bin" run ../dp.yaml --nproc-per-node 2) >"$out/kill-relaunch.log" 2>&1; echo "rc=$? relaunch" | tee -a "$out/log.txt"
+  grep -m2 "resuming at step" "$out/kill-relaunch.log"
+  dpcmp "$out/two" "$out/kill" | tee -a "$out/dpcmp.txt"
   ;;
 esac
 # Every result line of the phase, shortened, last in the output.

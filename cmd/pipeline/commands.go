@@ -82,10 +82,14 @@ func cmdRun(ctx context.Context, args []string) error {
 }
 
 func cmdValidate(ctx context.Context, args []string) error {
-	fs := flags("validate", "FILE [key=value ...]")
+	fs := flags("validate", "FILE [key=value ...] [--ranks N]")
+	ranks := fs.Int("ranks", 1, "check the data-parallel stages for a job of N ranks (their micro-batches per update must divide among them) and show each rank's share")
 	file, overrides, err := splitArgs(fs, args)
 	if err != nil {
 		return err
+	}
+	if *ranks < 1 {
+		return &flagError{fmt.Sprintf("--ranks %d: must be at least 1", *ranks)}
 	}
 	cfg, err := pipeline.Load(file, overrides)
 	if err != nil {
@@ -95,6 +99,9 @@ func cmdValidate(ctx context.Context, args []string) error {
 		return err
 	}
 	if err := pipeline.Validate(cfg, file); err != nil {
+		return err
+	}
+	if err := pipeline.ValidateRanks(os.Stdout, cfg, file, *ranks); err != nil {
 		return err
 	}
 	fmt.Printf("%s: ok\n", file)

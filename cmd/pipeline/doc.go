@@ -2,7 +2,7 @@
 // student with MOHAWK, evaluates models and exports them to ONNX.
 //
 //	pipeline run pipeline.yaml [key=value ...] [--provider cpu|cuda|tensorrt] [--dry-run]
-//	pipeline validate pipeline.yaml [key=value ...]
+//	pipeline validate pipeline.yaml [key=value ...] [--ranks N]
 //	pipeline ablate FILE --budget N [--recipes s123,s23,s3,scratch] [key=value ...]
 //	pipeline eval --model DIR --data FILE [--seq-len 256] [--windows 200] [--doc-separator '\n\n'] [--provider P] [--json]
 //	pipeline eval --model DIR --tasks winogrande,arc_easy,... [--task-data task=PATH,...] [--task-dir DIR] [--limit N] [--json]
