@@ -46,7 +46,7 @@ func ResolveHub(ctx context.Context, cfg *Config, download bool, out io.Writer) 
 		srcs []Source
 	}{{"data.train", cfg.Data.Train}, {"data.val", cfg.Data.Val}} {
 		for i := range list.srcs {
-			if err := resolveSource(ctx, cfg, fmt.Sprintf("%s[%d]", list.key, i), &list.srcs[i], download, out); err != nil {
+			if err := ResolveSource(ctx, &list.srcs[i], configKeys(fmt.Sprintf("%s[%d]", list.key, i)), cfg.Resolve, download, out); err != nil {
 				return err
 			}
 		}
@@ -54,31 +54,50 @@ func ResolveHub(ctx context.Context, cfg *Config, download bool, out io.Writer) 
 	return resolveTasks(ctx, cfg.Eval.Tasks, cfg.Resolve, download, out)
 }
 
-// resolveSource turns a {dataset, files} source into a path source.
-func resolveSource(ctx context.Context, cfg *Config, key string, s *Source, download bool, out io.Writer) error {
+// SourceKeys name, in the errors and log lines of ResolveSource, where a
+// data source's parts were given: config keys (configKeys) or command
+// flags (--data, --dataset, --files).
+type SourceKeys struct {
+	Role    string // starts the line saying which snapshot was used
+	Path    string // a local file or glob
+	Dataset string // a Hugging Face dataset id
+	Files   string // the pattern of the dataset's files to read
+}
+
+// configKeys are the keys of the data source at key (data.train[0]).
+func configKeys(key string) SourceKeys {
+	return SourceKeys{Role: key, Path: key + ".path", Dataset: key + ".dataset", Files: key + ".files"}
+}
+
+// ResolveSource turns a {dataset, files} source into a path source: the
+// files pattern inside the dataset's snapshot in the hub cache, fetched
+// into it with download. A local folder of the dataset's name (local
+// turns a path as written into one to open) wins, and the path stays
+// relative as written. A source without a dataset is left as it is.
+func ResolveSource(ctx context.Context, s *Source, keys SourceKeys, local func(string) string, download bool, out io.Writer) error {
 	switch {
 	case s.Dataset == "" && s.Files != "":
-		return fmt.Errorf("%s.files applies to dataset sources only; put the file or glob in %s.path, or name the dataset in %s.dataset", key, key, key)
+		return fmt.Errorf("%s applies to dataset sources only; put the file or glob in %s, or name the dataset in %s", keys.Files, keys.Path, keys.Dataset)
 	case s.Dataset == "":
 		return nil
 	case s.Path != "":
-		return fmt.Errorf("%s: set path (a local file or glob) or dataset (a Hugging Face dataset id), not both", key)
+		return fmt.Errorf("set %s (a local file or glob) or %s (a Hugging Face dataset id), not both", keys.Path, keys.Dataset)
 	case s.Files == "":
-		return fmt.Errorf("%s: dataset %s needs files, the pattern of the files to read inside it (e.g. files: \"data/train-*.parquet\")", key, s.Dataset)
+		return fmt.Errorf("%s %s needs %s, the pattern of the files to read inside it (e.g. data/train-*.parquet)", keys.Dataset, s.Dataset, keys.Files)
 	}
 	if _, err := hfhub.ParseDatasetID(s.Dataset); err != nil {
-		return fmt.Errorf("%s.dataset: %w; for local files use %s.path", key, err, key)
+		return fmt.Errorf("%s: %w; for local files use %s", keys.Dataset, err, keys.Path)
 	}
 	if _, err := path.Match(s.Files, ""); err != nil || !filepath.IsLocal(filepath.FromSlash(s.Files)) {
-		return fmt.Errorf("%s.files %q is not a pattern of files inside the dataset, like data/train-*.parquet ('*' stays within a folder)", key, s.Files)
+		return fmt.Errorf("%s %q is not a pattern of files inside the dataset, like data/train-*.parquet ('*' stays within a folder)", keys.Files, s.Files)
 	}
-	local := cfg.Resolve(s.Dataset)
-	dir, err := hfhub.Resolve(ctx, hfhub.Request{Role: key, Path: s.Dataset, Local: local, Type: hfhub.Dataset,
+	where := local(s.Dataset)
+	dir, err := hfhub.Resolve(ctx, hfhub.Request{Role: keys.Role, Path: s.Dataset, Local: where, Type: hfhub.Dataset,
 		Files: []string{s.Files}, Download: download, Log: out})
 	if err != nil {
 		return err
 	}
-	if dir == local { // a local folder of that name: relative to the config file, as written
+	if dir == where { // a local folder of that name: relative to the config file, as written
 		dir = s.Dataset
 	}
 	s.Path, s.Dataset, s.Files = filepath.Join(dir, filepath.FromSlash(s.Files)), "", ""

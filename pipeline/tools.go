@@ -89,8 +89,9 @@ func openScorer(env *stages.Env, model string, rc runtime.Config, progress io.Wr
 // EvalOptions configure a stand-alone perplexity evaluation.
 type EvalOptions struct {
 	Model     string // model directory (teacher or student, with tokenizer.json)
-	Data      string // text file
-	Separator string // document separator (default "\n\n")
+	Data      string // file or glob of text, JSONL or Parquet files (data.Source.Path)
+	Field     string // JSONL key or Parquet column holding each document (default "text")
+	Separator string // text files' document separator (default "\n\n")
 	SeqLen    int
 	Windows   int
 	Batch     int
@@ -98,10 +99,10 @@ type EvalOptions struct {
 	Progress  io.Writer
 }
 
-// EvalPerplexity runs the held-out perplexity protocol: split the file into
-// documents, tokenize each with the model's tokenizer.json and append the
-// end-of-text id, concatenate, score the first Windows windows of SeqLen+1
-// tokens starting every SeqLen tokens.
+// EvalPerplexity runs the held-out perplexity protocol: split the files
+// into documents (data.Source), tokenize each with the model's
+// tokenizer.json and append the end-of-text id, concatenate, score the
+// first Windows windows of SeqLen+1 tokens starting every SeqLen tokens.
 func EvalPerplexity(ctx context.Context, o EvalOptions) (*stages.PerplexityResult, error) {
 	tokPath := filepath.Join(o.Model, "tokenizer.json")
 	tok, err := tokenizer.Load(tokPath)
@@ -125,7 +126,7 @@ func EvalPerplexity(ctx context.Context, o EvalOptions) (*stages.PerplexityResul
 	if sep == "" {
 		sep = "\n\n"
 	}
-	stream, err := data.Tokenize(ctx, data.Source{Path: o.Data, Separator: sep}, tok, eos, data.StreamOptions{Progress: o.Progress})
+	stream, err := data.Tokenize(ctx, data.Source{Path: o.Data, Field: o.Field, Separator: sep}, tok, eos, data.StreamOptions{Progress: o.Progress})
 	if err != nil {
 		return nil, err
 	}

@@ -127,9 +127,14 @@ func runtimeFlags(fs *flag.FlagSet) func() runtime.Config {
 }
 
 func cmdEval(ctx context.Context, args []string) error {
-	fs := flags("eval", "--model DIR (--data FILE | --tasks LIST) [flags]")
+	fs := flags("eval", "--model DIR (--data FILE | --dataset ID --files PATTERN | --tasks LIST) [flags]")
 	model := fs.String("model", "", "model directory: a Hugging Face Phi or a Phi-Mamba student, with tokenizer.json")
-	dataFile := fs.String("data", "", "text file for held-out perplexity, documents separated by --doc-separator")
+	var src pipeline.Source
+	fs.StringVar(&src.Path, "data", "", "held-out text for perplexity: a text file (documents separated by --doc-separator), JSONL or Parquet file, or a glob of them")
+	fs.StringVar(&src.Dataset, "dataset", "", "held-out text from a Hugging Face dataset in the hub cache, org/name[@revision], instead of --data")
+	fs.StringVar(&src.Files, "files", "", "--dataset: the pattern of its files to read, e.g. 'data/validation-*.parquet'")
+	fs.StringVar(&src.Field, "field", "", "JSONL key or Parquet column holding each document's text (default text)")
+	fs.StringVar(&src.Field, "column", "", "the same as --field")
 	seq := fs.Int("seq-len", 256, "tokens fed per window (each window scores its last seq-len tokens)")
 	windows := fs.Int("windows", 200, "number of windows")
 	sep := fs.String("doc-separator", `\n\n`, "document separator (Go escapes such as \\n are understood)")
@@ -143,20 +148,25 @@ func cmdEval(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *model == "" || (*dataFile == "" && *tasks == "") {
+	if *model == "" || (src.Path == "" && src.Dataset == "" && src.Files == "" && *tasks == "") {
 		fs.Usage()
 		return errUsage
+	}
+	// Like --model, a dataset is taken from the hub cache, never downloaded.
+	keys := pipeline.SourceKeys{Role: "--dataset", Path: "--data", Dataset: "--dataset", Files: "--files"}
+	if err := pipeline.ResolveSource(ctx, &src, keys, func(p string) string { return p }, false, os.Stderr); err != nil {
+		return err
 	}
 	if err := localModel(ctx, "model", model); err != nil {
 		return err
 	}
 	res := map[string]any{}
-	if *dataFile != "" {
+	if src.Path != "" {
 		separator, err := strconv.Unquote(`"` + *sep + `"`)
 		if err != nil {
 			return fmt.Errorf("--doc-separator %q is not a valid Go string escape: %w", *sep, err)
 		}
-		r, err := pipeline.EvalPerplexity(ctx, pipeline.EvalOptions{Model: *model, Data: *dataFile, Separator: separator,
+		r, err := pipeline.EvalPerplexity(ctx, pipeline.EvalOptions{Model: *model, Data: src.Path, Field: src.Field, Separator: separator,
 			SeqLen: *seq, Windows: *windows, Batch: *batch, Runtime: rc(), Progress: os.Stderr})
 		if err != nil {
 			return err

@@ -4,7 +4,7 @@
 //	pipeline run pipeline.yaml [key=value ...] [--provider cpu|cuda|tensorrt] [--dry-run]
 //	pipeline validate pipeline.yaml [key=value ...] [--ranks N]
 //	pipeline ablate FILE --budget N [--recipes s123,s23,s3,scratch] [key=value ...]
-//	pipeline eval --model DIR --data FILE [--seq-len 256] [--windows 200] [--doc-separator '\n\n'] [--provider P] [--json]
+//	pipeline eval --model DIR (--data FILE|GLOB | --dataset ORG/NAME[@REVISION] --files PATTERN) [--column C] [--seq-len 256] [--windows 200] [--doc-separator '\n\n'] [--provider P] [--json]
 //	pipeline eval --model DIR --tasks winogrande,arc_easy,... [--task-data task=PATH,...] [--task-dir DIR] [--limit N] [--json]
 //	pipeline export --model DIR --out DIR [--fp16] [--opset N]
 //	pipeline grads --model HF_DIR --input FILE.safetensors --out FILE.safetensors
@@ -23,7 +23,7 @@
 // may also be a Hugging Face id, ORG/NAME[@REVISION], taken from the
 // huggingface_hub cache (see mohawk/hfhub); run and fetch download it when
 // it is not cached. So may a data source ({dataset: ORG/NAME, files:
-// PATTERN}) and a zero-shot task's path (a dataset id).
+// PATTERN}), eval's --dataset and a zero-shot task's path (a dataset id).
 //
 // Every command that runs models takes --ort-profile DIR, which writes ONNX
 // Runtime's per-node trace of each session into DIR; profile sums it by op
