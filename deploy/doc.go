@@ -1,7 +1,7 @@
 // Package deploy ships mohawk's models for inference: it exports the
-// Phi-Mamba student and the Phi teacher as self-contained deployment
-// folders that ONNX Runtime runs with carried states, generates text from
-// such a folder, and benchmarks generation.
+// student and the teacher of any model family (package family) as
+// self-contained deployment folders that ONNX Runtime runs with carried
+// states, generates text from such a folder, and benchmarks generation.
 //
 // # Folder
 //

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"mohawk/graphs"
-	"mohawk/graphs/models/phi"
+	"mohawk/graphs/models/family"
 	"mohawk/stages"
 	"mohawk/tensors"
 )
@@ -27,6 +27,16 @@ type TrafficResult struct {
 	Rows         []TrafficRow `json:"rows"` // largest first
 }
 
+// zeroWeights are a teacher's weights as zeros: only their shapes matter
+// to StageTraffic.
+func zeroWeights(c family.Teacher) stages.Weights {
+	w := stages.Weights{}
+	for name, s := range c.ParamShapes() {
+		w[name] = tensors.Zeros(tensors.Float32, s.Sizes()...)
+	}
+	return w
+}
+
 // StageTraffic builds the Stage 3 step graph of o (one step per run, the
 // products in o.Precision as the CUDA provider runs them: bfloat16 for
 // bf16, where the CPU would emulate) without a runtime, and sums what its
@@ -40,18 +50,15 @@ func StageTraffic(o StageBenchOptions) (*TrafficResult, error) {
 	if err := o.checkPrecision(); err != nil {
 		return nil, err
 	}
-	zeros := func(c phi.Config) stages.Weights { // only the shapes matter
-		w := stages.Weights{}
-		for name, s := range c.ParamShapes() {
-			w[name] = tensors.Zeros(tensors.Float32, s.Sizes()...)
-		}
-		return w
-	}
-	t, err := benchTeacher(o.Teacher, zeros)
+	t, err := benchTeacher(o.Teacher, zeroWeights)
 	if err != nil {
 		return nil, err
 	}
-	student, err := NewStudent(t, StudentConfigFor(t.Config, StudentConfig{}), InitMohawk, 1)
+	sc, err := StudentConfigFor(t.Config, StudentConfig{})
+	if err != nil {
+		return nil, err
+	}
+	student, err := NewStudent(t, sc, InitMohawk, 1)
 	if err != nil {
 		return nil, err
 	}

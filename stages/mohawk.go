@@ -7,8 +7,7 @@ import (
 	"mohawk/graphs"
 	"mohawk/graphs/layers"
 	"mohawk/graphs/losses"
-	"mohawk/graphs/models/phi"
-	"mohawk/graphs/models/phimamba"
+	"mohawk/graphs/models/family"
 	"mohawk/graphs/train"
 	"mohawk/tensors"
 )
@@ -132,16 +131,16 @@ func (e *Env) layerLosses(kind string, lr layerRange, g *graphs.Graph, p layers.
 	ids, _ := inputsAndLabels(batch)
 	t := e.Teacher
 	// The teacher runs only as far as the last layer of the range.
-	tout := phi.Forward(tc.get(g, t.Weights), t.Config, ids, phi.Options{NoLogits: true, Layers: lr.hi, ExplicitAttention: kind == "orient"})
+	tout := t.Config.Forward(tc.get(g, t.Weights), ids, family.TeacherOptions{NoLogits: true, Layers: lr.hi, ExplicitAttention: kind == "orient"})
 	sp := studentParams(p, trainable, sc.get(g, e.Student.Weights))
 	c := e.Student.Config
 	out := make([]*graphs.Value, 0, lr.hi-lr.lo)
 	for _, i := range lr.ssm(c) {
 		if kind == "orient" {
-			k, kDiag, d := phimamba.MatrixParts(sp, c, i, tout.Normed[i])
+			k, kDiag, d := c.MatrixParts(sp, i, tout.Normed[i])
 			out = append(out, losses.FrobeniusWithDiagonal(k, kDiag, d, tout.Attn[i]))
 		} else {
-			m := phimamba.Mixer(sp, c, i, tout.Normed[i], phimamba.FormSSD, nil)
+			m := c.Mixer(sp, i, tout.Normed[i], family.FormSSD, nil)
 			out = append(out, losses.L2(m.Out, tout.AttnOut[i]))
 		}
 	}
@@ -153,7 +152,7 @@ type layerRange struct{ lo, hi int }
 
 // ssm lists the range's mixer layers: a hybrid's attention layers are the
 // teacher's own, and Stages 1 and 2 skip them.
-func (lr layerRange) ssm(c phimamba.Config) []int {
+func (lr layerRange) ssm(c family.Student) []int {
 	var out []int
 	for i := lr.lo; i < lr.hi; i++ {
 		if !c.IsAttention(i) {
@@ -200,7 +199,7 @@ func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 	if len(c.SSMLayers()) == 0 {
 		return nil, fmt.Errorf("stage %s: every layer of the student is attention; there is no mixer to train (drop the stage)", kind)
 	}
-	gs := groups(c.Layers, o.LayerGroup)
+	gs := groups(c.Sizes().Layers, o.LayerGroup)
 	namesOf := func(lr layerRange) []string {
 		var names []string
 		for _, i := range lr.ssm(c) {
@@ -213,7 +212,7 @@ func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 		var out []float64
 		for _, lr := range gs {
 			names := namesOf(lr)
-			d, err := e.layerDistances(kind, o, lr, trainParams(names, e.Student.Weights, phimamba.NoDecay), e.Student.Weights, set(names))
+			d, err := e.layerDistances(kind, o, lr, trainParams(names, e.Student.Weights, c.NoDecay), e.Student.Weights, set(names))
 			if err != nil {
 				return nil, err
 			}
@@ -242,7 +241,7 @@ func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 			cp.Ckpt = e.Ckpt.Sub(name)
 			sub = &cp
 		}
-		tr, err := sub.Train(o.spec(name, trainParams(names, e.Student.Weights, phimamba.NoDecay), e.Student.Weights, loss))
+		tr, err := sub.Train(o.spec(name, trainParams(names, e.Student.Weights, c.NoDecay), e.Student.Weights, loss))
 		if err != nil {
 			return nil, err
 		}
@@ -357,17 +356,17 @@ func (e *Env) distillSpec(o TrainOptions, d DistillOptions) TrainSpec {
 	c := e.Student.Config
 	var names []string
 	for n := range e.Student.Weights {
-		if phimamba.IsAttentionParam(n) {
+		if c.IsAttentionParam(n) {
 			if !d.FreezeAttention {
 				names = append(names, n)
 			}
-		} else if !d.MixersOnly || phimamba.IsMixer(n) {
+		} else if !d.MixersOnly || c.IsMixer(n) {
 			names = append(names, n)
 		}
 	}
 	trainable := set(names)
 	tc, sc := newCache("teacher."), newCache("")
-	tc.low = true // the frozen teacher runs in bfloat16 under bf16 (phi.Options.LowPrecision)
+	tc.low = true // the frozen teacher runs in bfloat16 under bf16 (family.TeacherOptions.LowPrecision)
 	temp := d.Temperature
 	if temp == 0 {
 		temp = 1
@@ -375,8 +374,8 @@ func (e *Env) distillSpec(o TrainOptions, d DistillOptions) TrainSpec {
 	loss := func(g *graphs.Graph, p layers.Params, batch *graphs.Value) *graphs.Value {
 		ids, labels := inputsAndLabels(batch)
 		t := e.Teacher
-		tl := phi.Forward(tc.get(g, t.Weights), t.Config, ids, phi.Options{LowPrecision: true}).Logits
-		sl := phimamba.Forward(studentParams(p, trainable, sc.get(g, e.Student.Weights)), c, ids, phimamba.Options{Form: phimamba.FormSSD}).Logits
+		tl := t.Config.Forward(tc.get(g, t.Weights), ids, family.TeacherOptions{LowPrecision: true}).Logits
+		sl := c.Forward(studentParams(p, trainable, sc.get(g, e.Student.Weights)), ids, family.StudentOptions{Form: family.FormSSD}).Logits
 		l := losses.SoftCrossEntropy(sl, tl, temp)
 		if d.HardLabelWeight > 0 {
 			l = graphs.Add(graphs.Mul(l, graphs.ScalarLike(l, 1-d.HardLabelWeight)),
@@ -384,7 +383,7 @@ func (e *Env) distillSpec(o TrainOptions, d DistillOptions) TrainSpec {
 		}
 		return l
 	}
-	return o.spec("distill", trainParams(names, e.Student.Weights, phimamba.NoDecay), e.Student.Weights, loss)
+	return o.spec("distill", trainParams(names, e.Student.Weights, c.NoDecay), e.Student.Weights, loss)
 }
 
 // PretrainModel selects the architecture a pretrain stage trains.
@@ -392,8 +391,8 @@ type PretrainModel int
 
 // Pretrain targets.
 const (
-	PretrainTeacher PretrainModel = iota // a Phi model (e.g. to make a teacher)
-	PretrainStudent                      // the Phi-Mamba student (the from-scratch baseline)
+	PretrainTeacher PretrainModel = iota // the teacher architecture (e.g. to make a teacher)
+	PretrainStudent                      // the student (the from-scratch baseline)
 )
 
 // Pretrain trains the teacher architecture or the student with the plain
@@ -401,17 +400,17 @@ const (
 func (e *Env) Pretrain(which PretrainModel, o TrainOptions) (*Result, error) {
 	var w Weights
 	var fwd func(p layers.Params, ids *graphs.Value) *graphs.Value
-	noDecay := phimamba.NoDecay
+	var noDecay func(string) bool
 	switch which {
 	case PretrainTeacher:
-		w = e.Teacher.Weights
+		w, noDecay = e.Teacher.Weights, e.Teacher.Config.NoDecay
 		fwd = func(p layers.Params, ids *graphs.Value) *graphs.Value {
-			return phi.Forward(p, e.Teacher.Config, ids, phi.Options{}).Logits
+			return e.Teacher.Config.Forward(p, ids, family.TeacherOptions{}).Logits
 		}
 	case PretrainStudent:
-		w = e.Student.Weights
+		w, noDecay = e.Student.Weights, e.Student.Config.NoDecay
 		fwd = func(p layers.Params, ids *graphs.Value) *graphs.Value {
-			return phimamba.Forward(p, e.Student.Config, ids, phimamba.Options{Form: phimamba.FormSSD}).Logits
+			return e.Student.Config.Forward(p, ids, family.StudentOptions{Form: family.FormSSD}).Logits
 		}
 	default:
 		return nil, fmt.Errorf("pretrain: unknown model %d", which)

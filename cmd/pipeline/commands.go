@@ -115,7 +115,7 @@ func runtimeFlags(fs *flag.FlagSet) func() runtime.Config {
 
 func cmdEval(ctx context.Context, args []string) error {
 	fs := flags("eval", "--model DIR (--data FILE | --tasks LIST) [flags]")
-	model := fs.String("model", "", "model directory: a Hugging Face Phi or a Phi-Mamba student, with tokenizer.json")
+	model := fs.String("model", "", "model directory: a Hugging Face teacher (Phi, Llama, Qwen2, Mistral) or a student, with tokenizer.json")
 	dataFile := fs.String("data", "", "text file for held-out perplexity, documents separated by --doc-separator")
 	seq := fs.Int("seq-len", 256, "tokens fed per window (each window scores its last seq-len tokens)")
 	windows := fs.Int("windows", 200, "number of windows")
@@ -181,7 +181,7 @@ func cmdEval(ctx context.Context, args []string) error {
 
 func cmdGrads(ctx context.Context, args []string) error {
 	fs := flags("grads", "--model HF_DIR --input FILE --out FILE")
-	model := fs.String("model", "", "Hugging Face Phi model directory")
+	model := fs.String("model", "", "Hugging Face teacher model directory")
 	input := fs.String("input", "", "safetensors file holding input_ids (int64 [batch, seq])")
 	out := fs.String("out", "", "output safetensors file (float32 gradients under Hugging Face names, plus loss)")
 	rc := runtimeFlags(fs)
