@@ -263,3 +263,22 @@ func TestValidateLlamaTeachers(t *testing.T) {
 		})
 	}
 }
+
+// TestDemoLlamaConfig: the Llama example validates as shipped, and its
+// teacher is a grouped-query Llama the registry reads as the llama family.
+func TestDemoLlamaConfig(t *testing.T) {
+	cfg, err := Load("../configs/demo-llama.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(cfg, "configs/demo-llama.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	teacher, err := LoadTeacher(cfg.Resolve(cfg.Teacher.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := teacher.Config.Sizes(); teacher.Config.Family() != "llama" || s.Heads != 4 || s.KVHeads != 2 {
+		t.Errorf("demo-llama teacher: family %s, sizes %+v; want llama with 4 query and 2 key/value heads", teacher.Config.Family(), s)
+	}
+}
