@@ -6,6 +6,7 @@ import (
 
 	_ "mohawk/graphs/models/all"
 	"mohawk/graphs/models/family"
+	"mohawk/tensors"
 )
 
 // TestForTeacherConfig: architectures pick the family, model_type is the
@@ -90,4 +91,42 @@ func TestRegisterTwice(t *testing.T) {
 		}
 	}()
 	family.Register(f)
+}
+
+// TestScratchTeachers: each family makes a teacher of given sizes whose
+// config.json (MarshalHF, naming the dtype) reads back as the same sizes;
+// Phi refuses grouped-query key/value heads.
+func TestScratchTeachers(t *testing.T) {
+	a := family.Arch{Vocab: 100, Hidden: 32, Layers: 2, Heads: 4, KVHeads: 2, Intermediate: 64, EOS: 7}
+	for _, c := range []struct {
+		name    string
+		kvHeads int
+	}{{"llama", 2}, {"phi", 4}} {
+		f, err := family.ByName(c.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.KVHeads = c.kvHeads
+		tc, err := f.ScratchTeacher(a)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		b, err := tc.MarshalHF(tensors.Float16)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		back, err := family.ParseTeacher(b, c.name+" config.json")
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		s := back.Sizes()
+		if back.Family() != c.name || s != tc.Sizes() || s.KVHeads != int64(c.kvHeads) || s.Hidden != 32 || s.EOS != 7 || !strings.Contains(string(b), "float16") {
+			t.Errorf("%s: sizes %+v after a round trip of\n%s", c.name, s, b)
+		}
+	}
+	f, _ := family.ByName("phi")
+	a.KVHeads = 2
+	if _, err := f.ScratchTeacher(a); err == nil || !strings.Contains(err.Error(), "kv_heads") {
+		t.Errorf("a Phi with 2 of 4 key/value heads: error %v", err)
+	}
 }
