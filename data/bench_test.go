@@ -4,10 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"syscall"
 	"testing"
-	"time"
 
+	"mohawk/internal/cpubench"
 	"mohawk/internal/shareddata"
 )
 
@@ -26,24 +25,15 @@ func BenchmarkTokenize(b *testing.B) {
 	for _, workers := range []int{1, 2} {
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
 			b.SetBytes(st.Size())
-			cpu := cpuSeconds(b)
+			cpu := cpubench.Seconds(b)
 			for b.Loop() {
 				if _, err := Tokenize(context.Background(), Source{Path: path}, tok, eos, StreamOptions{Workers: workers}); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(st.Size())*float64(b.N)/1e6/(cpuSeconds(b)-cpu), "MB/cpu-s")
+			cpubench.ReportMB(b, st.Size(), cpu)
 		})
 	}
-}
-
-// cpuSeconds is the CPU time the process has used so far.
-func cpuSeconds(b *testing.B) float64 {
-	var u syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(u.Utime.Nano() + u.Stime.Nano()).Seconds()
 }
 
 // BenchmarkCachedLoad reads train.txt's tokens from a warm cache file.

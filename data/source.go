@@ -420,13 +420,28 @@ func forkEncoder(tok Encoder) Encoder {
 	return tok
 }
 
+// appendEncoder is an Encoder that also appends ids to a slice it is given,
+// as *tokenizer.Tokenizer does: encodeChunk then reuses one slice for all
+// the documents of a chunk.
+type appendEncoder interface {
+	AppendEncode(ids []int64, text string) []int64
+}
+
 // encodeChunk encodes the documents of c and returns their tokens, each
 // document followed by eos, and each document's token count.
 func encodeChunk[T token](e encoder, c chunk) ([]T, []int, error) {
 	out := make([]T, 0, c.bytes/4+c.hi-c.lo)
 	lens := make([]int, 0, c.hi-c.lo)
+	appender, _ := e.tok.(appendEncoder)
+	var buf []int64
 	for i := c.lo; i < c.hi; i++ {
-		ids := e.tok.Encode(e.docs[i].text)
+		var ids []int64
+		if appender != nil {
+			buf = appender.AppendEncode(buf[:0], e.docs[i].text)
+			ids = buf
+		} else {
+			ids = e.tok.Encode(e.docs[i].text)
+		}
 		for _, id := range ids {
 			if id < 0 || id >= int64(e.vocab) {
 				return nil, nil, fmt.Errorf("%s: the tokenizer returned id %d, outside its vocabulary of %d ids; its VocabSize must cover every id it produces",

@@ -22,31 +22,45 @@ import (
 func TestBenchGenerate(t *testing.T) {
 	o := BenchOptions{
 		Student: ref(t, KindStudent).folder(t, Options{}), Teacher: ref(t, KindTeacher).folder(t, Options{}),
-		Contexts: []int{64, 256, 1024}, DecodeTokens: 24, Runtime: testRuntime, Seed: 1,
+		Contexts: []int{64, 256, 1024}, Batches: []int{1, 2}, DecodeTokens: 24, Runtime: testRuntime, Seed: 1,
 	}
 	needORT(t)
 	res, err := BenchGenerate(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Rows) != 2*len(o.Contexts) {
-		t.Fatalf("%d rows, want %d", len(res.Rows), 2*len(o.Contexts))
+	if want := 2 * len(o.Batches) * len(o.Contexts); len(res.Rows) != want {
+		t.Fatalf("%d rows, want %d", len(res.Rows), want)
 	}
 	state := map[string][]int64{}
 	for _, r := range res.Rows {
-		if r.PrefillSeconds <= 0 || r.DecodeMsPerToken <= 0 || r.DecodeTokensPerSecond <= 0 || r.StateBytes <= 0 {
+		if !(r.PrefillSeconds > 0 && r.DecodeMsPerToken > 0 && r.DecodeTokensPerSecond > 0 && r.StateBytes > 0) {
 			t.Errorf("row %+v has a non-positive measurement", r)
 		}
-		state[r.Model] = append(state[r.Model], r.StateBytes)
+		// Each step sends one int64 token per sequence and fetches one.
+		if r.Pick != "graph" || r.HostBytesPerStep != int64(16*r.Batch) {
+			t.Errorf("%s batch %d: pick %q, %d host bytes per step; want the graph's pick and %d", r.Model, r.Batch, r.Pick, r.HostBytesPerStep, 16*r.Batch)
+		}
+		state[fmt.Sprint(r.Model, r.Batch)] = append(state[fmt.Sprint(r.Model, r.Batch)], r.StateBytes)
 	}
 	// Student: 6 layers × (768·3 + 8·32·32) floats; teacher: 6 × 2 × 8·32 floats per token.
-	for i, n := range o.Contexts {
-		if got, want := state[KindStudent][i], int64(6*(768*3+8*32*32)*4); got != want {
-			t.Errorf("student state after context %d: %d bytes, want %d", n, got, want)
+	for _, b := range o.Batches {
+		for i, n := range o.Contexts {
+			if got, want := state[fmt.Sprint(KindStudent, b)][i], int64(b*6*(768*3+8*32*32)*4); got != want {
+				t.Errorf("student state after context %d, batch %d: %d bytes, want %d", n, b, got, want)
+			}
+			if got, want := state[fmt.Sprint(KindTeacher, b)][i], int64(b*6*2*8*32*4*(n+benchWarmup+o.DecodeTokens)); got != want {
+				t.Errorf("teacher KV cache after context %d, batch %d: %d bytes, want %d", n, b, got, want)
+			}
 		}
-		if got, want := state[KindTeacher][i], int64(6*2*8*32*4*(n+o.DecodeTokens)); got != want {
-			t.Errorf("teacher KV cache after context %d: %d bytes, want %d", n, got, want)
-		}
+	}
+	// Picking on the host fetches the logits: 8192 floats per sequence.
+	host, err := BenchGenerate(context.Background(), BenchOptions{Student: o.Student, Contexts: []int{64}, DecodeTokens: 4, Runtime: testRuntime, HostLogits: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := host.Rows[0]; r.Pick != "host" || r.HostBytesPerStep != 8+8192*4 {
+		t.Errorf("host pick: pick %q, %d host bytes per step; want %d", r.Pick, r.HostBytesPerStep, 8+8192*4)
 	}
 	dir := t.TempDir()
 	table, png := filepath.Join(dir, "bench.md"), filepath.Join(dir, "bench.png")
@@ -64,7 +78,7 @@ func TestBenchGenerate(t *testing.T) {
 		t.Errorf("plot %s: %v", png, err)
 	}
 	t.Logf("CPU decode cost (this machine, load from other jobs adds noise):\n%s", md)
-	if !strings.Contains(string(md), "| student | cpu | 1024 |") {
+	if !strings.Contains(string(md), "| student | cpu | 1024 | 2 | graph |") {
 		t.Errorf("table lacks the student's 1024-token row:\n%s", md)
 	}
 }

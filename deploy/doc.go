@@ -65,21 +65,44 @@
 // fixed-size states, after which Step advances them together. They carry the
 // states between calls as runtime.Resident values, so they stay where the
 // provider keeps them (device memory on a GPU) and a decode step moves only
-// token ids and logits; long inputs go in pieces of Generator.Chunk tokens.
+// token ids and logits; long inputs go in pieces of Generator.Chunk tokens,
+// and the logits of all but the last piece stay on the device.
+//
+// Every graph also returns next_token [batch_size, 1] int64: the ArgMax of
+// the last position's logits over the tokenizer's ids (the first on ties,
+// as the greedy Sampler). Generator.StepGreedy fetches it instead of the
+// logits, so a greedy decode step moves B int64 token ids in and B out —
+// 16 bytes per sequence — and Generate uses it at temperature 0. Folders
+// exported before next_token (no next_token in mohawk.json) still decode:
+// StepGreedy then picks on the host. Generator.HostTraffic reports the
+// bytes that crossed (runtime.Env.HostTraffic); TestResidentDecode holds a
+// step to exactly those bytes and the decode to a host-state reference.
+// The extra output is stock ONNX; onnxruntime-genai binds the outputs it
+// names and leaves it alone.
 // Sampler implements greedy, temperature, top-k and top-p sampling. Generate
 // streams text, holding back tokens while a multi-byte character is
-// incomplete, and stops at the end-of-text token. The teacher's cache is a
-// new, longer tensor each call (past_present_share_buffer is off); with
-// attention over it, that is why its decode cost grows with the context
-// while the student's stays flat.
+// incomplete, and stops at the end-of-text token. The teacher's cache (and a
+// hybrid's, for its attention layers) is a new, longer tensor each call:
+// present = Concat(past, new), fed back as the next past while resident
+// (past_present_share_buffer is off). A fixed-size, pre-allocated cache
+// written at a position input would not remove that copy with stock ONNX
+// ops: ScatterND or TensorScatter return a new tensor, and ONNX Runtime
+// does not write a graph input in place, so each step would copy the whole
+// maximum-length cache instead of the current one, and attend over the
+// maximum length behind a mask. Growth is therefore kept; with attention
+// over the cache, that is why its decode cost grows with the context
+// while the pure student's stays flat (docs/benchmarks.md has the Concat
+// share).
 //
 // # Benchmarks
 //
 // BenchGenerate prefills contexts of random tokens (time to first token)
 // and times greedy decode steps, recording the carried bytes and the
 // process's resident-set high-water mark (VmHWM, reset per row through
-// /proc/self/clear_refs). WriteBenchTable and WriteBenchPlot write a
-// Markdown table and a PNG of decode ms/token against the context.
+// /proc/self/clear_refs) and the host bytes per decode step, for each
+// folder (student, hybrid, teacher), batch size and context length.
+// WriteBenchTable and WriteBenchPlot write a Markdown table and a PNG of
+// decode ms/step against the context.
 // TestBenchReport runs it at full size when MOHAWK_BENCH_OUT is set.
 //
 // # Independent check with onnx-go
@@ -89,7 +112,7 @@
 // folder) and with github.com/owulveryck/onnx-go v0.5.0, a 2019 pure-Go
 // decoder with its own copy of onnx.proto3. onnx-go reads the teacher's
 // float32 model with embedded weights completely (all inputs, outputs,
-// initializers and 684 nodes of 24 op types) and the student without its
+// initializers and 698 nodes of 25 op types) and the student without its
 // If (the SSD form for every call: 993 nodes of 31 op types). It cannot
 // read the rest, for three reasons the tests pin down:
 //   - the student's If: attributes of type GRAPH are not implemented
@@ -106,10 +129,11 @@
 //
 // # Place and errors
 //
-// deploy imports graphs, graphs/layers, graphs/models/phi and phimamba,
-// export, runtime, tokenizer, tensors, hfconfig and atomicfile (and
-// gonum.org/v1/plot); it does not import pipeline or stages, which may
-// import it.
+// deploy imports graphs, graphs/layers, graphs/models/family (never a
+// family's own package: the caller links the families in, as pipeline
+// does through graphs/models/all), export, runtime, tokenizer, tensors and
+// atomicfile (and gonum.org/v1/plot); it does not import pipeline or
+// stages, which may import it.
 //
 // Nothing panics on bad input: graph construction panics (*graphs.Error)
 // are recovered into errors, and every error is lower-case and names the

@@ -37,6 +37,9 @@ const (
 	PastValue        = "past_key_values.%d.value"
 	PresentKey       = "present.%d.key"
 	PresentValue     = "present.%d.value"
+	// NextToken is the graph's greedy choice after each sequence's last
+	// position, [batch_size, 1] int64 (Manifest.NextToken).
+	NextToken = "next_token"
 )
 
 // Symbolic dimension names of the graphs' inputs.
@@ -138,6 +141,10 @@ func ExportStudent(dir string, c family.Student, w map[string]*tensors.Tensor, t
 	if err != nil {
 		return fail(err)
 	}
+	width := min(sz.Vocab, int64(tok.VocabSize()))
+	if err := addNextToken(g, width); err != nil {
+		return fail(err)
+	}
 	cfg, err := c.Marshal()
 	if err != nil {
 		return fail(err)
@@ -158,7 +165,7 @@ func ExportStudent(dir string, c family.Student, w map[string]*tensors.Tensor, t
 		genai: newGenAIConfig(genaiModel{
 			BOS: eot, EOS: eot, Pad: eot, VocabSize: sz.Vocab, ContextLength: ctx, Decoder: dec,
 		}),
-		manifest: Manifest{Kind: KindStudent, Decode: decode, States: studentStates(c)},
+		manifest: Manifest{Kind: KindStudent, Decode: decode, States: studentStates(c), NextToken: NextToken, NextTokenWidth: width},
 	}
 	if err := f.write(dir, tokenizerJSON, o); err != nil {
 		return fail(err)
@@ -203,6 +210,10 @@ func ExportTeacher(dir string, t family.Teacher, w map[string]*tensors.Tensor, t
 	if err != nil {
 		return fail(err)
 	}
+	width := min(sz.Vocab, int64(tok.VocabSize()))
+	if err := addNextToken(g, width); err != nil {
+		return fail(err)
+	}
 	ctx := o.ContextLength
 	if ctx == 0 {
 		ctx = sz.MaxPositions
@@ -217,7 +228,7 @@ func ExportTeacher(dir string, t family.Teacher, w map[string]*tensors.Tensor, t
 				HeadSize: sz.HeadDim, NumHiddenLayers: sz.Layers,
 			},
 		}),
-		manifest: Manifest{Kind: KindTeacher, Decode: teacherDecode, States: teacherStates(t)},
+		manifest: Manifest{Kind: KindTeacher, Decode: teacherDecode, States: teacherStates(t), NextToken: NextToken, NextTokenWidth: width},
 	}
 	if err := f.write(dir, tokenizerJSON, o); err != nil {
 		return fail(err)

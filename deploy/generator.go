@@ -42,6 +42,10 @@ type Generator struct {
 	states  []runtime.Feed
 	batch   int
 	context int // tokens per sequence in the context
+	// next is whether the session fetches the graph's NextToken output
+	// (output 1, the states following it) and it covers the ids greedy
+	// decoding picks from.
+	next bool
 }
 
 // Open loads the folder dir on a runtime opened with rc: the same folder
@@ -69,6 +73,9 @@ func Open(dir string, rc runtime.Config) (*Generator, error) {
 	}
 	ins := []string{gc.Model.Decoder.Inputs["input_ids"]}
 	outs := []string{gc.Model.Decoder.Outputs["logits"]}
+	if m.NextToken != "" {
+		outs = append(outs, m.NextToken)
+	}
 	for _, s := range m.States {
 		ins, outs = append(ins, s.Input), append(outs, s.Output)
 	}
@@ -82,8 +89,24 @@ func Open(dir string, rc runtime.Config) (*Generator, error) {
 		env.Close()
 		return nil, err
 	}
-	return &Generator{dir: dir, manifest: m, genai: gc, env: env, sess: sess, tok: tok}, nil
+	g := &Generator{dir: dir, manifest: m, genai: gc, env: env, sess: sess, tok: tok}
+	g.next = m.NextToken != "" && m.NextTokenWidth == int64(g.greedyWidth())
+	return g, nil
 }
+
+// greedyWidth is the number of ids sampling picks from: the logits' ids
+// the tokenizer has (ids past it are padding rows).
+func (g *Generator) greedyWidth() int { return min(g.VocabSize(), g.tok.VocabSize()) }
+
+// GraphPicksGreedy reports whether StepGreedy takes the next token from
+// the graph (the folder has a NextToken output) rather than from logits
+// fetched to the host.
+func (g *Generator) GraphPicksGreedy() bool { return g.next }
+
+// HostTraffic is the bytes the Generator's runtime has fed from and
+// returned to the host since Open (runtime.Env.HostTraffic): on a GPU what
+// crossed PCIe. The carried states never count: they stay resident.
+func (g *Generator) HostTraffic() (in, out int64) { return g.env.HostTraffic() }
 
 // Close releases the states, the session and the runtime.
 func (g *Generator) Close() error {
@@ -151,7 +174,8 @@ func (g *Generator) Prefill(ids [][]int64) (*tensors.Tensor, error) {
 	if g.manifest.Kind == KindStudent && !g.manifest.growing() && ragged(ids) {
 		return g.prefillRagged(ids)
 	}
-	return g.feed(ids, false)
+	logits, _, err := g.feed(ids, wantLast)
+	return logits, err
 }
 
 // ragged reports whether the rows of ids differ in length.
@@ -173,7 +197,7 @@ func (g *Generator) prefillRagged(ids [][]int64) (*tensors.Tensor, error) {
 	longest := 0
 	for i, row := range ids {
 		g.Reset()
-		l, err := g.feed([][]int64{row}, false)
+		l, _, err := g.feed([][]int64{row}, wantLast)
 		if err != nil {
 			return nil, fmt.Errorf("sequence %d: %w", i, err)
 		}
@@ -205,26 +229,57 @@ func (g *Generator) Step(tokens []int64) (*tensors.Tensor, error) {
 	if g.states == nil {
 		return nil, fmt.Errorf("%s: step before prefill; call Prefill with the prompt first", g.dir)
 	}
+	logits, _, err := g.feed(column(tokens), wantLast)
+	return logits, err
+}
+
+// StepGreedy is Step for greedy decoding: it appends one token per
+// sequence and returns each sequence's most likely next token (the first
+// on ties, as the greedy Sampler picks). When the graph computes that
+// choice (GraphPicksGreedy), the logits stay where the provider computed
+// them and only the token ids cross between host and device.
+func (g *Generator) StepGreedy(tokens []int64) ([]int64, error) {
+	if g.states == nil {
+		return nil, fmt.Errorf("%s: step before prefill; call Prefill with the prompt first", g.dir)
+	}
+	_, next, err := g.feed(column(tokens), wantNext)
+	return next, err
+}
+
+// column is one row of one token per sequence.
+func column(tokens []int64) [][]int64 {
 	ids := make([][]int64, len(tokens))
 	for i, t := range tokens {
 		ids[i] = []int64{t}
 	}
-	return g.feed(ids, false)
+	return ids
 }
 
 // Feed appends ids (one row per sequence, all of one length ≥ 1) to the
 // context, starting one if there is none, and returns the logits of every
 // new position, [batch, length, vocab].
 func (g *Generator) Feed(ids [][]int64) (*tensors.Tensor, error) {
-	return g.feed(ids, true)
+	logits, _, err := g.feed(ids, wantAll)
+	return logits, err
 }
 
-// feed runs ids in pieces of at most Chunk tokens and returns all logits or
-// those after the last token.
-func (g *Generator) feed(ids [][]int64, all bool) (*tensors.Tensor, error) {
+// want is what feed returns.
+type want int
+
+const (
+	wantLast want = iota // the logits after each row's last token, [batch, vocab]
+	wantAll              // the logits of every new position, [batch, length, vocab]
+	wantNext             // each row's greedy next token
+)
+
+// feed runs ids in pieces of at most Chunk tokens and returns what w asks
+// for. Outputs the host does not need (the logits of all but the last
+// piece, the logits or the graph's next token when the other serves) are
+// kept where the provider computed them and released.
+func (g *Generator) feed(ids [][]int64, w want) (*tensors.Tensor, []int64, error) {
 	b, t, err := g.checkIDs(ids)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if g.states == nil {
 		g.start(b)
@@ -234,8 +289,13 @@ func (g *Generator) feed(ids [][]int64, all bool) (*tensors.Tensor, error) {
 		chunk = DefaultChunk
 	}
 	v := int64(g.VocabSize())
+	first := 1 // index of the first state output
+	if g.manifest.NextToken != "" {
+		first = 2
+	}
 	var out *tensors.Tensor
-	if all {
+	var next []int64
+	if w == wantAll {
 		out = tensors.Zeros(tensors.Float32, int64(b), int64(t), v)
 	}
 	for start := 0; start < t; start += chunk {
@@ -246,36 +306,53 @@ func (g *Generator) feed(ids [][]int64, all bool) (*tensors.Tensor, error) {
 			flat = append(flat, row[start:end]...)
 		}
 		in := append([]runtime.Feed{{Host: tensors.FromInt64([]int64{int64(b), n}, flat)}}, g.states...)
-		keep := make([]bool, len(in))
-		for i := 1; i < len(keep); i++ {
-			keep[i] = true // the states stay where they are; the logits come back
+		graphNext := w == wantNext && end == t && g.next
+		hostLogits := w == wantAll || (end == t && !graphNext)
+		keep := make([]bool, first+len(g.states))
+		for i := range keep {
+			keep[i] = true // the states stay where they are
+		}
+		keep[0] = !hostLogits
+		if first == 2 {
+			keep[1] = !graphNext
 		}
 		host, dev, err := g.sess.RunResident(in, keep)
 		if err != nil {
 			g.Reset() // start again rather than continue from unknown states
-			return nil, fmt.Errorf("%s: %w", g.dir, err)
+			return nil, nil, fmt.Errorf("%s: %w", g.dir, err)
 		}
-		logits := host[0].Float32s()
-		for i, r := range dev[1:] {
+		for _, r := range dev[:first] {
+			r.Release()
+		}
+		for i, r := range dev[first:] {
 			g.states[i].Resident.Release()
 			g.states[i] = runtime.Feed{Resident: r}
 		}
 		g.context += int(n)
 		switch {
-		case all:
-			dst := out.Float32s()
+		case w == wantAll:
+			logits, dst := host[0].Float32s(), out.Float32s()
 			for r := int64(0); r < int64(b); r++ {
 				copy(dst[(r*int64(t)+int64(start))*v:], logits[r*n*v:(r+1)*n*v])
 			}
+		case graphNext:
+			next = host[1].Int64s()
 		case end == t:
-			last := tensors.Zeros(tensors.Float32, int64(b), v)
+			logits := host[0].Float32s()
+			out = tensors.Zeros(tensors.Float32, int64(b), v)
 			for r := int64(0); r < int64(b); r++ {
-				copy(last.Float32s()[r*v:(r+1)*v], logits[((r+1)*n-1)*v:(r+1)*n*v])
+				copy(out.Float32s()[r*v:(r+1)*v], logits[((r+1)*n-1)*v:(r+1)*n*v])
 			}
-			out = last
+			if w == wantNext { // an older folder: pick on the host
+				next = make([]int64, b)
+				for r := range next {
+					next[r] = greedyPick(out.Float32s()[int64(r)*v : int64(r)*v+int64(g.greedyWidth())])
+				}
+				out = nil
+			}
 		}
 	}
-	return out, nil
+	return out, next, nil
 }
 
 // checkIDs checks that ids is a batch of equal, non-empty rows of valid
@@ -354,12 +431,12 @@ func (g *Generator) Generate(ctx context.Context, prompt string, maxNew int, o S
 		}
 	}
 	stream := textStream{tok: g.tok}
+	next := s.Sample(logits.Float32s()[:width])
 	for n := 0; n < maxNew; n++ {
 		if err := ctx.Err(); err != nil {
 			emit(stream.flush())
 			return out.String(), err
 		}
-		next := s.Sample(logits.Float32s()[:width])
 		if next == g.EOS() {
 			break
 		}
@@ -371,9 +448,18 @@ func (g *Generator) Generate(ctx context.Context, prompt string, maxNew int, o S
 		if n+1 == maxNew {
 			break
 		}
+		if o.Temperature == 0 { // greedy: the graph may pick, keeping the logits on the device
+			picked, err := g.StepGreedy([]int64{next})
+			if err != nil {
+				return out.String(), err
+			}
+			next = picked[0]
+			continue
+		}
 		if logits, err = g.Step([]int64{next}); err != nil {
 			return out.String(), err
 		}
+		next = s.Sample(logits.Float32s()[:width])
 	}
 	emit(stream.flush())
 	return out.String(), nil

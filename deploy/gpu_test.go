@@ -14,7 +14,8 @@ import (
 
 // TestCUDA runs the folders the CPU tests check on the CUDA provider,
 // changing nothing but runtime.Config.Provider, and compares the logits of
-// a full pass and of prefill + steps with the CPU's. Opt-in: set
+// a full pass and of prefill + steps with the CPU's, and that a greedy step
+// moves only its token ids across PCIe. Opt-in: set
 // MOHAWK_TEST_CUDA=1 on a machine with CUDA 13 and the provider libraries
 // beside the ORT library (../shared/docs/GPU.md).
 func TestCUDA(t *testing.T) {
@@ -62,6 +63,18 @@ func TestCUDA(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// Greedy steps on the GPU cross PCIe with 8 bytes per sequence
+			// each way: the states stay in device memory.
+			next := []int64{1, 2}
+			for step := range 4 {
+				in0, out0 := g.HostTraffic()
+				if next, err = g.StepGreedy(next); err != nil {
+					t.Fatal(err)
+				}
+				if in1, out1 := g.HostTraffic(); in1-in0 != 16 || out1-out0 != 16 {
+					t.Errorf("greedy step %d on CUDA moved %d bytes in and %d out, want 16 and 16", step, in1-in0, out1-out0)
+				}
+			}
 		})
 	}
 }
@@ -69,7 +82,7 @@ func TestCUDA(t *testing.T) {
 // TestBenchReport runs BenchGenerate at full size and writes bench.md and
 // bench.png. Opt-in: MOHAWK_BENCH_OUT names the output folder;
 // MOHAWK_BENCH_PROVIDER ("cpu" or "cuda", default cpu) and
-// MOHAWK_BENCH_CONTEXTS (comma-separated, default 1024,4096,16384) adjust
+// MOHAWK_BENCH_CONTEXTS (comma-separated, default 2048,16384) adjust
 // it.
 func TestBenchReport(t *testing.T) {
 	out := os.Getenv("MOHAWK_BENCH_OUT")

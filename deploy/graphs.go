@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"fmt"
+	"slices"
 
 	"mohawk/graphs"
 	"mohawk/graphs/layers"
@@ -89,23 +90,29 @@ func studentGraph(c family.Student, w map[string]*tensors.Tensor, fp16 bool, for
 			}
 			step := graphs.NewIfBranch(g, "decode_step")
 			sIDs, sSt := capture(step)
-			vals := forward(graphs.Reshape(sIDs, 0, 1), sSt, family.FormStep)
-			vals[0] = graphs.ReshapeTo(vals[0], graphs.S(batchDim, seqDim, sz.Vocab), sIDs) // [B, 1, V] is [B, T, V] here
 			if len(sz.AttnLayers) > 0 {
-				// A KV cache leaves with past+1 positions here, past+T in the
-				// other branch: a [1, 1, past+T, 1] tensor lends that length.
+				// A KV cache leaves with past+T positions from the other
+				// branch, past+1 from this one. Declaring the incoming cache
+				// here as past+T−1 long (a Reshape that changes nothing at run
+				// time, T being 1) makes the Concat that appends the new
+				// position the branch's output itself, written straight into
+				// the If's output. (Reshaping the outgoing cache instead
+				// copied all of it once more per step.) A [1, 1, past+T, 1]
+				// tensor lends the length.
 				along := func(d graphs.Dim, like *graphs.Value) *graphs.Value {
 					return graphs.Full(g, tensors.Float32, graphs.Shape{graphs.D(1), graphs.D(1), d, graphs.D(1)}, 0, like)
 				}
 				k := states[sz.AttnLayers[0]].Key
 				lengths := graphs.Concat(2, along(k.Shape[2], k), along(ids.Shape[1], ids))
-				m := step.Capture(lengths)
-				for j, s := range studentStates(c) {
-					if v := vals[1+j]; s.SeqAxis >= 0 {
-						vals[1+j] = graphs.ReshapeTo(v, graphs.Shape{v.Shape[0], v.Shape[1], m.Shape[2], v.Shape[3]}, m)
+				past := graphs.SliceAxis(step.Capture(lengths), 2, 1, graphs.End) // past+T−1
+				for _, i := range sz.AttnLayers {
+					for _, v := range []**graphs.Value{&sSt[i].Key, &sSt[i].Value} {
+						*v = graphs.ReshapeTo(*v, graphs.Shape{(*v).Shape[0], (*v).Shape[1], past.Shape[2], (*v).Shape[3]}, past)
 					}
 				}
 			}
+			vals := forward(graphs.Reshape(sIDs, 0, 1), sSt, family.FormStep)
+			vals[0] = graphs.ReshapeTo(vals[0], graphs.S(batchDim, seqDim, sz.Vocab), sIDs) // [B, 1, V] is [B, T, V] here
 			step.Finish(vals...)
 			chunked := graphs.NewIfBranch(g, "prefill_ssd")
 			cIDs, cSt := capture(chunked)
@@ -174,4 +181,18 @@ func teacherGraph(c family.Teacher, w map[string]*tensors.Tensor, fp16 bool) (*g
 		return nil, fmt.Errorf("build the teacher graph: %w", err)
 	}
 	return g, nil
+}
+
+// addNextToken appends the NextToken output to g: the greedy choice after
+// each sequence's last position, the index of the largest of
+// logits[:, -1, :width] as [batch_size, 1] int64 (the first on ties, as
+// the greedy Sampler picks). A Generator that decodes greedily fetches it
+// instead of the logits, so only token ids cross between host and device.
+func addNextToken(g *graphs.Graph, width int64) error {
+	return graphs.Try(func() {
+		outs, names := g.Outputs()
+		logits := outs[slices.Index(names, Logits)]
+		last := graphs.Slice(logits, []int64{-1, 0}, []int64{graphs.End, width}, []int64{1, 2}, nil)
+		g.Output(NextToken, graphs.ArgMax(last, 2, false))
+	})
 }

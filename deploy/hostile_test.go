@@ -39,6 +39,9 @@ func TestTamperedSizes(t *testing.T) {
 			{"vocab_size", GenAIConfigFile, func(j map[string]any) {
 				j["model"].(map[string]any)["vocab_size"] = 1e12
 			}, []string{GenAIConfigFile + ": model.vocab_size is 1000000000000, but", "declares output logits as [-1 -1 8192]"}},
+			{"next_token without its width", ManifestFile, func(j map[string]any) {
+				delete(j, "next_token_width")
+			}, []string{ManifestFile + `: next_token "next_token" with next_token_width 0`}},
 		} {
 			t.Run(m.kind+"/"+c.name, func(t *testing.T) {
 				dir := copyFolder(t, src)

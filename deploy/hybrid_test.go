@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
+	"mohawk/export/onnxpb"
 	"mohawk/graphs"
 	"mohawk/graphs/layers"
 	"mohawk/graphs/models/phi"
@@ -142,4 +145,64 @@ func readFile(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestHybridStepAppendsInPlace checks that each KV cache the hybrid's
+// decode step returns is the Concat that appends the new position, so ONNX
+// Runtime writes it straight into the If's output. An op after it (the
+// Reshape the step branch once ended with) copies the whole cache again on
+// every step.
+func TestHybridStepAppendsInPlace(t *testing.T) {
+	dir := hybridRef(t).folder(t, Options{})
+	m, err := ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := stepOutputOps(t, dir)
+	kv := 0
+	for j, s := range m.States {
+		if s.SeqAxis < 0 {
+			continue
+		}
+		kv++
+		if ops[1+j] != "Concat" {
+			t.Errorf("the decode step's %s comes from a %s, want the Concat that appends to the cache", s.Output, ops[1+j])
+		}
+	}
+	if kv != 4 {
+		t.Errorf("%d KV states, want 4 (two attention layers)", kv)
+	}
+}
+
+// stepOutputOps lists, for each output of the If's decode-step branch in
+// dir's model.onnx, the op type of the node that produces it.
+func stepOutputOps(t *testing.T, dir string) []string {
+	t.Helper()
+	var mp onnxpb.ModelProto
+	if err := proto.Unmarshal(readFile(t, filepath.Join(dir, ModelFile)), &mp); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range mp.Graph.Node {
+		if n.OpType != "If" {
+			continue
+		}
+		for _, a := range n.Attribute {
+			if a.Name != "then_branch" {
+				continue
+			}
+			producer := map[string]string{}
+			for _, bn := range a.G.Node {
+				for _, o := range bn.Output {
+					producer[o] = bn.OpType
+				}
+			}
+			var ops []string
+			for _, o := range a.G.Output {
+				ops = append(ops, producer[o.Name])
+			}
+			return ops
+		}
+	}
+	t.Fatalf("%s has no If with a then_branch", dir)
+	return nil
 }

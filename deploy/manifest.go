@@ -18,8 +18,8 @@ const ManifestFormat = "mohawk-deploy/1"
 
 // Kinds of deployed model.
 const (
-	KindStudent = "student" // Phi-Mamba: fixed-size recurrent states
-	KindTeacher = "teacher" // Phi: a KV cache that grows with the context
+	KindStudent = "student" // Phi-Mamba or Llamba: fixed-size recurrent states
+	KindTeacher = "teacher" // a Transformer: a KV cache that grows with the context
 )
 
 // How each kind computes a call (recorded in mohawk.json and the model's
@@ -38,6 +38,12 @@ type Manifest struct {
 	Opset       int         `json:"opset"`
 	Decode      string      `json:"decode"` // how the graph computes a call
 	States      []StateSpec `json:"states"` // in graph input order, after input_ids
+	// NextToken names the graph's greedy output (NextToken; "" in folders
+	// exported before it existed): the id of the largest logit at each
+	// sequence's last position among ids [0, NextTokenWidth), the
+	// tokenizer's ids, as [batch_size, 1] int64.
+	NextToken      string `json:"next_token,omitempty"`
+	NextTokenWidth int64  `json:"next_token_width,omitempty"`
 }
 
 // StateSpec is one carried tensor: fed as Input, returned as Output and fed
@@ -157,6 +163,9 @@ func ReadManifest(dir string) (*Manifest, error) {
 	if len(m.States) == 0 {
 		bad("lists no states")
 	}
+	if (m.NextToken == "") != (m.NextTokenWidth == 0) || m.NextTokenWidth < 0 {
+		bad("next_token %q with next_token_width %d: give both (a positive width) or neither", m.NextToken, m.NextTokenWidth)
+	}
 	for _, s := range m.States {
 		if dt, err := tensors.ParseDType(s.DType); err != nil || !dt.IsFloat() {
 			bad("state %s: dtype %q is not a float dtype", s.Input, s.DType)
@@ -208,6 +217,12 @@ func checkSignature(dir string, m *Manifest, gc *genaiConfig, sess *runtime.Sess
 					manifest, s.Input, s.Shape, model, k, dimString(shape[k])))
 				break
 			}
+		}
+	}
+	if m.NextToken != "" {
+		if dt, shape, ok := sess.Declared(m.NextToken); !ok || dt != tensors.Int64 || len(shape) != 2 {
+			errs = append(errs, fmt.Errorf("%s: next_token %s must be an int64 [batch_size, 1] output of %s, which declares %v%v; the folder was edited or mixed up: export it again",
+				manifest, m.NextToken, model, dt, shape))
 		}
 	}
 	logits := gc.Model.Decoder.Outputs["logits"]

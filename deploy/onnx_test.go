@@ -85,6 +85,10 @@ func TestModelFile(t *testing.T) {
 					}
 					wantIn, wantOut = append(wantIn, in+"]"), append(wantOut, out+"]")
 				}
+				wantOut = append(wantOut, NextToken+":int64[batch_size,1]")
+				if man.NextToken != NextToken {
+					t.Errorf("manifest next_token %q, want %q", man.NextToken, NextToken)
+				}
 				if got := signature(mp.Graph.Input); !slices.Equal(got, wantIn) {
 					t.Errorf("inputs\n%q\nwant\n%q", got, wantIn)
 				}
@@ -298,7 +302,7 @@ func TestOnnxGo(t *testing.T) {
 				if got, want := len(model.Input), 1+len(man.States); got != want {
 					t.Errorf("onnx-go sees %d graph inputs, want %d", got, want)
 				}
-				if got, want := len(model.Output), 1+len(man.States); got != want {
+				if got, want := len(model.Output), 2+len(man.States); got != want { // logits, states, next_token
 					t.Errorf("onnx-go sees %d graph outputs, want %d", got, want)
 				}
 				for _, name := range []string{InputIDs, Logits, "model.embed_tokens.weight"} {

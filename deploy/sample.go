@@ -63,13 +63,7 @@ func NewSampler(o SamplingOptions) (*Sampler, error) {
 // Sample returns the id of the next token given one sequence's logits.
 func (s *Sampler) Sample(logits []float32) int64 {
 	if s.o.Temperature == 0 {
-		best := 0
-		for i, l := range logits {
-			if l > logits[best] {
-				best = i
-			}
-		}
-		return int64(best)
+		return greedyPick(logits)
 	}
 	c := s.topK(logits)
 	total := 0.0
@@ -94,6 +88,17 @@ func (s *Sampler) Sample(logits []float32) int64 {
 		}
 	}
 	return c[len(c)-1].id
+}
+
+// greedyPick is the id of the largest logit, the first on ties.
+func greedyPick(logits []float32) int64 {
+	best := 0
+	for i, l := range logits {
+		if l > logits[best] {
+			best = i
+		}
+	}
+	return int64(best)
 }
 
 // order sorts candidates: higher logit first, lower id on ties (so runs

@@ -19,6 +19,9 @@ func Gradients(loss *Value, wrt ...*Value) []*Value {
 	if !loss.DType.IsFloat() || loss.Shape.NumElements() != D(1) {
 		panic(errorf("Gradients", "loss %v must be a float tensor with one element", loss))
 	}
+	if g.gradFrom == 0 {
+		g.gradFrom = len(g.nodes) + 1
+	}
 	useful := map[*Value]bool{}
 	for _, w := range wrt {
 		if !g.encloses(w.g) {
@@ -66,6 +69,7 @@ func Gradients(loss *Value, wrt ...*Value) []*Value {
 		return ps[0]
 	}
 	nodes := g.nodes
+	recomputed := map[int]map[*Node]*Node{} // segment → its nodes' copies
 	for i := len(nodes) - 1; i >= 0; i-- {
 		n := nodes[i]
 		if n.def.NoGrad {
@@ -89,7 +93,7 @@ func Gradients(loss *Value, wrt ...*Value) []*Value {
 		if n.def.Grad == nil {
 			panic(errorf("Gradients", "op %s has no gradient rule", n.Op))
 		}
-		gins := n.def.Grad(n, gouts, need)
+		gins := n.def.Grad(vjpNode(g, nodes, n, gouts, recomputed), gouts, need)
 		if len(gins) != len(n.Inputs) {
 			panic(errorf("Gradients", "bug in VJP for %s: %d adjoints for %d inputs", n.Op, len(gins), len(n.Inputs)))
 		}
@@ -101,7 +105,14 @@ func Gradients(loss *Value, wrt ...*Value) []*Value {
 			if gi.DType != in.DType || !gi.Shape.Equal(in.Shape) {
 				panic(errorf("Gradients", "bug in VJP for %s: adjoint %v for input %v", n.Op, gi, in))
 			}
-			parts[in] = append(parts[in], gi)
+			if n.seg != 0 && (in.kind != kindNode || in.g != g) && len(parts[in]) > 0 {
+				// A parameter's gradient from a segment is summed as it
+				// comes, so that many segments' contributions are not all
+				// kept until the end.
+				parts[in] = []*Value{Add(adjoint(in), gi)}
+			} else {
+				parts[in] = append(parts[in], gi)
+			}
 		}
 	}
 	isWrt := map[*Value]bool{}
@@ -122,6 +133,33 @@ func Gradients(loss *Value, wrt ...*Value) []*Value {
 		}
 	}
 	return out
+}
+
+// vjpNode is the node whose VJP stands for n's: n itself, or its copy when
+// n's recomputation segment copied it (recomputed keeps each segment's
+// copies, made when the segment's first gradient is needed).
+func vjpNode(g *Graph, nodes []*Node, n *Node, gouts []*Value, recomputed map[int]map[*Node]*Node) *Node {
+	if n.seg == 0 {
+		return n
+	}
+	cs, ok := recomputed[n.seg]
+	if !ok {
+		cs = recomputeSegment(g, nodes, n.seg, firstNonNil(gouts))
+		recomputed[n.seg] = cs
+	}
+	if c := cs[n]; c != nil {
+		return c
+	}
+	return n
+}
+
+func firstNonNil(vs []*Value) *Value {
+	for _, v := range vs {
+		if v != nil {
+			return v
+		}
+	}
+	return nil
 }
 
 func onesTensor(dt tensors.DType, shape []int64) *tensors.Tensor {

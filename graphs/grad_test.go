@@ -53,6 +53,10 @@ func gradCases() []graphtest.GradCase {
 		{Name: "CausalConv", Inputs: in(s(2, 75, 3), s(3, 1, 4), s(3)), Build: func(_ gph, v xs) *graphs.Value {
 			return graphs.CausalConv(v[0], v[1], v[2])
 		}},
+		// One rank (ops_fused_test.go's init): the mean over ranks is x.
+		{Name: "AllReduce/one-rank", Inputs: in(s(2, 3)), Build: func(_ gph, v xs) *graphs.Value {
+			return graphs.AllReduce(graphs.Mul(v[0], v[0]))
+		}},
 		unary("Neg", graphs.Neg, rnd(1, -1, 1, 5)),
 		unary("Exp", graphs.Exp, rnd(1, -1, 1, 5)),
 		unary("Log", graphs.Log, pos(5)),

@@ -28,6 +28,14 @@ type Graph struct {
 	casts   map[castKey]*Value // Cast nodes of this graph, shared (see Cast)
 	matmul  MatMulPrecision    // on the root: how MatMul and Gemm compute
 	fused   bool               // on the root: forward ops may use FusedDomain kernels
+	// gradFrom is 1 + the index of the first node Gradients built in this
+	// graph (0: none yet).
+	gradFrom int
+	// On the root: recompute makes Recomputed mark segments; seg is the
+	// segment under construction (0: none) and segGraph its graph.
+	recompute bool
+	seg, segs int
+	segGraph  *Graph
 }
 
 // New returns an empty graph.
@@ -132,6 +140,7 @@ type Node struct {
 	Body    *Graph // Loop body
 	Name    string
 	def     *OpDef
+	seg     int // recomputation segment (Recomputed), 0 for none
 }
 
 // ID increases with creation order.
@@ -240,6 +249,16 @@ func (g *Graph) Output(name string, v *Value) {
 	g.outName = append(g.outName, name)
 }
 
+// BackwardStart is the index in Nodes of the first node Gradients built
+// in g, or len(Nodes()) if it built none: the nodes before it are the
+// forward computation.
+func (g *Graph) BackwardStart() int {
+	if g.gradFrom == 0 {
+		return len(g.nodes)
+	}
+	return g.gradFrom - 1
+}
+
 // Nodes in creation (topological) order.
 func (g *Graph) Nodes() []*Node { return g.nodes }
 
@@ -294,6 +313,9 @@ func (g *Graph) add(op string, attr any, inputs ...*Value) []*Value {
 		}
 	}
 	n := &Node{id: g.newID(), Op: op, Inputs: inputs, Attr: attr, def: def}
+	if r := g.root; r.seg != 0 && r.segGraph == g {
+		n.seg = r.seg
+	}
 	outs := def.Infer(n)
 	n.Outputs = make([]*Value, len(outs))
 	for i, o := range outs {

@@ -98,7 +98,26 @@ func AdamW(p, g, m, v, coef *Value) (p2, m2, v2 *Value) {
 // thirteen passes. It is Gelu's gradient; it has none itself.
 func GeluGrad(x, dy *Value) *Value { return op1("GeluGrad", nil, x, dy) }
 
+// AllReduce is the element-wise mean of x over the ranks of a data-parallel
+// group, one fused node: mohawk/runtime's kernel reduces over the NCCL
+// communicator registered in the process (on the CUDA provider's stream)
+// or over its registered host reducer (on the CPU), and a group of one
+// rank returns x bit for bit. x is float32, float64 (CPU only) or
+// bfloat16. As the mean is linear and the same on every rank, its
+// gradient is the AllReduce of the incoming gradient.
+func AllReduce(x *Value) *Value { return op1("AllReduce", nil, x) }
+
+func allReduceGrad(n *Node, g []*Value, need []bool) []*Value { return []*Value{AllReduce(g[0])} }
+
+// inferAllReduce is the shape rule of AllReduce.
+func inferAllReduce(n *Node) []TypeShape {
+	x := n.Inputs[0]
+	wantFusedFloat("AllReduce", x)
+	return ts(x.DType, x.Shape)
+}
+
 func init() {
+	register(&OpDef{Type: "AllReduce", Domain: FusedDomain, Since: 1, Infer: inferAllReduce, Grad: allReduceGrad, Attrs: noAttrs})
 	register(&OpDef{Type: "CausalConv", Domain: FusedDomain, Since: 1, Infer: inferCausalConv, Grad: convGrad, Attrs: noAttrs})
 	register(&OpDef{Type: "CausalConvGrad", Domain: FusedDomain, Since: 1, Infer: inferCausalConvGrad, NoGrad: true, Attrs: noAttrs})
 	register(&OpDef{Type: "GeluGrad", Domain: FusedDomain, Since: 1, Infer: inferGeluGrad, NoGrad: true, Attrs: noAttrs})

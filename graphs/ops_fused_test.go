@@ -11,6 +11,10 @@ import (
 	"mohawk/tensors"
 )
 
+// The tests of this package run as a data-parallel group of one rank, for
+// AllReduce's CPU kernel.
+func init() { runtime.SetHostReducer(runtime.SingleRank{}) }
+
 func TestFusedDomainMatchesRuntime(t *testing.T) {
 	if graphs.FusedDomain != runtime.FusedDomain {
 		t.Fatalf("graphs.FusedDomain %q, runtime.FusedDomain %q", graphs.FusedDomain, runtime.FusedDomain)

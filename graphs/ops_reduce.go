@@ -27,6 +27,40 @@ func ReduceMax(x *Value, axes []int64, keepDims bool) *Value {
 	return reduce("ReduceMax", x, axes, keepDims)
 }
 
+type argMaxAttr struct {
+	Axis     int64
+	KeepDims bool
+}
+
+// ArgMax is the int64 index of the largest element of x along axis, the
+// first one on ties (ONNX select_last_index = 0).
+func ArgMax(x *Value, axis int64, keepDims bool) *Value {
+	return op1("ArgMax", &argMaxAttr{axis, keepDims}, x)
+}
+
+func inferArgMax(n *Node) []TypeShape {
+	x, a := n.Inputs[0], n.Attr.(*argMaxAttr)
+	if !x.DType.IsFloat() {
+		panic(errorf(n.Op, "wants a float input, got %v", x))
+	}
+	axis := normAxis(n.Op, int(a.Axis), x.Rank())
+	var out Shape
+	for i, d := range x.Shape {
+		switch {
+		case i != axis:
+			out = append(out, d)
+		case a.KeepDims:
+			out = append(out, D(1))
+		}
+	}
+	return ts(tensors.Int64, out)
+}
+
+func argMaxAttrs(n *Node) []Attr {
+	a := n.Attr.(*argMaxAttr)
+	return []Attr{intAttr("axis", a.Axis), intAttr("keepdims", boolInt(a.KeepDims)), intAttr("select_last_index", 0)}
+}
+
 // ReduceSumAll sums every element into a scalar.
 func ReduceSumAll(x *Value) *Value { return ReduceSum(x, allAxes(x), false) }
 
@@ -113,6 +147,7 @@ func init() {
 	register(&OpDef{Type: "ReduceSumSquare", Since: 18, Infer: inferReduce, Grad: reduceSumSquareGrad, Attrs: keepDimsAttr})
 	register(&OpDef{Type: "ReduceMean", Since: 18, Infer: inferReduce, Grad: reduceMeanGrad, Attrs: keepDimsAttr})
 	register(&OpDef{Type: "ReduceMax", Since: 18, Infer: inferReduce, Grad: reduceMaxGrad, Attrs: keepDimsAttr})
+	register(&OpDef{Type: "ArgMax", Since: 13, Infer: inferArgMax, NoGrad: true, Attrs: argMaxAttrs})
 }
 
 // reduceSumGrad is the VJP of ReduceSum.

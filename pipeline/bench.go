@@ -133,9 +133,18 @@ type StageBenchOptions struct {
 	Runs int `json:"runs"`
 	// StateOnHost copies parameters and moments to the host after every run
 	// (the behaviour before resident state), for before/after comparisons.
-	StateOnHost bool           `json:"state_on_host"`
-	Precision   string         `json:"precision"` // fp32 or bf16 (training.precision)
-	Runtime     runtime.Config `json:"-"`
+	StateOnHost bool   `json:"state_on_host"`
+	Precision   string `json:"precision"` // fp32 or bf16 (training.precision)
+	// AllReduce adds AllReduce nodes over a group of one rank to the step
+	// graph: AllReduceNone, AllReduceHost or AllReduceNCCL; AllReduceDType
+	// (fp32 or bf16) and BucketMB shape them (train.AllReduce).
+	AllReduce      string  `json:"all_reduce,omitempty"`
+	AllReduceDType string  `json:"all_reduce_dtype,omitempty"`
+	BucketMB       float64 `json:"bucket_mb,omitempty"`
+	// Recompute and LossChunk are training.recompute and training.loss_chunk.
+	Recompute string         `json:"recompute,omitempty"`
+	LossChunk int            `json:"loss_chunk,omitempty"`
+	Runtime   runtime.Config `json:"-"`
 }
 
 // StageResult is a training-stage throughput measurement.
@@ -194,6 +203,11 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 		return nil, err
 	}
 	defer rt.Close()
+	allReduce, release, err := oneRankAllReduce(o.AllReduce, o.AllReduceDType, o.BucketMB, o.Runtime.CUDA.DeviceID)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	defer release()
 	n := (o.Runs + 2) * o.StepsPerRun
 	vocab := int(t.Config.Sizes().Vocab)
 	ids := randomIDs(1, (o.Seq+1)*o.MicroBatch*o.MicroBatches*(n+2), vocab, 5).Int64s()
@@ -218,7 +232,7 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 		Ckpt: noCheckpoints{}, Log: log, NonFinite: "stop", StateOnHost: o.StateOnHost}
 	opt := stages.TrainOptions{Steps: n, MicroBatches: o.MicroBatches, MicroBatch: o.MicroBatch, SeqLen: o.Seq, LR: 1e-4,
 		Opt: train.DefaultAdamW(), Schedule: stages.Schedule{Kind: "constant", TotalSteps: n}, StepsPerRun: o.StepsPerRun,
-		Precision: o.Precision}
+		Precision: o.Precision, AllReduce: allReduce, Recompute: o.Recompute, LossChunk: o.LossChunk}
 	t0 := time.Now()
 	switch o.Stage {
 	case KindOrient, KindAlign:
@@ -334,19 +348,7 @@ func (nopProgress) Set(int, string) {}
 func (nopProgress) Done()           {}
 
 // peakRSS is the process's peak resident memory (VmHWM), 0 where unknown.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
+func peakRSS() int64 { return procStatus("VmHWM:") }
 
 // benchDir is where benchmark sessions keep large exported graphs.
 func benchDir() string { return filepath.Join(os.TempDir(), "mohawk-bench") }

@@ -139,3 +139,38 @@ func TestStageTraffic(t *testing.T) {
 		t.Errorf("align: %v; want a refusal naming --stage align", err)
 	}
 }
+
+// TestBenchStageAllReduce trains Stage 3 with AllReduce nodes over a group
+// of one rank (the CPU kernel, per tensor and in one bucket): the losses
+// must equal the plain step's bit for bit. NCCL without a GPU, and a bad
+// dtype, are errors.
+func TestBenchStageAllReduce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a tiny student three times")
+	}
+	o := StageBenchOptions{Teacher: filepath.Join(demoDir(t), "teacher"), Stage: KindDistill, MicroBatch: 2, Seq: 16,
+		MicroBatches: 2, StepsPerRun: 2, Runs: 1}
+	plain, err := BenchStage(context.Background(), o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bucketMB := range []float64{0, 64} {
+		o.AllReduce, o.BucketMB = AllReduceHost, bucketMB
+		got, err := BenchStage(context.Background(), o, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Losses) != 6 || !reflect.DeepEqual(got.Losses, plain.Losses) {
+			t.Errorf("bucket %g MiB: losses with AllReduce %v, without %v", bucketMB, got.Losses, plain.Losses)
+		}
+	}
+	o.AllReduceDType = "fp16"
+	if _, err := BenchStage(context.Background(), o, io.Discard); err == nil || !strings.Contains(err.Error(), `dtype "fp16"`) {
+		t.Errorf("fp16 all-reduce: %v", err)
+	}
+	o.AllReduce, o.AllReduceDType = AllReduceNCCL, ""
+	if _, err := BenchStage(context.Background(), o, io.Discard); err == nil || !strings.Contains(err.Error(), "NCCL") &&
+		!strings.Contains(err.Error(), "CUDA") {
+		t.Errorf("NCCL on the CPU: %v", err)
+	}
+}

@@ -129,6 +129,15 @@ type TrainingConfig struct {
 	// float32 parameters, optimizer state, residual stream, norms and
 	// losses; the CPU provider emulates the rounding).
 	Precision string `mapstructure:"precision"`
+	// Recompute trades time for memory: "none" (default) keeps every
+	// activation the backward pass needs; "layers" keeps each student
+	// layer's input only and recomputes the layer's forward in the backward
+	// pass (about one more forward of the student per step).
+	Recompute string `mapstructure:"recompute"`
+	// LossChunk computes Stage 3's student logits and loss in chunks of
+	// this many positions, each recomputed in the backward pass, so that no
+	// [B, T, vocabulary] tensor exists; 0 (default) computes them whole.
+	LossChunk int `mapstructure:"loss_chunk"`
 }
 
 // EvalConfig configures the evaluation stage.
@@ -249,6 +258,8 @@ func Defaults() map[string]any {
 			"checkpoint_every": 100,
 			"steps_per_run":    1,
 			"precision":        "fp32",
+			"recompute":        "none",
+			"loss_chunk":       0,
 		},
 		"eval":        map[string]any{"windows": 200, "seq_len": 256, "after_each_stage": true},
 		"checkpoints": map[string]any{"keep_last": 2, "on_nonfinite": "stop", "rollback_lr_factor": 0.5, "max_rollbacks": 3},

@@ -164,6 +164,7 @@ func trainOptions(cfg *Config, s StageConfig) (stages.TrainOptions, error) {
 		Opt:      train.AdamW{Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.WeightDecay, ClipNorm: o.ClipNorm},
 		Schedule: toSchedule(sch, steps), EvalEvery: t.EvalEvery, EvalWindows: t.EvalWindows, CheckpointEvery: t.CheckpointEvery,
 		StepsPerRun: t.StepsPerRun, LayerGroup: s.LayerGroup, Precision: precisionOption(t.Precision),
+		Recompute: recomputeOption(t.Recompute), LossChunk: t.LossChunk,
 	}, nil
 }
 
@@ -174,6 +175,14 @@ func precisionOption(p string) string {
 		return ""
 	}
 	return p
+}
+
+// recomputeOption leaves "none" unnamed, as precisionOption does float32.
+func recomputeOption(r string) string {
+	if r == "none" {
+		return ""
+	}
+	return r
 }
 
 func pick(a, b int) int {

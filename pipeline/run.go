@@ -14,6 +14,7 @@ import (
 
 	"mohawk/atomicfile"
 	"mohawk/data"
+	"mohawk/dist"
 	"mohawk/graphs/models/family"
 	"mohawk/runtime"
 	"mohawk/stages"
@@ -29,6 +30,9 @@ type RunOptions struct {
 	// Observe, when set, sees every metrics record as it is written (for
 	// dashboards and tests).
 	Observe func(m map[string]any)
+	// Ranks, when set with a size above 1, makes this process one rank of
+	// a job: it joins the others after the plan (see ranks.go).
+	Ranks *dist.Options
 }
 
 // StageRecord is written to a stage's done.json when it completes; its
@@ -65,7 +69,7 @@ const (
 // resuming interrupted ones from their newest checkpoint. Cancelling ctx
 // (SIGINT/SIGTERM) makes the current stage checkpoint and return
 // stages.ErrInterrupted.
-func Run(ctx context.Context, cfg *Config, source string, opt RunOptions) (*Summary, error) {
+func Run(ctx context.Context, cfg *Config, source string, opt RunOptions) (sum *Summary, err error) {
 	out := opt.Out
 	if out == nil {
 		out = os.Stderr
@@ -85,30 +89,43 @@ func Run(ctx context.Context, cfg *Config, source string, opt RunOptions) (*Summ
 	}
 	defer w.close()
 	w.plan.Print(out)
+	printRanks(out, w.plan, w.student.Config.Sizes().Layers, opt.Ranks)
 	if err := preflight(w, out, opt.DryRun); err != nil {
 		return nil, err
 	}
 	if opt.DryRun {
 		return nil, nil
 	}
+	if w.ranks, err = joinRanks(ctx, opt.Ranks, w.plan, out); err != nil {
+		return nil, err
+	}
+	if w.ranks != nil {
+		ctx = w.ranks.start(ctx)
+		defer func() { err = w.ranks.finish(err) }()
+	}
 	if err := os.MkdirAll(w.plan.RunDir, 0o755); err != nil {
 		return nil, err
 	}
-	release, err := claimRunDir(w.plan)
-	if err != nil {
-		return nil, err
+	metrics := metricsLog
+	if w.ranks.leader() {
+		release, err := claimRunDir(w.plan)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		if err := saveResolved(cfg, w.plan); err != nil {
+			return nil, err
+		}
+	} else {
+		metrics = fmt.Sprintf("metrics.rank-%d.jsonl", opt.Ranks.Rank)
 	}
-	defer release()
-	if err := saveResolved(cfg, w.plan); err != nil {
-		return nil, err
-	}
-	log, err := newRunLog(filepath.Join(w.plan.RunDir, metricsLog), out)
+	log, err := newRunLog(filepath.Join(w.plan.RunDir, metrics), out)
 	if err != nil {
 		return nil, err
 	}
 	log.observe = opt.Observe
 	defer log.Close()
-	sum := &Summary{Name: cfg.Name, RunDir: w.plan.RunDir, Provider: w.rt.Provider(), Started: time.Now().UTC()}
+	sum = &Summary{Name: cfg.Name, RunDir: w.plan.RunDir, Provider: w.rt.Provider(), Started: time.Now().UTC()}
 	for _, sp := range w.plan.Stages {
 		rec, err := w.runStage(ctx, sp, log)
 		if err != nil {
@@ -117,6 +134,9 @@ func Run(ctx context.Context, cfg *Config, source string, opt RunOptions) (*Summ
 		sum.Stages = append(sum.Stages, *rec)
 	}
 	sum.Finished = time.Now().UTC()
+	if !w.ranks.leader() {
+		return sum, nil
+	}
 	if err := writeSummary(sum); err != nil {
 		return sum, err
 	}
@@ -138,6 +158,7 @@ type work struct {
 	val     *data.Stream
 	plan    *Plan
 	out     io.Writer
+	ranks   *ranks // nil for a run of one process
 }
 
 func (w *work) close() {
@@ -320,7 +341,11 @@ func saveResolved(cfg *Config, p *Plan) error {
 
 // runStage runs one stage or, when its done.json matches, loads its output.
 func (w *work) runStage(ctx context.Context, sp StagePlan, log *runLog) (*StageRecord, error) {
-	if rec, ok := w.finished(sp); ok {
+	rec, ok := w.finished(sp)
+	if err := w.ranks.agree("whether stage "+sp.Name+" is done", []byte(fmt.Sprint(ok))); err != nil {
+		return nil, err
+	}
+	if ok {
 		log.Printf("stage %s: already done (hash %s); skipping", sp.Name, sp.Hash)
 		return rec, nil
 	}
@@ -331,7 +356,12 @@ func (w *work) runStage(ctx context.Context, sp StagePlan, log *runLog) (*StageR
 	env := &stages.Env{Ctx: ctx, Runtime: stages.ORT(w.rt), Teacher: w.teacher, Student: w.student, TrainData: w.train, ValData: w.val,
 		Seed: w.cfg.Seed + uint64(sp.Index), Dir: sp.Dir, Ckpt: ck, Log: log,
 		NonFinite: w.cfg.Checkpoints.OnNonFinite, RollbackLRFactor: w.cfg.Checkpoints.RollbackLRFactor, MaxRollbacks: w.cfg.Checkpoints.MaxRollbacks}
-	rec := &StageRecord{Name: sp.Name, Kind: sp.Kind, Hash: sp.Hash}
+	w.ranks.setup(env, sp)
+	rec = &StageRecord{Name: sp.Name, Kind: sp.Kind, Hash: sp.Hash}
+	if sp.Train == nil && !w.ranks.leader() {
+		log.Printf("stage %s (%s): rank 0's work", sp.Name, sp.Kind)
+		return rec, nil
+	}
 	t0 := time.Now()
 	log.Printf("stage %s (%s): starting", sp.Name, sp.Kind)
 	var res *stages.Result
@@ -365,6 +395,9 @@ func (w *work) runStage(ctx context.Context, sp StagePlan, log *runLog) (*StageR
 		tr := res.Train
 		rec.Tokens, rec.Steps, rec.FirstLoss, rec.LastLoss, rec.ValLoss, rec.ValBefore = tr.Tokens, tr.Steps, tr.FirstLoss, tr.LastLoss, tr.ValLoss, tr.FirstValLoss
 		rec.LayerBefore, rec.LayerAfter = res.LayerBefore, res.LayerAfter
+	}
+	if !w.ranks.leader() { // rank 0 writes the output, evaluates and records
+		return rec, nil
 	}
 	if sp.Train != nil {
 		if err := w.saveOutput(sp); err != nil {

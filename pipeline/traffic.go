@@ -44,28 +44,7 @@ func zeroWeights(c family.Teacher) stages.Weights {
 // the step's elementwise and reduction kernels are bound by these bytes,
 // so a graph change can be weighed here before it is timed there.
 func StageTraffic(o StageBenchOptions) (*TrafficResult, error) {
-	if o.Stage != KindDistill {
-		return nil, fmt.Errorf("bench: --traffic models the distill step; got --stage %s", o.Stage)
-	}
-	if err := o.checkPrecision(); err != nil {
-		return nil, err
-	}
-	t, err := benchTeacher(o.Teacher, zeroWeights)
-	if err != nil {
-		return nil, err
-	}
-	sc, err := StudentConfigFor(t.Config, StudentConfig{})
-	if err != nil {
-		return nil, err
-	}
-	student, err := NewStudent(t, sc, InitMohawk, 1)
-	if err != nil {
-		return nil, err
-	}
-	env := &stages.Env{Teacher: t, Student: student}
-	opt := stages.TrainOptions{Steps: 1, MicroBatches: max(1, o.MicroBatches), MicroBatch: o.MicroBatch, SeqLen: o.Seq,
-		StepsPerRun: 1, Precision: o.Precision}
-	g, err := env.DistillStepGraph(opt, stages.DistillOptions{Temperature: 1}, stages.NativePrecision(o.Precision))
+	g, _, err := distillStepGraph(o, "--traffic")
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +74,35 @@ func StageTraffic(o StageBenchOptions) (*TrafficResult, error) {
 		return a.Op+a.Shapes < b.Op+b.Shapes
 	})
 	return r, nil
+}
+
+// distillStepGraph builds o's Stage 3 step graph (one step per run, the
+// products in o.Precision as the CUDA provider runs them) from zero weights,
+// without a runtime, and returns the teacher's sizes with it.
+func distillStepGraph(o StageBenchOptions, flag string) (*graphs.Graph, family.TeacherSizes, error) {
+	if o.Stage != KindDistill {
+		return nil, family.TeacherSizes{}, fmt.Errorf("bench: %s models the distill step; got --stage %s", flag, o.Stage)
+	}
+	if err := o.checkPrecision(); err != nil {
+		return nil, family.TeacherSizes{}, err
+	}
+	t, err := benchTeacher(o.Teacher, zeroWeights)
+	if err != nil {
+		return nil, family.TeacherSizes{}, err
+	}
+	sc, err := StudentConfigFor(t.Config, StudentConfig{})
+	if err != nil {
+		return nil, family.TeacherSizes{}, err
+	}
+	student, err := NewStudent(t, sc, InitMohawk, 1)
+	if err != nil {
+		return nil, family.TeacherSizes{}, err
+	}
+	env := &stages.Env{Teacher: t, Student: student}
+	opt := stages.TrainOptions{Steps: 1, MicroBatches: max(1, o.MicroBatches), MicroBatch: o.MicroBatch, SeqLen: o.Seq,
+		StepsPerRun: 1, Precision: o.Precision, Recompute: o.Recompute, LossChunk: o.LossChunk}
+	g, err := env.DistillStepGraph(opt, stages.DistillOptions{Temperature: 1}, stages.NativePrecision(o.Precision))
+	return g, t.Config.Sizes(), err
 }
 
 func nodeShapes(n *graphs.Node) string {

@@ -267,6 +267,8 @@ func (v *validator) training(cfg *Config, m teacherFacts) {
 	v.check(t.EvalWindows >= 0 && t.EvalEvery >= 0 && t.CheckpointEvery >= 0, "training.eval_every, eval_windows and checkpoint_every must not be negative")
 	v.check(t.StepsPerRun >= 1, "training.steps_per_run %d must be at least 1", t.StepsPerRun)
 	v.check(stages.KnownPrecision(t.Precision), "training.precision %q must be fp32 or bf16", t.Precision)
+	v.check(t.Recompute == "none" || t.Recompute == stages.RecomputeLayers, "training.recompute %q must be none or layers", t.Recompute)
+	v.check(t.LossChunk >= 0, "training.loss_chunk %d must not be negative (0 computes the loss whole)", t.LossChunk)
 	for i, s := range cfg.Stages {
 		if mb := cmp.Or(s.MicroBatch, t.MicroBatch); s.SeqLen > 0 && mb > 0 && isTraining(s.Kind) {
 			v.seqLen(fmt.Sprintf("stages[%d].seq_len", i), s.SeqLen, mb, m, cfg)

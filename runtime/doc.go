@@ -82,13 +82,23 @@
 // cannot run (no CUDA driver, an unsupported element type or shape) fails
 // the session run with an error naming the op.
 //
+// # Data-parallel gradients
+//
+// The fused op AllReduce averages a tensor over the ranks of a
+// data-parallel group: on the CUDA provider with ncclAllReduce on the
+// provider's stream, over the communicator NCCLComm.Use registered; on the
+// CPU over the HostReducer SetHostReducer registered (SingleRank for a
+// world of one). NCCL is loaded with dlopen only when asked for (LoadNCCL;
+// FindNCCL says where it looks), version-checked (MinNCCLVersion), and
+// every call's result is checked and named (*NCCLError).
+//
 // # Errors
 //
 // Nothing here panics on purpose. Errors are lower-case, name what they are
 // about and say what to do: session errors start with `session "<name>":
 // create:` or `session "<name>": run:`; Open's start with "runtime:".
 // Sentinels for errors.Is: ErrLibraryNotFound, ErrNPMNotFound,
-// ErrVersionMismatch, ErrProviderUnavailable; *ChecksumError and
+// ErrVersionMismatch, ErrProviderUnavailable, ErrNCCLNotFound; *ChecksumError and
 // *ProviderError carry details. When ORT rejects model bytes and
 // $MOHAWK_SAVE_ON_FAILURE names a folder, the bytes are written there and
 // the error gives the file.

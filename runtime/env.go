@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	ort "github.com/yalue/onnxruntime_go"
 )
@@ -40,7 +41,16 @@ type Env struct {
 	sessions   map[*Session]struct{}
 	residents  map[*Resident]struct{}
 	identities map[tensors.DType]*Session // Fetch's copy sessions
+
+	hostIn, hostOut atomic.Int64 // HostTraffic
 }
+
+// HostTraffic is the bytes that runs of e's sessions have taken from host
+// tensors (in) and returned as host tensors (out) since Open: every input
+// and output of Run, the host feeds and fetched outputs of RunResident
+// (Fetch included). Resident values count nothing. Under a GPU provider
+// these are the bytes that cross between host and device memory.
+func (e *Env) HostTraffic() (in, out int64) { return e.hostIn.Load(), e.hostOut.Load() }
 
 // Open finds the ORT library (installing it into the cache when allowed),
 // initialises the process-wide ORT environment if no other Env holds it,

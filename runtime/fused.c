@@ -7,6 +7,7 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 #include "fused.h"
+#include "nccl.h"
 
 #include <dlfcn.h>
 #include <limits.h>
@@ -925,6 +926,27 @@ static const char *conv_grad_run(const mh_op *k, void *ctx, void *stream, const 
 	return launch_grid(bf ? kConvDwBF16 : kConvDwF32, stream, (d.C + 255) / 256, convChunks, dw);
 }
 
+// ---- AllReduce -----------------------------------------------------------------
+//
+// x of any shape (float, double or bfloat16 on the host; float or bfloat16
+// on CUDA) → its element-wise mean over the ranks of this process's group
+// (nccl.c: NCCL on the CUDA provider's stream, the Go host reducer on the
+// CPU).
+
+static int allreduce_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8],
+                           const size_t *rank, char *msg, size_t len) {
+	(void)k; (void)type; (void)count; (void)dims; (void)rank; (void)msg; (void)len;
+	return 0;
+}
+
+static const char *allreduce_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+                                 int64_t (*dims)[8], void **in, void **out) {
+	(void)ctx; (void)dims;
+	if (count[0] == 0) return NULL;
+	if (k->cuda) return mh_allreduce_cuda(in[0], out[0], count[0], type[0], stream);
+	return mh_allreduce_host(in[0], out[0], count[0], type[0]);
+}
+
 // ---- the custom-op table -------------------------------------------------
 
 static const mh_op *self(const mh_custom_op *op) { return (const mh_op *)op; }
@@ -1095,7 +1117,7 @@ static void op_init(mh_op *o, void **api, int cuda) {
 	op->ReleaseAliasMap = release_pairs;
 }
 
-static const size_t adamw_like[] = {0, 2, 3}, gelugrad_like[] = {0}, conv_like[] = {0};
+static const size_t adamw_like[] = {0, 2, 3}, gelugrad_like[] = {0}, conv_like[] = {0}, allreduce_like[] = {0};
 static const int hostTypes[] = {typeFloat, typeDouble, typeBFloat16, 0}, cudaTypes[] = {typeFloat, typeBFloat16, 0};
 static const int hostFloats[] = {typeFloat, typeDouble, 0}, cudaFloats[] = {typeFloat, 0};
 
@@ -1110,7 +1132,9 @@ static const int hostFloats[] = {typeFloat, typeDouble, 0}, cudaFloats[] = {type
 #define CONVGRAD_OP                                                                                       \
 	.name = "CausalConvGrad", .n_in = 3, .n_out = 3, .out_shape = conv_grad_shape, .check = conv_check, \
 	.run = conv_grad_run
-enum { nOps = 8 };
+#define ALLREDUCE_OP \
+	.name = "AllReduce", .n_in = 1, .n_out = 1, .like = allreduce_like, .check = allreduce_check, .run = allreduce_run
+enum { nOps = 10 };
 static mh_op ops[nOps] = {
 	{ADAMW_OP, .types = hostFloats},
 	{ADAMW_OP, .types = cudaFloats, .cuda = 1},
@@ -1120,6 +1144,8 @@ static mh_op ops[nOps] = {
 	{CONV_OP, .types = cudaTypes, .cuda = 1},
 	{CONVGRAD_OP, .types = hostTypes},
 	{CONVGRAD_OP, .types = cudaTypes, .cuda = 1},
+	{ALLREDUCE_OP, .types = hostTypes},
+	{ALLREDUCE_OP, .types = cudaTypes, .cuda = 1},
 };
 
 // ---- the domain ------------------------------------------------------------

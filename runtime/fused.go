@@ -34,6 +34,9 @@ import (
 // stock form moves about 120. The CPU kernel is a C loop; the CUDA kernel
 // is PTX that the CUDA driver compiles when a session first runs it, on
 // the CUDA provider's stream.
+//
+// AllReduce (opset 1) takes x and returns the element-wise mean of x over
+// the ranks of the process's data-parallel group (nccl.go).
 const FusedDomain = "mohawk.fused"
 
 // addFused registers FusedDomain in opts, for the library whose OrtApi

@@ -111,6 +111,7 @@ func (s *Session) RunResident(in []Feed, keep []bool) (host []*tensors.Tensor, d
 			}
 			b.owned = append(b.owned, hv)
 			v = hv
+			s.env.hostIn.Add(int64(len(f.Host.Data)))
 		}
 		if err := b.bindInput(s.inputs[i].name, v); err != nil {
 			return fail("bind input %q: %v", s.inputs[i].name, err)
@@ -146,7 +147,9 @@ func (s *Session) RunResident(in []Feed, keep []bool) (host []*tensors.Tensor, d
 		releaseValue(v)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("output %q: %v", s.outputs[j].name, err))
+			continue
 		}
+		s.env.hostOut.Add(int64(len(host[j].Data)))
 	}
 	if len(errs) > 0 {
 		for _, r := range dev {

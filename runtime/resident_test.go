@@ -127,17 +127,24 @@ func TestCustomOpLayout(t *testing.T) {
 	}
 }
 
-func TestRunResident(t *testing.T) {
-	env := needORT(t)
+// matMulSum opens a session of c = a·b, s = Σc with a [m, 3] and b [3, 3].
+func matMulSum(t *testing.T, env *Env, name string) *Session {
+	t.Helper()
 	model := modelBytes(t,
 		[]*pb.NodeProto{node("MatMul", []string{"a", "b"}, []string{"c"}), node("ReduceSum", []string{"c"}, []string{"s"}, intAttr("keepdims", 0))},
 		[]*pb.ValueInfoProto{vi("a", tensors.Float32, "m", 3), vi("b", tensors.Float32, 3, 3)},
 		[]*pb.ValueInfoProto{vi("c", tensors.Float32, "m", 3), vi("s", tensors.Float32)})
-	s, err := env.NewSession("resident", model, []string{"a", "b"}, []string{"c", "s"})
+	s, err := env.NewSession(name, model, []string{"a", "b"}, []string{"c", "s"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestRunResident(t *testing.T) {
+	env := needORT(t)
+	s := matMulSum(t, env, "resident")
 	a := tensors.FromFloat32([]int64{2, 3}, []float32{1, 2, 3, 4, 5, 6})
 	b := tensors.FromFloat32([]int64{3, 3}, []float32{0.5, 1, 0, -1, 2, 1, 0, 0.25, 3})
 
@@ -192,6 +199,48 @@ func TestRunResident(t *testing.T) {
 	}
 	if _, _, err := s.RunResident([]Feed{{Host: a}}, []bool{false}); err == nil || !strings.Contains(err.Error(), "want 2") {
 		t.Errorf("wrong arity: %v", err)
+	}
+}
+
+// TestHostTraffic checks Env.HostTraffic's accounting: host inputs and
+// host outputs count their bytes, resident ones nothing.
+func TestHostTraffic(t *testing.T) {
+	env := needORT(t)
+	s := matMulSum(t, env, "traffic")
+	a := tensors.Zeros(tensors.Float32, 2, 3) // 24 bytes
+	b := tensors.Zeros(tensors.Float32, 3, 3) // 36 bytes
+	var cur *Resident
+	defer func() { cur.Release() }()
+	for _, c := range []struct {
+		name    string
+		run     func() error
+		in, out int64
+	}{
+		{"Run", func() error { _, err := s.Run([]*tensors.Tensor{a, b}); return err }, 24 + 36, 24 + 4},
+		{"RunResident, c kept", func() error {
+			_, dev, err := s.RunResident([]Feed{{Host: a}, {Host: b}}, []bool{true, false})
+			if err == nil {
+				cur = dev[0]
+			}
+			return err
+		}, 24 + 36, 4},
+		{"RunResident, a resident", func() error {
+			_, dev, err := s.RunResident([]Feed{{Resident: cur}, {Host: b}}, []bool{true, true})
+			for _, r := range dev {
+				r.Release()
+			}
+			return err
+		}, 36, 0},
+		{"Fetch", func() error { _, err := env.Fetch(cur); return err }, 0, 24},
+	} {
+		in0, out0 := env.HostTraffic()
+		if err := c.run(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		in1, out1 := env.HostTraffic()
+		if in1-in0 != c.in || out1-out0 != c.out {
+			t.Errorf("%s: host traffic in %d, out %d bytes; want %d, %d", c.name, in1-in0, out1-out0, c.in, c.out)
+		}
 	}
 }
 

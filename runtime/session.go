@@ -357,13 +357,20 @@ func (s *Session) Run(inputs []*tensors.Tensor) ([]*tensors.Tensor, error) {
 		return fail("%v%s", err, hint)
 	}
 	res := make([]*tensors.Tensor, len(out))
+	var sent, got int64
+	for _, t := range inputs {
+		sent += int64(len(t.Data))
+	}
 	for j, v := range out {
 		t, err := outputTensor(v, pre[j])
 		if err != nil {
 			return fail("output %q: %v", s.outputs[j].name, err)
 		}
 		res[j] = t
+		got += int64(len(t.Data))
 	}
+	s.env.hostIn.Add(sent)
+	s.env.hostOut.Add(got)
 	return res, nil
 }
 

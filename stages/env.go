@@ -90,6 +90,9 @@ type Env struct {
 	// default keeps them resident on the runtime's device between runs and
 	// copies them out only for checkpoints, evaluations and the end.
 	StateOnHost bool
+	// Shard, when set, splits Stages 1 and 2's layer groups among
+	// cooperating processes (ranks).
+	Shard Shard
 }
 
 // ErrInterrupted is returned when the context was cancelled; the stage

@@ -29,6 +29,16 @@ type TrainOptions struct {
 	Precision       string `json:",omitempty"` // "" (float32) or "bf16"
 	// LayerGroup trains Stage 1/2 in groups of this many layers (0: all).
 	LayerGroup int
+	// AllReduce averages each step's gradients over the data-parallel
+	// group registered with mohawk/runtime (nil: no AllReduce nodes).
+	AllReduce *train.AllReduce `json:",omitempty"`
+	// Recompute is training.recompute: "" (none) or "layers", where the
+	// backward pass recomputes each student layer's forward from its saved
+	// input (graphs.Graph.SetRecompute).
+	Recompute string `json:",omitempty"`
+	// LossChunk is training.loss_chunk: Stage 3's soft cross-entropy in
+	// chunks of this many tokens (0: in one piece).
+	LossChunk int `json:",omitempty"`
 }
 
 // DistillOptions add Stage 3's choices.
@@ -97,7 +107,7 @@ func (o TrainOptions) spec(name string, ps []train.Param, initial Weights, loss 
 	return TrainSpec{Name: name, Params: ps, Initial: initial, Loss: loss, Opt: o.Opt, LR: o.LR, Schedule: o.Schedule,
 		Steps: o.Steps, MicroBatches: o.MicroBatches, MicroBatch: o.MicroBatch, SeqLen: o.SeqLen,
 		EvalEvery: o.EvalEvery, EvalWindows: o.EvalWindows, CheckpointEvery: o.CheckpointEvery, StepsPerRun: o.StepsPerRun,
-		Precision: o.Precision}
+		Precision: o.Precision, AllReduce: o.AllReduce, Recompute: o.Recompute == RecomputeLayers}
 }
 
 // trainParams turns names into train.Params with shapes from w.
@@ -192,7 +202,8 @@ func meanOf(vs []*graphs.Value) *graphs.Value {
 // the activation memory by one group's. Each group checkpoints separately.
 // A hybrid student's attention layers are skipped: their distance is
 // reported as 0 (they are the teacher's), and a group of attention layers
-// only is not trained.
+// only is not trained. With e.Shard set, this process trains only its
+// share of the groups and the processes merge their results.
 func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 	c := e.Student.Config
 	res := &Result{}
@@ -224,7 +235,11 @@ func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, lr := range gs {
+	lo, hi := 0, len(gs)
+	if e.Shard != nil {
+		lo, hi = e.Shard.Range(len(gs))
+	}
+	for _, lr := range gs[lo:hi] {
 		names := namesOf(lr)
 		if len(names) == 0 {
 			continue
@@ -247,6 +262,11 @@ func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 		}
 		e.Student.Weights = merge(e.Student.Weights, tr.Weights)
 		res.Train = combine(res.Train, tr)
+	}
+	if e.Shard != nil {
+		if res.Train, err = e.shardResult(namesOf(layerRange{0, c.Sizes().Layers}), res.Train); err != nil {
+			return nil, err
+		}
 	}
 	after, err := distances()
 	if err != nil {
@@ -371,17 +391,29 @@ func (e *Env) distillSpec(o TrainOptions, d DistillOptions) TrainSpec {
 	if temp == 0 {
 		temp = 1
 	}
-	loss := func(g *graphs.Graph, p layers.Params, batch *graphs.Value) *graphs.Value {
-		ids, labels := inputsAndLabels(batch)
-		t := e.Teacher
-		tl := t.Config.Forward(tc.get(g, t.Weights), ids, family.TeacherOptions{LowPrecision: true}).Logits
-		sl := c.Forward(studentParams(p, trainable, sc.get(g, e.Student.Weights)), ids, family.StudentOptions{Form: family.FormSSD}).Logits
-		l := losses.SoftCrossEntropy(sl, tl, temp)
+	objective := func(sl, tl, labels *graphs.Value) *graphs.Value {
+		l := losses.SoftCrossEntropy(sl, graphs.FromLowPrecision(tl), temp)
 		if d.HardLabelWeight > 0 {
 			l = graphs.Add(graphs.Mul(l, graphs.ScalarLike(l, 1-d.HardLabelWeight)),
 				graphs.Mul(losses.TokenCrossEntropy(sl, labels), graphs.ScalarLike(l, d.HardLabelWeight)))
 		}
 		return l
+	}
+	loss := func(g *graphs.Graph, p layers.Params, batch *graphs.Value) *graphs.Value {
+		ids, labels := inputsAndLabels(batch)
+		t := e.Teacher
+		// The teacher's logits stay bfloat16 under bf16 (widened where the
+		// loss reads them, a chunk at a time with o.LossChunk).
+		tl := t.Config.Forward(tc.get(g, t.Weights), ids, family.TeacherOptions{LowPrecision: true, LowLogits: true}).Logits
+		sp := studentParams(p, trainable, sc.get(g, e.Student.Weights))
+		if o.LossChunk <= 0 {
+			return objective(c.Forward(sp, ids, family.StudentOptions{Form: family.FormSSD}).Logits, tl, labels)
+		}
+		so := c.Forward(sp, ids, family.StudentOptions{Form: family.FormSSD, NoLogits: true})
+		h := so.Hidden[len(so.Hidden)-1]
+		return losses.TimeChunked(g, int64(o.SeqLen), int64(o.LossChunk), func(at func(*graphs.Value) *graphs.Value) *graphs.Value {
+			return objective(c.Head(sp, at(h)), at(tl), at(labels))
+		})
 	}
 	return o.spec("distill", trainParams(names, e.Student.Weights, c.NoDecay), e.Student.Weights, loss)
 }

@@ -45,6 +45,12 @@ type TrainSpec struct {
 	// (bfloat16 products with float32 parameters and optimizer state;
 	// emulated on the CPU provider, which has no bfloat16 kernels).
 	Precision string
+	// AllReduce averages each step's gradients over the data-parallel
+	// group registered with mohawk/runtime (nil: none; train.AllReduce).
+	AllReduce *train.AllReduce
+	// Recompute recomputes each layer's forward in the backward pass
+	// (train.Spec.Recompute).
+	Recompute bool
 }
 
 // TrainResult summarises a finished training stage.
@@ -446,7 +452,7 @@ func stepGraph(spec TrainSpec, n int, p graphs.MatMulPrecision) (*graphs.Graph, 
 			Name: name, Params: spec.Params, DType: tensors.Float32, StepsPerRun: n,
 			MicroBatches: spec.MicroBatches, BatchDType: tensors.Int64,
 			BatchShape: graphs.S(spec.MicroBatch, spec.SeqLen+1), Loss: spec.Loss, Opt: spec.Opt,
-			Precision: p,
+			Precision: p, AllReduce: spec.AllReduce, Recompute: spec.Recompute,
 		})
 	})
 }
@@ -475,6 +481,8 @@ func NativePrecision(name string) graphs.MatMulPrecision {
 const (
 	PrecisionFP32 = "fp32"
 	PrecisionBF16 = "bf16"
+	// RecomputeLayers is TrainOptions.Recompute's one setting.
+	RecomputeLayers = "layers"
 )
 
 // KnownPrecision reports whether name is one of the precision names.

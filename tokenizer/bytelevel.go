@@ -92,8 +92,34 @@ func classAt(s string) (class uint8, size int) {
 	if c := s[0]; c < utf8.RuneSelf {
 		return asciiClass[c], 1
 	}
+	return classAtSlow(s)
+}
+
+// classAtSlow is classAt for a character that is not ASCII, kept out of line
+// so that classAt inlines.
+func classAtSlow(s string) (class uint8, size int) {
 	r, size := utf8.DecodeRuneInString(s)
 	return classOfRune(r), size
+}
+
+// classRunEnd returns the end of the run of characters of class that
+// starts at byte n of s, looping over ASCII bytes without decoding them.
+func classRunEnd(s string, n int, class uint8) int {
+	for n < len(s) {
+		if c := s[n]; c < utf8.RuneSelf {
+			if asciiClass[c] != class {
+				break
+			}
+			n++
+			continue
+		}
+		c, m := classAtSlow(s[n:])
+		if c != class {
+			break
+		}
+		n += m
+	}
+	return n
 }
 
 // gpt2Piece returns the length in bytes of the first piece that the GPT-2
@@ -124,14 +150,7 @@ func gpt2Piece(s string) int {
 		}
 	}
 	if class != classSpace {
-		for n < len(s) {
-			c, m := classAt(s[n:])
-			if c != class {
-				break
-			}
-			n += m
-		}
-		return n
+		return classRunEnd(s, n, class)
 	}
 	// \s+(?!\S) takes the whole whitespace run when it reaches the end of the
 	// text, and otherwise backs off one character so that the last

@@ -58,7 +58,8 @@ func readGzipLines(tb testing.TB, path string) []string {
 }
 
 // TestHFAdversarial compares every id of every adversarial document, and
-// its decoding, with Hugging Face's.
+// its decoding, with Hugging Face's, encoded with the tokenizer and with a
+// Fork (whose piece cache is a pieceTable).
 func TestHFAdversarial(t *testing.T) {
 	t.Parallel()
 	text, err := os.ReadFile(filepath.Join("testdata", "hf", "adversarial.txt"))
@@ -82,12 +83,16 @@ func TestHFAdversarial(t *testing.T) {
 				t.Fatalf("%d reference lines and %d decodings for %d documents", len(want), len(decoded), len(docs))
 			}
 			n := 0
+			fork := tok.Fork()
 			for i, doc := range docs {
 				ids := tok.Encode(doc)
 				n += len(ids)
 				if got := idLine(ids); got != want[i] {
 					t.Errorf("document %d %q:\n got %s\nwant %s", i, doc, got, want[i])
 					continue
+				}
+				if got := idLine(fork.Encode(doc)); got != want[i] {
+					t.Errorf("document %d %q, fork:\n got %s\nwant %s", i, doc, got, want[i])
 				}
 				if s, err := tok.Decode(ids); err != nil || s != decoded[i] {
 					t.Errorf("Decode of document %d = %q, %v, want %q", i, s, err, decoded[i])
@@ -99,7 +104,8 @@ func TestHFAdversarial(t *testing.T) {
 }
 
 // TestHFValidation compares the ids of every document of val.txt with
-// Hugging Face's, through the SHA-256 of each document's id line.
+// Hugging Face's, through the SHA-256 of each document's id line, encoded
+// with the tokenizer and with a Fork.
 func TestHFValidation(t *testing.T) {
 	t.Parallel()
 	docs := strings.Split(string(readShared(t, "data", "en", "val.txt")), "\n\n")
@@ -115,18 +121,24 @@ func TestHFValidation(t *testing.T) {
 				t.Fatalf("%d reference sums for %d documents", len(want), len(docs))
 			}
 			n, bad := 0, 0
+			fork := tok.Fork()
 			for i, doc := range docs {
 				ids := tok.Encode(doc)
 				n += len(ids)
-				sum := sha256.Sum256([]byte(idLine(ids)))
-				if got := hex.EncodeToString(sum[:8]); got != want[i] {
-					if bad++; bad <= 3 {
-						t.Errorf("document %d (%.60q...): ids differ from Hugging Face's", i, doc)
+				for _, enc := range []struct {
+					name string
+					ids  []int64
+				}{{"tokenizer", ids}, {"fork", fork.Encode(doc)}} {
+					sum := sha256.Sum256([]byte(idLine(enc.ids)))
+					if got := hex.EncodeToString(sum[:8]); got != want[i] {
+						if bad++; bad <= 3 {
+							t.Errorf("document %d (%.60q...): the %s's ids differ from Hugging Face's", i, doc, enc.name)
+						}
 					}
 				}
 			}
 			if bad > 0 {
-				t.Errorf("%d of %d documents differ", bad, len(docs))
+				t.Errorf("%d encodings of %d documents differ", bad, len(docs))
 			}
 			t.Logf("%s: %d documents, %d ids checked against Hugging Face's", name, len(docs), n)
 		})

@@ -88,3 +88,50 @@ func TestLongPieceParts(t *testing.T) {
 		})
 	}
 }
+
+// TestMergeShort merges every piece of val.txt of at most shortWord bytes,
+// and random strings of its letters, with mergeShort and with mergeHeap,
+// for the reference tokenizer and each kind of testdata/hf: the same ids.
+func TestMergeShort(t *testing.T) {
+	t.Parallel()
+	val := string(readShared(t, "data", "en", "val.txt"))
+	toks := map[string]*Tokenizer{"phi": referenceTokenizer(t)}
+	for _, name := range hfKinds {
+		toks[name] = loadHF(t, name)
+	}
+	var words []string
+	for s := val; s != ""; {
+		n := gpt2Piece(s)
+		if n <= shortWord {
+			words = append(words, s[:n])
+		}
+		s = s[n:]
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 2000 {
+		b := make([]byte, 1+r.IntN(shortWord))
+		for i := range b {
+			b[i] = "aeinst th"[r.IntN(9)]
+		}
+		words = append(words, string(b))
+	}
+	for name, tok := range toks {
+		m, sc := tok.model, new(mergeScratch)
+		checked := 0
+		for _, w := range words {
+			syms := m.symbols(sc, w)
+			if len(syms) == 0 || len(syms) > shortWord {
+				continue
+			}
+			short := m.mergeShort(nil, syms)
+			heap := m.mergeHeap(nil, syms, sc)
+			if !slices.Equal(short, heap) {
+				t.Fatalf("%s: %q: mergeShort %v, mergeHeap %v", name, w, short, heap)
+			}
+			checked++
+		}
+		if checked < len(words)/2 {
+			t.Errorf("%s: only %d of %d words checked", name, checked, len(words))
+		}
+	}
+}

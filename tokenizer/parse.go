@@ -338,7 +338,8 @@ func (p parser) bpe(t *Tokenizer, m *modelJSON) (*bpeModel, error) {
 		id, ok := m.Vocab[tok]
 		return int32(id), ok
 	}
-	b := &bpeModel{unk: -1, fuseUnk: m.FuseUnk, merges: make(map[uint64]merge, len(m.Merges))}
+	merges := newMergeTable(len(m.Merges))
+	b := &bpeModel{unk: -1, fuseUnk: m.FuseUnk, merges: &merges}
 	if m.UnkToken != nil {
 		id, ok := vocabID(*m.UnkToken)
 		if !ok {
@@ -364,7 +365,7 @@ func (p parser) bpe(t *Tokenizer, m *modelJSON) (*bpeModel, error) {
 			return nil, p.errorf(key, "merged token %q is not in model.vocab; the merges do not match the vocabulary", left+right)
 		}
 		// A repeated pair keeps its last rank, as in Hugging Face.
-		b.merges[pairKey(a, c)] = merge{rank: int32(i), id: joined}
+		b.merges.set(a, c, merge{rank: int32(i), id: joined})
 	}
 	for c := range 256 {
 		ch := string(byteChar[c])

@@ -38,7 +38,7 @@ func llama3Piece(s string, maxDigits int) int {
 	class, n := classAt(s)
 	// [^\r\n\p{L}\p{N}]?\p{L}+
 	if class == classLetter || !isCRLF(s[0]) && class != classNumber && n < len(s) && letterAt(s[n:]) {
-		return n + runOf(s[n:], classLetter, len(s))
+		return classRunEnd(s, n, classLetter)
 	}
 	// \p{N}{1,3}
 	if class == classNumber {
@@ -52,7 +52,7 @@ func llama3Piece(s string, maxDigits int) int {
 		}
 	}
 	if c, _ := classAt(s[start:]); c == classOther {
-		end := start + runOf(s[start:], classOther, len(s))
+		end := classRunEnd(s, start, classOther)
 		for end < len(s) && isCRLF(s[end]) {
 			end++
 		}
@@ -61,7 +61,7 @@ func llama3Piece(s string, maxDigits int) int {
 	// s starts with whitespace. \s*[\r\n]+ takes the run up to its last
 	// line break; \s+(?!\S) leaves the last character of a run that a
 	// non-space follows, unless the run has only that one; \s+ takes it.
-	run := runOf(s, classSpace, len(s))
+	run := classRunEnd(s, 0, classSpace)
 	if i := strings.LastIndexAny(s[:run], "\r\n"); i >= 0 {
 		return i + 1
 	}

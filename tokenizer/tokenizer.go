@@ -67,7 +67,13 @@ func (t *Tokenizer) Fork() *Tokenizer {
 // special tokens of a TemplateProcessing post-processor around them. Text
 // that is not valid UTF-8 is encoded byte by byte like any other text.
 func (t *Tokenizer) Encode(text string) []int64 {
-	ids := make([]int64, 0, len(text)/4+1+len(t.post.prefix)+len(t.post.suffix))
+	return t.AppendEncode(make([]int64, 0, len(text)/3+1+len(t.post.prefix)+len(t.post.suffix)), text)
+}
+
+// AppendEncode appends the ids that Encode returns for text to ids and
+// returns the extended slice. Encoding many texts into one reused slice
+// saves an allocation per text.
+func (t *Tokenizer) AppendEncode(ids []int64, text string) []int64 {
 	ids = append(ids, t.post.prefix...)
 	segment := 0 // the first segment is the one at the start of text
 	ids = t.raw.split(ids, text, func(ids []int64, s string) []int64 {

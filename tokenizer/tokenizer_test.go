@@ -410,6 +410,23 @@ func TestForkEncodesAlike(t *testing.T) {
 	}
 }
 
+// TestAppendEncode appends the ids of texts of val.txt to a slice holding
+// other ids: they are kept, and the ids appended are Encode's.
+func TestAppendEncode(t *testing.T) {
+	t.Parallel()
+	tok := referenceTokenizer(t)
+	val := string(readShared(t, "data", "en", "val.txt"))
+	ids := []int64{7, 8}
+	want := slices.Clone(ids)
+	for _, text := range []string{val[:1000], "", val[1000:1500], "<|endoftext|> a"} {
+		ids = tok.AppendEncode(ids, text)
+		want = append(want, tok.Encode(text)...)
+	}
+	if !slices.Equal(ids, want) {
+		t.Errorf("AppendEncode gave %d ids, want %d: %v...", len(ids), len(want), ids[:min(len(ids), 10)])
+	}
+}
+
 // TestCheckFits pairs a tokenizer of 256 byte ids and one added token (id
 // 256) with embeddings of several sizes.
 func TestCheckFits(t *testing.T) {

@@ -2,7 +2,7 @@
 # GPU measurement phases (docs/benchmarks.md and docs/results.md quote their
 # output with these exact commands). Run from the repository root on the GPU
 # machine after the ONNX Runtime CUDA staging of ../shared/docs/GPU.md:
-#   bench/gpu/phase.sh A|B|…|S OUTDIR
+#   bench/gpu/phase.sh A|B|…|Y OUTDIR
 # Environment: PIPELINE (binary, default bin/pipeline), SHARED (default
 # ../shared), QUICK=1 shrinks every size for a dry rehearsal on a CPU box
 # (PROVIDER=cpu).
@@ -361,6 +361,41 @@ T|U)
       run stage12 150 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage $st --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 2 --provider $PROV --tf32 --precision bf16 >/dev/null
     done
   fi
+  ;;
+Y)
+  # Data parallelism's NCCL layer at world size 1 (issue 21). The GPU test
+  # ($TRAIN_TEST, graphs/train's test binary: go test -c -o bin/train.test
+  # ./graphs/train) runs step graphs with AllReduce nodes over a one-rank
+  # NCCL communicator against the plain step, bit for bit (and, where
+  # nvidia-smi lists two GPUs, two ranks against one process); then Stage 3
+  # (pretrain, then distill) bf16 steps without AllReduce nodes, with them
+  # per tensor, in 25 MiB buckets, and without again (the plain runs
+  # bracket the others): the losses must be equal and tokens/s within 2%.
+  [ -n "${TRAIN_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $TRAIN_TEST -test.run 'TestAllReduceNCCL' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|NCCL|bit for bit|error" | tee "$out/cuda-test.txt"
+  for st in pretrain distill; do
+    S3="--teacher $(q phi-1.5 phi-1.5:1) --stage $st --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs $(q 5 1) --provider $PROV --tf32 --precision bf16"
+    run nccl_$st 200 $P bench-stage $S3 >/dev/null
+    run nccl_$st 200 $P bench-stage $S3 --all-reduce nccl >/dev/null
+    run nccl_$st 200 $P bench-stage $S3 --all-reduce nccl --bucket-mb 25 >/dev/null
+    run nccl_$st 200 $P bench-stage $S3 >/dev/null
+  done
+  ;;
+MEM)
+  # Issue 19: Stage 3 bf16 at micro-batch 4 × 2048 with training.recompute
+  # layers and training.loss_chunk 256 (fits an 80 GB card?), recompute
+  # alone, then neither (out of memory on an 80 GB card before); then
+  # micro-batch 1 without and with both, which every card fits, for the
+  # throughput cost. GPU memory sampled per run; the arena grows by what is
+  # asked for, so nvidia-smi's peak is near what ORT holds.
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
+  W3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --precision bf16 --arena-extend same_as_requested"
+  for v in "4 layers 256" "4 layers 0" "4 none 0" "1 none 0" "1 layers 256"; do
+    set -- $v; name=mb$1-$2-$3
+    gpumem $name </dev/null >/dev/null 2>&1 & pid=$!
+    run "w_$name" 240 $P bench-stage $W3 --micro-batch $(q $1 1) --recompute=${2/none/} --loss-chunk $3 >/dev/null
+    kill $pid 2>/dev/null
+  done
+  for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
   ;;
 esac
 # Every result line of the phase, shortened, last in the output.

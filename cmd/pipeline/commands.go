@@ -63,6 +63,8 @@ func cmdRun(ctx context.Context, args []string) error {
 	fs := flags("run", "FILE [key=value ...] [--provider P] [--dry-run]")
 	provider := fs.String("provider", "", "execution provider: cpu, cuda or tensorrt (overrides runtime.provider)")
 	dry := fs.Bool("dry-run", false, "validate and print the plan with token, step and memory figures; run nothing")
+	nproc := fs.Int("nproc-per-node", 1, "start N local ranks of this run; under torchrun, Slurm, Open MPI or a PyTorchJob the ranks come from the environment")
+	port := fs.Int("master-port", 0, "rendezvous port for --nproc-per-node (0: a free one)")
 	file, overrides, err := splitArgs(fs, args)
 	if err != nil {
 		return err
@@ -71,7 +73,11 @@ func cmdRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, err = pipeline.Run(ctx, cfg, file, pipeline.RunOptions{DryRun: *dry, Provider: *provider})
+	ranks, err := launch(ctx, args, *nproc, *port, *dry)
+	if ranks == nil || err != nil {
+		return err
+	}
+	_, err = pipeline.Run(ctx, cfg, file, pipeline.RunOptions{DryRun: *dry, Provider: *provider, Ranks: ranks})
 	return err
 }
 
@@ -278,7 +284,14 @@ func cmdBenchStage(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Runs, "runs", 3, "timed runs, between an untimed warm-up run and an untimed last run (which copies the state to the host)")
 	fs.StringVar(&o.Precision, "precision", "fp32", "fp32, or bf16 for bfloat16 products with float32 parameters and state")
 	fs.BoolVar(&o.StateOnHost, "state-on-host", false, "copy parameters and optimizer state to the host after every run (the pre-resident behaviour)")
+	fs.StringVar(&o.AllReduce, "all-reduce", "", "add gradient AllReduce nodes over one rank: host (CPU kernel) or nccl (NCCL on the GPU); results must equal the plain step's")
+	fs.StringVar(&o.AllReduceDType, "all-reduce-dtype", "fp32", "dtype the gradients are reduced in: fp32 or bf16")
+	fs.Float64Var(&o.BucketMB, "bucket-mb", 0, "gradients per AllReduce: buckets of at least this many MiB (0: one AllReduce per tensor)")
 	traffic := fs.Int("traffic", 0, "run nothing: print the bytes the distill step graph's nodes move (as on CUDA) and its N largest (op, shapes) groups")
+	memory := fs.Bool("memory", false, "print the distill step graph's liveness peak and the tensors live there by kind, without a runtime")
+	measure := fs.Bool("measure", false, "with --memory: also run one step on the provider and print how far resident memory rose (the CPU provider's arena)")
+	fs.StringVar(&o.Recompute, "recompute", "", "training.recompute: empty (none) or layers")
+	fs.IntVar(&o.LossChunk, "loss-chunk", 0, "training.loss_chunk: tokens per soft cross-entropy chunk (0: one piece)")
 	rc := runtimeFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -286,6 +299,12 @@ func cmdBenchStage(ctx context.Context, args []string) error {
 	if o.Teacher == "" {
 		fs.Usage()
 		return errUsage
+	}
+	if o.Recompute == "none" {
+		o.Recompute = ""
+	}
+	if (o.Recompute != "" && o.Recompute != stages.RecomputeLayers) || o.LossChunk < 0 {
+		return &flagError{fmt.Sprintf("--recompute %q must be none or layers and --loss-chunk %d not negative", o.Recompute, o.LossChunk)}
 	}
 	if err := localModel(ctx, "teacher", &o.Teacher); err != nil {
 		return err
@@ -296,6 +315,19 @@ func cmdBenchStage(ctx context.Context, args []string) error {
 			return err
 		}
 		printTraffic(r, *traffic)
+		return nil
+	}
+	if *memory {
+		o.Runtime = rc()
+		measureFn := pipeline.StageMemory
+		if *measure {
+			measureFn = pipeline.MeasureStageMemory
+		}
+		r, err := measureFn(o)
+		if err != nil {
+			return err
+		}
+		printMemory(r)
 		return nil
 	}
 	o.Runtime = rc()
@@ -312,6 +344,21 @@ func printTraffic(r *pipeline.TrafficResult, n int) {
 	fmt.Printf("%8s %9s %6s  %s\n", "calls", "GB", "share", "op and shapes")
 	for _, row := range r.Rows[:min(n, len(r.Rows))] {
 		fmt.Printf("%8d %9.2f %5.1f%%  %-12s %s\n", row.Calls, float64(row.Bytes)/1e9, 100*float64(row.Bytes)/float64(r.BytesPerStep), row.Op, row.Shapes)
+	}
+}
+
+// printMemory prints r's peak and its live tensors by kind.
+func printMemory(r *pipeline.MemoryResult) {
+	fmt.Printf("%d nodes; peak %.2f GB of node outputs + %.2f GB resident = %.2f GB (%s, micro-batch %d, seq %d, recompute %q, loss chunk %d)\n",
+		r.Nodes, float64(r.PeakBytes)/1e9, float64(r.ResidentBytes)/1e9, float64(r.TotalBytes)/1e9, r.Precision, r.MicroBatch, r.Seq, r.Recompute, r.LossChunk)
+	fmt.Printf("peak in the %s pass at %s\n", r.PeakPhase, r.PeakNode)
+	if r.MeasuredBytes > 0 {
+		fmt.Printf("measured: resident memory rose %.3f GB during one run (liveness peak %.3f GB of node outputs: %+.1f%%)\n",
+			float64(r.MeasuredBytes)/1e9, float64(r.PeakBytes)/1e9, 100*(float64(r.PeakBytes)/float64(r.MeasuredBytes)-1))
+	}
+	fmt.Printf("%6s %9s  %s\n", "count", "GB", "live at the peak")
+	for _, row := range r.Rows {
+		fmt.Printf("%6d %9.2f  %s\n", row.Count, float64(row.Bytes)/1e9, row.Kind)
 	}
 }
 

@@ -86,23 +86,30 @@ func cmdGenerate(ctx context.Context, args []string) error {
 }
 
 func cmdBenchGenerate(ctx context.Context, args []string) error {
-	fs := flags("bench-generate", "--student DIR --teacher DIR [flags]")
+	fs := flags("bench-generate", "--student DIR --hybrid DIR --teacher DIR [flags]")
 	var o deploy.BenchOptions
 	fs.StringVar(&o.Student, "student", "", "student deployment folder")
+	fs.StringVar(&o.Hybrid, "hybrid", "", "hybrid student deployment folder (KV cache for its attention layers)")
 	fs.StringVar(&o.Teacher, "teacher", "", "teacher deployment folder (KV cache)")
-	contexts := fs.String("contexts", "1024,4096,16384", "context lengths prefilled before decoding")
+	contexts := fs.String("contexts", "2048,16384", "context lengths prefilled before decoding")
+	batches := fs.String("batches", "1", "numbers of sequences decoded side by side")
 	fs.IntVar(&o.DecodeTokens, "decode-tokens", 32, "timed decode steps per context")
+	fs.IntVar(&o.Chunk, "chunk", 0, "prefill piece length (default 512)")
+	fs.BoolVar(&o.HostLogits, "host-logits", false, "fetch the logits and pick greedily on the host instead of taking the graph's next_token")
 	out := fs.String("out", "bench-generate", "directory for the table (bench.md) and plot (bench.png)")
 	rc := runtimeFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if o.Student == "" && o.Teacher == "" {
+	if o.Student == "" && o.Hybrid == "" && o.Teacher == "" {
 		fs.Usage()
 		return errUsage
 	}
 	var err error
 	if o.Contexts, err = positiveInts("--contexts", *contexts); err != nil {
+		return err
+	}
+	if o.Batches, err = positiveInts("--batches", *batches); err != nil {
 		return err
 	}
 	o.Runtime, o.Progress = rc(), os.Stderr

@@ -11,7 +11,7 @@
 //	pipeline grads --model HF_DIR --input FILE.safetensors --out FILE.safetensors
 //	pipeline convert --in DIR --out DIR
 //	pipeline generate --model EXPORT_DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--seed S] [--provider P]
-//	pipeline bench-generate --student DIR --teacher DIR [--contexts 1024,4096,16384] [--decode-tokens N] [--out DIR] [--provider P]
+//	pipeline bench-generate [--student DIR] [--hybrid DIR] [--teacher DIR] [--contexts 2048,16384] [--batches 1,16] [--decode-tokens N] [--chunk N] [--host-logits] [--out DIR] [--provider P]
 //	pipeline bench-forward --model DIR|phi-1.5 [--batch B] [--seq T] [--iters N] [--provider P]
 //	pipeline bench-stage --teacher DIR|phi-1.5 --stage orient|align|distill|pretrain [--micro-batch B] [--seq T] [--steps-per-run S] [--provider P]
 //	pipeline bench-stage --teacher DIR|phi-1.5 --stage distill [--precision bf16] --traffic N   (bytes the step graph moves; no runtime)

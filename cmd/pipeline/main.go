@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"mohawk/dist"
 	"mohawk/stages"
 )
 
@@ -22,7 +23,7 @@ commands:
   grads                     gradients of the next-token loss for every parameter
   convert                   convert a pytorch_model.bin student to safetensors
   generate                  stream text from an exported model
-  bench-generate            decode speed and memory, student vs teacher
+  bench-generate            decode speed and memory: student, hybrid, teacher
   bench-forward             teacher forward throughput
   bench-stage               training-stage step throughput (tokens/s, MFU)
   bench-mixer               mixer forms' cost per token (chunked SSD, matrix, recurrent step)
@@ -77,6 +78,10 @@ func run(args []string) int {
 		return 130
 	}
 	fmt.Fprintf(os.Stderr, "pipeline %s: %v\n", args[0], err)
+	var stopped *dist.StoppedError
+	if errors.As(err, &stopped) { // another rank failed: the launcher names that one
+		return dist.ExitStopped
+	}
 	return 1
 }
 

@@ -107,3 +107,38 @@ func safeSqrt(x *graphs.Value) *graphs.Value {
 	}
 	return graphs.Sqrt(graphs.Add(x, graphs.ScalarLike(x, eps)))
 }
+
+// TimeChunked is the mean over tokens of a per-token loss computed over
+// axis 1 (time, of static length t) in chunks of at most chunk positions:
+// per(at) builds the mean loss of one chunk, at slicing a [B, T, ...]
+// value to the chunk. Each chunk is one segment that the backward pass
+// recomputes (graphs.Graph.AlwaysRecomputed), so a chunk's [B, C, V]
+// tensors are live only while that chunk is computed, forward or backward,
+// instead of [B, T, V] ones for the whole step. The result equals per over
+// the whole sequence up to rounding.
+func TimeChunked(g *graphs.Graph, t, chunk int64, per func(at func(*graphs.Value) *graphs.Value) *graphs.Value) *graphs.Value {
+	if chunk < 1 || t < 1 {
+		panic(&graphs.Error{Op: "losses.TimeChunked", Msg: "chunk and sequence length must be ≥ 1"})
+	}
+	var sum *graphs.Value
+	for t0 := int64(0); t0 < t; t0 += chunk {
+		t1 := min(t0+chunk, t)
+		at := func(x *graphs.Value) *graphs.Value {
+			if !x.Shape[1].Static() || x.Shape[1].K != t {
+				panic(&graphs.Error{Op: "losses.TimeChunked", Msg: "value " + x.String() + " is not [B, T, ...] for the chunked length"})
+			}
+			return graphs.SliceAxis(x, 1, t0, t1)
+		}
+		var l *graphs.Value
+		g.AlwaysRecomputed(func() {
+			l = per(at)
+			l = graphs.Mul(l, graphs.ScalarLike(l, float64(t1-t0)/float64(t)))
+		})
+		if sum == nil {
+			sum = l
+		} else {
+			sum = graphs.Add(sum, l)
+		}
+	}
+	return sum
+}

@@ -126,3 +126,67 @@ func TestFrobeniusWithDiagonal(t *testing.T) {
 			return graphs.Reshape(losses.FrobeniusWithDiagonal(v[0], losses.Diagonal(v[0]), v[1], v[2]), 1)
 		}})
 }
+
+// TestTimeChunked checks that the soft cross-entropy of logits h·W against
+// a teacher's g·U, computed in chunks of positions that the backward pass
+// recomputes, equals the whole computation in value and gradients, with
+// chunks that do not divide the length, that the chunked graph holds no
+// [B, T, V] value, and that its liveness peak is well below the whole
+// one's (a chunk's values are not kept for the backward pass).
+func TestTimeChunked(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	const b, tt, d, v = 2, 12, 4, 200
+	feeds := map[string]*tensors.Tensor{
+		"h": graphtest.Random(rng, -1, 1, b, tt, d), "w": graphtest.Random(rng, -1, 1, d, v),
+		"g": graphtest.Random(rng, -1, 1, b, tt, d), "u": graphtest.Random(rng, -2, 2, d, v),
+	}
+	build := func(chunk int64) *graphs.Graph {
+		g := graphs.New("chunked")
+		in := func(name string, s ...any) *graphs.Value { return g.Input(name, tensors.Float64, graphs.S(s...)) }
+		h, w, u := in("h", b, tt, d), in("w", d, v), in("u", d, v)
+		// Computed values, as the models' hidden states are: chunks slice them.
+		hs, gs := graphs.Tanh(h), graphs.Tanh(in("g", b, tt, d))
+		per := func(at func(*graphs.Value) *graphs.Value) *graphs.Value {
+			return losses.SoftCrossEntropy(graphs.MatMul(at(hs), w), graphs.MatMul(at(gs), u), 2)
+		}
+		var loss *graphs.Value
+		if chunk == 0 {
+			loss = per(func(x *graphs.Value) *graphs.Value { return x })
+		} else {
+			loss = losses.TimeChunked(g, tt, chunk, per)
+		}
+		g.Output("loss", loss)
+		gr := graphs.Gradients(loss, h, w)
+		g.Output("dh", gr[0])
+		g.Output("dw", gr[1])
+		return g
+	}
+	whole := build(0)
+	want := graphtest.Run(t, whole, feeds)
+	wholePeak := graphs.AnalyzeLiveness(whole).PeakBytes
+	for _, chunk := range []int64{5, 12, 20} {
+		g := build(chunk)
+		got := graphtest.Run(t, g, feeds)
+		for name, w := range want {
+			gv, wv := got[name].Float64s(), w.Float64s()
+			for i := range wv {
+				if d := math.Abs(gv[i] - wv[i]); !(d <= 1e-12*math.Max(1, math.Abs(wv[i]))) {
+					t.Fatalf("chunk %d: %s[%d] = %g, whole %g", chunk, name, i, gv[i], wv[i])
+				}
+			}
+		}
+		if chunk >= tt {
+			continue
+		}
+		for _, n := range g.Nodes() {
+			for _, o := range n.Outputs {
+				if o.Shape.Static() && o.Shape.NumElements().K == b*tt*v {
+					t.Errorf("chunk %d: %s node makes %v, a [B, T, V] value", chunk, n.Op, o)
+				}
+			}
+		}
+		if peak := graphs.AnalyzeLiveness(g).PeakBytes; !(float64(peak) < 0.6*float64(wholePeak)) {
+			t.Errorf("chunk %d: liveness peak %d bytes, whole %d: want below 60%%", chunk, peak, wholePeak)
+		}
+	}
+}

@@ -22,5 +22,12 @@
 // step of the same run: the outputs hold the state after the last good
 // step, and FiniteName is false from the bad step on.
 //
+// Data parallelism (Spec.AllReduce): each rank feeds its own batches, and
+// graphs.AllReduce nodes average the accumulated gradients and the loss
+// sum over the ranks before clipping and the update, so every rank applies
+// the same update; LossName stays per rank, while GradNormName,
+// GradSumSqName and FiniteName, computed from the averaged gradients, are
+// the group's.
+//
 // Place in the dependency order: train imports graphs and graphs/layers.
 package train

@@ -80,6 +80,29 @@ type Spec struct {
 	// Precision is how the graph's float32 MatMul and Gemm nodes compute
 	// (bfloat16 mixed precision keeps parameters and state float32).
 	Precision graphs.MatMulPrecision
+	// AllReduce, when set, averages each step's accumulated gradients and
+	// its loss sum over the ranks of a data-parallel group before the
+	// update, so that every rank applies the same update.
+	AllReduce *AllReduce
+	// Recompute turns on the recomputation of the segments the loss marks
+	// (graphs.Graph.Recomputed: a model's layers) in the backward pass.
+	Recompute bool
+}
+
+// AllReduce is how a data-parallel step graph averages its gradients with
+// graphs.AllReduce nodes, placed between the accumulated gradients and the
+// clipping and AdamW update. A group of one rank leaves the step bit for
+// bit as it is without them.
+type AllReduce struct {
+	// DType is the dtype gradients travel in: Invalid (the zero value) for
+	// the parameters' dtype, or BFloat16 to halve the bytes (gradients
+	// rounded to bfloat16, averaged, and cast back).
+	DType tensors.DType
+	// BucketBytes is the least size of a bucket: consecutive gradients
+	// are flattened and concatenated into buckets of at least this many
+	// bytes (in DType), one AllReduce each, the last one holding the
+	// rest; 0 reduces each gradient on its own.
+	BucketBytes int64
 }
 
 // Build returns the step graph. It panics with *graphs.Error on a
@@ -91,6 +114,7 @@ func Build(s Spec) *graphs.Graph {
 	g := graphs.New(s.Name)
 	g.SetMatMulPrecision(s.Precision)
 	g.UseFusedKernels() // a step graph runs only on mohawk's runtime
+	g.SetRecompute(s.Recompute)
 	n := len(s.Params)
 	params := make([]*graphs.Value, n)
 	m := make([]*graphs.Value, n)
@@ -177,7 +201,64 @@ func oneStep(s Spec, params, m, v []*graphs.Value, batch, lr, step, ok *graphs.V
 		return v
 	})
 	grads, losses := accumulate(batch.Graph(), s, params, src, batch)
-	return update(s, params, grads, m, v, losses, lr, step, ok)
+	lossSum := graphs.Reshape(graphs.ReduceSumAll(losses), 1)
+	if s.AllReduce != nil {
+		grads = allReduce(*s.AllReduce, grads)
+		// The loss joins the finiteness check: every rank must decide alike.
+		lossSum = graphs.AllReduce(lossSum)
+	}
+	return update(s, params, grads, m, v, losses, lossSum, lr, step, ok)
+}
+
+// allReduce averages grads over the data-parallel group in buckets of at
+// least a.BucketBytes bytes, in a.DType.
+func allReduce(a AllReduce, grads []*graphs.Value) []*graphs.Value {
+	dt := a.DType
+	if dt == tensors.Invalid {
+		dt = grads[0].DType
+	}
+	if dt != grads[0].DType && dt != tensors.BFloat16 {
+		panic(&graphs.Error{Op: "train.Build", Msg: fmt.Sprintf("all-reduce dtype %v: want the parameters' %v or bfloat16", dt, grads[0].DType)})
+	}
+	// Each AllReduce input is a Reshape to static sizes: ONNX shape
+	// inference loses the shapes of a Loop's outputs (the accumulated
+	// gradients when K > 1), and a custom op's shape function cannot tell
+	// an unknown shape from a scalar's, so its output would be a scalar
+	// to the ops after it.
+	size := func(g *graphs.Value) int64 { return g.Shape.NumElements().Size() }
+	out := make([]*graphs.Value, len(grads))
+	var bucket []int
+	var bytes int64
+	flush := func() {
+		if len(bucket) == 1 {
+			i := bucket[0]
+			x := graphs.Reshape(graphs.Cast(grads[i], dt), grads[i].Shape.Sizes()...)
+			out[i] = graphs.Cast(graphs.AllReduce(x), grads[i].DType)
+		} else if len(bucket) > 1 {
+			flat := make([]*graphs.Value, len(bucket))
+			for j, i := range bucket {
+				flat[j] = graphs.Reshape(graphs.Cast(grads[i], dt), size(grads[i]))
+			}
+			sum := graphs.AllReduce(graphs.Concat(0, flat...))
+			at := int64(0)
+			for _, i := range bucket {
+				n := size(grads[i])
+				part := graphs.SliceAxis(sum, 0, at, at+n)
+				out[i] = graphs.Cast(graphs.Reshape(part, grads[i].Shape.Sizes()...), grads[i].DType)
+				at += n
+			}
+		}
+		bucket, bytes = bucket[:0], 0
+	}
+	for i, g := range grads {
+		bucket = append(bucket, i)
+		bytes += size(g) * int64(dt.Size())
+		if bytes >= a.BucketBytes {
+			flush()
+		}
+	}
+	flush()
+	return out
 }
 
 // accumulate returns the mean gradient over the K micro-batches of batch
@@ -224,7 +305,7 @@ func accumulate(g *graphs.Graph, s Spec, params []*graphs.Value, src layers.Para
 // passes) fed these scalars and the step's finiteness: a step whose loss or
 // gradient norm is not finite leaves p, m and v bit for bit as they were.
 // The squared norm is one ReduceSumSquare per parameter.
-func update(s Spec, params, grads, m, v []*graphs.Value, losses, lr, step, ok *graphs.Value) stepOut {
+func update(s Spec, params, grads, m, v []*graphs.Value, losses, lossSum, lr, step, ok *graphs.Value) stepOut {
 	o := s.Opt
 	g := params[0].Graph()
 	c := func(x float64) *graphs.Value { return g.Scalar(s.DType, x) }
@@ -234,7 +315,7 @@ func update(s Spec, params, grads, m, v []*graphs.Value, losses, lr, step, ok *g
 	}
 	sumsq := graphs.Concat(0, sq...)
 	norm := graphs.Reshape(graphs.Sqrt(graphs.ReduceSumAll(sumsq)), 1)
-	check := graphs.Add(norm, graphs.Reshape(graphs.ReduceSumAll(losses), 1))
+	check := graphs.Add(norm, lossSum)
 	finite := graphs.Not(graphs.Or(graphs.IsNaN(check), graphs.IsInf(check)))
 	if ok != nil {
 		finite = graphs.And(finite, ok)

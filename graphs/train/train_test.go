@@ -21,8 +21,13 @@ func lossFn(g *graphs.Graph, p layers.Params, batch *graphs.Value) *graphs.Value
 	b := p.Get("b", graphs.S(1))
 	x := graphs.SliceAxis(batch, 1, 0, nIn)
 	y := graphs.SliceAxis(batch, 1, nIn, nIn+1)
-	d := graphs.Sub(graphs.Add(graphs.MatMul(x, w), b), y)
-	return graphs.ReduceMeanAll(graphs.Mul(d, d))
+	var loss *graphs.Value
+	// One recomputation segment, which only Spec.Recompute turns on.
+	g.Recomputed(func() {
+		d := graphs.Sub(graphs.Add(graphs.MatMul(x, w), b), y)
+		loss = graphs.ReduceMeanAll(graphs.Mul(d, d))
+	})
+	return loss
 }
 
 // reference is an independent float64 AdamW (PyTorch semantics) with
@@ -74,7 +79,11 @@ func (r *reference) step(micro [][][]float64, lr float64, t int) {
 func TestStepsMatchReference(t *testing.T) {
 	const steps, k, rows = 3, 2, 4
 	opt := train.AdamW{Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1, ClipNorm: 0.5}
-	for _, perRun := range []int{1, 3} {
+	for _, run := range []struct {
+		perRun    int
+		recompute bool
+	}{{1, false}, {3, false}, {3, true}} {
+		perRun := run.perRun
 		rng := rand.New(rand.NewPCG(1, 2))
 		batches := make([][][][]float64, steps)
 		flat := []float64{}
@@ -97,7 +106,7 @@ func TestStepsMatchReference(t *testing.T) {
 		if err := graphs.Try(func() {
 			g = train.Build(train.Spec{Name: "lsq", DType: tensors.Float64, StepsPerRun: perRun, MicroBatches: k,
 				Params:     []train.Param{{Name: "w", Shape: graphs.S(nIn, 1), Decay: true}, {Name: "b", Shape: graphs.S(1)}},
-				BatchDType: tensors.Float64, BatchShape: graphs.S(rows, nIn+1), Loss: lossFn, Opt: opt})
+				BatchDType: tensors.Float64, BatchShape: graphs.S(rows, nIn+1), Loss: lossFn, Opt: opt, Recompute: run.recompute})
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +141,7 @@ func TestStepsMatchReference(t *testing.T) {
 		got := append(append([]float64{}, state["w"].Float64s()...), state["b"].Float64s()...)
 		for i := range got {
 			if !(math.Abs(got[i]-ref.w[i]) <= 1e-12) {
-				t.Errorf("steps per run %d: parameter %d = %.15g, reference %.15g", perRun, i, got[i], ref.w[i])
+				t.Errorf("steps per run %d, recompute %v: parameter %d = %.15g, reference %.15g", perRun, run.recompute, i, got[i], ref.w[i])
 			}
 		}
 	}

@@ -104,6 +104,10 @@ type Student interface {
 	Marshal() ([]byte, error)
 	// Forward builds the student on token ids [B, T].
 	Forward(p layers.Params, ids *graphs.Value, opt StudentOptions) *StudentOutputs
+	// Head is the final norm and LM head on the last layer's output h
+	// [B, T, D] (any T: a chunk of positions gives that chunk's logits,
+	// as losses.TimeChunked needs).
+	Head(p layers.Params, h *graphs.Value) *graphs.Value
 	// Mixer is layer i's mixer on its normed input u [B, T, D].
 	Mixer(p layers.Params, i int, u *graphs.Value, form Form, st *State) MixerOut
 	// MatrixParts is layer i's mixing matrix in parts: K [B, H, T, T], its

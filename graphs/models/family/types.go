@@ -28,6 +28,10 @@ type TeacherOptions struct {
 	// stream, norms, rotary and products are bfloat16 and only the logits
 	// are widened to float32 (the frozen teacher of Stage 3).
 	LowPrecision bool
+	// LowLogits, with LowPrecision, leaves the logits in the graph's low
+	// precision too (bfloat16 under a bfloat16 MatMulPrecision: half the
+	// bytes of float32 logits).
+	LowLogits bool
 }
 
 // Cache is a KV cache for decoding: inputs Past{Key,Value}[i] and, after

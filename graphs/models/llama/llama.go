@@ -134,7 +134,10 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs
 		head = "model.embed_tokens.weight"
 	}
 	w := p.Get(head, graphs.S(c.Vocab, c.Hidden))
-	out.Logits = graphs.FromLowPrecision(layers.LinearWith(out.FinalNormed, w, nil))
+	out.Logits = layers.LinearWith(out.FinalNormed, w, nil)
+	if !opt.LowLogits {
+		out.Logits = graphs.FromLowPrecision(out.Logits)
+	}
 	return out
 }
 

@@ -177,3 +177,6 @@ func (Config) LayersKey() string { return "n_layer" }
 func (c Config) Forward(p layers.Params, ids *graphs.Value, opt family.StudentOptions) *family.StudentOutputs {
 	return Forward(p, c, ids, opt)
 }
+
+// Head is the package's Head.
+func (c Config) Head(p layers.Params, h *graphs.Value) *graphs.Value { return Head(p, c, h) }

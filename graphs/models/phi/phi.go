@@ -126,7 +126,10 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs
 		return out
 	}
 	out.FinalNormed = layers.LayerNorm(p, "model.final_layernorm", h, c.Eps)
-	out.Logits = graphs.FromLowPrecision(layers.Linear(p, "lm_head", out.FinalNormed, c.Vocab, true))
+	out.Logits = layers.Linear(p, "lm_head", out.FinalNormed, c.Vocab, true)
+	if !opt.LowLogits {
+		out.Logits = graphs.FromLowPrecision(out.Logits)
+	}
 	return out
 }
 

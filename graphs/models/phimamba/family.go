@@ -284,6 +284,9 @@ func (c Config) Forward(p layers.Params, ids *graphs.Value, opt family.StudentOp
 	return Forward(p, c, ids, opt)
 }
 
+// Head is the package's Head.
+func (c Config) Head(p layers.Params, h *graphs.Value) *graphs.Value { return Head(p, c, h) }
+
 // Mixer is the package's Mixer.
 func (c Config) Mixer(p layers.Params, i int, u *graphs.Value, form family.Form, st *family.State) family.MixerOut {
 	return Mixer(p, c, i, u, form, st)

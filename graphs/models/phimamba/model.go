@@ -26,34 +26,42 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs
 	var rot rotary
 	for i := 0; i < nl; i++ {
 		out.Hidden = append(out.Hidden, h)
-		u := layers.LayerNorm(p, LayerPrefix(i)+".input_layernorm", h, c.Eps)
-		out.Normed = append(out.Normed, u)
-		var st *State
-		if opt.States != nil {
-			st = &opt.States[i]
-		}
-		var m MixerOut
-		if c.IsAttention(i) {
-			cos, sin := rot.tables(c, ids, opt.States, h.DType)
-			m = attention(p, c, i, u, cos, sin, opt.Form, st)
-		} else {
-			m = Mixer(p, c, i, u, opt.Form, st)
-		}
-		mlp := graphs.FromLowPrecision(layers.PhiMLP(p, LayerPrefix(i)+".mlp", u, c.Inner))
-		out.MixerOut, out.MLPOut = append(out.MixerOut, m.Out), append(out.MLPOut, mlp)
-		if m.Matrix != nil {
-			out.Matrix = append(out.Matrix, m.Matrix)
-		}
-		if st != nil {
-			out.States = append(out.States, m.State)
-		}
-		h = graphs.Add(graphs.Add(m.Out, mlp), h)
+		// One recomputation segment per layer (graphs.Graph.Recomputed).
+		ids.Graph().Recomputed(func() {
+			u := layers.LayerNorm(p, LayerPrefix(i)+".input_layernorm", h, c.Eps)
+			out.Normed = append(out.Normed, u)
+			var st *State
+			if opt.States != nil {
+				st = &opt.States[i]
+			}
+			var m MixerOut
+			if c.IsAttention(i) {
+				cos, sin := rot.tables(c, ids, opt.States, h.DType)
+				m = attention(p, c, i, u, cos, sin, opt.Form, st)
+			} else {
+				m = Mixer(p, c, i, u, opt.Form, st)
+			}
+			mlp := graphs.FromLowPrecision(layers.PhiMLP(p, LayerPrefix(i)+".mlp", u, c.Inner))
+			out.MixerOut, out.MLPOut = append(out.MixerOut, m.Out), append(out.MLPOut, mlp)
+			if m.Matrix != nil {
+				out.Matrix = append(out.Matrix, m.Matrix)
+			}
+			if st != nil {
+				out.States = append(out.States, m.State)
+			}
+			h = graphs.Add(graphs.Add(m.Out, mlp), h)
+		})
 	}
 	out.Hidden = append(out.Hidden, h)
 	if nl < c.Layers || opt.NoLogits {
 		return out
 	}
-	f := layers.LayerNorm(p, "backbone.final_layernorm", h, c.Eps)
-	out.Logits = layers.Linear(p, "lm_head", f, c.Vocab, true)
+	out.Logits = Head(p, c, h)
 	return out
+}
+
+// Head is the final LayerNorm and LM head on the last layer's output h
+// [B, T, D] (any T: a chunk of positions gives that chunk's logits).
+func Head(p layers.Params, c Config, h *graphs.Value) *graphs.Value {
+	return layers.Linear(p, "lm_head", layers.LayerNorm(p, "backbone.final_layernorm", h, c.Eps), c.Vocab, true)
 }

@@ -21,8 +21,7 @@ import (
 // the emulated graph's output and gradients stay within bfloat16 rounding
 // of float32 without equalling them.
 func TestMixerPrecision(t *testing.T) {
-	c := phimamba.Config{Vocab: 64, VocabRaw: 64, PadMult: 8, DModel: 32, Layers: 1, DState: 8, VHeads: 4, QKHeads: 4,
-		DConv: 4, ConvBias: true, Expand: 1, ChunkSize: 8, Activation: "silu", Inner: 64, Eps: 1e-5}
+	c := tinyConfig()
 	for _, seq := range []int64{16, 13} {
 		build := func(p graphs.MatMulPrecision) *graphs.Graph {
 			return graphtest.GradStep("mixer_step", p, graphs.S(2, seq, c.DModel), func(get layers.Params, u *graphs.Value) *graphs.Value {
@@ -67,8 +66,7 @@ func TestMixerPrecision(t *testing.T) {
 // fused CausalConv of training graphs, at a T that is a multiple of the
 // chunk size and one that is not.
 func TestFusedConv(t *testing.T) {
-	c := phimamba.Config{Vocab: 64, VocabRaw: 64, PadMult: 8, DModel: 32, Layers: 1, DState: 8, VHeads: 4, QKHeads: 4,
-		DConv: 4, ConvBias: true, Expand: 1, ChunkSize: 8, Activation: "silu", Inner: 64, Eps: 1e-5}
+	c := tinyConfig()
 	for _, seq := range []int64{16, 13} {
 		build := func(fused bool) *graphs.Graph {
 			return graphtest.GradStep("mixer_step", graphs.MatMulFloat32, graphs.S(2, seq, c.DModel), func(get layers.Params, u *graphs.Value) *graphs.Value {
