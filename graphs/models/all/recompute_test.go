@@ -2,10 +2,8 @@ package all_test
 
 import (
 	"maps"
-	"math"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
 
 	"mohawk/graphs"
@@ -32,25 +30,13 @@ func students() map[string]family.Student {
 	}
 }
 
-// randomWeights draws every parameter of s from U(±1/√fan_in) (norm
-// weights from [0.8, 1.2], D from [0.5, 1.5]), in sorted name order.
+// randomWeights are s's parameters drawn by graphtest.RandomParams.
 func randomWeights(s family.Student, seed uint64) map[string]*tensors.Tensor {
-	rng := rand.New(rand.NewPCG(seed, 7))
-	w := map[string]*tensors.Tensor{}
-	shapes := s.ParamShapes()
-	for _, name := range slices.Sorted(maps.Keys(shapes)) {
-		shape := shapes[name]
-		hi := 1 / math.Sqrt(float64(shape[len(shape)-1]))
-		lo := -hi
-		switch {
-		case strings.HasSuffix(name, "layernorm.weight"):
-			lo, hi = 0.8, 1.2
-		case strings.HasSuffix(name, ".D"):
-			lo, hi = 0.5, 1.5
-		}
-		w[name] = graphtest.Random(rng, lo, hi, shape...).AsFloat32()
+	shapes := map[string]graphs.Shape{}
+	for name, dims := range s.ParamShapes() {
+		shapes[name] = graphs.StaticShape(dims)
 	}
-	return w
+	return graphtest.RandomParams(rand.New(rand.NewPCG(seed, 7)), shapes, 0.2)
 }
 
 // TestRecomputedLayers checks, for every family's student, that the
