@@ -53,13 +53,32 @@ type ForwardResult struct {
 	Batch       int     `json:"batch"`
 	Seq         int     `json:"seq"`
 	Iters       int     `json:"iters"`
+	Precision   string  `json:"precision"`
+	HostLogits  bool    `json:"host_logits"`
 	MsPerIter   float64 `json:"ms_per_iter"`
 	TokensPerS  float64 `json:"tokens_per_s"`
 	SessionSecs float64 `json:"session_s"`
 }
 
+// ForwardBenchOptions configure a teacher forward measurement.
+type ForwardBenchOptions struct {
+	Batch, Seq, Iters int
+	// Precision is "fp32" or "bf16" (bfloat16 products, as Stage 3's bf16
+	// step computes its teacher).
+	Precision string
+	// HostLogits copies the [batch, seq, vocab] logits to the host after
+	// every run; without it they stay in the device's memory, as
+	// transformers leaves them and as evaluation (which reduces them to
+	// per-token log-probabilities in the graph) never fetches them.
+	HostLogits bool
+}
+
 // BenchForward times the teacher's logits forward on random ids.
-func BenchForward(ctx context.Context, model string, batch, seq, iters int, rc runtime.Config, progress io.Writer) (*ForwardResult, error) {
+func BenchForward(ctx context.Context, model string, o ForwardBenchOptions, rc runtime.Config, progress io.Writer) (*ForwardResult, error) {
+	batch, seq, iters := o.Batch, o.Seq, o.Iters
+	if o.Precision != stages.PrecisionFP32 && o.Precision != stages.PrecisionBF16 {
+		return nil, fmt.Errorf("--precision %q: want %s or %s", o.Precision, stages.PrecisionFP32, stages.PrecisionBF16)
+	}
 	t, err := benchTeacher(model, nil)
 	if err != nil {
 		return nil, err
@@ -70,6 +89,7 @@ func BenchForward(ctx context.Context, model string, batch, seq, iters int, rc r
 	}
 	defer rt.Close()
 	g := graphs.New("teacher_forward")
+	g.SetMatMulPrecision(stages.ProviderPrecision(o.Precision, rt.Provider()))
 	if err := graphs.Try(func() {
 		ids := g.Input("input_ids", tensors.Int64, graphs.S("batch", "seq"))
 		g.Output("logits", t.Config.Forward(&layers.Frozen{G: g, Tensors: t.Weights, DType: tensors.Float32}, ids, family.TeacherOptions{}).Logits)
@@ -86,10 +106,15 @@ func BenchForward(ctx context.Context, model string, batch, seq, iters int, rc r
 	sessSecs := time.Since(t0).Seconds()
 	ids := randomIDs(batch, seq, int(t.Config.Sizes().Vocab), 3)
 	var times []float64
+	in, keep := []stages.Feed{{Host: ids}}, []bool{!o.HostLogits}
 	for i := 0; i < iters+1; i++ {
 		ts := time.Now()
-		if _, err := s.Run([]*tensors.Tensor{ids}); err != nil {
+		_, dev, err := s.RunResident(in, keep)
+		if err != nil {
 			return nil, err
+		}
+		if dev[0] != nil {
+			dev[0].Release()
 		}
 		if i > 0 { // the first run warms up allocators and kernels
 			times = append(times, time.Since(ts).Seconds())
@@ -97,7 +122,7 @@ func BenchForward(ctx context.Context, model string, batch, seq, iters int, rc r
 	}
 	ms := median(times) * 1000
 	return &ForwardResult{Model: model, Provider: rt.Provider(), Batch: batch, Seq: seq, Iters: iters,
-		MsPerIter: ms, TokensPerS: float64(batch*seq) / (ms / 1000), SessionSecs: sessSecs}, nil
+		Precision: o.Precision, HostLogits: o.HostLogits, MsPerIter: ms, TokensPerS: float64(batch*seq) / (ms / 1000), SessionSecs: sessSecs}, nil
 }
 
 func randomIDs(batch, seq, vocab int, seed uint64) *tensors.Tensor {

@@ -461,8 +461,14 @@ func stepGraph(spec TrainSpec, n int, p graphs.MatMulPrecision) (*graphs.Graph, 
 // runtime's provider: NativePrecision, emulated on the CPU provider, which
 // has no bfloat16 kernels.
 func (e *Env) matmulPrecision(name string) graphs.MatMulPrecision {
+	return ProviderPrecision(name, e.Runtime.Provider())
+}
+
+// ProviderPrecision is the graph setting of a precision name on provider:
+// NativePrecision, with bfloat16 emulated on the CPU provider.
+func ProviderPrecision(name, provider string) graphs.MatMulPrecision {
 	p := NativePrecision(name)
-	if p == graphs.MatMulBFloat16 && e.Runtime.Provider() == runtime.ProviderCPU {
+	if p == graphs.MatMulBFloat16 && provider == runtime.ProviderCPU {
 		return graphs.MatMulBFloat16Emulated
 	}
 	return p

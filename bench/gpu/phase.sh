@@ -44,6 +44,10 @@ against_torch() {
   for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
 }
 
+# gpu_mb: the Stage 3 micro-batch both PyTorch peers and ours fit at seq
+# 2048: 4 on a card of 100 GB or more (H200), else 2 (H100 80 GB).
+gpu_mb() { local m; m=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits 2>/dev/null | head -1); [ "${m:-0}" -ge 100000 ] && echo 4 || echo 2; }
+
 case $phase in
 A)
   nvidia-smi >"$out/nvidia-smi.txt" 2>&1
@@ -96,6 +100,69 @@ D)
   done
   cp $RUNS/*-lr3-ablation*.md $RUNS/*-att-ablation*.md "$out/" 2>/dev/null
   ;;
+PEERS)
+  # Seventh session (issue 19), Python only, so it runs while ORT's CUDA
+  # provider is still being staged: the eager PyTorch Stage 3 step and the
+  # Phi-Mamba authors' Triton step ($AUTHORS, default .authors/perf_authors.py
+  # with pm/ beside it: ../shared/tools/torch-reference/README.md) in bf16
+  # and TF32 at the micro-batch both fit (gpu_mb); on an 80 GB card also
+  # eager bf16 at micro-batch 4, which fits there (66 GB).
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
+  mb=$(q $(gpu_mb) 1)
+  for pr in bf16 tf32; do
+    run perf_torch 200 python3 $TORCH/perf_torch.py $pr $mb 2048
+    run perf_authors 240 python3 ${AUTHORS:-.authors/perf_authors.py} $pr $mb 2048
+  done
+  [ "$mb" = 2 ] && run perf_torch 200 python3 $TORCH/perf_torch.py bf16 4 2048
+  ;;
+PY2)
+  # Seventh session, Python only: transformers' teacher forward (phase X's
+  # peer side) and the authors' decode path (perf_decode_authors.py at
+  # phi-tiny-en / phimamba-tiny-en shape, batch 1 and 16, 2k and 16k).
+  for m in "tf32 sdpa" "fp32 sdpa" "bf16 sdpa" "tf32 eager"; do
+    run forward_torch 300 python3 bench/torch/forward_torch.py phi-1.5 1 2048 10 $m
+  done
+  run decode_authors 420 python3 bench/torch/perf_decode_authors.py --batches 1,16 --contexts $(q 2048,16384 256) --decode-tokens 64 --pm ${PM_DIR:-.authors/pm}
+  ;;
+OURS)
+  # Seventh session (issue 19): the CUDA unit tests of the fused kernels
+  # ($GRAPHS_TEST), of the NCCL AllReduce at world size 1 ($TRAIN_TEST) and
+  # of the runtime ($RUNTIME_TEST); then our Stage 3 at PEERS' micro-batch
+  # in bf16, at micro-batch 4 with recompute: layers and loss_chunk 256
+  # (fits 80 GB?), and in TF32; GPU memory sampled per run.
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
+  [ -n "${GRAPHS_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $GRAPHS_TEST -test.run 'TestAdamW$|TestGeluGrad$|TestCausalConv$' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|error" | tee "$out/cuda-test.txt"
+  [ -n "${TRAIN_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $TRAIN_TEST -test.run 'TestAllReduceNCCL' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|NCCL|error" | tee -a "$out/cuda-test.txt"
+  [ -n "${RUNTIME_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $RUNTIME_TEST -test.run 'TestCUDA' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|error" | tee -a "$out/cuda-test.txt"
+  mb=$(q $(gpu_mb) 1)
+  O3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32"
+  # The fourth run is the first with AllReduce nodes over a one-rank NCCL
+  # communicator (issue 21: losses equal, tokens/s within 2%).
+  for v in "bf16 $mb none 0" "bf16 $(q 4 1) layers 256" "fp32 $mb none 0" "bf16 $mb none 0 nccl"; do
+    set -- $v; name=$1-mb$2-$3-$4${5:+-$5}
+    gpumem $name </dev/null >/dev/null 2>&1 & pid=$!
+    run "stage3_$name" 280 $P bench-stage $O3 --precision $1 --micro-batch $2 --recompute=${3/none/} --loss-chunk $4 --arena-extend same_as_requested ${5:+--all-reduce $5} >/dev/null
+    kill $pid 2>/dev/null
+  done
+  for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
+  ;;
+DEC)
+  # Seventh session (issues 18, 19): greedy decode with resident state on
+  # the GPU. A one-update Stage 3 run gives a pure and a hybrid student
+  # (attention layers 1 and 4) of phi-tiny-en's shape (decode speed does not
+  # depend on training); exported beside the teacher; bench-generate at
+  # 2k/16k, batch 1/16, in-graph greedy pick, then the student with its
+  # logits fetched to the host (the old path's copy).
+  $P ablate configs/phi-tiny-en.yaml --budget $(q 4096 4096) --recipes s3 --provider $PROV output_dir=$RUNS name=dec-pure >/dev/null 2>>"$out/export.err"
+  $P ablate configs/phi-tiny-en.yaml --budget $(q 4096 4096) --recipes s3 --provider $PROV output_dir=$RUNS name=dec-hyb student.attention_layers=1,4 >/dev/null 2>>"$out/export.err"
+  $P export --model $(ls -d $RUNS/dec-pure-s3-*/stages/00-distill/output | tail -1) --out $out/S >/dev/null 2>>"$out/export.err"
+  $P export --model $(ls -d $RUNS/dec-hyb-s3-*/stages/00-distill/output | tail -1) --out $out/H >/dev/null 2>>"$out/export.err"
+  $P export --model $TINY --out $out/T >/dev/null 2>>"$out/export.err"
+  tail -n 3 "$out/export.err" | cut -c1-300
+  run generate 420 $P bench-generate --student $out/S --hybrid $out/H --teacher $out/T --contexts $(q 2048,16384 256) --batches 1,16 --decode-tokens 64 --provider $PROV
+  run generate_hostlogits 200 $P bench-generate --student $out/S --contexts $(q 2048,16384 256) --batches 1,16 --decode-tokens 64 --provider $PROV --host-logits
+  rm -rf $out/S $out/H $out/T
+  ;;
 W)
   # Issue 18's table: the pure student against hybrids keeping 1, 2 and 3 of
   # phi-tiny-en's 6 attention layers (placement 0 | 0,3 | 0,2,4: evenly
@@ -116,13 +183,16 @@ X)
   # attention) in the same run, then where its time goes (steady-state
   # per-op profile, launch-blocking so node times are kernel times).
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
-  if [ "$PROV" = cuda ]; then
+  if [ "$PROV" = cuda ] && [ "${SKIP_TORCH:-0}" != 1 ]; then
     for m in "tf32 sdpa" "tf32 eager" "fp32 sdpa" "bf16 sdpa"; do
       run forward_torch 300 python3 bench/torch/forward_torch.py phi-1.5 1 2048 10 $m
     done
   fi
-  run forward 300 $P bench-forward --model $(q phi-1.5 phi-1.5:1) --batch 1 --seq $(q 2048 128) --iters $(q 10 2) --provider $PROV --tf32
-  run forward 300 $P bench-forward --model $(q phi-1.5 phi-1.5:1) --batch 1 --seq $(q 2048 128) --iters $(q 10 2) --provider $PROV
+  # Logits stay on the device (as transformers leaves them), except in the
+  # last row, the command as it ran before (logits copied to the host).
+  for f in "--tf32" "" "--tf32 --precision bf16" "--tf32 --host-logits"; do
+    run forward 300 $P bench-forward --model $(q phi-1.5 phi-1.5:1) --batch 1 --seq $(q 2048 128) --iters $(q 10 2) --provider $PROV $f
+  done
   mkdir -p "$out/fprof"
   run forward_prof 300 env CUDA_LAUNCH_BLOCKING=1 $P bench-forward --model $(q phi-1.5 phi-1.5:1) --batch 1 --seq $(q 2048 128) --iters 2 --provider $PROV --tf32 --ort-profile "$out/fprof" >/dev/null
   $P profile --skip-runs 2 --top 15 --nodes 12 "$out"/fprof/*.json 2>&1 | cut -c1-160 | tee "$out/forward-profile.txt"

@@ -254,6 +254,8 @@ func cmdBenchForward(ctx context.Context, args []string) error {
 	batch := fs.Int("batch", 1, "sequences per run")
 	seq := fs.Int("seq", 256, "tokens per sequence")
 	iters := fs.Int("iters", 10, "timed runs (after one warm-up run)")
+	precision := fs.String("precision", "fp32", "fp32, or bf16 for bfloat16 products")
+	hostLogits := fs.Bool("host-logits", false, "copy the logits to the host after every run (by default they stay on the device, as transformers and evaluation leave them)")
 	rc := runtimeFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -265,7 +267,7 @@ func cmdBenchForward(ctx context.Context, args []string) error {
 	if err := localModel(ctx, "model", model); err != nil {
 		return err
 	}
-	r, err := pipeline.BenchForward(ctx, *model, *batch, *seq, *iters, rc(), os.Stderr)
+	r, err := pipeline.BenchForward(ctx, *model, pipeline.ForwardBenchOptions{Batch: *batch, Seq: *seq, Iters: *iters, Precision: *precision, HostLogits: *hostLogits}, rc(), os.Stderr)
 	if err != nil {
 		return err
 	}
