@@ -1,7 +1,7 @@
 // Package deploy ships mohawk's models for inference: it exports the
-// Phi-Mamba student and the Phi teacher as self-contained deployment
-// folders that ONNX Runtime runs with carried states, generates text from
-// such a folder, and benchmarks generation.
+// student and the teacher of any model family (package family) as
+// self-contained deployment folders that ONNX Runtime runs with carried
+// states, generates text from such a folder, and benchmarks generation.
 //
 // # Folder
 //
@@ -129,10 +129,11 @@
 //
 // # Place and errors
 //
-// deploy imports graphs, graphs/layers, graphs/models/phi and phimamba,
-// export, runtime, tokenizer, tensors, hfconfig and atomicfile (and
-// gonum.org/v1/plot); it does not import pipeline or stages, which may
-// import it.
+// deploy imports graphs, graphs/layers, graphs/models/family (never a
+// family's own package: the caller links the families in, as pipeline
+// does through graphs/models/all), export, runtime, tokenizer, tensors and
+// atomicfile (and gonum.org/v1/plot); it does not import pipeline or
+// stages, which may import it.
 //
 // Nothing panics on bad input: graph construction panics (*graphs.Error)
 // are recovered into errors, and every error is lower-case and names the

@@ -9,9 +9,7 @@ import (
 	"mohawk/atomicfile"
 	"mohawk/export"
 	"mohawk/graphs"
-	"mohawk/graphs/models/phi"
-	"mohawk/graphs/models/phimamba"
-	"mohawk/hfconfig"
+	"mohawk/graphs/models/family"
 	"mohawk/tensors"
 	"mohawk/tokenizer"
 )
@@ -103,9 +101,9 @@ func (o Options) validate() error {
 	return nil
 }
 
-// ExportStudent writes a deployment folder for a Phi-Mamba student with
-// weights w (float32 or float16 tensors under the authors' names):
-// model.onnx (+ model.onnx.data), config.json in the authors' layout, a
+// ExportStudent writes a deployment folder for a student of any family
+// with weights w (float32 or float16 tensors under its own names):
+// model.onnx (+ model.onnx.data), the student's config.json, a
 // copy of the tokenizer.json at tokenizerJSON, genai_config.json and
 // mohawk.json.
 //
@@ -119,7 +117,7 @@ func (o Options) validate() error {
 // attention layer i carries past_key_values.i.key / .value [batch_size,
 // heads, past_sequence_length, head_dim] → present.i.key / .value instead,
 // as the teacher's do; genai_config.json then gives the attention heads.
-func ExportStudent(dir string, c phimamba.Config, w map[string]*tensors.Tensor, tokenizerJSON string, o Options) error {
+func ExportStudent(dir string, c family.Student, w map[string]*tensors.Tensor, tokenizerJSON string, o Options) error {
 	fail := func(err error) error { return fmt.Errorf("export student to %s: %w", dir, err) }
 	if err := o.validate(); err != nil {
 		return fail(err)
@@ -131,7 +129,8 @@ func ExportStudent(dir string, c phimamba.Config, w map[string]*tensors.Tensor, 
 	if err != nil {
 		return fail(err)
 	}
-	if err := tok.CheckFits(c.Vocab, "the student"); err != nil {
+	sz := c.Sizes()
+	if err := tok.CheckFits(sz.Vocab, "the student"); err != nil {
 		return fail(err)
 	}
 	eot, ok := tok.SpecialID(EndOfText)
@@ -142,7 +141,7 @@ func ExportStudent(dir string, c phimamba.Config, w map[string]*tensors.Tensor, 
 	if err != nil {
 		return fail(err)
 	}
-	width := min(c.Vocab, int64(tok.VocabSize()))
+	width := min(sz.Vocab, int64(tok.VocabSize()))
 	if err := addNextToken(g, width); err != nil {
 		return fail(err)
 	}
@@ -154,17 +153,17 @@ func ExportStudent(dir string, c phimamba.Config, w map[string]*tensors.Tensor, 
 	if ctx == 0 {
 		ctx = DefaultStudentContext
 	}
-	dec := genaiDecoder{HiddenSize: c.DModel, NumAttentionHeads: c.VHeads, NumKeyValueHeads: c.VHeads, HeadSize: c.HeadDim(), NumHiddenLayers: c.Layers}
+	dec := genaiDecoder{HiddenSize: sz.DModel, NumAttentionHeads: sz.VHeads, NumKeyValueHeads: sz.VHeads, HeadSize: sz.HeadDim, NumHiddenLayers: sz.Layers}
 	decode := studentDecode
-	if len(c.Attn.Layers) > 0 { // the KV cache's heads, as genai sizes it
-		dec.NumAttentionHeads, dec.NumKeyValueHeads, dec.HeadSize = c.Attn.Heads, c.Attn.Heads, c.AttnHeadDim()
-		decode = fmt.Sprintf("%s; attention layers %v: %s", studentDecode, c.Attn.Layers, teacherDecode)
+	if len(sz.AttnLayers) > 0 { // the KV cache's heads, as genai sizes it
+		dec.NumAttentionHeads, dec.NumKeyValueHeads, dec.HeadSize = sz.AttnHeads, sz.AttnHeads, sz.AttnHeadDim
+		decode = fmt.Sprintf("%s; attention layers %v: %s", studentDecode, sz.AttnLayers, teacherDecode)
 	}
 	f := folder{
 		graph:  g,
 		config: cfg,
 		genai: newGenAIConfig(genaiModel{
-			BOS: eot, EOS: eot, Pad: eot, VocabSize: c.Vocab, ContextLength: ctx, Decoder: dec,
+			BOS: eot, EOS: eot, Pad: eot, VocabSize: sz.Vocab, ContextLength: ctx, Decoder: dec,
 		}),
 		manifest: Manifest{Kind: KindStudent, Decode: decode, States: studentStates(c), NextToken: NextToken, NextTokenWidth: width},
 	}
@@ -174,18 +173,18 @@ func ExportStudent(dir string, c phimamba.Config, w map[string]*tensors.Tensor, 
 	return nil
 }
 
-// ExportTeacher writes a deployment folder for a Phi teacher with
-// Hugging Face config h and weights w: the graph takes input_ids and per
-// layer past_key_values.i.key / .value [batch_size, heads,
+// ExportTeacher writes a deployment folder for teacher t of any family
+// with weights w: the graph takes input_ids and per layer
+// past_key_values.i.key / .value [batch_size, key/value heads,
 // past_sequence_length, head_dim] (length 0 for an empty context) and
 // returns logits and present.i.key / .value with the new positions
 // appended. Rotary positions continue from past_sequence_length.
-func ExportTeacher(dir string, h *hfconfig.Phi, w map[string]*tensors.Tensor, tokenizerJSON string, o Options) error {
+func ExportTeacher(dir string, t family.Teacher, w map[string]*tensors.Tensor, tokenizerJSON string, o Options) error {
 	fail := func(err error) error { return fmt.Errorf("export teacher to %s: %w", dir, err) }
 	if err := o.validate(); err != nil {
 		return fail(err)
 	}
-	cfg, err := h.Marshal() // validates h
+	cfg, err := t.MarshalHF(tensors.Float32)
 	if err != nil {
 		return fail(err)
 	}
@@ -193,11 +192,12 @@ func ExportTeacher(dir string, h *hfconfig.Phi, w map[string]*tensors.Tensor, to
 	if err != nil {
 		return fail(err)
 	}
-	if err := tok.CheckFits(int64(h.VocabSize), "the teacher (config.json vocab_size)"); err != nil {
+	sz := t.Sizes()
+	if err := tok.CheckFits(sz.Vocab, "the teacher (config.json vocab_size)"); err != nil {
 		return fail(err)
 	}
 	eot, hasEOT := tok.SpecialID(EndOfText)
-	bos, eos := int64(h.BosTokenID), int64(h.EosTokenID)
+	bos, eos := sz.BOS, sz.EOS
 	for _, id := range []*int64{&bos, &eos} {
 		if *id < 0 {
 			if !hasEOT {
@@ -206,30 +206,29 @@ func ExportTeacher(dir string, h *hfconfig.Phi, w map[string]*tensors.Tensor, to
 			*id = eot
 		}
 	}
-	pc := phi.FromHF(h)
-	g, err := teacherGraph(pc, w, o.FP16)
+	g, err := teacherGraph(t, w, o.FP16)
 	if err != nil {
 		return fail(err)
 	}
-	width := min(pc.Vocab, int64(tok.VocabSize()))
+	width := min(sz.Vocab, int64(tok.VocabSize()))
 	if err := addNextToken(g, width); err != nil {
 		return fail(err)
 	}
 	ctx := o.ContextLength
 	if ctx == 0 {
-		ctx = h.MaxPositionEmbeddings
+		ctx = sz.MaxPositions
 	}
 	f := folder{
 		graph:  g,
 		config: cfg,
 		genai: newGenAIConfig(genaiModel{
-			BOS: bos, EOS: eos, Pad: eos, VocabSize: pc.Vocab, ContextLength: ctx,
+			BOS: bos, EOS: eos, Pad: eos, VocabSize: sz.Vocab, ContextLength: ctx,
 			Decoder: genaiDecoder{
-				HiddenSize: pc.Hidden, NumAttentionHeads: pc.Heads, NumKeyValueHeads: pc.Heads,
-				HeadSize: pc.HeadDim(), NumHiddenLayers: pc.Layers,
+				HiddenSize: sz.Hidden, NumAttentionHeads: sz.Heads, NumKeyValueHeads: sz.KVHeads,
+				HeadSize: sz.HeadDim, NumHiddenLayers: sz.Layers,
 			},
 		}),
-		manifest: Manifest{Kind: KindTeacher, Decode: teacherDecode, States: teacherStates(pc), NextToken: NextToken, NextTokenWidth: width},
+		manifest: Manifest{Kind: KindTeacher, Decode: teacherDecode, States: teacherStates(t), NextToken: NextToken, NextTokenWidth: width},
 	}
 	if err := f.write(dir, tokenizerJSON, o); err != nil {
 		return fail(err)

@@ -6,8 +6,7 @@ import (
 
 	"mohawk/graphs"
 	"mohawk/graphs/layers"
-	"mohawk/graphs/models/phi"
-	"mohawk/graphs/models/phimamba"
+	"mohawk/graphs/models/family"
 	"mohawk/tensors"
 )
 
@@ -46,22 +45,23 @@ func weights(g *graphs.Graph, w map[string]*tensors.Tensor, fp16 bool) layers.Pa
 }
 
 // studentGraph builds the student's deployment graph in the given form.
-func studentGraph(c phimamba.Config, w map[string]*tensors.Tensor, fp16 bool, form decodeForm) (*graphs.Graph, error) {
-	g := graphs.New("phimamba_decoder")
+func studentGraph(c family.Student, w map[string]*tensors.Tensor, fp16 bool, form decodeForm) (*graphs.Graph, error) {
+	g := graphs.New(c.Family() + "_student_decoder")
+	sz := c.Sizes()
 	err := graphs.Try(func() {
 		seq := graphs.Sym(seqDim)
 		if form == decodeStep {
 			seq = graphs.D(1)
 		}
 		ids := g.Input(InputIDs, tensors.Int64, graphs.S(batchDim, seq))
-		states := make([]phimamba.State, c.Layers)
+		states := make([]family.State, sz.Layers)
 		for i := range states {
 			states[i] = studentStateInputs(g, c, i)
 		}
 		p := weights(g, w, fp16)
 		// forward returns logits and the per-layer states, in output order.
-		forward := func(ids *graphs.Value, st []phimamba.State, f phimamba.Form) []*graphs.Value {
-			out := phimamba.Forward(p, c, ids, phimamba.Options{Form: f, States: st})
+		forward := func(ids *graphs.Value, st []family.State, f family.Form) []*graphs.Value {
+			out := c.Forward(p, ids, family.StudentOptions{Form: f, States: st})
 			vals := []*graphs.Value{out.Logits}
 			for _, s := range out.States {
 				vals = append(vals, stateValues(s)...)
@@ -71,12 +71,12 @@ func studentGraph(c phimamba.Config, w map[string]*tensors.Tensor, fp16 bool, fo
 		var outs []*graphs.Value
 		switch form {
 		case decodeSSD:
-			outs = forward(ids, states, phimamba.FormSSD)
+			outs = forward(ids, states, family.FormSSD)
 		case decodeStep:
-			outs = forward(ids, states, phimamba.FormStep)
+			outs = forward(ids, states, family.FormStep)
 		case decodeIf:
-			capture := func(b *graphs.IfBranch) (*graphs.Value, []phimamba.State) {
-				st := make([]phimamba.State, len(states))
+			capture := func(b *graphs.IfBranch) (*graphs.Value, []family.State) {
+				st := make([]family.State, len(states))
 				capture := func(v *graphs.Value) *graphs.Value {
 					if v == nil {
 						return nil
@@ -84,13 +84,13 @@ func studentGraph(c phimamba.Config, w map[string]*tensors.Tensor, fp16 bool, fo
 					return b.Capture(v)
 				}
 				for i, s := range states {
-					st[i] = phimamba.State{Conv: capture(s.Conv), SSM: capture(s.SSM), Key: capture(s.Key), Value: capture(s.Value)}
+					st[i] = family.State{Conv: capture(s.Conv), SSM: capture(s.SSM), Key: capture(s.Key), Value: capture(s.Value)}
 				}
 				return b.Capture(ids), st
 			}
 			step := graphs.NewIfBranch(g, "decode_step")
 			sIDs, sSt := capture(step)
-			if len(c.Attn.Layers) > 0 {
+			if len(sz.AttnLayers) > 0 {
 				// A KV cache leaves with past+T positions from the other
 				// branch, past+1 from this one. Declaring the incoming cache
 				// here as past+T−1 long (a Reshape that changes nothing at run
@@ -102,21 +102,21 @@ func studentGraph(c phimamba.Config, w map[string]*tensors.Tensor, fp16 bool, fo
 				along := func(d graphs.Dim, like *graphs.Value) *graphs.Value {
 					return graphs.Full(g, tensors.Float32, graphs.Shape{graphs.D(1), graphs.D(1), d, graphs.D(1)}, 0, like)
 				}
-				k := states[c.Attn.Layers[0]].Key
+				k := states[sz.AttnLayers[0]].Key
 				lengths := graphs.Concat(2, along(k.Shape[2], k), along(ids.Shape[1], ids))
 				past := graphs.SliceAxis(step.Capture(lengths), 2, 1, graphs.End) // past+T−1
-				for _, i := range c.Attn.Layers {
+				for _, i := range sz.AttnLayers {
 					for _, v := range []**graphs.Value{&sSt[i].Key, &sSt[i].Value} {
 						*v = graphs.ReshapeTo(*v, graphs.Shape{(*v).Shape[0], (*v).Shape[1], past.Shape[2], (*v).Shape[3]}, past)
 					}
 				}
 			}
-			vals := forward(graphs.Reshape(sIDs, 0, 1), sSt, phimamba.FormStep)
-			vals[0] = graphs.ReshapeTo(vals[0], graphs.S(batchDim, seqDim, c.Vocab), sIDs) // [B, 1, V] is [B, T, V] here
+			vals := forward(graphs.Reshape(sIDs, 0, 1), sSt, family.FormStep)
+			vals[0] = graphs.ReshapeTo(vals[0], graphs.S(batchDim, seqDim, sz.Vocab), sIDs) // [B, 1, V] is [B, T, V] here
 			step.Finish(vals...)
 			chunked := graphs.NewIfBranch(g, "prefill_ssd")
 			cIDs, cSt := capture(chunked)
-			chunked.Finish(forward(cIDs, cSt, phimamba.FormSSD)...)
+			chunked.Finish(forward(cIDs, cSt, family.FormSSD)...)
 			single := graphs.Equal(graphs.ShapeOf(ids, 1, 2), g.Int64s(1))
 			outs = graphs.If(single, step, chunked)
 		}
@@ -134,42 +134,45 @@ func studentGraph(c phimamba.Config, w map[string]*tensors.Tensor, fp16 bool, fo
 // studentStateInputs are layer i's state inputs, named as studentStates
 // lists them: conv and recurrent state for a mixer layer, the KV cache for
 // a hybrid's attention layer.
-func studentStateInputs(g *graphs.Graph, c phimamba.Config, i int) phimamba.State {
+func studentStateInputs(g *graphs.Graph, c family.Student, i int) family.State {
+	sz := c.Sizes()
 	if c.IsAttention(i) {
-		past := graphs.S(batchDim, c.Attn.Heads, pastSeqDim, c.AttnHeadDim())
-		return phimamba.State{Key: g.Input(fmt.Sprintf(PastKey, i), tensors.Float32, past), Value: g.Input(fmt.Sprintf(PastValue, i), tensors.Float32, past)}
+		past := graphs.S(batchDim, sz.AttnHeads, pastSeqDim, sz.AttnHeadDim)
+		return family.State{Key: g.Input(fmt.Sprintf(PastKey, i), tensors.Float32, past), Value: g.Input(fmt.Sprintf(PastValue, i), tensors.Float32, past)}
 	}
-	return phimamba.State{
-		Conv: g.Input(fmt.Sprintf(PastConv, i), tensors.Float32, graphs.S(batchDim, c.ConvChannels(), c.DConv-1)),
-		SSM:  g.Input(fmt.Sprintf(PastRecurrent, i), tensors.Float32, graphs.S(batchDim, c.VHeads, c.DState, c.HeadDim())),
+	return family.State{
+		Conv: g.Input(fmt.Sprintf(PastConv, i), tensors.Float32, graphs.S(batchDim, sz.ConvChannels, sz.DConv-1)),
+		SSM:  g.Input(fmt.Sprintf(PastRecurrent, i), tensors.Float32, graphs.S(batchDim, sz.VHeads, sz.DState, sz.HeadDim)),
 	}
 }
 
 // stateValues are a layer's outgoing states in studentStates order.
-func stateValues(s phimamba.State) []*graphs.Value {
+func stateValues(s family.State) []*graphs.Value {
 	if s.Key != nil {
 		return []*graphs.Value{s.Key, s.Value}
 	}
 	return []*graphs.Value{s.Conv, s.SSM}
 }
 
-// teacherGraph builds the teacher's deployment graph with a KV cache.
-func teacherGraph(c phi.Config, w map[string]*tensors.Tensor, fp16 bool) (*graphs.Graph, error) {
+// teacherGraph builds the teacher's deployment graph with a KV cache of
+// the teacher's key/value heads.
+func teacherGraph(c family.Teacher, w map[string]*tensors.Tensor, fp16 bool) (*graphs.Graph, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	g := graphs.New("phi_decoder")
+	sz := c.Sizes()
+	g := graphs.New(c.Family() + "_decoder")
 	err := graphs.Try(func() {
 		ids := g.Input(InputIDs, tensors.Int64, graphs.S(batchDim, seqDim))
-		cache := &phi.Cache{}
-		past := graphs.S(batchDim, c.Heads, pastSeqDim, c.HeadDim())
-		for i := 0; i < c.Layers; i++ {
+		cache := &family.Cache{}
+		past := graphs.S(batchDim, sz.KVHeads, pastSeqDim, sz.HeadDim)
+		for i := 0; i < sz.Layers; i++ {
 			cache.PastKey = append(cache.PastKey, g.Input(fmt.Sprintf(PastKey, i), tensors.Float32, past))
 			cache.PastValue = append(cache.PastValue, g.Input(fmt.Sprintf(PastValue, i), tensors.Float32, past))
 		}
-		out := phi.Forward(weights(g, w, fp16), c, ids, phi.Options{Cache: cache})
+		out := c.Forward(weights(g, w, fp16), ids, family.TeacherOptions{Cache: cache})
 		g.Output(Logits, out.Logits)
-		for i := 0; i < c.Layers; i++ {
+		for i := 0; i < sz.Layers; i++ {
 			g.Output(fmt.Sprintf(PresentKey, i), cache.PresentKey[i])
 			g.Output(fmt.Sprintf(PresentValue, i), cache.PresentValue[i])
 		}

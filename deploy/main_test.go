@@ -121,7 +121,7 @@ func teacherRef(t testing.TB) refModel {
 	return refModel{
 		kind: KindTeacher, ids: ref["input_ids"], logits: ref["logits"],
 		export: func(out string, o Options) error {
-			return ExportTeacher(out, h, w, filepath.Join(dir, TokenizerFile), o)
+			return ExportTeacher(out, phimamba.NewTeacher(h), w, filepath.Join(dir, TokenizerFile), o)
 		},
 		training: func(g *graphs.Graph, ids *graphs.Value) *graphs.Value {
 			p := &layers.Frozen{G: g, Tensors: w, DType: tensors.Float32}

@@ -8,8 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"mohawk/graphs/models/phi"
-	"mohawk/graphs/models/phimamba"
+	"mohawk/graphs/models/family"
 	"mohawk/runtime"
 	"mohawk/tensors"
 )
@@ -19,8 +18,8 @@ const ManifestFormat = "mohawk-deploy/1"
 
 // Kinds of deployed model.
 const (
-	KindStudent = "student" // Phi-Mamba: fixed-size recurrent states
-	KindTeacher = "teacher" // Phi: a KV cache that grows with the context
+	KindStudent = "student" // Phi-Mamba or Llamba: fixed-size recurrent states
+	KindTeacher = "teacher" // a Transformer: a KV cache that grows with the context
 )
 
 // How each kind computes a call (recorded in mohawk.json and the model's
@@ -87,26 +86,30 @@ func (s StateSpec) shape(batch, context int) []int64 {
 // or the KV cache of a hybrid's attention layer (past_key_values.i.key /
 // .value with i the layer's own index, as onnxruntime-genai names hybrid
 // models' caches).
-func studentStates(c phimamba.Config) []StateSpec {
+func studentStates(c family.Student) []StateSpec {
 	var out []StateSpec
-	for i := 0; i < c.Layers; i++ {
+	sz := c.Sizes()
+	for i := 0; i < sz.Layers; i++ {
 		if c.IsAttention(i) {
-			out = append(out, kvStates(i, c.Attn.Heads, c.AttnHeadDim())...)
+			out = append(out, kvStates(i, sz.AttnHeads, sz.AttnHeadDim)...)
 			continue
 		}
 		out = append(out,
 			StateSpec{Input: fmt.Sprintf(PastConv, i), Output: fmt.Sprintf(PresentConv, i), DType: "float32",
-				Shape: []int64{-1, c.ConvChannels(), c.DConv - 1}, SeqAxis: -1},
+				Shape: []int64{-1, sz.ConvChannels, sz.DConv - 1}, SeqAxis: -1},
 			StateSpec{Input: fmt.Sprintf(PastRecurrent, i), Output: fmt.Sprintf(PresentRecurrent, i), DType: "float32",
-				Shape: []int64{-1, c.VHeads, c.DState, c.HeadDim()}, SeqAxis: -1})
+				Shape: []int64{-1, sz.VHeads, sz.DState, sz.HeadDim}, SeqAxis: -1})
 	}
 	return out
 }
 
-func teacherStates(c phi.Config) []StateSpec {
+// teacherStates lists per layer the KV cache, of the teacher's key/value
+// heads (grouped-query attention keeps fewer than the query heads).
+func teacherStates(c family.Teacher) []StateSpec {
 	var out []StateSpec
-	for i := 0; i < c.Layers; i++ {
-		out = append(out, kvStates(i, c.Heads, c.HeadDim())...)
+	sz := c.Sizes()
+	for i := 0; i < sz.Layers; i++ {
+		out = append(out, kvStates(i, sz.KVHeads, sz.HeadDim)...)
 	}
 	return out
 }

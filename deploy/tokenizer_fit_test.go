@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"mohawk/graphs/models/phimamba"
 	"mohawk/hfconfig"
 	"mohawk/internal/shareddata"
 )
@@ -39,7 +40,7 @@ func TestTokenizerMustFitTheModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check("ExportTeacher", ExportTeacher(t.TempDir(), h, shareddata.Load(t, tdir), big, Options{}), big, "the teacher (config.json vocab_size)")
+	check("ExportTeacher", ExportTeacher(t.TempDir(), phimamba.NewTeacher(h), shareddata.Load(t, tdir), big, Options{}), big, "the teacher (config.json vocab_size)")
 
 	folder := ref(t, KindStudent).folder(t, Options{})
 	dir := t.TempDir()

@@ -281,3 +281,19 @@ func (r Rope) problems(maxPos int) []Problem {
 	}
 	return probs
 }
+
+// WithDType is a config.json (data, a JSON object) with its torch_dtype
+// set to dtype; a transformers 5 "dtype" key is set too where present.
+// Other keys are kept (in sorted order).
+func WithDType(data []byte, dtype string) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(data, &m); err != nil || m == nil {
+		return nil, fmt.Errorf("config.json is not a JSON object: %v", err)
+	}
+	v, _ := json.Marshal(dtype)
+	m["torch_dtype"] = v
+	if _, ok := m["dtype"]; ok {
+		m["dtype"] = v
+	}
+	return json.MarshalIndent(m, "", "  ")
+}

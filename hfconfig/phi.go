@@ -88,33 +88,50 @@ func (e *Error) Error() string {
 // Load reads the config.json at path, or inside path if it is a directory,
 // and validates it. The error, if any, lists every problem at once.
 func Load(path string) (*Phi, error) {
+	data, path, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseValid(data, path)
+}
+
+// ParseValid is Parse and Validate in one report: decoding problems and
+// unsupported values together.
+func ParseValid(data []byte, source string) (*Phi, error) {
+	p, probs, err := parse(data, source)
+	if err != nil {
+		return nil, err
+	}
+	if probs = append(probs, p.problems()...); len(probs) > 0 {
+		return nil, &Error{Source: source, Problems: probs}
+	}
+	return p, nil
+}
+
+// ReadFile reads the config.json at path, or inside path if it is a
+// directory, refusing files too large to be one; it returns the bytes and
+// the file's path.
+func ReadFile(path string) ([]byte, string, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("loading model config: %w", err)
+		return nil, "", fmt.Errorf("loading model config: %w", err)
 	}
 	if st.IsDir() {
 		path = filepath.Join(path, FileName)
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("loading model config: %w", err)
+		return nil, "", fmt.Errorf("loading model config: %w", err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("loading model config: %w", err)
+		return nil, "", fmt.Errorf("loading model config: %w", err)
 	}
 	if len(data) > maxFileSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes, too large for a config.json; pass the model's config file or its directory", path, maxFileSize)
+		return nil, "", fmt.Errorf("%s: larger than %d bytes, too large for a config.json; pass the model's config file or its directory", path, maxFileSize)
 	}
-	p, probs, err := parse(data, path)
-	if err != nil {
-		return nil, err
-	}
-	if probs = append(probs, p.problems()...); len(probs) > 0 {
-		return nil, &Error{Source: path, Problems: probs}
-	}
-	return p, nil
+	return data, path, nil
 }
 
 // Parse decodes a config.json read from source (used in messages), filling

@@ -68,7 +68,7 @@ func TestBadTeacherInputs(t *testing.T) {
 			t.Parallel()
 			dir := copyDir(t, ref)
 			tt.damage(dir)
-			_, _, err := LoadTeacher(dir)
+			_, err := LoadTeacher(dir)
 			if err == nil {
 				t.Fatal("the damaged checkpoint loaded")
 			}

@@ -15,39 +15,36 @@ import (
 	"mohawk/data"
 	"mohawk/graphs"
 	"mohawk/graphs/layers"
-	"mohawk/graphs/models/phi"
-	"mohawk/graphs/models/phimamba"
+	"mohawk/graphs/models/family"
 	"mohawk/graphs/train"
 	"mohawk/runtime"
 	"mohawk/stages"
 	"mohawk/tensors"
 )
 
-// Phi15 is the Phi-1.5 architecture (for benchmarks on random weights).
-var Phi15 = phi.Config{Vocab: 51200, Hidden: 2048, Layers: 24, Heads: 32, Intermediate: 8192, RotaryDim: 32, RopeTheta: 10000, Eps: 1e-5}
-
-// benchTeacher loads a teacher directory, or builds a Phi-1.5 for the
-// name "phi-1.5" ("phi-1.5:N" keeps only N layers, for quick checks) with
-// weights made by weights (nil: random).
-func benchTeacher(model string, weights func(phi.Config) stages.Weights) (*stages.Teacher, error) {
+// benchTeacher loads a teacher directory, or builds a registered preset
+// architecture such as "phi-1.5" ("phi-1.5:N" keeps only N layers, for
+// quick checks) with weights made by weights (nil: random).
+func benchTeacher(model string, weights func(family.Teacher) stages.Weights) (*stages.Teacher, error) {
 	if weights == nil {
-		weights = func(c phi.Config) stages.Weights { return RandomPhi(c, 1) }
+		weights = randomBenchWeights
 	}
-	if name, layers, ok := strings.Cut(model, ":"); ok && name == "phi-1.5" {
-		c := Phi15
-		n, err := strconv.Atoi(layers)
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("bench: %q: want phi-1.5:<layers>", model)
+	name, layers, hasLayers := strings.Cut(model, ":")
+	n := 0
+	if hasLayers {
+		var err error
+		if n, err = strconv.Atoi(layers); err != nil || n < 1 {
+			return nil, fmt.Errorf("bench: %q: want %s:<layers>", model, name)
 		}
-		c.Layers = n
+	}
+	if c, ok := family.PresetTeacher(name, n); ok {
 		return &stages.Teacher{Config: c, Weights: weights(c)}, nil
 	}
-	if model == "phi-1.5" {
-		return &stages.Teacher{Config: Phi15, Weights: weights(Phi15)}, nil
-	}
-	t, _, err := LoadTeacher(model)
-	return t, err
+	return LoadTeacher(model)
 }
+
+// randomBenchWeights are a preset's random weights.
+func randomBenchWeights(c family.Teacher) stages.Weights { return RandomTeacher(c, 1) }
 
 // ForwardResult is a forward-throughput measurement.
 type ForwardResult struct {
@@ -95,7 +92,7 @@ func BenchForward(ctx context.Context, model string, o ForwardBenchOptions, rc r
 	g.SetMatMulPrecision(stages.ProviderPrecision(o.Precision, rt.Provider()))
 	if err := graphs.Try(func() {
 		ids := g.Input("input_ids", tensors.Int64, graphs.S("batch", "seq"))
-		g.Output("logits", phi.Forward(&layers.Frozen{G: g, Tensors: t.Weights, DType: tensors.Float32}, t.Config, ids, phi.Options{}).Logits)
+		g.Output("logits", t.Config.Forward(&layers.Frozen{G: g, Tensors: t.Weights, DType: tensors.Float32}, ids, family.TeacherOptions{}).Logits)
 	}); err != nil {
 		return nil, err
 	}
@@ -107,7 +104,7 @@ func BenchForward(ctx context.Context, model string, o ForwardBenchOptions, rc r
 	}
 	defer s.Close()
 	sessSecs := time.Since(t0).Seconds()
-	ids := randomIDs(batch, seq, int(t.Config.Vocab), 3)
+	ids := randomIDs(batch, seq, int(t.Config.Sizes().Vocab), 3)
 	var times []float64
 	in, keep := []stages.Feed{{Host: ids}}, []bool{!o.HostLogits}
 	for i := 0; i < iters+1; i++ {
@@ -218,7 +215,10 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 	if err != nil {
 		return nil, err
 	}
-	sc := StudentConfigFor(t.Config, StudentConfig{})
+	sc, err := StudentConfigFor(t.Config, StudentConfig{})
+	if err != nil {
+		return nil, err
+	}
 	student, err := NewStudent(t, sc, InitMohawk, 1)
 	if err != nil {
 		return nil, err
@@ -234,8 +234,9 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 	}
 	defer release()
 	n := (o.Runs + 2) * o.StepsPerRun
-	ids := randomIDs(1, (o.Seq+1)*o.MicroBatch*o.MicroBatches*(n+2), int(t.Config.Vocab), 5).Int64s()
-	stream, err := data.FromTokens("random", ids, 0, int(t.Config.Vocab))
+	vocab := int(t.Config.Sizes().Vocab)
+	ids := randomIDs(1, (o.Seq+1)*o.MicroBatch*o.MicroBatches*(n+2), vocab, 5).Int64s()
+	stream, err := data.FromTokens("random", ids, 0, vocab)
 	if err != nil {
 		return nil, err
 	}
@@ -287,11 +288,11 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 }
 
 // trainableShapes lists the shapes of the tensors a stage trains.
-func trainableShapes(stage string, t phi.Config, sc phimamba.Config) [][]int64 {
+func trainableShapes(stage string, t family.Teacher, sc family.Student) [][]int64 {
 	var out [][]int64
 	switch stage {
 	case KindOrient, KindAlign:
-		for i := 0; i < sc.Layers; i++ {
+		for i := 0; i < sc.Sizes().Layers; i++ {
 			for _, name := range sc.MixerParams(i, stage == KindOrient) {
 				out = append(out, sc.ParamShapes()[name])
 			}
@@ -329,10 +330,11 @@ func hostBytesPerStep(o StageBenchOptions, trainable [][]int64) int64 {
 
 // stageFLOPs estimates training FLOPs per token: 6·N for a model trained
 // (forward + backward), 2·N for a forward only, plus attention/mixing terms.
-func stageFLOPs(stage string, t phi.Config, s phimamba.Config, seq int) float64 {
+func stageFLOPs(stage string, t family.Teacher, s family.Student, seq int) float64 {
 	tn, sn := float64(t.NumParams()), float64(s.NumParams())
-	attn := float64(4 * int64(t.Layers) * int64(seq) * t.Hidden) // QKᵀ and AV, forward
-	emb := float64(2 * t.Vocab * t.Hidden)                       // lm_head
+	ts := t.Sizes()
+	attn := float64(4 * int64(ts.Layers) * int64(seq) * ts.Hidden) // QKᵀ and AV, forward
+	emb := float64(2 * ts.Vocab * ts.Hidden)                       // lm_head
 	switch stage {
 	case KindDistill:
 		return 6*sn + 2*tn + attn
@@ -342,7 +344,8 @@ func stageFLOPs(stage string, t phi.Config, s phimamba.Config, seq int) float64 
 		return 6*tn + 3*attn
 	case KindOrient, KindAlign:
 		// teacher body forward, student mixers (in_proj, conv, SSD or M) fwd+bwd
-		mix := float64(int64(s.Layers) * (s.InProj()*s.DModel + s.DModel*s.DInner()))
+		ss := s.Sizes()
+		mix := float64(int64(ss.Layers) * (ss.InProj*ss.DModel + ss.DModel*ss.DInner))
 		return 2*(tn-emb) + attn + 6*mix + 3*attn
 	}
 	return 0
@@ -394,10 +397,13 @@ func BenchMixer(ctx context.Context, teacher string, forms []string, seqs []int,
 	if err != nil {
 		return nil, err
 	}
-	c := StudentConfigFor(t.Config, StudentConfig{})
+	c, err := StudentConfigFor(t.Config, StudentConfig{})
+	if err != nil {
+		return nil, err
+	}
 	w := stages.Weights{}
 	for name, shape := range c.ParamShapes() {
-		if phimamba.IsMixer(name) && strings.HasPrefix(name, phimamba.LayerPrefix(0)+".") {
+		if c.IsMixer(name) && strings.HasPrefix(name, c.LayerPrefix(0)+".") {
 			w[name] = initTensor(name, shape, InitMohawk, 1)
 		}
 	}
@@ -424,7 +430,8 @@ func BenchMixer(ctx context.Context, teacher string, forms []string, seqs []int,
 	return out, nil
 }
 
-func benchMixerForm(env *stages.Env, c phimamba.Config, w stages.Weights, form string, seq, iters int) (*MixerResult, error) {
+func benchMixerForm(env *stages.Env, c family.Student, w stages.Weights, form string, seq, iters int) (*MixerResult, error) {
+	sz := c.Sizes()
 	g := graphs.New("mixer_" + form)
 	p := &layers.Frozen{G: g, Tensors: w, DType: tensors.Float32}
 	tokens := seq
@@ -432,23 +439,23 @@ func benchMixerForm(env *stages.Env, c phimamba.Config, w stages.Weights, form s
 	if err := graphs.Try(func() {
 		switch form {
 		case "ssd", "matrix":
-			u := g.Input("u", tensors.Float32, graphs.S("batch", "seq", c.DModel))
-			f := phimamba.FormSSD
+			u := g.Input("u", tensors.Float32, graphs.S("batch", "seq", sz.DModel))
+			f := family.FormSSD
 			if form == "matrix" {
-				f = phimamba.FormMatrix
+				f = family.FormMatrix
 			}
-			g.Output("out", phimamba.Mixer(p, c, 0, u, f, nil).Out)
-			feeds = []*tensors.Tensor{randomFloats(1, int64(seq), c.DModel)}
+			g.Output("out", c.Mixer(p, 0, u, f, nil).Out)
+			feeds = []*tensors.Tensor{randomFloats(1, int64(seq), sz.DModel)}
 		case "step":
-			u := g.Input("u", tensors.Float32, graphs.S("batch", 1, c.DModel))
-			conv := g.Input("conv", tensors.Float32, graphs.S("batch", c.ConvChannels(), c.DConv-1))
-			ssm := g.Input("ssm", tensors.Float32, graphs.S("batch", c.VHeads, c.DState, c.HeadDim()))
-			m := phimamba.Mixer(p, c, 0, u, phimamba.FormStep, &phimamba.State{Conv: conv, SSM: ssm})
+			u := g.Input("u", tensors.Float32, graphs.S("batch", 1, sz.DModel))
+			conv := g.Input("conv", tensors.Float32, graphs.S("batch", sz.ConvChannels, sz.DConv-1))
+			ssm := g.Input("ssm", tensors.Float32, graphs.S("batch", sz.VHeads, sz.DState, sz.HeadDim))
+			m := c.Mixer(p, 0, u, family.FormStep, &family.State{Conv: conv, SSM: ssm})
 			g.Output("out", m.Out)
 			g.Output("conv_next", m.State.Conv)
 			g.Output("ssm_next", m.State.SSM)
-			feeds = []*tensors.Tensor{randomFloats(1, 1, c.DModel), tensors.Zeros(tensors.Float32, 1, c.ConvChannels(), c.DConv-1),
-				tensors.Zeros(tensors.Float32, 1, c.VHeads, c.DState, c.HeadDim())}
+			feeds = []*tensors.Tensor{randomFloats(1, 1, sz.DModel), tensors.Zeros(tensors.Float32, 1, sz.ConvChannels, sz.DConv-1),
+				tensors.Zeros(tensors.Float32, 1, sz.VHeads, sz.DState, sz.HeadDim)}
 		default:
 			panic(&graphs.Error{Op: "bench-mixer", Msg: "unknown form " + form + " (ssd, matrix, step)"})
 		}

@@ -38,7 +38,8 @@ type Config struct {
 	dir string // directory of the config file; relative paths resolve here
 }
 
-// TeacherConfig names the Hugging Face Phi checkpoint to distil.
+// TeacherConfig names the Hugging Face checkpoint to distil (any
+// registered family: Phi, Llama, Qwen2, Mistral).
 type TeacherConfig struct {
 	Path string `mapstructure:"path"`
 }
@@ -192,7 +193,7 @@ type StageConfig struct {
 	// current weights.
 	Model   string `mapstructure:"model"`
 	Scratch bool   `mapstructure:"scratch"`
-	// pretrain: a Phi architecture for a new teacher trained from scratch.
+	// pretrain: the architecture of a new teacher trained from scratch.
 	Architecture *ArchConfig `mapstructure:"architecture"`
 	// pretrain (teacher): dtype of the saved teacher weights (float32 or
 	// float16, as Hugging Face checkpoints are often stored).
@@ -210,8 +211,17 @@ type StageConfig struct {
 	Teacher bool   `mapstructure:"teacher"` // export the teacher too
 }
 
-// ArchConfig is a Phi architecture for pretraining a teacher from scratch.
+// DefaultArchFamily is the family of a stage architecture given by sizes
+// without architecture.family.
+const DefaultArchFamily = "phi"
+
+// ArchConfig is a teacher architecture for pretraining from scratch:
+// a config.json (Config) of any registered family, or the sizes below
+// in the family named by Family (DefaultArchFamily when empty).
 type ArchConfig struct {
+	Config       string  `mapstructure:"config" json:",omitempty"`
+	Family       string  `mapstructure:"family" json:",omitempty"`
+	KVHeads      int     `mapstructure:"kv_heads" json:",omitempty"`
 	Vocab        int     `mapstructure:"vocab"`
 	Hidden       int     `mapstructure:"hidden"`
 	Layers       int     `mapstructure:"layers"`

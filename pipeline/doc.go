@@ -7,8 +7,15 @@
 // checkpoints, and writes metrics.jsonl, summary.json, report.md and loss
 // curves into the run directory.
 //
+// Models are reached only through the registry (package
+// graphs/models/family): the teacher's config.json picks its family, which
+// derives, initialises, trains and exports the student; this package names
+// no family and imports graphs/models/all to register every one.
+//
 // Place in the dependency order: cmd/pipeline → pipeline → stages →
 // graphs/..., export, runtime, data. Only pipeline (and cmd) read
 // configuration files. Functions return errors that name the key, file or
 // tensor involved and say what to do.
 package pipeline
+
+import _ "mohawk/graphs/models/all" // every model family registers itself

@@ -14,7 +14,7 @@ import (
 	"mohawk/data"
 	"mohawk/graphs"
 	"mohawk/graphs/layers"
-	"mohawk/graphs/models/phi"
+	"mohawk/graphs/models/family"
 	"mohawk/internal/shareddata"
 	"mohawk/runtime"
 	"mohawk/stages"
@@ -50,7 +50,7 @@ func metric(t *testing.T, key string, parts ...string) float64 {
 // (phi-tiny-en) and student (phimamba-tiny-en) and their tokenizer.
 func referenceEvalEnv(t *testing.T) (*stages.Env, *tokenizer.Tokenizer) {
 	t.Helper()
-	teacher, _, err := LoadTeacher(shareddata.Path(t, "reference", "phi-tiny-en"))
+	teacher, err := LoadTeacher(shareddata.Path(t, "reference", "phi-tiny-en"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func newHandScorer(t *testing.T, env *stages.Env, tok *tokenizer.Tokenizer) *han
 	if err := graphs.Try(func() {
 		ids := g.Input("input_ids", tensors.Int64, graphs.S(1, "seq"))
 		p := &layers.Frozen{G: g, Tensors: env.Teacher.Weights, DType: tensors.Float32}
-		g.Output("logits", phi.Forward(p, env.Teacher.Config, ids, phi.Options{}).Logits)
+		g.Output("logits", env.Teacher.Config.Forward(p, ids, family.TeacherOptions{}).Logits)
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"mohawk/export"
 	"mohawk/graphs"
 	"mohawk/graphs/layers"
-	"mohawk/graphs/models/phi"
+	"mohawk/graphs/models/family"
 	"mohawk/tensors"
 	"mohawk/tokenizer"
 )
@@ -24,19 +24,19 @@ func (w *work) export(sp StagePlan) (string, error) {
 		return "", err
 	}
 	if e.Teacher {
-		if err := deploy.ExportTeacher(filepath.Join(dir, "teacher"), w.hc, w.teacher.Weights, w.cfg.TokenizerPath(), o); err != nil {
+		if err := deploy.ExportTeacher(filepath.Join(dir, "teacher"), w.teacher.Config, w.teacher.Weights, w.cfg.TokenizerPath(), o); err != nil {
 			return "", err
 		}
 	}
 	return dir, nil
 }
 
-// ExportPlainTeacher writes a Hugging Face Phi model as a standalone ONNX
+// ExportPlainTeacher writes a Hugging Face teacher as a standalone ONNX
 // model without a cache: input input_ids int64 [batch, seq] → logits float32
 // [batch, seq, vocab] (batch and seq dynamic), with config.json and
 // tokenizer.json beside it.
 func ExportPlainTeacher(model, out string, o deploy.Options) error {
-	t, h, err := LoadTeacher(model)
+	t, err := LoadTeacher(model)
 	if err != nil {
 		return err
 	}
@@ -46,10 +46,10 @@ func ExportPlainTeacher(model, out string, o deploy.Options) error {
 	}
 	if tk, err := tokenizer.Load(tok); err != nil {
 		return err
-	} else if err := tk.CheckFits(t.Config.Vocab, "the teacher in "+model); err != nil {
+	} else if err := tk.CheckFits(t.Config.Sizes().Vocab, "the teacher in "+model); err != nil {
 		return err
 	}
-	g := graphs.New("phi_logits")
+	g := graphs.New(t.Config.Family() + "_logits")
 	if err := graphs.Try(func() {
 		ids := g.Input("input_ids", tensors.Int64, graphs.S("batch", "seq"))
 		dt := tensors.Float32
@@ -64,14 +64,14 @@ func ExportPlainTeacher(model, out string, o deploy.Options) error {
 			})
 		}
 		// Standard ops only, so any ONNX runtime loads the file.
-		g.Output("logits", phi.Forward(params, t.Config, ids, phi.Options{ExplicitAttention: true}).Logits)
+		g.Output("logits", t.Config.Forward(params, ids, family.TeacherOptions{ExplicitAttention: true}).Logits)
 	}); err != nil {
 		return err
 	}
 	if err := export.Save(g, out, export.SaveOptions{Options: export.Options{Opset: o.Opset}, External: o.External, Portable: true}); err != nil {
 		return err
 	}
-	cfg, err := h.Marshal()
+	cfg, err := t.Config.MarshalHF(tensors.Float32)
 	if err != nil {
 		return err
 	}
@@ -81,8 +81,9 @@ func ExportPlainTeacher(model, out string, o deploy.Options) error {
 	return copyFile(tok, filepath.Join(out, "tokenizer.json"))
 }
 
-// ExportModel writes a model directory (a Hugging Face Phi teacher or a
-// Phi-Mamba student, with tokenizer.json) as an ONNX deployment folder.
+// ExportModel writes a model directory (a Hugging Face teacher or a
+// student of any registered family, with tokenizer.json) as an ONNX
+// deployment folder.
 func ExportModel(model, out string, o deploy.Options) (ModelKind, error) {
 	kind, err := DetectModel(model)
 	if err != nil {
@@ -93,11 +94,11 @@ func ExportModel(model, out string, o deploy.Options) (ModelKind, error) {
 		return "", fmt.Errorf("model %s has no tokenizer.json; a deployment folder needs one", model)
 	}
 	if kind == KindTeacherModel {
-		t, h, err := LoadTeacher(model)
+		t, err := LoadTeacher(model)
 		if err != nil {
 			return "", err
 		}
-		return kind, deploy.ExportTeacher(out, h, t.Weights, tok, o)
+		return kind, deploy.ExportTeacher(out, t.Config, t.Weights, tok, o)
 	}
 	s, err := LoadStudent(model, 1e-5)
 	if err != nil {

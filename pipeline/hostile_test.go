@@ -50,7 +50,7 @@ func TestHugeLayerCount(t *testing.T) {
 		load func(t *testing.T) error
 		want string
 	}{
-		{"LoadTeacher", func(t *testing.T) error { _, _, err := LoadTeacher(teacher(t)); return err }, teacherMsg},
+		{"LoadTeacher", func(t *testing.T) error { _, err := LoadTeacher(teacher(t)); return err }, teacherMsg},
 		{"Validate", func(t *testing.T) error {
 			cfg, path := tinyConfig(t, "  - {kind: eval}")
 			cfg.Teacher.Path = teacher(t)
@@ -89,9 +89,9 @@ func TestNonFiniteWeights(t *testing.T) {
 		load              func(dir string) error
 	}{
 		{"teacher NaN", "phi-tiny-en", "lm_head.weight", float32(math.NaN()),
-			func(dir string) error { _, _, err := LoadTeacher(dir); return err }},
+			func(dir string) error { _, err := LoadTeacher(dir); return err }},
 		{"teacher -Inf", "phi-tiny-en", "model.layers.3.mlp.fc2.bias", float32(math.Inf(-1)),
-			func(dir string) error { _, _, err := LoadTeacher(dir); return err }},
+			func(dir string) error { _, err := LoadTeacher(dir); return err }},
 		{"student NaN", "phimamba-tiny-en", "backbone.layers.0.mixer.D", float32(math.NaN()),
 			func(dir string) error { _, err := LoadStudent(dir, 1e-5); return err }},
 	} {

@@ -8,8 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"mohawk/graphs/models/phi"
-	"mohawk/graphs/models/phimamba"
+	"mohawk/graphs/models/family"
 )
 
 // AttentionLayers is student.attention_layers: the layers of a hybrid
@@ -22,7 +21,7 @@ import (
 //
 // The fraction rule spaces the layers evenly from layer 0, as MambaInLlama
 // places its attention layers (L = 32, f = 0.25: 0, 4, 8, …, 28). Unset
-// (or an empty list): a pure Phi-Mamba student.
+// (or an empty list): a pure student (no attention layer).
 type AttentionLayers struct {
 	Layers   []int   `mapstructure:"layers"`
 	Every    int     `mapstructure:"every"`
@@ -131,28 +130,29 @@ func hybridIdentity(o StudentConfig) string {
 	return fmt.Sprintf(" attention_layers %s train_attention %v", o.AttentionLayers, o.TrainAttention)
 }
 
-// hybridAttention is the attention of a hybrid student distilled from t:
-// the teacher's heads and rotary embedding on the resolved layers.
-func hybridAttention(t phi.Config, o StudentConfig) (phimamba.Attention, error) {
-	ls, err := o.AttentionLayers.Resolve(t.Layers)
-	if err != nil || len(ls) == 0 {
-		return phimamba.Attention{}, err
+// studentChoices are the student overrides of o for a student of teacher
+// t, student.attention_layers resolved against its layers.
+func studentChoices(t family.Teacher, o StudentConfig) (family.StudentChoices, error) {
+	ls, err := o.AttentionLayers.Resolve(t.Sizes().Layers)
+	if err != nil {
+		return family.StudentChoices{}, err
 	}
-	return phimamba.Attention{Layers: ls, Heads: t.Heads, RotaryDim: t.RotaryDim, RopeTheta: t.RopeTheta}, nil
+	return family.StudentChoices{DState: o.DState, Heads: o.Heads, DConv: o.DConv, ChunkSize: o.ChunkSize, Expand: o.Expand, AttentionLayers: ls}, nil
 }
 
 // checkStudentHybrid compares student.attention_layers, when given, with the
 // attention layers of a student checkpoint (student.path).
-func checkStudentHybrid(s phimamba.Config, o StudentConfig, dir string) error {
+func checkStudentHybrid(s family.Student, o StudentConfig, dir string) error {
 	if !o.AttentionLayers.IsSet() {
 		return nil
 	}
-	want, err := o.AttentionLayers.Resolve(s.Layers)
+	sz := s.Sizes()
+	want, err := o.AttentionLayers.Resolve(sz.Layers)
 	if err != nil {
 		return err
 	}
-	if !slices.Equal(want, s.Attn.Layers) {
-		return fmt.Errorf("student.attention_layers selects layers %v but the checkpoint student.path %s has attention layers %v; drop student.attention_layers or make them agree", want, dir, s.Attn.Layers)
+	if !slices.Equal(want, sz.AttnLayers) {
+		return fmt.Errorf("student.attention_layers selects layers %v but the checkpoint student.path %s has attention layers %v; drop student.attention_layers or make them agree", want, dir, sz.AttnLayers)
 	}
 	return nil
 }

@@ -104,12 +104,12 @@ func TestAttentionLayersConfig(t *testing.T) {
 // student.attention_layers is refused, and the student that keeps every
 // layer scores exactly as the teacher does.
 func TestHybridStudentTransfer(t *testing.T) {
-	teacher, _, err := LoadTeacher(demoDir(t) + "/teacher")
+	teacher, err := LoadTeacher(demoDir(t) + "/teacher")
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := StudentConfig{AttentionLayers: AttentionLayers{Layers: []int{1}}}
-	c, err := HybridConfigFor(teacher.Config, o)
+	c, err := StudentConfigFor(teacher.Config, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestHybridStudentTransfer(t *testing.T) {
 	if err := SaveStudent(dir, s); err != nil {
 		t.Fatal(err)
 	}
-	back, err := LoadStudent(dir, teacher.Config.Eps)
+	back, err := LoadStudent(dir, teacher.Config.Sizes().Eps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestHybridStudentTransfer(t *testing.T) {
 		t.Errorf("disagreeing attention layers: error %v, want one naming student.attention_layers", err)
 	}
 
-	all, err := HybridConfigFor(teacher.Config, StudentConfig{AttentionLayers: AttentionLayers{Every: 1}})
+	all, err := StudentConfigFor(teacher.Config, StudentConfig{AttentionLayers: AttentionLayers{Every: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,11 +197,11 @@ func TestHybridRun(t *testing.T) {
 			t.Errorf("%s: layer distances %v → %v; want layer 1 (attention) at 0 and layer 0 positive", r.Kind, r.LayerBefore, r.LayerAfter)
 		}
 	}
-	teacher, _, err := LoadTeacher(demoDir(t) + "/teacher")
+	teacher, err := LoadTeacher(demoDir(t) + "/teacher")
 	if err != nil {
 		t.Fatal(err)
 	}
-	final, err := LoadStudent(filepath.Join(sum.RunDir, "stages", "02-distill", outputDir), teacher.Config.Eps)
+	final, err := LoadStudent(filepath.Join(sum.RunDir, "stages", "02-distill", outputDir), teacher.Config.Sizes().Eps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestHybridRun(t *testing.T) {
 			t.Errorf("frozen attention %s changed in training", n)
 		}
 	}
-	init, err := HybridConfigFor(teacher.Config, cfg.Student)
+	init, err := StudentConfigFor(teacher.Config, cfg.Student)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func TestHybridRun(t *testing.T) {
 // TestHybridTrainAttention checks that Stage 3 trains the kept attention
 // layers under train_attention: true (the default), in float32 and bf16.
 func TestHybridTrainAttention(t *testing.T) {
-	teacher, _, err := LoadTeacher(demoDir(t) + "/teacher")
+	teacher, err := LoadTeacher(demoDir(t) + "/teacher")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,12 +259,12 @@ func TestHybridTrainAttention(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			final, err := LoadStudent(filepath.Join(sum.RunDir, "stages", "00-distill", outputDir), teacher.Config.Eps)
+			final, err := LoadStudent(filepath.Join(sum.RunDir, "stages", "00-distill", outputDir), teacher.Config.Sizes().Eps)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if fmt.Sprint(final.Config.Attn.Layers) != "[0]" {
-				t.Fatalf("attention layers %v, want [0] (every 2 of 2 layers)", final.Config.Attn.Layers)
+			if fmt.Sprint(final.Config.Sizes().AttnLayers) != "[0]" {
+				t.Fatalf("attention layers %v, want [0] (every 2 of 2 layers)", final.Config.Sizes().AttnLayers)
 			}
 			if equal(final.Weights["backbone.layers.0.mixer.self_attn.q_proj.weight"], teacher.Weights["model.layers.0.self_attn.q_proj.weight"]) {
 				t.Error("attention q_proj of layer 0 did not train under train_attention: true")
@@ -295,8 +295,8 @@ func TestHybridAblate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fmt.Sprint(s.Config.Attn.Layers) != "[1]" {
-		t.Errorf("the arm's student has attention layers %v, want [1]", s.Config.Attn.Layers)
+	if fmt.Sprint(s.Config.Sizes().AttnLayers) != "[1]" {
+		t.Errorf("the arm's student has attention layers %v, want [1]", s.Config.Sizes().AttnLayers)
 	}
 }
 

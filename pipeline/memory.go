@@ -10,7 +10,7 @@ import (
 
 	"mohawk/export"
 	"mohawk/graphs"
-	"mohawk/graphs/models/phi"
+	"mohawk/graphs/models/family"
 	"mohawk/graphs/train"
 	"mohawk/runtime"
 	"mohawk/tensors"
@@ -55,7 +55,7 @@ func StageMemory(o StageBenchOptions) (*MemoryResult, error) {
 }
 
 // stepMemory analyses the step graph g of a model shaped like tc.
-func stepMemory(g *graphs.Graph, tc phi.Config, o StageBenchOptions) *MemoryResult {
+func stepMemory(g *graphs.Graph, tc family.TeacherSizes, o StageBenchOptions) *MemoryResult {
 	l := graphs.AnalyzeLiveness(g)
 	r := &MemoryResult{StageBenchOptions: o, Nodes: len(g.AllNodes()), PeakBytes: l.PeakBytes,
 		ResidentBytes: l.InputBytes + l.InitBytes, TotalBytes: l.Total()}
@@ -116,7 +116,7 @@ func phaseOf(i, backwardStart int) string {
 }
 
 // tensorKind classes a tensor of a step over bt tokens by its shape.
-func tensorKind(v *graphs.Value, bt int64, tc phi.Config) string {
+func tensorKind(v *graphs.Value, bt int64, tc family.TeacherSizes) string {
 	n := v.Shape.NumElements().K
 	switch {
 	case n == bt*tc.Vocab:

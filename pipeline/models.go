@@ -10,8 +10,7 @@ import (
 	"strings"
 
 	"mohawk/atomicfile"
-	"mohawk/graphs/models/phi"
-	"mohawk/graphs/models/phimamba"
+	"mohawk/graphs/models/family"
 	"mohawk/hfconfig"
 	"mohawk/safetensors"
 	"mohawk/stages"
@@ -19,44 +18,56 @@ import (
 	"mohawk/torchpickle"
 )
 
-// LoadTeacher reads a Hugging Face Phi checkpoint directory: config.json
-// and (possibly sharded) safetensors, converted to float32. The checkpoint
-// must hold exactly the tensors the config implies, with their shapes
-// (checkTensors); errors name the file and the tensors.
-func LoadTeacher(dir string) (*stages.Teacher, *hfconfig.Phi, error) {
-	h, err := hfconfig.Load(dir)
+// LoadTeacher reads a Hugging Face checkpoint directory of any registered
+// family (package family): config.json and (possibly sharded)
+// safetensors, converted to float32. The checkpoint must hold exactly the
+// tensors the config implies, with their shapes (checkTensors); errors
+// name the file and the tensors.
+func LoadTeacher(dir string) (*stages.Teacher, error) {
+	c, err := LoadTeacherConfig(dir)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	c := phi.FromHF(h)
 	set, err := safetensors.OpenFileOrDir(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("load teacher weights: %w", err)
+		return nil, fmt.Errorf("load teacher weights: %w", err)
 	}
 	defer set.Close()
-	if err := checkTeacherSet(dir, set, h); err != nil {
-		return nil, nil, fmt.Errorf("load teacher weights: %w", err)
+	if err := checkTeacherSet(dir, set, c); err != nil {
+		return nil, fmt.Errorf("load teacher weights: %w", err)
 	}
 	w := stages.Weights{}
 	for name := range c.ParamShapes() {
 		t, err := set.Tensor(name)
 		if err != nil {
-			return nil, nil, fmt.Errorf("load teacher weights: %w", err)
+			return nil, fmt.Errorf("load teacher weights: %w", err)
 		}
 		w[name] = t.AsFloat32()
 	}
 	if err := checkWeightsFinite(dir, "teacher", w); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return &stages.Teacher{Config: c, Weights: w}, h, nil
+	return &stages.Teacher{Config: c, Weights: w}, nil
 }
 
-// checkTeacherSet applies checkTensors to a Hugging Face Phi checkpoint
+// LoadTeacherConfig reads a teacher's config.json (path is the file or
+// its directory) with the parser of the family its architectures name.
+func LoadTeacherConfig(path string) (family.Teacher, error) {
+	data, path, err := hfconfig.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return family.ParseTeacher(data, path)
+}
+
+// checkTeacherSet applies checkTensors to a Hugging Face checkpoint
 // without reading its weights.
-func checkTeacherSet(dir string, set *safetensors.Set, h *hfconfig.Phi) error {
+func checkTeacherSet(dir string, set *safetensors.Set, c family.Teacher) error {
 	// The layer count first: it sizes ParamShapes below (10^9 layers would
 	// list 10^10 tensors before any comparison).
-	if err := hfconfig.CheckLayers(filepath.Join(dir, hfconfig.FileName), "num_hidden_layers", h.NumHiddenLayers, set.Names(), strings.TrimSuffix(phi.LayerPrefix(0), "0")); err != nil {
+	layers := c.Sizes().Layers
+	prefix := strings.TrimSuffix(c.LayerPrefix(0), "0")
+	if err := hfconfig.CheckLayers(filepath.Join(dir, hfconfig.FileName), "num_hidden_layers", layers, set.Names(), prefix); err != nil {
 		return err
 	}
 	have := map[string][]int64{}
@@ -68,10 +79,10 @@ func checkTeacherSet(dir string, set *safetensors.Set, h *hfconfig.Phi) error {
 		have[name] = info.Shape
 	}
 	want := map[string][]int64{}
-	for name, s := range phi.FromHF(h).ParamShapes() {
+	for name, s := range c.ParamShapes() {
 		want[name] = s.Sizes()
 	}
-	return checkTensors(dir, have, want, "teacher", layerNaming{Prefix: strings.TrimSuffix(phi.LayerPrefix(0), "0"), Key: "num_hidden_layers", Layers: h.NumHiddenLayers})
+	return checkTensors(dir, have, want, "teacher", layerNaming{Prefix: prefix, Key: "num_hidden_layers", Layers: layers})
 }
 
 func sortedNames[T any](m map[string]T) []string {
@@ -90,9 +101,11 @@ const (
 	TorchWeightsFile   = "pytorch_model.bin"
 )
 
-// LoadStudent reads a student directory in the authors' layout: config.json
-// plus model.safetensors (mohawk) or pytorch_model.bin (the authors' save).
-// The MLP width comes from the weights (the authors' config omits it).
+// LoadStudent reads a student directory of any registered family:
+// config.json in its layout plus model.safetensors (mohawk) or
+// pytorch_model.bin (the authors' save). The family parses the config,
+// taking sizes it omits from the weights and eps (the norm epsilon, for
+// layouts without one) from the caller.
 func LoadStudent(dir string, eps float32) (*stages.Student, error) {
 	st := filepath.Join(dir, StudentWeightsFile)
 	pt := filepath.Join(dir, TorchWeightsFile)
@@ -123,22 +136,19 @@ func LoadStudent(dir string, eps float32) (*stages.Student, error) {
 	default:
 		return nil, fmt.Errorf("load student: %s holds neither %s nor %s", dir, StudentWeightsFile, TorchWeightsFile)
 	}
-	inner := int64(0)
-	if fc1, ok := all[phimamba.LayerPrefix(0)+".mlp.fc1.weight"]; ok && len(fc1.Shape) == 2 {
-		inner = fc1.Shape[0]
-	}
-	c, err := phimamba.LoadConfig(dir, inner, eps)
-	if err != nil {
-		return nil, err
-	}
-	if err := hfconfig.CheckLayers(filepath.Join(dir, StudentConfigFile), "MixerModel.input.n_layer", c.Layers, slices.Collect(maps.Keys(all)), strings.TrimSuffix(phimamba.LayerPrefix(0), "0")); err != nil {
-		return nil, err
-	}
 	have := map[string][]int64{}
 	for name, t := range all {
 		have[name] = t.Shape
 	}
-	ln := layerNaming{Prefix: strings.TrimSuffix(phimamba.LayerPrefix(0), "0"), Key: "MixerModel.input.n_layer", Layers: c.Layers}
+	c, err := loadStudentConfig(dir, have, eps)
+	if err != nil {
+		return nil, err
+	}
+	layers, prefix := c.Sizes().Layers, strings.TrimSuffix(c.LayerPrefix(0), "0")
+	if err := hfconfig.CheckLayers(filepath.Join(dir, StudentConfigFile), c.LayersKey(), layers, slices.Collect(maps.Keys(all)), prefix); err != nil {
+		return nil, err
+	}
+	ln := layerNaming{Prefix: prefix, Key: c.LayersKey(), Layers: layers}
 	if err := checkTensors(source, have, c.ParamShapes(), "student", ln); err != nil {
 		return nil, fmt.Errorf("load student: %w", err)
 	}
@@ -150,6 +160,21 @@ func LoadStudent(dir string, eps float32) (*stages.Student, error) {
 		return nil, err
 	}
 	return &stages.Student{Config: c, Weights: w}, nil
+}
+
+// loadStudentConfig reads dir/config.json with the parser of the
+// registered family whose student layout it has; shapes are the weights'.
+func loadStudentConfig(dir string, shapes map[string][]int64, eps float32) (family.Student, error) {
+	path := filepath.Join(dir, StudentConfigFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read student config: %w", err)
+	}
+	f := family.ForStudentConfig(data)
+	if f == nil {
+		return nil, fmt.Errorf("%s: not a student config of any registered layout (%s)", path, family.StudentLayouts())
+	}
+	return f.ParseStudent(data, path, shapes, eps)
 }
 
 // checkWeightsFinite names the first tensor of a model's weights (in name
@@ -186,10 +211,10 @@ func SaveStudent(dir string, s *stages.Student) error {
 	return atomicfile.WriteBytes(filepath.Join(dir, StudentConfigFile), cfg)
 }
 
-// SaveTeacher writes a Hugging Face Phi directory (config.json and
+// SaveTeacher writes a Hugging Face directory (config.json and
 // model.safetensors in dtype: float32 or float16) for a teacher made by a
 // pretrain stage.
-func SaveTeacher(dir string, t *stages.Teacher, h *hfconfig.Phi, dtype tensors.DType) error {
+func SaveTeacher(dir string, t *stages.Teacher, dtype tensors.DType) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -197,12 +222,11 @@ func SaveTeacher(dir string, t *stages.Teacher, h *hfconfig.Phi, dtype tensors.D
 	for _, n := range sortedNames(t.Weights) {
 		named = append(named, safetensors.Named{Name: n, T: t.Weights[n].Convert(dtype)})
 	}
-	h.TorchDType = dtype.String()
-	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), named, map[string]string{"format": "pt"}); err != nil {
+	cfg, err := t.Config.MarshalHF(dtype)
+	if err != nil {
 		return err
 	}
-	cfg, err := h.Marshal()
-	if err != nil {
+	if err := safetensors.Write(filepath.Join(dir, "model.safetensors"), named, map[string]string{"format": "pt"}); err != nil {
 		return err
 	}
 	return atomicfile.WriteBytes(filepath.Join(dir, hfconfig.FileName), cfg)

@@ -10,8 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"mohawk/graphs/models/phi"
-	"mohawk/graphs/models/phimamba"
+	"mohawk/graphs/models/family"
 	"mohawk/graphs/train"
 	"mohawk/stages"
 )
@@ -77,7 +76,7 @@ type Identity struct {
 // MakePlan resolves stages: token budgets into steps and gradient
 // accumulation, per-stage overrides, and the hash chain that keys each
 // stage's output (a stage whose hash and outputs exist is not redone).
-func MakePlan(cfg *Config, id Identity, tc phi.Config, sc phimamba.Config) (*Plan, error) {
+func MakePlan(cfg *Config, id Identity, tc family.Teacher, sc family.Student) (*Plan, error) {
 	p := &Plan{Name: cfg.Name, RunDir: filepath.Join(cfg.Resolve(cfg.OutputDir), cfg.Name)}
 	prev := sha256Hex(id.Teacher, id.Data, id.Student, fmt.Sprint(cfg.Seed))
 	for i, s := range cfg.Stages {
@@ -87,7 +86,7 @@ func MakePlan(cfg *Config, id Identity, tc phi.Config, sc phimamba.Config) (*Pla
 		}
 		sp := StagePlan{Index: i, Name: name, Kind: s.Kind}
 		if s.Kind == KindOrient || s.Kind == KindAlign || s.Kind == KindDistill {
-			sp.Attention = sc.Attn.Layers
+			sp.Attention = sc.Sizes().AttnLayers
 		}
 		switch s.Kind {
 		case KindPretrain, KindOrient, KindAlign, KindDistill:
@@ -101,7 +100,7 @@ func MakePlan(cfg *Config, id Identity, tc phi.Config, sc phimamba.Config) (*Pla
 		switch s.Kind {
 		case KindDistill:
 			sp.Distill = &stages.DistillOptions{Temperature: s.Temperature, HardLabelWeight: s.HardLabelWeight, MixersOnly: s.Trainable == "mixers",
-				FreezeAttention: len(sc.Attn.Layers) > 0 && !cfg.Student.TrainAttention}
+				FreezeAttention: len(sc.Sizes().AttnLayers) > 0 && !cfg.Student.TrainAttention}
 			if sp.Distill.Temperature == 0 {
 				sp.Distill.Temperature = 1
 			}
@@ -206,7 +205,8 @@ func sha256Hex(parts ...string) string {
 // student, and activations of one micro-batch kept for the backward pass
 // (a per-layer multiple of the hidden states, the attention and mixing
 // matrices of Stage 1, and the logits of both models).
-func estimateMemory(p *Plan, tc phi.Config, sc phimamba.Config) Memory {
+func estimateMemory(p *Plan, tc family.Teacher, sc family.Student) Memory {
+	ts := tc.Sizes()
 	m := Memory{TeacherBytes: 4 * tc.NumParams(), StudentBytes: 4 * sc.NumParams()}
 	m.OptimizerBytes = 4 * m.StudentBytes
 	for _, s := range p.Stages {
@@ -214,17 +214,17 @@ func estimateMemory(p *Plan, tc phi.Config, sc phimamba.Config) Memory {
 			continue
 		}
 		b, t := int64(s.Train.MicroBatch), int64(s.Train.SeqLen)
-		l, d, f := int64(tc.Layers), tc.Hidden, tc.Intermediate
+		l, d, f := int64(ts.Layers), ts.Hidden, ts.Intermediate
 		if g := int64(s.Train.LayerGroup); g > 0 && g < l && (s.Kind == KindOrient || s.Kind == KindAlign) {
 			l = g // one layer group's activations at a time
 		}
 		act := 4 * b * t * l * (12*d + 2*f) // hidden states, projections, MLP
-		act += 4 * b * tc.Heads * t * t * l * 2
+		act += 4 * b * ts.Heads * t * t * l * 2
 		if s.Kind == KindOrient {
-			act += 4 * b * sc.VHeads * t * t * l * 6 // M, L, segsum and their adjoints
+			act += 4 * b * sc.Sizes().VHeads * t * t * l * 6 // M, L, segsum and their adjoints
 		}
 		if s.Kind == KindDistill || s.Kind == KindPretrain {
-			act += 4 * b * t * tc.Vocab * 4 // both models' logits and softmaxes
+			act += 4 * b * t * ts.Vocab * 4 // both models' logits and softmaxes
 		}
 		if act > m.ActivationBytes {
 			m.ActivationBytes, m.LargestStage = act, s.Name

@@ -13,8 +13,7 @@ import (
 	"strings"
 	"syscall"
 
-	"mohawk/graphs/models/phi"
-	"mohawk/graphs/models/phimamba"
+	"mohawk/graphs/models/family"
 	"mohawk/runtime"
 	"mohawk/stages"
 )
@@ -75,7 +74,7 @@ func preflight(w *work, out io.Writer, dryRun bool) error {
 }
 
 // measureResources estimates the needs of the stages of p not yet done.
-func measureResources(p *Plan, cfg *Config, tc phi.Config, sc phimamba.Config, probe sysProbe) Resources {
+func measureResources(p *Plan, cfg *Config, tc family.Teacher, sc family.Student, probe sysProbe) Resources {
 	r := Resources{MemAvail: -1, DiskFree: -1, HostAvail: -1}
 	keep := cfg.Checkpoints.KeepLast
 	var ckpt, outputs, export, graphs, existing int64
@@ -212,7 +211,7 @@ func (r Resources) summary() string {
 
 // trainableParams counts the parameters a training stage updates (the
 // checkpoint holds them and their two AdamW moments).
-func trainableParams(s StagePlan, tc phi.Config, sc phimamba.Config) int64 {
+func trainableParams(s StagePlan, tc family.Teacher, sc family.Student) int64 {
 	shapes := sc.ParamShapes()
 	count := func(names []string) int64 {
 		var n int64
@@ -230,7 +229,7 @@ func trainableParams(s StagePlan, tc phi.Config, sc phimamba.Config) int64 {
 	switch s.Kind {
 	case KindOrient, KindAlign:
 		var names []string
-		for i := 0; i < sc.Layers; i++ {
+		for i := 0; i < sc.Sizes().Layers; i++ {
 			names = append(names, sc.MixerParams(i, s.Kind == KindOrient)...)
 		}
 		return count(names)
@@ -238,11 +237,11 @@ func trainableParams(s StagePlan, tc phi.Config, sc phimamba.Config) int64 {
 		if s.Distill != nil && (s.Distill.MixersOnly || s.Distill.FreezeAttention) {
 			var names []string
 			for n := range shapes {
-				if phimamba.IsAttentionParam(n) {
+				if sc.IsAttentionParam(n) {
 					if !s.Distill.FreezeAttention {
 						names = append(names, n)
 					}
-				} else if !s.Distill.MixersOnly || phimamba.IsMixer(n) {
+				} else if !s.Distill.MixersOnly || sc.IsMixer(n) {
 					names = append(names, n)
 				}
 			}

@@ -59,7 +59,7 @@ func TestPretrainLossFallsAndResumes(t *testing.T) {
 		t.Errorf("loss curves differ:\nuninterrupted %v\nresumed       %v", want, got)
 	}
 	// The trained teacher is saved as a Hugging Face directory that loads.
-	if _, _, err := LoadTeacher(filepath.Join(runDir(cfg), "stages", "00-pretrain", outputDir)); err != nil {
+	if _, err := LoadTeacher(filepath.Join(runDir(cfg), "stages", "00-pretrain", outputDir)); err != nil {
 		t.Error(err)
 	}
 }

@@ -15,8 +15,7 @@ import (
 	"mohawk/atomicfile"
 	"mohawk/data"
 	"mohawk/dist"
-	"mohawk/graphs/models/phi"
-	"mohawk/hfconfig"
+	"mohawk/graphs/models/family"
 	"mohawk/runtime"
 	"mohawk/stages"
 	"mohawk/tensors"
@@ -94,7 +93,7 @@ func Run(ctx context.Context, cfg *Config, source string, opt RunOptions) (sum *
 	}
 	defer w.close()
 	w.plan.Print(out)
-	if err := printRanks(out, w.plan, w.student.Config.Layers, opt.Ranks); err != nil {
+	if err := printRanks(out, w.plan, w.student.Config.Sizes().Layers, opt.Ranks); err != nil {
 		return nil, err
 	}
 	if err := preflight(w, out, opt.DryRun); err != nil {
@@ -159,7 +158,6 @@ type work struct {
 	cfg     *Config
 	rt      *runtime.Env
 	tok     *tokenizer.Tokenizer
-	hc      *hfconfig.Phi
 	teacher *stages.Teacher
 	student *stages.Student
 	train   *data.Stream
@@ -235,20 +233,22 @@ func (w *work) loadModels() error {
 	}
 	var err error
 	if scratch != nil {
-		w.hc, w.teacher = newTeacherConfig(scratch, w.tok), nil
-		tc := phi.FromHF(w.hc)
-		w.teacher = &stages.Teacher{Config: tc, Weights: RandomPhi(tc, cfg.Seed)}
-	} else if w.teacher, w.hc, err = LoadTeacher(cfg.Resolve(cfg.Teacher.Path)); err != nil {
+		tc, err := scratchTeacher(cfg, scratch, w.tok)
+		if err != nil {
+			return err
+		}
+		w.teacher = &stages.Teacher{Config: tc, Weights: RandomTeacher(tc, cfg.Seed)}
+	} else if w.teacher, err = LoadTeacher(cfg.Resolve(cfg.Teacher.Path)); err != nil {
 		return err
 	}
 	if cfg.Student.Path != "" {
 		dir := cfg.Resolve(cfg.Student.Path)
-		if w.student, err = LoadStudent(dir, w.teacher.Config.Eps); err != nil {
+		if w.student, err = LoadStudent(dir, w.teacher.Config.Sizes().Eps); err != nil {
 			return err
 		}
 		return checkStudentHybrid(w.student.Config, cfg.Student, dir)
 	}
-	sc, err := HybridConfigFor(w.teacher.Config, cfg.Student)
+	sc, err := StudentConfigFor(w.teacher.Config, cfg.Student)
 	if err != nil {
 		return err
 	}
@@ -256,23 +256,31 @@ func (w *work) loadModels() error {
 	return err
 }
 
-// newTeacherConfig is the Hugging Face config of a Phi trained from scratch.
-func newTeacherConfig(a *ArchConfig, tok *tokenizer.Tokenizer) *hfconfig.Phi {
-	rot := a.Rotary
-	if rot == 0 {
-		rot = hfconfig.DefaultPartialRotaryFactor
+// scratchTeacher is the architecture a pretrain-from-scratch stage trains:
+// the teacher config.json at architecture.config (resolved against the
+// run's config file), else the sizes of architecture in the family
+// architecture.family names, with the tokenizer's end-of-text as bos and
+// eos.
+func scratchTeacher(cfg *Config, a *ArchConfig, tok *tokenizer.Tokenizer) (family.Teacher, error) {
+	if a.Config != "" {
+		return LoadTeacherConfig(cfg.Resolve(a.Config))
+	}
+	name := a.Family
+	if name == "" {
+		name = DefaultArchFamily
+	}
+	f, err := family.ByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("architecture.family: %w", err)
 	}
 	eos, _ := tok.SpecialID(EOSToken)
-	return &hfconfig.Phi{ModelType: "phi", VocabSize: a.Vocab, HiddenSize: a.Hidden, IntermediateSize: a.Intermediate,
-		NumHiddenLayers: a.Layers, NumAttentionHeads: a.Heads, NumKeyValueHeads: a.Heads, HeadDim: a.Hidden / a.Heads,
-		PartialRotaryFactor: rot, RopeTheta: hfconfig.DefaultRopeTheta, RopeType: hfconfig.DefaultRopeType,
-		LayerNormEps: hfconfig.DefaultLayerNormEps, HiddenAct: hfconfig.DefaultHiddenAct,
-		MaxPositionEmbeddings: hfconfig.DefaultMaxPositionEmbeddings, BosTokenID: int(eos), EosTokenID: int(eos), TorchDType: "float32"}
+	return f.ScratchTeacher(family.Arch{Vocab: a.Vocab, Hidden: a.Hidden, Layers: a.Layers, Heads: a.Heads, KVHeads: a.KVHeads,
+		Intermediate: a.Intermediate, Rotary: a.Rotary, EOS: eos})
 }
 
-// RandomPhi initialises a Phi model: matrices N(0, 0.02²), biases 0,
-// LayerNorm weights 1 (seeded per tensor name).
-func RandomPhi(c phi.Config, seed uint64) stages.Weights {
+// RandomTeacher initialises a teacher: matrices N(0, 0.02²), biases 0,
+// norm weights 1 (seeded per tensor name).
+func RandomTeacher(c family.Teacher, seed uint64) stages.Weights {
 	w := stages.Weights{}
 	for name, s := range c.ParamShapes() {
 		w[name] = initTensor(name, s.Sizes(), InitScratch, seed)
@@ -439,13 +447,13 @@ func (w *work) finished(sp StagePlan) (*StageRecord, bool) {
 	if sp.Train != nil {
 		dir := filepath.Join(sp.Dir, outputDir)
 		if sp.Kind == KindPretrain && sp.PretrainWhat != "student" {
-			t, h, err := LoadTeacher(dir)
+			t, err := LoadTeacher(dir)
 			if err != nil {
 				return nil, false
 			}
-			w.teacher, w.hc = t, h
+			w.teacher = t
 		} else {
-			s, err := LoadStudent(dir, w.teacher.Config.Eps)
+			s, err := LoadStudent(dir, w.teacher.Config.Sizes().Eps)
 			if err != nil {
 				return nil, false
 			}
@@ -465,7 +473,7 @@ func (w *work) saveOutput(sp StagePlan) error {
 		if sp.SaveDType == "float16" {
 			dt = tensors.Float16
 		}
-		err = SaveTeacher(dir, w.teacher, w.hc, dt)
+		err = SaveTeacher(dir, w.teacher, dt)
 	} else {
 		err = SaveStudent(dir, w.student)
 	}

@@ -22,8 +22,8 @@ type layerNaming struct {
 // those a model built from its config needs: every needed tensor must be
 // there with its shape, and every tensor there must be needed. source names
 // the checkpoint in errors; what names the model ("teacher", "student").
-// This is the one check every model loader (Hugging Face Phi, mohawk and
-// authors' Phi-Mamba layouts) and the config validation apply.
+// This is the one check every model loader (Hugging Face teachers, the
+// students' layouts) and the config validation apply.
 func checkTensors(source string, have, want map[string][]int64, what string, ln layerNaming) error {
 	var errs []error
 	for _, name := range sortedNames(want) {

@@ -12,7 +12,7 @@ import (
 	"mohawk/graphs"
 	"mohawk/graphs/layers"
 	"mohawk/graphs/losses"
-	"mohawk/graphs/models/phi"
+	"mohawk/graphs/models/family"
 	"mohawk/hfconfig"
 	"mohawk/runtime"
 	"mohawk/safetensors"
@@ -21,17 +21,18 @@ import (
 	"mohawk/tokenizer"
 )
 
-// ModelKind tells a Hugging Face Phi teacher from a Phi-Mamba student.
+// ModelKind tells a teacher (a Hugging Face config.json) from a student.
 type ModelKind string
 
 // Model kinds.
 const (
-	KindTeacherModel ModelKind = "phi"
-	KindStudentModel ModelKind = "phimamba"
+	KindTeacherModel ModelKind = "teacher"
+	KindStudentModel ModelKind = "student"
 )
 
-// DetectModel inspects dir/config.json: a Hugging Face Phi config or the
-// authors' Phi-Mamba layout.
+// DetectModel inspects dir/config.json: a student layout of a registered
+// family (package family), else a Hugging Face config (model_type or
+// architectures).
 func DetectModel(dir string) (ModelKind, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if err != nil {
@@ -42,12 +43,12 @@ func DetectModel(dir string) (ModelKind, error) {
 		return "", fmt.Errorf("model %s: config.json is not JSON: %w", dir, err)
 	}
 	switch {
-	case probe["MixerModel"] != nil:
+	case family.ForStudentConfig(b) != nil:
 		return KindStudentModel, nil
-	case probe["model_type"] != nil:
+	case probe["model_type"] != nil || probe["architectures"] != nil:
 		return KindTeacherModel, nil
 	}
-	return "", fmt.Errorf("model %s: config.json is neither a Hugging Face Phi config (model_type) nor a Phi-Mamba config (MixerModel)", dir)
+	return "", fmt.Errorf("model %s: config.json is neither a Hugging Face teacher config (model_type; supported: %s) nor a student config (%s)", dir, family.Supported(), family.StudentLayouts())
 }
 
 // modelEnv loads a model directory into a stages.Env (without a runtime)
@@ -60,15 +61,15 @@ func modelEnv(ctx context.Context, dir string) (env *stages.Env, model string, r
 	}
 	env = &stages.Env{Ctx: ctx, Dir: os.TempDir()}
 	if kind == KindTeacherModel {
-		if env.Teacher, _, err = LoadTeacher(dir); err != nil {
+		if env.Teacher, err = LoadTeacher(dir); err != nil {
 			return nil, "", 0, err
 		}
-		return env, stages.ModelTeacher, env.Teacher.Config.Vocab, nil
+		return env, stages.ModelTeacher, env.Teacher.Config.Sizes().Vocab, nil
 	}
 	if env.Student, err = LoadStudent(dir, 1e-5); err != nil {
 		return nil, "", 0, err
 	}
-	return env, stages.ModelStudent, env.Student.Config.Vocab, nil
+	return env, stages.ModelStudent, env.Student.Config.Sizes().Vocab, nil
 }
 
 // openScorer opens the runtime for env (from modelEnv) and a scorer of its
@@ -154,12 +155,12 @@ func EvalPerplexity(ctx context.Context, o EvalOptions) (*stages.PerplexityResul
 	return &r, nil
 }
 
-// Grads writes, for a Hugging Face Phi model and token ids [B, T] (tensor
+// Grads writes, for a Hugging Face teacher and token ids [B, T] (tensor
 // "input_ids" of the input file), the float32 gradients of the mean
 // next-token cross-entropy for every parameter under its Hugging Face name,
 // plus the loss.
 func Grads(ctx context.Context, modelDir, inputFile, outFile string, rc runtime.Config, progress io.Writer) (float32, error) {
-	t, _, err := LoadTeacher(modelDir)
+	t, err := LoadTeacher(modelDir)
 	if err != nil {
 		return 0, err
 	}
@@ -175,7 +176,7 @@ func Grads(ctx context.Context, modelDir, inputFile, outFile string, rc runtime.
 	if ids.DType != tensors.Int64 || len(ids.Shape) != 2 || ids.Shape[1] < 2 {
 		return 0, fmt.Errorf("%s: input_ids is %v%v; want int64 [batch, seq] with seq ≥ 2", inputFile, ids.DType, ids.Shape)
 	}
-	if err := checkTokenIDs(ids, t.Config.Vocab, inputFile+": input_ids", "vocab_size in "+filepath.Join(modelDir, hfconfig.FileName)); err != nil {
+	if err := checkTokenIDs(ids, t.Config.Sizes().Vocab, inputFile+": input_ids", "vocab_size in "+filepath.Join(modelDir, hfconfig.FileName)); err != nil {
 		return 0, err
 	}
 	params := t.Config.ParamShapes()
@@ -187,7 +188,7 @@ func Grads(ctx context.Context, modelDir, inputFile, outFile string, rc runtime.
 		for _, n := range names {
 			p.Get(n, params[n])
 		}
-		logits := phi.Forward(p, t.Config, x, phi.Options{}).Logits
+		logits := t.Config.Forward(p, x, family.TeacherOptions{}).Logits
 		loss := losses.TokenCrossEntropy(graphs.SliceAxis(logits, 1, 0, -1), graphs.SliceAxis(x, 1, 1, graphs.End))
 		g.Output("loss", graphs.Reshape(loss, 1))
 		wrt := make([]*graphs.Value, len(names))

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"mohawk/graphs"
-	"mohawk/graphs/models/phi"
+	"mohawk/graphs/models/family"
 	"mohawk/stages"
 	"mohawk/tensors"
 )
@@ -25,6 +25,16 @@ type TrafficResult struct {
 	Nodes        int          `json:"nodes"`
 	BytesPerStep int64        `json:"bytes_per_step"`
 	Rows         []TrafficRow `json:"rows"` // largest first
+}
+
+// zeroWeights are a teacher's weights as zeros: only their shapes matter
+// to StageTraffic.
+func zeroWeights(c family.Teacher) stages.Weights {
+	w := stages.Weights{}
+	for name, s := range c.ParamShapes() {
+		w[name] = tensors.Zeros(tensors.Float32, s.Sizes()...)
+	}
+	return w
 }
 
 // StageTraffic builds the Stage 3 step graph of o (one step per run, the
@@ -68,34 +78,31 @@ func StageTraffic(o StageBenchOptions) (*TrafficResult, error) {
 
 // distillStepGraph builds o's Stage 3 step graph (one step per run, the
 // products in o.Precision as the CUDA provider runs them) from zero weights,
-// without a runtime, and returns the teacher's config with it.
-func distillStepGraph(o StageBenchOptions, flag string) (*graphs.Graph, phi.Config, error) {
+// without a runtime, and returns the teacher's sizes with it.
+func distillStepGraph(o StageBenchOptions, flag string) (*graphs.Graph, family.TeacherSizes, error) {
 	if o.Stage != KindDistill {
-		return nil, phi.Config{}, fmt.Errorf("bench: %s models the distill step; got --stage %s", flag, o.Stage)
+		return nil, family.TeacherSizes{}, fmt.Errorf("bench: %s models the distill step; got --stage %s", flag, o.Stage)
 	}
 	if err := o.checkPrecision(); err != nil {
-		return nil, phi.Config{}, err
+		return nil, family.TeacherSizes{}, err
 	}
-	zeros := func(c phi.Config) stages.Weights { // only the shapes matter
-		w := stages.Weights{}
-		for name, s := range c.ParamShapes() {
-			w[name] = tensors.Zeros(tensors.Float32, s.Sizes()...)
-		}
-		return w
-	}
-	t, err := benchTeacher(o.Teacher, zeros)
+	t, err := benchTeacher(o.Teacher, zeroWeights)
 	if err != nil {
-		return nil, phi.Config{}, err
+		return nil, family.TeacherSizes{}, err
 	}
-	student, err := NewStudent(t, StudentConfigFor(t.Config, StudentConfig{}), InitMohawk, 1)
+	sc, err := StudentConfigFor(t.Config, StudentConfig{})
 	if err != nil {
-		return nil, phi.Config{}, err
+		return nil, family.TeacherSizes{}, err
+	}
+	student, err := NewStudent(t, sc, InitMohawk, 1)
+	if err != nil {
+		return nil, family.TeacherSizes{}, err
 	}
 	env := &stages.Env{Teacher: t, Student: student}
 	opt := stages.TrainOptions{Steps: 1, MicroBatches: max(1, o.MicroBatches), MicroBatch: o.MicroBatch, SeqLen: o.Seq,
 		StepsPerRun: 1, Precision: o.Precision, Recompute: o.Recompute, LossChunk: o.LossChunk}
 	g, err := env.DistillStepGraph(opt, stages.DistillOptions{Temperature: 1}, stages.NativePrecision(o.Precision))
-	return g, t.Config, err
+	return g, t.Config.Sizes(), err
 }
 
 func nodeShapes(n *graphs.Node) string {

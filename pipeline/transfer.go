@@ -8,10 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	gt "gorgonia.org/tensor"
-
-	"mohawk/graphs/models/phi"
-	"mohawk/graphs/models/phimamba"
+	"mohawk/graphs/models/family"
 	"mohawk/stages"
 	"mohawk/tensors"
 )
@@ -23,64 +20,16 @@ const (
 	InitScratch   = "scratch"   // nothing transferred (the from-scratch baseline)
 )
 
-// StudentConfigFor derives the pure student architecture from the teacher:
-// same layers, width and vocabulary, heads = teacher heads, d_state = head
-// dim, conv width 4, expand 1, unless the options override them.
-// HybridConfigFor adds student.attention_layers.
-func StudentConfigFor(t phi.Config, o StudentConfig) phimamba.Config {
-	c := phimamba.Config{
-		Vocab: t.Vocab, VocabRaw: t.Vocab, PadMult: 1, DModel: t.Hidden, Layers: t.Layers,
-		DState: t.HeadDim(), VHeads: t.Heads, QKHeads: t.Heads, DConv: 4, ConvBias: true, Expand: 1,
-		ChunkSize: 128, Activation: "identity", Inner: t.Intermediate, Eps: t.Eps,
+// StudentConfigFor derives the student architecture from the teacher
+// (its family's derivation, e.g. same layers, width and vocabulary, heads =
+// teacher heads, d_state = head dim), with the overrides of o and the
+// layers of student.attention_layers keeping the teacher's attention.
+func StudentConfigFor(t family.Teacher, o StudentConfig) (family.Student, error) {
+	ch, err := studentChoices(t, o)
+	if err != nil {
+		return nil, err
 	}
-	if o.DState > 0 {
-		c.DState = o.DState
-	}
-	if o.Heads > 0 {
-		c.VHeads, c.QKHeads = o.Heads, o.Heads
-	}
-	if o.DConv > 0 {
-		c.DConv = o.DConv
-	}
-	if o.ChunkSize > 0 {
-		c.ChunkSize = o.ChunkSize
-	}
-	if o.Expand > 0 {
-		c.Expand = o.Expand
-	}
-	return c
-}
-
-// HybridConfigFor is StudentConfigFor with the layers of
-// student.attention_layers keeping the teacher's attention.
-func HybridConfigFor(t phi.Config, o StudentConfig) (phimamba.Config, error) {
-	c := StudentConfigFor(t, o)
-	var err error
-	c.Attn, err = hybridAttention(t, o)
-	return c, err
-}
-
-// transferMap maps student parameter names to the teacher's.
-func transferMap(c phimamba.Config) map[string]string {
-	m := map[string]string{
-		"backbone.embedding.weight":       "model.embed_tokens.weight",
-		"backbone.final_layernorm.weight": "model.final_layernorm.weight",
-		"backbone.final_layernorm.bias":   "model.final_layernorm.bias",
-		"lm_head.weight":                  "lm_head.weight",
-		"lm_head.bias":                    "lm_head.bias",
-	}
-	for i := 0; i < c.Layers; i++ {
-		s, t := phimamba.LayerPrefix(i), phi.LayerPrefix(i)
-		for _, n := range []string{"mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias", "input_layernorm.weight", "input_layernorm.bias"} {
-			m[s+"."+n] = t + "." + n
-		}
-		if c.IsAttention(i) {
-			for _, n := range c.AttentionParams(i) {
-				m[n] = phimamba.TeacherAttentionName(i, strings.TrimPrefix(n, phimamba.AttentionName(i, "")))
-			}
-		}
-	}
-	return m
+	return t.Student(ch)
 }
 
 // GateBias opens the SiLU gate: SiLU(1.2785) ≈ 1 (the authors' value).
@@ -94,22 +43,27 @@ const GateBias = 1.2785
 // uniform(±1/√fan_in) for the remaining projections. InitScratch draws
 // every matrix from N(0, 0.02²) (biases 0, norms 1) and keeps the mixer
 // conv/gate/D initialisation. Random draws are seeded per tensor name.
-func NewStudent(t *stages.Teacher, c phimamba.Config, init string, seed uint64) (*stages.Student, error) {
+func NewStudent(t *stages.Teacher, c family.Student, init string, seed uint64) (*stages.Student, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("student config: %w", err)
 	}
-	if init != InitScratch && c.DModel != t.Config.Hidden {
-		return nil, fmt.Errorf("student d_model %d differs from the teacher's hidden size %d; weight transfer needs them equal", c.DModel, t.Config.Hidden)
+	sz, ts := c.Sizes(), t.Config.Sizes()
+	if init != InitScratch && sz.DModel != ts.Hidden {
+		return nil, fmt.Errorf("student d_model %d differs from the teacher's hidden size %d; weight transfer needs them equal", sz.DModel, ts.Hidden)
 	}
-	if init != InitScratch && c.Vocab != t.Config.Vocab {
-		return nil, fmt.Errorf("student vocabulary %d differs from the teacher's %d", c.Vocab, t.Config.Vocab)
+	if init != InitScratch && sz.Vocab != ts.Vocab {
+		return nil, fmt.Errorf("student vocabulary %d differs from the teacher's %d", sz.Vocab, ts.Vocab)
 	}
 	w := stages.Weights{}
 	for name, shape := range c.ParamShapes() {
 		w[name] = initTensor(name, shape, init, seed)
 	}
 	if init != InitScratch {
-		for s, tn := range transferMap(c) {
+		m, err := t.Config.TransferMap(c)
+		if err != nil {
+			return nil, err
+		}
+		for s, tn := range m {
 			tw, ok := t.Weights[tn]
 			if !ok || !slices.Equal(tw.Shape, w[s].Shape) {
 				return nil, fmt.Errorf("transfer %s → %s: teacher tensor missing or of another shape", tn, s)
@@ -120,7 +74,7 @@ func NewStudent(t *stages.Teacher, c phimamba.Config, init string, seed uint64) 
 	for _, i := range c.SSMLayers() {
 		openGate(c, i, w)
 		if init == InitAttention {
-			if err := attentionInit(t, c, i, w); err != nil {
+			if err := t.Config.AttentionInit(t.Weights, c, i, w); err != nil {
 				return nil, err
 			}
 		}
@@ -146,7 +100,7 @@ func initTensor(name string, shape []int64, init string, seed uint64) *tensors.T
 			v[c*k+k-1] = 1 // identity: the current input only
 		}
 	case strings.HasSuffix(name, ".conv1d.bias") || strings.HasSuffix(name, ".bias"):
-	case strings.HasSuffix(name, "layernorm.weight") || strings.HasSuffix(name, ".mixer.D"):
+	case strings.HasSuffix(name, "norm.weight") || strings.HasSuffix(name, ".mixer.D"):
 		for i := range v {
 			v[i] = 1
 		}
@@ -168,45 +122,13 @@ func initTensor(name string, shape []int64, init string, seed uint64) *tensors.T
 }
 
 // openGate zeroes the z rows of layer i's in_proj so the gate is SiLU(z_bias).
-func openGate(c phimamba.Config, i int, w stages.Weights) {
-	ip := w[phimamba.LayerPrefix(i)+".mixer.in_proj.weight"]
-	d := c.DModel
+func openGate(c family.Student, i int, w stages.Weights) {
+	ip := w[c.LayerPrefix(i)+".mixer.in_proj.weight"]
+	sz := c.Sizes()
+	d := sz.DModel
 	v := ip.Float32s()
-	start := c.ConvChannels() * d
-	for j := start; j < start+c.DInner()*d; j++ {
+	start := sz.ConvChannels * d
+	for j := start; j < start+sz.DInner*d; j++ {
 		v[j] = 0
 	}
-}
-
-// attentionInit copies layer i's attention projections into the mixer:
-// x ← v_proj, B ← k_proj, C ← q_proj (row blocks of in_proj, in that
-// order), out_proj ← dense. The teacher's q/k/v biases have no counterpart
-// and are dropped.
-func attentionInit(t *stages.Teacher, c phimamba.Config, i int, w stages.Weights) error {
-	if c.DInner() != t.Config.Hidden || c.VHeads*c.DState != t.Config.Hidden {
-		return fmt.Errorf("student.init %q needs d_inner = heads·d_state = the teacher hidden size %d", InitAttention, t.Config.Hidden)
-	}
-	tp := phi.LayerPrefix(i) + ".self_attn."
-	dense := func(n string) *gt.Dense {
-		x := t.Weights[tp+n+".weight"]
-		return gt.New(gt.WithShape(int(x.Shape[0]), int(x.Shape[1])), gt.WithBacking(append([]float32(nil), x.Float32s()...)))
-	}
-	ipName := phimamba.LayerPrefix(i) + ".mixer.in_proj.weight"
-	ip := w[ipName]
-	rows := int(ip.Shape[0])
-	cur := gt.New(gt.WithShape(rows, int(ip.Shape[1])), gt.WithBacking(append([]float32(nil), ip.Float32s()...)))
-	hd := int(t.Config.Hidden)
-	tail, err := cur.Slice(gt.S(3*hd, rows))
-	if err != nil {
-		return fmt.Errorf("attention init, layer %d: %w", i, err)
-	}
-	tailD := tail.(*gt.Dense).Materialize().(*gt.Dense)
-	joined, err := gt.Concat(0, dense("v_proj"), dense("k_proj"), dense("q_proj"), tailD)
-	if err != nil {
-		return fmt.Errorf("attention init, layer %d: %w", i, err)
-	}
-	w[ipName] = tensors.FromFloat32(ip.Shape, joined.Data().([]float32))
-	out := t.Weights[tp+"dense.weight"]
-	w[phimamba.LayerPrefix(i)+".mixer.out_proj.weight"] = out.Clone()
-	return nil
 }

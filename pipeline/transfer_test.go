@@ -18,11 +18,22 @@ import (
 
 func phiTinyTeacher(t *testing.T) *stages.Teacher {
 	t.Helper()
-	teacher, _, err := LoadTeacher(shareddata.Path(t, "reference", "phi-tiny-en"))
+	teacher, err := LoadTeacher(shareddata.Path(t, "reference", "phi-tiny-en"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return teacher
+}
+
+// studentFor is the pure Phi-Mamba student StudentConfigFor derives from
+// a Phi teacher.
+func studentFor(t *testing.T, teacher *stages.Teacher) phimamba.Config {
+	t.Helper()
+	c, err := StudentConfigFor(teacher.Config, StudentConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.(phimamba.Config)
 }
 
 // TestStudentFromTeacher builds the student of phi-tiny-en, checks its
@@ -30,7 +41,7 @@ func phiTinyTeacher(t *testing.T) *stages.Teacher {
 // weights, saves it in the authors' layout, reloads it and compares logits.
 func TestStudentFromTeacher(t *testing.T) {
 	teacher := phiTinyTeacher(t)
-	c := StudentConfigFor(teacher.Config, StudentConfig{})
+	c := studentFor(t, teacher)
 	s, err := NewStudent(teacher, c, InitMohawk, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +83,7 @@ func TestStudentFromTeacher(t *testing.T) {
 	if err := SaveStudent(dir, s); err != nil {
 		t.Fatal(err)
 	}
-	back, err := LoadStudent(dir, teacher.Config.Eps)
+	back, err := LoadStudent(dir, teacher.Config.Sizes().Eps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +109,7 @@ func TestStudentFromTeacher(t *testing.T) {
 
 func TestAttentionInit(t *testing.T) {
 	teacher := phiTinyTeacher(t)
-	c := StudentConfigFor(teacher.Config, StudentConfig{})
+	c := studentFor(t, teacher)
 	s, err := NewStudent(teacher, c, InitAttention, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"mohawk/data"
+	"mohawk/graphs/models/family"
 	"mohawk/hfconfig"
 	"mohawk/runtime"
 	"mohawk/safetensors"
@@ -74,6 +75,8 @@ func Validate(cfg *Config, source string) error {
 // embedding rows, positions and attention heads, and where they come from.
 // Rows is 0 when the teacher could not be read.
 type teacherFacts struct {
+	// Config is the teacher's architecture, nil when it could not be read.
+	Config    family.Teacher
 	Rows      int64
 	Positions int
 	Heads     int64
@@ -93,16 +96,26 @@ func (v *validator) teacher(cfg *Config) teacherFacts {
 		}
 	}
 	switch {
+	case fromScratch && scratch != nil && scratch.Config != "":
+		c, err := LoadTeacherConfig(cfg.Resolve(scratch.Config))
+		if err != nil {
+			v.add("architecture.config: %v", err)
+			return teacherFacts{}
+		}
+		return factsOf(c, "the pretrain stage's architecture.config "+scratch.Config)
 	case fromScratch && scratch != nil:
+		if _, err := family.ByName(cmp.Or(scratch.Family, DefaultArchFamily)); err != nil {
+			v.add("architecture.family: %v", err)
+		}
 		return teacherFacts{Rows: int64(scratch.Vocab), Positions: hfconfig.DefaultMaxPositionEmbeddings, Heads: int64(scratch.Heads), Layers: scratch.Layers, From: "the pretrain stage's architecture"}
 	case fromScratch:
 		return teacherFacts{}
 	case cfg.Teacher.Path == "":
-		v.add("teacher.path is empty; point it at a Hugging Face Phi checkpoint directory (config.json + *.safetensors)")
+		v.add("teacher.path is empty; point it at a Hugging Face checkpoint directory (config.json + *.safetensors) of a supported architecture: %s", family.Supported())
 		return teacherFacts{}
 	}
 	dir := cfg.Resolve(cfg.Teacher.Path)
-	h, err := hfconfig.Load(dir)
+	c, err := LoadTeacherConfig(dir)
 	if err != nil {
 		v.add("teacher.path: %v", err)
 		return teacherFacts{}
@@ -110,12 +123,18 @@ func (v *validator) teacher(cfg *Config) teacherFacts {
 	if set, err := safetensors.OpenDir(dir); err != nil {
 		v.add("teacher.path: %v", err)
 	} else {
-		if err := checkTeacherSet(dir, set, h); err != nil {
+		if err := checkTeacherSet(dir, set, c); err != nil {
 			v.add("teacher.path: %v", err)
 		}
 		set.Close()
 	}
-	return teacherFacts{Rows: int64(h.VocabSize), Positions: h.MaxPositionEmbeddings, Heads: int64(h.NumAttentionHeads), Layers: h.NumHiddenLayers, From: filepath.Join(dir, hfconfig.FileName)}
+	return factsOf(c, filepath.Join(dir, hfconfig.FileName))
+}
+
+// factsOf are the facts of teacher c, read from source.
+func factsOf(c family.Teacher, source string) teacherFacts {
+	s := c.Sizes()
+	return teacherFacts{Config: c, Rows: s.Vocab, Positions: s.MaxPositions, Heads: s.Heads, Layers: s.Layers, From: source}
 }
 
 // tokenizer checks the tokenizer file, its end-of-text token, and that
@@ -163,8 +182,8 @@ func (v *validator) student(cfg *Config, m teacherFacts) {
 		if s, err := LoadStudent(dir, 1e-5); err != nil {
 			v.add("student.path: %v", err)
 		} else {
-			if m.Rows > 0 && s.Config.Vocab != m.Rows {
-				v.add("vocabulary mismatch: student %s has %d embedding rows, the teacher %d", dir, s.Config.Vocab, m.Rows)
+			if rows := s.Config.Sizes().Vocab; m.Rows > 0 && rows != m.Rows {
+				v.add("vocabulary mismatch: student %s has %d embedding rows, the teacher %d", dir, rows, m.Rows)
 			}
 			if err := checkStudentHybrid(s.Config, cfg.Student, dir); err != nil {
 				v.add("%v", err)
@@ -173,8 +192,13 @@ func (v *validator) student(cfg *Config, m teacherFacts) {
 	} else if m.Layers > 0 {
 		if ls, err := cfg.Student.AttentionLayers.Resolve(m.Layers); err != nil {
 			v.add("%v", err)
-		} else if len(ls) == m.Layers {
-			v.allAttention(cfg)
+		} else {
+			if len(ls) == m.Layers {
+				v.allAttention(cfg)
+			}
+			if m.Config != nil {
+				v.derivedStudent(cfg, m.Config)
+			}
 		}
 	}
 	switch cfg.Student.Init {
@@ -187,6 +211,28 @@ func (v *validator) student(cfg *Config, m teacherFacts) {
 		val  int64
 	}{{"d_state", cfg.Student.DState}, {"heads", cfg.Student.Heads}, {"d_conv", cfg.Student.DConv}, {"chunk_size", cfg.Student.ChunkSize}, {"expand", cfg.Student.Expand}} {
 		v.check(f.val >= 0, "student.%s %d must not be negative", f.name, f.val)
+	}
+}
+
+// derivedStudent checks that the teacher's family can derive the student
+// pipeline.yaml asks for (a family may refuse hybrids, say) and that the
+// result is a valid student.
+func (v *validator) derivedStudent(cfg *Config, t family.Teacher) {
+	o := cfg.Student
+	for _, n := range []int64{o.DState, o.Heads, o.DConv, o.ChunkSize, o.Expand} {
+		if n < 0 {
+			return // reported by student
+		}
+	}
+	s, err := StudentConfigFor(t, o)
+	if err == nil {
+		err = s.Validate()
+	}
+	if err == nil && o.Init == InitAttention {
+		err = t.CheckAttentionInit(s)
+	}
+	if err != nil {
+		v.add("student (derived from the %s teacher): %v", t.Family(), err)
 	}
 }
 
@@ -543,10 +589,7 @@ func (v *validator) stage(where string, s StageConfig, cfg *Config) {
 		v.check(s.Model == "" || s.Model == "teacher" || s.Model == "student", "%s: model %q: want teacher or student", where, s.Model)
 		if s.Architecture != nil {
 			v.check(s.Scratch && s.Model != "student", "%s: architecture applies to a teacher pretrained from scratch (model: teacher, scratch: true)", where)
-			a := s.Architecture
-			v.check(a.Vocab > 0 && a.Hidden > 0 && a.Layers > 0 && a.Heads > 0 && a.Intermediate > 0, "%s.architecture: sizes must be positive", where)
-			v.check(a.Heads > 0 && a.Hidden%max(a.Heads, 1) == 0, "%s.architecture: hidden %d not divisible by heads %d", where, a.Hidden, a.Heads)
-			v.check(a.Rotary == 0 || interval{0, 1, true, false}.holds(a.Rotary), "%s.architecture.partial_rotary_factor %g must be a finite number in (0, 1] (0: the default)", where, a.Rotary)
+			v.architecture(where, s.Architecture)
 		}
 	}
 	if s.Kind != KindOrient && s.Kind != KindAlign {
@@ -576,4 +619,18 @@ func (c *Config) TokenizerPath() string {
 		return filepath.Join(c.Resolve(c.Teacher.Path), "tokenizer.json")
 	}
 	return ""
+}
+
+// architecture checks a pretrain stage's architecture: a config.json
+// alone, or sizes.
+func (v *validator) architecture(where string, a *ArchConfig) {
+	if a.Config != "" {
+		v.check(a.Family == "" && a.KVHeads == 0 && a.Vocab == 0 && a.Hidden == 0 && a.Layers == 0 && a.Heads == 0 && a.Intermediate == 0 && a.Rotary == 0,
+			"%s.architecture: config gives the whole architecture; drop the other keys", where)
+		return
+	}
+	v.check(a.Vocab > 0 && a.Hidden > 0 && a.Layers > 0 && a.Heads > 0 && a.Intermediate > 0, "%s.architecture: sizes must be positive", where)
+	v.check(a.Heads > 0 && a.Hidden%max(a.Heads, 1) == 0, "%s.architecture: hidden %d not divisible by heads %d", where, a.Hidden, a.Heads)
+	v.check(a.KVHeads >= 0 && (a.KVHeads == 0 || a.Heads%a.KVHeads == 0), "%s.architecture.kv_heads %d must divide heads %d (0: as many as heads)", where, a.KVHeads, a.Heads)
+	v.check(a.Rotary == 0 || interval{0, 1, true, false}.holds(a.Rotary), "%s.architecture.partial_rotary_factor %g must be a finite number in (0, 1] (0: the default)", where, a.Rotary)
 }

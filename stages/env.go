@@ -9,8 +9,7 @@ import (
 	"mohawk/data"
 	"mohawk/export"
 	"mohawk/graphs"
-	"mohawk/graphs/models/phi"
-	"mohawk/graphs/models/phimamba"
+	"mohawk/graphs/models/family"
 	"mohawk/tensors"
 )
 
@@ -19,13 +18,13 @@ type Weights map[string]*tensors.Tensor
 
 // Teacher is the frozen teacher: architecture and weights (float32).
 type Teacher struct {
-	Config  phi.Config
+	Config  family.Teacher
 	Weights Weights
 }
 
 // Student is the model being trained; stages replace Weights as they train.
 type Student struct {
-	Config  phimamba.Config
+	Config  family.Student
 	Weights Weights
 }
 

@@ -10,8 +10,7 @@ import (
 	"mohawk/data"
 	"mohawk/graphs"
 	"mohawk/graphs/layers"
-	"mohawk/graphs/models/phi"
-	"mohawk/graphs/models/phimamba"
+	"mohawk/graphs/models/family"
 	"mohawk/tensors"
 )
 
@@ -38,10 +37,10 @@ func (e *Env) NewScorer(model string) (*Scorer, error) {
 		switch model {
 		case ModelTeacher:
 			p := &layers.Frozen{G: g, Tensors: e.Teacher.Weights, DType: tensors.Float32}
-			logits = phi.Forward(p, e.Teacher.Config, ids, phi.Options{}).Logits
+			logits = e.Teacher.Config.Forward(p, ids, family.TeacherOptions{}).Logits
 		case ModelStudent:
 			p := &layers.Frozen{G: g, Tensors: e.Student.Weights, DType: tensors.Float32}
-			logits = phimamba.Forward(p, e.Student.Config, ids, phimamba.Options{Form: phimamba.FormSSD}).Logits
+			logits = e.Student.Config.Forward(p, ids, family.StudentOptions{Form: family.FormSSD}).Logits
 		default:
 			panic(&graphs.Error{Op: "NewScorer", Msg: "unknown model " + model})
 		}

@@ -7,8 +7,7 @@ import (
 	"mohawk/graphs"
 	"mohawk/graphs/layers"
 	"mohawk/graphs/losses"
-	"mohawk/graphs/models/phi"
-	"mohawk/graphs/models/phimamba"
+	"mohawk/graphs/models/family"
 	"mohawk/graphs/train"
 	"mohawk/tensors"
 )
@@ -142,16 +141,16 @@ func (e *Env) layerLosses(kind string, lr layerRange, g *graphs.Graph, p layers.
 	ids, _ := inputsAndLabels(batch)
 	t := e.Teacher
 	// The teacher runs only as far as the last layer of the range.
-	tout := phi.Forward(tc.get(g, t.Weights), t.Config, ids, phi.Options{NoLogits: true, Layers: lr.hi, ExplicitAttention: kind == "orient"})
+	tout := t.Config.Forward(tc.get(g, t.Weights), ids, family.TeacherOptions{NoLogits: true, Layers: lr.hi, ExplicitAttention: kind == "orient"})
 	sp := studentParams(p, trainable, sc.get(g, e.Student.Weights))
 	c := e.Student.Config
 	out := make([]*graphs.Value, 0, lr.hi-lr.lo)
 	for _, i := range lr.ssm(c) {
 		if kind == "orient" {
-			k, kDiag, d := phimamba.MatrixParts(sp, c, i, tout.Normed[i])
+			k, kDiag, d := c.MatrixParts(sp, i, tout.Normed[i])
 			out = append(out, losses.FrobeniusWithDiagonal(k, kDiag, d, tout.Attn[i]))
 		} else {
-			m := phimamba.Mixer(sp, c, i, tout.Normed[i], phimamba.FormSSD, nil)
+			m := c.Mixer(sp, i, tout.Normed[i], family.FormSSD, nil)
 			out = append(out, losses.L2(m.Out, tout.AttnOut[i]))
 		}
 	}
@@ -163,7 +162,7 @@ type layerRange struct{ lo, hi int }
 
 // ssm lists the range's mixer layers: a hybrid's attention layers are the
 // teacher's own, and Stages 1 and 2 skip them.
-func (lr layerRange) ssm(c phimamba.Config) []int {
+func (lr layerRange) ssm(c family.Student) []int {
 	var out []int
 	for i := lr.lo; i < lr.hi; i++ {
 		if !c.IsAttention(i) {
@@ -211,7 +210,7 @@ func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 	if len(c.SSMLayers()) == 0 {
 		return nil, fmt.Errorf("stage %s: every layer of the student is attention; there is no mixer to train (drop the stage)", kind)
 	}
-	gs := groups(c.Layers, o.LayerGroup)
+	gs := groups(c.Sizes().Layers, o.LayerGroup)
 	namesOf := func(lr layerRange) []string {
 		var names []string
 		for _, i := range lr.ssm(c) {
@@ -224,7 +223,7 @@ func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 		var out []float64
 		for _, lr := range gs {
 			names := namesOf(lr)
-			d, err := e.layerDistances(kind, o, lr, trainParams(names, e.Student.Weights, phimamba.NoDecay), e.Student.Weights, set(names))
+			d, err := e.layerDistances(kind, o, lr, trainParams(names, e.Student.Weights, c.NoDecay), e.Student.Weights, set(names))
 			if err != nil {
 				return nil, err
 			}
@@ -257,7 +256,7 @@ func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 			cp.Ckpt = e.Ckpt.Sub(name)
 			sub = &cp
 		}
-		tr, err := sub.Train(o.spec(name, trainParams(names, e.Student.Weights, phimamba.NoDecay), e.Student.Weights, loss))
+		tr, err := sub.Train(o.spec(name, trainParams(names, e.Student.Weights, c.NoDecay), e.Student.Weights, loss))
 		if err != nil {
 			return nil, err
 		}
@@ -265,7 +264,7 @@ func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 		res.Train = combine(res.Train, tr)
 	}
 	if e.Shard != nil {
-		if res.Train, err = e.shardResult(namesOf(layerRange{0, c.Layers}), res.Train); err != nil {
+		if res.Train, err = e.shardResult(namesOf(layerRange{0, c.Sizes().Layers}), res.Train); err != nil {
 			return nil, err
 		}
 	}
@@ -377,17 +376,17 @@ func (e *Env) distillSpec(o TrainOptions, d DistillOptions) TrainSpec {
 	c := e.Student.Config
 	var names []string
 	for n := range e.Student.Weights {
-		if phimamba.IsAttentionParam(n) {
+		if c.IsAttentionParam(n) {
 			if !d.FreezeAttention {
 				names = append(names, n)
 			}
-		} else if !d.MixersOnly || phimamba.IsMixer(n) {
+		} else if !d.MixersOnly || c.IsMixer(n) {
 			names = append(names, n)
 		}
 	}
 	trainable := set(names)
 	tc, sc := newCache("teacher."), newCache("")
-	tc.low = true // the frozen teacher runs in bfloat16 under bf16 (phi.Options.LowPrecision)
+	tc.low = true // the frozen teacher runs in bfloat16 under bf16 (family.TeacherOptions.LowPrecision)
 	temp := d.Temperature
 	if temp == 0 {
 		temp = 1
@@ -405,18 +404,18 @@ func (e *Env) distillSpec(o TrainOptions, d DistillOptions) TrainSpec {
 		t := e.Teacher
 		// The teacher's logits stay bfloat16 under bf16 (widened where the
 		// loss reads them, a chunk at a time with o.LossChunk).
-		tl := phi.Forward(tc.get(g, t.Weights), t.Config, ids, phi.Options{LowPrecision: true, LowLogits: true}).Logits
+		tl := t.Config.Forward(tc.get(g, t.Weights), ids, family.TeacherOptions{LowPrecision: true, LowLogits: true}).Logits
 		sp := studentParams(p, trainable, sc.get(g, e.Student.Weights))
 		if o.LossChunk <= 0 {
-			return objective(phimamba.Forward(sp, c, ids, phimamba.Options{Form: phimamba.FormSSD}).Logits, tl, labels)
+			return objective(c.Forward(sp, ids, family.StudentOptions{Form: family.FormSSD}).Logits, tl, labels)
 		}
-		so := phimamba.Forward(sp, c, ids, phimamba.Options{Form: phimamba.FormSSD, NoLogits: true})
+		so := c.Forward(sp, ids, family.StudentOptions{Form: family.FormSSD, NoLogits: true})
 		h := so.Hidden[len(so.Hidden)-1]
 		return losses.TimeChunked(g, int64(o.SeqLen), int64(o.LossChunk), func(at func(*graphs.Value) *graphs.Value) *graphs.Value {
-			return objective(phimamba.Head(sp, c, at(h)), at(tl), at(labels))
+			return objective(c.Head(sp, at(h)), at(tl), at(labels))
 		})
 	}
-	return o.spec("distill", trainParams(names, e.Student.Weights, phimamba.NoDecay), e.Student.Weights, loss)
+	return o.spec("distill", trainParams(names, e.Student.Weights, c.NoDecay), e.Student.Weights, loss)
 }
 
 // PretrainModel selects the architecture a pretrain stage trains.
@@ -424,8 +423,8 @@ type PretrainModel int
 
 // Pretrain targets.
 const (
-	PretrainTeacher PretrainModel = iota // a Phi model (e.g. to make a teacher)
-	PretrainStudent                      // the Phi-Mamba student (the from-scratch baseline)
+	PretrainTeacher PretrainModel = iota // the teacher architecture (e.g. to make a teacher)
+	PretrainStudent                      // the student (the from-scratch baseline)
 )
 
 // Pretrain trains the teacher architecture or the student with the plain
@@ -433,17 +432,17 @@ const (
 func (e *Env) Pretrain(which PretrainModel, o TrainOptions) (*Result, error) {
 	var w Weights
 	var fwd func(p layers.Params, ids *graphs.Value) *graphs.Value
-	noDecay := phimamba.NoDecay
+	var noDecay func(string) bool
 	switch which {
 	case PretrainTeacher:
-		w = e.Teacher.Weights
+		w, noDecay = e.Teacher.Weights, e.Teacher.Config.NoDecay
 		fwd = func(p layers.Params, ids *graphs.Value) *graphs.Value {
-			return phi.Forward(p, e.Teacher.Config, ids, phi.Options{}).Logits
+			return e.Teacher.Config.Forward(p, ids, family.TeacherOptions{}).Logits
 		}
 	case PretrainStudent:
-		w = e.Student.Weights
+		w, noDecay = e.Student.Weights, e.Student.Config.NoDecay
 		fwd = func(p layers.Params, ids *graphs.Value) *graphs.Value {
-			return phimamba.Forward(p, e.Student.Config, ids, phimamba.Options{Form: phimamba.FormSSD}).Logits
+			return e.Student.Config.Forward(p, ids, family.StudentOptions{Form: family.FormSSD}).Logits
 		}
 	default:
 		return nil, fmt.Errorf("pretrain: unknown model %d", which)

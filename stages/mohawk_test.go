@@ -36,7 +36,7 @@ func withTinyModels(f *fakeSetup) {
 	for n, s := range tc.ParamShapes() {
 		ts[n] = s.Sizes()
 	}
-	f.env.Teacher = &Teacher{Config: tc, Weights: tinyWeights(ts)}
+	f.env.Teacher = &Teacher{Config: phimamba.Teacher{Config: tc}, Weights: tinyWeights(ts)}
 	f.env.Student = &Student{Config: sc, Weights: tinyWeights(sc.ParamShapes())}
 }
 
@@ -71,7 +71,7 @@ func TestOrientTrainsTheMixers(t *testing.T) {
 			f := newFake(t, 3, 1, 0, 0)
 			withTinyModels(f)
 			before := maps.Clone(f.env.Student.Weights)
-			c := f.env.Student.Config
+			c := f.env.Student.Config.(phimamba.Config)
 			o := stageOptions(f)
 			o.LayerGroup = group
 			res, err := f.env.Orient(kind, o)

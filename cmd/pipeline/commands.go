@@ -128,7 +128,7 @@ func runtimeFlags(fs *flag.FlagSet) func() runtime.Config {
 
 func cmdEval(ctx context.Context, args []string) error {
 	fs := flags("eval", "--model DIR (--data FILE | --dataset ID --files PATTERN | --tasks LIST) [flags]")
-	model := fs.String("model", "", "model directory: a Hugging Face Phi or a Phi-Mamba student, with tokenizer.json")
+	model := fs.String("model", "", "model directory: a Hugging Face teacher (Phi, Llama, Qwen2, Mistral) or a student, with tokenizer.json")
 	var src pipeline.Source
 	fs.StringVar(&src.Path, "data", "", "held-out text for perplexity: a text file (documents separated by --doc-separator), JSONL or Parquet file, or a glob of them")
 	fs.StringVar(&src.Dataset, "dataset", "", "held-out text from a Hugging Face dataset in the hub cache, org/name[@revision], instead of --data")
@@ -204,7 +204,7 @@ func cmdEval(ctx context.Context, args []string) error {
 
 func cmdGrads(ctx context.Context, args []string) error {
 	fs := flags("grads", "--model HF_DIR --input FILE --out FILE")
-	model := fs.String("model", "", "Hugging Face Phi model directory")
+	model := fs.String("model", "", "Hugging Face teacher model directory")
 	input := fs.String("input", "", "safetensors file holding input_ids (int64 [batch, seq])")
 	out := fs.String("out", "", "output safetensors file (float32 gradients under Hugging Face names, plus loss)")
 	rc := runtimeFlags(fs)

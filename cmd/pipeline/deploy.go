@@ -14,7 +14,7 @@ import (
 
 func cmdExport(ctx context.Context, args []string) error {
 	fs := flags("export", "--model DIR --out DIR [--fp16] [--opset N]")
-	model := fs.String("model", "", "model directory: Hugging Face Phi (exported with a KV cache) or Phi-Mamba student (with recurrent states)")
+	model := fs.String("model", "", "model directory: a Hugging Face teacher (exported with a KV cache) or a student (with recurrent states)")
 	out := fs.String("out", "", "deployment folder to write (model.onnx, config.json, tokenizer.json, genai_config.json)")
 	fp16 := fs.Bool("fp16", false, "store weights as float16")
 	opset := fs.Int("opset", 0, "ONNX opset (default: the lowest the graph needs; at most 26)")
@@ -34,7 +34,7 @@ func cmdExport(ctx context.Context, args []string) error {
 		if err := pipeline.ExportPlainTeacher(*model, *out, o); err != nil {
 			return err
 		}
-		fmt.Printf("exported phi model (input_ids → logits) to %s\n", *out)
+		fmt.Printf("exported teacher model (input_ids → logits) to %s\n", *out)
 		return nil
 	}
 	kind, err := pipeline.ExportModel(*model, *out, o)

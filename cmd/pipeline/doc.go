@@ -1,5 +1,6 @@
-// Command pipeline distils a Hugging Face Phi teacher into a Phi-Mamba
-// student with MOHAWK, evaluates models and exports them to ONNX.
+// Command pipeline distils a Hugging Face teacher (Phi, Llama, Qwen2,
+// Mistral) into a Mamba-style student with MOHAWK, evaluates models and
+// exports them to ONNX.
 //
 //	pipeline run pipeline.yaml [key=value ...] [--provider cpu|cuda|tensorrt] [--dry-run]
 //	pipeline validate pipeline.yaml [key=value ...] [--ranks N]

@@ -6,6 +6,7 @@ import (
 
 	"mohawk/graphs"
 	"mohawk/graphs/layers"
+	"mohawk/graphs/models/family"
 	"mohawk/hfconfig"
 	"mohawk/tensors"
 )
@@ -80,48 +81,14 @@ func (c Config) ParamShapes() map[string]graphs.Shape {
 	return out
 }
 
-// Options select what Forward builds beyond the logits.
-type Options struct {
-	// Layers, when positive, stops after that many layers; logits are then
-	// not built.
-	Layers int
-	// NoLogits skips the final norm and LM head.
-	NoLogits bool
-	// Cache, when set, supplies past keys/values per layer ([B, KVHeads,
-	// Tpast, HeadDim]) and receives the presents; positions start at Tpast.
-	Cache *Cache
-	// ExplicitAttention builds attention from standard ONNX ops and keeps
-	// each layer's probabilities in Outputs.Attn (Stage 1's target). Without
-	// it, without a cache and without a sliding window, a float32 model's
-	// attention is one fused node (graphs.CausalMultiHeadAttention).
-	ExplicitAttention bool
-}
-
-// Cache is a KV cache for decoding, as in package phi, with the model's
-// own KVHeads heads.
-type Cache struct {
-	PastKey, PastValue       []*graphs.Value
-	PresentKey, PresentValue []*graphs.Value
-}
-
-// Outputs of Forward.
-type Outputs struct {
-	Logits *graphs.Value // [B, T, V]
-	// Hidden[i] is the residual stream entering layer i; Hidden[L] leaves
-	// the last layer (before the final norm).
-	Hidden []*graphs.Value
-	// Normed[i] = RMSNorm_i(Hidden[i]), the attention block's input.
-	Normed []*graphs.Value
-	// Attn[i] are layer i's attention probabilities [B, Heads, T, T] (nil
-	// unless ExplicitAttention is set or a cache is given).
-	Attn []*graphs.Value
-	// AttnOut[i] is layer i's attention block output (after o_proj) [B, T, D].
-	AttnOut []*graphs.Value
-	// MLPOut[i] is layer i's MLP output [B, T, D].
-	MLPOut []*graphs.Value
-	// FinalNormed is the final norm of Hidden[L] when logits are built.
-	FinalNormed *graphs.Value
-}
+// Options, Cache and Outputs are the registry's (package family):
+// Outputs.Normed[i] is RMSNorm_i(Hidden[i]), the attention block's input,
+// and a cache holds KVHeads heads.
+type (
+	Options = family.TeacherOptions
+	Cache   = family.Cache
+	Outputs = family.TeacherOutputs
+)
 
 // Forward builds the model on token ids [B, T] (int64).
 func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs {
@@ -140,6 +107,11 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs
 	}
 	inv, scale := Frequencies(c.Rope, int(c.HeadDim), c.MaxPositions)
 	cos, sin := layers.RotaryFromFrequencies(layers.Positions(ids, 1, offset, posDType), inv, scale)
+	if opt.LowPrecision {
+		low := graphs.ToLowPrecision
+		h, cos, sin = low(h), low(cos), low(sin)
+		p = lowParams{p}
+	}
 	out := &Outputs{}
 	for i := 0; i < nl; i++ {
 		out.Hidden = append(out.Hidden, h)
@@ -163,7 +135,18 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs
 	}
 	w := p.Get(head, graphs.S(c.Vocab, c.Hidden))
 	out.Logits = layers.LinearWith(out.FinalNormed, w, nil)
+	if !opt.LowLogits {
+		out.Logits = graphs.FromLowPrecision(out.Logits)
+	}
 	return out
+}
+
+// lowParams serves float32 parameters in the graph's low precision
+// (Options.LowPrecision).
+type lowParams struct{ layers.Params }
+
+func (l lowParams) Get(name string, shape graphs.Shape) *graphs.Value {
+	return graphs.ToLowPrecision(l.Params.Get(name, shape))
 }
 
 // Attention is layer i's grouped-query self-attention on normed input u
@@ -205,4 +188,17 @@ func Attention(p layers.Params, c Config, i int, u, cos, sin *graphs.Value, cach
 		o = graphs.Reshape(graphs.Transpose(o, 0, 2, 1, 3), 0, 0, width) // [B, T, H·P]
 	}
 	return layers.Linear(p, pre+".o_proj", o, c.Hidden, c.OBias), attn
+}
+
+// NumParams is the parameter count (ParamShapes summed).
+func (c Config) NumParams() int64 {
+	var n int64
+	for _, s := range c.ParamShapes() {
+		k := int64(1)
+		for _, d := range s.Sizes() {
+			k *= d
+		}
+		n += k
+	}
+	return n
 }

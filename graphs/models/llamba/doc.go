@@ -15,8 +15,10 @@
 // AttentionInit maps a teacher layer's grouped-query attention onto a
 // mixer (docs/design.md, "Llama teachers and Llamba students").
 //
-// Status: not yet reachable from the pipeline (the model-family registry
-// of issue 17 comes later).
+// The package registers the "llama" model family (package family):
+// LlamaForCausalLM, Qwen2ForCausalLM and MistralForCausalLM teachers
+// (Teacher) with Llamba students (Config), so the pipeline reaches them
+// through the registry.
 //
 // Place in the dependency order: llamba imports graphs, graphs/layers,
 // graphs/models/phimamba, graphs/models/llama (for the teacher's config

@@ -54,6 +54,21 @@ func TransferMap(c Config, t llama.Config) (map[string]string, error) {
 	return m, nil
 }
 
+// CheckAttentionInit reports whether AttentionInit can map teacher t's
+// attention onto student c: one mixer head per query head with the head
+// dim as d_state, and a conv bias to hold q/k/v biases.
+func CheckAttentionInit(t llama.Config, c Config) error {
+	if c.VHeads != t.Heads || c.QKHeads != t.Heads || c.DState != t.HeadDim || c.HeadDim() != t.HeadDim || c.DModel != t.Hidden {
+		return fmt.Errorf("attention init needs n_v_heads = n_qk_heads = the teacher's %d heads, d_state = head dim = %d and d_model = %d "+
+			"(the student has n_v_heads %d, n_qk_heads %d, d_state %d, head dim %d, d_model %d); size it with llamba.ForTeacher",
+			t.Heads, t.HeadDim, t.Hidden, c.VHeads, c.QKHeads, c.DState, c.HeadDim(), c.DModel)
+	}
+	if t.QKVBias && !c.ConvBias {
+		return fmt.Errorf("the teacher has q/k/v biases, which attention init puts in conv1d.bias; set ssm_cfg.conv_bias true")
+	}
+	return nil
+}
+
 // AttentionInit overwrites, in place, the tensors of student weights w that
 // hold layer i's mixer projections and conv with their initialisation from
 // the teacher's grouped-query attention (teacher config t, weights tw under
@@ -71,13 +86,8 @@ func TransferMap(c Config, t llama.Config) (map[string]string, error) {
 // left as they are. Not carried over: rotary embeddings, the softmax and
 // its 1/√head_dim scale, and an o_proj bias (the mixer's out_proj has none).
 func AttentionInit(t llama.Config, tw map[string]*tensors.Tensor, c Config, i int, w map[string]*tensors.Tensor) error {
-	if c.VHeads != t.Heads || c.QKHeads != t.Heads || c.DState != t.HeadDim || c.HeadDim() != t.HeadDim || c.DModel != t.Hidden {
-		return fmt.Errorf("attention init needs n_v_heads = n_qk_heads = the teacher's %d heads, d_state = head dim = %d and d_model = %d "+
-			"(the student has n_v_heads %d, n_qk_heads %d, d_state %d, head dim %d, d_model %d); size it with llamba.ForTeacher",
-			t.Heads, t.HeadDim, t.Hidden, c.VHeads, c.QKHeads, c.DState, c.HeadDim(), c.DModel)
-	}
-	if t.QKVBias && !c.ConvBias {
-		return fmt.Errorf("the teacher has q/k/v biases, which attention init puts in conv1d.bias; set ssm_cfg.conv_bias true")
+	if err := CheckAttentionInit(t, c); err != nil {
+		return err
 	}
 	hd, d, kv := t.HeadDim, t.Hidden, t.KVHeads
 	q, k, v := t.Heads*hd, kv*hd, kv*hd

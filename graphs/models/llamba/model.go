@@ -23,34 +23,43 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt phimamba.Options)
 	for i := 0; i < nl; i++ {
 		pre := LayerPrefix(i)
 		out.Hidden = append(out.Hidden, h)
-		u := layers.RMSNorm(p, pre+".input_layernorm", h, c.Eps)
-		out.Normed = append(out.Normed, u)
-		var st *phimamba.State
-		if opt.States != nil {
-			st = &opt.States[i]
-		}
-		m := phimamba.Mixer(p, c.Config, i, u, opt.Form, st)
-		h = graphs.Add(h, m.Out)
-		v := layers.RMSNorm(p, pre+".post_attention_layernorm", h, c.Eps)
-		mlp := graphs.FromLowPrecision(layers.SwiGLU(p, pre+".mlp", v, c.Inner, c.MLPBias))
-		h = graphs.Add(h, mlp)
-		out.MixerOut, out.MLPOut = append(out.MixerOut, m.Out), append(out.MLPOut, mlp)
-		if m.Matrix != nil {
-			out.Matrix = append(out.Matrix, m.Matrix)
-		}
-		if st != nil {
-			out.States = append(out.States, m.State)
-		}
+		// One recomputation segment per layer (graphs.Graph.Recomputed).
+		ids.Graph().Recomputed(func() {
+			u := layers.RMSNorm(p, pre+".input_layernorm", h, c.Eps)
+			out.Normed = append(out.Normed, u)
+			var st *phimamba.State
+			if opt.States != nil {
+				st = &opt.States[i]
+			}
+			m := phimamba.Mixer(p, c.Config, i, u, opt.Form, st)
+			h = graphs.Add(h, m.Out)
+			v := layers.RMSNorm(p, pre+".post_attention_layernorm", h, c.Eps)
+			mlp := graphs.FromLowPrecision(layers.SwiGLU(p, pre+".mlp", v, c.Inner, c.MLPBias))
+			h = graphs.Add(h, mlp)
+			out.MixerOut, out.MLPOut = append(out.MixerOut, m.Out), append(out.MLPOut, mlp)
+			if m.Matrix != nil {
+				out.Matrix = append(out.Matrix, m.Matrix)
+			}
+			if st != nil {
+				out.States = append(out.States, m.State)
+			}
+		})
 	}
 	out.Hidden = append(out.Hidden, h)
 	if nl < c.Layers || opt.NoLogits {
 		return out
 	}
+	out.Logits = Head(p, c, h)
+	return out
+}
+
+// Head is the final RMSNorm and LM head (the embedding when tied) on the
+// last layer's output h [B, T, D] (any T: a chunk of positions gives that
+// chunk's logits).
+func Head(p layers.Params, c Config, h *graphs.Value) *graphs.Value {
 	f := layers.RMSNorm(p, "backbone.final_layernorm", h, c.Eps)
 	if c.Tied {
-		out.Logits = layers.LinearWith(f, p.Get("backbone.embedding.weight", graphs.S(c.Vocab, c.DModel)), nil)
-	} else {
-		out.Logits = layers.Linear(p, "lm_head", f, c.Vocab, c.HeadBias)
+		return layers.LinearWith(f, p.Get("backbone.embedding.weight", graphs.S(c.Vocab, c.DModel)), nil)
 	}
-	return out
+	return layers.Linear(p, "lm_head", f, c.Vocab, c.HeadBias)
 }

@@ -6,6 +6,7 @@ import (
 
 	"mohawk/graphs"
 	"mohawk/graphs/layers"
+	"mohawk/graphs/models/family"
 	"mohawk/hfconfig"
 	"mohawk/tensors"
 )
@@ -75,60 +76,13 @@ func (c Config) ParamShapes() map[string]graphs.Shape {
 // LayerPrefix is the Hugging Face name prefix of layer i.
 func LayerPrefix(i int) string { return fmt.Sprintf("model.layers.%d", i) }
 
-// Options select what Forward builds beyond the logits.
-type Options struct {
-	// Layers, when positive, stops after that many layers (for stages that
-	// only need the first layers' targets); logits are then not built.
-	Layers int
-	// NoLogits skips the final LayerNorm and LM head.
-	NoLogits bool
-	// Cache, when set, supplies past keys/values per layer ([B, H, Tpast, P])
-	// and receives the presents; positions start at Tpast.
-	Cache *Cache
-	// ExplicitAttention builds attention from standard ONNX ops and keeps
-	// each layer's probabilities in Outputs.Attn: Stage 1's target, and
-	// exports meant for any ONNX runtime. Without it, and without a cache,
-	// a float32 model's attention is one fused ONNX Runtime node
-	// (graphs.CausalMultiHeadAttention) that never materialises the [B, H, T, T]
-	// scores, and Attn holds nils.
-	ExplicitAttention bool
-	// LowPrecision runs the whole model in the graph's low precision
-	// (graphs.ToLowPrecision): under a bfloat16 MatMulPrecision the residual
-	// stream, norms, rotary and products are bfloat16 and only the logits
-	// are widened to float32, as a PyTorch model cast to bfloat16 runs (the
-	// frozen teacher of Stage 3). The other outputs stay low.
-	LowPrecision bool
-	// LowLogits, with LowPrecision, leaves the logits in the graph's low
-	// precision too (bfloat16 under a bfloat16 MatMulPrecision: half the
-	// bytes of float32 logits).
-	LowLogits bool
-}
-
-// Cache is a KV cache for decoding: inputs Past{Key,Value}[i] and, after
-// Forward, outputs Present{Key,Value}[i] (past and new positions).
-type Cache struct {
-	PastKey, PastValue       []*graphs.Value
-	PresentKey, PresentValue []*graphs.Value
-}
-
-// Outputs of Forward.
-type Outputs struct {
-	Logits *graphs.Value // [B, T, V]
-	// Hidden[i] is the residual stream entering layer i; Hidden[L] leaves the
-	// last layer (before the final LayerNorm).
-	Hidden []*graphs.Value
-	// Normed[i] = LN_i(Hidden[i]), the input both branches of layer i see.
-	Normed []*graphs.Value
-	// Attn[i] are layer i's attention probabilities [B, H, T, T] (nil
-	// unless Options.ExplicitAttention is set or a cache is given).
-	Attn []*graphs.Value
-	// AttnOut[i] is layer i's attention block output (after dense) [B, T, D].
-	AttnOut []*graphs.Value
-	// MLPOut[i] is layer i's MLP output [B, T, D].
-	MLPOut []*graphs.Value
-	// FinalNormed is LN_final(Hidden[L]) when logits are built.
-	FinalNormed *graphs.Value
-}
+// Options, Cache and Outputs are the registry's (package family), which
+// every teacher family shares.
+type (
+	Options = family.TeacherOptions
+	Cache   = family.Cache
+	Outputs = family.TeacherOutputs
+)
 
 // Forward builds the teacher on token ids [B, T] (int64).
 func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs {

@@ -20,7 +20,11 @@
 // SSD-with-states over a KV cache in State.Key/Value), and config.json
 // lists them as modules.mixers.phi_attention blocks.
 //
+// The package registers the "phi" model family (package family):
+// PhiForCausalLM teachers (Teacher) with Phi-Mamba students (Config).
+//
 // Place in the dependency order: phimamba imports graphs, graphs/layers,
-// graphs/models/phi (for the attention of hybrids) and tensors. Builders panic with *graphs.Error; Config validation returns
+// graphs/models/family, graphs/models/phi (for the attention of hybrids
+// and the family's teacher), hfconfig and tensors. Builders panic with *graphs.Error; Config validation returns
 // errors.
 package phimamba

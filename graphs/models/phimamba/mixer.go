@@ -1,50 +1,25 @@
 package phimamba
 
 import (
-	"fmt"
-
 	"mohawk/graphs"
 	"mohawk/graphs/layers"
+	"mohawk/graphs/models/family"
 	"mohawk/tensors"
 )
 
-// Form selects the graph form of the mixer.
-type Form int
+// Form, State and MixerOut are the registry's (package family).
+type (
+	Form     = family.Form
+	State    = family.State
+	MixerOut = family.MixerOut
+)
 
 // The three forms of the mixer.
 const (
-	FormSSD    Form = iota // chunked SSD (linear in T)
-	FormMatrix             // materialised mixing matrix (quadratic)
-	FormStep               // recurrent single-token step
+	FormSSD    = family.FormSSD    // chunked SSD (linear in T)
+	FormMatrix = family.FormMatrix // materialised mixing matrix (quadratic)
+	FormStep   = family.FormStep   // recurrent single-token step
 )
-
-func (f Form) String() string {
-	switch f {
-	case FormSSD:
-		return "ssd"
-	case FormMatrix:
-		return "matrix"
-	case FormStep:
-		return "step"
-	}
-	return fmt.Sprintf("form(%d)", int(f))
-}
-
-// State is a layer's recurrent state: conv [B, ConvChannels, DConv−1] (the
-// last DConv−1 pre-conv inputs) and ssm [B, H, N, P] for a mixer layer; key
-// and value [B, Heads, T, HeadDim] (the KV cache) for an attention layer of
-// a hybrid student.
-type State struct {
-	Conv, SSM  *graphs.Value
-	Key, Value *graphs.Value
-}
-
-// MixerOut is what a mixer returns.
-type MixerOut struct {
-	Out    *graphs.Value // [B, T, D] after out_proj
-	Matrix *graphs.Value // [B, H, T, T], FormMatrix only
-	State  State         // final states (FormSSD with states, FormStep)
-}
 
 // ssmInputs are the per-token inputs of the SSM after projection and conv,
 // b and c already repeated to one head per value head.

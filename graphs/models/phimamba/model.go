@@ -3,30 +3,14 @@ package phimamba
 import (
 	"mohawk/graphs"
 	"mohawk/graphs/layers"
+	"mohawk/graphs/models/family"
 )
 
-// Options select the student's form and extra outputs.
-type Options struct {
-	Form Form
-	// States are per-layer incoming states (FormSSD: optional, enables state
-	// outputs; FormStep: required).
-	States []State
-	// Layers, when positive, builds only the first layers (no logits).
-	Layers int
-	// NoLogits skips the final LayerNorm and LM head.
-	NoLogits bool
-}
-
-// Outputs of Forward.
-type Outputs struct {
-	Logits   *graphs.Value   // [B, T, Vocab]
-	Hidden   []*graphs.Value // residual stream entering each layer, then the last layer's output
-	Normed   []*graphs.Value // LN_i(Hidden[i])
-	MixerOut []*graphs.Value // [B, T, D] per layer
-	MLPOut   []*graphs.Value
-	Matrix   []*graphs.Value // FormMatrix: [B, H, T, T] per layer
-	States   []State         // final states per layer, when incoming states were given
-}
+// Options and Outputs are the registry's (package family).
+type (
+	Options = family.StudentOptions
+	Outputs = family.StudentOutputs
+)
 
 // Forward builds the student on token ids [B, T].
 func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs {

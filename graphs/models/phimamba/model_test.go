@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sort"
 	"testing"
 
 	"mohawk/graphs"
@@ -192,76 +191,4 @@ func TestMatrixParts(t *testing.T) {
 	got := graphtest.Run(t, g, map[string]*tensors.Tensor{"u": u})
 	compare(t, "K + diag(D) vs M", got["k_plus_d"], got["m"], 1e-6)
 	compare(t, "diagonal from C·B vs diagonal of K", got["k_diag"], got["diag_of_k"], 1e-5)
-}
-
-// TestRecomputedLayers checks that the student's parameter gradients with
-// its layers recomputed in the backward pass (graphs.Graph.SetRecompute)
-// and the soft cross-entropy in chunks of positions (losses.TimeChunked)
-// equal the plain graph's to 1e-6 relative, and that recomputation did
-// copy the layers (the graph grew).
-func TestRecomputedLayers(t *testing.T) {
-	c := tinyConfig()
-	c.Layers = 3
-	const b, tlen = 2, 16
-	w := randomWeights(c, 11)
-	var names []string
-	for n := range w {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	rng := rand.New(rand.NewPCG(3, 3))
-	ids := make([]int64, b*tlen)
-	for i := range ids {
-		ids[i] = rng.Int64N(c.Vocab)
-	}
-	feeds := map[string]*tensors.Tensor{"ids": tensors.FromInt64([]int64{b, tlen}, ids),
-		"teacher": graphtest.Random(rng, -3, 3, b, tlen, c.Vocab).AsFloat32()}
-	for n, x := range w {
-		feeds[n] = x
-	}
-	build := func(recompute bool, chunk int64) *graphs.Graph {
-		g := graphs.New("student_grads")
-		g.SetRecompute(recompute)
-		idv := g.Input("ids", tensors.Int64, graphs.S(b, tlen))
-		te := graphs.Tanh(g.Input("teacher", tensors.Float32, graphs.S(b, tlen, c.Vocab)))
-		ps := map[string]*graphs.Value{}
-		for _, n := range names {
-			ps[n] = g.Input(n, tensors.Float32, graphs.StaticShape(w[n].Shape))
-		}
-		p := layers.ParamFunc(func(name string, _ graphs.Shape) *graphs.Value { return ps[name] })
-		var loss *graphs.Value
-		if chunk == 0 {
-			loss = losses.SoftCrossEntropy(phimamba.Forward(p, c, idv, phimamba.Options{Form: phimamba.FormSSD}).Logits, te, 1)
-		} else {
-			out := phimamba.Forward(p, c, idv, phimamba.Options{Form: phimamba.FormSSD, NoLogits: true})
-			h := out.Hidden[len(out.Hidden)-1]
-			loss = losses.TimeChunked(g, tlen, chunk, func(at func(*graphs.Value) *graphs.Value) *graphs.Value {
-				return losses.SoftCrossEntropy(phimamba.Head(p, c, at(h)), at(te), 1)
-			})
-		}
-		wrt := make([]*graphs.Value, len(names))
-		for i, n := range names {
-			wrt[i] = ps[n]
-		}
-		for i, d := range graphs.Gradients(loss, wrt...) {
-			g.Output("d_"+names[i], d)
-		}
-		g.Output("loss", loss)
-		return g
-	}
-	plain := build(false, 0)
-	want := graphtest.Run(t, plain, feeds)
-	for _, tc := range []struct {
-		recompute bool
-		chunk     int64
-	}{{true, 0}, {true, 5}, {false, 6}} {
-		g := build(tc.recompute, tc.chunk)
-		if tc.recompute && !(len(g.Nodes()) > len(plain.Nodes())+c.Layers*10) {
-			t.Errorf("recompute: %d nodes against %d without: the layers were not copied", len(g.Nodes()), len(plain.Nodes()))
-		}
-		got := graphtest.Run(t, g, feeds)
-		for name, x := range want {
-			compare(t, name, got[name], x, 1e-6)
-		}
-	}
 }
