@@ -49,9 +49,6 @@ const (
 	pastSeqDim = "past_sequence_length"
 )
 
-// EndOfText is the special token that ends a text in Phi's tokenizer.
-const EndOfText = "<|endoftext|>"
-
 // ExternalAbove is the weight size from which model.onnx.data is written
 // even when Options.External is off (export.Save also switches on its own
 // at protobuf's 2 GB limit).
@@ -133,9 +130,9 @@ func ExportStudent(dir string, c family.Student, w map[string]*tensors.Tensor, t
 	if err := tok.CheckFits(sz.Vocab, "the student"); err != nil {
 		return fail(err)
 	}
-	eot, ok := tok.SpecialID(EndOfText)
-	if !ok {
-		return fail(fmt.Errorf("%s has no special token %s; the student needs it as its end-of-text id", tokenizerJSON, EndOfText))
+	eot, _, err := tokenizer.EndOfText(tokenizerJSON, tok)
+	if err != nil {
+		return fail(fmt.Errorf("the student's end-of-text id: %w", err))
 	}
 	g, err := studentGraph(c, w, o.FP16, decodeIf)
 	if err != nil {
@@ -196,12 +193,12 @@ func ExportTeacher(dir string, t family.Teacher, w map[string]*tensors.Tensor, t
 	if err := tok.CheckFits(sz.Vocab, "the teacher (config.json vocab_size)"); err != nil {
 		return fail(err)
 	}
-	eot, hasEOT := tok.SpecialID(EndOfText)
 	bos, eos := sz.BOS, sz.EOS
 	for _, id := range []*int64{&bos, &eos} {
 		if *id < 0 {
-			if !hasEOT {
-				return fail(fmt.Errorf("config.json has no bos/eos token id and %s has no %s; set bos_token_id and eos_token_id", tokenizerJSON, EndOfText))
+			eot, _, err := tokenizer.EndOfText(tokenizerJSON, tok)
+			if err != nil {
+				return fail(fmt.Errorf("config.json has no bos/eos token id (set bos_token_id and eos_token_id) and %w", err))
 			}
 			*id = eot
 		}

@@ -67,7 +67,7 @@ func (w *work) evaluate(env *stages.Env, log *runLog) (*EvalReport, error) {
 				me.LastWord = &r
 				log.Printf("%s last-word accuracy: %.3f over %d examples", m, r.Accuracy, r.Examples)
 			}
-			if me.Tasks, err = scoreTasks(sc, w.tok, m, specs, tasks, log); err != nil {
+			if me.Tasks, err = scoreTasks(sc, newHarnessEncoder(w.tok, w.cfg.TokenizerPath()), m, specs, tasks, log); err != nil {
 				sc.Close()
 				return nil, err
 			}

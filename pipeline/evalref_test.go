@@ -79,9 +79,9 @@ func referenceEvalEnv(t *testing.T) (*stages.Env, *tokenizer.Tokenizer) {
 // (student_metrics.json student_ppl_100w_authors_code, the README's 122.86).
 func TestReferencePerplexity(t *testing.T) {
 	env, tok := referenceEvalEnv(t)
-	eos, ok := tok.SpecialID(EOSToken)
+	eos, ok := tok.SpecialID(tokenizer.DefaultEndOfText)
 	if !ok {
-		t.Fatalf("the reference tokenizer has no %s", EOSToken)
+		t.Fatalf("the reference tokenizer has no %s", tokenizer.DefaultEndOfText)
 	}
 	val, err := data.Tokenize(context.Background(), data.Source{Path: shareddata.Path(t, "data", "en", "val.txt")}, tok, eos, data.StreamOptions{})
 	if err != nil {
@@ -167,9 +167,9 @@ func (h *handScorer) continuation(ctx, cont string) (ll float64, greedy bool) {
 	whole := h.tok.Encode(ctx + cont)
 	nc := len(h.tok.Encode(ctx))
 	if ctx == "" {
-		eot, ok := h.tok.SpecialID(EOSToken)
+		eot, ok := h.tok.SpecialID(tokenizer.DefaultEndOfText)
 		if !ok {
-			h.t.Fatalf("the tokenizer has no %s", EOSToken)
+			h.t.Fatalf("the tokenizer has no %s", tokenizer.DefaultEndOfText)
 		}
 		whole, nc = append([]int64{eot}, h.tok.Encode(cont)...), 1
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"mohawk/data"
 	"mohawk/deploy"
 	"mohawk/graphs"
 	"mohawk/graphs/graphtest"
@@ -280,5 +281,66 @@ func TestDemoLlamaConfig(t *testing.T) {
 	}
 	if s := teacher.Config.Sizes(); teacher.Config.Family() != "llama" || s.Heads != 4 || s.KVHeads != 2 {
 		t.Errorf("demo-llama teacher: family %s, sizes %+v; want llama with 4 query and 2 key/value heads", teacher.Config.Family(), s)
+	}
+}
+
+// TestLlama3EndOfText: a run whose tokenizer is Llama-3-style (no
+// <|endoftext|>; tokenizer_config.json names <|end_of_text|>) validates,
+// and every document of its streams ends with that token's id, 8191 in
+// bench/torch/llama-tiny-en/tokens.json (written by llama_tokens.js with
+// Hugging Face's tokenizers).
+func TestLlama3EndOfText(t *testing.T) {
+	if testing.Short() {
+		t.Skip("tokenizes the demo text")
+	}
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "teacher")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for dst, src := range map[string]string{
+		"config.json":       "../testdata/demo-llama/teacher/config.json",
+		"model.safetensors": "../testdata/demo-llama/teacher/model.safetensors",
+		"tokenizer.json":    "../bench/torch/llama-tiny-en/tokenizer.json",
+	} {
+		raw, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, dst), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := Load("../configs/demo-llama.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Teacher.Path = dir
+	cfg.Data.CacheDir = filepath.Join(t.TempDir(), "cache")
+	if err := Validate(cfg, "demo-llama with a Llama-3 tokenizer"); err == nil || !strings.Contains(err.Error(), "has no special token <|endoftext|>") {
+		t.Fatalf("without tokenizer_config.json: %v; want the missing <|endoftext|> named", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(`{"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Validate(cfg, "demo-llama with a Llama-3 tokenizer"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := prepare(context.Background(), cfg, io.Discard, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	const eos = 8191
+	for _, s := range []*data.Stream{w.train, w.val} {
+		docs := s.Docs()
+		if s.EOS() != eos || len(docs) < 2 {
+			t.Fatalf("%s: eos %d over %d documents; want %d", s.Name(), s.EOS(), len(docs)-1, eos)
+		}
+		for i := 1; i < len(docs); i++ {
+			if got := s.At(docs[i] - 1); got != eos {
+				t.Fatalf("%s: document %d ends with %d, want %d", s.Name(), i-1, got, eos)
+			}
+		}
 	}
 }

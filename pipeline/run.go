@@ -158,6 +158,7 @@ type work struct {
 	cfg     *Config
 	rt      *runtime.Env
 	tok     *tokenizer.Tokenizer
+	eos     int64 // the tokenizer's end-of-text id (tokenizer.EndOfText)
 	teacher *stages.Teacher
 	student *stages.Student
 	train   *data.Stream
@@ -181,7 +182,11 @@ func prepare(ctx context.Context, cfg *Config, out io.Writer, open bool) (*work,
 	if w.tok, err = tokenizer.Load(cfg.TokenizerPath()); err != nil {
 		return nil, err
 	}
-	eos, _ := w.tok.SpecialID(EOSToken)
+	eos, _, err := tokenizer.EndOfText(cfg.TokenizerPath(), w.tok)
+	if err != nil {
+		return nil, err
+	}
+	w.eos = eos
 	if err := w.loadModels(); err != nil {
 		return nil, err
 	}
@@ -233,7 +238,7 @@ func (w *work) loadModels() error {
 	}
 	var err error
 	if scratch != nil {
-		tc, err := scratchTeacher(cfg, scratch, w.tok)
+		tc, err := scratchTeacher(cfg, scratch, w.eos)
 		if err != nil {
 			return err
 		}
@@ -261,7 +266,7 @@ func (w *work) loadModels() error {
 // run's config file), else the sizes of architecture in the family
 // architecture.family names, with the tokenizer's end-of-text as bos and
 // eos.
-func scratchTeacher(cfg *Config, a *ArchConfig, tok *tokenizer.Tokenizer) (family.Teacher, error) {
+func scratchTeacher(cfg *Config, a *ArchConfig, eos int64) (family.Teacher, error) {
 	if a.Config != "" {
 		return LoadTeacherConfig(cfg.Resolve(a.Config))
 	}
@@ -273,7 +278,6 @@ func scratchTeacher(cfg *Config, a *ArchConfig, tok *tokenizer.Tokenizer) (famil
 	if err != nil {
 		return nil, fmt.Errorf("architecture.family: %w", err)
 	}
-	eos, _ := tok.SpecialID(EOSToken)
 	return f.ScratchTeacher(family.Arch{Vocab: a.Vocab, Hidden: a.Hidden, Layers: a.Layers, Heads: a.Heads, KVHeads: a.KVHeads,
 		Intermediate: a.Intermediate, Rotary: a.Rotary, EOS: eos})
 }

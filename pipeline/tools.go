@@ -110,9 +110,9 @@ func EvalPerplexity(ctx context.Context, o EvalOptions) (*stages.PerplexityResul
 	if err != nil {
 		return nil, err
 	}
-	eos, ok := tok.SpecialID(EOSToken)
-	if !ok {
-		return nil, fmt.Errorf("%s has no %s token", tokPath, EOSToken)
+	eos, _, err := tokenizer.EndOfText(tokPath, tok)
+	if err != nil {
+		return nil, err
 	}
 	env, model, rows, err := modelEnv(ctx, o.Model)
 	if err != nil {

@@ -153,8 +153,8 @@ func (v *validator) tokenizer(cfg *Config, m teacherFacts) {
 		v.add("data.tokenizer: %v", err)
 		return
 	}
-	if _, ok := tok.SpecialID(EOSToken); !ok {
-		v.add("data.tokenizer: %s has no %s token (needed as the document separator)", tokPath, EOSToken)
+	if _, _, err := tokenizer.EndOfText(tokPath, tok); err != nil {
+		v.add("data.tokenizer: %v (it ends every document)", err)
 	}
 	if m.Rows > 0 {
 		if err := tok.CheckFits(m.Rows, "the teacher ("+m.From+")"); err != nil {
@@ -606,9 +606,6 @@ func (v *validator) stage(where string, s StageConfig, cfg *Config) {
 		v.check(s.Opset == 0 || (s.Opset >= 21 && s.Opset <= 26), "%s: opset %d: ONNX Runtime 1.29 runs opsets 21 to 26 for these graphs", where, s.Opset)
 	}
 }
-
-// EOSToken is the document separator every tokenizer must have.
-const EOSToken = "<|endoftext|>"
 
 // TokenizerPath is data.tokenizer or the teacher's tokenizer.json.
 func (c *Config) TokenizerPath() string {

@@ -48,19 +48,21 @@ func loadTasks(specs []Task) ([]*data.Task, error) {
 // them and never sits in the middle, except a text that already starts
 // with the prefix token's text, which gets none. Prefix is the harness's
 // prefix_token_id, scored before a continuation with an empty context
-// (encoded with EncodeNoSpecial): the tokenizer's BOS, else <|endoftext|>.
+// (encoded with EncodeNoSpecial): the tokenizer's BOS, else its end of
+// text (tokenizer.EndOfText: the eos_token of tokenizer_config.json).
 type harnessEncoder struct {
 	*tokenizer.Tokenizer
 	prefix     int64
 	prefixText string
 }
 
-// newHarnessEncoder is tok as the harness uses it; it is a
-// stages.PrefixEncoder when tok has a BOS or an <|endoftext|> token.
-func newHarnessEncoder(tok *tokenizer.Tokenizer) stages.Encoder {
+// newHarnessEncoder is tok (loaded from tokPath) as the harness uses it;
+// it is a stages.PrefixEncoder when tok has a BOS or an end-of-text token.
+func newHarnessEncoder(tok *tokenizer.Tokenizer, tokPath string) stages.Encoder {
 	prefix, ok := tok.BOS()
 	if !ok {
-		if prefix, ok = tok.SpecialID(EOSToken); !ok {
+		var err error
+		if prefix, _, err = tokenizer.EndOfText(tokPath, tok); err != nil {
 			return tok
 		}
 	}
@@ -79,8 +81,7 @@ func (e harnessEncoder) Prefix() int64 { return e.prefix }
 
 // scoreTasks scores every task with one model's scorer; results are keyed
 // by the label of the task's spec.
-func scoreTasks(sc *stages.Scorer, tok *tokenizer.Tokenizer, model string, specs []Task, tasks []*data.Task, log *runLog) (map[string]*stages.TaskResult, error) {
-	enc := newHarnessEncoder(tok)
+func scoreTasks(sc *stages.Scorer, enc stages.Encoder, model string, specs []Task, tasks []*data.Task, log *runLog) (map[string]*stages.TaskResult, error) {
 	out := map[string]*stages.TaskResult{}
 	for i, t := range tasks {
 		name := specs[i].Label()
@@ -119,7 +120,8 @@ type ZeroShotOptions struct {
 // ZeroShot scores a model directory on zero-shot tasks as
 // lm-evaluation-harness does, keyed by the tasks' labels.
 func ZeroShot(ctx context.Context, o ZeroShotOptions) (map[string]*stages.TaskResult, error) {
-	tok, err := tokenizer.Load(filepath.Join(o.Model, "tokenizer.json"))
+	tokPath := filepath.Join(o.Model, "tokenizer.json")
+	tok, err := tokenizer.Load(tokPath)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +149,7 @@ func ZeroShot(ctx context.Context, o ZeroShotOptions) (map[string]*stages.TaskRe
 		return nil, err
 	}
 	defer done()
-	return scoreTasks(sc, tok, model, specs, tasks, &runLog{metrics: nopCloser{io.Discard}, out: out})
+	return scoreTasks(sc, newHarnessEncoder(tok, tokPath), model, specs, tasks, &runLog{metrics: nopCloser{io.Discard}, out: out})
 }
 
 // nopCloser is a writer whose Close does nothing.

@@ -225,11 +225,30 @@ func TestTaskSpecs(t *testing.T) {
 // BOS; with phi-tiny-en's tokenizer (no template) nothing is added and
 // the prefix is <|endoftext|>.
 func TestHarnessEncoder(t *testing.T) {
-	llama, err := tokenizer.Load(filepath.Join("..", "tokenizer", "testdata", "hf", "llama3.json"))
+	llamaPath := filepath.Join("..", "tokenizer", "testdata", "hf", "llama3.json")
+	llama, err := tokenizer.Load(llamaPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	phi, err := tokenizer.Load(shareddata.Path(t, "reference", "phi-tiny-en", "tokenizer.json"))
+	phiPath := shareddata.Path(t, "reference", "phi-tiny-en", "tokenizer.json")
+	phi, err := tokenizer.Load(phiPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A Qwen2 chat tokenizer: no BOS template, and tokenizer_config.json
+	// names <|im_end|> (id 958 in the file's added_tokens) as eos_token.
+	qwenPath := filepath.Join(t.TempDir(), "tokenizer.json")
+	raw, err := os.ReadFile(filepath.Join("..", "tokenizer", "testdata", "hf", "qwen2.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(qwenPath, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(qwenPath), "tokenizer_config.json"), []byte(`{"eos_token": "<|im_end|>"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	qwen, err := tokenizer.Load(qwenPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,17 +258,19 @@ func TestHarnessEncoder(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		tok    *tokenizer.Tokenizer
+		path   string
 		prefix int64
 		text   string
 		want   []int64
 		bos    int // BOS tokens in the encoding
 	}{
-		{"llama3", llama, bos, q, append([]int64{bos}, llama.EncodeNoSpecial(q)...), 1},
-		{"llama3, text starting with BOS", llama, bos, "<|begin_of_text|>" + q, append([]int64{bos}, llama.EncodeNoSpecial(q)...), 1},
-		{"phi", phi, eot, q, phi.Encode(q), 0},
+		{"llama3", llama, llamaPath, bos, q, append([]int64{bos}, llama.EncodeNoSpecial(q)...), 1},
+		{"llama3, text starting with BOS", llama, llamaPath, bos, "<|begin_of_text|>" + q, append([]int64{bos}, llama.EncodeNoSpecial(q)...), 1},
+		{"phi", phi, phiPath, eot, q, phi.Encode(q), 0},
+		{"qwen2 chat", qwen, qwenPath, 958, q, qwen.Encode(q), 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			enc, ok := newHarnessEncoder(tc.tok).(stages.PrefixEncoder)
+			enc, ok := newHarnessEncoder(tc.tok, tc.path).(stages.PrefixEncoder)
 			if !ok || enc.Prefix() != tc.prefix {
 				t.Fatalf("encoder %T is not a PrefixEncoder with prefix %d", enc, tc.prefix)
 			}
