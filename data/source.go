@@ -410,6 +410,7 @@ func encodeAll[T token](ctx context.Context, e encoder, dst []T, total int64, fe
 					continue // a batch before it failed: only drain the queue
 				}
 				b.toks, b.lens, b.err = encodeChunk[T](e, b.docs, b.first)
+				b.docs = nil // let the block of text go: a shard is not held whole
 				if b.err != nil {
 					for f := failed.Load(); b.seq < f && !failed.CompareAndSwap(f, b.seq); f = failed.Load() {
 					}
