@@ -154,15 +154,21 @@ func (sh shard) readText(ctx context.Context) ([]byte, error) {
 			return nil, fmt.Errorf("%s decompresses to %s, not text or JSONL; give text or JSONL compressed with gzip or zstd", sh.path, kind)
 		}
 	}
-	if err := checkText(raw); err != nil {
-		return nil, fmt.Errorf("%s: %v%s; %s data must be UTF-8 text (is this a binary file?)", sh.path, err, where, sh.format)
+	if err := checkText(raw, 0); err != nil {
+		return nil, sh.badText(err, where)
 	}
 	return raw, nil
 }
 
+// badText is the error for a text check of the shard's data that failed;
+// where names the data when it is not the file's bytes as stored.
+func (sh shard) badText(err error, where string) error {
+	return fmt.Errorf("%s: %v%s; %s data must be UTF-8 text (is this a binary file?)", sh.path, err, where, sh.format)
+}
+
 // checkText reports the first NUL byte or invalid UTF-8 sequence of b, with
-// its byte offset.
-func checkText(b []byte) error {
+// its byte offset plus base (the offset of b in the file).
+func checkText(b []byte, base int) error {
 	nul := bytes.IndexByte(b, 0)
 	valid := b
 	if nul >= 0 {
@@ -172,13 +178,13 @@ func checkText(b []byte) error {
 		for i := 0; i < len(valid); {
 			r, n := utf8.DecodeRune(valid[i:])
 			if r == utf8.RuneError && n == 1 {
-				return fmt.Errorf("invalid UTF-8 at byte %d (0x%02x)", i, valid[i])
+				return fmt.Errorf("invalid UTF-8 at byte %d (0x%02x)", base+i, valid[i])
 			}
 			i += n
 		}
 	}
 	if nul >= 0 {
-		return fmt.Errorf("NUL byte at byte %d", nul)
+		return fmt.Errorf("NUL byte at byte %d", base+nul)
 	}
 	return nil
 }

@@ -65,7 +65,7 @@ func (sh shard) readParquet(ctx context.Context, column string) (docs []document
 				return fmt.Errorf("%s: row %d: column %q is null; drop rows without text or fill them", sh.path, row, column)
 			}
 			b := v.ByteArray()
-			if err := checkText(b); err != nil {
+			if err := checkText(b, 0); err != nil {
 				return fmt.Errorf("%s: row %d: column %q has %v of its value; the text column must hold UTF-8 text", sh.path, row, column, err)
 			}
 			docs = append(docs, document{text: string(b), row: row, size: len(b)})

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -159,16 +161,8 @@ func (src Source) split(sh shard, raw []byte) ([]document, error) {
 	// The documents of a text file point into raw, which nothing modifies.
 	text := unsafe.String(unsafe.SliceData(raw), len(raw))
 	if sh.format == "text" {
-		var docs []document
-		at := 0
-		for {
-			i := strings.Index(text[at:], src.Separator)
-			if i < 0 {
-				return append(docs, document{text: text[at:], at: at, size: len(text) - at}), nil
-			}
-			docs = append(docs, document{text: text[at : at+i], at: at, size: i + len(src.Separator)})
-			at += i + len(src.Separator)
-		}
+		docs, at := cutDocs(nil, text, src.Separator, 0)
+		return append(docs, document{text: text[at:], at: at, size: len(text) - at}), nil
 	}
 	var docs []document
 	hint := "set data.field to the key that holds the text"
@@ -256,20 +250,24 @@ func Tokenize(ctx context.Context, src Source, tok Encoder, eos int64, opts Stre
 		}
 	}
 	s := &Stream{name: src.Path, wide: wideVocab(vocab), eos: eos, vocab: vocab, docs: []int{0}}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
 	for _, sh := range shards {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		docs, err := src.documents(ctx, sh)
+		feed, total, err := src.feeder(ctx, sh, workers)
 		if err != nil {
 			return nil, err
 		}
-		enc := encoder{file: sh.path, docs: docs, tok: tok, eos: eos, vocab: vocab, workers: opts.Workers, progress: opts.Progress}
+		enc := encoder{file: sh.path, tok: tok, eos: eos, vocab: vocab, workers: workers, progress: opts.Progress}
 		var offsets []int
 		if s.wide {
-			s.u32, offsets, err = encodeAll(ctx, enc, s.u32)
+			s.u32, offsets, err = encodeAll(ctx, enc, s.u32, total, feed)
 		} else {
-			s.u16, offsets, err = encodeAll(ctx, enc, s.u16)
+			s.u16, offsets, err = encodeAll(ctx, enc, s.u16, total, feed)
 		}
 		if err != nil {
 			return nil, err
@@ -287,10 +285,42 @@ func Tokenize(ctx context.Context, src Source, tok Encoder, eos int64, opts Stre
 	return s, nil
 }
 
+// feeder returns the feed of the documents of shard sh and the bytes they
+// account for, for progress (-1 when unknown). A text file stored as it is
+// is read by streamText while its first documents are encoded; other files
+// are read and checked whole first, and their documents cut into chunks.
+func (src Source) feeder(ctx context.Context, sh shard, workers int) (feed, int64, error) {
+	if src.streams(sh) {
+		total := int64(-1)
+		if fi, err := os.Stat(sh.path); err == nil && fi.Mode().IsRegular() {
+			total = fi.Size()
+		}
+		return func(emit func([]document, int) bool) error {
+			return src.streamText(ctx, sh, streamBlock, emit)
+		}, total, nil
+	}
+	docs, err := src.documents(ctx, sh)
+	if err != nil {
+		return nil, 0, err
+	}
+	cs := chunks(docs, workers)
+	total := 0
+	for _, c := range cs {
+		total += c.bytes
+	}
+	return func(emit func([]document, int) bool) error {
+		for _, c := range cs {
+			if !emit(docs[c.lo:c.hi], c.lo) {
+				return ctx.Err()
+			}
+		}
+		return nil
+	}, int64(total), nil
+}
+
 // encoder holds what encodeAll needs.
 type encoder struct {
 	file     string
-	docs     []document
 	tok      Encoder
 	eos      int64
 	vocab    int
@@ -301,19 +331,19 @@ type encoder struct {
 // chunk is a run of documents [lo, hi) encoded by one worker at a time.
 type chunk struct{ lo, hi, bytes int }
 
-// chunks cuts the documents into runs of roughly equal bytes, enough of them
-// to keep every worker busy and few enough to keep overhead low.
-func (e encoder) chunks(workers int) []chunk {
+// chunks cuts docs into runs of roughly equal bytes, enough of them to keep
+// every worker busy and few enough to keep overhead low.
+func chunks(docs []document, workers int) []chunk {
 	total := 0
-	for _, d := range e.docs {
+	for _, d := range docs {
 		total += d.size
 	}
 	target := min(max(total/(workers*16), 16<<10), 1<<20)
 	var out []chunk
 	c := chunk{}
-	for i, d := range e.docs {
+	for i, d := range docs {
 		c.bytes += d.size
-		if c.bytes >= target || i == len(e.docs)-1 {
+		if c.bytes >= target || i == len(docs)-1 {
 			c.hi = i + 1
 			out = append(out, c)
 			c = chunk{lo: i + 1}
@@ -322,93 +352,129 @@ func (e encoder) chunks(workers int) []chunk {
 	return out
 }
 
-// encodeAll encodes the documents with e.workers goroutines, appends their
-// tokens to dst and returns it with the end offset of each document in it.
-// The first error in document order wins, whatever the scheduling.
-func encodeAll[T token](ctx context.Context, e encoder, dst []T) ([]T, []int, error) {
-	workers := e.workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	chunks := e.chunks(workers)
-	workers = min(workers, len(chunks))
-	var bar *progressbar.ProgressBar
-	if e.progress != nil {
-		total := 0
-		for _, c := range chunks {
-			total += c.bytes
-		}
-		if total > 0 {
-			bar = progressbar.NewOptions64(int64(total),
-				progressbar.OptionSetWriter(e.progress),
-				progressbar.OptionSetDescription("tokenize "+filepath.Base(e.file)),
-				progressbar.OptionShowBytes(true),
-				progressbar.OptionSetWidth(30),
-				progressbar.OptionThrottle(200*time.Millisecond),
-				progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.progress) }),
-			)
-		}
-	}
+// batch is a run of documents that feed emitted, and what encoding it gave.
+type batch[T token] struct {
+	seq   int64 // position among the batches
+	docs  []document
+	first int // index of docs[0] in the shard
+	toks  []T
+	lens  []int
+	err   error
+}
 
-	toks := make([][]T, len(chunks))
-	lens := make([][]int, len(chunks))
-	errs := make([]error, len(chunks))
-	var next atomic.Int64
-	var failed atomic.Bool
+// encodeAll encodes the documents of feed with e.workers goroutines while
+// feed reads on in a goroutine of its own, appends their tokens to dst and
+// returns it with the end offset of each document in it. Whatever the
+// scheduling, feed's error (the file's: a read or text error) wins, then
+// the error of the earliest document; after an encoding error the file is
+// still read to its end, unencoded, to find its own errors.
+func encodeAll[T token](ctx context.Context, e encoder, dst []T, total int64, feed feed) ([]T, []int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	bar := e.bar(total)
+	var batches []*batch[T] // appended by feed's goroutine, read once it ended
+	queue := make(chan *batch[T], e.workers)
+	fed := make(chan error, 1)
+	go func() {
+		err := feed(func(docs []document, first int) bool {
+			b := &batch[T]{seq: int64(len(batches)), docs: docs, first: first}
+			select {
+			case queue <- b:
+				batches = append(batches, b)
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		})
+		close(queue)
+		fed <- err
+	}()
+	var failed atomic.Int64 // the first failed batch's seq, as far as known
+	failed.Store(math.MaxInt64)
 	var wg sync.WaitGroup
-	for range workers {
+	for range e.workers {
 		wg.Go(func() {
 			e := e
 			e.tok = forkEncoder(e.tok)
-			for !failed.Load() {
-				i := int(next.Add(1) - 1)
-				if i >= len(chunks) {
+			for {
+				var b *batch[T]
+				select {
+				case <-ctx.Done():
+					return
+				case b = <-queue:
+				}
+				if b == nil {
 					return
 				}
-				if err := ctx.Err(); err != nil {
-					errs[i] = err
-				} else {
-					toks[i], lens[i], errs[i] = encodeChunk[T](e, chunks[i])
+				if b.seq > failed.Load() {
+					continue // a batch before it failed: only drain the queue
 				}
-				if errs[i] != nil {
-					failed.Store(true)
-					return
-				}
-				if bar != nil {
-					bar.Add64(int64(chunks[i].bytes))
+				b.toks, b.lens, b.err = encodeChunk[T](e, b.docs, b.first)
+				b.docs = nil // let the block of text go: a shard is not held whole
+				if b.err != nil {
+					for f := failed.Load(); b.seq < f && !failed.CompareAndSwap(f, b.seq); f = failed.Load() {
+					}
+				} else if bar != nil {
+					for _, d := range b.docs {
+						bar.Add64(int64(d.size))
+					}
 				}
 			}
 		})
 	}
 	wg.Wait()
-	// Chunks are claimed in order and finished once claimed, so every chunk
-	// before a failed one was encoded: the first error is the earliest.
-	for _, err := range errs {
-		if err != nil {
-			if bar != nil {
-				bar.Exit()
+	err := ctx.Err()
+	if err != nil {
+		err = fmt.Errorf("tokenize %s: %w", e.file, err)
+	} else if err = <-fed; err == nil {
+		// Batches are encoded unless one before them failed, so the first
+		// error met in order is the earliest document's.
+		for _, b := range batches {
+			if err = b.err; err != nil {
+				break
 			}
-			return nil, nil, err
 		}
+	}
+	if err != nil {
+		if bar != nil {
+			bar.Exit()
+		}
+		return nil, nil, err
 	}
 	if bar != nil {
 		bar.Finish()
 	}
 	n := 0
-	for _, t := range toks {
-		n += len(t)
+	for _, b := range batches {
+		n += len(b.toks)
 	}
 	all := slices.Grow(dst, n)
-	offsets := make([]int, 0, len(e.docs))
+	var offsets []int
 	end := len(dst)
-	for i := range chunks {
-		all = append(all, toks[i]...)
-		for _, l := range lens[i] {
+	for _, b := range batches {
+		all = append(all, b.toks...)
+		for _, l := range b.lens {
 			end += l
 			offsets = append(offsets, end)
 		}
 	}
 	return all, offsets, nil
+}
+
+// bar is the progress bar of encoding total bytes (-1 when unknown), or nil
+// without a progress writer or bytes.
+func (e encoder) bar(total int64) *progressbar.ProgressBar {
+	if e.progress == nil || total == 0 {
+		return nil
+	}
+	return progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(e.progress),
+		progressbar.OptionSetDescription("tokenize "+filepath.Base(e.file)),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(200*time.Millisecond),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(e.progress) }),
+	)
 }
 
 // forkEncoder gives a worker its own copy of a tokenizer.Tokenizer, whose
@@ -422,30 +488,35 @@ func forkEncoder(tok Encoder) Encoder {
 
 // appendEncoder is an Encoder that also appends ids to a slice it is given,
 // as *tokenizer.Tokenizer does: encodeChunk then reuses one slice for all
-// the documents of a chunk.
+// the documents of a batch.
 type appendEncoder interface {
 	AppendEncode(ids []int64, text string) []int64
 }
 
-// encodeChunk encodes the documents of c and returns their tokens, each
-// document followed by eos, and each document's token count.
-func encodeChunk[T token](e encoder, c chunk) ([]T, []int, error) {
-	out := make([]T, 0, c.bytes/4+c.hi-c.lo)
-	lens := make([]int, 0, c.hi-c.lo)
+// encodeChunk encodes docs, document first of the shard and the ones after
+// it, and returns their tokens, each document followed by eos, and each
+// document's token count.
+func encodeChunk[T token](e encoder, docs []document, first int) ([]T, []int, error) {
+	size := 0
+	for _, d := range docs {
+		size += d.size
+	}
+	out := make([]T, 0, size/4+len(docs))
+	lens := make([]int, 0, len(docs))
 	appender, _ := e.tok.(appendEncoder)
 	var buf []int64
-	for i := c.lo; i < c.hi; i++ {
+	for i, d := range docs {
 		var ids []int64
 		if appender != nil {
-			buf = appender.AppendEncode(buf[:0], e.docs[i].text)
+			buf = appender.AppendEncode(buf[:0], d.text)
 			ids = buf
 		} else {
-			ids = e.tok.Encode(e.docs[i].text)
+			ids = e.tok.Encode(d.text)
 		}
 		for _, id := range ids {
 			if id < 0 || id >= int64(e.vocab) {
 				return nil, nil, fmt.Errorf("%s: the tokenizer returned id %d, outside its vocabulary of %d ids; its VocabSize must cover every id it produces",
-					e.docs[i].where(e.file, i), id, e.vocab)
+					d.where(e.file, first+i), id, e.vocab)
 			}
 			out = append(out, T(id))
 		}

@@ -184,6 +184,8 @@ func (e badEncoder) Encode(s string) []int64 {
 func TestTokenizeErrors(t *testing.T) {
 	t.Parallel()
 	many := strings.Repeat("fine text\n\n", 5000) + "bad!\n\nfine\n\nbad!"
+	// Bad documents in blocks of their own, 300 KiB apart.
+	spread := strings.Repeat("fine text\n\n", 50000) + "bad!\n\n" + strings.Repeat("fine text\n\n", 30000) + "bad!"
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	tests := []struct {
@@ -206,6 +208,8 @@ func TestTokenizeErrors(t *testing.T) {
 			"/nonexistent/corpus.txt", nil},
 		{"id outside vocabulary, first in document order", context.Background(), Source{Path: writeFile(t, "bad.txt", many)}, badEncoder{bytes257}, 256, StreamOptions{Workers: 2},
 			"bad.txt: document 5000 at byte 55000: the tokenizer returned id 999, outside its vocabulary of 257 ids", nil},
+		{"id outside vocabulary, first of several blocks", context.Background(), Source{Path: writeFile(t, "spread.txt", spread)}, badEncoder{bytes257}, 256, StreamOptions{Workers: 3},
+			"spread.txt: document 50000 at byte 550000: the tokenizer returned id 999", nil},
 		{"id outside vocabulary in jsonl", context.Background(), Source{Path: writeFile(t, "bad.jsonl", "{\"text\": \"ok\"}\n{\"text\": \"bad!\"}"), Format: "jsonl"}, badEncoder{bytes257}, 256, StreamOptions{},
 			"bad.jsonl:2: the tokenizer returned id 999", nil},
 		{"empty jsonl", context.Background(), Source{Path: writeFile(t, "e.jsonl", "\n\n"), Format: "jsonl"}, bytes257, 256, StreamOptions{},
