@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -342,5 +343,53 @@ func TestLlama3EndOfText(t *testing.T) {
 				t.Fatalf("%s: document %d ends with %d, want %d", s.Name(), i-1, got, eos)
 			}
 		}
+	}
+}
+
+// TestLlamaReferencePerplexity: the evaluation path (the family registry's
+// teacher, the scoring graph, Scorer.Perplexity) gives, on each Llama-family
+// reference's ids, the perplexity exp(loss) of transformers' own mean
+// next-token loss stored beside them (bench/torch/make_llama_refs.py), to
+// 0.05%.
+func TestLlamaReferencePerplexity(t *testing.T) {
+	dirs, err := filepath.Glob("../graphs/models/llama/testdata/*/reference.safetensors")
+	if err != nil || len(dirs) < 5 {
+		t.Fatalf("Llama references: %v, %v; want the five of graphs/models/llama/testdata", dirs, err)
+	}
+	for _, ref := range dirs {
+		dir := filepath.Dir(ref)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			t.Parallel()
+			f, err := safetensors.Open(ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			ids, err := f.Tensor("input_ids")
+			if err != nil {
+				t.Fatal(err)
+			}
+			loss, err := f.Tensor("loss")
+			if err != nil {
+				t.Fatal(err)
+			}
+			env, model, _, err := modelEnv(context.Background(), dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc, done, err := openScorer(env, model, runtime.Config{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer done()
+			r, err := sc.Perplexity(ids, 1, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := math.Exp(float64(loss.Float32s()[0]))
+			if d := math.Abs(r.Perplexity/want - 1); !(d <= 5e-4) {
+				t.Errorf("perplexity %.6f over %d tokens, transformers' %.6f: relative difference %.2g, want within 0.05%%", r.Perplexity, r.Tokens, want, d)
+			}
+		})
 	}
 }
