@@ -7,12 +7,14 @@ mohawk's Llama -> Llamba distillation (issue 17), as
     python3 bench/torch/mohawk_llama_torch.py --selftest      (CPU, no transformers)
 
 TEACHER_DIR is a Hugging Face LlamaForCausalLM checkpoint (loaded by
-transformers in fp32 with eager attention). TRAIN and VAL are id streams
-(*.u16.gz from llama_tokens.js, e.g. bench/torch/llama-tiny-en/train.u16.gz)
-or text files (*.txt, tokenized with TEACHER_DIR/tokenizer.json by the
-`tokenizers` package: documents split on "\\n\\n", special tokens added, EOS
+transformers in fp32 with eager attention, or by plain_llama.py when
+transformers is not installed or --teacher-impl plain). TRAIN and VAL are id
+streams (*.u16.gz from llama_tokens.js, e.g. bench/torch/llama-tiny-en/
+train.u16.gz, or *.ids from `pipeline tokenize`) or text files (*.txt,
+tokenized with TEACHER_DIR/tokenizer.json by the `tokenizers` package: documents split on "\\n\\n", special tokens added, EOS
 appended). RECIPE is s123, s23, s3, scratch, a comma list of them, or all.
-BUDGET is the token budget per recipe (default 3.3M).
+BUDGET is the token budget per recipe (default 3.3M). --config FILE takes
+the recipe's settings from a mohawk config (bench/torch/llama_ablate_cpu.sh).
 
 The student is Llamba as mohawk defines it (graphs/models/llamba,
 graphs/models/phimamba/mixer.go, docs/design.md "Llama teachers and Llamba
