@@ -7,12 +7,14 @@ mohawk's Llama -> Llamba distillation (issue 17), as
     python3 bench/torch/mohawk_llama_torch.py --selftest      (CPU, no transformers)
 
 TEACHER_DIR is a Hugging Face LlamaForCausalLM checkpoint (loaded by
-transformers in fp32 with eager attention). TRAIN and VAL are id streams
-(*.u16.gz from llama_tokens.js, e.g. bench/torch/llama-tiny-en/train.u16.gz)
-or text files (*.txt, tokenized with TEACHER_DIR/tokenizer.json by the
-`tokenizers` package: documents split on "\\n\\n", special tokens added, EOS
+transformers in fp32 with eager attention, or by plain_llama.py when
+transformers is not installed or --teacher-impl plain). TRAIN and VAL are id
+streams (*.u16.gz from llama_tokens.js, e.g. bench/torch/llama-tiny-en/
+train.u16.gz, or *.ids from `pipeline tokenize`) or text files (*.txt,
+tokenized with TEACHER_DIR/tokenizer.json by the `tokenizers` package: documents split on "\\n\\n", special tokens added, EOS
 appended). RECIPE is s123, s23, s3, scratch, a comma list of them, or all.
-BUDGET is the token budget per recipe (default 3.3M).
+BUDGET is the token budget per recipe (default 3.3M). --config FILE takes
+the recipe's settings from a mohawk config (bench/torch/llama_ablate_cpu.sh).
 
 The student is Llamba as mohawk defines it (graphs/models/llamba,
 graphs/models/phimamba/mixer.go, docs/design.md "Llama teachers and Llamba
@@ -71,8 +73,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import plain_llama  # noqa: E402  (the plain-torch teacher, beside this file)
+from plain_llama import RMSNorm, SwiGLU  # noqa: E402
+
 GATE_BIAS = 1.2785  # SiLU(1.2785) ~ 1: the open gate (pipeline.GateBias)
-SEQ, BSZ = 256, 16
 
 
 def die(msg):
@@ -158,27 +163,6 @@ def ssd_recurrent(x, loga, B, C):
         S = torch.exp(loga[:, t])[:, :, None, None] * S + B[:, t, :, :, None] * x[:, t, :, None, :]
         ys.append(torch.einsum("bhn,bhnp->bhp", C[:, t], S))
     return torch.stack(ys, 1)
-
-
-class RMSNorm(nn.Module):
-    def __init__(self, d, eps):
-        super().__init__()
-        self.weight, self.eps = nn.Parameter(torch.ones(d)), eps
-
-    def forward(self, x):
-        x32 = x.float()
-        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x32.to(x.dtype)
-
-
-class SwiGLU(nn.Module):
-    def __init__(self, d, f, bias):
-        super().__init__()
-        self.gate_proj, self.up_proj = nn.Linear(d, f, bias=bias), nn.Linear(d, f, bias=bias)
-        self.down_proj = nn.Linear(f, d, bias=bias)
-
-    def forward(self, x):
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
 class Mixer(nn.Module):
@@ -272,14 +256,14 @@ class Llamba(nn.Module):
         return [l.mixer for l in self.backbone.layers]
 
 
-def for_teacher(tc, qk_heads=None):
-    """llamba.ForTeacher for a transformers LlamaConfig."""
+def for_teacher(tc, qk_heads=None, chunk=128):
+    """llamba.ForTeacher for a Llama config (transformers' or plain_llama's)."""
     hd = getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads
     heads = tc.num_attention_heads
     expand = heads * hd // tc.hidden_size if (heads * hd) % tc.hidden_size == 0 else 1
     return Cfg(vocab=tc.vocab_size, d_model=tc.hidden_size, n_layer=tc.num_hidden_layers, inner=tc.intermediate_size,
                eps=tc.rms_norm_eps, tied=bool(tc.tie_word_embeddings), mlp_bias=bool(getattr(tc, "mlp_bias", False)),
-               n_v_heads=heads, n_qk_heads=qk_heads or heads, d_state=hd, expand=expand)
+               n_v_heads=heads, n_qk_heads=qk_heads or heads, d_state=hd, expand=expand, chunk=chunk)
 
 
 @torch.no_grad()
@@ -424,6 +408,9 @@ def selftest_pieces(dev, dtype, tol):
 # ---------------------------------------------------------------- data
 
 def load_ids(path, tdir, eos):
+    """A token stream: *.u16.gz (llama_tokens.js), *.ids (one document per line
+    of space-separated ids, as `pipeline tokenize --tokenizer T FILE` writes;
+    EOS appended to each) or *.txt (the tokenizers package)."""
     if path.endswith(".u16.gz"):
         raw = gzip.decompress(open(path, "rb").read())
         meta = os.path.join(os.path.dirname(path), "tokens.json")
@@ -432,33 +419,120 @@ def load_ids(path, tdir, eos):
                 if isinstance(v, dict) and v.get("file") == os.path.basename(path) and hashlib.sha256(raw).hexdigest() != v["sha256"]:
                     die(f"{path}: SHA-256 differs from {meta}")
         return torch.from_numpy(np.frombuffer(raw, dtype="<u2").astype(np.int64))
+    if path.endswith(".ids"):
+        ids = []
+        for n, line in enumerate(open(path, encoding="ascii"), 1):
+            try:
+                ids.extend(int(t) for t in line.split())
+            except ValueError:
+                die(f"{path}:{n}: not a line of space-separated token ids")
+            ids.append(eos)
+        return torch.tensor(ids, dtype=torch.long)
     if path.endswith(".txt"):
-        from tokenizers import Tokenizer
+        try:
+            from tokenizers import Tokenizer
+        except ImportError:
+            die(f"{path}: the tokenizers package is missing; make an id file with "
+                f"`pipeline tokenize --tokenizer {tdir}/tokenizer.json {path} > X.ids` and pass X.ids")
         tok = Tokenizer.from_file(os.path.join(tdir, "tokenizer.json"))
         ids = []
         for enc in tok.encode_batch(open(path, encoding="utf-8").read().split("\n\n"), add_special_tokens=True):
             ids.extend(enc.ids); ids.append(eos)
         return torch.tensor(ids, dtype=torch.long)
-    die(f"{path}: want an id stream (*.u16.gz from llama_tokens.js) or a text file (*.txt)")
+    die(f"{path}: want an id stream (*.u16.gz from llama_tokens.js, *.ids from pipeline tokenize) or a text file (*.txt)")
+
+
+# ---------------------------------------------------------------- settings
+
+def settings(config=None):
+    """The recipe's settings: the peer's own defaults, or those of a mohawk
+    config (training.seq_len, tokens_per_update, optimizer, schedule, eval,
+    seed, student.chunk_size), read as pipeline.trainOptions reads them."""
+    s = dict(seq=256, tokens_per_update=256 * 16, lr_align=1e-3, lr_distill=5e-4, lr_scratch=1e-3, beta1=0.9, beta2=0.95,
+             eps=1e-8, wd=0.1, clip=1.0, kind="wsd", warmup=0.1, decay=0.1, min_ratio=0.0, eval_windows=100, eval_seq=256,
+             seed=0, chunk=128, source="defaults")
+    if config:
+        import yaml
+        y = yaml.safe_load(open(config))
+        t, o, sch, ev = y.get("training", {}), y.get("training", {}).get("optimizer", {}), \
+            y.get("training", {}).get("schedule", {}), y.get("eval", {})
+        s.update(seq=t.get("seq_len", s["seq"]), tokens_per_update=t.get("tokens_per_update", 0), beta1=o.get("beta1", 0.9),
+                 beta2=o.get("beta2", 0.95), eps=o.get("eps", 1e-8), wd=o.get("weight_decay", 0.1), clip=o.get("clip_norm", 1.0),
+                 kind=sch.get("kind", "wsd"), warmup=sch.get("warmup", 0.1), decay=sch.get("decay", 0.1),
+                 min_ratio=sch.get("min_lr_ratio", 0.0), eval_windows=ev.get("windows", 100), eval_seq=ev.get("seq_len", 256),
+                 seed=y.get("seed", 0), chunk=y.get("student", {}).get("chunk_size", 128), source=config)
+        mb = t.get("micro_batch", 1)
+        s["tokens_per_update"] = max(s["tokens_per_update"], s["seq"] * mb)  # as trainOptions: at least one micro-batch
+        if s["kind"] != "wsd":
+            die(f"{config}: training.schedule.kind {s['kind']!r}; the peer implements wsd only")
+    if s["tokens_per_update"] % s["seq"]:
+        die(f"tokens_per_update {s['tokens_per_update']} is not a multiple of seq_len {s['seq']}")
+    s["bsz"] = s["tokens_per_update"] // s["seq"]
+    return argparse.Namespace(**s)
+
+
+def lr_factor(step, n, warmup, decay, min_ratio):
+    """stages.Schedule.Factor for kind wsd: linear warm-up reaching 1 at the
+    last warm-up step, flat, then linear decay to min_ratio over the last
+    steps (1 -> 1/d of the way)."""
+    n = max(1, n)
+    w = int(round_half_away(warmup * n))
+    if warmup > 0:
+        w = max(1, w)
+    if step < w:
+        return (step + 1) / w
+    d = int(round_half_away(decay * n))
+    if decay > 0:
+        d = max(1, d)
+    if d > 0 and step >= n - d:
+        return min_ratio + (1 - min_ratio) * (n - step) / d
+    return 1.0
+
+
+def round_half_away(x):
+    """Go's math.Round (halves away from zero), not Python's banker's round."""
+    return math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5)
+
+
+def no_decay(name):
+    """phimamba.NoDecay, which Llamba students use: biases, z_bias, norms, D."""
+    return name.endswith(".bias") or name.endswith("z_bias") or "layernorm" in name or name.endswith(".D")
 
 
 # ---------------------------------------------------------------- MOHAWK
 
-def wsd(step, total):
-    w = d = max(1, total // 10)
-    if step < w:
-        return (step + 1) / w
-    if step > total - d:
-        return max(0.0, (total - step) / d)
-    return 1.0
+class Sampler:
+    """data.Sampler's scheme with torch's generator: epoch e draws a shift in
+    [0, seq) and a permutation of the W = len/seq - 1 windows of seq+1 tokens
+    starting at shift + k*seq; batch j of the epoch is permutation positions
+    [j*bsz, (j+1)*bsz). (mohawk draws from Go's PCG, so the windows differ.)"""
+
+    def __init__(self, ids, seq, bsz, seed):
+        self.ids, self.seq, self.bsz, self.seed = ids, seq, bsz, seed
+        self.W = len(ids) // seq - 1
+        if self.W < bsz:
+            die(f"training stream of {len(ids)} tokens gives {self.W} windows of {seq}+1, fewer than one batch of {bsz}")
+        self.per_epoch = self.W // bsz
+        self.epoch = -1
+
+    def batch(self, index):
+        e, j = divmod(index, self.per_epoch)
+        if e != self.epoch:
+            g = torch.Generator().manual_seed(self.seed * 1000003 + e)
+            self.epoch = e
+            self.shift = int(torch.randint(0, self.seq, (1,), generator=g))
+            self.order = torch.randperm(self.W, generator=g)
+        starts = self.shift + self.order[j * self.bsz:(j + 1) * self.bsz] * self.seq
+        return torch.stack([self.ids[s:s + self.seq + 1] for s in starts.tolist()])
 
 
 class Run:
-    def __init__(self, teacher, tr, va, dev, qk_heads, init):
-        self.teacher, self.tr, self.va, self.dev, self.init = teacher, tr, va, dev, init
+    def __init__(self, teacher, tr, va, dev, qk_heads, init, S):
+        self.teacher, self.va, self.dev, self.init, self.S = teacher, va, dev, init, S
         self.tc = teacher.config
-        self.c = for_teacher(self.tc, qk_heads)
+        self.c = for_teacher(self.tc, qk_heads, S.chunk)
         self.L, self.V = self.c.n_layer, self.c.vocab
+        self.sampler = Sampler(tr, S.seq, S.bsz, S.seed)
         self.attn_out = {}
         for i, layer in enumerate(teacher.model.layers):
             layer.self_attn.register_forward_hook(lambda m, a, o, i=i: self.attn_out.__setitem__(i, o[0]))
@@ -476,27 +550,28 @@ class Run:
                 attention_init(m, tl.self_attn, tc.num_attention_heads, tc.num_key_value_heads, hd)
         return st
 
-    def batch(self):
-        ix = torch.randint(0, len(self.tr) - SEQ - 1, (BSZ,))
-        return torch.stack([self.tr[i:i + SEQ] for i in ix]).to(self.dev)
-
     @torch.no_grad()
-    def evaluate(self, model, windows=100):
+    def evaluate(self, model):
+        """Perplexity over the first eval_windows windows of eval_seq+1 tokens
+        of VAL, window k starting at k*eval_seq (data.EvalWindows)."""
         was = model.training
         model.eval()
-        tot, n = 0.0, 0
-        for i in range(0, 256 * windows, 256):
-            x = self.va[i:i + 257].unsqueeze(0).to(self.dev)
+        T, tot, n = self.S.eval_seq, 0.0, 0
+        for k in range(self.S.eval_windows):
+            x = self.va[k * T:k * T + T + 1].unsqueeze(0).to(self.dev)
             out = model(x[:, :-1])
             lg = out.logits if hasattr(out, "logits") else out
-            tot += F.cross_entropy(lg[0].float(), x[0, 1:], reduction="sum").item(); n += 256
+            tot += F.cross_entropy(lg[0].float(), x[0, 1:], reduction="sum").item(); n += T
         model.train(was)
         return math.exp(tot / n)
 
     def normed(self, o, i):
         return self.teacher.model.layers[i].input_layernorm(o.hidden_states[i])
 
-    def loss1(self, st, ids):
+    # Each loss gets a batch of windows of seq+1 tokens; the models read the
+    # first seq (mohawk's inputsAndLabels), the LM loss predicts the last seq.
+    def loss1(self, st, w):
+        ids = w[:, :-1]
         with torch.no_grad():
             o = self.teacher(ids, output_hidden_states=True, output_attentions=True)
         tot = 0
@@ -504,7 +579,8 @@ class Run:
             tot = tot + torch.linalg.matrix_norm(m.matrix(self.normed(o, i)) - o.attentions[i], ord="fro").mean()
         return tot / self.L
 
-    def loss2(self, st, ids):
+    def loss2(self, st, w):
+        ids = w[:, :-1]
         with torch.no_grad():
             o = self.teacher(ids, output_hidden_states=True)
         tot = 0
@@ -512,26 +588,36 @@ class Run:
             tot = tot + (m(self.normed(o, i)) - self.attn_out[i]).norm(dim=-1).mean()
         return tot / self.L
 
-    def loss3(self, st, ids):
+    def loss3(self, st, w):
+        ids = w[:, :-1]
         with torch.no_grad():
             tl = self.teacher(ids).logits
         return -(F.softmax(tl, -1) * F.log_softmax(st(ids), -1)).sum(-1).mean()
 
-    def loss_lm(self, st, ids):
-        lg = st(ids)[:, :-1]
-        return F.cross_entropy(lg.reshape(-1, self.V), ids[:, 1:].reshape(-1))
+    def loss_lm(self, st, w):
+        return F.cross_entropy(st(w[:, :-1]).reshape(-1, self.V), w[:, 1:].reshape(-1))
 
-    def stage(self, st, name, tokens, lr, loss_fn, params):
-        steps = max(1, tokens // (SEQ * BSZ))
-        opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
+    def stage(self, st, name, tokens, lr, loss_fn, named, batch0):
+        """One stage of tokens // tokens_per_update optimizer steps (trainOptions);
+        batches batch0, batch0+1, ... of the sampler. Returns the result and
+        the next batch index."""
+        S = self.S
+        steps = tokens // S.tokens_per_update
+        if steps < 1:
+            die(f"stage {name}: {tokens} tokens are less than one update of {S.tokens_per_update}")
+        params = [p for _, p in named]
+        groups = [{"params": [p for n, p in named if not no_decay(n)], "weight_decay": S.wd},
+                  {"params": [p for n, p in named if no_decay(n)], "weight_decay": 0.0}]
+        opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=(S.beta1, S.beta2), eps=S.eps)
         t0, first, last = time.time(), None, None
         for s in range(steps):
             for g in opt.param_groups:
-                g["lr"] = lr * wsd(s, steps)
-            loss = loss_fn(st, self.batch())
+                g["lr"] = lr * lr_factor(s, steps, S.warmup, S.decay, S.min_ratio)
+            loss = loss_fn(st, self.sampler.batch(batch0 + s).to(self.dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            if S.clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, S.clip)
             opt.step()
             if s == 0 or s == steps - 1 or s % 100 == 0:
                 v = loss.item()
@@ -541,32 +627,37 @@ class Run:
                 last = v
         if self.dev == "cuda":
             torch.cuda.synchronize()
-        r = {"stage": name, "steps": steps, "tokens": steps * SEQ * BSZ, "loss_first": first, "loss_last": last,
-             "s": round(time.time() - t0, 1), "val_ppl": round(self.evaluate(st), 3)}
+        r = {"stage": name, "steps": steps, "tokens": steps * S.tokens_per_update, "lr": lr, "loss_first": first,
+             "loss_last": last, "s": round(time.time() - t0, 1), "val_ppl": round(self.evaluate(st), 3)}
         print(json.dumps(r), flush=True)
-        return r
+        return r, batch0 + steps
 
     def recipe(self, recipe, budget, teacher_ppl, save):
-        torch.manual_seed(0)
+        S = self.S
+        torch.manual_seed(S.seed)
+        t0 = time.time()
         st = self.student(recipe)
         res = {"recipe": recipe, "init": "scratch" if recipe == "scratch" else self.init, "budget": budget,
-               "teacher_val_ppl_100w": teacher_ppl}
-        mixer_params = [p for m in st.mixers() for p in m.parameters()]
-        if recipe == "scratch":
-            stages = [self.stage(st, "lm", budget, 1e-3, self.loss_lm, list(st.parameters()))]
-        else:
+               "teacher_val_ppl": teacher_ppl}
+        mixer_named = [(f"mixer.{n}", p) for m in st.mixers() for n, p in m.named_parameters()]
+        all_named = list(st.named_parameters())
+        # pipeline.Recipes: Stage 1 10%, Stage 2 20% (30% in s23), Stage 3 70%
+        # (100% in s3), each int(fraction * budget) tokens.
+        split = {"s123": [("s1", 0.1), ("s2", 0.2), ("s3", 0.7)], "s23": [("s2", 0.3), ("s3", 0.7)],
+                 "s3": [("s3", 1.0)], "scratch": [("lm", 1.0)]}[recipe]
+        how = {"s1": (S.lr_align, self.loss1, mixer_named), "s2": (S.lr_align, self.loss2, mixer_named),
+               "s3": (S.lr_distill, self.loss3, all_named), "lm": (S.lr_scratch, self.loss_lm, all_named)}
+        if recipe != "scratch":
             res["init_val_ppl"] = round(self.evaluate(st), 3)
-            stages = []
-            b1 = int(0.1 * budget) if recipe == "s123" else 0
-            b2 = int(0.3 * budget) - b1 if recipe in ("s123", "s23") else 0
-            b3 = budget - b1 - b2
-            if b1:
-                stages.append(self.stage(st, "s1", b1, 1e-3, self.loss1, mixer_params))
-            if b2:
-                stages.append(self.stage(st, "s2", b2, 1e-3, self.loss2, mixer_params))
-            stages.append(self.stage(st, "s3", b3, 5e-4, self.loss3, list(st.parameters())))
+        stages, b = [], 0
+        for name, frac in split:
+            lr, fn, named = how[name]
+            r, b = self.stage(st, name, int(frac * budget), lr, fn, named, b)
+            stages.append(r)
         res["stages"] = stages
-        res["student_val_ppl_100w"] = res["final_val_ppl"] = stages[-1]["val_ppl"]
+        res["student_val_ppl"] = stages[-1]["val_ppl"]
+        res["ratio"] = round(res["student_val_ppl"] / teacher_ppl, 4)
+        res["s"] = round(time.time() - t0, 1)
         res["params"] = sum(p.numel() for p in st.parameters())
         res["student_config"] = self.c.to_json()
         if save:
@@ -607,6 +698,27 @@ class Run:
                 check(f"attention_init_layer{i}_C_is_q", rel_err(C, q), 1e-5)
 
 
+def load_teacher(path, impl, dev):
+    """(teacher, the implementation used): transformers' LlamaForCausalLM, or
+    plain_llama's when impl is plain or transformers is not installed."""
+    if impl in ("auto", "transformers"):
+        try:
+            from transformers import AutoModelForCausalLM
+        except ImportError:
+            if impl == "transformers":
+                die("--teacher-impl transformers: the transformers package is not installed")
+            impl = "plain"
+        else:
+            impl = "transformers"
+            m = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="eager")
+    if impl == "plain":
+        m = plain_llama.load(path)
+    m = m.to(dev).eval()
+    for p in m.parameters():
+        p.requires_grad_(False)
+    return m, impl
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("teacher", nargs="?")
@@ -614,13 +726,25 @@ def main():
     ap.add_argument("val", nargs="?")
     ap.add_argument("recipe", nargs="?", help="s123 | s23 | s3 | scratch | a comma list | all")
     ap.add_argument("budget", nargs="?", type=int, default=3_300_000)
+    ap.add_argument("--config", help="a mohawk config (YAML) whose training, eval, seed and chunk settings the recipe takes")
+    ap.add_argument("--teacher-impl", choices=["auto", "transformers", "plain"], default="auto",
+                    help="transformers' model, or plain_llama's (auto: plain when transformers is missing)")
+    ap.add_argument("--lr-align", type=float, default=1e-3, help="Stages 1-2 (pipeline.PeerLRs)")
+    ap.add_argument("--lr-distill", type=float, default=5e-4, help="Stage 3")
+    ap.add_argument("--lr-scratch", type=float, default=1e-3, help="from scratch")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
     ap.add_argument("--init", choices=["mohawk", "attention"], default="mohawk")
     ap.add_argument("--qk-heads", type=int, default=0, help="B/C heads (default: the teacher's heads)")
     ap.add_argument("--save", help="write each recipe's student (model.safetensors, config.json) under this folder")
-    ap.add_argument("--selftest", action="store_true", help="run the teacher-free checks (CPU, float64) and exit")
+    ap.add_argument("--selftest", action="store_true",
+                    help="run the teacher-free checks (CPU, float64) and the plain teacher against transformers' references, and exit")
     a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     if a.selftest:
         selftest_pieces("cpu", torch.float64, 1e-10)
+        here = os.path.dirname(os.path.abspath(__file__))
+        plain_llama.selftest(os.path.join(here, "..", "..", "graphs", "models", "llama", "testdata"))
         return
     if not (a.teacher and a.train and a.val and a.recipe):
         ap.error("TEACHER_DIR TRAIN VAL RECIPE are needed (or --selftest)")
@@ -630,34 +754,38 @@ def main():
             ap.error(f"unknown recipe {r!r}; want s123, s23, s3, scratch, a comma list or all")
     if a.qk_heads and a.init == "attention":
         ap.error("--init attention needs n_qk_heads = the teacher's heads; leave --qk-heads out")
+    S = settings(a.config)
+    S.lr_align, S.lr_distill, S.lr_scratch = a.lr_align, a.lr_distill, a.lr_scratch
 
-    from transformers import LlamaForCausalLM
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     selftest_pieces(dev, torch.float32, 1e-4)
-    teacher = LlamaForCausalLM.from_pretrained(a.teacher, dtype=torch.float32, attn_implementation="eager").to(dev).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
+    teacher, impl = load_teacher(a.teacher, a.teacher_impl, dev)
     eos = teacher.config.eos_token_id
     eos = eos[0] if isinstance(eos, list) else eos
+    if eos is None:
+        die(f"{a.teacher}/config.json has no eos_token_id, which ends every document of the streams")
     tr, va = load_ids(a.train, a.teacher, eos), load_ids(a.val, a.teacher, eos)
-    if max(tr.max().item(), va.max().item()) >= teacher.config.vocab_size or len(va) < 256 * 100 + 1:
-        die(f"ids beyond the teacher's vocabulary {teacher.config.vocab_size}, or VAL shorter than 100 windows of 256")
-    run = Run(teacher, tr, va, dev, a.qk_heads or None, a.init)
-    torch.manual_seed(0)
-    run.check_zero_mixers(run.batch()[:2, :64])
+    if max(tr.max().item(), va.max().item()) >= teacher.config.vocab_size:
+        die(f"ids beyond the teacher's vocabulary {teacher.config.vocab_size}")
+    if len(va) < S.eval_seq * S.eval_windows + 1:
+        die(f"VAL has {len(va)} tokens, fewer than {S.eval_windows} windows of {S.eval_seq}+1")
+    run = Run(teacher, tr, va, dev, a.qk_heads or None, a.init, S)
+    run.check_zero_mixers(run.sampler.batch(0)[:2, :64].to(dev))
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     teacher_ppl = round(run.evaluate(teacher), 3)
-    print(json.dumps({"teacher": a.teacher, "train_tokens": len(tr), "val_tokens": len(va), "teacher_val_ppl_100w": teacher_ppl,
-                      "student": run.c.to_json(), "init": a.init, "device": torch.cuda.get_device_name(0) if dev == "cuda" else "cpu"}),
-          flush=True)
+    print(json.dumps({"teacher": a.teacher, "teacher_impl": impl, "train_tokens": len(tr), "val_tokens": len(va),
+                      "teacher_val_ppl": teacher_ppl, "settings": vars(S), "student": run.c.to_json(), "init": a.init,
+                      "device": torch.cuda.get_device_name(0) if dev == "cuda" else f"cpu, {torch.get_num_threads()} threads",
+                      "torch": torch.__version__}), flush=True)
     summary = []
     for r in recipes:
         res = run.recipe(r, a.budget, teacher_ppl, a.save)
-        summary.append({"recipe": r, "student_val_ppl_100w": res["student_val_ppl_100w"]})
-    print(json.dumps({"summary": summary, "teacher_val_ppl_100w": teacher_ppl, "budget": a.budget, "init": a.init}), flush=True)
+        summary.append({"recipe": r, "student_val_ppl": res["student_val_ppl"], "ratio": res["ratio"], "s": res["s"]})
+    print(json.dumps({"summary": summary, "teacher_val_ppl": teacher_ppl, "budget": a.budget, "init": a.init,
+                      "eval": f"{S.eval_windows} windows of {S.eval_seq}"}), flush=True)
 
 
 if __name__ == "__main__":
