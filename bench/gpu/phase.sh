@@ -172,7 +172,7 @@ W)
     for v in pure:none hyb1:0, hyb2:0,3 hyb3:0,2,4; do
       name=pt-${v%%:*}; layers=${v#*:}; set -- name=$name
       [ "$layers" = none ] || set -- "$@" student.attention_layers=$layers
-      run hybrid_$b 900 $P ablate configs/phi-tiny-en.yaml --budget $(q $b 60000) --recipes s123 --provider $PROV \
+      run hybrid_$b ${TIMEOUT:-900} $P ablate configs/phi-tiny-en.yaml --budget $(q $b 60000) --recipes s123 --provider $PROV \
         training.steps_per_run=${SPR:-16} output_dir=$RUNS "$@"
     done
   done
