@@ -1,6 +1,7 @@
 package hfconfig
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -17,6 +18,10 @@ import (
 //	 "mlp_cfg": {"intermediate_size", "bias", "act_fn"},
 //	 "ssm_cfg": {"d_state", "n_v_heads", "n_qk_heads", "d_conv",
 //	             "conv_bias", "expand", "chunk_size", "activation", "bias"}}
+//
+// A hybrid student (mohawk's, not Cartesia's) adds "attn_layers", the
+// layers that keep the teacher's attention, and "attn_cfg", the teacher's
+// own config.json, which sizes that attention.
 //
 // Optional keys default as in Cartesia's LlambaConfig and DiscreteMamba2
 // (cartesia-pytorch/cartesia_pytorch/Llamba/configuration_llamba.py and
@@ -47,6 +52,10 @@ type Llamba struct {
 	ChunkSize  int
 	Activation string // after the conv: "identity" or "silu"
 	Bias       bool   // biases on in_proj and out_proj (not supported)
+	// A hybrid's attention layers and its teacher's config.json (compact
+	// JSON; nil without attention layers).
+	AttnLayers []int
+	AttnCfg    json.RawMessage
 }
 
 // llambaDefaults are Cartesia's defaults for the optional keys.
@@ -110,6 +119,17 @@ func ParseLlamba(data []byte, source string) (*Llamba, error) {
 	ssm.bool("conv_bias", &l.ConvBias)
 	ssm.bool("bias", &l.Bias)
 	ssm.str("activation", &l.Activation)
+	if v := d.get("attn_layers"); v != nil && json.Unmarshal(v, &l.AttnLayers) != nil {
+		d.fail("attn_layers", v, "a list of layer indices")
+	}
+	if v := d.get("attn_cfg"); v != nil {
+		var buf bytes.Buffer
+		if v[0] != '{' || json.Compact(&buf, v) != nil {
+			d.fail("attn_cfg", v, "an object (the teacher's config.json)")
+		} else {
+			l.AttnCfg = buf.Bytes()
+		}
+	}
 	seen := map[string]bool{}
 	for _, p := range problems {
 		seen[p.Key] = true
@@ -169,6 +189,9 @@ func (l *Llamba) problems() []Problem {
 	if l.ActFn != "silu" {
 		add("mlp_cfg.act_fn", `is %q; the Llama MLP is SwiGLU ("silu")`, l.ActFn)
 	}
+	if (len(l.AttnLayers) > 0) != (len(l.AttnCfg) > 0) {
+		add("attn_layers", "and attn_cfg go together: a hybrid student needs both its attention layers and its teacher's config.json; give both or neither")
+	}
 	if l.LMHeadPrenorm != "rms" {
 		add("lm_head_prenorm", `is %q; Llamba's final norm is RMSNorm ("rms")`, l.LMHeadPrenorm)
 	}
@@ -197,6 +220,9 @@ func (l *Llamba) Marshal() ([]byte, error) {
 			"d_state": l.DState, "n_v_heads": l.NVHeads, "n_qk_heads": l.NQKHeads, "d_conv": l.DConv,
 			"conv_bias": l.ConvBias, "expand": l.Expand, "chunk_size": l.ChunkSize, "activation": l.Activation, "bias": l.Bias,
 		},
+	}
+	if len(l.AttnLayers) > 0 {
+		m["attn_layers"], m["attn_cfg"] = l.AttnLayers, l.AttnCfg
 	}
 	return json.MarshalIndent(m, "", "  ")
 }

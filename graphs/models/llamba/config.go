@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"mohawk/graphs/models/llama"
 	"mohawk/graphs/models/phimamba"
@@ -19,6 +20,12 @@ type Config struct {
 	MLPBias  bool // biases on gate_proj, up_proj and down_proj
 	Tied     bool // the LM head is the embedding table
 	HeadBias bool // lm_head.bias (untied heads only)
+	// A hybrid's attention layers are Config.Attn.Layers (phimamba's field;
+	// its other Attn fields stay zero); they keep the attention of the
+	// teacher AttnTeacher, whose config.json AttnCfg (compact JSON) is
+	// written as attn_cfg. Both are zero for a pure Llamba.
+	AttnTeacher llama.Config
+	AttnCfg     []byte
 }
 
 // FromHF converts a parsed Llamba config.json.
@@ -33,6 +40,9 @@ func FromHF(h *hfconfig.Llamba) Config {
 		MLPBias: h.MLPBias, Tied: h.TieEmbeddings, HeadBias: h.LMHeadBias,
 	}
 	c.Vocab = phimamba.PadVocab(c.VocabRaw, c.PadMult)
+	if len(h.AttnLayers) > 0 {
+		c.Attn.Layers, c.AttnCfg = slices.Clone(h.AttnLayers), slices.Clone([]byte(h.AttnCfg))
+	}
 	return c
 }
 
@@ -44,6 +54,7 @@ func (c Config) HF() *hfconfig.Llamba {
 		IntermediateSize: int(c.Inner), MLPBias: c.MLPBias, ActFn: "silu",
 		DState: int(c.DState), NVHeads: int(c.VHeads), NQKHeads: int(c.QKHeads), DConv: int(c.DConv), ConvBias: c.ConvBias,
 		Expand: int(c.Expand), ChunkSize: int(c.ChunkSize), Activation: c.Activation,
+		AttnLayers: slices.Clone(c.Attn.Layers), AttnCfg: slices.Clone(c.AttnCfg),
 	}
 }
 
@@ -55,6 +66,13 @@ func ParseConfig(data []byte, source string) (Config, error) {
 		return Config{}, err
 	}
 	c := FromHF(h)
+	if len(c.AttnCfg) > 0 {
+		t, err := hfconfig.ParseLlama(c.AttnCfg, source+" attn_cfg")
+		if err != nil {
+			return Config{}, err
+		}
+		c.AttnTeacher = llama.FromHF(t)
+	}
 	if err := c.Validate(); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", source, err)
 	}
@@ -93,6 +111,7 @@ func (c Config) Validate() error {
 	if err := c.ValidateMixer(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateAttention()...)
 	return errors.Join(errs...)
 }
 
@@ -115,7 +134,11 @@ func (c Config) ParamShapes() map[string][]int64 {
 	}
 	for i := 0; i < c.Layers; i++ {
 		p := LayerPrefix(i)
-		c.AddMixerShapes(i, out)
+		if c.IsAttention(i) {
+			c.attentionShapes(i, out)
+		} else {
+			c.AddMixerShapes(i, out)
+		}
 		for _, n := range []string{"gate_proj", "up_proj"} {
 			out[p+".mlp."+n+".weight"] = []int64{f, d}
 			if c.MLPBias {
@@ -161,7 +184,8 @@ func (c Config) NumParams() int64 {
 	if c.MLPBias {
 		mlp += 2*f + d
 	}
-	n := c.Vocab*d + d + int64(c.Layers)*(mixer+mlp+2*d)
+	na := int64(len(c.Attn.Layers))
+	n := c.Vocab*d + d + int64(c.Layers)*(mlp+2*d) + (int64(c.Layers)-na)*mixer + na*c.attentionNumParams()
 	if !c.Tied {
 		n += c.Vocab * d
 		if c.HeadBias {

@@ -1,9 +1,11 @@
 package llamba
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"mohawk/graphs"
@@ -120,14 +122,21 @@ func (Teacher) NoDecay(name string) bool {
 	return strings.HasSuffix(name, ".bias") || strings.HasSuffix(name, "norm.weight")
 }
 
-// Student is ForTeacher with o's overrides. Hybrids (o.AttentionLayers)
-// are not supported.
+// Student is ForTeacher with o's overrides; o.AttentionLayers keep the
+// teacher's attention (a hybrid, which records the teacher's config.json).
 func (t Teacher) Student(o family.StudentChoices) (family.Student, error) {
-	if len(o.AttentionLayers) > 0 {
-		return nil, fmt.Errorf("student.attention_layers: hybrid students are not supported for Llama-family teachers (family %s); drop the key", FamilyName)
-	}
 	c := ForTeacher(t.Config)
 	c.Config = c.Config.WithChoices(o)
+	if len(o.AttentionLayers) > 0 {
+		if t.Raw == nil {
+			return nil, fmt.Errorf("student.attention_layers: a hybrid records its teacher's config.json, and this %s teacher has none", FamilyName)
+		}
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, t.Raw); err != nil {
+			return nil, fmt.Errorf("student.attention_layers: the teacher's config.json: %w", err)
+		}
+		c.Attn.Layers, c.AttnTeacher, c.AttnCfg = slices.Clone(o.AttentionLayers), t.Config, buf.Bytes()
+	}
 	return c, nil
 }
 

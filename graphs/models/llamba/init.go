@@ -3,6 +3,7 @@ package llamba
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 
 	"mohawk/graphs/models/llama"
@@ -12,7 +13,8 @@ import (
 // TransferMap maps the student's parameters that a Llama-family teacher t
 // supplies unchanged to the teacher's names: the embedding, every RMSNorm
 // (input_layernorm and post_attention_layernorm per layer, the final
-// model.norm), the SwiGLU MLPs and an untied LM head. It refuses students
+// model.norm), the SwiGLU MLPs, an untied LM head and a hybrid's attention
+// layers. It refuses students
 // whose sizes differ from the teacher's, listing every difference.
 func TransferMap(c Config, t llama.Config) (map[string]string, error) {
 	var errs []error
@@ -26,6 +28,9 @@ func TransferMap(c Config, t llama.Config) (map[string]string, error) {
 		if f.s != f.teac {
 			errs = append(errs, fmt.Errorf("student %s %v differs from the teacher's %v; weight transfer needs them equal", f.key, f.s, f.teac))
 		}
+	}
+	if len(c.Attn.Layers) > 0 && !reflect.DeepEqual(c.AttnTeacher, t) {
+		errs = append(errs, errors.New("student attn_cfg differs from the teacher's config.json; a hybrid's attention layers need the teacher they were made for"))
 	}
 	if c.HeadBias {
 		errs = append(errs, errors.New("student lm_head_bias is true, but Llama-family heads have no bias to transfer; set it to false"))
@@ -51,6 +56,7 @@ func TransferMap(c Config, t llama.Config) (map[string]string, error) {
 			m[s+"."+n] = tp + "." + n
 		}
 	}
+	c.attentionTransfer(m)
 	return m, nil
 }
 

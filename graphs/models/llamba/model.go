@@ -9,7 +9,8 @@ import (
 // Forward builds the student on token ids [B, T]. Options and Outputs are
 // phimamba's; Outputs.Normed[i] is RMSNorm_i(Hidden[i]), the mixer's input,
 // and Outputs.Matrix (FormMatrix) holds one [B, n_v_heads, T, T] mixing
-// matrix per layer, as the teacher's per-head attention.
+// matrix per layer, as the teacher's per-head attention (a hybrid's
+// attention layer: the teacher's probabilities, [B, heads, T, T]).
 func Forward(p layers.Params, c Config, ids *graphs.Value, opt phimamba.Options) *phimamba.Outputs {
 	nl := c.Layers
 	if opt.Layers > 0 {
@@ -20,6 +21,7 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt phimamba.Options)
 	}
 	h := layers.Embedding(p, "backbone.embedding.weight", ids, c.Vocab, c.DModel)
 	out := &phimamba.Outputs{}
+	var rot rotary
 	for i := 0; i < nl; i++ {
 		pre := LayerPrefix(i)
 		out.Hidden = append(out.Hidden, h)
@@ -31,7 +33,13 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt phimamba.Options)
 			if opt.States != nil {
 				st = &opt.States[i]
 			}
-			m := phimamba.Mixer(p, c.Config, i, u, opt.Form, st)
+			var m phimamba.MixerOut
+			if c.IsAttention(i) {
+				cos, sin := rot.tables(c, ids, opt.States, h)
+				m = attention(p, c, i, u, cos, sin, opt.Form, st)
+			} else {
+				m = phimamba.Mixer(p, c.Config, i, u, opt.Form, st)
+			}
 			h = graphs.Add(h, m.Out)
 			v := layers.RMSNorm(p, pre+".post_attention_layernorm", h, c.Eps)
 			mlp := graphs.FromLowPrecision(layers.SwiGLU(p, pre+".mlp", v, c.Inner, c.MLPBias))

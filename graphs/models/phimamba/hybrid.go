@@ -7,6 +7,7 @@ import (
 
 	"mohawk/graphs"
 	"mohawk/graphs/layers"
+	"mohawk/graphs/models/family"
 	"mohawk/graphs/models/phi"
 	"mohawk/tensors"
 )
@@ -101,51 +102,72 @@ func (c Config) phiConfig() phi.Config {
 		RotaryDim: c.Attn.RotaryDim, RopeTheta: c.Attn.RopeTheta, Eps: c.Eps}
 }
 
-// rotary builds the rotary tables for ids [B, T] once per Forward, with
-// positions starting at the cached length of the first attention layer's
-// incoming key (0 without states).
+// rotary builds the rotary tables for ids [B, T] once per Forward.
 type rotary struct {
 	cos, sin *graphs.Value
 }
 
 func (r *rotary) tables(c Config, ids *graphs.Value, states []State, dt tensors.DType) (cos, sin *graphs.Value) {
-	if r.cos != nil {
-		return r.cos, r.sin
+	if r.cos == nil {
+		r.cos, r.sin = layers.RotaryTables(AttentionPositions(c.Attn.Layers, ids, states, dt), c.Attn.RotaryDim, c.Attn.RopeTheta)
 	}
+	return r.cos, r.sin
+}
+
+// AttentionPositions are the rotary positions of ids [B, T] in a hybrid
+// whose attention layers are attn: they start at the cached length of the
+// first attention layer's incoming key (0 without states), in float32
+// (float64 when dt is).
+func AttentionPositions(attn []int, ids *graphs.Value, states []State, dt tensors.DType) *graphs.Value {
 	var offset *graphs.Value
 	if states != nil {
-		offset = graphs.Squeeze(graphs.ShapeOf(states[c.Attn.Layers[0]].Key, 2, 3), 0)
+		offset = graphs.Squeeze(graphs.ShapeOf(states[attn[0]].Key, 2, 3), 0)
 	}
 	posDType := tensors.Float32
 	if dt == tensors.Float64 {
 		posDType = dt
 	}
-	r.cos, r.sin = layers.RotaryTables(layers.Positions(ids, 1, offset, posDType), c.Attn.RotaryDim, c.Attn.RopeTheta)
-	return r.cos, r.sin
+	return layers.Positions(ids, 1, offset, posDType)
 }
 
-// attention applies attention layer i (the teacher's Phi attention under
-// the student's names) to the normed input u. st, when given, holds the
-// past keys and values [B, H, Tpast, P]; the result then holds the
-// presents. FormMatrix builds attention from standard ops and returns the
-// probabilities as the layer's matrix.
-func attention(p layers.Params, c Config, i int, u, cos, sin *graphs.Value, form Form, st *State) MixerOut {
-	from, to := phi.LayerPrefix(i)+".self_attn.", AttentionName(i, "")
+// TeacherAttention runs a teacher's attention block as a hybrid's
+// attention layer i. from is the teacher's name prefix of that block's
+// parameters (e.g. "model.layers.3.self_attn."); they are read under
+// AttentionName(i, …). run builds the block with those parameters and, when
+// st is given (past keys and values [B, KV heads, Tpast, P]), a cache
+// whose slot i holds them; it returns the block output and its
+// probabilities. The result holds the presents as its state, and the
+// probabilities as its matrix when form is FormMatrix.
+func TeacherAttention(p layers.Params, i int, from string, form Form, st *State,
+	run func(p layers.Params, cache *family.Cache) (out, probs *graphs.Value)) MixerOut {
+	to := AttentionName(i, "")
 	renamed := layers.ParamFunc(func(name string, shape graphs.Shape) *graphs.Value {
 		return p.Get(to+strings.TrimPrefix(name, from), shape)
 	})
-	var cache *phi.Cache
+	var cache *family.Cache
 	if st != nil {
 		if st.Key == nil || st.Value == nil {
-			panic(&graphs.Error{Op: "phimamba.Forward", Msg: fmt.Sprintf("attention layer %d needs past key and value states", i)})
+			panic(&graphs.Error{Op: "hybrid attention", Msg: fmt.Sprintf("attention layer %d needs past key and value states", i)})
 		}
-		cache = &phi.Cache{PastKey: make([]*graphs.Value, i+1), PastValue: make([]*graphs.Value, i+1)}
+		cache = &family.Cache{PastKey: make([]*graphs.Value, i+1), PastValue: make([]*graphs.Value, i+1)}
 		cache.PastKey[i], cache.PastValue[i] = st.Key, st.Value
 	}
-	out, probs := phi.Attention(renamed, c.phiConfig(), i, u, cos, sin, cache, form == FormMatrix)
-	m := MixerOut{Out: graphs.FromLowPrecision(out), Matrix: probs}
+	out, probs := run(renamed, cache)
+	m := MixerOut{Out: graphs.FromLowPrecision(out)}
+	if form == FormMatrix {
+		m.Matrix = probs
+	}
 	if cache != nil {
 		m.State = State{Key: cache.PresentKey[0], Value: cache.PresentValue[0]}
 	}
 	return m
+}
+
+// attention applies attention layer i (the teacher's Phi attention under
+// the student's names) to the normed input u. FormMatrix builds attention
+// from standard ops and returns the probabilities as the layer's matrix.
+func attention(p layers.Params, c Config, i int, u, cos, sin *graphs.Value, form Form, st *State) MixerOut {
+	return TeacherAttention(p, i, phi.LayerPrefix(i)+".self_attn.", form, st, func(p layers.Params, cache *family.Cache) (out, probs *graphs.Value) {
+		return phi.Attention(p, c.phiConfig(), i, u, cos, sin, cache, form == FormMatrix)
+	})
 }
