@@ -71,62 +71,98 @@ func check(t *testing.T, what string, got, want *tensors.Tensor, tol float64) {
 }
 
 // runModel runs the whole student in a form on ids; FormSSD starts from
-// zero states and also returns the final states (conv.i, ssm.i).
+// zero states (a hybrid's attention layers: an empty KV cache) and also
+// returns the final states (conv.i, ssm.i; key.i_next).
 func runModel(t *testing.T, c llamba.Config, w map[string]*tensors.Tensor, ids *tensors.Tensor, form phimamba.Form) map[string]*tensors.Tensor {
+	t.Helper()
+	return runForm(t, c, w, ids, form, form == phimamba.FormSSD)
+}
+
+// runForm is runModel, with zero incoming states only when states is set.
+func runForm(t *testing.T, c llamba.Config, w map[string]*tensors.Tensor, ids *tensors.Tensor, form phimamba.Form, states bool) map[string]*tensors.Tensor {
 	t.Helper()
 	g := graphs.New("llamba_" + form.String())
 	in := g.Input("input_ids", tensors.Int64, graphs.S("batch", "seq"))
+	feeds := map[string]*tensors.Tensor{"input_ids": ids}
 	if err := graphs.Try(func() {
 		opt := phimamba.Options{Form: form}
-		if form == phimamba.FormSSD {
+		if states {
 			like := graphs.Unsqueeze(graphs.Cast(in, tensors.Float32), -1)
-			for range c.Layers {
-				opt.States = append(opt.States, phimamba.ZeroState(c.Config, like, tensors.Float32))
+			sz := c.Sizes()
+			for i := range c.Layers {
+				if !c.IsAttention(i) {
+					opt.States = append(opt.States, phimamba.ZeroState(c.Config, like, tensors.Float32))
+					continue
+				}
+				// An empty KV cache, fed.
+				kv := func(name string) *graphs.Value {
+					feeds[name] = tensors.Zeros(tensors.Float32, ids.Shape[0], sz.AttnHeads, 0, sz.AttnHeadDim)
+					return g.Input(name, tensors.Float32, graphs.S("batch", sz.AttnHeads, "past", sz.AttnHeadDim))
+				}
+				opt.States = append(opt.States, phimamba.State{Key: kv(fmt.Sprint("key.", i)), Value: kv(fmt.Sprint("value.", i))})
 			}
 		}
 		out := llamba.Forward(&layers.Frozen{G: g, Tensors: w}, c, in, opt)
 		g.Output("logits", out.Logits)
 		for i, s := range out.States {
+			if c.IsAttention(i) {
+				g.Output(fmt.Sprint("key.", i, "_next"), s.Key)
+				continue
+			}
 			g.Output(fmt.Sprint("conv.", i), s.Conv)
 			g.Output(fmt.Sprint("ssm.", i), s.SSM)
 		}
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return graphtest.Run(t, g, map[string]*tensors.Tensor{"input_ids": ids})
+	return graphtest.Run(t, g, feeds)
 }
 
 // runSteps feeds ids one token at a time through the step form, carrying
-// every layer's states on the host; it returns the logits [B, T, V] and
-// the final states.
+// every layer's states on the host (conv.i and ssm.i; a hybrid's attention
+// layer: its KV cache key.i and value.i); it returns the logits [B, T, V]
+// and the final states.
 func runSteps(t *testing.T, c llamba.Config, w map[string]*tensors.Tensor, ids *tensors.Tensor) map[string]*tensors.Tensor {
 	t.Helper()
 	g := graphs.New("llamba_step")
 	in := g.Input("input_ids", tensors.Int64, graphs.S("batch", 1))
+	b, tl := ids.Shape[0], ids.Shape[1]
+	sz := c.Sizes()
 	var states []phimamba.State
+	feeds := map[string]*tensors.Tensor{}
+	input := func(name string, shape graphs.Shape, zero ...int64) *graphs.Value {
+		feeds[name] = tensors.Zeros(tensors.Float32, zero...)
+		return g.Input(name, tensors.Float32, shape)
+	}
 	for i := range c.Layers {
+		if c.IsAttention(i) {
+			kv := graphs.S("batch", sz.AttnHeads, "past", sz.AttnHeadDim)
+			states = append(states, phimamba.State{Key: input(fmt.Sprint("key.", i), kv, b, sz.AttnHeads, 0, sz.AttnHeadDim),
+				Value: input(fmt.Sprint("value.", i), kv, b, sz.AttnHeads, 0, sz.AttnHeadDim)})
+			continue
+		}
 		states = append(states, phimamba.State{
-			Conv: g.Input(fmt.Sprint("conv.", i), tensors.Float32, graphs.S("batch", c.ConvChannels(), c.DConv-1)),
-			SSM:  g.Input(fmt.Sprint("ssm.", i), tensors.Float32, graphs.S("batch", c.VHeads, c.DState, c.HeadDim())),
+			Conv: input(fmt.Sprint("conv.", i), graphs.S("batch", c.ConvChannels(), c.DConv-1), b, c.ConvChannels(), c.DConv-1),
+			SSM:  input(fmt.Sprint("ssm.", i), graphs.S("batch", c.VHeads, c.DState, c.HeadDim()), b, c.VHeads, c.DState, c.HeadDim()),
 		})
 	}
 	if err := graphs.Try(func() {
 		out := llamba.Forward(&layers.Frozen{G: g, Tensors: w}, c, in, phimamba.Options{Form: phimamba.FormStep, States: states})
 		g.Output("logits", out.Logits)
 		for i, s := range out.States {
-			g.Output(fmt.Sprint("conv_next.", i), s.Conv)
-			g.Output(fmt.Sprint("ssm_next.", i), s.SSM)
+			if c.IsAttention(i) {
+				g.Output(fmt.Sprint("key.", i, "_next"), s.Key)
+				g.Output(fmt.Sprint("value.", i, "_next"), s.Value)
+				continue
+			}
+			g.Output(fmt.Sprint("conv.", i, "_next"), s.Conv)
+			g.Output(fmt.Sprint("ssm.", i, "_next"), s.SSM)
 		}
 	}); err != nil {
 		t.Fatal(err)
 	}
 	s := graphtest.Session(t, g)
-	b, tl := ids.Shape[0], ids.Shape[1]
-	feeds := map[string]*tensors.Tensor{}
-	for i := range c.Layers {
-		feeds[fmt.Sprint("conv.", i)] = tensors.Zeros(tensors.Float32, b, c.ConvChannels(), c.DConv-1)
-		feeds[fmt.Sprint("ssm.", i)] = tensors.Zeros(tensors.Float32, b, c.VHeads, c.DState, c.HeadDim())
-	}
+	names := slices.Collect(maps.Keys(feeds))
 	logits := tensors.Zeros(tensors.Float32, b, tl, c.Vocab)
 	lf, v := logits.Float32s(), c.Vocab
 	for pos := int64(0); pos < tl; pos++ {
@@ -139,13 +175,13 @@ func runSteps(t *testing.T, c llamba.Config, w map[string]*tensors.Tensor, ids *
 		for bi := range b {
 			copy(lf[(bi*tl+pos)*v:(bi*tl+pos+1)*v], r["logits"].Float32s()[bi*v:(bi+1)*v])
 		}
-		for i := range c.Layers {
-			feeds[fmt.Sprint("conv.", i)], feeds[fmt.Sprint("ssm.", i)] = r[fmt.Sprint("conv_next.", i)], r[fmt.Sprint("ssm_next.", i)]
+		for _, n := range names {
+			feeds[n] = r[n+"_next"]
 		}
 	}
 	out := map[string]*tensors.Tensor{"logits": logits}
-	for i := range c.Layers {
-		out[fmt.Sprint("conv.", i)], out[fmt.Sprint("ssm.", i)] = feeds[fmt.Sprint("conv.", i)], feeds[fmt.Sprint("ssm.", i)]
+	for _, n := range names {
+		out[n] = feeds[n]
 	}
 	return out
 }

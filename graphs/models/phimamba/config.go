@@ -53,6 +53,7 @@ func (c Config) Validate() error {
 	if err := c.ValidateMixer(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateAttention()...)
 	if c.QKHeads != c.VHeads {
 		errs = append(errs, fmt.Errorf("n_qk_heads %d must equal n_v_heads %d (multi-head B and C, as in Phi-Mamba)", c.QKHeads, c.VHeads))
 	}
@@ -87,7 +88,6 @@ func (c Config) ValidateMixer() error {
 	if c.Activation != "identity" && c.Activation != "silu" {
 		bad("activation %q: only \"identity\" and \"silu\" are supported", c.Activation)
 	}
-	errs = append(errs, c.validateAttention()...)
 	return errors.Join(errs...)
 }
 
