@@ -13,7 +13,9 @@
 // config.json through hfconfig.Llamba. ForTeacher sizes a student for a
 // llama.Config, TransferMap names the teacher tensors it copies and
 // AttentionInit maps a teacher layer's grouped-query attention onto a
-// mixer (docs/design.md, "Llama teachers and Llamba students").
+// mixer (docs/design.md, "Llama teachers and Llamba students"). A hybrid
+// (Config.Attn.Layers) keeps the teacher's attention, built by
+// llama.Attention, in those layers (hybrid.go).
 //
 // The package registers the "llama" model family (package family):
 // LlamaForCausalLM, Qwen2ForCausalLM and MistralForCausalLM teachers
