@@ -19,33 +19,41 @@ func TestConfigRoundTrip(t *testing.T) {
 	grouped := tiny(2, false)
 	grouped.VocabRaw, grouped.Vocab = 45, 48 // padded to a multiple of 8
 	for name, c := range map[string]llamba.Config{"for teacher": llamba.ForTeacher(teacher(true, true)), "grouped": grouped} {
-		data, err := c.Marshal()
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		got, err := llamba.LoadConfig(dir)
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", name, err, data)
-		}
-		if !reflect.DeepEqual(got, c) {
-			t.Errorf("%s: round trip changed the config:\n got %+v\nwant %+v", name, got, c)
-		}
-		var n int64
-		for _, s := range c.ParamShapes() {
-			k := int64(1)
-			for _, d := range s {
-				k *= d
-			}
-			n += k
-		}
-		if n != c.NumParams() {
-			t.Errorf("%s: ParamShapes hold %d parameters, NumParams says %d", name, n, c.NumParams())
-		}
+		roundTrip(t, name, c)
 	}
+}
+
+// roundTrip checks that c survives Marshal → LoadConfig unchanged and that
+// NumParams agrees with ParamShapes; it returns the config.json.
+func roundTrip(t *testing.T, name string, c llamba.Config) []byte {
+	t.Helper()
+	data, err := c.Marshal()
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := llamba.LoadConfig(dir)
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", name, err, data)
+	}
+	if !reflect.DeepEqual(got, c) {
+		t.Errorf("%s: round trip changed the config:\n got %+v\nwant %+v", name, got, c)
+	}
+	var n int64
+	for _, s := range c.ParamShapes() {
+		k := int64(1)
+		for _, d := range s {
+			k *= d
+		}
+		n += k
+	}
+	if n != c.NumParams() {
+		t.Errorf("%s: ParamShapes hold %d parameters, NumParams says %d", name, n, c.NumParams())
+	}
+	return data
 }
 
 // TestForTeacherLlama32 sizes a student for Llama-3.2-1B's shape (32 query
