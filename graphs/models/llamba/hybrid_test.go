@@ -203,3 +203,14 @@ func TestHybridConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestHybridTransferOtherTeacher: a hybrid made for one teacher is refused
+// weight transfer from a teacher of the same sizes whose attention differs
+// (here its rope scaling), naming attn_cfg.
+func TestHybridTransferOtherTeacher(t *testing.T) {
+	c := hybrid(t, hybridTeacher(t, hybridTeachers[0].extra), 1)
+	other := hybridTeacher(t, hybridTeachers[1].extra)
+	if _, err := llamba.TransferMap(c, other.Config); err == nil || !strings.Contains(err.Error(), "attn_cfg") {
+		t.Errorf("transfer from another teacher: error %v, want one naming attn_cfg", err)
+	}
+}

@@ -14,8 +14,8 @@ import (
 // supplies unchanged to the teacher's names: the embedding, every RMSNorm
 // (input_layernorm and post_attention_layernorm per layer, the final
 // model.norm), the SwiGLU MLPs, an untied LM head and a hybrid's attention
-// layers. It refuses students
-// whose sizes differ from the teacher's, listing every difference.
+// layers. It refuses students whose sizes (or a hybrid's attn_cfg) differ
+// from the teacher's, listing every difference.
 func TransferMap(c Config, t llama.Config) (map[string]string, error) {
 	var errs []error
 	for _, f := range []struct {
