@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -95,5 +96,35 @@ func TestLlamaHybridRun(t *testing.T) {
 		if !slices.Contains(names, want) {
 			t.Errorf("export states %v lack %s", names, want)
 		}
+	}
+}
+
+// TestLlamaHybridBF16 trains a hybrid Llamba of the demo-llama teacher
+// (layer 1 kept as attention) in Stage 3 under bf16: the run finishes with
+// a finite loss and the kept attention trained.
+func TestLlamaHybridBF16(t *testing.T) {
+	tdir, err := filepath.Abs("../testdata/demo-llama/teacher")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, path := tinyConfig(t, "  - {kind: distill, tokens: 256}", "teacher: {path: "+tdir+"}", "student: {chunk_size: 16, attention_layers: [1]}",
+		"training: {seq_len: 32, micro_batch: 2, tokens_per_update: 128, eval_windows: 2, checkpoint_every: 2, precision: bf16}")
+	sum, err := Run(context.Background(), cfg, path, RunOptions{Out: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := sum.Stages[0]; !(r.LastLoss < math.Inf(1)) {
+		t.Errorf("bf16 Stage 3 loss %g → %g", r.FirstLoss, r.LastLoss)
+	}
+	teacher, err := LoadTeacher(tdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	final, err := LoadStudent(filepath.Join(sum.RunDir, "stages", "00-distill", outputDir), teacher.Config.Sizes().Eps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if equal(final.Weights["backbone.layers.1.mixer.self_attn.o_proj.weight"], teacher.Weights["model.layers.1.self_attn.o_proj.weight"]) {
+		t.Error("attention o_proj of layer 1 did not train under bf16")
 	}
 }
