@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -145,6 +146,9 @@ func (c *Client) fetch(ctx context.Context, id ID, choose func(names []string) (
 		}
 		names = append(names, name)
 	}
+	// Files are fetched in path order, whatever order the Hub lists them
+	// in, so a failed fetch has always kept the same files before it.
+	slices.Sort(names)
 	files, err := choose(names)
 	if err != nil {
 		return "", "", fmt.Errorf("%s@%s: %w", id.Repo, id.Rev(), err)
