@@ -137,6 +137,16 @@ func Random(rng *rand.Rand, lo, hi float64, shape ...int64) *tensors.Tensor {
 	return tensors.FromFloat64(shape, v)
 }
 
+// Shapes maps each tensor's name to its shape, to compare a weight set
+// with a model's ParamShapes.
+func Shapes(w map[string]*tensors.Tensor) map[string][]int64 {
+	out := map[string][]int64{}
+	for k, v := range w {
+		out[k] = v.Shape
+	}
+	return out
+}
+
 // RandomParams draws every parameter of shapes uniformly from
 // [−spread, spread] (norm weights, names ending in "norm.weight", from
 // [0.8, 1.2]) as float32, in sorted name order so that a seed gives the

@@ -107,8 +107,8 @@ func TestHybridAllAttentionIsTheTeacher(t *testing.T) {
 			for name, x := range tw {
 				sw[rename.Replace(name)] = x
 			}
-			if !reflect.DeepEqual(shapesOf(sw), c.ParamShapes()) {
-				t.Fatalf("renamed teacher tensors %v differ from the student's parameters %v", shapesOf(sw), c.ParamShapes())
+			if !reflect.DeepEqual(graphtest.Shapes(sw), c.ParamShapes()) {
+				t.Fatalf("renamed teacher tensors %v differ from the student's parameters %v", graphtest.Shapes(sw), c.ParamShapes())
 			}
 			m, err := llamba.TransferMap(c, tc.Config)
 			if err != nil {
@@ -136,14 +136,6 @@ func TestHybridAllAttentionIsTheTeacher(t *testing.T) {
 			}
 		})
 	}
-}
-
-func shapesOf(w map[string]*tensors.Tensor) map[string][]int64 {
-	out := map[string][]int64{}
-	for k, v := range w {
-		out[k] = v.Shape
-	}
-	return out
 }
 
 // TestHybridConfigRoundTrip: hybrids save their attention layers and

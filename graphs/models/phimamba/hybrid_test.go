@@ -134,8 +134,8 @@ func TestAllAttentionIsTheTeacher(t *testing.T) {
 	for name, x := range tw {
 		sw[rename.Replace(name)] = x
 	}
-	if !reflect.DeepEqual(shapeSet(sw), sc.ParamShapes()) {
-		t.Fatalf("renamed teacher tensors %v differ from the student's parameters %v", shapeSet(sw), sc.ParamShapes())
+	if !reflect.DeepEqual(graphtest.Shapes(sw), sc.ParamShapes()) {
+		t.Fatalf("renamed teacher tensors %v differ from the student's parameters %v", graphtest.Shapes(sw), sc.ParamShapes())
 	}
 	ids := randomIDs(9, 2, 17)
 	g := graphs.New("teacher")
@@ -149,14 +149,6 @@ func TestAllAttentionIsTheTeacher(t *testing.T) {
 	for _, form := range []phimamba.Form{phimamba.FormSSD, phimamba.FormMatrix} {
 		shareddata.WantClose(t, fmt.Sprintf("all-attention student (%v form) vs teacher logits", form), studentLogits(t, sc, sw, ids, form), teacher, 0)
 	}
-}
-
-func shapeSet(w map[string]*tensors.Tensor) map[string][]int64 {
-	out := map[string][]int64{}
-	for k, v := range w {
-		out[k] = v.Shape
-	}
-	return out
 }
 
 // TestHybridConfigRoundTrip saves hybrid configs in the authors' block
