@@ -48,6 +48,21 @@ against_torch() {
 # 2048: 4 on a card of 100 GB or more (H200), else 2 (H100 80 GB).
 gpu_mb() { local m; m=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits 2>/dev/null | head -1); [ "${m:-0}" -ge 100000 ] && echo 4 || echo 2; }
 
+# stage3_sampled PREFIX TIMEOUT "FLAGS" VARIANT...: one bench-stage run of
+# Stage 3 per VARIANT, "PRECISION MICRO_BATCH RECOMPUTE LOSS_CHUNK
+# [ALL_REDUCE]" (RECOMPUTE none: no recomputation), named
+# PREFIX<variant>, with GPU memory sampled per run; then each run's peak.
+stage3_sampled() {
+  local prefix=$1 t=$2 flags=$3 v name pid; shift 3
+  for v in "$@"; do
+    set -- $v; name=$1-mb$2-$3-$4${5:+-$5}
+    gpumem $name </dev/null >/dev/null 2>&1 & pid=$!
+    run "$prefix$name" $t $P bench-stage $flags --precision $1 --micro-batch $2 --recompute=${3/none/} --loss-chunk $4 ${5:+--all-reduce $5} >/dev/null
+    kill $pid 2>/dev/null
+  done
+  for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
+}
+
 case $phase in
 A)
   nvidia-smi >"$out/nvidia-smi.txt" 2>&1
@@ -135,16 +150,10 @@ OURS)
   [ -n "${TRAIN_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $TRAIN_TEST -test.run 'TestAllReduceNCCL' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|NCCL|error" | tee -a "$out/cuda-test.txt"
   [ -n "${RUNTIME_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $RUNTIME_TEST -test.run 'TestCUDA' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|error" | tee -a "$out/cuda-test.txt"
   mb=$(q $(gpu_mb) 1)
-  O3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32"
+  O3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --arena-extend same_as_requested"
   # The fourth run is the first with AllReduce nodes over a one-rank NCCL
   # communicator (issue 21: losses equal, tokens/s within 2%).
-  for v in "bf16 $mb none 0" "bf16 $(q 4 1) layers 256" "fp32 $mb none 0" "bf16 $mb none 0 nccl"; do
-    set -- $v; name=$1-mb$2-$3-$4${5:+-$5}
-    gpumem $name </dev/null >/dev/null 2>&1 & pid=$!
-    run "stage3_$name" 280 $P bench-stage $O3 --precision $1 --micro-batch $2 --recompute=${3/none/} --loss-chunk $4 --arena-extend same_as_requested ${5:+--all-reduce $5} >/dev/null
-    kill $pid 2>/dev/null
-  done
-  for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
+  stage3_sampled stage3_ 280 "$O3" "bf16 $mb none 0" "bf16 $(q 4 1) layers 256" "fp32 $mb none 0" "bf16 $mb none 0 nccl"
   ;;
 DEC)
   # Seventh session (issues 18, 19): greedy decode with resident state on
@@ -458,15 +467,9 @@ MEM)
   # throughput cost. GPU memory sampled per run; the arena grows by what is
   # asked for, so nvidia-smi's peak is near what ORT holds.
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
-  W3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --precision bf16 --arena-extend same_as_requested"
-  for v in "4 layers 256" "4 layers 0" "4 none 0" "1 none 0" "1 layers 256"; do
-    set -- $v; name=mb$1-$2-$3
-    gpumem $name </dev/null >/dev/null 2>&1 & pid=$!
-    run "w_$name" 240 $P bench-stage $W3 --micro-batch $(q $1 1) --recompute=${2/none/} --loss-chunk $3 >/dev/null
-    kill $pid 2>/dev/null
-  done
-  for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
-    ;;
+  W3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --arena-extend same_as_requested"
+  stage3_sampled mem_ 240 "$W3" "bf16 $(q 4 1) layers 256" "bf16 $(q 4 1) layers 0" "bf16 $(q 4 1) none 0" "bf16 1 none 0" "bf16 1 layers 256"
+  ;;
 Z)
   # Data-parallel Stage 3 and pretrain (issue 21) on two GPUs of one host,
   # bf16, at Phi-1.5 shape (a teacher pretrained from scratch for a few
