@@ -194,13 +194,16 @@ func ExportTeacher(dir string, t family.Teacher, w map[string]*tensors.Tensor, t
 		return fail(err)
 	}
 	bos, eos := sz.BOS, sz.EOS
-	for _, id := range []*int64{&bos, &eos} {
-		if *id < 0 {
-			eot, _, err := tokenizer.EndOfText(tokenizerJSON, tok)
-			if err != nil {
-				return fail(fmt.Errorf("config.json has no bos/eos token id (set bos_token_id and eos_token_id) and %w", err))
-			}
-			*id = eot
+	if bos < 0 || eos < 0 { // config.json lacks one: the tokenizer's end of text stands in
+		eot, _, err := tokenizer.EndOfText(tokenizerJSON, tok)
+		if err != nil {
+			return fail(fmt.Errorf("config.json has no bos/eos token id (set bos_token_id and eos_token_id) and %w", err))
+		}
+		if bos < 0 {
+			bos = eot
+		}
+		if eos < 0 {
+			eos = eot
 		}
 	}
 	g, err := teacherGraph(t, w, o.FP16)
