@@ -92,6 +92,28 @@ func AdamW(p, g, m, v, coef *Value) (p2, m2, v2 *Value) {
 	return out[0], out[1], out[2]
 }
 
+// AdamWInPlace is AdamW writing p′, m′ and v′ over p, m and v, in the
+// buffers the session was fed: no second copy of the parameters and
+// moments exists during the update. It returns an empty tensor ([0], p's
+// dtype) that only keeps the node in the graph (feed it to an output).
+//
+// ONNX values are immutable, so the node is safe only under conditions the
+// graph builder must guarantee and this function checks what it can of:
+// p, m and v are inputs of the outermost graph (the caller's own buffers,
+// which ONNX Runtime uses without a copy when they are bound in the
+// memory of the provider that runs the node), and every other node that
+// reads them is an ancestor of g or coef, so it has run before the update.
+// graphs/train's step graph makes coef depend on the loss and on every
+// gradient, which every reader of a parameter feeds. It has no gradient.
+func AdamWInPlace(p, g, m, v, coef *Value) *Value {
+	for _, x := range []*Value{p, m, v} {
+		if !x.IsInput() || x.g.parent != nil {
+			panic(errorf("AdamWInPlace", "%v must be an input of the outermost graph, whose buffer the update overwrites", x))
+		}
+	}
+	return op1("AdamWInPlace", nil, p, g, m, v, coef)
+}
+
 // GeluGrad is dy·gelu′(x) for the tanh form of Gelu, one fused node (x and
 // dy of one shape and dtype: float32, float64, or bfloat16, whose result
 // is computed in float32 and rounded once) where the stock ops take
@@ -122,6 +144,7 @@ func init() {
 	register(&OpDef{Type: "CausalConvGrad", Domain: FusedDomain, Since: 1, Infer: inferCausalConvGrad, NoGrad: true, Attrs: noAttrs})
 	register(&OpDef{Type: "GeluGrad", Domain: FusedDomain, Since: 1, Infer: inferGeluGrad, NoGrad: true, Attrs: noAttrs})
 	register(&OpDef{Type: "AdamW", Domain: FusedDomain, Since: 1, Infer: inferAdamW, NoGrad: true, Attrs: noAttrs})
+	register(&OpDef{Type: "AdamWInPlace", Domain: FusedDomain, Since: 1, Infer: inferAdamWInPlace, NoGrad: true, Attrs: noAttrs})
 }
 
 // inferCausalConv is the shape rule of CausalConv.
@@ -156,22 +179,36 @@ func inferGeluGrad(n *Node) []TypeShape {
 
 // inferAdamW is the shape rule of AdamW.
 func inferAdamW(n *Node) []TypeShape {
+	p := adamwInputs(n)
+	t := TypeShape{p.DType, p.Shape}
+	return []TypeShape{t, t, t}
+}
+
+// inferAdamWInPlace is the shape rule of AdamWInPlace.
+func inferAdamWInPlace(n *Node) []TypeShape {
+	p := adamwInputs(n)
+	return ts(p.DType, S(0))
+}
+
+// adamwInputs checks the inputs of an AdamW or AdamWInPlace node and
+// returns p.
+func adamwInputs(n *Node) *Value {
+	op := n.Op
 	if len(n.Inputs) != 5 {
-		panic(errorf("AdamW", "want p, g, m, v, coef; got %d inputs", len(n.Inputs)))
+		panic(errorf(op, "want p, g, m, v, coef; got %d inputs", len(n.Inputs)))
 	}
 	p, coef := n.Inputs[0], n.Inputs[4]
 	if p.DType != tensors.Float32 && p.DType != tensors.Float64 {
-		panic(errorf("AdamW", "p %v must be float32 or float64", p))
+		panic(errorf(op, "p %v must be float32 or float64", p))
 	}
-	sameDType("AdamW", n.Inputs...)
+	sameDType(op, n.Inputs...)
 	for _, x := range n.Inputs[1:4] {
 		if !x.Shape.Equal(p.Shape) {
-			panic(errorf("AdamW", "g, m and v must have p's shape %v; got %v", p.Shape, x))
+			panic(errorf(op, "g, m and v must have p's shape %v; got %v", p.Shape, x))
 		}
 	}
 	if !coef.Shape.Equal(S(AdamWCoefficients)) {
-		panic(errorf("AdamW", "coef %v must be [%d]", coef, AdamWCoefficients))
+		panic(errorf(op, "coef %v must be [%d]", coef, AdamWCoefficients))
 	}
-	t := TypeShape{p.DType, p.Shape}
-	return []TypeShape{t, t, t}
+	return p
 }

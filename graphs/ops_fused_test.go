@@ -119,6 +119,86 @@ func TestAdamW(t *testing.T) {
 	}
 }
 
+// TestAdamWInPlace runs the in-place update on p, m and v uploaded to the
+// provider's memory and checks what Fetch then finds there against the
+// fused AdamW's outputs bit for bit, on the CPU and (with MOHAWK_TEST_CUDA
+// set) on the GPU; a step marked not finite leaves them as they were.
+func TestAdamWInPlace(t *testing.T) {
+	const n = 4099
+	for _, c := range []struct {
+		name string
+		dt   tensors.DType
+		env  func(testing.TB) *runtime.Env
+	}{
+		{"cpu/float32", tensors.Float32, graphtest.Env},
+		{"cpu/float64", tensors.Float64, graphtest.Env},
+		{"cuda/float32", tensors.Float32, graphtest.CUDAEnv},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := c.env(t)
+			g := graphs.New("adamw_inplace_" + c.dt.String())
+			in := map[string]*graphs.Value{}
+			for _, x := range []string{"p", "g", "m", "v"} {
+				in[x] = g.Input(x, c.dt, graphs.S(n))
+			}
+			coef := g.Input("coef", c.dt, graphs.S(graphs.AdamWCoefficients))
+			g.Output("done", graphs.AdamWInPlace(in["p"], in["g"], in["m"], in["v"], coef))
+			s := graphtest.SessionOn(t, env, g)
+			ref := graphtest.SessionOn(t, env, adamwGraph(c.dt, n))
+			for _, bad := range []bool{false, true} {
+				feeds := adamwFeeds(c.dt, n, bad)
+				want := graphtest.RunSession(t, ref, adamwGraph(c.dt, n), feeds)
+				res := map[string]*runtime.Resident{}
+				var fs []runtime.Feed
+				for _, x := range []string{"p", "g", "m", "v", "coef"} {
+					if x == "g" || x == "coef" {
+						fs = append(fs, runtime.Feed{Host: feeds[x]})
+						continue
+					}
+					r, err := env.Upload(feeds[x])
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer r.Release()
+					res[x] = r
+					fs = append(fs, runtime.Feed{Resident: r})
+				}
+				host, _, err := s.RunResident(fs, []bool{false})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := host[0]; got.DType != c.dt || len(got.Shape) != 1 || got.Shape[0] != 0 {
+					t.Fatalf("done is %v %v, want an empty %v", got.DType, got.Shape, c.dt)
+				}
+				for _, x := range []string{"p", "m", "v"} {
+					got, err := env.Fetch(res[x])
+					if err != nil {
+						t.Fatal(err)
+					}
+					if bad {
+						sameBits(t, x+" of a step not applied", got, feeds[x])
+					} else {
+						sameBits(t, x, got, want[x+"_fused"])
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestAdamWInPlaceNeedsInputs(t *testing.T) {
+	g := graphs.New("bad")
+	p := g.Input("p", tensors.Float32, graphs.S(3))
+	coef := g.Input("coef", tensors.Float32, graphs.S(8))
+	q := graphs.Neg(p)
+	if err := graphs.Try(func() { graphs.AdamWInPlace(p, p, q, p, coef) }); err == nil {
+		t.Error("an update in place of a computed value was built")
+	}
+	if err := graphs.Try(func() { graphs.AdamWInPlace(p, p, p, p, g.Input("c7", tensors.Float32, graphs.S(7))) }); err == nil {
+		t.Error("want a shape-rule error for a coef of 7")
+	}
+}
+
 func TestAdamWShapeRule(t *testing.T) {
 	g := graphs.New("bad")
 	p := g.Input("p", tensors.Float32, graphs.S(3, 4))

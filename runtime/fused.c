@@ -822,6 +822,25 @@ static const char *elementwise_run(const mh_op *k, void *ctx, void *stream, cons
 	return launch(type[0] == typeBFloat16 ? k->kernel_bf16 : k->kernel_f32, stream, count[0], args);
 }
 
+// adamw_inplace_run is AdamW's host loop or kernel with p, m and v as its
+// outputs too (AdamWInPlace): each element is read before it is written,
+// by the same thread, so the update needs no second buffer.
+static const char *adamw_inplace_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+                                     int64_t (*dims)[8], void **in, void **out) {
+	(void)out;
+	mh_op a = *k;
+	a.n_out = 3;
+	void *pmv[3] = {in[0], in[2], in[3]};
+	return elementwise_run(&a, ctx, stream, type, count, dims, in, pmv);
+}
+
+// empty_like_first is AdamWInPlace's output: [0] of input 0's type.
+static mh_shape empty_like_first(size_t j, const int *type, int64_t (*dims)[8], const size_t *rank) {
+	(void)j; (void)dims; (void)rank;
+	mh_shape s = {.type = type[0], .rank = 1, .dims = {0}};
+	return s;
+}
+
 // x [B, T, C], w [C, 1, K], and b [C] (CausalConv) or dy [B, T, C]
 // (CausalConvGrad), one element type.
 static int conv_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
@@ -1125,6 +1144,9 @@ static const int hostFloats[] = {typeFloat, typeDouble, 0}, cudaFloats[] = {type
 #define ADAMW_OP                                                                                   \
 	.name = "AdamW", .n_in = 5, .n_out = 3, .like = adamw_like, .check = adamw_check, .run = elementwise_run, \
 	.host = adamw_host, .kernel_f32 = kAdamW, .kernel_bf16 = kAdamW
+#define ADAMW_INPLACE_OP                                                                       \
+	.name = "AdamWInPlace", .n_in = 5, .n_out = 1, .out_shape = empty_like_first, .check = adamw_check, \
+	.run = adamw_inplace_run, .host = adamw_host, .kernel_f32 = kAdamW, .kernel_bf16 = kAdamW
 #define GELUGRAD_OP                                                                                        \
 	.name = "GeluGrad", .n_in = 2, .n_out = 1, .like = gelugrad_like, .check = gelugrad_check,          \
 	.run = elementwise_run, .host = gelugrad_host, .kernel_f32 = kGeluGradF32, .kernel_bf16 = kGeluGradBF16
@@ -1134,10 +1156,12 @@ static const int hostFloats[] = {typeFloat, typeDouble, 0}, cudaFloats[] = {type
 	.run = conv_grad_run
 #define ALLREDUCE_OP \
 	.name = "AllReduce", .n_in = 1, .n_out = 1, .like = allreduce_like, .check = allreduce_check, .run = allreduce_run
-enum { nOps = 10 };
+enum { nOps = 12 };
 static mh_op ops[nOps] = {
 	{ADAMW_OP, .types = hostFloats},
 	{ADAMW_OP, .types = cudaFloats, .cuda = 1},
+	{ADAMW_INPLACE_OP, .types = hostFloats},
+	{ADAMW_INPLACE_OP, .types = cudaFloats, .cuda = 1},
 	{GELUGRAD_OP, .types = hostTypes},
 	{GELUGRAD_OP, .types = cudaTypes, .cuda = 1},
 	{CONV_OP, .types = hostTypes},

@@ -202,6 +202,24 @@ func (e *Env) Fetch(r *Resident) (*tensors.Tensor, error) {
 	return host[0], nil
 }
 
+// Upload copies a host tensor into a new resident value in the provider's
+// device memory (through the same Identity session as Fetch: the output is
+// a buffer of its own, never the host tensor's memory).
+func (e *Env) Upload(t *tensors.Tensor) (*Resident, error) {
+	if t == nil {
+		return nil, errors.New("runtime: upload: no tensor")
+	}
+	s, err := e.identity(t.DType)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: upload: %v", err)
+	}
+	_, dev, err := s.RunResident([]Feed{{Host: t}}, []bool{true})
+	if err != nil {
+		return nil, fmt.Errorf("runtime: upload: %v", err)
+	}
+	return dev[0], nil
+}
+
 // identity returns e's cached y = Identity(x) session for dtype dt.
 func (e *Env) identity(dt tensors.DType) (*Session, error) {
 	e.mu.Lock()
