@@ -18,6 +18,9 @@ const (
 	GradNormName  = "grad_norm"
 	FiniteName    = "finite"
 	GradSumSqName = "grad_sumsq"
+	// UpdatedName is the output of an in-place step graph (Spec.InPlace)
+	// that keeps its updates in the graph: an empty tensor.
+	UpdatedName = "updated"
 )
 
 // Moment names of a parameter.
@@ -87,6 +90,14 @@ type Spec struct {
 	// Recompute turns on the recomputation of the segments the loss marks
 	// (graphs.Graph.Recomputed: a model's layers) in the backward pass.
 	Recompute bool
+	// InPlace updates the parameters and moments in the buffers they are
+	// fed in (graphs.AdamWInPlace) instead of returning new ones: the step
+	// graph has no New outputs and the caller keeps its inputs, which it
+	// must bind in the memory of the provider that runs the graph (resident
+	// values; on the CPU provider host tensors are used where they are).
+	// Without it, the parameters and moments exist twice during the
+	// update, three times inside a Loop of several steps.
+	InPlace bool
 }
 
 // AllReduce is how a data-parallel step graph averages its gradients with
@@ -139,10 +150,13 @@ func Build(s Spec) *graphs.Graph {
 	} else {
 		st = manySteps(g, s, params, m, v, batch, lr, step)
 	}
-	for i, p := range s.Params {
-		g.Output(New(p.Name), st.params[i])
-		g.Output(New(ExpAvg(p.Name)), st.m[i])
-		g.Output(New(ExpAvgSq(p.Name)), st.v[i])
+	if s.InPlace {
+		g.Output(UpdatedName, st.done)
+	}
+	for i, p := range st.params {
+		g.Output(New(s.Params[i].Name), p)
+		g.Output(New(ExpAvg(s.Params[i].Name)), st.m[i])
+		g.Output(New(ExpAvgSq(s.Params[i].Name)), st.v[i])
 	}
 	g.Output(LossName, st.losses)
 	g.Output(GradNormName, st.norm)
@@ -153,34 +167,50 @@ func Build(s Spec) *graphs.Graph {
 
 // stepOut is the result of one or more optimizer steps.
 type stepOut struct {
-	params, m, v []*graphs.Value
-	losses       *graphs.Value // [K] for one step, [S, K] for many
-	norm         *graphs.Value // [1] / [S]
-	finite       *graphs.Value // [1] / [S] bool
-	sumsq        *graphs.Value // [P] / [S, P]
+	params, m, v []*graphs.Value // nil in place
+	done         *graphs.Value   // in place: the updates' empty outputs
+	losses       *graphs.Value   // [K] for one step, [S, K] for many
+	norm         *graphs.Value   // [1] / [S]
+	finite       *graphs.Value   // [1] / [S] bool
+	sumsq        *graphs.Value   // [P] / [S, P]
 }
 
 // manySteps runs S optimizer steps in an ONNX Loop whose carried state is
-// the parameters, the moments and whether every step so far was finite.
+// the parameters, the moments and whether every step so far was finite;
+// in place, only the latter (the body updates the outer graph's inputs).
 func manySteps(g *graphs.Graph, s Spec, params, m, v []*graphs.Value, batch, lr, step *graphs.Value) stepOut {
 	n := len(params)
 	ok0 := g.Const(tensors.FromBool([]int64{1}, []bool{true}))
-	init := append(append(append(append([]*graphs.Value{}, params...), m...), v...), ok0)
+	init := []*graphs.Value{ok0}
+	if !s.InPlace {
+		init = append(append(append(append([]*graphs.Value{}, params...), m...), v...), ok0)
+	}
 	body := graphs.NewLoopBody(g, "optstep", init)
-	cp, cm, cv, ok := body.Carried[:n], body.Carried[n:2*n], body.Carried[2*n:3*n], body.Carried[3*n]
+	ok := body.Carried[len(init)-1]
+	cp, cm, cv := params, m, v
+	if !s.InPlace {
+		cp, cm, cv = body.Carried[:n], body.Carried[n:2*n], body.Carried[2*n:3*n]
+	}
 	it := body.Iter
 	mb := graphs.Gather(batch, it, 0) // [K, ...]
 	lri := graphs.Reshape(graphs.Gather(lr, it, 0), 1)
 	t := graphs.Add(step, graphs.Reshape(graphs.Cast(it, s.DType), 1))
 	st := oneStep(s, cp, cm, cv, mb, lri, t, ok)
 	next := append(append(append(append([]*graphs.Value{}, st.params...), st.m...), st.v...), st.finite)
-	body.Finish(nil, next, []*graphs.Value{st.losses, graphs.Reshape(st.norm, -1), graphs.Reshape(st.finite, -1), st.sumsq})
-	outs := graphs.Loop(g.Int64(int64(s.StepsPerRun)), init, body, graphs.D(int64(s.StepsPerRun)))
-	scans := outs[len(init):]
-	return stepOut{
-		params: outs[:n], m: outs[n : 2*n], v: outs[2*n : 3*n],
-		losses: scans[0], norm: graphs.Reshape(scans[1], -1), finite: graphs.Reshape(scans[2], -1), sumsq: scans[3],
+	scans := []*graphs.Value{st.losses, graphs.Reshape(st.norm, -1), graphs.Reshape(st.finite, -1), st.sumsq}
+	if s.InPlace {
+		scans = append(scans, st.done)
 	}
+	body.Finish(nil, next, scans)
+	outs := graphs.Loop(g.Int64(int64(s.StepsPerRun)), init, body, graphs.D(int64(s.StepsPerRun)))
+	sc := outs[len(init):]
+	out := stepOut{losses: sc[0], norm: graphs.Reshape(sc[1], -1), finite: graphs.Reshape(sc[2], -1), sumsq: sc[3]}
+	if s.InPlace {
+		out.done = graphs.Reshape(sc[4], -1)
+	} else {
+		out.params, out.m, out.v = outs[:n], outs[n:2*n], outs[2*n:3*n]
+	}
+	return out
 }
 
 // oneStep is one optimizer step on K micro-batches [K, ...]; ok (bool [1],
@@ -342,6 +372,7 @@ func update(s Spec, params, grads, m, v []*graphs.Value, losses, lossSum, lr, st
 	}
 	var decayed, plain *graphs.Value
 	u := stepOut{norm: norm, finite: finite, sumsq: sumsq, losses: losses}
+	var done []*graphs.Value
 	for i, p := range params {
 		var k *graphs.Value
 		if s.Params[i].Decay && o.WeightDecay > 0 {
@@ -355,8 +386,15 @@ func update(s Spec, params, grads, m, v []*graphs.Value, losses, lossSum, lr, st
 			}
 			k = plain
 		}
+		if s.InPlace {
+			done = append(done, graphs.AdamWInPlace(p, grads[i], m[i], v[i], k))
+			continue
+		}
 		pi, mi, vi := graphs.AdamW(p, grads[i], m[i], v[i], k)
 		u.params, u.m, u.v = append(u.params, pi), append(u.m, mi), append(u.v, vi)
+	}
+	if s.InPlace {
+		u.done = graphs.Concat(0, done...)
 	}
 	return u
 }

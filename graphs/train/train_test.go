@@ -1,6 +1,7 @@
 package train_test
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"mohawk/graphs/graphtest"
 	"mohawk/graphs/layers"
 	"mohawk/graphs/train"
+	"mohawk/runtime"
 	"mohawk/tensors"
 )
 
@@ -80,9 +82,9 @@ func TestStepsMatchReference(t *testing.T) {
 	const steps, k, rows = 3, 2, 4
 	opt := train.AdamW{Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1, ClipNorm: 0.5}
 	for _, run := range []struct {
-		perRun    int
-		recompute bool
-	}{{1, false}, {3, false}, {3, true}} {
+		perRun             int
+		recompute, inPlace bool
+	}{{1, false, false}, {3, false, false}, {3, true, false}, {1, false, true}, {3, false, true}, {3, true, true}} {
 		perRun := run.perRun
 		rng := rand.New(rand.NewPCG(1, 2))
 		batches := make([][][][]float64, steps)
@@ -106,11 +108,13 @@ func TestStepsMatchReference(t *testing.T) {
 		if err := graphs.Try(func() {
 			g = train.Build(train.Spec{Name: "lsq", DType: tensors.Float64, StepsPerRun: perRun, MicroBatches: k,
 				Params:     []train.Param{{Name: "w", Shape: graphs.S(nIn, 1), Decay: true}, {Name: "b", Shape: graphs.S(1)}},
-				BatchDType: tensors.Float64, BatchShape: graphs.S(rows, nIn+1), Loss: lossFn, Opt: opt, Recompute: run.recompute})
+				BatchDType: tensors.Float64, BatchShape: graphs.S(rows, nIn+1), Loss: lossFn, Opt: opt, Recompute: run.recompute,
+				InPlace: run.inPlace})
 		}); err != nil {
 			t.Fatal(err)
 		}
 		s := graphtest.Session(t, g)
+		run := stepRun{inPlace: run.inPlace, perRun: perRun, recompute: run.recompute}
 		state := map[string]*tensors.Tensor{
 			"w": tensors.FromFloat64([]int64{nIn, 1}, []float64{0.3, -0.2, 0.1}), "b": tensors.FromFloat64([]int64{1}, []float64{0.05}),
 		}
@@ -125,25 +129,92 @@ func TestStepsMatchReference(t *testing.T) {
 				train.LRName:    tensors.FromFloat64([]int64{int64(perRun)}, lrs[first:first+perRun]),
 				train.StepName:  tensors.FromFloat64([]int64{1}, []float64{float64(first + 1)}),
 			}
-			for n, v := range state {
-				feeds[n] = v
-			}
-			out := graphtest.RunSession(t, s, g, feeds)
-			for n := range state {
-				state[n] = out[train.New(n)]
-			}
+			out := run.step(t, s, g, state, feeds)
 			for _, f := range out[train.FiniteName].Bools() {
 				if !f {
 					t.Fatalf("a finite step was reported non-finite")
 				}
 			}
 		}
+		run.finish(t, state)
 		got := append(append([]float64{}, state["w"].Float64s()...), state["b"].Float64s()...)
 		for i := range got {
 			if !(math.Abs(got[i]-ref.w[i]) <= 1e-12) {
-				t.Errorf("steps per run %d, recompute %v: parameter %d = %.15g, reference %.15g", perRun, run.recompute, i, got[i], ref.w[i])
+				t.Errorf("%v: parameter %d = %.15g, reference %.15g", run, i, got[i], ref.w[i])
 			}
 		}
+	}
+}
+
+// stepRun runs a step graph's runs one after another: out of place, each
+// run's New outputs become the state; in place, the state is uploaded once,
+// fed as resident values to every run and fetched by finish.
+type stepRun struct {
+	inPlace, recompute bool
+	perRun             int
+	dev                map[string]*runtime.Resident
+}
+
+func (r stepRun) String() string {
+	return fmt.Sprintf("steps per run %d, recompute %v, in place %v", r.perRun, r.recompute, r.inPlace)
+}
+
+func (r *stepRun) step(t *testing.T, s *runtime.Session, g *graphs.Graph, state, feeds map[string]*tensors.Tensor) map[string]*tensors.Tensor {
+	t.Helper()
+	if !r.inPlace {
+		for n, v := range state {
+			feeds[n] = v
+		}
+		out := graphtest.RunSession(t, s, g, feeds)
+		for n := range state {
+			state[n] = out[train.New(n)]
+		}
+		return out
+	}
+	env := graphtest.Env(t)
+	if r.dev == nil {
+		r.dev = map[string]*runtime.Resident{}
+		for n, v := range state {
+			d, err := env.Upload(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(d.Release)
+			r.dev[n] = d
+		}
+	}
+	var in []runtime.Feed
+	for _, v := range g.Inputs() {
+		if d, ok := r.dev[v.Name()]; ok {
+			in = append(in, runtime.Feed{Resident: d})
+		} else {
+			in = append(in, runtime.Feed{Host: feeds[v.Name()]})
+		}
+	}
+	_, names := g.Outputs()
+	host, _, err := s.RunResident(in, make([]bool, len(names)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*tensors.Tensor{}
+	for j, n := range names {
+		if train.IsState(n) {
+			t.Fatalf("an in-place step graph has the state output %s", n)
+		}
+		out[n] = host[j]
+	}
+	return out
+}
+
+// finish fetches the resident state of an in-place run into state.
+func (r *stepRun) finish(t *testing.T, state map[string]*tensors.Tensor) {
+	t.Helper()
+	for n, d := range r.dev {
+		v, err := graphtest.Env(t).Fetch(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		state[n] = v
 	}
 }
 
@@ -152,37 +223,42 @@ func TestStepsMatchReference(t *testing.T) {
 // returns the state after the first step.
 func TestNonFiniteStepIsNotApplied(t *testing.T) {
 	const rows = 2
-	var g *graphs.Graph
-	if err := graphs.Try(func() {
-		g = train.Build(train.Spec{Name: "nan", DType: tensors.Float64, StepsPerRun: 3, MicroBatches: 1,
-			Params:     []train.Param{{Name: "w", Shape: graphs.S(nIn, 1), Decay: true}, {Name: "b", Shape: graphs.S(1)}},
-			BatchDType: tensors.Float64, BatchShape: graphs.S(rows, nIn+1), Loss: lossFn, Opt: train.DefaultAdamW()})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	batch := make([]float64, 3*rows*(nIn+1))
-	for i := range batch {
-		batch[i] = 0.5
-	}
-	batch[rows*(nIn+1)] = math.NaN() // step 2
-	feeds := map[string]*tensors.Tensor{
-		"w": tensors.FromFloat64([]int64{nIn, 1}, []float64{1, 2, 3}), "b": tensors.FromFloat64([]int64{1}, []float64{0}),
-		train.BatchName: tensors.FromFloat64([]int64{3, 1, rows, nIn + 1}, batch),
-		train.LRName:    tensors.FromFloat64([]int64{3}, []float64{0.1, 0.1, 0.1}),
-		train.StepName:  tensors.FromFloat64([]int64{1}, []float64{1}),
-	}
-	for _, n := range []string{"w", "b"} {
-		feeds[train.ExpAvg(n)] = tensors.Zeros(tensors.Float64, feeds[n].Shape...)
-		feeds[train.ExpAvgSq(n)] = tensors.Zeros(tensors.Float64, feeds[n].Shape...)
-	}
-	out := graphtest.Run(t, g, feeds)
-	if got := out[train.FiniteName].Bools(); !got[0] || got[1] || got[2] {
-		t.Fatalf("finite = %v, want [true false false]", got)
-	}
-	// After one good step every weight moved by about lr (Adam's first step).
-	for i, w := range out[train.New("w")].Float64s() {
-		if d := float64(i+1) - w; !(d >= 0.05 && d <= 0.15) {
-			t.Errorf("w[%d] = %g after one step from %d", i, w, i+1)
+	for _, inPlace := range []bool{false, true} {
+		var g *graphs.Graph
+		if err := graphs.Try(func() {
+			g = train.Build(train.Spec{Name: "nan", DType: tensors.Float64, StepsPerRun: 3, MicroBatches: 1,
+				Params:     []train.Param{{Name: "w", Shape: graphs.S(nIn, 1), Decay: true}, {Name: "b", Shape: graphs.S(1)}},
+				BatchDType: tensors.Float64, BatchShape: graphs.S(rows, nIn+1), Loss: lossFn, Opt: train.DefaultAdamW(),
+				InPlace: inPlace})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		batch := make([]float64, 3*rows*(nIn+1))
+		for i := range batch {
+			batch[i] = 0.5
+		}
+		batch[rows*(nIn+1)] = math.NaN() // step 2
+		feeds := map[string]*tensors.Tensor{
+			train.BatchName: tensors.FromFloat64([]int64{3, 1, rows, nIn + 1}, batch),
+			train.LRName:    tensors.FromFloat64([]int64{3}, []float64{0.1, 0.1, 0.1}),
+			train.StepName:  tensors.FromFloat64([]int64{1}, []float64{1}),
+		}
+		state := map[string]*tensors.Tensor{"w": tensors.FromFloat64([]int64{nIn, 1}, []float64{1, 2, 3}), "b": tensors.FromFloat64([]int64{1}, []float64{0})}
+		for _, n := range []string{"w", "b"} {
+			state[train.ExpAvg(n)] = tensors.Zeros(tensors.Float64, state[n].Shape...)
+			state[train.ExpAvgSq(n)] = tensors.Zeros(tensors.Float64, state[n].Shape...)
+		}
+		run := stepRun{inPlace: inPlace, perRun: 3}
+		out := run.step(t, graphtest.Session(t, g), g, state, feeds)
+		run.finish(t, state)
+		if got := out[train.FiniteName].Bools(); !got[0] || got[1] || got[2] {
+			t.Fatalf("%v: finite = %v, want [true false false]", run, got)
+		}
+		// After one good step every weight moved by about lr (Adam's first step).
+		for i, w := range state["w"].Float64s() {
+			if d := float64(i+1) - w; !(d >= 0.05 && d <= 0.15) {
+				t.Errorf("%v: w[%d] = %g after one step from %d", run, i, w, i+1)
+			}
 		}
 	}
 }
