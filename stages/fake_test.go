@@ -65,12 +65,23 @@ func (f *fakeRuntime) NewSessionFromFile(name, path string, inputs, outputs []st
 	return nil, fmt.Errorf("fake runtime: %s: no models from files (%s)", name, path)
 }
 
+// Fetch and Upload copy, as the real ones do: an in-place step changes the
+// resident tensor and must not change what was fetched or uploaded.
 func (f *fakeRuntime) Fetch(r Resident) (*tensors.Tensor, error) {
 	fr := r.(*fakeResident)
 	if !f.live[fr] {
 		return nil, fmt.Errorf("fake runtime: fetch of a released value")
 	}
-	return fr.t, nil
+	return fr.t.Clone(), nil
+}
+
+func (f *fakeRuntime) Upload(t *tensors.Tensor) (Resident, error) {
+	if t == nil {
+		return nil, fmt.Errorf("fake runtime: upload of no tensor")
+	}
+	r := &fakeResident{rt: f, t: t.Clone()}
+	f.live[r] = true
+	return r, nil
 }
 
 func (f *fakeRuntime) Provider() string { return runtime.ProviderCPU }
@@ -111,8 +122,12 @@ func (s *fakeSession) RunResident(in []Feed, keep []bool) ([]*tensors.Tensor, []
 		return nil, nil, fmt.Errorf("session %s is closed", s.name)
 	}
 	byName := map[string]*tensors.Tensor{}
+	inPlace := slices.Contains(s.outputs, train.UpdatedName)
 	for i, f := range in {
 		t := f.Host
+		if inPlace && f.Host != nil && strings.HasSuffix(s.inputs[i], ".exp_avg") {
+			return nil, nil, fmt.Errorf("session %s: in-place state %s fed from the host (the update would be lost on a GPU)", s.name, s.inputs[i])
+		}
 		if f.Resident != nil {
 			r := f.Resident.(*fakeResident)
 			if !s.rt.live[r] {
@@ -210,12 +225,21 @@ func fakeScore(ids *tensors.Tensor) map[string]*tensors.Tensor {
 // rate per step, the 1-based first step. Every parameter p becomes
 // 0.9·p + lr·(batch sum mod 97)/97, its moments count the steps and sum
 // their numbers. Like the real graph, the state after the last finite step
-// comes out and finite is false from the first bad step on.
+// comes out (in place: is written over the fed tensors) and finite is false
+// from the first bad step on.
 func (f *fakeRuntime) steps(in map[string]*tensors.Tensor, outputs []string) map[string]*tensors.Tensor {
 	var params []string
+	inPlace := slices.Contains(outputs, train.UpdatedName)
 	for _, o := range outputs {
 		if p, ok := strings.CutSuffix(o, ".new"); ok && !strings.HasSuffix(p, ".exp_avg") && !strings.HasSuffix(p, ".exp_avg_sq") {
 			params = append(params, p)
+		}
+	}
+	if inPlace {
+		for name := range in {
+			if p, ok := strings.CutSuffix(name, ".exp_avg"); ok {
+				params = append(params, p)
+			}
 		}
 	}
 	sort.Strings(params)
@@ -271,7 +295,14 @@ func (f *fakeRuntime) steps(in map[string]*tensors.Tensor, outputs []string) map
 		train.GradSumSqName: tensors.FromFloat32([]int64{int64(n), int64(len(params))}, sumsq),
 	}
 	for name, v := range state {
+		if inPlace {
+			copy(in[name].Float32s(), v)
+			continue
+		}
 		out[train.New(name)] = tensors.FromFloat32(in[name].Shape, v)
+	}
+	if inPlace {
+		out[train.UpdatedName] = tensors.Zeros(tensors.Float32, 0)
 	}
 	return out
 }

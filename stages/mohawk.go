@@ -367,7 +367,7 @@ func (e *Env) Distill(o TrainOptions, d DistillOptions) (*Result, error) {
 // graph analysis: bench-stage --traffic).
 func (e *Env) DistillStepGraph(o TrainOptions, d DistillOptions, p graphs.MatMulPrecision) (*graphs.Graph, error) {
 	spec := e.distillSpec(o, d)
-	return stepGraph(spec, max(1, spec.StepsPerRun), p)
+	return stepGraph(spec, max(1, spec.StepsPerRun), p, e.inPlace())
 }
 
 // distillSpec is Stage 3's training spec: its loss, and the student

@@ -21,6 +21,8 @@ type Runtime interface {
 	NewSessionFromFile(name, path string, inputs, outputs []string) (Session, error)
 	// Fetch copies a resident value into host memory.
 	Fetch(r Resident) (*tensors.Tensor, error)
+	// Upload copies a host tensor into a new resident value.
+	Upload(t *tensors.Tensor) (Resident, error)
 	// Provider is the execution provider's name (runtime.ProviderCPU, ...).
 	Provider() string
 }
@@ -70,6 +72,14 @@ func (o ortRuntime) Fetch(r Resident) (*tensors.Tensor, error) {
 		return nil, err
 	}
 	return o.env.Fetch(v)
+}
+
+func (o ortRuntime) Upload(t *tensors.Tensor) (Resident, error) {
+	r, err := o.env.Upload(t)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 func (o ortRuntime) Provider() string { return o.env.Provider() }

@@ -286,6 +286,11 @@ func (t *trainer) run(step, n int) (runOut, error) {
 	}
 	lrs := t.rates(step, n)
 	keep := t.keepResident(step, step+n)
+	if t.e.inPlace() {
+		if err := t.upload(); err != nil {
+			return runOut{}, fmt.Errorf("step %d: %w", step+1, err)
+		}
+	}
 	ts := time.Now()
 	got, kept, err := r.run(t.state, t.dev, t.batches(step, n), lrs, step, keep)
 	if err != nil {
@@ -298,7 +303,9 @@ func (t *trainer) run(step, n int) (runOut, error) {
 	for finite := got[train.FiniteName].Bools(); out.good < n && finite[out.good]; {
 		out.good++
 	}
-	t.adopt(got, kept, keep)
+	if err := t.adopt(got, kept, keep); err != nil {
+		return runOut{}, fmt.Errorf("step %d: %w", step+1, err)
+	}
 	return out, nil
 }
 
@@ -322,9 +329,47 @@ func (t *trainer) keepResident(step, next int) bool {
 		!crosses(t.spec.CheckpointEvery, step, next) && !crosses(t.spec.EvalEvery, step, next)
 }
 
+// inPlace reports whether step graphs update the state where it is fed
+// (train.Spec.InPlace): always, except when the state goes back to the
+// host after every run (StateOnHost, a benchmark's setting).
+func (e *Env) inPlace() bool { return !e.StateOnHost }
+
+// upload makes every parameter and moment that is not resident yet (at the
+// start, after a resume or a rollback) a resident value, for an in-place
+// step graph to update.
+func (t *trainer) upload() error {
+	for _, p := range t.spec.Params {
+		for _, name := range []string{p.Name, train.ExpAvg(p.Name), train.ExpAvgSq(p.Name)} {
+			if _, ok := t.dev[name]; ok {
+				continue
+			}
+			r, err := t.e.Runtime.Upload(t.state[name])
+			if err != nil {
+				return fmt.Errorf("copy %s to the device: %w", name, err)
+			}
+			t.dev[name] = r
+		}
+	}
+	return nil
+}
+
 // adopt makes a run's new parameters and moments the state: resident ones
-// (kept) or host ones (got).
-func (t *trainer) adopt(got map[string]*tensors.Tensor, kept map[string]Resident, keep bool) {
+// (kept) or host ones (got). In place, the resident state is already the
+// new one; unless keep, it is copied to the host too (and stays resident).
+func (t *trainer) adopt(got map[string]*tensors.Tensor, kept map[string]Resident, keep bool) error {
+	if t.e.inPlace() {
+		if keep {
+			return nil
+		}
+		for name, r := range t.dev {
+			v, err := t.e.Runtime.Fetch(r)
+			if err != nil {
+				return fmt.Errorf("copy %s from the device: %w", name, err)
+			}
+			t.state[name] = v
+		}
+		return nil
+	}
 	releaseAll(t.dev)
 	for _, p := range t.spec.Params {
 		for _, name := range []string{p.Name, train.ExpAvg(p.Name), train.ExpAvgSq(p.Name)} {
@@ -335,6 +380,7 @@ func (t *trainer) adopt(got map[string]*tensors.Tensor, kept map[string]Resident
 			}
 		}
 	}
+	return nil
 }
 
 // toHost copies the resident state into host memory and releases it.
@@ -442,7 +488,7 @@ type stepRunner struct {
 }
 
 func (e *Env) newStepRunner(spec TrainSpec, n int) (*stepRunner, error) {
-	g, err := stepGraph(spec, n, e.matmulPrecision(spec.Precision))
+	g, err := stepGraph(spec, n, e.matmulPrecision(spec.Precision), e.inPlace())
 	if err != nil {
 		return nil, err
 	}
@@ -454,15 +500,15 @@ func (e *Env) newStepRunner(spec TrainSpec, n int) (*stepRunner, error) {
 }
 
 // stepGraph is spec's step graph for n steps per run, its products
-// computed as p.
-func stepGraph(spec TrainSpec, n int, p graphs.MatMulPrecision) (*graphs.Graph, error) {
+// computed as p, updating in place where inPlace.
+func stepGraph(spec TrainSpec, n int, p graphs.MatMulPrecision, inPlace bool) (*graphs.Graph, error) {
 	name := fmt.Sprintf("%s_step%d", spec.Name, n)
 	return buildGraph(name, func() *graphs.Graph {
 		return train.Build(train.Spec{
 			Name: name, Params: spec.Params, DType: tensors.Float32, StepsPerRun: n,
 			MicroBatches: spec.MicroBatches, BatchDType: tensors.Int64,
 			BatchShape: graphs.S(spec.MicroBatch, spec.SeqLen+1), Loss: spec.Loss, Opt: spec.Opt,
-			Precision: p, AllReduce: spec.AllReduce, Recompute: spec.Recompute,
+			Precision: p, AllReduce: spec.AllReduce, Recompute: spec.Recompute, InPlace: inPlace,
 		})
 	})
 }
