@@ -152,7 +152,15 @@ func TestStepsMatchReference(t *testing.T) {
 type stepRun struct {
 	inPlace, recompute bool
 	perRun             int
+	env                *runtime.Env // nil: graphtest.Env
 	dev                map[string]*runtime.Resident
+}
+
+func (r *stepRun) envOf(t *testing.T) *runtime.Env {
+	if r.env == nil {
+		r.env = graphtest.Env(t)
+	}
+	return r.env
 }
 
 func (r stepRun) String() string {
@@ -171,7 +179,7 @@ func (r *stepRun) step(t *testing.T, s *runtime.Session, g *graphs.Graph, state,
 		}
 		return out
 	}
-	env := graphtest.Env(t)
+	env := r.envOf(t)
 	if r.dev == nil {
 		r.dev = map[string]*runtime.Resident{}
 		for n, v := range state {
@@ -210,7 +218,7 @@ func (r *stepRun) step(t *testing.T, s *runtime.Session, g *graphs.Graph, state,
 func (r *stepRun) finish(t *testing.T, state map[string]*tensors.Tensor) {
 	t.Helper()
 	for n, d := range r.dev {
-		v, err := graphtest.Env(t).Fetch(d)
+		v, err := r.envOf(t).Fetch(d)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -260,5 +268,69 @@ func TestNonFiniteStepIsNotApplied(t *testing.T) {
 				t.Errorf("%v: w[%d] = %g after one step from %d", run, i, w, i+1)
 			}
 		}
+	}
+}
+
+// TestInPlaceMatchesOutOfPlace runs two runs of three float32 steps of two
+// micro-batches each, in place and out of place, on the CPU and (with
+// MOHAWK_TEST_CUDA set) on the GPU, where the state is resident in GPU
+// memory and the Loop's body updates it from outside: the parameters and
+// moments must agree bit for bit. An update that landed in a copy ONNX
+// Runtime made of an input would leave the in-place state unchanged.
+func TestInPlaceMatchesOutOfPlace(t *testing.T) {
+	const rows, perRun, k = 8, 3, 2
+	for _, c := range []struct {
+		name string
+		env  func(testing.TB) *runtime.Env
+	}{{"cpu", graphtest.Env}, {"cuda", graphtest.CUDAEnv}} {
+		t.Run(c.name, func(t *testing.T) {
+			env := c.env(t)
+			rng := rand.New(rand.NewPCG(5, 6))
+			flat := make([]float32, 2*perRun*k*rows*(nIn+1))
+			for i := range flat {
+				flat[i] = float32(rng.NormFloat64())
+			}
+			final := map[bool]map[string]*tensors.Tensor{}
+			for _, inPlace := range []bool{false, true} {
+				var g *graphs.Graph
+				if err := graphs.Try(func() {
+					g = train.Build(train.Spec{Name: "lsq32", DType: tensors.Float32, StepsPerRun: perRun, MicroBatches: k,
+						Params:     []train.Param{{Name: "w", Shape: graphs.S(nIn, 1), Decay: true}, {Name: "b", Shape: graphs.S(1)}},
+						BatchDType: tensors.Float32, BatchShape: graphs.S(rows, nIn+1), Loss: lossFn, Opt: train.DefaultAdamW(),
+						InPlace: inPlace})
+				}); err != nil {
+					t.Fatal(err)
+				}
+				s := graphtest.SessionOn(t, env, g)
+				state := map[string]*tensors.Tensor{
+					"w": tensors.FromFloat32([]int64{nIn, 1}, []float32{0.3, -0.2, 0.1}), "b": tensors.FromFloat32([]int64{1}, []float32{0.05}),
+				}
+				for _, n := range []string{"w", "b"} {
+					state[train.ExpAvg(n)] = tensors.Zeros(tensors.Float32, state[n].Shape...)
+					state[train.ExpAvgSq(n)] = tensors.Zeros(tensors.Float32, state[n].Shape...)
+				}
+				run := stepRun{inPlace: inPlace, perRun: perRun, env: env}
+				per := perRun * k * rows * (nIn + 1)
+				for i := 0; i < 2; i++ {
+					feeds := map[string]*tensors.Tensor{
+						train.BatchName: tensors.FromFloat32([]int64{perRun, k, rows, nIn + 1}, flat[i*per:(i+1)*per]),
+						train.LRName:    tensors.FromFloat32([]int64{perRun}, []float32{1e-2, 2e-2, 5e-3}),
+						train.StepName:  tensors.FromFloat32([]int64{1}, []float32{float32(i*perRun + 1)}),
+					}
+					run.step(t, s, g, state, feeds)
+				}
+				run.finish(t, state)
+				final[inPlace] = state
+			}
+			for n, want := range final[false] {
+				got := final[true][n]
+				if string(got.Data) != string(want.Data) {
+					t.Errorf("%s in place %v, out of place %v", n, got.Float32s(), want.Float32s())
+				}
+			}
+			if w := final[true]["w"].Float32s(); w[0] == 0.3 {
+				t.Error("w[0] did not move")
+			}
+		})
 	}
 }
