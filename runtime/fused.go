@@ -35,6 +35,14 @@ import (
 // is PTX that the CUDA driver compiles when a session first runs it, on
 // the CUDA provider's stream.
 //
+// AdamWInPlace (opset 1) takes AdamW's inputs and writes p′, m′ and v′
+// over p, m and v, in the buffers the session was fed, returning an empty
+// tensor of p's type: each element is read and written by one thread, so
+// no second copy of the state exists. ORT knows nothing of the write, so p,
+// m and v must be graph inputs bound in the memory of the provider that
+// runs the node (resident values), and every other reader of them must run
+// before it (graphs.AdamWInPlace says how graphs/train guarantees that).
+//
 // AllReduce (opset 1) takes x and returns the element-wise mean of x over
 // the ranks of the process's data-parallel group (nccl.go).
 const FusedDomain = "mohawk.fused"

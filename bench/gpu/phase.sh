@@ -56,7 +56,7 @@ stage3_sampled() {
   local prefix=$1 t=$2 flags=$3 v name pid; shift 3
   for v in "$@"; do
     set -- $v; name=$1-mb$2-$3-$4${5:+-$5}
-    gpumem $name </dev/null >/dev/null 2>&1 & pid=$!
+    gpumem $prefix$name </dev/null >/dev/null 2>&1 & pid=$!
     run "$prefix$name" $t $P bench-stage $flags --precision $1 --micro-batch $2 --recompute=${3/none/} --loss-chunk $4 ${5:+--all-reduce $5} >/dev/null
     kill $pid 2>/dev/null
   done
@@ -154,6 +154,28 @@ OURS)
   # The fourth run is the first with AllReduce nodes over a one-rank NCCL
   # communicator (issue 21: losses equal, tokens/s within 2%).
   stage3_sampled stage3_ 280 "$O3" "bf16 $mb none 0" "bf16 $(q 4 1) layers 256" "fp32 $mb none 0" "bf16 $mb none 0 nccl"
+  ;;
+OURS2)
+  # Eighth session (issue 19): in-place updates (graphs.AdamWInPlace). The
+  # CUDA unit tests of the fused kernels, the in-place step against the
+  # out-of-place one on the GPU ($TRAIN_TEST) and the runtime; then a
+  # one-layer Phi-1.5 step in place (the default) against the same step
+  # with the state copied to the host after every run (--state-on-host,
+  # out of place): the losses must be equal. Then Stage 3 at PEERS'
+  # micro-batch in bf16 and TF32, and at micro-batch 4 under a 76 GB cap on
+  # ONNX Runtime's arena (--mem-limit-gb 76: fits an 80 GB card?) without
+  # and with recompute + loss chunks; GPU memory sampled per run.
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
+  [ -n "${GRAPHS_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $GRAPHS_TEST -test.run 'TestAdamW$|TestAdamWInPlace$|TestGeluGrad$|TestCausalConv$' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|error" | tee "$out/cuda-test.txt"
+  [ -n "${TRAIN_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $TRAIN_TEST -test.run 'TestAllReduceNCCL|TestInPlaceMatchesOutOfPlace' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|NCCL|error" | tee -a "$out/cuda-test.txt"
+  [ -n "${RUNTIME_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $RUNTIME_TEST -test.run 'TestCUDA|TestUpload' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|error" | tee -a "$out/cuda-test.txt"
+  SM="--teacher phi-1.5:1 --stage distill --micro-batch 1 --seq 256 --steps-per-run 2 --runs 2 --provider $PROV --tf32 --precision bf16"
+  run inplace 200 $P bench-stage $SM
+  run inplace 200 $P bench-stage $SM --state-on-host
+  mb=$(q $(gpu_mb) 1)
+  O3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --arena-extend same_as_requested"
+  stage3_sampled stage3_ 280 "$O3" "bf16 $mb none 0" "fp32 $mb none 0"
+  stage3_sampled cap76_ 280 "$O3 --mem-limit-gb $(q 76 2)" "bf16 $(q 4 1) none 0" "bf16 $(q 4 1) layers 256"
   ;;
 DEC)
   # Seventh session (issues 18, 19): greedy decode with resident state on

@@ -114,6 +114,7 @@ func runtimeFlags(fs *flag.FlagSet) func() runtime.Config {
 	lib := fs.String("ort-library", "", "path of libonnxruntime.so (default: $ORT_LIB, then the user cache)")
 	tf32 := fs.Bool("tf32", false, "cuda: allow TF32 tensor cores for float32 matrix products")
 	arena := fs.String("arena-extend", "next_power_of_two", "cuda: how the memory arena grows: next_power_of_two or same_as_requested")
+	memLimit := fs.Float64("mem-limit-gb", 0, "cuda: cap ONNX Runtime's device memory arena at this many GB of 10^9 bytes (runtime.cuda.mem_limit_bytes; 0: no cap)")
 	threads := fs.Int("threads", 0, "cpu: intra-op threads (0: ONNX Runtime's default)")
 	logLevel := fs.String("ort-log-level", "error", "ONNX Runtime log level: verbose, info, warning, error, fatal (info shows node placement)")
 	profile := fs.String("ort-profile", "", "write ONNX Runtime's per-node profile of every session into this existing folder (see 'pipeline profile')")
@@ -121,6 +122,7 @@ func runtimeFlags(fs *flag.FlagSet) func() runtime.Config {
 		c := runtime.Defaults()
 		c.Provider, c.Library, c.LogLevel, c.ProfileDir = *p, *lib, *logLevel, *profile
 		c.CUDA.TF32, c.CUDA.ArenaExtend = *tf32, *arena
+		c.CUDA.MemLimitBytes = int64(*memLimit * 1e9)
 		c.CPU.IntraOpThreads = *threads
 		return c
 	}
