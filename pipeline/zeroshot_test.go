@@ -239,7 +239,7 @@ func TestHarnessEncoder(t *testing.T) {
 	}
 	// A Qwen2 chat tokenizer: no BOS template, and tokenizer_config.json
 	// names <|im_end|> (id 958 in the file's added_tokens) as eos_token.
-	qwenPath := writeTokenizer(t, readFile(t, filepath.Join("..", "tokenizer", "testdata", "hf", "qwen2.json")), `{"eos_token": "<|im_end|>"}`)
+	qwenPath := writeTokenizer(t, readBytes(t, filepath.Join("..", "tokenizer", "testdata", "hf", "qwen2.json")), `{"eos_token": "<|im_end|>"}`)
 	qwen, err := tokenizer.Load(qwenPath)
 	if err != nil {
 		t.Fatal(err)
@@ -288,7 +288,7 @@ func TestHarnessEncoder(t *testing.T) {
 // BOS and no end-of-text token at all gets a plain Encoder (no prefix).
 func TestHarnessEncoderConfig(t *testing.T) {
 	hf := func(name string) []byte {
-		return readFile(t, filepath.Join("..", "tokenizer", "testdata", "hf", name+".json"))
+		return readBytes(t, filepath.Join("..", "tokenizer", "testdata", "hf", name+".json"))
 	}
 	// qwen2.json less its <|endoftext|>: no BOS template, no end of text.
 	var noEOT map[string]any
@@ -347,7 +347,7 @@ func TestHarnessEncoderConfig(t *testing.T) {
 // evaluation refuses a model directory whose tokenizer_config.json is
 // corrupt, naming the file, before it reads the tasks or the model.
 func TestZeroShotCorruptTokenizerConfig(t *testing.T) {
-	path := writeTokenizer(t, readFile(t, shareddata.Path(t, "reference", "phi-tiny-en", "tokenizer.json")), `{"eos_token": "<|endoftext|>"`)
+	path := writeTokenizer(t, readBytes(t, shareddata.Path(t, "reference", "phi-tiny-en", "tokenizer.json")), `{"eos_token": "<|endoftext|>"`)
 	cfg := filepath.Join(filepath.Dir(path), "tokenizer_config.json")
 	_, err := ZeroShot(context.Background(), ZeroShotOptions{Model: filepath.Dir(path), Tasks: []Task{{Kind: "piqa", Path: filepath.Join(t.TempDir(), "missing.jsonl")}}, Runtime: runtime.Defaults()})
 	if err == nil || !strings.Contains(err.Error(), cfg+": unexpected end of JSON input") {
@@ -371,14 +371,4 @@ func writeTokenizer(t *testing.T, raw []byte, config string) string {
 		}
 	}
 	return path
-}
-
-// readFile returns the bytes of path.
-func readFile(t *testing.T, path string) []byte {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
 }
