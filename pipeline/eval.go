@@ -46,6 +46,10 @@ func (w *work) evaluate(env *stages.Env, log *runLog) (*EvalReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	enc, err := newHarnessEncoder(w.tok, w.cfg.TokenizerPath())
+	if err != nil {
+		return nil, err
+	}
 	for _, m := range models {
 		me := &ModelEval{}
 		ppl, err := w.perplexity(env, m, log)
@@ -67,7 +71,7 @@ func (w *work) evaluate(env *stages.Env, log *runLog) (*EvalReport, error) {
 				me.LastWord = &r
 				log.Printf("%s last-word accuracy: %.3f over %d examples", m, r.Accuracy, r.Examples)
 			}
-			if me.Tasks, err = scoreTasks(sc, newHarnessEncoder(w.tok, w.cfg.TokenizerPath()), m, specs, tasks, log); err != nil {
+			if me.Tasks, err = scoreTasks(sc, enc, m, specs, tasks, log); err != nil {
 				sc.Close()
 				return nil, err
 			}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -58,16 +59,25 @@ type harnessEncoder struct {
 
 // newHarnessEncoder is tok (loaded from tokPath) as the harness uses it;
 // it is a stages.PrefixEncoder when tok has a BOS or an end-of-text token.
-func newHarnessEncoder(tok *tokenizer.Tokenizer, tokPath string) stages.Encoder {
+// A tokenizer with neither (tokenizer.ErrNoEndOfText) gives a plain
+// Encoder, which scores no request with an empty context. A
+// tokenizer_config.json that is corrupt, unreadable or names a token tok
+// lacks is an error naming the file, BOS or not, as in runs, validate and
+// perplexity evaluation.
+func newHarnessEncoder(tok *tokenizer.Tokenizer, tokPath string) (stages.Encoder, error) {
+	eot, _, err := tokenizer.EndOfText(tokPath, tok)
+	if err != nil && !errors.Is(err, tokenizer.ErrNoEndOfText) {
+		return nil, err
+	}
 	prefix, ok := tok.BOS()
 	if !ok {
-		var err error
-		if prefix, _, err = tokenizer.EndOfText(tokPath, tok); err != nil {
-			return tok
+		if err != nil {
+			return tok, nil
 		}
+		prefix = eot
 	}
 	text, _ := tok.Decode([]int64{prefix})
-	return harnessEncoder{tok, prefix, text}
+	return harnessEncoder{tok, prefix, text}, nil
 }
 
 func (e harnessEncoder) Encode(s string) []int64 {
@@ -125,6 +135,10 @@ func ZeroShot(ctx context.Context, o ZeroShotOptions) (map[string]*stages.TaskRe
 	if err != nil {
 		return nil, err
 	}
+	enc, err := newHarnessEncoder(tok, tokPath)
+	if err != nil {
+		return nil, err
+	}
 	specs := slices.Clone(o.Tasks)
 	if err := resolveTasks(ctx, specs, func(p string) string { return p }, false, o.Progress); err != nil {
 		return nil, err
@@ -149,7 +163,7 @@ func ZeroShot(ctx context.Context, o ZeroShotOptions) (map[string]*stages.TaskRe
 		return nil, err
 	}
 	defer done()
-	return scoreTasks(sc, newHarnessEncoder(tok, tokPath), model, specs, tasks, &runLog{metrics: nopCloser{io.Discard}, out: out})
+	return scoreTasks(sc, enc, model, specs, tasks, &runLog{metrics: nopCloser{io.Discard}, out: out})
 }
 
 // nopCloser is a writer whose Close does nothing.

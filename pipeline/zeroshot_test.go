@@ -2,10 +2,12 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -237,17 +239,7 @@ func TestHarnessEncoder(t *testing.T) {
 	}
 	// A Qwen2 chat tokenizer: no BOS template, and tokenizer_config.json
 	// names <|im_end|> (id 958 in the file's added_tokens) as eos_token.
-	qwenPath := filepath.Join(t.TempDir(), "tokenizer.json")
-	raw, err := os.ReadFile(filepath.Join("..", "tokenizer", "testdata", "hf", "qwen2.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(qwenPath, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(filepath.Dir(qwenPath), "tokenizer_config.json"), []byte(`{"eos_token": "<|im_end|>"}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	qwenPath := writeTokenizer(t, readBytes(t, filepath.Join("..", "tokenizer", "testdata", "hf", "qwen2.json")), `{"eos_token": "<|im_end|>"}`)
 	qwen, err := tokenizer.Load(qwenPath)
 	if err != nil {
 		t.Fatal(err)
@@ -270,9 +262,10 @@ func TestHarnessEncoder(t *testing.T) {
 		{"qwen2 chat", qwen, qwenPath, 958, q, qwen.Encode(q), 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			enc, ok := newHarnessEncoder(tc.tok, tc.path).(stages.PrefixEncoder)
-			if !ok || enc.Prefix() != tc.prefix {
-				t.Fatalf("encoder %T is not a PrefixEncoder with prefix %d", enc, tc.prefix)
+			e, err := newHarnessEncoder(tc.tok, tc.path)
+			enc, ok := e.(stages.PrefixEncoder)
+			if err != nil || !ok || enc.Prefix() != tc.prefix {
+				t.Fatalf("encoder %T (error %v) is not a PrefixEncoder with prefix %d", e, err, tc.prefix)
 			}
 			got := enc.Encode(tc.text)
 			n := 0
@@ -286,4 +279,96 @@ func TestHarnessEncoder(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHarnessEncoderConfig: the zero-shot prefix token reads
+// tokenizer_config.json as runs, validate and perplexity evaluation do. A
+// corrupt one, or one naming a token the tokenizer lacks, is an error
+// naming the file, even for a tokenizer with a BOS; a tokenizer with no
+// BOS and no end-of-text token at all gets a plain Encoder (no prefix).
+func TestHarnessEncoderConfig(t *testing.T) {
+	hf := func(name string) []byte {
+		return readBytes(t, filepath.Join("..", "tokenizer", "testdata", "hf", name+".json"))
+	}
+	// qwen2.json less its <|endoftext|>: no BOS template, no end of text.
+	var noEOT map[string]any
+	if err := json.Unmarshal(hf("qwen2"), &noEOT); err != nil {
+		t.Fatal(err)
+	}
+	added := noEOT["added_tokens"].([]any)
+	noEOT["added_tokens"] = slices.DeleteFunc(slices.Clone(added), func(a any) bool {
+		return a.(map[string]any)["content"] == tokenizer.DefaultEndOfText
+	})
+	if len(noEOT["added_tokens"].([]any)) != len(added)-1 {
+		t.Fatalf("qwen2.json has no added token %s to remove", tokenizer.DefaultEndOfText)
+	}
+	noEOTRaw, err := json.Marshal(noEOT)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		raw     []byte
+		config  string // "" writes no tokenizer_config.json
+		wantErr string // "" wants no error
+		prefix  bool   // a PrefixEncoder is wanted
+	}{
+		{"corrupt config", hf("qwen2"), `{"eos_token": `, "unexpected end of JSON input", false},
+		{"corrupt config, BOS", hf("llama3"), `{"eos_token": `, "unexpected end of JSON input", false},
+		{"unknown eos_token", hf("qwen2"), `{"eos_token": "<|nope|>"}`, `names eos_token "<|nope|>"`, false},
+		{"eos_token not a string", hf("qwen2"), `{"eos_token": 5}`, "eos_token: want a string", false},
+		{"no end of text", noEOTRaw, "", "", false},
+		{"no end of text, config naming none", noEOTRaw, `{"eos_token": null}`, "", false},
+		{"default end of text", hf("qwen2"), "", "", true},
+		{"BOS without end of text", hf("llama3"), "", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeTokenizer(t, tc.raw, tc.config)
+			tok, err := tokenizer.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc, err := newHarnessEncoder(tok, path)
+			if tc.wantErr != "" {
+				cfg := filepath.Join(filepath.Dir(path), "tokenizer_config.json")
+				if err == nil || !strings.Contains(err.Error(), cfg) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("encoder %T, error %v; want an error naming %s and saying %q", enc, err, cfg, tc.wantErr)
+				}
+				return
+			}
+			if _, ok := enc.(stages.PrefixEncoder); err != nil || ok != tc.prefix {
+				t.Fatalf("encoder %T, error %v; want a PrefixEncoder: %v", enc, err, tc.prefix)
+			}
+		})
+	}
+}
+
+// TestZeroShotCorruptTokenizerConfig: the stand-alone zero-shot
+// evaluation refuses a model directory whose tokenizer_config.json is
+// corrupt, naming the file, before it reads the tasks or the model.
+func TestZeroShotCorruptTokenizerConfig(t *testing.T) {
+	path := writeTokenizer(t, readBytes(t, shareddata.Path(t, "reference", "phi-tiny-en", "tokenizer.json")), `{"eos_token": "<|endoftext|>"`)
+	cfg := filepath.Join(filepath.Dir(path), "tokenizer_config.json")
+	_, err := ZeroShot(context.Background(), ZeroShotOptions{Model: filepath.Dir(path), Tasks: []Task{{Kind: "piqa", Path: filepath.Join(t.TempDir(), "missing.jsonl")}}, Runtime: runtime.Defaults()})
+	if err == nil || !strings.Contains(err.Error(), cfg+": unexpected end of JSON input") {
+		t.Fatalf("ZeroShot: %v; want the corrupt %s named", err, cfg)
+	}
+}
+
+// writeTokenizer writes raw as tokenizer.json in a new directory, with
+// config as the tokenizer_config.json beside it unless config is empty,
+// and returns the tokenizer.json's path.
+func writeTokenizer(t *testing.T, raw []byte, config string) string {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tokenizer.json")
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if config != "" {
+		if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return path
 }

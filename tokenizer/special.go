@@ -36,13 +36,21 @@ func (t *Tokenizer) BOS() (int64, bool) {
 // Qwen2 base): the document separator when nothing names another.
 const DefaultEndOfText = "<|endoftext|>"
 
+// ErrNoEndOfText is wrapped by EndOfText's error when the tokenizer has no
+// end-of-text token at all: no tokenizer_config.json names an eos_token and
+// DefaultEndOfText is not one of its special tokens. A corrupt or
+// unreadable tokenizer_config.json, or one naming a token the tokenizer
+// lacks, gives other errors.
+var ErrNoEndOfText = errors.New("no end-of-text token")
+
 // EndOfText returns the token that ends a document for the tokenizer.json
 // at path, as Hugging Face's tokenizer.eos_token names it: the eos_token of
 // the tokenizer_config.json beside it (a string, or an object with its
 // content) when that file exists and names one (<|end_of_text|> of
 // Llama-3, </s> of Llama-2 and Mistral, <|im_end|> of Qwen2 chat models),
 // else DefaultEndOfText. The token must be one of t's special (added)
-// tokens; the error names the file and the token otherwise.
+// tokens; the error names the file and the token otherwise, and wraps
+// ErrNoEndOfText when nothing names a token and t has no DefaultEndOfText.
 func EndOfText(path string, t *Tokenizer) (id int64, token string, err error) {
 	token, source := DefaultEndOfText, path
 	cfgPath := filepath.Join(filepath.Dir(path), "tokenizer_config.json")
@@ -56,7 +64,7 @@ func EndOfText(path string, t *Tokenizer) (id int64, token string, err error) {
 			EOS json.RawMessage `json:"eos_token"`
 		}
 		if err := json.Unmarshal(data, &cfg); err != nil {
-			return 0, "", fmt.Errorf("tokenizer: %s: %w (a Hugging Face tokenizer_config.json is a JSON object)", cfgPath, err)
+			return 0, "", fmt.Errorf("tokenizer: %s: %w (a Hugging Face tokenizer_config.json is a JSON object; fix the file or download it again)", cfgPath, err)
 		}
 		name, err := eosName(cfg.EOS)
 		if err != nil {
@@ -69,7 +77,7 @@ func EndOfText(path string, t *Tokenizer) (id int64, token string, err error) {
 	id, ok := t.SpecialID(token)
 	if !ok {
 		if source == path {
-			return 0, "", fmt.Errorf("tokenizer: %s has no special token %s and no tokenizer_config.json beside it naming another eos_token; add one (\"eos_token\": \"...\") naming the token that ends a document", path, token)
+			return 0, "", fmt.Errorf("tokenizer: %s: %w: it has no special token %s and no tokenizer_config.json beside it naming another eos_token; add one (\"eos_token\": \"...\") naming the token that ends a document", path, ErrNoEndOfText, token)
 		}
 		return 0, "", fmt.Errorf("tokenizer: %s names eos_token %q, which is not a special token of %s", cfgPath, token, path)
 	}

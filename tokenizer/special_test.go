@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,6 +56,7 @@ func TestEndOfText(t *testing.T) {
 		name, tok, config string // config "" writes no tokenizer_config.json
 		wantID            int64
 		wantTok, wantErr  string
+		none              bool // the error wraps ErrNoEndOfText
 	}{
 		{name: "default", tok: "qwen2", wantID: 956, wantTok: "<|endoftext|>"},
 		{name: "string", tok: "llama3", config: `{"eos_token": "<|end_of_text|>"}`, wantID: 957, wantTok: "<|end_of_text|>"},
@@ -62,7 +64,8 @@ func TestEndOfText(t *testing.T) {
 		{name: "chat", tok: "qwen2", config: `{"eos_token": "<|im_end|>"}`, wantID: 958, wantTok: "<|im_end|>"},
 		{name: "sentencepiece", tok: "llama2", config: `{"bos_token": "<s>", "eos_token": "</s>"}`, wantID: 2, wantTok: "</s>"},
 		{name: "null keeps the default", tok: "qwen2", config: `{"eos_token": null}`, wantID: 956, wantTok: "<|endoftext|>"},
-		{name: "no default", tok: "llama3", wantErr: "has no special token <|endoftext|> and no tokenizer_config.json"},
+		{name: "no default", tok: "llama3", wantErr: "has no special token <|endoftext|> and no tokenizer_config.json", none: true},
+		{name: "no default, null", tok: "llama3", config: `{"eos_token": null}`, wantErr: "has no special token <|endoftext|>", none: true},
 		{name: "unknown token", tok: "llama3", config: `{"eos_token": "<|nope|>"}`, wantErr: `names eos_token "<|nope|>", which is not a special token`},
 		{name: "number", tok: "llama3", config: `{"eos_token": 5}`, wantErr: "eos_token: want a string or an object"},
 		{name: "corrupt", tok: "llama3", config: `{"eos_token": `, wantErr: "tokenizer_config.json: unexpected end of JSON input"},
@@ -89,8 +92,8 @@ func TestEndOfText(t *testing.T) {
 			}
 			id, name, err := EndOfText(path, tok)
 			if c.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
-					t.Fatalf("EndOfText = %d %q, %v; want an error containing %q", id, name, err, c.wantErr)
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) || errors.Is(err, ErrNoEndOfText) != c.none {
+					t.Fatalf("EndOfText = %d %q, %v; want an error containing %q (wrapping ErrNoEndOfText: %v)", id, name, err, c.wantErr, c.none)
 				}
 				return
 			}
