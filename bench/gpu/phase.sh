@@ -121,10 +121,11 @@ PEERS)
   # Phi-Mamba authors' Triton step ($AUTHORS, default .authors/perf_authors.py
   # with pm/ beside it: ../shared/tools/torch-reference/README.md) in bf16
   # and TF32 at the micro-batch both fit (gpu_mb); on an 80 GB card also
-  # eager bf16 at micro-batch 4, which fits there (66 GB).
+  # eager bf16 at micro-batch 4, which fits there (66 GB). PRECS (default
+  # "bf16 tf32") names the precisions.
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
   mb=$(q $(gpu_mb) 1)
-  for pr in bf16 tf32; do
+  for pr in ${PRECS:-bf16 tf32}; do
     run perf_torch 200 python3 $TORCH/perf_torch.py $pr $mb 2048
     run perf_authors 240 python3 ${AUTHORS:-.authors/perf_authors.py} $pr $mb 2048
   done
@@ -164,7 +165,8 @@ OURS2)
   # out of place): the losses must be equal. Then Stage 3 at PEERS'
   # micro-batch in bf16 and TF32, and at micro-batch 4 under a 76 GB cap on
   # ONNX Runtime's arena (--mem-limit-gb 76: fits an 80 GB card?) without
-  # and with recompute + loss chunks; GPU memory sampled per run.
+  # and with recompute + loss chunks; GPU memory sampled per run. PRECS=bf16
+  # (as for PEERS) leaves the TF32 run out.
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
   [ -n "${GRAPHS_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $GRAPHS_TEST -test.run 'TestAdamW$|TestAdamWInPlace$|TestGeluGrad$|TestCausalConv$' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|error" | tee "$out/cuda-test.txt"
   [ -n "${TRAIN_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $TRAIN_TEST -test.run 'TestAllReduceNCCL|TestInPlaceMatchesOutOfPlace' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|NCCL|error" | tee -a "$out/cuda-test.txt"
@@ -174,7 +176,8 @@ OURS2)
   run inplace 200 $P bench-stage $SM --state-on-host
   mb=$(q $(gpu_mb) 1)
   O3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --arena-extend same_as_requested"
-  stage3_sampled stage3_ 280 "$O3" "bf16 $mb none 0" "fp32 $mb none 0"
+  v=("bf16 $mb none 0"); [[ "${PRECS:-bf16 tf32}" == *tf32* ]] && v+=("fp32 $mb none 0")
+  stage3_sampled stage3_ 280 "$O3" "${v[@]}"
   stage3_sampled cap76_ 280 "$O3 --mem-limit-gb $(q 76 2)" "bf16 $(q 4 1) none 0" "bf16 $(q 4 1) layers 256"
   ;;
 DEC)
