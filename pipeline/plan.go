@@ -200,36 +200,86 @@ func sha256Hex(parts ...string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// estimateMemory is a planning figure: float32 weights of both models,
-// AdamW state (parameters, two moments, gradient, accumulator) for the
-// student, and activations of one micro-batch kept for the backward pass
-// (a per-layer multiple of the hidden states, the attention and mixing
-// matrices of Stage 1, and the logits of both models).
+// estimateMemory is a planning figure for the largest training stage: the
+// frozen teacher's weights (bfloat16 under precision bf16, as the step
+// graph holds them), the student's float32 parameters and AdamW's two
+// moments (plus the accumulated gradient with several micro-batches; the
+// update is in place, so no second copy of the state), and the larger of
+// the gradients and the activations one micro-batch keeps for the backward
+// pass (which frees the latter as it makes the former):
+//   - per layer a multiple of the hidden and MLP widths per token (larger
+//     in float32, where the products' saved operands are not bfloat16; a
+//     single layer's worth plus every layer's input with recompute: layers),
+//   - materialised attention matrices where a graph has them: Stage 1's
+//     targets and its student's mixing matrices, and the attention layers a
+//     step trains (the teacher's in pretraining, a hybrid's kept ones in
+//     Stage 3); the frozen teacher's fused attention keeps none,
+//   - Stage 3's and pretraining's [B, T, V] float32 logits, softmaxes and
+//     their adjoints (four; with loss_chunk, four of a chunk plus the
+//     teacher's logits).
+//
+// TestEstimateMemoryMatchesLiveness holds it within 10% of the liveness
+// analysis of the step graph; at Phi-1.5 shape (Stage 3, micro-batch
+// 4 × 2048, bf16) it gives 60.0 GB, the analysis 60.7 GB, and an H100
+// showed 64.5 GB (docs/benchmarks.md). With recompute: layers ONNX Runtime
+// needs far more than either (its order runs the recomputed layers early).
 func estimateMemory(p *Plan, tc family.Teacher, sc family.Student) Memory {
 	ts := tc.Sizes()
 	m := Memory{TeacherBytes: 4 * tc.NumParams(), StudentBytes: 4 * sc.NumParams()}
-	m.OptimizerBytes = 4 * m.StudentBytes
 	for _, s := range p.Stages {
-		if s.Train == nil {
+		o := s.Train
+		if o == nil {
 			continue
 		}
-		b, t := int64(s.Train.MicroBatch), int64(s.Train.SeqLen)
+		b, t := int64(o.MicroBatch), int64(o.SeqLen)
 		l, d, f := int64(ts.Layers), ts.Hidden, ts.Intermediate
-		if g := int64(s.Train.LayerGroup); g > 0 && g < l && (s.Kind == KindOrient || s.Kind == KindAlign) {
+		if g := int64(o.LayerGroup); g > 0 && g < l && (s.Kind == KindOrient || s.Kind == KindAlign) {
 			l = g // one layer group's activations at a time
 		}
-		act := 4 * b * t * l * (12*d + 2*f) // hidden states, projections, MLP
-		act += 4 * b * ts.Heads * t * t * l * 2
-		if s.Kind == KindOrient {
-			act += 4 * b * sc.Sizes().VHeads * t * t * l * 6 // M, L, segsum and their adjoints
+		perLayer := 4 * b * t * (12*d + 2*f) // hidden states, projections, MLP
+		if o.Precision != stages.PrecisionBF16 {
+			perLayer = 4 * b * t * (19*d + 3*f) // float32 operands saved where bf16 saves their casts
+		}
+		act := l * perLayer
+		if o.Recompute == stages.RecomputeLayers {
+			act = perLayer + l*4*b*t*d // one layer rebuilt at a time, every layer's input kept
+		}
+		attn := 4 * b * ts.Heads * t * t * 2 // one attention layer's scores and probabilities
+		switch s.Kind {
+		case KindOrient:
+			act += l * (attn + 4*b*sc.Sizes().VHeads*t*t*6) // targets; M, L, segsum and their adjoints
+		case KindPretrain:
+			if s.PretrainWhat == "teacher" {
+				act += l * attn
+			}
+		case KindDistill:
+			if s.Distill == nil || !s.Distill.FreezeAttention {
+				act += int64(len(s.Attention)) * attn
+			}
 		}
 		if s.Kind == KindDistill || s.Kind == KindPretrain {
-			act += 4 * b * t * ts.Vocab * 4 // both models' logits and softmaxes
+			logits := 4 * b * t * ts.Vocab
+			if c := int64(o.LossChunk); c > 0 && c < t {
+				logits = 4*b*c*ts.Vocab*4 + logits // chunks, and the teacher's logits
+			} else {
+				logits *= 4 // both models' logits, the softmax, their adjoint
+			}
+			act += logits
 		}
 		if act > m.ActivationBytes {
 			m.ActivationBytes, m.LargestStage = act, s.Name
+			state := int64(2) // two moments
+			if o.MicroBatches > 1 {
+				state++ // the accumulated gradient
+			}
+			m.OptimizerBytes = state * m.StudentBytes
+			m.TeacherBytes = 4 * tc.NumParams()
+			if o.Precision == stages.PrecisionBF16 {
+				m.TeacherBytes = 2 * tc.NumParams()
+			}
 		}
 	}
+	m.ActivationBytes = max(m.ActivationBytes, m.StudentBytes) // the gradients at the update
 	m.TotalBytes = m.TeacherBytes + m.StudentBytes + m.OptimizerBytes + m.ActivationBytes
 	return m
 }

@@ -1,0 +1,54 @@
+package pipeline
+
+import (
+	"math"
+	"testing"
+
+	"mohawk/graphs/models/family"
+	"mohawk/stages"
+)
+
+// TestEstimateMemoryMatchesLiveness compares the plan's Stage 3 memory
+// estimate with the liveness analysis of the step graph itself (StageMemory:
+// every tensor the graph makes, in its order), on a two-layer model of
+// Phi-1.5's width, for the settings a Stage 3 config can choose.
+func TestEstimateMemoryMatchesLiveness(t *testing.T) {
+	const layers = 2
+	tc, ok := family.PresetTeacher("phi-1.5", layers)
+	if !ok {
+		t.Fatal("no phi-1.5 preset")
+	}
+	sc, err := StudentConfigFor(tc, StudentConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		precision, recompute string
+		mb, seq, chunk       int
+		tol                  float64
+	}{
+		{"bf16", "", 4, 2048, 0, 0.10},
+		{"fp32", "", 2, 2048, 0, 0.10},
+		{"bf16", "", 4, 2048, 256, 0.10},
+		{"bf16", stages.RecomputeLayers, 4, 2048, 256, 0.10},
+		{"bf16", "", 1, 512, 0, 0.10}, // the update's gradients set the peak
+	} {
+		o := StageBenchOptions{Teacher: "phi-1.5:2", Stage: KindDistill, MicroBatch: c.mb, Seq: c.seq, Precision: c.precision,
+			Recompute: c.recompute, LossChunk: c.chunk}
+		live, err := StageMemory(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &Plan{Stages: []StagePlan{{Name: "distill", Kind: KindDistill, Distill: &stages.DistillOptions{},
+			Train: &stages.TrainOptions{MicroBatches: 1, MicroBatch: c.mb, SeqLen: c.seq, Precision: c.precision,
+				Recompute: c.recompute, LossChunk: c.chunk}}}}
+		m := estimateMemory(p, tc, sc)
+		d := float64(m.TotalBytes)/float64(live.TotalBytes) - 1
+		t.Logf("%s mb %d seq %d recompute %q chunk %d: estimate %.3f GB, liveness %.3f GB (%+.1f%%)", c.precision, c.mb, c.seq,
+			c.recompute, c.chunk, float64(m.TotalBytes)/1e9, float64(live.TotalBytes)/1e9, 100*d)
+		if !(math.Abs(d) <= c.tol) {
+			t.Errorf("%s mb %d seq %d recompute %q chunk %d: estimate %.3f GB is %+.1f%% off the liveness analysis's %.3f GB (want within %.0f%%)",
+				c.precision, c.mb, c.seq, c.recompute, c.chunk, float64(m.TotalBytes)/1e9, 100*d, float64(live.TotalBytes)/1e9, 100*c.tol)
+		}
+	}
+}
