@@ -137,3 +137,42 @@ func TestChildEnvReload(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentFirstSessions creates the first sessions of a freshly
+// loaded library from several goroutines at once, in a child process,
+// eight times over (each cycle unloads the library): ONNX Runtime registers
+// the fused kernels' domain while it creates the first session, and two
+// such creations at once failed ("the domain is already exist") until
+// runtime serialised them.
+func TestConcurrentFirstSessions(t *testing.T) {
+	needORT(t)
+	runChild(t, "TestChildConcurrentSessions", "1")
+}
+
+func TestChildConcurrentSessions(t *testing.T) {
+	if os.Getenv(childEnv) == "" {
+		t.Skip("runs only as the child process of TestConcurrentFirstSessions")
+	}
+	model := addModel(t)
+	for i := range 8 {
+		env, err := Open(Config{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, 6)
+		for range cap(errs) {
+			go func() {
+				_, err := env.NewSession("add", model, []string{"a", "b"}, []string{"c"})
+				errs <- err
+			}()
+		}
+		for range cap(errs) {
+			if err := <-errs; err != nil {
+				t.Errorf("cycle %d: %v", i, err)
+			}
+		}
+		if err := env.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -199,6 +199,7 @@ func forgetAPI() {
 	C.mh_fused_forget()
 	C.mh_forget()
 	ortAPI.lib, ortAPI.err = "", nil
+	firstCreate.done.Store(false) // a library loaded again has a fresh domain map
 }
 
 // apiTable is the OrtApi table loadAPI found.

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -105,7 +106,7 @@ func (e *Env) newSession(name string, inputs, outputs []string,
 			return fail("enable profiling: %v", err)
 		}
 	}
-	s, err := create(opts)
+	s, err := createOnce(create, opts)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -128,6 +129,32 @@ func (e *Env) newSession(name string, inputs, outputs []string,
 	}
 	e.sessions[sess] = struct{}{}
 	return sess, nil
+}
+
+// firstCreate serialises session creation until one session has been
+// created in the process: ONNX Runtime adds the FusedDomain to its
+// process-wide map of domain versions while it creates the first session
+// that registers it, and two such creations at once can both try to add it
+// (one then fails with "Trying to add a domain to DomainToVersion map, but
+// the domain is already exist"). Later creations find the domain there and
+// run in parallel.
+var firstCreate struct {
+	sync.Mutex
+	done atomic.Bool
+}
+
+// createOnce runs create, alone while no session has been created yet.
+func createOnce(create func(*ort.SessionOptions) (*ort.DynamicAdvancedSession, error), opts *ort.SessionOptions) (*ort.DynamicAdvancedSession, error) {
+	if firstCreate.done.Load() {
+		return create(opts)
+	}
+	firstCreate.Lock()
+	defer firstCreate.Unlock()
+	s, err := create(opts)
+	if err == nil {
+		firstCreate.done.Store(true)
+	}
+	return s, err
 }
 
 func (e *Env) isClosed() bool {

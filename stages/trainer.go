@@ -336,18 +336,20 @@ func (e *Env) inPlace() bool { return !e.StateOnHost }
 
 // upload makes every parameter and moment that is not resident yet (at the
 // start, after a resume or a rollback) a resident value, for an in-place
-// step graph to update.
+// step graph to update, and drops the host copies: until adopt copies the
+// state back, the resident values are the state (on the CPU provider both
+// would be host memory).
 func (t *trainer) upload() error {
 	for _, p := range t.spec.Params {
 		for _, name := range []string{p.Name, train.ExpAvg(p.Name), train.ExpAvgSq(p.Name)} {
-			if _, ok := t.dev[name]; ok {
-				continue
+			if _, ok := t.dev[name]; !ok {
+				r, err := t.e.Runtime.Upload(t.state[name])
+				if err != nil {
+					return fmt.Errorf("copy %s to the device: %w", name, err)
+				}
+				t.dev[name] = r
 			}
-			r, err := t.e.Runtime.Upload(t.state[name])
-			if err != nil {
-				return fmt.Errorf("copy %s to the device: %w", name, err)
-			}
-			t.dev[name] = r
+			delete(t.state, name)
 		}
 	}
 	return nil
