@@ -88,20 +88,23 @@ func sameBits(t *testing.T, what string, a, b *tensors.Tensor) {
 	}
 }
 
+// adamwCases are the providers and dtypes the AdamW kernels run in.
+var adamwCases = []struct {
+	name string
+	dt   tensors.DType
+	env  func(testing.TB) *runtime.Env
+}{
+	{"cpu/float32", tensors.Float32, graphtest.Env},
+	{"cpu/float64", tensors.Float64, graphtest.Env},
+	{"cuda/float32", tensors.Float32, graphtest.CUDAEnv},
+}
+
 // TestAdamW checks the fused update against the stock-op formula bit for
 // bit, on the CPU and (with MOHAWK_TEST_CUDA set) on the GPU, and that a
 // step marked not finite returns its inputs whatever the gradient holds.
 func TestAdamW(t *testing.T) {
 	const n = 4099 // not a multiple of a block
-	for _, c := range []struct {
-		name string
-		dt   tensors.DType
-		env  func(testing.TB) *runtime.Env
-	}{
-		{"cpu/float32", tensors.Float32, graphtest.Env},
-		{"cpu/float64", tensors.Float64, graphtest.Env},
-		{"cuda/float32", tensors.Float32, graphtest.CUDAEnv},
-	} {
+	for _, c := range adamwCases {
 		t.Run(c.name, func(t *testing.T) {
 			env := c.env(t)
 			g := adamwGraph(c.dt, n)
@@ -125,15 +128,7 @@ func TestAdamW(t *testing.T) {
 // set) on the GPU; a step marked not finite leaves them as they were.
 func TestAdamWInPlace(t *testing.T) {
 	const n = 4099
-	for _, c := range []struct {
-		name string
-		dt   tensors.DType
-		env  func(testing.TB) *runtime.Env
-	}{
-		{"cpu/float32", tensors.Float32, graphtest.Env},
-		{"cpu/float64", tensors.Float64, graphtest.Env},
-		{"cuda/float32", tensors.Float32, graphtest.CUDAEnv},
-	} {
+	for _, c := range adamwCases {
 		t.Run(c.name, func(t *testing.T) {
 			env := c.env(t)
 			g := graphs.New("adamw_inplace_" + c.dt.String())

@@ -191,15 +191,11 @@ func (e *Env) Fetch(r *Resident) (*tensors.Tensor, error) {
 	if r == nil || r.v == nil {
 		return nil, errors.New("runtime: fetch: the resident value was released")
 	}
-	s, err := e.identity(r.DType)
+	host, _, err := e.copyValue("fetch", r.DType, Feed{Resident: r}, false)
 	if err != nil {
-		return nil, fmt.Errorf("runtime: fetch: %v", err)
+		return nil, err
 	}
-	host, _, err := s.RunResident([]Feed{{Resident: r}}, []bool{false})
-	if err != nil {
-		return nil, fmt.Errorf("runtime: fetch: %v", err)
-	}
-	return host[0], nil
+	return host, nil
 }
 
 // Upload copies a host tensor into a new resident value in the provider's
@@ -209,15 +205,25 @@ func (e *Env) Upload(t *tensors.Tensor) (*Resident, error) {
 	if t == nil {
 		return nil, errors.New("runtime: upload: no tensor")
 	}
-	s, err := e.identity(t.DType)
+	_, dev, err := e.copyValue("upload", t.DType, Feed{Host: t}, true)
 	if err != nil {
-		return nil, fmt.Errorf("runtime: upload: %v", err)
+		return nil, err
 	}
-	_, dev, err := s.RunResident([]Feed{{Host: t}}, []bool{true})
+	return dev, nil
+}
+
+// copyValue runs in through the Identity session of dt, its result resident
+// where keep, on the host otherwise; what names the operation in errors.
+func (e *Env) copyValue(what string, dt tensors.DType, in Feed, keep bool) (*tensors.Tensor, *Resident, error) {
+	s, err := e.identity(dt)
 	if err != nil {
-		return nil, fmt.Errorf("runtime: upload: %v", err)
+		return nil, nil, fmt.Errorf("runtime: %s: %v", what, err)
 	}
-	return dev[0], nil
+	host, dev, err := s.RunResident([]Feed{in}, []bool{keep})
+	if err != nil {
+		return nil, nil, fmt.Errorf("runtime: %s: %v", what, err)
+	}
+	return host[0], dev[0], nil
 }
 
 // identity returns e's cached y = Identity(x) session for dtype dt.
