@@ -253,7 +253,7 @@ func (c *Conn) read(p *peer) {
 			case <-c.stop:
 			case <-p.gone:
 			default:
-				c.fault(&RankError{Rank: p.rank, Reason: fmt.Sprintf("lost its connection (%v): its process exited or was killed", err)}, false)
+				c.lost(p, err)
 			}
 			return
 		}
@@ -338,7 +338,7 @@ func reduceChunk[T float32 | float64](ctx context.Context, c *Conn, buf []T) err
 	if c.opt.Rank != 0 {
 		p := c.peers[0]
 		if err := p.send(frameReduce, encodeReduce(c.seq, buf), c.opt.CollectiveTimeout); err != nil {
-			return c.failed(fmt.Errorf("collective %d: send to rank 0: %w", c.seq, err))
+			return c.lost(p, fmt.Errorf("collective %d: send to rank 0: %w", c.seq, err))
 		}
 		x, err := receive[T](ctx, c, p, len(buf))
 		if err != nil {
@@ -365,7 +365,7 @@ func reduceChunk[T float32 | float64](ctx context.Context, c *Conn, buf []T) err
 	out := encodeReduce(c.seq, buf)
 	for r := 1; r < c.opt.Size; r++ {
 		if err := c.peers[r].send(frameReduce, out, c.opt.CollectiveTimeout); err != nil {
-			return c.failed(fmt.Errorf("collective %d: send to rank %d: %w", c.seq, r, err))
+			return c.lost(c.peers[r], fmt.Errorf("collective %d: send to rank %d: %w", c.seq, r, err))
 		}
 	}
 	return nil
@@ -418,8 +418,11 @@ func decode[T float32 | float64](c *Conn, p *peer, b []byte, n int) ([]T, error)
 
 // failed ends the job after a send failed, blaming the peer's side when
 // the job is still running.
-func (c *Conn) failed(err error) error {
-	c.fault(&RankError{Rank: c.opt.Rank, Reason: err.Error()}, true)
+// lost stops the job blaming peer p, whose connection broke (err: a read
+// or a send that failed): its process exited, was killed, or stopped
+// reading.
+func (c *Conn) lost(p *peer, err error) error {
+	c.fault(&RankError{Rank: p.rank, Reason: fmt.Sprintf("lost its connection (%v): its process exited or was killed", err)}, false)
 	return c.Err()
 }
 
