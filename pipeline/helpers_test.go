@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mohawk/stages"
 )
 
 // demoDir is the repository's small teacher and text.
@@ -15,6 +17,21 @@ func demoDir(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// mohawkStudent is the student StudentConfigFor derives from teacher with
+// o, initialised by InitMohawk from seed.
+func mohawkStudent(t testing.TB, teacher *stages.Teacher, o StudentConfig, seed uint64) *stages.Student {
+	t.Helper()
+	c, err := StudentConfigFor(teacher.Config, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewStudent(teacher, c, InitMohawk, seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // tinyYAML is a pipeline over the demo teacher with budgets of a few

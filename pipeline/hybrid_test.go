@@ -109,14 +109,7 @@ func TestHybridStudentTransfer(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := StudentConfig{AttentionLayers: AttentionLayers{Layers: []int{1}}}
-	c, err := StudentConfigFor(teacher.Config, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := NewStudent(teacher, c, InitMohawk, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mohawkStudent(t, teacher, o, 1)
 	for _, n := range []string{"q_proj.weight", "k_proj.bias", "v_proj.weight", "dense.weight", "dense.bias"} {
 		if !equal(s.Weights["backbone.layers.1.mixer.self_attn."+n], teacher.Weights["model.layers.1.self_attn."+n]) {
 			t.Errorf("attention %s of layer 1 is not the teacher's", n)
@@ -147,14 +140,7 @@ func TestHybridStudentTransfer(t *testing.T) {
 		t.Errorf("disagreeing attention layers: error %v, want one naming student.attention_layers", err)
 	}
 
-	all, err := StudentConfigFor(teacher.Config, StudentConfig{AttentionLayers: AttentionLayers{Every: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keep, err := NewStudent(teacher, all, InitMohawk, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	keep := mohawkStudent(t, teacher, StudentConfig{AttentionLayers: AttentionLayers{Every: 1}}, 1)
 	rt, err := runtime.Open(runtime.Defaults(), os.Stderr)
 	if err != nil {
 		strict.Unavailable(t, "needs ONNX Runtime: %v", err)
@@ -210,14 +196,7 @@ func TestHybridRun(t *testing.T) {
 			t.Errorf("frozen attention %s changed in training", n)
 		}
 	}
-	init, err := StudentConfigFor(teacher.Config, cfg.Student)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start, err := NewStudent(teacher, init, InitMohawk, cfg.Seed)
-	if err != nil {
-		t.Fatal(err)
-	}
+	start := mohawkStudent(t, teacher, cfg.Student, cfg.Seed)
 	if equal(final.Weights["backbone.layers.0.mixer.in_proj.weight"], start.Weights["backbone.layers.0.mixer.in_proj.weight"]) {
 		t.Error("layer 0's mixer did not train")
 	}

@@ -42,14 +42,7 @@ func TestLlamaHybridRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	init, err := StudentConfigFor(teacher.Config, cfg.Student)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start, err := NewStudent(teacher, init, InitMohawk, cfg.Seed)
-	if err != nil {
-		t.Fatal(err)
-	}
+	start := mohawkStudent(t, teacher, cfg.Student, cfg.Seed)
 	attn := []string{"q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight"}
 	for _, n := range attn {
 		if !equal(start.Weights["backbone.layers.0.mixer.self_attn."+n], teacher.Weights["model.layers.0.self_attn."+n]) {
