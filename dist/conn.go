@@ -416,8 +416,6 @@ func decode[T float32 | float64](c *Conn, p *peer, b []byte, n int) ([]T, error)
 	return x, nil
 }
 
-// failed ends the job after a send failed, blaming the peer's side when
-// the job is still running.
 // lost stops the job blaming peer p, whose connection broke (err: a read
 // or a send that failed): its process exited, was killed, or stopped
 // reading.

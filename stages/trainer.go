@@ -363,14 +363,7 @@ func (t *trainer) adopt(got map[string]*tensors.Tensor, kept map[string]Resident
 		if keep {
 			return nil
 		}
-		for name, r := range t.dev {
-			v, err := t.e.Runtime.Fetch(r)
-			if err != nil {
-				return fmt.Errorf("copy %s from the device: %w", name, err)
-			}
-			t.state[name] = v
-		}
-		return nil
+		return t.fetchAll()
 	}
 	releaseAll(t.dev)
 	for _, p := range t.spec.Params {
@@ -387,6 +380,16 @@ func (t *trainer) adopt(got map[string]*tensors.Tensor, kept map[string]Resident
 
 // toHost copies the resident state into host memory and releases it.
 func (t *trainer) toHost() error {
+	if err := t.fetchAll(); err != nil {
+		return err
+	}
+	releaseAll(t.dev)
+	return nil
+}
+
+// fetchAll copies every resident value into host memory (state), keeping
+// it resident.
+func (t *trainer) fetchAll() error {
 	for k, r := range t.dev {
 		v, err := t.e.Runtime.Fetch(r)
 		if err != nil {
@@ -394,7 +397,6 @@ func (t *trainer) toHost() error {
 		}
 		t.state[k] = v
 	}
-	releaseAll(t.dev)
 	return nil
 }
 
