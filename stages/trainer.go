@@ -193,7 +193,7 @@ func (t *trainer) fresh() error {
 		if !ok {
 			return fmt.Errorf("no initial value for parameter %s", p.Name)
 		}
-		t.state[p.Name] = w // never written to: runs return new tensors
+		t.state[p.Name] = w // never written to: runs update an uploaded copy or return new tensors
 		t.state[train.ExpAvg(p.Name)] = tensors.Zeros(tensors.Float32, w.Shape...)
 		t.state[train.ExpAvgSq(p.Name)] = tensors.Zeros(tensors.Float32, w.Shape...)
 	}
