@@ -53,6 +53,11 @@ func gradCases() []graphtest.GradCase {
 		{Name: "CausalConv", Inputs: in(s(2, 75, 3), s(3, 1, 4), s(3)), Build: func(_ gph, v xs) *graphs.Value {
 			return graphs.CausalConv(v[0], v[1], v[2])
 		}},
+		// exp of segment sums from a cumulative sum (float64), and its rows
+		// and columns: SegsumExp's gradient, through the CumSum.
+		{Name: "SegsumExp", Inputs: in(s(2, 3, 5)), Build: func(_ gph, v xs) *graphs.Value {
+			return graphs.SegsumExp(graphs.CumSum(v[0], 2, false, false), tensors.Float64)
+		}},
 		// One rank (ops_fused_test.go's init): the mean over ranks is x.
 		{Name: "AllReduce/one-rank", Inputs: in(s(2, 3)), Build: func(_ gph, v xs) *graphs.Value {
 			return graphs.AllReduce(graphs.Mul(v[0], v[0]))

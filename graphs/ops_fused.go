@@ -120,6 +120,57 @@ func AdamWInPlace(p, g, m, v, coef *Value) *Value {
 // thirteen passes. It is Gelu's gradient; it has none itself.
 func GeluGrad(x, dy *Value) *Value { return op1("GeluGrad", nil, x, dy) }
 
+// SegsumExp is the decay matrix of cumulative log-decays cs [..., Q]
+// (float64), as one fused node:
+//
+//	L[..., i, j] = exp(cs[..., i] − cs[..., j])  for j ≤ i,  0 above the diagonal
+//
+// the difference taken in float64 and the exponential rounded once to dt
+// (float32, float64 or bfloat16; the CUDA kernel's exponential is within
+// a few units of float32). Written with stock ops this is the segment sum
+// and its mask, the exponential and a cast, five or more passes over the
+// [..., Q, Q] result, and as many again in the gradient. Its gradient is
+// SegsumExpGrad.
+func SegsumExp(cs *Value, dt tensors.DType) *Value {
+	return op1("SegsumExp", nil, cs, cs.g.root.Const(tensors.Zeros(dt, 0)))
+}
+
+// SegsumExpGrad is SegsumExp's gradient from dl (l and dl [..., Q, Q] of
+// one dtype): with G = l·dl below the diagonal, dcs[..., k] = Σ_j G[..., k, j]
+// − Σ_i G[..., i, k], float64 [..., Q] (the row and the column sums are
+// float32, float64 for float64).
+func SegsumExpGrad(l, dl *Value) *Value { return op1("SegsumExpGrad", nil, l, dl) }
+
+func segsumExpGrad(n *Node, g []*Value, need []bool) []*Value {
+	return []*Value{SegsumExpGrad(n.Outputs[0], g[0]), nil}
+}
+
+// inferSegsumExp is the shape rule of SegsumExp.
+func inferSegsumExp(n *Node) []TypeShape {
+	cs, like := n.Inputs[0], n.Inputs[1]
+	if cs.DType != tensors.Float64 || cs.Rank() < 1 || cs.Rank() > 7 {
+		panic(errorf("SegsumExp", "cs %v must be float64 of rank 1 to 7", cs))
+	}
+	wantFusedFloat("SegsumExp", like)
+	if !like.Shape.Equal(S(0)) {
+		panic(errorf("SegsumExp", "the dtype carrier %v must be empty ([0])", like))
+	}
+	q := cs.Shape[cs.Rank()-1]
+	return ts(like.DType, append(append(Shape{}, cs.Shape...), q))
+}
+
+// inferSegsumExpGrad is the shape rule of SegsumExpGrad.
+func inferSegsumExpGrad(n *Node) []TypeShape {
+	l, dl := n.Inputs[0], n.Inputs[1]
+	wantFusedFloat("SegsumExpGrad", l)
+	sameDType("SegsumExpGrad", l, dl)
+	r := l.Rank()
+	if r < 2 || l.Shape[r-1] != l.Shape[r-2] || !l.Shape.Equal(dl.Shape) {
+		panic(errorf("SegsumExpGrad", "want l and dl of one shape [..., Q, Q]; got %v, %v", l, dl))
+	}
+	return ts(tensors.Float64, append(Shape{}, l.Shape[:r-1]...))
+}
+
 // AllReduce is the element-wise mean of x over the ranks of a data-parallel
 // group, one fused node: mohawk/runtime's kernel reduces over the NCCL
 // communicator registered in the process (on the CUDA provider's stream)
@@ -143,6 +194,8 @@ func init() {
 	register(&OpDef{Type: "CausalConv", Domain: FusedDomain, Since: 1, Infer: inferCausalConv, Grad: convGrad, Attrs: noAttrs})
 	register(&OpDef{Type: "CausalConvGrad", Domain: FusedDomain, Since: 1, Infer: inferCausalConvGrad, NoGrad: true, Attrs: noAttrs})
 	register(&OpDef{Type: "GeluGrad", Domain: FusedDomain, Since: 1, Infer: inferGeluGrad, NoGrad: true, Attrs: noAttrs})
+	register(&OpDef{Type: "SegsumExp", Domain: FusedDomain, Since: 1, Infer: inferSegsumExp, Grad: segsumExpGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "SegsumExpGrad", Domain: FusedDomain, Since: 1, Infer: inferSegsumExpGrad, NoGrad: true, Attrs: noAttrs})
 	register(&OpDef{Type: "AdamW", Domain: FusedDomain, Since: 1, Infer: inferAdamW, NoGrad: true, Attrs: noAttrs})
 	register(&OpDef{Type: "AdamWInPlace", Domain: FusedDomain, Since: 1, Infer: inferAdamWInPlace, NoGrad: true, Attrs: noAttrs})
 }

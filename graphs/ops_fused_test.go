@@ -336,3 +336,101 @@ func TestCausalConv(t *testing.T) {
 		})
 	}
 }
+
+// TestSegsumExp checks the fused decay matrix and its gradient against
+// sums computed here in float64 from the same inputs, on the CPU in each
+// dtype and, with MOHAWK_TEST_CUDA set, on the GPU (Q = 300 spans two
+// blocks of the gradient kernel and loops the forward's threads): L within
+// a few units of float32 (the CUDA exponential) or half a unit of
+// bfloat16, dcs within float32's summation bound over its Q terms.
+func TestSegsumExp(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		dt       tensors.DType
+		env      func(testing.TB) *runtime.Env
+		tiles, q int64
+	}{
+		{"cpu/float64", tensors.Float64, graphtest.Env, 3, 37},
+		{"cpu/float32", tensors.Float32, graphtest.Env, 3, 37},
+		{"cpu/bfloat16", tensors.BFloat16, graphtest.Env, 3, 37},
+		{"cuda/float32", tensors.Float32, graphtest.CUDAEnv, 5, 300},
+		{"cuda/bfloat16", tensors.BFloat16, graphtest.CUDAEnv, 5, 300},
+		{"cuda/float32-chunks", tensors.Float32, graphtest.CUDAEnv, 70, 64},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := c.env(t)
+			g := graphs.New("segsum_exp")
+			cs := g.Input("cs", tensors.Float64, graphs.S(c.tiles, c.q))
+			l := graphs.SegsumExp(cs, c.dt)
+			g.Output("l", l)
+			dl := g.Input("dl", c.dt, graphs.S(c.tiles, c.q, c.q))
+			g.Output("dcs", graphs.SegsumExpGrad(l, dl))
+			rng := rand.New(rand.NewPCG(5, uint64(c.q)))
+			// Cumulative sums of log-decays in [−1, 0.05): mostly falling, as
+			// in the mixer, with a few rises, over a range where exp
+			// underflows float32 only at the far corner of the longest tile.
+			csv := make([]float64, c.tiles*c.q)
+			for i := range csv {
+				step := -rng.Float64() + 0.05
+				if i%int(c.q) == 0 {
+					csv[i] = rng.NormFloat64()
+				} else {
+					csv[i] = csv[i-1] + step*0.5
+				}
+			}
+			dlt := graphtest.Random(rng, -1, 1, c.tiles, c.q, c.q).Convert(c.dt)
+			out := graphtest.RunSession(t, graphtest.SessionOn(t, env, g), g,
+				map[string]*tensors.Tensor{"cs": tensors.FromFloat64([]int64{c.tiles, c.q}, csv), "dl": dlt})
+			gotL := out["l"].Convert(tensors.Float64).Float64s()
+			gotD := out["dcs"].Float64s()
+			dlv := dlt.Convert(tensors.Float64).Float64s()
+			q := int(c.q)
+			rel := 4 * math.Pow(2, -24) // the CUDA exponential: ex2.approx and two roundings
+			switch c.dt {
+			case tensors.BFloat16:
+				rel = math.Pow(2, -8) + rel
+			case tensors.Float64:
+				rel = 1e-15
+			}
+			worstL, worstD := 0.0, 0.0
+			for tile := 0; tile < int(c.tiles); tile++ {
+				row, col, abs := make([]float64, q), make([]float64, q), make([]float64, q)
+				for i := 0; i < q; i++ {
+					for j := 0; j < q; j++ {
+						at := (tile*q+i)*q + j
+						want := 0.0
+						if j <= i {
+							want = math.Exp(csv[tile*q+i] - csv[tile*q+j])
+						}
+						// Below float32's smallest normal the kernel may flush to 0.
+						allowed := rel*want + 1.2e-38
+						if d := math.Abs(gotL[at] - want); !(d <= allowed) {
+							t.Fatalf("l[%d, %d, %d] = %g, want %g (allowed error %.3g)", tile, i, j, gotL[at], want, allowed)
+						} else {
+							worstL = max(worstL, d/allowed)
+						}
+						// The gradient is checked from the kernel's own l.
+						gv := gotL[at] * dlv[at]
+						row[i] += gv
+						col[j] += gv
+						abs[i] += math.Abs(gv)
+						abs[j] += math.Abs(gv)
+					}
+				}
+				for k := 0; k < q; k++ {
+					want := row[k] - col[k]
+					allowed := (2*float64(q) + 2) * math.Pow(2, -24) * abs[k]
+					if c.dt == tensors.Float64 {
+						allowed = 1e-13 * abs[k]
+					}
+					if d := math.Abs(gotD[tile*q+k] - want); !(d <= allowed+1e-300) {
+						t.Fatalf("dcs[%d, %d] = %g, want %g (allowed error %.3g)", tile, k, gotD[tile*q+k], want, allowed)
+					} else if allowed > 0 {
+						worstD = max(worstD, d/allowed)
+					}
+				}
+			}
+			t.Logf("worst error of the allowed: l %.2f, dcs %.2f", worstL, worstD)
+		})
+	}
+}

@@ -33,6 +33,7 @@ enum {
 	mhGetTensorElementType = 60,
 	mhGetDimensionsCount = 61,
 	mhGetDimensions = 62,
+	mhGetSymbolicDimensions = 63,
 	mhGetTensorShapeElementCount = 64,
 	mhGetTensorTypeAndShape = 65,
 	mhReleaseStatus = 93,
@@ -44,6 +45,7 @@ enum {
 	mhShapeInferContext_GetInputTypeShape = 268,
 	mhKernelContext_ParallelFor = 274,
 	mhShapeInferContext_SetOutputTypeShape = 270,
+	mhSetSymbolicDimensions = 271,
 };
 
 typedef void *status;
@@ -111,7 +113,7 @@ struct mh_op {
 	int (*check)(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
 	             char *msg, size_t len);
 	const char *(*run)(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
-	                   int64_t (*dims)[8], void **in, void **out);
+	                   int64_t (*dims)[8], const size_t *rank, void **in, void **out);
 };
 
 enum { typeFloat = 1, typeDouble = 11, typeBFloat16 = 16 };
@@ -305,6 +307,39 @@ typedef struct {
 CONV_HOST(float, float, LD_float, ST_float)
 CONV_HOST(double, double, LD_double, ST_double)
 CONV_HOST(bf16, float, LD_bf16, ST_bf16)
+
+// ---- SegsumExp and SegsumExpGrad ---------------------------------------------
+//
+// cs [..., Q] (double) → l [..., Q, Q]: l[i,j] = exp(cs_i − cs_j) for j ≤ i,
+// 0 above the diagonal, the exponential taken in double and rounded to l's
+// type (bfloat16 through float). The gradient from dl: with g = l·dl (in
+// l's type, float for bfloat16), dcs_k = Σ_j g[k,j] − Σ_i g[i,k], summed in
+// double. One host range is one [Q, Q] tile.
+
+#define SEGEXP_HOST(T_, A, LD, ST)                                                                         \
+	static void segexp_##T_(const double *cs, void *l, size_t q, size_t tile) {                            \
+		const double *c = cs + tile * q;                                                                  \
+		size_t base = tile * q * q;                                                                       \
+		for (size_t i = 0; i < q; i++)                                                                    \
+			for (size_t j = 0; j < q; j++) ST(l, base + i * q + j, j <= i ? (A)exp(c[i] - c[j]) : (A)0); \
+	}                                                                                                     \
+	static void segexpgrad_##T_(const void *l, const void *dl, double *out, size_t q, size_t tile) {       \
+		size_t base = tile * q * q;                                                                       \
+		double *o = out + tile * q;                                                                       \
+		for (size_t k = 0; k < q; k++) o[k] = 0;                                                          \
+		for (size_t i = 0; i < q; i++) {                                                                  \
+			double row = 0;                                                                               \
+			for (size_t j = 0; j <= i; j++) {                                                             \
+				A g = LD(l, base + i * q + j) * LD(dl, base + i * q + j);                                 \
+				row += g;                                                                                 \
+				o[j] -= g;                                                                                \
+			}                                                                                             \
+			o[i] += row;                                                                                  \
+		}                                                                                                 \
+	}
+SEGEXP_HOST(float, float, LD_float, ST_float)
+SEGEXP_HOST(double, double, LD_double, ST_double)
+SEGEXP_HOST(bf16, float, LD_bf16, ST_bf16)
 
 // ---- the CUDA kernels (PTX) -------------------------------------------------
 //
@@ -520,6 +555,115 @@ CONV_HOST(bf16, float, LD_bf16, ST_bf16)
 	"  st.global.f32 [%rd14+8], %f12;\n  st.global.f32 [%rd14+12], %f13;\n"              \
 	"DONE:\n  ret;\n}\n"
 
+#define SEGEXP_REGS           \
+	"  .reg .pred %p<4>;\n"   \
+	"  .reg .b16 %h<4>;\n"    \
+	"  .reg .b32 %r<24>;\n"   \
+	"  .reg .b64 %rd<24>;\n"  \
+	"  .reg .f32 %f<16>;\n"   \
+	"  .reg .f64 %fd<12>;\n"
+
+// SegsumExp: one block per row r = tile·Q + i (grid-stride over rows),
+// its threads over j. exp(d) = 2^f·2^n with y = d·log2 e = n + f, n an
+// integer and |f| ≤ ½, taken in double up to f; 2^f by ex2.approx.f32 (a
+// few units of float), 2^n built from its bits (0 below 2^−126, ∞ above
+// 2^127). A NaN difference stays NaN (f is NaN). Params cs, l, Q, rows.
+#define PTX_SEGEXP(NAME, SH, ST)                                                              \
+	".visible .entry " NAME "(.param .u64 a_cs, .param .u64 a_l, .param .u32 a_q, .param .u32 a_rows)\n" \
+	"{\n" SEGEXP_REGS                                                                         \
+	"  ld.param.u64 %rd1, [a_cs]; cvta.to.global.u64 %rd1, %rd1;\n"                          \
+	"  ld.param.u64 %rd2, [a_l]; cvta.to.global.u64 %rd2, %rd2;\n"                           \
+	"  ld.param.u32 %r1, [a_q];\n"                                                            \
+	"  ld.param.u32 %r2, [a_rows];\n"                                                         \
+	"  mov.u32 %r3, %ctaid.x;\n  mov.u32 %r4, %nctaid.x;\n"                                  \
+	"  mov.u32 %r5, %tid.x;\n  mov.u32 %r6, %ntid.x;\n"                                      \
+	"ROW:\n"                                                                                  \
+	"  setp.ge.u32 %p1, %r3, %r2;\n  @%p1 bra DONE;\n"                                       \
+	"  rem.u32 %r7, %r3, %r1;\n"                       /* i */                                \
+	"  sub.u32 %r8, %r3, %r7;\n"                       /* tile·Q */                           \
+	"  mul.wide.u32 %rd3, %r3, 8;\n  add.u64 %rd3, %rd1, %rd3;\n"                            \
+	"  ld.global.nc.f64 %fd1, [%rd3];\n"               /* cs_i */                             \
+	"  mul.wide.u32 %rd4, %r3, %r1;\n"                 /* r·Q */                              \
+	"  mov.u32 %r9, %r5;\n"                            /* j */                                \
+	"COL:\n"                                                                                  \
+	"  setp.ge.u32 %p2, %r9, %r1;\n  @%p2 bra NEXT;\n"                                       \
+	"  mov.f32 %f6, 0f00000000;\n"                                                            \
+	"  setp.gt.u32 %p3, %r9, %r7;\n  @%p3 bra STORE;\n"                                      \
+	"  add.u32 %r10, %r8, %r9;\n"                                                             \
+	"  mul.wide.u32 %rd5, %r10, 8;\n  add.u64 %rd5, %rd1, %rd5;\n"                           \
+	"  ld.global.nc.f64 %fd2, [%rd5];\n"               /* cs_j */                             \
+	"  sub.rn.f64 %fd3, %fd1, %fd2;\n"                                                        \
+	"  mul.rn.f64 %fd4, %fd3, 0d3FF71547652B82FE;\n"   /* y = d·log2 e */                     \
+	"  cvt.rni.f64.f64 %fd5, %fd4;\n"                  /* n */                                \
+	"  sub.rn.f64 %fd6, %fd4, %fd5;\n"                 /* f */                                \
+	"  cvt.rn.f32.f64 %f1, %fd6;\n"                                                           \
+	"  ex2.approx.f32 %f2, %f1;\n"                                                            \
+	"  max.f64 %fd5, %fd5, 0dC060000000000000;\n"      /* n in [−128, 128] */                 \
+	"  min.f64 %fd5, %fd5, 0d4060000000000000;\n"                                             \
+	"  cvt.rzi.s32.f64 %r11, %fd5;\n"                                                         \
+	"  max.s32 %r11, %r11, -127;\n"                    /* −127: 0; 128: ∞ */                  \
+	"  add.s32 %r11, %r11, 127;\n  shl.b32 %r11, %r11, 23;\n  mov.b32 %f3, %r11;\n"         \
+	"  mul.rn.f32 %f6, %f2, %f3;\n"                                                           \
+	"STORE:\n"                                                                                \
+	"  cvt.u64.u32 %rd6, %r9;\n  add.u64 %rd6, %rd4, %rd6;\n"                                \
+	"  mul.lo.u64 %rd6, %rd6, " SH ";\n  add.u64 %rd6, %rd2, %rd6;\n"                        \
+	ST("%rd6", "%f6")                                                                         \
+	"  add.u32 %r9, %r9, %r6;\n  bra COL;\n"                                                 \
+	"NEXT:\n"                                                                                 \
+	"  add.u32 %r3, %r3, %r4;\n  bra ROW;\n"                                                 \
+	"DONE:\n  ret;\n}\n"
+
+// SegsumExpGrad: thread k = ctaid.x·ntid + tid of tile ctaid.y (grid-stride
+// over tiles) sums its row (j ≤ k) and its column (i ≥ k) of l·dl in float
+// and stores row − col in double. Params l, dl, out, Q, tiles.
+#define PTX_SEGEXPGRAD(NAME, SH, LD)                                                          \
+	".visible .entry " NAME "(.param .u64 a_l, .param .u64 a_dl, .param .u64 a_out, .param .u32 a_q,\n" \
+	"  .param .u32 a_tiles)\n"                                                                \
+	"{\n" SEGEXP_REGS                                                                         \
+	"  ld.param.u64 %rd1, [a_l]; cvta.to.global.u64 %rd1, %rd1;\n"                           \
+	"  ld.param.u64 %rd2, [a_dl]; cvta.to.global.u64 %rd2, %rd2;\n"                          \
+	"  ld.param.u64 %rd3, [a_out]; cvta.to.global.u64 %rd3, %rd3;\n"                         \
+	"  ld.param.u32 %r1, [a_q];\n"                                                            \
+	"  ld.param.u32 %r2, [a_tiles];\n"                                                        \
+	"  mov.u32 %r3, %ctaid.x;\n  mov.u32 %r4, %ntid.x;\n  mov.u32 %r5, %tid.x;\n"            \
+	"  mad.lo.u32 %r6, %r3, %r4, %r5;\n"               /* k */                                \
+	"  setp.ge.u32 %p1, %r6, %r1;\n  @%p1 bra DONE;\n"                                       \
+	"  mov.u32 %r7, %ctaid.y;\n  mov.u32 %r8, %nctaid.y;\n"                                  \
+	"  mul.wide.u32 %rd4, %r1, %r1;\n"                 /* Q² */                               \
+	"  mul.wide.u32 %rd5, %r6, %r1;\n"                 /* k·Q */                              \
+	"  cvt.u64.u32 %rd6, %r6;\n"                                                              \
+	"  mul.wide.u32 %rd7, %r1, " SH ";\n"              /* a column step in bytes */           \
+	"  cvt.u64.u32 %rd16, %r1;\n"                                                             \
+	"TILE:\n"                                                                                 \
+	"  setp.ge.u32 %p1, %r7, %r2;\n  @%p1 bra DONE;\n"                                       \
+	"  cvt.u64.u32 %rd8, %r7;\n  mul.lo.u64 %rd8, %rd8, %rd4;\n" /* tile·Q² */                \
+	"  add.u64 %rd9, %rd8, %rd5;\n  mul.lo.u64 %rd9, %rd9, " SH ";\n"                        \
+	"  add.u64 %rd10, %rd1, %rd9;\n  add.u64 %rd11, %rd2, %rd9;\n" /* row k */               \
+	"  mov.f32 %f1, 0f00000000;\n  mov.u32 %r9, 0;\n"                                        \
+	"RLOOP:\n"                                                                                \
+	"  setp.gt.u32 %p2, %r9, %r6;\n  @%p2 bra RDONE;\n"                                      \
+	LD("%f2", "%rd10") LD("%f3", "%rd11")                                                     \
+	"  mul.rn.f32 %f4, %f2, %f3;\n  add.rn.f32 %f1, %f1, %f4;\n"                             \
+	"  add.u64 %rd10, %rd10, " SH ";\n  add.u64 %rd11, %rd11, " SH ";\n"                     \
+	"  add.u32 %r9, %r9, 1;\n  bra RLOOP;\n"                                                 \
+	"RDONE:\n"                                                                                \
+	"  mul.lo.u64 %rd13, %rd6, " SH ";\n  add.u64 %rd12, %rd9, %rd13;\n" /* (k, k) */        \
+	"  add.u64 %rd13, %rd1, %rd12;\n  add.u64 %rd14, %rd2, %rd12;\n"                         \
+	"  mov.f32 %f5, 0f00000000;\n  mov.u32 %r9, %r6;\n"                                      \
+	"CLOOP:\n"                                                                                \
+	"  setp.ge.u32 %p2, %r9, %r1;\n  @%p2 bra CDONE;\n"                                      \
+	LD("%f2", "%rd13") LD("%f3", "%rd14")                                                     \
+	"  mul.rn.f32 %f4, %f2, %f3;\n  add.rn.f32 %f5, %f5, %f4;\n"                             \
+	"  add.u64 %rd13, %rd13, %rd7;\n  add.u64 %rd14, %rd14, %rd7;\n"                         \
+	"  add.u32 %r9, %r9, 1;\n  bra CLOOP;\n"                                                 \
+	"CDONE:\n"                                                                                \
+	"  cvt.f64.f32 %fd1, %f1;\n  cvt.f64.f32 %fd2, %f5;\n  sub.rn.f64 %fd3, %fd1, %fd2;\n"   \
+	"  cvt.u64.u32 %rd15, %r7;\n  mul.lo.u64 %rd15, %rd15, %rd16;\n  add.u64 %rd15, %rd15, %rd6;\n" \
+	"  shl.b64 %rd15, %rd15, 3;\n  add.u64 %rd15, %rd3, %rd15;\n"                            \
+	"  st.global.f64 [%rd15], %fd3;\n"                                                        \
+	"  add.u32 %r7, %r7, %r8;\n  bra TILE;\n"                                                \
+	"DONE:\n  ret;\n}\n"
+
 const char mh_fused_ptx[] =
 	".version 7.0\n"
 	".target sm_80\n"
@@ -611,12 +755,18 @@ const char mh_fused_ptx[] =
 	PTX_CONV_DX("mh_convdx_f32", "4", LD_F32, ST_F32)
 	PTX_CONV_DX("mh_convdx_bf16", "2", LD_BF16, ST_BF16)
 	PTX_CONV_DW("mh_convdw_f32", "4", LD_F32)
-	PTX_CONV_DW("mh_convdw_bf16", "2", LD_BF16);
+	PTX_CONV_DW("mh_convdw_bf16", "2", LD_BF16)
+	PTX_SEGEXP("mh_segexp_f32", "4", ST_F32)
+	PTX_SEGEXP("mh_segexp_bf16", "2", ST_BF16)
+	PTX_SEGEXPGRAD("mh_segexpgrad_f32", "4", LD_F32)
+	PTX_SEGEXPGRAD("mh_segexpgrad_bf16", "2", LD_BF16);
 
 // The module's kernels, by index.
-enum { kAdamW, kGeluGradF32, kGeluGradBF16, kConvF32, kConvBF16, kConvDxF32, kConvDxBF16, kConvDwF32, kConvDwBF16, nKernels };
+enum { kAdamW, kGeluGradF32, kGeluGradBF16, kConvF32, kConvBF16, kConvDxF32, kConvDxBF16, kConvDwF32, kConvDwBF16, kSegExpF32, kSegExpBF16,
+       kSegExpGradF32, kSegExpGradBF16, nKernels };
 static const char *kernel_names[nKernels] = {"mh_adamw_f32", "mh_gelugrad_f32", "mh_gelugrad_bf16",
-	"mh_conv_f32", "mh_conv_bf16", "mh_convdx_f32", "mh_convdx_bf16", "mh_convdw_f32", "mh_convdw_bf16"};
+	"mh_conv_f32", "mh_conv_bf16", "mh_convdx_f32", "mh_convdx_bf16", "mh_convdw_f32", "mh_convdw_bf16", "mh_segexp_f32",
+	"mh_segexp_bf16", "mh_segexpgrad_f32", "mh_segexpgrad_bf16"};
 
 // ---- the CUDA driver, loaded on first use ----------------------------------
 
@@ -713,18 +863,23 @@ out:
 	return fn;
 }
 
-// launch_grid runs kernel id on a grid of gx × gy blocks of 256 threads on
-// stream; NULL or a message.
-static const char *launch_grid(int id, void *stream, size_t gx, size_t gy, void **args) {
+// launch_blocks runs kernel id on a grid of gx × gy blocks of threads
+// threads on stream; NULL or a message.
+static const char *launch_blocks(int id, void *stream, size_t gx, size_t gy, unsigned threads, void **args) {
 	static __thread char msg[320];
 	void *fn = cu_kernel(id, msg, sizeof msg);
 	if (fn == NULL) return msg;
-	int rc = cu.launch(fn, (unsigned)gx, (unsigned)gy, 1, 256, 1, 1, 0, stream, args, NULL);
+	int rc = cu.launch(fn, (unsigned)gx, (unsigned)gy, 1, threads, 1, 1, 0, stream, args, NULL);
 	if (rc != 0) {
 		snprintf(msg, sizeof msg, "launching %s: %s", kernel_names[id], cu_error(rc));
 		return msg;
 	}
 	return NULL;
+}
+
+// launch_grid runs kernel id on a grid of gx × gy blocks of 256 threads.
+static const char *launch_grid(int id, void *stream, size_t gx, size_t gy, void **args) {
+	return launch_blocks(id, stream, gx, gy, 256, args);
 }
 
 // launch runs kernel id grid-stride over n elements on stream.
@@ -778,6 +933,7 @@ typedef struct host_job {
 	void **in, **out;
 	size_t n; // elementwise: the element count
 	conv_dims d;
+	size_t q; // SegsumExp: the tile size Q
 } host_job;
 
 enum { elementsPerRange = 1 << 16 };
@@ -807,8 +963,8 @@ static void elementwise_range(const host_job *j, size_t i) {
 // elementwise_run is the host loop, or the op's CUDA kernel for the element
 // type over the inputs, the outputs and the element count.
 static const char *elementwise_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
-                                   int64_t (*dims)[8], void **in, void **out) {
-	(void)dims;
+                                   int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
+	(void)dims; (void)rank;
 	if (!k->cuda) {
 		host_job j = {.range = elementwise_range, .op = k, .type = type[0], .in = in, .out = out, .n = count[0]};
 		return par_for(k->api, ctx, (count[0] + elementsPerRange - 1) / elementsPerRange, &j);
@@ -826,12 +982,12 @@ static const char *elementwise_run(const mh_op *k, void *ctx, void *stream, cons
 // outputs too (AdamWInPlace): each element is read before it is written,
 // by the same thread, so the update needs no second buffer.
 static const char *adamw_inplace_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
-                                     int64_t (*dims)[8], void **in, void **out) {
+                                     int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
 	(void)out;
 	mh_op a = *k;
 	a.n_out = 3;
 	void *pmv[3] = {in[0], in[2], in[3]};
-	return elementwise_run(&a, ctx, stream, type, count, dims, in, pmv);
+	return elementwise_run(&a, ctx, stream, type, count, dims, rank, in, pmv);
 }
 
 // empty_like_first is AdamWInPlace's output: [0] of input 0's type.
@@ -916,7 +1072,8 @@ static conv_dims conv_sizes(int64_t (*dims)[8]) {
 }
 
 static const char *conv_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
-                            int64_t (*dims)[8], void **in, void **out) {
+                            int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
+	(void)rank;
 	conv_dims d = conv_sizes(dims);
 	if (!k->cuda) {
 		host_job j = {.range = conv_fwd_range, .op = k, .type = type[0], .in = in, .out = out, .d = d};
@@ -930,7 +1087,8 @@ static const char *conv_run(const mh_op *k, void *ctx, void *stream, const int *
 // Each host range computes dx for its rows and the partial sums of its
 // chunk: the same rows (per rows each, convChunks ranges).
 static const char *conv_grad_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
-                                 int64_t (*dims)[8], void **in, void **out) {
+                                 int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
+	(void)rank;
 	conv_dims d = conv_sizes(dims);
 	if (!k->cuda) {
 		host_job j = {.range = conv_grad_range, .op = k, .type = type[0], .in = in, .out = out, .d = d};
@@ -943,6 +1101,109 @@ static const char *conv_grad_run(const mh_op *k, void *ctx, void *stream, const 
 	if (err) return err;
 	void *dw[8] = {&in[0], &in[2], &out[1], &out[2], &uc, &ut, &rows, &per};
 	return launch_grid(bf ? kConvDwBF16 : kConvDwF32, stream, (d.C + 255) / 256, convChunks, dw);
+}
+
+// ---- SegsumExp -------------------------------------------------------------------
+//
+// cs [..., Q] (double) and an empty carrier of l's element type → l [..., Q,
+// Q]; l and dl [..., Q, Q] → dcs [..., Q] (double).
+
+static int segexp_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
+                        char *msg, size_t len) {
+	if (type[0] != typeDouble || rank[0] < 1 || rank[0] > 7 || rank[1] != 1 || dims[1][0] != 0 ||
+	    (type[1] != typeFloat && type[1] != typeBFloat16 && (k->cuda || type[1] != typeDouble))) {
+		snprintf(msg, len, "SegsumExp: want cs [..., Q] of doubles (rank 1 to 7) and an empty carrier of float%s",
+		         k->cuda ? " or bfloat16" : ", double or bfloat16");
+		return 1;
+	}
+	size_t q = dims[0][rank[0] - 1];
+	if (k->cuda && (q == 0 || count[0] * q >= 0xffffffffu)) {
+		snprintf(msg, len, "SegsumExp: the CUDA kernel takes fewer than 2^32 elements");
+		return 1;
+	}
+	return 0;
+}
+
+static int segexpgrad_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8],
+                            const size_t *rank, char *msg, size_t len) {
+	size_t r = rank[0];
+	if (r < 2 || rank[1] != r || type[1] != type[0] || memcmp(dims[0], dims[1], r * sizeof(int64_t)) != 0 ||
+	    dims[0][r - 1] != dims[0][r - 2]) {
+		snprintf(msg, len, "SegsumExpGrad: want l and dl [..., Q, Q] of one shape and element type");
+		return 1;
+	}
+	if (k->cuda && count[0] >= 0xffffffffu) {
+		snprintf(msg, len, "SegsumExpGrad: the CUDA kernel takes fewer than 2^32 elements");
+		return 1;
+	}
+	return 0;
+}
+
+// segexp_shape is SegsumExp's output: cs's dims and Q again, of the
+// carrier's type.
+static mh_shape segexp_shape(size_t j, const int *type, int64_t (*dims)[8], const size_t *rank) {
+	(void)j;
+	mh_shape o = {.type = type[1], .rank = rank[0] < 8 ? rank[0] + 1 : 8};
+	memcpy(o.dims, dims[0], (o.rank - 1) * sizeof(int64_t));
+	o.dims[o.rank - 1] = rank[0] >= 1 ? dims[0][rank[0] - 1] : -1;
+	return o;
+}
+
+// segexpgrad_shape is SegsumExpGrad's output: l's dims but the last, double.
+static mh_shape segexpgrad_shape(size_t j, const int *type, int64_t (*dims)[8], const size_t *rank) {
+	(void)j; (void)type;
+	mh_shape o = {.type = typeDouble, .rank = rank[0] >= 1 ? rank[0] - 1 : 0};
+	memcpy(o.dims, dims[0], o.rank * sizeof(int64_t));
+	return o;
+}
+
+static void segexp_range(const host_job *j, size_t i) {
+	switch (j->type) {
+	case typeDouble: segexp_double(j->in[0], j->out[0], j->q, i); break;
+	case typeBFloat16: segexp_bf16(j->in[0], j->out[0], j->q, i); break;
+	default: segexp_float(j->in[0], j->out[0], j->q, i);
+	}
+}
+
+static void segexpgrad_range(const host_job *j, size_t i) {
+	switch (j->type) {
+	case typeDouble: segexpgrad_double(j->in[0], j->in[1], j->out[0], j->q, i); break;
+	case typeBFloat16: segexpgrad_bf16(j->in[0], j->in[1], j->out[0], j->q, i); break;
+	default: segexpgrad_float(j->in[0], j->in[1], j->out[0], j->q, i);
+	}
+}
+
+// threads_for is a block size for rows of q: q rounded up to a warp, at
+// most 256.
+static unsigned threads_for(size_t q) { return q >= 256 ? 256 : (unsigned)((q + 31) / 32 * 32); }
+
+static const char *segexp_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+                              int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
+	size_t q = dims[0][rank[0] - 1], rows = count[0];
+	if (rows == 0 || q == 0) return NULL;
+	if (!k->cuda) {
+		host_job j = {.range = segexp_range, .op = k, .type = type[1], .in = in, .out = out, .q = q};
+		return par_for(k->api, ctx, rows / q, &j);
+	}
+	unsigned uq = q, ur = rows;
+	void *args[4] = {&in[0], &out[0], &uq, &ur};
+	return launch_blocks(type[1] == typeBFloat16 ? kSegExpBF16 : kSegExpF32, stream, rows < (1u << 20) ? rows : (1u << 20),
+	                     1, threads_for(q), args);
+}
+
+static const char *segexpgrad_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+                                  int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
+	size_t q = dims[0][rank[0] - 1];
+	if (count[0] == 0) return NULL;
+	size_t tiles = count[0] / (q * q);
+	if (!k->cuda) {
+		host_job j = {.range = segexpgrad_range, .op = k, .type = type[0], .in = in, .out = out, .q = q};
+		return par_for(k->api, ctx, tiles, &j);
+	}
+	unsigned uq = q, ut = tiles, threads = threads_for(q);
+	void *args[5] = {&in[0], &in[1], &out[0], &uq, &ut};
+	return launch_blocks(type[0] == typeBFloat16 ? kSegExpGradBF16 : kSegExpGradF32, stream, (q + threads - 1) / threads,
+	                     tiles < 65535 ? tiles : 65535, threads, args);
 }
 
 // ---- AllReduce -----------------------------------------------------------------
@@ -959,8 +1220,8 @@ static int allreduce_check(const mh_op *k, const int *type, const size_t *count,
 }
 
 static const char *allreduce_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
-                                 int64_t (*dims)[8], void **in, void **out) {
-	(void)ctx; (void)dims;
+                                 int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
+	(void)ctx; (void)dims; (void)rank;
 	if (count[0] == 0) return NULL;
 	if (k->cuda) return mh_allreduce_cuda(in[0], out[0], count[0], type[0], stream);
 	return mh_allreduce_host(in[0], out[0], count[0], type[0]);
@@ -1068,7 +1329,7 @@ static status op_compute(void *kernel, void *ctx) {
 		status s = API(mhKernelContext_GetGPUComputeStream, status (*)(void *, void **))(ctx, &stream);
 		if (s) return s;
 	}
-	const char *err = k->run(k, ctx, stream, type, count, dims, in, out);
+	const char *err = k->run(k, ctx, stream, type, count, dims, rank, in, out);
 	if (err) {
 		snprintf(msg, sizeof msg, "%s: %s", k->name, err);
 		return fail(api, msg);
@@ -1076,28 +1337,54 @@ static status op_compute(void *kernel, void *ctx) {
 	return NULL;
 }
 
-// op_shapes gives each output its type and shape from the inputs'.
+// op_shapes gives each output its type and shape from the inputs'. An
+// input's unknown dims (−1, symbolic or not) are passed to out_shape as
+// codes −(symCode + 8·input + axis), so that an output dim copied from one
+// keeps its symbolic name: ORT would take a plain −1 for a dim value.
+enum { symCode = 100 };
 static status op_shapes(const mh_custom_op *op, void *ctx) {
 	const mh_op *k = self(op);
 	void **api = k->api;
 	int type[maxInputs];
 	int64_t dims[maxInputs][8];
 	size_t rank[maxInputs];
+	const char *sym[maxInputs][8];
 	for (size_t i = 0; i < k->n_in; i++) {
 		// The context owns info (ORT keeps the inputs' infos and hands out
-		// pointers to them).
+		// pointers to them, and to their dims' names).
 		void *info = NULL;
 		status s = API(mhShapeInferContext_GetInputTypeShape, status (*)(void *, size_t, void **))(ctx, i, &info);
 		if (!s) s = read_info(api, info, &type[i], dims[i], &rank[i]);
+		if (!s) s = API(mhGetSymbolicDimensions, status (*)(void *, const char **, size_t))(info, sym[i], rank[i]);
 		if (s) return s;
+		for (size_t a = 0; a < rank[i]; a++)
+			if (dims[i][a] < 0) dims[i][a] = -(int64_t)(symCode + 8 * i + a);
 	}
 	for (size_t j = 0; j < k->n_out; j++) {
 		mh_shape o = out_shape(k, j, type, dims, rank);
+		const char *names[8];
+		char made[8][32];
+		int symbolic = 0;
+		for (size_t a = 0; a < o.rank; a++) {
+			names[a] = "";
+			if (o.dims[a] >= 0) continue;
+			int64_t c = -o.dims[a] - symCode;
+			symbolic = 1;
+			if (c >= 0 && c < 8 * (int64_t)k->n_in && sym[c / 8][c % 8] != NULL && sym[c / 8][c % 8][0] != 0) {
+				names[a] = sym[c / 8][c % 8];
+			} else { // unnamed: a name of its own
+				snprintf(made[a], sizeof made[a], "mohawk_%s_%zu_%zu", k->name, j, a);
+				names[a] = made[a];
+			}
+			o.dims[a] = -1;
+		}
 		void *info = NULL;
 		status s = API(mhCreateTensorTypeAndShapeInfo, status (*)(void **))(&info);
 		if (s) return s;
 		s = API(mhSetTensorElementType, status (*)(void *, int))(info, o.type);
 		if (!s) s = API(mhSetDimensions, status (*)(void *, const int64_t *, size_t))(info, o.dims, o.rank);
+		if (!s && symbolic)
+			s = API(mhSetSymbolicDimensions, status (*)(void *, const char **, size_t))(info, names, o.rank);
 		if (!s) s = API(mhShapeInferContext_SetOutputTypeShape, status (*)(void *, size_t, void *))(ctx, j, info);
 		API(mhReleaseTensorTypeAndShapeInfo, void (*)(void *))(info);
 		if (s) return s;
@@ -1139,6 +1426,7 @@ static void op_init(mh_op *o, void **api, int cuda) {
 static const size_t adamw_like[] = {0, 2, 3}, gelugrad_like[] = {0}, conv_like[] = {0}, allreduce_like[] = {0};
 static const int hostTypes[] = {typeFloat, typeDouble, typeBFloat16, 0}, cudaTypes[] = {typeFloat, typeBFloat16, 0};
 static const int hostFloats[] = {typeFloat, typeDouble, 0}, cudaFloats[] = {typeFloat, 0};
+static const int doubles[] = {typeDouble, 0}; // SegsumExp's cs (segexp_check checks the carrier's type)
 
 // The domain's ops, each for the CPU and the CUDA provider.
 #define ADAMW_OP                                                                                   \
@@ -1154,9 +1442,14 @@ static const int hostFloats[] = {typeFloat, typeDouble, 0}, cudaFloats[] = {type
 #define CONVGRAD_OP                                                                                       \
 	.name = "CausalConvGrad", .n_in = 3, .n_out = 3, .out_shape = conv_grad_shape, .check = conv_check, \
 	.run = conv_grad_run
+#define SEGEXP_OP \
+	.name = "SegsumExp", .n_in = 2, .n_out = 1, .out_shape = segexp_shape, .check = segexp_check, .run = segexp_run
+#define SEGEXPGRAD_OP                                                                                          \
+	.name = "SegsumExpGrad", .n_in = 2, .n_out = 1, .out_shape = segexpgrad_shape, .check = segexpgrad_check, \
+	.run = segexpgrad_run
 #define ALLREDUCE_OP \
 	.name = "AllReduce", .n_in = 1, .n_out = 1, .like = allreduce_like, .check = allreduce_check, .run = allreduce_run
-enum { nOps = 12 };
+enum { nOps = 16 };
 static mh_op ops[nOps] = {
 	{ADAMW_OP, .types = hostFloats},
 	{ADAMW_OP, .types = cudaFloats, .cuda = 1},
@@ -1168,6 +1461,10 @@ static mh_op ops[nOps] = {
 	{CONV_OP, .types = cudaTypes, .cuda = 1},
 	{CONVGRAD_OP, .types = hostTypes},
 	{CONVGRAD_OP, .types = cudaTypes, .cuda = 1},
+	{SEGEXP_OP, .types = doubles},
+	{SEGEXP_OP, .types = doubles, .cuda = 1},
+	{SEGEXPGRAD_OP, .types = hostTypes},
+	{SEGEXPGRAD_OP, .types = cudaTypes, .cuda = 1},
 	{ALLREDUCE_OP, .types = hostTypes},
 	{ALLREDUCE_OP, .types = cudaTypes, .cuda = 1},
 };

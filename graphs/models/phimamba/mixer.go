@@ -209,6 +209,31 @@ func segsum(a *graphs.Value) *graphs.Value {
 	return graphs.Sum(pairs(hi), pairs(lo), layers.MaskBias(graphs.LessOrEqual(cols, rows), a))
 }
 
+// decays returns exp(segsum(a)) [..., T, T] in dtype dt: L[i, j] =
+// exp(Σ_{k=j+1..i} a_k) for j ≤ i and 0 above the diagonal. In a graph
+// that uses fused kernels (training steps) it is one SegsumExp node on the
+// float64 cumulative sum, whose gradient is one SegsumExpGrad; otherwise,
+// so that exported models stay stock ONNX, the exponential of segsum cast
+// to dt.
+func decays(a *graphs.Value, dt tensors.DType) *graphs.Value {
+	if a.Graph().FusedKernels() {
+		cs := graphs.CumSum(graphs.Cast(a, tensors.Float64), int64(a.Rank()-1), false, false)
+		return graphs.SegsumExp(cs, dt)
+	}
+	return graphs.Cast(graphs.Exp(segsum(a)), dt)
+}
+
+// lowDecays is decays of float32 or float64 a in the graph's low
+// precision (graphs.ToLowPrecision): bfloat16 from the fused kernel itself
+// under a bfloat16 MatMulPrecision.
+func lowDecays(a *graphs.Value) *graphs.Value {
+	dt := a.DType
+	if dt == tensors.Float32 {
+		dt = a.Graph().LowDType()
+	}
+	return graphs.ToLowPrecision(decays(a, dt))
+}
+
 // indexGrid returns int64 row indices [T, 1] and column indices [1, T] for
 // dim axis of v.
 func indexGrid(v *graphs.Value, axis int) (rows, cols *graphs.Value) {
@@ -234,7 +259,7 @@ func maskedKernel(b, c, logA *graphs.Value) *graphs.Value {
 	ch := graphs.Transpose(c, 0, 2, 1, 3)
 	ah := graphs.Transpose(logA, 0, 2, 1) // [B, H, T]
 	cb := graphs.MatMul(ch, graphs.Transpose(bh, 0, 1, 3, 2))
-	return graphs.Mul(cb, graphs.Exp(segsum(ah)))
+	return graphs.Mul(cb, decays(ah, ah.DType))
 }
 
 // SSD is the chunked state-space-duality algorithm for x [B, T, H, P],
@@ -287,7 +312,7 @@ func SSD(x, logA, b, c *graphs.Value, q int64, init *graphs.Value) (y, final *gr
 	ac := toChunks(logA)   // [B, H, c, Q]
 	acs := graphs.CumSum(ac, 3, false, false)
 	// 1. Intra-chunk (diagonal blocks).
-	l := low(graphs.Exp(segsum(ac)))                                                // [B, H, c, Q, Q]
+	l := lowDecays(ac)                                                              // [B, H, c, Q, Q]
 	scores := graphs.Mul(graphs.MatMul(cc, graphs.Transpose(bc, 0, 1, 2, 4, 3)), l) // [B, H, c, Q, Q]
 	yDiag := graphs.MatMul(scores, xc)                                              // [B, H, c, Q, P]
 	// 2. Each chunk's own state: Σ_j exp(cs_last − cs_j)·B_j x_jᵀ.
@@ -300,7 +325,7 @@ func SSD(x, logA, b, c *graphs.Value, q int64, init *graphs.Value) (y, final *gr
 	}
 	all := graphs.Concat(2, graphs.Unsqueeze(low(init), 2), states) // [B, H, c+1, N, P]
 	chunkA := graphs.Concat(2, graphs.Full(x.Graph(), logA.DType, graphs.Shape{bd, hd, graphs.D(1)}, 0, x), graphs.Squeeze(last, 3))
-	decayChunk := low(graphs.Exp(segsum(chunkA))) // [B, H, c+1, c+1]
+	decayChunk := lowDecays(chunkA) // [B, H, c+1, c+1]
 	flat := graphs.Reshape(all, 0, 0, 0, -1)
 	mixed := graphs.Reshape(graphs.MatMul(decayChunk, flat), 0, 0, 0, nd.Size(), pd.Size())
 	entering := graphs.SliceAxis(mixed, 2, 0, -1)                                                  // [B, H, c, N, P]

@@ -61,34 +61,60 @@ func TestMixerPrecision(t *testing.T) {
 	}
 }
 
-// TestFusedConv checks that the mixer's output and every gradient agree,
-// to float32 rounding, between the stock conv (exported graphs) and the
-// fused CausalConv of training graphs, at a T that is a multiple of the
-// chunk size and one that is not.
-func TestFusedConv(t *testing.T) {
+// TestFusedMixer checks that the mixer's output and every gradient agree,
+// to float32 rounding, between the stock ops (exported graphs) and the
+// fused kernels of training graphs (CausalConv, and SegsumExp for the
+// chunks' and the scan's decays), at a T that is a multiple of the chunk
+// size and one that is not; and likewise Stage 1's masked kernel K =
+// L∘(C·Bᵀ) [B, H, T, T] (MatrixParts), whose L is one SegsumExp.
+func TestFusedMixer(t *testing.T) {
 	c := tinyConfig()
-	for _, seq := range []int64{16, 13} {
-		build := func(fused bool) *graphs.Graph {
-			return graphtest.GradStep("mixer_step", graphs.MatMulFloat32, graphs.S(2, seq, c.DModel), func(get layers.Params, u *graphs.Value) *graphs.Value {
-				if fused {
-					u.Graph().UseFusedKernels()
+	for _, tc := range []struct {
+		name string
+		seq  int64
+		f    func(layers.Params, *graphs.Value) *graphs.Value
+		want map[string]int // fused nodes by op
+	}{
+		{"ssd/T=16", 16, func(get layers.Params, u *graphs.Value) *graphs.Value {
+			return phimamba.Mixer(get, c, 0, u, phimamba.FormSSD, nil).Out
+		}, map[string]int{"CausalConv": 1, "CausalConvGrad": 1, "SegsumExp": 2, "SegsumExpGrad": 2}},
+		{"ssd/T=13", 13, func(get layers.Params, u *graphs.Value) *graphs.Value {
+			return phimamba.Mixer(get, c, 0, u, phimamba.FormSSD, nil).Out
+		}, map[string]int{"CausalConv": 1, "CausalConvGrad": 1, "SegsumExp": 2, "SegsumExpGrad": 2}},
+		{"matrix-parts/T=21", 21, func(get layers.Params, u *graphs.Value) *graphs.Value {
+			k, _, _ := phimamba.MatrixParts(get, c, 0, u)
+			return k
+		}, map[string]int{"CausalConv": 1, "CausalConvGrad": 1, "SegsumExp": 1, "SegsumExpGrad": 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			build := func(fused bool) *graphs.Graph {
+				return graphtest.GradStep("mixer_step", graphs.MatMulFloat32, graphs.S(2, tc.seq, c.DModel), func(get layers.Params, u *graphs.Value) *graphs.Value {
+					if fused {
+						u.Graph().UseFusedKernels()
+					}
+					return tc.f(get, u)
+				})
+			}
+			fused := build(true)
+			ops := map[string]int{}
+			for _, n := range fused.AllNodes() {
+				if n.Def().Domain == graphs.FusedDomain {
+					ops[n.Op]++
 				}
-				return phimamba.Mixer(get, c, 0, u, phimamba.FormSSD, nil).Out
-			})
-		}
-		fused := build(true)
-		ops := map[string]int{}
-		for _, n := range fused.AllNodes() {
-			ops[n.Op]++
-		}
-		if ops["CausalConv"] != 1 || ops["CausalConvGrad"] != 1 {
-			t.Fatalf("T=%d: the fused graph has %d CausalConv and %d CausalConvGrad nodes, want one each", seq, ops["CausalConv"], ops["CausalConvGrad"])
-		}
-		feeds := mixerFeeds(c, seq, 5)
-		got, want := graphtest.Run(t, fused, feeds), graphtest.Run(t, build(false), feeds)
-		for name, w := range want {
-			shareddata.WantCloseRel(t, fmt.Sprintf("T=%d %s, fused vs stock", seq, name), got[name], w, 1e-5)
-		}
+			}
+			if fmt.Sprint(ops) != fmt.Sprint(tc.want) {
+				t.Fatalf("fused nodes by op %v, want %v", ops, tc.want)
+			}
+			feeds := mixerFeeds(c, tc.seq, 5)
+			stock := build(false)
+			outs, _ := stock.Outputs()
+			r := outs[0].Shape.Sizes()
+			feeds["r"] = graphtest.Random(rand.New(rand.NewPCG(uint64(tc.seq), 11)), -1, 1, r...).AsFloat32()
+			got, want := graphtest.Run(t, fused, feeds), graphtest.Run(t, stock, feeds)
+			for name, w := range want {
+				shareddata.WantCloseRel(t, name+", fused vs stock", got[name], w, 1e-5)
+			}
+		})
 	}
 }
 
