@@ -105,8 +105,8 @@ func TestBenchStageRejectsNoTimedRun(t *testing.T) {
 // four) is at most 3/4 of its fp32 bytes under bf16 (bfloat16 activations
 // between products; what grows with the tokens but not the layers is the
 // float32 head, what grows with the layers but not the tokens are the
-// weights' casts and the optimizer). Stages other than distill are
-// refused by name.
+// weights' casts and the optimizer). Stages 1 and 2 are modelled with
+// their fused decays; other stages are refused by name.
 func TestStageTraffic(t *testing.T) {
 	perLayerToken := map[string]float64{}
 	for _, prec := range []string{"fp32", "bf16"} {
@@ -135,8 +135,24 @@ func TestStageTraffic(t *testing.T) {
 	if bf16 <= 0 || 4*bf16 > 3*fp32 {
 		t.Errorf("a bf16 layer moves %.0f bytes per token, an fp32 layer %.0f: want at most 3/4", bf16, fp32)
 	}
-	if _, err := StageTraffic(StageBenchOptions{Teacher: "phi-1.5:1", Stage: KindAlign, MicroBatch: 1, Seq: 128}); err == nil || !strings.Contains(err.Error(), "--stage align") {
-		t.Errorf("align: %v; want a refusal naming --stage align", err)
+	// Stages 1 and 2 are modelled too; their decays are fused kernels
+	// (graphs.SegsumExp) in a training step. Other stages are refused by
+	// name.
+	for _, stage := range []string{KindOrient, KindAlign} {
+		r, err := StageTraffic(StageBenchOptions{Teacher: "phi-1.5:1", Stage: stage, MicroBatch: 1, Seq: 128, Precision: "bf16"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ops := map[string]int{}
+		for _, row := range r.Rows {
+			ops[row.Op] += row.Calls
+		}
+		if ops["SegsumExp"] == 0 || ops["SegsumExpGrad"] == 0 || ops["AdamWInPlace"] == 0 {
+			t.Errorf("%s: SegsumExp %d, SegsumExpGrad %d, AdamWInPlace %d nodes; want some of each", stage, ops["SegsumExp"], ops["SegsumExpGrad"], ops["AdamWInPlace"])
+		}
+	}
+	if _, err := StageTraffic(StageBenchOptions{Teacher: "phi-1.5:1", Stage: KindPretrain, MicroBatch: 1, Seq: 128}); err == nil || !strings.Contains(err.Error(), "--stage pretrain") {
+		t.Errorf("pretrain: %v; want a refusal naming --stage pretrain", err)
 	}
 }
 

@@ -37,14 +37,15 @@ func zeroWeights(c family.Teacher) stages.Weights {
 	return w
 }
 
-// StageTraffic builds the Stage 3 step graph of o (one step per run, the
+// StageTraffic builds the step graph of o's stage (distill, orient or
+// align; one step per run, the
 // products in o.Precision as the CUDA provider runs them: bfloat16 for
 // bf16, where the CPU would emulate) without a runtime, and sums what its
 // nodes read and write (graphs.Node.Traffic) by op and shapes. On the GPU
 // the step's elementwise and reduction kernels are bound by these bytes,
 // so a graph change can be weighed here before it is timed there.
 func StageTraffic(o StageBenchOptions) (*TrafficResult, error) {
-	g, _, err := distillStepGraph(o, "--traffic")
+	g, _, err := stepGraphOf(o)
 	if err != nil {
 		return nil, err
 	}
@@ -76,6 +77,48 @@ func StageTraffic(o StageBenchOptions) (*TrafficResult, error) {
 	return r, nil
 }
 
+// stepGraphOf builds o's step graph (distill, orient or align; one step
+// per run, all layers at once, the products in o.Precision as the CUDA
+// provider runs them) from zero weights, without a runtime.
+func stepGraphOf(o StageBenchOptions) (*graphs.Graph, family.TeacherSizes, error) {
+	switch o.Stage {
+	case KindDistill:
+		return distillStepGraph(o, "--traffic")
+	case KindOrient, KindAlign:
+	default:
+		return nil, family.TeacherSizes{}, fmt.Errorf("bench: --traffic models the distill, orient and align steps; got --stage %s", o.Stage)
+	}
+	if err := o.checkPrecision(); err != nil {
+		return nil, family.TeacherSizes{}, err
+	}
+	env, err := benchEnv(o)
+	if err != nil {
+		return nil, family.TeacherSizes{}, err
+	}
+	opt := stages.TrainOptions{Steps: 1, MicroBatches: max(1, o.MicroBatches), MicroBatch: o.MicroBatch, SeqLen: o.Seq,
+		StepsPerRun: 1, Precision: o.Precision}
+	g, err := env.OrientStepGraph(o.Stage, opt, stages.NativePrecision(o.Precision))
+	return g, env.Teacher.Config.Sizes(), err
+}
+
+// benchEnv is a stages.Env of o's teacher (zero weights) and the student
+// derived from it, without a runtime.
+func benchEnv(o StageBenchOptions) (*stages.Env, error) {
+	t, err := benchTeacher(o.Teacher, zeroWeights)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := StudentConfigFor(t.Config, StudentConfig{})
+	if err != nil {
+		return nil, err
+	}
+	student, err := NewStudent(t, sc, InitMohawk, 1)
+	if err != nil {
+		return nil, err
+	}
+	return &stages.Env{Teacher: t, Student: student}, nil
+}
+
 // distillStepGraph builds o's Stage 3 step graph (one step per run, the
 // products in o.Precision as the CUDA provider runs them) from zero weights,
 // without a runtime, and returns the teacher's sizes with it.
@@ -86,23 +129,14 @@ func distillStepGraph(o StageBenchOptions, flag string) (*graphs.Graph, family.T
 	if err := o.checkPrecision(); err != nil {
 		return nil, family.TeacherSizes{}, err
 	}
-	t, err := benchTeacher(o.Teacher, zeroWeights)
+	env, err := benchEnv(o)
 	if err != nil {
 		return nil, family.TeacherSizes{}, err
 	}
-	sc, err := StudentConfigFor(t.Config, StudentConfig{})
-	if err != nil {
-		return nil, family.TeacherSizes{}, err
-	}
-	student, err := NewStudent(t, sc, InitMohawk, 1)
-	if err != nil {
-		return nil, family.TeacherSizes{}, err
-	}
-	env := &stages.Env{Teacher: t, Student: student}
 	opt := stages.TrainOptions{Steps: 1, MicroBatches: max(1, o.MicroBatches), MicroBatch: o.MicroBatch, SeqLen: o.Seq,
 		StepsPerRun: 1, Precision: o.Precision, Recompute: o.Recompute, LossChunk: o.LossChunk}
 	g, err := env.DistillStepGraph(opt, stages.DistillOptions{Temperature: 1}, stages.NativePrecision(o.Precision))
-	return g, t.Config.Sizes(), err
+	return g, env.Teacher.Config.Sizes(), err
 }
 
 func nodeShapes(n *graphs.Node) string {

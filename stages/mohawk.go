@@ -244,11 +244,6 @@ func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 		if len(names) == 0 {
 			continue
 		}
-		trainable := set(names)
-		tc, sc := newCache("teacher."), newCache("")
-		loss := func(g *graphs.Graph, p layers.Params, batch *graphs.Value) *graphs.Value {
-			return meanOf(e.layerLosses(kind, lr, g, p, batch, tc, sc, trainable))
-		}
 		name, sub := kind, e
 		if len(gs) > 1 {
 			name = fmt.Sprintf("%s-layers-%d-%d", kind, lr.lo, lr.hi-1)
@@ -256,7 +251,7 @@ func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 			cp.Ckpt = e.Ckpt.Sub(name)
 			sub = &cp
 		}
-		tr, err := sub.Train(o.spec(name, trainParams(names, e.Student.Weights, c.NoDecay), e.Student.Weights, loss))
+		tr, err := sub.Train(e.orientSpec(kind, name, o, lr, names))
 		if err != nil {
 			return nil, err
 		}
@@ -274,6 +269,34 @@ func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 	}
 	res.LayerBefore, res.LayerAfter = before, after
 	return res, nil
+}
+
+// orientSpec is the training spec of Stage 1 or 2 (kind) for the layers
+// lr, whose mixer parameters names train.
+func (e *Env) orientSpec(kind, name string, o TrainOptions, lr layerRange, names []string) TrainSpec {
+	trainable := set(names)
+	tc, sc := newCache("teacher."), newCache("")
+	loss := func(g *graphs.Graph, p layers.Params, batch *graphs.Value) *graphs.Value {
+		return meanOf(e.layerLosses(kind, lr, g, p, batch, tc, sc, trainable))
+	}
+	return o.spec(name, trainParams(names, e.Student.Weights, e.Student.Config.NoDecay), e.Student.Weights, loss)
+}
+
+// OrientStepGraph is the step graph Orient(kind, o) would run for all
+// layers at once (o.LayerGroup is ignored), with its products computed as
+// p, built without a runtime (for graph analysis: bench-stage --traffic).
+func (e *Env) OrientStepGraph(kind string, o TrainOptions, p graphs.MatMulPrecision) (*graphs.Graph, error) {
+	c := e.Student.Config
+	lr := layerRange{0, c.Sizes().Layers}
+	var names []string
+	for _, i := range lr.ssm(c) {
+		names = append(names, c.MixerParams(i, kind == "orient")...)
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("stage %s: the student has no mixer to train", kind)
+	}
+	spec := e.orientSpec(kind, kind, o, lr, names)
+	return stepGraph(spec, max(1, spec.StepsPerRun), p, e.inPlace())
 }
 
 // combine sums the work of layer groups into one stage result: tokens,

@@ -182,6 +182,64 @@ OURS2)
   stage3_sampled stage3_ 280 "$O3" "${v[@]}"
   stage3_sampled cap76_ 280 "$O3 --mem-limit-gb $(q 76 2)" "bf16 $(q 4 1) none 0" "bf16 $(q 4 1) layers 256"
   ;;
+PEERS3)
+  # Ninth session (issue 19), Python only, so it runs while ORT is staged:
+  # the peers of OURS3 in one machine session. Eager PyTorch's Stage 3 in
+  # bf16 at micro-batch 4 (66 GB) and at the micro-batch the authors' code
+  # fits (gpu_mb), the authors' Triton step there, eager TF32 there, and
+  # the PyTorch Stages 2 and 1 in bf16.
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
+  mb=$(q $(gpu_mb) 1)
+  run perf_torch 200 python3 $TORCH/perf_torch.py bf16 4 2048
+  [ "$mb" != 4 ] && run perf_torch 200 python3 $TORCH/perf_torch.py bf16 $mb 2048
+  run perf_authors 240 python3 ${AUTHORS:-.authors/perf_authors.py} bf16 $mb 2048
+  run perf_torch 200 python3 $TORCH/perf_torch.py tf32 $mb 2048
+  for st in 2 1; do run perf_stages_torch 150 python3 bench/torch/perf_stages_torch.py $st bf16 1 2048; done
+  ;;
+OURS3)
+  # Ninth session (issue 19): the fused SegsumExp (graphs.SegsumExp). The
+  # CUDA tests of every fused kernel, a one-layer smoke step of Stages 3
+  # and 1, then ours and $ALT (the binary before the change) alternately:
+  # Stage 3 bf16 at micro-batch 4 under the 76 GB cap, Stage 2 and Stage 1
+  # bf16 at micro-batch 1; then ours alone at PEERS3's micro-batch in bf16
+  # and in TF32. GPU memory sampled per Stage 3 run.
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
+  [ -n "${GRAPHS_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $GRAPHS_TEST -test.run 'TestAdamW$|TestAdamWInPlace$|TestGeluGrad$|TestCausalConv$|TestSegsumExp$' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|worst|error" | tee "$out/cuda-test.txt"
+  [ -n "${TRAIN_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $TRAIN_TEST -test.run 'TestAllReduceNCCL|TestInPlaceMatchesOutOfPlace' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|NCCL|error" | tee -a "$out/cuda-test.txt"
+  [ -n "${RUNTIME_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $RUNTIME_TEST -test.run 'TestCUDA|TestUpload' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|error" | tee -a "$out/cuda-test.txt"
+  for st in distill orient; do
+    run smoke 120 $P bench-stage --teacher phi-1.5:1 --stage $st --micro-batch 1 --seq $(q 256 32) --steps-per-run 2 --runs 2 --provider $PROV --tf32 --precision bf16
+  done
+  mb=$(q $(gpu_mb) 1)
+  O3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --arena-extend same_as_requested"
+  S12="--teacher $(q phi-1.5 phi-1.5:1) --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 2 --provider $PROV --tf32 --precision bf16"
+  # bins: ours, then $ALT when set.
+  bins=("$P new"); [ -n "${ALT:-}" ] && bins+=("$ALT alt")
+  for b in "${bins[@]}"; do
+    set -- $b
+    gpumem s3_$2-bf16-mb4 </dev/null >/dev/null 2>&1 & pid=$!
+    run stage3_$2 280 $1 bench-stage $O3 --mem-limit-gb $(q 76 2) --precision bf16 --micro-batch $(q 4 1)
+    kill $pid 2>/dev/null
+  done
+  for st in align orient; do
+    for b in "${bins[@]}"; do set -- $b; run ${st}_$2 200 $1 bench-stage $S12 --stage $st; done
+  done
+  if [ "$mb" != 4 ]; then
+    gpumem s3_new-bf16-mb$mb </dev/null >/dev/null 2>&1 & pid=$!
+    run stage3_new 280 $P bench-stage $O3 --precision bf16 --micro-batch $mb
+    kill $pid 2>/dev/null
+  fi
+  gpumem s3_new-fp32-mb$mb </dev/null >/dev/null 2>&1 & pid=$!
+  run stage3_new 280 $P bench-stage $O3 --precision fp32 --micro-batch $mb
+  kill $pid 2>/dev/null
+  for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
+  ;;
+DECA)
+  # Ninth session, Python only: the authors' decode path alone (PY2's
+  # second half), every row (batch 1 and 16, 2k and 16k) with a random
+  # prefill state.
+  run decode_authors 540 python3 bench/torch/perf_decode_authors.py --batches 1,16 --contexts $(q 2048,16384 256) --decode-tokens 64 --prefill ${PY_PREFILL:-random} --pm ${PM_DIR:-.authors/pm}
+  ;;
 DEC)
   # Seventh session (issues 18, 19): greedy decode with resident state on
   # the GPU. A one-update Stage 3 run gives a pure and a hybrid student

@@ -308,7 +308,7 @@ func cmdBenchStage(ctx context.Context, args []string) error {
 	fs.StringVar(&o.AllReduce, "all-reduce", "", "add gradient AllReduce nodes over one rank: host (CPU kernel) or nccl (NCCL on the GPU); results must equal the plain step's")
 	fs.StringVar(&o.AllReduceDType, "all-reduce-dtype", "fp32", "dtype the gradients are reduced in: fp32 or bf16")
 	fs.Float64Var(&o.BucketMB, "bucket-mb", 0, "gradients per AllReduce: buckets of at least this many MiB (0: one AllReduce per tensor)")
-	traffic := fs.Int("traffic", 0, "run nothing: print the bytes the distill step graph's nodes move (as on CUDA) and its N largest (op, shapes) groups")
+	traffic := fs.Int("traffic", 0, "run nothing: print the bytes the step graph's nodes move (distill, orient or align, as on CUDA) and its N largest (op, shapes) groups")
 	memory := fs.Bool("memory", false, "print the distill step graph's liveness peak and the tensors live there by kind, without a runtime")
 	measure := fs.Bool("measure", false, "with --memory: also run one step on the provider and print how far resident memory rose (the CPU provider's arena)")
 	fs.StringVar(&o.Recompute, "recompute", "", "training.recompute: empty (none) or layers")
