@@ -58,6 +58,12 @@ func gradCases() []graphtest.GradCase {
 		{Name: "SegsumExp", Inputs: in(s(2, 3, 5)), Build: func(_ gph, v xs) *graphs.Value {
 			return graphs.SegsumExp(graphs.CumSum(v[0], 2, false, false), tensors.Float64)
 		}},
+		// Stage 1's fused distance to a constant target, with respect to s
+		// and the log decays (through their cumulative sum).
+		{Name: "MaskedDiffSq", Inputs: in(s(2, 4, 4), s(2, 4)), Build: func(g gph, v xs) *graphs.Value {
+			a := g.Const(rnd(7, 0, 0.5, 2, 4, 4))
+			return graphs.MaskedDiffSq(v[0], graphs.CumSum(v[1], 1, false, false), a)
+		}},
 		// One rank (ops_fused_test.go's init): the mean over ranks is x.
 		{Name: "AllReduce/one-rank", Inputs: in(s(2, 3)), Build: func(_ gph, v xs) *graphs.Value {
 			return graphs.AllReduce(graphs.Mul(v[0], v[0]))

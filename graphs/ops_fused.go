@@ -171,6 +171,67 @@ func inferSegsumExpGrad(n *Node) []TypeShape {
 	return ts(tensors.Float64, append(Shape{}, l.Shape[:r-1]...))
 }
 
+// MaskedDiffSq is Stage 1's squared distance between a mixer's masked
+// kernel K = L∘s and a target a, row by row, as one fused node that never
+// materialises L or K: for s, a [..., T, T] and cumulative log decays cs
+// [..., T] (float64), with L[i, j] = exp(cs_i − cs_j) for j ≤ i and 0
+// above the diagonal (SegsumExp),
+//
+//	rows[..., i] = Σ_j (s[..., i, j]·L[i, j] − a[..., i, j])²
+//
+// in a's dtype [..., T]. s is float32, float64 or bfloat16; a is float32
+// (float64 with float64 s). The sums are float32 (float64 for float64;
+// the CPU loop sums in float64). Its gradient is MaskedDiffSqGrad; a gets
+// none (it is a target).
+func MaskedDiffSq(s, cs, a *Value) *Value { return op1("MaskedDiffSq", nil, s, cs, a) }
+
+// MaskedDiffSqGrad is MaskedDiffSq's gradient from dy [..., T] (a's dtype):
+// with dK = 2·dy_i·(K − a), ds = dK∘L in s's dtype and, with G = dK∘K,
+// dcs[..., k] = Σ_j G[k, j] − Σ_i G[i, k] (float64).
+func MaskedDiffSqGrad(s, cs, a, dy *Value) (ds, dcs *Value) {
+	out := graphOf("MaskedDiffSqGrad", s, cs, a, dy).add("MaskedDiffSqGrad", nil, s, cs, a, dy)
+	return out[0], out[1]
+}
+
+func maskedDiffSqGrad(n *Node, g []*Value, need []bool) []*Value {
+	if need[2] {
+		panic(errorf("MaskedDiffSq", "the target a %v has no gradient", n.Inputs[2]))
+	}
+	ds, dcs := MaskedDiffSqGrad(n.Inputs[0], n.Inputs[1], n.Inputs[2], g[0])
+	return []*Value{ds, dcs, nil}
+}
+
+// maskedDiffSqInputs checks s, cs and a of MaskedDiffSq and its gradient.
+func maskedDiffSqInputs(op string, s, cs, a *Value) {
+	wantFusedFloat(op, s)
+	want := s.DType
+	if want == tensors.BFloat16 {
+		want = tensors.Float32
+	}
+	r := s.Rank()
+	if r < 2 || r > 7 || s.Shape[r-1] != s.Shape[r-2] || !a.Shape.Equal(s.Shape) || a.DType != want ||
+		cs.DType != tensors.Float64 || !cs.Shape.Equal(s.Shape[:r-1]) {
+		panic(errorf(op, "want s [..., T, T], cs [..., T] float64 and a like s in %v; got %v, %v, %v", want, s, cs, a))
+	}
+}
+
+// inferMaskedDiffSq is the shape rule of MaskedDiffSq.
+func inferMaskedDiffSq(n *Node) []TypeShape {
+	s, cs, a := n.Inputs[0], n.Inputs[1], n.Inputs[2]
+	maskedDiffSqInputs("MaskedDiffSq", s, cs, a)
+	return ts(a.DType, cs.Shape)
+}
+
+// inferMaskedDiffSqGrad is the shape rule of MaskedDiffSqGrad.
+func inferMaskedDiffSqGrad(n *Node) []TypeShape {
+	s, cs, a, dy := n.Inputs[0], n.Inputs[1], n.Inputs[2], n.Inputs[3]
+	maskedDiffSqInputs("MaskedDiffSqGrad", s, cs, a)
+	if dy.DType != a.DType || !dy.Shape.Equal(cs.Shape) {
+		panic(errorf("MaskedDiffSqGrad", "dy %v must be %v %v", dy, a.DType, cs.Shape))
+	}
+	return []TypeShape{{s.DType, s.Shape}, {tensors.Float64, cs.Shape}}
+}
+
 // AllReduce is the element-wise mean of x over the ranks of a data-parallel
 // group, one fused node: mohawk/runtime's kernel reduces over the NCCL
 // communicator registered in the process (on the CUDA provider's stream)
@@ -196,6 +257,8 @@ func init() {
 	register(&OpDef{Type: "GeluGrad", Domain: FusedDomain, Since: 1, Infer: inferGeluGrad, NoGrad: true, Attrs: noAttrs})
 	register(&OpDef{Type: "SegsumExp", Domain: FusedDomain, Since: 1, Infer: inferSegsumExp, Grad: segsumExpGrad, Attrs: noAttrs})
 	register(&OpDef{Type: "SegsumExpGrad", Domain: FusedDomain, Since: 1, Infer: inferSegsumExpGrad, NoGrad: true, Attrs: noAttrs})
+	register(&OpDef{Type: "MaskedDiffSq", Domain: FusedDomain, Since: 1, Infer: inferMaskedDiffSq, Grad: maskedDiffSqGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "MaskedDiffSqGrad", Domain: FusedDomain, Since: 1, Infer: inferMaskedDiffSqGrad, NoGrad: true, Attrs: noAttrs})
 	register(&OpDef{Type: "AdamW", Domain: FusedDomain, Since: 1, Infer: inferAdamW, NoGrad: true, Attrs: noAttrs})
 	register(&OpDef{Type: "AdamWInPlace", Domain: FusedDomain, Since: 1, Infer: inferAdamWInPlace, NoGrad: true, Attrs: noAttrs})
 }

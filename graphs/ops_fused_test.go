@@ -434,3 +434,114 @@ func TestSegsumExp(t *testing.T) {
 		})
 	}
 }
+
+// TestMaskedDiffSq checks Stage 1's fused distance and its gradient
+// against sums computed here in float64 from the same inputs, on the CPU
+// in each dtype of s and, with MOHAWK_TEST_CUDA set, on the GPU (T = 300
+// loops the row kernels' threads and spans two blocks of the column
+// kernel; 70 tiles of 64): the rows within float32's summation bound over
+// T terms (plus the CUDA exponential's few units per term), ds within a
+// few units of float32 or half a unit of bfloat16, dcs within the
+// summation bound.
+func TestMaskedDiffSq(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		dt       tensors.DType // s's
+		env      func(testing.TB) *runtime.Env
+		tiles, q int64
+	}{
+		{"cpu/float64", tensors.Float64, graphtest.Env, 3, 37},
+		{"cpu/float32", tensors.Float32, graphtest.Env, 3, 37},
+		{"cpu/bfloat16", tensors.BFloat16, graphtest.Env, 3, 37},
+		{"cuda/float32", tensors.Float32, graphtest.CUDAEnv, 5, 300},
+		{"cuda/bfloat16", tensors.BFloat16, graphtest.CUDAEnv, 5, 300},
+		{"cuda/float32-tiles", tensors.Float32, graphtest.CUDAEnv, 70, 64},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := c.env(t)
+			adt := c.dt
+			if adt == tensors.BFloat16 {
+				adt = tensors.Float32
+			}
+			g := graphs.New("masked_diff_sq")
+			s := g.Input("s", c.dt, graphs.S(c.tiles, c.q, c.q))
+			cs := g.Input("cs", tensors.Float64, graphs.S(c.tiles, c.q))
+			a := g.Input("a", adt, graphs.S(c.tiles, c.q, c.q))
+			dy := g.Input("dy", adt, graphs.S(c.tiles, c.q))
+			g.Output("rows", graphs.MaskedDiffSq(s, cs, a))
+			ds, dcs := graphs.MaskedDiffSqGrad(s, cs, a, dy)
+			g.Output("ds", ds)
+			g.Output("dcs", dcs)
+			rng := rand.New(rand.NewPCG(6, uint64(c.q)))
+			q := int(c.q)
+			csv := make([]float64, c.tiles*c.q)
+			for i := range csv {
+				if i%q == 0 {
+					csv[i] = rng.NormFloat64()
+				} else {
+					csv[i] = csv[i-1] + 0.5*(0.05-rng.Float64())
+				}
+			}
+			feeds := map[string]*tensors.Tensor{
+				"s":  graphtest.Random(rng, -1, 1, c.tiles, c.q, c.q).Convert(c.dt),
+				"cs": tensors.FromFloat64([]int64{c.tiles, c.q}, csv),
+				"a":  graphtest.Random(rng, 0, 0.1, c.tiles, c.q, c.q).Convert(adt),
+				"dy": graphtest.Random(rng, -1, 1, c.tiles, c.q).Convert(adt),
+			}
+			out := graphtest.RunSession(t, graphtest.SessionOn(t, env, g), g, feeds)
+			sv := feeds["s"].Convert(tensors.Float64).Float64s()
+			av := feeds["a"].Convert(tensors.Float64).Float64s()
+			dyv := feeds["dy"].Convert(tensors.Float64).Float64s()
+			rows, dsv, dcsv := out["rows"].Convert(tensors.Float64).Float64s(), out["ds"].Convert(tensors.Float64).Float64s(), out["dcs"].Float64s()
+			u := 4 * math.Pow(2, -24) // float32 operations and the CUDA exponential, per term
+			round := u
+			if c.dt == tensors.BFloat16 {
+				round = math.Pow(2, -8) + u
+			}
+			if c.dt == tensors.Float64 {
+				u, round = 1e-15, 1e-15
+			}
+			worst := map[string]float64{}
+			check := func(name string, at int, got, want, allowed float64) {
+				t.Helper()
+				if d := math.Abs(got - want); !(d <= allowed+1e-300) {
+					t.Fatalf("%s[%d] = %g, want %g (allowed error %.3g)", name, at, got, want, allowed)
+				} else if allowed > 0 {
+					worst[name] = max(worst[name], d/allowed)
+				}
+			}
+			for tile := 0; tile < int(c.tiles); tile++ {
+				col, colAbs := make([]float64, q), make([]float64, q)
+				row, rowAbs := make([]float64, q), make([]float64, q)
+				for i := 0; i < q; i++ {
+					sq, sqAbs := 0.0, 0.0
+					base := tile*q + i
+					for j := 0; j < q; j++ {
+						at := base*q + j
+						l, k := 0.0, 0.0
+						if j <= i {
+							l = math.Exp(csv[base] - csv[tile*q+j])
+							k = sv[at] * l
+						}
+						e := k - av[at]
+						sq += e * e
+						sqAbs += (math.Abs(k) + math.Abs(av[at])) * (math.Abs(k) + math.Abs(av[at]))
+						dk := 2 * dyv[base] * e
+						check("ds", at, dsv[at], dk*l, round*math.Abs(dk*l)+4*u*math.Abs(2*dyv[base])*(math.Abs(k)+math.Abs(av[at]))*l)
+						gv := dk * k
+						row[i] += gv
+						col[j] += gv
+						ga := math.Abs(2*dyv[base]) * (math.Abs(k) + math.Abs(av[at])) * math.Abs(k)
+						rowAbs[i] += ga
+						colAbs[j] += ga
+					}
+					check("rows", base, rows[base], sq, (float64(q)+4)*u*sqAbs)
+				}
+				for k := 0; k < q; k++ {
+					check("dcs", tile*q+k, dcsv[tile*q+k], row[k]-col[k], (float64(q)+4)*u*(rowAbs[k]+colAbs[k]))
+				}
+			}
+			t.Logf("worst error of the allowed: %v", worst)
+		})
+	}
+}

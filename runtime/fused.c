@@ -341,6 +341,58 @@ SEGEXP_HOST(float, float, LD_float, ST_float)
 SEGEXP_HOST(double, double, LD_double, ST_double)
 SEGEXP_HOST(bf16, float, LD_bf16, ST_bf16)
 
+// ---- MaskedDiffSq and MaskedDiffSqGrad -----------------------------------------
+//
+// s [..., T, T] (float, double or bfloat16), cs [..., T] (double) and a
+// like s (float for bfloat16 s): with L as SegsumExp's and K = s·L, rows_i
+// = Σ_j (K_ij − a_ij)², summed in double and rounded to a's type. The
+// gradient from dy [..., T]: dK = 2·dy_i·(K − a), ds = dK·L (in s's type),
+// and with G = dK·K, dcs_k = Σ_j G_kj − Σ_i G_ik (double). L, K, dK and G
+// are in a's type. One host range is one [T, T] tile.
+
+#define MDS_HOST(T_, A, LDS, STS, LDA, STA)                                                            \
+	static void mds_##T_(const void *s, const double *cs, const void *a, void *rows, size_t q, size_t tile) { \
+		const double *c = cs + tile * q;                                                                  \
+		for (size_t i = 0; i < q; i++) {                                                                  \
+			double acc = 0;                                                                               \
+			for (size_t j = 0; j < q; j++) {                                                              \
+				size_t at = (tile * q + i) * q + j;                                                       \
+				A k = j <= i ? LDS(s, at) * (A)exp(c[i] - c[j]) : (A)0;                                   \
+				A e = k - LDA(a, at);                                                                     \
+				acc += (double)e * e;                                                                     \
+			}                                                                                             \
+			STA(rows, tile * q + i, (A)acc);                                                              \
+		}                                                                                                 \
+	}                                                                                                     \
+	static void mdsgrad_##T_(const void *s, const double *cs, const void *a, const void *dy, void *ds,      \
+	                         double *dcs, size_t q, size_t tile) {                                           \
+		const double *c = cs + tile * q;                                                                  \
+		double *o = dcs + tile * q;                                                                       \
+		for (size_t k = 0; k < q; k++) o[k] = 0;                                                          \
+		for (size_t i = 0; i < q; i++) {                                                                  \
+			A two_dy = 2 * LDA(dy, tile * q + i);                                                         \
+			double row = 0;                                                                               \
+			for (size_t j = 0; j < q; j++) {                                                              \
+				size_t at = (tile * q + i) * q + j;                                                       \
+				if (j > i) {                                                                              \
+					STS(ds, at, (A)0);                                                                    \
+					continue;                                                                             \
+				}                                                                                         \
+				A l = (A)exp(c[i] - c[j]);                                                                \
+				A k = LDS(s, at) * l;                                                                     \
+				A dk = two_dy * (k - LDA(a, at));                                                         \
+				STS(ds, at, dk * l);                                                                      \
+				A g = dk * k;                                                                             \
+				row += g;                                                                                 \
+				o[j] -= g;                                                                                \
+			}                                                                                             \
+			o[i] += row;                                                                                  \
+		}                                                                                                 \
+	}
+MDS_HOST(float, float, LD_float, ST_float, LD_float, ST_float)
+MDS_HOST(double, double, LD_double, ST_double, LD_double, ST_double)
+MDS_HOST(bf16, float, LD_bf16, ST_bf16, LD_float, ST_float)
+
 // ---- the CUDA kernels (PTX) -------------------------------------------------
 //
 // One module, grid-stride loops over the elements. AdamW's .rn operations
@@ -563,11 +615,27 @@ SEGEXP_HOST(bf16, float, LD_bf16, ST_bf16)
 	"  .reg .f32 %f<16>;\n"   \
 	"  .reg .f64 %fd<12>;\n"
 
+// DST = exp(%fd1 − %fd2) in float: exp(d) = 2^f·2^n with y = d·log2 e =
+// n + f, n an integer and |f| ≤ ½, taken in double up to f; 2^f by
+// ex2.approx.f32 (a few units of float), 2^n built from its bits (0 below
+// 2^−126, ∞ above 2^127). A NaN difference stays NaN (f is NaN). Uses
+// %fd3–%fd6, %f1–%f3 and %r11.
+#define PTX_EXP_DIFF(DST)                                                     \
+	"  sub.rn.f64 %fd3, %fd1, %fd2;\n"                                        \
+	"  mul.rn.f64 %fd4, %fd3, 0d3FF71547652B82FE;\n"   /* y = d·log2 e */     \
+	"  cvt.rni.f64.f64 %fd5, %fd4;\n"                  /* n */                \
+	"  sub.rn.f64 %fd6, %fd4, %fd5;\n"                 /* f */                \
+	"  cvt.rn.f32.f64 %f1, %fd6;\n"                                           \
+	"  ex2.approx.f32 %f2, %f1;\n"                                            \
+	"  max.f64 %fd5, %fd5, 0dC060000000000000;\n"      /* n in [−128, 128] */ \
+	"  min.f64 %fd5, %fd5, 0d4060000000000000;\n"                             \
+	"  cvt.rzi.s32.f64 %r11, %fd5;\n"                                         \
+	"  max.s32 %r11, %r11, -127;\n"                    /* −127: 0; 128: ∞ */  \
+	"  add.s32 %r11, %r11, 127;\n  shl.b32 %r11, %r11, 23;\n  mov.b32 %f3, %r11;\n" \
+	"  mul.rn.f32 " DST ", %f2, %f3;\n"
+
 // SegsumExp: one block per row r = tile·Q + i (grid-stride over rows),
-// its threads over j. exp(d) = 2^f·2^n with y = d·log2 e = n + f, n an
-// integer and |f| ≤ ½, taken in double up to f; 2^f by ex2.approx.f32 (a
-// few units of float), 2^n built from its bits (0 below 2^−126, ∞ above
-// 2^127). A NaN difference stays NaN (f is NaN). Params cs, l, Q, rows.
+// its threads over j; PTX_EXP_DIFF for each j ≤ i. Params cs, l, Q, rows.
 #define PTX_SEGEXP(NAME, SH, ST)                                                              \
 	".visible .entry " NAME "(.param .u64 a_cs, .param .u64 a_l, .param .u32 a_q, .param .u32 a_rows)\n" \
 	"{\n" SEGEXP_REGS                                                                         \
@@ -592,18 +660,7 @@ SEGEXP_HOST(bf16, float, LD_bf16, ST_bf16)
 	"  add.u32 %r10, %r8, %r9;\n"                                                             \
 	"  mul.wide.u32 %rd5, %r10, 8;\n  add.u64 %rd5, %rd1, %rd5;\n"                           \
 	"  ld.global.nc.f64 %fd2, [%rd5];\n"               /* cs_j */                             \
-	"  sub.rn.f64 %fd3, %fd1, %fd2;\n"                                                        \
-	"  mul.rn.f64 %fd4, %fd3, 0d3FF71547652B82FE;\n"   /* y = d·log2 e */                     \
-	"  cvt.rni.f64.f64 %fd5, %fd4;\n"                  /* n */                                \
-	"  sub.rn.f64 %fd6, %fd4, %fd5;\n"                 /* f */                                \
-	"  cvt.rn.f32.f64 %f1, %fd6;\n"                                                           \
-	"  ex2.approx.f32 %f2, %f1;\n"                                                            \
-	"  max.f64 %fd5, %fd5, 0dC060000000000000;\n"      /* n in [−128, 128] */                 \
-	"  min.f64 %fd5, %fd5, 0d4060000000000000;\n"                                             \
-	"  cvt.rzi.s32.f64 %r11, %fd5;\n"                                                         \
-	"  max.s32 %r11, %r11, -127;\n"                    /* −127: 0; 128: ∞ */                  \
-	"  add.s32 %r11, %r11, 127;\n  shl.b32 %r11, %r11, 23;\n  mov.b32 %f3, %r11;\n"         \
-	"  mul.rn.f32 %f6, %f2, %f3;\n"                                                           \
+	PTX_EXP_DIFF("%f6")                                                                       \
 	"STORE:\n"                                                                                \
 	"  cvt.u64.u32 %rd6, %r9;\n  add.u64 %rd6, %rd4, %rd6;\n"                                \
 	"  mul.lo.u64 %rd6, %rd6, " SH ";\n  add.u64 %rd6, %rd2, %rd6;\n"                        \
@@ -661,6 +718,164 @@ SEGEXP_HOST(bf16, float, LD_bf16, ST_bf16)
 	"  cvt.u64.u32 %rd15, %r7;\n  mul.lo.u64 %rd15, %rd15, %rd16;\n  add.u64 %rd15, %rd15, %rd6;\n" \
 	"  shl.b64 %rd15, %rd15, 3;\n  add.u64 %rd15, %rd3, %rd15;\n"                            \
 	"  st.global.f64 [%rd15], %fd3;\n"                                                        \
+	"  add.u32 %r7, %r7, %r8;\n  bra TILE;\n"                                                \
+	"DONE:\n  ret;\n}\n"
+
+#define MDS_REGS              \
+	"  .reg .pred %p<8>;\n"   \
+	"  .reg .b16 %h<4>;\n"    \
+	"  .reg .b32 %r<40>;\n"   \
+	"  .reg .b64 %rd<40>;\n"  \
+	"  .reg .f32 %f<40>;\n"   \
+	"  .reg .f64 %fd<12>;\n"  \
+	"  .shared .align 4 .f32 red[32];\n"
+
+// The block's sum of ACC (every thread of the block; ntid a multiple of
+// 32, tid in %r5, ntid in %r6): lanes by butterfly shuffles, warps through
+// red[]; thread 0 then holds it in ACC and runs STORE. Ends with a barrier,
+// so red[] may be used again.
+#define PTX_BLOCK_SUM(ACC, STORE)                                                              \
+	"  shfl.sync.bfly.b32 %f30, " ACC ", 16, 31, -1;\n  add.rn.f32 " ACC ", " ACC ", %f30;\n"  \
+	"  shfl.sync.bfly.b32 %f30, " ACC ", 8, 31, -1;\n  add.rn.f32 " ACC ", " ACC ", %f30;\n"   \
+	"  shfl.sync.bfly.b32 %f30, " ACC ", 4, 31, -1;\n  add.rn.f32 " ACC ", " ACC ", %f30;\n"   \
+	"  shfl.sync.bfly.b32 %f30, " ACC ", 2, 31, -1;\n  add.rn.f32 " ACC ", " ACC ", %f30;\n"   \
+	"  shfl.sync.bfly.b32 %f30, " ACC ", 1, 31, -1;\n  add.rn.f32 " ACC ", " ACC ", %f30;\n"   \
+	"  and.b32 %r30, %r5, 31;\n  shr.u32 %r31, %r5, 5;\n"                                      \
+	"  mov.u64 %rd30, red;\n"                                                                   \
+	"  setp.ne.u32 %p5, %r30, 0;\n  @%p5 bra WDONE;\n"                                         \
+	"  mul.wide.u32 %rd31, %r31, 4;\n  add.u64 %rd31, %rd30, %rd31;\n  st.shared.f32 [%rd31], " ACC ";\n" \
+	"WDONE:\n  bar.sync 0;\n"                                                                  \
+	"  setp.ge.u32 %p5, %r5, 32;\n  @%p5 bra BDONE;\n"                                         \
+	"  shr.u32 %r32, %r6, 5;\n  mov.f32 " ACC ", 0f00000000;\n"                               \
+	"  setp.ge.u32 %p6, %r5, %r32;\n  @%p6 bra WLOADED;\n"                                     \
+	"  mul.wide.u32 %rd31, %r5, 4;\n  add.u64 %rd31, %rd30, %rd31;\n  ld.shared.f32 " ACC ", [%rd31];\n" \
+	"WLOADED:\n"                                                                               \
+	"  shfl.sync.bfly.b32 %f30, " ACC ", 16, 31, -1;\n  add.rn.f32 " ACC ", " ACC ", %f30;\n"  \
+	"  shfl.sync.bfly.b32 %f30, " ACC ", 8, 31, -1;\n  add.rn.f32 " ACC ", " ACC ", %f30;\n"   \
+	"  shfl.sync.bfly.b32 %f30, " ACC ", 4, 31, -1;\n  add.rn.f32 " ACC ", " ACC ", %f30;\n"   \
+	"  shfl.sync.bfly.b32 %f30, " ACC ", 2, 31, -1;\n  add.rn.f32 " ACC ", " ACC ", %f30;\n"   \
+	"  shfl.sync.bfly.b32 %f30, " ACC ", 1, 31, -1;\n  add.rn.f32 " ACC ", " ACC ", %f30;\n"   \
+	"  setp.ne.u32 %p6, %r5, 0;\n  @%p6 bra BDONE;\n"                                          \
+	STORE                                                                                       \
+	"BDONE:\n  bar.sync 0;\n"
+
+// The row loop of the MaskedDiffSq kernels: one block per row r = tile·T +
+// i (grid-stride), params s (%rd1), cs (%rd2), a (%rd3) loaded by the
+// caller, T in %r1, rows in %r2; per row i (%r7), tile·T (%r8), cs_i
+// (%fd1) and the row's first element r·T (%rd4); per element j (%r9) a
+// (%f7) and, for j ≤ i, L (%f5), s (%f4) and K = s·L (%f6), 0 above.
+#define PTX_MDS_ROW_HEAD(LDS, SH)                                                              \
+	"  mov.u32 %r3, %ctaid.x;\n  mov.u32 %r4, %nctaid.x;\n"                                  \
+	"  mov.u32 %r5, %tid.x;\n  mov.u32 %r6, %ntid.x;\n"                                      \
+	"ROW:\n"                                                                                  \
+	"  setp.ge.u32 %p1, %r3, %r2;\n  @%p1 bra DONE;\n"                                       \
+	"  rem.u32 %r7, %r3, %r1;\n  sub.u32 %r8, %r3, %r7;\n"                                   \
+	"  mul.wide.u32 %rd5, %r3, 8;\n  add.u64 %rd5, %rd2, %rd5;\n  ld.global.nc.f64 %fd1, [%rd5];\n" \
+	"  mul.wide.u32 %rd4, %r3, %r1;\n"                                                       \
+	"  mov.f32 %f10, 0f00000000;\n"                                                           \
+	"  mov.u32 %r9, %r5;\n"                                                                   \
+	"COL:\n"                                                                                  \
+	"  setp.ge.u32 %p2, %r9, %r1;\n  @%p2 bra RED;\n"                                        \
+	"  cvt.u64.u32 %rd7, %r9;\n  add.u64 %rd7, %rd4, %rd7;\n"                                \
+	"  shl.b64 %rd8, %rd7, 2;\n  add.u64 %rd8, %rd3, %rd8;\n  ld.global.nc.f32 %f7, [%rd8];\n" \
+	"  mul.lo.u64 %rd10, %rd7, " SH ";\n"              /* s's and ds's byte offset */         \
+	"  mov.f32 %f6, 0f00000000;\n  mov.f32 %f5, 0f00000000;\n"                               \
+	"  setp.gt.u32 %p3, %r9, %r7;\n  @%p3 bra UPPER;\n"                                      \
+	"  add.u32 %r10, %r8, %r9;\n  mul.wide.u32 %rd9, %r10, 8;\n  add.u64 %rd9, %rd2, %rd9;\n" \
+	"  ld.global.nc.f64 %fd2, [%rd9];\n"                                                      \
+	PTX_EXP_DIFF("%f5")                                                                       \
+	"  add.u64 %rd11, %rd1, %rd10;\n"                                                         \
+	LDS("%f4", "%rd11")                                                                       \
+	"  mul.rn.f32 %f6, %f4, %f5;\n"                                                           \
+	"UPPER:\n"
+
+// MaskedDiffSq: rows[r] = Σ_j (K − a)². Params s, cs, a, out, T, rows.
+#define PTX_MDS(NAME, SH, LDS)                                                                \
+	".visible .entry " NAME "(.param .u64 a_s, .param .u64 a_cs, .param .u64 a_a, .param .u64 a_out,\n" \
+	"  .param .u32 a_q, .param .u32 a_rows)\n"                                                \
+	"{\n" MDS_REGS                                                                            \
+	"  ld.param.u64 %rd1, [a_s]; cvta.to.global.u64 %rd1, %rd1;\n"                           \
+	"  ld.param.u64 %rd2, [a_cs]; cvta.to.global.u64 %rd2, %rd2;\n"                          \
+	"  ld.param.u64 %rd3, [a_a]; cvta.to.global.u64 %rd3, %rd3;\n"                           \
+	"  ld.param.u64 %rd20, [a_out]; cvta.to.global.u64 %rd20, %rd20;\n"                      \
+	"  ld.param.u32 %r1, [a_q];\n  ld.param.u32 %r2, [a_rows];\n"                            \
+	PTX_MDS_ROW_HEAD(LDS, SH)                                                                 \
+	"  sub.rn.f32 %f8, %f6, %f7;\n  fma.rn.f32 %f10, %f8, %f8, %f10;\n"                      \
+	"  add.u32 %r9, %r9, %r6;\n  bra COL;\n"                                                 \
+	"RED:\n"                                                                                  \
+	PTX_BLOCK_SUM("%f10", "  mul.wide.u32 %rd21, %r3, 4;\n  add.u64 %rd21, %rd20, %rd21;\n  st.global.f32 [%rd21], %f10;\n") \
+	"  add.u32 %r3, %r3, %r4;\n  bra ROW;\n"                                                 \
+	"DONE:\n  ret;\n}\n"
+
+// MaskedDiffSqGrad, rows: ds = 2·dy_r·(K − a)·L (0 above the diagonal) and
+// dcs[r] = Σ_j 2·dy_r·(K − a)·K. Params s, cs, a, dy, ds, dcs, T, rows.
+#define PTX_MDSG(NAME, SH, LDS, STS)                                                          \
+	".visible .entry " NAME "(.param .u64 a_s, .param .u64 a_cs, .param .u64 a_a, .param .u64 a_dy,\n" \
+	"  .param .u64 a_ds, .param .u64 a_dcs, .param .u32 a_q, .param .u32 a_rows)\n"        \
+	"{\n" MDS_REGS                                                                            \
+	"  ld.param.u64 %rd1, [a_s]; cvta.to.global.u64 %rd1, %rd1;\n"                           \
+	"  ld.param.u64 %rd2, [a_cs]; cvta.to.global.u64 %rd2, %rd2;\n"                          \
+	"  ld.param.u64 %rd3, [a_a]; cvta.to.global.u64 %rd3, %rd3;\n"                           \
+	"  ld.param.u64 %rd20, [a_dy]; cvta.to.global.u64 %rd20, %rd20;\n"                       \
+	"  ld.param.u64 %rd22, [a_ds]; cvta.to.global.u64 %rd22, %rd22;\n"                       \
+	"  ld.param.u64 %rd23, [a_dcs]; cvta.to.global.u64 %rd23, %rd23;\n"                      \
+	"  ld.param.u32 %r1, [a_q];\n  ld.param.u32 %r2, [a_rows];\n"                            \
+	PTX_MDS_ROW_HEAD(LDS, SH)                                                                 \
+	"  mul.wide.u32 %rd21, %r3, 4;\n  add.u64 %rd21, %rd20, %rd21;\n  ld.global.nc.f32 %f11, [%rd21];\n" \
+	"  add.rn.f32 %f11, %f11, %f11;\n"                 /* 2·dy_r */                           \
+	"  sub.rn.f32 %f8, %f6, %f7;\n  mul.rn.f32 %f12, %f11, %f8;\n" /* dK */                  \
+	"  mul.rn.f32 %f9, %f12, %f5;\n"                   /* ds (0 above: L = 0) */              \
+	"  fma.rn.f32 %f10, %f12, %f6, %f10;\n"            /* G = dK·K (0 above: K = 0) */        \
+	"  add.u64 %rd12, %rd22, %rd10;\n"                                                        \
+	STS("%rd12", "%f9")                                                                       \
+	"  add.u32 %r9, %r9, %r6;\n  bra COL;\n"                                                 \
+	"RED:\n"                                                                                  \
+	PTX_BLOCK_SUM("%f10", "  cvt.f64.f32 %fd7, %f10;\n  mul.wide.u32 %rd24, %r3, 8;\n  add.u64 %rd24, %rd23, %rd24;\n  st.global.f64 [%rd24], %fd7;\n") \
+	"  add.u32 %r3, %r3, %r4;\n  bra ROW;\n"                                                 \
+	"DONE:\n  ret;\n}\n"
+
+// MaskedDiffSqGrad, columns: thread k = ctaid.x·ntid + tid of tile ctaid.y
+// (grid-stride over tiles) subtracts Σ_{r ≥ k} 2·dy_r·(K_rk − a_rk)·K_rk
+// from dcs[k] (which the row kernel wrote). Params s, cs, a, dy, dcs, T,
+// tiles.
+#define PTX_MDSC(NAME, SH, LDS)                                                               \
+	".visible .entry " NAME "(.param .u64 a_s, .param .u64 a_cs, .param .u64 a_a, .param .u64 a_dy,\n" \
+	"  .param .u64 a_dcs, .param .u32 a_q, .param .u32 a_tiles)\n"                          \
+	"{\n" MDS_REGS                                                                            \
+	"  ld.param.u64 %rd1, [a_s]; cvta.to.global.u64 %rd1, %rd1;\n"                           \
+	"  ld.param.u64 %rd2, [a_cs]; cvta.to.global.u64 %rd2, %rd2;\n"                          \
+	"  ld.param.u64 %rd3, [a_a]; cvta.to.global.u64 %rd3, %rd3;\n"                           \
+	"  ld.param.u64 %rd20, [a_dy]; cvta.to.global.u64 %rd20, %rd20;\n"                       \
+	"  ld.param.u64 %rd23, [a_dcs]; cvta.to.global.u64 %rd23, %rd23;\n"                      \
+	"  ld.param.u32 %r1, [a_q];\n  ld.param.u32 %r2, [a_tiles];\n"                           \
+	"  mov.u32 %r3, %ctaid.x;\n  mov.u32 %r4, %ntid.x;\n  mov.u32 %r5, %tid.x;\n"            \
+	"  mad.lo.u32 %r6, %r3, %r4, %r5;\n"               /* k */                                \
+	"  setp.ge.u32 %p1, %r6, %r1;\n  @%p1 bra DONE;\n"                                       \
+	"  mov.u32 %r7, %ctaid.y;\n  mov.u32 %r8, %nctaid.y;\n"                                  \
+	"TILE:\n"                                                                                 \
+	"  setp.ge.u32 %p1, %r7, %r2;\n  @%p1 bra DONE;\n"                                       \
+	"  mul.lo.u32 %r12, %r7, %r1;\n"                   /* tile·T */                           \
+	"  add.u32 %r13, %r12, %r6;\n"                     /* tile·T + k */                       \
+	"  mul.wide.u32 %rd5, %r13, 8;\n  add.u64 %rd5, %rd2, %rd5;\n  ld.global.nc.f64 %fd2, [%rd5];\n" /* cs_k */ \
+	"  mov.f32 %f10, 0f00000000;\n  mov.u32 %r9, %r6;\n"  /* r */                            \
+	"CLOOP:\n"                                                                                \
+	"  setp.ge.u32 %p2, %r9, %r1;\n  @%p2 bra CDONE;\n"                                      \
+	"  add.u32 %r14, %r12, %r9;\n"                     /* tile·T + r */                       \
+	"  mul.wide.u32 %rd6, %r14, 8;\n  add.u64 %rd6, %rd2, %rd6;\n  ld.global.nc.f64 %fd1, [%rd6];\n" /* cs_r */ \
+	PTX_EXP_DIFF("%f5")                                                                       \
+	"  mul.wide.u32 %rd7, %r14, %r1;\n  cvt.u64.u32 %rd8, %r6;\n  add.u64 %rd7, %rd7, %rd8;\n" /* (tile·T + r)·T + k */ \
+	"  mul.lo.u64 %rd9, %rd7, " SH ";\n  add.u64 %rd9, %rd1, %rd9;\n"                        \
+	LDS("%f4", "%rd9")                                                                        \
+	"  shl.b64 %rd10, %rd7, 2;\n  add.u64 %rd10, %rd3, %rd10;\n  ld.global.nc.f32 %f7, [%rd10];\n" \
+	"  mul.wide.u32 %rd11, %r14, 4;\n  add.u64 %rd11, %rd20, %rd11;\n  ld.global.nc.f32 %f11, [%rd11];\n" \
+	"  add.rn.f32 %f11, %f11, %f11;\n"                                                        \
+	"  mul.rn.f32 %f6, %f4, %f5;\n  sub.rn.f32 %f8, %f6, %f7;\n  mul.rn.f32 %f12, %f11, %f8;\n" \
+	"  fma.rn.f32 %f10, %f12, %f6, %f10;\n"                                                   \
+	"  add.u32 %r9, %r9, 1;\n  bra CLOOP;\n"                                                 \
+	"CDONE:\n"                                                                                \
+	"  mul.wide.u32 %rd12, %r13, 8;\n  add.u64 %rd12, %rd23, %rd12;\n"                       \
+	"  ld.global.f64 %fd7, [%rd12];\n  cvt.f64.f32 %fd8, %f10;\n  sub.rn.f64 %fd7, %fd7, %fd8;\n" \
+	"  st.global.f64 [%rd12], %fd7;\n"                                                        \
 	"  add.u32 %r7, %r7, %r8;\n  bra TILE;\n"                                                \
 	"DONE:\n  ret;\n}\n"
 
@@ -759,14 +974,21 @@ const char mh_fused_ptx[] =
 	PTX_SEGEXP("mh_segexp_f32", "4", ST_F32)
 	PTX_SEGEXP("mh_segexp_bf16", "2", ST_BF16)
 	PTX_SEGEXPGRAD("mh_segexpgrad_f32", "4", LD_F32)
-	PTX_SEGEXPGRAD("mh_segexpgrad_bf16", "2", LD_BF16);
+	PTX_SEGEXPGRAD("mh_segexpgrad_bf16", "2", LD_BF16)
+	PTX_MDS("mh_mds_f32", "4", LD_F32)
+	PTX_MDS("mh_mds_bf16", "2", LD_BF16)
+	PTX_MDSG("mh_mdsg_f32", "4", LD_F32, ST_F32)
+	PTX_MDSG("mh_mdsg_bf16", "2", LD_BF16, ST_BF16)
+	PTX_MDSC("mh_mdsc_f32", "4", LD_F32)
+	PTX_MDSC("mh_mdsc_bf16", "2", LD_BF16);
 
 // The module's kernels, by index.
 enum { kAdamW, kGeluGradF32, kGeluGradBF16, kConvF32, kConvBF16, kConvDxF32, kConvDxBF16, kConvDwF32, kConvDwBF16, kSegExpF32, kSegExpBF16,
-       kSegExpGradF32, kSegExpGradBF16, nKernels };
+       kSegExpGradF32, kSegExpGradBF16, kMdsF32, kMdsBF16, kMdsgF32, kMdsgBF16, kMdscF32, kMdscBF16, nKernels };
 static const char *kernel_names[nKernels] = {"mh_adamw_f32", "mh_gelugrad_f32", "mh_gelugrad_bf16",
 	"mh_conv_f32", "mh_conv_bf16", "mh_convdx_f32", "mh_convdx_bf16", "mh_convdw_f32", "mh_convdw_bf16", "mh_segexp_f32",
-	"mh_segexp_bf16", "mh_segexpgrad_f32", "mh_segexpgrad_bf16"};
+	"mh_segexp_bf16", "mh_segexpgrad_f32", "mh_segexpgrad_bf16", "mh_mds_f32", "mh_mds_bf16", "mh_mdsg_f32",
+	"mh_mdsg_bf16", "mh_mdsc_f32", "mh_mdsc_bf16"};
 
 // ---- the CUDA driver, loaded on first use ----------------------------------
 
@@ -1206,6 +1428,96 @@ static const char *segexpgrad_run(const mh_op *k, void *ctx, void *stream, const
 	                     tiles < 65535 ? tiles : 65535, threads, args);
 }
 
+// ---- MaskedDiffSq ---------------------------------------------------------------
+
+static int mds_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
+                     char *msg, size_t len) {
+	size_t r = rank[0];
+	int want = type[0] == typeBFloat16 ? typeFloat : type[0];
+	int grad = k->n_in == 4;
+	if (r < 2 || r > 7 || dims[0][r - 1] != dims[0][r - 2] || type[1] != typeDouble || rank[1] != r - 1 ||
+	    memcmp(dims[1], dims[0], (r - 1) * sizeof(int64_t)) != 0 || type[2] != want || rank[2] != r ||
+	    memcmp(dims[2], dims[0], r * sizeof(int64_t)) != 0 ||
+	    (grad && (type[3] != want || rank[3] != r - 1 || memcmp(dims[3], dims[1], (r - 1) * sizeof(int64_t)) != 0))) {
+		snprintf(msg, len, "%s: want s [..., T, T], cs [..., T] of doubles, a like s%s (float for bfloat16 s)", k->name,
+		         grad ? " and dy [..., T] of a's type" : "");
+		return 1;
+	}
+	if (k->cuda && count[0] >= 0xffffffffu) {
+		snprintf(msg, len, "%s: the CUDA kernel takes fewer than 2^32 elements", k->name);
+		return 1;
+	}
+	return 0;
+}
+
+// mds_shape: MaskedDiffSq's rows like cs in a's type; MaskedDiffSqGrad's ds
+// like s and dcs like cs.
+static mh_shape mds_shape(size_t j, const int *type, int64_t (*dims)[8], const size_t *rank) {
+	(void)j;
+	mh_shape o = {.type = type[2], .rank = rank[1]};
+	memcpy(o.dims, dims[1], rank[1] * sizeof(int64_t));
+	return o;
+}
+
+static mh_shape mdsgrad_shape(size_t j, const int *type, int64_t (*dims)[8], const size_t *rank) {
+	size_t from = j == 0 ? 0 : 1;
+	mh_shape o = {.type = j == 0 ? type[0] : typeDouble, .rank = rank[from]};
+	memcpy(o.dims, dims[from], rank[from] * sizeof(int64_t));
+	return o;
+}
+
+static void mds_range(const host_job *j, size_t i) {
+	void **in = j->in;
+	switch (j->type) {
+	case typeDouble: mds_double(in[0], in[1], in[2], j->out[0], j->q, i); break;
+	case typeBFloat16: mds_bf16(in[0], in[1], in[2], j->out[0], j->q, i); break;
+	default: mds_float(in[0], in[1], in[2], j->out[0], j->q, i);
+	}
+}
+
+static void mdsgrad_range(const host_job *j, size_t i) {
+	void **in = j->in, **out = j->out;
+	switch (j->type) {
+	case typeDouble: mdsgrad_double(in[0], in[1], in[2], in[3], out[0], out[1], j->q, i); break;
+	case typeBFloat16: mdsgrad_bf16(in[0], in[1], in[2], in[3], out[0], out[1], j->q, i); break;
+	default: mdsgrad_float(in[0], in[1], in[2], in[3], out[0], out[1], j->q, i);
+	}
+}
+
+static const char *mds_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+                           int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
+	size_t q = dims[0][rank[0] - 1], rows = count[1];
+	if (count[0] == 0) return NULL;
+	if (!k->cuda) {
+		host_job j = {.range = mds_range, .op = k, .type = type[0], .in = in, .out = out, .q = q};
+		return par_for(k->api, ctx, rows / q, &j);
+	}
+	unsigned uq = q, ur = rows;
+	void *args[6] = {&in[0], &in[1], &in[2], &out[0], &uq, &ur};
+	return launch_blocks(type[0] == typeBFloat16 ? kMdsBF16 : kMdsF32, stream, rows < (1u << 20) ? rows : (1u << 20), 1,
+	                     threads_for(q), args);
+}
+
+// The gradient's CUDA form is two kernels on the stream: the rows (ds, and
+// the row sums into dcs), then the columns (subtracted from dcs).
+static const char *mdsgrad_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+                               int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
+	size_t q = dims[0][rank[0] - 1], rows = count[1];
+	if (count[0] == 0) return NULL;
+	if (!k->cuda) {
+		host_job j = {.range = mdsgrad_range, .op = k, .type = type[0], .in = in, .out = out, .q = q};
+		return par_for(k->api, ctx, rows / q, &j);
+	}
+	int bf = type[0] == typeBFloat16;
+	unsigned uq = q, ur = rows, tiles = rows / q, threads = threads_for(q);
+	void *ra[8] = {&in[0], &in[1], &in[2], &in[3], &out[0], &out[1], &uq, &ur};
+	const char *err = launch_blocks(bf ? kMdsgBF16 : kMdsgF32, stream, rows < (1u << 20) ? rows : (1u << 20), 1, threads, ra);
+	if (err) return err;
+	void *ca[7] = {&in[0], &in[1], &in[2], &in[3], &out[1], &uq, &tiles};
+	return launch_blocks(bf ? kMdscBF16 : kMdscF32, stream, (q + threads - 1) / threads, tiles < 65535 ? tiles : 65535,
+	                     threads, ca);
+}
+
 // ---- AllReduce -----------------------------------------------------------------
 //
 // x of any shape (float, double or bfloat16 on the host; float or bfloat16
@@ -1447,9 +1759,14 @@ static const int doubles[] = {typeDouble, 0}; // SegsumExp's cs (segexp_check ch
 #define SEGEXPGRAD_OP                                                                                          \
 	.name = "SegsumExpGrad", .n_in = 2, .n_out = 1, .out_shape = segexpgrad_shape, .check = segexpgrad_check, \
 	.run = segexpgrad_run
+#define MDS_OP \
+	.name = "MaskedDiffSq", .n_in = 3, .n_out = 1, .out_shape = mds_shape, .check = mds_check, .run = mds_run
+#define MDSGRAD_OP                                                                                           \
+	.name = "MaskedDiffSqGrad", .n_in = 4, .n_out = 2, .out_shape = mdsgrad_shape, .check = mds_check, \
+	.run = mdsgrad_run
 #define ALLREDUCE_OP \
 	.name = "AllReduce", .n_in = 1, .n_out = 1, .like = allreduce_like, .check = allreduce_check, .run = allreduce_run
-enum { nOps = 16 };
+enum { nOps = 20 };
 static mh_op ops[nOps] = {
 	{ADAMW_OP, .types = hostFloats},
 	{ADAMW_OP, .types = cudaFloats, .cuda = 1},
@@ -1465,6 +1782,10 @@ static mh_op ops[nOps] = {
 	{SEGEXP_OP, .types = doubles, .cuda = 1},
 	{SEGEXPGRAD_OP, .types = hostTypes},
 	{SEGEXPGRAD_OP, .types = cudaTypes, .cuda = 1},
+	{MDS_OP, .types = hostTypes},
+	{MDS_OP, .types = cudaTypes, .cuda = 1},
+	{MDSGRAD_OP, .types = hostTypes},
+	{MDSGRAD_OP, .types = cudaTypes, .cuda = 1},
 	{ALLREDUCE_OP, .types = hostTypes},
 	{ALLREDUCE_OP, .types = cudaTypes, .cuda = 1},
 };

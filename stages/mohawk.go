@@ -147,8 +147,7 @@ func (e *Env) layerLosses(kind string, lr layerRange, g *graphs.Graph, p layers.
 	out := make([]*graphs.Value, 0, lr.hi-lr.lo)
 	for _, i := range lr.ssm(c) {
 		if kind == "orient" {
-			k, kDiag, d := c.MatrixParts(sp, i, tout.Normed[i])
-			out = append(out, losses.FrobeniusWithDiagonal(k, kDiag, d, tout.Attn[i]))
+			out = append(out, losses.FrobeniusWithDiagonal(c.MatrixParts(sp, i, tout.Normed[i]), tout.Attn[i]))
 		} else {
 			m := c.Mixer(sp, i, tout.Normed[i], family.FormSSD, nil)
 			out = append(out, losses.L2(m.Out, tout.AttnOut[i]))

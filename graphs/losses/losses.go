@@ -2,6 +2,7 @@ package losses
 
 import (
 	"mohawk/graphs"
+	"mohawk/graphs/layers"
 	"mohawk/tensors"
 )
 
@@ -56,17 +57,25 @@ func scaleT2(x *graphs.Value, t float64) *graphs.Value {
 }
 
 // FrobeniusWithDiagonal is the Stage 1 distance: the mean over (batch,
-// head) of ‖K + diag(d) − A‖_F (not squared, as in MOHAWK) for K, A
-// [B, H, T, T] (T static), K's diagonal kDiag [B, H, T] and d [H]. It never
-// builds K + diag(d): per matrix ‖K + D·I − A‖² = ‖K − A‖² +
-// Σ_i (2D·(K_ii − A_ii) + D²), which saves two passes over [B, H, T, T]
-// forward and two backward. A's diagonal is a strided slice; K's comes from
-// the caller, who can compute it without K (its gradient then does not
-// touch the [T, T] matrices).
-func FrobeniusWithDiagonal(k, kDiag, d, a *graphs.Value) *graphs.Value {
-	sq := graphs.ReduceSumSquare(graphs.Sub(k, a), []int64{-2, -1}, false)            // [B, H]
+// head) of ‖M − A‖_F (not squared, as in MOHAWK) for a mixing matrix M =
+// K + diag(D) given in parts m (K = L∘S) and the teacher's attention A
+// [B, H, T, T] (T static). It never builds K + diag(D): per matrix
+// ‖K + D·I − A‖² = ‖K − A‖² + Σ_i (2D·(K_ii − A_ii) + D²), which saves two
+// passes over [B, H, T, T] forward and two backward; K's diagonal comes
+// from m (computed without K), A's is a strided slice. In a graph that
+// uses fused kernels (training steps) ‖K − A‖² is one graphs.MaskedDiffSq
+// node, which builds neither L nor K; otherwise K is materialised
+// (m.Kernel()).
+func FrobeniusWithDiagonal(m layers.MatrixParts, a *graphs.Value) *graphs.Value {
+	var sq *graphs.Value // [B, H]
+	if a.Graph().FusedKernels() {
+		sq = graphs.ReduceSum(graphs.MaskedDiffSq(m.S, m.CumLogA, a), []int64{-1}, false)
+	} else {
+		sq = graphs.ReduceSumSquare(graphs.Sub(m.Kernel(), a), []int64{-2, -1}, false)
+	}
+	d := m.D
 	dd := graphs.Unsqueeze(d, -1)                                                     // [H, 1]
-	off := graphs.Sub(kDiag, Diagonal(a))                                             // [B, H, T]
+	off := graphs.Sub(m.Diag, Diagonal(a))                                            // [B, H, T]
 	extra := graphs.Mul(dd, graphs.Add(graphs.Mul(graphs.ScalarLike(d, 2), off), dd)) // D·(2(K_ii − A_ii) + D)
 	return graphs.ReduceMeanAll(safeSqrt(graphs.Add(sq, graphs.ReduceSum(extra, []int64{-1}, false))))
 }

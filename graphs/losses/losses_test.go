@@ -1,12 +1,14 @@
 package losses_test
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
 
 	"mohawk/graphs"
 	"mohawk/graphs/graphtest"
+	"mohawk/graphs/layers"
 	"mohawk/graphs/losses"
 	"mohawk/tensors"
 )
@@ -84,47 +86,75 @@ func TestAgainstDirectFormulas(t *testing.T) {
 }
 
 // TestFrobeniusWithDiagonal checks the diagonal-folded Stage 1 distance
-// against ‖K + diag(d) − A‖_F computed here, and its gradients numerically
-// (with K's diagonal taken by Diagonal, so they pass through a strided
-// slice).
+// of a mixing matrix in parts (K = L∘S, L from cumulative log decays)
+// against ‖K + diag(d) − A‖_F computed here, and its gradients with
+// respect to S, the decays and d numerically (with K's diagonal taken by
+// Diagonal, so they pass through a strided slice), in the stock form
+// (K materialised) and the fused one (graphs.MaskedDiffSq).
 func TestFrobeniusWithDiagonal(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
-	const b, h, n = 2, 3, 4
-	k := graphtest.Random(rng, -1, 1, b, h, n, n)
-	a := graphtest.Random(rng, -1, 1, b, h, n, n)
-	d := graphtest.Random(rng, -1, 1, h)
-	g := graphs.New("frob_diag")
-	kv := g.Input("k", tensors.Float64, graphs.S(b, h, n, n))
-	av := g.Input("a", tensors.Float64, graphs.S(b, h, n, n))
-	dv := g.Input("d", tensors.Float64, graphs.S(h))
-	if err := graphs.Try(func() {
-		g.Output("loss", graphs.Reshape(losses.FrobeniusWithDiagonal(kv, losses.Diagonal(kv), dv, av), 1))
-	}); err != nil {
-		t.Fatal(err)
+	const b, h, n = 2, 3, 5
+	st := graphtest.Random(rng, -1, 1, b, h, n, n)
+	at := graphtest.Random(rng, -1, 1, b, h, n, n)
+	dt := graphtest.Random(rng, -1, 1, h)
+	logA := graphtest.Random(rng, -0.7, 0.1, b, h, n)
+	cs := logA.Float64s()
+	for i := range cs {
+		if i%n > 0 {
+			cs[i] += cs[i-1]
+		}
 	}
-	got := graphtest.Run(t, g, map[string]*tensors.Tensor{"k": k, "a": a, "d": d})["loss"].Float64s()[0]
-	kx, ax, dx := k.Float64s(), a.Float64s(), d.Float64s()
+	cst := tensors.FromFloat64([]int64{b, h, n}, cs)
+	sx, ax, dx := st.Float64s(), at.Float64s(), dt.Float64s()
 	want := 0.0
 	for m := 0; m < b*h; m++ {
-		s := 0.0
+		sum := 0.0
 		for i := 0; i < n; i++ {
 			for j := 0; j < n; j++ {
-				e := kx[m*n*n+i*n+j] - ax[m*n*n+i*n+j]
+				k := 0.0
+				if j <= i {
+					k = sx[m*n*n+i*n+j] * math.Exp(cs[m*n+i]-cs[m*n+j])
+				}
+				e := k - ax[m*n*n+i*n+j]
 				if i == j {
 					e += dx[m%h]
 				}
-				s += e * e
+				sum += e * e
 			}
 		}
-		want += math.Sqrt(s) / (b * h)
+		want += math.Sqrt(sum) / (b * h)
 	}
-	if !(math.Abs(got-want) <= 1e-10) {
-		t.Errorf("FrobeniusWithDiagonal = %.12g, want %.12g", got, want)
+	for _, fused := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fused=%v", fused), func(t *testing.T) {
+			loss := func(g *graphs.Graph, s, c, d *graphs.Value) *graphs.Value {
+				if fused {
+					g.UseFusedKernels()
+				}
+				m := layers.MatrixParts{S: s, CumLogA: c, Diag: losses.Diagonal(s), D: d}
+				return graphs.Reshape(losses.FrobeniusWithDiagonal(m, g.Const(at)), 1)
+			}
+			g := graphs.New("frob_diag")
+			sv := g.Input("s", tensors.Float64, graphs.S(b, h, n, n))
+			cv := g.Input("cs", tensors.Float64, graphs.S(b, h, n))
+			dv := g.Input("d", tensors.Float64, graphs.S(h))
+			if err := graphs.Try(func() { g.Output("loss", loss(g, sv, cv, dv)) }); err != nil {
+				t.Fatal(err)
+			}
+			ops := map[string]int{}
+			for _, node := range g.Nodes() {
+				ops[node.Op]++
+			}
+			if fused != (ops["MaskedDiffSq"] == 1) || ops["Exp"] != 0 && fused {
+				t.Fatalf("nodes by op %v: want one MaskedDiffSq and no Exp exactly when fused", ops)
+			}
+			got := graphtest.Run(t, g, map[string]*tensors.Tensor{"s": st, "cs": cst, "d": dt})["loss"].Float64s()[0]
+			if !(math.Abs(got-want) <= 1e-10) {
+				t.Errorf("FrobeniusWithDiagonal = %.12g, want %.12g", got, want)
+			}
+			graphtest.CheckGradients(t, graphtest.GradCase{Name: "FrobeniusWithDiagonal", Inputs: []*tensors.Tensor{st, cst, dt},
+				Build: func(g *graphs.Graph, v []*graphs.Value) *graphs.Value { return loss(g, v[0], v[1], v[2]) }})
+		})
 	}
-	graphtest.CheckGradients(t, graphtest.GradCase{Name: "FrobeniusWithDiagonal", Inputs: []*tensors.Tensor{k, d, a},
-		Build: func(_ *graphs.Graph, v []*graphs.Value) *graphs.Value {
-			return graphs.Reshape(losses.FrobeniusWithDiagonal(v[0], losses.Diagonal(v[0]), v[1], v[2]), 1)
-		}})
 }
 
 // TestTimeChunked checks that the soft cross-entropy of logits h·W against

@@ -110,9 +110,9 @@ type Student interface {
 	Head(p layers.Params, h *graphs.Value) *graphs.Value
 	// Mixer is layer i's mixer on its normed input u [B, T, D].
 	Mixer(p layers.Params, i int, u *graphs.Value, form Form, st *State) MixerOut
-	// MatrixParts is layer i's mixing matrix in parts: K [B, H, T, T], its
-	// diagonal [B, H, T] and D [H], the matrix being K + diag(D).
-	MatrixParts(p layers.Params, i int, u *graphs.Value) (k, kDiag, d *graphs.Value)
+	// MatrixParts is layer i's mixing matrix M = L∘S + diag(D) [B, H, T, T]
+	// in parts (Stage 1's).
+	MatrixParts(p layers.Params, i int, u *graphs.Value) layers.MatrixParts
 	// MixerParams lists layer i's mixer parameters; matrixOnly keeps those
 	// the mixing matrix depends on (Stage 1's).
 	MixerParams(i int, matrixOnly bool) []string

@@ -293,7 +293,7 @@ func (c Config) Mixer(p layers.Params, i int, u *graphs.Value, form family.Form,
 }
 
 // MatrixParts is the package's MatrixParts.
-func (c Config) MatrixParts(p layers.Params, i int, u *graphs.Value) (k, kDiag, d *graphs.Value) {
+func (c Config) MatrixParts(p layers.Params, i int, u *graphs.Value) layers.MatrixParts {
 	return MatrixParts(p, c, i, u)
 }
 

@@ -188,39 +188,12 @@ func Mixer(p layers.Params, c Config, i int, u *graphs.Value, form Form, st *Sta
 	panic(&graphs.Error{Op: "phimamba.Mixer", Msg: "unknown form " + form.String()})
 }
 
-// segsum returns S[..., i, j] = Σ_{k=j+1..i} a[..., k] for j ≤ i and the
-// lowest finite value above the diagonal (exp → 0), for a [..., T], as the
-// difference cs_i − cs_j of one cumulative sum along T. The sum is taken in
-// float64 and split into float32 hi + lo parts, and the difference is
-// (hi_i − hi_j) + (lo_i − lo_j): as exact as the float64 difference rounded
-// once more (long sums cancel without loss), while every [T, T] pass,
-// forward and backward, stays float32. (A cumulative sum down each column
-// of the masked [T, T] matrix gives the same values, but ONNX Runtime's
-// CUDA CumSum costs O(n) per element, which made that form O(T³).)
-func segsum(a *graphs.Value) *graphs.Value {
-	r := a.Rank()
-	cs := graphs.CumSum(graphs.Cast(a, tensors.Float64), int64(r-1), false, false) // [..., T]
-	hi := graphs.Cast(cs, a.DType)
-	lo := graphs.Cast(graphs.Sub(cs, graphs.Cast(hi, tensors.Float64)), a.DType)
-	pairs := func(x *graphs.Value) *graphs.Value {
-		return graphs.Sub(graphs.Unsqueeze(x, -1), graphs.Unsqueeze(x, -2))
-	}
-	rows, cols := indexGrid(a, r-1)
-	return graphs.Sum(pairs(hi), pairs(lo), layers.MaskBias(graphs.LessOrEqual(cols, rows), a))
-}
-
-// decays returns exp(segsum(a)) [..., T, T] in dtype dt: L[i, j] =
-// exp(Σ_{k=j+1..i} a_k) for j ≤ i and 0 above the diagonal. In a graph
-// that uses fused kernels (training steps) it is one SegsumExp node on the
-// float64 cumulative sum, whose gradient is one SegsumExpGrad; otherwise,
-// so that exported models stay stock ONNX, the exponential of segsum cast
-// to dt.
+// decays returns exp(segsum(a)) [..., T, T] of log decays a [..., T] in
+// dtype dt (layers.Decays of their float64 cumulative sum): L[i, j] =
+// exp(Σ_{k=j+1..i} a_k) for j ≤ i, 0 above the diagonal; one fused node
+// in training graphs.
 func decays(a *graphs.Value, dt tensors.DType) *graphs.Value {
-	if a.Graph().FusedKernels() {
-		cs := graphs.CumSum(graphs.Cast(a, tensors.Float64), int64(a.Rank()-1), false, false)
-		return graphs.SegsumExp(cs, dt)
-	}
-	return graphs.Cast(graphs.Exp(segsum(a)), dt)
+	return layers.Decays(layers.CumLogDecay(a), dt)
 }
 
 // lowDecays is decays of float32 or float64 a in the graph's low
@@ -247,19 +220,27 @@ func indexGrid(v *graphs.Value, axis int) (rows, cols *graphs.Value) {
 // L[l, s] = exp(Σ_{k=s+1..l} log a_k) for b, c [B, T, H, N], logA [B, T, H]
 // and d [H] (row = output position, as the attention matrix).
 func MixingMatrix(b, c, logA, d *graphs.Value) *graphs.Value {
-	k := maskedKernel(b, c, logA)
+	k := matrixParts(b, c, logA, d).Kernel()
 	rows, cols := indexGrid(k, 2)
 	eye := graphs.Cast(graphs.Equal(rows, cols), d.DType)              // [T, T]
 	return graphs.Add(k, graphs.Mul(graphs.Reshape(d, -1, 1, 1), eye)) // + D on the diagonal
 }
 
-// maskedKernel is L∘(C·Bᵀ) [B, H, T, T], the mixing matrix without D.
-func maskedKernel(b, c, logA *graphs.Value) *graphs.Value {
+// matrixParts splits the mixing matrix of b, c [B, T, H, N], logA [B, T,
+// H] and d [H] into layers.MatrixParts: S = C·Bᵀ (its operands in the
+// graph's low precision), the cumulative log decays, the diagonal C_t·B_t
+// (L's diagonal is exp 0 = 1; computed from the small inputs, so that its
+// gradient does not pass through [T, T] matrices) and D.
+func matrixParts(b, c, logA, d *graphs.Value) layers.MatrixParts {
+	low := graphs.ToLowPrecision
 	bh := graphs.Transpose(b, 0, 2, 1, 3) // [B, H, T, N]
 	ch := graphs.Transpose(c, 0, 2, 1, 3)
-	ah := graphs.Transpose(logA, 0, 2, 1) // [B, H, T]
-	cb := graphs.MatMul(ch, graphs.Transpose(bh, 0, 1, 3, 2))
-	return graphs.Mul(cb, decays(ah, ah.DType))
+	return layers.MatrixParts{
+		S:       graphs.MatMul(low(ch), graphs.Transpose(low(bh), 0, 1, 3, 2)),
+		CumLogA: layers.CumLogDecay(graphs.Transpose(logA, 0, 2, 1)), // [B, H, T]
+		Diag:    graphs.Transpose(graphs.ReduceSum(graphs.Mul(c, b), []int64{-1}, false), 0, 2, 1),
+		D:       d,
+	}
 }
 
 // SSD is the chunked state-space-duality algorithm for x [B, T, H, P],
@@ -370,15 +351,12 @@ func ZeroState(c Config, like *graphs.Value, dt tensors.DType) State {
 	}
 }
 
-// MatrixParts returns layer i's mixing matrix in parts: K = L∘(C·Bᵀ)
-// [B, H, T, T], its diagonal [B, H, T] and D [H], with M = K + diag(D).
-// Stage 1's distance (losses.FrobeniusWithDiagonal) never needs the sum.
-// The diagonal is C_t·B_t (L's diagonal is exp 0 = 1), computed from the
-// small [B, T, H, N] inputs so that its gradient does not pass through K.
-func MatrixParts(p layers.Params, c Config, i int, u *graphs.Value) (k, kDiag, d *graphs.Value) {
+// MatrixParts returns layer i's mixing matrix M = L∘(C·Bᵀ) + diag(D)
+// [B, H, T, T] in parts (layers.MatrixParts) for the normed input u.
+// Stage 1's distance (losses.FrobeniusWithDiagonal) never needs M.
+func MatrixParts(p layers.Params, c Config, i int, u *graphs.Value) layers.MatrixParts {
 	in := project(p, c, i, u, nil).wide()
-	kDiag = graphs.Transpose(graphs.ReduceSum(graphs.Mul(in.c, in.b), []int64{-1}, false), 0, 2, 1)
-	return maskedKernel(in.b, in.c, in.logA), kDiag, p.Get(mixerName(i, "D"), graphs.S(c.VHeads))
+	return matrixParts(in.b, in.c, in.logA, p.Get(mixerName(i, "D"), graphs.S(c.VHeads)))
 }
 
 // MixerParams lists layer i's mixer parameter names; matrixOnly keeps those

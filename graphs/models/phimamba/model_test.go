@@ -174,7 +174,8 @@ func TestMatrixParts(t *testing.T) {
 	x := g.Input("u", tensors.Float32, graphs.S(b, tlen, c.DModel))
 	if err := graphs.Try(func() {
 		p := &layers.Frozen{G: g, Tensors: w}
-		k, kDiag, d := phimamba.MatrixParts(p, c, 0, x)
+		m := phimamba.MatrixParts(p, c, 0, x)
+		k, kDiag, d := m.Kernel(), m.Diag, m.D
 		g.Output("m", phimamba.Mixer(p, c, 0, x, phimamba.FormMatrix, nil).Matrix)
 		eye := make([]float32, tlen*tlen)
 		for i := 0; i < tlen; i++ {
