@@ -64,6 +64,10 @@ func gradCases() []graphtest.GradCase {
 			a := g.Const(rnd(7, 0, 0.5, 2, 4, 4))
 			return graphs.MaskedDiffSq(v[0], graphs.CumSum(v[1], 1, false, false), a)
 		}},
+		// 3 queries over 5 keys (the last 3 positions).
+		{Name: "CausalSoftmax", Inputs: in(s(2, 3, 5)), Build: func(_ gph, v xs) *graphs.Value {
+			return graphs.CausalSoftmax(v[0], 0.7)
+		}},
 		// One rank (ops_fused_test.go's init): the mean over ranks is x.
 		{Name: "AllReduce/one-rank", Inputs: in(s(2, 3)), Build: func(_ gph, v xs) *graphs.Value {
 			return graphs.AllReduce(graphs.Mul(v[0], v[0]))

@@ -232,6 +232,45 @@ func inferMaskedDiffSqGrad(n *Node) []TypeShape {
 	return []TypeShape{{s.DType, s.Shape}, {tensors.Float64, cs.Shape}}
 }
 
+// CausalSoftmax is the causal attention probabilities of scores x [..., Tq,
+// Tk] (Tq ≤ Tk; float32, float64 or bfloat16), one fused node:
+//
+//	p[..., i, j] = softmax_j(scale·x[..., i, j]) over the keys j ≤ i + Tk − Tq, 0 for the others
+//
+// in float32 (float64 for float64): what stock ops write as a cast, a
+// scale, a mask bias and a softmax. Its gradient is stock ops on p.
+func CausalSoftmax(x *Value, scale float64) *Value {
+	dt := tensors.Float32
+	if x.DType == tensors.Float64 {
+		dt = tensors.Float64
+	}
+	return op1("CausalSoftmax", nil, x, x.g.root.Const(tensors.FromFloat64([]int64{1}, []float64{scale}).Convert(dt)))
+}
+
+// causalSoftmaxGrad is scale·p∘(g − Σ_j p∘g), in x's dtype; the scale (a
+// constant) gets none.
+func causalSoftmaxGrad(n *Node, g []*Value, need []bool) []*Value {
+	p, x, scale := n.Outputs[0], n.Inputs[0], n.Inputs[1]
+	dz := Mul(p, Sub(g[0], ReduceSum(Mul(p, g[0]), []int64{-1}, true)))
+	return []*Value{Cast(Mul(dz, scale), x.DType), nil}
+}
+
+// inferCausalSoftmax is the shape rule of CausalSoftmax.
+func inferCausalSoftmax(n *Node) []TypeShape {
+	x, scale := n.Inputs[0], n.Inputs[1]
+	wantFusedFloat("CausalSoftmax", x)
+	want := tensors.Float32
+	if x.DType == tensors.Float64 {
+		want = tensors.Float64
+	}
+	r := x.Rank()
+	if r < 2 || r > 8 || scale.DType != want || !scale.Shape.Equal(S(1)) ||
+		x.Shape[r-1].Static() && x.Shape[r-2].Static() && x.Shape[r-2].K > x.Shape[r-1].K {
+		panic(errorf("CausalSoftmax", "want x [..., Tq, Tk] with Tq ≤ Tk and scale [1] in %v; got %v, %v", want, x, scale))
+	}
+	return ts(want, x.Shape)
+}
+
 // AllReduce is the element-wise mean of x over the ranks of a data-parallel
 // group, one fused node: mohawk/runtime's kernel reduces over the NCCL
 // communicator registered in the process (on the CUDA provider's stream)
@@ -259,6 +298,7 @@ func init() {
 	register(&OpDef{Type: "SegsumExpGrad", Domain: FusedDomain, Since: 1, Infer: inferSegsumExpGrad, NoGrad: true, Attrs: noAttrs})
 	register(&OpDef{Type: "MaskedDiffSq", Domain: FusedDomain, Since: 1, Infer: inferMaskedDiffSq, Grad: maskedDiffSqGrad, Attrs: noAttrs})
 	register(&OpDef{Type: "MaskedDiffSqGrad", Domain: FusedDomain, Since: 1, Infer: inferMaskedDiffSqGrad, NoGrad: true, Attrs: noAttrs})
+	register(&OpDef{Type: "CausalSoftmax", Domain: FusedDomain, Since: 1, Infer: inferCausalSoftmax, Grad: causalSoftmaxGrad, Attrs: noAttrs})
 	register(&OpDef{Type: "AdamW", Domain: FusedDomain, Since: 1, Infer: inferAdamW, NoGrad: true, Attrs: noAttrs})
 	register(&OpDef{Type: "AdamWInPlace", Domain: FusedDomain, Since: 1, Infer: inferAdamWInPlace, NoGrad: true, Attrs: noAttrs})
 }

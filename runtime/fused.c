@@ -393,6 +393,31 @@ MDS_HOST(float, float, LD_float, ST_float, LD_float, ST_float)
 MDS_HOST(double, double, LD_double, ST_double, LD_double, ST_double)
 MDS_HOST(bf16, float, LD_bf16, ST_bf16, LD_float, ST_float)
 
+// ---- CausalSoftmax -----------------------------------------------------------
+//
+// x [..., Tq, Tk] (float, double or bfloat16) and scale [1] (float; double
+// for double) → p like x in scale's type: the softmax over the keys j ≤ i +
+// Tk − Tq of z = x·scale (z in scale's type; the maximum, the sum of
+// exponentials and the quotient in double), 0 for the others. A NaN score
+// makes its row NaN. One host range is one row.
+
+#define CSM_HOST(T_, A, LDX, STP)                                                                      \
+	static void csm_##T_(const void *x, const void *scale, void *p, size_t tk, size_t tq, size_t row) {   \
+		A sc = ((const A *)scale)[0];                                                                     \
+		size_t limit = row % tq + (tk - tq), base = row * tk;                                             \
+		double m = -INFINITY, sum = 0;                                                                    \
+		for (size_t j = 0; j <= limit; j++) {                                                             \
+			double z = (A)(LDX(x, base + j) * sc);                                                        \
+			if (z > m || z != z) m = z;                                                                   \
+		}                                                                                                 \
+		for (size_t j = 0; j <= limit; j++) sum += exp((double)(A)(LDX(x, base + j) * sc) - m);          \
+		for (size_t j = 0; j < tk; j++)                                                                   \
+			STP(p, base + j, j <= limit ? (A)(exp((double)(A)(LDX(x, base + j) * sc) - m) / sum) : (A)0); \
+	}
+CSM_HOST(float, float, LD_float, ST_float)
+CSM_HOST(double, double, LD_double, ST_double)
+CSM_HOST(bf16, float, LD_bf16, ST_float)
+
 // ---- the CUDA kernels (PTX) -------------------------------------------------
 //
 // One module, grid-stride loops over the elements. AdamW's .rn operations
@@ -879,6 +904,95 @@ MDS_HOST(bf16, float, LD_bf16, ST_bf16, LD_float, ST_float)
 	"  add.u32 %r7, %r7, %r8;\n  bra TILE;\n"                                                \
 	"DONE:\n  ret;\n}\n"
 
+#define CSM_REGS              \
+	"  .reg .pred %p<8>;\n"   \
+	"  .reg .b16 %h<4>;\n"    \
+	"  .reg .b32 %r<40>;\n"   \
+	"  .reg .b64 %rd<40>;\n"  \
+	"  .reg .f32 %f<40>;\n"   \
+	"  .shared .align 4 .f32 red[33];\n"
+
+// One butterfly step and the five of a warp's reduction of ACC with OP.
+#define PTX_BFLY(ACC, OP, K) "  shfl.sync.bfly.b32 %f30, " ACC ", " K ", 31, -1;\n  " OP " " ACC ", " ACC ", %f30;\n"
+#define PTX_WARP_REDUCE(ACC, OP) \
+	PTX_BFLY(ACC, OP, "16") PTX_BFLY(ACC, OP, "8") PTX_BFLY(ACC, OP, "4") PTX_BFLY(ACC, OP, "2") PTX_BFLY(ACC, OP, "1")
+
+// The block's reduction of ACC with OP (identity IDENT) into ACC of every
+// thread (tid in %r5, ntid a multiple of 32 in %r6): warps by shuffles,
+// then warp 0 over red[], thread 0 broadcasting through red[32]. L makes
+// the labels unique; ends with a barrier.
+#define PTX_BLOCK_ALL(ACC, OP, IDENT, L)                                                       \
+	PTX_WARP_REDUCE(ACC, OP)                                                                   \
+	"  and.b32 %r30, %r5, 31;\n  shr.u32 %r31, %r5, 5;\n  mov.u64 %rd30, red;\n"             \
+	"  setp.ne.u32 %p5, %r30, 0;\n  @%p5 bra W" L ";\n"                                       \
+	"  mul.wide.u32 %rd31, %r31, 4;\n  add.u64 %rd31, %rd30, %rd31;\n  st.shared.f32 [%rd31], " ACC ";\n" \
+	"W" L ":\n  bar.sync 0;\n"                                                                 \
+	"  setp.ge.u32 %p5, %r5, 32;\n  @%p5 bra B" L ";\n"                                       \
+	"  shr.u32 %r32, %r6, 5;\n  mov.f32 " ACC ", " IDENT ";\n"                                \
+	"  setp.ge.u32 %p6, %r5, %r32;\n  @%p6 bra V" L ";\n"                                     \
+	"  mul.wide.u32 %rd31, %r5, 4;\n  add.u64 %rd31, %rd30, %rd31;\n  ld.shared.f32 " ACC ", [%rd31];\n" \
+	"V" L ":\n"                                                                                \
+	PTX_WARP_REDUCE(ACC, OP)                                                                   \
+	"  setp.ne.u32 %p6, %r5, 0;\n  @%p6 bra B" L ";\n"                                        \
+	"  st.shared.f32 [%rd30+128], " ACC ";\n"                                                  \
+	"B" L ":\n  bar.sync 0;\n"                                                                 \
+	"  ld.shared.f32 " ACC ", [%rd30+128];\n  bar.sync 0;\n"
+
+// z = scale·x[j] into %f4 for element j (%r9) of the row at %rd4; %rd8 is
+// its element index.
+#define PTX_CSM_LOAD(SH, LDX)                                                                  \
+	"  cvt.u64.u32 %rd8, %r9;\n  add.u64 %rd8, %rd4, %rd8;\n"                                \
+	"  mul.lo.u64 %rd9, %rd8, " SH ";\n  add.u64 %rd9, %rd1, %rd9;\n"                        \
+	LDX("%f4", "%rd9")                                                                        \
+	"  mul.rn.f32 %f4, %f4, %f20;\n"
+
+// CausalSoftmax: one block per row r (grid-stride), i = r mod Tq, keys j ≤
+// i + Tk − Tq; three passes over the row (max, sum of exponentials by
+// ex2.approx, quotient). Params x, scale, p, Tk, Tq, rows.
+#define PTX_CSM(NAME, SH, LDX)                                                                \
+	".visible .entry " NAME "(.param .u64 a_x, .param .u64 a_sc, .param .u64 a_p, .param .u32 a_tk,\n" \
+	"  .param .u32 a_tq, .param .u32 a_rows)\n"                                               \
+	"{\n" CSM_REGS                                                                            \
+	"  ld.param.u64 %rd1, [a_x]; cvta.to.global.u64 %rd1, %rd1;\n"                           \
+	"  ld.param.u64 %rd2, [a_sc]; cvta.to.global.u64 %rd2, %rd2;\n"                          \
+	"  ld.param.u64 %rd3, [a_p]; cvta.to.global.u64 %rd3, %rd3;\n"                           \
+	"  ld.param.u32 %r1, [a_tk];\n  ld.param.u32 %r13, [a_tq];\n  ld.param.u32 %r2, [a_rows];\n" \
+	"  ld.global.nc.f32 %f20, [%rd2];\n"                                                     \
+	"  mov.u32 %r3, %ctaid.x;\n  mov.u32 %r4, %nctaid.x;\n"                                  \
+	"  mov.u32 %r5, %tid.x;\n  mov.u32 %r6, %ntid.x;\n"                                      \
+	"  sub.u32 %r14, %r1, %r13;\n"                     /* Tk − Tq */                          \
+	"ROW:\n"                                                                                  \
+	"  setp.ge.u32 %p1, %r3, %r2;\n  @%p1 bra DONE;\n"                                       \
+	"  rem.u32 %r7, %r3, %r13;\n  add.u32 %r15, %r7, %r14;\n" /* the last key seen */        \
+	"  mul.wide.u32 %rd4, %r3, %r1;\n"                                                       \
+	"  mov.f32 %f10, 0fFF800000;\n  mov.u32 %r9, %r5;\n"                                     \
+	"P1:\n  setp.gt.u32 %p2, %r9, %r15;\n  @%p2 bra P1D;\n"                                  \
+	PTX_CSM_LOAD(SH, LDX)                                                                     \
+	"  max.f32 %f10, %f10, %f4;\n  add.u32 %r9, %r9, %r6;\n  bra P1;\n"                      \
+	"P1D:\n"                                                                                  \
+	PTX_BLOCK_ALL("%f10", "max.f32", "0fFF800000", "1")                                       \
+	"  mov.f32 %f11, 0f00000000;\n  mov.u32 %r9, %r5;\n"                                     \
+	"P2:\n  setp.gt.u32 %p2, %r9, %r15;\n  @%p2 bra P2D;\n"                                  \
+	PTX_CSM_LOAD(SH, LDX)                                                                     \
+	"  sub.rn.f32 %f5, %f4, %f10;\n  mul.rn.f32 %f5, %f5, 0f3FB8AA3B;\n  ex2.approx.f32 %f5, %f5;\n" \
+	"  add.rn.f32 %f11, %f11, %f5;\n  add.u32 %r9, %r9, %r6;\n  bra P2;\n"                   \
+	"P2D:\n"                                                                                  \
+	PTX_BLOCK_ALL("%f11", "add.rn.f32", "0f00000000", "2")                                    \
+	"  rcp.rn.f32 %f12, %f11;\n  mov.u32 %r9, %r5;\n"                                       \
+	"P3:\n  setp.ge.u32 %p2, %r9, %r1;\n  @%p2 bra P3D;\n"                                   \
+	"  mov.f32 %f6, 0f00000000;\n"                                                            \
+	"  cvt.u64.u32 %rd8, %r9;\n  add.u64 %rd8, %rd4, %rd8;\n"                                \
+	"  setp.gt.u32 %p3, %r9, %r15;\n  @%p3 bra P3S;\n"                                       \
+	PTX_CSM_LOAD(SH, LDX)                                                                     \
+	"  sub.rn.f32 %f5, %f4, %f10;\n  mul.rn.f32 %f5, %f5, 0f3FB8AA3B;\n  ex2.approx.f32 %f5, %f5;\n" \
+	"  mul.rn.f32 %f6, %f5, %f12;\n"                                                          \
+	"P3S:\n"                                                                                  \
+	"  shl.b64 %rd10, %rd8, 2;\n  add.u64 %rd10, %rd3, %rd10;\n  st.global.f32 [%rd10], %f6;\n" \
+	"  add.u32 %r9, %r9, %r6;\n  bra P3;\n"                                                  \
+	"P3D:\n"                                                                                  \
+	"  add.u32 %r3, %r3, %r4;\n  bra ROW;\n"                                                 \
+	"DONE:\n  ret;\n}\n"
+
 const char mh_fused_ptx[] =
 	".version 7.0\n"
 	".target sm_80\n"
@@ -980,15 +1094,17 @@ const char mh_fused_ptx[] =
 	PTX_MDSG("mh_mdsg_f32", "4", LD_F32, ST_F32)
 	PTX_MDSG("mh_mdsg_bf16", "2", LD_BF16, ST_BF16)
 	PTX_MDSC("mh_mdsc_f32", "4", LD_F32)
-	PTX_MDSC("mh_mdsc_bf16", "2", LD_BF16);
+	PTX_MDSC("mh_mdsc_bf16", "2", LD_BF16)
+	PTX_CSM("mh_csm_f32", "4", LD_F32)
+	PTX_CSM("mh_csm_bf16", "2", LD_BF16);
 
 // The module's kernels, by index.
 enum { kAdamW, kGeluGradF32, kGeluGradBF16, kConvF32, kConvBF16, kConvDxF32, kConvDxBF16, kConvDwF32, kConvDwBF16, kSegExpF32, kSegExpBF16,
-       kSegExpGradF32, kSegExpGradBF16, kMdsF32, kMdsBF16, kMdsgF32, kMdsgBF16, kMdscF32, kMdscBF16, nKernels };
+       kSegExpGradF32, kSegExpGradBF16, kMdsF32, kMdsBF16, kMdsgF32, kMdsgBF16, kMdscF32, kMdscBF16, kCsmF32, kCsmBF16, nKernels };
 static const char *kernel_names[nKernels] = {"mh_adamw_f32", "mh_gelugrad_f32", "mh_gelugrad_bf16",
 	"mh_conv_f32", "mh_conv_bf16", "mh_convdx_f32", "mh_convdx_bf16", "mh_convdw_f32", "mh_convdw_bf16", "mh_segexp_f32",
 	"mh_segexp_bf16", "mh_segexpgrad_f32", "mh_segexpgrad_bf16", "mh_mds_f32", "mh_mds_bf16", "mh_mdsg_f32",
-	"mh_mdsg_bf16", "mh_mdsc_f32", "mh_mdsc_bf16"};
+	"mh_mdsg_bf16", "mh_mdsc_f32", "mh_mdsc_bf16", "mh_csm_f32", "mh_csm_bf16"};
 
 // ---- the CUDA driver, loaded on first use ----------------------------------
 
@@ -1155,7 +1271,7 @@ typedef struct host_job {
 	void **in, **out;
 	size_t n; // elementwise: the element count
 	conv_dims d;
-	size_t q; // SegsumExp: the tile size Q
+	size_t q, tq; // SegsumExp, MaskedDiffSq: the tile size Q; CausalSoftmax: Tk and Tq
 } host_job;
 
 enum { elementsPerRange = 1 << 16 };
@@ -1518,6 +1634,55 @@ static const char *mdsgrad_run(const mh_op *k, void *ctx, void *stream, const in
 	                     threads, ca);
 }
 
+// ---- CausalSoftmax --------------------------------------------------------------
+
+static int csm_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
+                     char *msg, size_t len) {
+	size_t r = rank[0];
+	int want = type[0] == typeBFloat16 ? typeFloat : type[0];
+	if (r < 2 || dims[0][r - 2] > dims[0][r - 1] || dims[0][r - 2] < 1 || type[1] != want || count[1] != 1) {
+		snprintf(msg, len, "CausalSoftmax: want x [..., Tq, Tk] with 1 ≤ Tq ≤ Tk and scale [1] (float; double for double x)");
+		return 1;
+	}
+	if (k->cuda && count[0] >= 0xffffffffu) {
+		snprintf(msg, len, "CausalSoftmax: the CUDA kernel takes fewer than 2^32 elements");
+		return 1;
+	}
+	return 0;
+}
+
+// csm_shape: p like x in scale's type.
+static mh_shape csm_shape(size_t j, const int *type, int64_t (*dims)[8], const size_t *rank) {
+	(void)j;
+	mh_shape o = {.type = type[1], .rank = rank[0]};
+	memcpy(o.dims, dims[0], rank[0] * sizeof(int64_t));
+	return o;
+}
+
+static void csm_range(const host_job *j, size_t i) {
+	void **in = j->in;
+	switch (j->type) {
+	case typeDouble: csm_double(in[0], in[1], j->out[0], j->q, j->tq, i); break;
+	case typeBFloat16: csm_bf16(in[0], in[1], j->out[0], j->q, j->tq, i); break;
+	default: csm_float(in[0], in[1], j->out[0], j->q, j->tq, i);
+	}
+}
+
+static const char *csm_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+                           int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
+	size_t tk = dims[0][rank[0] - 1], tq = dims[0][rank[0] - 2];
+	if (count[0] == 0) return NULL;
+	size_t rows = count[0] / tk;
+	if (!k->cuda) {
+		host_job j = {.range = csm_range, .op = k, .type = type[0], .in = in, .out = out, .q = tk, .tq = tq};
+		return par_for(k->api, ctx, rows, &j);
+	}
+	unsigned utk = tk, utq = tq, ur = rows;
+	void *args[6] = {&in[0], &in[1], &out[0], &utk, &utq, &ur};
+	return launch_blocks(type[0] == typeBFloat16 ? kCsmBF16 : kCsmF32, stream, rows < (1u << 20) ? rows : (1u << 20), 1,
+	                     threads_for(tk), args);
+}
+
 // ---- AllReduce -----------------------------------------------------------------
 //
 // x of any shape (float, double or bfloat16 on the host; float or bfloat16
@@ -1764,9 +1929,11 @@ static const int doubles[] = {typeDouble, 0}; // SegsumExp's cs (segexp_check ch
 #define MDSGRAD_OP                                                                                           \
 	.name = "MaskedDiffSqGrad", .n_in = 4, .n_out = 2, .out_shape = mdsgrad_shape, .check = mds_check, \
 	.run = mdsgrad_run
+#define CSM_OP \
+	.name = "CausalSoftmax", .n_in = 2, .n_out = 1, .out_shape = csm_shape, .check = csm_check, .run = csm_run
 #define ALLREDUCE_OP \
 	.name = "AllReduce", .n_in = 1, .n_out = 1, .like = allreduce_like, .check = allreduce_check, .run = allreduce_run
-enum { nOps = 20 };
+enum { nOps = 22 };
 static mh_op ops[nOps] = {
 	{ADAMW_OP, .types = hostFloats},
 	{ADAMW_OP, .types = cudaFloats, .cuda = 1},
@@ -1786,6 +1953,8 @@ static mh_op ops[nOps] = {
 	{MDS_OP, .types = cudaTypes, .cuda = 1},
 	{MDSGRAD_OP, .types = hostTypes},
 	{MDSGRAD_OP, .types = cudaTypes, .cuda = 1},
+	{CSM_OP, .types = hostTypes},
+	{CSM_OP, .types = cudaTypes, .cuda = 1},
 	{ALLREDUCE_OP, .types = hostTypes},
 	{ALLREDUCE_OP, .types = cudaTypes, .cuda = 1},
 };

@@ -147,6 +147,16 @@ func MaskBias(mask, like *graphs.Value) *graphs.Value {
 // Tq, P], k, v [B, H, Tk, P] and returns the output [B, H, Tq, P] and the
 // attention probabilities [B, H, Tq, Tk]. Masked scores are set to the
 // lowest finite value, so every row (whose diagonal is visible) is finite.
+//
+// In a graph that uses fused kernels (training steps, where Stage 1 reads
+// the teacher's probabilities) the scores are the product in the graph's
+// low precision and the masked, scaled softmax is one
+// graphs.CausalSoftmax node; otherwise stock ops (MaskedAttention).
 func CausalAttention(q, k, v *graphs.Value, scale float64) (out, probs *graphs.Value) {
-	return MaskedAttention(q, k, v, CausalMask(q, k, 2, 2), scale)
+	if !q.Graph().FusedKernels() {
+		return MaskedAttention(q, k, v, CausalMask(q, k, 2, 2), scale)
+	}
+	low := graphs.ToLowPrecision
+	probs = graphs.CausalSoftmax(graphs.MatMul(low(q), graphs.Transpose(low(k), 0, 1, 3, 2)), scale)
+	return graphs.MatMul(probs, v), probs
 }
