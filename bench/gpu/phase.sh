@@ -244,16 +244,15 @@ OURS12)
   # Ninth session, second machine session: Stage 1's fused distance and
   # softmax (graphs.MaskedDiffSq, graphs.CausalSoftmax). Their CUDA tests
   # (and SegsumExp's), a one-layer smoke step, then Stage 1 of ours and of
-  # $ALT (the binary with SegsumExp only) alternately, and Stage 2 of ours,
-  # bf16 at micro-batch 1.
+  # $ALT (the binary with SegsumExp only), and with ALIGN=1 Stage 2 of
+  # ours, bf16 at micro-batch 1.
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
   [ -n "${GRAPHS_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $GRAPHS_TEST -test.run 'TestSegsumExp$|TestMaskedDiffSq$|TestCausalSoftmax$' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|worst|error" | tee "$out/cuda-test.txt"
   run smoke 120 $P bench-stage --teacher phi-1.5:1 --stage orient --micro-batch 1 --seq $(q 256 32) --steps-per-run 2 --runs 2 --provider $PROV --tf32 --precision bf16
   S12="--teacher $(q phi-1.5 phi-1.5:1) --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 2 --provider $PROV --tf32 --precision bf16"
   run orient_new 200 $P bench-stage $S12 --stage orient
   [ -n "${ALT:-}" ] && run orient_alt 200 $ALT bench-stage $S12 --stage orient
-  run orient_new 200 $P bench-stage $S12 --stage orient
-  run align_new 200 $P bench-stage $S12 --stage align
+  [ "${ALIGN:-0}" = 1 ] && run align_new 200 $P bench-stage $S12 --stage align
   ;;
 DECA)
   # Ninth session, Python only: the authors' decode path alone (PY2's
