@@ -13,8 +13,9 @@
 //
 // Most rows are default-domain ONNX ops; the others are ONNX Runtime's
 // com.microsoft MultiHeadAttention (fused attention) or mohawk's own fused
-// kernels in FusedDomain (AdamW, GeluGrad, CausalConv, CausalConvGrad,
-// AllReduce), which mohawk/runtime registers in every session. Gradients and optimizer
+// kernels in FusedDomain (AdamW, AdamWInPlace, GeluGrad, CausalConv,
+// CausalConvGrad, SegsumExp, SegsumExpGrad, MaskedDiffSq, MaskedDiffSqGrad,
+// CausalSoftmax, AllReduce), which mohawk/runtime registers in every session. Gradients and optimizer
 // updates use the fused kernels; forward layers use them only in graphs
 // that opt in (Graph.UseFusedKernels), so exported models stay stock ONNX.
 //

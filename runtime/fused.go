@@ -43,6 +43,12 @@ import (
 // runs the node (resident values), and every other reader of them must run
 // before it (graphs.AdamWInPlace says how graphs/train guarantees that).
 //
+// GeluGrad, CausalConv and CausalConvGrad, SegsumExp and SegsumExpGrad,
+// MaskedDiffSq and MaskedDiffSqGrad, and CausalSoftmax (opset 1) are the
+// kernels of the graphs functions of those names, which document their
+// arithmetic; fused.c checks their inputs again and fails the run with a
+// message naming the op.
+//
 // AllReduce (opset 1) takes x and returns the element-wise mean of x over
 // the ranks of the process's data-parallel group (nccl.go).
 const FusedDomain = "mohawk.fused"

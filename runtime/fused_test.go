@@ -13,7 +13,8 @@ import (
 
 // fusedModel is a one-node model of op in FusedDomain whose inputs are
 // declared with free dimensions (so that only the kernel checks their
-// sizes).
+// sizes) and whose outputs are float32, or float64 where a name ends in
+// "64".
 func fusedModel(t *testing.T, op string, ins []*pb.ValueInfoProto, outs []string) []byte {
 	t.Helper()
 	names := make([]string, len(ins))
@@ -22,7 +23,11 @@ func fusedModel(t *testing.T, op string, ins []*pb.ValueInfoProto, outs []string
 	}
 	var outInfo []*pb.ValueInfoProto
 	for _, o := range outs {
-		outInfo = append(outInfo, noShape(o, tensors.Float32))
+		dt := tensors.Float32
+		if strings.HasSuffix(o, "64") {
+			dt = tensors.Float64
+		}
+		outInfo = append(outInfo, noShape(o, dt))
 	}
 	n := node(op, names, outs)
 	n.Domain = FusedDomain
@@ -52,6 +57,14 @@ func TestFusedBadInput(t *testing.T) {
 		}
 		return vi(name, tensors.Float32, dims...)
 	}
+	f64 := func(dims ...int64) *tensors.Tensor { return tensors.Zeros(tensors.Float64, dims...) }
+	f64free := func(name string, rank int) *pb.ValueInfoProto {
+		dims := make([]any, rank)
+		for i := range dims {
+			dims[i] = name + string(rune('a'+i))
+		}
+		return vi(name, tensors.Float64, dims...)
+	}
 	for _, c := range []struct {
 		name  string
 		op    string
@@ -78,6 +91,18 @@ func TestFusedBadInput(t *testing.T) {
 		{"CausalConvGrad weight rank", "CausalConvGrad", []*pb.ValueInfoProto{free("x", 3), free("w", 2), free("dy", 3)},
 			[]string{"dx", "dwp", "dbp"}, []*tensors.Tensor{f32(1, 5, 3), f32(3, 4), f32(1, 5, 3)},
 			"CausalConvGrad: want x [B, T, C], w [C, 1, K ≤ 8] and dy [B, T, C]"},
+		{"SegsumExp float cs", "SegsumExp", []*pb.ValueInfoProto{free("cs", 2), free("carrier", 1)},
+			[]string{"l"}, []*tensors.Tensor{f32(2, 4), f32(0)},
+			"SegsumExp: want cs [..., Q] of doubles"},
+		{"MaskedDiffSq target shape", "MaskedDiffSq", []*pb.ValueInfoProto{free("s", 3), f64free("cs", 2), free("a", 3)},
+			[]string{"rows"}, []*tensors.Tensor{f32(1, 4, 4), f64(1, 4), f32(1, 4, 3)},
+			"MaskedDiffSq: want s [..., T, T], cs [..., T] of doubles, a like s"},
+		{"MaskedDiffSqGrad dy", "MaskedDiffSqGrad", []*pb.ValueInfoProto{free("s", 3), f64free("cs", 2), free("a", 3), free("dy", 2)},
+			[]string{"ds", "dcs64"}, []*tensors.Tensor{f32(1, 4, 4), f64(1, 4), f32(1, 4, 4), f32(1, 3)},
+			"MaskedDiffSqGrad: want s [..., T, T], cs [..., T] of doubles, a like s and dy [..., T]"},
+		{"CausalSoftmax more queries than keys", "CausalSoftmax", []*pb.ValueInfoProto{free("x", 3), free("scale", 1)},
+			[]string{"p"}, []*tensors.Tensor{f32(2, 5, 3), f32(1)},
+			"CausalSoftmax: want x [..., Tq, Tk] with 1 ≤ Tq ≤ Tk"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var names []string
