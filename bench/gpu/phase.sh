@@ -236,9 +236,9 @@ OURS3)
   ;;
 PEERS12)
   # Ninth session, second machine session, Python only: the PyTorch Stages
-  # 2 and 1 in bf16 (micro-batch 1), OURS12's peers.
+  # 2 and 1 in bf16 (micro-batch 1; STAGES picks), OURS12's peers.
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
-  for st in 2 1; do run perf_stages_torch 150 python3 bench/torch/perf_stages_torch.py $st bf16 1 2048; done
+  for st in ${STAGES:-2 1}; do run perf_stages_torch 150 python3 bench/torch/perf_stages_torch.py $st bf16 1 2048; done
   ;;
 OURS12)
   # Ninth session, second machine session: Stage 1's fused distance and
