@@ -337,6 +337,23 @@ func TestCausalConv(t *testing.T) {
 	}
 }
 
+// tileCases are the providers, dtypes and sizes of the [Q, Q]-tile kernels'
+// tests (SegsumExp, MaskedDiffSq): Q = 300 loops a row kernel's threads
+// and spans two blocks of a column kernel; 70 tiles of 64 run many blocks.
+var tileCases = []struct {
+	name     string
+	dt       tensors.DType
+	env      func(testing.TB) *runtime.Env
+	tiles, q int64
+}{
+	{"cpu/float64", tensors.Float64, graphtest.Env, 3, 37},
+	{"cpu/float32", tensors.Float32, graphtest.Env, 3, 37},
+	{"cpu/bfloat16", tensors.BFloat16, graphtest.Env, 3, 37},
+	{"cuda/float32", tensors.Float32, graphtest.CUDAEnv, 5, 300},
+	{"cuda/bfloat16", tensors.BFloat16, graphtest.CUDAEnv, 5, 300},
+	{"cuda/float32-tiles", tensors.Float32, graphtest.CUDAEnv, 70, 64},
+}
+
 // TestSegsumExp checks the fused decay matrix and its gradient against
 // sums computed here in float64 from the same inputs, on the CPU in each
 // dtype and, with MOHAWK_TEST_CUDA set, on the GPU (Q = 300 spans two
@@ -344,19 +361,7 @@ func TestCausalConv(t *testing.T) {
 // a few units of float32 (the CUDA exponential) or half a unit of
 // bfloat16, dcs within float32's summation bound over its Q terms.
 func TestSegsumExp(t *testing.T) {
-	for _, c := range []struct {
-		name     string
-		dt       tensors.DType
-		env      func(testing.TB) *runtime.Env
-		tiles, q int64
-	}{
-		{"cpu/float64", tensors.Float64, graphtest.Env, 3, 37},
-		{"cpu/float32", tensors.Float32, graphtest.Env, 3, 37},
-		{"cpu/bfloat16", tensors.BFloat16, graphtest.Env, 3, 37},
-		{"cuda/float32", tensors.Float32, graphtest.CUDAEnv, 5, 300},
-		{"cuda/bfloat16", tensors.BFloat16, graphtest.CUDAEnv, 5, 300},
-		{"cuda/float32-chunks", tensors.Float32, graphtest.CUDAEnv, 70, 64},
-	} {
+	for _, c := range tileCases {
 		t.Run(c.name, func(t *testing.T) {
 			env := c.env(t)
 			g := graphs.New("segsum_exp")
@@ -444,19 +449,7 @@ func TestSegsumExp(t *testing.T) {
 // few units of float32 or half a unit of bfloat16, dcs within the
 // summation bound.
 func TestMaskedDiffSq(t *testing.T) {
-	for _, c := range []struct {
-		name     string
-		dt       tensors.DType // s's
-		env      func(testing.TB) *runtime.Env
-		tiles, q int64
-	}{
-		{"cpu/float64", tensors.Float64, graphtest.Env, 3, 37},
-		{"cpu/float32", tensors.Float32, graphtest.Env, 3, 37},
-		{"cpu/bfloat16", tensors.BFloat16, graphtest.Env, 3, 37},
-		{"cuda/float32", tensors.Float32, graphtest.CUDAEnv, 5, 300},
-		{"cuda/bfloat16", tensors.BFloat16, graphtest.CUDAEnv, 5, 300},
-		{"cuda/float32-tiles", tensors.Float32, graphtest.CUDAEnv, 70, 64},
-	} {
+	for _, c := range tileCases { // c.dt is s's dtype
 		t.Run(c.name, func(t *testing.T) {
 			env := c.env(t)
 			adt := c.dt

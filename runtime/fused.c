@@ -1441,6 +1441,14 @@ static const char *conv_grad_run(const mh_op *k, void *ctx, void *stream, const 
 	return launch_grid(bf ? kConvDwBF16 : kConvDwF32, stream, (d.C + 255) / 256, convChunks, dw);
 }
 
+// cuda_too_big refuses 2^32 − 1 or more elements for a CUDA kernel,
+// whose indices are 32-bit (msg filled, nonzero).
+static int cuda_too_big(const mh_op *k, size_t n, char *msg, size_t len) {
+	if (!k->cuda || n < 0xffffffffu) return 0;
+	snprintf(msg, len, "%s: the CUDA kernel takes fewer than 2^32 elements", k->name);
+	return 1;
+}
+
 // ---- SegsumExp -------------------------------------------------------------------
 //
 // cs [..., Q] (double) and an empty carrier of l's element type → l [..., Q,
@@ -1470,10 +1478,7 @@ static int segexpgrad_check(const mh_op *k, const int *type, const size_t *count
 		snprintf(msg, len, "SegsumExpGrad: want l and dl [..., Q, Q] of one shape and element type");
 		return 1;
 	}
-	if (k->cuda && count[0] >= 0xffffffffu) {
-		snprintf(msg, len, "SegsumExpGrad: the CUDA kernel takes fewer than 2^32 elements");
-		return 1;
-	}
+	if (cuda_too_big(k, count[0], msg, len)) return 1;
 	return 0;
 }
 
@@ -1559,10 +1564,7 @@ static int mds_check(const mh_op *k, const int *type, const size_t *count, int64
 		         grad ? " and dy [..., T] of a's type" : "");
 		return 1;
 	}
-	if (k->cuda && count[0] >= 0xffffffffu) {
-		snprintf(msg, len, "%s: the CUDA kernel takes fewer than 2^32 elements", k->name);
-		return 1;
-	}
+	if (cuda_too_big(k, count[0], msg, len)) return 1;
 	return 0;
 }
 
@@ -1644,10 +1646,7 @@ static int csm_check(const mh_op *k, const int *type, const size_t *count, int64
 		snprintf(msg, len, "CausalSoftmax: want x [..., Tq, Tk] with 1 ≤ Tq ≤ Tk and scale [1] (float; double for double x)");
 		return 1;
 	}
-	if (k->cuda && count[0] >= 0xffffffffu) {
-		snprintf(msg, len, "CausalSoftmax: the CUDA kernel takes fewer than 2^32 elements");
-		return 1;
-	}
+	if (cuda_too_big(k, count[0], msg, len)) return 1;
 	return 0;
 }
 
