@@ -1088,7 +1088,15 @@ const char mh_fused_ptx[] =
 	PTX_SEGEXP("mh_segexp_f32", "4", ST_F32)
 	PTX_SEGEXP("mh_segexp_bf16", "2", ST_BF16)
 	PTX_SEGEXPGRAD("mh_segexpgrad_f32", "4", LD_F32)
-	PTX_SEGEXPGRAD("mh_segexpgrad_bf16", "2", LD_BF16)
+	PTX_SEGEXPGRAD("mh_segexpgrad_bf16", "2", LD_BF16);
+
+// Stage 1's [T, T] kernels (MaskedDiffSq and its gradient, CausalSoftmax),
+// a module of their own: a module that the driver cannot compile fails all
+// its kernels, and these need not take the others with them.
+const char mh_matrix_ptx[] =
+	".version 7.0\n"
+	".target sm_80\n"
+	".address_size 64\n"
 	PTX_MDS("mh_mds_f32", "4", LD_F32)
 	PTX_MDS("mh_mds_bf16", "2", LD_BF16)
 	PTX_MDSG("mh_mdsg_f32", "4", LD_F32, ST_F32)
@@ -1098,7 +1106,8 @@ const char mh_fused_ptx[] =
 	PTX_CSM("mh_csm_f32", "4", LD_F32)
 	PTX_CSM("mh_csm_bf16", "2", LD_BF16);
 
-// The module's kernels, by index.
+// The modules' kernels, by index: mh_fused_ptx's, then from kMdsF32 on
+// mh_matrix_ptx's.
 enum { kAdamW, kGeluGradF32, kGeluGradBF16, kConvF32, kConvBF16, kConvDxF32, kConvDxBF16, kConvDwF32, kConvDwBF16, kSegExpF32, kSegExpBF16,
        kSegExpGradF32, kSegExpGradBF16, kMdsF32, kMdsBF16, kMdsgF32, kMdsgBF16, kMdscF32, kMdscBF16, kCsmF32, kCsmBF16, nKernels };
 static const char *kernel_names[nKernels] = {"mh_adamw_f32", "mh_gelugrad_f32", "mh_gelugrad_bf16",
@@ -1129,7 +1138,12 @@ static struct {
 	int n;
 	void *ctx[maxContexts];
 	void *fn[maxContexts][nKernels];
+	int loaded[maxContexts][2]; // whether each module's kernels are in fn
 } cu = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static const char *const module_ptx[2] = {mh_fused_ptx, mh_matrix_ptx};
+static const char *const module_name[2] = {"fused kernels'", "Stage 1 matrix kernels'"};
+static int module_of(int id) { return id >= kMdsF32; }
 
 static const char *cu_error(int rc) {
 	const char *s = NULL;
@@ -1138,8 +1152,9 @@ static const char *cu_error(int rc) {
 }
 
 // cu_kernel returns kernel id in the calling thread's current CUDA context
-// (the one the CUDA provider runs in), loading the PTX module once per
-// context; NULL with msg filled on failure.
+// (the one the CUDA provider runs in), loading its PTX module once per
+// context; NULL with msg filled on failure (a module that failed is tried
+// again on the next call).
 static void *cu_kernel(int id, char *msg, size_t len) {
 	void *fn = NULL;
 	pthread_mutex_lock(&cu.mu);
@@ -1172,30 +1187,32 @@ static void *cu_kernel(int id, char *msg, size_t len) {
 		snprintf(msg, len, "no current CUDA context on the provider's thread (%s)", rc ? cu_error(rc) : "none");
 		goto out;
 	}
-	for (int i = 0; i < cu.n; i++) {
-		if (cu.ctx[i] == ctx) {
-			fn = cu.fn[i][id];
+	int c = 0;
+	while (c < cu.n && cu.ctx[c] != ctx) c++;
+	if (c == cu.n) {
+		if (cu.n == maxContexts) {
+			snprintf(msg, len, "more than %d CUDA contexts", maxContexts);
 			goto out;
 		}
+		cu.ctx[cu.n++] = ctx;
 	}
-	if (cu.n == maxContexts) {
-		snprintf(msg, len, "more than %d CUDA contexts", maxContexts);
-		goto out;
-	}
-	void *mod = NULL;
-	if ((rc = cu.load(&mod, mh_fused_ptx)) != 0) {
-		snprintf(msg, len, "loading the fused kernels' PTX: %s", cu_error(rc));
-		goto out;
-	}
-	for (int k = 0; k < nKernels; k++) {
-		if ((rc = cu.func(&cu.fn[cu.n][k], mod, kernel_names[k])) != 0) {
-			snprintf(msg, len, "kernel %s: %s", kernel_names[k], cu_error(rc));
+	int m = module_of(id);
+	if (!cu.loaded[c][m]) {
+		void *mod = NULL;
+		if ((rc = cu.load(&mod, module_ptx[m])) != 0) {
+			snprintf(msg, len, "loading the %s PTX: %s", module_name[m], cu_error(rc));
 			goto out;
 		}
+		for (int k = 0; k < nKernels; k++) {
+			if (module_of(k) != m) continue;
+			if ((rc = cu.func(&cu.fn[c][k], mod, kernel_names[k])) != 0) {
+				snprintf(msg, len, "kernel %s: %s", kernel_names[k], cu_error(rc));
+				goto out;
+			}
+		}
+		cu.loaded[c][m] = 1;
 	}
-	cu.ctx[cu.n] = ctx;
-	fn = cu.fn[cu.n][id];
-	cu.n++;
+	fn = cu.fn[c][id];
 out:
 	pthread_mutex_unlock(&cu.mu);
 	return fn;

@@ -19,7 +19,9 @@ char *mh_fused_add(void **api, void *opts);
 // mh_fused_forget releases the domain; the next mh_fused_add makes a new one.
 void mh_fused_forget(void);
 
-// mh_fused_ptx is the PTX source of the CUDA kernels.
+// mh_fused_ptx and mh_matrix_ptx are the PTX sources of the CUDA kernels:
+// two modules, each loaded on its first use in a CUDA context.
 extern const char mh_fused_ptx[];
+extern const char mh_matrix_ptx[];
 
 #endif
