@@ -28,6 +28,7 @@ type Graph struct {
 	casts   map[castKey]*Value // Cast nodes of this graph, shared (see Cast)
 	matmul  MatMulPrecision    // on the root: how MatMul and Gemm compute
 	fused   bool               // on the root: forward ops may use FusedDomain kernels
+	matrix  bool               // on the root: Stage 1 may use its fused [T, T] kernels
 	// gradFrom is 1 + the index of the first node Gradients built in this
 	// graph (0: none yet).
 	gradFrom int

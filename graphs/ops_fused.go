@@ -19,6 +19,19 @@ func (g *Graph) UseFusedKernels() { g.root.fused = true }
 // kernels.
 func (g *Graph) FusedKernels() bool { return g.root.fused }
 
+// UseMatrixKernels lets g use fused kernels (UseFusedKernels) and, beyond
+// them, Stage 1's fused [T, T] kernels: MaskedDiffSq for the distance and
+// CausalSoftmax for the teacher's probabilities. They are opt-in
+// (training.matrix_kernels) until their CUDA kernels have been run on a
+// GPU; their CPU kernels are tested like the others.
+func (g *Graph) UseMatrixKernels() {
+	g.root.fused = true
+	g.root.matrix = true
+}
+
+// MatrixKernels reports whether g may use Stage 1's fused [T, T] kernels.
+func (g *Graph) MatrixKernels() bool { return g.root.matrix }
+
 // ConvChunks is the number of row chunks CausalConvGrad sums its weight and
 // bias gradients over (its dwp and dbp outputs' leading dimension).
 const ConvChunks = 64

@@ -167,9 +167,11 @@ type StageBenchOptions struct {
 	AllReduceDType string  `json:"all_reduce_dtype,omitempty"`
 	BucketMB       float64 `json:"bucket_mb,omitempty"`
 	// Recompute and LossChunk are training.recompute and training.loss_chunk.
-	Recompute string         `json:"recompute,omitempty"`
-	LossChunk int            `json:"loss_chunk,omitempty"`
-	Runtime   runtime.Config `json:"-"`
+	Recompute string `json:"recompute,omitempty"`
+	LossChunk int    `json:"loss_chunk,omitempty"`
+	// MatrixKernels is training.matrix_kernels.
+	MatrixKernels bool           `json:"matrix_kernels,omitempty"`
+	Runtime       runtime.Config `json:"-"`
 }
 
 // StageResult is a training-stage throughput measurement.
@@ -257,7 +259,7 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 		Ckpt: noCheckpoints{}, Log: log, NonFinite: "stop", StateOnHost: o.StateOnHost}
 	opt := stages.TrainOptions{Steps: n, MicroBatches: o.MicroBatches, MicroBatch: o.MicroBatch, SeqLen: o.Seq, LR: 1e-4,
 		Opt: train.DefaultAdamW(), Schedule: stages.Schedule{Kind: "constant", TotalSteps: n}, StepsPerRun: o.StepsPerRun,
-		Precision: o.Precision, AllReduce: allReduce, Recompute: o.Recompute, LossChunk: o.LossChunk}
+		Precision: o.Precision, AllReduce: allReduce, Recompute: o.Recompute, LossChunk: o.LossChunk, MatrixKernels: o.MatrixKernels}
 	t0 := time.Now()
 	switch o.Stage {
 	case KindOrient, KindAlign:

@@ -135,14 +135,20 @@ func TestStageTraffic(t *testing.T) {
 	if bf16 <= 0 || 4*bf16 > 3*fp32 {
 		t.Errorf("a bf16 layer moves %.0f bytes per token, an fp32 layer %.0f: want at most 3/4", bf16, fp32)
 	}
-	// Stages 1 and 2 are modelled too, with their fused kernels: Stage 2's
-	// SSD decays, Stage 1's distance and the teacher's softmax. Other
-	// stages are refused by name.
-	for stage, want := range map[string][]string{
-		KindAlign:  {"SegsumExp", "SegsumExpGrad", "AdamWInPlace"},
-		KindOrient: {"MaskedDiffSq", "MaskedDiffSqGrad", "CausalSoftmax", "AdamWInPlace"},
+	// Stages 1 and 2 are modelled too, with their fused kernels: the SSD's
+	// and Stage 1's decays, and with training.matrix_kernels Stage 1's
+	// distance and the teacher's softmax (then no SegsumExp). Other stages
+	// are refused by name.
+	for _, c := range []struct {
+		stage       string
+		matrix      bool
+		want, never []string
+	}{
+		{KindAlign, false, []string{"SegsumExp", "SegsumExpGrad", "AdamWInPlace"}, []string{"MaskedDiffSq", "CausalSoftmax"}},
+		{KindOrient, false, []string{"SegsumExp", "SegsumExpGrad", "AdamWInPlace"}, []string{"MaskedDiffSq", "CausalSoftmax"}},
+		{KindOrient, true, []string{"MaskedDiffSq", "MaskedDiffSqGrad", "CausalSoftmax", "AdamWInPlace"}, []string{"SegsumExp", "Softmax"}},
 	} {
-		r, err := StageTraffic(StageBenchOptions{Teacher: "phi-1.5:1", Stage: stage, MicroBatch: 1, Seq: 128, Precision: "bf16"})
+		r, err := StageTraffic(StageBenchOptions{Teacher: "phi-1.5:1", Stage: c.stage, MicroBatch: 1, Seq: 128, Precision: "bf16", MatrixKernels: c.matrix})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,9 +156,14 @@ func TestStageTraffic(t *testing.T) {
 		for _, row := range r.Rows {
 			ops[row.Op] += row.Calls
 		}
-		for _, op := range want {
+		for _, op := range c.want {
 			if ops[op] == 0 {
-				t.Errorf("%s: no %s node (nodes by op: %v)", stage, op, ops)
+				t.Errorf("%s, matrix kernels %v: no %s node (nodes by op: %v)", c.stage, c.matrix, op, ops)
+			}
+		}
+		for _, op := range c.never {
+			if ops[op] != 0 {
+				t.Errorf("%s, matrix kernels %v: %d %s nodes, want none", c.stage, c.matrix, ops[op], op)
 			}
 		}
 	}
@@ -194,4 +205,39 @@ func TestBenchStageAllReduce(t *testing.T) {
 		!strings.Contains(err.Error(), "CUDA") {
 		t.Errorf("NCCL on the CPU: %v", err)
 	}
+}
+
+// TestBenchStageMatrixKernels trains Stage 1 of the demo's student twice,
+// with and without training.matrix_kernels (the fused distance and
+// softmax, on the CPU provider's kernels): the losses agree to float32
+// rounding, and not to the bit (the fused sums run in another order).
+func TestBenchStageMatrixKernels(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a tiny student twice")
+	}
+	o := StageBenchOptions{Teacher: filepath.Join(demoDir(t), "teacher"), Stage: KindOrient, MicroBatch: 2, Seq: 24,
+		MicroBatches: 1, StepsPerRun: 2, Runs: 1}
+	stock, err := BenchStage(context.Background(), o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.MatrixKernels = true
+	fused, err := BenchStage(context.Background(), o, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fused.Losses) != len(stock.Losses) || len(stock.Losses) < 4 {
+		t.Fatalf("losses %v and %v", fused.Losses, stock.Losses)
+	}
+	same := true
+	for i, l := range stock.Losses {
+		if d := math.Abs(fused.Losses[i] - l); !(d <= 1e-4*math.Abs(l)) {
+			t.Errorf("loss %d: %.7g with the matrix kernels, %.7g without", i, fused.Losses[i], l)
+		}
+		same = same && fused.Losses[i] == l
+	}
+	if same {
+		t.Errorf("the losses are equal to the bit (%v): were the matrix kernels used?", stock.Losses)
+	}
+	t.Logf("losses: fused %v, stock %v", fused.Losses, stock.Losses)
 }

@@ -138,6 +138,12 @@ type TrainingConfig struct {
 	// this many positions, each recomputed in the backward pass, so that no
 	// [B, T, vocabulary] tensor exists; 0 (default) computes them whole.
 	LossChunk int `mapstructure:"loss_chunk"`
+	// MatrixKernels runs Stage 1's [T, T] work as fused kernels (the
+	// distance without the mixing matrix in memory, the teacher's softmax
+	// in one pass): about a third of Stage 1's modelled memory traffic on
+	// the GPU. Off by default: their CUDA kernels have not yet been run on
+	// a GPU (docs/benchmarks.md); their CPU kernels are tested.
+	MatrixKernels bool `mapstructure:"matrix_kernels"`
 }
 
 // EvalConfig configures the evaluation stage.

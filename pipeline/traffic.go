@@ -96,7 +96,7 @@ func stepGraphOf(o StageBenchOptions) (*graphs.Graph, family.TeacherSizes, error
 		return nil, family.TeacherSizes{}, err
 	}
 	opt := stages.TrainOptions{Steps: 1, MicroBatches: max(1, o.MicroBatches), MicroBatch: o.MicroBatch, SeqLen: o.Seq,
-		StepsPerRun: 1, Precision: o.Precision}
+		StepsPerRun: 1, Precision: o.Precision, MatrixKernels: o.MatrixKernels}
 	g, err := env.OrientStepGraph(o.Stage, opt, stages.NativePrecision(o.Precision))
 	return g, env.Teacher.Config.Sizes(), err
 }

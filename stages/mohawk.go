@@ -39,6 +39,9 @@ type TrainOptions struct {
 	// LossChunk is training.loss_chunk: Stage 3's soft cross-entropy in
 	// chunks of this many tokens (0: in one piece).
 	LossChunk int `json:",omitempty"`
+	// MatrixKernels is training.matrix_kernels: Stage 1's fused [T, T]
+	// kernels (graphs.Graph.UseMatrixKernels).
+	MatrixKernels bool `json:",omitempty"`
 }
 
 // DistillOptions add Stage 3's choices.
@@ -107,7 +110,7 @@ func (o TrainOptions) spec(name string, ps []train.Param, initial Weights, loss 
 	return TrainSpec{Name: name, Params: ps, Initial: initial, Loss: loss, Opt: o.Opt, LR: o.LR, Schedule: o.Schedule,
 		Steps: o.Steps, MicroBatches: o.MicroBatches, MicroBatch: o.MicroBatch, SeqLen: o.SeqLen,
 		EvalEvery: o.EvalEvery, EvalWindows: o.EvalWindows, CheckpointEvery: o.CheckpointEvery, StepsPerRun: o.StepsPerRun,
-		Precision: o.Precision, AllReduce: o.AllReduce, Recompute: o.Recompute == RecomputeLayers}
+		Precision: o.Precision, AllReduce: o.AllReduce, Recompute: o.Recompute == RecomputeLayers, MatrixKernels: o.MatrixKernels}
 }
 
 // trainParams turns names into train.Params with shapes from w.

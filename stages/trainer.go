@@ -51,6 +51,9 @@ type TrainSpec struct {
 	// Recompute recomputes each layer's forward in the backward pass
 	// (train.Spec.Recompute).
 	Recompute bool
+	// MatrixKernels lets Stage 1 use its fused [T, T] kernels
+	// (train.Spec.MatrixKernels).
+	MatrixKernels bool
 }
 
 // TrainResult summarises a finished training stage.
@@ -512,7 +515,7 @@ func stepGraph(spec TrainSpec, n int, p graphs.MatMulPrecision, inPlace bool) (*
 			Name: name, Params: spec.Params, DType: tensors.Float32, StepsPerRun: n,
 			MicroBatches: spec.MicroBatches, BatchDType: tensors.Int64,
 			BatchShape: graphs.S(spec.MicroBatch, spec.SeqLen+1), Loss: spec.Loss, Opt: spec.Opt,
-			Precision: p, AllReduce: spec.AllReduce, Recompute: spec.Recompute, InPlace: inPlace,
+			Precision: p, AllReduce: spec.AllReduce, Recompute: spec.Recompute, InPlace: inPlace, MatrixKernels: spec.MatrixKernels,
 		})
 	})
 }

@@ -14,13 +14,14 @@ import (
 // TestCausalAttentionFused checks that causal attention's output, its
 // probabilities and the gradients of both with respect to q, k and v
 // agree between the stock ops and the fused softmax of training graphs
-// (graphs.CausalSoftmax), and that the fused graph has no Softmax node.
+// (graphs.CausalSoftmax, with graphs.Graph.UseMatrixKernels), and that the
+// fused graph has no Softmax node.
 func TestCausalAttentionFused(t *testing.T) {
 	const b, h, n, p = 2, 3, 11, 4
 	build := func(fused bool) *graphs.Graph {
 		g := graphs.New("attention")
 		if fused {
-			g.UseFusedKernels()
+			g.UseMatrixKernels()
 		}
 		q := g.Input("q", tensors.Float32, graphs.S(b, h, n, p))
 		k := g.Input("k", tensors.Float32, graphs.S(b, h, n, p))

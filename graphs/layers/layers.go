@@ -148,12 +148,12 @@ func MaskBias(mask, like *graphs.Value) *graphs.Value {
 // attention probabilities [B, H, Tq, Tk]. Masked scores are set to the
 // lowest finite value, so every row (whose diagonal is visible) is finite.
 //
-// In a graph that uses fused kernels (training steps, where Stage 1 reads
-// the teacher's probabilities) the scores are the product in the graph's
-// low precision and the masked, scaled softmax is one
-// graphs.CausalSoftmax node; otherwise stock ops (MaskedAttention).
+// In a graph that uses the matrix kernels (graphs.Graph.UseMatrixKernels:
+// Stage 1's steps, which read the teacher's probabilities) the scores are
+// the product in the graph's low precision and the masked, scaled softmax
+// is one graphs.CausalSoftmax node; otherwise stock ops (MaskedAttention).
 func CausalAttention(q, k, v *graphs.Value, scale float64) (out, probs *graphs.Value) {
-	if !q.Graph().FusedKernels() {
+	if !q.Graph().MatrixKernels() {
 		return MaskedAttention(q, k, v, CausalMask(q, k, 2, 2), scale)
 	}
 	low := graphs.ToLowPrecision

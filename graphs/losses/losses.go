@@ -63,12 +63,12 @@ func scaleT2(x *graphs.Value, t float64) *graphs.Value {
 // ‖K + D·I − A‖² = ‖K − A‖² + Σ_i (2D·(K_ii − A_ii) + D²), which saves two
 // passes over [B, H, T, T] forward and two backward; K's diagonal comes
 // from m (computed without K), A's is a strided slice. In a graph that
-// uses fused kernels (training steps) ‖K − A‖² is one graphs.MaskedDiffSq
-// node, which builds neither L nor K; otherwise K is materialised
-// (m.Kernel()).
+// uses the matrix kernels (graphs.Graph.UseMatrixKernels) ‖K − A‖² is one
+// graphs.MaskedDiffSq node, which builds neither L nor K; otherwise K is
+// materialised (m.Kernel()).
 func FrobeniusWithDiagonal(m layers.MatrixParts, a *graphs.Value) *graphs.Value {
 	var sq *graphs.Value // [B, H]
-	if a.Graph().FusedKernels() {
+	if a.Graph().MatrixKernels() {
 		sq = graphs.ReduceSum(graphs.MaskedDiffSq(m.S, m.CumLogA, a), []int64{-1}, false)
 	} else {
 		sq = graphs.ReduceSumSquare(graphs.Sub(m.Kernel(), a), []int64{-2, -1}, false)

@@ -128,7 +128,7 @@ func TestFrobeniusWithDiagonal(t *testing.T) {
 		t.Run(fmt.Sprintf("fused=%v", fused), func(t *testing.T) {
 			loss := func(g *graphs.Graph, s, c, d *graphs.Value) *graphs.Value {
 				if fused {
-					g.UseFusedKernels()
+					g.UseMatrixKernels()
 				}
 				m := layers.MatrixParts{S: s, CumLogA: c, Diag: losses.Diagonal(s), D: d}
 				return graphs.Reshape(losses.FrobeniusWithDiagonal(m, g.Const(at)), 1)

@@ -90,6 +90,9 @@ type Spec struct {
 	// Recompute turns on the recomputation of the segments the loss marks
 	// (graphs.Graph.Recomputed: a model's layers) in the backward pass.
 	Recompute bool
+	// MatrixKernels lets the loss use Stage 1's fused [T, T] kernels
+	// (graphs.Graph.UseMatrixKernels).
+	MatrixKernels bool
 	// InPlace updates the parameters and moments in the buffers they are
 	// fed in (graphs.AdamWInPlace) instead of returning new ones: the step
 	// graph has no New outputs and the caller keeps its inputs, which it
@@ -125,6 +128,9 @@ func Build(s Spec) *graphs.Graph {
 	g := graphs.New(s.Name)
 	g.SetMatMulPrecision(s.Precision)
 	g.UseFusedKernels() // a step graph runs only on mohawk's runtime
+	if s.MatrixKernels {
+		g.UseMatrixKernels()
+	}
 	g.SetRecompute(s.Recompute)
 	n := len(s.Params)
 	params := make([]*graphs.Value, n)
