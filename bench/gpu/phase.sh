@@ -241,15 +241,18 @@ PEERS12)
   for st in ${STAGES:-2 1}; do run perf_stages_torch 150 python3 bench/torch/perf_stages_torch.py $st bf16 1 2048; done
   ;;
 OURS12)
-  # Ninth session, second machine session: Stage 1's fused distance and
-  # softmax (graphs.MaskedDiffSq, graphs.CausalSoftmax). Their CUDA tests
-  # (and SegsumExp's), a one-layer smoke step, then Stage 1 of ours and of
-  # $ALT (the binary with SegsumExp only), and with ALIGN=1 Stage 2 of
-  # ours, bf16 at micro-batch 1.
+  # Stage 1's fused distance and softmax (graphs.MaskedDiffSq,
+  # graphs.CausalSoftmax; opt-in: --matrix-kernels, training.matrix_kernels).
+  # Their CUDA tests (and SegsumExp's), a one-layer smoke step with them,
+  # then Stage 1 with and without them, bf16 at micro-batch 1 (and with
+  # ALIGN=1 Stage 2); $ALT, when set, is run as a third Stage 1. PTXCHECK
+  # (a bench/gpu/ptxcheck.c binary) first compiles both PTX modules.
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
+  [ -n "${PTXCHECK:-}" ] && $PTXCHECK 2>&1 | tee "$out/ptxcheck.txt"
   [ -n "${GRAPHS_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $GRAPHS_TEST -test.run 'TestSegsumExp$|TestMaskedDiffSq$|TestCausalSoftmax$' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|worst|error" | tee "$out/cuda-test.txt"
-  run smoke 120 $P bench-stage --teacher phi-1.5:1 --stage orient --micro-batch 1 --seq $(q 256 32) --steps-per-run 2 --runs 2 --provider $PROV --tf32 --precision bf16
+  run smoke 120 $P bench-stage --teacher phi-1.5:1 --stage orient --micro-batch 1 --seq $(q 256 32) --steps-per-run 2 --runs 2 --provider $PROV --tf32 --precision bf16 --matrix-kernels
   S12="--teacher $(q phi-1.5 phi-1.5:1) --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 2 --provider $PROV --tf32 --precision bf16"
+  run orient_matrix 200 $P bench-stage $S12 --stage orient --matrix-kernels
   run orient_new 200 $P bench-stage $S12 --stage orient
   [ -n "${ALT:-}" ] && run orient_alt 200 $ALT bench-stage $S12 --stage orient
   [ "${ALIGN:-0}" = 1 ] && run align_new 200 $P bench-stage $S12 --stage align
