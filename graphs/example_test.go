@@ -66,3 +66,19 @@ func ExampleCausalConv() {
 	// [6,1,4] float32
 	// [64,6,4]
 }
+
+// SegsumExp turns cumulative log decays (float64, one row per head) into
+// the masked decay matrix in the dtype asked for; its gradient returns to
+// the cumulative sums as one SegsumExpGrad node.
+func ExampleSegsumExp() {
+	g := graphs.New("decays")
+	a := g.Input("log_a", tensors.Float64, graphs.S("heads", 128))
+	cs := graphs.CumSum(a, 1, false, false)
+	l := graphs.SegsumExp(cs, tensors.BFloat16)
+	da := graphs.Gradients(graphs.ReduceSumAll(graphs.Cast(l, tensors.Float64)), a)[0]
+	fmt.Println(l.Shape, l.DType, l.Node().Op)
+	fmt.Println(da.Shape, da.DType)
+	// Output:
+	// [heads,128,128] bfloat16 SegsumExp
+	// [heads,128] float64
+}
