@@ -213,13 +213,7 @@ func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 		return nil, fmt.Errorf("stage %s: every layer of the student is attention; there is no mixer to train (drop the stage)", kind)
 	}
 	gs := groups(c.Sizes().Layers, o.LayerGroup)
-	namesOf := func(lr layerRange) []string {
-		var names []string
-		for _, i := range lr.ssm(c) {
-			names = append(names, c.MixerParams(i, kind == "orient")...)
-		}
-		return names
-	}
+	namesOf := func(lr layerRange) []string { return e.orientNames(kind, lr) }
 	// distances evaluates every layer's objective, group by group.
 	distances := func() ([]float64, error) {
 		var out []float64
@@ -273,6 +267,17 @@ func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 	return res, nil
 }
 
+// orientNames lists the mixer parameters Stage 1 or 2 (kind) trains in the
+// layers lr (Stage 1's: those the mixing matrix depends on).
+func (e *Env) orientNames(kind string, lr layerRange) []string {
+	c := e.Student.Config
+	var names []string
+	for _, i := range lr.ssm(c) {
+		names = append(names, c.MixerParams(i, kind == "orient")...)
+	}
+	return names
+}
+
 // orientSpec is the training spec of Stage 1 or 2 (kind) for the layers
 // lr, whose mixer parameters names train.
 func (e *Env) orientSpec(kind, name string, o TrainOptions, lr layerRange, names []string) TrainSpec {
@@ -288,12 +293,8 @@ func (e *Env) orientSpec(kind, name string, o TrainOptions, lr layerRange, names
 // layers at once (o.LayerGroup is ignored), with its products computed as
 // p, built without a runtime (for graph analysis: bench-stage --traffic).
 func (e *Env) OrientStepGraph(kind string, o TrainOptions, p graphs.MatMulPrecision) (*graphs.Graph, error) {
-	c := e.Student.Config
-	lr := layerRange{0, c.Sizes().Layers}
-	var names []string
-	for _, i := range lr.ssm(c) {
-		names = append(names, c.MixerParams(i, kind == "orient")...)
-	}
+	lr := layerRange{0, e.Student.Config.Sizes().Layers}
+	names := e.orientNames(kind, lr)
 	if len(names) == 0 {
 		return nil, fmt.Errorf("stage %s: the student has no mixer to train", kind)
 	}
