@@ -609,3 +609,40 @@ func TestCausalSoftmax(t *testing.T) {
 		})
 	}
 }
+
+// TestTileKernelShapeRules checks that the shape rules of SegsumExp,
+// MaskedDiffSq and CausalSoftmax refuse what their kernels cannot take.
+func TestTileKernelShapeRules(t *testing.T) {
+	g := graphs.New("bad")
+	f32 := func(name string, d ...int64) *graphs.Value { return g.Input(name, tensors.Float32, graphs.StaticShape(d)) }
+	f64 := func(name string, d ...int64) *graphs.Value { return g.Input(name, tensors.Float64, graphs.StaticShape(d)) }
+	for _, c := range []struct {
+		name  string
+		build func()
+	}{
+		{"SegsumExp of float32 sums", func() { graphs.SegsumExp(f32("cs32", 2, 5), tensors.Float32) }},
+		{"SegsumExp into int64", func() { graphs.SegsumExp(f64("cs", 2, 5), tensors.Int64) }},
+		{"SegsumExpGrad of non-square", func() { graphs.SegsumExpGrad(f32("l", 2, 5, 4), f32("dl", 2, 5, 4)) }},
+		{"MaskedDiffSq target shape", func() { graphs.MaskedDiffSq(f32("s", 2, 5, 5), f64("c", 2, 5), f32("a", 2, 5, 4)) }},
+		{"MaskedDiffSq decays length", func() { graphs.MaskedDiffSq(f32("s2", 2, 5, 5), f64("c2", 2, 4), f32("a2", 2, 5, 5)) }},
+		{"MaskedDiffSq float64 target of float32 s", func() { graphs.MaskedDiffSq(f32("s3", 2, 5, 5), f64("c3", 2, 5), f64("a3", 2, 5, 5)) }},
+		{"MaskedDiffSqGrad dy shape", func() {
+			graphs.MaskedDiffSqGrad(f32("s4", 2, 5, 5), f64("c4", 2, 5), f32("a4", 2, 5, 5), f32("dy", 2, 4))
+		}},
+		{"CausalSoftmax more queries than keys", func() { graphs.CausalSoftmax(f32("x", 2, 6, 5), 1) }},
+		{"CausalSoftmax of a vector", func() { graphs.CausalSoftmax(f32("v", 5), 1) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := graphs.Try(c.build); err == nil {
+				t.Fatal("want a shape-rule error")
+			}
+		})
+	}
+	if err := graphs.Try(func() {
+		a := f32("target", 2, 5, 5)
+		rows := graphs.MaskedDiffSq(f32("s5", 2, 5, 5), f64("c5", 2, 5), a)
+		graphs.Gradients(graphs.ReduceSumAll(rows), a)
+	}); err == nil {
+		t.Error("MaskedDiffSq gave its target a gradient")
+	}
+}
