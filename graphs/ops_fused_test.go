@@ -614,8 +614,12 @@ func TestCausalSoftmax(t *testing.T) {
 // MaskedDiffSq and CausalSoftmax refuse what their kernels cannot take.
 func TestTileKernelShapeRules(t *testing.T) {
 	g := graphs.New("bad")
-	f32 := func(name string, d ...int64) *graphs.Value { return g.Input(name, tensors.Float32, graphs.StaticShape(d)) }
-	f64 := func(name string, d ...int64) *graphs.Value { return g.Input(name, tensors.Float64, graphs.StaticShape(d)) }
+	f32 := func(name string, d ...int64) *graphs.Value {
+		return g.Input(name, tensors.Float32, graphs.StaticShape(d))
+	}
+	f64 := func(name string, d ...int64) *graphs.Value {
+		return g.Input(name, tensors.Float64, graphs.StaticShape(d))
+	}
 	for _, c := range []struct {
 		name  string
 		build func()
