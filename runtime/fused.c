@@ -1479,12 +1479,7 @@ static int segexp_check(const mh_op *k, const int *type, const size_t *count, in
 		         k->cuda ? " or bfloat16" : ", double or bfloat16");
 		return 1;
 	}
-	size_t q = dims[0][rank[0] - 1];
-	if (k->cuda && (q == 0 || count[0] * q >= 0xffffffffu)) {
-		snprintf(msg, len, "SegsumExp: the CUDA kernel takes fewer than 2^32 elements");
-		return 1;
-	}
-	return 0;
+	return cuda_too_big(k, count[0] * (size_t)dims[0][rank[0] - 1], msg, len); // L's elements
 }
 
 static int segexpgrad_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8],
