@@ -746,50 +746,62 @@ CSM_HOST(bf16, float, LD_bf16, ST_float)
 	"  add.u32 %r7, %r7, %r8;\n  bra TILE;\n"                                                \
 	"DONE:\n  ret;\n}\n"
 
-#define MDS_REGS              \
+// The registers and shared memory of the block-reduction kernels below
+// (MaskedDiffSq, CausalSoftmax): red[0..31] takes the warps' partial
+// results, red[32] a result broadcast to the block.
+#define BLOCK_REGS            \
 	"  .reg .pred %p<8>;\n"   \
 	"  .reg .b16 %h<4>;\n"    \
 	"  .reg .b32 %r<40>;\n"   \
 	"  .reg .b64 %rd<40>;\n"  \
 	"  .reg .f32 %f<40>;\n"   \
 	"  .reg .f64 %fd<12>;\n"  \
-	"  .shared .align 4 .f32 red[32];\n"
+	"  .shared .align 4 .f32 red[33];\n"
 
-// The block's sum of ACC (every thread of the block; ntid a multiple of
-// 32, tid in %r5, ntid in %r6): lanes by butterfly shuffles, warps through
-// red[]; thread 0 then holds it in ACC and runs STORE. Ends with a barrier,
-// so red[] may be used again.
-#define PTX_BLOCK_SUM(ACC, STORE)                                                              \
-	"  shfl.sync.bfly.b32 %f30, " ACC ", 16, 31, -1;\n  add.rn.f32 " ACC ", " ACC ", %f30;\n"  \
-	"  shfl.sync.bfly.b32 %f30, " ACC ", 8, 31, -1;\n  add.rn.f32 " ACC ", " ACC ", %f30;\n"   \
-	"  shfl.sync.bfly.b32 %f30, " ACC ", 4, 31, -1;\n  add.rn.f32 " ACC ", " ACC ", %f30;\n"   \
-	"  shfl.sync.bfly.b32 %f30, " ACC ", 2, 31, -1;\n  add.rn.f32 " ACC ", " ACC ", %f30;\n"   \
-	"  shfl.sync.bfly.b32 %f30, " ACC ", 1, 31, -1;\n  add.rn.f32 " ACC ", " ACC ", %f30;\n"   \
-	"  and.b32 %r30, %r5, 31;\n  shr.u32 %r31, %r5, 5;\n"                                      \
-	"  mov.u64 %rd30, red;\n"                                                                   \
-	"  setp.ne.u32 %p5, %r30, 0;\n  @%p5 bra WDONE;\n"                                         \
+// One butterfly step and the five of a warp's reduction of ACC with OP.
+#define PTX_BFLY(ACC, OP, K) "  shfl.sync.bfly.b32 %f30, " ACC ", " K ", 31, -1;\n  " OP " " ACC ", " ACC ", %f30;\n"
+#define PTX_WARP_REDUCE(ACC, OP) \
+	PTX_BFLY(ACC, OP, "16") PTX_BFLY(ACC, OP, "8") PTX_BFLY(ACC, OP, "4") PTX_BFLY(ACC, OP, "2") PTX_BFLY(ACC, OP, "1")
+
+// The block's reduction of ACC with OP (identity IDENT) into ACC of
+// thread 0 (every thread of the block takes part; tid in %r5, ntid a
+// multiple of 32 in %r6): warps by shuffles, then warp 0 over red[]. The
+// other threads branch to B<L>, which the caller places after thread 0's
+// use of the result, with a barrier after it (so red[] may be used again).
+// %rd30 holds red's address. L makes the labels unique.
+#define PTX_BLOCK_TO_THREAD0(ACC, OP, IDENT, L)                                                \
+	PTX_WARP_REDUCE(ACC, OP)                                                                   \
+	"  and.b32 %r30, %r5, 31;\n  shr.u32 %r31, %r5, 5;\n  mov.u64 %rd30, red;\n"             \
+	"  setp.ne.u32 %p5, %r30, 0;\n  @%p5 bra W" L ";\n"                                       \
 	"  mul.wide.u32 %rd31, %r31, 4;\n  add.u64 %rd31, %rd30, %rd31;\n  st.shared.f32 [%rd31], " ACC ";\n" \
-	"WDONE:\n  bar.sync 0;\n"                                                                  \
-	"  setp.ge.u32 %p5, %r5, 32;\n  @%p5 bra BDONE;\n"                                         \
-	"  shr.u32 %r32, %r6, 5;\n  mov.f32 " ACC ", 0f00000000;\n"                               \
-	"  setp.ge.u32 %p6, %r5, %r32;\n  @%p6 bra WLOADED;\n"                                     \
+	"W" L ":\n  bar.sync 0;\n"                                                                 \
+	"  setp.ge.u32 %p5, %r5, 32;\n  @%p5 bra B" L ";\n"                                       \
+	"  shr.u32 %r32, %r6, 5;\n  mov.f32 " ACC ", " IDENT ";\n"                                \
+	"  setp.ge.u32 %p6, %r5, %r32;\n  @%p6 bra V" L ";\n"                                     \
 	"  mul.wide.u32 %rd31, %r5, 4;\n  add.u64 %rd31, %rd30, %rd31;\n  ld.shared.f32 " ACC ", [%rd31];\n" \
-	"WLOADED:\n"                                                                               \
-	"  shfl.sync.bfly.b32 %f30, " ACC ", 16, 31, -1;\n  add.rn.f32 " ACC ", " ACC ", %f30;\n"  \
-	"  shfl.sync.bfly.b32 %f30, " ACC ", 8, 31, -1;\n  add.rn.f32 " ACC ", " ACC ", %f30;\n"   \
-	"  shfl.sync.bfly.b32 %f30, " ACC ", 4, 31, -1;\n  add.rn.f32 " ACC ", " ACC ", %f30;\n"   \
-	"  shfl.sync.bfly.b32 %f30, " ACC ", 2, 31, -1;\n  add.rn.f32 " ACC ", " ACC ", %f30;\n"   \
-	"  shfl.sync.bfly.b32 %f30, " ACC ", 1, 31, -1;\n  add.rn.f32 " ACC ", " ACC ", %f30;\n"   \
-	"  setp.ne.u32 %p6, %r5, 0;\n  @%p6 bra BDONE;\n"                                          \
-	STORE                                                                                       \
-	"BDONE:\n  bar.sync 0;\n"
+	"V" L ":\n"                                                                                \
+	PTX_WARP_REDUCE(ACC, OP)                                                                   \
+	"  setp.ne.u32 %p6, %r5, 0;\n  @%p6 bra B" L ";\n"
+
+// The block's sum of ACC, which thread 0 then stores with STORE.
+#define PTX_BLOCK_SUM(ACC, STORE, L) \
+	PTX_BLOCK_TO_THREAD0(ACC, "add.rn.f32", "0f00000000", L) STORE "B" L ":\n  bar.sync 0;\n"
+
+// The block's reduction of ACC with OP into ACC of every thread, thread 0
+// broadcasting it through red[32].
+#define PTX_BLOCK_ALL(ACC, OP, IDENT, L)                                      \
+	PTX_BLOCK_TO_THREAD0(ACC, OP, IDENT, L)                                   \
+	"  st.shared.f32 [%rd30+128], " ACC ";\n"                                 \
+	"B" L ":\n  bar.sync 0;\n"                                                \
+	"  ld.shared.f32 " ACC ", [%rd30+128];\n  bar.sync 0;\n"
 
 // The row loop of the MaskedDiffSq kernels: one block per row r = tile·T +
 // i (grid-stride), params s (%rd1), cs (%rd2), a (%rd3) loaded by the
 // caller, T in %r1, rows in %r2; per row i (%r7), tile·T (%r8), cs_i
-// (%fd1) and the row's first element r·T (%rd4); per element j (%r9) a
-// (%f7) and, for j ≤ i, L (%f5), s (%f4) and K = s·L (%f6), 0 above.
-#define PTX_MDS_ROW_HEAD(LDS, SH)                                                              \
+// (%fd1) and the row's first element r·T (%rd4), then SETUP; per element
+// j (%r9) a (%f7) and, for j ≤ i, L (%f5), s (%f4) and K = s·L (%f6), 0
+// above.
+#define PTX_MDS_ROW_HEAD(LDS, SH, SETUP)                                                       \
 	"  mov.u32 %r3, %ctaid.x;\n  mov.u32 %r4, %nctaid.x;\n"                                  \
 	"  mov.u32 %r5, %tid.x;\n  mov.u32 %r6, %ntid.x;\n"                                      \
 	"ROW:\n"                                                                                  \
@@ -799,6 +811,7 @@ CSM_HOST(bf16, float, LD_bf16, ST_float)
 	"  mul.wide.u32 %rd4, %r3, %r1;\n"                                                       \
 	"  mov.f32 %f10, 0f00000000;\n"                                                           \
 	"  mov.u32 %r9, %r5;\n"                                                                   \
+	SETUP                                                                                     \
 	"COL:\n"                                                                                  \
 	"  setp.ge.u32 %p2, %r9, %r1;\n  @%p2 bra RED;\n"                                        \
 	"  cvt.u64.u32 %rd7, %r9;\n  add.u64 %rd7, %rd4, %rd7;\n"                                \
@@ -818,17 +831,17 @@ CSM_HOST(bf16, float, LD_bf16, ST_float)
 #define PTX_MDS(NAME, SH, LDS)                                                                \
 	".visible .entry " NAME "(.param .u64 a_s, .param .u64 a_cs, .param .u64 a_a, .param .u64 a_out,\n" \
 	"  .param .u32 a_q, .param .u32 a_rows)\n"                                                \
-	"{\n" MDS_REGS                                                                            \
+	"{\n" BLOCK_REGS                                                                            \
 	"  ld.param.u64 %rd1, [a_s]; cvta.to.global.u64 %rd1, %rd1;\n"                           \
 	"  ld.param.u64 %rd2, [a_cs]; cvta.to.global.u64 %rd2, %rd2;\n"                          \
 	"  ld.param.u64 %rd3, [a_a]; cvta.to.global.u64 %rd3, %rd3;\n"                           \
 	"  ld.param.u64 %rd20, [a_out]; cvta.to.global.u64 %rd20, %rd20;\n"                      \
 	"  ld.param.u32 %r1, [a_q];\n  ld.param.u32 %r2, [a_rows];\n"                            \
-	PTX_MDS_ROW_HEAD(LDS, SH)                                                                 \
+	PTX_MDS_ROW_HEAD(LDS, SH, "")                                                             \
 	"  sub.rn.f32 %f8, %f6, %f7;\n  fma.rn.f32 %f10, %f8, %f8, %f10;\n"                      \
 	"  add.u32 %r9, %r9, %r6;\n  bra COL;\n"                                                 \
 	"RED:\n"                                                                                  \
-	PTX_BLOCK_SUM("%f10", "  mul.wide.u32 %rd21, %r3, 4;\n  add.u64 %rd21, %rd20, %rd21;\n  st.global.f32 [%rd21], %f10;\n") \
+	PTX_BLOCK_SUM("%f10", "  mul.wide.u32 %rd21, %r3, 4;\n  add.u64 %rd21, %rd20, %rd21;\n  st.global.f32 [%rd21], %f10;\n", "S") \
 	"  add.u32 %r3, %r3, %r4;\n  bra ROW;\n"                                                 \
 	"DONE:\n  ret;\n}\n"
 
@@ -837,7 +850,7 @@ CSM_HOST(bf16, float, LD_bf16, ST_float)
 #define PTX_MDSG(NAME, SH, LDS, STS)                                                          \
 	".visible .entry " NAME "(.param .u64 a_s, .param .u64 a_cs, .param .u64 a_a, .param .u64 a_dy,\n" \
 	"  .param .u64 a_ds, .param .u64 a_dcs, .param .u32 a_q, .param .u32 a_rows)\n"        \
-	"{\n" MDS_REGS                                                                            \
+	"{\n" BLOCK_REGS                                                                            \
 	"  ld.param.u64 %rd1, [a_s]; cvta.to.global.u64 %rd1, %rd1;\n"                           \
 	"  ld.param.u64 %rd2, [a_cs]; cvta.to.global.u64 %rd2, %rd2;\n"                          \
 	"  ld.param.u64 %rd3, [a_a]; cvta.to.global.u64 %rd3, %rd3;\n"                           \
@@ -845,9 +858,9 @@ CSM_HOST(bf16, float, LD_bf16, ST_float)
 	"  ld.param.u64 %rd22, [a_ds]; cvta.to.global.u64 %rd22, %rd22;\n"                       \
 	"  ld.param.u64 %rd23, [a_dcs]; cvta.to.global.u64 %rd23, %rd23;\n"                      \
 	"  ld.param.u32 %r1, [a_q];\n  ld.param.u32 %r2, [a_rows];\n"                            \
-	PTX_MDS_ROW_HEAD(LDS, SH)                                                                 \
-	"  mul.wide.u32 %rd21, %r3, 4;\n  add.u64 %rd21, %rd20, %rd21;\n  ld.global.nc.f32 %f11, [%rd21];\n" \
-	"  add.rn.f32 %f11, %f11, %f11;\n"                 /* 2·dy_r */                           \
+	PTX_MDS_ROW_HEAD(LDS, SH,                                                                 \
+		"  mul.wide.u32 %rd21, %r3, 4;\n  add.u64 %rd21, %rd20, %rd21;\n  ld.global.nc.f32 %f11, [%rd21];\n" \
+		"  add.rn.f32 %f11, %f11, %f11;\n")           /* 2·dy_r, once per row */             \
 	"  sub.rn.f32 %f8, %f6, %f7;\n  mul.rn.f32 %f12, %f11, %f8;\n" /* dK */                  \
 	"  mul.rn.f32 %f9, %f12, %f5;\n"                   /* ds (0 above: L = 0) */              \
 	"  fma.rn.f32 %f10, %f12, %f6, %f10;\n"            /* G = dK·K (0 above: K = 0) */        \
@@ -855,7 +868,7 @@ CSM_HOST(bf16, float, LD_bf16, ST_float)
 	STS("%rd12", "%f9")                                                                       \
 	"  add.u32 %r9, %r9, %r6;\n  bra COL;\n"                                                 \
 	"RED:\n"                                                                                  \
-	PTX_BLOCK_SUM("%f10", "  cvt.f64.f32 %fd7, %f10;\n  mul.wide.u32 %rd24, %r3, 8;\n  add.u64 %rd24, %rd23, %rd24;\n  st.global.f64 [%rd24], %fd7;\n") \
+	PTX_BLOCK_SUM("%f10", "  cvt.f64.f32 %fd7, %f10;\n  mul.wide.u32 %rd24, %r3, 8;\n  add.u64 %rd24, %rd23, %rd24;\n  st.global.f64 [%rd24], %fd7;\n", "S") \
 	"  add.u32 %r3, %r3, %r4;\n  bra ROW;\n"                                                 \
 	"DONE:\n  ret;\n}\n"
 
@@ -866,7 +879,7 @@ CSM_HOST(bf16, float, LD_bf16, ST_float)
 #define PTX_MDSC(NAME, SH, LDS)                                                               \
 	".visible .entry " NAME "(.param .u64 a_s, .param .u64 a_cs, .param .u64 a_a, .param .u64 a_dy,\n" \
 	"  .param .u64 a_dcs, .param .u32 a_q, .param .u32 a_tiles)\n"                          \
-	"{\n" MDS_REGS                                                                            \
+	"{\n" BLOCK_REGS                                                                            \
 	"  ld.param.u64 %rd1, [a_s]; cvta.to.global.u64 %rd1, %rd1;\n"                           \
 	"  ld.param.u64 %rd2, [a_cs]; cvta.to.global.u64 %rd2, %rd2;\n"                          \
 	"  ld.param.u64 %rd3, [a_a]; cvta.to.global.u64 %rd3, %rd3;\n"                           \
@@ -904,40 +917,6 @@ CSM_HOST(bf16, float, LD_bf16, ST_float)
 	"  add.u32 %r7, %r7, %r8;\n  bra TILE;\n"                                                \
 	"DONE:\n  ret;\n}\n"
 
-#define CSM_REGS              \
-	"  .reg .pred %p<8>;\n"   \
-	"  .reg .b16 %h<4>;\n"    \
-	"  .reg .b32 %r<40>;\n"   \
-	"  .reg .b64 %rd<40>;\n"  \
-	"  .reg .f32 %f<40>;\n"   \
-	"  .shared .align 4 .f32 red[33];\n"
-
-// One butterfly step and the five of a warp's reduction of ACC with OP.
-#define PTX_BFLY(ACC, OP, K) "  shfl.sync.bfly.b32 %f30, " ACC ", " K ", 31, -1;\n  " OP " " ACC ", " ACC ", %f30;\n"
-#define PTX_WARP_REDUCE(ACC, OP) \
-	PTX_BFLY(ACC, OP, "16") PTX_BFLY(ACC, OP, "8") PTX_BFLY(ACC, OP, "4") PTX_BFLY(ACC, OP, "2") PTX_BFLY(ACC, OP, "1")
-
-// The block's reduction of ACC with OP (identity IDENT) into ACC of every
-// thread (tid in %r5, ntid a multiple of 32 in %r6): warps by shuffles,
-// then warp 0 over red[], thread 0 broadcasting through red[32]. L makes
-// the labels unique; ends with a barrier.
-#define PTX_BLOCK_ALL(ACC, OP, IDENT, L)                                                       \
-	PTX_WARP_REDUCE(ACC, OP)                                                                   \
-	"  and.b32 %r30, %r5, 31;\n  shr.u32 %r31, %r5, 5;\n  mov.u64 %rd30, red;\n"             \
-	"  setp.ne.u32 %p5, %r30, 0;\n  @%p5 bra W" L ";\n"                                       \
-	"  mul.wide.u32 %rd31, %r31, 4;\n  add.u64 %rd31, %rd30, %rd31;\n  st.shared.f32 [%rd31], " ACC ";\n" \
-	"W" L ":\n  bar.sync 0;\n"                                                                 \
-	"  setp.ge.u32 %p5, %r5, 32;\n  @%p5 bra B" L ";\n"                                       \
-	"  shr.u32 %r32, %r6, 5;\n  mov.f32 " ACC ", " IDENT ";\n"                                \
-	"  setp.ge.u32 %p6, %r5, %r32;\n  @%p6 bra V" L ";\n"                                     \
-	"  mul.wide.u32 %rd31, %r5, 4;\n  add.u64 %rd31, %rd30, %rd31;\n  ld.shared.f32 " ACC ", [%rd31];\n" \
-	"V" L ":\n"                                                                                \
-	PTX_WARP_REDUCE(ACC, OP)                                                                   \
-	"  setp.ne.u32 %p6, %r5, 0;\n  @%p6 bra B" L ";\n"                                        \
-	"  st.shared.f32 [%rd30+128], " ACC ";\n"                                                  \
-	"B" L ":\n  bar.sync 0;\n"                                                                 \
-	"  ld.shared.f32 " ACC ", [%rd30+128];\n  bar.sync 0;\n"
-
 // z = scale·x[j] into %f4 for element j (%r9) of the row at %rd4; %rd8 is
 // its element index.
 #define PTX_CSM_LOAD(SH, LDX)                                                                  \
@@ -952,7 +931,7 @@ CSM_HOST(bf16, float, LD_bf16, ST_float)
 #define PTX_CSM(NAME, SH, LDX)                                                                \
 	".visible .entry " NAME "(.param .u64 a_x, .param .u64 a_sc, .param .u64 a_p, .param .u32 a_tk,\n" \
 	"  .param .u32 a_tq, .param .u32 a_rows)\n"                                               \
-	"{\n" CSM_REGS                                                                            \
+	"{\n" BLOCK_REGS                                                                            \
 	"  ld.param.u64 %rd1, [a_x]; cvta.to.global.u64 %rd1, %rd1;\n"                           \
 	"  ld.param.u64 %rd2, [a_sc]; cvta.to.global.u64 %rd2, %rd2;\n"                          \
 	"  ld.param.u64 %rd3, [a_p]; cvta.to.global.u64 %rd3, %rd3;\n"                           \
@@ -1490,8 +1469,7 @@ static int segexpgrad_check(const mh_op *k, const int *type, const size_t *count
 		snprintf(msg, len, "SegsumExpGrad: want l and dl [..., Q, Q] of one shape and element type");
 		return 1;
 	}
-	if (cuda_too_big(k, count[0], msg, len)) return 1;
-	return 0;
+	return cuda_too_big(k, count[0], msg, len);
 }
 
 // segexp_shape is SegsumExp's output: cs's dims and Q again, of the
@@ -1576,8 +1554,7 @@ static int mds_check(const mh_op *k, const int *type, const size_t *count, int64
 		         grad ? " and dy [..., T] of a's type" : "");
 		return 1;
 	}
-	if (cuda_too_big(k, count[0], msg, len)) return 1;
-	return 0;
+	return cuda_too_big(k, count[0], msg, len);
 }
 
 // mds_shape: MaskedDiffSq's rows like cs in a's type; MaskedDiffSqGrad's ds
@@ -1658,8 +1635,7 @@ static int csm_check(const mh_op *k, const int *type, const size_t *count, int64
 		snprintf(msg, len, "CausalSoftmax: want x [..., Tq, Tk] with 1 ≤ Tq ≤ Tk and scale [1] (float; double for double x)");
 		return 1;
 	}
-	if (cuda_too_big(k, count[0], msg, len)) return 1;
-	return 0;
+	return cuda_too_big(k, count[0], msg, len);
 }
 
 // csm_shape: p like x in scale's type.
