@@ -213,18 +213,11 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 	if o.Runs < 1 || o.StepsPerRun < 1 {
 		return nil, fmt.Errorf("bench: --runs %d and --steps-per-run %d: want at least 1 timed run of at least 1 step", o.Runs, o.StepsPerRun)
 	}
-	t, err := benchTeacher(o.Teacher, nil)
+	env, err := benchEnv(o.Teacher, nil)
 	if err != nil {
 		return nil, err
 	}
-	sc, err := StudentConfigFor(t.Config, StudentConfig{})
-	if err != nil {
-		return nil, err
-	}
-	student, err := NewStudent(t, sc, InitMohawk, 1)
-	if err != nil {
-		return nil, err
-	}
+	t, sc := env.Teacher, env.Student.Config
 	rt, err := runtime.Open(o.Runtime, progress)
 	if err != nil {
 		return nil, err
@@ -255,7 +248,7 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 			losses = append(losses, l)
 		}
 	}}
-	env := &stages.Env{Ctx: ctx, Runtime: stages.ORT(rt), Teacher: t, Student: student, TrainData: stream, Seed: 1, Dir: benchDir(),
+	env = &stages.Env{Ctx: ctx, Runtime: stages.ORT(rt), Teacher: t, Student: env.Student, TrainData: stream, Seed: 1, Dir: benchDir(),
 		Ckpt: noCheckpoints{}, Log: log, NonFinite: "stop", StateOnHost: o.StateOnHost}
 	opt := stages.TrainOptions{Steps: n, MicroBatches: o.MicroBatches, MicroBatch: o.MicroBatch, SeqLen: o.Seq, LR: 1e-4,
 		Opt: train.DefaultAdamW(), Schedule: stages.Schedule{Kind: "constant", TotalSteps: n}, StepsPerRun: o.StepsPerRun,

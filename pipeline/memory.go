@@ -47,7 +47,7 @@ type MemoryResult struct {
 // grouped by phase (saved by the forward pass for the backward, or made
 // by the backward) and kind (shape class).
 func StageMemory(o StageBenchOptions) (*MemoryResult, error) {
-	g, tc, err := distillStepGraph(o, "--memory")
+	g, tc, err := benchStepGraph(o, "--memory", KindDistill)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +142,7 @@ func tensorKind(v *graphs.Value, bt int64, tc family.TeacherSizes) string {
 // the outputs that Run makes in Go memory. On a GPU provider
 // the device memory is not seen here (use nvidia-smi).
 func MeasureStageMemory(o StageBenchOptions) (*MemoryResult, error) {
-	g, tc, err := distillStepGraph(o, "--memory")
+	g, tc, err := benchStepGraph(o, "--memory", KindDistill)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -45,7 +46,7 @@ func zeroWeights(c family.Teacher) stages.Weights {
 // the step's elementwise and reduction kernels are bound by these bytes,
 // so a graph change can be weighed here before it is timed there.
 func StageTraffic(o StageBenchOptions) (*TrafficResult, error) {
-	g, _, err := stepGraphOf(o)
+	g, _, err := benchStepGraph(o, "--traffic", KindDistill, KindOrient, KindAlign)
 	if err != nil {
 		return nil, err
 	}
@@ -77,34 +78,42 @@ func StageTraffic(o StageBenchOptions) (*TrafficResult, error) {
 	return r, nil
 }
 
-// stepGraphOf builds o's step graph (distill, orient or align; one step
-// per run, all layers at once, the products in o.Precision as the CUDA
-// provider runs them) from zero weights, without a runtime.
-func stepGraphOf(o StageBenchOptions) (*graphs.Graph, family.TeacherSizes, error) {
-	switch o.Stage {
-	case KindDistill:
-		return distillStepGraph(o, "--traffic")
-	case KindOrient, KindAlign:
-	default:
-		return nil, family.TeacherSizes{}, fmt.Errorf("bench: --traffic models the distill, orient and align steps; got --stage %s", o.Stage)
+// benchStepGraph builds o's step graph (one step per run, all layers at
+// once, the products in o.Precision as the CUDA provider runs them) from
+// zero weights, without a runtime, and returns the teacher's sizes with
+// it. flag names the option asking, for the refusal of a stage other than
+// those it models (kinds: distill, and orient and align where given).
+func benchStepGraph(o StageBenchOptions, flag string, kinds ...string) (*graphs.Graph, family.TeacherSizes, error) {
+	if !slices.Contains(kinds, o.Stage) {
+		what := "the " + kinds[0] + " step"
+		if n := len(kinds); n > 1 {
+			what = "the " + strings.Join(kinds[:n-1], ", ") + " and " + kinds[n-1] + " steps"
+		}
+		return nil, family.TeacherSizes{}, fmt.Errorf("bench: %s models %s; got --stage %s", flag, what, o.Stage)
 	}
 	if err := o.checkPrecision(); err != nil {
 		return nil, family.TeacherSizes{}, err
 	}
-	env, err := benchEnv(o)
+	env, err := benchEnv(o.Teacher, zeroWeights)
 	if err != nil {
 		return nil, family.TeacherSizes{}, err
 	}
 	opt := stages.TrainOptions{Steps: 1, MicroBatches: max(1, o.MicroBatches), MicroBatch: o.MicroBatch, SeqLen: o.Seq,
-		StepsPerRun: 1, Precision: o.Precision, MatrixKernels: o.MatrixKernels}
-	g, err := env.OrientStepGraph(o.Stage, opt, stages.NativePrecision(o.Precision))
+		StepsPerRun: 1, Precision: o.Precision, Recompute: o.Recompute, LossChunk: o.LossChunk, MatrixKernels: o.MatrixKernels}
+	p := stages.NativePrecision(o.Precision)
+	var g *graphs.Graph
+	if o.Stage == KindDistill {
+		g, err = env.DistillStepGraph(opt, stages.DistillOptions{Temperature: 1}, p)
+	} else {
+		g, err = env.OrientStepGraph(o.Stage, opt, p)
+	}
 	return g, env.Teacher.Config.Sizes(), err
 }
 
-// benchEnv is a stages.Env of o's teacher (zero weights) and the student
-// derived from it, without a runtime.
-func benchEnv(o StageBenchOptions) (*stages.Env, error) {
-	t, err := benchTeacher(o.Teacher, zeroWeights)
+// benchEnv is a stages.Env, without a runtime, of the teacher model
+// (benchTeacher, with weights) and the student derived from it.
+func benchEnv(model string, weights func(family.Teacher) stages.Weights) (*stages.Env, error) {
+	t, err := benchTeacher(model, weights)
 	if err != nil {
 		return nil, err
 	}
@@ -117,26 +126,6 @@ func benchEnv(o StageBenchOptions) (*stages.Env, error) {
 		return nil, err
 	}
 	return &stages.Env{Teacher: t, Student: student}, nil
-}
-
-// distillStepGraph builds o's Stage 3 step graph (one step per run, the
-// products in o.Precision as the CUDA provider runs them) from zero weights,
-// without a runtime, and returns the teacher's sizes with it.
-func distillStepGraph(o StageBenchOptions, flag string) (*graphs.Graph, family.TeacherSizes, error) {
-	if o.Stage != KindDistill {
-		return nil, family.TeacherSizes{}, fmt.Errorf("bench: %s models the distill step; got --stage %s", flag, o.Stage)
-	}
-	if err := o.checkPrecision(); err != nil {
-		return nil, family.TeacherSizes{}, err
-	}
-	env, err := benchEnv(o)
-	if err != nil {
-		return nil, family.TeacherSizes{}, err
-	}
-	opt := stages.TrainOptions{Steps: 1, MicroBatches: max(1, o.MicroBatches), MicroBatch: o.MicroBatch, SeqLen: o.Seq,
-		StepsPerRun: 1, Precision: o.Precision, Recompute: o.Recompute, LossChunk: o.LossChunk}
-	g, err := env.DistillStepGraph(opt, stages.DistillOptions{Temperature: 1}, stages.NativePrecision(o.Precision))
-	return g, env.Teacher.Config.Sizes(), err
 }
 
 func nodeShapes(n *graphs.Node) string {
