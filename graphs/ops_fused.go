@@ -65,6 +65,15 @@ func wantFusedFloat(op string, x *Value) {
 	}
 }
 
+// sumType is the dtype the fused kernels compute and sum a float32,
+// float64 or bfloat16 input in: float64 for float64, else float32.
+func sumType(dt tensors.DType) tensors.DType {
+	if dt == tensors.Float64 {
+		return dt
+	}
+	return tensors.Float32
+}
+
 // convShapes checks CausalConv's and CausalConvGrad's x [B, T, C], w [C, 1,
 // K] and third input (b [C], or dy like x).
 func convShapes(op string, x, w, third *Value, grad bool) {
@@ -217,10 +226,7 @@ func maskedDiffSqGrad(n *Node, g []*Value, need []bool) []*Value {
 // maskedDiffSqInputs checks s, cs and a of MaskedDiffSq and its gradient.
 func maskedDiffSqInputs(op string, s, cs, a *Value) {
 	wantFusedFloat(op, s)
-	want := s.DType
-	if want == tensors.BFloat16 {
-		want = tensors.Float32
-	}
+	want := sumType(s.DType)
 	r := s.Rank()
 	if r < 2 || r > 7 || s.Shape[r-1] != s.Shape[r-2] || !a.Shape.Equal(s.Shape) || a.DType != want ||
 		cs.DType != tensors.Float64 || !cs.Shape.Equal(s.Shape[:r-1]) {
@@ -253,11 +259,7 @@ func inferMaskedDiffSqGrad(n *Node) []TypeShape {
 // in float32 (float64 for float64): what stock ops write as a cast, a
 // scale, a mask bias and a softmax. Its gradient is stock ops on p.
 func CausalSoftmax(x *Value, scale float64) *Value {
-	dt := tensors.Float32
-	if x.DType == tensors.Float64 {
-		dt = tensors.Float64
-	}
-	return op1("CausalSoftmax", nil, x, x.g.root.Const(tensors.FromFloat64([]int64{1}, []float64{scale}).Convert(dt)))
+	return op1("CausalSoftmax", nil, x, x.g.root.Const(tensors.FromFloat64([]int64{1}, []float64{scale}).Convert(sumType(x.DType))))
 }
 
 // causalSoftmaxGrad is scale·p∘(g − Σ_j p∘g), in x's dtype; the scale (a
@@ -272,10 +274,7 @@ func causalSoftmaxGrad(n *Node, g []*Value, need []bool) []*Value {
 func inferCausalSoftmax(n *Node) []TypeShape {
 	x, scale := n.Inputs[0], n.Inputs[1]
 	wantFusedFloat("CausalSoftmax", x)
-	want := tensors.Float32
-	if x.DType == tensors.Float64 {
-		want = tensors.Float64
-	}
+	want := sumType(x.DType)
 	r := x.Rank()
 	if r < 2 || r > 8 || scale.DType != want || !scale.Shape.Equal(S(1)) ||
 		x.Shape[r-1].Static() && x.Shape[r-2].Static() && x.Shape[r-2].K > x.Shape[r-1].K {
@@ -327,10 +326,7 @@ func inferCausalConv(n *Node) []TypeShape {
 func inferCausalConvGrad(n *Node) []TypeShape {
 	x, w := n.Inputs[0], n.Inputs[1]
 	convShapes("CausalConvGrad", x, w, n.Inputs[2], true)
-	part := tensors.Float32
-	if x.DType == tensors.Float64 {
-		part = tensors.Float64
-	}
+	part := sumType(x.DType)
 	c, k := x.Shape[2], w.Shape[2]
 	return []TypeShape{{x.DType, x.Shape}, {part, S(D(ConvChunks), c, k)}, {part, S(D(ConvChunks), c)}}
 }

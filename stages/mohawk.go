@@ -213,12 +213,11 @@ func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 		return nil, fmt.Errorf("stage %s: every layer of the student is attention; there is no mixer to train (drop the stage)", kind)
 	}
 	gs := groups(c.Sizes().Layers, o.LayerGroup)
-	namesOf := func(lr layerRange) []string { return e.orientNames(kind, lr) }
 	// distances evaluates every layer's objective, group by group.
 	distances := func() ([]float64, error) {
 		var out []float64
 		for _, lr := range gs {
-			names := namesOf(lr)
+			names := e.orientNames(kind, lr)
 			d, err := e.layerDistances(kind, o, lr, trainParams(names, e.Student.Weights, c.NoDecay), e.Student.Weights, set(names))
 			if err != nil {
 				return nil, err
@@ -236,7 +235,7 @@ func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 		lo, hi = e.Shard.Range(len(gs))
 	}
 	for _, lr := range gs[lo:hi] {
-		names := namesOf(lr)
+		names := e.orientNames(kind, lr)
 		if len(names) == 0 {
 			continue
 		}
@@ -255,7 +254,7 @@ func (e *Env) Orient(kind string, o TrainOptions) (*Result, error) {
 		res.Train = combine(res.Train, tr)
 	}
 	if e.Shard != nil {
-		if res.Train, err = e.shardResult(namesOf(layerRange{0, c.Sizes().Layers}), res.Train); err != nil {
+		if res.Train, err = e.shardResult(e.orientNames(kind, layerRange{0, c.Sizes().Layers}), res.Train); err != nil {
 			return nil, err
 		}
 	}
