@@ -337,6 +337,33 @@ func TestCausalConv(t *testing.T) {
 	}
 }
 
+// bounds checks kernel results against their allowed errors and keeps, by
+// name, the largest share of its bound an error used.
+type bounds struct {
+	t     *testing.T
+	worst map[string]float64
+}
+
+func newBounds(t *testing.T) *bounds { return &bounds{t: t, worst: map[string]float64{}} }
+
+// check fails the test where |got − want| exceeds allowed (or is NaN); at
+// is the element's index, for the message.
+func (b *bounds) check(name string, got, want, allowed float64, at ...int) {
+	b.t.Helper()
+	d := math.Abs(got - want)
+	if !(d <= allowed) {
+		b.t.Fatalf("%s%v = %g, want %g (allowed error %.3g)", name, at, got, want, allowed)
+	}
+	if allowed > 0 {
+		b.worst[name] = max(b.worst[name], d/allowed)
+	}
+}
+
+func (b *bounds) log() {
+	b.t.Helper()
+	b.t.Logf("worst error of the allowed: %v", b.worst)
+}
+
 // tileCases are the providers, dtypes and sizes of the [Q, Q]-tile kernels'
 // tests (SegsumExp, MaskedDiffSq): Q = 300 loops a row kernel's threads
 // and spans two blocks of a column kernel; 70 tiles of 64 run many blocks.
@@ -397,7 +424,7 @@ func TestSegsumExp(t *testing.T) {
 			case tensors.Float64:
 				rel = 1e-15
 			}
-			worstL, worstD := 0.0, 0.0
+			b := newBounds(t)
 			for tile := 0; tile < int(c.tiles); tile++ {
 				row, col, abs := make([]float64, q), make([]float64, q), make([]float64, q)
 				for i := 0; i < q; i++ {
@@ -408,12 +435,7 @@ func TestSegsumExp(t *testing.T) {
 							want = math.Exp(csv[tile*q+i] - csv[tile*q+j])
 						}
 						// Below float32's smallest normal the kernel may flush to 0.
-						allowed := rel*want + 1.2e-38
-						if d := math.Abs(gotL[at] - want); !(d <= allowed) {
-							t.Fatalf("l[%d, %d, %d] = %g, want %g (allowed error %.3g)", tile, i, j, gotL[at], want, allowed)
-						} else {
-							worstL = max(worstL, d/allowed)
-						}
+						b.check("l", gotL[at], want, rel*want+1.2e-38, tile, i, j)
 						// The gradient is checked from the kernel's own l.
 						gv := gotL[at] * dlv[at]
 						row[i] += gv
@@ -428,14 +450,10 @@ func TestSegsumExp(t *testing.T) {
 					if c.dt == tensors.Float64 {
 						allowed = 1e-13 * abs[k]
 					}
-					if d := math.Abs(gotD[tile*q+k] - want); !(d <= allowed+1e-300) {
-						t.Fatalf("dcs[%d, %d] = %g, want %g (allowed error %.3g)", tile, k, gotD[tile*q+k], want, allowed)
-					} else if allowed > 0 {
-						worstD = max(worstD, d/allowed)
-					}
+					b.check("dcs", gotD[tile*q+k], want, allowed+1e-300, tile, k)
 				}
 			}
-			t.Logf("worst error of the allowed: l %.2f, dcs %.2f", worstL, worstD)
+			b.log()
 		})
 	}
 }
@@ -494,14 +512,10 @@ func TestMaskedDiffSq(t *testing.T) {
 			if c.dt == tensors.Float64 {
 				u, round = 1e-15, 1e-15
 			}
-			worst := map[string]float64{}
+			b := newBounds(t)
 			check := func(name string, at int, got, want, allowed float64) {
 				t.Helper()
-				if d := math.Abs(got - want); !(d <= allowed+1e-300) {
-					t.Fatalf("%s[%d] = %g, want %g (allowed error %.3g)", name, at, got, want, allowed)
-				} else if allowed > 0 {
-					worst[name] = max(worst[name], d/allowed)
-				}
+				b.check(name, got, want, allowed+1e-300, at)
 			}
 			for tile := 0; tile < int(c.tiles); tile++ {
 				col, colAbs := make([]float64, q), make([]float64, q)
@@ -534,7 +548,7 @@ func TestMaskedDiffSq(t *testing.T) {
 					check("dcs", tile*q+k, dcsv[tile*q+k], row[k]-col[k], (float64(q)+4)*u*(rowAbs[k]+colAbs[k]))
 				}
 			}
-			t.Logf("worst error of the allowed: %v", worst)
+			b.log()
 		})
 	}
 }
@@ -573,7 +587,7 @@ func TestCausalSoftmax(t *testing.T) {
 			if c.dt == tensors.Float64 {
 				tol = 1e-14
 			}
-			worst := 0.0
+			b := newBounds(t)
 			tq, tk := int(c.tq), int(c.tk)
 			for r := 0; r < int(c.rows)*tq; r++ {
 				limit := r%tq + tk - tq
@@ -598,14 +612,10 @@ func TestCausalSoftmax(t *testing.T) {
 					if j > limit {
 						allowed = 0
 					}
-					if d := math.Abs(got[r*tk+j] - want); !(d <= allowed) {
-						t.Fatalf("p[%d, %d] = %g, want %g (allowed error %.3g)", r, j, got[r*tk+j], want, allowed)
-					} else if allowed > 0 {
-						worst = max(worst, d/allowed)
-					}
+					b.check("p", got[r*tk+j], want, allowed, r, j)
 				}
 			}
-			t.Logf("worst error %.2f of the allowed", worst)
+			b.log()
 		})
 	}
 }
