@@ -68,6 +68,11 @@ func gradCases() []graphtest.GradCase {
 		{Name: "CausalSoftmax", Inputs: in(s(2, 3, 5)), Build: func(_ gph, v xs) *graphs.Value {
 			return graphs.CausalSoftmax(v[0], 0.7)
 		}},
+		// Student logits against constant teacher logits, at scale 0.7.
+		{Name: "SoftCrossEntropy", Inputs: in(s(2, 3, 6)), Build: func(g gph, v xs) *graphs.Value {
+			ce, _ := graphs.SoftCrossEntropy(v[0], g.Const(rnd(8, -2, 2, 2, 3, 6)), 0.7)
+			return ce
+		}},
 		// One rank (ops_fused_test.go's init): the mean over ranks is x.
 		{Name: "AllReduce/one-rank", Inputs: in(s(2, 3)), Build: func(_ gph, v xs) *graphs.Value {
 			return graphs.AllReduce(graphs.Mul(v[0], v[0]))

@@ -283,6 +283,79 @@ func inferCausalSoftmax(n *Node) []TypeShape {
 	return ts(want, x.Shape)
 }
 
+// SoftCrossEntropy is the soft cross-entropy of student logits s against
+// teacher logits t [..., V], row by row, as one fused node: with z =
+// scale·s and u = scale·t,
+//
+//	ce[...] = −Σ_v softmax(u)_v·log softmax(z)_v
+//
+// and stats [..., 2], each row's logsumexp of z and of u (which the
+// gradient reads), both in float32 (float64 for float64 s). s is float32,
+// float64 or bfloat16; t float32 or bfloat16 (float64 with float64 s), so
+// bfloat16 teacher logits are read as they are. The CPU loop sums in
+// float64; the CUDA kernel in float32 with approximate exponentials and
+// logarithms (within a few units of float32). Written with stock ops this
+// is a log-softmax, a softmax, a product and a sum over [..., V], and
+// their gradients as many passes again; the fused node reads s and t
+// twice and its gradient (SoftCrossEntropyGrad) reads them once and
+// writes ds. t is a target and gets no gradient.
+func SoftCrossEntropy(s, t *Value, scale float64) (ce, stats *Value) {
+	sc := s.g.root.Const(tensors.FromFloat64([]int64{1}, []float64{scale}).Convert(sumType(s.DType)))
+	out := graphOf("SoftCrossEntropy", s, t, sc).add("SoftCrossEntropy", nil, s, t, sc)
+	return out[0], out[1]
+}
+
+// SoftCrossEntropyGrad is SoftCrossEntropy's gradient for s from dce
+// (SoftCrossEntropy's inputs and its stats): ds = dce·scale·(softmax(z) −
+// softmax(u)), in s's dtype.
+func SoftCrossEntropyGrad(s, t, scale, stats, dce *Value) *Value {
+	return op1("SoftCrossEntropyGrad", nil, s, t, scale, stats, dce)
+}
+
+func softCrossEntropyGrad(n *Node, g []*Value, need []bool) []*Value {
+	if need[1] {
+		panic(errorf("SoftCrossEntropy", "the teacher logits %v are a target and have no gradient", n.Inputs[1]))
+	}
+	if g[1] != nil {
+		panic(errorf("SoftCrossEntropy", "its stats output %v has no gradient", n.Outputs[1]))
+	}
+	return []*Value{SoftCrossEntropyGrad(n.Inputs[0], n.Inputs[1], n.Inputs[2], n.Outputs[1], g[0]), nil, nil}
+}
+
+// softCrossEntropyInputs checks s, t and scale of SoftCrossEntropy and its
+// gradient, and returns the rows' shape (s's but the last axis) and their
+// dtype.
+func softCrossEntropyInputs(op string, s, t, scale *Value) (Shape, tensors.DType) {
+	wantFusedFloat(op, s)
+	want := sumType(s.DType)
+	okT := t.DType == tensors.Float32 || t.DType == tensors.BFloat16
+	if s.DType == tensors.Float64 {
+		okT = t.DType == tensors.Float64
+	}
+	r := s.Rank()
+	if r < 1 || r > 7 || !okT || !t.Shape.Equal(s.Shape) || scale.DType != want || !scale.Shape.Equal(S(1)) {
+		panic(errorf(op, "want s and t [..., V] (t float32 or bfloat16; float64 with float64 s) and scale [1] in %v; got %v, %v, %v",
+			want, s, t, scale))
+	}
+	return append(Shape{}, s.Shape[:r-1]...), want
+}
+
+// inferSoftCrossEntropy is the shape rule of SoftCrossEntropy.
+func inferSoftCrossEntropy(n *Node) []TypeShape {
+	rows, dt := softCrossEntropyInputs("SoftCrossEntropy", n.Inputs[0], n.Inputs[1], n.Inputs[2])
+	return []TypeShape{{dt, rows}, {dt, append(append(Shape{}, rows...), D(2))}}
+}
+
+// inferSoftCrossEntropyGrad is the shape rule of SoftCrossEntropyGrad.
+func inferSoftCrossEntropyGrad(n *Node) []TypeShape {
+	s, stats, dce := n.Inputs[0], n.Inputs[3], n.Inputs[4]
+	rows, dt := softCrossEntropyInputs("SoftCrossEntropyGrad", s, n.Inputs[1], n.Inputs[2])
+	if stats.DType != dt || dce.DType != dt || !dce.Shape.Equal(rows) || !stats.Shape.Equal(append(append(Shape{}, rows...), D(2))) {
+		panic(errorf("SoftCrossEntropyGrad", "want stats [..., 2] and dce [...] in %v for s %v; got %v, %v", dt, s, stats, dce))
+	}
+	return ts(s.DType, s.Shape)
+}
+
 // AllReduce is the element-wise mean of x over the ranks of a data-parallel
 // group, one fused node: mohawk/runtime's kernel reduces over the NCCL
 // communicator registered in the process (on the CUDA provider's stream)
@@ -311,6 +384,8 @@ func init() {
 	register(&OpDef{Type: "MaskedDiffSq", Domain: FusedDomain, Since: 1, Infer: inferMaskedDiffSq, Grad: maskedDiffSqGrad, Attrs: noAttrs})
 	register(&OpDef{Type: "MaskedDiffSqGrad", Domain: FusedDomain, Since: 1, Infer: inferMaskedDiffSqGrad, NoGrad: true, Attrs: noAttrs})
 	register(&OpDef{Type: "CausalSoftmax", Domain: FusedDomain, Since: 1, Infer: inferCausalSoftmax, Grad: causalSoftmaxGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "SoftCrossEntropy", Domain: FusedDomain, Since: 1, Infer: inferSoftCrossEntropy, Grad: softCrossEntropyGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "SoftCrossEntropyGrad", Domain: FusedDomain, Since: 1, Infer: inferSoftCrossEntropyGrad, NoGrad: true, Attrs: noAttrs})
 	register(&OpDef{Type: "AdamW", Domain: FusedDomain, Since: 1, Infer: inferAdamW, NoGrad: true, Attrs: noAttrs})
 	register(&OpDef{Type: "AdamWInPlace", Domain: FusedDomain, Since: 1, Infer: inferAdamWInPlace, NoGrad: true, Attrs: noAttrs})
 }

@@ -620,6 +620,101 @@ func TestCausalSoftmax(t *testing.T) {
 	}
 }
 
+// TestSoftCrossEntropy checks the fused soft cross-entropy, its stats and
+// its gradient (SoftCrossEntropyGrad, from the node's own stats) against
+// sums computed here in float64 from the same logits, on the CPU (which
+// sums in float64) and, with MOHAWK_TEST_CUDA set, on the GPU (V = 300
+// loops the block's threads; 4,000 rows run many blocks), for each pair of
+// student and teacher dtypes the kernels take. The allowed error is a few
+// units of float32 relative to the row's log-sum-exps (the CUDA kernel's
+// ex2 and lg2 are approximate), plus half a unit of bfloat16 for a
+// bfloat16 gradient.
+func TestSoftCrossEntropy(t *testing.T) {
+	f32, f64, bf := tensors.Float32, tensors.Float64, tensors.BFloat16
+	for _, c := range []struct {
+		name       string
+		s, t       tensors.DType
+		env        func(testing.TB) *runtime.Env
+		rows, v    int64
+		scale, max float64
+	}{
+		{"cpu/float64", f64, f64, graphtest.Env, 6, 37, 0.5, 30},
+		{"cpu/float32-bfloat16", f32, bf, graphtest.Env, 6, 37, 1, 30},
+		{"cpu/bfloat16-float32", bf, f32, graphtest.Env, 6, 37, 1, 30},
+		{"cuda/float32-float32", f32, f32, graphtest.CUDAEnv, 8, 300, 1, 30},
+		{"cuda/float32-bfloat16", f32, bf, graphtest.CUDAEnv, 8, 300, 0.5, 30},
+		{"cuda/bfloat16-float32", bf, f32, graphtest.CUDAEnv, 8, 300, 1, 30},
+		{"cuda/bfloat16-bfloat16", bf, bf, graphtest.CUDAEnv, 8, 300, 1, 30},
+		{"cuda/float32-bfloat16-rows", f32, bf, graphtest.CUDAEnv, 4000, 64, 1, 8},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := c.env(t)
+			sum := f32 // the dtype of ce, stats and dce
+			if c.s == f64 {
+				sum = f64
+			}
+			g := graphs.New("soft_cross_entropy")
+			sv := g.Input("s", c.s, graphs.S(2, c.rows/2, c.v))
+			tv := g.Input("t", c.t, graphs.S(2, c.rows/2, c.v))
+			dce := g.Input("dce", sum, graphs.S(2, c.rows/2))
+			ce, stats := graphs.SoftCrossEntropy(sv, tv, c.scale)
+			g.Output("ce", ce)
+			g.Output("stats", stats)
+			g.Output("ds", graphs.SoftCrossEntropyGrad(sv, tv, ce.Node().Inputs[2], stats, dce))
+			rows := int(c.rows)
+			rng := rand.New(rand.NewPCG(9, uint64(c.v)))
+			st := graphtest.Random(rng, -c.max, c.max, 2, int64(rows/2), c.v).Convert(c.s)
+			tt := graphtest.Random(rng, -c.max, c.max, 2, int64(rows/2), c.v).Convert(c.t)
+			dt := graphtest.Random(rng, -1, 1, 2, int64(rows/2)).Convert(sum)
+			out := graphtest.RunSession(t, graphtest.SessionOn(t, env, g), g, map[string]*tensors.Tensor{"s": st, "t": tt, "dce": dt})
+			sx, tx, dx := st.Convert(f64).Float64s(), tt.Convert(f64).Float64s(), dt.Convert(f64).Float64s()
+			gotCE, gotStats, gotDS := out["ce"].Convert(f64).Float64s(), out["stats"].Convert(f64).Float64s(), out["ds"].Convert(f64).Float64s()
+			unit := math.Pow(2, -24)
+			if c.s == f64 {
+				unit = math.Pow(2, -50)
+			}
+			round := func(x float64) float64 { // z and u are rounded to the sums' dtype
+				if c.s == f64 {
+					return x
+				}
+				return float64(float32(x))
+			}
+			b := newBounds(t)
+			v := int(c.v)
+			for r := 0; r < rows; r++ {
+				z, u := make([]float64, v), make([]float64, v)
+				mz, mu := math.Inf(-1), math.Inf(-1)
+				for j := range v {
+					z[j], u[j] = round(sx[r*v+j]*c.scale), round(tx[r*v+j]*c.scale)
+					mz, mu = max(mz, z[j]), max(mu, u[j])
+				}
+				var sz, su, w float64
+				for j := range v {
+					sz += math.Exp(z[j] - mz)
+					su += math.Exp(u[j] - mu)
+					w += math.Exp(u[j]-mu) * (z[j] - mz)
+				}
+				lz, lu, want := mz+math.Log(sz), mu+math.Log(su), math.Log(sz)-w/su
+				scaleOf := 1 + math.Abs(lz) + math.Abs(lu)
+				b.check("ce", gotCE[r], want, 16*unit*scaleOf, r)
+				b.check("lse z", gotStats[2*r], lz, 16*unit*scaleOf, r)
+				b.check("lse u", gotStats[2*r+1], lu, 16*unit*scaleOf, r)
+				gr := dx[r] * c.scale
+				for j := range v {
+					ps, pt := math.Exp(z[j]-lz), math.Exp(u[j]-lu)
+					want := gr * (ps - pt)
+					allowed := math.Abs(gr) * (ps + pt) * 16 * unit * (scaleOf + math.Abs(z[j]) + math.Abs(u[j]))
+					if c.s == bf {
+						allowed += math.Abs(want) * math.Pow(2, -8) // half a unit of bfloat16
+					}
+					b.check("ds", gotDS[r*v+j], want, allowed+1e-300, r, j)
+				}
+			}
+			b.log()
+		})
+	}
+}
+
 // TestTileKernelShapeRules checks that the shape rules of SegsumExp,
 // MaskedDiffSq and CausalSoftmax refuse what their kernels cannot take.
 func TestTileKernelShapeRules(t *testing.T) {
@@ -645,6 +740,18 @@ func TestTileKernelShapeRules(t *testing.T) {
 		}},
 		{"CausalSoftmax more queries than keys", func() { graphs.CausalSoftmax(f32("x", 2, 6, 5), 1) }},
 		{"CausalSoftmax of a vector", func() { graphs.CausalSoftmax(f32("v", 5), 1) }},
+		{"SoftCrossEntropy vocabulary", func() { graphs.SoftCrossEntropy(f32("s4", 2, 7), f32("t4", 2, 6), 1) }},
+		{"SoftCrossEntropy float64 teacher", func() { graphs.SoftCrossEntropy(f32("s5", 2, 7), f64("t5", 2, 7), 1) }},
+		{"SoftCrossEntropyGrad stats", func() {
+			s, tt := f32("s6", 2, 7), f32("t6", 2, 7)
+			ce, _ := graphs.SoftCrossEntropy(s, tt, 1)
+			graphs.SoftCrossEntropyGrad(s, tt, ce.Node().Inputs[2], f32("st6", 2, 3), f32("d6", 2))
+		}},
+		{"SoftCrossEntropy teacher gradient", func() {
+			s, tt := f32("s7", 2, 7), f32("t7", 2, 7)
+			ce, _ := graphs.SoftCrossEntropy(s, tt, 1)
+			graphs.Gradients(graphs.ReduceSumAll(ce), tt)
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if err := graphs.Try(c.build); err == nil {

@@ -418,6 +418,59 @@ CSM_HOST(float, float, LD_float, ST_float)
 CSM_HOST(double, double, LD_double, ST_double)
 CSM_HOST(bf16, float, LD_bf16, ST_float)
 
+// ---- SoftCrossEntropy ---------------------------------------------------------
+//
+// s and t [..., V] (s float, double or bfloat16; t float or bfloat16, double
+// with double s) and scale [1] (float; double for double s) → ce [...] and
+// stats [..., 2] in scale's type. Per row, with z = scale·s and u =
+// scale·t (each rounded to scale's type), stats = (logsumexp z, logsumexp
+// u) and ce = −Σ_v softmax(u)_v·log softmax(z)_v, computed as log Σ e^(z −
+// max z) − Σ e^(u − max u)·(z − max z) / Σ e^(u − max u), in double. A
+// NaN logit makes its row NaN. SoftCrossEntropyGrad: ds = dce·scale·
+// (e^(z − lse z) − e^(u − lse u)), like s. One host range is one row.
+
+#define SCE_HOST(NAME, A, LDS, LDT)                                                                       \
+	static void sce_##NAME(const void *s, const void *t, const void *scale, void *ce, void *stats, size_t v, \
+	                       size_t row) {                                                                     \
+		A sc = ((const A *)scale)[0];                                                                       \
+		size_t base = row * v;                                                                              \
+		double mz = -INFINITY, mu = -INFINITY, sz = 0, su = 0, w = 0;                                       \
+		for (size_t j = 0; j < v; j++) {                                                                    \
+			double z = (A)(LDS(s, base + j) * sc), u = (A)(LDT(t, base + j) * sc);                          \
+			if (z > mz || z != z) mz = z;                                                                   \
+			if (u > mu || u != u) mu = u;                                                                   \
+		}                                                                                                   \
+		for (size_t j = 0; j < v; j++) {                                                                    \
+			double z = (A)(LDS(s, base + j) * sc) - mz, eu = exp((double)(A)(LDT(t, base + j) * sc) - mu);  \
+			sz += exp(z);                                                                                   \
+			su += eu;                                                                                       \
+			w += eu * z;                                                                                    \
+		}                                                                                                   \
+		((A *)stats)[2 * row] = (A)(mz + log(sz));                                                          \
+		((A *)stats)[2 * row + 1] = (A)(mu + log(su));                                                      \
+		((A *)ce)[row] = (A)(log(sz) - w / su);                                                             \
+	}                                                                                                       \
+	static void sceg_##NAME(const void *s, const void *t, const void *scale, const void *stats, const void *dce, \
+	                        void *ds, size_t v, size_t row) {                                                \
+		A sc = ((const A *)scale)[0], lz = ((const A *)stats)[2 * row], lu = ((const A *)stats)[2 * row + 1]; \
+		double g = (double)((const A *)dce)[row] * sc;                                                      \
+		size_t base = row * v;                                                                              \
+		for (size_t j = 0; j < v; j++) {                                                                    \
+			double z = (A)(LDS(s, base + j) * sc), u = (A)(LDT(t, base + j) * sc);                          \
+			SCE_STORE_##NAME(ds, base + j, (A)(g * (exp(z - lz) - exp(u - lu))));                          \
+		}                                                                                                   \
+	}
+#define SCE_STORE_f_f ST_float
+#define SCE_STORE_f_b ST_float
+#define SCE_STORE_b_f ST_bf16
+#define SCE_STORE_b_b ST_bf16
+#define SCE_STORE_d_d ST_double
+SCE_HOST(f_f, float, LD_float, LD_float)
+SCE_HOST(f_b, float, LD_float, LD_bf16)
+SCE_HOST(b_f, float, LD_bf16, LD_float)
+SCE_HOST(b_b, float, LD_bf16, LD_bf16)
+SCE_HOST(d_d, double, LD_double, LD_double)
+
 // ---- the CUDA kernels (PTX) -------------------------------------------------
 //
 // One module, grid-stride loops over the elements. AdamW's .rn operations
@@ -972,6 +1025,106 @@ CSM_HOST(bf16, float, LD_bf16, ST_float)
 	"  add.u32 %r3, %r3, %r4;\n  bra ROW;\n"                                                 \
 	"DONE:\n  ret;\n}\n"
 
+// z = scale·s[j] into %f4 and u = scale·t[j] into %f5 for element j (%r9)
+// of the row at %rd4 (s at %rd1, t at %rd2, scale in %f20); %rd8 is its
+// element index.
+#define PTX_SCE_LOAD(SHS, LDS, SHT, LDT)                                                       \
+	"  cvt.u64.u32 %rd8, %r9;\n  add.u64 %rd8, %rd4, %rd8;\n"                                \
+	"  mul.lo.u64 %rd9, %rd8, " SHS ";\n  add.u64 %rd9, %rd1, %rd9;\n"                       \
+	LDS("%f4", "%rd9")                                                                        \
+	"  mul.lo.u64 %rd10, %rd8, " SHT ";\n  add.u64 %rd10, %rd2, %rd10;\n"                    \
+	LDT("%f5", "%rd10")                                                                       \
+	"  mul.rn.f32 %f4, %f4, %f20;\n  mul.rn.f32 %f5, %f5, %f20;\n"
+
+// The rows' loop head of the SoftCrossEntropy kernels: one block per row r
+// (%r3, grid-stride), V in %r1, rows in %r2, the row's first element r·V
+// in %rd4.
+#define PTX_SCE_ROW                                                                            \
+	"  ld.global.nc.f32 %f20, [%rd3];\n"                                                     \
+	"  mov.u32 %r3, %ctaid.x;\n  mov.u32 %r4, %nctaid.x;\n"                                  \
+	"  mov.u32 %r5, %tid.x;\n  mov.u32 %r6, %ntid.x;\n"                                      \
+	"ROW:\n"                                                                                  \
+	"  setp.ge.u32 %p1, %r3, %r2;\n  @%p1 bra DONE;\n"                                       \
+	"  mul.wide.u32 %rd4, %r3, %r1;\n"
+
+// 2^(x·log2 e) of %f-register X into D (ex2.approx, as CausalSoftmax).
+#define PTX_EXP(D, X) "  mul.rn.f32 " D ", " X ", 0f3FB8AA3B;\n  ex2.approx.f32 " D ", " D ";\n"
+
+// SoftCrossEntropy: one block per row; pass 1 the maxima of z and u, pass
+// 2 Σ e^(z − mz), Σ e^(u − mu) and Σ e^(u − mu)·(z − mz); thread 0 stores
+// ce and stats. Params s, t, scale, ce, stats, V, rows.
+#define PTX_SCE(NAME, SHS, LDS, SHT, LDT)                                                     \
+	".visible .entry " NAME "(.param .u64 a_s, .param .u64 a_t, .param .u64 a_sc, .param .u64 a_ce,\n" \
+	"  .param .u64 a_st, .param .u32 a_v, .param .u32 a_rows)\n"                             \
+	"{\n" BLOCK_REGS                                                                            \
+	"  ld.param.u64 %rd1, [a_s]; cvta.to.global.u64 %rd1, %rd1;\n"                           \
+	"  ld.param.u64 %rd2, [a_t]; cvta.to.global.u64 %rd2, %rd2;\n"                           \
+	"  ld.param.u64 %rd3, [a_sc]; cvta.to.global.u64 %rd3, %rd3;\n"                          \
+	"  ld.param.u64 %rd20, [a_ce]; cvta.to.global.u64 %rd20, %rd20;\n"                       \
+	"  ld.param.u64 %rd21, [a_st]; cvta.to.global.u64 %rd21, %rd21;\n"                       \
+	"  ld.param.u32 %r1, [a_v];\n  ld.param.u32 %r2, [a_rows];\n"                            \
+	PTX_SCE_ROW                                                                               \
+	"  mov.f32 %f10, 0fFF800000;\n  mov.f32 %f11, 0fFF800000;\n  mov.u32 %r9, %r5;\n"        \
+	"P1:\n  setp.ge.u32 %p2, %r9, %r1;\n  @%p2 bra P1D;\n"                                   \
+	PTX_SCE_LOAD(SHS, LDS, SHT, LDT)                                                          \
+	"  max.f32 %f10, %f10, %f4;\n  max.f32 %f11, %f11, %f5;\n"                               \
+	"  add.u32 %r9, %r9, %r6;\n  bra P1;\n"                                                  \
+	"P1D:\n"                                                                                  \
+	PTX_BLOCK_ALL("%f10", "max.f32", "0fFF800000", "1")                                       \
+	PTX_BLOCK_ALL("%f11", "max.f32", "0fFF800000", "2")                                       \
+	"  mov.f32 %f12, 0f00000000;\n  mov.f32 %f13, 0f00000000;\n  mov.f32 %f14, 0f00000000;\n" \
+	"  mov.u32 %r9, %r5;\n"                                                                   \
+	"P2:\n  setp.ge.u32 %p2, %r9, %r1;\n  @%p2 bra P2D;\n"                                   \
+	PTX_SCE_LOAD(SHS, LDS, SHT, LDT)                                                          \
+	"  sub.rn.f32 %f6, %f4, %f10;\n" PTX_EXP("%f7", "%f6") "  add.rn.f32 %f12, %f12, %f7;\n"  \
+	"  sub.rn.f32 %f8, %f5, %f11;\n" PTX_EXP("%f9", "%f8") "  add.rn.f32 %f13, %f13, %f9;\n"  \
+	"  fma.rn.f32 %f14, %f9, %f6, %f14;\n"                                                    \
+	"  add.u32 %r9, %r9, %r6;\n  bra P2;\n"                                                  \
+	"P2D:\n"                                                                                  \
+	PTX_BLOCK_ALL("%f12", "add.rn.f32", "0f00000000", "3")                                    \
+	PTX_BLOCK_ALL("%f13", "add.rn.f32", "0f00000000", "4")                                    \
+	PTX_BLOCK_SUM("%f14",                                                                     \
+		"  lg2.approx.f32 %f15, %f12;\n  mul.rn.f32 %f15, %f15, 0f3F317218;\n" /* ln Σ e^(z − mz) */ \
+		"  add.rn.f32 %f16, %f15, %f10;\n"                                     /* lse z */     \
+		"  lg2.approx.f32 %f17, %f13;\n  mul.rn.f32 %f17, %f17, 0f3F317218;\n"               \
+		"  add.rn.f32 %f17, %f17, %f11;\n"                                     /* lse u */     \
+		"  div.rn.f32 %f18, %f14, %f13;\n  sub.rn.f32 %f19, %f15, %f18;\n"    /* ce */        \
+		"  mul.wide.u32 %rd22, %r3, 4;\n  add.u64 %rd22, %rd20, %rd22;\n  st.global.f32 [%rd22], %f19;\n" \
+		"  mul.wide.u32 %rd23, %r3, 8;\n  add.u64 %rd23, %rd21, %rd23;\n"                    \
+		"  st.global.f32 [%rd23], %f16;\n  st.global.f32 [%rd23+4], %f17;\n", "5")            \
+	"  add.u32 %r3, %r3, %r4;\n  bra ROW;\n"                                                 \
+	"DONE:\n  ret;\n}\n"
+
+// SoftCrossEntropyGrad: one block per row; ds = dce·scale·(e^(z − lse z) −
+// e^(u − lse u)). Params s, t, scale, stats, dce, ds, V, rows.
+#define PTX_SCEG(NAME, SHS, LDS, STS, SHT, LDT)                                               \
+	".visible .entry " NAME "(.param .u64 a_s, .param .u64 a_t, .param .u64 a_sc, .param .u64 a_st,\n" \
+	"  .param .u64 a_dce, .param .u64 a_ds, .param .u32 a_v, .param .u32 a_rows)\n"         \
+	"{\n" BLOCK_REGS                                                                            \
+	"  ld.param.u64 %rd1, [a_s]; cvta.to.global.u64 %rd1, %rd1;\n"                           \
+	"  ld.param.u64 %rd2, [a_t]; cvta.to.global.u64 %rd2, %rd2;\n"                           \
+	"  ld.param.u64 %rd3, [a_sc]; cvta.to.global.u64 %rd3, %rd3;\n"                          \
+	"  ld.param.u64 %rd21, [a_st]; cvta.to.global.u64 %rd21, %rd21;\n"                       \
+	"  ld.param.u64 %rd20, [a_dce]; cvta.to.global.u64 %rd20, %rd20;\n"                      \
+	"  ld.param.u64 %rd24, [a_ds]; cvta.to.global.u64 %rd24, %rd24;\n"                       \
+	"  ld.param.u32 %r1, [a_v];\n  ld.param.u32 %r2, [a_rows];\n"                            \
+	PTX_SCE_ROW                                                                               \
+	"  mul.wide.u32 %rd23, %r3, 8;\n  add.u64 %rd23, %rd21, %rd23;\n"                        \
+	"  ld.global.nc.f32 %f10, [%rd23];\n  ld.global.nc.f32 %f11, [%rd23+4];\n"               \
+	"  mul.wide.u32 %rd22, %r3, 4;\n  add.u64 %rd22, %rd20, %rd22;\n  ld.global.nc.f32 %f12, [%rd22];\n" \
+	"  mul.rn.f32 %f12, %f12, %f20;\n"                 /* dce·scale */                        \
+	"  mov.u32 %r9, %r5;\n"                                                                   \
+	"COL:\n  setp.ge.u32 %p2, %r9, %r1;\n  @%p2 bra NEXT;\n"                                 \
+	PTX_SCE_LOAD(SHS, LDS, SHT, LDT)                                                          \
+	"  sub.rn.f32 %f6, %f4, %f10;\n" PTX_EXP("%f7", "%f6")                                    \
+	"  sub.rn.f32 %f8, %f5, %f11;\n" PTX_EXP("%f9", "%f8")                                    \
+	"  sub.rn.f32 %f13, %f7, %f9;\n  mul.rn.f32 %f13, %f13, %f12;\n"                         \
+	"  mul.lo.u64 %rd11, %rd8, " SHS ";\n  add.u64 %rd11, %rd24, %rd11;\n"                   \
+	STS("%rd11", "%f13")                                                                      \
+	"  add.u32 %r9, %r9, %r6;\n  bra COL;\n"                                                 \
+	"NEXT:\n  add.u32 %r3, %r3, %r4;\n  bra ROW;\n"                                          \
+	"DONE:\n  ret;\n}\n"
+
 const char mh_fused_ptx[] =
 	".version 7.0\n"
 	".target sm_80\n"
@@ -1085,14 +1238,31 @@ const char mh_matrix_ptx[] =
 	PTX_CSM("mh_csm_f32", "4", LD_F32)
 	PTX_CSM("mh_csm_bf16", "2", LD_BF16);
 
-// The modules' kernels, by index: mh_fused_ptx's, then from kMdsF32 on
-// mh_matrix_ptx's.
+// Stage 3's soft cross-entropy kernels (SoftCrossEntropy and its
+// gradient), a module of their own for the same reason.
+const char mh_loss_ptx[] =
+	".version 7.0\n"
+	".target sm_80\n"
+	".address_size 64\n"
+	PTX_SCE("mh_sce_f_f", "4", LD_F32, "4", LD_F32)
+	PTX_SCE("mh_sce_f_b", "4", LD_F32, "2", LD_BF16)
+	PTX_SCE("mh_sce_b_f", "2", LD_BF16, "4", LD_F32)
+	PTX_SCE("mh_sce_b_b", "2", LD_BF16, "2", LD_BF16)
+	PTX_SCEG("mh_sceg_f_f", "4", LD_F32, ST_F32, "4", LD_F32)
+	PTX_SCEG("mh_sceg_f_b", "4", LD_F32, ST_F32, "2", LD_BF16)
+	PTX_SCEG("mh_sceg_b_f", "2", LD_BF16, ST_BF16, "4", LD_F32)
+	PTX_SCEG("mh_sceg_b_b", "2", LD_BF16, ST_BF16, "2", LD_BF16);
+
+// The modules' kernels, by index: mh_fused_ptx's, from kMdsF32 on
+// mh_matrix_ptx's, from kSceFF on mh_loss_ptx's.
 enum { kAdamW, kGeluGradF32, kGeluGradBF16, kConvF32, kConvBF16, kConvDxF32, kConvDxBF16, kConvDwF32, kConvDwBF16, kSegExpF32, kSegExpBF16,
-       kSegExpGradF32, kSegExpGradBF16, kMdsF32, kMdsBF16, kMdsgF32, kMdsgBF16, kMdscF32, kMdscBF16, kCsmF32, kCsmBF16, nKernels };
+       kSegExpGradF32, kSegExpGradBF16, kMdsF32, kMdsBF16, kMdsgF32, kMdsgBF16, kMdscF32, kMdscBF16, kCsmF32, kCsmBF16,
+       kSceFF, kSceFB, kSceBF, kSceBB, kScegFF, kScegFB, kScegBF, kScegBB, nKernels };
 static const char *kernel_names[nKernels] = {"mh_adamw_f32", "mh_gelugrad_f32", "mh_gelugrad_bf16",
 	"mh_conv_f32", "mh_conv_bf16", "mh_convdx_f32", "mh_convdx_bf16", "mh_convdw_f32", "mh_convdw_bf16", "mh_segexp_f32",
 	"mh_segexp_bf16", "mh_segexpgrad_f32", "mh_segexpgrad_bf16", "mh_mds_f32", "mh_mds_bf16", "mh_mdsg_f32",
-	"mh_mdsg_bf16", "mh_mdsc_f32", "mh_mdsc_bf16", "mh_csm_f32", "mh_csm_bf16"};
+	"mh_mdsg_bf16", "mh_mdsc_f32", "mh_mdsc_bf16", "mh_csm_f32", "mh_csm_bf16", "mh_sce_f_f", "mh_sce_f_b", "mh_sce_b_f",
+	"mh_sce_b_b", "mh_sceg_f_f", "mh_sceg_f_b", "mh_sceg_b_f", "mh_sceg_b_b"};
 
 // ---- the CUDA driver, loaded on first use ----------------------------------
 
@@ -1117,12 +1287,12 @@ static struct {
 	int n;
 	void *ctx[maxContexts];
 	void *fn[maxContexts][nKernels];
-	int loaded[maxContexts][2]; // whether each module's kernels are in fn
+	int loaded[maxContexts][3]; // whether each module's kernels are in fn
 } cu = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static const char *const module_ptx[2] = {mh_fused_ptx, mh_matrix_ptx};
-static const char *const module_name[2] = {"fused kernels'", "Stage 1 matrix kernels'"};
-static int module_of(int id) { return id >= kMdsF32; }
+static const char *const module_ptx[3] = {mh_fused_ptx, mh_matrix_ptx, mh_loss_ptx};
+static const char *const module_name[3] = {"fused kernels'", "Stage 1 matrix kernels'", "soft cross-entropy kernels'"};
+static int module_of(int id) { return id >= kSceFF ? 2 : id >= kMdsF32; }
 
 static const char *cu_error(int rc) {
 	const char *s = NULL;
@@ -1263,11 +1433,11 @@ static int gelugrad_check(const mh_op *k, const int *type, const size_t *count, 
 typedef struct host_job {
 	void (*range)(const struct host_job *j, size_t i); // runs the i-th range
 	const mh_op *op;
-	int type;
+	int type; // the element type (SoftCrossEntropy: its (s, t) variant, sce_variant)
 	void **in, **out;
 	size_t n; // elementwise: the element count
 	conv_dims d;
-	size_t q, tq; // SegsumExp, MaskedDiffSq: the tile size Q; CausalSoftmax: Tk and Tq
+	size_t q, tq; // SegsumExp, MaskedDiffSq: the tile size Q; CausalSoftmax: Tk and Tq; SoftCrossEntropy: V
 } host_job;
 
 enum { elementsPerRange = 1 << 16 };
@@ -1670,6 +1840,82 @@ static const char *csm_run(const mh_op *k, void *ctx, void *stream, const int *t
 	                     threads_for(tk), args);
 }
 
+// ---- SoftCrossEntropy ----------------------------------------------------------
+
+// sce_check checks s, t, scale and (the gradient) stats and dce.
+static int sce_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
+                     char *msg, size_t len) {
+	size_t r = rank[0];
+	int dbl = type[0] == typeDouble, want = dbl ? typeDouble : typeFloat, grad = k->n_in == 5;
+	int bad = r < 1 || r > 7 || dims[0][r - 1] < 1 || rank[1] != r || memcmp(dims[1], dims[0], r * sizeof(int64_t)) != 0 ||
+	          (dbl ? type[1] != typeDouble : type[1] != typeFloat && type[1] != typeBFloat16) || type[2] != want ||
+	          count[2] != 1;
+	if (!bad && grad)
+		bad = type[3] != want || rank[3] != r || memcmp(dims[3], dims[0], (r - 1) * sizeof(int64_t)) != 0 ||
+		      dims[3][r - 1] != 2 || type[4] != want || rank[4] != r - 1 ||
+		      memcmp(dims[4], dims[0], (r - 1) * sizeof(int64_t)) != 0;
+	if (bad) {
+		snprintf(msg, len,
+		         "%s: want s and t [..., V] (t float or bfloat16; double for double s) and scale [1] (float; double for "
+		         "double s)%s",
+		         k->name, grad ? ", stats [..., 2] and dce [...] of scale's type" : "");
+		return 1;
+	}
+	return cuda_too_big(k, count[0], msg, len);
+}
+
+// sce_shape: ce is s's dims but the last, stats s's dims with a last of 2,
+// both of scale's type.
+static mh_shape sce_shape(size_t j, const int *type, int64_t (*dims)[8], const size_t *rank) {
+	size_t r = rank[0] >= 1 ? rank[0] : 1;
+	mh_shape o = {.type = type[2], .rank = j == 0 ? r - 1 : r};
+	memcpy(o.dims, dims[0], (r - 1) * sizeof(int64_t));
+	if (j == 1) o.dims[r - 1] = 2;
+	return o;
+}
+
+// sce_variant is the index (0 … 3) of the (s, t) pair of float and
+// bfloat16 among the kernels, 4 for double.
+static int sce_variant(const int *type) {
+	if (type[0] == typeDouble) return 4;
+	return 2 * (type[0] == typeBFloat16) + (type[1] == typeBFloat16);
+}
+
+static void sce_range(const host_job *j, size_t i) {
+	void **in = j->in, **out = j->out;
+	void (*f[5])(const void *, const void *, const void *, void *, void *, size_t, size_t) = {
+		sce_f_f, sce_f_b, sce_b_f, sce_b_b, sce_d_d};
+	f[j->type](in[0], in[1], in[2], out[0], out[1], j->q, i);
+}
+
+static void sceg_range(const host_job *j, size_t i) {
+	void **in = j->in;
+	void (*f[5])(const void *, const void *, const void *, const void *, const void *, void *, size_t, size_t) = {
+		sceg_f_f, sceg_f_b, sceg_b_f, sceg_b_b, sceg_d_d};
+	f[j->type](in[0], in[1], in[2], in[3], in[4], j->out[0], j->q, i);
+}
+
+// sce_run runs SoftCrossEntropy (k->n_in 3) or its gradient (5): host
+// ranges or one kernel, a block per row.
+static const char *sce_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+                           int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
+	size_t v = dims[0][rank[0] - 1];
+	if (count[0] == 0) return NULL;
+	size_t rows = count[0] / v;
+	int grad = k->n_in == 5, variant = sce_variant(type);
+	if (!k->cuda) {
+		host_job j = {.range = grad ? sceg_range : sce_range, .op = k, .type = variant, .in = in, .out = out, .q = v};
+		return par_for(k->api, ctx, rows, &j);
+	}
+	unsigned uv = v, ur = rows, blocks = rows < (1u << 20) ? rows : (1u << 20);
+	if (grad) {
+		void *args[8] = {&in[0], &in[1], &in[2], &in[3], &in[4], &out[0], &uv, &ur};
+		return launch_blocks(kScegFF + variant, stream, blocks, 1, threads_for(v), args);
+	}
+	void *args[7] = {&in[0], &in[1], &in[2], &out[0], &out[1], &uv, &ur};
+	return launch_blocks(kSceFF + variant, stream, blocks, 1, threads_for(v), args);
+}
+
 // ---- AllReduce -----------------------------------------------------------------
 //
 // x of any shape (float, double or bfloat16 on the host; float or bfloat16
@@ -1887,7 +2133,8 @@ static void op_init(mh_op *o, void **api, int cuda) {
 	op->ReleaseAliasMap = release_pairs;
 }
 
-static const size_t adamw_like[] = {0, 2, 3}, gelugrad_like[] = {0}, conv_like[] = {0}, allreduce_like[] = {0};
+static const size_t adamw_like[] = {0, 2, 3}, gelugrad_like[] = {0}, conv_like[] = {0}, allreduce_like[] = {0},
+                    sceg_like[] = {0};
 static const int hostTypes[] = {typeFloat, typeDouble, typeBFloat16, 0}, cudaTypes[] = {typeFloat, typeBFloat16, 0};
 static const int hostFloats[] = {typeFloat, typeDouble, 0}, cudaFloats[] = {typeFloat, 0};
 static const int doubles[] = {typeDouble, 0}; // SegsumExp's cs (segexp_check checks the carrier's type)
@@ -1918,9 +2165,14 @@ static const int doubles[] = {typeDouble, 0}; // SegsumExp's cs (segexp_check ch
 	.run = mdsgrad_run
 #define CSM_OP \
 	.name = "CausalSoftmax", .n_in = 2, .n_out = 1, .out_shape = csm_shape, .check = csm_check, .run = csm_run
+#define SCE_OP \
+	.name = "SoftCrossEntropy", .n_in = 3, .n_out = 2, .out_shape = sce_shape, .check = sce_check, .run = sce_run
+#define SCEGRAD_OP                                                                                 \
+	.name = "SoftCrossEntropyGrad", .n_in = 5, .n_out = 1, .like = sceg_like, .check = sce_check, \
+	.run = sce_run
 #define ALLREDUCE_OP \
 	.name = "AllReduce", .n_in = 1, .n_out = 1, .like = allreduce_like, .check = allreduce_check, .run = allreduce_run
-enum { nOps = 22 };
+enum { nOps = 26 };
 static mh_op ops[nOps] = {
 	{ADAMW_OP, .types = hostFloats},
 	{ADAMW_OP, .types = cudaFloats, .cuda = 1},
@@ -1942,6 +2194,10 @@ static mh_op ops[nOps] = {
 	{MDSGRAD_OP, .types = cudaTypes, .cuda = 1},
 	{CSM_OP, .types = hostTypes},
 	{CSM_OP, .types = cudaTypes, .cuda = 1},
+	{SCE_OP, .types = hostTypes},
+	{SCE_OP, .types = cudaTypes, .cuda = 1},
+	{SCEGRAD_OP, .types = hostTypes},
+	{SCEGRAD_OP, .types = cudaTypes, .cuda = 1},
 	{ALLREDUCE_OP, .types = hostTypes},
 	{ALLREDUCE_OP, .types = cudaTypes, .cuda = 1},
 };

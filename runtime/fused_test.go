@@ -103,6 +103,16 @@ func TestFusedBadInput(t *testing.T) {
 		{"CausalSoftmax more queries than keys", "CausalSoftmax", []*pb.ValueInfoProto{free("x", 3), free("scale", 1)},
 			[]string{"p"}, []*tensors.Tensor{f32(2, 5, 3), f32(1)},
 			"CausalSoftmax: want x [..., Tq, Tk] with 1 ≤ Tq ≤ Tk"},
+		{"SoftCrossEntropy vocabulary", "SoftCrossEntropy", []*pb.ValueInfoProto{free("s", 2), free("t", 2), free("scale", 1)},
+			[]string{"ce", "stats"}, []*tensors.Tensor{f32(3, 7), f32(3, 6), f32(1)},
+			"SoftCrossEntropy: want s and t [..., V]"},
+		{"SoftCrossEntropy double teacher", "SoftCrossEntropy", []*pb.ValueInfoProto{free("s", 2), f64free("t", 2), free("scale", 1)},
+			[]string{"ce", "stats"}, []*tensors.Tensor{f32(3, 7), f64(3, 7), f32(1)},
+			"SoftCrossEntropy: want s and t [..., V] (t float or bfloat16"},
+		{"SoftCrossEntropyGrad stats", "SoftCrossEntropyGrad",
+			[]*pb.ValueInfoProto{free("s", 2), free("t", 2), free("scale", 1), free("stats", 2), free("dce", 1)},
+			[]string{"ds"}, []*tensors.Tensor{f32(3, 7), f32(3, 7), f32(1), f32(3, 3), f32(3)},
+			"SoftCrossEntropyGrad: want s and t [..., V] (t float or bfloat16; double for double s) and scale [1] (float; double for double s), stats [..., 2]"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var names []string

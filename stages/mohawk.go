@@ -417,7 +417,7 @@ func (e *Env) distillSpec(o TrainOptions, d DistillOptions) TrainSpec {
 		temp = 1
 	}
 	objective := func(sl, tl, labels *graphs.Value) *graphs.Value {
-		l := losses.SoftCrossEntropy(sl, graphs.FromLowPrecision(tl), temp)
+		l := losses.SoftCrossEntropy(sl, tl, temp)
 		if d.HardLabelWeight > 0 {
 			l = graphs.Add(graphs.Mul(l, graphs.ScalarLike(l, 1-d.HardLabelWeight)),
 				graphs.Mul(losses.TokenCrossEntropy(sl, labels), graphs.ScalarLike(l, d.HardLabelWeight)))
@@ -427,8 +427,9 @@ func (e *Env) distillSpec(o TrainOptions, d DistillOptions) TrainSpec {
 	loss := func(g *graphs.Graph, p layers.Params, batch *graphs.Value) *graphs.Value {
 		ids, labels := inputsAndLabels(batch)
 		t := e.Teacher
-		// The teacher's logits stay bfloat16 under bf16 (widened where the
-		// loss reads them, a chunk at a time with o.LossChunk).
+		// The teacher's logits stay bfloat16 under bf16 (read as they are by
+		// the fused soft cross-entropy, widened by the stock one, a chunk
+		// at a time with o.LossChunk).
 		tl := t.Config.Forward(tc.get(g, t.Weights), ids, family.TeacherOptions{LowPrecision: true, LowLogits: true}).Logits
 		sp := studentParams(p, trainable, sc.get(g, e.Student.Weights))
 		if o.LossChunk <= 0 {

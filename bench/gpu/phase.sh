@@ -234,6 +234,45 @@ OURS3)
   kill $pid 2>/dev/null
   for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
   ;;
+OURS10)
+  # Tenth session (issue 19): the fused soft cross-entropy
+  # (graphs.SoftCrossEntropy) and Stage 1's matrix kernels. PTXCHECK
+  # compiles the three PTX modules; the CUDA tests of every fused kernel;
+  # one-layer smoke steps of Stage 3 and of Stage 1 with --matrix-kernels;
+  # Stage 3 bf16 at micro-batch 4 under the 76 GB cap, ours and $ALT (the
+  # binary before the change) alternately; Stage 1 with and without
+  # --matrix-kernels and Stage 2, bf16 at micro-batch 1; then ours at
+  # PEERS3's micro-batch in bf16 and TF32. GPU memory sampled per Stage 3 run.
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
+  [ -n "${PTXCHECK:-}" ] && $PTXCHECK 2>&1 | tee "$out/ptxcheck.txt"
+  [ -n "${GRAPHS_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $GRAPHS_TEST -test.run 'TestAdamW$|TestAdamWInPlace$|TestGeluGrad$|TestCausalConv$|TestSegsumExp$|TestMaskedDiffSq$|TestCausalSoftmax$|TestSoftCrossEntropy$' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|worst|error" | tee "$out/cuda-test.txt"
+  [ -n "${TRAIN_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $TRAIN_TEST -test.run 'TestAllReduceNCCL|TestInPlaceMatchesOutOfPlace' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|NCCL|error" | tee -a "$out/cuda-test.txt"
+  [ -n "${RUNTIME_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $RUNTIME_TEST -test.run 'TestCUDA|TestUpload' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|error" | tee -a "$out/cuda-test.txt"
+  run smoke 120 $P bench-stage --teacher phi-1.5:1 --stage distill --micro-batch 1 --seq $(q 256 32) --steps-per-run 2 --runs 2 --provider $PROV --tf32 --precision bf16
+  run smoke 120 $P bench-stage --teacher phi-1.5:1 --stage orient --micro-batch 1 --seq $(q 256 32) --steps-per-run 2 --runs 2 --provider $PROV --tf32 --precision bf16 --matrix-kernels
+  mb=$(q $(gpu_mb) 1)
+  O3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --arena-extend same_as_requested"
+  S12="--teacher $(q phi-1.5 phi-1.5:1) --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 2 --provider $PROV --tf32 --precision bf16"
+  bins=("$P new"); [ -n "${ALT:-}" ] && bins+=("$ALT alt")
+  for b in "${bins[@]}"; do
+    set -- $b
+    gpumem s3_$2-bf16-mb4 </dev/null >/dev/null 2>&1 & pid=$!
+    run stage3_$2 280 $1 bench-stage $O3 --mem-limit-gb $(q 76 2) --precision bf16 --micro-batch $(q 4 1)
+    kill $pid 2>/dev/null
+  done
+  run orient_matrix 200 $P bench-stage $S12 --stage orient --matrix-kernels
+  run orient_new 200 $P bench-stage $S12 --stage orient
+  run align_new 200 $P bench-stage $S12 --stage align
+  if [ "$mb" != 4 ]; then
+    gpumem s3_new-bf16-mb$mb </dev/null >/dev/null 2>&1 & pid=$!
+    run stage3_new 280 $P bench-stage $O3 --precision bf16 --micro-batch $mb
+    kill $pid 2>/dev/null
+  fi
+  gpumem s3_new-fp32-mb$mb </dev/null >/dev/null 2>&1 & pid=$!
+  run stage3_new 280 $P bench-stage $O3 --precision fp32 --micro-batch $mb
+  kill $pid 2>/dev/null
+  for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
+  ;;
 PEERS12)
   # Ninth session, second machine session, Python only: the PyTorch Stages
   # 2 and 1 in bf16 (micro-batch 1; STAGES picks), OURS12's peers.

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <stddef.h>
 
-extern const char mh_fused_ptx[], mh_matrix_ptx[];
+extern const char mh_fused_ptx[], mh_matrix_ptx[], mh_loss_ptx[];
 
 // fused.c's AllReduce calls into nccl.c, which needs cgo; ptxcheck never
 // launches it.
@@ -45,10 +45,11 @@ int main(void) {
 		printf("CUDA initialisation failed: %d\n", rc);
 		return 1;
 	}
-	const char *ptx[2] = {mh_fused_ptx, mh_matrix_ptx}, *name[2] = {"mh_fused_ptx", "mh_matrix_ptx"};
-	const char *kernels[2][2] = {{"mh_adamw_f32", "mh_segexpgrad_bf16"}, {"mh_mdsc_bf16", "mh_csm_bf16"}};
+	const char *ptx[3] = {mh_fused_ptx, mh_matrix_ptx, mh_loss_ptx};
+	const char *name[3] = {"mh_fused_ptx", "mh_matrix_ptx", "mh_loss_ptx"};
+	const char *kernels[3][2] = {{"mh_adamw_f32", "mh_segexpgrad_bf16"}, {"mh_mdsc_bf16", "mh_csm_bf16"}, {"mh_sce_f_b", "mh_sceg_b_b"}};
 	int failed = 0;
-	for (int m = 0; m < 2; m++) {
+	for (int m = 0; m < 3; m++) {
 		static char log[1 << 16];
 		log[0] = 0;
 		int opts[] = {5, 6}; // CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES

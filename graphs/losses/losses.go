@@ -17,11 +17,26 @@ func TokenCrossEntropy(logits, labels *graphs.Value) *graphs.Value {
 // SoftCrossEntropy is the mean over tokens of −Σ_v p_T(v)·log p_S(v) with
 // p = softmax(logits/τ), scaled by τ² (Hinton et al.) so that gradient
 // magnitudes do not depend on the temperature; τ = 1 is the MOHAWK Stage 3
-// objective.
+// objective. The teacher's logits may be bfloat16 under float32 student
+// logits: they are read as they are in a graph that uses fused kernels
+// (graphs.Graph.UseFusedKernels; one graphs.SoftCrossEntropy node, whose
+// gradient is one node more) and widened to the student's dtype otherwise.
 func SoftCrossEntropy(student, teacher *graphs.Value, temperature float64) *graphs.Value {
+	sameShape(student, teacher)
+	if student.Graph().FusedKernels() && fusedPair(student.DType, teacher.DType) {
+		ce, _ := graphs.SoftCrossEntropy(student, teacher, 1/temperature)
+		return scaleT2(graphs.ReduceMeanAll(ce), temperature)
+	}
 	ls, pt := tempered(student, teacher, temperature)
 	ce := graphs.Neg(graphs.ReduceSum(graphs.Mul(pt, ls), []int64{-1}, false))
 	return scaleT2(graphs.ReduceMeanAll(ce), temperature)
+}
+
+// fusedPair reports whether graphs.SoftCrossEntropy takes student and
+// teacher logits of these dtypes.
+func fusedPair(s, t tensors.DType) bool {
+	low := func(d tensors.DType) bool { return d == tensors.Float32 || d == tensors.BFloat16 }
+	return low(s) && low(t) || s == tensors.Float64 && t == tensors.Float64
 }
 
 // KLDivergence is the mean over tokens of KL(p_T ‖ p_S) = Σ p_T (log p_T −
@@ -29,17 +44,35 @@ func SoftCrossEntropy(student, teacher *graphs.Value, temperature float64) *grap
 // differs from the soft cross-entropy by the teacher's entropy, a constant
 // for the student.
 func KLDivergence(student, teacher *graphs.Value, temperature float64) *graphs.Value {
+	teacher = like(teacher, student)
 	ls, pt := tempered(student, teacher, temperature)
 	lt := graphs.LogSoftmax(temperatureScale(teacher, temperature), -1)
 	kl := graphs.ReduceSum(graphs.Mul(pt, graphs.Sub(lt, ls)), []int64{-1}, false)
 	return scaleT2(graphs.ReduceMeanAll(kl), temperature)
 }
 
+// tempered is the student's log-probabilities and the teacher's
+// probabilities at temperature t, the teacher's logits first widened to
+// the student's dtype when they differ (bfloat16 teacher logits).
 func tempered(student, teacher *graphs.Value, t float64) (logStudent, probTeacher *graphs.Value) {
+	teacher = like(teacher, student)
+	return graphs.LogSoftmax(temperatureScale(student, t), -1), graphs.Softmax(temperatureScale(teacher, t), -1)
+}
+
+// like is the teacher's logits in the student's dtype, after checking that
+// their shapes agree.
+func like(teacher, student *graphs.Value) *graphs.Value {
+	sameShape(student, teacher)
+	if teacher.DType != student.DType {
+		return graphs.Cast(teacher, student.DType)
+	}
+	return teacher
+}
+
+func sameShape(student, teacher *graphs.Value) {
 	if !student.Shape.Equal(teacher.Shape) {
 		panic(&graphs.Error{Op: "SoftCrossEntropy", Msg: "student " + student.String() + " and teacher " + teacher.String() + " logits differ in shape (vocabulary mismatch?)"})
 	}
-	return graphs.LogSoftmax(temperatureScale(student, t), -1), graphs.Softmax(temperatureScale(teacher, t), -1)
 }
 
 func temperatureScale(x *graphs.Value, t float64) *graphs.Value {

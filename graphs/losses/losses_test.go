@@ -85,6 +85,77 @@ func TestAgainstDirectFormulas(t *testing.T) {
 	}
 }
 
+// TestSoftCrossEntropyFused checks the soft cross-entropy in a graph that
+// uses fused kernels (one graphs.SoftCrossEntropy node) against the stock
+// form, in value and in the student's gradient, at temperature 2: in
+// float64 (and its gradient numerically), and with float32 student logits
+// against bfloat16 teacher logits, which the stock form widens.
+func TestSoftCrossEntropyFused(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	const b, tt, v, temp = 2, 3, 70, 2.0
+	s := graphtest.Random(rng, -6, 6, b, tt, v)
+	te := graphtest.Random(rng, -6, 6, b, tt, v)
+	for _, c := range []struct {
+		name    string
+		s, t    tensors.DType
+		tol     float64
+		numeric bool
+	}{
+		{"float64", tensors.Float64, tensors.Float64, 1e-12, true},
+		{"float32-bfloat16", tensors.Float32, tensors.BFloat16, 1e-5, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			build := func(g *graphs.Graph, sv, tv *graphs.Value, fused bool) *graphs.Value {
+				if fused {
+					g.UseFusedKernels()
+				}
+				return graphs.Reshape(losses.SoftCrossEntropy(sv, tv, temp), 1)
+			}
+			run := func(fused bool) (loss, grad []float64) {
+				g := graphs.New("soft")
+				sv := g.Input("s", c.s, graphs.S(b, tt, v))
+				tv := g.Input("t", c.t, graphs.S(b, tt, v))
+				var nodes int
+				if err := graphs.Try(func() {
+					l := build(g, sv, tv, fused)
+					g.Output("loss", l)
+					g.Output("ds", graphs.Gradients(graphs.Reshape(l), sv)[0])
+					for _, n := range g.Nodes() {
+						if n.Op == "SoftCrossEntropy" {
+							nodes++
+						}
+					}
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if fused != (nodes == 1) {
+					t.Fatalf("fused=%v: %d SoftCrossEntropy nodes", fused, nodes)
+				}
+				out := graphtest.Run(t, g, map[string]*tensors.Tensor{"s": s.Convert(c.s), "t": te.Convert(c.t)})
+				return out["loss"].Convert(tensors.Float64).Float64s(), out["ds"].Convert(tensors.Float64).Float64s()
+			}
+			wl, wg := run(false)
+			gl, gg := run(true)
+			if !(math.Abs(gl[0]-wl[0]) <= c.tol*math.Abs(wl[0])) {
+				t.Errorf("fused loss %.10g, stock %.10g", gl[0], wl[0])
+			}
+			scale := 0.0
+			for _, x := range wg {
+				scale = max(scale, math.Abs(x))
+			}
+			for i := range wg {
+				if !(math.Abs(gg[i]-wg[i]) <= c.tol*scale) {
+					t.Fatalf("ds[%d]: fused %g, stock %g", i, gg[i], wg[i])
+				}
+			}
+			if c.numeric {
+				graphtest.CheckGradients(t, graphtest.GradCase{Name: "SoftCrossEntropy/fused", Inputs: []*tensors.Tensor{s},
+					Build: func(g *graphs.Graph, x []*graphs.Value) *graphs.Value { return build(g, x[0], g.Const(te), true) }})
+			}
+		})
+	}
+}
+
 // TestFrobeniusWithDiagonal checks the diagonal-folded Stage 1 distance
 // of a mixing matrix in parts (K = L∘S, L from cumulative log decays)
 // against ‖K + diag(d) − A‖_F computed here, and its gradients with
