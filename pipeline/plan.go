@@ -214,9 +214,8 @@ func sha256Hex(parts ...string) string {
 //     targets and its student's mixing matrices, and the attention layers a
 //     step trains (the teacher's in pretraining, a hybrid's kept ones in
 //     Stage 3); the frozen teacher's fused attention keeps none,
-//   - Stage 3's and pretraining's [B, T, V] float32 logits, softmaxes and
-//     their adjoints (four; with loss_chunk, four of a chunk plus the
-//     teacher's logits).
+//   - Stage 3's and pretraining's [B, T, V] logits and their adjoints
+//     (lossBytes).
 //
 // TestEstimateMemoryMatchesLiveness holds it within 10% of the liveness
 // analysis of the step graph; at Phi-1.5 shape (Stage 3, micro-batch
@@ -258,13 +257,7 @@ func estimateMemory(p *Plan, tc family.Teacher, sc family.Student) Memory {
 			}
 		}
 		if s.Kind == KindDistill || s.Kind == KindPretrain {
-			logits := 4 * b * t * ts.Vocab
-			if c := int64(o.LossChunk); c > 0 && c < t {
-				logits = 4*b*c*ts.Vocab*4 + logits // chunks, and the teacher's logits
-			} else {
-				logits *= 4 // both models' logits, the softmax, their adjoint
-			}
-			act += logits
+			act += lossBytes(s, o, 4*ts.Vocab)
 		}
 		if act > m.ActivationBytes {
 			m.ActivationBytes, m.LargestStage = act, s.Name
@@ -282,6 +275,33 @@ func estimateMemory(p *Plan, tc family.Teacher, sc family.Student) Memory {
 	m.ActivationBytes = max(m.ActivationBytes, m.StudentBytes) // the gradients at the update
 	m.TotalBytes = m.TeacherBytes + m.StudentBytes + m.OptimizerBytes + m.ActivationBytes
 	return m
+}
+
+// lossBytes is what a Stage 3 or pretraining step's loss keeps of [B, T,
+// V] tensors (perToken: a float32 logit row's bytes), in halves of one
+// float32 [B, T, V]: the fused soft cross-entropy (graphs.SoftCrossEntropy)
+// keeps the student's float32 logits and their adjoint (4) and the
+// teacher's logits as they are (1 in bfloat16, 2 in float32), plus a
+// log-softmax and its adjoint for a hard-label term (4); pretraining's
+// token cross-entropy keeps the logits, the log-softmax and their adjoints
+// (8). With loss_chunk a chunk's worth of these is live at a time, beside
+// the teacher's whole logits.
+func lossBytes(s StagePlan, o *stages.TrainOptions, perToken int64) int64 {
+	b, t := int64(o.MicroBatch), int64(o.SeqLen)
+	halves := int64(8)
+	if s.Kind == KindDistill {
+		halves = 4 + 2
+		if o.Precision == stages.PrecisionBF16 {
+			halves = 4 + 1
+		}
+		if s.Distill != nil && s.Distill.HardLabelWeight > 0 {
+			halves += 4
+		}
+	}
+	if c := int64(o.LossChunk); c > 0 && c < t {
+		return b*c*perToken*halves/2 + b*t*perToken
+	}
+	return b * t * perToken * halves / 2
 }
 
 // Print writes the plan as a human-readable table.
