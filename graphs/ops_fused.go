@@ -96,6 +96,48 @@ func convGrad(n *Node, g []*Value, need []bool) []*Value {
 	return []*Value{dx, dw, db}
 }
 
+// NormChunks is the number of row chunks LayerNormGrad sums γ's and β's
+// gradients over (its dgp and dbp outputs' leading dimension).
+const NormChunks = 64
+
+// LayerNormGrad is ONNX LayerNormalization's gradient (axis −1) as one
+// fused node, from the forward node's mean and inverse standard deviation
+// (mean, invstd [..., 1], float32; float64 for float64 x): with x̂ = (x −
+// μ)·r and g = dy·γ,
+//
+//	dx = r·(g − mean(g) − x̂·mean(g·x̂))
+//
+// like x, and γ's and β's gradients Σ dy·x̂ and Σ dy as partial sums over
+// NormChunks chunks of the rows, dgp and dbp [NormChunks, D] in mean's
+// dtype, which the caller adds up. x and dy are float32, float64 or
+// bfloat16, gamma [D] x's dtype. The stock ops take about ten passes over
+// [..., D]; the fused node reads x and dy twice for dx and once more for
+// the partial sums.
+func LayerNormGrad(x, gamma, mean, invstd, dy *Value) (dx, dgp, dbp *Value) {
+	out := graphOf("LayerNormGrad", x, gamma, mean, invstd, dy).add("LayerNormGrad", nil, x, gamma, mean, invstd, dy)
+	return out[0], out[1], out[2]
+}
+
+// inferLayerNormGrad is the shape rule of LayerNormGrad.
+func inferLayerNormGrad(n *Node) []TypeShape {
+	x, gamma, mean, invstd, dy := n.Inputs[0], n.Inputs[1], n.Inputs[2], n.Inputs[3], n.Inputs[4]
+	wantFusedFloat("LayerNormGrad", x)
+	want := sumType(x.DType)
+	r := x.Rank()
+	ok := r >= 1 && r <= 7 && gamma.DType == x.DType && dy.DType == x.DType && dy.Shape.Equal(x.Shape)
+	if ok {
+		stat := append(append(Shape{}, x.Shape[:r-1]...), D(1))
+		ok = gamma.Shape.Equal(S(x.Shape[r-1])) && mean.DType == want && invstd.DType == want &&
+			mean.Shape.Equal(stat) && invstd.Shape.Equal(stat)
+	}
+	if !ok {
+		panic(errorf("LayerNormGrad", "want x and dy [..., D], gamma [D] of x's dtype and mean and invstd [..., 1] in %v; got %v, %v, %v, %v, %v",
+			want, x, gamma, mean, invstd, dy))
+	}
+	part := S(NormChunks, x.Shape[r-1])
+	return []TypeShape{{x.DType, x.Shape}, {want, part}, {want, part}}
+}
+
 // AdamWCoefficients is the length of AdamW's coef input.
 const AdamWCoefficients = 8
 
@@ -386,6 +428,7 @@ func init() {
 	register(&OpDef{Type: "CausalSoftmax", Domain: FusedDomain, Since: 1, Infer: inferCausalSoftmax, Grad: causalSoftmaxGrad, Attrs: noAttrs})
 	register(&OpDef{Type: "SoftCrossEntropy", Domain: FusedDomain, Since: 1, Infer: inferSoftCrossEntropy, Grad: softCrossEntropyGrad, Attrs: noAttrs})
 	register(&OpDef{Type: "SoftCrossEntropyGrad", Domain: FusedDomain, Since: 1, Infer: inferSoftCrossEntropyGrad, NoGrad: true, Attrs: noAttrs})
+	register(&OpDef{Type: "LayerNormGrad", Domain: FusedDomain, Since: 1, Infer: inferLayerNormGrad, NoGrad: true, Attrs: noAttrs})
 	register(&OpDef{Type: "AdamW", Domain: FusedDomain, Since: 1, Infer: inferAdamW, NoGrad: true, Attrs: noAttrs})
 	register(&OpDef{Type: "AdamWInPlace", Domain: FusedDomain, Since: 1, Infer: inferAdamWInPlace, NoGrad: true, Attrs: noAttrs})
 }

@@ -3,6 +3,7 @@ package graphs_test
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"mohawk/graphs"
@@ -715,6 +716,160 @@ func TestSoftCrossEntropy(t *testing.T) {
 	}
 }
 
+// lnReference is LayerNormalization's gradient computed here in float64
+// from x, γ and dy [rows, d] with the statistics of x: dx, dγ and dβ, and
+// per row the scale of dx's terms (r·(|g| + mean|g| + |x̂|·mean|g·x̂|) per
+// element is at most r·rowScale·(1+|x̂|)) and of dγ's (Σ|dy·x̂| per column).
+type lnReference struct {
+	dx, dg, db, gScale []float64
+	r, xhat            []float64
+	rowScale           []float64
+}
+
+func layerNormReference(x, gamma, dy []float64, rows, d int, eps float64) lnReference {
+	ref := lnReference{dx: make([]float64, rows*d), dg: make([]float64, d), db: make([]float64, d), gScale: make([]float64, d),
+		r: make([]float64, rows), xhat: make([]float64, rows*d), rowScale: make([]float64, rows)}
+	for i := range rows {
+		row := x[i*d : (i+1)*d]
+		mu, v := 0.0, 0.0
+		for _, e := range row {
+			mu += e / float64(d)
+		}
+		for _, e := range row {
+			v += (e - mu) * (e - mu) / float64(d)
+		}
+		r := 1 / math.Sqrt(v+eps)
+		ref.r[i] = r
+		var m1, m2, a1, a2 float64
+		for j := range d {
+			xh := (row[j] - mu) * r
+			ref.xhat[i*d+j] = xh
+			g := dy[i*d+j] * gamma[j]
+			m1 += g / float64(d)
+			m2 += g * xh / float64(d)
+			a1 += math.Abs(g) / float64(d)
+			a2 += math.Abs(g*xh) / float64(d)
+			ref.dg[j] += dy[i*d+j] * xh
+			ref.db[j] += dy[i*d+j]
+			ref.gScale[j] += math.Abs(dy[i*d+j] * xh)
+		}
+		ref.rowScale[i] = a1 + a2
+		for j := range d {
+			g := dy[i*d+j] * gamma[j]
+			ref.dx[i*d+j] = r * (g - m1 - ref.xhat[i*d+j]*m2)
+		}
+	}
+	return ref
+}
+
+// TestLayerNormGrad checks LayerNormalization's fused gradient against
+// the gradient computed here in float64: the LayerNormGrad node alone in
+// float64 on the CPU (statistics fed), then the gradient of a
+// LayerNormalization node (its own statistics, through the fused node and
+// the sums of its partials) in float32 and bfloat16 on the CPU and, with
+// MOHAWK_TEST_CUDA set, on the GPU. Rows not a multiple of NormChunks leave
+// chunks short or empty; D = 300 loops the row kernel's threads. dx is
+// allowed a few units of its dtype relative to its terms' scale, dγ and
+// dβ the float32 summation bound over a chunk and the chunks.
+func TestLayerNormGrad(t *testing.T) {
+	const eps = 1e-5
+	for _, c := range []struct {
+		name    string
+		dt      tensors.DType
+		env     func(testing.TB) *runtime.Env
+		rows, d int64
+	}{
+		{"cpu/float64", tensors.Float64, graphtest.Env, 150, 37},
+		{"cpu/float32", tensors.Float32, graphtest.Env, 150, 37},
+		{"cpu/bfloat16", tensors.BFloat16, graphtest.Env, 150, 37},
+		{"cuda/float32", tensors.Float32, graphtest.CUDAEnv, 150, 300},
+		{"cuda/bfloat16", tensors.BFloat16, graphtest.CUDAEnv, 150, 300},
+		{"cuda/float32-rows", tensors.Float32, graphtest.CUDAEnv, 4000, 64},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := c.env(t)
+			rng := rand.New(rand.NewPCG(11, uint64(c.d)))
+			xt := graphtest.Random(rng, -3, 5, c.rows, c.d).Convert(c.dt)
+			gt := graphtest.Random(rng, 0.5, 1.5, c.d).Convert(c.dt)
+			bt := graphtest.Random(rng, -1, 1, c.d).Convert(c.dt)
+			dyt := graphtest.Random(rng, -1, 1, c.rows, c.d).Convert(c.dt)
+			x, gamma, dy := xt.Convert(tensors.Float64).Float64s(), gt.Convert(tensors.Float64).Float64s(), dyt.Convert(tensors.Float64).Float64s()
+			rows, d := int(c.rows), int(c.d)
+			ref := layerNormReference(x, gamma, dy, rows, d, eps)
+			g := graphs.New("layer_norm_grad")
+			xv := g.Input("x", c.dt, graphs.S(c.rows, c.d))
+			gv := g.Input("gamma", c.dt, graphs.S(c.d))
+			dyv := g.Input("dy", c.dt, graphs.S(c.rows, c.d))
+			feeds := map[string]*tensors.Tensor{"x": xt, "gamma": gt, "dy": dyt}
+			if c.dt == tensors.Float64 || c.dt == tensors.BFloat16 && strings.HasPrefix(c.name, "cpu/") {
+				// The node alone, fed the statistics (LayerNormalization
+				// gives none in float64, and the CPU provider has no
+				// bfloat16 kernel for it).
+				mu, r := make([]float64, rows), make([]float64, rows)
+				for i := range rows {
+					r[i] = ref.r[i]
+					mu[i] = x[i*d] - ref.xhat[i*d]/r[i]
+				}
+				st := tensors.Float64
+				if c.dt != st {
+					st = tensors.Float32
+				}
+				feeds["mean"] = tensors.FromFloat64([]int64{c.rows, 1}, mu).Convert(st)
+				feeds["invstd"] = tensors.FromFloat64([]int64{c.rows, 1}, r).Convert(st)
+				dx, dgp, dbp := graphs.LayerNormGrad(xv, gv, g.Input("mean", st, graphs.S(c.rows, 1)), g.Input("invstd", st, graphs.S(c.rows, 1)), dyv)
+				g.Output("dx", dx)
+				g.Output("dgamma", graphs.ReduceSum(dgp, []int64{0}, false))
+				g.Output("dbeta", graphs.ReduceSum(dbp, []int64{0}, false))
+			} else {
+				bv := g.Input("beta", c.dt, graphs.S(c.d))
+				feeds["beta"] = bt
+				y := graphs.LayerNormalization(xv, gv, bv, eps)
+				gr := graphs.Gradients(graphs.ReduceSumAll(graphs.Mul(graphs.Cast(y, tensors.Float32), graphs.Cast(dyv, tensors.Float32))), xv, gv, bv)
+				g.Output("dx", gr[0])
+				g.Output("dgamma", gr[1])
+				g.Output("dbeta", gr[2])
+				n := 0
+				for _, node := range g.Nodes() {
+					if node.Op == "LayerNormGrad" {
+						n++
+					}
+				}
+				if n != 1 {
+					t.Fatalf("%d LayerNormGrad nodes in the gradient, want 1", n)
+				}
+			}
+			out := graphtest.RunSession(t, graphtest.SessionOn(t, env, g), g, feeds)
+			dx, dg, db := out["dx"].Convert(tensors.Float64).Float64s(), out["dgamma"].Convert(tensors.Float64).Float64s(), out["dbeta"].Convert(tensors.Float64).Float64s()
+			unit, half := math.Pow(2, -24), 0.0
+			switch c.dt {
+			case tensors.Float64:
+				unit = math.Pow(2, -50)
+			case tensors.BFloat16:
+				half = math.Pow(2, -8) // half a unit of bfloat16, relative
+			}
+			per := float64((rows + graphs.NormChunks - 1) / graphs.NormChunks)
+			b := newBounds(t)
+			for i := range rows {
+				for j := range d {
+					k := i*d + j
+					allowed := 64*unit*ref.r[i]*(math.Abs(dy[k]*gamma[j])+ref.rowScale[i])*(1+math.Abs(ref.xhat[k])) + half*math.Abs(ref.dx[k])
+					b.check("dx", dx[k], ref.dx[k], allowed, i, j)
+				}
+			}
+			for j := range d {
+				sum := (per + graphs.NormChunks + 64) * unit
+				b.check("dgamma", dg[j], ref.dg[j], sum*ref.gScale[j]+half*math.Abs(ref.dg[j]), j)
+				bsum := 0.0
+				for i := range rows {
+					bsum += math.Abs(dy[i*d+j])
+				}
+				b.check("dbeta", db[j], ref.db[j], sum*bsum+half*math.Abs(ref.db[j]), j)
+			}
+			b.log()
+		})
+	}
+}
+
 // TestTileKernelShapeRules checks that the shape rules of SegsumExp,
 // MaskedDiffSq and CausalSoftmax refuse what their kernels cannot take.
 func TestTileKernelShapeRules(t *testing.T) {
@@ -746,6 +901,12 @@ func TestTileKernelShapeRules(t *testing.T) {
 			s, tt := f32("s6", 2, 7), f32("t6", 2, 7)
 			ce, _ := graphs.SoftCrossEntropy(s, tt, 1)
 			graphs.SoftCrossEntropyGrad(s, tt, ce.Node().Inputs[2], f32("st6", 2, 3), f32("d6", 2))
+		}},
+		{"LayerNormGrad gamma length", func() {
+			graphs.LayerNormGrad(f32("x8", 3, 7), f32("g8", 6), f32("m8", 3, 1), f32("r8", 3, 1), f32("dy8", 3, 7))
+		}},
+		{"LayerNormGrad float64 statistics of float32 x", func() {
+			graphs.LayerNormGrad(f32("x9", 3, 7), f32("g9", 7), f64("m9", 3, 1), f64("r9", 3, 1), f32("dy9", 3, 7))
 		}},
 		{"SoftCrossEntropy teacher gradient", func() {
 			s, tt := f32("s7", 2, 7), f32("t7", 2, 7)

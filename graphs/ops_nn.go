@@ -43,9 +43,19 @@ func init() {
 // layerNormGrad takes the normalisation statistics μ and r = 1/√(σ²+ε)
 // from the node's Mean and InvStdDev outputs (float32; for float64 x,
 // which has none, it recomputes them): x̂ = (x−μ)·r, g = dy·γ,
-// dx = r·(g − mean(g) − x̂·mean(g·x̂)), dγ = Σ dy·x̂, dβ = Σ dy.
+// dx = r·(g − mean(g) − x̂·mean(g·x̂)), dγ = Σ dy·x̂, dβ = Σ dy. With the
+// statistics (float32 and bfloat16 x) it is one fused LayerNormGrad node
+// and the sums of its partial γ and β gradients.
 func layerNormGrad(n *Node, gs []*Value, need []bool) []*Value {
 	x, gamma, eps := n.Inputs[0], n.Inputs[1], n.Attr.(*layerNormAttr).Eps
+	if len(n.Outputs) == 3 && (x.DType == tensors.Float32 || x.DType == tensors.BFloat16) {
+		dx, dgp, dbp := LayerNormGrad(x, gamma, n.Outputs[1], n.Outputs[2], gs[0])
+		out := []*Value{dx, Cast(ReduceSum(dgp, []int64{0}, false), gamma.DType), nil}
+		if len(n.Inputs) > 2 {
+			out[2] = Cast(ReduceSum(dbp, []int64{0}, false), gamma.DType)
+		}
+		return out
+	}
 	last := []int64{-1}
 	var xhat, r *Value
 	if len(n.Outputs) == 3 {

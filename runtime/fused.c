@@ -471,6 +471,53 @@ SCE_HOST(b_f, float, LD_bf16, LD_float)
 SCE_HOST(b_b, float, LD_bf16, LD_bf16)
 SCE_HOST(d_d, double, LD_double, LD_double)
 
+// ---- LayerNormGrad -------------------------------------------------------------
+//
+// x and dy [..., D] (float, double or bfloat16), gamma [D] of x's type, and
+// ONNX LayerNormalization's mean and inverse standard deviation [..., 1]
+// (float; double for double x) → dx like x and the partial sums over
+// lnChunks chunks of the rows of γ's and β's gradients, dgp and dbp
+// [lnChunks, D] of mean's type. With x̂ = (x − μ)·r and g = dy·γ (each
+// rounded to mean's type), dx = r·(g − mean(g) − x̂·mean(g·x̂)) (the means
+// summed in double on the host), dgp[p] = Σ_rows of chunk p dy·x̂ and
+// dbp[p] = Σ dy. Host ranges: one row of dx, or one chunk of columns.
+
+enum { lnChunks = 64 };
+
+#define LNG_HOST(T_, A, LD, ST)                                                                          \
+	static void lngdx_##T_(const void *x, const void *gamma, const void *mean, const void *invstd,     \
+	                       const void *dy, void *dx, size_t d, size_t row) {                            \
+		A mu = ((const A *)mean)[row], r = ((const A *)invstd)[row];                                    \
+		size_t base = row * d;                                                                          \
+		double s1 = 0, s2 = 0;                                                                          \
+		for (size_t j = 0; j < d; j++) {                                                                \
+			A xh = (A)((A)(LD(x, base + j) - mu) * r), g = (A)(LD(dy, base + j) * LD(gamma, j));        \
+			s1 += g;                                                                                    \
+			s2 += (double)g * xh;                                                                       \
+		}                                                                                               \
+		A m1 = (A)(s1 / (double)d), m2 = (A)(s2 / (double)d);                                           \
+		for (size_t j = 0; j < d; j++) {                                                                \
+			A xh = (A)((A)(LD(x, base + j) - mu) * r), g = (A)(LD(dy, base + j) * LD(gamma, j));        \
+			ST(dx, base + j, (A)(r * (A)((A)(g - m1) - (A)(xh * m2))));                                 \
+		}                                                                                               \
+	}                                                                                                   \
+	static void lngcols_##T_(const void *x, const void *mean, const void *invstd, const void *dy,      \
+	                         void *dgp, void *dbp, size_t d, size_t rows, size_t per, size_t p) {       \
+		A *dg = (A *)dgp + p * d, *db = (A *)dbp + p * d;                                               \
+		for (size_t c = 0; c < d; c++) dg[c] = db[c] = 0;                                               \
+		for (size_t row = p * per; row < (p + 1) * per && row < rows; row++) {                          \
+			A mu = ((const A *)mean)[row], r = ((const A *)invstd)[row];                                \
+			for (size_t c = 0; c < d; c++) {                                                            \
+				A xh = (A)((A)(LD(x, row * d + c) - mu) * r), g = LD(dy, row * d + c);                  \
+				dg[c] = dg[c] + g * xh;                                                                 \
+				db[c] = db[c] + g;                                                                      \
+			}                                                                                           \
+		}                                                                                               \
+	}
+LNG_HOST(float, float, LD_float, ST_float)
+LNG_HOST(double, double, LD_double, ST_double)
+LNG_HOST(bf16, float, LD_bf16, ST_bf16)
+
 // ---- the CUDA kernels (PTX) -------------------------------------------------
 //
 // One module, grid-stride loops over the elements. AdamW's .rn operations
@@ -1125,6 +1172,101 @@ SCE_HOST(d_d, double, LD_double, LD_double)
 	"NEXT:\n  add.u32 %r3, %r3, %r4;\n  bra ROW;\n"                                          \
 	"DONE:\n  ret;\n}\n"
 
+// x (%f4), γ (%f5) and dy (%f6) of element j (%r9) of the row at %rd4 (x
+// at %rd1, γ at %rd2, dy at %rd5), x̂ = (x − μ)·r into %f7 (μ in %f20, r in
+// %f21) and g = dy·γ into %f8; %rd8 is the element's index.
+#define PTX_LNG_LOAD(SH, LD)                                                                   \
+	"  cvt.u64.u32 %rd8, %r9;\n  add.u64 %rd8, %rd4, %rd8;\n"                                \
+	"  mul.lo.u64 %rd9, %rd8, " SH ";\n  add.u64 %rd10, %rd1, %rd9;\n"                       \
+	LD("%f4", "%rd10")                                                                        \
+	"  add.u64 %rd10, %rd5, %rd9;\n"                                                          \
+	LD("%f6", "%rd10")                                                                        \
+	"  mul.wide.u32 %rd11, %r9, " SH ";\n  add.u64 %rd11, %rd2, %rd11;\n"                    \
+	LD("%f5", "%rd11")                                                                        \
+	"  sub.rn.f32 %f7, %f4, %f20;\n  mul.rn.f32 %f7, %f7, %f21;\n"                           \
+	"  mul.rn.f32 %f8, %f6, %f5;\n"
+
+// LayerNormGrad, rows: one block per row r (grid-stride); pass 1 the sums
+// of g and g·x̂, pass 2 dx = r·(g − mean g − x̂·mean(g·x̂)). Params x, γ,
+// mean, invstd, dy, dx, D, rows.
+#define PTX_LNG(NAME, SH, LD, ST)                                                             \
+	".visible .entry " NAME "(.param .u64 a_x, .param .u64 a_g, .param .u64 a_mu, .param .u64 a_r,\n" \
+	"  .param .u64 a_dy, .param .u64 a_dx, .param .u32 a_d, .param .u32 a_rows)\n"          \
+	"{\n" BLOCK_REGS                                                                            \
+	"  ld.param.u64 %rd1, [a_x]; cvta.to.global.u64 %rd1, %rd1;\n"                           \
+	"  ld.param.u64 %rd2, [a_g]; cvta.to.global.u64 %rd2, %rd2;\n"                           \
+	"  ld.param.u64 %rd3, [a_mu]; cvta.to.global.u64 %rd3, %rd3;\n"                          \
+	"  ld.param.u64 %rd7, [a_r]; cvta.to.global.u64 %rd7, %rd7;\n"                           \
+	"  ld.param.u64 %rd5, [a_dy]; cvta.to.global.u64 %rd5, %rd5;\n"                          \
+	"  ld.param.u64 %rd6, [a_dx]; cvta.to.global.u64 %rd6, %rd6;\n"                          \
+	"  ld.param.u32 %r1, [a_d];\n  ld.param.u32 %r2, [a_rows];\n"                            \
+	"  cvt.rn.f32.u32 %f22, %r1;\n"                                                           \
+	"  mov.u32 %r3, %ctaid.x;\n  mov.u32 %r4, %nctaid.x;\n"                                  \
+	"  mov.u32 %r5, %tid.x;\n  mov.u32 %r6, %ntid.x;\n"                                      \
+	"ROW:\n"                                                                                  \
+	"  setp.ge.u32 %p1, %r3, %r2;\n  @%p1 bra DONE;\n"                                       \
+	"  mul.wide.u32 %rd4, %r3, %r1;\n"                                                       \
+	"  mul.wide.u32 %rd12, %r3, 4;\n  add.u64 %rd13, %rd3, %rd12;\n  ld.global.nc.f32 %f20, [%rd13];\n" \
+	"  add.u64 %rd13, %rd7, %rd12;\n  ld.global.nc.f32 %f21, [%rd13];\n"                     \
+	"  mov.f32 %f10, 0f00000000;\n  mov.f32 %f11, 0f00000000;\n  mov.u32 %r9, %r5;\n"        \
+	"P1:\n  setp.ge.u32 %p2, %r9, %r1;\n  @%p2 bra P1D;\n"                                   \
+	PTX_LNG_LOAD(SH, LD)                                                                      \
+	"  add.rn.f32 %f10, %f10, %f8;\n  fma.rn.f32 %f11, %f8, %f7, %f11;\n"                    \
+	"  add.u32 %r9, %r9, %r6;\n  bra P1;\n"                                                  \
+	"P1D:\n"                                                                                  \
+	PTX_BLOCK_ALL("%f10", "add.rn.f32", "0f00000000", "1")                                    \
+	PTX_BLOCK_ALL("%f11", "add.rn.f32", "0f00000000", "2")                                    \
+	"  div.rn.f32 %f10, %f10, %f22;\n  div.rn.f32 %f11, %f11, %f22;\n"                       \
+	"  mov.u32 %r9, %r5;\n"                                                                   \
+	"P2:\n  setp.ge.u32 %p2, %r9, %r1;\n  @%p2 bra P2D;\n"                                   \
+	PTX_LNG_LOAD(SH, LD)                                                                      \
+	"  sub.rn.f32 %f9, %f8, %f10;\n  mul.rn.f32 %f13, %f7, %f11;\n  sub.rn.f32 %f9, %f9, %f13;\n" \
+	"  mul.rn.f32 %f9, %f9, %f21;\n"                                                          \
+	"  add.u64 %rd10, %rd6, %rd9;\n"                                                          \
+	ST("%rd10", "%f9")                                                                        \
+	"  add.u32 %r9, %r9, %r6;\n  bra P2;\n"                                                  \
+	"P2D:\n  add.u32 %r3, %r3, %r4;\n  bra ROW;\n"                                           \
+	"DONE:\n  ret;\n}\n"
+
+// LayerNormGrad, columns: thread c = ctaid.x·ntid + tid of chunk p =
+// ctaid.y sums dy·x̂ and dy over rows [p·per, (p+1)·per) into dgp and dbp
+// [p, c]. Params x, mean, invstd, dy, dgp, dbp, D, rows, per.
+#define PTX_LNGC(NAME, SH, LD)                                                                \
+	".visible .entry " NAME "(.param .u64 a_x, .param .u64 a_mu, .param .u64 a_r, .param .u64 a_dy,\n" \
+	"  .param .u64 a_dgp, .param .u64 a_dbp, .param .u32 a_d, .param .u32 a_rows, .param .u32 a_per)\n" \
+	"{\n" BLOCK_REGS                                                                            \
+	"  ld.param.u64 %rd1, [a_x]; cvta.to.global.u64 %rd1, %rd1;\n"                           \
+	"  ld.param.u64 %rd3, [a_mu]; cvta.to.global.u64 %rd3, %rd3;\n"                          \
+	"  ld.param.u64 %rd7, [a_r]; cvta.to.global.u64 %rd7, %rd7;\n"                           \
+	"  ld.param.u64 %rd5, [a_dy]; cvta.to.global.u64 %rd5, %rd5;\n"                          \
+	"  ld.param.u64 %rd14, [a_dgp]; cvta.to.global.u64 %rd14, %rd14;\n"                      \
+	"  ld.param.u64 %rd15, [a_dbp]; cvta.to.global.u64 %rd15, %rd15;\n"                      \
+	"  ld.param.u32 %r1, [a_d];\n  ld.param.u32 %r2, [a_rows];\n  ld.param.u32 %r13, [a_per];\n" \
+	"  mov.u32 %r3, %ctaid.x;\n  mov.u32 %r4, %ntid.x;\n  mov.u32 %r5, %tid.x;\n"            \
+	"  mad.lo.u32 %r7, %r3, %r4, %r5;\n"               /* c */                                \
+	"  setp.ge.u32 %p1, %r7, %r1;\n  @%p1 bra DONE;\n"                                       \
+	"  mov.u32 %r8, %ctaid.y;\n"                       /* chunk p */                          \
+	"  mul.lo.u32 %r10, %r8, %r13;\n"                  /* row = p·per */                      \
+	"  add.u32 %r11, %r10, %r13;\n  min.u32 %r11, %r11, %r2;\n" /* end */                     \
+	"  mov.f32 %f10, 0f00000000;\n  mov.f32 %f11, 0f00000000;\n"                             \
+	"RLOOP:\n  setp.ge.u32 %p2, %r10, %r11;\n  @%p2 bra RDONE;\n"                            \
+	"  mul.wide.u32 %rd12, %r10, 4;\n  add.u64 %rd13, %rd3, %rd12;\n  ld.global.nc.f32 %f20, [%rd13];\n" \
+	"  add.u64 %rd13, %rd7, %rd12;\n  ld.global.nc.f32 %f21, [%rd13];\n"                     \
+	"  mad.lo.u32 %r12, %r10, %r1, %r7;\n"             /* row·D + c */                        \
+	"  mul.wide.u32 %rd9, %r12, " SH ";\n  add.u64 %rd10, %rd1, %rd9;\n"                     \
+	LD("%f4", "%rd10")                                                                        \
+	"  add.u64 %rd10, %rd5, %rd9;\n"                                                          \
+	LD("%f6", "%rd10")                                                                        \
+	"  sub.rn.f32 %f7, %f4, %f20;\n  mul.rn.f32 %f7, %f7, %f21;\n"                           \
+	"  fma.rn.f32 %f10, %f6, %f7, %f10;\n  add.rn.f32 %f11, %f11, %f6;\n"                    \
+	"  add.u32 %r10, %r10, 1;\n  bra RLOOP;\n"                                               \
+	"RDONE:\n"                                                                                \
+	"  mad.lo.u32 %r14, %r8, %r1, %r7;\n"              /* p·D + c */                          \
+	"  mul.wide.u32 %rd16, %r14, 4;\n"                                                       \
+	"  add.u64 %rd17, %rd14, %rd16;\n  st.global.f32 [%rd17], %f10;\n"                       \
+	"  add.u64 %rd17, %rd15, %rd16;\n  st.global.f32 [%rd17], %f11;\n"                       \
+	"DONE:\n  ret;\n}\n"
+
 const char mh_fused_ptx[] =
 	".version 7.0\n"
 	".target sm_80\n"
@@ -1253,16 +1395,29 @@ const char mh_loss_ptx[] =
 	PTX_SCEG("mh_sceg_b_f", "2", LD_BF16, ST_BF16, "4", LD_F32)
 	PTX_SCEG("mh_sceg_b_b", "2", LD_BF16, ST_BF16, "2", LD_BF16);
 
+// LayerNormalization's gradient kernels, a module of their own.
+const char mh_norm_ptx[] =
+	".version 7.0\n"
+	".target sm_80\n"
+	".address_size 64\n"
+	PTX_LNG("mh_lng_f32", "4", LD_F32, ST_F32)
+	PTX_LNG("mh_lng_bf16", "2", LD_BF16, ST_BF16)
+	PTX_LNGC("mh_lngc_f32", "4", LD_F32)
+	PTX_LNGC("mh_lngc_bf16", "2", LD_BF16);
+
 // The modules' kernels, by index: mh_fused_ptx's, from kMdsF32 on
-// mh_matrix_ptx's, from kSceFF on mh_loss_ptx's.
+// mh_matrix_ptx's, from kSceFF on mh_loss_ptx's, from kLngF32 on
+// mh_norm_ptx's.
 enum { kAdamW, kGeluGradF32, kGeluGradBF16, kConvF32, kConvBF16, kConvDxF32, kConvDxBF16, kConvDwF32, kConvDwBF16, kSegExpF32, kSegExpBF16,
        kSegExpGradF32, kSegExpGradBF16, kMdsF32, kMdsBF16, kMdsgF32, kMdsgBF16, kMdscF32, kMdscBF16, kCsmF32, kCsmBF16,
-       kSceFF, kSceFB, kSceBF, kSceBB, kScegFF, kScegFB, kScegBF, kScegBB, nKernels };
+       kSceFF, kSceFB, kSceBF, kSceBB, kScegFF, kScegFB, kScegBF, kScegBB,
+       kLngF32, kLngBF16, kLngcF32, kLngcBF16, nKernels };
 static const char *kernel_names[nKernels] = {"mh_adamw_f32", "mh_gelugrad_f32", "mh_gelugrad_bf16",
 	"mh_conv_f32", "mh_conv_bf16", "mh_convdx_f32", "mh_convdx_bf16", "mh_convdw_f32", "mh_convdw_bf16", "mh_segexp_f32",
 	"mh_segexp_bf16", "mh_segexpgrad_f32", "mh_segexpgrad_bf16", "mh_mds_f32", "mh_mds_bf16", "mh_mdsg_f32",
 	"mh_mdsg_bf16", "mh_mdsc_f32", "mh_mdsc_bf16", "mh_csm_f32", "mh_csm_bf16", "mh_sce_f_f", "mh_sce_f_b", "mh_sce_b_f",
-	"mh_sce_b_b", "mh_sceg_f_f", "mh_sceg_f_b", "mh_sceg_b_f", "mh_sceg_b_b"};
+	"mh_sce_b_b", "mh_sceg_f_f", "mh_sceg_f_b", "mh_sceg_b_f", "mh_sceg_b_b", "mh_lng_f32", "mh_lng_bf16", "mh_lngc_f32",
+	"mh_lngc_bf16"};
 
 // ---- the CUDA driver, loaded on first use ----------------------------------
 
@@ -1287,12 +1442,13 @@ static struct {
 	int n;
 	void *ctx[maxContexts];
 	void *fn[maxContexts][nKernels];
-	int loaded[maxContexts][3]; // whether each module's kernels are in fn
+	int loaded[maxContexts][4]; // whether each module's kernels are in fn
 } cu = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static const char *const module_ptx[3] = {mh_fused_ptx, mh_matrix_ptx, mh_loss_ptx};
-static const char *const module_name[3] = {"fused kernels'", "Stage 1 matrix kernels'", "soft cross-entropy kernels'"};
-static int module_of(int id) { return id >= kSceFF ? 2 : id >= kMdsF32; }
+static const char *const module_ptx[4] = {mh_fused_ptx, mh_matrix_ptx, mh_loss_ptx, mh_norm_ptx};
+static const char *const module_name[4] = {"fused kernels'", "Stage 1 matrix kernels'", "soft cross-entropy kernels'",
+                                           "layer norm gradient kernels'"};
+static int module_of(int id) { return id >= kLngF32 ? 3 : id >= kSceFF ? 2 : id >= kMdsF32; }
 
 static const char *cu_error(int rc) {
 	const char *s = NULL;
@@ -1437,7 +1593,8 @@ typedef struct host_job {
 	void **in, **out;
 	size_t n; // elementwise: the element count
 	conv_dims d;
-	size_t q, tq; // SegsumExp, MaskedDiffSq: the tile size Q; CausalSoftmax: Tk and Tq; SoftCrossEntropy: V
+	size_t q, tq; // SegsumExp, MaskedDiffSq: the tile size Q; CausalSoftmax: Tk and Tq; SoftCrossEntropy: V;
+	              // LayerNormGrad: D and the rows per chunk (n: the rows)
 } host_job;
 
 enum { elementsPerRange = 1 << 16 };
@@ -1916,6 +2073,79 @@ static const char *sce_run(const mh_op *k, void *ctx, void *stream, const int *t
 	return launch_blocks(kSceFF + variant, stream, blocks, 1, threads_for(v), args);
 }
 
+// ---- LayerNormGrad --------------------------------------------------------------
+
+static int lng_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
+                     char *msg, size_t len) {
+	size_t r = rank[0];
+	int want = type[0] == typeDouble ? typeDouble : typeFloat;
+	int bad = r < 1 || r > 7 || dims[0][r - 1] < 1 || type[1] != type[0] || rank[1] != 1 || dims[1][0] != dims[0][r - 1] ||
+	          type[4] != type[0] || rank[4] != r || memcmp(dims[4], dims[0], r * sizeof(int64_t)) != 0;
+	for (int i = 2; i <= 3 && !bad; i++)
+		bad = type[i] != want || rank[i] != r || memcmp(dims[i], dims[0], (r - 1) * sizeof(int64_t)) != 0 ||
+		      dims[i][r - 1] != 1;
+	if (bad) {
+		snprintf(msg, len,
+		         "LayerNormGrad: want x and dy [..., D], gamma [D] of x's type, and mean and invstd [..., 1] (float; double for "
+		         "double x)");
+		return 1;
+	}
+	return cuda_too_big(k, count[0], msg, len);
+}
+
+// lng_shape: dx like x; dgp and dbp [lnChunks, D] of mean's type.
+static mh_shape lng_shape(size_t j, const int *type, int64_t (*dims)[8], const size_t *rank) {
+	if (j == 0) {
+		mh_shape o = {.type = type[0], .rank = rank[0]};
+		memcpy(o.dims, dims[0], rank[0] * sizeof(int64_t));
+		return o;
+	}
+	mh_shape o = {.type = type[2], .rank = 2, .dims = {lnChunks, rank[0] >= 1 ? dims[0][rank[0] - 1] : -1}};
+	return o;
+}
+
+static void lngdx_range(const host_job *j, size_t i) {
+	void **in = j->in;
+	switch (j->type) {
+	case typeDouble: lngdx_double(in[0], in[1], in[2], in[3], in[4], j->out[0], j->q, i); break;
+	case typeBFloat16: lngdx_bf16(in[0], in[1], in[2], in[3], in[4], j->out[0], j->q, i); break;
+	default: lngdx_float(in[0], in[1], in[2], in[3], in[4], j->out[0], j->q, i);
+	}
+}
+
+static void lngcols_range(const host_job *j, size_t i) {
+	void **in = j->in, **out = j->out;
+	switch (j->type) {
+	case typeDouble: lngcols_double(in[0], in[2], in[3], in[4], out[1], out[2], j->q, j->n, j->tq, i); break;
+	case typeBFloat16: lngcols_bf16(in[0], in[2], in[3], in[4], out[1], out[2], j->q, j->n, j->tq, i); break;
+	default: lngcols_float(in[0], in[2], in[3], in[4], out[1], out[2], j->q, j->n, j->tq, i);
+	}
+}
+
+// lng_run: dx by rows, then the column sums by chunks of rows (on CUDA two
+// kernels on the stream).
+static const char *lng_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+                           int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
+	size_t d = dims[0][rank[0] - 1], rows = count[0] / d, per = (rows + lnChunks - 1) / lnChunks;
+	if (!k->cuda) {
+		host_job j = {.range = lngdx_range, .op = k, .type = type[0], .in = in, .out = out, .q = d, .n = rows, .tq = per};
+		const char *err = par_for(k->api, ctx, rows, &j);
+		if (err) return err;
+		j.range = lngcols_range;
+		return par_for(k->api, ctx, lnChunks, &j);
+	}
+	int bf = type[0] == typeBFloat16;
+	unsigned ud = d, ur = rows, up = per;
+	if (rows > 0) {
+		void *ra[8] = {&in[0], &in[1], &in[2], &in[3], &in[4], &out[0], &ud, &ur};
+		const char *err = launch_blocks(bf ? kLngBF16 : kLngF32, stream, rows < (1u << 20) ? rows : (1u << 20), 1,
+		                                threads_for(d), ra);
+		if (err) return err;
+	}
+	void *ca[9] = {&in[0], &in[2], &in[3], &in[4], &out[1], &out[2], &ud, &ur, &up};
+	return launch_grid(bf ? kLngcBF16 : kLngcF32, stream, (d + 255) / 256, lnChunks, ca);
+}
+
 // ---- AllReduce -----------------------------------------------------------------
 //
 // x of any shape (float, double or bfloat16 on the host; float or bfloat16
@@ -2170,9 +2400,11 @@ static const int doubles[] = {typeDouble, 0}; // SegsumExp's cs (segexp_check ch
 #define SCEGRAD_OP                                                                                 \
 	.name = "SoftCrossEntropyGrad", .n_in = 5, .n_out = 1, .like = sceg_like, .check = sce_check, \
 	.run = sce_run
+#define LNG_OP \
+	.name = "LayerNormGrad", .n_in = 5, .n_out = 3, .out_shape = lng_shape, .check = lng_check, .run = lng_run
 #define ALLREDUCE_OP \
 	.name = "AllReduce", .n_in = 1, .n_out = 1, .like = allreduce_like, .check = allreduce_check, .run = allreduce_run
-enum { nOps = 26 };
+enum { nOps = 28 };
 static mh_op ops[nOps] = {
 	{ADAMW_OP, .types = hostFloats},
 	{ADAMW_OP, .types = cudaFloats, .cuda = 1},
@@ -2198,6 +2430,8 @@ static mh_op ops[nOps] = {
 	{SCE_OP, .types = cudaTypes, .cuda = 1},
 	{SCEGRAD_OP, .types = hostTypes},
 	{SCEGRAD_OP, .types = cudaTypes, .cuda = 1},
+	{LNG_OP, .types = hostTypes},
+	{LNG_OP, .types = cudaTypes, .cuda = 1},
 	{ALLREDUCE_OP, .types = hostTypes},
 	{ALLREDUCE_OP, .types = cudaTypes, .cuda = 1},
 };
