@@ -241,11 +241,12 @@ OURS10)
   # one-layer smoke steps of Stage 3 and of Stage 1 with --matrix-kernels;
   # Stage 3 bf16 at micro-batch 4 under the 76 GB cap, ours and $ALT (the
   # binary before the change) alternately; Stage 1 with and without
-  # --matrix-kernels and Stage 2, bf16 at micro-batch 1; then ours at
-  # PEERS3's micro-batch in bf16 and TF32. GPU memory sampled per Stage 3 run.
+  # --matrix-kernels and Stage 2, bf16 at micro-batch 1; with EXTRA=1 then
+  # ours at PEERS3's micro-batch in bf16 and TF32. GPU memory sampled per
+  # Stage 3 run.
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
   [ -n "${PTXCHECK:-}" ] && $PTXCHECK 2>&1 | tee "$out/ptxcheck.txt"
-  [ -n "${GRAPHS_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $GRAPHS_TEST -test.run 'TestAdamW$|TestAdamWInPlace$|TestGeluGrad$|TestCausalConv$|TestSegsumExp$|TestMaskedDiffSq$|TestCausalSoftmax$|TestSoftCrossEntropy$' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|worst|error" | tee "$out/cuda-test.txt"
+  [ -n "${GRAPHS_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $GRAPHS_TEST -test.run 'TestAdamW$|TestAdamWInPlace$|TestGeluGrad$|TestCausalConv$|TestSegsumExp$|TestMaskedDiffSq$|TestCausalSoftmax$|TestSoftCrossEntropy$|TestLayerNormGrad$' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|worst|error" | tee "$out/cuda-test.txt"
   [ -n "${TRAIN_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $TRAIN_TEST -test.run 'TestAllReduceNCCL|TestInPlaceMatchesOutOfPlace' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|NCCL|error" | tee -a "$out/cuda-test.txt"
   [ -n "${RUNTIME_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $RUNTIME_TEST -test.run 'TestCUDA|TestUpload' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|error" | tee -a "$out/cuda-test.txt"
   run smoke 120 $P bench-stage --teacher phi-1.5:1 --stage distill --micro-batch 1 --seq $(q 256 32) --steps-per-run 2 --runs 2 --provider $PROV --tf32 --precision bf16
@@ -263,15 +264,27 @@ OURS10)
   run orient_matrix 200 $P bench-stage $S12 --stage orient --matrix-kernels
   run orient_new 200 $P bench-stage $S12 --stage orient
   run align_new 200 $P bench-stage $S12 --stage align
-  if [ "$mb" != 4 ]; then
+  [ "${EXTRA:-0}" = 1 ] || mb=none
+  if [ "$mb" = 2 ]; then
     gpumem s3_new-bf16-mb$mb </dev/null >/dev/null 2>&1 & pid=$!
     run stage3_new 280 $P bench-stage $O3 --precision bf16 --micro-batch $mb
     kill $pid 2>/dev/null
   fi
-  gpumem s3_new-fp32-mb$mb </dev/null >/dev/null 2>&1 & pid=$!
-  run stage3_new 280 $P bench-stage $O3 --precision fp32 --micro-batch $mb
-  kill $pid 2>/dev/null
+  if [ "$mb" != none ]; then
+    gpumem s3_new-fp32-mb$mb </dev/null >/dev/null 2>&1 & pid=$!
+    run stage3_new 280 $P bench-stage $O3 --precision fp32 --micro-batch $mb
+    kill $pid 2>/dev/null
+  fi
   for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
+  ;;
+PEERS10)
+  # Tenth session, Python only, OURS10's peers: eager PyTorch's Stage 3 in
+  # bf16 at micro-batch 4, the authors' Triton step there where it fits
+  # (gpu_mb 4: an H200), and the PyTorch Stages 2 and 1 in bf16.
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
+  run perf_torch 200 python3 $TORCH/perf_torch.py bf16 4 2048
+  [ "$(q $(gpu_mb) 4)" = 4 ] && run perf_authors 240 python3 ${AUTHORS:-.authors/perf_authors.py} bf16 4 2048
+  for st in 2 1; do run perf_stages_torch 150 python3 bench/torch/perf_stages_torch.py $st bf16 1 2048; done
   ;;
 PEERS12)
   # Ninth session, second machine session, Python only: the PyTorch Stages
