@@ -68,6 +68,9 @@ func gradCases() []graphtest.GradCase {
 		{Name: "CausalSoftmax", Inputs: in(s(2, 3, 5)), Build: func(_ gph, v xs) *graphs.Value {
 			return graphs.CausalSoftmax(v[0], 0.7)
 		}},
+		{Name: "SiluMul", Inputs: []*tensors.Tensor{rnd(1, -1, 1, 2, 5), rnd(2, -4, 4, 2, 5)}, Build: func(_ gph, v xs) *graphs.Value {
+			return graphs.SiluMul(v[0], v[1])
+		}},
 		// Student logits against constant teacher logits, at scale 0.7.
 		{Name: "SoftCrossEntropy", Inputs: in(s(2, 3, 6)), Build: func(g gph, v xs) *graphs.Value {
 			ce, _ := graphs.SoftCrossEntropy(v[0], g.Const(rnd(8, -2, 2, 2, 3, 6)), 0.7)

@@ -870,6 +870,64 @@ func TestLayerNormGrad(t *testing.T) {
 	}
 }
 
+// TestSiluMul checks the fused SiLU gate y·z·σ(z) and its gradient
+// (SiluMulGrad) against the formulas computed here in float64 from the
+// same inputs, on the CPU in each dtype and, with MOHAWK_TEST_CUDA set, on
+// the GPU, over z from −30 to 30 (σ saturating both ways): within a few
+// units of float32 relative to the terms (the CUDA kernel's exponential is
+// approximate), plus half a unit of bfloat16 for bfloat16 outputs.
+func TestSiluMul(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		dt   tensors.DType
+		env  func(testing.TB) *runtime.Env
+		n    int64
+	}{
+		{"cpu/float64", tensors.Float64, graphtest.Env, 999},
+		{"cpu/float32", tensors.Float32, graphtest.Env, 999},
+		{"cpu/bfloat16", tensors.BFloat16, graphtest.Env, 999},
+		{"cuda/float32", tensors.Float32, graphtest.CUDAEnv, 300_001},
+		{"cuda/bfloat16", tensors.BFloat16, graphtest.CUDAEnv, 300_001},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := c.env(t)
+			g := graphs.New("silu_mul")
+			y, z, d := g.Input("y", c.dt, graphs.S(c.n)), g.Input("z", c.dt, graphs.S(c.n)), g.Input("d", c.dt, graphs.S(c.n))
+			g.Output("out", graphs.SiluMul(y, z))
+			dy, dz := graphs.SiluMulGrad(y, z, d)
+			g.Output("dy", dy)
+			g.Output("dz", dz)
+			rng := rand.New(rand.NewPCG(12, uint64(c.n)))
+			feeds := map[string]*tensors.Tensor{"y": graphtest.Random(rng, -2, 2, c.n).Convert(c.dt),
+				"z": graphtest.Random(rng, -30, 30, c.n).Convert(c.dt), "d": graphtest.Random(rng, -1, 1, c.n).Convert(c.dt)}
+			out := graphtest.RunSession(t, graphtest.SessionOn(t, env, g), g, feeds)
+			yv, zv, dv := feeds["y"].Convert(tensors.Float64).Float64s(), feeds["z"].Convert(tensors.Float64).Float64s(), feeds["d"].Convert(tensors.Float64).Float64s()
+			got := map[string][]float64{}
+			for _, k := range []string{"out", "dy", "dz"} {
+				got[k] = out[k].Convert(tensors.Float64).Float64s()
+			}
+			unit, half := 16*math.Pow(2, -24), 0.0
+			switch c.dt {
+			case tensors.Float64:
+				unit = 32 * math.Pow(2, -52)
+			case tensors.BFloat16:
+				half = math.Pow(2, -8)
+			}
+			b := newBounds(t)
+			for i := range yv {
+				s := 1 / (1 + math.Exp(-zv[i]))
+				want := map[string]float64{"out": yv[i] * zv[i] * s, "dy": dv[i] * zv[i] * s, "dz": dv[i] * yv[i] * s * (1 + zv[i]*(1-s))}
+				scale := map[string]float64{"out": math.Abs(want["out"]), "dy": math.Abs(want["dy"]),
+					"dz": math.Abs(dv[i]*yv[i]*s) * (1 + math.Abs(zv[i])*(1-s))}
+				for k, w := range want {
+					b.check(k, got[k][i], w, unit*scale[k]*(1+math.Abs(zv[i])*(1-s))+half*math.Abs(w), i)
+				}
+			}
+			b.log()
+		})
+	}
+}
+
 // TestTileKernelShapeRules checks that the shape rules of SegsumExp,
 // MaskedDiffSq and CausalSoftmax refuse what their kernels cannot take.
 func TestTileKernelShapeRules(t *testing.T) {
@@ -902,6 +960,8 @@ func TestTileKernelShapeRules(t *testing.T) {
 			ce, _ := graphs.SoftCrossEntropy(s, tt, 1)
 			graphs.SoftCrossEntropyGrad(s, tt, ce.Node().Inputs[2], f32("st6", 2, 3), f32("d6", 2))
 		}},
+		{"SiluMul broadcast", func() { graphs.SiluMul(f32("y10", 2, 7), f32("z10", 7)) }},
+		{"SiluMul dtypes", func() { graphs.SiluMul(f32("y11", 7), f64("z11", 7)) }},
 		{"LayerNormGrad gamma length", func() {
 			graphs.LayerNormGrad(f32("x8", 3, 7), f32("g8", 6), f32("m8", 3, 1), f32("r8", 3, 1), f32("dy8", 3, 7))
 		}},

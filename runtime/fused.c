@@ -232,6 +232,55 @@ static void gelugrad_host(int type, size_t lo, size_t hi, void **in, void **out)
 	}
 }
 
+// ---- SiluMul and SiluMulGrad ---------------------------------------------------
+//
+// The SiLU gate y·silu(z) = y·z·σ(z) of y and z (one shape; float, double
+// or bfloat16), and its gradient from d: dy = d·z·σ(z) and dz =
+// d·y·σ(z)·(1 + z·σ(−z)), computed in float (double for double) from the
+// inputs and rounded once to the outputs' type. One exponential, e^−|z|,
+// gives σ(z) and σ(−z).
+
+#define SILU_SIG(A, EXP)                                                      \
+	A e = EXP(z < 0 ? z : -z), big = (A)1 / ((A)1 + e), small = e * big; \
+	A s = z < 0 ? small : big, r = z < 0 ? big : small; /* σ(z), σ(−z) */
+#define SILUMUL(T, A, EXP, LD, ST)                                                                    \
+	static void silumul_##T(const void *ys, const void *zs, void *outs, size_t lo, size_t hi) {      \
+		for (size_t i = lo; i < hi; i++) {                                                        \
+			A y = LD(ys, i), z = LD(zs, i);                                                       \
+			SILU_SIG(A, EXP)                                                                      \
+			(void)r;                                                                              \
+			ST(outs, i, y * z * s);                                                               \
+		}                                                                                         \
+	}                                                                                             \
+	static void silumulgrad_##T(const void *ys, const void *zs, const void *ds, void *dys, void *dzs, \
+	                            size_t lo, size_t hi) {                                               \
+		for (size_t i = lo; i < hi; i++) {                                                        \
+			A y = LD(ys, i), z = LD(zs, i), d = LD(ds, i);                                        \
+			SILU_SIG(A, EXP)                                                                      \
+			ST(dys, i, d * z * s);                                                                \
+			ST(dzs, i, d * y * s * ((A)1 + z * r));                                               \
+		}                                                                                         \
+	}
+SILUMUL(float, float, expf, LD_float, ST_float)
+SILUMUL(double, double, exp, LD_double, ST_double)
+SILUMUL(bf16, float, expf, LD_bf16, ST_bf16)
+
+static void silumul_host(int type, size_t lo, size_t hi, void **in, void **out) {
+	switch (type) {
+	case typeDouble: silumul_double(in[0], in[1], out[0], lo, hi); break;
+	case typeBFloat16: silumul_bf16(in[0], in[1], out[0], lo, hi); break;
+	default: silumul_float(in[0], in[1], out[0], lo, hi);
+	}
+}
+
+static void silumulgrad_host(int type, size_t lo, size_t hi, void **in, void **out) {
+	switch (type) {
+	case typeDouble: silumulgrad_double(in[0], in[1], in[2], out[0], out[1], lo, hi); break;
+	case typeBFloat16: silumulgrad_bf16(in[0], in[1], in[2], out[0], out[1], lo, hi); break;
+	default: silumulgrad_float(in[0], in[1], in[2], out[0], out[1], lo, hi);
+	}
+}
+
 // ---- CausalConv and CausalConvGrad --------------------------------------------
 //
 // The depthwise causal conv along T of x [B, T, C] with w [C, 1, K] and
@@ -1267,6 +1316,56 @@ LNG_HOST(bf16, float, LD_bf16, ST_bf16)
 	"  add.u64 %rd17, %rd15, %rd16;\n  st.global.f32 [%rd17], %f11;\n"                       \
 	"DONE:\n  ret;\n}\n"
 
+// σ(z) into %f5 and σ(−z) into %f6 for z in %f2, from e = 2^(−|z|·log2 e)
+// (ex2.approx), as the host loop.
+#define PTX_SILU_SIG                                                                         \
+	"  abs.f32 %f3, %f2;\n  neg.f32 %f3, %f3;\n  mul.rn.f32 %f3, %f3, 0f3FB8AA3B;\n"        \
+	"  ex2.approx.f32 %f3, %f3;\n"                                                          \
+	"  add.rn.f32 %f4, %f3, 0f3F800000;\n  rcp.rn.f32 %f4, %f4;\n  mul.rn.f32 %f7, %f3, %f4;\n" \
+	"  setp.lt.f32 %p2, %f2, 0f00000000;\n  selp.f32 %f5, %f7, %f4, %p2;\n  selp.f32 %f6, %f4, %f7, %p2;\n"
+
+// SiluMul: out = y·z·σ(z), grid-stride. Params y, z, out, n.
+#define PTX_SILUMUL(NAME, SHIFT, LD, ST)                                                     \
+	".visible .entry " NAME "(.param .u64 a_y, .param .u64 a_z, .param .u64 a_o, .param .u64 a_n)\n" \
+	"{\n" BLOCK_REGS                                                                           \
+	"  ld.param.u64 %rd1, [a_y]; cvta.to.global.u64 %rd1, %rd1;\n"                          \
+	"  ld.param.u64 %rd2, [a_z]; cvta.to.global.u64 %rd2, %rd2;\n"                          \
+	"  ld.param.u64 %rd3, [a_o]; cvta.to.global.u64 %rd3, %rd3;\n"                          \
+	"  ld.param.u64 %rd9, [a_n];\n"                                                         \
+	PTX_LOOP_HEAD                                                                            \
+	"  shl.b64 %rd13, %rd10, " SHIFT ";\n"                                                  \
+	"  add.u64 %rd14, %rd1, %rd13;\n" LD("%f1", "%rd14")                                    \
+	"  add.u64 %rd15, %rd2, %rd13;\n" LD("%f2", "%rd15")                                    \
+	PTX_SILU_SIG                                                                             \
+	"  mul.rn.f32 %f8, %f1, %f2;\n  mul.rn.f32 %f8, %f8, %f5;\n"                            \
+	"  add.u64 %rd16, %rd3, %rd13;\n" ST("%rd16", "%f8")                                    \
+	PTX_LOOP_TAIL
+
+// SiluMulGrad: dy = d·z·σ(z), dz = d·y·σ(z)·(1 + z·σ(−z)). Params y, z, d,
+// dy, dz, n.
+#define PTX_SILUMULGRAD(NAME, SHIFT, LD, ST)                                                 \
+	".visible .entry " NAME "(.param .u64 a_y, .param .u64 a_z, .param .u64 a_d, .param .u64 a_dy,\n" \
+	"  .param .u64 a_dz, .param .u64 a_n)\n"                                                \
+	"{\n" BLOCK_REGS                                                                           \
+	"  ld.param.u64 %rd1, [a_y]; cvta.to.global.u64 %rd1, %rd1;\n"                          \
+	"  ld.param.u64 %rd2, [a_z]; cvta.to.global.u64 %rd2, %rd2;\n"                          \
+	"  ld.param.u64 %rd3, [a_d]; cvta.to.global.u64 %rd3, %rd3;\n"                          \
+	"  ld.param.u64 %rd4, [a_dy]; cvta.to.global.u64 %rd4, %rd4;\n"                         \
+	"  ld.param.u64 %rd5, [a_dz]; cvta.to.global.u64 %rd5, %rd5;\n"                         \
+	"  ld.param.u64 %rd9, [a_n];\n"                                                         \
+	PTX_LOOP_HEAD                                                                            \
+	"  shl.b64 %rd13, %rd10, " SHIFT ";\n"                                                  \
+	"  add.u64 %rd14, %rd1, %rd13;\n" LD("%f1", "%rd14")                                    \
+	"  add.u64 %rd15, %rd2, %rd13;\n" LD("%f2", "%rd15")                                    \
+	"  add.u64 %rd16, %rd3, %rd13;\n" LD("%f9", "%rd16")                                    \
+	PTX_SILU_SIG                                                                             \
+	"  mul.rn.f32 %f10, %f9, %f2;\n  mul.rn.f32 %f10, %f10, %f5;\n"                         \
+	"  fma.rn.f32 %f11, %f2, %f6, 0f3F800000;\n"                                            \
+	"  mul.rn.f32 %f12, %f9, %f1;\n  mul.rn.f32 %f12, %f12, %f5;\n  mul.rn.f32 %f12, %f12, %f11;\n" \
+	"  add.u64 %rd17, %rd4, %rd13;\n" ST("%rd17", "%f10")                                   \
+	"  add.u64 %rd18, %rd5, %rd13;\n" ST("%rd18", "%f12")                                   \
+	PTX_LOOP_TAIL
+
 const char mh_fused_ptx[] =
 	".version 7.0\n"
 	".target sm_80\n"
@@ -1395,29 +1494,34 @@ const char mh_loss_ptx[] =
 	PTX_SCEG("mh_sceg_b_f", "2", LD_BF16, ST_BF16, "4", LD_F32)
 	PTX_SCEG("mh_sceg_b_b", "2", LD_BF16, ST_BF16, "2", LD_BF16);
 
-// LayerNormalization's gradient kernels, a module of their own.
-const char mh_norm_ptx[] =
+// The layers' kernels (LayerNormalization's gradient, the SiLU gate and
+// its gradient), a module of their own.
+const char mh_layer_ptx[] =
 	".version 7.0\n"
 	".target sm_80\n"
 	".address_size 64\n"
 	PTX_LNG("mh_lng_f32", "4", LD_F32, ST_F32)
 	PTX_LNG("mh_lng_bf16", "2", LD_BF16, ST_BF16)
 	PTX_LNGC("mh_lngc_f32", "4", LD_F32)
-	PTX_LNGC("mh_lngc_bf16", "2", LD_BF16);
+	PTX_LNGC("mh_lngc_bf16", "2", LD_BF16)
+	PTX_SILUMUL("mh_silumul_f32", "2", LD_F32, ST_F32)
+	PTX_SILUMUL("mh_silumul_bf16", "1", LD_BF16, ST_BF16)
+	PTX_SILUMULGRAD("mh_silumulgrad_f32", "2", LD_F32, ST_F32)
+	PTX_SILUMULGRAD("mh_silumulgrad_bf16", "1", LD_BF16, ST_BF16);
 
 // The modules' kernels, by index: mh_fused_ptx's, from kMdsF32 on
 // mh_matrix_ptx's, from kSceFF on mh_loss_ptx's, from kLngF32 on
-// mh_norm_ptx's.
+// mh_layer_ptx's.
 enum { kAdamW, kGeluGradF32, kGeluGradBF16, kConvF32, kConvBF16, kConvDxF32, kConvDxBF16, kConvDwF32, kConvDwBF16, kSegExpF32, kSegExpBF16,
        kSegExpGradF32, kSegExpGradBF16, kMdsF32, kMdsBF16, kMdsgF32, kMdsgBF16, kMdscF32, kMdscBF16, kCsmF32, kCsmBF16,
        kSceFF, kSceFB, kSceBF, kSceBB, kScegFF, kScegFB, kScegBF, kScegBB,
-       kLngF32, kLngBF16, kLngcF32, kLngcBF16, nKernels };
+       kLngF32, kLngBF16, kLngcF32, kLngcBF16, kSiluMulF32, kSiluMulBF16, kSiluMulGradF32, kSiluMulGradBF16, nKernels };
 static const char *kernel_names[nKernels] = {"mh_adamw_f32", "mh_gelugrad_f32", "mh_gelugrad_bf16",
 	"mh_conv_f32", "mh_conv_bf16", "mh_convdx_f32", "mh_convdx_bf16", "mh_convdw_f32", "mh_convdw_bf16", "mh_segexp_f32",
 	"mh_segexp_bf16", "mh_segexpgrad_f32", "mh_segexpgrad_bf16", "mh_mds_f32", "mh_mds_bf16", "mh_mdsg_f32",
 	"mh_mdsg_bf16", "mh_mdsc_f32", "mh_mdsc_bf16", "mh_csm_f32", "mh_csm_bf16", "mh_sce_f_f", "mh_sce_f_b", "mh_sce_b_f",
 	"mh_sce_b_b", "mh_sceg_f_f", "mh_sceg_f_b", "mh_sceg_b_f", "mh_sceg_b_b", "mh_lng_f32", "mh_lng_bf16", "mh_lngc_f32",
-	"mh_lngc_bf16"};
+	"mh_lngc_bf16", "mh_silumul_f32", "mh_silumul_bf16", "mh_silumulgrad_f32", "mh_silumulgrad_bf16"};
 
 // ---- the CUDA driver, loaded on first use ----------------------------------
 
@@ -1445,9 +1549,9 @@ static struct {
 	int loaded[maxContexts][4]; // whether each module's kernels are in fn
 } cu = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static const char *const module_ptx[4] = {mh_fused_ptx, mh_matrix_ptx, mh_loss_ptx, mh_norm_ptx};
+static const char *const module_ptx[4] = {mh_fused_ptx, mh_matrix_ptx, mh_loss_ptx, mh_layer_ptx};
 static const char *const module_name[4] = {"fused kernels'", "Stage 1 matrix kernels'", "soft cross-entropy kernels'",
-                                           "layer norm gradient kernels'"};
+                                           "layer kernels'"};
 static int module_of(int id) { return id >= kLngF32 ? 3 : id >= kSceFF ? 2 : id >= kMdsF32; }
 
 static const char *cu_error(int rc) {
@@ -1582,6 +1686,12 @@ static int gelugrad_check(const mh_op *k, const int *type, const size_t *count, 
                           char *msg, size_t len) {
 	(void)dims; (void)rank;
 	return same_as_first(k, type, count, 2, msg, len);
+}
+
+static int silumulgrad_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8],
+                             const size_t *rank, char *msg, size_t len) {
+	(void)dims; (void)rank;
+	return same_as_first(k, type, count, 3, msg, len);
 }
 
 // A host job: one host kernel over ranges of elements or rows, which ORT's
@@ -2364,7 +2474,7 @@ static void op_init(mh_op *o, void **api, int cuda) {
 }
 
 static const size_t adamw_like[] = {0, 2, 3}, gelugrad_like[] = {0}, conv_like[] = {0}, allreduce_like[] = {0},
-                    sceg_like[] = {0};
+                    sceg_like[] = {0}, silumulgrad_like[] = {0, 0};
 static const int hostTypes[] = {typeFloat, typeDouble, typeBFloat16, 0}, cudaTypes[] = {typeFloat, typeBFloat16, 0};
 static const int hostFloats[] = {typeFloat, typeDouble, 0}, cudaFloats[] = {typeFloat, 0};
 static const int doubles[] = {typeDouble, 0}; // SegsumExp's cs (segexp_check checks the carrier's type)
@@ -2400,11 +2510,17 @@ static const int doubles[] = {typeDouble, 0}; // SegsumExp's cs (segexp_check ch
 #define SCEGRAD_OP                                                                                 \
 	.name = "SoftCrossEntropyGrad", .n_in = 5, .n_out = 1, .like = sceg_like, .check = sce_check, \
 	.run = sce_run
+#define SILUMUL_OP                                                                                      \
+	.name = "SiluMul", .n_in = 2, .n_out = 1, .like = gelugrad_like, .check = gelugrad_check, .run = elementwise_run, \
+	.host = silumul_host, .kernel_f32 = kSiluMulF32, .kernel_bf16 = kSiluMulBF16
+#define SILUMULGRAD_OP                                                                                     \
+	.name = "SiluMulGrad", .n_in = 3, .n_out = 2, .like = silumulgrad_like, .check = silumulgrad_check,  \
+	.run = elementwise_run, .host = silumulgrad_host, .kernel_f32 = kSiluMulGradF32, .kernel_bf16 = kSiluMulGradBF16
 #define LNG_OP \
 	.name = "LayerNormGrad", .n_in = 5, .n_out = 3, .out_shape = lng_shape, .check = lng_check, .run = lng_run
 #define ALLREDUCE_OP \
 	.name = "AllReduce", .n_in = 1, .n_out = 1, .like = allreduce_like, .check = allreduce_check, .run = allreduce_run
-enum { nOps = 28 };
+enum { nOps = 32 };
 static mh_op ops[nOps] = {
 	{ADAMW_OP, .types = hostFloats},
 	{ADAMW_OP, .types = cudaFloats, .cuda = 1},
@@ -2432,6 +2548,10 @@ static mh_op ops[nOps] = {
 	{SCEGRAD_OP, .types = cudaTypes, .cuda = 1},
 	{LNG_OP, .types = hostTypes},
 	{LNG_OP, .types = cudaTypes, .cuda = 1},
+	{SILUMUL_OP, .types = hostTypes},
+	{SILUMUL_OP, .types = cudaTypes, .cuda = 1},
+	{SILUMULGRAD_OP, .types = hostTypes},
+	{SILUMULGRAD_OP, .types = cudaTypes, .cuda = 1},
 	{ALLREDUCE_OP, .types = hostTypes},
 	{ALLREDUCE_OP, .types = cudaTypes, .cuda = 1},
 };

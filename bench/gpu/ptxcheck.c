@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <stddef.h>
 
-extern const char mh_fused_ptx[], mh_matrix_ptx[], mh_loss_ptx[], mh_norm_ptx[];
+extern const char mh_fused_ptx[], mh_matrix_ptx[], mh_loss_ptx[], mh_layer_ptx[];
 
 // fused.c's AllReduce calls into nccl.c, which needs cgo; ptxcheck never
 // launches it.
@@ -45,10 +45,10 @@ int main(void) {
 		printf("CUDA initialisation failed: %d\n", rc);
 		return 1;
 	}
-	const char *ptx[4] = {mh_fused_ptx, mh_matrix_ptx, mh_loss_ptx, mh_norm_ptx};
-	const char *name[4] = {"mh_fused_ptx", "mh_matrix_ptx", "mh_loss_ptx", "mh_norm_ptx"};
+	const char *ptx[4] = {mh_fused_ptx, mh_matrix_ptx, mh_loss_ptx, mh_layer_ptx};
+	const char *name[4] = {"mh_fused_ptx", "mh_matrix_ptx", "mh_loss_ptx", "mh_layer_ptx"};
 	const char *kernels[4][2] = {
-		{"mh_adamw_f32", "mh_segexpgrad_bf16"}, {"mh_mdsc_bf16", "mh_csm_bf16"}, {"mh_sce_f_b", "mh_sceg_b_b"}, {"mh_lng_bf16", "mh_lngc_f32"}};
+		{"mh_adamw_f32", "mh_segexpgrad_bf16"}, {"mh_mdsc_bf16", "mh_csm_bf16"}, {"mh_sce_f_b", "mh_sceg_b_b"}, {"mh_lng_bf16", "mh_silumulgrad_bf16"}};
 	int failed = 0;
 	for (int m = 0; m < 4; m++) {
 		static char log[1 << 16];

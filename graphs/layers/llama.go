@@ -25,8 +25,18 @@ func RMSNorm(p Params, prefix string, x *graphs.Value, eps float32) *graphs.Valu
 func SwiGLU(p Params, prefix string, x *graphs.Value, inner int64, bias bool) *graphs.Value {
 	gate := Linear(p, prefix+".gate_proj", x, inner, bias)
 	up := Linear(p, prefix+".up_proj", x, inner, bias)
-	h := graphs.Mul(graphs.Mul(gate, graphs.Sigmoid(gate)), up)
-	return Linear(p, prefix+".down_proj", h, lastDim(x), bias)
+	return Linear(p, prefix+".down_proj", SiluGate(up, gate), lastDim(x), bias)
+}
+
+// SiluGate is y·silu(z) = y·z·σ(z) for y and z of one shape and dtype:
+// one fused graphs.SiluMul node in a graph that uses fused kernels (float32
+// and bfloat16; computed in float32 and rounded once), else stock ops
+// (silu(z) rounded to the dtype before the product).
+func SiluGate(y, z *graphs.Value) *graphs.Value {
+	if y.Graph().FusedKernels() && (y.DType == tensors.Float32 || y.DType == tensors.BFloat16) {
+		return graphs.SiluMul(y, z)
+	}
+	return graphs.Mul(graphs.Mul(z, graphs.Sigmoid(z)), y)
 }
 
 // RotaryFromFrequencies returns cos and sin [T, 1, 2·len(inv)] for

@@ -140,7 +140,7 @@ func finish(p layers.Params, c Config, i int, y *graphs.Value, in ssmInputs) *gr
 	y = graphs.Add(low(y), graphs.Mul(low(in.x), graphs.Unsqueeze(d, -1)))
 	y = graphs.ReshapeTo(y, in.z.Shape, in.z)
 	zb := low(p.Get(mixerName(i, "z_bias"), graphs.S(c.DInner())))
-	y = low(graphs.Mul(y, low(silu(graphs.Add(low(in.z), zb)))))
+	y = low(layers.SiluGate(low(y), low(graphs.Add(low(in.z), zb))))
 	return graphs.FromLowPrecision(layers.LinearLow(p, mixerName(i, "out_proj"), y, c.DModel, false))
 }
 
