@@ -235,11 +235,9 @@ OURS3)
   for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
   ;;
 OURS10)
-  # Tenth session (issue 19): the fused soft cross-entropy
-  # (graphs.SoftCrossEntropy) and Stage 1's matrix kernels. PTXCHECK
-  # compiles the three PTX modules; the CUDA tests of every fused kernel;
-  # one-layer smoke steps of Stage 3 and of Stage 1 with --matrix-kernels;
-  # Stage 3 bf16 at micro-batch 4 under the 76 GB cap, ours and $ALT (the
+  # Tenth session (issue 19): the fused soft cross-entropy, LayerNorm
+  # gradient and SiLU gate, and Stage 1's matrix kernels. PTXCHECK
+  # compiles the PTX modules; the CUDA tests of every fused kernel; Stage 3 bf16 at micro-batch 4 under the 76 GB cap, ours and $ALT (the
   # binary before the change) alternately; Stage 1 with and without
   # --matrix-kernels and Stage 2, bf16 at micro-batch 1; with EXTRA=1 then
   # ours at PEERS3's micro-batch in bf16 and TF32. GPU memory sampled per
@@ -249,8 +247,6 @@ OURS10)
   [ -n "${GRAPHS_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $GRAPHS_TEST -test.run 'TestAdamW$|TestAdamWInPlace$|TestGeluGrad$|TestCausalConv$|TestSegsumExp$|TestMaskedDiffSq$|TestCausalSoftmax$|TestSoftCrossEntropy$|TestLayerNormGrad$' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|worst|error" | tee "$out/cuda-test.txt"
   [ -n "${TRAIN_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $TRAIN_TEST -test.run 'TestAllReduceNCCL|TestInPlaceMatchesOutOfPlace' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|NCCL|error" | tee -a "$out/cuda-test.txt"
   [ -n "${RUNTIME_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $RUNTIME_TEST -test.run 'TestCUDA|TestUpload' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|error" | tee -a "$out/cuda-test.txt"
-  run smoke 120 $P bench-stage --teacher phi-1.5:1 --stage distill --micro-batch 1 --seq $(q 256 32) --steps-per-run 2 --runs 2 --provider $PROV --tf32 --precision bf16
-  run smoke 120 $P bench-stage --teacher phi-1.5:1 --stage orient --micro-batch 1 --seq $(q 256 32) --steps-per-run 2 --runs 2 --provider $PROV --tf32 --precision bf16 --matrix-kernels
   mb=$(q $(gpu_mb) 1)
   O3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --arena-extend same_as_requested"
   S12="--teacher $(q phi-1.5 phi-1.5:1) --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 2 --provider $PROV --tf32 --precision bf16"
