@@ -21,9 +21,9 @@ func (g *Graph) FusedKernels() bool { return g.root.fused }
 
 // UseMatrixKernels lets g use fused kernels (UseFusedKernels) and, beyond
 // them, Stage 1's fused [T, T] kernels: MaskedDiffSq for the distance and
-// CausalSoftmax for the teacher's probabilities. They are opt-in
-// (training.matrix_kernels) until their CUDA kernels have been run on a
-// GPU; their CPU kernels are tested like the others.
+// CausalSoftmax for the teacher's probabilities (training.matrix_kernels,
+// on by default; without them Stage 1 builds K and the softmax from stock
+// ops, which tests compare against).
 func (g *Graph) UseMatrixKernels() {
 	g.root.fused = true
 	g.root.matrix = true
@@ -31,6 +31,15 @@ func (g *Graph) UseMatrixKernels() {
 
 // MatrixKernels reports whether g may use Stage 1's fused [T, T] kernels.
 func (g *Graph) MatrixKernels() bool { return g.root.matrix }
+
+// TargetCPU marks g as built for ONNX Runtime's CPU provider: builders
+// then keep stock ops where a fused kernel only saves device memory
+// traffic and ORT's vectorised CPU kernels are faster than its scalar host
+// loop (SoftCrossEntropy, whose exponentials dominate on the CPU).
+func (g *Graph) TargetCPU() { g.root.cpu = true }
+
+// CPUTarget reports whether g is built for the CPU provider (TargetCPU).
+func (g *Graph) CPUTarget() bool { return g.root.cpu }
 
 // ConvChunks is the number of row chunks CausalConvGrad sums its weight and
 // bias gradients over (its dwp and dbp outputs' leading dimension).

@@ -474,26 +474,28 @@ CSM_HOST(bf16, float, LD_bf16, ST_float)
 // stats [..., 2] in scale's type. Per row, with z = scale·s and u =
 // scale·t (each rounded to scale's type), stats = (logsumexp z, logsumexp
 // u) and ce = −Σ_v softmax(u)_v·log softmax(z)_v, computed as log Σ e^(z −
-// max z) − Σ e^(u − max u)·(z − max z) / Σ e^(u − max u), in double. A
-// NaN logit makes its row NaN. SoftCrossEntropyGrad: ds = dce·scale·
-// (e^(z − lse z) − e^(u − lse u)), like s. One host range is one row.
+// max z) − Σ e^(u − max u)·(z − max z) / Σ e^(u − max u): exponentials in
+// scale's type, sums in double. A NaN logit makes its row NaN.
+// SoftCrossEntropyGrad: ds = dce·scale·(e^(z − lse z) − e^(u − lse u)),
+// like s. One host range is one row.
 
-#define SCE_HOST(NAME, A, LDS, LDT)                                                                       \
+#define SCE_HOST(NAME, A, LDS, LDT, EXP)                                                                 \
 	static void sce_##NAME(const void *s, const void *t, const void *scale, void *ce, void *stats, size_t v, \
 	                       size_t row) {                                                                     \
 		A sc = ((const A *)scale)[0];                                                                       \
 		size_t base = row * v;                                                                              \
-		double mz = -INFINITY, mu = -INFINITY, sz = 0, su = 0, w = 0;                                       \
+		A mz = -INFINITY, mu = -INFINITY;                                                                   \
+		double sz = 0, su = 0, w = 0;                                                                       \
 		for (size_t j = 0; j < v; j++) {                                                                    \
-			double z = (A)(LDS(s, base + j) * sc), u = (A)(LDT(t, base + j) * sc);                          \
+			A z = LDS(s, base + j) * sc, u = LDT(t, base + j) * sc;                                         \
 			if (z > mz || z != z) mz = z;                                                                   \
 			if (u > mu || u != u) mu = u;                                                                   \
 		}                                                                                                   \
 		for (size_t j = 0; j < v; j++) {                                                                    \
-			double z = (A)(LDS(s, base + j) * sc) - mz, eu = exp((double)(A)(LDT(t, base + j) * sc) - mu);  \
-			sz += exp(z);                                                                                   \
+			A z = LDS(s, base + j) * sc - mz, eu = EXP(LDT(t, base + j) * sc - mu);                         \
+			sz += EXP(z);                                                                                   \
 			su += eu;                                                                                       \
-			w += eu * z;                                                                                    \
+			w += (double)eu * z;                                                                            \
 		}                                                                                                   \
 		((A *)stats)[2 * row] = (A)(mz + log(sz));                                                          \
 		((A *)stats)[2 * row + 1] = (A)(mu + log(su));                                                      \
@@ -502,11 +504,11 @@ CSM_HOST(bf16, float, LD_bf16, ST_float)
 	static void sceg_##NAME(const void *s, const void *t, const void *scale, const void *stats, const void *dce, \
 	                        void *ds, size_t v, size_t row) {                                                \
 		A sc = ((const A *)scale)[0], lz = ((const A *)stats)[2 * row], lu = ((const A *)stats)[2 * row + 1]; \
-		double g = (double)((const A *)dce)[row] * sc;                                                      \
+		A g = ((const A *)dce)[row] * sc;                                                                   \
 		size_t base = row * v;                                                                              \
 		for (size_t j = 0; j < v; j++) {                                                                    \
-			double z = (A)(LDS(s, base + j) * sc), u = (A)(LDT(t, base + j) * sc);                          \
-			SCE_STORE_##NAME(ds, base + j, (A)(g * (exp(z - lz) - exp(u - lu))));                          \
+			A z = LDS(s, base + j) * sc, u = LDT(t, base + j) * sc;                                         \
+			SCE_STORE_##NAME(ds, base + j, g * (EXP(z - lz) - EXP(u - lu)));                                \
 		}                                                                                                   \
 	}
 #define SCE_STORE_f_f ST_float
@@ -514,11 +516,11 @@ CSM_HOST(bf16, float, LD_bf16, ST_float)
 #define SCE_STORE_b_f ST_bf16
 #define SCE_STORE_b_b ST_bf16
 #define SCE_STORE_d_d ST_double
-SCE_HOST(f_f, float, LD_float, LD_float)
-SCE_HOST(f_b, float, LD_float, LD_bf16)
-SCE_HOST(b_f, float, LD_bf16, LD_float)
-SCE_HOST(b_b, float, LD_bf16, LD_bf16)
-SCE_HOST(d_d, double, LD_double, LD_double)
+SCE_HOST(f_f, float, LD_float, LD_float, expf)
+SCE_HOST(f_b, float, LD_float, LD_bf16, expf)
+SCE_HOST(b_f, float, LD_bf16, LD_float, expf)
+SCE_HOST(b_b, float, LD_bf16, LD_bf16, expf)
+SCE_HOST(d_d, double, LD_double, LD_double, exp)
 
 // ---- LayerNormGrad -------------------------------------------------------------
 //

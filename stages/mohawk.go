@@ -290,7 +290,8 @@ func (e *Env) orientSpec(kind, name string, o TrainOptions, lr layerRange, names
 
 // OrientStepGraph is the step graph Orient(kind, o) would run for all
 // layers at once (o.LayerGroup is ignored), with its products computed as
-// p, built without a runtime (for graph analysis: bench-stage --traffic).
+// p, built without a runtime as for a GPU (for graph analysis: bench-stage
+// --traffic).
 func (e *Env) OrientStepGraph(kind string, o TrainOptions, p graphs.MatMulPrecision) (*graphs.Graph, error) {
 	lr := layerRange{0, e.Student.Config.Sizes().Layers}
 	names := e.orientNames(kind, lr)
@@ -298,7 +299,7 @@ func (e *Env) OrientStepGraph(kind string, o TrainOptions, p graphs.MatMulPrecis
 		return nil, fmt.Errorf("stage %s: the student has no mixer to train", kind)
 	}
 	spec := e.orientSpec(kind, kind, o, lr, names)
-	return stepGraph(spec, max(1, spec.StepsPerRun), p, e.inPlace())
+	return stepGraph(spec, max(1, spec.StepsPerRun), p, e.inPlace(), false)
 }
 
 // combine sums the work of layer groups into one stage result: tokens,
@@ -388,11 +389,11 @@ func (e *Env) Distill(o TrainOptions, d DistillOptions) (*Result, error) {
 }
 
 // DistillStepGraph is the step graph Distill would run for o.StepsPerRun
-// steps, with its products computed as p, built without a runtime (for
-// graph analysis: bench-stage --traffic).
+// steps, with its products computed as p, built without a runtime as for a
+// GPU (for graph analysis: bench-stage --traffic).
 func (e *Env) DistillStepGraph(o TrainOptions, d DistillOptions, p graphs.MatMulPrecision) (*graphs.Graph, error) {
 	spec := e.distillSpec(o, d)
-	return stepGraph(spec, max(1, spec.StepsPerRun), p, e.inPlace())
+	return stepGraph(spec, max(1, spec.StepsPerRun), p, e.inPlace(), false)
 }
 
 // distillSpec is Stage 3's training spec: its loss, and the student

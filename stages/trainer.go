@@ -495,7 +495,7 @@ type stepRunner struct {
 }
 
 func (e *Env) newStepRunner(spec TrainSpec, n int) (*stepRunner, error) {
-	g, err := stepGraph(spec, n, e.matmulPrecision(spec.Precision), e.inPlace())
+	g, err := stepGraph(spec, n, e.matmulPrecision(spec.Precision), e.inPlace(), e.Runtime.Provider() == runtime.ProviderCPU)
 	if err != nil {
 		return nil, err
 	}
@@ -507,15 +507,16 @@ func (e *Env) newStepRunner(spec TrainSpec, n int) (*stepRunner, error) {
 }
 
 // stepGraph is spec's step graph for n steps per run, its products
-// computed as p, updating in place where inPlace.
-func stepGraph(spec TrainSpec, n int, p graphs.MatMulPrecision, inPlace bool) (*graphs.Graph, error) {
+// computed as p, updating in place where inPlace, built for the CPU
+// provider where cpu (train.Spec.CPU).
+func stepGraph(spec TrainSpec, n int, p graphs.MatMulPrecision, inPlace, cpu bool) (*graphs.Graph, error) {
 	name := fmt.Sprintf("%s_step%d", spec.Name, n)
 	return buildGraph(name, func() *graphs.Graph {
 		return train.Build(train.Spec{
 			Name: name, Params: spec.Params, DType: tensors.Float32, StepsPerRun: n,
 			MicroBatches: spec.MicroBatches, BatchDType: tensors.Int64,
 			BatchShape: graphs.S(spec.MicroBatch, spec.SeqLen+1), Loss: spec.Loss, Opt: spec.Opt,
-			Precision: p, AllReduce: spec.AllReduce, Recompute: spec.Recompute, InPlace: inPlace, MatrixKernels: spec.MatrixKernels,
+			Precision: p, AllReduce: spec.AllReduce, Recompute: spec.Recompute, InPlace: inPlace, MatrixKernels: spec.MatrixKernels, CPU: cpu,
 		})
 	})
 }

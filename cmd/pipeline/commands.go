@@ -313,7 +313,7 @@ func cmdBenchStage(ctx context.Context, args []string) error {
 	measure := fs.Bool("measure", false, "with --memory: also run one step on the provider and print how far resident memory rose (the CPU provider's arena)")
 	fs.StringVar(&o.Recompute, "recompute", "", "training.recompute: empty (none) or layers")
 	fs.IntVar(&o.LossChunk, "loss-chunk", 0, "training.loss_chunk: tokens per soft cross-entropy chunk (0: one piece)")
-	fs.BoolVar(&o.MatrixKernels, "matrix-kernels", false, "training.matrix_kernels: Stage 1's fused [T, T] kernels")
+	fs.BoolVar(&o.MatrixKernels, "matrix-kernels", true, "training.matrix_kernels: Stage 1's fused [T, T] kernels (--matrix-kernels=false: the stock ops)")
 	rc := runtimeFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err

@@ -20,10 +20,11 @@ func TokenCrossEntropy(logits, labels *graphs.Value) *graphs.Value {
 // objective. The teacher's logits may be bfloat16 under float32 student
 // logits: they are read as they are in a graph that uses fused kernels
 // (graphs.Graph.UseFusedKernels; one graphs.SoftCrossEntropy node, whose
-// gradient is one node more) and widened to the student's dtype otherwise.
+// gradient is one node more) unless it targets the CPU provider
+// (graphs.Graph.TargetCPU), and widened to the student's dtype otherwise.
 func SoftCrossEntropy(student, teacher *graphs.Value, temperature float64) *graphs.Value {
 	sameShape(student, teacher)
-	if student.Graph().FusedKernels() && fusedPair(student.DType, teacher.DType) {
+	if g := student.Graph(); g.FusedKernels() && !g.CPUTarget() && fusedPair(student.DType, teacher.DType) {
 		ce, _ := graphs.SoftCrossEntropy(student, teacher, 1/temperature)
 		return scaleT2(graphs.ReduceMeanAll(ce), temperature)
 	}

@@ -89,8 +89,18 @@ func TestAgainstDirectFormulas(t *testing.T) {
 // uses fused kernels (one graphs.SoftCrossEntropy node) against the stock
 // form, in value and in the student's gradient, at temperature 2: in
 // float64 (and its gradient numerically), and with float32 student logits
-// against bfloat16 teacher logits, which the stock form widens.
+// against bfloat16 teacher logits, which the stock form widens; and that a
+// graph built for the CPU provider keeps the stock form.
 func TestSoftCrossEntropyFused(t *testing.T) {
+	g := graphs.New("soft_cpu")
+	g.UseFusedKernels()
+	g.TargetCPU()
+	losses.SoftCrossEntropy(g.Input("s", tensors.Float32, graphs.S(2, 5)), g.Input("t", tensors.BFloat16, graphs.S(2, 5)), 1)
+	for _, n := range g.Nodes() {
+		if n.Op == "SoftCrossEntropy" {
+			t.Fatal("a graph for the CPU provider has a SoftCrossEntropy node")
+		}
+	}
 	rng := rand.New(rand.NewPCG(5, 5))
 	const b, tt, v, temp = 2, 3, 70, 2.0
 	s := graphtest.Random(rng, -6, 6, b, tt, v)

@@ -93,6 +93,9 @@ type Spec struct {
 	// MatrixKernels lets the loss use Stage 1's fused [T, T] kernels
 	// (graphs.Graph.UseMatrixKernels).
 	MatrixKernels bool
+	// CPU builds the graph for ONNX Runtime's CPU provider
+	// (graphs.Graph.TargetCPU).
+	CPU bool
 	// InPlace updates the parameters and moments in the buffers they are
 	// fed in (graphs.AdamWInPlace) instead of returning new ones: the step
 	// graph has no New outputs and the caller keeps its inputs, which it
@@ -130,6 +133,9 @@ func Build(s Spec) *graphs.Graph {
 	g.UseFusedKernels() // a step graph runs only on mohawk's runtime
 	if s.MatrixKernels {
 		g.UseMatrixKernels()
+	}
+	if s.CPU {
+		g.TargetCPU()
 	}
 	g.SetRecompute(s.Recompute)
 	n := len(s.Params)
