@@ -219,8 +219,8 @@ func sha256Hex(parts ...string) string {
 //
 // TestEstimateMemoryMatchesLiveness holds it within 10% of the liveness
 // analysis of the step graph; at Phi-1.5 shape (Stage 3, micro-batch
-// 4 × 2048, bf16) it gives 60.0 GB, the analysis 60.7 GB, and an H100
-// showed 64.5 GB (docs/benchmarks.md). With recompute: layers ONNX Runtime
+// 4 × 2048, bf16) it gives 57.5 GB, the analysis 53.3 GB, and an H100
+// showed 56.2 GB (docs/benchmarks.md). With recompute: layers ONNX Runtime
 // needs far more than either (its order runs the recomputed layers early).
 func estimateMemory(p *Plan, tc family.Teacher, sc family.Student) Memory {
 	ts := tc.Sizes()
