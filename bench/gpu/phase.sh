@@ -44,6 +44,44 @@ against_torch() {
   for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
 }
 
+# cuda_tests REGEX: the graphs package's CUDA tests matching REGEX, and the
+# train and runtime packages' CUDA tests, from the test binaries in
+# GRAPHS_TEST, TRAIN_TEST and RUNTIME_TEST (each when set), into
+# cuda-test.txt.
+cuda_tests() {
+  [ -n "${GRAPHS_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $GRAPHS_TEST -test.run "$1" -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|worst|error" | tee "$out/cuda-test.txt"
+  [ -n "${TRAIN_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $TRAIN_TEST -test.run 'TestAllReduceNCCL|TestInPlaceMatchesOutOfPlace' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|NCCL|error" | tee -a "$out/cuda-test.txt"
+  [ -n "${RUNTIME_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $RUNTIME_TEST -test.run 'TestCUDA|TestUpload' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|error" | tee -a "$out/cuda-test.txt"
+}
+
+# stage3_new_alt: Stage 3 bf16 at micro-batch 4 under the 76 GB cap with
+# $O3's flags, ours and then $ALT (when set), GPU memory sampled per run.
+stage3_new_alt() {
+  local b pid
+  for b in "$P new" ${ALT:+"$ALT alt"}; do
+    set -- $b
+    gpumem s3_$2-bf16-mb4 </dev/null >/dev/null 2>&1 & pid=$!
+    run stage3_$2 280 $1 bench-stage $O3 --mem-limit-gb $(q 76 2) --precision bf16 --micro-batch $(q 4 1)
+    kill $pid 2>/dev/null
+  done
+}
+
+# stage3_at MB: ours at micro-batch MB with $O3's flags, in bf16 unless MB
+# is 4 (run by stage3_new_alt), then in fp32 with TF32 products; then
+# every sampled run's GPU memory peak.
+stage3_at() {
+  local pid pr
+  for pr in bf16 fp32; do
+    [ "$pr" = bf16 ] && [ "$1" = 4 ] && continue
+    gpumem s3_new-$pr-mb$1 </dev/null >/dev/null 2>&1 & pid=$!
+    run stage3_new 280 $P bench-stage $O3 --precision $pr --micro-batch $1
+    kill $pid 2>/dev/null
+  done
+}
+
+# gpumem_peaks: each sampled run's peak into gpumem-peaks.txt.
+gpumem_peaks() { for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"; }
+
 # gpu_mb: the Stage 3 micro-batch both PyTorch peers and ours fit at seq
 # 2048: 4 on a card of 100 GB or more (H200), else 2 (H100 80 GB).
 gpu_mb() { local m; m=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits 2>/dev/null | head -1); [ "${m:-0}" -ge 100000 ] && echo 4 || echo 2; }
@@ -204,83 +242,40 @@ OURS3)
   # bf16 at micro-batch 1; then ours alone at PEERS3's micro-batch in bf16
   # and in TF32. GPU memory sampled per Stage 3 run.
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
-  [ -n "${GRAPHS_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $GRAPHS_TEST -test.run 'TestAdamW$|TestAdamWInPlace$|TestGeluGrad$|TestCausalConv$|TestSegsumExp$' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|worst|error" | tee "$out/cuda-test.txt"
-  [ -n "${TRAIN_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $TRAIN_TEST -test.run 'TestAllReduceNCCL|TestInPlaceMatchesOutOfPlace' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|NCCL|error" | tee -a "$out/cuda-test.txt"
-  [ -n "${RUNTIME_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $RUNTIME_TEST -test.run 'TestCUDA|TestUpload' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|error" | tee -a "$out/cuda-test.txt"
+  cuda_tests 'TestAdamW$|TestAdamWInPlace$|TestGeluGrad$|TestCausalConv$|TestSegsumExp$'
   for st in distill orient; do
     run smoke 120 $P bench-stage --teacher phi-1.5:1 --stage $st --micro-batch 1 --seq $(q 256 32) --steps-per-run 2 --runs 2 --provider $PROV --tf32 --precision bf16
   done
   mb=$(q $(gpu_mb) 1)
   O3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --arena-extend same_as_requested"
   S12="--teacher $(q phi-1.5 phi-1.5:1) --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 2 --provider $PROV --tf32 --precision bf16"
-  # bins: ours, then $ALT when set.
-  bins=("$P new"); [ -n "${ALT:-}" ] && bins+=("$ALT alt")
-  for b in "${bins[@]}"; do
-    set -- $b
-    gpumem s3_$2-bf16-mb4 </dev/null >/dev/null 2>&1 & pid=$!
-    run stage3_$2 280 $1 bench-stage $O3 --mem-limit-gb $(q 76 2) --precision bf16 --micro-batch $(q 4 1)
-    kill $pid 2>/dev/null
-  done
+  stage3_new_alt
   for st in align orient; do
-    for b in "${bins[@]}"; do set -- $b; run ${st}_$2 200 $1 bench-stage $S12 --stage $st; done
+    run ${st}_new 200 $P bench-stage $S12 --stage $st
+    [ -n "${ALT:-}" ] && run ${st}_alt 200 $ALT bench-stage $S12 --stage $st
   done
-  if [ "$mb" != 4 ]; then
-    gpumem s3_new-bf16-mb$mb </dev/null >/dev/null 2>&1 & pid=$!
-    run stage3_new 280 $P bench-stage $O3 --precision bf16 --micro-batch $mb
-    kill $pid 2>/dev/null
-  fi
-  gpumem s3_new-fp32-mb$mb </dev/null >/dev/null 2>&1 & pid=$!
-  run stage3_new 280 $P bench-stage $O3 --precision fp32 --micro-batch $mb
-  kill $pid 2>/dev/null
-  for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
+  stage3_at $mb
+  gpumem_peaks
   ;;
 OURS10)
   # Tenth session (issue 19): the fused soft cross-entropy, LayerNorm
   # gradient and SiLU gate, and Stage 1's matrix kernels. PTXCHECK
-  # compiles the PTX modules; the CUDA tests of every fused kernel; Stage 3 bf16 at micro-batch 4 under the 76 GB cap, ours and $ALT (the
-  # binary before the change) alternately; Stage 1 with and without
-  # --matrix-kernels and Stage 2, bf16 at micro-batch 1; with EXTRA=1 then
-  # ours at PEERS3's micro-batch in bf16 and TF32. GPU memory sampled per
-  # Stage 3 run.
+  # compiles the PTX modules; the CUDA tests of every fused kernel; Stage 3
+  # bf16 at micro-batch 4 under the 76 GB cap, ours and $ALT (the binary
+  # before the change); Stage 1 with and without the matrix kernels and
+  # Stage 2, bf16 at micro-batch 1; with EXTRA=1 then ours at PEERS3's
+  # micro-batch in bf16 and TF32. GPU memory sampled per Stage 3 run.
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
   [ -n "${PTXCHECK:-}" ] && $PTXCHECK 2>&1 | tee "$out/ptxcheck.txt"
-  [ -n "${GRAPHS_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $GRAPHS_TEST -test.run 'TestAdamW$|TestAdamWInPlace$|TestGeluGrad$|TestCausalConv$|TestSegsumExp$|TestMaskedDiffSq$|TestCausalSoftmax$|TestSoftCrossEntropy$|TestLayerNormGrad$|TestSiluMul$' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|worst|error" | tee "$out/cuda-test.txt"
-  [ -n "${TRAIN_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $TRAIN_TEST -test.run 'TestAllReduceNCCL|TestInPlaceMatchesOutOfPlace' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|NCCL|error" | tee -a "$out/cuda-test.txt"
-  [ -n "${RUNTIME_TEST:-}" ] && MOHAWK_TEST_CUDA=1 $RUNTIME_TEST -test.run 'TestCUDA|TestUpload' -test.v 2>&1 | grep -E -- "^(---|    ---|ok|FAIL|PASS)|error" | tee -a "$out/cuda-test.txt"
-  mb=$(q $(gpu_mb) 1)
+  cuda_tests 'TestAdamW$|TestAdamWInPlace$|TestGeluGrad$|TestCausalConv$|TestSegsumExp$|TestMaskedDiffSq$|TestCausalSoftmax$|TestSoftCrossEntropy$|TestLayerNormGrad$|TestSiluMul$'
   O3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --arena-extend same_as_requested"
   S12="--teacher $(q phi-1.5 phi-1.5:1) --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 2 --provider $PROV --tf32 --precision bf16"
-  bins=("$P new"); [ -n "${ALT:-}" ] && bins+=("$ALT alt")
-  for b in "${bins[@]}"; do
-    set -- $b
-    gpumem s3_$2-bf16-mb4 </dev/null >/dev/null 2>&1 & pid=$!
-    run stage3_$2 280 $1 bench-stage $O3 --mem-limit-gb $(q 76 2) --precision bf16 --micro-batch $(q 4 1)
-    kill $pid 2>/dev/null
-  done
+  stage3_new_alt
   run orient_matrix 200 $P bench-stage $S12 --stage orient --matrix-kernels
-  run orient_new 200 $P bench-stage $S12 --stage orient
+  run orient_new 200 $P bench-stage $S12 --stage orient --matrix-kernels=false
   run align_new 200 $P bench-stage $S12 --stage align
-  [ "${EXTRA:-0}" = 1 ] || mb=none
-  if [ "$mb" = 2 ]; then
-    gpumem s3_new-bf16-mb$mb </dev/null >/dev/null 2>&1 & pid=$!
-    run stage3_new 280 $P bench-stage $O3 --precision bf16 --micro-batch $mb
-    kill $pid 2>/dev/null
-  fi
-  if [ "$mb" != none ]; then
-    gpumem s3_new-fp32-mb$mb </dev/null >/dev/null 2>&1 & pid=$!
-    run stage3_new 280 $P bench-stage $O3 --precision fp32 --micro-batch $mb
-    kill $pid 2>/dev/null
-  fi
-  for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"
-  ;;
-PEERS10)
-  # Tenth session, Python only, OURS10's peers: eager PyTorch's Stage 3 in
-  # bf16 at micro-batch 4, the authors' Triton step there where it fits
-  # (gpu_mb 4: an H200), and the PyTorch Stages 2 and 1 in bf16.
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
-  run perf_torch 200 python3 $TORCH/perf_torch.py bf16 4 2048
-  [ "$(q $(gpu_mb) 4)" = 4 ] && run perf_authors 240 python3 ${AUTHORS:-.authors/perf_authors.py} bf16 4 2048
-  for st in 2 1; do run perf_stages_torch 150 python3 bench/torch/perf_stages_torch.py $st bf16 1 2048; done
+  [ "${EXTRA:-0}" = 1 ] && stage3_at $(q $(gpu_mb) 1)
+  gpumem_peaks
   ;;
 PEERS12)
   # Ninth session, second machine session, Python only: the PyTorch Stages
@@ -301,7 +296,7 @@ OURS12)
   run smoke 120 $P bench-stage --teacher phi-1.5:1 --stage orient --micro-batch 1 --seq $(q 256 32) --steps-per-run 2 --runs 2 --provider $PROV --tf32 --precision bf16 --matrix-kernels
   S12="--teacher $(q phi-1.5 phi-1.5:1) --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 2 --provider $PROV --tf32 --precision bf16"
   run orient_matrix 200 $P bench-stage $S12 --stage orient --matrix-kernels
-  run orient_new 200 $P bench-stage $S12 --stage orient
+  run orient_new 200 $P bench-stage $S12 --stage orient --matrix-kernels=false
   [ -n "${ALT:-}" ] && run orient_alt 200 $ALT bench-stage $S12 --stage orient
   [ "${ALIGN:-0}" = 1 ] && run align_new 200 $P bench-stage $S12 --stage align
   ;;
