@@ -932,6 +932,89 @@ func TestSiluMul(t *testing.T) {
 	}
 }
 
+// TestFusedNaN checks that a NaN input reaches the outputs it feeds, and
+// only those, in the soft cross-entropy, the LayerNorm gradient and the
+// SiLU gate, on the CPU and (with MOHAWK_TEST_CUDA set) on the GPU (whose
+// max.f32 drops NaN operands, so the sums must carry it): a NaN logit
+// makes its row's loss, statistics and gradient NaN, a NaN dy its row's dx
+// and the γ and β gradients, a NaN z its gate output and gradients, so that
+// the trainer's non-finite guard sees it.
+func TestFusedNaN(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		env  func(testing.TB) *runtime.Env
+	}{{"cpu", graphtest.Env}, {"cuda", graphtest.CUDAEnv}} {
+		t.Run(c.name, func(t *testing.T) {
+			env := c.env(t)
+			const rows, v = 3, 300
+			g := graphs.New("fused_nan")
+			f32 := func(name string, d ...int64) *graphs.Value { return g.Input(name, tensors.Float32, graphs.StaticShape(d)) }
+			sv, tv, dce := f32("s", rows, v), f32("t", rows, v), f32("dce", rows)
+			ce, stats := graphs.SoftCrossEntropy(sv, tv, 1)
+			g.Output("ce", ce)
+			g.Output("stats", stats)
+			g.Output("ds", graphs.SoftCrossEntropyGrad(sv, tv, ce.Node().Inputs[2], stats, dce))
+			xv, gv, mv, rv, dyv := f32("x", rows, v), f32("gamma", v), f32("mean", rows, 1), f32("invstd", rows, 1), f32("dy", rows, v)
+			dx, dgp, _ := graphs.LayerNormGrad(xv, gv, mv, rv, dyv)
+			g.Output("dx", dx)
+			g.Output("dgamma", graphs.ReduceSum(dgp, []int64{0}, false))
+			yv, zv := f32("y", rows, v), f32("z", rows, v)
+			g.Output("gate", graphs.SiluMul(yv, zv))
+			dyg, dzg := graphs.SiluMulGrad(yv, zv, dyv)
+			g.Output("dy_gate", dyg)
+			g.Output("dz_gate", dzg)
+			rng := rand.New(rand.NewPCG(13, 13))
+			feed := func(nan int, d ...int64) *tensors.Tensor { // NaN at element nan (−1: none)
+				x := graphtest.Random(rng, -2, 2, d...).Float64s()
+				if nan >= 0 {
+					x[nan] = math.NaN()
+				}
+				return tensors.FromFloat64(d, x).AsFloat32()
+			}
+			feeds := map[string]*tensors.Tensor{
+				"s": feed(7, rows, v), "t": feed(v+5, rows, v), "dce": feed(-1, rows),
+				"x": feed(-1, rows, v), "gamma": feed(-1, v), "mean": feed(-1, rows, 1), "invstd": tensors.FromFloat64([]int64{rows, 1}, []float64{1, 1, 1}).AsFloat32(),
+				"dy": feed(2*v+9, rows, v), "y": feed(-1, rows, v), "z": feed(2*v+9, rows, v),
+			}
+			out := graphtest.RunSession(t, graphtest.SessionOn(t, env, g), g, feeds)
+			// check checks that row r of name (rows of width w) is all NaN
+			// exactly when nan[r], and finite otherwise.
+			check := func(name string, w int, nan ...bool) {
+				x := out[name].Convert(tensors.Float64).Float64s()
+				for r, want := range nan {
+					for j := range w {
+						if got := math.IsNaN(x[r*w+j]); got != want || !want && math.IsInf(x[r*w+j], 0) {
+							t.Fatalf("%s[%d, %d] = %g, want NaN: %v", name, r, j, x[r*w+j], want)
+						}
+					}
+				}
+			}
+			check("ce", 1, true, true, false)
+			// stats [rows, 2]: row 0's student and row 1's teacher log-sum-exp.
+			st := out["stats"].Convert(tensors.Float64).Float64s()
+			for i, want := range []bool{true, false, false, true, false, false} {
+				if math.IsNaN(st[i]) != want {
+					t.Fatalf("stats %v: want NaN exactly at 0 and 3", st)
+				}
+			}
+			check("ds", v, true, true, false)
+			check("dx", v, false, false, true)
+			dg := out["dgamma"].Convert(tensors.Float64).Float64s()
+			if !math.IsNaN(dg[9]) || math.IsNaN(dg[0]) {
+				t.Fatalf("dgamma[9] = %g (want NaN), dgamma[0] = %g (want finite)", dg[9], dg[0])
+			}
+			for _, name := range []string{"gate", "dy_gate", "dz_gate"} {
+				x := out[name].Convert(tensors.Float64).Float64s()
+				for i, e := range x {
+					if math.IsNaN(e) != (i == 2*v+9) {
+						t.Fatalf("%s[%d] = %g: want NaN only at %d", name, i, e, 2*v+9)
+					}
+				}
+			}
+		})
+	}
+}
+
 // TestTileKernelShapeRules checks that the shape rules of SegsumExp,
 // MaskedDiffSq and CausalSoftmax refuse what their kernels cannot take.
 func TestTileKernelShapeRules(t *testing.T) {

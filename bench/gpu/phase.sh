@@ -267,7 +267,7 @@ OURS10)
   # micro-batch in bf16 and TF32. GPU memory sampled per Stage 3 run.
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
   [ -n "${PTXCHECK:-}" ] && $PTXCHECK 2>&1 | tee "$out/ptxcheck.txt"
-  cuda_tests 'TestAdamW$|TestAdamWInPlace$|TestGeluGrad$|TestCausalConv$|TestSegsumExp$|TestMaskedDiffSq$|TestCausalSoftmax$|TestSoftCrossEntropy$|TestLayerNormGrad$|TestSiluMul$'
+  cuda_tests 'TestAdamW$|TestAdamWInPlace$|TestGeluGrad$|TestCausalConv$|TestSegsumExp$|TestMaskedDiffSq$|TestCausalSoftmax$|TestSoftCrossEntropy$|TestLayerNormGrad$|TestSiluMul$|TestFusedNaN$'
   O3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --arena-extend same_as_requested"
   S12="--teacher $(q phi-1.5 phi-1.5:1) --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 2 --provider $PROV --tf32 --precision bf16"
   stage3_new_alt
