@@ -948,7 +948,9 @@ func TestFusedNaN(t *testing.T) {
 			env := c.env(t)
 			const rows, v = 3, 300
 			g := graphs.New("fused_nan")
-			f32 := func(name string, d ...int64) *graphs.Value { return g.Input(name, tensors.Float32, graphs.StaticShape(d)) }
+			f32 := func(name string, d ...int64) *graphs.Value {
+				return g.Input(name, tensors.Float32, graphs.StaticShape(d))
+			}
 			sv, tv, dce := f32("s", rows, v), f32("t", rows, v), f32("dce", rows)
 			ce, stats := graphs.SoftCrossEntropy(sv, tv, 1)
 			g.Output("ce", ce)
