@@ -410,18 +410,22 @@ func softCrossEntropyGrad(n *Node, g []*Value, need []bool) []*Value {
 	return []*Value{SoftCrossEntropyGrad(n.Inputs[0], n.Inputs[1], n.Inputs[2], n.Outputs[1], g[0]), nil, nil}
 }
 
+// SoftCrossEntropyTakes reports whether SoftCrossEntropy takes student
+// logits of dtype s against teacher logits of dtype t: float32 or bfloat16
+// each, or float64 both.
+func SoftCrossEntropyTakes(s, t tensors.DType) bool {
+	low := func(d tensors.DType) bool { return d == tensors.Float32 || d == tensors.BFloat16 }
+	return low(s) && low(t) || s == tensors.Float64 && t == tensors.Float64
+}
+
 // softCrossEntropyInputs checks s, t and scale of SoftCrossEntropy and its
 // gradient, and returns the rows' shape (s's but the last axis) and their
 // dtype.
 func softCrossEntropyInputs(op string, s, t, scale *Value) (Shape, tensors.DType) {
 	wantFusedFloat(op, s)
 	want := sumType(s.DType)
-	okT := t.DType == tensors.Float32 || t.DType == tensors.BFloat16
-	if s.DType == tensors.Float64 {
-		okT = t.DType == tensors.Float64
-	}
 	r := s.Rank()
-	if r < 1 || r > 7 || !okT || !t.Shape.Equal(s.Shape) || scale.DType != want || !scale.Shape.Equal(S(1)) {
+	if r < 1 || r > 7 || !SoftCrossEntropyTakes(s.DType, t.DType) || !t.Shape.Equal(s.Shape) || scale.DType != want || !scale.Shape.Equal(S(1)) {
 		panic(errorf(op, "want s and t [..., V] (t float32 or bfloat16; float64 with float64 s) and scale [1] in %v; got %v, %v, %v",
 			want, s, t, scale))
 	}

@@ -24,20 +24,13 @@ func TokenCrossEntropy(logits, labels *graphs.Value) *graphs.Value {
 // (graphs.Graph.TargetCPU), and widened to the student's dtype otherwise.
 func SoftCrossEntropy(student, teacher *graphs.Value, temperature float64) *graphs.Value {
 	sameShape(student, teacher)
-	if g := student.Graph(); g.FusedKernels() && !g.CPUTarget() && fusedPair(student.DType, teacher.DType) {
+	if g := student.Graph(); g.FusedKernels() && !g.CPUTarget() && graphs.SoftCrossEntropyTakes(student.DType, teacher.DType) {
 		ce, _ := graphs.SoftCrossEntropy(student, teacher, 1/temperature)
 		return scaleT2(graphs.ReduceMeanAll(ce), temperature)
 	}
 	ls, pt := tempered(student, teacher, temperature)
 	ce := graphs.Neg(graphs.ReduceSum(graphs.Mul(pt, ls), []int64{-1}, false))
 	return scaleT2(graphs.ReduceMeanAll(ce), temperature)
-}
-
-// fusedPair reports whether graphs.SoftCrossEntropy takes student and
-// teacher logits of these dtypes.
-func fusedPair(s, t tensors.DType) bool {
-	low := func(d tensors.DType) bool { return d == tensors.Float32 || d == tensors.BFloat16 }
-	return low(s) && low(t) || s == tensors.Float64 && t == tensors.Float64
 }
 
 // KLDivergence is the mean over tokens of KL(p_T ‖ p_S) = Σ p_T (log p_T −
