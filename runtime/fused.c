@@ -479,7 +479,7 @@ CSM_HOST(bf16, float, LD_bf16, ST_float)
 // SoftCrossEntropyGrad: ds = dce·scale·(e^(z − lse z) − e^(u − lse u)),
 // like s. One host range is one row.
 
-#define SCE_HOST(NAME, A, LDS, LDT, EXP)                                                                 \
+#define SCE_HOST(NAME, A, LDS, STS, LDT, EXP)                                                            \
 	static void sce_##NAME(const void *s, const void *t, const void *scale, void *ce, void *stats, size_t v, \
 	                       size_t row) {                                                                     \
 		A sc = ((const A *)scale)[0];                                                                       \
@@ -508,19 +508,14 @@ CSM_HOST(bf16, float, LD_bf16, ST_float)
 		size_t base = row * v;                                                                              \
 		for (size_t j = 0; j < v; j++) {                                                                    \
 			A z = LDS(s, base + j) * sc, u = LDT(t, base + j) * sc;                                         \
-			SCE_STORE_##NAME(ds, base + j, g * (EXP(z - lz) - EXP(u - lu)));                                \
+			STS(ds, base + j, g * (EXP(z - lz) - EXP(u - lu)));                                             \
 		}                                                                                                   \
 	}
-#define SCE_STORE_f_f ST_float
-#define SCE_STORE_f_b ST_float
-#define SCE_STORE_b_f ST_bf16
-#define SCE_STORE_b_b ST_bf16
-#define SCE_STORE_d_d ST_double
-SCE_HOST(f_f, float, LD_float, LD_float, expf)
-SCE_HOST(f_b, float, LD_float, LD_bf16, expf)
-SCE_HOST(b_f, float, LD_bf16, LD_float, expf)
-SCE_HOST(b_b, float, LD_bf16, LD_bf16, expf)
-SCE_HOST(d_d, double, LD_double, LD_double, exp)
+SCE_HOST(f_f, float, LD_float, ST_float, LD_float, expf)
+SCE_HOST(f_b, float, LD_float, ST_float, LD_bf16, expf)
+SCE_HOST(b_f, float, LD_bf16, ST_bf16, LD_float, expf)
+SCE_HOST(b_b, float, LD_bf16, ST_bf16, LD_bf16, expf)
+SCE_HOST(d_d, double, LD_double, ST_double, LD_double, exp)
 
 // ---- LayerNormGrad -------------------------------------------------------------
 //
@@ -1368,10 +1363,12 @@ LNG_HOST(bf16, float, LD_bf16, ST_bf16)
 	"  add.u64 %rd18, %rd5, %rd13;\n" ST("%rd18", "%f12")                                   \
 	PTX_LOOP_TAIL
 
+// The head of each PTX module: PTX 7.0 for sm_80 (bfloat16 conversions)
+// and later, 64-bit addresses.
+#define PTX_MODULE_HEAD ".version 7.0\n.target sm_80\n.address_size 64\n"
+
 const char mh_fused_ptx[] =
-	".version 7.0\n"
-	".target sm_80\n"
-	".address_size 64\n"
+	PTX_MODULE_HEAD
 	".visible .entry mh_adamw_f32(.param .u64 a_p, .param .u64 a_g, .param .u64 a_m, .param .u64 a_v,\n"
 	"  .param .u64 a_c, .param .u64 a_po, .param .u64 a_mo, .param .u64 a_vo, .param .u64 a_n)\n"
 	"{\n" PTX_REGS
@@ -1469,9 +1466,7 @@ const char mh_fused_ptx[] =
 // a module of their own: a module that the driver cannot compile fails all
 // its kernels, and these need not take the others with them.
 const char mh_matrix_ptx[] =
-	".version 7.0\n"
-	".target sm_80\n"
-	".address_size 64\n"
+	PTX_MODULE_HEAD
 	PTX_MDS("mh_mds_f32", "4", LD_F32)
 	PTX_MDS("mh_mds_bf16", "2", LD_BF16)
 	PTX_MDSG("mh_mdsg_f32", "4", LD_F32, ST_F32)
@@ -1484,9 +1479,7 @@ const char mh_matrix_ptx[] =
 // Stage 3's soft cross-entropy kernels (SoftCrossEntropy and its
 // gradient), a module of their own for the same reason.
 const char mh_loss_ptx[] =
-	".version 7.0\n"
-	".target sm_80\n"
-	".address_size 64\n"
+	PTX_MODULE_HEAD
 	PTX_SCE("mh_sce_f_f", "4", LD_F32, "4", LD_F32)
 	PTX_SCE("mh_sce_f_b", "4", LD_F32, "2", LD_BF16)
 	PTX_SCE("mh_sce_b_f", "2", LD_BF16, "4", LD_F32)
@@ -1499,9 +1492,7 @@ const char mh_loss_ptx[] =
 // The layers' kernels (LayerNormalization's gradient, the SiLU gate and
 // its gradient), a module of their own.
 const char mh_layer_ptx[] =
-	".version 7.0\n"
-	".target sm_80\n"
-	".address_size 64\n"
+	PTX_MODULE_HEAD
 	PTX_LNG("mh_lng_f32", "4", LD_F32, ST_F32)
 	PTX_LNG("mh_lng_bf16", "2", LD_BF16, ST_BF16)
 	PTX_LNGC("mh_lngc_f32", "4", LD_F32)
