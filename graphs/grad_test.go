@@ -58,6 +58,11 @@ func gradCases() []graphtest.GradCase {
 		{Name: "SegsumExp", Inputs: in(s(2, 3, 5)), Build: func(_ gph, v xs) *graphs.Value {
 			return graphs.SegsumExp(graphs.CumSum(v[0], 2, false, false), tensors.Float64)
 		}},
+		// The decay-weighted product g∘L, with respect to the log decays
+		// and g (the gradient for g is the op itself, applied to dy).
+		{Name: "SegsumExpMul", Inputs: in(s(2, 3, 5), s(2, 3, 5, 5)), Build: func(_ gph, v xs) *graphs.Value {
+			return graphs.SegsumExpMul(graphs.CumSum(v[0], 2, false, false), v[1])
+		}},
 		// Stage 1's fused distance to a constant target, with respect to s
 		// and the log decays (through their cumulative sum).
 		{Name: "MaskedDiffSq", Inputs: in(s(2, 4, 4), s(2, 4)), Build: func(g gph, v xs) *graphs.Value {

@@ -240,33 +240,59 @@ func GeluGrad(x, dy *Value) *Value { return op1("GeluGrad", nil, x, dy) }
 // a few units of float32). Written with stock ops this is the segment sum
 // and its mask, the exponential and a cast, five or more passes over the
 // [..., Q, Q] result, and as many again in the gradient. Its gradient is
-// SegsumExpGrad.
+// SegsumExpGrad. (The node's second input is an empty tensor of dt that
+// carries the result's dtype; SegsumExpMul passes a multiplicand there.)
 func SegsumExp(cs *Value, dt tensors.DType) *Value {
 	return op1("SegsumExp", nil, cs, cs.g.root.Const(tensors.Zeros(dt, 0)))
 }
 
+// SegsumExpMul is g∘L for L = SegsumExp(cs) and g [..., Q, Q] (float32,
+// float64 or bfloat16; the result has g's dtype), as one fused node: L is
+// never written, and each product is taken in float32 (float64 for
+// float64) and rounded once, where the stock form writes L rounded to g's
+// dtype and reads it back for a Mul. Above the diagonal the result is 0
+// whatever g holds there. Its gradient is SegsumExpGrad of the result for
+// cs and SegsumExpMul(cs, dy) for g, so the backward pass never writes L
+// either. The SSD's decay-weighted scores L∘(C·Bᵀ) within a chunk are one.
+func SegsumExpMul(cs, g *Value) *Value { return op1("SegsumExp", nil, cs, g) }
+
 // SegsumExpGrad is SegsumExp's gradient from dl (l and dl [..., Q, Q] of
 // one dtype): with G = l·dl below the diagonal, dcs[..., k] = Σ_j G[..., k, j]
 // − Σ_i G[..., i, k], float64 [..., Q] (the row and the column sums are
-// float32, float64 for float64).
+// float32, float64 for float64). For y = SegsumExpMul(cs, g) the same sums
+// of y·dy are cs's gradient, since dL∘L = (dy∘g)∘L = dy∘y.
 func SegsumExpGrad(l, dl *Value) *Value { return op1("SegsumExpGrad", nil, l, dl) }
 
+// segsumExpGrad is the gradient of SegsumExp and SegsumExpMul: cs's from
+// the result, and a multiplicand's as dy∘L.
 func segsumExpGrad(n *Node, g []*Value, need []bool) []*Value {
-	return []*Value{SegsumExpGrad(n.Outputs[0], g[0]), nil}
+	cs, m := n.Inputs[0], n.Inputs[1]
+	var dcs, dm *Value
+	if need[0] {
+		dcs = SegsumExpGrad(n.Outputs[0], g[0])
+	}
+	if need[1] && !isCarrier(m) {
+		dm = SegsumExpMul(cs, g[0])
+	}
+	return []*Value{dcs, dm}
 }
 
-// inferSegsumExp is the shape rule of SegsumExp.
+// isCarrier reports whether v is an empty [0] tensor that carries only a
+// dtype (SegsumExp's second input).
+func isCarrier(v *Value) bool { return v.Shape.Equal(S(0)) }
+
+// inferSegsumExp is the shape rule of SegsumExp and SegsumExpMul.
 func inferSegsumExp(n *Node) []TypeShape {
 	cs, like := n.Inputs[0], n.Inputs[1]
 	if cs.DType != tensors.Float64 || cs.Rank() < 1 || cs.Rank() > 7 {
 		panic(errorf("SegsumExp", "cs %v must be float64 of rank 1 to 7", cs))
 	}
 	wantFusedFloat("SegsumExp", like)
-	if !like.Shape.Equal(S(0)) {
-		panic(errorf("SegsumExp", "the dtype carrier %v must be empty ([0])", like))
+	out := append(append(Shape{}, cs.Shape...), cs.Shape[cs.Rank()-1])
+	if !isCarrier(like) && !like.Shape.Equal(out) {
+		panic(errorf("SegsumExp", "the second input %v must be an empty dtype carrier ([0]) or a multiplicand %v", like, out))
 	}
-	q := cs.Shape[cs.Rank()-1]
-	return ts(like.DType, append(append(Shape{}, cs.Shape...), q))
+	return ts(like.DType, out)
 }
 
 // inferSegsumExpGrad is the shape rule of SegsumExpGrad.

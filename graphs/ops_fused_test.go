@@ -398,6 +398,10 @@ func TestSegsumExp(t *testing.T) {
 			g.Output("l", l)
 			dl := g.Input("dl", c.dt, graphs.S(c.tiles, c.q, c.q))
 			g.Output("dcs", graphs.SegsumExpGrad(l, dl))
+			// The multiplied form takes dl's values as its multiplicand m,
+			// NaN above the diagonal, where the result must be 0 regardless.
+			m := g.Input("m", c.dt, graphs.S(c.tiles, c.q, c.q))
+			g.Output("gl", graphs.SegsumExpMul(cs, m))
 			rng := rand.New(rand.NewPCG(5, uint64(c.q)))
 			// Cumulative sums of log-decays in [−1, 0.05): mostly falling, as
 			// in the mixer, with a few rises, over a range where exp
@@ -412,9 +416,17 @@ func TestSegsumExp(t *testing.T) {
 				}
 			}
 			dlt := graphtest.Random(rng, -1, 1, c.tiles, c.q, c.q).Convert(c.dt)
-			out := graphtest.RunSession(t, graphtest.SessionOn(t, env, g), g,
-				map[string]*tensors.Tensor{"cs": tensors.FromFloat64([]int64{c.tiles, c.q}, csv), "dl": dlt})
+			mv := append([]float64(nil), dlt.Convert(tensors.Float64).Float64s()...)
+			for at := range mv {
+				if at%int(c.q) > at/int(c.q)%int(c.q) {
+					mv[at] = math.NaN()
+				}
+			}
+			out := graphtest.RunSession(t, graphtest.SessionOn(t, env, g), g, map[string]*tensors.Tensor{
+				"cs": tensors.FromFloat64([]int64{c.tiles, c.q}, csv), "dl": dlt,
+				"m": tensors.FromFloat64([]int64{c.tiles, c.q, c.q}, mv).Convert(c.dt)})
 			gotL := out["l"].Convert(tensors.Float64).Float64s()
+			gotGL := out["gl"].Convert(tensors.Float64).Float64s()
 			gotD := out["dcs"].Float64s()
 			dlv := dlt.Convert(tensors.Float64).Float64s()
 			q := int(c.q)
@@ -437,6 +449,12 @@ func TestSegsumExp(t *testing.T) {
 						}
 						// Below float32's smallest normal the kernel may flush to 0.
 						b.check("l", gotL[at], want, rel*want+1.2e-38, tile, i, j)
+						// One more rounding for the product (exact in float64).
+						wantGL := 0.0
+						if j <= i {
+							wantGL = want * dlv[at]
+						}
+						b.check("g∘l", gotGL[at], wantGL, (rel+math.Pow(2, -24))*math.Abs(wantGL)+1.2e-38, tile, i, j)
 						// The gradient is checked from the kernel's own l.
 						gv := gotL[at] * dlv[at]
 						row[i] += gv

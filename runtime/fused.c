@@ -361,16 +361,22 @@ CONV_HOST(bf16, float, LD_bf16, ST_bf16)
 //
 // cs [..., Q] (double) → l [..., Q, Q]: l[i,j] = exp(cs_i − cs_j) for j ≤ i,
 // 0 above the diagonal, the exponential taken in double and rounded to l's
-// type (bfloat16 through float). The gradient from dl: with g = l·dl (in
-// l's type, float for bfloat16), dcs_k = Σ_j g[k,j] − Σ_i g[i,k], summed in
+// type (bfloat16 through float); with a multiplicand m like l (not NULL),
+// l[i,j] = m[i,j]·exp(cs_i − cs_j) below the diagonal, the product taken
+// in double and rounded once. The gradient from dl: with g = l·dl (in l's
+// type, float for bfloat16), dcs_k = Σ_j g[k,j] − Σ_i g[i,k], summed in
 // double. One host range is one [Q, Q] tile.
 
 #define SEGEXP_HOST(T_, A, LD, ST)                                                                         \
-	static void segexp_##T_(const double *cs, void *l, size_t q, size_t tile) {                            \
+	static void segexp_##T_(const double *cs, const void *m, void *l, size_t q, size_t tile) {            \
 		const double *c = cs + tile * q;                                                                  \
 		size_t base = tile * q * q;                                                                       \
 		for (size_t i = 0; i < q; i++)                                                                    \
-			for (size_t j = 0; j < q; j++) ST(l, base + i * q + j, j <= i ? (A)exp(c[i] - c[j]) : (A)0); \
+			for (size_t j = 0; j < q; j++) {                                                              \
+				size_t at = base + i * q + j;                                                             \
+				double e = j <= i ? exp(c[i] - c[j]) : 0;                                                 \
+				ST(l, at, m != NULL && j <= i ? (A)(e * (double)LD(m, at)) : (A)e);                       \
+			}                                                                                             \
 	}                                                                                                     \
 	static void segexpgrad_##T_(const void *l, const void *dl, double *out, size_t q, size_t tile) {       \
 		size_t base = tile * q * q;                                                                       \
@@ -779,7 +785,7 @@ LNG_HOST(bf16, float, LD_bf16, ST_bf16)
 	"DONE:\n  ret;\n}\n"
 
 #define SEGEXP_REGS           \
-	"  .reg .pred %p<4>;\n"   \
+	"  .reg .pred %p<5>;\n"   \
 	"  .reg .b16 %h<4>;\n"    \
 	"  .reg .b32 %r<24>;\n"   \
 	"  .reg .b64 %rd<24>;\n"  \
@@ -806,11 +812,16 @@ LNG_HOST(bf16, float, LD_bf16, ST_bf16)
 	"  mul.rn.f32 " DST ", %f2, %f3;\n"
 
 // SegsumExp: one block per row r = tile·Q + i (grid-stride over rows),
-// its threads over j; PTX_EXP_DIFF for each j ≤ i. Params cs, l, Q, rows.
-#define PTX_SEGEXP(NAME, SH, ST)                                                              \
-	".visible .entry " NAME "(.param .u64 a_cs, .param .u64 a_l, .param .u32 a_q, .param .u32 a_rows)\n" \
+// its threads over j; PTX_EXP_DIFF for each j ≤ i, times m[r, j] where the
+// multiplicand m is not NULL (%p4 otherwise; SegsumExpMul). Params cs, m,
+// l, Q, rows.
+#define PTX_SEGEXP(NAME, SH, LD, ST)                                                          \
+	".visible .entry " NAME "(.param .u64 a_cs, .param .u64 a_m, .param .u64 a_l, .param .u32 a_q,\n" \
+	"  .param .u32 a_rows)\n"                                                                 \
 	"{\n" SEGEXP_REGS                                                                         \
 	"  ld.param.u64 %rd1, [a_cs]; cvta.to.global.u64 %rd1, %rd1;\n"                          \
+	"  ld.param.u64 %rd7, [a_m];\n"                                                           \
+	"  setp.eq.u64 %p4, %rd7, 0;\n  cvta.to.global.u64 %rd7, %rd7;\n" /* no multiplicand */ \
 	"  ld.param.u64 %rd2, [a_l]; cvta.to.global.u64 %rd2, %rd2;\n"                           \
 	"  ld.param.u32 %r1, [a_q];\n"                                                            \
 	"  ld.param.u32 %r2, [a_rows];\n"                                                         \
@@ -826,15 +837,20 @@ LNG_HOST(bf16, float, LD_bf16, ST_bf16)
 	"  mov.u32 %r9, %r5;\n"                            /* j */                                \
 	"COL:\n"                                                                                  \
 	"  setp.ge.u32 %p2, %r9, %r1;\n  @%p2 bra NEXT;\n"                                       \
+	"  cvt.u64.u32 %rd6, %r9;\n  add.u64 %rd6, %rd4, %rd6;\n"                                \
+	"  mul.lo.u64 %rd6, %rd6, " SH ";\n"               /* (r·Q + j) in bytes */               \
 	"  mov.f32 %f6, 0f00000000;\n"                                                            \
 	"  setp.gt.u32 %p3, %r9, %r7;\n  @%p3 bra STORE;\n"                                      \
 	"  add.u32 %r10, %r8, %r9;\n"                                                             \
 	"  mul.wide.u32 %rd5, %r10, 8;\n  add.u64 %rd5, %rd1, %rd5;\n"                           \
 	"  ld.global.nc.f64 %fd2, [%rd5];\n"               /* cs_j */                             \
 	PTX_EXP_DIFF("%f6")                                                                       \
+	"  @%p4 bra STORE;\n"                                                                     \
+	"  add.u64 %rd8, %rd7, %rd6;\n"                                                           \
+	LD("%f7", "%rd8")                                   /* m[r, j] */                          \
+	"  mul.rn.f32 %f6, %f6, %f7;\n"                                                           \
 	"STORE:\n"                                                                                \
-	"  cvt.u64.u32 %rd6, %r9;\n  add.u64 %rd6, %rd4, %rd6;\n"                                \
-	"  mul.lo.u64 %rd6, %rd6, " SH ";\n  add.u64 %rd6, %rd2, %rd6;\n"                        \
+	"  add.u64 %rd6, %rd2, %rd6;\n"                                                           \
 	ST("%rd6", "%f6")                                                                         \
 	"  add.u32 %r9, %r9, %r6;\n  bra COL;\n"                                                 \
 	"NEXT:\n"                                                                                 \
@@ -1457,8 +1473,8 @@ const char mh_fused_ptx[] =
 	PTX_CONV_DX("mh_convdx_bf16", "2", LD_BF16, ST_BF16)
 	PTX_CONV_DW("mh_convdw_f32", "4", LD_F32)
 	PTX_CONV_DW("mh_convdw_bf16", "2", LD_BF16)
-	PTX_SEGEXP("mh_segexp_f32", "4", ST_F32)
-	PTX_SEGEXP("mh_segexp_bf16", "2", ST_BF16)
+	PTX_SEGEXP("mh_segexp_f32", "4", LD_F32, ST_F32)
+	PTX_SEGEXP("mh_segexp_bf16", "2", LD_BF16, ST_BF16)
 	PTX_SEGEXPGRAD("mh_segexpgrad_f32", "4", LD_F32)
 	PTX_SEGEXPGRAD("mh_segexpgrad_bf16", "2", LD_BF16);
 
@@ -1877,18 +1893,30 @@ static int cuda_too_big(const mh_op *k, size_t n, char *msg, size_t len) {
 
 // ---- SegsumExp -------------------------------------------------------------------
 //
-// cs [..., Q] (double) and an empty carrier of l's element type → l [..., Q,
-// Q]; l and dl [..., Q, Q] → dcs [..., Q] (double).
+// cs [..., Q] (double) and an empty carrier of l's element type, or a
+// multiplicand m [..., Q, Q] of it (SegsumExpMul), → l [..., Q, Q]; l and
+// dl [..., Q, Q] → dcs [..., Q] (double).
+
+// segexp_mul reports whether SegsumExp's second input is a multiplicand
+// rather than the empty carrier.
+static int segexp_mul(const size_t *rank) { return rank[1] != 1; }
 
 static int segexp_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
                         char *msg, size_t len) {
-	if (type[0] != typeDouble || rank[0] < 1 || rank[0] > 7 || rank[1] != 1 || dims[1][0] != 0 ||
-	    (type[1] != typeFloat && type[1] != typeBFloat16 && (k->cuda || type[1] != typeDouble))) {
-		snprintf(msg, len, "SegsumExp: want cs [..., Q] of doubles (rank 1 to 7) and an empty carrier of float%s",
+	size_t r = rank[0];
+	int ok = type[0] == typeDouble && r >= 1 && r <= 7 &&
+	         (type[1] == typeFloat || type[1] == typeBFloat16 || (!k->cuda && type[1] == typeDouble));
+	if (ok && !segexp_mul(rank)) ok = dims[1][0] == 0;
+	if (ok && segexp_mul(rank))
+		ok = rank[1] == r + 1 && memcmp(dims[0], dims[1], r * sizeof(int64_t)) == 0 && dims[1][r] == dims[0][r - 1];
+	if (!ok) {
+		snprintf(msg, len,
+		         "SegsumExp: want cs [..., Q] of doubles (rank 1 to 7) and an empty carrier or a multiplicand "
+		         "[..., Q, Q] of float%s",
 		         k->cuda ? " or bfloat16" : ", double or bfloat16");
 		return 1;
 	}
-	return cuda_too_big(k, count[0] * (size_t)dims[0][rank[0] - 1], msg, len); // L's elements
+	return cuda_too_big(k, count[0] * (size_t)dims[0][r - 1], msg, len); // L's elements
 }
 
 static int segexpgrad_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8],
@@ -1922,9 +1950,9 @@ static mh_shape segexpgrad_shape(size_t j, const int *type, int64_t (*dims)[8], 
 
 static void segexp_range(const host_job *j, size_t i) {
 	switch (j->type) {
-	case typeDouble: segexp_double(j->in[0], j->out[0], j->q, i); break;
-	case typeBFloat16: segexp_bf16(j->in[0], j->out[0], j->q, i); break;
-	default: segexp_float(j->in[0], j->out[0], j->q, i);
+	case typeDouble: segexp_double(j->in[0], j->in[1], j->out[0], j->q, i); break;
+	case typeBFloat16: segexp_bf16(j->in[0], j->in[1], j->out[0], j->q, i); break;
+	default: segexp_float(j->in[0], j->in[1], j->out[0], j->q, i);
 	}
 }
 
@@ -1944,12 +1972,13 @@ static const char *segexp_run(const mh_op *k, void *ctx, void *stream, const int
                               int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
 	size_t q = dims[0][rank[0] - 1], rows = count[0];
 	if (rows == 0 || q == 0) return NULL;
+	void *ins[2] = {in[0], segexp_mul(rank) ? in[1] : NULL};
 	if (!k->cuda) {
-		host_job j = {.range = segexp_range, .op = k, .type = type[1], .in = in, .out = out, .q = q};
+		host_job j = {.range = segexp_range, .op = k, .type = type[1], .in = ins, .out = out, .q = q};
 		return par_for(k->api, ctx, rows / q, &j);
 	}
 	unsigned uq = q, ur = rows;
-	void *args[4] = {&in[0], &out[0], &uq, &ur};
+	void *args[5] = {&ins[0], &ins[1], &out[0], &uq, &ur};
 	return launch_blocks(type[1] == typeBFloat16 ? kSegExpBF16 : kSegExpF32, stream, rows < (1u << 20) ? rows : (1u << 20),
 	                     1, threads_for(q), args);
 }

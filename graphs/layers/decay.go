@@ -44,6 +44,18 @@ func Decays(cs *graphs.Value, dt tensors.DType) *graphs.Value {
 	return graphs.Cast(graphs.Exp(graphs.Sum(pairs(hi), pairs(lo), mask)), dt)
 }
 
+// Decayed is g∘L for the decay matrix L of cumulative log decays cs
+// [..., T] (float64; L as Decays') and g [..., T, T], in g's dtype. In a
+// graph that uses fused kernels it is one graphs.SegsumExpMul node, which
+// never writes L, forward or backward; otherwise it is g times Decays(cs)
+// in g's dtype, stock ONNX.
+func Decayed(cs, g *graphs.Value) *graphs.Value {
+	if cs.Graph().FusedKernels() {
+		return graphs.SegsumExpMul(cs, g)
+	}
+	return graphs.Mul(g, Decays(cs, g.DType))
+}
+
 // MatrixParts is a mixer's materialised mixing matrix M = L∘S + diag(D)
 // [B, H, T, T] in parts, for Stage 1's distance (losses.FrobeniusWithDiagonal),
 // which never needs M: in a training step its distance to the target is
@@ -57,6 +69,5 @@ type MatrixParts struct {
 
 // Kernel materialises K = L∘S [B, H, T, T], float32 for a bfloat16 S.
 func (m MatrixParts) Kernel() *graphs.Value {
-	s := graphs.FromLowPrecision(m.S)
-	return graphs.Mul(s, Decays(m.CumLogA, s.DType))
+	return Decayed(m.CumLogA, graphs.FromLowPrecision(m.S))
 }

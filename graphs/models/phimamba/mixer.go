@@ -196,6 +196,11 @@ func decays(a *graphs.Value, dt tensors.DType) *graphs.Value {
 	return layers.Decays(layers.CumLogDecay(a), dt)
 }
 
+// decayed is g∘L for log decays a [..., Q] and g [..., Q, Q], in g's
+// dtype (layers.Decayed of their float64 cumulative sum): one fused node
+// in training graphs.
+func decayed(a, g *graphs.Value) *graphs.Value { return layers.Decayed(layers.CumLogDecay(a), g) }
+
 // lowDecays is decays of float32 or float64 a in the graph's low
 // precision (graphs.ToLowPrecision): bfloat16 from the fused kernel itself
 // under a bfloat16 MatMulPrecision.
@@ -293,9 +298,8 @@ func SSD(x, logA, b, c *graphs.Value, q int64, init *graphs.Value) (y, final *gr
 	ac := toChunks(logA)   // [B, H, c, Q]
 	acs := graphs.CumSum(ac, 3, false, false)
 	// 1. Intra-chunk (diagonal blocks).
-	l := lowDecays(ac)                                                              // [B, H, c, Q, Q]
-	scores := graphs.Mul(graphs.MatMul(cc, graphs.Transpose(bc, 0, 1, 2, 4, 3)), l) // [B, H, c, Q, Q]
-	yDiag := graphs.MatMul(scores, xc)                                              // [B, H, c, Q, P]
+	scores := decayed(ac, graphs.MatMul(cc, graphs.Transpose(bc, 0, 1, 2, 4, 3))) // L∘(C·Bᵀ) [B, H, c, Q, Q]
+	yDiag := graphs.MatMul(scores, xc)                                            // [B, H, c, Q, P]
 	// 2. Each chunk's own state: Σ_j exp(cs_last − cs_j)·B_j x_jᵀ.
 	last := graphs.SliceAxis(acs, 3, q-1, q) // [B, H, c, 1]
 	decay := low(graphs.Unsqueeze(graphs.Exp(graphs.Sub(last, acs)), -1))
