@@ -53,6 +53,12 @@ func gradCases() []graphtest.GradCase {
 		{Name: "CausalConv", Inputs: in(s(2, 75, 3), s(3, 1, 4), s(3)), Build: func(_ gph, v xs) *graphs.Value {
 			return graphs.CausalConv(v[0], v[1], v[2])
 		}},
+		// The conv in parts (two conv parts, two copied) with the second
+		// part unused: its gradient enters CausalConvGrad as zeros.
+		{Name: "CausalConvSplit", Inputs: in(s(2, 9, 7), s(3, 1, 4), s(3)), Build: func(_ gph, v xs) *graphs.Value {
+			p := graphs.CausalConvSplit(v[0], v[1], v[2], 1, 2, 3, 1)
+			return graphs.Concat(-1, p[0], p[2], p[3])
+		}},
 		// exp of segment sums from a cumulative sum (float64), and its rows
 		// and columns: SegsumExp's gradient, through the CumSum.
 		{Name: "SegsumExp", Inputs: in(s(2, 3, 5)), Build: func(_ gph, v xs) *graphs.Value {

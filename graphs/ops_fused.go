@@ -1,6 +1,10 @@
 package graphs
 
-import "mohawk/tensors"
+import (
+	"slices"
+
+	"mohawk/tensors"
+)
 
 // FusedDomain is the ONNX domain of the fused kernels that mohawk/runtime
 // registers in every session (runtime.FusedDomain; a test checks that the
@@ -52,15 +56,40 @@ const ConvChunks = 64
 //
 // summed in float32 (float64 for float64) and rounded once. x, w and b
 // share a dtype: float32, float64 or bfloat16 (K ≤ 8; CUDA's gradient
-// kernel takes K = 4). Its gradient is CausalConvGrad.
-func CausalConv(x, w, b *Value) *Value { return op1("CausalConv", nil, x, w, b) }
+// kernel takes K = 4). It is CausalConvSplit with one part; its gradient
+// is CausalConvGrad.
+func CausalConv(x, w, b *Value) *Value {
+	if x.Rank() != 3 || !x.Shape[2].Static() {
+		panic(errorf("CausalConv", "want x [B, T, C] with a static C; got %v", x))
+	}
+	return CausalConvSplit(x, w, b, x.Shape[2].K)[0]
+}
 
-// CausalConvGrad is CausalConv's gradient from dy: dx, and the weight and
-// bias gradients as partial sums over ConvChunks chunks of the B·T rows,
-// dwp [ConvChunks, C, K] and dbp [ConvChunks, C] in float32 (float64 for
-// float64), which the caller adds up.
-func CausalConvGrad(x, w, dy *Value) (dx, dwp, dbp *Value) {
-	out := graphOf("CausalConvGrad", x, w, dy).add("CausalConvGrad", nil, x, w, dy)
+// CausalConvSplit is CausalConv over the first C channels of x [B, T, Cx]
+// (w [C, 1, K], b [C]), with x's channels split into parts of the given
+// widths (at most 7, each ≥ 1, summing to Cx, the first ones to C): a
+// part within the first C channels is that part of the conv, a part after
+// them x's channels as they are. One node reads x once and writes the
+// parts, where stock ops take a Split of x, the conv and a Split of its
+// result (and two Concats in the gradient): the SSM mixer's in_proj output
+// becomes its conv's x, B and C and the gate's z and the decays' input as
+// they are. Its gradient is CausalConvGrad, which writes dx whole.
+//
+// The node's fourth input is an empty int64 tensor [0, widths…] that
+// carries the widths for the kernel.
+func CausalConvSplit(x, w, b *Value, widths ...int64) []*Value {
+	carrier := x.g.root.Const(tensors.Zeros(tensors.Int64, append([]int64{0}, widths...)...))
+	return slices.Clone(graphOf("CausalConv", x, w, b).add("CausalConv", nil, x, w, b, carrier))
+}
+
+// CausalConvGrad is CausalConvSplit's gradient from each part's dy (the
+// carrier that node took, then one dy per part): dx [B, T, Cx], and the
+// weight and bias gradients as partial sums over ConvChunks chunks of the
+// B·T rows, dwp [ConvChunks, C, K] and dbp [ConvChunks, C] in float32
+// (float64 for float64), which the caller adds up.
+func CausalConvGrad(x, w, carrier *Value, dys ...*Value) (dx, dwp, dbp *Value) {
+	ins := append([]*Value{x, w, carrier}, dys...)
+	out := graphOf("CausalConvGrad", ins...).add("CausalConvGrad", nil, ins...)
 	return out[0], out[1], out[2]
 }
 
@@ -83,26 +112,50 @@ func sumType(dt tensors.DType) tensors.DType {
 	return tensors.Float32
 }
 
-// convShapes checks CausalConv's and CausalConvGrad's x [B, T, C], w [C, 1,
-// K] and third input (b [C], or dy like x).
-func convShapes(op string, x, w, third *Value, grad bool) {
+// convShapes checks CausalConvSplit's and CausalConvGrad's x [B, T, Cx], w
+// [C, 1, K] and carrier [0, widths…], and returns the parts' shapes [B, T,
+// width].
+func convShapes(op string, x, w, carrier *Value) []Shape {
 	wantFusedFloat(op, x)
-	sameDType(op, x, w, third)
-	if x.Rank() != 3 || !x.Shape[2].Static() || w.Rank() != 3 || w.Shape[0] != x.Shape[2] || !w.Shape[1].IsOne() ||
-		!w.Shape[2].Static() || w.Shape[2].K < 1 || w.Shape[2].K > 8 {
-		panic(errorf(op, "want x [B, T, C] and w [C, 1, K ≤ 8]; got %v, %v", x, w))
+	sameDType(op, x, w)
+	if x.Rank() != 3 || !x.Shape[2].Static() || w.Rank() != 3 || !w.Shape[0].Static() || w.Shape[0].K > x.Shape[2].K ||
+		!w.Shape[1].IsOne() || !w.Shape[2].Static() || w.Shape[2].K < 1 || w.Shape[2].K > 8 {
+		panic(errorf(op, "want x [B, T, Cx] and w [C ≤ Cx, 1, K ≤ 8]; got %v, %v", x, w))
 	}
-	if grad && !third.Shape.Equal(x.Shape) || !grad && !third.Shape.Equal(S(x.Shape[2])) {
-		panic(errorf(op, "%v does not fit x %v", third, x))
+	sum, prefix := int64(0), false
+	var parts []Shape
+	for _, d := range carrier.Shape[min(1, carrier.Rank()):] {
+		if !d.Static() || d.K < 1 {
+			sum = -1
+			break
+		}
+		sum += d.K
+		prefix = prefix || sum == w.Shape[0].K
+		parts = append(parts, S(x.Shape[0], x.Shape[1], d))
 	}
+	if carrier.DType != tensors.Int64 || carrier.Rank() < 2 || carrier.Rank() > 8 || carrier.Shape[0] != D(0) ||
+		sum != x.Shape[2].K || !prefix {
+		panic(errorf(op, "the carrier %v must be int64 [0, widths…] with 1 to 7 widths ≥ 1 that sum to x's %v channels, the first ones to w's %v",
+			carrier, x.Shape[2], w.Shape[0]))
+	}
+	return parts
 }
 
+// convGrad is CausalConvSplit's gradient: a part whose gradient is not
+// needed gives zeros.
 func convGrad(n *Node, g []*Value, need []bool) []*Value {
-	x, w := n.Inputs[0], n.Inputs[1]
-	dx, dwp, dbp := CausalConvGrad(x, w, g[0])
+	x, w, carrier := n.Inputs[0], n.Inputs[1], n.Inputs[3]
+	dys := make([]*Value, len(n.Outputs))
+	for i, d := range g {
+		if d == nil {
+			d = ZerosLike(n.Outputs[i])
+		}
+		dys[i] = d
+	}
+	dx, dwp, dbp := CausalConvGrad(x, w, carrier, dys...)
 	dw := Cast(Reshape(ReduceSum(dwp, []int64{0}, false), w.Shape.Sizes()...), w.DType)
 	db := Cast(ReduceSum(dbp, []int64{0}, false), w.DType)
-	return []*Value{dx, dw, db}
+	return []*Value{dx, dw, db, nil}
 }
 
 // SiluMul is the SiLU gate y·silu(z) = y·z·σ(z) of y and z (one shape
@@ -513,17 +566,35 @@ func init() {
 
 // inferCausalConv is the shape rule of CausalConv.
 func inferCausalConv(n *Node) []TypeShape {
-	x := n.Inputs[0]
-	convShapes("CausalConv", x, n.Inputs[1], n.Inputs[2], false)
-	return ts(x.DType, x.Shape)
+	x, w, b := n.Inputs[0], n.Inputs[1], n.Inputs[2]
+	parts := convShapes("CausalConv", x, w, n.Inputs[3])
+	sameDType("CausalConv", x, b)
+	if !b.Shape.Equal(S(w.Shape[0])) {
+		panic(errorf("CausalConv", "the bias %v must be [C] for w %v", b, w))
+	}
+	out := make([]TypeShape, len(parts))
+	for i, p := range parts {
+		out[i] = TypeShape{x.DType, p}
+	}
+	return out
 }
 
 // inferCausalConvGrad is the shape rule of CausalConvGrad.
 func inferCausalConvGrad(n *Node) []TypeShape {
 	x, w := n.Inputs[0], n.Inputs[1]
-	convShapes("CausalConvGrad", x, w, n.Inputs[2], true)
+	parts := convShapes("CausalConvGrad", x, w, n.Inputs[2])
+	dys := n.Inputs[3:]
+	if len(dys) != len(parts) {
+		panic(errorf("CausalConvGrad", "%d parts' gradients for %d parts", len(dys), len(parts)))
+	}
+	for i, dy := range dys {
+		sameDType("CausalConvGrad", x, dy)
+		if !dy.Shape.Equal(parts[i]) {
+			panic(errorf("CausalConvGrad", "part %d's gradient %v must be %v", i, dy, parts[i]))
+		}
+	}
 	part := sumType(x.DType)
-	c, k := x.Shape[2], w.Shape[2]
+	c, k := w.Shape[0], w.Shape[2]
 	return []TypeShape{{x.DType, x.Shape}, {part, S(D(ConvChunks), c, k)}, {part, S(D(ConvChunks), c)}}
 }
 

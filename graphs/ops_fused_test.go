@@ -226,35 +226,55 @@ func TestAdamWShapeRule(t *testing.T) {
 	}
 }
 
-// TestCausalConv checks the fused conv and its gradient against the sums
-// computed here in float64 from the same rounded inputs, in each dtype on
-// the CPU and, with MOHAWK_TEST_CUDA set, on the GPU: float32 sums err by
-// at most a few units of float32 per term, and bfloat16 results add half a
-// unit of bfloat16 (the weight and bias gradients' partial sums are
-// float32 in either case).
+// TestCausalConv checks the fused conv (CausalConvSplit, in one part and
+// in several, the conv's parts followed by copied ones) and its gradient
+// against the sums computed here in float64 from the same rounded inputs,
+// in each dtype on the CPU and, with MOHAWK_TEST_CUDA set, on the GPU:
+// float32 sums err by at most a few units of float32 per term, bfloat16
+// results add half a unit of bfloat16 (the weight and bias gradients'
+// partial sums are float32 in either case), and copied channels are exact.
 func TestCausalConv(t *testing.T) {
 	for _, c := range []struct {
-		name      string
-		dt        tensors.DType
-		env       func(testing.TB) *runtime.Env
-		b, tt, ch int64
-		k         int64
+		name   string
+		dt     tensors.DType
+		env    func(testing.TB) *runtime.Env
+		b, tt  int64
+		ch, k  int64   // the conv's channels and taps
+		widths []int64 // the parts (nil: one of ch)
 	}{
-		{"cpu/float64", tensors.Float64, graphtest.Env, 2, 37, 5, 4},
-		{"cpu/float32", tensors.Float32, graphtest.Env, 2, 37, 5, 3},
-		{"cpu/bfloat16", tensors.BFloat16, graphtest.Env, 2, 37, 5, 4},
-		{"cuda/float32", tensors.Float32, graphtest.CUDAEnv, 3, 300, 384, 4},
-		{"cuda/bfloat16", tensors.BFloat16, graphtest.CUDAEnv, 3, 300, 384, 4},
+		{"cpu/float64", tensors.Float64, graphtest.Env, 2, 37, 5, 4, nil},
+		{"cpu/float32", tensors.Float32, graphtest.Env, 2, 37, 5, 3, nil},
+		{"cpu/bfloat16", tensors.BFloat16, graphtest.Env, 2, 37, 5, 4, nil},
+		{"cpu/float64-parts", tensors.Float64, graphtest.Env, 2, 37, 5, 4, []int64{2, 3, 4, 1}},
+		{"cpu/bfloat16-parts", tensors.BFloat16, graphtest.Env, 2, 37, 5, 4, []int64{1, 4, 3}},
+		{"cuda/float32", tensors.Float32, graphtest.CUDAEnv, 3, 300, 384, 4, nil},
+		{"cuda/bfloat16", tensors.BFloat16, graphtest.CUDAEnv, 3, 300, 384, 4, nil},
+		{"cuda/float32-parts", tensors.Float32, graphtest.CUDAEnv, 3, 300, 384, 4, []int64{128, 128, 128, 300, 3}},
+		{"cuda/bfloat16-parts", tensors.BFloat16, graphtest.CUDAEnv, 3, 300, 384, 4, []int64{128, 256, 301, 2}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			env := c.env(t)
+			widths := c.widths
+			if widths == nil {
+				widths = []int64{c.ch}
+			}
+			cx := int64(0)
+			for _, w := range widths {
+				cx += w
+			}
 			g := graphs.New("conv")
-			x := g.Input("x", c.dt, graphs.S(c.b, c.tt, c.ch))
+			x := g.Input("x", c.dt, graphs.S(c.b, c.tt, cx))
 			w := g.Input("w", c.dt, graphs.S(c.ch, 1, c.k))
 			b := g.Input("b", c.dt, graphs.S(c.ch))
-			dy := g.Input("dy", c.dt, graphs.S(c.b, c.tt, c.ch))
-			g.Output("y", graphs.CausalConv(x, w, b))
-			dx, dwp, dbp := graphs.CausalConvGrad(x, w, dy)
+			dy := g.Input("dy", c.dt, graphs.S(c.b, c.tt, cx))
+			var ys, dys []*graphs.Value
+			if c.widths == nil {
+				ys, dys = []*graphs.Value{graphs.CausalConv(x, w, b)}, []*graphs.Value{dy}
+			} else {
+				ys, dys = graphs.CausalConvSplit(x, w, b, widths...), graphs.Split(dy, -1, widths...)
+			}
+			g.Output("y", graphs.Concat(-1, ys...))
+			dx, dwp, dbp := graphs.CausalConvGrad(x, w, ys[0].Node().Inputs[3], dys...)
 			g.Output("dx", dx)
 			g.Output("dwp", dwp)
 			g.Output("dbp", dbp)
@@ -269,29 +289,33 @@ func TestCausalConv(t *testing.T) {
 			}
 			out := graphtest.RunSession(t, graphtest.SessionOn(t, env, g), g, feeds)
 			X, W, Bi, DY := vals["x"], vals["w"], vals["b"], vals["dy"]
-			B, T, C, K := int(c.b), int(c.tt), int(c.ch), int(c.k)
-			y, ya := make([]float64, B*T*C), make([]float64, B*T*C)
-			dxr, dxa := make([]float64, B*T*C), make([]float64, B*T*C)
+			B, T, C, K, CX := int(c.b), int(c.tt), int(c.ch), int(c.k), int(cx)
+			y, ya := make([]float64, B*T*CX), make([]float64, B*T*CX)
+			dxr, dxa := make([]float64, B*T*CX), make([]float64, B*T*CX)
 			dw, dwa := make([]float64, C*K), make([]float64, C*K)
 			db, dba := make([]float64, C), make([]float64, C)
 			for r := 0; r < B*T; r++ {
 				tt := r % T
+				for ch := C; ch < CX; ch++ { // copied channels
+					i := r*CX + ch
+					y[i], dxr[i] = X[i], DY[i]
+				}
 				for ch := 0; ch < C; ch++ {
-					i := r*C + ch
+					i := r*CX + ch
 					y[i], ya[i] = Bi[ch], math.Abs(Bi[ch])
 					db[ch] += DY[i]
 					dba[ch] += math.Abs(DY[i])
 					for j := 0; j < K; j++ {
 						if s := tt - (K - 1) + j; s >= 0 {
-							v := W[ch*K+j] * X[i-(K-1-j)*C]
+							v := W[ch*K+j] * X[i-(K-1-j)*CX]
 							y[i] += v
 							ya[i] += math.Abs(v)
-							u := X[i-(K-1-j)*C] * DY[i]
+							u := X[i-(K-1-j)*CX] * DY[i]
 							dw[ch*K+j] += u
 							dwa[ch*K+j] += math.Abs(u)
 						}
 						if e := K - 1 - j; tt+e < T {
-							v := W[ch*K+j] * DY[i+e*C]
+							v := W[ch*K+j] * DY[i+e*CX]
 							dxr[i] += v
 							dxa[i] += math.Abs(v)
 						}

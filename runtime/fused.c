@@ -37,11 +37,14 @@ enum {
 	mhGetTensorShapeElementCount = 64,
 	mhGetTensorTypeAndShape = 65,
 	mhReleaseStatus = 93,
+	mhKernelContext_GetInputCount = 88,
+	mhKernelContext_GetOutputCount = 89,
 	mhKernelContext_GetInput = 90,
 	mhKernelContext_GetOutput = 91,
 	mhReleaseTensorTypeAndShapeInfo = 99,
 	mhReleaseCustomOpDomain = 101,
 	mhKernelContext_GetGPUComputeStream = 193,
+	mhShapeInferContext_GetInputCount = 267,
 	mhShapeInferContext_GetInputTypeShape = 268,
 	mhKernelContext_ParallelFor = 274,
 	mhShapeInferContext_SetOutputTypeShape = 270,
@@ -98,6 +101,11 @@ struct mh_op {
 	int cuda;
 	const char *name;
 	size_t n_in, n_out;
+	// var_in: the last input is variadic; var_out: the only output is. The
+	// op's parts (parts_of, from its inputs' ranks) are then that input's
+	// or output's count.
+	int var_in, var_out;
+	size_t (*parts_of)(const mh_op *k, const size_t *rank);
 	const size_t *like; // output j has the type and shape of input like[j], or
 	// out_shape gives it (like NULL) from the inputs' types and dims.
 	mh_shape (*out_shape)(size_t j, const int *type, int64_t (*dims)[8], const size_t *rank);
@@ -116,7 +124,7 @@ struct mh_op {
 	                   int64_t (*dims)[8], const size_t *rank, void **in, void **out);
 };
 
-enum { typeFloat = 1, typeDouble = 11, typeBFloat16 = 16 };
+enum { typeFloat = 1, typeInt64 = 7, typeDouble = 11, typeBFloat16 = 16 };
 
 // ---- bfloat16 on the host ----------------------------------------------------
 
@@ -283,79 +291,96 @@ static void silumulgrad_host(int type, size_t lo, size_t hi, void **in, void **o
 
 // ---- CausalConv and CausalConvGrad --------------------------------------------
 //
-// The depthwise causal conv along T of x [B, T, C] with w [C, 1, K] and
-// bias b [C], zero history:
+// The depthwise causal conv along T of the first C channels of x [B, T, Cx]
+// with w [C, 1, K] and bias b [C], zero history, written as parts: x's
+// channels are split into parts of the carrier's widths, a part within the
+// first C channels is that part of the conv,
 //
 //	y[b,t,c] = b[c] + Σ_j w[c,j]·x[b, t−(K−1)+j, c]
 //
-// and its gradient from dy: dx[b,t,c] = Σ_j w[c,j]·dy[b, t+(K−1)−j, c], and
-// dw, db as partial sums over convChunks chunks of the B·T rows (dwp [P, C,
-// K], dbp [P, C]; float, double for double) that the graph adds up. Sums
-// run in j order in float (double for double), each operation rounded
-// once, each output rounded once to its type.
+// and a part after them is x's channels as they are. The gradient from the
+// parts' dy writes dx [B, T, Cx] whole: dx[b,t,c] = Σ_j w[c,j]·dy[b,
+// t+(K−1)−j, c] within the conv, dy itself after it; and dw, db as partial
+// sums over convChunks chunks of the B·T rows (dwp [P, C, K], dbp [P, C];
+// float, double for double) that the graph adds up. Sums run in j order
+// in float (double for double), each operation rounded once, each output
+// rounded once to its type.
 
 enum { convChunks = 64 };
 
-// conv_dims are a conv's sizes: T, C, K, the rows B·T, and rows per chunk.
+// conv_dims are a conv's sizes: T, the conv's channels C, K, the rows B·T
+// and rows per chunk; x's channels Cx (its row stride); and one part's
+// first channel and width.
 typedef struct {
 	size_t T, C, K, rows, per;
+	size_t Cx, off, W;
 } conv_dims;
 
 #define CONV_HOST(T_, A, LD, ST)                                                                            \
-	/* y for rows [r0, r1) */                                                                             \
+	/* the part's y for rows [r0, r1) */                                                                  \
 	static void conv_fwd_##T_(const void *x, const void *w, const void *b, void *y, conv_dims d, size_t r0, \
 	                          size_t r1) {                                                                \
 		for (size_t r = r0; r < r1; r++) {                                                                \
 			size_t t = r % d.T;                                                                           \
-			for (size_t c = 0; c < d.C; c++) {                                                            \
-				A acc = LD(b, c);                                                                         \
+			for (size_t c = 0; c < d.W; c++) {                                                            \
+				size_t ch = d.off + c;                                                                    \
+				A acc = LD(b, ch);                                                                        \
 				for (size_t j = 0; j < d.K; j++) {                                                        \
 					if (t + j < d.K - 1) continue;                                                        \
-					A p = (A)LD(w, c * d.K + j) * (A)LD(x, (r + j - (d.K - 1)) * d.C + c);                \
+					A p = (A)LD(w, ch * d.K + j) * (A)LD(x, (r + j - (d.K - 1)) * d.Cx + ch);             \
 					acc = acc + p;                                                                        \
 				}                                                                                         \
-				ST(y, r * d.C + c, acc);                                                                  \
+				ST(y, r * d.W + c, acc);                                                                  \
 			}                                                                                             \
 		}                                                                                                 \
 	}                                                                                                     \
-	/* dx for rows [r0, r1) */                                                                            \
+	/* the part's channels of dx for rows [r0, r1) */                                                     \
 	static void conv_dx_##T_(const void *w, const void *dy, void *dx, conv_dims d, size_t r0, size_t r1) { \
 		for (size_t r = r0; r < r1; r++) {                                                                \
 			size_t t = r % d.T;                                                                           \
-			for (size_t c = 0; c < d.C; c++) {                                                            \
+			for (size_t c = 0; c < d.W; c++) {                                                            \
+				size_t ch = d.off + c;                                                                    \
 				A acc = 0;                                                                                \
 				for (size_t j = 0; j < d.K; j++) {                                                        \
 					size_t e = d.K - 1 - j;                                                               \
 					if (t + e >= d.T) continue;                                                           \
-					A p = (A)LD(w, c * d.K + j) * (A)LD(dy, (r + e) * d.C + c);                           \
+					A p = (A)LD(w, ch * d.K + j) * (A)LD(dy, (r + e) * d.W + c);                          \
 					acc = acc + p;                                                                        \
 				}                                                                                         \
-				ST(dx, r * d.C + c, acc);                                                                 \
+				ST(dx, r * d.Cx + ch, acc);                                                               \
 			}                                                                                             \
 		}                                                                                                 \
 	}                                                                                                     \
-	/* the partial sums of dw and db over chunk p */                                                      \
+	/* the partial sums of dw and db over chunk p for the part's channels */                              \
 	static void conv_dw_##T_(const void *x, const void *dy, void *dwp, void *dbp, conv_dims d, size_t p) {   \
 		A *dwo = (A *)dwp + p * d.C * d.K, *dbo = (A *)dbp + p * d.C;                                     \
-		for (size_t c = 0; c < d.C; c++) {                                                                \
+		for (size_t c = 0; c < d.W; c++) {                                                                \
+			size_t ch = d.off + c;                                                                        \
 			A db = 0, dw[8] = {0};                                                                        \
 			for (size_t r = p * d.per; r < (p + 1) * d.per && r < d.rows; r++) {                          \
 				size_t t = r % d.T;                                                                       \
-				A g = LD(dy, r * d.C + c);                                                                \
+				A g = LD(dy, r * d.W + c);                                                                \
 				db = db + g;                                                                              \
 				for (size_t j = 0; j < d.K; j++) {                                                        \
 					if (t + j < d.K - 1) continue;                                                        \
-					A q = (A)LD(x, (r + j - (d.K - 1)) * d.C + c) * g;                                    \
+					A q = (A)LD(x, (r + j - (d.K - 1)) * d.Cx + ch) * g;                                  \
 					dw[j] = dw[j] + q;                                                                    \
 				}                                                                                         \
 			}                                                                                             \
-			dbo[c] = db;                                                                                  \
-			for (size_t j = 0; j < d.K; j++) dwo[c * d.K + j] = dw[j];                                    \
+			dbo[ch] = db;                                                                                 \
+			for (size_t j = 0; j < d.K; j++) dwo[ch * d.K + j] = dw[j];                                   \
 		}                                                                                                 \
 	}
 CONV_HOST(float, float, LD_float, ST_float)
 CONV_HOST(double, double, LD_double, ST_double)
 CONV_HOST(bf16, float, LD_bf16, ST_bf16)
+
+// copy_rows copies n elements of es bytes in each of rows [r0, r1) from src
+// (a row every ss elements) to dst (a row every ds elements): a part of x
+// after the conv, or its gradient into dx.
+static void copy_rows(const void *src, size_t ss, void *dst, size_t ds, size_t n, size_t es, size_t r0, size_t r1) {
+	for (size_t r = r0; r < r1; r++) memcpy((char *)dst + r * ds * es, (const char *)src + r * ss * es, n * es);
+}
 
 // ---- SegsumExp and SegsumExpGrad ---------------------------------------------
 //
@@ -646,65 +671,81 @@ LNG_HOST(bf16, float, LD_bf16, ST_bf16)
 	"  .reg .b64 %rd<32>;\n"      \
 	"  .reg .f32 %f<32>;\n"
 
-// The element loop shared by the forward conv and dx: params C, T, K, n
-// into %r10–%r13, K−1 into %r14, i (%r5) grid-stride over n, and per
-// element c (%r7), row b·T + t (%r8) and t (%r9); the tail stores %f1 at
-// out[i] (%rd4) after the tap loop (JLOOP … JNEXT).
-#define PTX_CONV_ELEMENT_HEAD \
-	"  ld.param.u32 %r10, [a_C];\n" \
-	"  ld.param.u32 %r11, [a_T];\n" \
-	"  ld.param.u32 %r12, [a_K];\n" \
-	"  ld.param.u32 %r13, [a_n];\n" \
-	"  sub.u32 %r14, %r12, 1;\n"                       /* K−1 */ \
+// A grid-stride loop of i (%r5, stride %r6) over n (%r13) elements of rows
+// of width %r10: each step has its column c (%r7) and row (%r8).
+#define PTX_ROW_LOOP_HEAD \
 	"  mov.u32 %r1, %ctaid.x;\n  mov.u32 %r2, %ntid.x;\n  mov.u32 %r3, %tid.x;\n  mov.u32 %r4, %nctaid.x;\n" \
 	"  mad.lo.u32 %r5, %r1, %r2, %r3;\n"               /* i */ \
 	"  mul.lo.u32 %r6, %r4, %r2;\n"                    /* stride */ \
 	"LOOP:\n" \
 	"  setp.ge.u32 %p1, %r5, %r13;\n  @%p1 bra DONE;\n" \
 	"  rem.u32 %r7, %r5, %r10;\n"                      /* c */ \
-	"  div.u32 %r8, %r5, %r10;\n"                      /* row */ \
-	"  rem.u32 %r9, %r8, %r11;\n"                      /* t */
+	"  div.u32 %r8, %r5, %r10;\n"                      /* row */
 
-#define PTX_CONV_ELEMENT_TAIL(SH, ST) \
+// The element loop shared by the forward conv and dx over one part: params
+// W (the part's width), T, K, n = B·T·W, Cx (x's channels) and off (the
+// part's first channel) into %r10–%r13, %r21 and %r22, K−1 into %r14, i
+// (%r5) grid-stride over n, and per element c (%r7), row b·T + t (%r8), t
+// (%r9), the channel off + c (%r24) and its index row·Cx + off + c in x or
+// dx (%r23); the tail stores %f1 at out[IDX] (%rd4) after the tap loop
+// (JLOOP … JNEXT). (LD_BF16 takes %r20.)
+#define PTX_CONV_ELEMENT_HEAD \
+	"  ld.param.u32 %r10, [a_W];\n" \
+	"  ld.param.u32 %r11, [a_T];\n" \
+	"  ld.param.u32 %r12, [a_K];\n" \
+	"  ld.param.u32 %r13, [a_n];\n" \
+	"  ld.param.u32 %r21, [a_Cx];\n" \
+	"  ld.param.u32 %r22, [a_off];\n" \
+	"  sub.u32 %r14, %r12, 1;\n"                       /* K−1 */ \
+	PTX_ROW_LOOP_HEAD \
+	"  rem.u32 %r9, %r8, %r11;\n"                      /* t */ \
+	"  add.u32 %r24, %r22, %r7;\n"                     /* off + c */ \
+	"  mad.lo.u32 %r23, %r8, %r21, %r24;\n"            /* row·Cx + off + c */
+
+#define PTX_CONV_ELEMENT_TAIL(SH, ST, IDX) \
 	"JNEXT:\n  add.u32 %r15, %r15, 1;\n  bra JLOOP;\n" \
 	"JDONE:\n" \
-	"  mul.wide.u32 %rd13, %r5, " SH ";\n  add.u64 %rd13, %rd4, %rd13;\n" \
+	"  mul.wide.u32 %rd13, " IDX ", " SH ";\n  add.u64 %rd13, %rd4, %rd13;\n" \
 	ST("%rd13", "%f1") \
 	"  add.u32 %r5, %r5, %r6;\n  bra LOOP;\n" \
 	"DONE:\n  ret;\n}\n"
 
-// The forward conv, one element per thread step (grid-stride, 32-bit
-// indices): params x, w, b, y, C, T, K, n = B·T·C.
+#define PTX_CONV_PART_PARAMS "  .param .u32 a_W, .param .u32 a_T, .param .u32 a_K, .param .u32 a_n, .param .u32 a_Cx, .param .u32 a_off)\n"
+
+// One part of the forward conv, one element of y per thread step
+// (grid-stride, 32-bit indices): params x, w, b, y and
+// PTX_CONV_PART_PARAMS.
 #define PTX_CONV_FWD(NAME, SH, LD, ST)                                                   \
 	".visible .entry " NAME "(.param .u64 a_x, .param .u64 a_w, .param .u64 a_b, .param .u64 a_y,\n" \
-	"  .param .u32 a_C, .param .u32 a_T, .param .u32 a_K, .param .u32 a_n)\n"          \
+	PTX_CONV_PART_PARAMS                                                                 \
 	"{\n" CONV_REGS                                                                      \
 	"  ld.param.u64 %rd1, [a_x]; cvta.to.global.u64 %rd1, %rd1;\n"                      \
 	"  ld.param.u64 %rd2, [a_w]; cvta.to.global.u64 %rd2, %rd2;\n"                      \
 	"  ld.param.u64 %rd3, [a_b]; cvta.to.global.u64 %rd3, %rd3;\n"                      \
 	"  ld.param.u64 %rd4, [a_y]; cvta.to.global.u64 %rd4, %rd4;\n"                      \
 	PTX_CONV_ELEMENT_HEAD                                                                \
-	"  mul.wide.u32 %rd10, %r7, " SH ";\n  add.u64 %rd10, %rd3, %rd10;\n"                \
-	LD("%f1", "%rd10")                                 /* acc = b[c] */                  \
+	"  mul.wide.u32 %rd10, %r24, " SH ";\n  add.u64 %rd10, %rd3, %rd10;\n"               \
+	LD("%f1", "%rd10")                                 /* acc = b[off + c] */            \
 	"  mov.u32 %r15, 0;\n"                                                               \
 	"JLOOP:\n"                                                                           \
 	"  setp.ge.u32 %p2, %r15, %r12;\n  @%p2 bra JDONE;\n"                                \
 	"  add.u32 %r16, %r9, %r15;\n"                                                       \
 	"  setp.lt.u32 %p3, %r16, %r14;\n  @%p3 bra JNEXT;\n" /* t+j < K−1: before the start */ \
-	"  mad.lo.u32 %r17, %r7, %r12, %r15;\n"            /* c·K + j */                     \
+	"  mad.lo.u32 %r17, %r24, %r12, %r15;\n"           /* (off + c)·K + j */             \
 	"  mul.wide.u32 %rd11, %r17, " SH ";\n  add.u64 %rd11, %rd2, %rd11;\n"               \
 	LD("%f2", "%rd11")                                                                   \
-	"  sub.u32 %r18, %r14, %r15;\n  mul.lo.u32 %r18, %r18, %r10;\n  sub.u32 %r18, %r5, %r18;\n" /* i − (K−1−j)·C */ \
+	"  sub.u32 %r18, %r14, %r15;\n  mul.lo.u32 %r18, %r18, %r21;\n  sub.u32 %r18, %r23, %r18;\n" /* − (K−1−j)·Cx */ \
 	"  mul.wide.u32 %rd12, %r18, " SH ";\n  add.u64 %rd12, %rd1, %rd12;\n"               \
 	LD("%f3", "%rd12")                                                                   \
 	"  fma.rn.f32 %f1, %f2, %f3, %f1;\n"                                                 \
-	PTX_CONV_ELEMENT_TAIL(SH, ST)
+	PTX_CONV_ELEMENT_TAIL(SH, ST, "%r5")
 
-// dx: params w, dy, dx, C, T, K, n; dx[i] = Σ_j w[c,j]·dy[i + (K−1−j)·C]
-// where t + K−1−j < T.
+// One part's channels of dx: params w, dy (the part's gradient), dx and
+// PTX_CONV_PART_PARAMS; dx[row·Cx + off + c] = Σ_j w[off + c, j]·dy[i +
+// (K−1−j)·W] where t + K−1−j < T.
 #define PTX_CONV_DX(NAME, SH, LD, ST)                                                    \
 	".visible .entry " NAME "(.param .u64 a_w, .param .u64 a_dy, .param .u64 a_dx,\n"   \
-	"  .param .u32 a_C, .param .u32 a_T, .param .u32 a_K, .param .u32 a_n)\n"          \
+	PTX_CONV_PART_PARAMS                                                                 \
 	"{\n" CONV_REGS                                                                      \
 	"  ld.param.u64 %rd2, [a_w]; cvta.to.global.u64 %rd2, %rd2;\n"                      \
 	"  ld.param.u64 %rd1, [a_dy]; cvta.to.global.u64 %rd1, %rd1;\n"                     \
@@ -717,33 +758,40 @@ LNG_HOST(bf16, float, LD_bf16, ST_bf16)
 	"  sub.u32 %r16, %r14, %r15;\n"                    /* e = K−1−j */                   \
 	"  add.u32 %r17, %r9, %r16;\n"                                                       \
 	"  setp.ge.u32 %p3, %r17, %r11;\n  @%p3 bra JNEXT;\n" /* t+e ≥ T: past the end */     \
-	"  mad.lo.u32 %r18, %r7, %r12, %r15;\n"                                              \
+	"  mad.lo.u32 %r18, %r24, %r12, %r15;\n"                                             \
 	"  mul.wide.u32 %rd11, %r18, " SH ";\n  add.u64 %rd11, %rd2, %rd11;\n"               \
 	LD("%f2", "%rd11")                                                                   \
-	"  mad.lo.u32 %r19, %r16, %r10, %r5;\n"            /* i + e·C */                     \
+	"  mad.lo.u32 %r19, %r16, %r10, %r5;\n"            /* i + e·W */                     \
 	"  mul.wide.u32 %rd12, %r19, " SH ";\n  add.u64 %rd12, %rd1, %rd12;\n"               \
 	LD("%f3", "%rd12")                                                                   \
 	"  fma.rn.f32 %f1, %f2, %f3, %f1;\n"                                                 \
-	PTX_CONV_ELEMENT_TAIL(SH, ST)
+	PTX_CONV_ELEMENT_TAIL(SH, ST, "%r23")
 
-// The partial sums of dw and db for K = 4: one thread per (channel, chunk);
-// grid (ceil(C/ntid), convChunks); params x, dy, dwp, dbp, C, T, rows,
-// per (rows per chunk). dwp [P, C, 4] and dbp [P, C] are float.
+// The partial sums of dw and db for K = 4 over one part: one thread per
+// (channel of the part, chunk); grid (ceil(W/ntid), convChunks); params x,
+// dy (the part's gradient), dwp, dbp, C (the conv's channels), T, rows,
+// per (rows per chunk), Cx, off and W. dwp [P, C, 4] and dbp [P, C] are
+// float.
 #define PTX_CONV_DW(NAME, SH, LD)                                                        \
 	".visible .entry " NAME "(.param .u64 a_x, .param .u64 a_dy, .param .u64 a_dwp, .param .u64 a_dbp,\n" \
-	"  .param .u32 a_C, .param .u32 a_T, .param .u32 a_rows, .param .u32 a_per)\n"      \
+	"  .param .u32 a_C, .param .u32 a_T, .param .u32 a_rows, .param .u32 a_per, .param .u32 a_Cx,\n" \
+	"  .param .u32 a_off, .param .u32 a_W)\n"                                            \
 	"{\n" CONV_REGS                                                                      \
 	"  ld.param.u64 %rd1, [a_x]; cvta.to.global.u64 %rd1, %rd1;\n"                      \
 	"  ld.param.u64 %rd2, [a_dy]; cvta.to.global.u64 %rd2, %rd2;\n"                     \
 	"  ld.param.u64 %rd3, [a_dwp]; cvta.to.global.u64 %rd3, %rd3;\n"                    \
 	"  ld.param.u64 %rd4, [a_dbp]; cvta.to.global.u64 %rd4, %rd4;\n"                    \
-	"  ld.param.u32 %r10, [a_C];\n"                                                      \
+	"  ld.param.u32 %r10, [a_W];\n"                                                      \
 	"  ld.param.u32 %r11, [a_T];\n"                                                      \
 	"  ld.param.u32 %r12, [a_rows];\n"                                                   \
 	"  ld.param.u32 %r13, [a_per];\n"                                                    \
+	"  ld.param.u32 %r21, [a_Cx];\n"                                                     \
+	"  ld.param.u32 %r22, [a_off];\n"                                                    \
+	"  ld.param.u32 %r25, [a_C];\n"                                                      \
 	"  mov.u32 %r1, %ctaid.x;\n  mov.u32 %r2, %ntid.x;\n  mov.u32 %r3, %tid.x;\n"        \
 	"  mad.lo.u32 %r7, %r1, %r2, %r3;\n"               /* c */                           \
 	"  setp.ge.u32 %p1, %r7, %r10;\n  @%p1 bra DONE;\n"                                  \
+	"  add.u32 %r24, %r22, %r7;\n"                     /* off + c */                     \
 	"  mov.u32 %r4, %ctaid.y;\n"                       /* chunk p */                     \
 	"  mul.lo.u32 %r5, %r4, %r13;\n"                   /* r = p·per */                   \
 	"  add.u32 %r6, %r5, %r13;\n  min.u32 %r6, %r6, %r12;\n" /* end */                   \
@@ -752,37 +800,63 @@ LNG_HOST(bf16, float, LD_bf16, ST_bf16)
 	"RLOOP:\n"                                                                           \
 	"  setp.ge.u32 %p2, %r5, %r6;\n  @%p2 bra RDONE;\n"                                  \
 	"  rem.u32 %r9, %r5, %r11;\n"                      /* t */                           \
-	"  mad.lo.u32 %r14, %r5, %r10, %r7;\n"             /* i = r·C + c */                 \
+	"  mad.lo.u32 %r14, %r5, %r10, %r7;\n"             /* r·W + c */                     \
 	"  mul.wide.u32 %rd10, %r14, " SH ";\n  add.u64 %rd10, %rd2, %rd10;\n"               \
-	LD("%f1", "%rd10")                                 /* g = dy[i] */                   \
+	LD("%f1", "%rd10")                                 /* g = dy[r, c] */                \
 	"  add.rn.f32 %f14, %f14, %f1;\n"                  /* db */                          \
-	"  mul.wide.u32 %rd11, %r14, " SH ";\n  add.u64 %rd11, %rd1, %rd11;\n"               \
-	LD("%f2", "%rd11")                                 /* x[i]: tap 3 */                 \
+	"  mad.lo.u32 %r23, %r5, %r21, %r24;\n"            /* r·Cx + off + c */              \
+	"  mul.wide.u32 %rd11, %r23, " SH ";\n  add.u64 %rd11, %rd1, %rd11;\n"               \
+	LD("%f2", "%rd11")                                 /* x[r]: tap 3 */                 \
 	"  fma.rn.f32 %f13, %f2, %f1, %f13;\n"                                               \
 	"  setp.lt.u32 %p3, %r9, 1;\n  @%p3 bra RNEXT;\n"                                    \
-	"  sub.u32 %r15, %r14, %r10;\n"                                                      \
+	"  sub.u32 %r15, %r23, %r21;\n"                                                      \
 	"  mul.wide.u32 %rd12, %r15, " SH ";\n  add.u64 %rd12, %rd1, %rd12;\n"               \
-	LD("%f3", "%rd12")                                 /* x[i−C]: tap 2 */               \
+	LD("%f3", "%rd12")                                 /* x[r−1]: tap 2 */               \
 	"  fma.rn.f32 %f12, %f3, %f1, %f12;\n"                                               \
 	"  setp.lt.u32 %p3, %r9, 2;\n  @%p3 bra RNEXT;\n"                                    \
-	"  sub.u32 %r15, %r15, %r10;\n"                                                      \
+	"  sub.u32 %r15, %r15, %r21;\n"                                                      \
 	"  mul.wide.u32 %rd12, %r15, " SH ";\n  add.u64 %rd12, %rd1, %rd12;\n"               \
 	LD("%f4", "%rd12")                                 /* tap 1 */                       \
 	"  fma.rn.f32 %f11, %f4, %f1, %f11;\n"                                               \
 	"  setp.lt.u32 %p3, %r9, 3;\n  @%p3 bra RNEXT;\n"                                    \
-	"  sub.u32 %r15, %r15, %r10;\n"                                                      \
+	"  sub.u32 %r15, %r15, %r21;\n"                                                      \
 	"  mul.wide.u32 %rd12, %r15, " SH ";\n  add.u64 %rd12, %rd1, %rd12;\n"               \
 	LD("%f5", "%rd12")                                 /* tap 0 */                       \
 	"  fma.rn.f32 %f10, %f5, %f1, %f10;\n"                                               \
 	"RNEXT:\n  add.u32 %r5, %r5, 1;\n  bra RLOOP;\n"                                     \
 	"RDONE:\n"                                                                           \
-	"  mad.lo.u32 %r16, %r4, %r10, %r7;\n"             /* p·C + c */                     \
+	"  mad.lo.u32 %r16, %r4, %r25, %r24;\n"            /* p·C + off + c */               \
 	"  mul.wide.u32 %rd13, %r16, 4;\n  add.u64 %rd13, %rd4, %rd13;\n"                    \
 	"  st.global.f32 [%rd13], %f14;\n"                                                   \
 	"  mul.wide.u32 %rd14, %r16, 16;\n  add.u64 %rd14, %rd3, %rd14;\n"                   \
 	"  st.global.f32 [%rd14], %f10;\n  st.global.f32 [%rd14+4], %f11;\n"                 \
 	"  st.global.f32 [%rd14+8], %f12;\n  st.global.f32 [%rd14+12], %f13;\n"              \
 	"DONE:\n  ret;\n}\n"
+
+// A strided copy of rows: W elements of each of n/W rows from src (a row
+// every ss elements) to dst (a row every ds elements), grid-stride over
+// the n elements; MOV moves one element from [%rd10] to [%rd11]. The
+// parts of CausalConv after the conv, and their gradients into dx.
+#define PTX_COPY(NAME, SH, MOV)                                                          \
+	".visible .entry " NAME "(.param .u64 a_src, .param .u64 a_dst, .param .u32 a_W, .param .u32 a_ss,\n" \
+	"  .param .u32 a_ds, .param .u32 a_n)\n"                                             \
+	"{\n" CONV_REGS                                                                      \
+	"  ld.param.u64 %rd1, [a_src]; cvta.to.global.u64 %rd1, %rd1;\n"                    \
+	"  ld.param.u64 %rd4, [a_dst]; cvta.to.global.u64 %rd4, %rd4;\n"                    \
+	"  ld.param.u32 %r10, [a_W];\n"                                                      \
+	"  ld.param.u32 %r21, [a_ss];\n"                                                     \
+	"  ld.param.u32 %r22, [a_ds];\n"                                                     \
+	"  ld.param.u32 %r13, [a_n];\n"                                                      \
+	PTX_ROW_LOOP_HEAD                                                                    \
+	"  mad.lo.u32 %r23, %r8, %r21, %r7;\n"             /* row·ss + c */                  \
+	"  mad.lo.u32 %r24, %r8, %r22, %r7;\n"             /* row·ds + c */                  \
+	"  mul.wide.u32 %rd10, %r23, " SH ";\n  add.u64 %rd10, %rd1, %rd10;\n"               \
+	"  mul.wide.u32 %rd11, %r24, " SH ";\n  add.u64 %rd11, %rd4, %rd11;\n"               \
+	MOV                                                                                  \
+	"  add.u32 %r5, %r5, %r6;\n  bra LOOP;\n"                                            \
+	"DONE:\n  ret;\n}\n"
+#define MOV_B16 "  ld.global.u16 %h1, [%rd10];\n  st.global.u16 [%rd11], %h1;\n"
+#define MOV_B32 "  ld.global.u32 %r25, [%rd10];\n  st.global.u32 [%rd11], %r25;\n"
 
 #define SEGEXP_REGS           \
 	"  .reg .pred %p<5>;\n"   \
@@ -1473,6 +1547,8 @@ const char mh_fused_ptx[] =
 	PTX_CONV_DX("mh_convdx_bf16", "2", LD_BF16, ST_BF16)
 	PTX_CONV_DW("mh_convdw_f32", "4", LD_F32)
 	PTX_CONV_DW("mh_convdw_bf16", "2", LD_BF16)
+	PTX_COPY("mh_copy_b32", "4", MOV_B32)
+	PTX_COPY("mh_copy_b16", "2", MOV_B16)
 	PTX_SEGEXP("mh_segexp_f32", "4", LD_F32, ST_F32)
 	PTX_SEGEXP("mh_segexp_bf16", "2", LD_BF16, ST_BF16)
 	PTX_SEGEXPGRAD("mh_segexpgrad_f32", "4", LD_F32)
@@ -1521,12 +1597,12 @@ const char mh_layer_ptx[] =
 // The modules' kernels, by index: mh_fused_ptx's, from kMdsF32 on
 // mh_matrix_ptx's, from kSceFF on mh_loss_ptx's, from kLngF32 on
 // mh_layer_ptx's.
-enum { kAdamW, kGeluGradF32, kGeluGradBF16, kConvF32, kConvBF16, kConvDxF32, kConvDxBF16, kConvDwF32, kConvDwBF16, kSegExpF32, kSegExpBF16,
+enum { kAdamW, kGeluGradF32, kGeluGradBF16, kConvF32, kConvBF16, kConvDxF32, kConvDxBF16, kConvDwF32, kConvDwBF16, kCopyB32, kCopyB16, kSegExpF32, kSegExpBF16,
        kSegExpGradF32, kSegExpGradBF16, kMdsF32, kMdsBF16, kMdsgF32, kMdsgBF16, kMdscF32, kMdscBF16, kCsmF32, kCsmBF16,
        kSceFF, kSceFB, kSceBF, kSceBB, kScegFF, kScegFB, kScegBF, kScegBB,
        kLngF32, kLngBF16, kLngcF32, kLngcBF16, kSiluMulF32, kSiluMulBF16, kSiluMulGradF32, kSiluMulGradBF16, nKernels };
 static const char *kernel_names[nKernels] = {"mh_adamw_f32", "mh_gelugrad_f32", "mh_gelugrad_bf16",
-	"mh_conv_f32", "mh_conv_bf16", "mh_convdx_f32", "mh_convdx_bf16", "mh_convdw_f32", "mh_convdw_bf16", "mh_segexp_f32",
+	"mh_conv_f32", "mh_conv_bf16", "mh_convdx_f32", "mh_convdx_bf16", "mh_convdw_f32", "mh_convdw_bf16", "mh_copy_b32", "mh_copy_b16", "mh_segexp_f32",
 	"mh_segexp_bf16", "mh_segexpgrad_f32", "mh_segexpgrad_bf16", "mh_mds_f32", "mh_mds_bf16", "mh_mdsg_f32",
 	"mh_mdsg_bf16", "mh_mdsc_f32", "mh_mdsc_bf16", "mh_csm_f32", "mh_csm_bf16", "mh_sce_f_f", "mh_sce_f_b", "mh_sce_b_f",
 	"mh_sce_b_b", "mh_sceg_f_f", "mh_sceg_f_b", "mh_sceg_b_f", "mh_sceg_b_b", "mh_lng_f32", "mh_lng_bf16", "mh_lngc_f32",
@@ -1664,7 +1740,7 @@ static const char *launch(int id, void *stream, size_t n, void **args) {
 
 // ---- the ops ----------------------------------------------------------------
 
-enum { maxInputs = 5, maxOutputs = 3 };
+enum { maxInputs = 11, maxOutputs = 8 };
 
 // same_as_first checks that inputs 1 … n−1 have input 0's element type and
 // count.
@@ -1712,6 +1788,8 @@ typedef struct host_job {
 	void **in, **out;
 	size_t n; // elementwise: the element count
 	conv_dims d;
+	const int64_t *widths; // CausalConv: its parts' widths
+	size_t parts;
 	size_t q, tq; // SegsumExp, MaskedDiffSq: the tile size Q; CausalSoftmax: Tk and Tq; SoftCrossEntropy: V;
 	              // LayerNormGrad: D and the rows per chunk (n: the rows)
 } host_job;
@@ -1777,25 +1855,73 @@ static mh_shape empty_like_first(size_t j, const int *type, int64_t (*dims)[8], 
 	return s;
 }
 
-// x [B, T, C], w [C, 1, K], and b [C] (CausalConv) or dy [B, T, C]
-// (CausalConvGrad), one element type.
+// conv_parts checks a CausalConv carrier (int64, [0, widths…]) against x's
+// channels Cx and the conv's C: widths ≥ 1 that sum to Cx, a prefix of
+// them summing to C (msg filled, nonzero on error).
+static int conv_parts(const mh_op *k, int type, const int64_t *dims, size_t rank, int64_t Cx, int64_t C, char *msg,
+                      size_t len) {
+	int64_t sum = 0;
+	int prefix = C == 0;
+	for (size_t p = 1; p < rank; p++) {
+		if (dims[p] < 1) break;
+		sum += dims[p];
+		prefix |= sum == C;
+	}
+	if (type != typeInt64 || rank < 2 || dims[0] != 0 || sum != Cx || !prefix) {
+		snprintf(msg, len,
+		         "%s: want the parts' carrier int64 [0, widths…] whose widths sum to x's %lld channels, the first "
+		         "ones to the conv's %lld",
+		         k->name, (long long)Cx, (long long)C);
+		return 1;
+	}
+	return 0;
+}
+
+// CausalConv: x [B, T, Cx], w [C, 1, K ≤ 8], b [C] of one element type and
+// the carrier. CausalConvGrad: x, w, the carrier and each part's dy [B, T,
+// width] of x's type (op_compute has checked their number).
 static int conv_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
                       char *msg, size_t len) {
-	(void)count;
-	int grad = k->n_out == 3;
-	if (rank[0] != 3 || rank[1] != 3 || dims[1][0] != dims[0][2] || dims[1][1] != 1 || dims[1][2] < 1 ||
-	    dims[1][2] > 8 || type[1] != type[0] || type[2] != type[0] ||
-	    (grad ? (rank[2] != 3 || memcmp(dims[2], dims[0], 3 * sizeof(int64_t)) != 0)
-	          : (rank[2] != 1 || dims[2][0] != dims[0][2]))) {
-		snprintf(msg, len, "%s: want x [B, T, C], w [C, 1, K ≤ 8] and %s of one element type", k->name,
-		         grad ? "dy [B, T, C]" : "b [C]");
+	int grad = k->var_in;
+	size_t carrier = grad ? 2 : 3;
+	if (rank[0] != 3 || rank[1] != 3 || dims[1][0] > dims[0][2] || dims[1][1] != 1 || dims[1][2] < 1 ||
+	    dims[1][2] > 8 || type[1] != type[0] || (!grad && (type[2] != type[0] || rank[2] != 1 || dims[2][0] != dims[1][0]))) {
+		snprintf(msg, len, "%s: want x [B, T, Cx], w [C ≤ Cx, 1, K ≤ 8]%s of one element type", k->name,
+		         grad ? "" : " and b [C]");
 		return 1;
+	}
+	if (conv_parts(k, type[carrier], dims[carrier], rank[carrier], dims[0][2], dims[1][0], msg, len)) return 1;
+	for (size_t p = 0; grad && p + 1 < rank[carrier]; p++) {
+		size_t i = 3 + p;
+		if (type[i] != type[0] || rank[i] != 3 || dims[i][0] != dims[0][0] || dims[i][1] != dims[0][1] ||
+		    dims[i][2] != dims[carrier][1 + p]) {
+			snprintf(msg, len, "%s: part %zu's dy must be [B, T, %lld] of x's element type", k->name, p,
+			         (long long)dims[carrier][1 + p]);
+			return 1;
+		}
 	}
 	if (k->cuda && (count[0] >= 0xffffffffu || (grad && dims[1][2] != 4))) {
 		snprintf(msg, len, "%s: the CUDA kernel takes fewer than 2^32 elements%s", k->name, grad ? " and K = 4" : "");
 		return 1;
 	}
 	return 0;
+}
+
+// conv_parts_of is the number of parts a CausalConv carrier lists (the op's
+// variadic outputs or, for its gradient, dy inputs).
+static size_t conv_parts_of(const mh_op *k, const size_t *rank) {
+	size_t r = rank[k->var_in ? 2 : 3];
+	return r >= 1 ? r - 1 : 0;
+}
+
+// CausalConv's outputs: part j [B, T, width j] of x's type. The widths are
+// the carrier's dims.
+static mh_shape conv_shape(size_t j, const int *type, int64_t (*dims)[8], const size_t *rank) {
+	mh_shape o = {.type = type[0], .rank = 3};
+	o.dims[0] = rank[0] == 3 ? dims[0][0] : -1;
+	o.dims[1] = rank[0] == 3 ? dims[0][1] : -1;
+	o.dims[2] = j + 1 < rank[3] ? dims[3][j + 1] : -1;
+	return o;
 }
 
 // CausalConvGrad's outputs: dx like x, dwp [P, C, K] and dbp [P, C] in
@@ -1815,72 +1941,132 @@ static mh_shape conv_grad_shape(size_t j, const int *type, int64_t (*dims)[8], c
 	return o;
 }
 
-// The conv's host ranges: rows [i·per, (i+1)·per) for y and dx, chunk i for
-// the partial sums.
+// elem_size is the bytes of one element of the fused kernels' types.
+static size_t elem_size(int type) { return type == typeDouble ? 8 : type == typeBFloat16 ? 2 : 4; }
+
+// The conv's host ranges: rows [i·per, (i+1)·per) of every part for y and
+// dx, and chunk i of the partial sums. j->d holds the conv's sizes and
+// j->widths the parts' widths.
 static void conv_fwd_range(const host_job *j, size_t i) {
 	size_t r0 = i * j->d.per, r1 = r0 + j->d.per < j->d.rows ? r0 + j->d.per : j->d.rows;
 	void **in = j->in;
-	switch (j->type) {
-	case typeDouble: conv_fwd_double(in[0], in[1], in[2], j->out[0], j->d, r0, r1); break;
-	case typeBFloat16: conv_fwd_bf16(in[0], in[1], in[2], j->out[0], j->d, r0, r1); break;
-	default: conv_fwd_float(in[0], in[1], in[2], j->out[0], j->d, r0, r1);
+	conv_dims d = j->d;
+	size_t es = elem_size(j->type);
+	for (size_t p = 0; p < j->parts; p++, d.off += d.W) {
+		d.W = j->widths[p];
+		if (d.off >= d.C) {
+			copy_rows((const char *)in[0] + d.off * es, d.Cx, j->out[p], d.W, d.W, es, r0, r1);
+			continue;
+		}
+		switch (j->type) {
+		case typeDouble: conv_fwd_double(in[0], in[1], in[2], j->out[p], d, r0, r1); break;
+		case typeBFloat16: conv_fwd_bf16(in[0], in[1], in[2], j->out[p], d, r0, r1); break;
+		default: conv_fwd_float(in[0], in[1], in[2], j->out[p], d, r0, r1);
+		}
 	}
 }
 
 static void conv_grad_range(const host_job *j, size_t i) {
 	size_t r0 = i * j->d.per, r1 = r0 + j->d.per < j->d.rows ? r0 + j->d.per : j->d.rows;
 	void **in = j->in, **out = j->out;
-	switch (j->type) {
-	case typeDouble:
-		conv_dx_double(in[1], in[2], out[0], j->d, r0, r1);
-		conv_dw_double(in[0], in[2], out[1], out[2], j->d, i);
-		break;
-	case typeBFloat16:
-		conv_dx_bf16(in[1], in[2], out[0], j->d, r0, r1);
-		conv_dw_bf16(in[0], in[2], out[1], out[2], j->d, i);
-		break;
-	default:
-		conv_dx_float(in[1], in[2], out[0], j->d, r0, r1);
-		conv_dw_float(in[0], in[2], out[1], out[2], j->d, i);
+	conv_dims d = j->d;
+	size_t es = elem_size(j->type);
+	for (size_t p = 0; p < j->parts; p++, d.off += d.W) {
+		const void *dy = in[3 + p];
+		d.W = j->widths[p];
+		if (d.off >= d.C) {
+			copy_rows(dy, d.W, (char *)out[0] + d.off * es, d.Cx, d.W, es, r0, r1);
+			continue;
+		}
+		switch (j->type) {
+		case typeDouble:
+			conv_dx_double(in[1], dy, out[0], d, r0, r1);
+			conv_dw_double(in[0], dy, out[1], out[2], d, i);
+			break;
+		case typeBFloat16:
+			conv_dx_bf16(in[1], dy, out[0], d, r0, r1);
+			conv_dw_bf16(in[0], dy, out[1], out[2], d, i);
+			break;
+		default:
+			conv_dx_float(in[1], dy, out[0], d, r0, r1);
+			conv_dw_float(in[0], dy, out[1], out[2], d, i);
+		}
 	}
 }
 
 static conv_dims conv_sizes(int64_t (*dims)[8]) {
 	size_t rows = dims[0][0] * dims[0][1];
-	return (conv_dims){.T = dims[0][1], .C = dims[0][2], .K = dims[1][2], .rows = rows,
-	                   .per = (rows + convChunks - 1) / convChunks};
+	return (conv_dims){.T = dims[0][1], .C = dims[1][0], .K = dims[1][2], .rows = rows,
+	                   .per = (rows + convChunks - 1) / convChunks, .Cx = dims[0][2]};
+}
+
+// launch_copy runs the strided row copy of w-element rows (rows of them)
+// from src (a row every ss elements) to dst (every ds).
+static const char *launch_copy(int type, void *stream, const void *src, size_t ss, void *dst, size_t ds, size_t w,
+                               size_t rows) {
+	unsigned uw = w, uss = ss, uds = ds, un = rows * w;
+	void *args[6] = {&src, &dst, &uw, &uss, &uds, &un};
+	return launch(type == typeBFloat16 ? kCopyB16 : kCopyB32, stream, un, args);
 }
 
 static const char *conv_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
                             int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
-	(void)rank;
+	(void)count;
 	conv_dims d = conv_sizes(dims);
+	size_t parts = conv_parts_of(k, rank);
 	if (!k->cuda) {
-		host_job j = {.range = conv_fwd_range, .op = k, .type = type[0], .in = in, .out = out, .d = d};
+		host_job j = {.range = conv_fwd_range, .op = k, .type = type[0], .in = in, .out = out, .d = d,
+		              .widths = dims[3] + 1, .parts = parts};
 		return par_for(k->api, ctx, convChunks, &j);
 	}
-	unsigned uc = d.C, ut = d.T, uk = d.K, un = count[0];
-	void *args[8] = {&in[0], &in[1], &in[2], &out[0], &uc, &ut, &uk, &un};
-	return launch(type[0] == typeBFloat16 ? kConvBF16 : kConvF32, stream, count[0], args);
+	size_t es = elem_size(type[0]);
+	for (size_t p = 0; p < parts; p++, d.off += d.W) {
+		d.W = dims[3][1 + p];
+		const char *err;
+		if (d.off >= d.C) {
+			err = launch_copy(type[0], stream, (const char *)in[0] + d.off * es, d.Cx, out[p], d.W, d.W, d.rows);
+		} else {
+			unsigned uw = d.W, ut = d.T, uk = d.K, un = d.rows * d.W, ucx = d.Cx, uoff = d.off;
+			void *args[10] = {&in[0], &in[1], &in[2], &out[p], &uw, &ut, &uk, &un, &ucx, &uoff};
+			err = launch(type[0] == typeBFloat16 ? kConvBF16 : kConvF32, stream, un, args);
+		}
+		if (err) return err;
+	}
+	return NULL;
 }
 
 // Each host range computes dx for its rows and the partial sums of its
 // chunk: the same rows (per rows each, convChunks ranges).
 static const char *conv_grad_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
                                  int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
-	(void)rank;
+	(void)count;
 	conv_dims d = conv_sizes(dims);
+	size_t parts = conv_parts_of(k, rank);
 	if (!k->cuda) {
-		host_job j = {.range = conv_grad_range, .op = k, .type = type[0], .in = in, .out = out, .d = d};
+		host_job j = {.range = conv_grad_range, .op = k, .type = type[0], .in = in, .out = out, .d = d,
+		              .widths = dims[2] + 1, .parts = parts};
 		return par_for(k->api, ctx, convChunks, &j);
 	}
 	int bf = type[0] == typeBFloat16;
-	unsigned uc = d.C, ut = d.T, uk = d.K, un = count[0], rows = d.rows, per = d.per;
-	void *dx[7] = {&in[1], &in[2], &out[0], &uc, &ut, &uk, &un};
-	const char *err = launch(bf ? kConvDxBF16 : kConvDxF32, stream, count[0], dx);
-	if (err) return err;
-	void *dw[8] = {&in[0], &in[2], &out[1], &out[2], &uc, &ut, &rows, &per};
-	return launch_grid(bf ? kConvDwBF16 : kConvDwF32, stream, (d.C + 255) / 256, convChunks, dw);
+	size_t es = elem_size(type[0]);
+	for (size_t p = 0; p < parts; p++, d.off += d.W) {
+		d.W = dims[2][1 + p];
+		void *dy = in[3 + p];
+		const char *err;
+		if (d.off >= d.C) {
+			err = launch_copy(type[0], stream, dy, d.W, (char *)out[0] + d.off * es, d.Cx, d.W, d.rows);
+			if (err) return err;
+			continue;
+		}
+		unsigned uw = d.W, ut = d.T, uk = d.K, un = d.rows * d.W, ucx = d.Cx, uoff = d.off, uc = d.C,
+		         rows = d.rows, per = d.per;
+		void *dx[9] = {&in[1], &dy, &out[0], &uw, &ut, &uk, &un, &ucx, &uoff};
+		if ((err = launch(bf ? kConvDxBF16 : kConvDxF32, stream, un, dx)) != NULL) return err;
+		void *dw[11] = {&in[0], &dy, &out[1], &out[2], &uc, &ut, &rows, &per, &ucx, &uoff, &uw};
+		if ((err = launch_grid(bf ? kConvDwBF16 : kConvDwF32, stream, (d.W + 255) / 256, convChunks, dw)) != NULL)
+			return err;
+	}
+	return NULL;
 }
 
 // cuda_too_big refuses 2^32 − 1 or more elements for a CUDA kernel,
@@ -2315,7 +2501,12 @@ static int op_type(const mh_custom_op *op, size_t i) {
 }
 static size_t op_inputs(const mh_custom_op *op) { return self(op)->n_in; }
 static size_t op_outputs(const mh_custom_op *op) { return self(op)->n_out; }
-static int required(const mh_custom_op *op, size_t i) { (void)op; (void)i; return 0; } // INPUT_OUTPUT_REQUIRED
+// An input's or output's characteristic: INPUT_OUTPUT_VARIADIC (2) for
+// the last of a variadic op's, else INPUT_OUTPUT_REQUIRED (0).
+static int in_kind(const mh_custom_op *op, size_t i) { return self(op)->var_in && i + 1 == self(op)->n_in ? 2 : 0; }
+static int out_kind(const mh_custom_op *op, size_t i) {
+	return self(op)->var_out && i + 1 == self(op)->n_out ? 2 : 0;
+}
 static int default_mem(const mh_custom_op *op, size_t i) { (void)op; (void)i; return 0; } // OrtMemTypeDefault
 static int one(const mh_custom_op *op) { (void)op; return 1; }
 static int zero(const mh_custom_op *op) { (void)op; return 0; }
@@ -2372,14 +2563,36 @@ static status op_compute(void *kernel, void *ctx) {
 	int type[maxInputs];
 	size_t count[maxInputs], rank[maxInputs];
 	int64_t dims[maxInputs][8];
-	for (size_t i = 0; i < k->n_in; i++) {
+	char msg[320];
+	size_t n_in = k->n_in, n_out = k->n_out;
+	if (k->var_in) {
+		status s = API(mhKernelContext_GetInputCount, status (*)(void *, size_t *))(ctx, &n_in);
+		if (s) return s;
+	}
+	if (k->var_out) {
+		status s = API(mhKernelContext_GetOutputCount, status (*)(void *, size_t *))(ctx, &n_out);
+		if (s) return s;
+	}
+	if (n_in > maxInputs || n_out > maxOutputs) {
+		snprintf(msg, sizeof msg, "%s: %zu inputs and %zu outputs; at most %d and %d", k->name, n_in, n_out,
+		         maxInputs, maxOutputs);
+		return fail(api, msg);
+	}
+	for (size_t i = 0; i < n_in; i++) {
 		const void *v = NULL;
 		status s = API(mhKernelContext_GetInput, status (*)(void *, size_t, const void **))(ctx, i, &v);
 		if (!s) s = describe(api, v, &type[i], &count[i], dims[i], &rank[i]);
 		if (!s) s = API(mhGetTensorMutableData, status (*)(const void *, void **))(v, &in[i]);
 		if (s) return s;
 	}
-	char msg[320];
+	if (k->var_in || k->var_out) {
+		size_t parts = k->parts_of(k, rank);
+		if (parts < 1 || n_in != (k->var_in ? k->n_in - 1 + parts : k->n_in) || n_out != (k->var_out ? parts : k->n_out)) {
+			snprintf(msg, sizeof msg, "%s: the node has %zu inputs and %zu outputs where its inputs list %zu parts",
+			         k->name, n_in, n_out, parts);
+			return fail(api, msg);
+		}
+	}
 	if (k->check(k, type, count, dims, rank, msg, sizeof msg)) return fail(api, msg);
 	int supported = 0;
 	for (const int *t = k->types; *t; t++) supported |= *t == type[0];
@@ -2388,7 +2601,7 @@ static status op_compute(void *kernel, void *ctx) {
 		         k->cuda ? "CUDA" : "CPU");
 		return fail(api, msg);
 	}
-	for (size_t j = 0; j < k->n_out; j++) {
+	for (size_t j = 0; j < n_out; j++) {
 		mh_shape o = out_shape(k, j, type, dims, rank);
 		void *v = NULL;
 		status s = API(mhKernelContext_GetOutput, status (*)(void *, size_t, const int64_t *, size_t, void **))(
@@ -2421,7 +2634,13 @@ static status op_shapes(const mh_custom_op *op, void *ctx) {
 	int64_t dims[maxInputs][8];
 	size_t rank[maxInputs];
 	const char *sym[maxInputs][8];
-	for (size_t i = 0; i < k->n_in; i++) {
+	size_t n_in = k->n_in, n_out = k->n_out;
+	if (k->var_in) {
+		status s = API(mhShapeInferContext_GetInputCount, status (*)(void *, size_t *))(ctx, &n_in);
+		if (s) return s;
+		if (n_in > maxInputs) return fail(api, "fused op: too many inputs");
+	}
+	for (size_t i = 0; i < n_in; i++) {
 		// The context owns info (ORT keeps the inputs' infos and hands out
 		// pointers to them, and to their dims' names).
 		void *info = NULL;
@@ -2432,7 +2651,9 @@ static status op_shapes(const mh_custom_op *op, void *ctx) {
 		for (size_t a = 0; a < rank[i]; a++)
 			if (dims[i][a] < 0) dims[i][a] = -(int64_t)(symCode + 8 * i + a);
 	}
-	for (size_t j = 0; j < k->n_out; j++) {
+	if (k->var_out) n_out = k->parts_of(k, rank);
+	if (n_out > maxOutputs) return fail(api, "fused op: too many outputs");
+	for (size_t j = 0; j < n_out; j++) {
 		mh_shape o = out_shape(k, j, type, dims, rank);
 		const char *names[8];
 		char made[8][32];
@@ -2442,7 +2663,7 @@ static status op_shapes(const mh_custom_op *op, void *ctx) {
 			if (o.dims[a] >= 0) continue;
 			int64_t c = -o.dims[a] - symCode;
 			symbolic = 1;
-			if (c >= 0 && c < 8 * (int64_t)k->n_in && sym[c / 8][c % 8] != NULL && sym[c / 8][c % 8][0] != 0) {
+			if (c >= 0 && c < 8 * (int64_t)n_in && sym[c / 8][c % 8] != NULL && sym[c / 8][c % 8][0] != 0) {
 				names[a] = sym[c / 8][c % 8];
 			} else { // unnamed: a name of its own
 				snprintf(made[a], sizeof made[a], "mohawk_%s_%zu_%zu", k->name, j, a);
@@ -2477,8 +2698,8 @@ static void op_init(mh_op *o, void **api, int cuda) {
 	op->GetOutputType = op_type;
 	op->GetOutputTypeCount = op_outputs;
 	op->KernelDestroy = destroy;
-	op->GetInputCharacteristic = required;
-	op->GetOutputCharacteristic = required;
+	op->GetInputCharacteristic = in_kind;
+	op->GetOutputCharacteristic = out_kind;
 	op->GetInputMemoryType = default_mem;
 	op->GetVariadicInputMinArity = one;
 	op->GetVariadicInputHomogeneity = zero;
@@ -2495,7 +2716,7 @@ static void op_init(mh_op *o, void **api, int cuda) {
 	op->ReleaseAliasMap = release_pairs;
 }
 
-static const size_t adamw_like[] = {0, 2, 3}, gelugrad_like[] = {0}, conv_like[] = {0}, allreduce_like[] = {0},
+static const size_t adamw_like[] = {0, 2, 3}, gelugrad_like[] = {0}, allreduce_like[] = {0},
                     sceg_like[] = {0}, silumulgrad_like[] = {0, 0};
 static const int hostTypes[] = {typeFloat, typeDouble, typeBFloat16, 0}, cudaTypes[] = {typeFloat, typeBFloat16, 0};
 static const int hostFloats[] = {typeFloat, typeDouble, 0}, cudaFloats[] = {typeFloat, 0};
@@ -2511,10 +2732,12 @@ static const int doubles[] = {typeDouble, 0}; // SegsumExp's cs (segexp_check ch
 #define GELUGRAD_OP                                                                                        \
 	.name = "GeluGrad", .n_in = 2, .n_out = 1, .like = gelugrad_like, .check = gelugrad_check,          \
 	.run = elementwise_run, .host = gelugrad_host, .kernel_f32 = kGeluGradF32, .kernel_bf16 = kGeluGradBF16
-#define CONV_OP .name = "CausalConv", .n_in = 3, .n_out = 1, .like = conv_like, .check = conv_check, .run = conv_run
-#define CONVGRAD_OP                                                                                       \
-	.name = "CausalConvGrad", .n_in = 3, .n_out = 3, .out_shape = conv_grad_shape, .check = conv_check, \
-	.run = conv_grad_run
+#define CONV_OP                                                                                                 \
+	.name = "CausalConv", .n_in = 4, .n_out = 1, .var_out = 1, .parts_of = conv_parts_of, .out_shape = conv_shape, \
+	.check = conv_check, .run = conv_run
+#define CONVGRAD_OP                                                                                             \
+	.name = "CausalConvGrad", .n_in = 4, .n_out = 3, .var_in = 1, .parts_of = conv_parts_of,                  \
+	.out_shape = conv_grad_shape, .check = conv_check, .run = conv_grad_run
 #define SEGEXP_OP \
 	.name = "SegsumExp", .n_in = 2, .n_out = 1, .out_shape = segexp_shape, .check = segexp_check, .run = segexp_run
 #define SEGEXPGRAD_OP                                                                                          \

@@ -50,21 +50,18 @@ func fusedModel(t *testing.T, op string, ins []*pb.ValueInfoProto, outs []string
 func TestFusedBadInput(t *testing.T) {
 	env := needORT(t)
 	f32 := func(dims ...int64) *tensors.Tensor { return tensors.Zeros(tensors.Float32, dims...) }
-	free := func(name string, rank int) *pb.ValueInfoProto {
-		dims := make([]any, rank)
-		for i := range dims {
-			dims[i] = name + string(rune('a'+i))
+	freeOf := func(dt tensors.DType) func(string, int) *pb.ValueInfoProto {
+		return func(name string, rank int) *pb.ValueInfoProto {
+			dims := make([]any, rank)
+			for i := range dims {
+				dims[i] = name + string(rune('a'+i))
+			}
+			return vi(name, dt, dims...)
 		}
-		return vi(name, tensors.Float32, dims...)
 	}
+	free, f64free, i64free := freeOf(tensors.Float32), freeOf(tensors.Float64), freeOf(tensors.Int64)
 	f64 := func(dims ...int64) *tensors.Tensor { return tensors.Zeros(tensors.Float64, dims...) }
-	f64free := func(name string, rank int) *pb.ValueInfoProto {
-		dims := make([]any, rank)
-		for i := range dims {
-			dims[i] = name + string(rune('a'+i))
-		}
-		return vi(name, tensors.Float64, dims...)
-	}
+	i64 := func(dims ...int64) *tensors.Tensor { return tensors.Zeros(tensors.Int64, dims...) }
 	for _, c := range []struct {
 		name  string
 		op    string
@@ -82,15 +79,24 @@ func TestFusedBadInput(t *testing.T) {
 		{"GeluGrad sizes", "GeluGrad", []*pb.ValueInfoProto{free("x", 2), free("dy", 2)},
 			[]string{"dx"}, []*tensors.Tensor{f32(2, 3), f32(3, 3)},
 			"GeluGrad: input 1 has element type 1 and 9 elements"},
-		{"CausalConv weight", "CausalConv", []*pb.ValueInfoProto{free("x", 3), free("w", 3), free("b", 1)},
-			[]string{"y"}, []*tensors.Tensor{f32(1, 5, 3), f32(3, 2, 4), f32(3)},
-			"CausalConv: want x [B, T, C], w [C, 1, K ≤ 8] and b [C]"},
-		{"CausalConvGrad dy", "CausalConvGrad", []*pb.ValueInfoProto{free("x", 3), free("w", 3), free("dy", 3)},
-			[]string{"dx", "dwp", "dbp"}, []*tensors.Tensor{f32(1, 5, 3), f32(3, 1, 4), f32(1, 4, 3)},
-			"CausalConvGrad: want x [B, T, C], w [C, 1, K ≤ 8] and dy [B, T, C]"},
-		{"CausalConvGrad weight rank", "CausalConvGrad", []*pb.ValueInfoProto{free("x", 3), free("w", 2), free("dy", 3)},
-			[]string{"dx", "dwp", "dbp"}, []*tensors.Tensor{f32(1, 5, 3), f32(3, 4), f32(1, 5, 3)},
-			"CausalConvGrad: want x [B, T, C], w [C, 1, K ≤ 8] and dy [B, T, C]"},
+		{"CausalConv weight", "CausalConv", []*pb.ValueInfoProto{free("x", 3), free("w", 3), free("b", 1), i64free("parts", 2)},
+			[]string{"y"}, []*tensors.Tensor{f32(1, 5, 3), f32(3, 2, 4), f32(3), i64(0, 3)},
+			"CausalConv: want x [B, T, Cx], w [C ≤ Cx, 1, K ≤ 8] and b [C]"},
+		{"CausalConv widths", "CausalConv", []*pb.ValueInfoProto{free("x", 3), free("w", 3), free("b", 1), i64free("parts", 2)},
+			[]string{"y"}, []*tensors.Tensor{f32(1, 5, 3), f32(3, 1, 4), f32(3), i64(0, 2)},
+			"CausalConv: want the parts' carrier int64 [0, widths…] whose widths sum to x's 3 channels"},
+		{"CausalConv outputs", "CausalConv", []*pb.ValueInfoProto{free("x", 3), free("w", 3), free("b", 1), i64free("parts", 3)},
+			[]string{"y"}, []*tensors.Tensor{f32(1, 5, 3), f32(2, 1, 4), f32(2), i64(0, 2, 1)},
+			"CausalConv: the node has 4 inputs and 1 outputs where its inputs list 2 parts"},
+		{"CausalConvGrad dy", "CausalConvGrad", []*pb.ValueInfoProto{free("x", 3), free("w", 3), i64free("parts", 2), free("dy", 3)},
+			[]string{"dx", "dwp", "dbp"}, []*tensors.Tensor{f32(1, 5, 3), f32(3, 1, 4), i64(0, 3), f32(1, 4, 3)},
+			"CausalConvGrad: part 0's dy must be [B, T, 3] of x's element type"},
+		{"CausalConvGrad weight rank", "CausalConvGrad", []*pb.ValueInfoProto{free("x", 3), free("w", 2), i64free("parts", 2), free("dy", 3)},
+			[]string{"dx", "dwp", "dbp"}, []*tensors.Tensor{f32(1, 5, 3), f32(3, 4), i64(0, 3), f32(1, 5, 3)},
+			"CausalConvGrad: want x [B, T, Cx], w [C ≤ Cx, 1, K ≤ 8] of one element type"},
+		{"CausalConvGrad parts", "CausalConvGrad", []*pb.ValueInfoProto{free("x", 3), free("w", 3), i64free("parts", 3), free("dy", 3)},
+			[]string{"dx", "dwp", "dbp"}, []*tensors.Tensor{f32(1, 5, 3), f32(3, 1, 4), i64(0, 2, 1), f32(1, 5, 2)},
+			"CausalConvGrad: the node has 4 inputs and 3 outputs where its inputs list 2 parts"},
 		{"SegsumExp float cs", "SegsumExp", []*pb.ValueInfoProto{free("cs", 2), free("carrier", 1)},
 			[]string{"l"}, []*tensors.Tensor{f32(2, 4), f32(0)},
 			"SegsumExp: want cs [..., Q] of doubles"},

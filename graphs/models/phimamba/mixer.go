@@ -41,29 +41,46 @@ func mixerName(i int, n string) string { return LayerPrefix(i) + ".mixer." + n }
 // under PyTorch's bf16 autocast: under a bfloat16 MatMulPrecision the
 // [B, T, ConvChannels] tensors and their gradients move half the bytes.
 // logA (through softplus) and the conv state are float32.
+//
+// Without history in a graph that uses fused kernels (training steps) the
+// split, the conv and the split of its result are one
+// graphs.CausalConvSplit node, whose gradient writes in_proj's output
+// gradient whole; otherwise, so that exported models stay stock ONNX, they
+// are a Split, causalConv and another Split.
 func project(p layers.Params, c Config, i int, u *graphs.Value, conv *graphs.Value) ssmInputs {
 	low := graphs.ToLowPrecision
 	w := layers.LinearLow(p, mixerName(i, "in_proj"), u, c.InProj(), false)
 	cx, di, h := c.ConvChannels(), c.DInner(), c.VHeads
-	parts := graphs.Split(w, -1, cx, di, h)
-	xbc, z, araw := parts[0], parts[1], parts[2]
+	n, hd, g := c.DState, c.HeadDim(), c.QKHeads
 	cw := low(p.Get(mixerName(i, "conv1d.weight"), graphs.S(cx, 1, c.DConv)))
 	var cb *graphs.Value
 	if c.ConvBias {
 		cb = low(p.Get(mixerName(i, "conv1d.bias"), graphs.S(cx)))
 	}
-	if conv != nil {
-		conv = low(conv)
+	var xs []*graphs.Value // x, B, C after the conv, then z and a_raw
+	var state *graphs.Value
+	if conv == nil && w.Graph().FusedKernels() {
+		if cb == nil {
+			cb = graphs.ZerosLike(graphs.Reshape(graphs.SliceAxis(cw, 2, 0, 1), -1))
+		}
+		xs = graphs.CausalConvSplit(w, cw, cb, di, g*n, g*n, di, h)
+	} else {
+		parts := graphs.Split(w, -1, cx, di, h)
+		if conv != nil {
+			conv = low(conv)
+		}
+		var y *graphs.Value
+		y, state = causalConv(parts[0], cw, cb, conv)
+		xs = append(graphs.Split(y, -1, di, g*n, g*n), parts[1], parts[2])
 	}
-	y, state := causalConv(xbc, cw, cb, conv)
 	if c.Activation == "silu" {
-		y = low(silu(y))
+		for j := range 3 {
+			xs[j] = low(silu(xs[j]))
+		}
 	}
 	if state != nil {
 		state = graphs.FromLowPrecision(state)
 	}
-	n, hd, g := c.DState, c.HeadDim(), c.QKHeads
-	xs := graphs.Split(y, -1, di, g*n, g*n)
 	// Each of the QKHeads B/C heads serves VHeads/QKHeads consecutive value
 	// heads (Llamba's n_qk_heads < n_v_heads); Phi-Mamba has one per head.
 	perHead := func(v *graphs.Value) *graphs.Value { return layers.RepeatHeads(graphs.Reshape(v, 0, 0, g, n), h/g) }
@@ -71,8 +88,8 @@ func project(p layers.Params, c Config, i int, u *graphs.Value, conv *graphs.Val
 		x:    graphs.Reshape(xs[0], 0, 0, h, hd),
 		b:    perHead(xs[1]),
 		c:    perHead(xs[2]),
-		logA: graphs.Neg(graphs.Softplus(graphs.FromLowPrecision(araw))),
-		z:    z,
+		logA: graphs.Neg(graphs.Softplus(graphs.FromLowPrecision(xs[4]))),
+		z:    xs[3],
 		conv: state,
 	}
 }
@@ -85,26 +102,19 @@ func (in ssmInputs) wide() ssmInputs {
 }
 
 // causalConv is the depthwise causal conv along T of x [B, T, C] with
-// weights w [C, 1, K] and bias b [C] (nil for none): y_t = b + Σ_j
-// w[:, 0, j]·xs_{t+j}, where xs is x preceded by the K−1 inputs of past
-// [B, C, K−1] (nil: zeros). It returns y [B, T, C] and, when past is given,
-// the last K−1 inputs as the next state [B, C, K−1].
+// weights w [C, 1, K] and bias b [C] (nil for none), in stock ONNX: y_t = b
+// + Σ_j w[:, 0, j]·xs_{t+j}, where xs is x preceded by the K−1 inputs of
+// past [B, C, K−1] (nil: zeros). It returns y [B, T, C] and, when past is
+// given, the last K−1 inputs as the next state [B, C, K−1].
 //
-// Without history in a graph that uses fused kernels (training steps) it
-// is one graphs.CausalConv node, whose gradient is one more. Otherwise, so
-// that exported models stay stock ONNX, it is K whole-tensor products, each
-// shifted into place, in the [B, T, C] layout the projections produce: no
-// transposes, and autodiff keeps only xs for the weight gradient. (On the
-// H200 this beat ONNX Conv, cuDNN's grouped convolution, between two
-// transposes; and ONNX admits a bfloat16 Conv only from opset 22.)
+// It is K whole-tensor products, each shifted into place, in the [B, T, C]
+// layout the projections produce: no transposes, and autodiff keeps only
+// xs for the weight gradient. (On the H200 this beat ONNX Conv, cuDNN's
+// grouped convolution, between two transposes; and ONNX admits a bfloat16
+// Conv only from opset 22.) Training graphs take graphs.CausalConvSplit
+// instead (project).
 func causalConv(x, w, b, past *graphs.Value) (y, state *graphs.Value) {
 	k := w.Shape[2].K
-	if past == nil && x.Graph().FusedKernels() {
-		if b == nil {
-			b = graphs.ZerosLike(graphs.Reshape(graphs.SliceAxis(w, 2, 0, 1), -1))
-		}
-		return graphs.CausalConv(x, w, b), nil
-	}
 	var xs *graphs.Value // [B, K−1+T, C]
 	if past == nil {
 		xs = graphs.ZeroPad(x, []int64{0, k - 1, 0, 0, 0, 0})

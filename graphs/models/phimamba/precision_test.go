@@ -66,29 +66,39 @@ func TestMixerPrecision(t *testing.T) {
 // fused kernels of training graphs (CausalConv, SegsumExp for the scan's
 // decays, SegsumExpMul for the chunks' decay-weighted scores and their
 // gradient, and SiluMul for the gate), at a T that is a multiple of the
-// chunk size and one that is not; and likewise Stage 1's masked kernel K
+// chunk size and one that is not, and without the conv's SiLU and bias;
+// and likewise Stage 1's masked kernel K
 // = L∘(C·Bᵀ) [B, H, T, T] (MatrixParts), one SegsumExpMul.
 func TestFusedMixer(t *testing.T) {
 	c := tinyConfig()
+	// Phi-Mamba's identity after the conv (tinyConfig has a SiLU, applied
+	// to each part the fused conv writes), no conv bias, and B and C
+	// shared by two value heads each, as in Llamba.
+	plain := c
+	plain.Activation, plain.ConvBias, plain.QKHeads = "identity", false, 2
 	for _, tc := range []struct {
 		name string
+		conf phimamba.Config
 		seq  int64
 		f    func(layers.Params, *graphs.Value) *graphs.Value
 		want map[string]int // fused nodes by op
 	}{
-		{"ssd/T=16", 16, func(get layers.Params, u *graphs.Value) *graphs.Value {
+		{"ssd/T=16", c, 16, func(get layers.Params, u *graphs.Value) *graphs.Value {
 			return phimamba.Mixer(get, c, 0, u, phimamba.FormSSD, nil).Out
 		}, map[string]int{"CausalConv": 1, "CausalConvGrad": 1, "SegsumExp": 3, "SegsumExpGrad": 2, "SiluMul": 1, "SiluMulGrad": 1}},
-		{"ssd/T=13", 13, func(get layers.Params, u *graphs.Value) *graphs.Value {
+		{"ssd/T=13", c, 13, func(get layers.Params, u *graphs.Value) *graphs.Value {
 			return phimamba.Mixer(get, c, 0, u, phimamba.FormSSD, nil).Out
 		}, map[string]int{"CausalConv": 1, "CausalConvGrad": 1, "SegsumExp": 3, "SegsumExpGrad": 2, "SiluMul": 1, "SiluMulGrad": 1}},
-		{"matrix-parts/T=21", 21, func(get layers.Params, u *graphs.Value) *graphs.Value {
+		{"ssd-plain/T=16", plain, 16, func(get layers.Params, u *graphs.Value) *graphs.Value {
+			return phimamba.Mixer(get, plain, 0, u, phimamba.FormSSD, nil).Out
+		}, map[string]int{"CausalConv": 1, "CausalConvGrad": 1, "SegsumExp": 3, "SegsumExpGrad": 2, "SiluMul": 1, "SiluMulGrad": 1}},
+		{"matrix-parts/T=21", c, 21, func(get layers.Params, u *graphs.Value) *graphs.Value {
 			return phimamba.MatrixParts(get, c, 0, u).Kernel()
 		}, map[string]int{"CausalConv": 1, "CausalConvGrad": 1, "SegsumExp": 2, "SegsumExpGrad": 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			build := func(fused bool) *graphs.Graph {
-				return graphtest.GradStep("mixer_step", graphs.MatMulFloat32, graphs.S(2, tc.seq, c.DModel), func(get layers.Params, u *graphs.Value) *graphs.Value {
+				return graphtest.GradStep("mixer_step", graphs.MatMulFloat32, graphs.S(2, tc.seq, tc.conf.DModel), func(get layers.Params, u *graphs.Value) *graphs.Value {
 					if fused {
 						u.Graph().UseFusedKernels()
 					}
@@ -105,7 +115,7 @@ func TestFusedMixer(t *testing.T) {
 			if fmt.Sprint(ops) != fmt.Sprint(tc.want) {
 				t.Fatalf("fused nodes by op %v, want %v", ops, tc.want)
 			}
-			feeds := mixerFeeds(c, tc.seq, 5)
+			feeds := mixerFeeds(tc.conf, tc.seq, 5)
 			stock := build(false)
 			outs, _ := stock.Outputs()
 			r := outs[0].Shape.Sizes()
