@@ -59,12 +59,30 @@ func ExampleCausalConv() {
 	dw := graphs.Gradients(graphs.ReduceSumAll(y), w)[0]
 	fmt.Println(y.Shape, y.Node().Def().Domain, y.Node().Op)
 	fmt.Println(dw.Shape, dw.DType)
-	_, dwp, _ := graphs.CausalConvGrad(x, w, y)
-	fmt.Println(dwp.Shape)
 	// Output:
 	// [batch,seq,6] mohawk.fused CausalConv
 	// [6,1,4] float32
-	// [64,6,4]
+}
+
+// CausalConvSplit convolves the first channels of x (as many as w has)
+// into parts and passes the rest through as parts of their own; the
+// gradient for x is one CausalConvGrad node that writes it whole.
+func ExampleCausalConvSplit() {
+	g := graphs.New("conv")
+	x := g.Input("x", tensors.Float32, graphs.S("batch", "seq", 10))
+	w := g.Input("w", tensors.Float32, graphs.S(6, 1, 4))
+	b := g.Input("b", tensors.Float32, graphs.S(6))
+	parts := graphs.CausalConvSplit(x, w, b, 2, 4, 4) // the conv's 6 channels as 2 + 4, then x's last 4
+	dx := graphs.Gradients(graphs.ReduceSumAll(graphs.Concat(-1, parts...)), x)[0]
+	for _, p := range parts {
+		fmt.Println(p.Shape)
+	}
+	fmt.Println(dx.Node().Op, dx.Shape)
+	// Output:
+	// [batch,seq,2]
+	// [batch,seq,4]
+	// [batch,seq,4]
+	// CausalConvGrad [batch,seq,10]
 }
 
 // SegsumExp turns cumulative log decays (float64, one row per head) into
