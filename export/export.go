@@ -79,7 +79,7 @@ func Model(g *graphs.Graph, opts Options, ext externalSink) (m *onnxpb.ModelProt
 	if need := RequiredOpset(g); opset < need {
 		return nil, fmt.Errorf("graph %q uses ops that need opset %d; opset %d was asked for", g.Name, need, opset)
 	}
-	w := &writer{ext: ext, names: map[string]int{}, outName: map[*graphs.Value]string{}}
+	w := &writer{ext: ext, names: map[string]int{}, outName: map[*graphs.Value]string{}, live: g.Live()}
 	gp, err := w.graph(g)
 	if err != nil {
 		return nil, err
@@ -129,6 +129,7 @@ type writer struct {
 	// outName gives a node output that is also a graph output the output's
 	// name, so the node writes the output itself (no Identity copy).
 	outName map[*graphs.Value]string
+	live    map[*graphs.Node]bool // the nodes written (graphs.Graph.Live)
 }
 
 // name is v's name in the written model.
@@ -176,6 +177,9 @@ func (w *writer) graph(g *graphs.Graph) (*onnxpb.GraphProto, error) {
 		gp.Initializer = append(gp.Initializer, tp)
 	}
 	for _, n := range g.Nodes() {
+		if !w.live[n] {
+			continue // nothing reads it (graphs.Graph.Live)
+		}
 		np, err := w.node(n)
 		if err != nil {
 			return nil, fmt.Errorf("graph %q: node %s (%s): %w", g.Name, nodeName(n), n.Op, err)

@@ -108,7 +108,7 @@ func TestExportErrors(t *testing.T) {
 	t.Parallel()
 	g := graphs.New("dup")
 	x := g.Input("x", tensors.Float32, graphs.S(2))
-	graphs.Neg(x).SetName("same")
+	g.Output("z", graphs.Neg(x).SetName("same"))
 	g.Output("y", graphs.Exp(x).SetName("same"))
 	if _, err := export.Marshal(g, export.Options{}); err == nil || !strings.Contains(err.Error(), `"same"`) {
 		t.Errorf("duplicate names: %v", err)

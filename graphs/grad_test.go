@@ -59,6 +59,10 @@ func gradCases() []graphtest.GradCase {
 			p := graphs.CausalConvSplit(v[0], v[1], v[2], 1, 2, 3, 1)
 			return graphs.Concat(-1, p[0], p[2], p[3])
 		}},
+		// The residual update (p₀ + p₁) + h: every input gets dy.
+		{Name: "Residual", Inputs: in(s(2, 3), s(2, 3), s(2, 3)), Build: func(_ gph, v xs) *graphs.Value {
+			return graphs.Mul(graphs.Residual(v[0], v[1], v[2]), v[1])
+		}},
 		// exp of segment sums from a cumulative sum (float64), and its rows
 		// and columns: SegsumExp's gradient, through the CumSum.
 		{Name: "SegsumExp", Inputs: in(s(2, 3, 5)), Build: func(_ gph, v xs) *graphs.Value {

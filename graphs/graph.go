@@ -3,13 +3,15 @@ package graphs
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"mohawk/tensors"
 )
 
 // Graph is a typed dataflow graph in creation order. Because a node can only
 // consume values that already exist, creation order is a topological order;
-// autodiff walks it backwards and export writes it as is.
+// autodiff walks it backwards and export writes it as is (less the nodes
+// no output depends on: Live).
 //
 // A graph may be the body of a control-flow node (Loop); such a subgraph can
 // read values of its enclosing graphs directly (ONNX outer-scope capture).
@@ -278,6 +280,59 @@ func (g *Graph) AllNodes() []*Node {
 		}
 	}
 	return out
+}
+
+// Live reports, for the nodes of g's root graph and of the subgraphs they
+// hold, which ones a root output depends on: through their outputs, and
+// through a live If or Loop node's bodies (whose outputs it reads, and
+// whose nodes read values of enclosing graphs). ONNX Runtime runs every
+// node of a model whether or not anything reads its outputs, and a
+// training step's forward pass builds values (each layer's widened mixer
+// output, say) that only some stages read; export writes the live nodes
+// only.
+func (g *Graph) Live() map[*Node]bool {
+	used := map[*Value]bool{}
+	outs, _ := g.root.Outputs()
+	for _, v := range outs {
+		used[v] = true
+	}
+	live := map[*Node]bool{}
+	g.root.markLive(used, live)
+	return live
+}
+
+// markLive walks g's nodes backwards (creation order is topological, and
+// a body's values of enclosing graphs precede the node holding it),
+// marking the nodes whose outputs are used and using their inputs.
+func (g *Graph) markLive(used map[*Value]bool, live map[*Node]bool) {
+	for i := len(g.nodes) - 1; i >= 0; i-- {
+		n := g.nodes[i]
+		if !slices.ContainsFunc(n.Outputs, func(v *Value) bool { return used[v] }) {
+			continue
+		}
+		live[n] = true
+		for _, in := range n.Inputs {
+			if in != nil {
+				used[in] = true
+			}
+		}
+		for _, a := range n.def.Attrs(n) {
+			if a.Kind == AttrGraph {
+				outs, _ := a.Graph.Outputs()
+				for _, v := range outs {
+					used[v] = true
+				}
+				a.Graph.markLive(used, live)
+			}
+		}
+	}
+}
+
+// LiveNodes is AllNodes less the nodes no root output depends on (Live):
+// the nodes an exported model holds.
+func (g *Graph) LiveNodes() []*Node {
+	live := g.Live()
+	return slices.DeleteFunc(g.AllNodes(), func(n *Node) bool { return !live[n] })
 }
 
 // Inputs in declaration order.

@@ -527,6 +527,51 @@ func inferSoftCrossEntropyGrad(n *Node) []TypeShape {
 	return ts(s.DType, s.Shape)
 }
 
+// Residual is the residual stream's update h + p₀, or (p₀ + p₁) + h, as
+// one fused node: h is float32 (or float64) and each part has h's shape
+// and dtype or is bfloat16, widened exactly. Each addition is rounded once
+// in that order, so the result equals the stock Adds (and Casts of
+// bfloat16 parts) bit for bit, while the node reads h and the parts once
+// and writes the sum, where the stock ops also write each widened part and
+// the partial sum. Its gradient is the incoming one for h and for each
+// part, cast to a bfloat16 part's dtype (once for both).
+func Residual(h *Value, parts ...*Value) *Value {
+	ins := append([]*Value{h}, parts...)
+	return op1("Residual", nil, ins...)
+}
+
+func residualGrad(n *Node, g []*Value, need []bool) []*Value {
+	out := make([]*Value, len(n.Inputs))
+	out[0] = g[0]
+	var low *Value
+	for i, p := range n.Inputs[1:] {
+		switch {
+		case !need[i+1]:
+		case p.DType == g[0].DType:
+			out[i+1] = g[0]
+		default:
+			if low == nil {
+				low = Cast(g[0], p.DType)
+			}
+			out[i+1] = low
+		}
+	}
+	return out
+}
+
+// inferResidual is the shape rule of Residual.
+func inferResidual(n *Node) []TypeShape {
+	h, parts := n.Inputs[0], n.Inputs[1:]
+	ok := (h.DType == tensors.Float32 || h.DType == tensors.Float64) && len(parts) >= 1 && len(parts) <= 2
+	for _, p := range parts {
+		ok = ok && p.Shape.Equal(h.Shape) && (p.DType == h.DType || h.DType == tensors.Float32 && p.DType == tensors.BFloat16)
+	}
+	if !ok {
+		panic(errorf("Residual", "want h float32 or float64 and one or two parts of its shape, each of its dtype or bfloat16; got %v, %v", h, parts))
+	}
+	return ts(h.DType, h.Shape)
+}
+
 // AllReduce is the element-wise mean of x over the ranks of a data-parallel
 // group, one fused node: mohawk/runtime's kernel reduces over the NCCL
 // communicator registered in the process (on the CUDA provider's stream)
@@ -546,6 +591,7 @@ func inferAllReduce(n *Node) []TypeShape {
 }
 
 func init() {
+	register(&OpDef{Type: "Residual", Domain: FusedDomain, Since: 1, Infer: inferResidual, Grad: residualGrad, Attrs: noAttrs})
 	register(&OpDef{Type: "AllReduce", Domain: FusedDomain, Since: 1, Infer: inferAllReduce, Grad: allReduceGrad, Attrs: noAttrs})
 	register(&OpDef{Type: "CausalConv", Domain: FusedDomain, Since: 1, Infer: inferCausalConv, Grad: convGrad, Attrs: noAttrs})
 	register(&OpDef{Type: "CausalConvGrad", Domain: FusedDomain, Since: 1, Infer: inferCausalConvGrad, NoGrad: true, Attrs: noAttrs})

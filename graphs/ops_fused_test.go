@@ -974,6 +974,63 @@ func TestSiluMul(t *testing.T) {
 	}
 }
 
+// TestResidual checks the fused residual update against the stock Adds
+// (and Casts of bfloat16 parts) it replaces, bit for bit, on the CPU and,
+// with MOHAWK_TEST_CUDA set, on the GPU: one part or two, each float32 or
+// bfloat16, and float64 on the CPU; a NaN or an infinity in a part
+// reaches the result as the stock sum has it.
+func TestResidual(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		env   func(testing.TB) *runtime.Env
+		h     tensors.DType
+		parts []tensors.DType
+		n     int64
+	}{
+		{"cpu/float64", graphtest.Env, tensors.Float64, []tensors.DType{tensors.Float64, tensors.Float64}, 999},
+		{"cpu/one-float32", graphtest.Env, tensors.Float32, []tensors.DType{tensors.Float32}, 999},
+		{"cpu/two-bfloat16", graphtest.Env, tensors.Float32, []tensors.DType{tensors.BFloat16, tensors.BFloat16}, 70_001},
+		{"cpu/float32-bfloat16", graphtest.Env, tensors.Float32, []tensors.DType{tensors.Float32, tensors.BFloat16}, 999},
+		{"cuda/one-bfloat16", graphtest.CUDAEnv, tensors.Float32, []tensors.DType{tensors.BFloat16}, 300_001},
+		{"cuda/two-bfloat16", graphtest.CUDAEnv, tensors.Float32, []tensors.DType{tensors.BFloat16, tensors.BFloat16}, 300_001},
+		{"cuda/bfloat16-float32", graphtest.CUDAEnv, tensors.Float32, []tensors.DType{tensors.BFloat16, tensors.Float32}, 300_001},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := c.env(t)
+			g := graphs.New("residual")
+			h := g.Input("h", c.h, graphs.S(c.n))
+			rng := rand.New(rand.NewPCG(21, uint64(c.n)))
+			hv := graphtest.Random(rng, -4, 4, c.n).Convert(c.h)
+			feeds := map[string]*tensors.Tensor{"h": hv}
+			var parts, wide []*graphs.Value
+			for i, dt := range c.parts {
+				name := string(rune('a' + i))
+				p := g.Input(name, dt, graphs.S(c.n))
+				parts, wide = append(parts, p), append(wide, graphs.Cast(p, c.h))
+				pv := graphtest.Random(rng, -4, 4, c.n).Convert(tensors.Float64).Float64s()
+				pv[7*i+1], pv[7*i+2] = math.NaN(), math.Inf(1-2*i)
+				feeds[name] = tensors.FromFloat64([]int64{c.n}, pv).Convert(dt)
+			}
+			g.Output("fused", graphs.Residual(h, parts...))
+			stock := graphs.Add(h, wide[0])
+			if len(wide) == 2 {
+				stock = graphs.Add(graphs.Add(wide[0], wide[1]), h)
+			}
+			g.Output("stock", stock)
+			out := graphtest.RunSession(t, graphtest.SessionOn(t, env, g), g, feeds)
+			got, want := out["fused"].Convert(tensors.Float64).Float64s(), out["stock"].Convert(tensors.Float64).Float64s()
+			for i := range want {
+				if got[i] != want[i] && !(math.IsNaN(got[i]) && math.IsNaN(want[i])) {
+					t.Fatalf("fused[%d] = %g, stock %g", i, got[i], want[i])
+				}
+			}
+			if !math.IsNaN(got[1]) {
+				t.Fatalf("fused[1] = %g with a NaN part", got[1])
+			}
+		})
+	}
+}
+
 // TestFusedNaN checks that a NaN input reaches the outputs it feeds, and
 // only those, in the soft cross-entropy, the LayerNorm gradient and the
 // SiLU gate, on the CPU and (with MOHAWK_TEST_CUDA set) on the GPU (whose
@@ -1059,8 +1116,9 @@ func TestFusedNaN(t *testing.T) {
 	}
 }
 
-// TestTileKernelShapeRules checks that the shape rules of SegsumExp,
-// MaskedDiffSq and CausalSoftmax refuse what their kernels cannot take.
+// TestTileKernelShapeRules checks that the shape rules of the fused
+// kernels (SegsumExp, MaskedDiffSq, CausalSoftmax, CausalConvSplit,
+// Residual and more) refuse what their kernels cannot take.
 func TestTileKernelShapeRules(t *testing.T) {
 	g := graphs.New("bad")
 	f32 := func(name string, d ...int64) *graphs.Value {
@@ -1090,6 +1148,25 @@ func TestTileKernelShapeRules(t *testing.T) {
 			s, tt := f32("s6", 2, 7), f32("t6", 2, 7)
 			ce, _ := graphs.SoftCrossEntropy(s, tt, 1)
 			graphs.SoftCrossEntropyGrad(s, tt, ce.Node().Inputs[2], f32("st6", 2, 3), f32("d6", 2))
+		}},
+		{"SegsumExpMul multiplicand shape", func() { graphs.SegsumExpMul(f64("cs12", 2, 5), f32("m12", 2, 5, 4)) }},
+		{"CausalConvSplit widths sum", func() {
+			graphs.CausalConvSplit(f32("x13", 2, 5, 7), f32("w13", 3, 1, 4), f32("b13", 3), 3, 3)
+		}},
+		{"CausalConvSplit conv across a part", func() {
+			graphs.CausalConvSplit(f32("x14", 2, 5, 7), f32("w14", 3, 1, 4), f32("b14", 3), 2, 2, 3)
+		}},
+		{"CausalConvGrad parts", func() {
+			x, w := f32("x15", 2, 5, 7), f32("w15", 3, 1, 4)
+			p := graphs.CausalConvSplit(x, w, f32("b15", 3), 3, 4)
+			graphs.CausalConvGrad(x, w, p[0].Node().Inputs[3], f32("dy15", 2, 5, 3))
+		}},
+		{"Residual part shape", func() { graphs.Residual(f32("h16", 2, 7), f32("p16", 7)) }},
+		{"Residual of bfloat16", func() {
+			graphs.Residual(g.Input("h17", tensors.BFloat16, graphs.S(7)), g.Input("p17", tensors.BFloat16, graphs.S(7)))
+		}},
+		{"Residual of three parts", func() {
+			graphs.Residual(f32("h18", 7), f32("p18", 7), f32("q18", 7), f32("r18", 7))
 		}},
 		{"SiluMul broadcast", func() { graphs.SiluMul(f32("y10", 2, 7), f32("z10", 7)) }},
 		{"SiluMul dtypes", func() { graphs.SiluMul(f32("y11", 7), f64("z11", 7)) }},

@@ -1,9 +1,12 @@
 package graphs_test
 
 import (
+	"math"
 	"strings"
 	"testing"
 
+	"mohawk/export"
+	"mohawk/export/onnxpb"
 	"mohawk/graphs"
 	"mohawk/graphs/graphtest"
 	"mohawk/tensors"
@@ -123,5 +126,59 @@ func TestIfShapeRule(t *testing.T) {
 				t.Errorf("error %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestLive checks which nodes a graph's outputs depend on: a chain nothing
+// reads is dead, and so is a node in an If branch whose value the branch
+// does not return, while an outer value only a live branch reads stays
+// live; export writes exactly the live nodes.
+func TestLive(t *testing.T) {
+	g := graphs.New("live")
+	x := g.Input("x", tensors.Float32, graphs.S(3))
+	dead := graphs.Exp(graphs.Neg(x)) // nothing reads it
+	inner := graphs.Sqrt(x)           // only the then branch reads it
+	cond := graphs.Less(graphs.ReduceSumAll(x), graphs.ScalarLike(x, 0))
+	then := graphs.NewIfBranch(g, "then")
+	unused := graphs.Sin(then.Capture(x)) // the branch computes it, returns something else
+	then.Finish(graphs.Add(then.Capture(inner), graphs.ScalarLike(x, 1)))
+	els := graphs.NewIfBranch(g, "else")
+	els.Finish(graphs.Abs(els.Capture(x)))
+	g.Output("y", graphs.If(cond, then, els)[0])
+	live := g.Live()
+	for _, c := range []struct {
+		v    *graphs.Value
+		want bool
+	}{{dead, false}, {dead.Node().Inputs[0], false}, {unused, false}, {inner, true}, {cond, true}} {
+		if got := live[c.v.Node()]; got != c.want {
+			t.Errorf("%v (%s): live %v, want %v", c.v, c.v.Node().Op, got, c.want)
+		}
+	}
+	if n, all := len(g.LiveNodes()), len(g.AllNodes()); n != all-4 {
+		t.Errorf("%d live nodes of %d, want all but the Neg, the Exp, the Sin and the capture it reads", n, all)
+	}
+	m, err := export.Model(g, export.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]bool{}
+	var walk func(gp *onnxpb.GraphProto)
+	walk = func(gp *onnxpb.GraphProto) {
+		for _, n := range gp.Node {
+			ops[n.OpType] = true
+			for _, a := range n.Attribute {
+				if a.G != nil {
+					walk(a.G)
+				}
+			}
+		}
+	}
+	walk(m.Graph)
+	if ops["Neg"] || ops["Exp"] || ops["Sin"] || !ops["Sqrt"] || !ops["If"] || !ops["Abs"] {
+		t.Errorf("exported ops %v: want Sqrt, If and Abs and no Neg, Exp or Sin", ops)
+	}
+	got := graphtest.Run(t, g, map[string]*tensors.Tensor{"x": tensors.FromFloat32([]int64{3}, []float32{-4, 1, 2})})
+	if v := got["y"].Float32s(); !math.IsNaN(float64(v[0])) || v[1] != 2 { // sqrt(x) + 1: the sum is negative
+		t.Errorf("y = %v, want [NaN 2 2.414…]", v)
 	}
 }

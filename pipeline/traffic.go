@@ -52,7 +52,7 @@ func StageTraffic(o StageBenchOptions) (*TrafficResult, error) {
 	}
 	r := &TrafficResult{StageBenchOptions: o}
 	byKey := map[string]*TrafficRow{}
-	for _, n := range g.AllNodes() {
+	for _, n := range g.LiveNodes() {
 		b := n.Traffic()
 		r.Nodes++
 		r.BytesPerStep += b

@@ -118,9 +118,9 @@ struct mh_op {
 	// check validates the inputs' element types, counts and dims (msg
 	// filled, nonzero on error); run computes, on the host or by launching
 	// kernels.
-	int (*check)(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
+	int (*check)(const mh_op *k, size_t n_in, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
 	             char *msg, size_t len);
-	const char *(*run)(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+	const char *(*run)(const mh_op *k, void *ctx, void *stream, size_t n_in, const int *type, const size_t *count,
 	                   int64_t (*dims)[8], const size_t *rank, void **in, void **out);
 };
 
@@ -1453,6 +1453,39 @@ LNG_HOST(bf16, float, LD_bf16, ST_bf16)
 	"  add.u64 %rd18, %rd5, %rd13;\n" ST("%rd18", "%f12")                                   \
 	PTX_LOOP_TAIL
 
+// Residual: out = (p0 [+ p1]) + h in float, each part float or bfloat16.
+// Params h, p0, p1, out, n and flags: bit 0 p0 is bfloat16, bit 1 p1 is,
+// bit 2 p1 is given. (The branches are uniform over the launch.)
+#define PTX_RESIDUAL_PART(P, PTR, F, L)                                                      \
+	"  @" P " bra " L "B;\n"                                                                  \
+	"  add.u64 %rd15, " PTR ", %rd13;\n" LD_F32(F, "%rd15") "  bra " L "D;\n"               \
+	L "B:\n  add.u64 %rd15, " PTR ", %rd14;\n" LD_BF16(F, "%rd15")                           \
+	L "D:\n"
+#define PTX_RESIDUAL(NAME)                                                                   \
+	".visible .entry " NAME "(.param .u64 a_h, .param .u64 a_p0, .param .u64 a_p1, .param .u64 a_o,\n" \
+	"  .param .u64 a_n, .param .u32 a_flags)\n"                                               \
+	"{\n" BLOCK_REGS                                                                           \
+	"  ld.param.u64 %rd1, [a_h]; cvta.to.global.u64 %rd1, %rd1;\n"                          \
+	"  ld.param.u64 %rd2, [a_p0]; cvta.to.global.u64 %rd2, %rd2;\n"                         \
+	"  ld.param.u64 %rd3, [a_p1]; cvta.to.global.u64 %rd3, %rd3;\n"                         \
+	"  ld.param.u64 %rd4, [a_o]; cvta.to.global.u64 %rd4, %rd4;\n"                          \
+	"  ld.param.u64 %rd9, [a_n];\n"                                                         \
+	"  ld.param.u32 %r5, [a_flags];\n"                                                      \
+	"  and.b32 %r6, %r5, 1;\n  setp.ne.u32 %p2, %r6, 0;\n"    /* p0 bfloat16 */             \
+	"  and.b32 %r6, %r5, 2;\n  setp.ne.u32 %p3, %r6, 0;\n"    /* p1 bfloat16 */             \
+	"  and.b32 %r6, %r5, 4;\n  setp.eq.u32 %p4, %r6, 0;\n"    /* no p1 */                   \
+	PTX_LOOP_HEAD                                                                            \
+	"  shl.b64 %rd13, %rd10, 2;\n  shl.b64 %rd14, %rd10, 1;\n" /* float and bfloat16 offsets */ \
+	PTX_RESIDUAL_PART("%p2", "%rd2", "%f1", "P0")                                            \
+	"  @%p4 bra SUM;\n"                                                                      \
+	PTX_RESIDUAL_PART("%p3", "%rd3", "%f2", "P1")                                            \
+	"  add.rn.f32 %f1, %f1, %f2;\n"                                                          \
+	"SUM:\n"                                                                                 \
+	"  add.u64 %rd16, %rd1, %rd13;\n" LD_F32("%f3", "%rd16")                                \
+	"  add.rn.f32 %f1, %f1, %f3;\n"                                                          \
+	"  add.u64 %rd16, %rd4, %rd13;\n" ST_F32("%rd16", "%f1")                                \
+	PTX_LOOP_TAIL
+
 // The head of each PTX module: PTX 7.0 for sm_80 (bfloat16 conversions)
 // and later, 64-bit addresses.
 #define PTX_MODULE_HEAD ".version 7.0\n.target sm_80\n.address_size 64\n"
@@ -1592,7 +1625,8 @@ const char mh_layer_ptx[] =
 	PTX_SILUMUL("mh_silumul_f32", "2", LD_F32, ST_F32)
 	PTX_SILUMUL("mh_silumul_bf16", "1", LD_BF16, ST_BF16)
 	PTX_SILUMULGRAD("mh_silumulgrad_f32", "2", LD_F32, ST_F32)
-	PTX_SILUMULGRAD("mh_silumulgrad_bf16", "1", LD_BF16, ST_BF16);
+	PTX_SILUMULGRAD("mh_silumulgrad_bf16", "1", LD_BF16, ST_BF16)
+	PTX_RESIDUAL("mh_residual");
 
 // The modules' kernels, by index: mh_fused_ptx's, from kMdsF32 on
 // mh_matrix_ptx's, from kSceFF on mh_loss_ptx's, from kLngF32 on
@@ -1600,13 +1634,13 @@ const char mh_layer_ptx[] =
 enum { kAdamW, kGeluGradF32, kGeluGradBF16, kConvF32, kConvBF16, kConvDxF32, kConvDxBF16, kConvDwF32, kConvDwBF16, kCopyB32, kCopyB16, kSegExpF32, kSegExpBF16,
        kSegExpGradF32, kSegExpGradBF16, kMdsF32, kMdsBF16, kMdsgF32, kMdsgBF16, kMdscF32, kMdscBF16, kCsmF32, kCsmBF16,
        kSceFF, kSceFB, kSceBF, kSceBB, kScegFF, kScegFB, kScegBF, kScegBB,
-       kLngF32, kLngBF16, kLngcF32, kLngcBF16, kSiluMulF32, kSiluMulBF16, kSiluMulGradF32, kSiluMulGradBF16, nKernels };
+       kLngF32, kLngBF16, kLngcF32, kLngcBF16, kSiluMulF32, kSiluMulBF16, kSiluMulGradF32, kSiluMulGradBF16, kResidual, nKernels };
 static const char *kernel_names[nKernels] = {"mh_adamw_f32", "mh_gelugrad_f32", "mh_gelugrad_bf16",
 	"mh_conv_f32", "mh_conv_bf16", "mh_convdx_f32", "mh_convdx_bf16", "mh_convdw_f32", "mh_convdw_bf16", "mh_copy_b32", "mh_copy_b16", "mh_segexp_f32",
 	"mh_segexp_bf16", "mh_segexpgrad_f32", "mh_segexpgrad_bf16", "mh_mds_f32", "mh_mds_bf16", "mh_mdsg_f32",
 	"mh_mdsg_bf16", "mh_mdsc_f32", "mh_mdsc_bf16", "mh_csm_f32", "mh_csm_bf16", "mh_sce_f_f", "mh_sce_f_b", "mh_sce_b_f",
 	"mh_sce_b_b", "mh_sceg_f_f", "mh_sceg_f_b", "mh_sceg_b_f", "mh_sceg_b_b", "mh_lng_f32", "mh_lng_bf16", "mh_lngc_f32",
-	"mh_lngc_bf16", "mh_silumul_f32", "mh_silumul_bf16", "mh_silumulgrad_f32", "mh_silumulgrad_bf16"};
+	"mh_lngc_bf16", "mh_silumul_f32", "mh_silumul_bf16", "mh_silumulgrad_f32", "mh_silumulgrad_bf16", "mh_residual"};
 
 // ---- the CUDA driver, loaded on first use ----------------------------------
 
@@ -1755,7 +1789,7 @@ static int same_as_first(const mh_op *k, const int *type, const size_t *count, s
 	return 0;
 }
 
-static int adamw_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
+static int adamw_check(const mh_op *k, size_t n_in, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
                        char *msg, size_t len) {
 	(void)dims; (void)rank;
 	if (same_as_first(k, type, count, 4, msg, len)) return 1;
@@ -1767,13 +1801,13 @@ static int adamw_check(const mh_op *k, const int *type, const size_t *count, int
 	return 0;
 }
 
-static int gelugrad_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
+static int gelugrad_check(const mh_op *k, size_t n_in, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
                           char *msg, size_t len) {
 	(void)dims; (void)rank;
 	return same_as_first(k, type, count, 2, msg, len);
 }
 
-static int silumulgrad_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8],
+static int silumulgrad_check(const mh_op *k, size_t n_in, const int *type, const size_t *count, int64_t (*dims)[8],
                              const size_t *rank, char *msg, size_t len) {
 	(void)dims; (void)rank;
 	return same_as_first(k, type, count, 3, msg, len);
@@ -1789,7 +1823,8 @@ typedef struct host_job {
 	size_t n; // elementwise: the element count
 	conv_dims d;
 	const int64_t *widths; // CausalConv: its parts' widths
-	size_t parts;
+	size_t parts;          // CausalConv, Residual: the parts
+	const int *types;      // Residual: the inputs' element types
 	size_t q, tq; // SegsumExp, MaskedDiffSq: the tile size Q; CausalSoftmax: Tk and Tq; SoftCrossEntropy: V;
 	              // LayerNormGrad: D and the rows per chunk (n: the rows)
 } host_job;
@@ -1820,7 +1855,7 @@ static void elementwise_range(const host_job *j, size_t i) {
 
 // elementwise_run is the host loop, or the op's CUDA kernel for the element
 // type over the inputs, the outputs and the element count.
-static const char *elementwise_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+static const char *elementwise_run(const mh_op *k, void *ctx, void *stream, size_t n_in, const int *type, const size_t *count,
                                    int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
 	(void)dims; (void)rank;
 	if (!k->cuda) {
@@ -1839,13 +1874,13 @@ static const char *elementwise_run(const mh_op *k, void *ctx, void *stream, cons
 // adamw_inplace_run is AdamW's host loop or kernel with p, m and v as its
 // outputs too (AdamWInPlace): each element is read before it is written,
 // by the same thread, so the update needs no second buffer.
-static const char *adamw_inplace_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+static const char *adamw_inplace_run(const mh_op *k, void *ctx, void *stream, size_t n_in, const int *type, const size_t *count,
                                      int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
 	(void)out;
 	mh_op a = *k;
 	a.n_out = 3;
 	void *pmv[3] = {in[0], in[2], in[3]};
-	return elementwise_run(&a, ctx, stream, type, count, dims, rank, in, pmv);
+	return elementwise_run(&a, ctx, stream, n_in, type, count, dims, rank, in, pmv);
 }
 
 // empty_like_first is AdamWInPlace's output: [0] of input 0's type.
@@ -1880,7 +1915,7 @@ static int conv_parts(const mh_op *k, int type, const int64_t *dims, size_t rank
 // CausalConv: x [B, T, Cx], w [C, 1, K ≤ 8], b [C] of one element type and
 // the carrier. CausalConvGrad: x, w, the carrier and each part's dy [B, T,
 // width] of x's type (op_compute has checked their number).
-static int conv_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
+static int conv_check(const mh_op *k, size_t n_in, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
                       char *msg, size_t len) {
 	int grad = k->var_in;
 	size_t carrier = grad ? 2 : 3;
@@ -2009,7 +2044,7 @@ static const char *launch_copy(int type, void *stream, const void *src, size_t s
 	return launch(type == typeBFloat16 ? kCopyB16 : kCopyB32, stream, un, args);
 }
 
-static const char *conv_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+static const char *conv_run(const mh_op *k, void *ctx, void *stream, size_t n_in, const int *type, const size_t *count,
                             int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
 	(void)count;
 	conv_dims d = conv_sizes(dims);
@@ -2037,7 +2072,7 @@ static const char *conv_run(const mh_op *k, void *ctx, void *stream, const int *
 
 // Each host range computes dx for its rows and the partial sums of its
 // chunk: the same rows (per rows each, convChunks ranges).
-static const char *conv_grad_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+static const char *conv_grad_run(const mh_op *k, void *ctx, void *stream, size_t n_in, const int *type, const size_t *count,
                                  int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
 	(void)count;
 	conv_dims d = conv_sizes(dims);
@@ -2087,7 +2122,7 @@ static int cuda_too_big(const mh_op *k, size_t n, char *msg, size_t len) {
 // rather than the empty carrier.
 static int segexp_mul(const size_t *rank) { return rank[1] != 1; }
 
-static int segexp_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
+static int segexp_check(const mh_op *k, size_t n_in, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
                         char *msg, size_t len) {
 	size_t r = rank[0];
 	int ok = type[0] == typeDouble && r >= 1 && r <= 7 &&
@@ -2105,7 +2140,7 @@ static int segexp_check(const mh_op *k, const int *type, const size_t *count, in
 	return cuda_too_big(k, count[0] * (size_t)dims[0][r - 1], msg, len); // L's elements
 }
 
-static int segexpgrad_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8],
+static int segexpgrad_check(const mh_op *k, size_t n_in, const int *type, const size_t *count, int64_t (*dims)[8],
                             const size_t *rank, char *msg, size_t len) {
 	size_t r = rank[0];
 	if (r < 2 || rank[1] != r || type[1] != type[0] || memcmp(dims[0], dims[1], r * sizeof(int64_t)) != 0 ||
@@ -2154,7 +2189,7 @@ static void segexpgrad_range(const host_job *j, size_t i) {
 // most 256.
 static unsigned threads_for(size_t q) { return q >= 256 ? 256 : (unsigned)((q + 31) / 32 * 32); }
 
-static const char *segexp_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+static const char *segexp_run(const mh_op *k, void *ctx, void *stream, size_t n_in, const int *type, const size_t *count,
                               int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
 	size_t q = dims[0][rank[0] - 1], rows = count[0];
 	if (rows == 0 || q == 0) return NULL;
@@ -2169,7 +2204,7 @@ static const char *segexp_run(const mh_op *k, void *ctx, void *stream, const int
 	                     1, threads_for(q), args);
 }
 
-static const char *segexpgrad_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+static const char *segexpgrad_run(const mh_op *k, void *ctx, void *stream, size_t n_in, const int *type, const size_t *count,
                                   int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
 	size_t q = dims[0][rank[0] - 1];
 	if (count[0] == 0) return NULL;
@@ -2186,7 +2221,7 @@ static const char *segexpgrad_run(const mh_op *k, void *ctx, void *stream, const
 
 // ---- MaskedDiffSq ---------------------------------------------------------------
 
-static int mds_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
+static int mds_check(const mh_op *k, size_t n_in, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
                      char *msg, size_t len) {
 	size_t r = rank[0];
 	int want = type[0] == typeBFloat16 ? typeFloat : type[0];
@@ -2236,7 +2271,7 @@ static void mdsgrad_range(const host_job *j, size_t i) {
 	}
 }
 
-static const char *mds_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+static const char *mds_run(const mh_op *k, void *ctx, void *stream, size_t n_in, const int *type, const size_t *count,
                            int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
 	size_t q = dims[0][rank[0] - 1], rows = count[1];
 	if (count[0] == 0) return NULL;
@@ -2252,7 +2287,7 @@ static const char *mds_run(const mh_op *k, void *ctx, void *stream, const int *t
 
 // The gradient's CUDA form is two kernels on the stream: the rows (ds, and
 // the row sums into dcs), then the columns (subtracted from dcs).
-static const char *mdsgrad_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+static const char *mdsgrad_run(const mh_op *k, void *ctx, void *stream, size_t n_in, const int *type, const size_t *count,
                                int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
 	size_t q = dims[0][rank[0] - 1], rows = count[1];
 	if (count[0] == 0) return NULL;
@@ -2272,7 +2307,7 @@ static const char *mdsgrad_run(const mh_op *k, void *ctx, void *stream, const in
 
 // ---- CausalSoftmax --------------------------------------------------------------
 
-static int csm_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
+static int csm_check(const mh_op *k, size_t n_in, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
                      char *msg, size_t len) {
 	size_t r = rank[0];
 	int want = type[0] == typeBFloat16 ? typeFloat : type[0];
@@ -2300,7 +2335,7 @@ static void csm_range(const host_job *j, size_t i) {
 	}
 }
 
-static const char *csm_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+static const char *csm_run(const mh_op *k, void *ctx, void *stream, size_t n_in, const int *type, const size_t *count,
                            int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
 	size_t tk = dims[0][rank[0] - 1], tq = dims[0][rank[0] - 2];
 	if (count[0] == 0) return NULL;
@@ -2318,7 +2353,7 @@ static const char *csm_run(const mh_op *k, void *ctx, void *stream, const int *t
 // ---- SoftCrossEntropy ----------------------------------------------------------
 
 // sce_check checks s, t, scale and (the gradient) stats and dce.
-static int sce_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
+static int sce_check(const mh_op *k, size_t n_in, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
                      char *msg, size_t len) {
 	size_t r = rank[0];
 	int dbl = type[0] == typeDouble, want = dbl ? typeDouble : typeFloat, grad = k->n_in == 5;
@@ -2372,7 +2407,7 @@ static void sceg_range(const host_job *j, size_t i) {
 
 // sce_run runs SoftCrossEntropy (k->n_in 3) or its gradient (5): host
 // ranges or one kernel, a block per row.
-static const char *sce_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+static const char *sce_run(const mh_op *k, void *ctx, void *stream, size_t n_in, const int *type, const size_t *count,
                            int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
 	size_t v = dims[0][rank[0] - 1];
 	if (count[0] == 0) return NULL;
@@ -2393,7 +2428,7 @@ static const char *sce_run(const mh_op *k, void *ctx, void *stream, const int *t
 
 // ---- LayerNormGrad --------------------------------------------------------------
 
-static int lng_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
+static int lng_check(const mh_op *k, size_t n_in, const int *type, const size_t *count, int64_t (*dims)[8], const size_t *rank,
                      char *msg, size_t len) {
 	size_t r = rank[0];
 	int want = type[0] == typeDouble ? typeDouble : typeFloat;
@@ -2442,7 +2477,7 @@ static void lngcols_range(const host_job *j, size_t i) {
 
 // lng_run: dx by rows, then the column sums by chunks of rows (on CUDA two
 // kernels on the stream).
-static const char *lng_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+static const char *lng_run(const mh_op *k, void *ctx, void *stream, size_t n_in, const int *type, const size_t *count,
                            int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
 	size_t d = dims[0][rank[0] - 1], rows = count[0] / d, per = (rows + lnChunks - 1) / lnChunks;
 	if (!k->cuda) {
@@ -2471,18 +2506,72 @@ static const char *lng_run(const mh_op *k, void *ctx, void *stream, const int *t
 // (nccl.c: NCCL on the CUDA provider's stream, the Go host reducer on the
 // CPU).
 
-static int allreduce_check(const mh_op *k, const int *type, const size_t *count, int64_t (*dims)[8],
+static int allreduce_check(const mh_op *k, size_t n_in, const int *type, const size_t *count, int64_t (*dims)[8],
                            const size_t *rank, char *msg, size_t len) {
 	(void)k; (void)type; (void)count; (void)dims; (void)rank; (void)msg; (void)len;
 	return 0;
 }
 
-static const char *allreduce_run(const mh_op *k, void *ctx, void *stream, const int *type, const size_t *count,
+static const char *allreduce_run(const mh_op *k, void *ctx, void *stream, size_t n_in, const int *type, const size_t *count,
                                  int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
 	(void)ctx; (void)dims; (void)rank;
 	if (count[0] == 0) return NULL;
 	if (k->cuda) return mh_allreduce_cuda(in[0], out[0], count[0], type[0], stream);
 	return mh_allreduce_host(in[0], out[0], count[0], type[0]);
+}
+
+// ---- Residual ---------------------------------------------------------------------
+//
+// h + p0 or (p0 + p1) + h, h float (or double on the host) and each part
+// h's type or bfloat16 (widened exactly): each addition rounded once in
+// that order, as the stock Adds of the residual stream.
+
+static double residual_ld(const void *p, int type, size_t i) {
+	return type == typeDouble ? LD_double(p, i) : type == typeBFloat16 ? LD_bf16(p, i) : LD_float(p, i);
+}
+
+static void residual_range(const host_job *j, size_t r) {
+	size_t lo = r * elementsPerRange, hi = lo + elementsPerRange < j->n ? lo + elementsPerRange : j->n;
+	void **in = j->in;
+	for (size_t i = lo; i < hi; i++) {
+		if (j->type == typeDouble) {
+			double v = LD_double(in[1], i);
+			if (j->parts == 2) v = v + LD_double(in[2], i);
+			ST_double(j->out[0], i, v + LD_double(in[0], i));
+			continue;
+		}
+		float v = (float)residual_ld(in[1], j->types[1], i);
+		if (j->parts == 2) v = v + (float)residual_ld(in[2], j->types[2], i);
+		ST_float(j->out[0], i, v + LD_float(in[0], i));
+	}
+}
+
+static int residual_check(const mh_op *k, size_t n_in, const int *type, const size_t *count, int64_t (*dims)[8],
+                          const size_t *rank, char *msg, size_t len) {
+	int ok = n_in == 2 || n_in == 3;
+	for (size_t i = 1; ok && i < n_in; i++)
+		ok = count[i] == count[0] && rank[i] == rank[0] && memcmp(dims[i], dims[0], rank[0] * sizeof(int64_t)) == 0 &&
+		     (type[i] == type[0] || (type[0] == typeFloat && type[i] == typeBFloat16));
+	if (!ok) {
+		snprintf(msg, len, "Residual: want h and one or two parts of h's shape, each of h's element type or bfloat16");
+		return 1;
+	}
+	return cuda_too_big(k, count[0], msg, len);
+}
+
+static const char *residual_run(const mh_op *k, void *ctx, void *stream, size_t n_in, const int *type,
+                                const size_t *count, int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
+	(void)dims; (void)rank;
+	if (!k->cuda) {
+		host_job j = {.range = residual_range, .op = k, .type = type[0], .in = in, .out = out, .n = count[0],
+		              .types = type, .parts = n_in - 1};
+		return par_for(k->api, ctx, (count[0] + elementsPerRange - 1) / elementsPerRange, &j);
+	}
+	unsigned long long n = count[0];
+	unsigned flags = (type[1] == typeBFloat16) | (n_in == 3 && type[2] == typeBFloat16) << 1 | (n_in == 3) << 2;
+	void *p1 = n_in == 3 ? in[2] : in[1];
+	void *args[6] = {&in[0], &in[1], &p1, &out[0], &n, &flags};
+	return launch(kResidual, stream, count[0], args);
 }
 
 // ---- the custom-op table -------------------------------------------------
@@ -2585,7 +2674,7 @@ static status op_compute(void *kernel, void *ctx) {
 		if (!s) s = API(mhGetTensorMutableData, status (*)(const void *, void **))(v, &in[i]);
 		if (s) return s;
 	}
-	if (k->var_in || k->var_out) {
+	if (k->parts_of != NULL) {
 		size_t parts = k->parts_of(k, rank);
 		if (parts < 1 || n_in != (k->var_in ? k->n_in - 1 + parts : k->n_in) || n_out != (k->var_out ? parts : k->n_out)) {
 			snprintf(msg, sizeof msg, "%s: the node has %zu inputs and %zu outputs where its inputs list %zu parts",
@@ -2593,7 +2682,7 @@ static status op_compute(void *kernel, void *ctx) {
 			return fail(api, msg);
 		}
 	}
-	if (k->check(k, type, count, dims, rank, msg, sizeof msg)) return fail(api, msg);
+	if (k->check(k, n_in, type, count, dims, rank, msg, sizeof msg)) return fail(api, msg);
 	int supported = 0;
 	for (const int *t = k->types; *t; t++) supported |= *t == type[0];
 	if (!supported) {
@@ -2614,7 +2703,7 @@ static status op_compute(void *kernel, void *ctx) {
 		status s = API(mhKernelContext_GetGPUComputeStream, status (*)(void *, void **))(ctx, &stream);
 		if (s) return s;
 	}
-	const char *err = k->run(k, ctx, stream, type, count, dims, rank, in, out);
+	const char *err = k->run(k, ctx, stream, n_in, type, count, dims, rank, in, out);
 	if (err) {
 		snprintf(msg, sizeof msg, "%s: %s", k->name, err);
 		return fail(api, msg);
@@ -2717,7 +2806,7 @@ static void op_init(mh_op *o, void **api, int cuda) {
 }
 
 static const size_t adamw_like[] = {0, 2, 3}, gelugrad_like[] = {0}, allreduce_like[] = {0},
-                    sceg_like[] = {0}, silumulgrad_like[] = {0, 0};
+                    sceg_like[] = {0}, silumulgrad_like[] = {0, 0}, residual_like[] = {0};
 static const int hostTypes[] = {typeFloat, typeDouble, typeBFloat16, 0}, cudaTypes[] = {typeFloat, typeBFloat16, 0};
 static const int hostFloats[] = {typeFloat, typeDouble, 0}, cudaFloats[] = {typeFloat, 0};
 static const int doubles[] = {typeDouble, 0}; // SegsumExp's cs (segexp_check checks the carrier's type)
@@ -2763,9 +2852,12 @@ static const int doubles[] = {typeDouble, 0}; // SegsumExp's cs (segexp_check ch
 	.run = elementwise_run, .host = silumulgrad_host, .kernel_f32 = kSiluMulGradF32, .kernel_bf16 = kSiluMulGradBF16
 #define LNG_OP \
 	.name = "LayerNormGrad", .n_in = 5, .n_out = 3, .out_shape = lng_shape, .check = lng_check, .run = lng_run
+#define RESIDUAL_OP                                                                                         \
+	.name = "Residual", .n_in = 2, .n_out = 1, .var_in = 1, .like = residual_like, .check = residual_check,   \
+	.run = residual_run
 #define ALLREDUCE_OP \
 	.name = "AllReduce", .n_in = 1, .n_out = 1, .like = allreduce_like, .check = allreduce_check, .run = allreduce_run
-enum { nOps = 32 };
+enum { nOps = 34 };
 static mh_op ops[nOps] = {
 	{ADAMW_OP, .types = hostFloats},
 	{ADAMW_OP, .types = cudaFloats, .cuda = 1},
@@ -2797,6 +2889,8 @@ static mh_op ops[nOps] = {
 	{SILUMUL_OP, .types = cudaTypes, .cuda = 1},
 	{SILUMULGRAD_OP, .types = hostTypes},
 	{SILUMULGRAD_OP, .types = cudaTypes, .cuda = 1},
+	{RESIDUAL_OP, .types = hostFloats},
+	{RESIDUAL_OP, .types = cudaFloats, .cuda = 1},
 	{ALLREDUCE_OP, .types = hostTypes},
 	{ALLREDUCE_OP, .types = cudaTypes, .cuda = 1},
 };

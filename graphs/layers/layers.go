@@ -49,6 +49,31 @@ func LinearWith(x, w, b *graphs.Value) *graphs.Value {
 	return graphs.ReshapeTo(y, append(x.Shape[:x.Rank()-1:x.Rank()-1], out), x)
 }
 
+// Residual adds blocks' outputs to the residual stream h: h + p₀, or
+// (p₀ + p₁) + h for Phi's parallel attention and MLP. In a graph that uses
+// fused kernels, with h float32, it is one graphs.Residual node that reads
+// a part widened from bfloat16 (graphs.FromLowPrecision) as the bfloat16
+// value it was, bit for bit the stock Adds' result; otherwise those Adds.
+func Residual(h *graphs.Value, parts ...*graphs.Value) *graphs.Value {
+	if h.Graph().FusedKernels() && h.DType == tensors.Float32 {
+		narrow := make([]*graphs.Value, len(parts))
+		for i, p := range parts {
+			narrow[i] = p
+			if n := p.Node(); n != nil && n.Op == "Cast" && n.Inputs[0].DType == tensors.BFloat16 {
+				narrow[i] = n.Inputs[0]
+			}
+		}
+		return graphs.Residual(h, narrow...)
+	}
+	switch len(parts) {
+	case 1:
+		return graphs.Add(h, parts[0])
+	case 2:
+		return graphs.Add(graphs.Add(parts[0], parts[1]), h)
+	}
+	panic(&graphs.Error{Op: "layers.Residual", Msg: "want one or two parts"})
+}
+
 // LayerNorm normalises over the last axis with weight and bias named
 // prefix+".weight"/".bias".
 func LayerNorm(p Params, prefix string, x *graphs.Value, eps float32) *graphs.Value {

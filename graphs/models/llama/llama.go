@@ -118,9 +118,9 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs
 		pre := LayerPrefix(i)
 		u := layers.RMSNorm(p, pre+".input_layernorm", h, c.Eps)
 		attn, probs := Attention(p, c, i, u, cos, sin, opt.Cache, opt.ExplicitAttention)
-		h = graphs.Add(h, attn)
+		h = layers.Residual(h, attn)
 		mlp := layers.SwiGLU(p, pre+".mlp", layers.RMSNorm(p, pre+".post_attention_layernorm", h, c.Eps), c.Intermediate, c.MLPBias)
-		h = graphs.Add(h, mlp)
+		h = layers.Residual(h, mlp)
 		out.Normed, out.Attn = append(out.Normed, u), append(out.Attn, probs)
 		out.AttnOut, out.MLPOut = append(out.AttnOut, attn), append(out.MLPOut, mlp)
 	}

@@ -40,10 +40,10 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt phimamba.Options)
 			} else {
 				m = phimamba.Mixer(p, c.Config, i, u, opt.Form, st)
 			}
-			h = graphs.Add(h, m.Out)
+			h = layers.Residual(h, m.Out)
 			v := layers.RMSNorm(p, pre+".post_attention_layernorm", h, c.Eps)
 			mlp := graphs.FromLowPrecision(layers.SwiGLU(p, pre+".mlp", v, c.Inner, c.MLPBias))
-			h = graphs.Add(h, mlp)
+			h = layers.Residual(h, mlp)
 			out.MixerOut, out.MLPOut = append(out.MixerOut, m.Out), append(out.MLPOut, mlp)
 			if m.Matrix != nil {
 				out.Matrix = append(out.Matrix, m.Matrix)

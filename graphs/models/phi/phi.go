@@ -119,7 +119,7 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs
 			mlp = graphs.FromLowPrecision(mlp)
 		}
 		out.Attn, out.AttnOut, out.MLPOut = append(out.Attn, probs), append(out.AttnOut, attn), append(out.MLPOut, mlp)
-		h = graphs.Add(graphs.Add(attn, mlp), h)
+		h = layers.Residual(h, attn, mlp)
 	}
 	out.Hidden = append(out.Hidden, h)
 	if nl < c.Layers || opt.NoLogits {

@@ -49,7 +49,7 @@ func Forward(p layers.Params, c Config, ids *graphs.Value, opt Options) *Outputs
 			if st != nil {
 				out.States = append(out.States, m.State)
 			}
-			h = graphs.Add(graphs.Add(m.Out, mlp), h)
+			h = layers.Residual(h, m.Out, mlp)
 		})
 	}
 	out.Hidden = append(out.Hidden, h)
