@@ -59,6 +59,10 @@ func gradCases() []graphtest.GradCase {
 			p := graphs.CausalConvSplit(v[0], v[1], v[2], 1, 2, 3, 1)
 			return graphs.Concat(-1, p[0], p[2], p[3])
 		}},
+		// The rotary embedding of 4 of 6 channels with constant tables.
+		{Name: "Rotary", Inputs: in(s(2, 3, 2, 6)), Build: func(g gph, v xs) *graphs.Value {
+			return graphs.Rotary(v[0], g.Const(rnd(5, -1, 1, 3, 1, 4)), g.Const(rnd(6, -1, 1, 3, 1, 4)))
+		}},
 		// The residual update (p₀ + p₁) + h: every input gets dy.
 		{Name: "Residual", Inputs: in(s(2, 3), s(2, 3), s(2, 3)), Build: func(_ gph, v xs) *graphs.Value {
 			return graphs.Mul(graphs.Residual(v[0], v[1], v[2]), v[1])

@@ -572,6 +572,51 @@ func inferResidual(n *Node) []TypeShape {
 	return ts(h.DType, h.Shape)
 }
 
+// Rotary is the rotary position embedding of x [B, T, H, P] with tables
+// cos, sin [T, 1, R] (x's dtype: float32, float64 or bfloat16; R even, at
+// most P) as one fused node: for channel c < R, with r the rotated half
+// (r_c = −x_{c+R/2} below R/2, x_{c−R/2} above),
+//
+//	y_c = x_c·cos_c + r_c·sin_c
+//
+// each product and the sum rounded to x's dtype, as the stock Muls and Add
+// round them (the result is theirs bit for bit); channels from R on pass
+// through. It reads x once and writes y, where the stock ops split x
+// twice, negate, concatenate twice, multiply twice and add. Its gradient,
+// in stock ops, is dy_c·cos_c − (the rotated half of dy∘sin)_c below R and
+// dy above.
+func Rotary(x, cos, sin *Value) *Value { return op1("Rotary", nil, x, cos, sin) }
+
+func rotaryGrad(n *Node, g []*Value, need []bool) []*Value {
+	if need[1] || need[2] {
+		panic(errorf("Rotary", "the tables %v, %v have no gradient here", n.Inputs[1], n.Inputs[2]))
+	}
+	x, cos, sin, dy := n.Inputs[0], n.Inputs[1], n.Inputs[2], g[0]
+	r, p := cos.Shape[2].K, x.Shape[3].K
+	dyr := dy
+	if r < p {
+		dyr = SliceAxis(dy, 3, 0, r)
+	}
+	t := Split(Mul(dyr, sin), -1, r/2, r/2)
+	dx := Add(Mul(dyr, cos), Concat(-1, t[1], Neg(t[0])))
+	if r < p {
+		dx = Concat(-1, dx, SliceAxis(dy, 3, r, p))
+	}
+	return []*Value{dx, nil, nil}
+}
+
+// inferRotary is the shape rule of Rotary.
+func inferRotary(n *Node) []TypeShape {
+	x, cos, sin := n.Inputs[0], n.Inputs[1], n.Inputs[2]
+	wantFusedFloat("Rotary", x)
+	sameDType("Rotary", x, cos, sin)
+	if x.Rank() != 4 || !x.Shape[3].Static() || cos.Rank() != 3 || !cos.Shape.Equal(sin.Shape) || cos.Shape[0] != x.Shape[1] ||
+		!cos.Shape[1].IsOne() || !cos.Shape[2].Static() || cos.Shape[2].K < 2 || cos.Shape[2].K%2 != 0 || cos.Shape[2].K > x.Shape[3].K {
+		panic(errorf("Rotary", "want x [B, T, H, P] and tables cos, sin [T, 1, R] with R even and at most P; got %v, %v, %v", x, cos, sin))
+	}
+	return ts(x.DType, x.Shape)
+}
+
 // AllReduce is the element-wise mean of x over the ranks of a data-parallel
 // group, one fused node: mohawk/runtime's kernel reduces over the NCCL
 // communicator registered in the process (on the CUDA provider's stream)
@@ -591,6 +636,7 @@ func inferAllReduce(n *Node) []TypeShape {
 }
 
 func init() {
+	register(&OpDef{Type: "Rotary", Domain: FusedDomain, Since: 1, Infer: inferRotary, Grad: rotaryGrad, Attrs: noAttrs})
 	register(&OpDef{Type: "Residual", Domain: FusedDomain, Since: 1, Infer: inferResidual, Grad: residualGrad, Attrs: noAttrs})
 	register(&OpDef{Type: "AllReduce", Domain: FusedDomain, Since: 1, Infer: inferAllReduce, Grad: allReduceGrad, Attrs: noAttrs})
 	register(&OpDef{Type: "CausalConv", Domain: FusedDomain, Since: 1, Infer: inferCausalConv, Grad: convGrad, Attrs: noAttrs})

@@ -8,6 +8,7 @@ import (
 
 	"mohawk/graphs"
 	"mohawk/graphs/graphtest"
+	"mohawk/graphs/layers"
 	"mohawk/runtime"
 	"mohawk/tensors"
 )
@@ -1031,6 +1032,88 @@ func TestResidual(t *testing.T) {
 	}
 }
 
+// TestRotary checks the fused rotary embedding bit for bit against sums
+// rounded here as the stock ops round them and against the stock ops of
+// layers.ApplyRotary (where ONNX Runtime's CPU has them), on the CPU in
+// each dtype and, with MOHAWK_TEST_CUDA set, on the GPU: tables covering part of each head
+// (Phi's 32 of 64) and all of it (Llama's), a NaN in x reaching its own
+// channel and its partner.
+func TestRotary(t *testing.T) {
+	for _, c := range []struct {
+		name           string
+		dt             tensors.DType
+		env            func(testing.TB) *runtime.Env
+		b, tt, h, p, r int64
+	}{
+		{"cpu/float64", tensors.Float64, graphtest.Env, 2, 5, 3, 8, 4},
+		{"cpu/float32", tensors.Float32, graphtest.Env, 2, 5, 3, 8, 8},
+		{"cpu/bfloat16", tensors.BFloat16, graphtest.Env, 2, 5, 3, 8, 4},
+		{"cuda/float32", tensors.Float32, graphtest.CUDAEnv, 3, 300, 8, 64, 32},
+		{"cuda/bfloat16", tensors.BFloat16, graphtest.CUDAEnv, 3, 300, 8, 64, 32},
+		{"cuda/bfloat16-full", tensors.BFloat16, graphtest.CUDAEnv, 2, 77, 4, 64, 64},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := c.env(t)
+			g := graphs.New("rotary")
+			x := g.Input("x", c.dt, graphs.S(c.b, c.tt, c.h, c.p))
+			cos, sin := g.Input("cos", c.dt, graphs.S(c.tt, 1, c.r)), g.Input("sin", c.dt, graphs.S(c.tt, 1, c.r))
+			g.Output("fused", graphs.Rotary(x, cos, sin))
+			stock := c.dt != tensors.BFloat16 || strings.HasPrefix(c.name, "cuda") // ORT's CPU has no bfloat16 Neg
+			if stock {
+				g.Output("stock", layers.ApplyRotary(x, cos, sin, c.r))
+			}
+			rng := rand.New(rand.NewPCG(31, uint64(c.p)))
+			xv := graphtest.Random(rng, -3, 3, c.b, c.tt, c.h, c.p).Convert(tensors.Float64).Float64s()
+			xv[1] = math.NaN()
+			feeds := map[string]*tensors.Tensor{"x": tensors.FromFloat64([]int64{c.b, c.tt, c.h, c.p}, xv).Convert(c.dt),
+				"cos": graphtest.Random(rng, -1, 1, c.tt, 1, c.r).Convert(c.dt), "sin": graphtest.Random(rng, -1, 1, c.tt, 1, c.r).Convert(c.dt)}
+			out := graphtest.RunSession(t, graphtest.SessionOn(t, env, g), g, feeds)
+			got := out["fused"].Convert(tensors.Float64).Float64s()
+			// The reference here: each product and the sum rounded to the
+			// dtype, as the stock ops do.
+			round := func(v float64) float64 {
+				switch c.dt {
+				case tensors.Float32:
+					return float64(float32(v))
+				case tensors.BFloat16:
+					return float64(tensors.BFloat16ToFloat32(tensors.Float32ToBFloat16(float32(v))))
+				}
+				return v
+			}
+			xs, cs, ss := feeds["x"].Convert(tensors.Float64).Float64s(), feeds["cos"].Convert(tensors.Float64).Float64s(), feeds["sin"].Convert(tensors.Float64).Float64s()
+			want := make([]float64, len(xs))
+			p, r, h := int(c.p), int(c.r), int(c.r/2)
+			for i := range xs {
+				ch, tt := i%p, i/p/int(c.h)%int(c.tt)
+				want[i] = xs[i]
+				if ch < r {
+					var rc float64
+					if ch < h {
+						rc = -xs[i+h]
+					} else {
+						rc = xs[i-h]
+					}
+					want[i] = round(round(xs[i]*cs[tt*r+ch]) + round(rc*ss[tt*r+ch]))
+				}
+			}
+			refs := map[string][]float64{"reference": want}
+			if stock {
+				refs["stock"] = out["stock"].Convert(tensors.Float64).Float64s()
+			}
+			for name, ref := range refs {
+				for i := range ref {
+					if got[i] != ref[i] && !(math.IsNaN(got[i]) && math.IsNaN(ref[i])) {
+						t.Fatalf("fused[%d] = %g, %s %g", i, got[i], name, ref[i])
+					}
+				}
+			}
+			if !math.IsNaN(got[1]) || !math.IsNaN(got[1+c.r/2]) {
+				t.Fatalf("a NaN at channel 1 gave %g there and %g at its partner", got[1], got[1+c.r/2])
+			}
+		})
+	}
+}
+
 // TestFusedNaN checks that a NaN input reaches the outputs it feeds, and
 // only those, in the soft cross-entropy, the LayerNorm gradient and the
 // SiLU gate, on the CPU and (with MOHAWK_TEST_CUDA set) on the GPU (whose
@@ -1160,6 +1243,12 @@ func TestTileKernelShapeRules(t *testing.T) {
 			x, w := f32("x15", 2, 5, 7), f32("w15", 3, 1, 4)
 			p := graphs.CausalConvSplit(x, w, f32("b15", 3), 3, 4)
 			graphs.CausalConvGrad(x, w, p[0].Node().Inputs[3], f32("dy15", 2, 5, 3))
+		}},
+		{"Rotary table length", func() { graphs.Rotary(f32("x19", 1, 3, 2, 8), f32("c19", 4, 1, 4), f32("s19", 4, 1, 4)) }},
+		{"Rotary odd rotation", func() { graphs.Rotary(f32("x20", 1, 3, 2, 8), f32("c20", 3, 1, 3), f32("s20", 3, 1, 3)) }},
+		{"Rotary table gradient", func() {
+			x, c := f32("x21", 1, 3, 2, 8), f32("c21", 3, 1, 4)
+			graphs.Gradients(graphs.ReduceSumAll(graphs.Rotary(x, c, f32("s21", 3, 1, 4))), c)
 		}},
 		{"Residual part shape", func() { graphs.Residual(f32("h16", 2, 7), f32("p16", 7)) }},
 		{"Residual of bfloat16", func() {

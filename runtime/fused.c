@@ -1453,6 +1453,49 @@ LNG_HOST(bf16, float, LD_bf16, ST_bf16)
 	"  add.u64 %rd18, %rd5, %rd13;\n" ST("%rd18", "%f12")                                   \
 	PTX_LOOP_TAIL
 
+// Rotary: one element per thread step over n = B·T·H·P (32-bit indices):
+// c = i mod P, t = (i / P / H) mod T; below R, y = ROUND(ROUND(x_c·cos) +
+// ROUND(r_c·sin)) with r the rotated half, each ROUND to the element type
+// as the stock ops round; from R on, y = x. Params x, cos, sin, y, P, R,
+// H, T, n.
+#define ROUND_NONE(f) ""
+#define ROUND_BF16(f) "  cvt.rn.bf16.f32 %h2, " f ";\n  cvt.u32.u16 %r20, %h2;\n  shl.b32 %r20, %r20, 16;\n  mov.b32 " f ", %r20;\n"
+#define PTX_ROTARY(NAME, SH, LD, ST, ROUND)                                                  \
+	".visible .entry " NAME "(.param .u64 a_x, .param .u64 a_cos, .param .u64 a_sin, .param .u64 a_y,\n" \
+	"  .param .u32 a_P, .param .u32 a_R, .param .u32 a_H, .param .u32 a_T, .param .u32 a_n)\n" \
+	"{\n" CONV_REGS                                                                          \
+	"  ld.param.u64 %rd1, [a_x]; cvta.to.global.u64 %rd1, %rd1;\n"                          \
+	"  ld.param.u64 %rd2, [a_cos]; cvta.to.global.u64 %rd2, %rd2;\n"                        \
+	"  ld.param.u64 %rd3, [a_sin]; cvta.to.global.u64 %rd3, %rd3;\n"                        \
+	"  ld.param.u64 %rd4, [a_y]; cvta.to.global.u64 %rd4, %rd4;\n"                          \
+	"  ld.param.u32 %r10, [a_P];\n"                                                         \
+	"  ld.param.u32 %r11, [a_R];\n"                                                         \
+	"  ld.param.u32 %r12, [a_H];\n"                                                         \
+	"  ld.param.u32 %r14, [a_T];\n"                                                         \
+	"  ld.param.u32 %r13, [a_n];\n"                                                         \
+	"  shr.u32 %r15, %r11, 1;\n"                       /* R/2 */                            \
+	PTX_ROW_LOOP_HEAD                                   /* c %r7, row %r8 */                 \
+	"  mul.wide.u32 %rd10, %r5, " SH ";\n  add.u64 %rd11, %rd1, %rd10;\n"                  \
+	LD("%f1", "%rd11")                                  /* x_c */                            \
+	"  setp.ge.u32 %p2, %r7, %r11;\n  @%p2 bra STORE;\n" /* c ≥ R: x as it is */            \
+	"  div.u32 %r9, %r8, %r12;\n  rem.u32 %r9, %r9, %r14;\n" /* t */                        \
+	"  mad.lo.u32 %r16, %r9, %r11, %r7;\n"             /* t·R + c */                        \
+	"  mul.wide.u32 %rd12, %r16, " SH ";\n"                                                  \
+	"  add.u64 %rd13, %rd2, %rd12;\n" LD("%f2", "%rd13") /* cos */                          \
+	"  add.u64 %rd13, %rd3, %rd12;\n" LD("%f3", "%rd13") /* sin */                          \
+	"  setp.lt.u32 %p3, %r7, %r15;\n"                                                        \
+	"  @%p3 add.u32 %r17, %r5, %r15;\n  @!%p3 sub.u32 %r17, %r5, %r15;\n" /* the partner */ \
+	"  mul.wide.u32 %rd14, %r17, " SH ";\n  add.u64 %rd14, %rd1, %rd14;\n"                 \
+	LD("%f4", "%rd14")                                                                       \
+	"  @%p3 neg.f32 %f4, %f4;\n"                       /* r_c */                            \
+	"  mul.rn.f32 %f5, %f1, %f2;\n" ROUND("%f5")                                            \
+	"  mul.rn.f32 %f6, %f4, %f3;\n" ROUND("%f6")                                            \
+	"  add.rn.f32 %f1, %f5, %f6;\n"                                                          \
+	"STORE:\n"                                                                               \
+	"  add.u64 %rd15, %rd4, %rd10;\n" ST("%rd15", "%f1")                                    \
+	"  add.u32 %r5, %r5, %r6;\n  bra LOOP;\n"                                                \
+	"DONE:\n  ret;\n}\n"
+
 // Residual: out = (p0 [+ p1]) + h in float, each part float or bfloat16.
 // Params h, p0, p1, out, n and flags: bit 0 p0 is bfloat16, bit 1 p1 is,
 // bit 2 p1 is given. (The branches are uniform over the launch.)
@@ -1626,7 +1669,9 @@ const char mh_layer_ptx[] =
 	PTX_SILUMUL("mh_silumul_bf16", "1", LD_BF16, ST_BF16)
 	PTX_SILUMULGRAD("mh_silumulgrad_f32", "2", LD_F32, ST_F32)
 	PTX_SILUMULGRAD("mh_silumulgrad_bf16", "1", LD_BF16, ST_BF16)
-	PTX_RESIDUAL("mh_residual");
+	PTX_RESIDUAL("mh_residual")
+	PTX_ROTARY("mh_rotary_f32", "4", LD_F32, ST_F32, ROUND_NONE)
+	PTX_ROTARY("mh_rotary_bf16", "2", LD_BF16, ST_BF16, ROUND_BF16);
 
 // The modules' kernels, by index: mh_fused_ptx's, from kMdsF32 on
 // mh_matrix_ptx's, from kSceFF on mh_loss_ptx's, from kLngF32 on
@@ -1634,13 +1679,13 @@ const char mh_layer_ptx[] =
 enum { kAdamW, kGeluGradF32, kGeluGradBF16, kConvF32, kConvBF16, kConvDxF32, kConvDxBF16, kConvDwF32, kConvDwBF16, kCopyB32, kCopyB16, kSegExpF32, kSegExpBF16,
        kSegExpGradF32, kSegExpGradBF16, kMdsF32, kMdsBF16, kMdsgF32, kMdsgBF16, kMdscF32, kMdscBF16, kCsmF32, kCsmBF16,
        kSceFF, kSceFB, kSceBF, kSceBB, kScegFF, kScegFB, kScegBF, kScegBB,
-       kLngF32, kLngBF16, kLngcF32, kLngcBF16, kSiluMulF32, kSiluMulBF16, kSiluMulGradF32, kSiluMulGradBF16, kResidual, nKernels };
+       kLngF32, kLngBF16, kLngcF32, kLngcBF16, kSiluMulF32, kSiluMulBF16, kSiluMulGradF32, kSiluMulGradBF16, kResidual, kRotaryF32, kRotaryBF16, nKernels };
 static const char *kernel_names[nKernels] = {"mh_adamw_f32", "mh_gelugrad_f32", "mh_gelugrad_bf16",
 	"mh_conv_f32", "mh_conv_bf16", "mh_convdx_f32", "mh_convdx_bf16", "mh_convdw_f32", "mh_convdw_bf16", "mh_copy_b32", "mh_copy_b16", "mh_segexp_f32",
 	"mh_segexp_bf16", "mh_segexpgrad_f32", "mh_segexpgrad_bf16", "mh_mds_f32", "mh_mds_bf16", "mh_mdsg_f32",
 	"mh_mdsg_bf16", "mh_mdsc_f32", "mh_mdsc_bf16", "mh_csm_f32", "mh_csm_bf16", "mh_sce_f_f", "mh_sce_f_b", "mh_sce_b_f",
 	"mh_sce_b_b", "mh_sceg_f_f", "mh_sceg_f_b", "mh_sceg_b_f", "mh_sceg_b_b", "mh_lng_f32", "mh_lng_bf16", "mh_lngc_f32",
-	"mh_lngc_bf16", "mh_silumul_f32", "mh_silumul_bf16", "mh_silumulgrad_f32", "mh_silumulgrad_bf16", "mh_residual"};
+	"mh_lngc_bf16", "mh_silumul_f32", "mh_silumul_bf16", "mh_silumulgrad_f32", "mh_silumulgrad_bf16", "mh_residual", "mh_rotary_f32", "mh_rotary_bf16"};
 
 // ---- the CUDA driver, loaded on first use ----------------------------------
 
@@ -1825,6 +1870,7 @@ typedef struct host_job {
 	const int64_t *widths; // CausalConv: its parts' widths
 	size_t parts;          // CausalConv, Residual: the parts
 	const int *types;      // Residual: the inputs' element types
+	size_t dims4[4];       // Rotary: P, R, H, T
 	size_t q, tq; // SegsumExp, MaskedDiffSq: the tile size Q; CausalSoftmax: Tk and Tq; SoftCrossEntropy: V;
 	              // LayerNormGrad: D and the rows per chunk (n: the rows)
 } host_job;
@@ -2520,6 +2566,76 @@ static const char *allreduce_run(const mh_op *k, void *ctx, void *stream, size_t
 	return mh_allreduce_host(in[0], out[0], count[0], type[0]);
 }
 
+// ---- Rotary -----------------------------------------------------------------------
+//
+// x [B, T, H, P] and tables cos, sin [T, 1, R] of its type: below channel
+// R, y_c = x_c·cos_c + r_c·sin_c (r the rotated half), each product and the
+// sum rounded to the type; from R on, y = x. One host range is a block of
+// rows of P.
+
+#define ROTARY_HOST(T_, A, LD, ST, ROUND)                                                               \
+	static void rotary_##T_(const void *x, const void *cs, const void *sn, void *y, size_t P, size_t R,      \
+	                        size_t H, size_t T, size_t r0, size_t r1) {                                   \
+		size_t h = R / 2;                                                                               \
+		for (size_t r = r0; r < r1; r++) {                                                              \
+			size_t t = r / H % T, base = r * P;                                                         \
+			for (size_t c = 0; c < P; c++) {                                                            \
+				A v = LD(x, base + c);                                                                  \
+				if (c < R) {                                                                            \
+					A rc = c < h ? -(A)LD(x, base + c + h) : (A)LD(x, base + c - h);                    \
+					A a = ROUND(v * (A)LD(cs, t * R + c)), b = ROUND(rc * (A)LD(sn, t * R + c));        \
+					v = a + b;                                                                          \
+				}                                                                                       \
+				ST(y, base + c, v);                                                                     \
+			}                                                                                           \
+		}                                                                                               \
+	}
+#define ROUND_SAME(v) (v)
+#define ROUND_TO_BF16(v) bf16_to_float(float_to_bf16(v))
+ROTARY_HOST(float, float, LD_float, ST_float, ROUND_SAME)
+ROTARY_HOST(double, double, LD_double, ST_double, ROUND_SAME)
+ROTARY_HOST(bf16, float, LD_bf16, ST_bf16, ROUND_TO_BF16)
+
+enum { rowsPerRange = 1024 };
+
+static void rotary_range(const host_job *j, size_t i) {
+	size_t r0 = i * rowsPerRange, r1 = r0 + rowsPerRange < j->n ? r0 + rowsPerRange : j->n;
+	const size_t *d = j->dims4; // P, R, H, T
+	void **in = j->in;
+	switch (j->type) {
+	case typeDouble: rotary_double(in[0], in[1], in[2], j->out[0], d[0], d[1], d[2], d[3], r0, r1); break;
+	case typeBFloat16: rotary_bf16(in[0], in[1], in[2], j->out[0], d[0], d[1], d[2], d[3], r0, r1); break;
+	default: rotary_float(in[0], in[1], in[2], j->out[0], d[0], d[1], d[2], d[3], r0, r1);
+	}
+}
+
+static int rotary_check(const mh_op *k, size_t n_in, const int *type, const size_t *count, int64_t (*dims)[8],
+                        const size_t *rank, char *msg, size_t len) {
+	(void)n_in;
+	if (rank[0] != 4 || rank[1] != 3 || rank[2] != 3 || type[1] != type[0] || type[2] != type[0] ||
+	    memcmp(dims[1], dims[2], 3 * sizeof(int64_t)) != 0 || dims[1][0] != dims[0][1] || dims[1][1] != 1 ||
+	    dims[1][2] < 2 || dims[1][2] % 2 != 0 || dims[1][2] > dims[0][3]) {
+		snprintf(msg, len, "Rotary: want x [B, T, H, P] and tables cos, sin [T, 1, R] of its element type, R even and at most P");
+		return 1;
+	}
+	return cuda_too_big(k, count[0], msg, len);
+}
+
+static const char *rotary_run(const mh_op *k, void *ctx, void *stream, size_t n_in, const int *type,
+                              const size_t *count, int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
+	(void)n_in; (void)rank;
+	size_t P = dims[0][3], R = dims[1][2], H = dims[0][2], T = dims[0][1], rows = P ? count[0] / P : 0;
+	if (rows == 0) return NULL;
+	if (!k->cuda) {
+		host_job j = {.range = rotary_range, .op = k, .type = type[0], .in = in, .out = out, .n = rows,
+		              .dims4 = {P, R, H, T}};
+		return par_for(k->api, ctx, (rows + rowsPerRange - 1) / rowsPerRange, &j);
+	}
+	unsigned up = P, ur = R, uh = H, ut = T, un = count[0];
+	void *args[9] = {&in[0], &in[1], &in[2], &out[0], &up, &ur, &uh, &ut, &un};
+	return launch(type[0] == typeBFloat16 ? kRotaryBF16 : kRotaryF32, stream, count[0], args);
+}
+
 // ---- Residual ---------------------------------------------------------------------
 //
 // h + p0 or (p0 + p1) + h, h float (or double on the host) and each part
@@ -2855,9 +2971,11 @@ static const int doubles[] = {typeDouble, 0}; // SegsumExp's cs (segexp_check ch
 #define RESIDUAL_OP                                                                                         \
 	.name = "Residual", .n_in = 2, .n_out = 1, .var_in = 1, .like = residual_like, .check = residual_check,   \
 	.run = residual_run
+#define ROTARY_OP \
+	.name = "Rotary", .n_in = 3, .n_out = 1, .like = residual_like, .check = rotary_check, .run = rotary_run
 #define ALLREDUCE_OP \
 	.name = "AllReduce", .n_in = 1, .n_out = 1, .like = allreduce_like, .check = allreduce_check, .run = allreduce_run
-enum { nOps = 34 };
+enum { nOps = 36 };
 static mh_op ops[nOps] = {
 	{ADAMW_OP, .types = hostFloats},
 	{ADAMW_OP, .types = cudaFloats, .cuda = 1},
@@ -2891,6 +3009,8 @@ static mh_op ops[nOps] = {
 	{SILUMULGRAD_OP, .types = cudaTypes, .cuda = 1},
 	{RESIDUAL_OP, .types = hostFloats},
 	{RESIDUAL_OP, .types = cudaFloats, .cuda = 1},
+	{ROTARY_OP, .types = hostTypes},
+	{ROTARY_OP, .types = cudaTypes, .cuda = 1},
 	{ALLREDUCE_OP, .types = hostTypes},
 	{ALLREDUCE_OP, .types = cudaTypes, .cuda = 1},
 };

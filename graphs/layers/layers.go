@@ -127,8 +127,14 @@ func RotaryTables(pos *graphs.Value, rot int64, base float64) (cos, sin *graphs.
 }
 
 // ApplyRotary rotates the first rot channels of x [B, T, H, P] with tables
-// cos, sin [T, 1, rot]; channels rot..P pass through.
+// cos, sin [T, 1, rot]; channels rot..P pass through. In a graph that uses
+// fused kernels, with tables of x's dtype and length, it is one
+// graphs.Rotary node, bit for bit the stock ops' result.
 func ApplyRotary(x, cos, sin *graphs.Value, rot int64) *graphs.Value {
+	if x.Graph().FusedKernels() && cos.DType == x.DType && sin.DType == x.DType && cos.Rank() == 3 &&
+		cos.Shape[0] == x.Shape[1] && cos.Shape[2] == graphs.D(rot) && x.DType != tensors.Float16 {
+		return graphs.Rotary(x, cos, sin)
+	}
 	p := lastDim(x)
 	xr, xp := x, (*graphs.Value)(nil)
 	if rot < p {
