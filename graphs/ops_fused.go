@@ -36,6 +36,23 @@ func (g *Graph) UseMatrixKernels() {
 // MatrixKernels reports whether g may use Stage 1's fused [T, T] kernels.
 func (g *Graph) MatrixKernels() bool { return g.root.matrix }
 
+// UseBlockKernels lets g use fused kernels (UseFusedKernels) and, beyond
+// them, the blocks' fused plumbing: CausalConvSplit for the SSM mixer's
+// in_proj split, conv and split, SegsumExpMul for the SSD's decay-weighted
+// scores, Residual for the residual stream and Rotary for rotary
+// embeddings (training.block_kernels). Off by default until their CUDA
+// tests have run on a GPU; without them the blocks build those steps
+// from stock ops (and the conv and decays from CausalConv and
+// SegsumExp), which tests compare against.
+func (g *Graph) UseBlockKernels() {
+	g.root.fused = true
+	g.root.block = true
+}
+
+// BlockKernels reports whether g may use the blocks' fused plumbing
+// kernels (UseBlockKernels).
+func (g *Graph) BlockKernels() bool { return g.root.block }
+
 // TargetCPU marks g as built for ONNX Runtime's CPU provider: builders
 // then keep stock ops where a fused kernel only saves device memory
 // traffic and ORT's vectorised CPU kernels are faster than its scalar host

@@ -170,8 +170,10 @@ type StageBenchOptions struct {
 	Recompute string `json:"recompute,omitempty"`
 	LossChunk int    `json:"loss_chunk,omitempty"`
 	// MatrixKernels is training.matrix_kernels.
-	MatrixKernels bool           `json:"matrix_kernels,omitempty"`
-	Runtime       runtime.Config `json:"-"`
+	MatrixKernels bool `json:"matrix_kernels,omitempty"`
+	// BlockKernels is training.block_kernels.
+	BlockKernels bool           `json:"block_kernels,omitempty"`
+	Runtime      runtime.Config `json:"-"`
 }
 
 // StageResult is a training-stage throughput measurement.
@@ -252,7 +254,7 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 		Ckpt: noCheckpoints{}, Log: log, NonFinite: "stop", StateOnHost: o.StateOnHost}
 	opt := stages.TrainOptions{Steps: n, MicroBatches: o.MicroBatches, MicroBatch: o.MicroBatch, SeqLen: o.Seq, LR: 1e-4,
 		Opt: train.DefaultAdamW(), Schedule: stages.Schedule{Kind: "constant", TotalSteps: n}, StepsPerRun: o.StepsPerRun,
-		Precision: o.Precision, AllReduce: allReduce, Recompute: o.Recompute, LossChunk: o.LossChunk, MatrixKernels: o.MatrixKernels}
+		Precision: o.Precision, AllReduce: allReduce, Recompute: o.Recompute, LossChunk: o.LossChunk, MatrixKernels: o.MatrixKernels, BlockKernels: o.BlockKernels}
 	t0 := time.Now()
 	switch o.Stage {
 	case KindOrient, KindAlign:

@@ -144,6 +144,14 @@ type TrainingConfig struct {
 	// and twice the step's speed on an H100 (docs/benchmarks.md). On by
 	// default; false builds the stock-op form.
 	MatrixKernels bool `mapstructure:"matrix_kernels"`
+	// BlockKernels runs the blocks' plumbing as fused kernels: the SSM
+	// mixer's in_proj split, conv and split as one node, the SSD's
+	// decay-weighted scores without the decay matrix in memory, the
+	// residual stream's update reading bfloat16 branches as they are, and
+	// the rotary embedding in one pass: about 12% of Stage 3's modelled
+	// memory traffic (docs/benchmarks.md). Off by default until their CUDA
+	// tests have run on a GPU.
+	BlockKernels bool `mapstructure:"block_kernels"`
 }
 
 // EvalConfig configures the evaluation stage.
@@ -267,6 +275,7 @@ func Defaults() map[string]any {
 			"recompute":        "none",
 			"loss_chunk":       0,
 			"matrix_kernels":   true,
+			"block_kernels":    false,
 		},
 		"eval":        map[string]any{"windows": 200, "seq_len": 256, "after_each_stage": true},
 		"checkpoints": map[string]any{"keep_last": 2, "on_nonfinite": "stop", "rollback_lr_factor": 0.5, "max_rollbacks": 3},

@@ -164,7 +164,7 @@ func trainOptions(cfg *Config, s StageConfig) (stages.TrainOptions, error) {
 		Opt:      train.AdamW{Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.WeightDecay, ClipNorm: o.ClipNorm},
 		Schedule: toSchedule(sch, steps), EvalEvery: t.EvalEvery, EvalWindows: t.EvalWindows, CheckpointEvery: t.CheckpointEvery,
 		StepsPerRun: t.StepsPerRun, LayerGroup: s.LayerGroup, Precision: precisionOption(t.Precision),
-		Recompute: recomputeOption(t.Recompute), LossChunk: t.LossChunk, MatrixKernels: t.MatrixKernels,
+		Recompute: recomputeOption(t.Recompute), LossChunk: t.LossChunk, MatrixKernels: t.MatrixKernels, BlockKernels: t.BlockKernels,
 	}, nil
 }
 

@@ -99,7 +99,7 @@ func benchStepGraph(o StageBenchOptions, flag string, kinds ...string) (*graphs.
 		return nil, family.TeacherSizes{}, err
 	}
 	opt := stages.TrainOptions{Steps: 1, MicroBatches: max(1, o.MicroBatches), MicroBatch: o.MicroBatch, SeqLen: o.Seq,
-		StepsPerRun: 1, Precision: o.Precision, Recompute: o.Recompute, LossChunk: o.LossChunk, MatrixKernels: o.MatrixKernels}
+		StepsPerRun: 1, Precision: o.Precision, Recompute: o.Recompute, LossChunk: o.LossChunk, MatrixKernels: o.MatrixKernels, BlockKernels: o.BlockKernels}
 	p := stages.NativePrecision(o.Precision)
 	var g *graphs.Graph
 	if o.Stage == KindDistill {

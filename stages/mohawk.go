@@ -42,6 +42,9 @@ type TrainOptions struct {
 	// MatrixKernels is training.matrix_kernels: Stage 1's fused [T, T]
 	// kernels (graphs.Graph.UseMatrixKernels).
 	MatrixKernels bool `json:",omitempty"`
+	// BlockKernels is training.block_kernels: the blocks' fused plumbing
+	// kernels (graphs.Graph.UseBlockKernels).
+	BlockKernels bool `json:",omitempty"`
 }
 
 // DistillOptions add Stage 3's choices.
@@ -110,7 +113,7 @@ func (o TrainOptions) spec(name string, ps []train.Param, initial Weights, loss 
 	return TrainSpec{Name: name, Params: ps, Initial: initial, Loss: loss, Opt: o.Opt, LR: o.LR, Schedule: o.Schedule,
 		Steps: o.Steps, MicroBatches: o.MicroBatches, MicroBatch: o.MicroBatch, SeqLen: o.SeqLen,
 		EvalEvery: o.EvalEvery, EvalWindows: o.EvalWindows, CheckpointEvery: o.CheckpointEvery, StepsPerRun: o.StepsPerRun,
-		Precision: o.Precision, AllReduce: o.AllReduce, Recompute: o.Recompute == RecomputeLayers, MatrixKernels: o.MatrixKernels}
+		Precision: o.Precision, AllReduce: o.AllReduce, Recompute: o.Recompute == RecomputeLayers, MatrixKernels: o.MatrixKernels, BlockKernels: o.BlockKernels}
 }
 
 // trainParams turns names into train.Params with shapes from w.

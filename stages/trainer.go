@@ -54,6 +54,9 @@ type TrainSpec struct {
 	// MatrixKernels lets Stage 1 use its fused [T, T] kernels
 	// (train.Spec.MatrixKernels).
 	MatrixKernels bool
+	// BlockKernels lets the blocks use their fused plumbing kernels
+	// (train.Spec.BlockKernels).
+	BlockKernels bool
 }
 
 // TrainResult summarises a finished training stage.
@@ -516,7 +519,7 @@ func stepGraph(spec TrainSpec, n int, p graphs.MatMulPrecision, inPlace, cpu boo
 			Name: name, Params: spec.Params, DType: tensors.Float32, StepsPerRun: n,
 			MicroBatches: spec.MicroBatches, BatchDType: tensors.Int64,
 			BatchShape: graphs.S(spec.MicroBatch, spec.SeqLen+1), Loss: spec.Loss, Opt: spec.Opt,
-			Precision: p, AllReduce: spec.AllReduce, Recompute: spec.Recompute, InPlace: inPlace, MatrixKernels: spec.MatrixKernels, CPU: cpu,
+			Precision: p, AllReduce: spec.AllReduce, Recompute: spec.Recompute, InPlace: inPlace, MatrixKernels: spec.MatrixKernels, BlockKernels: spec.BlockKernels, CPU: cpu,
 		})
 	})
 }

@@ -56,12 +56,14 @@ cuda_tests() {
 
 # stage3_new_alt: Stage 3 bf16 at micro-batch 4 under the 76 GB cap with
 # $O3's flags, ours and then $ALT (when set), GPU memory sampled per run.
+# With BLOCK=1 ours runs once more with the blocks' fused kernels
+# (--block-kernels) as "block".
 stage3_new_alt() {
   local b pid
-  for b in "$P new" ${ALT:+"$ALT alt"}; do
+  for b in "$P new" ${BLOCK:+"$P block --block-kernels"} ${ALT:+"$ALT alt"}; do
     set -- $b
     gpumem s3_$2-bf16-mb4 </dev/null >/dev/null 2>&1 & pid=$!
-    run stage3_$2 280 $1 bench-stage $O3 --mem-limit-gb $(q 76 2) --precision bf16 --micro-batch $(q 4 1)
+    run stage3_$2 280 $1 bench-stage $O3 --mem-limit-gb $(q 76 2) --precision bf16 --micro-batch $(q 4 1) ${3:-}
     kill $pid 2>/dev/null
   done
 }
@@ -259,21 +261,31 @@ OURS3)
   ;;
 OURS10)
   # Tenth session (issue 19): the fused soft cross-entropy, LayerNorm
-  # gradient and SiLU gate, and Stage 1's matrix kernels. PTXCHECK
-  # compiles the PTX modules; the CUDA tests of every fused kernel; Stage 3
-  # bf16 at micro-batch 4 under the 76 GB cap, ours and $ALT (the binary
-  # before the change); Stage 1 with and without the matrix kernels and
-  # Stage 2, bf16 at micro-batch 1; with EXTRA=1 then ours at PEERS3's
-  # micro-batch in bf16 and TF32. GPU memory sampled per Stage 3 run.
+  # gradient and SiLU gate, and Stage 1's matrix kernels; eleventh (no GPU
+  # that session): SegsumExpMul, CausalConvSplit, Residual, Rotary (the
+  # blocks' kernels, --block-kernels) and the export of live nodes only.
+  # PTXCHECK compiles the PTX modules; the CUDA tests of every fused
+  # kernel; Stage 3 bf16 at micro-batch 4 under the 76 GB cap, ours, ours
+  # with the blocks' kernels and $ALT (the binary before the change);
+  # Stage 1 with the matrix kernels (and the blocks') and without, and
+  # Stage 2 with and without the blocks' kernels, bf16 at micro-batch 1
+  # (and $ALT's); with EXTRA=1 then ours at PEERS3's micro-batch in bf16 and
+  # TF32. GPU memory sampled per Stage 3 run.
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
   [ -n "${PTXCHECK:-}" ] && $PTXCHECK 2>&1 | tee "$out/ptxcheck.txt"
-  cuda_tests 'TestAdamW$|TestAdamWInPlace$|TestGeluGrad$|TestCausalConv$|TestSegsumExp$|TestMaskedDiffSq$|TestCausalSoftmax$|TestSoftCrossEntropy$|TestLayerNormGrad$|TestSiluMul$|TestFusedNaN$'
+  cuda_tests 'TestAdamW$|TestAdamWInPlace$|TestGeluGrad$|TestCausalConv$|TestSegsumExp$|TestMaskedDiffSq$|TestCausalSoftmax$|TestSoftCrossEntropy$|TestLayerNormGrad$|TestSiluMul$|TestFusedNaN$|TestResidual$|TestRotary$'
   O3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --arena-extend same_as_requested"
   S12="--teacher $(q phi-1.5 phi-1.5:1) --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 2 --provider $PROV --tf32 --precision bf16"
-  stage3_new_alt
+  BLOCK=1 stage3_new_alt
   run orient_matrix 200 $P bench-stage $S12 --stage orient --matrix-kernels
+  run orient_block 200 $P bench-stage $S12 --stage orient --matrix-kernels --block-kernels
   run orient_new 200 $P bench-stage $S12 --stage orient --matrix-kernels=false
   run align_new 200 $P bench-stage $S12 --stage align
+  run align_block 200 $P bench-stage $S12 --stage align --block-kernels
+  if [ -n "${ALT:-}" ]; then
+    run orient_alt 200 $ALT bench-stage $S12 --stage orient --matrix-kernels
+    run align_alt 200 $ALT bench-stage $S12 --stage align
+  fi
   [ "${EXTRA:-0}" = 1 ] && stage3_at $(q $(gpu_mb) 1)
   gpumem_peaks
   ;;

@@ -6,9 +6,13 @@
 // Build here (no CUDA needed; libcuda.so.1 is opened at run time):
 //   gcc -O1 -o ptxcheck bench/gpu/ptxcheck.c runtime/fused.c -Iruntime -ldl -lm -lpthread
 // and run ./ptxcheck on the GPU machine (exit status 1 if a module fails).
+//
+// ./ptxcheck --dump DIR writes each module to DIR/<name>.ptx instead, for
+// NVIDIA's assembler where no GPU is at hand (bench/gpu/ptxas.sh).
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stddef.h>
+#include <string.h>
 
 extern const char mh_fused_ptx[], mh_matrix_ptx[], mh_loss_ptx[], mh_layer_ptx[];
 
@@ -23,7 +27,25 @@ const char *mh_allreduce_host(void *in, void *out, size_t n, int type) {
 	return "not in ptxcheck";
 }
 
-int main(void) {
+// dump writes the modules to dir/<name>.ptx.
+static int dump(const char *dir, const char *const *ptx, const char *const *name, int n) {
+	for (int m = 0; m < n; m++) {
+		char path[4096];
+		snprintf(path, sizeof path, "%s/%s.ptx", dir, name[m]);
+		FILE *f = fopen(path, "w");
+		if (!f || fputs(ptx[m], f) < 0 || fclose(f) != 0) {
+			printf("cannot write %s\n", path);
+			return 1;
+		}
+		printf("%s\n", path);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv) {
+	const char *ptx[4] = {mh_fused_ptx, mh_matrix_ptx, mh_loss_ptx, mh_layer_ptx};
+	const char *name[4] = {"mh_fused_ptx", "mh_matrix_ptx", "mh_loss_ptx", "mh_layer_ptx"};
+	if (argc == 3 && strcmp(argv[1], "--dump") == 0) return dump(argv[2], ptx, name, 4);
 	void *h = dlopen("libcuda.so.1", RTLD_NOW);
 	if (!h) {
 		printf("cannot load libcuda.so.1: %s\n", dlerror());
@@ -45,10 +67,8 @@ int main(void) {
 		printf("CUDA initialisation failed: %d\n", rc);
 		return 1;
 	}
-	const char *ptx[4] = {mh_fused_ptx, mh_matrix_ptx, mh_loss_ptx, mh_layer_ptx};
-	const char *name[4] = {"mh_fused_ptx", "mh_matrix_ptx", "mh_loss_ptx", "mh_layer_ptx"};
 	const char *kernels[4][2] = {
-		{"mh_adamw_f32", "mh_segexpgrad_bf16"}, {"mh_mdsc_bf16", "mh_csm_bf16"}, {"mh_sce_f_b", "mh_sceg_b_b"}, {"mh_lng_bf16", "mh_silumulgrad_bf16"}};
+		{"mh_adamw_f32", "mh_copy_b16"}, {"mh_mdsc_bf16", "mh_csm_bf16"}, {"mh_sce_f_b", "mh_sceg_b_b"}, {"mh_lng_bf16", "mh_rotary_bf16"}};
 	int failed = 0;
 	for (int m = 0; m < 4; m++) {
 		static char log[1 << 16];

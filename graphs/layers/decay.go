@@ -46,11 +46,12 @@ func Decays(cs *graphs.Value, dt tensors.DType) *graphs.Value {
 
 // Decayed is g∘L for the decay matrix L of cumulative log decays cs
 // [..., T] (float64; L as Decays') and g [..., T, T], in g's dtype. In a
-// graph that uses fused kernels it is one graphs.SegsumExpMul node, which
-// never writes L, forward or backward; otherwise it is g times Decays(cs)
-// in g's dtype, stock ONNX.
+// graph that uses the blocks' fused kernels (graphs.Graph.UseBlockKernels)
+// it is one graphs.SegsumExpMul node, which never writes L, forward or
+// backward; otherwise it is g times Decays(cs) in g's dtype (L one fused
+// SegsumExp node where the graph uses fused kernels).
 func Decayed(cs, g *graphs.Value) *graphs.Value {
-	if cs.Graph().FusedKernels() {
+	if cs.Graph().BlockKernels() {
 		return graphs.SegsumExpMul(cs, g)
 	}
 	return graphs.Mul(g, Decays(cs, g.DType))

@@ -51,11 +51,12 @@ func LinearWith(x, w, b *graphs.Value) *graphs.Value {
 
 // Residual adds blocks' outputs to the residual stream h: h + p₀, or
 // (p₀ + p₁) + h for Phi's parallel attention and MLP. In a graph that uses
-// fused kernels, with h float32, it is one graphs.Residual node that reads
+// the blocks' fused kernels (graphs.Graph.UseBlockKernels), with h
+// float32, it is one graphs.Residual node that reads
 // a part widened from bfloat16 (graphs.FromLowPrecision) as the bfloat16
 // value it was, bit for bit the stock Adds' result; otherwise those Adds.
 func Residual(h *graphs.Value, parts ...*graphs.Value) *graphs.Value {
-	if h.Graph().FusedKernels() && h.DType == tensors.Float32 {
+	if h.Graph().BlockKernels() && h.DType == tensors.Float32 {
 		narrow := make([]*graphs.Value, len(parts))
 		for i, p := range parts {
 			narrow[i] = p
@@ -128,10 +129,11 @@ func RotaryTables(pos *graphs.Value, rot int64, base float64) (cos, sin *graphs.
 
 // ApplyRotary rotates the first rot channels of x [B, T, H, P] with tables
 // cos, sin [T, 1, rot]; channels rot..P pass through. In a graph that uses
-// fused kernels, with tables of x's dtype and length, it is one
-// graphs.Rotary node, bit for bit the stock ops' result.
+// the blocks' fused kernels (graphs.Graph.UseBlockKernels), with tables of
+// x's dtype and length, it is one graphs.Rotary node, bit for bit the
+// stock ops' result.
 func ApplyRotary(x, cos, sin *graphs.Value, rot int64) *graphs.Value {
-	if x.Graph().FusedKernels() && cos.DType == x.DType && sin.DType == x.DType && cos.Rank() == 3 &&
+	if x.Graph().BlockKernels() && cos.DType == x.DType && sin.DType == x.DType && cos.Rank() == 3 &&
 		cos.Shape[0] == x.Shape[1] && cos.Shape[2] == graphs.D(rot) && x.DType != tensors.Float16 {
 		return graphs.Rotary(x, cos, sin)
 	}

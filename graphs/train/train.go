@@ -93,6 +93,9 @@ type Spec struct {
 	// MatrixKernels lets the loss use Stage 1's fused [T, T] kernels
 	// (graphs.Graph.UseMatrixKernels).
 	MatrixKernels bool
+	// BlockKernels lets the blocks use their fused plumbing kernels
+	// (graphs.Graph.UseBlockKernels).
+	BlockKernels bool
 	// CPU builds the graph for ONNX Runtime's CPU provider
 	// (graphs.Graph.TargetCPU).
 	CPU bool
@@ -133,6 +136,9 @@ func Build(s Spec) *graphs.Graph {
 	g.UseFusedKernels() // a step graph runs only on mohawk's runtime
 	if s.MatrixKernels {
 		g.UseMatrixKernels()
+	}
+	if s.BlockKernels {
+		g.UseBlockKernels()
 	}
 	if s.CPU {
 		g.TargetCPU()

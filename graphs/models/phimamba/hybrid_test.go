@@ -203,3 +203,58 @@ func TestHybridConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestBlockKernels checks a hybrid student's forward pass and every
+// gradient with the blocks' fused kernels (graphs.Graph.UseBlockKernels:
+// CausalConvSplit and SegsumExpMul in the mixer layer, Rotary in the
+// attention layer, Residual in both) against the stock ops, to float32
+// rounding, and that the kernels are there.
+func TestBlockKernels(t *testing.T) {
+	c := hybridConfig(2, 1)
+	w := randomWeights(c, 9)
+	ids := randomIDs(4, 2, 13)
+	build := func(block bool) *graphs.Graph {
+		g := graphs.New("block")
+		if block {
+			g.UseBlockKernels()
+		}
+		in := g.Input("input_ids", tensors.Int64, graphs.S(2, 13))
+		var names []string
+		var params []*graphs.Value
+		get := layers.ParamFunc(func(name string, shape graphs.Shape) *graphs.Value {
+			v := g.Input(name, tensors.Float32, shape)
+			names, params = append(names, name), append(params, v)
+			return v
+		})
+		logits := phimamba.Forward(get, c, in, phimamba.Options{Form: phimamba.FormSSD}).Logits
+		g.Output("logits", logits)
+		loss := graphs.ReduceSumAll(graphs.Mul(logits, g.Input("r", tensors.Float32, logits.Shape)))
+		for i, d := range graphs.Gradients(loss, params...) {
+			g.Output("d_"+names[i], d)
+		}
+		return g
+	}
+	var stock, block *graphs.Graph
+	if err := graphs.Try(func() { stock, block = build(false), build(true) }); err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]int{}
+	for _, n := range block.LiveNodes() {
+		ops[n.Op]++
+	}
+	for op, want := range map[string]int{"Residual": 2, "Rotary": 2, "CausalConvGrad": 1} {
+		if ops[op] != want {
+			t.Errorf("%d %s nodes with the blocks' kernels, want %d", ops[op], op, want)
+		}
+	}
+	feeds := map[string]*tensors.Tensor{"input_ids": ids}
+	for name, v := range w {
+		feeds[name] = v
+	}
+	outs, _ := stock.Outputs()
+	feeds["r"] = graphtest.Random(rand.New(rand.NewPCG(3, 3)), -1, 1, outs[0].Shape.Sizes()...).AsFloat32()
+	got, want := graphtest.Run(t, block, feeds), graphtest.Run(t, stock, feeds)
+	for name, v := range want {
+		shareddata.WantCloseRel(t, name+", blocks' kernels vs stock", got[name], v, 1e-5)
+	}
+}

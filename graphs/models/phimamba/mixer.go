@@ -42,11 +42,11 @@ func mixerName(i int, n string) string { return LayerPrefix(i) + ".mixer." + n }
 // [B, T, ConvChannels] tensors and their gradients move half the bytes.
 // logA (through softplus) and the conv state are float32.
 //
-// Without history in a graph that uses fused kernels (training steps) the
-// split, the conv and the split of its result are one
-// graphs.CausalConvSplit node, whose gradient writes in_proj's output
-// gradient whole; otherwise, so that exported models stay stock ONNX, they
-// are a Split, causalConv and another Split.
+// Without history in a graph that uses the blocks' fused kernels
+// (graphs.Graph.UseBlockKernels) the split, the conv and the split of its
+// result are one graphs.CausalConvSplit node, whose gradient writes
+// in_proj's output gradient whole; otherwise they are a Split, causalConv
+// and another Split.
 func project(p layers.Params, c Config, i int, u *graphs.Value, conv *graphs.Value) ssmInputs {
 	low := graphs.ToLowPrecision
 	w := layers.LinearLow(p, mixerName(i, "in_proj"), u, c.InProj(), false)
@@ -59,7 +59,7 @@ func project(p layers.Params, c Config, i int, u *graphs.Value, conv *graphs.Val
 	}
 	var xs []*graphs.Value // x, B, C after the conv, then z and a_raw
 	var state *graphs.Value
-	if conv == nil && w.Graph().FusedKernels() {
+	if conv == nil && w.Graph().BlockKernels() {
 		if cb == nil {
 			cb = graphs.ZerosLike(graphs.Reshape(graphs.SliceAxis(cw, 2, 0, 1), -1))
 		}
@@ -102,19 +102,26 @@ func (in ssmInputs) wide() ssmInputs {
 }
 
 // causalConv is the depthwise causal conv along T of x [B, T, C] with
-// weights w [C, 1, K] and bias b [C] (nil for none), in stock ONNX: y_t = b
-// + Σ_j w[:, 0, j]·xs_{t+j}, where xs is x preceded by the K−1 inputs of
-// past [B, C, K−1] (nil: zeros). It returns y [B, T, C] and, when past is
-// given, the last K−1 inputs as the next state [B, C, K−1].
+// weights w [C, 1, K] and bias b [C] (nil for none): y_t = b + Σ_j
+// w[:, 0, j]·xs_{t+j}, where xs is x preceded by the K−1 inputs of past
+// [B, C, K−1] (nil: zeros). It returns y [B, T, C] and, when past is given,
+// the last K−1 inputs as the next state [B, C, K−1].
 //
-// It is K whole-tensor products, each shifted into place, in the [B, T, C]
-// layout the projections produce: no transposes, and autodiff keeps only
-// xs for the weight gradient. (On the H200 this beat ONNX Conv, cuDNN's
-// grouped convolution, between two transposes; and ONNX admits a bfloat16
-// Conv only from opset 22.) Training graphs take graphs.CausalConvSplit
-// instead (project).
+// Without history in a graph that uses fused kernels (training steps) it
+// is one graphs.CausalConv node, whose gradient is one more. Otherwise, so
+// that exported models stay stock ONNX, it is K whole-tensor products, each
+// shifted into place, in the [B, T, C] layout the projections produce: no
+// transposes, and autodiff keeps only xs for the weight gradient. (On the
+// H200 this beat ONNX Conv, cuDNN's grouped convolution, between two
+// transposes; and ONNX admits a bfloat16 Conv only from opset 22.)
 func causalConv(x, w, b, past *graphs.Value) (y, state *graphs.Value) {
 	k := w.Shape[2].K
+	if past == nil && x.Graph().FusedKernels() {
+		if b == nil {
+			b = graphs.ZerosLike(graphs.Reshape(graphs.SliceAxis(w, 2, 0, 1), -1))
+		}
+		return graphs.CausalConv(x, w, b), nil
+	}
 	var xs *graphs.Value // [B, K−1+T, C]
 	if past == nil {
 		xs = graphs.ZeroPad(x, []int64{0, k - 1, 0, 0, 0, 0})

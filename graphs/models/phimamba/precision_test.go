@@ -63,12 +63,13 @@ func TestMixerPrecision(t *testing.T) {
 
 // TestFusedMixer checks that the mixer's output and every gradient agree,
 // to float32 rounding, between the stock ops (exported graphs) and the
-// fused kernels of training graphs (CausalConv, SegsumExp for the scan's
-// decays, SegsumExpMul for the chunks' decay-weighted scores and their
-// gradient, and SiluMul for the gate), at a T that is a multiple of the
-// chunk size and one that is not, and without the conv's SiLU and bias;
-// and likewise Stage 1's masked kernel K
-// = L∘(C·Bᵀ) [B, H, T, T] (MatrixParts), one SegsumExpMul.
+// fused kernels of training graphs: CausalConv, SegsumExp for the chunks'
+// and the scan's decays and SiluMul for the gate, and with the blocks'
+// kernels (block) CausalConvSplit for in_proj's split, the conv and its
+// split, and SegsumExpMul for the chunks' decay-weighted scores and their
+// gradient; at a T that is a multiple of the chunk size and one that is
+// not, and without the conv's SiLU and bias; and likewise Stage 1's masked
+// kernel K = L∘(C·Bᵀ) [B, H, T, T] (MatrixParts).
 func TestFusedMixer(t *testing.T) {
 	c := tinyConfig()
 	// Phi-Mamba's identity after the conv (tinyConfig has a SiLU, applied
@@ -76,30 +77,41 @@ func TestFusedMixer(t *testing.T) {
 	// shared by two value heads each, as in Llamba.
 	plain := c
 	plain.Activation, plain.ConvBias, plain.QKHeads = "identity", false, 2
+	ssd := func(conf phimamba.Config) func(layers.Params, *graphs.Value) *graphs.Value {
+		return func(get layers.Params, u *graphs.Value) *graphs.Value {
+			return phimamba.Mixer(get, conf, 0, u, phimamba.FormSSD, nil).Out
+		}
+	}
+	parts := func(get layers.Params, u *graphs.Value) *graphs.Value {
+		return phimamba.MatrixParts(get, c, 0, u).Kernel()
+	}
+	mixer := map[string]int{"CausalConv": 1, "CausalConv parts": 1, "CausalConvGrad": 1, "SegsumExp": 2, "SegsumExpGrad": 2, "SiluMul": 1, "SiluMulGrad": 1}
+	// With the blocks' kernels the conv writes x, B, C, z and a_raw, one
+	// SegsumExp is the scores' product and one more its gradient for C·Bᵀ.
+	mixerBlock := map[string]int{"CausalConv": 1, "CausalConv parts": 5, "CausalConvGrad": 1, "SegsumExp": 3, "SegsumExpGrad": 2, "SiluMul": 1, "SiluMulGrad": 1}
 	for _, tc := range []struct {
-		name string
-		conf phimamba.Config
-		seq  int64
-		f    func(layers.Params, *graphs.Value) *graphs.Value
-		want map[string]int // fused nodes by op
+		name  string
+		conf  phimamba.Config
+		seq   int64
+		block bool
+		f     func(layers.Params, *graphs.Value) *graphs.Value
+		want  map[string]int // fused nodes by op
 	}{
-		{"ssd/T=16", c, 16, func(get layers.Params, u *graphs.Value) *graphs.Value {
-			return phimamba.Mixer(get, c, 0, u, phimamba.FormSSD, nil).Out
-		}, map[string]int{"CausalConv": 1, "CausalConvGrad": 1, "SegsumExp": 3, "SegsumExpGrad": 2, "SiluMul": 1, "SiluMulGrad": 1}},
-		{"ssd/T=13", c, 13, func(get layers.Params, u *graphs.Value) *graphs.Value {
-			return phimamba.Mixer(get, c, 0, u, phimamba.FormSSD, nil).Out
-		}, map[string]int{"CausalConv": 1, "CausalConvGrad": 1, "SegsumExp": 3, "SegsumExpGrad": 2, "SiluMul": 1, "SiluMulGrad": 1}},
-		{"ssd-plain/T=16", plain, 16, func(get layers.Params, u *graphs.Value) *graphs.Value {
-			return phimamba.Mixer(get, plain, 0, u, phimamba.FormSSD, nil).Out
-		}, map[string]int{"CausalConv": 1, "CausalConvGrad": 1, "SegsumExp": 3, "SegsumExpGrad": 2, "SiluMul": 1, "SiluMulGrad": 1}},
-		{"matrix-parts/T=21", c, 21, func(get layers.Params, u *graphs.Value) *graphs.Value {
-			return phimamba.MatrixParts(get, c, 0, u).Kernel()
-		}, map[string]int{"CausalConv": 1, "CausalConvGrad": 1, "SegsumExp": 2, "SegsumExpGrad": 1}},
+		{"ssd/T=16", c, 16, false, ssd(c), mixer},
+		{"ssd/T=13", c, 13, false, ssd(c), mixer},
+		{"ssd-block/T=16", c, 16, true, ssd(c), mixerBlock},
+		{"ssd-block/T=13", c, 13, true, ssd(c), mixerBlock},
+		{"ssd-block-plain/T=16", plain, 16, true, ssd(plain), mixerBlock},
+		{"matrix-parts/T=21", c, 21, false, parts, map[string]int{"CausalConv": 1, "CausalConv parts": 1, "CausalConvGrad": 1, "SegsumExp": 1, "SegsumExpGrad": 1}},
+		{"matrix-parts-block/T=21", c, 21, true, parts, map[string]int{"CausalConv": 1, "CausalConv parts": 5, "CausalConvGrad": 1, "SegsumExp": 2, "SegsumExpGrad": 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			build := func(fused bool) *graphs.Graph {
 				return graphtest.GradStep("mixer_step", graphs.MatMulFloat32, graphs.S(2, tc.seq, tc.conf.DModel), func(get layers.Params, u *graphs.Value) *graphs.Value {
-					if fused {
+					switch {
+					case fused && tc.block:
+						u.Graph().UseBlockKernels()
+					case fused:
 						u.Graph().UseFusedKernels()
 					}
 					return tc.f(get, u)
@@ -110,6 +122,9 @@ func TestFusedMixer(t *testing.T) {
 			for _, n := range fused.AllNodes() {
 				if n.Def().Domain == graphs.FusedDomain {
 					ops[n.Op]++
+				}
+				if n.Op == "CausalConv" {
+					ops["CausalConv parts"] += len(n.Outputs)
 				}
 			}
 			if fmt.Sprint(ops) != fmt.Sprint(tc.want) {
