@@ -73,9 +73,11 @@
 //
 // Every session registers the custom-op domain FusedDomain ("mohawk.fused"):
 // AdamW, AdamWInPlace, GeluGrad, CausalConv, CausalConvGrad, SegsumExp,
-// SegsumExpGrad, MaskedDiffSq, MaskedDiffSqGrad and CausalSoftmax, each one
-// kernel (MaskedDiffSqGrad two) where stock ONNX ops take five to forty
-// whole-tensor passes, and AllReduce. They are C loops on
+// SegsumExpGrad, MaskedDiffSq, MaskedDiffSqGrad, CausalSoftmax,
+// SoftCrossEntropy, SoftCrossEntropyGrad, LayerNormGrad, SiluMul,
+// SiluMulGrad, Residual and Rotary, each one kernel or a few (one per part
+// for CausalConv's several outputs) where stock ONNX ops take five to
+// forty whole-tensor passes, and AllReduce. They are C loops on
 // the CPU provider and PTX kernels on the CUDA provider, compiled by the CUDA
 // driver (libcuda.so.1, loaded on first use) and run on the provider's
 // stream (fused.c; FusedDomain documents AdamW's arithmetic). They are

@@ -44,10 +44,12 @@ import (
 // before it (graphs.AdamWInPlace says how graphs/train guarantees that).
 //
 // GeluGrad, CausalConv and CausalConvGrad, SegsumExp and SegsumExpGrad,
-// MaskedDiffSq and MaskedDiffSqGrad, and CausalSoftmax (opset 1) are the
-// kernels of the graphs functions of those names, which document their
-// arithmetic; fused.c checks their inputs again and fails the run with a
-// message naming the op.
+// MaskedDiffSq and MaskedDiffSqGrad, CausalSoftmax, SoftCrossEntropy and
+// SoftCrossEntropyGrad, LayerNormGrad, SiluMul and SiluMulGrad, Residual
+// and Rotary (opset 1) are the kernels of the graphs functions of those
+// names, which document their arithmetic; fused.c checks their inputs
+// again and fails the run with a message naming the op. CausalConv's
+// outputs, CausalConvGrad's dy inputs and Residual's parts are variadic.
 //
 // AllReduce (opset 1) takes x and returns the element-wise mean of x over
 // the ranks of the process's data-parallel group (nccl.go).
