@@ -213,10 +213,17 @@ func decays(a *graphs.Value, dt tensors.DType) *graphs.Value {
 	return layers.Decays(layers.CumLogDecay(a), dt)
 }
 
-// decayed is g∘L for log decays a [..., Q] and g [..., Q, Q], in g's
-// dtype (layers.Decayed of their float64 cumulative sum): one fused node
-// in training graphs.
-func decayed(a, g *graphs.Value) *graphs.Value { return layers.Decayed(layers.CumLogDecay(a), g) }
+// decayed is the SSD's decay-weighted scores g∘L for log decays a [..., Q]
+// and g [..., Q, Q], in g's dtype: one fused graphs.SegsumExpMul node with
+// the blocks' kernels (graphs.Graph.UseBlockKernels), which rounds each
+// product once; otherwise g times lowDecays(a), L rounded to the graph's
+// low precision first (bfloat16, or its emulation on the CPU).
+func decayed(a, g *graphs.Value) *graphs.Value {
+	if g.Graph().BlockKernels() {
+		return graphs.SegsumExpMul(layers.CumLogDecay(a), g)
+	}
+	return graphs.Mul(g, lowDecays(a))
+}
 
 // lowDecays is decays of float32 or float64 a in the graph's low
 // precision (graphs.ToLowPrecision): bfloat16 from the fused kernel itself
