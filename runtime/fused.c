@@ -2664,7 +2664,7 @@ static void residual_range(const host_job *j, size_t r) {
 
 static int residual_check(const mh_op *k, size_t n_in, const int *type, const size_t *count, int64_t (*dims)[8],
                           const size_t *rank, char *msg, size_t len) {
-	int ok = n_in == 2 || n_in == 3;
+	int ok = (n_in == 2 || n_in == 3) && (!k->cuda || type[0] == typeFloat); // CUDA's kernel: float h
 	for (size_t i = 1; ok && i < n_in; i++)
 		ok = count[i] == count[0] && rank[i] == rank[0] && memcmp(dims[i], dims[0], rank[0] * sizeof(int64_t)) == 0 &&
 		     (type[i] == type[0] || (type[0] == typeFloat && type[i] == typeBFloat16));
@@ -3008,7 +3008,7 @@ static mh_op ops[nOps] = {
 	{SILUMULGRAD_OP, .types = hostTypes},
 	{SILUMULGRAD_OP, .types = cudaTypes, .cuda = 1},
 	{RESIDUAL_OP, .types = hostFloats},
-	{RESIDUAL_OP, .types = cudaFloats, .cuda = 1},
+	{RESIDUAL_OP, .types = cudaTypes, .cuda = 1}, // any declared type: the parts may be bfloat16 (checked)
 	{ROTARY_OP, .types = hostTypes},
 	{ROTARY_OP, .types = cudaTypes, .cuda = 1},
 	{ALLREDUCE_OP, .types = hostTypes},
