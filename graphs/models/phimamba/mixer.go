@@ -60,10 +60,7 @@ func project(p layers.Params, c Config, i int, u *graphs.Value, conv *graphs.Val
 	var xs []*graphs.Value // x, B, C after the conv, then z and a_raw
 	var state *graphs.Value
 	if conv == nil && w.Graph().BlockKernels() {
-		if cb == nil {
-			cb = graphs.ZerosLike(graphs.Reshape(graphs.SliceAxis(cw, 2, 0, 1), -1))
-		}
-		xs = graphs.CausalConvSplit(w, cw, cb, di, g*n, g*n, di, h)
+		xs = graphs.CausalConvSplit(w, cw, convBias(cw, cb), di, g*n, g*n, di, h)
 	} else {
 		parts := graphs.Split(w, -1, cx, di, h)
 		if conv != nil {
@@ -117,10 +114,7 @@ func (in ssmInputs) wide() ssmInputs {
 func causalConv(x, w, b, past *graphs.Value) (y, state *graphs.Value) {
 	k := w.Shape[2].K
 	if past == nil && x.Graph().FusedKernels() {
-		if b == nil {
-			b = graphs.ZerosLike(graphs.Reshape(graphs.SliceAxis(w, 2, 0, 1), -1))
-		}
-		return graphs.CausalConv(x, w, b), nil
+		return graphs.CausalConv(x, w, convBias(w, b)), nil
 	}
 	var xs *graphs.Value // [B, K−1+T, C]
 	if past == nil {
@@ -143,6 +137,15 @@ func causalConv(x, w, b, past *graphs.Value) (y, state *graphs.Value) {
 		y = graphs.Add(y, b)
 	}
 	return y, state
+}
+
+// convBias is the conv's bias b, or zeros [C] in w's dtype for a conv
+// without one (the fused conv kernels take a bias).
+func convBias(w, b *graphs.Value) *graphs.Value {
+	if b != nil {
+		return b
+	}
+	return graphs.ZerosLike(graphs.Reshape(graphs.SliceAxis(w, 2, 0, 1), -1))
 }
 
 func silu(x *graphs.Value) *graphs.Value { return graphs.Mul(x, graphs.Sigmoid(x)) }
