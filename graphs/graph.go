@@ -31,7 +31,7 @@ type Graph struct {
 	matmul  MatMulPrecision    // on the root: how MatMul and Gemm compute
 	fused   bool               // on the root: forward ops may use FusedDomain kernels
 	matrix  bool               // on the root: Stage 1 may use its fused [T, T] kernels
-	block   bool               // on the root: the blocks may use their fused plumbing kernels
+	block   BlockKernel        // on the root: the blocks' fused plumbing kernels they may use
 	cpu     bool               // on the root: the graph targets ONNX Runtime's CPU provider
 	// gradFrom is 1 + the index of the first node Gradients built in this
 	// graph (0: none yet).

@@ -1,7 +1,9 @@
 package graphs
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 
 	"mohawk/tensors"
 )
@@ -36,22 +38,81 @@ func (g *Graph) UseMatrixKernels() {
 // MatrixKernels reports whether g may use Stage 1's fused [T, T] kernels.
 func (g *Graph) MatrixKernels() bool { return g.root.matrix }
 
-// UseBlockKernels lets g use fused kernels (UseFusedKernels) and, beyond
-// them, the blocks' fused plumbing: CausalConvSplit for the SSM mixer's
-// in_proj split, conv and split, SegsumExpMul for the SSD's decay-weighted
-// scores, Residual for the residual stream and Rotary for rotary
-// embeddings (training.block_kernels). Off by default until their CUDA
-// tests have run on a GPU; without them the blocks build those steps
-// from stock ops (and the conv and decays from CausalConv and
-// SegsumExp), which tests compare against.
-func (g *Graph) UseBlockKernels() {
-	g.root.fused = true
-	g.root.block = true
+// BlockKernel names the blocks' fused plumbing kernels, as a set of bits:
+// BlockConv, CausalConvSplit for the SSM mixer's in_proj split, conv and
+// split; BlockDecay, SegsumExpMul for the SSD's decay-weighted scores;
+// BlockResidual, Residual for the residual stream; BlockRotary, Rotary for
+// rotary embeddings. AllBlockKernels is training.block_kernels; bench-stage
+// can name a subset (ParseBlockKernels) to weigh one kernel at a time.
+type BlockKernel uint8
+
+// The blocks' fused plumbing kernels (BlockKernel).
+const (
+	BlockConv BlockKernel = 1 << iota
+	BlockDecay
+	BlockResidual
+	BlockRotary
+	AllBlockKernels = BlockConv | BlockDecay | BlockResidual | BlockRotary
+)
+
+type blockKernelName struct {
+	k    BlockKernel
+	name string
 }
 
-// BlockKernels reports whether g may use the blocks' fused plumbing
-// kernels (UseBlockKernels).
-func (g *Graph) BlockKernels() bool { return g.root.block }
+var blockKernelNames = []blockKernelName{{BlockConv, "conv"}, {BlockDecay, "decay"}, {BlockResidual, "residual"}, {BlockRotary, "rotary"}}
+
+// String lists k's kernels by name, comma-separated ("" for none).
+func (k BlockKernel) String() string {
+	var names []string
+	for _, n := range blockKernelNames {
+		if k&n.k != 0 {
+			names = append(names, n.name)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+// MarshalText writes String, so that JSON reports name the kernels.
+func (k BlockKernel) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// ParseBlockKernels reads a set of block kernels: "all" or "true" for
+// AllBlockKernels, "none", "false" or "" for none, or a comma-separated
+// list of conv, decay, residual and rotary.
+func ParseBlockKernels(s string) (BlockKernel, error) {
+	switch s {
+	case "all", "true":
+		return AllBlockKernels, nil
+	case "none", "false", "":
+		return 0, nil
+	}
+	var k BlockKernel
+	for _, part := range strings.Split(s, ",") {
+		i := slices.IndexFunc(blockKernelNames, func(n blockKernelName) bool { return n.name == strings.TrimSpace(part) })
+		if i < 0 {
+			return 0, fmt.Errorf("block kernels %q: unknown kernel %q (want all, none, or a list of conv, decay, residual, rotary)", s, part)
+		}
+		k |= blockKernelNames[i].k
+	}
+	return k, nil
+}
+
+// UseBlockKernels lets g use fused kernels (UseFusedKernels) and, beyond
+// them, the blocks' fused plumbing kernels in k (training.block_kernels).
+// Off by default until their CUDA tests and Stage 3's memory have been
+// measured on a GPU; without them the blocks build those steps from
+// stock ops (and the conv and decays from CausalConv and SegsumExp),
+// which tests compare against.
+func (g *Graph) UseBlockKernels(k BlockKernel) {
+	if k != 0 {
+		g.root.fused = true
+	}
+	g.root.block = k
+}
+
+// BlockKernel reports whether g may use every kernel in k
+// (UseBlockKernels).
+func (g *Graph) BlockKernel(k BlockKernel) bool { return g.root.block&k == k }
 
 // TargetCPU marks g as built for ONNX Runtime's CPU provider: builders
 // then keep stock ops where a fused kernel only saves device memory

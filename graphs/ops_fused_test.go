@@ -1285,3 +1285,28 @@ func TestTileKernelShapeRules(t *testing.T) {
 		t.Error("MaskedDiffSq gave its target a gradient")
 	}
 }
+
+// TestParseBlockKernels reads bench-stage's --block-kernels values and
+// writes them back.
+func TestParseBlockKernels(t *testing.T) {
+	for _, c := range []struct {
+		in, want string
+		fail     bool
+	}{
+		{"all", "conv,decay,residual,rotary", false},
+		{"true", "conv,decay,residual,rotary", false},
+		{"none", "", false},
+		{"false", "", false},
+		{"", "", false},
+		{"residual", "residual", false},
+		{"rotary, conv", "conv,rotary", false},
+		{"decay,decay", "decay", false},
+		{"conv,bogus", "", true},
+		{"Conv", "", true},
+	} {
+		k, err := graphs.ParseBlockKernels(c.in)
+		if (err != nil) != c.fail || k.String() != c.want {
+			t.Errorf("ParseBlockKernels(%q) = %q, %v; want %q (error %v)", c.in, k, err, c.want, c.fail)
+		}
+	}
+}

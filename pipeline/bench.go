@@ -171,10 +171,33 @@ type StageBenchOptions struct {
 	LossChunk int    `json:"loss_chunk,omitempty"`
 	// MatrixKernels is training.matrix_kernels.
 	MatrixKernels bool `json:"matrix_kernels,omitempty"`
-	// BlockKernels is training.block_kernels.
-	BlockKernels bool           `json:"block_kernels,omitempty"`
-	Runtime      runtime.Config `json:"-"`
+	// BlockKernels is training.block_kernels, or the subset bench-stage's
+	// --block-kernels names.
+	BlockKernels graphs.BlockKernel `json:"block_kernels,omitempty"`
+	Runtime      runtime.Config     `json:"-"`
 }
+
+// BlockKernelsFlag is bench-stage's --block-kernels, a flag.Value for K:
+// alone (a boolean flag) every block kernel, or =LIST the ones
+// graphs.ParseBlockKernels reads.
+type BlockKernelsFlag struct{ K *graphs.BlockKernel }
+
+func (f *BlockKernelsFlag) String() string {
+	if f == nil || f.K == nil {
+		return ""
+	}
+	return f.K.String()
+}
+
+// Set reads s (graphs.ParseBlockKernels).
+func (f *BlockKernelsFlag) Set(s string) error {
+	k, err := graphs.ParseBlockKernels(s)
+	*f.K = k
+	return err
+}
+
+// IsBoolFlag lets --block-kernels stand alone.
+func (f *BlockKernelsFlag) IsBoolFlag() bool { return true }
 
 // StageResult is a training-stage throughput measurement.
 type StageResult struct {

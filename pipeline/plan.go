@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"mohawk/graphs"
 	"mohawk/graphs/models/family"
 	"mohawk/graphs/train"
 	"mohawk/stages"
@@ -164,7 +165,7 @@ func trainOptions(cfg *Config, s StageConfig) (stages.TrainOptions, error) {
 		Opt:      train.AdamW{Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.WeightDecay, ClipNorm: o.ClipNorm},
 		Schedule: toSchedule(sch, steps), EvalEvery: t.EvalEvery, EvalWindows: t.EvalWindows, CheckpointEvery: t.CheckpointEvery,
 		StepsPerRun: t.StepsPerRun, LayerGroup: s.LayerGroup, Precision: precisionOption(t.Precision),
-		Recompute: recomputeOption(t.Recompute), LossChunk: t.LossChunk, MatrixKernels: t.MatrixKernels, BlockKernels: t.BlockKernels,
+		Recompute: recomputeOption(t.Recompute), LossChunk: t.LossChunk, MatrixKernels: t.MatrixKernels, BlockKernels: blockKernels(t.BlockKernels),
 	}, nil
 }
 
@@ -183,6 +184,14 @@ func recomputeOption(r string) string {
 		return ""
 	}
 	return r
+}
+
+// blockKernels is training.block_kernels' set: all of them or none.
+func blockKernels(on bool) graphs.BlockKernel {
+	if on {
+		return graphs.AllBlockKernels
+	}
+	return 0
 }
 
 func pick(a, b int) int {

@@ -44,7 +44,7 @@ type TrainOptions struct {
 	MatrixKernels bool `json:",omitempty"`
 	// BlockKernels is training.block_kernels: the blocks' fused plumbing
 	// kernels (graphs.Graph.UseBlockKernels).
-	BlockKernels bool `json:",omitempty"`
+	BlockKernels graphs.BlockKernel `json:",omitempty"`
 }
 
 // DistillOptions add Stage 3's choices.

@@ -54,9 +54,9 @@ type TrainSpec struct {
 	// MatrixKernels lets Stage 1 use its fused [T, T] kernels
 	// (train.Spec.MatrixKernels).
 	MatrixKernels bool
-	// BlockKernels lets the blocks use their fused plumbing kernels
+	// BlockKernels are the blocks' fused plumbing kernels the step may use
 	// (train.Spec.BlockKernels).
-	BlockKernels bool
+	BlockKernels graphs.BlockKernel
 }
 
 // TrainResult summarises a finished training stage.

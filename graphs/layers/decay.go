@@ -51,7 +51,7 @@ func Decays(cs *graphs.Value, dt tensors.DType) *graphs.Value {
 // backward; otherwise it is g times Decays(cs) in g's dtype (L one fused
 // SegsumExp node where the graph uses fused kernels).
 func Decayed(cs, g *graphs.Value) *graphs.Value {
-	if cs.Graph().BlockKernels() {
+	if cs.Graph().BlockKernel(graphs.BlockDecay) {
 		return graphs.SegsumExpMul(cs, g)
 	}
 	return graphs.Mul(g, Decays(cs, g.DType))

@@ -56,7 +56,7 @@ func LinearWith(x, w, b *graphs.Value) *graphs.Value {
 // a part widened from bfloat16 (graphs.FromLowPrecision) as the bfloat16
 // value it was, bit for bit the stock Adds' result; otherwise those Adds.
 func Residual(h *graphs.Value, parts ...*graphs.Value) *graphs.Value {
-	if h.Graph().BlockKernels() && h.DType == tensors.Float32 {
+	if h.Graph().BlockKernel(graphs.BlockResidual) && h.DType == tensors.Float32 {
 		narrow := make([]*graphs.Value, len(parts))
 		for i, p := range parts {
 			narrow[i] = p
@@ -133,7 +133,7 @@ func RotaryTables(pos *graphs.Value, rot int64, base float64) (cos, sin *graphs.
 // x's dtype and length, it is one graphs.Rotary node, bit for bit the
 // stock ops' result.
 func ApplyRotary(x, cos, sin *graphs.Value, rot int64) *graphs.Value {
-	if x.Graph().BlockKernels() && cos.DType == x.DType && sin.DType == x.DType && cos.Rank() == 3 &&
+	if x.Graph().BlockKernel(graphs.BlockRotary) && cos.DType == x.DType && sin.DType == x.DType && cos.Rank() == 3 &&
 		cos.Shape[0] == x.Shape[1] && cos.Shape[2] == graphs.D(rot) && x.DType != tensors.Float16 {
 		return graphs.Rotary(x, cos, sin)
 	}

@@ -93,9 +93,9 @@ type Spec struct {
 	// MatrixKernels lets the loss use Stage 1's fused [T, T] kernels
 	// (graphs.Graph.UseMatrixKernels).
 	MatrixKernels bool
-	// BlockKernels lets the blocks use their fused plumbing kernels
-	// (graphs.Graph.UseBlockKernels).
-	BlockKernels bool
+	// BlockKernels are the blocks' fused plumbing kernels the graph may
+	// use (graphs.Graph.UseBlockKernels).
+	BlockKernels graphs.BlockKernel
 	// CPU builds the graph for ONNX Runtime's CPU provider
 	// (graphs.Graph.TargetCPU).
 	CPU bool
@@ -137,9 +137,7 @@ func Build(s Spec) *graphs.Graph {
 	if s.MatrixKernels {
 		g.UseMatrixKernels()
 	}
-	if s.BlockKernels {
-		g.UseBlockKernels()
-	}
+	g.UseBlockKernels(s.BlockKernels)
 	if s.CPU {
 		g.TargetCPU()
 	}

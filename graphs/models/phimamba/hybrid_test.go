@@ -213,11 +213,9 @@ func TestBlockKernels(t *testing.T) {
 	c := hybridConfig(2, 1)
 	w := randomWeights(c, 9)
 	ids := randomIDs(4, 2, 13)
-	build := func(block bool) *graphs.Graph {
+	build := func(block graphs.BlockKernel) *graphs.Graph {
 		g := graphs.New("block")
-		if block {
-			g.UseBlockKernels()
-		}
+		g.UseBlockKernels(block)
 		in := g.Input("input_ids", tensors.Int64, graphs.S(2, 13))
 		var names []string
 		var params []*graphs.Value
@@ -235,16 +233,33 @@ func TestBlockKernels(t *testing.T) {
 		return g
 	}
 	var stock, block *graphs.Graph
-	if err := graphs.Try(func() { stock, block = build(false), build(true) }); err != nil {
+	if err := graphs.Try(func() { stock, block = build(0), build(graphs.AllBlockKernels) }); err != nil {
 		t.Fatal(err)
 	}
-	ops := map[string]int{}
-	for _, n := range block.LiveNodes() {
-		ops[n.Op]++
-	}
-	for op, want := range map[string]int{"Residual": 2, "Rotary": 2, "CausalConvGrad": 1} {
-		if ops[op] != want {
-			t.Errorf("%d %s nodes with the blocks' kernels, want %d", ops[op], op, want)
+	// All of them, then each on its own (bench-stage --block-kernels=LIST).
+	for _, c := range []struct {
+		k    graphs.BlockKernel
+		want map[string]int
+	}{
+		{graphs.AllBlockKernels, map[string]int{"Residual": 2, "Rotary": 2, "CausalConvGrad": 1}},
+		{graphs.BlockResidual, map[string]int{"Residual": 2, "Rotary": 0}},
+		{graphs.BlockRotary, map[string]int{"Residual": 0, "Rotary": 2}},
+		{graphs.BlockConv | graphs.BlockDecay, map[string]int{"Residual": 0, "Rotary": 0, "CausalConvGrad": 1}},
+	} {
+		g := block
+		if c.k != graphs.AllBlockKernels {
+			if err := graphs.Try(func() { g = build(c.k) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ops := map[string]int{}
+		for _, n := range g.LiveNodes() {
+			ops[n.Op]++
+		}
+		for op, want := range c.want {
+			if ops[op] != want {
+				t.Errorf("%d %s nodes with the blocks' kernels %s, want %d", ops[op], op, c.k, want)
+			}
 		}
 	}
 	feeds := map[string]*tensors.Tensor{"input_ids": ids}

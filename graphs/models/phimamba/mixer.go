@@ -59,7 +59,7 @@ func project(p layers.Params, c Config, i int, u *graphs.Value, conv *graphs.Val
 	}
 	var xs []*graphs.Value // x, B, C after the conv, then z and a_raw
 	var state *graphs.Value
-	if conv == nil && w.Graph().BlockKernels() {
+	if conv == nil && w.Graph().BlockKernel(graphs.BlockConv) {
 		xs = graphs.CausalConvSplit(w, cw, convBias(cw, cb), di, g*n, g*n, di, h)
 	} else {
 		parts := graphs.Split(w, -1, cx, di, h)
@@ -222,7 +222,7 @@ func decays(a *graphs.Value, dt tensors.DType) *graphs.Value {
 // product once; otherwise g times lowDecays(a), L rounded to the graph's
 // low precision first (bfloat16, or its emulation on the CPU).
 func decayed(a, g *graphs.Value) *graphs.Value {
-	if g.Graph().BlockKernels() {
+	if g.Graph().BlockKernel(graphs.BlockDecay) {
 		return graphs.SegsumExpMul(layers.CumLogDecay(a), g)
 	}
 	return graphs.Mul(g, lowDecays(a))

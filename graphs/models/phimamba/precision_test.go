@@ -93,24 +93,27 @@ func TestFusedMixer(t *testing.T) {
 		name  string
 		conf  phimamba.Config
 		seq   int64
-		block bool
+		block graphs.BlockKernel // the blocks' kernels used
 		f     func(layers.Params, *graphs.Value) *graphs.Value
 		want  map[string]int // fused nodes by op
 	}{
-		{"ssd/T=16", c, 16, false, ssd(c), mixer},
-		{"ssd/T=13", c, 13, false, ssd(c), mixer},
-		{"ssd-block/T=16", c, 16, true, ssd(c), mixerBlock},
-		{"ssd-block/T=13", c, 13, true, ssd(c), mixerBlock},
-		{"ssd-block-plain/T=16", plain, 16, true, ssd(plain), mixerBlock},
-		{"matrix-parts/T=21", c, 21, false, parts, map[string]int{"CausalConv": 1, "CausalConv parts": 1, "CausalConvGrad": 1, "SegsumExp": 1, "SegsumExpGrad": 1}},
-		{"matrix-parts-block/T=21", c, 21, true, parts, map[string]int{"CausalConv": 1, "CausalConv parts": 5, "CausalConvGrad": 1, "SegsumExp": 2, "SegsumExpGrad": 1}},
+		{"ssd/T=16", c, 16, 0, ssd(c), mixer},
+		{"ssd/T=13", c, 13, 0, ssd(c), mixer},
+		{"ssd-block/T=16", c, 16, graphs.AllBlockKernels, ssd(c), mixerBlock},
+		{"ssd-block/T=13", c, 13, graphs.AllBlockKernels, ssd(c), mixerBlock},
+		{"ssd-block-plain/T=16", plain, 16, graphs.AllBlockKernels, ssd(plain), mixerBlock},
+		// One kernel at a time (bench-stage --block-kernels=LIST).
+		{"ssd-conv/T=16", c, 16, graphs.BlockConv, ssd(c), map[string]int{"CausalConv": 1, "CausalConv parts": 5, "CausalConvGrad": 1, "SegsumExp": 2, "SegsumExpGrad": 2, "SiluMul": 1, "SiluMulGrad": 1}},
+		{"ssd-decay/T=16", c, 16, graphs.BlockDecay, ssd(c), map[string]int{"CausalConv": 1, "CausalConv parts": 1, "CausalConvGrad": 1, "SegsumExp": 3, "SegsumExpGrad": 2, "SiluMul": 1, "SiluMulGrad": 1}},
+		{"matrix-parts/T=21", c, 21, 0, parts, map[string]int{"CausalConv": 1, "CausalConv parts": 1, "CausalConvGrad": 1, "SegsumExp": 1, "SegsumExpGrad": 1}},
+		{"matrix-parts-block/T=21", c, 21, graphs.AllBlockKernels, parts, map[string]int{"CausalConv": 1, "CausalConv parts": 5, "CausalConvGrad": 1, "SegsumExp": 2, "SegsumExpGrad": 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			build := func(fused bool) *graphs.Graph {
 				return graphtest.GradStep("mixer_step", graphs.MatMulFloat32, graphs.S(2, tc.seq, tc.conf.DModel), func(get layers.Params, u *graphs.Value) *graphs.Value {
 					switch {
-					case fused && tc.block:
-						u.Graph().UseBlockKernels()
+					case fused && tc.block != 0:
+						u.Graph().UseBlockKernels(tc.block)
 					case fused:
 						u.Graph().UseFusedKernels()
 					}
