@@ -41,6 +41,7 @@ type Env struct {
 	sessions   map[*Session]struct{}
 	residents  map[*Resident]struct{}
 	identities map[tensors.DType]*Session // Fetch's copy sessions
+	arenas     []SessionArena             // of the closed sessions (ArenaStats)
 
 	hostIn, hostOut atomic.Int64 // HostTraffic
 }

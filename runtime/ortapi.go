@@ -9,8 +9,6 @@ package runtime
 #include <string.h>
 #include "fused.h"
 
-#include "fused.h"
-
 // The few entries of ORT's C API (struct OrtApi, a table of function
 // pointers) that onnxruntime_go v1.27.0 does not wrap: binding outputs to a
 // device's memory and feeding those values to later runs. Entries are
@@ -37,8 +35,12 @@ enum {
 	mhReleaseIoBinding = 135,
 	mhBindInput = 136,
 	mhBindOutputToDevice = 138,
+	mhCreateAllocator = 131,
+	mhReleaseAllocator = 132,
 	mhGetBoundOutputValues = 140,
 	mhSynchronizeBoundOutputs = 203,
+	mhGetKeyValuePairs = 298,
+	mhReleaseKeyValuePairs = 300,
 };
 
 typedef void *(*mh_get_api_fn)(uint32_t);
@@ -80,6 +82,40 @@ static char *mh_error(status s) {
 	((void (*)(status))mh_api[mhReleaseStatus])(s);
 	return out;
 }
+
+// mh_allocator is the head of struct OrtAllocator up to GetStats, the
+// member an allocator of version MH_ALLOCATOR_STATS_VERSION or later has
+// (it may still be NULL); TestAllocatorLayout checks it against the header.
+typedef struct mh_allocator {
+	uint32_t version;
+	void *(*Alloc)(struct mh_allocator *, size_t);
+	void (*Free)(struct mh_allocator *, void *);
+	const void *(*Info)(const struct mh_allocator *);
+	void *(*Reserve)(struct mh_allocator *, size_t);
+	status (*GetStats)(const struct mh_allocator *, void **);
+} mh_allocator;
+#define MH_ALLOCATOR_STATS_VERSION 23
+
+// mh_allocator_stats reads the statistics of the allocator session uses for
+// the memory info into *pairs (an OrtKeyValuePairs the caller releases),
+// or leaves *pairs NULL when that allocator keeps none.
+static char *mh_allocator_stats(void *session, void *info, void **pairs) {
+	*pairs = NULL;
+	mh_allocator *a = NULL;
+	char *err = mh_error(((status (*)(void *, void *, mh_allocator **))mh_api[mhCreateAllocator])(session, info, &a));
+	if (err) return err;
+	if (a->version >= MH_ALLOCATOR_STATS_VERSION && a->GetStats != NULL) err = mh_error(a->GetStats(a, pairs));
+	((void (*)(mh_allocator *))mh_api[mhReleaseAllocator])(a);
+	return err;
+}
+
+// mh_pairs points keys and values at the n entries of an OrtKeyValuePairs.
+static size_t mh_pairs(void *pairs, const char *const **keys, const char *const **values) {
+	size_t n = 0;
+	((void (*)(void *, const char *const **, const char *const **, size_t *))mh_api[mhGetKeyValuePairs])(pairs, keys, values, &n);
+	return n;
+}
+static void mh_release_pairs(void *pairs) { ((void (*)(void *))mh_api[mhReleaseKeyValuePairs])(pairs); }
 
 static char *mh_memory_info(const char *name, int device, void **out) {
 	// OrtArenaAllocator = 1, OrtMemTypeDefault = 0
@@ -298,6 +334,31 @@ func pinnedHostValue(pin *goruntime.Pinner, cpu unsafe.Pointer, t *tensors.Tenso
 	err := cErr(C.mh_host_value(cpu, unsafe.Pointer(&data[0]), C.size_t(len(t.Data)), &shape[0], C.size_t(len(t.Shape)),
 		C.int(t.DType), &v))
 	return v, err
+}
+
+// allocatorStats reads the statistics that the allocator session uses for
+// the memory info keeps, as key → value; ok is false when it keeps none.
+func allocatorStats(session, info unsafe.Pointer) (stats map[string]string, ok bool, err error) {
+	var pairs unsafe.Pointer
+	if err := cErr(C.mh_allocator_stats(session, info, &pairs)); err != nil {
+		return nil, false, err
+	}
+	if pairs == nil {
+		return nil, false, nil
+	}
+	defer C.mh_release_pairs(pairs)
+	var keys, values **C.char
+	n := int(C.mh_pairs(pairs, &keys, &values))
+	stats = make(map[string]string, n)
+	if n > 0 {
+		ks, vs := unsafe.Slice(keys, n), unsafe.Slice(values, n)
+		for i := range n {
+			if ks[i] != nil && vs[i] != nil {
+				stats[C.GoString(ks[i])] = C.GoString(vs[i])
+			}
+		}
+	}
+	return stats, true, nil
 }
 
 func releaseValue(v unsafe.Pointer)      { C.mh_release_value(v) }

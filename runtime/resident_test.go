@@ -106,25 +106,35 @@ func TestCustomOpLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	members := func(text, start string, member *regexp.Regexp) []string {
-		i := strings.Index(text, start)
-		if i < 0 {
-			t.Fatalf("no %q", start)
-		}
-		body := text[i : i+strings.Index(text[i:], "\n}")]
-		body = regexp.MustCompile(`(?s)/\*.*?\*/`).ReplaceAllString(body, "")
-		body = regexp.MustCompile(`//[^\n]*`).ReplaceAllString(body, "")
-		var names []string
-		for _, m := range member.FindAllStringSubmatch(body, -1) {
-			names = append(names, m[1])
-		}
-		return names
-	}
-	want := append([]string{"version"}, members(string(header), "struct OrtCustomOp {", regexp.MustCompile(`ORT_API_CALL\s*\*\s*(\w+)\)`))...)
-	got := append([]string{"version"}, members(string(src), "typedef struct mh_custom_op {", regexp.MustCompile(`\(\*(\w+)\)\(`))...)
+	want := append([]string{"version"}, structMembers(t, string(header), "struct OrtCustomOp {", regexp.MustCompile(`ORT_API_CALL\s*\*\s*(\w+)\)`))...)
+	got := append([]string{"version"}, structMembers(t, string(src), "typedef struct mh_custom_op {", regexp.MustCompile(`\(\*(\w+)\)\(`))...)
 	if len(want) < 20 || strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("fused.c's OrtCustomOp members\n%v\nthe header's\n%v", got, want)
 	}
+}
+
+// structMembers lists the members of the C struct that starts at start in
+// text, comments removed: for each match of member, its first non-empty
+// group.
+func structMembers(t *testing.T, text, start string, member *regexp.Regexp) []string {
+	t.Helper()
+	i := strings.Index(text, start)
+	if i < 0 {
+		t.Fatalf("no %q", start)
+	}
+	body := text[i : i+strings.Index(text[i:], "\n}")]
+	body = regexp.MustCompile(`(?s)/\*.*?\*/`).ReplaceAllString(body, "")
+	body = regexp.MustCompile(`//[^\n]*`).ReplaceAllString(body, "")
+	var names []string
+	for _, m := range member.FindAllStringSubmatch(body, -1) {
+		for _, g := range m[1:] {
+			if g != "" {
+				names = append(names, g)
+				break
+			}
+		}
+	}
+	return names
 }
 
 // matMulSum opens a session of c = a·b, s = Σc with a [m, 3] and b [3, 3].

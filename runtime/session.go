@@ -312,7 +312,8 @@ func (s *Session) Declared(name string) (dt tensors.DType, shape []int64, ok boo
 	return t.elem, shape, true
 }
 
-// Close destroys the ORT session. It is idempotent.
+// Close destroys the ORT session, first reading its arena statistics for
+// Env.ArenaStats. It is idempotent.
 func (s *Session) Close() error {
 	s.mu.Lock()
 	o := s.ort
@@ -321,8 +322,10 @@ func (s *Session) Close() error {
 	if o == nil {
 		return nil
 	}
+	a, err := s.readArena(o)
 	s.env.mu.Lock()
 	delete(s.env.sessions, s)
+	s.env.arenas = append(s.env.arenas, SessionArena{Session: s.name, Stats: a, Err: err})
 	s.env.mu.Unlock()
 	if err := o.Destroy(); err != nil {
 		return fmt.Errorf("session %q: close: %v", s.name, err)
