@@ -1,11 +1,14 @@
 package runtime
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
+
+	ort "github.com/yalue/onnxruntime_go"
 
 	pb "mohawk/export/onnxpb"
 	"mohawk/tensors"
@@ -144,5 +147,47 @@ func TestArenaAllocatorLayout(t *testing.T) {
 	i := strings.Index(strings.Join(want, " "), "GetStats")
 	if i < 0 || len(got) != 5 || strings.Join(got, " ") != strings.Join(want, " ")[:i+len("GetStats")] {
 		t.Errorf("ortapi.go's OrtAllocator members\n%v\nthe header's\n%v", got, want)
+	}
+}
+
+// TestArenaStatsOff turns the CPU arena off for one session: its allocator
+// then reports no statistics, which must come back as ErrNoArenaStats, not
+// as zeros.
+func TestArenaStatsOff(t *testing.T) {
+	env := needORT(t)
+	if env.Provider() != ProviderCPU {
+		t.Skipf("provider %s: the test turns off the CPU arena", env.Provider())
+	}
+	model := addModel(t)
+	const name = "arena-off"
+	s, err := env.newSession(name, []string{"a", "b"}, []string{"c"}, func(opts *ort.SessionOptions) (*ort.DynamicAdvancedSession, error) {
+		if err := opts.SetCpuMemArena(false); err != nil {
+			return nil, err
+		}
+		return ort.NewDynamicAdvancedSessionWithONNXData(model, []string{"a", "b"}, []string{"c"}, opts)
+	}, func() (signature, error) { return readSignature(bytes.NewReader(model)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	x := tensors.Zeros(tensors.Float32, 2, 3)
+	if _, err := s.Run([]*tensors.Tensor{x, x}); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := s.ArenaStats(); !errors.Is(err, ErrNoArenaStats) || a != (ArenaStats{}) {
+		t.Errorf("live: %+v, %v; want ErrNoArenaStats", a, err)
+	}
+	s.Close()
+	n := 0
+	for _, a := range env.ArenaStats() {
+		if a.Session == name {
+			n++
+			if !errors.Is(a.Err, ErrNoArenaStats) || a.Open || a.Stats != (ArenaStats{}) {
+				t.Errorf("recorded at close: %+v; want ErrNoArenaStats", a)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d records of %q, want 1", n, name)
 	}
 }
