@@ -58,6 +58,9 @@ type ForwardResult struct {
 	MsPerIter   float64 `json:"ms_per_iter"`
 	TokensPerS  float64 `json:"tokens_per_s"`
 	SessionSecs float64 `json:"session_s"`
+	// Arena and ArenaErrors are as in StageResult.
+	Arena       []ArenaUse `json:"arena"`
+	ArenaErrors []string   `json:"arena_errors,omitempty"`
 }
 
 // ForwardBenchOptions configure a teacher forward measurement.
@@ -121,8 +124,46 @@ func BenchForward(ctx context.Context, model string, o ForwardBenchOptions, rc r
 		}
 	}
 	ms := median(times) * 1000
-	return &ForwardResult{Model: model, Provider: rt.Provider(), Batch: batch, Seq: seq, Iters: iters,
-		Precision: o.Precision, HostLogits: o.HostLogits, MsPerIter: ms, TokensPerS: float64(batch*seq) / (ms / 1000), SessionSecs: sessSecs}, nil
+	if err := s.Close(); err != nil { // records its arena statistics
+		return nil, err
+	}
+	r := &ForwardResult{Model: model, Provider: rt.Provider(), Batch: batch, Seq: seq, Iters: iters,
+		Precision: o.Precision, HostLogits: o.HostLogits, MsPerIter: ms, TokensPerS: float64(batch*seq) / (ms / 1000), SessionSecs: sessSecs}
+	r.Arena, r.ArenaErrors = arenaUse(rt)
+	return r, nil
+}
+
+// ArenaUse is one session's ONNX Runtime memory arena in the provider's
+// memory (GPU memory under cuda): the peak its tensors held against what
+// the arena reserved from the device (runtime.ArenaStats).
+type ArenaUse struct {
+	Session string `json:"session"`
+	// Open marks a session still open when read (Upload and Fetch's copy
+	// sessions, whose arena holds the uploaded state), read at the end.
+	Open       bool  `json:"open,omitempty"`
+	MaxInUse   int64 `json:"max_in_use_bytes"`
+	Reserved   int64 `json:"reserved_bytes"` // TotalAllocated
+	InUse      int64 `json:"in_use_bytes"`   // when read
+	MaxAlloc   int64 `json:"max_alloc_bytes"`
+	Allocs     int64 `json:"allocs"`
+	Extensions int64 `json:"extensions"`
+}
+
+// arenaUse lists the arenas of rt's sessions (runtime.Env.ArenaStats) and,
+// apart, why a session has none.
+func arenaUse(rt *runtime.Env) ([]ArenaUse, []string) {
+	var use []ArenaUse
+	var errs []string
+	for _, a := range rt.ArenaStats() {
+		if a.Err != nil {
+			errs = append(errs, a.Err.Error())
+			continue
+		}
+		st := a.Stats
+		use = append(use, ArenaUse{Session: a.Session, Open: a.Open, MaxInUse: st.MaxInUse, Reserved: st.TotalAllocated, InUse: st.InUse,
+			MaxAlloc: st.MaxAllocSize, Allocs: st.NumAllocs, Extensions: st.NumArenaExtensions})
+	}
+	return use, errs
 }
 
 func randomIDs(batch, seq, vocab int, seed uint64) *tensors.Tensor {
@@ -219,6 +260,11 @@ type StageResult struct {
 	// counted from what each run feeds and fetches.
 	HostBytesPerSt int64     `json:"host_bytes_per_step"`
 	Losses         []float64 `json:"losses"` // every step's training loss
+	// Arena is the memory arena of every session the stage ran, read as
+	// each closed, then of those still open; ArenaErrors says why a session
+	// has no statistics (e.g. its allocator keeps none).
+	Arena       []ArenaUse `json:"arena"`
+	ArenaErrors []string   `json:"arena_errors,omitempty"`
 }
 
 // checkPrecision refuses a precision name other than fp32, bf16 or none.
@@ -304,6 +350,7 @@ func BenchStage(ctx context.Context, o StageBenchOptions, progress io.Writer) (*
 	r.TFLOPs = r.TokensPerS * r.FLOPsPerToken / 1e12
 	r.MFU790 = r.TFLOPs / 790
 	r.HostBytesPerSt = hostBytesPerStep(o, trainableShapes(o.Stage, t.Config, sc))
+	r.Arena, r.ArenaErrors = arenaUse(rt) // the stage closed its sessions when it returned
 	return r, nil
 }
 

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -47,6 +48,7 @@ func TestBenchStageResidentState(t *testing.T) {
 			}
 			t.Logf("%s: host↔device bytes per step %d resident, %d on host; losses %.4f → %.4f", stage,
 				res.HostBytesPerSt, host.HostBytesPerSt, res.Losses[0], res.Losses[5])
+			checkArena(t, res)
 		})
 	}
 }
@@ -240,4 +242,30 @@ func TestBenchStageMatrixKernels(t *testing.T) {
 		t.Errorf("the losses are equal to the bit (%v): were the matrix kernels used?", stock.Losses)
 	}
 	t.Logf("losses: fused %v, stock %v", fused.Losses, stock.Losses)
+}
+
+// checkArena checks the arena statistics of a CPU bench-stage result: the
+// step graph's session closed with statistics whose peak fits in what its
+// arena reserved, and its JSON carries them.
+func checkArena(t *testing.T, r *StageResult) {
+	t.Helper()
+	if len(r.ArenaErrors) > 0 {
+		t.Errorf("sessions without arena statistics: %q", r.ArenaErrors)
+	}
+	step := fmt.Sprintf("_step%d", r.StepsPerRun)
+	found := false
+	for _, a := range r.Arena {
+		t.Logf("arena %+v", a)
+		if strings.HasSuffix(a.Session, step) && !a.Open {
+			found = a.MaxInUse > 0 && a.Reserved >= a.MaxInUse && a.Allocs > 0 && a.MaxAlloc <= a.MaxInUse
+		}
+	}
+	if !found {
+		t.Errorf("no closed *%s session with MaxInUse in (0, reserved] among %+v", step, r.Arena)
+	}
+	b, err := json.Marshal(r)
+	if err != nil || !strings.Contains(string(b), `"arena":[{"session":`) || !strings.Contains(string(b), `"max_in_use_bytes":`) ||
+		!strings.Contains(string(b), `"reserved_bytes":`) {
+		t.Errorf("bench-stage JSON has no arena list: %v %.200s", err, b)
+	}
 }
