@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"mohawk/runtime"
 )
 
 // TestBenchStageResidentState trains each stage kind for a few runs with
@@ -249,23 +251,46 @@ func TestBenchStageMatrixKernels(t *testing.T) {
 // arena reserved, and its JSON carries them.
 func checkArena(t *testing.T, r *StageResult) {
 	t.Helper()
-	if len(r.ArenaErrors) > 0 {
-		t.Errorf("sessions without arena statistics: %q", r.ArenaErrors)
-	}
-	step := fmt.Sprintf("_step%d", r.StepsPerRun)
-	found := false
-	for _, a := range r.Arena {
-		t.Logf("arena %+v", a)
-		if strings.HasSuffix(a.Session, step) && !a.Open {
-			found = a.MaxInUse > 0 && a.Reserved >= a.MaxInUse && a.Allocs > 0 && a.MaxAlloc <= a.MaxInUse
-		}
-	}
-	if !found {
-		t.Errorf("no closed *%s session with MaxInUse in (0, reserved] among %+v", step, r.Arena)
-	}
+	checkSessionArena(t, r.Arena, r.ArenaErrors, fmt.Sprintf("_step%d", r.StepsPerRun), 1)
 	b, err := json.Marshal(r)
 	if err != nil || !strings.Contains(string(b), `"arena":[{"session":`) || !strings.Contains(string(b), `"max_in_use_bytes":`) ||
 		!strings.Contains(string(b), `"reserved_bytes":`) {
 		t.Errorf("bench-stage JSON has no arena list: %v %.200s", err, b)
 	}
+}
+
+// checkSessionArena checks that the closed session whose name ends with
+// suffix has arena statistics with a peak of at least minBytes that fits in
+// what its arena reserved, and that every session has statistics.
+func checkSessionArena(t *testing.T, arena []ArenaUse, errs []string, suffix string, minBytes int64) {
+	t.Helper()
+	if len(errs) > 0 {
+		t.Errorf("sessions without arena statistics: %q", errs)
+	}
+	found := false
+	for _, a := range arena {
+		t.Logf("arena %+v", a)
+		if strings.HasSuffix(a.Session, suffix) && !a.Open {
+			found = a.MaxInUse >= minBytes && a.Reserved >= a.MaxInUse && a.Allocs > 0 && a.MaxAlloc <= a.MaxInUse
+		}
+	}
+	if !found {
+		t.Errorf("no closed *%s session with MaxInUse in [%d, reserved] among %+v", suffix, minBytes, arena)
+	}
+}
+
+// TestBenchForwardArena: the teacher forward's session reports an arena
+// peak of at least the [1, seq, vocab] float32 logits it kept resident.
+func TestBenchForwardArena(t *testing.T) {
+	teacher := filepath.Join(demoDir(t), "teacher")
+	tc, err := LoadTeacher(teacher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const seq = 16
+	r, err := BenchForward(context.Background(), teacher, ForwardBenchOptions{Batch: 1, Seq: seq, Iters: 1, Precision: "fp32"}, runtime.Config{}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSessionArena(t, r.Arena, r.ArenaErrors, "teacher_forward", seq*tc.Config.Sizes().Vocab*4)
 }
