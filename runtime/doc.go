@@ -69,6 +69,20 @@
 // through a small cgo shim over ORT's I/O binding (ortapi.go), because
 // onnxruntime_go v1.27.0 only binds host memory.
 //
+// # Arena statistics
+//
+// Session.ArenaStats reads the statistics of the memory arena the session
+// allocates from in its provider's memory (GPU memory under cuda and
+// tensorrt, host memory under cpu): bytes in use, their peak, the bytes
+// the arena reserved from the device, allocations and extensions. Close
+// reads them just before it destroys the session, and Env.ArenaStats lists
+// them for every closed session, then reads the open ones. Each session has
+// an arena of its own; the peak against the reserve tells fragmentation
+// from tensors that are really live, which nvidia-smi cannot. An allocator
+// that keeps none (an arena turned off) gives ErrNoArenaStats, not zeros.
+// It goes through OrtApi's CreateAllocator and OrtAllocator's GetStats
+// (ortapi.go).
+//
 // # Fused kernels
 //
 // Every session registers the custom-op domain FusedDomain ("mohawk.fused"):
