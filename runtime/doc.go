@@ -76,9 +76,10 @@
 // tensorrt, host memory under cpu): bytes in use, their peak, the bytes
 // the arena reserved from the device, allocations and extensions. Close
 // reads them just before it destroys the session, and Env.ArenaStats lists
-// them for every closed session, then reads the open ones. Each session has
-// an arena of its own; the peak against the reserve tells fragmentation
-// from tensors that are really live, which nvidia-smi cannot. An allocator
+// them for every closed session, then reads the open ones. mohawk does not
+// ask ORT to share arenas between sessions, so each session's figures are
+// its own; the peak against the reserve tells fragmentation from tensors
+// that are really live, which nvidia-smi cannot. An allocator
 // that keeps none (an arena turned off) gives ErrNoArenaStats, not zeros.
 // It goes through OrtApi's CreateAllocator and OrtAllocator's GetStats
 // (ortapi.go).
