@@ -3,6 +3,7 @@ package runtime
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"regexp"
 	"strings"
@@ -189,5 +190,52 @@ func TestArenaStatsOff(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("%d records of %q, want 1", n, name)
+	}
+}
+
+// TestMemPattern checks that Config.MemPattern reaches ORT: with the
+// memory pattern, a session's second run takes its two [n, m] float32
+// intermediates (live together) from one planned block at least their
+// combined size; without it each comes from the arena on its own.
+func TestMemPattern(t *testing.T) {
+	env := needORT(t)
+	if env.Provider() != ProviderCPU {
+		t.Skipf("provider %s: the test sizes the CPU arena", env.Provider())
+	}
+	const n, k, m = 512, 16, 1024
+	one := int64(n * m * 4) // one float32 intermediate, computed apart from ORT
+	model := modelBytes(t,
+		[]*pb.NodeProto{node("MatMul", []string{"a", "b"}, []string{"c"}), node("Add", []string{"c", "c"}, []string{"d"}),
+			node("Mul", []string{"c", "d"}, []string{"e"}), node("ReduceSum", []string{"e"}, []string{"s"}, intAttr("keepdims", 0))},
+		[]*pb.ValueInfoProto{vi("a", tensors.Float32, n, k), vi("b", tensors.Float32, k, m)},
+		[]*pb.ValueInfoProto{vi("s", tensors.Float32)})
+	saved := env.cfg.MemPattern
+	defer func() { env.cfg.MemPattern = saved }()
+	for _, c := range []struct {
+		pattern bool
+		block   func(maxAlloc int64) bool
+		want    string
+	}{
+		{false, func(a int64) bool { return a < 2*one }, "each intermediate on its own"},
+		{true, func(a int64) bool { return a >= 2*one }, "one block of both intermediates"},
+	} {
+		env.cfg.MemPattern = c.pattern
+		s, err := env.NewSession(fmt.Sprintf("mem-pattern-%v", c.pattern), model, []string{"a", "b"}, []string{"s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // ORT plans the pattern in the first run and uses it from the second
+			if _, err := s.Run([]*tensors.Tensor{tensors.Zeros(tensors.Float32, n, k), tensors.Zeros(tensors.Float32, k, m)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a, err := s.ArenaStats()
+		s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.block(a.MaxAllocSize) {
+			t.Errorf("mem_pattern %v: largest allocation %d bytes with intermediates of %d: want %s", c.pattern, a.MaxAllocSize, one, c.want)
+		}
 	}
 }

@@ -45,6 +45,16 @@ type Config struct {
 	// kernel on the GPU provider instead of silently running it on the CPU
 	// (ORT's session.disable_cpu_ep_fallback). Ignored on the CPU provider.
 	DisableCPUFallback bool `mapstructure:"disable_cpu_fallback"`
+	// MemPattern turns on ORT's memory pattern (its enable_mem_pattern,
+	// on in ORT by default, off here): tensors whose sizes the session can
+	// work out from its inputs are placed at planned offsets in one block,
+	// reserved whole, while the rest come from the arena. The two do not
+	// share memory: Phi-1.5's Stage 3 step with the fused decays held a
+	// 29.6 GB block beside 33 GB of arena for a 34.0 GB peak in use (63.9
+	// GB reserved on an H100, docs/benchmarks.md); without the pattern
+	// every tensor comes from the arena and a freed one's memory serves the
+	// next.
+	MemPattern bool `mapstructure:"mem_pattern"`
 	// OptimizationLevel is ORT's graph optimisation level: "disable",
 	// "basic", "extended" or "all" (default).
 	OptimizationLevel string `mapstructure:"optimization_level"`

@@ -171,6 +171,9 @@ func configureSessionOptions(opts *ort.SessionOptions, cfg Config, provider stri
 	if err := opts.SetGraphOptimizationLevel(level); err != nil {
 		return fmt.Errorf("set optimization level %s: %v", cfg.OptimizationLevel, err)
 	}
+	if err := opts.SetMemPattern(cfg.MemPattern); err != nil {
+		return fmt.Errorf("set memory pattern %v: %v", cfg.MemPattern, err)
+	}
 	if n := cfg.CPU.IntraOpThreads; n > 0 {
 		if err := opts.SetIntraOpNumThreads(n); err != nil {
 			return fmt.Errorf("set intra-op threads %d: %v", n, err)

@@ -332,6 +332,36 @@ OURS13)
   done
   gpumem_peaks
   ;;
+OURS14)
+  # Twelfth session, second machine session: ORT's memory pattern off
+  # (runtime.mem_pattern, the new default). OURS13 found that with the
+  # fused decays the pattern's planned block (29.6 GB) and the arena did
+  # not share memory: 63.9 GB reserved for a 34.0 GB peak in use. After
+  # PEERS14 (eager PyTorch's Stage 3 bf16 at micro-batch 4, the peer in
+  # the same machine session): ours with all the blocks' kernels and with
+  # the stock plumbing under the 76 GB cap, and Stage 1 with them, with
+  # the pattern off and on.
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
+  O3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --arena-extend same_as_requested"
+  S12="--teacher $(q phi-1.5 phi-1.5:1) --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 2 --provider $PROV --tf32 --precision bf16"
+  for v in "block --block-kernels" new; do
+    set -- $v
+    gpumem s3_$1 </dev/null >/dev/null 2>&1 & pid=$!
+    run stage3_$1 280 $P bench-stage $O3 --mem-limit-gb $(q 76 2) --precision bf16 --micro-batch $(q 4 1) ${2:-}
+    kill $pid 2>/dev/null
+    arena_of stage3_$1
+  done
+  for v in "orient" "orient_pattern --mem-pattern"; do
+    set -- $v
+    run $1 200 $P bench-stage $S12 --stage orient --block-kernels ${2:-}
+    arena_of $1
+  done
+  gpumem_peaks
+  ;;
+PEERS14)
+  # Python only, during staging: OURS14's peer.
+  run perf_torch 200 python3 $TORCH/perf_torch.py bf16 4 2048
+  ;;
 PEERS12)
   # Ninth session, second machine session, Python only: the PyTorch Stages
   # 2 and 1 in bf16 (micro-batch 1; STAGES picks), OURS12's peers.

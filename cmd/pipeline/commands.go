@@ -117,6 +117,7 @@ func runtimeFlags(fs *flag.FlagSet) func() runtime.Config {
 	memLimit := fs.Float64("mem-limit-gb", 0, "cuda: cap ONNX Runtime's device memory arena at this many GB of 10^9 bytes (runtime.cuda.mem_limit_bytes; 0: no cap)")
 	threads := fs.Int("threads", 0, "cpu: intra-op threads (0: ONNX Runtime's default)")
 	logLevel := fs.String("ort-log-level", "error", "ONNX Runtime log level: verbose, info, warning, error, fatal (info shows node placement)")
+	memPattern := fs.Bool("mem-pattern", false, "turn on ONNX Runtime's memory pattern (runtime.mem_pattern): planned tensors in one block of their own beside the arena")
 	profile := fs.String("ort-profile", "", "write ONNX Runtime's per-node profile of every session into this existing folder (see 'pipeline profile')")
 	return func() runtime.Config {
 		c := runtime.Defaults()
@@ -124,6 +125,7 @@ func runtimeFlags(fs *flag.FlagSet) func() runtime.Config {
 		c.CUDA.TF32, c.CUDA.ArenaExtend = *tf32, *arena
 		c.CUDA.MemLimitBytes = int64(*memLimit * 1e9)
 		c.CPU.IntraOpThreads = *threads
+		c.MemPattern = *memPattern
 		return c
 	}
 }
