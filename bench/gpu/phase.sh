@@ -344,7 +344,7 @@ OURS14)
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
   O3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --arena-extend same_as_requested"
   S12="--teacher $(q phi-1.5 phi-1.5:1) --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 2 --provider $PROV --tf32 --precision bf16"
-  for v in "block --block-kernels" new; do
+  for v in "block --block-kernels" "new --block-kernels=none"; do
     set -- $v
     gpumem s3_$1 </dev/null >/dev/null 2>&1 & pid=$!
     run stage3_$1 280 $P bench-stage $O3 --mem-limit-gb $(q 76 2) --precision bf16 --micro-batch $(q 4 1) ${2:-}
