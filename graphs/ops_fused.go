@@ -98,11 +98,11 @@ func ParseBlockKernels(s string) (BlockKernel, error) {
 }
 
 // UseBlockKernels lets g use fused kernels (UseFusedKernels) and, beyond
-// them, the blocks' fused plumbing kernels in k (training.block_kernels).
-// Off by default until their CUDA tests and Stage 3's memory have been
-// measured on a GPU; without them the blocks build those steps from
-// stock ops (and the conv and decays from CausalConv and SegsumExp),
-// which tests compare against.
+// them, the blocks' fused plumbing kernels in k (training.block_kernels,
+// all of them by default since their CUDA tests and Stage 3 ran on an
+// H100). Without them the blocks build those steps from stock ops (and
+// the conv and decays from CausalConv and SegsumExp), which tests compare
+// against.
 func (g *Graph) UseBlockKernels(k BlockKernel) {
 	if k != 0 {
 		g.root.fused = true

@@ -218,6 +218,10 @@ type StageBenchOptions struct {
 	Runtime      runtime.Config     `json:"-"`
 }
 
+// AllBlockKernels is training.block_kernels: true, every block kernel
+// (graphs.AllBlockKernels).
+const AllBlockKernels = graphs.AllBlockKernels
+
 // BlockKernelsFlag is bench-stage's --block-kernels, a flag.Value for K:
 // alone (a boolean flag) every block kernel, or =LIST the ones
 // graphs.ParseBlockKernels reads.
