@@ -1,8 +1,10 @@
 package graphs
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"mohawk/tensors"
@@ -75,6 +77,22 @@ func (k BlockKernel) String() string {
 
 // MarshalText writes String, so that JSON reports name the kernels.
 func (k BlockKernel) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalJSON reads what MarshalText wrote, or a boolean (all of them or
+// none: training.block_kernels as plans before the set recorded it).
+func (k *BlockKernel) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var on bool
+		if json.Unmarshal(b, &on) != nil {
+			return fmt.Errorf("block kernels %s: want a string or a boolean", b)
+		}
+		s = strconv.FormatBool(on)
+	}
+	v, err := ParseBlockKernels(s)
+	*k = v
+	return err
+}
 
 // ParseBlockKernels reads a set of block kernels: "all" or "true" for
 // AllBlockKernels, "none", "false" or "" for none, or a comma-separated

@@ -1,6 +1,7 @@
 package graphs_test
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -1308,5 +1309,30 @@ func TestParseBlockKernels(t *testing.T) {
 		if (err != nil) != c.fail || k.String() != c.want {
 			t.Errorf("ParseBlockKernels(%q) = %q, %v; want %q (error %v)", c.in, k, err, c.want, c.fail)
 		}
+	}
+	// JSON (a plan's record): the names both ways, and the boolean that
+	// plans wrote before.
+	for _, c := range []struct {
+		in   string
+		want graphs.BlockKernel
+		fail bool
+	}{
+		{`"conv,rotary"`, graphs.BlockConv | graphs.BlockRotary, false},
+		{`""`, 0, false},
+		{`true`, graphs.AllBlockKernels, false},
+		{`false`, 0, false},
+		{`3`, 0, true},
+		{`"bogus"`, 0, true},
+	} {
+		var k graphs.BlockKernel
+		err := json.Unmarshal([]byte(c.in), &k)
+		if (err != nil) != c.fail || (!c.fail && k != c.want) {
+			t.Errorf("json %s: %q, %v; want %q (error %v)", c.in, k, err, c.want, c.fail)
+		}
+	}
+	b, err := json.Marshal(struct{ K graphs.BlockKernel }{graphs.BlockDecay | graphs.BlockResidual})
+	var back struct{ K graphs.BlockKernel }
+	if err != nil || json.Unmarshal(b, &back) != nil || back.K != graphs.BlockDecay|graphs.BlockResidual {
+		t.Errorf("json round trip: %s, %v, %q", b, err, back.K)
 	}
 }
