@@ -5,7 +5,10 @@
 #   bench/gpu/phase.sh A|B|…|Z OUTDIR
 # Environment: PIPELINE (binary, default bin/pipeline), SHARED (default
 # ../shared), QUICK=1 shrinks every size for a dry rehearsal on a CPU box
-# (PROVIDER=cpu).
+# (PROVIDER=cpu). Since 2026-12-08 the blocks' fused kernels
+# (training.block_kernels) and ORT's memory pattern off are the defaults:
+# phases before OURS13 ran without the kernels unless they passed
+# --block-kernels, and with the pattern on.
 set -uo pipefail
 phase=$1; out=$2; mkdir -p "$out"
 P=${PIPELINE:-bin/pipeline}; S=${SHARED:-../shared}; PROV=${PROVIDER:-cuda}
@@ -88,6 +91,20 @@ import json, sys
 r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 print("arena " + sys.argv[2] + ": " + "; ".join("%s %.2f/%.2f GB%s" % (a["session"], a["max_in_use_bytes"] / 1e9, a["reserved_bytes"] / 1e9, " open" if a.get("open") else "") for a in r.get("arena") or []) + " (peak in use/reserved)")
 ' "$out/$1.jsonl" "$1" 2>/dev/null | tee -a "$out/arena.txt"; }
+
+# stage3_variants "NAME [FLAGS]"...: ours, Stage 3 bf16 at micro-batch 4
+# under the 76 GB cap with $O3's flags and each variant's FLAGS, named
+# stage3_NAME, GPU memory sampled and the ORT arenas printed per run.
+stage3_variants() {
+  local v pid
+  for v in "$@"; do
+    set -- $v
+    gpumem s3_$1 </dev/null >/dev/null 2>&1 & pid=$!
+    run stage3_$1 280 $P bench-stage $O3 --mem-limit-gb $(q 76 2) --precision bf16 --micro-batch $(q 4 1) ${2:-}
+    kill $pid 2>/dev/null
+    arena_of stage3_$1
+  done
+}
 
 # gpumem_peaks: each sampled run's peak into gpumem-peaks.txt.
 gpumem_peaks() { for f in $out/gpumem-*.txt; do echo "$(basename $f) peak $(sort -n $f | tail -1) MiB"; done | tee "$out/gpumem-peaks.txt"; }
@@ -313,20 +330,14 @@ OURS13)
   cuda_tests 'TestAdamW$|TestAdamWInPlace$|TestGeluGrad$|TestCausalConv$|TestSegsumExp$|TestMaskedDiffSq$|TestCausalSoftmax$|TestSoftCrossEntropy$|TestLayerNormGrad$|TestSiluMul$|TestFusedNaN$|TestResidual$|TestRotary$'
   O3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --arena-extend same_as_requested"
   S12="--teacher $(q phi-1.5 phi-1.5:1) --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 2 --provider $PROV --tf32 --precision bf16"
-  for v in new "block --block-kernels" "conv --block-kernels=conv" "decay --block-kernels=decay" \
-    "resrot --block-kernels=residual,rotary" "block2 --block-kernels"; do
-    set -- $v
-    gpumem s3_$1 </dev/null >/dev/null 2>&1 & pid=$!
-    run stage3_$1 280 $P bench-stage $O3 --mem-limit-gb $(q 76 2) --precision bf16 --micro-batch $(q 4 1) ${2:-}
-    kill $pid 2>/dev/null
-    arena_of stage3_$1
-  done
+  stage3_variants "new --block-kernels=none" "block --block-kernels" "conv --block-kernels=conv" \
+    "decay --block-kernels=decay" "resrot --block-kernels=residual,rotary" "block2 --block-kernels"
   gpumem s3_tf32 </dev/null >/dev/null 2>&1 & pid=$!
   run stage3_tf32 280 $P bench-stage $O3 --precision fp32 --micro-batch $(q $(gpu_mb) 1)
   kill $pid 2>/dev/null
   arena_of stage3_tf32
   for st in align orient; do
-    run ${st}_new 200 $P bench-stage $S12 --stage $st
+    run ${st}_new 200 $P bench-stage $S12 --stage $st --block-kernels=none
     run ${st}_block 200 $P bench-stage $S12 --stage $st --block-kernels
     arena_of ${st}_new; arena_of ${st}_block
   done
@@ -344,13 +355,7 @@ OURS14)
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
   O3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --arena-extend same_as_requested"
   S12="--teacher $(q phi-1.5 phi-1.5:1) --micro-batch 1 --seq $(q 2048 64) --steps-per-run $(q 8 2) --runs 2 --provider $PROV --tf32 --precision bf16"
-  for v in "block --block-kernels" "new --block-kernels=none"; do
-    set -- $v
-    gpumem s3_$1 </dev/null >/dev/null 2>&1 & pid=$!
-    run stage3_$1 280 $P bench-stage $O3 --mem-limit-gb $(q 76 2) --precision bf16 --micro-batch $(q 4 1) ${2:-}
-    kill $pid 2>/dev/null
-    arena_of stage3_$1
-  done
+  stage3_variants "block --block-kernels" "new --block-kernels=none"
   for v in "orient" "orient_pattern --mem-pattern"; do
     set -- $v
     run $1 200 $P bench-stage $S12 --stage orient --block-kernels ${2:-}
