@@ -367,6 +367,18 @@ PEERS14)
   # Python only, during staging: OURS14's peer.
   run perf_torch 200 python3 $TORCH/perf_torch.py bf16 4 2048
   ;;
+PROF)
+  # For the session after the twelfth: where the default Stage 3 step's
+  # time goes now (the blocks' kernels on, memory pattern off). One step
+  # per run, launch-blocking so node times are kernel times; the per-op
+  # and per-shape table in profile.txt (which Transposes ORT left unfused
+  # into FusedMatMul, what the SSD's chunk tensors cost).
+  mkdir -p "$out/prof"
+  run profile_run 300 env CUDA_LAUNCH_BLOCKING=1 $P bench-stage --teacher $(q phi-1.5 phi-1.5:1) --stage distill --micro-batch $(q 4 1) --seq $(q 2048 64) --steps-per-run 1 --runs 1 --provider $PROV --tf32 --precision bf16 --ort-profile "$out/prof" >/dev/null
+  $P profile --skip-runs 1 --top 40 --shapes 60 "$out"/prof/distill_step1_*.json >"$out/profile.txt"
+  rm -rf "$out/prof"
+  head -n 40 "$out/profile.txt" | cut -c1-110
+  ;;
 PEERS12)
   # Ninth session, second machine session, Python only: the PyTorch Stages
   # 2 and 1 in bf16 (micro-batch 1; STAGES picks), OURS12's peers.
