@@ -40,6 +40,12 @@ type MemoryResult struct {
 	// MeasuredBytes is the rise of resident memory during one run
 	// (MeasureStageMemory), 0 when not measured.
 	MeasuredBytes int64 `json:"measured_bytes,omitempty"`
+	// ArenaPeakBytes and ArenaReservedBytes are ONNX Runtime's own count
+	// for that run (runtime.ArenaStats of the step's session, in the
+	// provider's memory: the GPU's under cuda): the peak bytes its
+	// tensors held, and what its arena reserved.
+	ArenaPeakBytes     int64 `json:"arena_peak_bytes,omitempty"`
+	ArenaReservedBytes int64 `json:"arena_reserved_bytes,omitempty"`
 }
 
 // StageMemory builds o's Stage 3 step graph without a runtime (as
@@ -139,8 +145,9 @@ func tensorKind(v *graphs.Value, bt int64, tc family.TeacherSizes) string {
 // process's resident memory rose above its level before the run (the
 // kernel's high-water mark, reset first), which on the CPU provider is
 // ONNX Runtime's arena for the run's buffers and outputs; less the copy of
-// the outputs that Run makes in Go memory. On a GPU provider
-// the device memory is not seen here (use nvidia-smi).
+// the outputs that Run makes in Go memory. ArenaPeakBytes is ORT's own
+// peak for the run, on any provider (on a GPU provider the device memory
+// is not in the resident figure).
 func MeasureStageMemory(o StageBenchOptions) (*MemoryResult, error) {
 	g, tc, err := benchStepGraph(o, "--memory", KindDistill)
 	if err != nil {
@@ -188,6 +195,11 @@ func MeasureStageMemory(o StageBenchOptions) (*MemoryResult, error) {
 		copied += int64(len(t.Data))
 	}
 	r.MeasuredBytes = procStatus("VmHWM:") - before - copied
+	a, err := s.ArenaStats()
+	if err != nil {
+		return nil, fmt.Errorf("memory: %w", err)
+	}
+	r.ArenaPeakBytes, r.ArenaReservedBytes = a.MaxInUse, a.TotalAllocated
 	return r, nil
 }
 

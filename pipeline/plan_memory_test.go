@@ -6,6 +6,7 @@ import (
 
 	"mohawk/graphs"
 	"mohawk/graphs/models/family"
+	"mohawk/internal/shareddata"
 	"mohawk/stages"
 )
 
@@ -90,5 +91,35 @@ func TestEstimateMemoryPhi15(t *testing.T) {
 		if !(math.Abs(d) <= 0.10) {
 			t.Errorf("%s: estimate %.1f GB is %+.1f%% off the measured %.1f GB", c.name, float64(m.TotalBytes)/1e9, 100*d, c.measured/1e9)
 		}
+	}
+}
+
+// TestMemoryAgainstArena runs one Stage 3 step of phi-tiny-en's shape on
+// the CPU and holds the liveness analysis (MemoryResult.PeakBytes) within
+// 15% of ONNX Runtime's own peak for the run (its arena's MaxInUse, an
+// independent count), with and without the blocks' fused kernels.
+func TestMemoryAgainstArena(t *testing.T) {
+	teacher := shareddata.Path(t, "reference", "phi-tiny-en")
+	for _, c := range []struct {
+		name  string
+		block graphs.BlockKernel
+	}{{"stock plumbing", 0}, {"block kernels", graphs.AllBlockKernels}} {
+		t.Run(c.name, func(t *testing.T) {
+			o := StageBenchOptions{Teacher: teacher, Stage: KindDistill, MicroBatch: 8, Seq: 256, MicroBatches: 1,
+				Precision: "fp32", MatrixKernels: true, BlockKernels: c.block}
+			r, err := MeasureStageMemory(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := float64(r.PeakBytes)/float64(r.ArenaPeakBytes) - 1
+			t.Logf("liveness peak %.3f GB of node outputs, ORT's arena %.3f GB in use (%+.1f%%), %.3f GB reserved",
+				float64(r.PeakBytes)/1e9, float64(r.ArenaPeakBytes)/1e9, 100*d, float64(r.ArenaReservedBytes)/1e9)
+			if r.ArenaPeakBytes <= 0 || r.ArenaReservedBytes < r.ArenaPeakBytes {
+				t.Fatalf("arena peak %d bytes, reserved %d: want a peak, and reserved at least the peak", r.ArenaPeakBytes, r.ArenaReservedBytes)
+			}
+			if !(math.Abs(d) <= 0.15) {
+				t.Errorf("liveness peak %.3f GB is %+.1f%% off ORT's %.3f GB", float64(r.PeakBytes)/1e9, 100*d, float64(r.ArenaPeakBytes)/1e9)
+			}
+		})
 	}
 }

@@ -382,6 +382,10 @@ func printMemory(r *pipeline.MemoryResult) {
 		fmt.Printf("measured: resident memory rose %.3f GB during one run (liveness peak %.3f GB of node outputs: %+.1f%%)\n",
 			float64(r.MeasuredBytes)/1e9, float64(r.PeakBytes)/1e9, 100*(float64(r.PeakBytes)/float64(r.MeasuredBytes)-1))
 	}
+	if r.ArenaPeakBytes > 0 {
+		fmt.Printf("measured: ONNX Runtime's arena peak %.3f GB in use, %.3f GB reserved (liveness peak of node outputs: %+.1f%%)\n",
+			float64(r.ArenaPeakBytes)/1e9, float64(r.ArenaReservedBytes)/1e9, 100*(float64(r.PeakBytes)/float64(r.ArenaPeakBytes)-1))
+	}
 	fmt.Printf("%6s %9s  %s\n", "count", "GB", "live at the peak")
 	for _, row := range r.Rows {
 		fmt.Printf("%6d %9.2f  %s\n", row.Count, float64(row.Bytes)/1e9, row.Kind)
