@@ -134,10 +134,14 @@ func (s *Session) readArena(o *ort.DynamicAdvancedSession) (ArenaStats, error) {
 	return a, nil
 }
 
-// ArenaStats lists the arena statistics of e's sessions: of every session
-// closed so far, read by Close just before it destroyed the session, in the
-// order they closed; then of the sessions still open, read now (waiting
-// for a run in progress), by name.
+// maxClosedArenas is how many closed sessions' statistics an Env keeps
+// (the latest).
+const maxClosedArenas = 1024
+
+// ArenaStats lists the arena statistics of e's sessions: of the sessions
+// closed so far (the latest maxClosedArenas), read by Close just before it
+// destroyed each, in the order they closed; then of the sessions still
+// open, read now (waiting for a run in progress), by name.
 func (e *Env) ArenaStats() []SessionArena {
 	e.mu.Lock()
 	out := slices.Clone(e.arenas)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -237,5 +238,32 @@ func TestMemPattern(t *testing.T) {
 		if !c.block(a.MaxAllocSize) {
 			t.Errorf("mem_pattern %v: largest allocation %d bytes with intermediates of %d: want %s", c.pattern, a.MaxAllocSize, one, c.want)
 		}
+	}
+}
+
+// TestClosedArenasKept checks that an Env keeps the statistics of the
+// latest maxClosedArenas closed sessions, not of every one ever closed.
+func TestClosedArenasKept(t *testing.T) {
+	env := needORT(t)
+	model := modelBytes(t, []*pb.NodeProto{node("Identity", []string{"a"}, []string{"b"})},
+		[]*pb.ValueInfoProto{vi("a", tensors.Float32, 4)}, []*pb.ValueInfoProto{vi("b", tensors.Float32, 4)})
+	for i := range maxClosedArenas + 3 {
+		s, err := env.NewSession(fmt.Sprintf("kept-%d", i), model, []string{"a"}, []string{"b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var closed []string
+	for _, a := range env.ArenaStats() {
+		if !a.Open {
+			closed = append(closed, a.Session)
+		}
+	}
+	last := fmt.Sprintf("kept-%d", maxClosedArenas+2)
+	if len(closed) != maxClosedArenas || closed[len(closed)-1] != last || slices.Contains(closed, "kept-2") {
+		t.Errorf("%d closed sessions kept, the last %q; want %d ending with %q, without kept-2", len(closed), closed[len(closed)-1], maxClosedArenas, last)
 	}
 }

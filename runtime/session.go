@@ -326,6 +326,9 @@ func (s *Session) Close() error {
 	s.env.mu.Lock()
 	delete(s.env.sessions, s)
 	s.env.arenas = append(s.env.arenas, SessionArena{Session: s.name, Stats: a, Err: err})
+	if n := len(s.env.arenas); n > maxClosedArenas { // a long run closes many sessions
+		s.env.arenas = slices.Delete(s.env.arenas, 0, n-maxClosedArenas)
+	}
 	s.env.mu.Unlock()
 	if err := o.Destroy(); err != nil {
 		return fmt.Errorf("session %q: close: %v", s.name, err)
