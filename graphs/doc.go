@@ -16,7 +16,8 @@
 // kernels in FusedDomain (AdamW, AdamWInPlace, GeluGrad, CausalConv,
 // CausalConvGrad, SegsumExp, SegsumExpGrad, MaskedDiffSq, MaskedDiffSqGrad,
 // CausalSoftmax, SoftCrossEntropy and its gradient, LayerNormGrad, SiluMul
-// and its gradient, Residual, Rotary, AllReduce), which mohawk/runtime
+// and its gradient, Residual, Rotary, GateSkip and its gradient,
+// AllReduce), which mohawk/runtime
 // registers in every session. Gradients and optimizer
 // updates use the fused kernels; forward layers use them only in graphs
 // that opt in (Graph.UseFusedKernels), so exported models stay stock ONNX.

@@ -90,6 +90,12 @@ func gradCases() []graphtest.GradCase {
 		{Name: "SiluMul", Inputs: []*tensors.Tensor{rnd(1, -1, 1, 2, 5), rnd(2, -4, 4, 2, 5)}, Build: func(_ gph, v xs) *graphs.Value {
 			return graphs.SiluMul(v[0], v[1])
 		}},
+		// y, z, x [2, 3, 6], a skip weight for each of 3 heads of 2
+		// channels, a bias per channel.
+		{Name: "GateSkip", Inputs: []*tensors.Tensor{rnd(1, -1, 1, 2, 3, 6), rnd(2, -4, 4, 2, 3, 6), rnd(3, -1, 1, 2, 3, 6),
+			rnd(4, -1, 1, 3), rnd(5, -1, 1, 6)}, Build: func(_ gph, v xs) *graphs.Value {
+			return graphs.GateSkip(v[0], v[1], v[2], v[3], v[4])
+		}},
 		// Student logits against constant teacher logits, at scale 0.7.
 		{Name: "SoftCrossEntropy", Inputs: in(s(2, 3, 6)), Build: func(g gph, v xs) *graphs.Value {
 			ce, _ := graphs.SoftCrossEntropy(v[0], g.Const(rnd(8, -2, 2, 2, 3, 6)), 0.7)

@@ -54,6 +54,11 @@ const (
 	BlockDecay
 	BlockResidual
 	BlockRotary
+	// BlockGate is GateSkip for the SSM mixer's output gate with its skip
+	// and bias: not in AllBlockKernels (nor training.block_kernels) until
+	// its CUDA tests have run on a GPU; bench-stage
+	// --block-kernels=all,gate adds it.
+	BlockGate
 	AllBlockKernels = BlockConv | BlockDecay | BlockResidual | BlockRotary
 )
 
@@ -62,7 +67,8 @@ type blockKernelName struct {
 	name string
 }
 
-var blockKernelNames = []blockKernelName{{BlockConv, "conv"}, {BlockDecay, "decay"}, {BlockResidual, "residual"}, {BlockRotary, "rotary"}}
+var blockKernelNames = []blockKernelName{{BlockConv, "conv"}, {BlockDecay, "decay"}, {BlockResidual, "residual"}, {BlockRotary, "rotary"},
+	{BlockGate, "gate"}}
 
 // String lists k's kernels by name, comma-separated ("" for none).
 func (k BlockKernel) String() string {
@@ -96,7 +102,7 @@ func (k *BlockKernel) UnmarshalJSON(b []byte) error {
 
 // ParseBlockKernels reads a set of block kernels: "all" or "true" for
 // AllBlockKernels, "none", "false" or "" for none, or a comma-separated
-// list of conv, decay, residual and rotary.
+// list of conv, decay, residual, rotary, gate and all.
 func ParseBlockKernels(s string) (BlockKernel, error) {
 	switch s {
 	case "all", "true":
@@ -106,9 +112,13 @@ func ParseBlockKernels(s string) (BlockKernel, error) {
 	}
 	var k BlockKernel
 	for _, part := range strings.Split(s, ",") {
+		if strings.TrimSpace(part) == "all" {
+			k |= AllBlockKernels
+			continue
+		}
 		i := slices.IndexFunc(blockKernelNames, func(n blockKernelName) bool { return n.name == strings.TrimSpace(part) })
 		if i < 0 {
-			return 0, fmt.Errorf("block kernels %q: unknown kernel %q (want all, none, or a list of conv, decay, residual, rotary)", s, part)
+			return 0, fmt.Errorf("block kernels %q: unknown kernel %q (want all, none, or a list of conv, decay, residual, rotary, gate, all)", s, part)
 		}
 		k |= blockKernelNames[i].k
 	}
@@ -286,6 +296,70 @@ func inferSiluMul(n *Node) []TypeShape {
 	}
 	out := []TypeShape{{x.DType, x.Shape}}
 	if n.Op == "SiluMulGrad" {
+		out = append(out, out[0])
+	}
+	return out
+}
+
+// GateSkip is the SSM mixer's output gate with its skip and bias as one
+// fused node: SiluMul(y + x·d, z + zb), for y, z, x [..., C], d [H] (a
+// head's skip weight for each of its C/H channels) and zb [C], of one
+// fused float dtype, each product and sum rounded to it as the stock Mul
+// and Adds round them: bit for bit their SiluMul. Neither sum is written
+// to memory: the gradient recomputes them (GateSkipGrad).
+func GateSkip(y, z, x, d, zb *Value) *Value { return op1("GateSkip", nil, y, z, x, d, zb) }
+
+// GateSkipGrad is SiluMulGrad of GateSkip's two gate inputs a = y + x·d
+// and b = z + zb (recomputed) from g: da and db, like y.
+func GateSkipGrad(y, z, x, d, zb, g *Value) (da, db *Value) {
+	out := graphOf("GateSkipGrad", y, z, x, d, zb, g).add("GateSkipGrad", nil, y, z, x, d, zb, g)
+	return out[0], out[1]
+}
+
+// gateSkipGrad gives y a's gradient and z b's; x and d the skip product's
+// (da·d, and da·x summed per head) and zb the bias's (db summed over all
+// but the channel axis), from stock ops.
+func gateSkipGrad(n *Node, g []*Value, need []bool) []*Value {
+	y, z, x, d, zb := n.Inputs[0], n.Inputs[1], n.Inputs[2], n.Inputs[3], n.Inputs[4]
+	da, db := GateSkipGrad(y, z, x, d, zb, g[0])
+	r := int64(y.Rank())
+	heads := func(v *Value) *Value { // [..., C] as [..., H, C/H]
+		spec := make([]int64, r+1)
+		spec[r-1], spec[r] = d.Shape[0].Size(), -1
+		return Reshape(v, spec...)
+	}
+	lead := make([]int64, r-1)
+	for i := range lead {
+		lead[i] = int64(i)
+	}
+	daH := heads(da)
+	dx := ReshapeTo(Mul(daH, Unsqueeze(d, -1)), x.Shape, x)
+	dd := ReduceSum(Mul(daH, heads(x)), append(slices.Clone(lead), r), false)
+	dzb := ReduceSum(db, lead, false)
+	return []*Value{da, db, dx, dd, dzb}
+}
+
+// inferGateSkip is the shape rule of GateSkip and GateSkipGrad: y, z, x
+// (and g) of one shape [..., C] with a static C, d [H] with H dividing C,
+// zb [C], all of one fused float dtype; outputs like y.
+func inferGateSkip(n *Node) []TypeShape {
+	y, d, zb := n.Inputs[0], n.Inputs[3], n.Inputs[4]
+	wantFusedFloat(n.Op, y)
+	sameDType(n.Op, n.Inputs...)
+	if y.Rank() < 1 || !y.Shape[y.Rank()-1].Static() || d.Rank() != 1 || !d.Shape[0].Static() || zb.Rank() != 1 {
+		panic(errorf(n.Op, "want y [..., C] with a static C, d [H] and zb [C]; got %v, %v, %v", y, d, zb))
+	}
+	c, h := y.Shape[y.Rank()-1].Size(), d.Shape[0].Size()
+	if h < 1 || c%h != 0 || zb.Shape[0] != y.Shape[y.Rank()-1] {
+		panic(errorf(n.Op, "d %v must have H dividing C = %d and zb %v C entries", d, c, zb))
+	}
+	for i, v := range n.Inputs {
+		if i != 3 && i != 4 && !v.Shape.Equal(y.Shape) {
+			panic(errorf(n.Op, "inputs %v and %v differ in shape (the fused gate does not broadcast)", y, v))
+		}
+	}
+	out := []TypeShape{{y.DType, y.Shape}}
+	if n.Op == "GateSkipGrad" {
 		out = append(out, out[0])
 	}
 	return out
@@ -747,6 +821,8 @@ func init() {
 	register(&OpDef{Type: "SoftCrossEntropyGrad", Domain: FusedDomain, Since: 1, Infer: inferSoftCrossEntropyGrad, NoGrad: true, Attrs: noAttrs})
 	register(&OpDef{Type: "SiluMul", Domain: FusedDomain, Since: 1, Infer: inferSiluMul, Grad: siluMulGrad, Attrs: noAttrs})
 	register(&OpDef{Type: "SiluMulGrad", Domain: FusedDomain, Since: 1, Infer: inferSiluMul, NoGrad: true, Attrs: noAttrs})
+	register(&OpDef{Type: "GateSkip", Domain: FusedDomain, Since: 1, Infer: inferGateSkip, Grad: gateSkipGrad, Attrs: noAttrs})
+	register(&OpDef{Type: "GateSkipGrad", Domain: FusedDomain, Since: 1, Infer: inferGateSkip, NoGrad: true, Attrs: noAttrs})
 	register(&OpDef{Type: "LayerNormGrad", Domain: FusedDomain, Since: 1, Infer: inferLayerNormGrad, NoGrad: true, Attrs: noAttrs})
 	register(&OpDef{Type: "AdamW", Domain: FusedDomain, Since: 1, Infer: inferAdamW, NoGrad: true, Attrs: noAttrs})
 	register(&OpDef{Type: "AdamWInPlace", Domain: FusedDomain, Since: 1, Infer: inferAdamWInPlace, NoGrad: true, Attrs: noAttrs})

@@ -1259,6 +1259,15 @@ func TestTileKernelShapeRules(t *testing.T) {
 			graphs.Residual(f32("h18", 7), f32("p18", 7), f32("q18", 7), f32("r18", 7))
 		}},
 		{"SiluMul broadcast", func() { graphs.SiluMul(f32("y10", 2, 7), f32("z10", 7)) }},
+		{"GateSkip heads not dividing C", func() {
+			graphs.GateSkip(f32("y19", 2, 8), f32("z19", 2, 8), f32("x19", 2, 8), f32("d19", 3), f32("b19", 8))
+		}},
+		{"GateSkip bias length", func() {
+			graphs.GateSkip(f32("y20", 2, 8), f32("z20", 2, 8), f32("x20", 2, 8), f32("d20", 4), f32("b20", 4))
+		}},
+		{"GateSkip broadcast x", func() {
+			graphs.GateSkip(f32("y21", 2, 8), f32("z21", 2, 8), f32("x21", 8), f32("d21", 4), f32("b21", 8))
+		}},
 		{"SiluMul dtypes", func() { graphs.SiluMul(f32("y11", 7), f64("z11", 7)) }},
 		{"LayerNormGrad gamma length", func() {
 			graphs.LayerNormGrad(f32("x8", 3, 7), f32("g8", 6), f32("m8", 3, 1), f32("r8", 3, 1), f32("dy8", 3, 7))
@@ -1302,6 +1311,8 @@ func TestParseBlockKernels(t *testing.T) {
 		{"residual", "residual", false},
 		{"rotary, conv", "conv,rotary", false},
 		{"decay,decay", "decay", false},
+		{"all,gate", "conv,decay,residual,rotary,gate", false},
+		{"gate", "gate", false},
 		{"conv,bogus", "", true},
 		{"Conv", "", true},
 	} {
@@ -1334,5 +1345,99 @@ func TestParseBlockKernels(t *testing.T) {
 	var back struct{ K graphs.BlockKernel }
 	if err != nil || json.Unmarshal(b, &back) != nil || back.K != graphs.BlockDecay|graphs.BlockResidual {
 		t.Errorf("json round trip: %s, %v, %q", b, err, back.K)
+	}
+}
+
+// TestGateSkip checks the fused gate with its skip and bias bit for bit
+// against the fused SiLU gate (SiluMul, SiluMulGrad) of a = y + x·d and
+// b = z + zb computed here, each product and sum rounded to the dtype as
+// the stock Mul and Adds round them, on the CPU in each dtype and, with
+// MOHAWK_TEST_CUDA set, on the GPU; a NaN in x reaches its element of the
+// output and of b's gradient only.
+func TestGateSkip(t *testing.T) {
+	const heads, p = 4, 8 // C = 32
+	for _, c := range []struct {
+		name string
+		dt   tensors.DType
+		env  func(testing.TB) *runtime.Env
+		rows int64
+	}{
+		{"cpu/float64", tensors.Float64, graphtest.Env, 33},
+		{"cpu/float32", tensors.Float32, graphtest.Env, 33},
+		{"cpu/bfloat16", tensors.BFloat16, graphtest.Env, 2_049},
+		{"cuda/float32", tensors.Float32, graphtest.CUDAEnv, 10_001},
+		{"cuda/bfloat16", tensors.BFloat16, graphtest.CUDAEnv, 10_001},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := c.env(t)
+			const ch = heads * p
+			rng := rand.New(rand.NewPCG(31, uint64(c.rows)))
+			val := func(lo, hi float64, shape ...int64) *tensors.Tensor {
+				return graphtest.Random(rng, lo, hi, shape...).Convert(c.dt)
+			}
+			feeds := map[string]*tensors.Tensor{"y": val(-2, 2, 3, c.rows, ch), "z": val(-8, 8, 3, c.rows, ch), "x": val(-2, 2, 3, c.rows, ch),
+				"d": val(-1.5, 1.5, heads), "zb": val(-1, 1, ch), "g": val(-1, 1, 3, c.rows, ch)}
+			xs := feeds["x"].Convert(tensors.Float64).Float64s()
+			xs[5] = math.NaN()
+			feeds["x"] = tensors.FromFloat64(feeds["x"].Shape, xs).Convert(c.dt)
+			// a and b as the stock ops round them.
+			round := func(v []float64) []float64 {
+				if c.dt == tensors.Float64 {
+					return v
+				}
+				return tensors.FromFloat64([]int64{int64(len(v))}, v).Convert(c.dt).Convert(tensors.Float64).Float64s()
+			}
+			f64 := func(k string) []float64 { return feeds[k].Convert(tensors.Float64).Float64s() }
+			y, z, d, zb := f64("y"), f64("z"), f64("d"), f64("zb")
+			prod, sumB := make([]float64, len(y)), make([]float64, len(y))
+			for i := range y {
+				prod[i] = xs[i] * d[i%ch/p]
+				if c.dt == tensors.Float32 { // float32 products and sums
+					prod[i] = float64(float32(xs[i]) * float32(d[i%ch/p]))
+				}
+			}
+			prod = round(prod)
+			sumA := make([]float64, len(y))
+			for i := range y {
+				sumA[i], sumB[i] = y[i]+prod[i], z[i]+zb[i%ch]
+				if c.dt == tensors.Float32 {
+					sumA[i], sumB[i] = float64(float32(y[i])+float32(prod[i])), float64(float32(z[i])+float32(zb[i%ch]))
+				}
+			}
+			shape := feeds["y"].Shape
+			feeds["a"] = tensors.FromFloat64(shape, round(sumA)).Convert(c.dt)
+			feeds["b"] = tensors.FromFloat64(shape, round(sumB)).Convert(c.dt)
+
+			g := graphs.New("gate_skip")
+			in := func(k string) *graphs.Value {
+				shape := make(graphs.Shape, len(feeds[k].Shape))
+				for i, n := range feeds[k].Shape {
+					shape[i] = graphs.D(n)
+				}
+				return g.Input(k, c.dt, shape)
+			}
+			yv, zv, xv, dv, zbv, gv, av, bv := in("y"), in("z"), in("x"), in("d"), in("zb"), in("g"), in("a"), in("b")
+			g.Output("out", graphs.GateSkip(yv, zv, xv, dv, zbv))
+			g.Output("want_out", graphs.SiluMul(av, bv))
+			da, db := graphs.GateSkipGrad(yv, zv, xv, dv, zbv, gv)
+			wa, wb := graphs.SiluMulGrad(av, bv, gv)
+			g.Output("da", da)
+			g.Output("db", db)
+			g.Output("want_da", wa)
+			g.Output("want_db", wb)
+			out := graphtest.RunSession(t, graphtest.SessionOn(t, env, g), g, feeds)
+			for _, k := range []string{"out", "da", "db"} {
+				got, want := out[k].Convert(tensors.Float64).Float64s(), out["want_"+k].Convert(tensors.Float64).Float64s()
+				for i := range want {
+					if got[i] != want[i] && !(math.IsNaN(got[i]) && math.IsNaN(want[i])) {
+						t.Fatalf("%s[%d] = %g, want %g (SiluMul of the stock-rounded sums)", k, i, got[i], want[i])
+					}
+				}
+				// a NaN in a[5] reaches out and db (both take a), not da.
+				if math.IsNaN(got[5]) != (k != "da") || math.IsNaN(got[4]) || math.IsNaN(got[6]) {
+					t.Fatalf("%s: a NaN in x[5] gives %g, %g, %g at 4, 5, 6", k, got[4], got[5], got[6])
+				}
+			}
+		})
 	}
 }

@@ -58,6 +58,9 @@ const (
 // from now on in g's root graph and its subgraphs.
 func (g *Graph) SetMatMulPrecision(p MatMulPrecision) { g.root.matmul = p }
 
+// MatMulPrecision is g's MatMulPrecision (SetMatMulPrecision).
+func (g *Graph) MatMulPrecision() MatMulPrecision { return g.root.matmul }
+
 // LowDType is the dtype ToLowPrecision gives float32 values in g:
 // bfloat16 under MatMulBFloat16, float32 otherwise (the emulation keeps
 // float32 values). Weights that only ever enter g in its low precision can

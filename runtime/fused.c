@@ -1453,6 +1453,68 @@ LNG_HOST(bf16, float, LD_bf16, ST_bf16)
 	"  add.u64 %rd18, %rd5, %rd13;\n" ST("%rd18", "%f12")                                   \
 	PTX_LOOP_TAIL
 
+// GateSkip's operands at element i (%rd10) into %f1 = ROUND(y + ROUND(x·
+// d[c/P])) and %f2 = ROUND(z + zb[c]), c = i mod C: pointers y %rd1, z
+// %rd2, x %rd3, d %rd4, zb %rd5, C %rd20 and P %rd21; %rd13 the element's
+// byte offset afterwards. ROUND is defined with Rotary's kernels below.
+#define PTX_GATE_OPERANDS(SHIFT, LD, ROUND)                                                  \
+	"  shl.b64 %rd13, %rd10, " SHIFT ";\n"                                                  \
+	"  rem.u64 %rd22, %rd10, %rd20;\n  div.u64 %rd23, %rd22, %rd21;\n"  /* c, h */          \
+	"  shl.b64 %rd22, %rd22, " SHIFT ";\n  shl.b64 %rd23, %rd23, " SHIFT ";\n"             \
+	"  add.u64 %rd14, %rd1, %rd13;\n" LD("%f1", "%rd14")                /* y */             \
+	"  add.u64 %rd15, %rd3, %rd13;\n" LD("%f8", "%rd15")                /* x */             \
+	"  add.u64 %rd16, %rd4, %rd23;\n" LD("%f9", "%rd16")                /* d[h] */          \
+	"  mul.rn.f32 %f8, %f8, %f9;\n" ROUND("%f8")                                            \
+	"  add.rn.f32 %f1, %f1, %f8;\n" ROUND("%f1")                                            \
+	"  add.u64 %rd14, %rd2, %rd13;\n" LD("%f2", "%rd14")                /* z */             \
+	"  add.u64 %rd15, %rd5, %rd22;\n" LD("%f9", "%rd15")                /* zb[c] */         \
+	"  add.rn.f32 %f2, %f2, %f9;\n" ROUND("%f2")
+
+#define PTX_GATE_PARAMS                                                                      \
+	"  ld.param.u64 %rd1, [a_y]; cvta.to.global.u64 %rd1, %rd1;\n"                          \
+	"  ld.param.u64 %rd2, [a_z]; cvta.to.global.u64 %rd2, %rd2;\n"                          \
+	"  ld.param.u64 %rd3, [a_x]; cvta.to.global.u64 %rd3, %rd3;\n"                          \
+	"  ld.param.u64 %rd4, [a_d]; cvta.to.global.u64 %rd4, %rd4;\n"                          \
+	"  ld.param.u64 %rd5, [a_zb]; cvta.to.global.u64 %rd5, %rd5;\n"                         \
+	"  ld.param.u64 %rd9, [a_n];\n"                                                         \
+	"  ld.param.u32 %r5, [a_c];\n  cvt.u64.u32 %rd20, %r5;\n"                               \
+	"  ld.param.u32 %r6, [a_p];\n  cvt.u64.u32 %rd21, %r6;\n"
+
+// GateSkip: out = SiluMul(a, b) of PTX_GATE_OPERANDS. Params y, z, x, d,
+// zb, out, n, C, P.
+#define PTX_GATESKIP(NAME, SHIFT, LD, ST, ROUND)                                             \
+	".visible .entry " NAME "(.param .u64 a_y, .param .u64 a_z, .param .u64 a_x, .param .u64 a_d,\n" \
+	"  .param .u64 a_zb, .param .u64 a_o, .param .u64 a_n, .param .u32 a_c, .param .u32 a_p)\n" \
+	"{\n" BLOCK_REGS PTX_GATE_PARAMS                                                          \
+	"  ld.param.u64 %rd6, [a_o]; cvta.to.global.u64 %rd6, %rd6;\n"                          \
+	PTX_LOOP_HEAD                                                                            \
+	PTX_GATE_OPERANDS(SHIFT, LD, ROUND)                                                      \
+	PTX_SILU_SIG                                                                             \
+	"  mul.rn.f32 %f8, %f1, %f2;\n  mul.rn.f32 %f8, %f8, %f5;\n"                            \
+	"  add.u64 %rd16, %rd6, %rd13;\n" ST("%rd16", "%f8")                                    \
+	PTX_LOOP_TAIL
+
+// GateSkipGrad: da and db of SiluMulGrad(a, b, g). Params y, z, x, d, zb,
+// g, da, db, n, C, P.
+#define PTX_GATESKIPGRAD(NAME, SHIFT, LD, ST, ROUND)                                         \
+	".visible .entry " NAME "(.param .u64 a_y, .param .u64 a_z, .param .u64 a_x, .param .u64 a_d,\n" \
+	"  .param .u64 a_zb, .param .u64 a_g, .param .u64 a_da, .param .u64 a_db, .param .u64 a_n,\n" \
+	"  .param .u32 a_c, .param .u32 a_p)\n"                                                 \
+	"{\n" BLOCK_REGS PTX_GATE_PARAMS                                                          \
+	"  ld.param.u64 %rd6, [a_g]; cvta.to.global.u64 %rd6, %rd6;\n"                          \
+	"  ld.param.u64 %rd7, [a_da]; cvta.to.global.u64 %rd7, %rd7;\n"                         \
+	"  ld.param.u64 %rd8, [a_db]; cvta.to.global.u64 %rd8, %rd8;\n"                         \
+	PTX_LOOP_HEAD                                                                            \
+	PTX_GATE_OPERANDS(SHIFT, LD, ROUND)                                                      \
+	"  add.u64 %rd16, %rd6, %rd13;\n" LD("%f9", "%rd16")                /* g */             \
+	PTX_SILU_SIG                                                                             \
+	"  mul.rn.f32 %f10, %f9, %f2;\n  mul.rn.f32 %f10, %f10, %f5;\n"                         \
+	"  fma.rn.f32 %f11, %f2, %f6, 0f3F800000;\n"                                            \
+	"  mul.rn.f32 %f12, %f9, %f1;\n  mul.rn.f32 %f12, %f12, %f5;\n  mul.rn.f32 %f12, %f12, %f11;\n" \
+	"  add.u64 %rd17, %rd7, %rd13;\n" ST("%rd17", "%f10")                                   \
+	"  add.u64 %rd18, %rd8, %rd13;\n" ST("%rd18", "%f12")                                   \
+	PTX_LOOP_TAIL
+
 // Rotary: one element per thread step over n = B·T·H·P (32-bit indices):
 // c = i mod P, t = (i / P / H) mod T; below R, y = ROUND(ROUND(x_c·cos) +
 // ROUND(r_c·sin)) with r the rotated half, each ROUND to the element type
@@ -1658,7 +1720,8 @@ const char mh_loss_ptx[] =
 	PTX_SCEG("mh_sceg_b_b", "2", LD_BF16, ST_BF16, "2", LD_BF16);
 
 // The layers' kernels (LayerNormalization's gradient, the SiLU gate and
-// its gradient), a module of their own.
+// its gradient, the residual update, the rotary embedding, the gate with
+// its skip and bias), a module of their own.
 const char mh_layer_ptx[] =
 	PTX_MODULE_HEAD
 	PTX_LNG("mh_lng_f32", "4", LD_F32, ST_F32)
@@ -1671,7 +1734,11 @@ const char mh_layer_ptx[] =
 	PTX_SILUMULGRAD("mh_silumulgrad_bf16", "1", LD_BF16, ST_BF16)
 	PTX_RESIDUAL("mh_residual")
 	PTX_ROTARY("mh_rotary_f32", "4", LD_F32, ST_F32, ROUND_NONE)
-	PTX_ROTARY("mh_rotary_bf16", "2", LD_BF16, ST_BF16, ROUND_BF16);
+	PTX_ROTARY("mh_rotary_bf16", "2", LD_BF16, ST_BF16, ROUND_BF16)
+	PTX_GATESKIP("mh_gateskip_f32", "2", LD_F32, ST_F32, ROUND_NONE)
+	PTX_GATESKIP("mh_gateskip_bf16", "1", LD_BF16, ST_BF16, ROUND_BF16)
+	PTX_GATESKIPGRAD("mh_gateskipgrad_f32", "2", LD_F32, ST_F32, ROUND_NONE)
+	PTX_GATESKIPGRAD("mh_gateskipgrad_bf16", "1", LD_BF16, ST_BF16, ROUND_BF16);
 
 // The modules' kernels, by index: mh_fused_ptx's, from kMdsF32 on
 // mh_matrix_ptx's, from kSceFF on mh_loss_ptx's, from kLngF32 on
@@ -1679,13 +1746,14 @@ const char mh_layer_ptx[] =
 enum { kAdamW, kGeluGradF32, kGeluGradBF16, kConvF32, kConvBF16, kConvDxF32, kConvDxBF16, kConvDwF32, kConvDwBF16, kCopyB32, kCopyB16, kSegExpF32, kSegExpBF16,
        kSegExpGradF32, kSegExpGradBF16, kMdsF32, kMdsBF16, kMdsgF32, kMdsgBF16, kMdscF32, kMdscBF16, kCsmF32, kCsmBF16,
        kSceFF, kSceFB, kSceBF, kSceBB, kScegFF, kScegFB, kScegBF, kScegBB,
-       kLngF32, kLngBF16, kLngcF32, kLngcBF16, kSiluMulF32, kSiluMulBF16, kSiluMulGradF32, kSiluMulGradBF16, kResidual, kRotaryF32, kRotaryBF16, nKernels };
+       kLngF32, kLngBF16, kLngcF32, kLngcBF16, kSiluMulF32, kSiluMulBF16, kSiluMulGradF32, kSiluMulGradBF16, kResidual, kRotaryF32, kRotaryBF16, kGateSkipF32, kGateSkipBF16, kGateSkipGradF32, kGateSkipGradBF16, nKernels };
 static const char *kernel_names[nKernels] = {"mh_adamw_f32", "mh_gelugrad_f32", "mh_gelugrad_bf16",
 	"mh_conv_f32", "mh_conv_bf16", "mh_convdx_f32", "mh_convdx_bf16", "mh_convdw_f32", "mh_convdw_bf16", "mh_copy_b32", "mh_copy_b16", "mh_segexp_f32",
 	"mh_segexp_bf16", "mh_segexpgrad_f32", "mh_segexpgrad_bf16", "mh_mds_f32", "mh_mds_bf16", "mh_mdsg_f32",
 	"mh_mdsg_bf16", "mh_mdsc_f32", "mh_mdsc_bf16", "mh_csm_f32", "mh_csm_bf16", "mh_sce_f_f", "mh_sce_f_b", "mh_sce_b_f",
 	"mh_sce_b_b", "mh_sceg_f_f", "mh_sceg_f_b", "mh_sceg_b_f", "mh_sceg_b_b", "mh_lng_f32", "mh_lng_bf16", "mh_lngc_f32",
-	"mh_lngc_bf16", "mh_silumul_f32", "mh_silumul_bf16", "mh_silumulgrad_f32", "mh_silumulgrad_bf16", "mh_residual", "mh_rotary_f32", "mh_rotary_bf16"};
+	"mh_lngc_bf16", "mh_silumul_f32", "mh_silumul_bf16", "mh_silumulgrad_f32", "mh_silumulgrad_bf16", "mh_residual", "mh_rotary_f32", "mh_rotary_bf16", "mh_gateskip_f32", "mh_gateskip_bf16", "mh_gateskipgrad_f32",
+	"mh_gateskipgrad_bf16"};
 
 // ---- the CUDA driver, loaded on first use ----------------------------------
 
@@ -2690,6 +2758,81 @@ static const char *residual_run(const mh_op *k, void *ctx, void *stream, size_t 
 	return launch(kResidual, stream, count[0], args);
 }
 
+// ---- GateSkip and GateSkipGrad ---------------------------------------------------
+//
+// The SSM mixer's output gate with its skip and bias: a = y + x·d[c/P],
+// b = z + zb[c] (each product and sum rounded to the element type, as the
+// stock ops round them), then SiluMul(a, b), or SiluMulGrad's da and db
+// from g. y, z, x (and g) [..., C], d [H] with P = C/H, zb [C].
+
+#define GATESKIP_HOST(T_, A, EXP, LD, ST, ROUND)                                                         \
+	static void gateskip_##T_(void **in, void **out, int grad, size_t C, size_t P, size_t lo, size_t hi) { \
+		for (size_t i = lo; i < hi; i++) {                                                              \
+			size_t c = i % C;                                                                           \
+			A y = ROUND((A)LD(in[0], i) + ROUND((A)LD(in[2], i) * (A)LD(in[3], c / P)));                \
+			A z = ROUND((A)LD(in[1], i) + (A)LD(in[4], c));                                             \
+			SILU_SIG(A, EXP)                                                                            \
+			if (!grad) {                                                                                \
+				(void)r;                                                                                \
+				ST(out[0], i, y * z * s);                                                               \
+				continue;                                                                               \
+			}                                                                                           \
+			A d = LD(in[5], i);                                                                         \
+			ST(out[0], i, d * z * s);                                                                   \
+			ST(out[1], i, d * y * s * ((A)1 + z * r));                                                  \
+		}                                                                                               \
+	}
+GATESKIP_HOST(float, float, expf, LD_float, ST_float, ROUND_SAME)
+GATESKIP_HOST(double, double, exp, LD_double, ST_double, ROUND_SAME)
+GATESKIP_HOST(bf16, float, expf, LD_bf16, ST_bf16, ROUND_TO_BF16)
+
+static void gateskip_range(const host_job *j, size_t r) {
+	size_t lo = r * elementsPerRange, hi = lo + elementsPerRange < j->n ? lo + elementsPerRange : j->n;
+	int grad = j->op->n_in == 6;
+	switch (j->type) {
+	case typeDouble: gateskip_double(j->in, j->out, grad, j->dims4[0], j->dims4[1], lo, hi); break;
+	case typeBFloat16: gateskip_bf16(j->in, j->out, grad, j->dims4[0], j->dims4[1], lo, hi); break;
+	default: gateskip_float(j->in, j->out, grad, j->dims4[0], j->dims4[1], lo, hi);
+	}
+}
+
+static int gateskip_check(const mh_op *k, size_t n_in, const int *type, const size_t *count, int64_t (*dims)[8],
+                          const size_t *rank, char *msg, size_t len) {
+	size_t r = rank[0];
+	int64_t C = r ? dims[0][r - 1] : 0;
+	int ok = r >= 1 && C > 0 && rank[3] == 1 && dims[3][0] > 0 && C % dims[3][0] == 0 && rank[4] == 1 && dims[4][0] == C;
+	for (size_t i = 1; ok && i < n_in; i++) {
+		ok = type[i] == type[0];
+		if (ok && i != 3 && i != 4) ok = count[i] == count[0] && rank[i] == r && memcmp(dims[i], dims[0], r * sizeof(int64_t)) == 0;
+	}
+	if (!ok) {
+		snprintf(msg, len, "%s: want y, z, x%s [..., C], d [H] with H dividing C and zb [C], of one element type", k->name,
+		         n_in == 6 ? " and g" : "");
+		return 1;
+	}
+	return cuda_too_big(k, count[0], msg, len);
+}
+
+static const char *gateskip_run(const mh_op *k, void *ctx, void *stream, size_t n_in, const int *type,
+                                const size_t *count, int64_t (*dims)[8], const size_t *rank, void **in, void **out) {
+	size_t C = dims[0][rank[0] - 1], P = C / dims[3][0];
+	if (count[0] == 0) return NULL;
+	if (!k->cuda) {
+		host_job j = {.range = gateskip_range, .op = k, .type = type[0], .in = in, .out = out, .n = count[0],
+		              .dims4 = {C, P}};
+		return par_for(k->api, ctx, (count[0] + elementsPerRange - 1) / elementsPerRange, &j);
+	}
+	unsigned long long n = count[0];
+	unsigned uc = C, up = P;
+	int bf = type[0] == typeBFloat16;
+	if (n_in == 5) {
+		void *args[9] = {&in[0], &in[1], &in[2], &in[3], &in[4], &out[0], &n, &uc, &up};
+		return launch(bf ? kGateSkipBF16 : kGateSkipF32, stream, count[0], args);
+	}
+	void *args[11] = {&in[0], &in[1], &in[2], &in[3], &in[4], &in[5], &out[0], &out[1], &n, &uc, &up};
+	return launch(bf ? kGateSkipGradBF16 : kGateSkipGradF32, stream, count[0], args);
+}
+
 // ---- the custom-op table -------------------------------------------------
 
 static const mh_op *self(const mh_custom_op *op) { return (const mh_op *)op; }
@@ -2973,9 +3116,14 @@ static const int doubles[] = {typeDouble, 0}; // SegsumExp's cs (segexp_check ch
 	.run = residual_run
 #define ROTARY_OP \
 	.name = "Rotary", .n_in = 3, .n_out = 1, .like = residual_like, .check = rotary_check, .run = rotary_run
+#define GATESKIP_OP \
+	.name = "GateSkip", .n_in = 5, .n_out = 1, .like = residual_like, .check = gateskip_check, .run = gateskip_run
+#define GATESKIPGRAD_OP                                                                                     \
+	.name = "GateSkipGrad", .n_in = 6, .n_out = 2, .like = silumulgrad_like, .check = gateskip_check,      \
+	.run = gateskip_run
 #define ALLREDUCE_OP \
 	.name = "AllReduce", .n_in = 1, .n_out = 1, .like = allreduce_like, .check = allreduce_check, .run = allreduce_run
-enum { nOps = 36 };
+enum { nOps = 40 };
 static mh_op ops[nOps] = {
 	{ADAMW_OP, .types = hostFloats},
 	{ADAMW_OP, .types = cudaFloats, .cuda = 1},
@@ -3011,6 +3159,10 @@ static mh_op ops[nOps] = {
 	{RESIDUAL_OP, .types = cudaTypes, .cuda = 1}, // any declared type: the parts may be bfloat16 (checked)
 	{ROTARY_OP, .types = hostTypes},
 	{ROTARY_OP, .types = cudaTypes, .cuda = 1},
+	{GATESKIP_OP, .types = hostTypes},
+	{GATESKIP_OP, .types = cudaTypes, .cuda = 1},
+	{GATESKIPGRAD_OP, .types = hostTypes},
+	{GATESKIPGRAD_OP, .types = cudaTypes, .cuda = 1},
 	{ALLREDUCE_OP, .types = hostTypes},
 	{ALLREDUCE_OP, .types = cudaTypes, .cuda = 1},
 };

@@ -367,6 +367,20 @@ PEERS14)
   # Python only, during staging: OURS14's peer.
   run perf_torch 200 python3 $TORCH/perf_torch.py bf16 4 2048
   ;;
+OURS15)
+  # For the session after the twelfth: GateSkip (the SSM mixer's gate with
+  # its skip and bias, opt-in: --block-kernels=all,gate) on a GPU. Its CUDA
+  # tests and SiluMul's, then Stage 3 bf16 at micro-batch 4 with the
+  # default kernels and with the gate added (PEERS14 first for the peer),
+  # then PROF's profile of the default step.
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/nvidia-smi.txt"
+  [ -n "${PTXCHECK:-}" ] && $PTXCHECK 2>&1 | tail -n 4 | tee "$out/ptxcheck.txt"
+  cuda_tests 'TestGateSkip$|TestSiluMul$|TestFusedNaN$'
+  O3="--teacher $(q phi-1.5 phi-1.5:1) --stage distill --seq $(q 2048 64) --steps-per-run $(q 4 2) --runs 2 --provider $PROV --tf32 --arena-extend same_as_requested"
+  stage3_variants "block --block-kernels" "gate --block-kernels=all,gate"
+  gpumem_peaks
+  bash "$0" PROF "$out/prof-phase"
+  ;;
 PROF)
   # For the session after the twelfth: where the default Stage 3 step's
   # time goes now (the blocks' kernels on, memory pattern off). One step

@@ -157,6 +157,16 @@ func silu(x *graphs.Value) *graphs.Value { return graphs.Mul(x, graphs.Sigmoid(x
 func finish(p layers.Params, c Config, i int, y *graphs.Value, in ssmInputs) *graphs.Value {
 	low := graphs.ToLowPrecision
 	d := low(p.Get(mixerName(i, "D"), graphs.S(c.VHeads)))
+	// The same sums and gate in one node (graphs.GateSkip), which rounds
+	// them as the stock ops do in bfloat16 or float32; the CPU's bfloat16
+	// emulation rounds the stock chain only where it meets a product, so it
+	// keeps the stock ops.
+	if g := y.Graph(); g.BlockKernel(graphs.BlockGate) && g.MatMulPrecision() != graphs.MatMulBFloat16Emulated {
+		zb := low(p.Get(mixerName(i, "z_bias"), graphs.S(c.DInner())))
+		flat := func(v *graphs.Value) *graphs.Value { return graphs.ReshapeTo(low(v), in.z.Shape, in.z) }
+		g := graphs.GateSkip(flat(y), low(in.z), flat(in.x), d, zb)
+		return graphs.FromLowPrecision(layers.LinearLow(p, mixerName(i, "out_proj"), g, c.DModel, false))
+	}
 	y = graphs.Add(low(y), graphs.Mul(low(in.x), graphs.Unsqueeze(d, -1)))
 	y = graphs.ReshapeTo(y, in.z.Shape, in.z)
 	zb := low(p.Get(mixerName(i, "z_bias"), graphs.S(c.DInner())))

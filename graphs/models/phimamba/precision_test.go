@@ -104,6 +104,7 @@ func TestFusedMixer(t *testing.T) {
 		{"ssd-block-plain/T=16", plain, 16, graphs.AllBlockKernels, ssd(plain), mixerBlock},
 		// One kernel at a time (bench-stage --block-kernels=LIST).
 		{"ssd-conv/T=16", c, 16, graphs.BlockConv, ssd(c), map[string]int{"CausalConv": 1, "CausalConv parts": 5, "CausalConvGrad": 1, "SegsumExp": 2, "SegsumExpGrad": 2, "SiluMul": 1, "SiluMulGrad": 1}},
+		{"ssd-gate/T=13", c, 13, graphs.AllBlockKernels | graphs.BlockGate, ssd(c), map[string]int{"CausalConv": 1, "CausalConv parts": 5, "CausalConvGrad": 1, "GateSkip": 1, "GateSkipGrad": 1, "SegsumExp": 3, "SegsumExpGrad": 2}},
 		{"ssd-decay/T=16", c, 16, graphs.BlockDecay, ssd(c), map[string]int{"CausalConv": 1, "CausalConv parts": 1, "CausalConvGrad": 1, "SegsumExp": 3, "SegsumExpGrad": 2, "SiluMul": 1, "SiluMulGrad": 1}},
 		{"matrix-parts/T=21", c, 21, 0, parts, map[string]int{"CausalConv": 1, "CausalConv parts": 1, "CausalConvGrad": 1, "SegsumExp": 1, "SegsumExpGrad": 1}},
 		{"matrix-parts-block/T=21", c, 21, graphs.AllBlockKernels, parts, map[string]int{"CausalConv": 1, "CausalConv parts": 5, "CausalConvGrad": 1, "SegsumExp": 2, "SegsumExpGrad": 1}},
