@@ -1411,6 +1411,13 @@ LNG_HOST(bf16, float, LD_bf16, ST_bf16)
 	"  add.rn.f32 %f4, %f3, 0f3F800000;\n  rcp.rn.f32 %f4, %f4;\n  mul.rn.f32 %f7, %f3, %f4;\n" \
 	"  setp.lt.f32 %p2, %f2, 0f00000000;\n  selp.f32 %f5, %f7, %f4, %p2;\n  selp.f32 %f6, %f4, %f7, %p2;\n"
 
+// SiluMulGrad's dy = d·z·σ(z) into %f10 and dz = d·y·σ(z)·(1 + z·σ(−z))
+// into %f12, for y %f1, z %f2 and d %f9 after PTX_SILU_SIG.
+#define PTX_SILU_GRAD                                                                        \
+	"  mul.rn.f32 %f10, %f9, %f2;\n  mul.rn.f32 %f10, %f10, %f5;\n"                         \
+	"  fma.rn.f32 %f11, %f2, %f6, 0f3F800000;\n"                                            \
+	"  mul.rn.f32 %f12, %f9, %f1;\n  mul.rn.f32 %f12, %f12, %f5;\n  mul.rn.f32 %f12, %f12, %f11;\n"
+
 // SiluMul: out = y·z·σ(z), grid-stride. Params y, z, out, n.
 #define PTX_SILUMUL(NAME, SHIFT, LD, ST)                                                     \
 	".visible .entry " NAME "(.param .u64 a_y, .param .u64 a_z, .param .u64 a_o, .param .u64 a_n)\n" \
@@ -1446,9 +1453,7 @@ LNG_HOST(bf16, float, LD_bf16, ST_bf16)
 	"  add.u64 %rd15, %rd2, %rd13;\n" LD("%f2", "%rd15")                                    \
 	"  add.u64 %rd16, %rd3, %rd13;\n" LD("%f9", "%rd16")                                    \
 	PTX_SILU_SIG                                                                             \
-	"  mul.rn.f32 %f10, %f9, %f2;\n  mul.rn.f32 %f10, %f10, %f5;\n"                         \
-	"  fma.rn.f32 %f11, %f2, %f6, 0f3F800000;\n"                                            \
-	"  mul.rn.f32 %f12, %f9, %f1;\n  mul.rn.f32 %f12, %f12, %f5;\n  mul.rn.f32 %f12, %f12, %f11;\n" \
+	PTX_SILU_GRAD                                                                            \
 	"  add.u64 %rd17, %rd4, %rd13;\n" ST("%rd17", "%f10")                                   \
 	"  add.u64 %rd18, %rd5, %rd13;\n" ST("%rd18", "%f12")                                   \
 	PTX_LOOP_TAIL
@@ -1508,9 +1513,7 @@ LNG_HOST(bf16, float, LD_bf16, ST_bf16)
 	PTX_GATE_OPERANDS(SHIFT, LD, ROUND)                                                      \
 	"  add.u64 %rd16, %rd6, %rd13;\n" LD("%f9", "%rd16")                /* g */             \
 	PTX_SILU_SIG                                                                             \
-	"  mul.rn.f32 %f10, %f9, %f2;\n  mul.rn.f32 %f10, %f10, %f5;\n"                         \
-	"  fma.rn.f32 %f11, %f2, %f6, 0f3F800000;\n"                                            \
-	"  mul.rn.f32 %f12, %f9, %f1;\n  mul.rn.f32 %f12, %f12, %f5;\n  mul.rn.f32 %f12, %f12, %f11;\n" \
+	PTX_SILU_GRAD                                                                            \
 	"  add.u64 %rd17, %rd7, %rd13;\n" ST("%rd17", "%f10")                                   \
 	"  add.u64 %rd18, %rd8, %rd13;\n" ST("%rd18", "%f12")                                   \
 	PTX_LOOP_TAIL
