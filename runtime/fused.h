@@ -19,12 +19,13 @@ char *mh_fused_add(void **api, void *opts);
 // mh_fused_forget releases the domain; the next mh_fused_add makes a new one.
 void mh_fused_forget(void);
 
-// mh_fused_ptx, mh_matrix_ptx, mh_loss_ptx and mh_layer_ptx are the PTX
-// sources of the CUDA kernels: four modules, each loaded on its first use
-// in a CUDA context.
+// mh_fused_ptx, mh_matrix_ptx, mh_loss_ptx, mh_layer_ptx and mh_gate_ptx
+// are the PTX sources of the CUDA kernels: five modules, each loaded on
+// its first use in a CUDA context.
 extern const char mh_fused_ptx[];
 extern const char mh_matrix_ptx[];
 extern const char mh_loss_ptx[];
 extern const char mh_layer_ptx[];
+extern const char mh_gate_ptx[];
 
 #endif

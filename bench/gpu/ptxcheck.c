@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <string.h>
 
-extern const char mh_fused_ptx[], mh_matrix_ptx[], mh_loss_ptx[], mh_layer_ptx[];
+extern const char mh_fused_ptx[], mh_matrix_ptx[], mh_loss_ptx[], mh_layer_ptx[], mh_gate_ptx[];
 
 // fused.c's AllReduce calls into nccl.c, which needs cgo; ptxcheck never
 // launches it.
@@ -43,9 +43,9 @@ static int dump(const char *dir, const char *const *ptx, const char *const *name
 }
 
 int main(int argc, char **argv) {
-	const char *ptx[4] = {mh_fused_ptx, mh_matrix_ptx, mh_loss_ptx, mh_layer_ptx};
-	const char *name[4] = {"mh_fused_ptx", "mh_matrix_ptx", "mh_loss_ptx", "mh_layer_ptx"};
-	if (argc == 3 && strcmp(argv[1], "--dump") == 0) return dump(argv[2], ptx, name, 4);
+	const char *ptx[5] = {mh_fused_ptx, mh_matrix_ptx, mh_loss_ptx, mh_layer_ptx, mh_gate_ptx};
+	const char *name[5] = {"mh_fused_ptx", "mh_matrix_ptx", "mh_loss_ptx", "mh_layer_ptx", "mh_gate_ptx"};
+	if (argc == 3 && strcmp(argv[1], "--dump") == 0) return dump(argv[2], ptx, name, 5);
 	void *h = dlopen("libcuda.so.1", RTLD_NOW);
 	if (!h) {
 		printf("cannot load libcuda.so.1: %s\n", dlerror());
@@ -67,10 +67,10 @@ int main(int argc, char **argv) {
 		printf("CUDA initialisation failed: %d\n", rc);
 		return 1;
 	}
-	const char *kernels[4][2] = {
-		{"mh_adamw_f32", "mh_copy_b16"}, {"mh_mdsc_bf16", "mh_csm_bf16"}, {"mh_sce_f_b", "mh_sceg_b_b"}, {"mh_lng_bf16", "mh_rotary_bf16"}};
+	const char *kernels[5][2] = {{"mh_adamw_f32", "mh_copy_b16"}, {"mh_mdsc_bf16", "mh_csm_bf16"}, {"mh_sce_f_b", "mh_sceg_b_b"},
+	                             {"mh_lng_bf16", "mh_rotary_bf16"}, {"mh_gateskip_f32", "mh_gateskipgrad_bf16"}};
 	int failed = 0;
-	for (int m = 0; m < 4; m++) {
+	for (int m = 0; m < 5; m++) {
 		static char log[1 << 16];
 		log[0] = 0;
 		int opts[] = {5, 6}; // CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES
