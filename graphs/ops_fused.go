@@ -105,18 +105,19 @@ func (k *BlockKernel) UnmarshalJSON(b []byte) error {
 // list of conv, decay, residual, rotary, gate and all.
 func ParseBlockKernels(s string) (BlockKernel, error) {
 	switch s {
-	case "all", "true":
+	case "true":
 		return AllBlockKernels, nil
 	case "none", "false", "":
 		return 0, nil
 	}
 	var k BlockKernel
 	for _, part := range strings.Split(s, ",") {
-		if strings.TrimSpace(part) == "all" {
+		part = strings.TrimSpace(part)
+		if part == "all" {
 			k |= AllBlockKernels
 			continue
 		}
-		i := slices.IndexFunc(blockKernelNames, func(n blockKernelName) bool { return n.name == strings.TrimSpace(part) })
+		i := slices.IndexFunc(blockKernelNames, func(n blockKernelName) bool { return n.name == part })
 		if i < 0 {
 			return 0, fmt.Errorf("block kernels %q: unknown kernel %q (want all, none, or a list of conv, decay, residual, rotary, gate, all)", s, part)
 		}

@@ -251,6 +251,11 @@ static void gelugrad_host(int type, size_t lo, size_t hi, void **in, void **out)
 #define SILU_SIG(A, EXP)                                                      \
 	A e = EXP(z < 0 ? z : -z), big = (A)1 / ((A)1 + e), small = e * big; \
 	A s = z < 0 ? small : big, r = z < 0 ? big : small; /* σ(z), σ(−z) */
+// SILU_GRAD_ST stores SiluMulGrad's dy = d·z·σ(z) at i of dys and dz =
+// d·y·σ(z)·(1 + z·σ(−z)) at i of dzs, from y, z, d and SILU_SIG's s and r.
+#define SILU_GRAD_ST(A, ST, dys, dzs, i) \
+	ST(dys, i, d * z * s);               \
+	ST(dzs, i, d * y * s * ((A)1 + z * r));
 #define SILUMUL(T, A, EXP, LD, ST)                                                                    \
 	static void silumul_##T(const void *ys, const void *zs, void *outs, size_t lo, size_t hi) {      \
 		for (size_t i = lo; i < hi; i++) {                                                        \
@@ -265,8 +270,7 @@ static void gelugrad_host(int type, size_t lo, size_t hi, void **in, void **out)
 		for (size_t i = lo; i < hi; i++) {                                                        \
 			A y = LD(ys, i), z = LD(zs, i), d = LD(ds, i);                                        \
 			SILU_SIG(A, EXP)                                                                      \
-			ST(dys, i, d * z * s);                                                                \
-			ST(dzs, i, d * y * s * ((A)1 + z * r));                                               \
+			SILU_GRAD_ST(A, ST, dys, dzs, i)                                                      \
 		}                                                                                         \
 	}
 SILUMUL(float, float, expf, LD_float, ST_float)
@@ -2787,8 +2791,7 @@ static const char *residual_run(const mh_op *k, void *ctx, void *stream, size_t 
 				continue;                                                                               \
 			}                                                                                           \
 			A d = LD(in[5], i);                                                                         \
-			ST(out[0], i, d * z * s);                                                                   \
-			ST(out[1], i, d * y * s * ((A)1 + z * r));                                                  \
+			SILU_GRAD_ST(A, ST, out[0], out[1], i)                                                      \
 		}                                                                                               \
 	}
 GATESKIP_HOST(float, float, expf, LD_float, ST_float, ROUND_SAME)

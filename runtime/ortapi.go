@@ -85,7 +85,7 @@ static char *mh_error(status s) {
 
 // mh_allocator is the head of struct OrtAllocator up to GetStats, the
 // member an allocator of version MH_ALLOCATOR_STATS_VERSION or later has
-// (it may still be NULL); TestAllocatorLayout checks it against the header.
+// (it may still be NULL); TestArenaAllocatorLayout checks it against the header.
 typedef struct mh_allocator {
 	uint32_t version;
 	void *(*Alloc)(struct mh_allocator *, size_t);

@@ -317,7 +317,7 @@ func cmdBenchStage(ctx context.Context, args []string) error {
 	fs.IntVar(&o.LossChunk, "loss-chunk", 0, "training.loss_chunk: tokens per soft cross-entropy chunk (0: one piece)")
 	fs.BoolVar(&o.MatrixKernels, "matrix-kernels", true, "training.matrix_kernels: Stage 1's fused [T, T] kernels (--matrix-kernels=false: the stock ops)")
 	o.BlockKernels = pipeline.AllBlockKernels // training.block_kernels' default
-	fs.Var(&pipeline.BlockKernelsFlag{K: &o.BlockKernels}, "block-kernels", "training.block_kernels: the blocks' fused plumbing kernels: all of them (=all), none (=none, the stock ops) or a subset (=conv,decay,residual,rotary)")
+	fs.Var(&pipeline.BlockKernelsFlag{K: &o.BlockKernels}, "block-kernels", "training.block_kernels: the blocks' fused plumbing kernels: all of them (=all), none (=none, the stock ops) or a subset (=conv,decay,residual,rotary); =all,gate adds the opt-in gate kernel")
 	rc := runtimeFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err

@@ -164,13 +164,13 @@ func finish(p layers.Params, c Config, i int, y *graphs.Value, in ssmInputs) *gr
 	if g := y.Graph(); g.BlockKernel(graphs.BlockGate) && g.MatMulPrecision() != graphs.MatMulBFloat16Emulated {
 		zb := low(p.Get(mixerName(i, "z_bias"), graphs.S(c.DInner())))
 		flat := func(v *graphs.Value) *graphs.Value { return graphs.ReshapeTo(low(v), in.z.Shape, in.z) }
-		g := graphs.GateSkip(flat(y), low(in.z), flat(in.x), d, zb)
-		return graphs.FromLowPrecision(layers.LinearLow(p, mixerName(i, "out_proj"), g, c.DModel, false))
+		y = graphs.GateSkip(flat(y), low(in.z), flat(in.x), d, zb)
+	} else {
+		y = graphs.Add(low(y), graphs.Mul(low(in.x), graphs.Unsqueeze(d, -1)))
+		y = graphs.ReshapeTo(y, in.z.Shape, in.z)
+		zb := low(p.Get(mixerName(i, "z_bias"), graphs.S(c.DInner())))
+		y = low(layers.SiluGate(low(y), low(graphs.Add(low(in.z), zb))))
 	}
-	y = graphs.Add(low(y), graphs.Mul(low(in.x), graphs.Unsqueeze(d, -1)))
-	y = graphs.ReshapeTo(y, in.z.Shape, in.z)
-	zb := low(p.Get(mixerName(i, "z_bias"), graphs.S(c.DInner())))
-	y = low(layers.SiluGate(low(y), low(graphs.Add(low(in.z), zb))))
 	return graphs.FromLowPrecision(layers.LinearLow(p, mixerName(i, "out_proj"), y, c.DModel, false))
 }
 
